@@ -1,0 +1,1093 @@
+/*
+ * nspawn-helper: the single-threaded part of @nspawn/runtime.
+ *
+ * Node cannot enter namespaces (it is multithreaded), so this small program does the steps that must run in a
+ * fresh process: clone into namespaces, mount what the plan lists, pivot_root, set the hostname, switch the
+ * console, drop to the user, and exec. It has no policy: every path, flag and value comes from the plan that
+ * the TypeScript side (src/plan.ts) builds and sends over fd 3.
+ *
+ * Protocol on fd 3 (a socket from Node):
+ *   Node -> helper: "<length>\n" then <length> bytes of plan (NUL-separated tokens, see src/protocol.ts),
+ *                   later "go\n" when the plan asked for "sync" (after Node wrote uid maps, moved links, ...).
+ *   helper -> Node: "pid <host pid of container PID 1>\n", "ready\n" (payload exec'd), "error <text>\n",
+ *                   "escape <kill|poweroff|reboot>\n", and last "exit <code>\n" or "signal <signo>\n".
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <linux/close_range.h>
+#include <linux/mount.h>
+#include <linux/openat2.h>
+#include <net/if.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/personality.h>
+#include <sys/prctl.h>
+#include <sys/reboot.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/time.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CTL_FD 3
+#define MAX_OPS 512
+#define MAX_LIST 1024
+
+/* Op flags; keep in sync with OpFlag in src/protocol.ts. */
+#define OPF_MKDIR 1u        /* create the target (and parents) as a directory */
+#define OPF_TOUCH 2u        /* create the target as an empty file (parents as directories) */
+#define OPF_SRC_IN_ROOT 4u  /* the source is a path inside the container root */
+#define OPF_OPTIONAL 8u     /* failure is not fatal */
+#define OPF_RECURSIVE 16u   /* setattr: apply to the whole subtree */
+#define OPF_IF_EXISTS 32u   /* skip when the source does not exist */
+#define OPF_MKPOINT 64u     /* create the target like the source: a directory for a directory, else a file */
+
+typedef struct {
+        const char *kind, *src, *target, *fstype, *data;
+        unsigned flags;
+        unsigned long mflags;
+        unsigned mode;
+        unsigned long long dev;
+} Op;
+
+typedef struct {
+        int res;
+        struct rlimit lim;
+} Rlim;
+
+static struct {
+        const char *root;
+        unsigned long clone_flags;
+        int sync;
+        const char *hostname;
+        Op ops[MAX_OPS];
+        int n_ops;
+        const char *console; /* pipe, interactive, read-only, passive */
+        int personality;
+        Rlim rlimits[32];
+        int n_rlimits;
+        long uid, gid;
+        gid_t groups[NGROUPS_MAX];
+        int n_groups;
+        int set_groups;
+        const char *chdir;
+        int pid2;
+        int loopback;
+        int search_path;
+        const char *env[MAX_LIST];
+        int n_env;
+        const char *argv[MAX_LIST];
+        int n_argv;
+        const char *fallback[64]; /* pairs: path, argv0 */
+        int n_fallback;
+        const char *stub_env[4];
+        int n_stub_env;
+} plan = { .personality = -1, .uid = -1, .gid = -1 };
+
+static int sync_fd = -1; /* child's end of the child<->outer socket */
+static char *argv0_buf;   /* our argv[0], rewritten to name the stub init like systemd's rename_process() */
+static size_t argv0_len;
+
+/* ---------- small utilities ---------- */
+
+static void die_errno_child(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+
+static void send_error(const char *msg) {
+        char buf[4096];
+        int n = snprintf(buf, sizeof buf, "E%s", msg);
+        if (sync_fd >= 0)
+                (void) !send(sync_fd, buf, (size_t) n, MSG_NOSIGNAL);
+        else
+                fprintf(stderr, "nspawn-helper: %s\n", msg);
+}
+
+static void die_errno_child(const char *fmt, ...) {
+        char msg[3000];
+        int e = errno;
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        va_end(ap);
+        char full[4000];
+        snprintf(full, sizeof full, "%s: %s (%s)", msg, strerror(e), strerrorname_np(e) ?: "?");
+        send_error(full);
+        _exit(1);
+}
+
+static int write_all(int fd, const void *p, size_t n) {
+        const char *c = p;
+        while (n > 0) {
+                ssize_t k = write(fd, c, n);
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        if (errno == EAGAIN) {
+                                struct pollfd pf = { .fd = fd, .events = POLLOUT };
+                                (void) poll(&pf, 1, -1);
+                                continue;
+                        }
+                        return -1;
+                }
+                c += k;
+                n -= (size_t) k;
+        }
+        return 0;
+}
+
+static void ctl_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void ctl_printf(const char *fmt, ...) {
+        char buf[4200];
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(buf, sizeof buf, fmt, ap);
+        va_end(ap);
+        if (n < 0)
+                return;
+        if ((size_t) n >= sizeof buf)
+                n = sizeof buf - 1;
+        (void) write_all(CTL_FD, buf, (size_t) n);
+}
+
+static unsigned long long parse_u(const char *s) {
+        return strtoull(s, NULL, 0);
+}
+
+/* ---------- plan parsing ---------- */
+
+static char *plan_buf;
+static size_t plan_len, plan_pos;
+
+static const char *tok(void) {
+        if (plan_pos >= plan_len) {
+                fprintf(stderr, "nspawn-helper: truncated plan\n");
+                exit(2);
+        }
+        const char *t = plan_buf + plan_pos;
+        plan_pos += strlen(t) + 1;
+        return t;
+}
+
+static void read_plan(void) {
+        char hdr[32];
+        size_t h = 0;
+        for (;;) {
+                char c;
+                ssize_t k = read(CTL_FD, &c, 1);
+                if (k <= 0) {
+                        fprintf(stderr, "nspawn-helper: no plan on fd %d (run me through @nspawn/runtime)\n", CTL_FD);
+                        exit(2);
+                }
+                if (c == '\n')
+                        break;
+                if (h + 1 >= sizeof hdr)
+                        exit(2);
+                hdr[h++] = c;
+        }
+        hdr[h] = 0;
+        plan_len = (size_t) strtoull(hdr, NULL, 10);
+        plan_buf = malloc(plan_len + 1);
+        if (!plan_buf)
+                exit(2);
+        size_t got = 0;
+        while (got < plan_len) {
+                ssize_t k = read(CTL_FD, plan_buf + got, plan_len - got);
+                if (k <= 0) {
+                        fprintf(stderr, "nspawn-helper: short plan\n");
+                        exit(2);
+                }
+                got += (size_t) k;
+        }
+        plan_buf[plan_len] = 0;
+
+        if (strcmp(tok(), "NSPAWN-PLAN-1") != 0) {
+                fprintf(stderr, "nspawn-helper: plan version mismatch\n");
+                exit(2);
+        }
+        while (plan_pos < plan_len) {
+                const char *k = tok();
+                if (!strcmp(k, "root"))
+                        plan.root = tok();
+                else if (!strcmp(k, "clone"))
+                        plan.clone_flags = parse_u(tok());
+                else if (!strcmp(k, "sync"))
+                        plan.sync = 1;
+                else if (!strcmp(k, "hostname"))
+                        plan.hostname = tok();
+                else if (!strcmp(k, "op")) {
+                        if (plan.n_ops >= MAX_OPS)
+                                exit(2);
+                        Op *o = &plan.ops[plan.n_ops++];
+                        o->kind = tok();
+                        o->flags = (unsigned) parse_u(tok());
+                        o->src = tok();
+                        o->target = tok();
+                        o->fstype = tok();
+                        o->mflags = (unsigned long) parse_u(tok());
+                        o->data = tok();
+                        o->mode = (unsigned) parse_u(tok());
+                        o->dev = parse_u(tok());
+                } else if (!strcmp(k, "console"))
+                        plan.console = tok();
+                else if (!strcmp(k, "personality"))
+                        plan.personality = (int) parse_u(tok());
+                else if (!strcmp(k, "rlimit")) {
+                        if (plan.n_rlimits >= 32)
+                                exit(2);
+                        Rlim *r = &plan.rlimits[plan.n_rlimits++];
+                        r->res = (int) parse_u(tok());
+                        const char *s = tok(), *h2 = tok();
+                        r->lim.rlim_cur = !strcmp(s, "infinity") ? RLIM_INFINITY : parse_u(s);
+                        r->lim.rlim_max = !strcmp(h2, "infinity") ? RLIM_INFINITY : parse_u(h2);
+                } else if (!strcmp(k, "uid"))
+                        plan.uid = (long) parse_u(tok());
+                else if (!strcmp(k, "gid"))
+                        plan.gid = (long) parse_u(tok());
+                else if (!strcmp(k, "group")) {
+                        plan.set_groups = 1;
+                        if (plan.n_groups < NGROUPS_MAX)
+                                plan.groups[plan.n_groups++] = (gid_t) parse_u(tok());
+                } else if (!strcmp(k, "nogroups"))
+                        plan.set_groups = 1;
+                else if (!strcmp(k, "chdir"))
+                        plan.chdir = tok();
+                else if (!strcmp(k, "pid2"))
+                        plan.pid2 = 1;
+                else if (!strcmp(k, "loopback"))
+                        plan.loopback = 1;
+                else if (!strcmp(k, "search"))
+                        plan.search_path = 1;
+                else if (!strcmp(k, "env")) {
+                        if (plan.n_env < MAX_LIST - 1)
+                                plan.env[plan.n_env++] = tok();
+                } else if (!strcmp(k, "stubenv")) {
+                        if (plan.n_stub_env < 3)
+                                plan.stub_env[plan.n_stub_env++] = tok();
+                } else if (!strcmp(k, "arg")) {
+                        if (plan.n_argv < MAX_LIST - 1)
+                                plan.argv[plan.n_argv++] = tok();
+                } else if (!strcmp(k, "fallback")) {
+                        if (plan.n_fallback < 62) {
+                                plan.fallback[plan.n_fallback++] = tok();
+                                plan.fallback[plan.n_fallback++] = tok();
+                        }
+                } else {
+                        fprintf(stderr, "nspawn-helper: unknown plan key '%s'\n", k);
+                        exit(2);
+                }
+        }
+        if (!plan.root || (plan.n_argv == 0 && plan.n_fallback == 0)) {
+                fprintf(stderr, "nspawn-helper: plan lacks root or command\n");
+                exit(2);
+        }
+}
+
+/* ---------- path resolution inside the container root ---------- */
+
+static int root_fd = -1;
+
+/* Opens PATH (absolute, inside the root) with symlinks resolved as if the root were "/". */
+static int open_in_root(const char *path, int oflags) {
+        struct open_how how = {
+                .flags = (uint64_t) (oflags | O_CLOEXEC),
+                .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+        };
+        return (int) syscall(SYS_openat2, root_fd, path, &how, sizeof how);
+}
+
+static void split_path(const char *path, char *parent, size_t psz, const char **base) {
+        const char *slash = strrchr(path, '/');
+        size_t n = slash ? (size_t) (slash - path) : 0;
+        if (n == 0) {
+                snprintf(parent, psz, "/");
+        } else {
+                if (n >= psz)
+                        n = psz - 1;
+                memcpy(parent, path, n);
+                parent[n] = 0;
+        }
+        *base = slash ? slash + 1 : path;
+}
+
+/* mkdir -p inside the root; returns an O_PATH fd of the directory. */
+static int mkdir_p_in_root(const char *path, mode_t mode) {
+        int fd = open_in_root(path, O_PATH | O_DIRECTORY);
+        if (fd >= 0 || errno != ENOENT)
+                return fd;
+        char parent[PATH_MAX];
+        const char *base;
+        split_path(path, parent, sizeof parent, &base);
+        int pfd = mkdir_p_in_root(parent, 0755);
+        if (pfd < 0)
+                return -1;
+        if (mkdirat(pfd, base, mode) < 0 && errno != EEXIST) {
+                int e = errno;
+                close(pfd);
+                errno = e;
+                return -1;
+        }
+        close(pfd);
+        return open_in_root(path, O_PATH | O_DIRECTORY);
+}
+
+static int touch_in_root(const char *path, mode_t mode) {
+        int fd = open_in_root(path, O_PATH);
+        if (fd >= 0 || errno != ENOENT)
+                return fd;
+        char parent[PATH_MAX];
+        const char *base;
+        split_path(path, parent, sizeof parent, &base);
+        int pfd = mkdir_p_in_root(parent, 0755);
+        if (pfd < 0)
+                return -1;
+        char proc[64];
+        snprintf(proc, sizeof proc, "/proc/self/fd/%d", pfd);
+        int dfd = open(proc, O_DIRECTORY | O_CLOEXEC);
+        close(pfd);
+        if (dfd < 0)
+                return -1;
+        int f = openat(dfd, base, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, mode);
+        close(dfd);
+        if (f < 0 && errno != EEXIST)
+                return -1;
+        if (f >= 0)
+                close(f);
+        return open_in_root(path, O_PATH);
+}
+
+/* An fd of the parent directory (openable, not O_PATH) of PATH inside the root, created when missing. */
+static int parent_dir_fd(const char *path, const char **base) {
+        char parent[PATH_MAX];
+        split_path(path, parent, sizeof parent, base);
+        int pfd = mkdir_p_in_root(parent, 0755);
+        if (pfd < 0)
+                return -1;
+        char proc[64];
+        snprintf(proc, sizeof proc, "/proc/self/fd/%d", pfd);
+        int dfd = open(proc, O_DIRECTORY | O_CLOEXEC);
+        int e = errno;
+        close(pfd);
+        errno = e;
+        return dfd;
+}
+
+/* ---------- mount operations ---------- */
+
+static void run_op(const Op *o) {
+        int optional = (o->flags & OPF_OPTIONAL) != 0;
+        char fdpath[64], srcpath[64];
+        int tfd = -1, sfd = -1;
+        const char *src = *o->src ? o->src : NULL;
+
+#define FAIL(...)                                   \
+        do {                                        \
+                if (optional)                       \
+                        goto out;                   \
+                die_errno_child(__VA_ARGS__);       \
+        } while (0)
+
+        if (!strcmp(o->kind, "mount") || !strcmp(o->kind, "remount") || !strcmp(o->kind, "setattr")) {
+                if (src && (o->flags & OPF_IF_EXISTS) && !(o->flags & OPF_SRC_IN_ROOT) && access(src, F_OK) < 0)
+                        goto out;
+                unsigned mk = o->flags & (OPF_MKDIR | OPF_TOUCH);
+                if ((o->flags & OPF_MKPOINT) && src) {
+                        struct stat st;
+                        if (stat(src, &st) < 0)
+                                FAIL("Failed to stat %s", o->src);
+                        mk = S_ISDIR(st.st_mode) ? OPF_MKDIR : OPF_TOUCH;
+                }
+                if (mk & OPF_MKDIR)
+                        tfd = mkdir_p_in_root(o->target, o->mode ? o->mode : 0755);
+                else if (mk & OPF_TOUCH)
+                        tfd = touch_in_root(o->target, o->mode ? o->mode : 0644);
+                else
+                        tfd = open_in_root(o->target, O_PATH);
+                if (tfd < 0)
+                        FAIL("preparing mount point %s", o->target);
+                if (src && (o->flags & OPF_SRC_IN_ROOT)) {
+                        sfd = open_in_root(src, O_PATH);
+                        if (sfd < 0) {
+                                if ((o->flags & OPF_IF_EXISTS) && errno == ENOENT)
+                                        goto out;
+                                FAIL("resolving %s in the container", src);
+                        }
+                        snprintf(srcpath, sizeof srcpath, "/proc/self/fd/%d", sfd);
+                        src = srcpath;
+                }
+                snprintf(fdpath, sizeof fdpath, "/proc/self/fd/%d", tfd);
+
+                if (!strcmp(o->kind, "setattr")) {
+                        struct mount_attr attr = { .attr_set = o->mflags };
+                        if (syscall(SYS_mount_setattr, tfd, "", AT_EMPTY_PATH | ((o->flags & OPF_RECURSIVE) ? AT_RECURSIVE : 0),
+                                    &attr, sizeof attr) < 0)
+                                FAIL("mount_setattr(%s)", o->target);
+                } else if (!strcmp(o->kind, "remount")) {
+                        if (mount(NULL, fdpath, NULL, MS_REMOUNT | o->mflags, *o->data ? o->data : NULL) < 0)
+                                FAIL("remount(%s)", o->target);
+                } else {
+                        if (mount(src, fdpath, *o->fstype ? o->fstype : NULL, o->mflags, *o->data ? o->data : NULL) < 0)
+                                FAIL("mount(%s%s%s on %s)", *o->fstype ? o->fstype : "", src && *o->fstype ? " " : "",
+                                     src ? o->src : "", o->target);
+                }
+        } else if (!strcmp(o->kind, "mkdir")) {
+                tfd = mkdir_p_in_root(o->target, o->mode);
+                if (tfd < 0)
+                        FAIL("mkdir(%s)", o->target);
+        } else if (!strcmp(o->kind, "chown")) {
+                /* mode = uid, dev = gid */
+                tfd = open_in_root(o->target, O_PATH);
+                if (tfd < 0 || fchownat(tfd, "", (uid_t) o->mode, (gid_t) o->dev, AT_EMPTY_PATH) < 0)
+                        FAIL("chown(%s)", o->target);
+        } else if (!strcmp(o->kind, "mknod")) {
+                const char *base;
+                int dfd = parent_dir_fd(o->target, &base);
+                if (dfd < 0)
+                        FAIL("preparing %s", o->target);
+                if (mknodat(dfd, base, o->mode, (dev_t) o->dev) < 0) {
+                        int e = errno;
+                        if (e != EPERM) {
+                                close(dfd);
+                                errno = e;
+                                FAIL("mknod(%s)", o->target);
+                        }
+                        /* Under a user namespace mknod is refused: bind the host node instead, like systemd. */
+                        int f = openat(dfd, base, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0644);
+                        if (f >= 0)
+                                close(f);
+                        tfd = open_in_root(o->target, O_PATH);
+                        if (tfd < 0 || !src) {
+                                close(dfd);
+                                FAIL("mknod(%s)", o->target);
+                        }
+                        snprintf(fdpath, sizeof fdpath, "/proc/self/fd/%d", tfd);
+                        if (mount(src, fdpath, NULL, MS_BIND, NULL) < 0) {
+                                close(dfd);
+                                FAIL("bind mount of %s on %s", src, o->target);
+                        }
+                } else
+                        (void) fchmodat(dfd, base, o->mode & 07777, 0);
+                close(dfd);
+        } else if (!strcmp(o->kind, "symlink")) {
+                const char *base;
+                int dfd = parent_dir_fd(o->target, &base);
+                if (dfd < 0)
+                        FAIL("preparing %s", o->target);
+                if (symlinkat(o->src, dfd, base) < 0 && errno != EEXIST) {
+                        close(dfd);
+                        FAIL("symlink(%s -> %s)", o->target, o->src);
+                }
+                close(dfd);
+        } else if (!strcmp(o->kind, "umount")) {
+                tfd = open_in_root(o->target, O_PATH);
+                if (tfd < 0)
+                        FAIL("resolving %s", o->target);
+                snprintf(fdpath, sizeof fdpath, "/proc/self/fd/%d", tfd);
+                if (umount2(fdpath, MNT_DETACH) < 0)
+                        FAIL("umount(%s)", o->target);
+        } else if (!strcmp(o->kind, "rmdir")) {
+                const char *base;
+                int dfd = parent_dir_fd(o->target, &base);
+                if (dfd < 0 || unlinkat(dfd, base, AT_REMOVEDIR) < 0) {
+                        if (dfd >= 0)
+                                close(dfd);
+                        FAIL("rmdir(%s)", o->target);
+                }
+                close(dfd);
+        } else if (!strcmp(o->kind, "rmfile")) {
+                /* Remove a file (not a directory) in the root, e.g. a stale /etc/resolv.conf link. */
+                const char *base;
+                int dfd = parent_dir_fd(o->target, &base);
+                if (dfd >= 0) {
+                        (void) unlinkat(dfd, base, 0);
+                        close(dfd);
+                }
+        } else if (!strcmp(o->kind, "write")) {
+                const char *base;
+                int dfd = parent_dir_fd(o->target, &base);
+                if (dfd < 0)
+                        FAIL("preparing %s", o->target);
+                int f = openat(dfd, base, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, o->mode);
+                close(dfd);
+                if (f < 0)
+                        FAIL("creating %s", o->target);
+                (void) fchmod(f, o->mode & 07777);
+                if (write_all(f, o->data, strlen(o->data)) < 0) {
+                        close(f);
+                        FAIL("writing %s", o->target);
+                }
+                close(f);
+        } else {
+                errno = EINVAL;
+                die_errno_child("unknown op %s", o->kind);
+        }
+out:
+        if (tfd >= 0)
+                close(tfd);
+        if (sfd >= 0)
+                close(sfd);
+#undef FAIL
+}
+
+/* ---------- console ---------- */
+
+static int send_fd(int sock, int fd) {
+        char c = 'P';
+        struct iovec iov = { .iov_base = &c, .iov_len = 1 };
+        union {
+                struct cmsghdr h;
+                char buf[CMSG_SPACE(sizeof(int))];
+        } u;
+        memset(&u, 0, sizeof u);
+        struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf };
+        struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+        cm->cmsg_level = SOL_SOCKET;
+        cm->cmsg_type = SCM_RIGHTS;
+        cm->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+        return sendmsg(sock, &m, MSG_NOSIGNAL) < 0 ? -1 : 0;
+}
+
+/* Allocates the console pty in the container's own devpts (already mounted by the plan) and links
+ * /dev/console to it, as systemd-nspawn 252 does. Returns the master; *slave_path gets the in-container path. */
+static int allocate_console(char *slave_path, size_t sz) {
+        int m = open_in_root("/dev/pts/ptmx", O_RDWR | O_NOCTTY);
+        if (m < 0)
+                die_errno_child("opening the container's /dev/pts/ptmx");
+        int unlock = 0;
+        if (ioctl(m, TIOCSPTLCK, &unlock) < 0)
+                die_errno_child("unlocking the console pty");
+        unsigned n;
+        if (ioctl(m, TIOCGPTN, &n) < 0)
+                die_errno_child("TIOCGPTN");
+        snprintf(slave_path, sz, "/dev/pts/%u", n);
+        char rel[32];
+        snprintf(rel, sizeof rel, "pts/%u", n);
+        const char *base;
+        int dfd = parent_dir_fd("/dev/console", &base);
+        if (dfd < 0)
+                die_errno_child("preparing /dev/console");
+        (void) unlinkat(dfd, base, 0);
+        if (symlinkat(rel, dfd, base) < 0)
+                die_errno_child("linking /dev/console to %s", rel);
+        close(dfd);
+        return m;
+}
+
+/* ---------- the container child ---------- */
+
+static void loopback_up(void) {
+        int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        if (s < 0)
+                die_errno_child("socket for loopback setup");
+        struct ifreq ifr;
+        memset(&ifr, 0, sizeof ifr);
+        strcpy(ifr.ifr_name, "lo");
+        if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0)
+                die_errno_child("SIOCGIFFLAGS(lo)");
+        ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+        if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0)
+                die_errno_child("bringing up lo");
+        close(s);
+}
+
+static void do_exec(void) {
+        char **envp = (char **) plan.env;
+        plan.env[plan.n_env] = NULL;
+        plan.argv[plan.n_argv] = NULL;
+        if (plan.n_argv > 0) {
+                if (plan.search_path && !strchr(plan.argv[0], '/')) {
+                        /* execvpe uses PATH from the current environment: the container's. */
+                        for (int i = 0; i < plan.n_env; i++)
+                                if (!strncmp(plan.env[i], "PATH=", 5))
+                                        setenv("PATH", plan.env[i] + 5, 1);
+                        execvpe(plan.argv[0], (char **) plan.argv, envp);
+                } else
+                        execve(plan.argv[0], (char **) plan.argv, envp);
+                die_errno_child("execv(%s) failed", plan.argv[0]);
+        }
+        char tried[1024] = "";
+        for (int i = 0; i + 1 < plan.n_fallback; i += 2) {
+                char *a[] = { (char *) plan.fallback[i + 1], NULL };
+                execve(plan.fallback[i], a, envp);
+                if (errno != ENOENT)
+                        die_errno_child("execv(%s) failed", plan.fallback[i]);
+                strncat(tried, i ? ", " : "", sizeof tried - strlen(tried) - 1);
+                strncat(tried, plan.fallback[i], sizeof tried - strlen(tried) - 1);
+        }
+        die_errno_child("execv(%s) failed", tried);
+}
+
+/* PID 1 for --as-pid2: reaps everything, passes the payload's exit code on, and turns the systemd power signals
+ * into the matching reboot(2) so the outside sees the same result as under systemd-nspawn's stub. */
+static void stub_init(void) {
+        sigset_t full, old;
+        sigfillset(&full);
+        sigprocmask(SIG_BLOCK, &full, &old);
+        pid_t pid = fork();
+        if (pid < 0)
+                die_errno_child("fork of the payload");
+        if (pid == 0) {
+                sigprocmask(SIG_SETMASK, &old, NULL);
+                if (setsid() < 0 && errno != EPERM)
+                        die_errno_child("setsid in the payload");
+                do_exec();
+        }
+        /* Our copy of the sync socket must not keep the outer waiting: the payload's copy closes on exec. */
+        close(sync_fd);
+        sync_fd = -1;
+        for (int fd = 0; fd < 3; fd++) {
+                int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+                if (nul >= 0) {
+                        dup2(nul, fd);
+                        close(nul);
+                }
+        }
+        (void) ioctl(STDIN_FILENO, TIOCNOTTY);
+        clearenv();
+        for (int i = 0; i < plan.n_stub_env; i++)
+                putenv((char *) plan.stub_env[i]);
+        prctl(PR_SET_NAME, "(sd-stubinit)");
+        if (argv0_buf) {
+                memset(argv0_buf, 0, argv0_len);
+                strncpy(argv0_buf, "(sd-stubinit)", argv0_len);
+        }
+
+        sigset_t wait;
+        sigemptyset(&wait);
+        int sigs[] = { SIGCHLD, SIGINT, SIGRTMIN + 3, SIGRTMIN + 4, SIGRTMIN + 5, SIGRTMIN + 6,
+                       SIGRTMIN + 13, SIGRTMIN + 14, SIGRTMIN + 15, SIGRTMIN + 16 };
+        for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+                sigaddset(&wait, sigs[i]);
+        enum { RUNNING, REBOOT, POWEROFF } state = RUNNING;
+        struct timespec quit = { 0, 0 };
+        int have_quit = 0;
+        for (;;) {
+                siginfo_t si;
+                memset(&si, 0, sizeof si);
+                if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG) < 0 && errno != ECHILD)
+                        _exit(1);
+                struct timespec now;
+                clock_gettime(CLOCK_MONOTONIC, &now);
+                int timed_out = have_quit && (now.tv_sec > quit.tv_sec || (now.tv_sec == quit.tv_sec && now.tv_nsec >= quit.tv_nsec));
+                if (si.si_pid == pid || timed_out) {
+                        if (state == REBOOT)
+                                reboot(RB_AUTOBOOT);
+                        else if (state == POWEROFF)
+                                reboot(RB_POWER_OFF);
+                        _exit(si.si_pid == pid && si.si_code == CLD_EXITED ? si.si_status : 255);
+                }
+                if (si.si_pid != 0)
+                        continue;
+                int r;
+                if (!have_quit)
+                        r = sigwaitinfo(&wait, &si);
+                else {
+                        struct timespec d = { quit.tv_sec - now.tv_sec, quit.tv_nsec - now.tv_nsec };
+                        if (d.tv_nsec < 0) {
+                                d.tv_sec--;
+                                d.tv_nsec += 1000000000L;
+                        }
+                        r = sigtimedwait(&wait, &si, &d);
+                }
+                if (r < 0)
+                        continue;
+                if (si.si_signo == SIGCHLD || state != RUNNING)
+                        continue;
+                int s = si.si_signo;
+                if (s == SIGRTMIN + 3 || s == SIGRTMIN + 4 || s == SIGRTMIN + 13 || s == SIGRTMIN + 14)
+                        state = POWEROFF;
+                else
+                        state = REBOOT;
+                if (kill(pid, SIGTERM) == 0) {
+                        kill(pid, SIGCONT);
+                        kill(pid, SIGHUP);
+                }
+                clock_gettime(CLOCK_MONOTONIC, &quit);
+                quit.tv_sec += 90;
+                have_quit = 1;
+        }
+}
+
+static void child_main(void) {
+        char c;
+        if (plan.sync) {
+                if (read(sync_fd, &c, 1) != 1)
+                        _exit(1); /* the outer side went away */
+        }
+        if (plan.clone_flags & CLONE_NEWUSER) {
+                if (syscall(SYS_setresgid, 0, 0, 0) < 0 || syscall(SYS_setresuid, 0, 0, 0) < 0)
+                        die_errno_child("becoming root in the user namespace");
+                if (setgroups(0, NULL) < 0 && errno != EPERM)
+                        die_errno_child("setgroups");
+        }
+        if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+                die_errno_child("making / rprivate");
+        if (mount(plan.root, plan.root, NULL, MS_BIND | MS_REC, NULL) < 0)
+                die_errno_child("bind mount of %s on itself", plan.root);
+        root_fd = open(plan.root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (root_fd < 0)
+                die_errno_child("opening %s", plan.root);
+        if (plan.loopback)
+                loopback_up();
+
+        int master = -1;
+        char console[64] = "";
+        for (int i = 0; i < plan.n_ops; i++) {
+                if (!strcmp(plan.ops[i].kind, "console")) {
+                        master = allocate_console(console, sizeof console);
+                        continue;
+                }
+                run_op(&plan.ops[i]);
+        }
+
+        if (chdir(plan.root) < 0)
+                die_errno_child("chdir(%s)", plan.root);
+        if (syscall(SYS_pivot_root, ".", ".") < 0)
+                die_errno_child("pivot_root(%s)", plan.root);
+        if (umount2(".", MNT_DETACH) < 0)
+                die_errno_child("detaching the old root");
+        if (chdir("/") < 0)
+                die_errno_child("chdir(/)");
+        close(root_fd);
+
+        if (plan.hostname && sethostname(plan.hostname, strlen(plan.hostname)) < 0)
+                die_errno_child("sethostname(%s)", plan.hostname);
+
+        if (setsid() < 0)
+                die_errno_child("setsid");
+        if (master >= 0) {
+                int s = open(console, O_RDWR | O_NOCTTY | O_CLOEXEC);
+                if (s < 0)
+                        die_errno_child("opening console %s", console);
+                if (ioctl(s, TIOCSCTTY, 0) < 0)
+                        die_errno_child("TIOCSCTTY on %s", console);
+                if (send_fd(sync_fd, master) < 0)
+                        die_errno_child("passing the console to the outer helper");
+                close(master);
+                for (int fd = 0; fd < 3; fd++)
+                        if (dup2(s, fd) < 0)
+                                die_errno_child("dup2 console");
+                if (s > 2)
+                        close(s);
+        }
+
+        if (plan.personality >= 0 && personality((unsigned long) plan.personality) < 0)
+                die_errno_child("personality()");
+        for (int i = 0; i < plan.n_rlimits; i++) {
+                /* Like systemd's setrlimit_closest(): without CAP_SYS_RESOURCE a hard limit cannot go up, so
+                 * settle for the closest values allowed. */
+                __rlimit_resource_t res = (__rlimit_resource_t) plan.rlimits[i].res;
+                struct rlimit want = plan.rlimits[i].lim, cur;
+                if (setrlimit(res, &want) == 0)
+                        continue;
+                if (errno != EPERM || getrlimit(res, &cur) < 0)
+                        die_errno_child("setrlimit(%d)", plan.rlimits[i].res);
+                if (want.rlim_max > cur.rlim_max)
+                        want.rlim_max = cur.rlim_max;
+                if (want.rlim_cur > want.rlim_max)
+                        want.rlim_cur = want.rlim_max;
+                if (setrlimit(res, &want) < 0)
+                        die_errno_child("setrlimit(%d)", plan.rlimits[i].res);
+        }
+
+        if (plan.set_groups && setgroups((size_t) plan.n_groups, plan.groups) < 0)
+                die_errno_child("setgroups");
+        if (plan.gid >= 0 && setresgid((gid_t) plan.gid, (gid_t) plan.gid, (gid_t) plan.gid) < 0)
+                die_errno_child("setresgid(%ld)", plan.gid);
+        if (plan.uid >= 0 && setresuid((uid_t) plan.uid, (uid_t) plan.uid, (uid_t) plan.uid) < 0)
+                die_errno_child("setresuid(%ld)", plan.uid);
+        if (plan.chdir && chdir(plan.chdir) < 0)
+                die_errno_child("Failed to change to specified working directory %s", plan.chdir);
+
+        if (plan.pid2)
+                stub_init();
+        do_exec();
+}
+
+/* ---------- the outer side: sync, console forwarding, exit status ---------- */
+
+static struct termios saved_tio;
+static int saved_tio_ok;
+
+static void restore_tty(void) {
+        if (saved_tio_ok)
+                (void) tcsetattr(STDIN_FILENO, TCSANOW, &saved_tio);
+        saved_tio_ok = 0;
+}
+
+static void copy_winsize(int master) {
+        struct winsize ws;
+        if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 || ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) == 0)
+                (void) ioctl(master, TIOCSWINSZ, &ws);
+}
+
+static int recv_msg(int sock, char *buf, size_t sz, int *fd_out) {
+        struct iovec iov = { .iov_base = buf, .iov_len = sz - 1 };
+        union {
+                struct cmsghdr h;
+                char b[CMSG_SPACE(sizeof(int))];
+        } u;
+        struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.b, .msg_controllen = sizeof u.b };
+        ssize_t n = recvmsg(sock, &m, MSG_CMSG_CLOEXEC);
+        if (n <= 0)
+                return (int) n;
+        buf[n] = 0;
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c))
+                if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+                        memcpy(fd_out, CMSG_DATA(c), sizeof(int));
+        return (int) n;
+}
+
+static uint64_t now_ms(void) {
+        struct timespec t;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        return (uint64_t) t.tv_sec * 1000 + (uint64_t) t.tv_nsec / 1000000;
+}
+
+int main(int argc, char **argv) {
+        if (argc > 0 && argv[0]) {
+                argv0_buf = argv[0];
+                argv0_len = strlen(argv[0]);
+        }
+        /* Die with Node: the container's PID 1 dies with us through PDEATHSIG below. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        read_plan();
+        /* No host file descriptor reaches the container: everything but stdio and the control socket closes
+         * on exec (fds inherited from whoever started Node included). */
+        if (syscall(SYS_close_range, CTL_FD + 1, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
+                for (int fd = CTL_FD + 1; fd < 65536; fd++)
+                        (void) fcntl(fd, F_SETFD, FD_CLOEXEC);
+
+        int sp[2];
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0) {
+                ctl_printf("error socketpair: %s\n", strerror(errno));
+                return 1;
+        }
+        sigset_t mask;
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGCHLD);
+        sigaddset(&mask, SIGWINCH);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGHUP);
+        sigaddset(&mask, SIGPIPE);
+        sigprocmask(SIG_BLOCK, &mask, NULL);
+
+        pid_t pid = (pid_t) syscall(SYS_clone, (unsigned long) SIGCHLD | plan.clone_flags, NULL, NULL, NULL, NULL);
+        if (pid < 0) {
+                ctl_printf("error clone(): %s (%s)\n", strerror(errno), strerrorname_np(errno));
+                return 1;
+        }
+        if (pid == 0) {
+                sigset_t none;
+                sigemptyset(&none);
+                sigprocmask(SIG_SETMASK, &none, NULL);
+                close(sp[0]);
+                close(CTL_FD);
+                sync_fd = sp[1];
+                prctl(PR_SET_PDEATHSIG, SIGKILL);
+                if (getppid() == 0 && !(plan.clone_flags & CLONE_NEWPID))
+                        _exit(1);
+                child_main();
+                _exit(1);
+        }
+        close(sp[1]);
+        int sync_sock = sp[0];
+        ctl_printf("pid %d\n", pid);
+
+        if (plan.sync) {
+                char line[64];
+                size_t n = 0;
+                for (;;) {
+                        char c;
+                        ssize_t k = read(CTL_FD, &c, 1);
+                        if (k <= 0) {
+                                kill(pid, SIGKILL);
+                                waitpid(pid, NULL, 0);
+                                return 1;
+                        }
+                        if (c == '\n')
+                                break;
+                        if (n + 1 < sizeof line)
+                                line[n++] = c;
+                }
+                line[n] = 0;
+                if (strcmp(line, "go") != 0) {
+                        kill(pid, SIGKILL);
+                        waitpid(pid, NULL, 0);
+                        return 1;
+                }
+                if (write(sync_sock, "g", 1) != 1) {
+                        /* the child died already; its status is reported below */
+                }
+        }
+
+        int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+        const char *console = plan.console ? plan.console : "pipe";
+        int interactive = !strcmp(console, "interactive");
+        int forward_out = interactive || !strcmp(console, "read-only");
+        int master = -1;
+        int sync_open = 1;
+        int exited = 0, status = 0;
+        int stdin_open = interactive;
+        int escape_count = 0;
+        uint64_t escape_first = 0;
+        int escape_prefix = 0;
+
+        if (interactive && isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &saved_tio) == 0) {
+                struct termios raw = saved_tio;
+                cfmakeraw(&raw);
+                raw.c_oflag = saved_tio.c_oflag; /* keep output processing of the host side as it is */
+                raw.c_oflag &= ~(tcflag_t) OPOST;
+                if (tcsetattr(STDIN_FILENO, TCSANOW, &raw) == 0)
+                        saved_tio_ok = 1;
+        }
+
+        for (;;) {
+                struct pollfd p[4];
+                int np = 0;
+                int i_sig = np;
+                p[np++] = (struct pollfd) { .fd = sfd, .events = POLLIN };
+                int i_sync = -1, i_master = -1, i_in = -1;
+                if (sync_open) {
+                        i_sync = np;
+                        p[np++] = (struct pollfd) { .fd = sync_sock, .events = POLLIN };
+                }
+                if (master >= 0 && forward_out && !exited) {
+                        i_master = np;
+                        p[np++] = (struct pollfd) { .fd = master, .events = POLLIN };
+                }
+                if (master >= 0 && stdin_open && !exited) {
+                        i_in = np;
+                        p[np++] = (struct pollfd) { .fd = STDIN_FILENO, .events = POLLIN };
+                }
+                if (exited && !sync_open)
+                        break;
+                int r = poll(p, (nfds_t) np, exited ? 0 : -1);
+                if (r < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        break;
+                }
+                if (exited && r == 0)
+                        break;
+                if (p[i_sig].revents & POLLIN) {
+                        struct signalfd_siginfo si;
+                        while (read(sfd, &si, sizeof si) == sizeof si) {
+                                if (si.ssi_signo == SIGWINCH && master >= 0)
+                                        copy_winsize(master);
+                                /* SIGINT/SIGTERM/SIGHUP: Node decides what to send to the container. */
+                        }
+                        int st;
+                        if (!exited && waitpid(pid, &st, WNOHANG) == pid) {
+                                exited = 1;
+                                status = st;
+                        }
+                }
+                if (i_sync >= 0 && (p[i_sync].revents & (POLLIN | POLLHUP | POLLERR))) {
+                        char buf[4096];
+                        int fd = -1;
+                        int n = recv_msg(sync_sock, buf, sizeof buf, &fd);
+                        if (n <= 0) {
+                                sync_open = 0;
+                                if (!exited)
+                                        ctl_printf("ready\n");
+                        } else if (buf[0] == 'E') {
+                                for (char *q = buf; *q; q++)
+                                        if (*q == '\n')
+                                                *q = ' ';
+                                ctl_printf("error %s\n", buf + 1);
+                        } else if (buf[0] == 'P' && fd >= 0) {
+                                master = fd;
+                                int fl = fcntl(master, F_GETFL);
+                                fcntl(master, F_SETFL, fl | O_NONBLOCK);
+                                copy_winsize(master);
+                        }
+                }
+                if (i_master >= 0 && (p[i_master].revents & (POLLIN | POLLHUP | POLLERR))) {
+                        char buf[16384];
+                        ssize_t n = read(master, buf, sizeof buf);
+                        if (n > 0)
+                                (void) write_all(STDOUT_FILENO, buf, (size_t) n);
+                        else if (n < 0 && errno != EAGAIN && errno != EINTR) {
+                                /* EIO: no slave open right now (between processes); wait for SIGCHLD instead. */
+                                struct timespec ts = { 0, 5000000 };
+                                nanosleep(&ts, NULL);
+                        }
+                }
+                if (i_in >= 0 && (p[i_in].revents & (POLLIN | POLLHUP | POLLERR))) {
+                        char buf[4096];
+                        ssize_t n = read(STDIN_FILENO, buf, sizeof buf);
+                        if (n <= 0) {
+                                stdin_open = 0;
+                        } else {
+                                size_t start = 0;
+                                for (ssize_t k = 0; k < n; k++) {
+                                        unsigned char ch = (unsigned char) buf[k];
+                                        if (escape_prefix) {
+                                                escape_prefix = 0;
+                                                if (ch == 'p' || ch == 'r') {
+                                                        ctl_printf("escape %s\n", ch == 'p' ? "poweroff" : "reboot");
+                                                        start = (size_t) k + 1;
+                                                        escape_count = 0;
+                                                        continue;
+                                                }
+                                        }
+                                        if (ch == 0x1d) {
+                                                uint64_t t = now_ms();
+                                                if (escape_count == 0 || t - escape_first > 1000) {
+                                                        escape_count = 0;
+                                                        escape_first = t;
+                                                }
+                                                escape_count++;
+                                                if (escape_count == 2)
+                                                        escape_prefix = 1;
+                                                if (escape_count >= 3) {
+                                                        escape_prefix = 0;
+                                                        ctl_printf("escape kill\n");
+                                                        escape_count = 0;
+                                                        start = (size_t) k + 1;
+                                                }
+                                        } else if (!escape_prefix)
+                                                escape_count = 0;
+                                }
+                                if ((size_t) n > start)
+                                        (void) write_all(master, buf + start, (size_t) n - start);
+                        }
+                }
+        }
+
+        /* Drain what the container wrote last. */
+        if (master >= 0 && forward_out) {
+                char buf[16384];
+                ssize_t n;
+                while ((n = read(master, buf, sizeof buf)) > 0)
+                        (void) write_all(STDOUT_FILENO, buf, (size_t) n);
+        }
+        restore_tty();
+        if (!exited) {
+                waitpid(pid, &status, 0);
+        }
+        if (WIFEXITED(status))
+                ctl_printf("exit %d\n", WEXITSTATUS(status));
+        else if (WIFSIGNALED(status))
+                ctl_printf("signal %d\n", WTERMSIG(status));
+        return 0;
+}

@@ -1,0 +1,496 @@
+/**
+ * Turns a container configuration into the helper's plan: namespaces, the ordered list of mounts, nodes and
+ * links, the environment and the command. A pure function of its inputs (config, host facts, tree view,
+ * randomness), so every rule here is unit-tested without root. The order and flags follow systemd-nspawn
+ * 252's outer_child()/inner_child() and mount_all() (src/nspawn/nspawn.c, nspawn-mount.c, nspawn-cgroup.c).
+ */
+import type { CustomMount, ResolvConfMode, Rlimit, RlimitName, TimezoneMode } from '@nspawn/settings';
+import { RLIMIT_NUMBERS } from '@nspawn/settings';
+import { dirname } from 'node:path';
+import type { CgroupHierarchy, HostFacts, Tree } from './host.js';
+import { CLONE, type HelperConsole, type HelperPlan, type HelperRlimit, MOUNT_ATTR, MS, type Op, OpFlag } from './protocol.js';
+import type { ResolvedUser } from './users.js';
+
+export type StartMode = 'pid1' | 'pid2' | 'boot';
+
+export interface ContainerConfig {
+  /** absolute path of the container's root directory */
+  directory: string;
+  machineName: string;
+  hostname: string;
+  /** dashed UUID */
+  uuid: string;
+  startMode: StartMode;
+  /** the command (pid1/pid2) or init's arguments (boot); empty means a shell */
+  parameters: string[];
+  /** the --user= value as given, and what it resolved to (undefined for root) */
+  userName?: string;
+  user?: ResolvedUser;
+  workingDirectory?: string;
+  /** --setenv assignments, in order */
+  environment: string[];
+  readOnly: boolean;
+  customMounts: CustomMount[];
+  personality?: 'x86' | 'x86-64';
+  console: HelperConsole;
+  privateNetwork: boolean;
+  /** user namespace range; undefined: none */
+  userns?: { shift: number; range: number };
+  rlimits: Partial<Record<RlimitName, Rlimit>>;
+  resolvConf: ResolvConfMode;
+  timezone: TimezoneMode;
+  useCgns: boolean;
+  /** directories the caller made for throw-away overlay uppers, keyed by the mount's index */
+  overlayScratch?: Record<number, { upper: string; work: string }>;
+  /** SYSTEMD_NSPAWN_API_VFS_WRITABLE: "yes" leaves /proc/sys and /sys writable, "network" only /proc/sys/net */
+  apiVfsWritable?: 'no' | 'yes' | 'network';
+}
+
+export interface PlanRandom {
+  /** 32 random lower-case hex digits */
+  hex128(): string;
+}
+
+export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+const TMPFS_NESTED = 'size=10%,nr_inodes=400k';
+const PERSONALITY = { x86: 0x0008 /* PER_LINUX32 */, 'x86-64': 0x0000 /* PER_LINUX */ } as const;
+const S_IFIFO = 0o010000;
+
+/** The os-release keys systemd-nspawn passes on as $container_host_* (load_os_release_pairs_with_prefix). */
+export function containerHostEnv(pairs: Record<string, string> | undefined): string[] {
+  if (!pairs) return [];
+  const out: string[] = [];
+  for (const [k, v] of Object.entries(pairs)) out.push(`container_host_${k.toLowerCase()}=${v}`);
+  return out;
+}
+
+/** strv_env_merge(): later assignments replace earlier ones with the same name, keeping the first position. */
+export function mergeEnv(...lists: string[][]): string[] {
+  const order: string[] = [];
+  const val = new Map<string, string>();
+  for (const l of lists)
+    for (const a of l) {
+      const i = a.indexOf('=');
+      const k = i < 0 ? a : a.slice(0, i);
+      if (!val.has(k)) order.push(k);
+      val.set(k, a);
+    }
+  return order.map((k) => val.get(k)!);
+}
+
+export function buildEnvironment(cfg: ContainerConfig, host: HostFacts): string[] {
+  const base = [`PATH=${DEFAULT_PATH}`, 'container=systemd-nspawn'];
+  if (host.term !== undefined) base.push(`TERM=${host.term}`);
+  const isRoot = cfg.user === undefined;
+  if (cfg.user || isRoot) base.push(`HOME=${cfg.user?.home ?? '/root'}`);
+  if (cfg.userName !== undefined || isRoot) {
+    base.push(`USER=${cfg.userName ?? 'root'}`, `LOGNAME=${cfg.userName ?? 'root'}`);
+  }
+  base.push(`container_uuid=${cfg.uuid}`);
+  base.push('LANG=C.UTF-8');
+  return mergeEnv(base, containerHostEnv(hostOsReleaseEnvPairs(host)), cfg.environment);
+}
+
+/** systemd 252 passes only these keys (load_os_release_pairs_with_prefix with the container_host_ prefix). */
+const HOST_OS_RELEASE_KEYS = ['ID', 'VERSION_ID', 'BUILD_ID', 'VARIANT_ID', 'IMAGE_ID', 'IMAGE_VERSION'];
+function hostOsReleaseEnvPairs(host: HostFacts): Record<string, string> | undefined {
+  if (!host.osRelease) return undefined;
+  const out: Record<string, string> = {};
+  for (const k of HOST_OS_RELEASE_KEYS) {
+    const v = host.osRelease.pairs[k];
+    if (v !== undefined) out[k] = v;
+  }
+  return out;
+}
+
+/** The default rlimits systemd-nspawn gives the payload (initialize_rlimits), with the user's on top. */
+export function buildRlimits(cfg: ContainerConfig, host: HostFacts): HelperRlimit[] {
+  const INF = 'infinity' as const;
+  const defaults: Partial<Record<RlimitName, [bigint | 'infinity', bigint | 'infinity']>> = {
+    AS: [INF, INF],
+    CORE: [0n, INF],
+    CPU: [INF, INF],
+    DATA: [INF, INF],
+    FSIZE: [INF, INF],
+    LOCKS: [INF, INF],
+    MEMLOCK: [8388608n, 8388608n],
+    MSGQUEUE: [819200n, 819200n],
+    NICE: [0n, 0n],
+    NOFILE: [1024n, BigInt(Math.min(host.nrOpen, 512 * 1024))],
+    RSS: [INF, INF],
+    RTPRIO: [0n, 0n],
+    RTTIME: [INF, INF],
+    STACK: [8388608n, INF],
+  };
+  const conv = (x: string): bigint | 'infinity' => (x === 'infinity' ? INF : BigInt(x));
+  if (host.pid1Limits.NPROC) defaults.NPROC = [conv(host.pid1Limits.NPROC[0]), conv(host.pid1Limits.NPROC[1])];
+  if (host.pid1Limits.SIGPENDING)
+    defaults.SIGPENDING = [conv(host.pid1Limits.SIGPENDING[0]), conv(host.pid1Limits.SIGPENDING[1])];
+  const out: HelperRlimit[] = [];
+  for (const [name, num] of Object.entries(RLIMIT_NUMBERS) as [RlimitName, number][]) {
+    const user = cfg.rlimits[name];
+    const d = defaults[name];
+    if (user) out.push({ resource: num, soft: user.soft, hard: user.hard });
+    else if (d) out.push({ resource: num, soft: d[0], hard: d[1] });
+  }
+  return out;
+}
+
+const roFlags = MS.BIND | MS.REMOUNT | MS.RDONLY | MS.NOSUID | MS.NOEXEC | MS.NODEV;
+
+function cgroupOps(host: HostFacts, tree: Tree): Op[] {
+  const ops: Op[] = [];
+  const layout = host.cgroups;
+  if (layout.kind === 'none') return ops;
+  const apiFlags = MS.NOSUID | MS.NOEXEC | MS.NODEV;
+  if (layout.kind === 'unified') {
+    ops.push({ kind: 'mount', source: 'cgroup2', target: '/sys/fs/cgroup', fstype: 'cgroup2', mountFlags: apiFlags, flags: OpFlag.MKDIR });
+    return ops;
+  }
+  // legacy or hybrid host: the container gets the legacy layout, plus the unified hierarchy when its systemd
+  // understands hybrid mode (detect_unified_cgroup_hierarchy_from_image: systemd >= 233 in the tree).
+  const hybrid = layout.kind === 'hybrid' && imageSystemdVersion(tree) >= 233;
+  ops.push({
+    kind: 'mount',
+    source: 'tmpfs',
+    target: '/sys/fs/cgroup',
+    fstype: 'tmpfs',
+    mountFlags: apiFlags | MS.STRICTATIME,
+    data: 'mode=755,size=4m,nr_inodes=1k',
+    flags: OpFlag.MKDIR,
+  });
+  const controllers = layout.hierarchies.filter((h) => !h.options.startsWith('name='));
+  const named = layout.hierarchies.filter((h: CgroupHierarchy) => h.options === 'name=systemd');
+  for (const h of controllers) {
+    ops.push({ kind: 'mount', source: 'cgroup', target: `/sys/fs/cgroup/${h.name}`, fstype: 'cgroup', mountFlags: apiFlags, data: h.options, flags: OpFlag.MKDIR });
+    ops.push({ kind: 'remount', target: `/sys/fs/cgroup/${h.name}`, mountFlags: MS.BIND | MS.RDONLY | apiFlags });
+    // co-mounted hierarchies ("cpu,cpuacct") get a symlink per member
+    for (const member of h.options.split(',')) {
+      if (member !== h.name && !member.includes('='))
+        ops.push({ kind: 'symlink', source: h.name, target: `/sys/fs/cgroup/${member}`, flags: OpFlag.OPTIONAL });
+    }
+  }
+  if (hybrid)
+    ops.push({ kind: 'mount', source: 'cgroup', target: '/sys/fs/cgroup/unified', fstype: 'cgroup2', mountFlags: apiFlags, flags: OpFlag.MKDIR });
+  if (named.length > 0)
+    ops.push({ kind: 'mount', source: 'cgroup', target: '/sys/fs/cgroup/systemd', fstype: 'cgroup', mountFlags: apiFlags, data: 'none,name=systemd', flags: OpFlag.MKDIR });
+  ops.push({ kind: 'remount', target: '/sys/fs/cgroup', mountFlags: apiFlags | MS.STRICTATIME | MS.RDONLY, data: 'mode=755' });
+  return ops;
+}
+
+/** The systemd version in the tree, from libsystemd-shared-NNN.so (0 when there is none). */
+export function imageSystemdVersion(tree: Tree): number {
+  for (const d of ['/usr/lib/systemd', '/usr/lib64/systemd', '/lib/systemd']) {
+    for (const f of tree.readdir(d)) {
+      const m = /^libsystemd-shared-([0-9]+)(?:[.~-].*)?\.so$/.exec(f);
+      if (m) return Number(m[1]);
+    }
+  }
+  return 0;
+}
+
+function customMountOps(cfg: ContainerConfig, host: HostFacts, tree: Tree): Op[] {
+  const ops: Op[] = [];
+  cfg.customMounts.forEach((m, index) => {
+    switch (m.type) {
+      case 'bind': {
+        const flags = m.sourceInRoot ? OpFlag.SRC_IN_ROOT | OpFlag.MKDIR : OpFlag.MKPOINT;
+        ops.push({ kind: 'mount', source: m.source, target: m.destination, mountFlags: MS.BIND | (m.recursive ? MS.REC : 0), flags });
+        if (m.readOnly) {
+          ops.push(
+            m.recursive
+              ? { kind: 'setattr', target: m.destination, mountFlags: MOUNT_ATTR.RDONLY, flags: OpFlag.RECURSIVE }
+              : { kind: 'remount', target: m.destination, mountFlags: MS.BIND | MS.RDONLY },
+          );
+        }
+        break;
+      }
+      case 'tmpfs':
+        ops.push({ kind: 'mount', source: 'tmpfs', target: m.destination, fstype: 'tmpfs', mountFlags: MS.NODEV | MS.STRICTATIME, data: m.options, flags: OpFlag.MKDIR });
+        break;
+      case 'overlay': {
+        const scratch = cfg.overlayScratch?.[index];
+        const lowers = [...m.lowers].reverse().map((l) => (l.startsWith('+') ? cfg.directory + l.slice(1) : l));
+        let data: string;
+        if (m.readOnly) {
+          data = `lowerdir=${[m.upper.startsWith('+') ? cfg.directory + m.upper.slice(1) : m.upper, ...lowers].filter((x) => x !== '').map(escapeOverlay).join(':')}`;
+        } else {
+          const upper = m.upper === '' ? scratch?.upper : m.upper.startsWith('+') ? cfg.directory + m.upper.slice(1) : m.upper;
+          const work = scratch?.work;
+          if (upper === undefined || work === undefined) throw new Error(`overlay on ${m.destination}: no upper/work directory prepared`);
+          data = `lowerdir=${lowers.map(escapeOverlay).join(':')},upperdir=${escapeOverlay(upper)},workdir=${escapeOverlay(work)}`;
+        }
+        ops.push({ kind: 'mount', source: 'overlay', target: m.destination, fstype: 'overlay', mountFlags: m.readOnly ? MS.RDONLY : 0, data, flags: OpFlag.MKDIR });
+        break;
+      }
+      case 'inaccessible':
+        ops.push({
+          kind: 'mount',
+          source: tree.isDirectory(m.destination) ? `${dirname(host.inaccessibleFile)}/dir` : host.inaccessibleFile,
+          target: m.destination,
+          mountFlags: MS.BIND,
+        });
+        ops.push({ kind: 'remount', target: m.destination, mountFlags: roFlags });
+        break;
+    }
+  });
+  return ops;
+}
+
+function escapeOverlay(p: string): string {
+  return p.replace(/\\/g, '\\\\').replace(/:/g, '\\:').replace(/,/g, '\\,');
+}
+
+function timezoneOps(cfg: ContainerConfig, host: HostFacts, tree: Tree): Op[] {
+  const etcWritable = !cfg.readOnly;
+  let m = cfg.timezone;
+  let zone: string | undefined;
+  if (m === 'auto' || m === 'symlink') {
+    if (host.localtime === undefined) {
+      if (m === 'auto') m = etcWritable ? 'delete' : 'off';
+      else return [];
+    } else if (host.localtime === 'file') {
+      if (m === 'auto') m = etcWritable ? 'copy' : 'bind';
+      else return [];
+    } else {
+      if (m === 'auto') m = etcWritable ? 'symlink' : 'bind';
+      const z = /\/usr\/share\/zoneinfo\/(.+)$/.exec(host.localtime.link);
+      zone = z?.[1];
+    }
+  }
+  switch (m) {
+    case 'off':
+      return [];
+    case 'delete':
+      return [{ kind: 'rmfile', target: '/etc/localtime' }];
+    case 'symlink': {
+      if (zone === undefined) return [];
+      const cur = tree.readlink('/etc/localtime');
+      if (cur !== undefined && cur.endsWith(`/zoneinfo/${zone}`)) return [];
+      if (tree.resolve(`/usr/share/zoneinfo/${zone}`) !== undefined)
+        return [
+          { kind: 'rmfile', target: '/etc/localtime' },
+          { kind: 'symlink', source: `../usr/share/zoneinfo/${zone}`, target: '/etc/localtime', flags: OpFlag.OPTIONAL },
+        ];
+      return bindFile('/etc/localtime', '/etc/localtime', MS.BIND | MS.REMOUNT | MS.RDONLY | MS.NOSUID | MS.NODEV);
+    }
+    case 'bind':
+      return bindFile('/etc/localtime', '/etc/localtime', MS.BIND | MS.REMOUNT | MS.RDONLY | MS.NOSUID | MS.NODEV);
+    case 'copy':
+      return [{ kind: 'write', source: '/etc/localtime', target: '/etc/localtime', data: '', mode: 0o644, flags: OpFlag.OPTIONAL }];
+    default:
+      return [];
+  }
+}
+
+function bindFile(hostPath: string, target: string, remountFlags: number): Op[] {
+  return [
+    { kind: 'mount', source: hostPath, target, mountFlags: MS.BIND, flags: OpFlag.TOUCH | OpFlag.OPTIONAL },
+    { kind: 'remount', target, mountFlags: remountFlags, flags: OpFlag.OPTIONAL },
+  ];
+}
+
+function resolvConfOps(cfg: ContainerConfig, host: HostFacts): Op[] {
+  const etcWritable = !cfg.readOnly;
+  let m = cfg.resolvConf;
+  if (m === 'auto') {
+    if (cfg.privateNetwork) m = 'off';
+    else if (host.hasResolvConf) m = etcWritable ? 'copy-host' : 'bind-host';
+    else m = etcWritable ? 'delete' : 'off';
+  }
+  if (m === 'off') return [];
+  if (m === 'delete') return [{ kind: 'rmfile', target: '/etc/resolv.conf' }];
+  const kind = m.split('-')[0];
+  const src = m.endsWith('-host') ? '/etc/resolv.conf' : m.endsWith('-static') ? '/usr/lib/systemd/resolv.conf' : m.endsWith('-uplink') ? '/run/systemd/resolve/resolv.conf' : '/run/systemd/resolve/stub-resolv.conf';
+  if (kind === 'bind') return bindFile(src, '/etc/resolv.conf', MS.BIND | MS.REMOUNT | MS.RDONLY | MS.NOSUID | MS.NODEV);
+  // copy: write through the existing file (not following a symlink at the last component); replace: new file
+  const content = src === '/etc/resolv.conf' ? host.resolvConf : undefined;
+  if (content === undefined) return [];
+  const ops: Op[] = [];
+  if (kind === 'replace') ops.push({ kind: 'rmfile', target: '/etc/resolv.conf' });
+  ops.push({ kind: 'write', target: '/etc/resolv.conf', data: content, mode: 0o644, flags: OpFlag.OPTIONAL });
+  return ops;
+}
+
+function devOps(host: HostFacts, userns: boolean): Op[] {
+  const ops: Op[] = [{ kind: 'mkdir', target: '/dev/net', mode: 0o755 }];
+  for (const [name, node] of Object.entries(host.devNodes)) {
+    if (!node) continue;
+    ops.push({ kind: 'mknod', source: `/dev/${name}`, target: `/dev/${name}`, mode: node.mode, dev: node.rdev });
+    const major = Math.floor(node.rdev / 256) & 0xfff;
+    const minor = (node.rdev & 0xff) | ((node.rdev >> 12) & 0xfff00);
+    const isChr = (node.mode & 0o170000) === 0o020000;
+    const depth = name.includes('/') ? '../../' : '../';
+    ops.push({ kind: 'symlink', source: `${depth}${name}`.replace('../../', '../'), target: `/dev/${isChr ? 'char' : 'block'}/${major}:${minor}` });
+  }
+  ops.push(
+    { kind: 'mount', source: 'devpts', target: '/dev/pts', fstype: 'devpts', mountFlags: MS.NOSUID | MS.NOEXEC, data: `newinstance,ptmxmode=0666,mode=620,gid=${userns ? 5 : 5}`, flags: OpFlag.MKDIR },
+    { kind: 'symlink', source: 'pts/ptmx', target: '/dev/ptmx' },
+    { kind: 'symlink', source: '/proc/self/fd', target: '/dev/fd' },
+    { kind: 'symlink', source: '/proc/self/fd/0', target: '/dev/stdin' },
+    { kind: 'symlink', source: '/proc/self/fd/1', target: '/dev/stdout' },
+    { kind: 'symlink', source: '/proc/self/fd/2', target: '/dev/stderr' },
+  );
+  return ops;
+}
+
+/** Builds the plan. Throws on configurations it cannot express. */
+export function planContainer(cfg: ContainerConfig, host: HostFacts, tree: Tree, rnd: PlanRandom): HelperPlan {
+  const userns = cfg.userns !== undefined;
+  const netns = cfg.privateNetwork;
+  const apiRo = (cfg.apiVfsWritable ?? 'no') !== 'yes';
+  const apiNetRw = netns || cfg.apiVfsWritable === 'network';
+  let cloneFlags = CLONE.NEWNS | CLONE.NEWPID | CLONE.NEWUTS | CLONE.NEWIPC;
+  if (netns) cloneFlags |= CLONE.NEWNET;
+  if (userns) cloneFlags |= CLONE.NEWUSER;
+  if (cfg.useCgns) cloneFlags |= CLONE.NEWCGROUP;
+
+  const api = MS.NOSUID | MS.NOEXEC | MS.NODEV;
+  const ops: Op[] = [];
+
+  // --read-only: the whole tree, before the API file systems go on top (bind_remount_recursive)
+  if (cfg.readOnly) ops.push({ kind: 'setattr', target: '/', mountFlags: MOUNT_ATTR.RDONLY, flags: OpFlag.RECURSIVE });
+
+  const customTargets = new Set(cfg.customMounts.map((m) => m.destination));
+
+  // mount_all(), outer part
+  if (!customTargets.has('/tmp'))
+    ops.push({ kind: 'mount', source: 'tmpfs', target: '/tmp', fstype: 'tmpfs', mountFlags: MS.NOSUID | MS.NODEV | MS.STRICTATIME, data: `mode=1777,${TMPFS_NESTED}`, flags: OpFlag.MKDIR });
+  if (netns && !userns) {
+    ops.push({ kind: 'mount', source: 'tmpfs', target: '/sys', fstype: 'tmpfs', mountFlags: api, data: 'mode=555,size=4m,nr_inodes=1k', flags: OpFlag.MKDIR });
+  } else {
+    ops.push({ kind: 'mount', source: 'sysfs', target: '/sys', fstype: 'sysfs', mountFlags: api | (apiRo ? MS.RDONLY : 0), flags: OpFlag.MKDIR });
+  }
+  ops.push(
+    { kind: 'mount', source: 'tmpfs', target: '/dev', fstype: 'tmpfs', mountFlags: MS.NOSUID | MS.STRICTATIME, data: 'mode=755,size=4m,nr_inodes=64k', flags: OpFlag.MKDIR },
+    { kind: 'mount', source: 'tmpfs', target: '/dev/shm', fstype: 'tmpfs', mountFlags: MS.NOSUID | MS.NODEV | MS.STRICTATIME, data: `mode=1777,${TMPFS_NESTED}`, flags: OpFlag.MKDIR },
+    { kind: 'mount', source: 'tmpfs', target: '/run', fstype: 'tmpfs', mountFlags: MS.NOSUID | MS.NODEV | MS.STRICTATIME, data: 'mode=755,size=20%,nr_inodes=800k', flags: OpFlag.MKDIR },
+    { kind: 'mount', source: '/run/host', target: '/run/host', mountFlags: MS.BIND, flags: OpFlag.MKDIR | OpFlag.SRC_IN_ROOT },
+  );
+  if (host.osRelease) {
+    ops.push(
+      { kind: 'mount', source: host.osRelease.path, target: '/run/host/os-release', mountFlags: MS.BIND, flags: OpFlag.TOUCH },
+      { kind: 'remount', target: '/run/host/os-release', mountFlags: roFlags },
+    );
+  }
+
+  ops.push(...devOps(host, userns));
+  ops.push(...timezoneOps(cfg, host, tree));
+  ops.push(...resolvConfOps(cfg, host));
+
+  // mount_all(), inner part
+  ops.push({ kind: 'mount', source: 'proc', target: '/proc', fstype: 'proc', mountFlags: api, flags: OpFlag.MKDIR });
+  if (apiRo) {
+    ops.push({ kind: 'mount', source: '/proc/sys', target: '/proc/sys', mountFlags: MS.BIND, flags: OpFlag.SRC_IN_ROOT });
+    if (apiNetRw) ops.push({ kind: 'mount', source: '/proc/sys/net', target: '/proc/sys/net', mountFlags: MS.BIND, flags: OpFlag.SRC_IN_ROOT });
+    ops.push({ kind: 'remount', target: '/proc/sys', mountFlags: roFlags });
+    for (const f of ['kallsyms', 'kcore', 'keys', 'sysrq-trigger', 'timer_list']) {
+      ops.push(
+        { kind: 'mount', source: host.inaccessibleFile, target: `/proc/${f}`, mountFlags: MS.BIND, flags: OpFlag.OPTIONAL },
+        { kind: 'remount', target: `/proc/${f}`, mountFlags: roFlags, flags: OpFlag.OPTIONAL },
+      );
+    }
+    for (const d of ['acpi', 'apm', 'asound', 'bus', 'fs', 'irq', 'scsi']) {
+      ops.push(
+        { kind: 'mount', source: `/proc/${d}`, target: `/proc/${d}`, mountFlags: MS.BIND, flags: OpFlag.SRC_IN_ROOT | OpFlag.IF_EXISTS | OpFlag.OPTIONAL },
+        { kind: 'remount', target: `/proc/${d}`, mountFlags: roFlags, flags: OpFlag.OPTIONAL },
+      );
+    }
+  }
+  ops.push({ kind: 'mount', source: 'mqueue', target: '/dev/mqueue', fstype: 'mqueue', mountFlags: api, flags: OpFlag.MKDIR });
+  ops.push({ kind: 'remount', target: '/run/host', mountFlags: roFlags });
+
+  // mount_sysfs(): with a private network, sysfs goes under the tmpfs at /sys, then bound into place
+  if (netns && !userns) {
+    const ro = apiRo ? MS.RDONLY : 0;
+    ops.push({ kind: 'mount', source: 'sysfs', target: '/sys/full', fstype: 'sysfs', mountFlags: api | ro, flags: OpFlag.MKDIR });
+    for (const x of ['block', 'bus', 'class', 'dev', 'devices', 'kernel']) {
+      ops.push(
+        { kind: 'mount', source: `/sys/full/${x}`, target: `/sys/${x}`, mountFlags: MS.BIND, flags: OpFlag.MKDIR | OpFlag.SRC_IN_ROOT },
+        { kind: 'remount', target: `/sys/${x}`, mountFlags: MS.BIND | api | ro },
+      );
+    }
+    ops.push({ kind: 'umount', target: '/sys/full' }, { kind: 'rmdir', target: '/sys/full' });
+    ops.push({ kind: 'mkdir', target: '/sys/fs/cgroup', mode: 0o755 });
+    ops.push({ kind: 'remount', target: '/sys', mountFlags: MS.BIND | api | ro });
+  }
+
+  ops.push(...cgroupOps(host, tree));
+
+  // setup_boot_id(): a fresh boot id, bound over the kernel's
+  const bootId = rnd.hex128();
+  const bootIdFile = `/run/.#proc-sys-kernel-random-boot-id${bootId.slice(0, 16)}`;
+  ops.push(
+    { kind: 'write', target: bootIdFile, data: `${formatUuid(bootId)}\n`, mode: 0o444 },
+    { kind: 'mount', source: bootIdFile, target: '/proc/sys/kernel/random/boot_id', mountFlags: MS.BIND, flags: OpFlag.SRC_IN_ROOT },
+    { kind: 'remount', target: '/proc/sys/kernel/random/boot_id', mountFlags: roFlags },
+    { kind: 'rmfile', target: bootIdFile },
+  );
+  // setup_kmsg(): /proc/kmsg becomes a FIFO nobody writes to
+  const kmsg = `/run/.#proc-kmsg${rnd.hex128().slice(0, 16)}`;
+  ops.push(
+    { kind: 'mknod', target: kmsg, mode: S_IFIFO | 0o600, dev: 0 },
+    { kind: 'mount', source: kmsg, target: '/proc/kmsg', mountFlags: MS.BIND, flags: OpFlag.SRC_IN_ROOT },
+    { kind: 'rmfile', target: kmsg },
+  );
+
+  ops.push(...customMountOps(cfg, host, tree));
+
+  if (cfg.user) {
+    ops.push(
+      { kind: 'mkdir', target: cfg.user.home, mode: 0o755, flags: OpFlag.OPTIONAL },
+      { kind: 'chown', target: cfg.user.home, mode: cfg.user.uid, dev: cfg.user.gid, flags: OpFlag.OPTIONAL },
+    );
+  }
+
+  if (cfg.console !== 'pipe') ops.push({ kind: 'console', target: '/dev/console' });
+
+  const env = buildEnvironment(cfg, host);
+  const plan: HelperPlan = {
+    root: cfg.directory,
+    cloneFlags,
+    sync: userns,
+    hostname: cfg.hostname,
+    ops,
+    console: cfg.console,
+    rlimits: buildRlimits(cfg, host),
+    asPid2: cfg.startMode === 'pid2',
+    loopback: netns,
+    env,
+    argv: [],
+    searchPath: false,
+    fallback: [],
+    stubEnv: ['container=systemd-nspawn', `container_uuid=${cfg.uuid.replace(/-/g, '')}`],
+  };
+  if (cfg.personality !== undefined) plan.personality = PERSONALITY[cfg.personality];
+  if (cfg.user) {
+    plan.uid = cfg.user.uid;
+    plan.gid = cfg.user.gid;
+    plan.groups = cfg.user.groups;
+  } else {
+    plan.uid = 0;
+    plan.gid = 0;
+    plan.groups = [];
+  }
+  const home = cfg.user?.home ?? '/root';
+  if (cfg.workingDirectory !== undefined) plan.chdir = cfg.workingDirectory;
+
+  if (cfg.startMode === 'boot') {
+    plan.argv = [];
+    for (const init of ['/usr/lib/systemd/systemd', '/lib/systemd/systemd', '/sbin/init'])
+      plan.fallback.push([init, init]);
+    // init arguments go after argv[0]; the helper passes them with the first init found
+    if (cfg.parameters.length > 0) throw new Error('arguments to init are not supported yet');
+  } else if (cfg.parameters.length > 0) {
+    plan.argv = [...cfg.parameters];
+    plan.searchPath = true;
+  } else {
+    if (cfg.workingDirectory === undefined) plan.chdir = home;
+    plan.fallback.push(['/bin/bash', '-bash'], ['/bin/sh', '-sh']);
+  }
+  return plan;
+}
+
+function formatUuid(hex: string): string {
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
+}

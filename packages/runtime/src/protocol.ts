@@ -1,0 +1,181 @@
+/**
+ * The plan the native helper executes, and its wire format. The helper has no policy: everything it does is
+ * listed here. Keep the constants in sync with native/nspawn-helper.c.
+ */
+
+export const CLONE = {
+  NEWNS: 0x00020000,
+  NEWCGROUP: 0x02000000,
+  NEWUTS: 0x04000000,
+  NEWIPC: 0x08000000,
+  NEWUSER: 0x10000000,
+  NEWPID: 0x20000000,
+  NEWNET: 0x40000000,
+} as const;
+
+export const MS = {
+  RDONLY: 1,
+  NOSUID: 2,
+  NODEV: 4,
+  NOEXEC: 8,
+  REMOUNT: 32,
+  BIND: 4096,
+  REC: 16384,
+  PRIVATE: 1 << 18,
+  SLAVE: 1 << 19,
+  SHARED: 1 << 20,
+  STRICTATIME: 1 << 24,
+} as const;
+
+/** mount_setattr(2) attribute bits */
+export const MOUNT_ATTR = { RDONLY: 1, NOSUID: 2, NODEV: 4, NOEXEC: 8 } as const;
+
+/** Op flags; see OPF_* in the helper. */
+export const OpFlag = {
+  MKDIR: 1,
+  TOUCH: 2,
+  SRC_IN_ROOT: 4,
+  OPTIONAL: 8,
+  RECURSIVE: 16,
+  IF_EXISTS: 32,
+  /** make the mount point a directory or a file, like the (host) source */
+  MKPOINT: 64,
+} as const;
+
+export type OpKind =
+  | 'mount'
+  | 'remount'
+  | 'setattr'
+  | 'mkdir'
+  | 'mknod'
+  | 'symlink'
+  | 'write'
+  | 'rmfile'
+  | 'chown'
+  | 'umount'
+  | 'rmdir'
+  | 'console';
+
+/** One step of the container's file system setup. Paths in `target` are inside the container root. */
+export interface Op {
+  kind: OpKind;
+  flags?: number;
+  /** host path (or fs source name); a container path with SRC_IN_ROOT; the link text for symlink; host node for mknod fallback */
+  source?: string;
+  target: string;
+  fstype?: string;
+  mountFlags?: number;
+  /** mount data, or file content for 'write' */
+  data?: string;
+  mode?: number;
+  dev?: number;
+}
+
+export type HelperConsole = 'pipe' | 'interactive' | 'read-only' | 'passive';
+
+export interface HelperRlimit {
+  resource: number;
+  soft: bigint | 'infinity';
+  hard: bigint | 'infinity';
+}
+
+export interface HelperPlan {
+  root: string;
+  cloneFlags: number;
+  /** wait for "go" from Node after the clone (uid maps, network links) */
+  sync: boolean;
+  hostname?: string;
+  ops: Op[];
+  console: HelperConsole;
+  personality?: number;
+  rlimits: HelperRlimit[];
+  uid?: number;
+  gid?: number;
+  /** supplementary groups; undefined leaves them as they are */
+  groups?: number[];
+  chdir?: string;
+  asPid2: boolean;
+  loopback: boolean;
+  env: string[];
+  /** empty means: try `fallback` shells */
+  argv: string[];
+  /** execvpe() with the container's PATH when argv[0] has no slash */
+  searchPath: boolean;
+  fallback: Array<[path: string, argv0: string]>;
+  /** environment of the --as-pid2 stub init */
+  stubEnv: string[];
+}
+
+const n = (x: number | bigint | undefined) => String(x ?? 0);
+
+/** Serializes a plan: NUL-terminated tokens, framed by its length and a newline. */
+export function encodePlan(p: HelperPlan): Buffer {
+  const t: string[] = ['NSPAWN-PLAN-1', 'root', p.root, 'clone', n(p.cloneFlags)];
+  if (p.sync) t.push('sync');
+  if (p.hostname !== undefined) t.push('hostname', p.hostname);
+  for (const o of p.ops)
+    t.push(
+      'op',
+      o.kind,
+      n(o.flags),
+      o.source ?? '',
+      o.target,
+      o.fstype ?? '',
+      n(o.mountFlags),
+      o.data ?? '',
+      n(o.mode),
+      n(o.dev),
+    );
+  t.push('console', p.console);
+  if (p.personality !== undefined) t.push('personality', n(p.personality));
+  for (const r of p.rlimits) t.push('rlimit', n(r.resource), String(r.soft), String(r.hard));
+  if (p.uid !== undefined) t.push('uid', n(p.uid));
+  if (p.gid !== undefined) t.push('gid', n(p.gid));
+  if (p.groups !== undefined) {
+    if (p.groups.length === 0) t.push('nogroups');
+    for (const g of p.groups) t.push('group', n(g));
+  }
+  if (p.chdir !== undefined) t.push('chdir', p.chdir);
+  if (p.asPid2) t.push('pid2');
+  if (p.loopback) t.push('loopback');
+  if (p.searchPath) t.push('search');
+  for (const e of p.env) t.push('env', e);
+  for (const e of p.stubEnv) t.push('stubenv', e);
+  for (const a of p.argv) t.push('arg', a);
+  for (const [path, argv0] of p.fallback) t.push('fallback', path, argv0);
+  for (const x of t)
+    if (x.includes('\0')) throw new Error(`plan value contains a NUL byte: ${JSON.stringify(x.slice(0, 40))}`);
+  const body = Buffer.from(t.map((x) => x + '\0').join(''), 'utf8');
+  return Buffer.concat([Buffer.from(`${body.length}\n`), body]);
+}
+
+/** A message from the helper on its control socket. */
+export type HelperEvent =
+  | { type: 'pid'; pid: number }
+  | { type: 'ready' }
+  | { type: 'error'; message: string }
+  | { type: 'escape'; action: 'kill' | 'poweroff' | 'reboot' }
+  | { type: 'exit'; code: number }
+  | { type: 'signal'; signal: number };
+
+export function parseHelperLine(line: string): HelperEvent | undefined {
+  const sp = line.indexOf(' ');
+  const word = sp < 0 ? line : line.slice(0, sp);
+  const rest = sp < 0 ? '' : line.slice(sp + 1);
+  switch (word) {
+    case 'pid':
+      return { type: 'pid', pid: Number(rest) };
+    case 'ready':
+      return { type: 'ready' };
+    case 'error':
+      return { type: 'error', message: rest };
+    case 'escape':
+      return rest === 'kill' || rest === 'poweroff' || rest === 'reboot' ? { type: 'escape', action: rest } : undefined;
+    case 'exit':
+      return { type: 'exit', code: Number(rest) };
+    case 'signal':
+      return { type: 'signal', signal: Number(rest) };
+    default:
+      return undefined;
+  }
+}

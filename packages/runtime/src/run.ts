@@ -1,0 +1,231 @@
+/**
+ * Runs a prepared container: plans it, starts the native helper, answers its sync point (uid maps), forwards
+ * signals by --kill-signal, and maps the container's end to systemd-nspawn's exit status
+ * (wait_for_container() and run_container() in nspawn.c).
+ */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync, lstatSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { signalName } from '@nspawn/settings';
+import { type HostFacts, nodeTree, probeHost } from './host.js';
+import { type ContainerConfig, planContainer } from './plan.js';
+import type { Prepared } from './prepare.js';
+import { encodePlan, type HelperEvent, type HelperPlan, parseHelperLine } from './protocol.js';
+
+export const EXIT_FORCE_RESTART = 133;
+
+/** Where the helper binary is: $NSPAWN_HELPER, beside a bundle, or in this package's native/build. */
+export function helperPath(): string {
+  const env = process.env.NSPAWN_HELPER;
+  if (env) return env;
+  const candidates = [
+    new URL('./nspawn-helper', import.meta.url),
+    new URL('../native/build/nspawn-helper', import.meta.url),
+  ].map((u) => fileURLToPath(u));
+  for (const c of candidates) if (existsSync(c)) return c;
+  throw new Error(
+    `nspawn-helper not found (looked in ${candidates.join(', ')}); build it with 'pnpm --filter @nspawn/runtime build'`,
+  );
+}
+
+/** How the container ended. */
+export type ContainerEnd =
+  | { kind: 'exited'; code: number }
+  | { kind: 'signaled'; signal: number }
+  | { kind: 'failed'; message: string };
+
+export interface RunHooks {
+  /** a line for the user (stderr) */
+  log(line: string): void;
+  onEvent?(e: HelperEvent): void;
+  /** called with the container's PID 1 (host PID) once it exists */
+  onStart?(pid: number): void;
+}
+
+const defaultHooks: RunHooks = { log: (l) => process.stderr.write(`${l}\n`) };
+
+/** Runs the helper once with a plan and resolves how the container ended. */
+export function runPlan(
+  plan: HelperPlan,
+  opts: { killSignal: number; userns?: { shift: number; range: number }; hooks?: RunHooks; helper?: string },
+): Promise<ContainerEnd> {
+  const hooks = opts.hooks ?? defaultHooks;
+  return new Promise((resolvePromise) => {
+    const child = spawn(opts.helper ?? helperPath(), [], { argv0: 'nspawn-helper', stdio: ['inherit', 'inherit', 'inherit', 'pipe'] });
+    const ctl = child.stdio[3] as import('node:net').Socket;
+    let pid = 0;
+    let end: ContainerEnd | undefined;
+    let error: string | undefined;
+    let buf = '';
+    const onSignal = (sig: NodeJS.Signals) => {
+      if (pid > 0) {
+        try {
+          process.kill(pid, sig === 'SIGHUP' ? 'SIGHUP' : opts.killSignal);
+        } catch {
+          // already gone
+        }
+      }
+    };
+    const signals: NodeJS.Signals[] = ['SIGTERM', 'SIGINT'];
+    for (const s of signals) process.on(s, onSignal);
+    const handle = (e: HelperEvent) => {
+      hooks.onEvent?.(e);
+      switch (e.type) {
+        case 'pid':
+          pid = e.pid;
+          hooks.onStart?.(pid);
+          if (plan.sync) {
+            try {
+              if (opts.userns) {
+                const map = `0 ${opts.userns.shift} ${opts.userns.range}\n`;
+                writeFileSync(`/proc/${pid}/uid_map`, map);
+                writeFileSync(`/proc/${pid}/gid_map`, map);
+              }
+              ctl.write('go\n');
+            } catch (err) {
+              error = `Failed to write the user namespace map of PID ${pid}: ${(err as Error).message}`;
+              ctl.write('abort\n');
+            }
+          }
+          break;
+        case 'error':
+          error ??= e.message;
+          break;
+        case 'escape':
+          if (pid > 0) {
+            const sig = e.action === 'kill' ? 9 : e.action === 'poweroff' ? 38 /* SIGRTMIN+4 */ : 39; /* SIGRTMIN+5 */
+            try {
+              process.kill(pid, sig);
+            } catch {
+              // gone
+            }
+          }
+          break;
+        case 'exit':
+          end = { kind: 'exited', code: e.code };
+          break;
+        case 'signal':
+          end = { kind: 'signaled', signal: e.signal };
+          break;
+        case 'ready':
+          break;
+      }
+    };
+    ctl.setEncoding('utf8');
+    ctl.on('data', (d: string) => {
+      buf += d;
+      let i;
+      while ((i = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 1);
+        const e = parseHelperLine(line);
+        if (e) handle(e);
+      }
+    });
+    ctl.on('error', () => {
+      // the helper closed its end; its exit is handled below
+    });
+    ctl.write(encodePlan(plan));
+    child.on('error', (err) => {
+      error ??= `Failed to start ${opts.helper ?? 'nspawn-helper'}: ${err.message}`;
+    });
+    child.on('close', (code, sig) => {
+      for (const s of signals) process.off(s, onSignal);
+      if (error !== undefined) resolvePromise({ kind: 'failed', message: error });
+      else if (end) resolvePromise(end);
+      else resolvePromise({ kind: 'failed', message: `nspawn-helper ended without a status (${sig ?? `exit ${code}`})` });
+    });
+  });
+}
+
+/** Host-side preparation that must exist before the helper runs (idempotent). */
+export function ensureHostScaffolding(host: HostFacts): void {
+  if (!existsSync(host.inaccessibleFile)) {
+    mkdirSync(dirname(host.inaccessibleFile), { recursive: true, mode: 0o755 });
+    writeFileSync(host.inaccessibleFile, '', { mode: 0 });
+    chmodSync(host.inaccessibleFile, 0);
+  }
+  const dir = join(dirname(host.inaccessibleFile), 'dir');
+  if (!existsSync(dir)) mkdirSync(dir, { mode: 0 });
+}
+
+/** Throw-away directories for overlays: made before the start, removed after the end. */
+function prepareOverlayScratch(cfg: ContainerConfig): { scratch: NonNullable<ContainerConfig['overlayScratch']>; cleanup: () => void } {
+  const scratch: NonNullable<ContainerConfig['overlayScratch']> = {};
+  const remove: string[] = [];
+  cfg.customMounts.forEach((m, i) => {
+    if (m.type !== 'overlay' || m.readOnly) return;
+    if (m.upper === '') {
+      const tmp = mkdtempSync('/var/tmp/nspawn-temp-');
+      remove.push(tmp);
+      mkdirSync(join(tmp, 'src'), { mode: 0o755 });
+      mkdirSync(join(tmp, 'work'), { mode: 0o700 });
+      scratch[i] = { upper: join(tmp, 'src'), work: join(tmp, 'work') };
+    } else {
+      const upper = m.upper.startsWith('+') ? join(cfg.directory, m.upper.slice(1)) : m.upper;
+      const work = join(dirname(upper), `.#${basename(upper)}${randomBytes(8).toString('hex')}`);
+      mkdirSync(work, { mode: 0o700 });
+      remove.push(work);
+      scratch[i] = { upper, work };
+    }
+  });
+  const cleanup = () => {
+    for (const d of remove) {
+      try {
+        // only what we made: a directory that is not a symlink
+        if (lstatSync(d).isDirectory()) rmSync(d, { recursive: true, force: true });
+      } catch {
+        // already gone
+      }
+    }
+  };
+  return { scratch, cleanup };
+}
+
+/**
+ * Runs a prepared container to its end, rebooting it as systemd-nspawn does, and returns the exit status
+ * nspawn should exit with.
+ */
+export async function runContainer(p: Prepared, hooks: RunHooks = defaultHooks, host: HostFacts = probeHost()): Promise<number> {
+  const cfg = p.config;
+  ensureHostScaffolding(host);
+  if (!p.quiet) hooks.log(`Spawning container ${cfg.machineName} on ${cfg.directory}.\nPress ^] three times within 1s to kill container.`);
+  for (;;) {
+    const { scratch, cleanup } = prepareOverlayScratch(cfg);
+    let end: ContainerEnd;
+    try {
+      const plan = planContainer({ ...cfg, overlayScratch: scratch }, host, nodeTree(cfg.directory), {
+        hex128: () => randomBytes(16).toString('hex'),
+      });
+      end = await runPlan(plan, { killSignal: p.killSignal, ...(cfg.userns ? { userns: cfg.userns } : {}), hooks });
+    } finally {
+      cleanup();
+    }
+    const say = (l: string) => {
+      if (!p.quiet) hooks.log(l);
+    };
+    switch (end.kind) {
+      case 'failed':
+        hooks.log(end.message);
+        return 1;
+      case 'exited':
+        if (end.code === 0) say(`Container ${cfg.machineName} exited successfully.`);
+        else say(`Container ${cfg.machineName} failed with error code ${end.code}.`);
+        return end.code === EXIT_FORCE_RESTART ? 1 : end.code;
+      case 'signaled':
+        if (end.signal === 2) {
+          say(`Container ${cfg.machineName} has been shut down.`);
+          return 0;
+        }
+        if (end.signal === 1) {
+          say(`Container ${cfg.machineName} is being rebooted.`);
+          if (p.keepUnit) return EXIT_FORCE_RESTART;
+          continue;
+        }
+        hooks.log(`Container ${cfg.machineName} terminated by signal ${signalName(end.signal)}.`);
+        return 1;
+    }
+  }
+}

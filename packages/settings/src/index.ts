@@ -1,0 +1,3 @@
+export * from './model.js';
+export * from './values.js';
+export * from './cli-args.js';

@@ -1,0 +1,213 @@
+/**
+ * The one typed model that both the command line and .nspawn files produce.
+ * A field that is `undefined` was not set; merging fills it from the other source.
+ * Field names follow systemd's `Settings` struct (src/nspawn/nspawn-settings.h), camel-cased.
+ */
+
+export type StartMode = 'pid1' | 'pid2' | 'boot';
+export type ConsoleMode = 'interactive' | 'read-only' | 'passive' | 'pipe' | 'autopipe';
+export type ResolvConfMode =
+  | 'off'
+  | 'copy-host'
+  | 'copy-static'
+  | 'copy-uplink'
+  | 'copy-stub'
+  | 'replace-host'
+  | 'replace-static'
+  | 'replace-uplink'
+  | 'replace-stub'
+  | 'bind-host'
+  | 'bind-static'
+  | 'bind-uplink'
+  | 'bind-stub'
+  | 'delete'
+  | 'auto';
+export type TimezoneMode = 'off' | 'copy' | 'bind' | 'symlink' | 'delete' | 'auto';
+export type LinkJournal = 'no' | 'host' | 'guest' | 'auto';
+export type VolatileMode = 'no' | 'yes' | 'state' | 'overlay';
+export type UserNamespaceMode = 'no' | 'fixed' | 'pick';
+export type UserNamespaceOwnership = 'off' | 'chown' | 'map' | 'auto';
+
+/** A mount the user asked for: --bind/--bind-ro/--tmpfs/--overlay/--overlay-ro/--inaccessible, Bind=, ... */
+export type CustomMount =
+  | {
+      type: 'bind';
+      source: string; // absolute host path ('+' relative-to-root forms already resolved by the consumer)
+      destination: string; // absolute path inside the container
+      readOnly: boolean;
+      recursive: boolean; // rbind (default) or norbind
+      idmap?: boolean; // idmap / noidmap option
+      /** ownership option of newer systemd: off | chown | idmap */
+      ownership?: 'off' | 'chown' | 'idmap';
+      /** true when the source began with '+': relative to the container root */
+      sourceInRoot?: boolean;
+    }
+  | { type: 'tmpfs'; destination: string; options: string }
+  | {
+      type: 'overlay';
+      /** lower layers, top-most last (as written on the command line, before the upper) */
+      lowers: string[];
+      upper: string; // '' means: a throw-away upper in a temporary directory
+      destination: string;
+      readOnly: boolean;
+    }
+  | { type: 'inaccessible'; destination: string };
+
+export interface ExposePort {
+  protocol: 'tcp' | 'udp';
+  hostPort: number;
+  containerPort: number;
+}
+
+export interface Rlimit {
+  soft: bigint | 'infinity';
+  hard: bigint | 'infinity';
+}
+
+export interface UserNamespaceSetting {
+  mode: UserNamespaceMode;
+  /** base UID for 'fixed' */
+  shift?: number;
+  /** size of the range, 65536 unless given */
+  range?: number;
+}
+
+export interface Settings {
+  // [Exec]
+  startMode?: StartMode;
+  ephemeral?: boolean;
+  parameters?: string[];
+  environment?: string[];
+  user?: string;
+  capability?: string[]; // capability names, 'all' allowed
+  dropCapability?: string[];
+  ambientCapability?: string[];
+  killSignal?: number;
+  personality?: 'x86' | 'x86-64';
+  machineId?: string; // 32 hex chars, lower case
+  workingDirectory?: string;
+  pivotRoot?: { newRoot: string; oldRoot?: string };
+  privateUsers?: UserNamespaceSetting;
+  notifyReady?: boolean;
+  systemCallFilter?: { allow: string[]; deny: string[] };
+  rlimits?: Partial<Record<RlimitName, Rlimit>>;
+  hostname?: string;
+  noNewPrivileges?: boolean;
+  oomScoreAdjust?: number;
+  cpuAffinity?: number[];
+  resolvConf?: ResolvConfMode;
+  linkJournal?: LinkJournal;
+  linkJournalTry?: boolean;
+  timezone?: TimezoneMode;
+  suppressSync?: boolean;
+
+  // [Files]
+  readOnly?: boolean;
+  volatile?: VolatileMode;
+  customMounts?: CustomMount[];
+  privateUsersOwnership?: UserNamespaceOwnership;
+  bindUser?: string[];
+
+  // [Network]
+  privateNetwork?: boolean;
+  networkNamespacePath?: string;
+  networkInterfaces?: string[];
+  networkMacvlan?: string[];
+  networkIpvlan?: string[];
+  networkVeth?: boolean;
+  networkVethExtra?: string[];
+  networkBridge?: string;
+  networkZone?: string;
+  exposePorts?: ExposePort[];
+
+  // command line only (not in .nspawn files), kept in the same model so one object flows on
+  directory?: string;
+  template?: string;
+  image?: string;
+  machineName?: string;
+  uuid?: string;
+  consoleMode?: ConsoleMode;
+  quiet?: boolean;
+  register?: boolean;
+  keepUnit?: boolean;
+  settingsMode?: SettingsMode;
+  useCgns?: boolean;
+}
+
+export type SettingsMode = 'yes' | 'no' | 'trusted' | 'override';
+
+export const RLIMIT_NAMES = [
+  'CPU',
+  'FSIZE',
+  'DATA',
+  'STACK',
+  'CORE',
+  'RSS',
+  'NPROC',
+  'NOFILE',
+  'MEMLOCK',
+  'AS',
+  'LOCKS',
+  'SIGPENDING',
+  'MSGQUEUE',
+  'NICE',
+  'RTPRIO',
+  'RTTIME',
+] as const;
+export type RlimitName = (typeof RLIMIT_NAMES)[number];
+
+/** Linux resource numbers, index = RLIMIT_* value. */
+export const RLIMIT_NUMBERS: Record<RlimitName, number> = {
+  CPU: 0,
+  FSIZE: 1,
+  DATA: 2,
+  STACK: 3,
+  CORE: 4,
+  RSS: 5,
+  NPROC: 6,
+  NOFILE: 7,
+  MEMLOCK: 8,
+  AS: 9,
+  LOCKS: 10,
+  SIGPENDING: 11,
+  MSGQUEUE: 12,
+  NICE: 13,
+  RTPRIO: 14,
+  RTTIME: 15,
+};
+
+/** Where a value came from, for messages: "FILE:LINE" or "--option". */
+export interface Diagnostic {
+  severity: 'warning' | 'error';
+  /** file path, or undefined for the command line */
+  file?: string;
+  line?: number;
+  /** the key or option, e.g. "Bind" or "--bind" */
+  key?: string;
+  value?: string;
+  message: string;
+}
+
+/** Formats a diagnostic the way systemd logs config errors: "FILE:LINE: Key=value: why". */
+export function formatDiagnostic(d: Diagnostic): string {
+  const where = d.file !== undefined ? `${d.file}${d.line !== undefined ? `:${d.line}` : ''}: ` : '';
+  const what =
+    d.key !== undefined
+      ? d.file !== undefined
+        ? `${d.key}=${d.value ?? ''}: `
+        : `${d.key}${d.value !== undefined ? `=${d.value}` : ''}: `
+      : '';
+  return `${where}${what}${d.message}`;
+}
+
+/** Thrown for invalid command-line input; the message names the option and the value. */
+export class SettingsError extends Error {
+  override name = 'SettingsError';
+  constructor(
+    message: string,
+    readonly key?: string,
+    readonly value?: string,
+  ) {
+    super(message);
+  }
+}

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Installs everything nspawn needs on a Debian 12 machine, as root, then installs and builds the workspace.
+#   scripts/setup.sh          runtime needs (compiler, busybox for the default image, Node 24, pnpm)
+#   scripts/setup.sh --test   also what the test suite needs (systemd-nspawn as the reference, btrfs, ...)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+NODE_MAJOR=24
+PNPM_VERSION=$(sed -n 's/.*"packageManager": *"pnpm@\([^"]*\)".*/\1/p' package.json)
+
+want_test=0
+[ "${1:-}" = "--test" ] && want_test=1
+
+if [ "$(id -u)" != 0 ]; then
+  echo "setup.sh: must run as root (it installs Debian packages and runs containers)" >&2
+  exit 1
+fi
+
+apt_pkgs=(ca-certificates gcc libc6-dev make busybox-static util-linux iproute2 procps)
+if [ $want_test = 1 ]; then
+  apt_pkgs+=(systemd-container btrfs-progs nftables debootstrap)
+fi
+missing=()
+for p in "${apt_pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+if ! command -v npm >/dev/null 2>&1; then missing+=(nodejs npm); fi
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Node 24 LTS: the npm package node@24 ships the binary; it goes to /usr/local/bin, ahead of /usr/bin on PATH.
+export PATH=/usr/local/bin:$PATH
+node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+if [ "$node_major" -lt $NODE_MAJOR ]; then
+  echo "setup: node $(node --version 2>/dev/null || echo none) is older than $NODE_MAJOR; installing node@$NODE_MAJOR"
+  npm install -g --prefix /usr/local --no-fund --no-audit "node@$NODE_MAJOR" >/dev/null
+  hash -r
+fi
+if [ "$(pnpm --version 2>/dev/null || true)" != "$PNPM_VERSION" ]; then
+  echo "setup: installing pnpm@$PNPM_VERSION"
+  npm install -g --prefix /usr/local --no-fund --no-audit "pnpm@$PNPM_VERSION" >/dev/null
+  hash -r
+fi
+
+echo "setup: node $(node --version), pnpm $(pnpm --version)"
+CI=true pnpm install --frozen-lockfile --reporter=append-only >/dev/null
+pnpm run -s build >/dev/null
+echo "setup: built"
