@@ -66,6 +66,8 @@ typedef struct {
         unsigned long mflags;
         unsigned mode;
         unsigned long long dev;
+        int tree_fd;  /* a detached copy of a host bind source, made before the clone (-1: none) */
+        int skip;     /* the source was optional and missing */
 } Op;
 
 typedef struct {
@@ -244,6 +246,7 @@ static void read_plan(void) {
                         o->data = tok();
                         o->mode = (unsigned) parse_u(tok());
                         o->dev = parse_u(tok());
+                        o->tree_fd = -1;
                 } else if (!strcmp(k, "console"))
                         plan.console = tok();
                 else if (!strcmp(k, "personality"))
@@ -404,12 +407,12 @@ static void run_op(const Op *o) {
         } while (0)
 
         if (!strcmp(o->kind, "mount") || !strcmp(o->kind, "remount") || !strcmp(o->kind, "setattr")) {
-                if (src && (o->flags & OPF_IF_EXISTS) && !(o->flags & OPF_SRC_IN_ROOT) && access(src, F_OK) < 0)
+                if (o->skip)
                         goto out;
                 unsigned mk = o->flags & (OPF_MKDIR | OPF_TOUCH);
                 if ((o->flags & OPF_MKPOINT) && src) {
                         struct stat st;
-                        if (stat(src, &st) < 0)
+                        if (o->tree_fd >= 0 ? fstat(o->tree_fd, &st) < 0 : stat(src, &st) < 0)
                                 FAIL("Failed to stat %s", o->src);
                         mk = S_ISDIR(st.st_mode) ? OPF_MKDIR : OPF_TOUCH;
                 }
@@ -441,6 +444,9 @@ static void run_op(const Op *o) {
                 } else if (!strcmp(o->kind, "remount")) {
                         if (mount(NULL, fdpath, NULL, MS_REMOUNT | o->mflags, *o->data ? o->data : NULL) < 0)
                                 FAIL("remount(%s)", o->target);
+                } else if (o->tree_fd >= 0) {
+                        if (syscall(SYS_move_mount, o->tree_fd, "", tfd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+                                FAIL("mount(%s on %s)", o->src, o->target);
                 } else {
                         if (mount(src, fdpath, *o->fstype ? o->fstype : NULL, o->mflags, *o->data ? o->data : NULL) < 0)
                                 FAIL("mount(%s%s%s on %s)", *o->fstype ? o->fstype : "", src && *o->fstype ? " " : "",
@@ -472,12 +478,12 @@ static void run_op(const Op *o) {
                         if (f >= 0)
                                 close(f);
                         tfd = open_in_root(o->target, O_PATH);
-                        if (tfd < 0 || !src) {
+                        if (tfd < 0 || o->tree_fd < 0) {
                                 close(dfd);
+                                errno = e;
                                 FAIL("mknod(%s)", o->target);
                         }
-                        snprintf(fdpath, sizeof fdpath, "/proc/self/fd/%d", tfd);
-                        if (mount(src, fdpath, NULL, MS_BIND, NULL) < 0) {
+                        if (syscall(SYS_move_mount, o->tree_fd, "", tfd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0) {
                                 close(dfd);
                                 FAIL("bind mount of %s on %s", src, o->target);
                         }
@@ -543,6 +549,33 @@ out:
         if (sfd >= 0)
                 close(sfd);
 #undef FAIL
+}
+
+/* Host bind sources are resolved and copied as detached mounts by the outer helper, before the clone, with
+ * the host's view and privileges; the container side only attaches them (move_mount). This way a user
+ * namespace never has to traverse host paths, and no host path is looked up after the container exists. */
+static int detach_host_sources(char *err, size_t errsz) {
+        for (int i = 0; i < plan.n_ops; i++) {
+                Op *o = &plan.ops[i];
+                int is_bind = !strcmp(o->kind, "mount") && (o->mflags & MS_BIND) && *o->src && !(o->flags & OPF_SRC_IN_ROOT);
+                int is_node = !strcmp(o->kind, "mknod") && *o->src;
+                if (!is_bind && !is_node)
+                        continue;
+                unsigned flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC;
+                if (is_bind && (o->mflags & MS_REC))
+                        flags |= AT_RECURSIVE;
+                o->tree_fd = (int) syscall(SYS_open_tree, AT_FDCWD, o->src, flags);
+                if (o->tree_fd >= 0)
+                        continue;
+                if (is_node || (o->flags & OPF_OPTIONAL) || ((o->flags & OPF_IF_EXISTS) && errno == ENOENT)) {
+                        o->skip = is_bind;
+                        continue;
+                }
+                snprintf(err, errsz, "%s %s: %s (%s)", errno == ENOENT ? "Failed to stat" : "open_tree() of", o->src,
+                         strerror(errno), strerrorname_np(errno) ?: "?");
+                return -1;
+        }
+        return 0;
 }
 
 /* ---------- console ---------- */
@@ -739,11 +772,20 @@ static void child_main(void) {
         }
         if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
                 die_errno_child("making / rprivate");
-        if (mount(plan.root, plan.root, NULL, MS_BIND | MS_REC, NULL) < 0)
-                die_errno_child("bind mount of %s on itself", plan.root);
-        root_fd = open(plan.root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        /* The outer helper chdir()ed into the tree before the clone; the clone moved our cwd into the new mount
+         * namespace. Bind the tree onto itself from there (a mount point for pivot_root), without looking up
+         * its host path again: in a user namespace the path's parents may not be searchable. */
+        int tree = (int) syscall(SYS_open_tree, AT_FDCWD, ".", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+        if (tree < 0)
+                die_errno_child("bind mount of %s on itself (open_tree)", plan.root);
+        if (syscall(SYS_move_mount, tree, "", AT_FDCWD, ".", MOVE_MOUNT_F_EMPTY_PATH) < 0)
+                die_errno_child("bind mount of %s on itself (move_mount)", plan.root);
+        if (fchdir(tree) < 0)
+                die_errno_child("entering %s", plan.root);
+        root_fd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (root_fd < 0)
                 die_errno_child("opening %s", plan.root);
+        close(tree);
         if (plan.loopback)
                 loopback_up();
 
@@ -757,7 +799,7 @@ static void child_main(void) {
                 run_op(&plan.ops[i]);
         }
 
-        if (chdir(plan.root) < 0)
+        if (fchdir(root_fd) < 0)
                 die_errno_child("chdir(%s)", plan.root);
         if (syscall(SYS_pivot_root, ".", ".") < 0)
                 die_errno_child("pivot_root(%s)", plan.root);
@@ -890,6 +932,17 @@ int main(int argc, char **argv) {
         sigaddset(&mask, SIGPIPE);
         sigprocmask(SIG_BLOCK, &mask, NULL);
 
+        if (chdir(plan.root) < 0) {
+                ctl_printf("error chdir(%s): %s (%s)\n", plan.root, strerror(errno), strerrorname_np(errno));
+                ctl_printf("exit 1\n");
+                return 1;
+        }
+        char err[4096];
+        if (detach_host_sources(err, sizeof err) < 0) {
+                ctl_printf("error %s\n", err);
+                ctl_printf("exit 1\n");
+                return 1;
+        }
         pid_t pid = (pid_t) syscall(SYS_clone, (unsigned long) SIGCHLD | plan.clone_flags, NULL, NULL, NULL, NULL);
         if (pid < 0) {
                 ctl_printf("error clone(): %s (%s)\n", strerror(errno), strerrorname_np(errno));

@@ -358,6 +358,13 @@ export function planContainer(cfg: ContainerConfig, host: HostFacts, tree: Tree,
     ops.push({ kind: 'mount', source: 'tmpfs', target: '/tmp', fstype: 'tmpfs', mountFlags: MS.NOSUID | MS.NODEV | MS.STRICTATIME, data: `mode=1777,${TMPFS_NESTED}`, flags: OpFlag.MKDIR });
   if (netns && !userns) {
     ops.push({ kind: 'mount', source: 'tmpfs', target: '/sys', fstype: 'tmpfs', mountFlags: api, data: 'mode=555,size=4m,nr_inodes=1k', flags: OpFlag.MKDIR });
+  } else if (userns && !netns) {
+    // sysfs can only be mounted by the owner of the network namespace: under a user namespace sharing the
+    // host's network, take the host's sysfs instead (the same instance systemd mounts from outside)
+    ops.push(
+      { kind: 'mount', source: '/sys', target: '/sys', mountFlags: MS.BIND, flags: OpFlag.MKDIR },
+      { kind: 'remount', target: '/sys', mountFlags: MS.BIND | api | (apiRo ? MS.RDONLY : 0) },
+    );
   } else {
     ops.push({ kind: 'mount', source: 'sysfs', target: '/sys', fstype: 'sysfs', mountFlags: api | (apiRo ? MS.RDONLY : 0), flags: OpFlag.MKDIR });
   }

@@ -89,6 +89,7 @@ function unsupportedFeatures(s: Settings): string[] {
 
 export interface Prepared {
   config: ContainerConfig;
+  /** 0 when none was chosen: SIGINT/SIGTERM then kill the container at once, like systemd-nspawn */
   killSignal: number;
   quiet: boolean;
   keepUnit: boolean;
@@ -174,7 +175,7 @@ export function prepareContainer(s: Settings, env: PrepareEnv, unsupported: read
 
   return {
     config,
-    killSignal: s.killSignal ?? (startMode === 'boot' ? SIGRTMIN + 3 : 9),
+    killSignal: s.killSignal ?? (startMode === 'boot' ? SIGRTMIN + 3 : 0),
     quiet,
     keepUnit: s.keepUnit === true,
   };

@@ -16,6 +16,9 @@ import { encodePlan, type HelperEvent, type HelperPlan, parseHelperLine } from '
 
 export const EXIT_FORCE_RESTART = 133;
 
+export type StdioTriple = [StdioEntry, StdioEntry, StdioEntry];
+type StdioEntry = 'inherit' | 'ignore' | number;
+
 /** Where the helper binary is: $NSPAWN_HELPER, beside a bundle, or in this package's native/build. */
 export function helperPath(): string {
   const env = process.env.NSPAWN_HELPER;
@@ -49,23 +52,35 @@ const defaultHooks: RunHooks = { log: (l) => process.stderr.write(`${l}\n`) };
 /** Runs the helper once with a plan and resolves how the container ended. */
 export function runPlan(
   plan: HelperPlan,
-  opts: { killSignal: number; userns?: { shift: number; range: number }; hooks?: RunHooks; helper?: string },
+  opts: {
+    /** 0: SIGINT/SIGTERM kill the container at once */
+    killSignal: number;
+    userns?: { shift: number; range: number };
+    hooks?: RunHooks;
+    helper?: string;
+    /** the container's stdin, stdout, stderr (default: ours) */
+    stdio?: StdioTriple;
+  },
 ): Promise<ContainerEnd> {
   const hooks = opts.hooks ?? defaultHooks;
   return new Promise((resolvePromise) => {
-    const child = spawn(opts.helper ?? helperPath(), [], { argv0: 'nspawn-helper', stdio: ['inherit', 'inherit', 'inherit', 'pipe'] });
+    const child = spawn(opts.helper ?? helperPath(), [], { argv0: 'nspawn-helper', stdio: [...(opts.stdio ?? ['inherit', 'inherit', 'inherit']), 'pipe'] });
     const ctl = child.stdio[3] as import('node:net').Socket;
     let pid = 0;
     let end: ContainerEnd | undefined;
     let error: string | undefined;
     let buf = '';
-    const onSignal = (sig: NodeJS.Signals) => {
-      if (pid > 0) {
-        try {
-          process.kill(pid, sig === 'SIGHUP' ? 'SIGHUP' : opts.killSignal);
-        } catch {
-          // already gone
-        }
+    let halting = false;
+    // on_orderly_shutdown(): the first SIGINT/SIGTERM sends --kill-signal (if there is one), the next SIGKILL
+    const onSignal = () => {
+      if (pid <= 0) return;
+      const first = !halting && opts.killSignal > 0;
+      halting = true;
+      try {
+        process.kill(pid, first ? opts.killSignal : 'SIGKILL');
+        if (first) hooks.log('Trying to halt container. Send SIGTERM again to trigger immediate termination.');
+      } catch {
+        // already gone
       }
     };
     const signals: NodeJS.Signals[] = ['SIGTERM', 'SIGINT'];
@@ -188,7 +203,12 @@ function prepareOverlayScratch(cfg: ContainerConfig): { scratch: NonNullable<Con
  * Runs a prepared container to its end, rebooting it as systemd-nspawn does, and returns the exit status
  * nspawn should exit with.
  */
-export async function runContainer(p: Prepared, hooks: RunHooks = defaultHooks, host: HostFacts = probeHost()): Promise<number> {
+export async function runContainer(
+  p: Prepared,
+  hooks: RunHooks = defaultHooks,
+  host: HostFacts = probeHost(),
+  stdio?: StdioTriple,
+): Promise<number> {
   const cfg = p.config;
   ensureHostScaffolding(host);
   if (!p.quiet) hooks.log(`Spawning container ${cfg.machineName} on ${cfg.directory}.\nPress ^] three times within 1s to kill container.`);
@@ -199,7 +219,7 @@ export async function runContainer(p: Prepared, hooks: RunHooks = defaultHooks, 
       const plan = planContainer({ ...cfg, overlayScratch: scratch }, host, nodeTree(cfg.directory), {
         hex128: () => randomBytes(16).toString('hex'),
       });
-      end = await runPlan(plan, { killSignal: p.killSignal, ...(cfg.userns ? { userns: cfg.userns } : {}), hooks });
+      end = await runPlan(plan, { killSignal: p.killSignal, ...(cfg.userns ? { userns: cfg.userns } : {}), ...(stdio ? { stdio } : {}), hooks });
     } finally {
       cleanup();
     }

@@ -1,0 +1,84 @@
+import { describe, expect, it } from 'vitest';
+import type { Settings } from '@nspawn/settings';
+import type { Tree } from './host.js';
+import { ContainerError, type PrepareEnv, prepareContainer } from './prepare.js';
+
+const tree = (dirs: string[] = ['/usr'], files: Record<string, string> = {}): Tree => ({
+  root: '/m/box',
+  resolve: () => undefined,
+  readFile: (p) => files[p],
+  isDirectory: (p) => dirs.includes(p),
+  readdir: () => [],
+  lexists: () => false,
+  readlink: () => undefined,
+});
+
+function env(over: Partial<PrepareEnv> = {}, t: Tree = tree()): PrepareEnv {
+  return {
+    stdinIsTTY: false,
+    stdoutIsTTY: false,
+    tree: () => t,
+    exists: (p) => p === '/m/box' || p === '/host/dir',
+    environ: {},
+    hostname: () => 'host',
+    ...over,
+  };
+}
+const prep = (s: Settings, e: PrepareEnv = env(), u: string[] = []) => prepareContainer(s, e, u);
+
+describe('prepareContainer', () => {
+  it('names the machine after the directory and defaults the rest like systemd-nspawn', () => {
+    const p = prep({ directory: '/m/box' });
+    expect(p.config).toMatchObject({ machineName: 'box', hostname: 'box', startMode: 'pid1', console: 'read-only', parameters: [] });
+    expect(p.config.uuid).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+    expect(p.killSignal).toBe(0);
+    expect(p.quiet).toBe(false);
+  });
+  it('interactive console on a terminal; autopipe picks pipe otherwise; pipe implies quiet', () => {
+    expect(prep({ directory: '/m/box' }, env({ stdinIsTTY: true, stdoutIsTTY: true })).config.console).toBe('interactive');
+    const ap = prep({ directory: '/m/box', consoleMode: 'autopipe' });
+    expect(ap.config.console).toBe('pipe');
+    expect(ap.quiet).toBe(true);
+  });
+  it('-M without -D means /var/lib/machines/NAME', () => {
+    expect(() => prep({ machineName: 'foo' })).toThrow('Failed to resolve path /var/lib/machines/foo: No such file or directory');
+  });
+  it('refuses a tree without /usr, with systemd-nspawn\'s words', () => {
+    expect(() => prep({ directory: '/m/box' }, env({}, tree([])))).toThrow(
+      "Directory /m/box doesn't look like it has an OS tree (/usr/ directory is missing). Refusing.",
+    );
+  });
+  it('refuses / and names it', () => {
+    expect(() => prep({ directory: '/' }, env({ exists: () => true }))).toThrow(/root directory is not supported/);
+  });
+  it('cannot derive a machine name from a name with no host name characters', () => {
+    expect(() => prep({ directory: '/m/___' }, env({ exists: () => true }))).toThrow('Failed to determine machine name automatically, please use -M.');
+  });
+  it('--hostname and -M', () => {
+    expect(prep({ directory: '/m/box', machineName: 'm', hostname: 'h' }).config).toMatchObject({ machineName: 'm', hostname: 'h' });
+  });
+  it('features not built yet fail clearly instead of being ignored', () => {
+    expect(() => prep({ directory: '/m/box', networkVeth: true, privateNetwork: true })).toThrow(new ContainerError('--network-veth is not supported yet by this nspawn build.'));
+    expect(() => prep({ directory: '/m/box' }, env(), ['--slice'])).toThrow(/--slice is not supported yet/);
+  });
+  it('a missing bind source names the option', () => {
+    expect(() =>
+      prep({ directory: '/m/box', customMounts: [{ type: 'bind', source: '/nope', destination: '/x', readOnly: false, recursive: true }] }),
+    ).toThrow('Failed to stat /nope: No such file or directory (--bind /nope:/x)');
+  });
+  it('--user is resolved in the tree', () => {
+    const t = tree(['/usr'], { '/etc/passwd': 'al:x:7:8::/home/al:/bin/sh\n' });
+    expect(prep({ directory: '/m/box', user: 'al' }, env({}, t)).config.user).toMatchObject({ uid: 7, gid: 8 });
+    expect(() => prep({ directory: '/m/box', user: 'bo' }, env({}, t))).toThrow('Failed to resolve user bo.');
+  });
+  it('the kill signal defaults to SIGRTMIN+3 when booting', () => {
+    expect(prep({ directory: '/m/box', killSignal: 15 }).killSignal).toBe(15);
+  });
+  it('SYSTEMD_NSPAWN_API_VFS_WRITABLE', () => {
+    expect(prep({ directory: '/m/box' }, env({ environ: { SYSTEMD_NSPAWN_API_VFS_WRITABLE: 'yes' } })).config.apiVfsWritable).toBe('yes');
+    expect(prep({ directory: '/m/box' }, env({ environ: { SYSTEMD_NSPAWN_API_VFS_WRITABLE: 'network' } })).config.apiVfsWritable).toBe('network');
+  });
+  it('--private-users=BASE:COUNT becomes the map', () => {
+    expect(prep({ directory: '/m/box', privateUsers: { mode: 'fixed', shift: 65536, range: 65536 } }).config.userns).toEqual({ shift: 65536, range: 65536 });
+  });
+});

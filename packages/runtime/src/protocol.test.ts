@@ -1,0 +1,61 @@
+import { describe, expect, it } from 'vitest';
+import { encodePlan, type HelperPlan, parseHelperLine } from './protocol.js';
+
+const base: HelperPlan = {
+  root: '/r',
+  cloneFlags: 0x20000,
+  sync: false,
+  ops: [{ kind: 'mount', source: 'proc', target: '/proc', fstype: 'proc', mountFlags: 14, flags: 1 }],
+  console: 'pipe',
+  rlimits: [{ resource: 7, soft: 1024n, hard: 'infinity' }],
+  asPid2: false,
+  loopback: false,
+  env: ['A=1'],
+  argv: ['/bin/true'],
+  searchPath: false,
+  fallback: [],
+  stubEnv: [],
+};
+
+function tokens(b: Buffer): string[] {
+  const s = b.toString('utf8');
+  const nl = s.indexOf('\n');
+  const body = s.slice(nl + 1);
+  expect(Number(s.slice(0, nl))).toBe(Buffer.byteLength(body));
+  return body.split('\0').slice(0, -1);
+}
+
+describe('encodePlan', () => {
+  it('frames NUL-separated tokens with the length', () => {
+    const t = tokens(encodePlan(base));
+    expect(t.slice(0, 5)).toEqual(['NSPAWN-PLAN-1', 'root', '/r', 'clone', String(0x20000)]);
+    expect(t).toContain('op');
+    const op = t.indexOf('op');
+    expect(t.slice(op, op + 10)).toEqual(['op', 'mount', '1', 'proc', '/proc', 'proc', '14', '', '0', '0']);
+    const rl = t.indexOf('rlimit');
+    expect(t.slice(rl, rl + 4)).toEqual(['rlimit', '7', '1024', 'infinity']);
+    expect(t.slice(-2)).toEqual(['arg', '/bin/true']);
+  });
+  it('empty group list says so explicitly', () => {
+    expect(tokens(encodePlan({ ...base, groups: [] }))).toContain('nogroups');
+  });
+  it('multi-byte UTF-8 counts bytes', () => {
+    expect(() => tokens(encodePlan({ ...base, env: ['X=ünïcødé'] }))).not.toThrow();
+  });
+  it('refuses NUL bytes in values', () => {
+    expect(() => encodePlan({ ...base, argv: ['a\0b'] })).toThrow(/NUL/);
+  });
+});
+
+describe('parseHelperLine', () => {
+  it('parses every event', () => {
+    expect(parseHelperLine('pid 42')).toEqual({ type: 'pid', pid: 42 });
+    expect(parseHelperLine('ready')).toEqual({ type: 'ready' });
+    expect(parseHelperLine('error mount(x): EPERM')).toEqual({ type: 'error', message: 'mount(x): EPERM' });
+    expect(parseHelperLine('escape poweroff')).toEqual({ type: 'escape', action: 'poweroff' });
+    expect(parseHelperLine('exit 3')).toEqual({ type: 'exit', code: 3 });
+    expect(parseHelperLine('signal 9')).toEqual({ type: 'signal', signal: 9 });
+    expect(parseHelperLine('escape nonsense')).toBeUndefined();
+    expect(parseHelperLine('bogus')).toBeUndefined();
+  });
+});
