@@ -1,0 +1,149 @@
+/**
+ * The nspawn command as a user runs it: options, errors, exit codes, signals and the console on a real pty.
+ * Root integration tests on a busybox tree.
+ */
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const REPO = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
+const NSPAWN = join(REPO, 'apps/cli/bin/nspawn');
+let dir = '';
+let tree = '';
+
+beforeAll(() => {
+  if (process.getuid?.() !== 0) throw new Error('these tests run nspawn and must run as root');
+  dir = mkdtempSync('/var/tmp/nspawn-cli-');
+  tree = join(dir, 'box');
+  execFileSync(join(REPO, 'scripts/make-busybox-tree.sh'), [tree]);
+});
+afterAll(() => {
+  const left = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => dir && l.includes(dir));
+  rmSync(dir, { recursive: true, force: true });
+  expect(left).toEqual([]);
+});
+
+function nspawn(args: string[], input?: string) {
+  const r = spawnSync(NSPAWN, args, { encoding: 'utf8', timeout: 30000, input: input ?? '' });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+/** Runs a shell command line on a fresh pty made by script(1), as a terminal user would. */
+function onPty(cmdline: string, feed?: (write: (s: string) => void, output: () => string) => void) {
+  return new Promise<{ code: number | null; out: string }>((done) => {
+    const child = spawn('script', ['-qfec', cmdline, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    feed?.((s) => child.stdin.write(s), () => out);
+    const timer = setTimeout(() => child.kill('SIGKILL'), 20000);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      // the host pty echoes a NUL as "^@" when it goes raw; systemd-nspawn shows the same on script(1)'s pty
+      done({ code, out: out.replace(/\^@/g, '') });
+    });
+  });
+}
+
+describe('options and errors', () => {
+  it('--help groups the options like systemd-nspawn', () => {
+    const r = nspawn(['--help']);
+    expect(r.code).toBe(0);
+    for (const g of ['Image:', 'Execution:', 'System Identity:', 'User Namespacing:', 'Networking:', 'Security:', 'Mounts:', 'Input/Output:'])
+      expect(r.out).toContain(g);
+  });
+  it('--version', () => {
+    expect(nspawn(['--version']).out).toMatch(/^nspawn \d+\.\d+\.\d+/);
+  });
+  it('an unknown option, a bad value and a missing directory each give one line and exit 1', () => {
+    const cases: Array<[string[], string]> = [
+      [['--frobnicate'], "unrecognized option '--frobnicate'\n"],
+      [['-D', tree, '--rlimit=NOFILE=abc', '/bin/true'], '--rlimit=NOFILE=abc: Failed to parse resource limit: abc\n'],
+      [['-D', tree, '-M', 'bad_name!', '/bin/true'], 'Invalid machine name: bad_name!\n'],
+      [['-D', join(dir, 'missing'), '/bin/true'], `Failed to resolve path ${join(dir, 'missing')}: No such file or directory\n`],
+      [['-D', dir, '/bin/true'], `Directory ${dir} doesn't look like it has an OS tree (/usr/ directory is missing). Refusing.\n`],
+      [['-b', '-a', '-D', tree], '--boot and --as-pid2 may not be combined.\n'],
+      [['-D', tree, '--network-veth', '/bin/true'], '--network-veth is not supported yet by this nspawn build.\n'],
+    ];
+    for (const [args, err] of cases) {
+      const r = nspawn(args);
+      expect({ args, code: r.code, err: r.err }).toEqual({ args, code: 1, err });
+    }
+  });
+});
+
+describe('running', () => {
+  it('passes the exit code and prints systemd-nspawn\'s status lines', () => {
+    const r = nspawn(['-D', tree, '/bin/sh', '-c', 'exit 7']);
+    expect(r.code).toBe(7);
+    expect(r.err).toBe(`Spawning container box on ${tree}.\nPress ^] three times within 1s to kill container.\nContainer box failed with error code 7.\n`);
+  });
+  it('-q is quiet and the console is a pty when stdout is not a terminal (read-only mode)', () => {
+    const r = nspawn(['-q', '-D', tree, '/bin/sh', '-c', 'tty; readlink /dev/console']);
+    expect(r.code).toBe(0);
+    expect(r.err).toBe('');
+    expect(r.out).toBe('/dev/pts/0\r\npts/0\r\n');
+  });
+  it('--pipe passes our stdio straight through', () => {
+    const r = nspawn(['-D', tree, '-P', '/bin/sh', '-c', 'cat; tty || true'], 'hello\n');
+    expect(r.out).toBe('hello\nnot a tty\n');
+  });
+  it('SIGTERM without --kill-signal kills the container at once', async () => {
+    const child = spawn(NSPAWN, ['-q', '-D', tree, '-P', '/bin/sleep', '30'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (d) => (err += d));
+    await new Promise((r) => setTimeout(r, 400));
+    child.kill('SIGTERM');
+    const code = await new Promise((r) => child.on('close', r));
+    expect(code).toBe(1);
+    expect(err).toBe('Container box terminated by signal KILL.\n');
+  });
+  it('--kill-signal=SIGRTMIN+4 powers a stub init off: exit 0', async () => {
+    const child = spawn(NSPAWN, ['-D', tree, '-a', '--kill-signal=SIGRTMIN+4', '-P', '/bin/sleep', '30'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (d) => (err += d));
+    await new Promise((r) => setTimeout(r, 400));
+    child.kill('SIGINT');
+    const code = await new Promise((r) => child.on('close', r));
+    expect(code).toBe(0);
+    expect(err).toBe('Trying to halt container. Send SIGTERM again to trigger immediate termination.\n');
+  });
+});
+
+describe('console on a terminal', () => {
+  it('the container gets its own pty with our window size, and the terminal is restored', async () => {
+    const r = await onPty(`stty rows 33 cols 77; ${NSPAWN} -q -D ${tree} /bin/sh -c 'tty; stty size'; stty -a | grep -o -- '-\\?icanon'`);
+    expect(r.code).toBe(0);
+    const lines = r.out.split(/\r?\n/).filter(Boolean);
+    expect(lines).toEqual(['/dev/pts/0', '33 77', 'icanon']);
+  });
+  it('follows window size changes (SIGWINCH)', async () => {
+    const r = await onPty(`stty rows 20 cols 60; (sleep 0.6; stty rows 50 cols 100 </dev/tty) & ${NSPAWN} -q -D ${tree} /bin/sh -c 'stty size; sleep 1.2; stty size'`);
+    expect(r.out.split(/\r?\n/).filter(Boolean)).toEqual(['20 60', '50 100']);
+  });
+  it('input reaches the container', async () => {
+    const r = await onPty(`${NSPAWN} -q -D ${tree} /bin/sh -c 'read x; echo got:$x'`, (write, output) => {
+      const t = setInterval(() => {
+        if (output().length >= 0) {
+          write('abc\r');
+          clearInterval(t);
+        }
+      }, 300);
+    });
+    expect(r.out).toContain('got:abc');
+  });
+  it('^] three times within 1s kills the container', async () => {
+    const r = await onPty(`${NSPAWN} -D ${tree} /bin/sh -c 'echo started; sleep 30'`, (write, output) => {
+      const t = setInterval(() => {
+        if (output().includes('started')) {
+          clearInterval(t);
+          write('\x1d\x1d\x1d');
+        }
+      }, 50);
+    });
+    expect(r.code).toBe(1);
+    expect(r.out).toContain('Container box terminated by signal KILL.');
+  });
+});
