@@ -1,2 +1,3 @@
 import { defineConfig } from 'vitest/config';
-export default defineConfig({ test: { include: ['src/**/*.test.ts'] } });
+export default defineConfig({ test: {
+    reporters: ['default', ['json', { outputFile: 'vitest-report.json' }]], include: ['src/**/*.test.ts'] } });

@@ -1,0 +1,119 @@
+import { describe, expect, it } from 'vitest';
+import { parseCommandLine } from './cli-args.js';
+import { SettingsError } from './model.js';
+
+const env = { cwd: '/work', environ: { HOME: '/root', FROMHOST: 'yes' } };
+const parse = (...argv: string[]) => parseCommandLine(argv, env);
+
+describe('parseCommandLine', () => {
+  it('options stop at the first non-option (getopt "+")', () => {
+    const cl = parse('-D', 'tree', '/bin/sh', '-c', 'echo -D');
+    expect(cl.settings.directory).toBe('/work/tree');
+    expect(cl.settings.parameters).toEqual(['/bin/sh', '-c', 'echo -D']);
+    expect(cl.set.has('start-mode')).toBe(true);
+  });
+  it('-- ends the options', () => {
+    expect(parse('-D', '/t', '--', '-b').settings.parameters).toEqual(['-b']);
+  });
+  it('short options combine and take attached or separate values', () => {
+    const cl = parse('-aqD/t', '-Mfoo', '-u', 'al');
+    expect(cl.settings).toMatchObject({ startMode: 'pid2', quiet: true, directory: '/t', machineName: 'foo', user: 'al' });
+  });
+  it('long options take =VALUE or the next argument', () => {
+    expect(parse('--directory=/a').settings.directory).toBe('/a');
+    expect(parse('--directory', '/b').settings.directory).toBe('/b');
+  });
+  it('records what the command line set', () => {
+    const cl = parse('--bind=/a', '--read-only', '-E', 'A=1', '--rlimit=NOFILE=10', '-U');
+    expect([...cl.set].sort()).toEqual(['custom-mounts', 'environment', 'read-only', 'rlimit-NOFILE', 'userns']);
+  });
+  it('-b and -a cannot go together', () => {
+    expect(() => parse('-b', '-a')).toThrow('--boot and --as-pid2 may not be combined.');
+  });
+  it('-U picks a range and auto ownership', () => {
+    expect(parse('-U').settings).toMatchObject({ privateUsers: { mode: 'pick' }, privateUsersOwnership: 'auto' });
+    expect(parse('-U', '--private-users-ownership=chown').settings.privateUsersOwnership).toBe('chown');
+  });
+  it('-n implies a private network; --network-zone too', () => {
+    expect(parse('-n').settings).toMatchObject({ networkVeth: true, privateNetwork: true });
+    expect(parse('--network-zone=z').settings).toMatchObject({ networkZone: 'z', networkVeth: true, privateNetwork: true });
+  });
+  it('--port needs a private network', () => {
+    expect(() => parse('-p', '80')).toThrow('Cannot use --port= without private networking.');
+    expect(parse('-n', '-p', 'udp:53:5353').settings.exposePorts).toEqual([{ protocol: 'udp', hostPort: 53, containerPort: 5353 }]);
+  });
+  it('--setenv: NAME=VALUE, and NAME alone takes our value; later wins', () => {
+    expect(parse('-E', 'A=1', '--setenv=A=2', '-E', 'FROMHOST', '-E', 'MISSING').settings.environment).toEqual(['A=2', 'FROMHOST=yes']);
+    expect(() => parse('-E', '1BAD=x')).toThrow(/not valid/);
+  });
+  it('bind specs with options and escaped colons', () => {
+    const cl = parse('--bind=/a\\:b:/c:norbind', '--bind-ro=/d');
+    expect(cl.settings.customMounts).toEqual([
+      { type: 'bind', source: '/a:b', destination: '/c', readOnly: false, recursive: false },
+      { type: 'bind', source: '/d', destination: '/d', readOnly: true, recursive: true },
+    ]);
+    expect(() => parse('--bind=relative')).toThrow(/--bind=relative: .*not absolute/);
+    expect(() => parse('--bind=/a:/b:bogus')).toThrow(/Invalid bind mount option: bogus/);
+  });
+  it('tmpfs and overlay specs', () => {
+    expect(parse('--tmpfs=/x').settings.customMounts).toEqual([{ type: 'tmpfs', destination: '/x', options: 'mode=0755' }]);
+    expect(parse('--overlay=/l:/u:/d').settings.customMounts).toEqual([
+      { type: 'overlay', lowers: ['/l'], upper: '/u', destination: '/d', readOnly: false },
+    ]);
+    expect(parse('--overlay-ro=/l1:/l2:/u:/d').settings.customMounts?.[0]).toMatchObject({ lowers: ['/l1', '/l2'], upper: '/u', readOnly: true });
+    expect(() => parse('--overlay=/only')).toThrow(/at least two/);
+  });
+  it('-M, --hostname and --uuid are validated', () => {
+    expect(() => parse('-M', 'bad_name')).toThrow('Invalid machine name: bad_name');
+    expect(() => parse('--hostname=-x')).toThrow('Invalid hostname: -x');
+    expect(parse('--uuid=0123456789abcdef0123456789ABCDEF').settings.uuid).toBe('01234567-89ab-cdef-0123-456789abcdef');
+    expect(() => parse('--uuid=00000000-0000-0000-0000-000000000000')).toThrow('Machine UUID may not be all zeroes.');
+    expect(() => parse('--uuid=nope')).toThrow('Invalid UUID: nope');
+  });
+  it('--kill-signal, --rlimit, --personality, --console, -P, --chdir', () => {
+    const cl = parse('--kill-signal=SIGRTMIN+4', '--rlimit=RLIMIT_NOFILE=10:20', '--personality=x86', '-P', '--chdir=/tmp');
+    expect(cl.settings).toMatchObject({
+      killSignal: 38,
+      rlimits: { NOFILE: { soft: 10n, hard: 20n } },
+      personality: 'x86',
+      consoleMode: 'pipe',
+      workingDirectory: '/tmp',
+    });
+    expect(() => parse('--kill-signal=SIGNOPE')).toThrow(/Cannot parse signal: SIGNOPE/);
+    expect(() => parse('--rlimit=NOFILE=20:10')).toThrow(/Soft resource limit above hard limit/);
+    expect(() => parse('--personality=arm')).toThrow(/unsupported personality 'arm'/);
+    expect(() => parse('--console=tty')).toThrow(/Unknown console mode: tty/);
+    expect(() => parse('--chdir=tmp')).toThrow('Working directory tmp is not an absolute path.');
+  });
+  it('--private-users forms', () => {
+    expect(parse('--private-users=no').settings.privateUsers).toEqual({ mode: 'no' });
+    expect(parse('--private-users').settings.privateUsers).toEqual({ mode: 'pick' });
+    expect(parse('--private-users=65536').settings.privateUsers).toEqual({ mode: 'fixed', shift: 65536, range: 65536 });
+    expect(parse('--private-users=65536:1000').settings.privateUsers).toEqual({ mode: 'fixed', shift: 65536, range: 1000 });
+    expect(() => parse('--private-users=x:y')).toThrow(/--private-users=x:y/);
+  });
+  it('unknown options and missing arguments name the option', () => {
+    expect(() => parse('--nope')).toThrow(SettingsError);
+    expect(() => parse('--nope')).toThrow("unrecognized option '--nope'");
+    expect(() => parse('-X')).toThrow("invalid option -- 'X'");
+    expect(() => parse('-D')).toThrow("option requires an argument -- 'D'");
+    expect(() => parse('--directory')).toThrow("option '--directory' requires an argument");
+    expect(() => parse('--read-only=yes')).toThrow("option '--read-only' doesn't allow an argument");
+  });
+  it('options of features other hosts have are accepted but recorded as unsupported', () => {
+    expect(parse('--slice=x', '-Z', 'ctx').unsupported).toEqual(['--slice', '--selinux-context']);
+  });
+  it('--help and --version', () => {
+    expect(parse('-h').help).toBe(true);
+    expect(parse('--version').version).toBe(true);
+  });
+  it('--settings modes', () => {
+    expect(parse('--settings=trusted').settings.settingsMode).toBe('trusted');
+    expect(parse('--settings=0').settings.settingsMode).toBe('no');
+    expect(() => parse('--settings=maybe')).toThrow(/--settings=/);
+  });
+  it('--template with --ephemeral is refused; -D with -i is refused', () => {
+    expect(() => parse('--template=/t', '-x')).toThrow(/--template= or --ephemeral/);
+    expect(() => parse('-D', '/a', '-i', '/b')).toThrow(/either --directory= or --image=/);
+  });
+});

@@ -1,0 +1,49 @@
+#!/usr/bin/env node
+// What tests can leave behind on the machine: container links, mounts, loop devices, nftables tables,
+// nspawn temp dirs, lock files and helper processes. `--save F` records the state before the tests,
+// `--against F` fails (exit 1) on anything new since then, naming it.
+import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+
+const sh = (cmd, args) => {
+  try {
+    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  } catch {
+    return '';
+  }
+};
+const ls = (dir, re) => (existsSync(dir) ? readdirSync(dir).filter((f) => re.test(f)).map((f) => `${dir}/${f}`) : []);
+
+function snapshot() {
+  return {
+    links: [...sh('ip', ['-o', 'link', 'show']).matchAll(/^\d+: ((?:ve|vb|vz|mv|iv)-[^:@ ]+)/gm)].map((m) => m[1]),
+    mounts: readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .map((l) => l.split(' ')[4])
+      .filter((mp) => mp && /nspawn|machines|\.#/.test(mp)),
+    loops: sh('losetup', ['-a']).split('\n').filter(Boolean),
+    nft: sh('nft', ['list', 'tables']).split('\n').filter((l) => /nspawn/i.test(l)),
+    tempdirs: [...ls('/var/tmp', /^nspawn-/), ...ls('/tmp', /^nspawn-test-/)],
+    locks: [...ls('/run/systemd/nspawn-uid', /./), ...ls('/run/systemd/nspawn/locks', /./)],
+    processes: sh('pgrep', ['-a', '-f', 'nspawn-helper']).split('\n').filter(Boolean),
+  };
+}
+
+const args = process.argv.slice(2);
+const now = snapshot();
+if (args[0] === '--save') {
+  writeFileSync(args[1], JSON.stringify(now));
+  process.exit(0);
+}
+const before = args[0] === '--against' && existsSync(args[1]) ? JSON.parse(readFileSync(args[1], 'utf8')) : {};
+let leaked = false;
+for (const [kind, items] of Object.entries(now)) {
+  const old = new Set(before[kind] ?? []);
+  const added = items.filter((i) => !old.has(i));
+  if (added.length) {
+    leaked = true;
+    console.error(`leak check: the tests left ${kind} behind: ${added.join(', ')}`);
+  }
+}
+if (leaked) process.exit(1);
+console.log('leak check: nothing left behind');
