@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// Bundles each command into one ESM file (fast start: one module to load) and puts the runtime's native
-// helper beside it, where @nspawn/runtime looks for it when bundled.
+// Bundles each command into one CommonJS file (the fastest start Node offers: one file, no ESM loader
+// machinery) and puts the runtime's native helper beside it, where @nspawn/runtime looks for it.
 import { build } from 'esbuild';
 import { copyFileSync, mkdirSync, chmodSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -12,13 +12,16 @@ mkdirSync(join(here, 'dist'), { recursive: true });
 await build({
   entryPoints: { nspawn: join(here, 'src/nspawn.ts') },
   outdir: join(here, 'dist'),
-  outExtension: { '.js': '.mjs' },
+  outExtension: { '.js': '.cjs' },
   bundle: true,
   platform: 'node',
-  format: 'esm',
+  format: 'cjs',
   target: 'node24',
   sourcemap: 'linked',
   logLevel: 'warning',
+  // the libraries are ESM and use import.meta.url to find files beside them
+  define: { 'import.meta.url': '__nspawn_import_meta_url' },
+  banner: { js: 'var __nspawn_import_meta_url = require("node:url").pathToFileURL(__filename).href;' },
 });
 const require = createRequire(join(here, 'package.json'));
 const runtimeDir = dirname(require.resolve('@nspawn/runtime/package.json'));

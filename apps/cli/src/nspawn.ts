@@ -24,11 +24,14 @@ async function main(argv: string[]): Promise<number> {
   return runContainer(prepared);
 }
 
-try {
-  process.exitCode = await main(process.argv.slice(2));
-} catch (e) {
-  if (e instanceof SettingsError || e instanceof ContainerError || e instanceof UserError) {
-    process.stderr.write(`${e.message}\n`);
-    process.exitCode = 1;
-  } else throw e;
-}
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    if (e instanceof SettingsError || e instanceof ContainerError || e instanceof UserError) {
+      process.stderr.write(`${e.message}\n`);
+      process.exitCode = 1;
+    } else throw e;
+  },
+);

@@ -1,0 +1,78 @@
+#!/usr/bin/env node
+// pnpm bench: start-to-exit of `/bin/true` in a busybox tree under nspawn, under systemd-nspawn 252 and
+// under the native helper alone (the plan precomputed), measured in one run, interleaved, as root.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, openSync, closeSync, rmSync, writeFileSync, cpSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const REPO = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
+const RUNS = Number(process.env.BENCH_RUNS ?? 40);
+const WARMUP = 5;
+
+if (process.getuid() !== 0) {
+  console.error('bench: must run as root');
+  process.exit(1);
+}
+const runtime = await import(join(REPO, 'packages/runtime/dist/index.js'));
+const dir = mkdtempSync('/var/tmp/nspawn-bench-');
+try {
+  const tree = join(dir, 'box');
+  execFileSync(join(REPO, 'scripts/make-busybox-tree.sh'), [tree]);
+  const treeSd = join(dir, 'box-sd');
+  cpSync(tree, treeSd, { recursive: true, verbatimSymlinks: true });
+
+  // the helper alone: the plan nspawn would send, written once to a file the helper reads as fd 3
+  const prepared = runtime.prepareContainer({ directory: tree, parameters: ['/bin/true'], consoleMode: 'pipe' }, runtime.nodePrepareEnv(runtime.nodeTree));
+  const plan = runtime.planContainer(prepared.config, runtime.probeHost(), runtime.nodeTree(tree), { hex128: () => '0123456789abcdef0123456789abcdef' });
+  const planFile = join(dir, 'plan');
+  writeFileSync(planFile, runtime.encodePlan(plan));
+  runtime.ensureHostScaffolding(runtime.probeHost());
+
+  const nspawn = join(REPO, 'apps/cli/bin/nspawn');
+  const helper = runtime.helperPath();
+  const cases = {
+    nspawn: () => spawnSync(nspawn, ['-q', '-D', tree, '-P', '/bin/true'], { stdio: 'ignore' }),
+    'helper alone': () => {
+      const fd = openSync(planFile, 'r');
+      try {
+        return spawnSync(helper, [], { stdio: ['ignore', 'ignore', 'ignore', fd] });
+      } finally {
+        closeSync(fd);
+      }
+    },
+  };
+  if (existsSync('/usr/bin/systemd-nspawn'))
+    cases['systemd-nspawn'] = () =>
+      spawnSync('systemd-nspawn', ['--register=no', '--keep-unit', '-q', '-D', treeSd, '-P', '/bin/true'], { stdio: 'ignore' });
+  else console.warn('bench: systemd-nspawn is not installed (apt-get install systemd-container); comparing without it');
+
+  const times = Object.fromEntries(Object.keys(cases).map((k) => [k, []]));
+  for (let i = 0; i < WARMUP + RUNS; i++) {
+    for (const [name, run] of Object.entries(cases)) {
+      const t0 = process.hrtime.bigint();
+      const r = run();
+      const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+      if (r.status !== 0) throw new Error(`bench: ${name} failed (status ${r.status})`);
+      if (i >= WARMUP) times[name].push(ms);
+    }
+  }
+  const stat = (xs) => {
+    const s = [...xs].sort((a, b) => a - b);
+    return { median: s[Math.floor(s.length / 2)], min: s[0], mean: s.reduce((a, b) => a + b, 0) / s.length };
+  };
+  console.log(`start-to-exit of /bin/true in a busybox tree, ${RUNS} runs each, interleaved (ms)`);
+  console.log('case'.padEnd(16), 'median'.padStart(8), 'mean'.padStart(8), 'min'.padStart(8));
+  const st = {};
+  for (const [name, xs] of Object.entries(times)) {
+    st[name] = stat(xs);
+    console.log(name.padEnd(16), st[name].median.toFixed(2).padStart(8), st[name].mean.toFixed(2).padStart(8), st[name].min.toFixed(2).padStart(8));
+  }
+  if (st['systemd-nspawn']) {
+    const ratio = st.nspawn.median / st['systemd-nspawn'].median;
+    console.log(`nspawn / systemd-nspawn (median): ${ratio.toFixed(2)}  (goal <= 0.75: ${ratio <= 0.75 ? 'met' : 'NOT met'})`);
+  }
+  console.log(`nspawn / helper alone (median): ${(st.nspawn.median / st['helper alone'].median).toFixed(2)}`);
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
