@@ -4,7 +4,7 @@
  * .nspawn file can fill in the rest.
  */
 import { resolve } from 'node:path';
-import { type CustomMount, type Settings, SettingsError } from './model.js';
+import { type CustomMount, type SettingKey, type Settings, SettingsError } from './model.js';
 import {
   hostnameIsValid,
   parseBindSpec,
@@ -31,8 +31,8 @@ import {
 
 export interface CommandLine {
   settings: Settings;
-  /** setting groups the command line set, named like systemd's SETTING_* bits ('start-mode', 'custom-mounts', ...) */
-  set: Set<string>;
+  /** setting groups the command line set (systemd's arg_settings_mask): a .nspawn file fills in the rest */
+  set: Set<SettingKey>;
   help: boolean;
   version: boolean;
   /** options that were accepted but whose feature this build does not implement; the runtime refuses them */

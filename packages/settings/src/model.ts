@@ -26,13 +26,19 @@ export type TimezoneMode = 'off' | 'copy' | 'bind' | 'symlink' | 'delete' | 'aut
 export type LinkJournal = 'no' | 'host' | 'guest' | 'auto';
 export type VolatileMode = 'no' | 'yes' | 'state' | 'overlay';
 export type UserNamespaceMode = 'no' | 'fixed' | 'pick';
-export type UserNamespaceOwnership = 'off' | 'chown' | 'map' | 'auto';
+/** 'foreign' exists since systemd v258 (map from the foreign UID range). */
+export type UserNamespaceOwnership = 'off' | 'chown' | 'map' | 'foreign' | 'auto';
 
 /** A mount the user asked for: --bind/--bind-ro/--tmpfs/--overlay/--overlay-ro/--inaccessible, Bind=, ... */
 export type CustomMount =
   | {
       type: 'bind';
-      source: string; // absolute host path ('+' relative-to-root forms already resolved by the consumer)
+      /**
+       * Host path. From a .nspawn file: absolute (relative paths are made absolute against the parser's cwd, as
+       * systemd does), without the '+' prefix (see sourceInRoot). '' means: no source given ("Bind=:/dst"), i.e.
+       * bind a throw-away temporary directory, as systemd does.
+       */
+      source: string;
       destination: string; // absolute path inside the container
       readOnly: boolean;
       recursive: boolean; // rbind (default) or norbind
@@ -41,6 +47,13 @@ export type CustomMount =
       ownership?: 'off' | 'chown' | 'idmap';
       /** true when the source began with '+': relative to the container root */
       sourceInRoot?: boolean;
+      /**
+       * The option string after the second ':' exactly as written (systemd keeps it verbatim and parses it when
+       * mounting). recursive/idmap/idmapping are derived from it.
+       */
+      options?: string;
+      /** the last ID-mapping option given: noidmap | idmap | rootidmap | owneridmap (owneridmap: systemd v256+) */
+      idmapping?: BindIdmapping;
     }
   | { type: 'tmpfs'; destination: string; options: string }
   | {
@@ -52,6 +65,8 @@ export type CustomMount =
       readOnly: boolean;
     }
   | { type: 'inaccessible'; destination: string };
+
+export type BindIdmapping = 'noidmap' | 'idmap' | 'rootidmap' | 'owneridmap';
 
 export interface ExposePort {
   protocol: 'tcp' | 'udp';
@@ -107,16 +122,28 @@ export interface Settings {
   customMounts?: CustomMount[];
   privateUsersOwnership?: UserNamespaceOwnership;
   bindUser?: string[];
+  /**
+   * BindUserShell= (systemd v258+): an absolute path = use this shell in the bound user records; true = copy the
+   * host user's shell; false = do not copy it (systemd's default).
+   */
+  bindUserShell?: string | boolean;
 
   // [Network]
   privateNetwork?: boolean;
   networkNamespacePath?: string;
+  /**
+   * Interface=, MACVLAN=, IPVLAN=: one entry per interface, "HOST" or "HOST:CONTAINER" (interface names cannot
+   * contain ':'). Without a container-side name systemd uses HOST for Interface=, "mv-HOST" for MACVLAN= and
+   * "iv-HOST" for IPVLAN= (see interfacePair()).
+   */
   networkInterfaces?: string[];
   networkMacvlan?: string[];
   networkIpvlan?: string[];
   networkVeth?: boolean;
+  /** VirtualEthernetExtra=: "HOST" (same name in the container) or "HOST:CONTAINER" */
   networkVethExtra?: string[];
   networkBridge?: string;
+  /** the zone name as given, without the "vz-" prefix systemd adds for the bridge interface */
   networkZone?: string;
   exposePorts?: ExposePort[];
 
@@ -174,6 +201,109 @@ export const RLIMIT_NUMBERS: Record<RlimitName, number> = {
   NICE: 13,
   RTPRIO: 14,
   RTTIME: 15,
+};
+
+/**
+ * The groups of settings systemd tracks in its SettingsMask (src/nspawn/nspawn-settings.h): a command-line
+ * option that sets something records its group, and a group set on the command line is not taken from a
+ * .nspawn file (unless --settings=override). Resource limits have one group each: 'rlimit-NOFILE', ...
+ */
+export const SETTING_GROUPS = [
+  'start-mode',
+  'environment',
+  'user',
+  'capability',
+  'kill-signal',
+  'personality',
+  'machine-id',
+  'network',
+  'expose-ports',
+  'read-only',
+  'volatile-mode',
+  'custom-mounts',
+  'working-directory',
+  'userns',
+  'notify-ready',
+  'pivot-root',
+  'syscall-filter',
+  'hostname',
+  'no-new-privileges',
+  'oom-score-adjust',
+  'cpu-affinity',
+  'resolv-conf',
+  'link-journal',
+  'timezone',
+  'ephemeral',
+  'slice',
+  'directory',
+  'use-cgns',
+  'clone-ns-flags',
+  'console-mode',
+  'credentials',
+  'bind-user',
+  'bind-user-shell',
+  'suppress-sync',
+] as const;
+export type SettingKey = (typeof SETTING_GROUPS)[number] | `rlimit-${RlimitName}`;
+
+/** Every SettingKey, in systemd's bit order (the per-limit keys last, in RLIMIT_* order). */
+export const SETTING_KEYS: readonly SettingKey[] = [
+  ...SETTING_GROUPS,
+  ...RLIMIT_NAMES.map((n): SettingKey => `rlimit-${n}`),
+];
+
+/**
+ * The SettingKey a command-line parser records when it sets a field of Settings (fields not listed: none).
+ * Resource limits have one key per limit: setting rlimits.NOFILE records 'rlimit-NOFILE'.
+ */
+export const SETTING_KEY_OF_FIELD: Readonly<Partial<Record<keyof Settings, SettingKey>>> = {
+  startMode: 'start-mode',
+  parameters: 'start-mode',
+  ephemeral: 'ephemeral',
+  environment: 'environment',
+  user: 'user',
+  capability: 'capability',
+  dropCapability: 'capability',
+  ambientCapability: 'capability',
+  killSignal: 'kill-signal',
+  personality: 'personality',
+  machineId: 'machine-id',
+  uuid: 'machine-id',
+  workingDirectory: 'working-directory',
+  pivotRoot: 'pivot-root',
+  privateUsers: 'userns',
+  privateUsersOwnership: 'userns',
+  notifyReady: 'notify-ready',
+  systemCallFilter: 'syscall-filter',
+  hostname: 'hostname',
+  noNewPrivileges: 'no-new-privileges',
+  oomScoreAdjust: 'oom-score-adjust',
+  cpuAffinity: 'cpu-affinity',
+  resolvConf: 'resolv-conf',
+  linkJournal: 'link-journal',
+  linkJournalTry: 'link-journal',
+  timezone: 'timezone',
+  suppressSync: 'suppress-sync',
+  readOnly: 'read-only',
+  volatile: 'volatile-mode',
+  customMounts: 'custom-mounts',
+  bindUser: 'bind-user',
+  bindUserShell: 'bind-user-shell',
+  privateNetwork: 'network',
+  networkNamespacePath: 'network',
+  networkInterfaces: 'network',
+  networkMacvlan: 'network',
+  networkIpvlan: 'network',
+  networkVeth: 'network',
+  networkVethExtra: 'network',
+  networkBridge: 'network',
+  networkZone: 'network',
+  exposePorts: 'expose-ports',
+  directory: 'directory',
+  template: 'directory',
+  image: 'directory',
+  consoleMode: 'console-mode',
+  useCgns: 'use-cgns',
 };
 
 /** Where a value came from, for messages: "FILE:LINE" or "--option". */

@@ -18,12 +18,12 @@ import {
   type UserNamespaceSetting,
   type VolatileMode,
 } from './model.js';
+import { parseBooleanC } from './c-util.js';
 
-/** parse_boolean() */
+/** parse_boolean(): 1/yes/y/true/t/on and 0/no/n/false/f/off, ASCII case-insensitive. */
 export function parseBoolean(v: string): boolean {
-  const s = v.toLowerCase();
-  if (['1', 'yes', 'y', 'true', 't', 'on'].includes(s)) return true;
-  if (['0', 'no', 'n', 'false', 'f', 'off'].includes(s)) return false;
+  const r = parseBooleanC(v);
+  if (r.ok) return r.value;
   throw new SettingsError(`Failed to parse boolean value: ${v}`, undefined, v);
 }
 
@@ -364,23 +364,30 @@ export const RESOLV_CONF_MODES: readonly ResolvConfMode[] = [
   'delete',
   'auto',
 ];
-/** resolv_conf_mode_from_string(), plus booleans as systemd accepts them (yes = auto? no: yes=auto, no=off). */
+/** resolv_conf_mode_from_string(): the modes, plus booleans (yes = auto, no = off). */
 export function parseResolvConfMode(v: string): ResolvConfMode {
+  const b = parseBooleanC(v);
+  if (b.ok) return b.value ? 'auto' : 'off';
   if ((RESOLV_CONF_MODES as readonly string[]).includes(v)) return v as ResolvConfMode;
   throw new SettingsError(`Failed to parse /etc/resolv.conf mode: ${v}`, undefined, v);
 }
 
 export const TIMEZONE_MODES: readonly TimezoneMode[] = ['off', 'copy', 'bind', 'symlink', 'delete', 'auto'];
+/** timezone_mode_from_string(): the modes, plus booleans (yes = auto, no = off). */
 export function parseTimezoneMode(v: string): TimezoneMode {
+  const b = parseBooleanC(v);
+  if (b.ok) return b.value ? 'auto' : 'off';
   if ((TIMEZONE_MODES as readonly string[]).includes(v)) return v as TimezoneMode;
   throw new SettingsError(`Failed to parse /etc/localtime mode: ${v}`, undefined, v);
 }
 
-/** parse_link_journal(): no|host|guest|auto|try-host|try-guest. */
+/** parse_link_journal(): no|host|guest|auto|try-host|try-guest, plus booleans (yes = auto). */
 export function parseLinkJournal(v: string): { mode: LinkJournal; try: boolean } {
-  if (v === 'no' || v === 'host' || v === 'guest' || v === 'auto') return { mode: v, try: false };
+  if (v === 'host' || v === 'guest' || v === 'auto') return { mode: v, try: false };
   if (v === 'try-host') return { mode: 'host', try: true };
   if (v === 'try-guest') return { mode: 'guest', try: true };
+  const b = parseBooleanC(v);
+  if (b.ok) return { mode: b.value ? 'auto' : 'no', try: false };
   throw new SettingsError(`Failed to parse link journal mode ${v}`, undefined, v);
 }
 
@@ -394,15 +401,18 @@ export function parseVolatileMode(v: string): VolatileMode {
   }
 }
 
-/** parse_userns_uid_range() / --private-users= */
+/**
+ * --private-users=: no (off), yes (on, UID base read from the directory's owner: shift left undefined), pick,
+ * identity (0:65536), or BASE[:COUNT]. Digits only are never booleans here ("1" is the base UID 1), unlike the
+ * PrivateUsers= file setting.
+ */
 export function parsePrivateUsers(v: string): UserNamespaceSetting {
-  if (v === 'pick') return { mode: 'pick' };
-  if (v === 'identity') return { mode: 'fixed', shift: 0, range: 65536 };
-  try {
-    return parseBoolean(v) ? { mode: 'pick' } : { mode: 'no' };
-  } catch {
-    // fall through to BASE[:COUNT]
+  if (!/^[0-9]+$/.test(v)) {
+    const b = parseBooleanC(v);
+    if (b.ok) return b.value ? { mode: 'fixed', range: 65536 } : { mode: 'no' };
   }
+  if (v === 'pick') return { mode: 'pick', range: 65536 };
+  if (v === 'identity') return { mode: 'fixed', shift: 0, range: 65536 };
   const m = /^([0-9]+)(?::([0-9]+))?$/.exec(v);
   if (!m) throw new SettingsError(`Failed to parse UID "${v}": Invalid argument`, undefined, v);
   const shift = Number(m[1]);
@@ -414,8 +424,11 @@ export function parsePrivateUsers(v: string): UserNamespaceSetting {
   return { mode: 'fixed', shift, range };
 }
 
+/** user_namespace_ownership_from_string(): off|chown|map|foreign|auto, plus booleans (yes = auto, no = off). */
 export function parseUserNsOwnership(v: string): UserNamespaceOwnership {
-  if (v === 'off' || v === 'chown' || v === 'map' || v === 'auto') return v;
+  const b = parseBooleanC(v);
+  if (b.ok) return b.value ? 'auto' : 'off';
+  if (v === 'off' || v === 'chown' || v === 'map' || v === 'foreign' || v === 'auto') return v;
   throw new SettingsError(`Cannot parse --user-namespace-ownership= value: ${v}`, undefined, v);
 }
 
