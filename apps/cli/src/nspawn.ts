@@ -2,25 +2,38 @@
  * `nspawn`: systemd-nspawn's command line over @nspawn/settings and @nspawn/runtime. Thin on purpose:
  * parse, merge with the .nspawn file, prepare, run, exit with the container's status.
  */
+import { writeSync } from 'node:fs';
 import { parseCommandLine, SettingsError } from '@nspawn/settings';
-import { ContainerError, UserError, nodePrepareEnv, nodeTree, prepareContainer, runContainer } from '@nspawn/runtime';
+import {
+  applySettingsFile,
+  ContainerError,
+  nodePrepareEnv,
+  nodeTree,
+  prepareContainer,
+  runContainer,
+  UserError,
+} from '@nspawn/runtime';
 import { HELP, VERSION } from './help.js';
+
+const say = (fd: number, text: string) => void writeSync(fd, text);
 
 async function main(argv: string[]): Promise<number> {
   const cl = parseCommandLine(argv);
   if (cl.help) {
-    process.stdout.write(HELP);
+    say(1, HELP);
     return 0;
   }
   if (cl.version) {
-    process.stdout.write(VERSION);
+    say(1, VERSION);
     return 0;
   }
   if (process.getuid?.() !== 0) {
-    process.stderr.write('Need to be root.\n');
+    say(2, 'Need to be root.\n');
     return 1;
   }
-  const prepared = prepareContainer(cl.settings, nodePrepareEnv(nodeTree), cl.unsupported);
+  const { settings, messages } = applySettingsFile(cl);
+  for (const m of messages) say(2, `${m}\n`);
+  const prepared = prepareContainer(settings, nodePrepareEnv(nodeTree), cl.unsupported);
   return runContainer(prepared);
 }
 
@@ -30,7 +43,7 @@ main(process.argv.slice(2)).then(
   },
   (e: unknown) => {
     if (e instanceof SettingsError || e instanceof ContainerError || e instanceof UserError) {
-      process.stderr.write(`${e.message}\n`);
+      say(2, `${e.message}\n`);
       process.exitCode = 1;
     } else throw e;
   },

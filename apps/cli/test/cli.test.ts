@@ -65,7 +65,7 @@ describe('options and errors', () => {
       [['-D', join(dir, 'missing'), '/bin/true'], `Failed to resolve path ${join(dir, 'missing')}: No such file or directory\n`],
       [['-D', dir, '/bin/true'], `Directory ${dir} doesn't look like it has an OS tree (/usr/ directory is missing). Refusing.\n`],
       [['-b', '-a', '-D', tree], '--boot and --as-pid2 may not be combined.\n'],
-      [['-D', tree, '--network-veth', '/bin/true'], '--network-veth is not supported yet by this nspawn build.\n'],
+      [['-D', tree, '--network-veth', '/bin/true'], '--network-veth (VirtualEthernet=) is not supported yet by this nspawn build.\n'],
     ];
     for (const [args, err] of cases) {
       const r = nspawn(args);
@@ -145,5 +145,43 @@ describe('console on a terminal', () => {
     });
     expect(r.code).toBe(1);
     expect(r.out).toContain('Container box terminated by signal KILL.');
+  });
+});
+
+describe('.nspawn files', () => {
+  it('a trusted file in /run/systemd/nspawn applies; the command line wins where it sets something', () => {
+    const name = `nspawn-cli-test-${process.pid}`;
+    const file = `/run/systemd/nspawn/${name}.nspawn`;
+    execFileSync('mkdir', ['-p', '/run/systemd/nspawn']);
+    execFileSync('sh', ['-c', `printf '%s\\n' '[Exec]' 'Environment=FROMFILE=1 SHARED=file' 'Hostname=filehost' 'Bogus=1' '[Files]' 'TemporaryFileSystem=/scratch' > ${file}`]);
+    try {
+      const r = nspawn(['-q', '-D', tree, '-M', name, '-P', '-E', 'SHARED=cli', '/bin/sh', '-c', 'echo $FROMFILE $SHARED $(hostname); grep -c " /scratch " /proc/self/mountinfo']);
+      // the command line set the environment, so the file's Environment= is not used at all (systemd's mask)
+      expect(r.out).toBe('cli filehost\n1\n');
+      expect(r.err).toBe(`${file}:4: Unknown key 'Bogus' in section [Exec], ignoring.\n`);
+      expect(r.code).toBe(0);
+    } finally {
+      rmSync(file, { force: true });
+    }
+  });
+  it('privileged settings of an untrusted file beside the image are ignored with systemd\'s message', () => {
+    const file = join(dir, 'box.nspawn');
+    execFileSync('sh', ['-c', `printf '%s\\n' '[Exec]' 'Environment=OK=yes' '[Files]' 'Bind=/etc:/mnt/hostetc' > ${file}`]);
+    try {
+      const r = nspawn(['-q', '-D', tree, '-P', '/bin/sh', '-c', 'echo $OK; ls /mnt/hostetc 2>/dev/null | wc -l']);
+      expect(r.out).toBe('yes\n0\n');
+      expect(r.err).toBe(`Ignoring TemporaryFileSystem=, Bind= and BindReadOnly= settings, file ${file} is not trusted.\n`);
+    } finally {
+      rmSync(file, { force: true });
+    }
+  });
+  it('--settings=no skips the file', () => {
+    const file = join(dir, 'box.nspawn');
+    execFileSync('sh', ['-c', `printf '%s\\n' '[Exec]' 'Environment=OK=yes' > ${file}`]);
+    try {
+      expect(nspawn(['-q', '-D', tree, '-P', '--settings=no', '/bin/sh', '-c', 'echo x$OK']).out).toBe('x\n');
+    } finally {
+      rmSync(file, { force: true });
+    }
   });
 });

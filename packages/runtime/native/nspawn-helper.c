@@ -58,6 +58,7 @@
 #define OPF_OPTIONAL 8u     /* failure is not fatal */
 #define OPF_RECURSIVE 16u   /* setattr: apply to the whole subtree */
 #define OPF_IF_EXISTS 32u   /* skip when the source does not exist */
+#define OPF_WARN 128u       /* with OPF_OPTIONAL: a failure is reported as a warning */
 #define OPF_MKPOINT 64u     /* create the target like the source: a directory for a directory, else a file */
 
 typedef struct {
@@ -119,6 +120,20 @@ static void send_error(const char *msg) {
                 (void) !send(sync_fd, buf, (size_t) n, MSG_NOSIGNAL);
         else
                 fprintf(stderr, "nspawn-helper: %s\n", msg);
+}
+
+static void warn_errno_child(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void warn_errno_child(const char *fmt, ...) {
+        char msg[3000], full[4000];
+        int e = errno;
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        va_end(ap);
+        int n = snprintf(full, sizeof full, "W%s: %s", msg, strerror(e));
+        if (sync_fd >= 0)
+                (void) !send(sync_fd, full, (size_t) n, MSG_NOSIGNAL);
+        errno = e;
 }
 
 static void die_errno_child(const char *fmt, ...) {
@@ -340,12 +355,15 @@ static int mkdir_p_in_root(const char *path, mode_t mode) {
         int pfd = mkdir_p_in_root(parent, 0755);
         if (pfd < 0)
                 return -1;
-        if (mkdirat(pfd, base, mode) < 0 && errno != EEXIST) {
-                int e = errno;
-                close(pfd);
-                errno = e;
-                return -1;
-        }
+        if (mkdirat(pfd, base, mode) < 0) {
+                if (errno != EEXIST) {
+                        int e = errno;
+                        close(pfd);
+                        errno = e;
+                        return -1;
+                }
+        } else
+                (void) fchmodat(pfd, base, mode & 07777, 0); /* a new directory gets MODE whatever the umask, as in systemd */
         close(pfd);
         return open_in_root(path, O_PATH | O_DIRECTORY);
 }
@@ -399,11 +417,14 @@ static void run_op(const Op *o) {
         int tfd = -1, sfd = -1;
         const char *src = *o->src ? o->src : NULL;
 
-#define FAIL(...)                                   \
-        do {                                        \
-                if (optional)                       \
-                        goto out;                   \
-                die_errno_child(__VA_ARGS__);       \
+#define FAIL(...)                                           \
+        do {                                                \
+                if (optional) {                             \
+                        if (o->flags & OPF_WARN)            \
+                                warn_errno_child(__VA_ARGS__); \
+                        goto out;                           \
+                }                                           \
+                die_errno_child(__VA_ARGS__);               \
         } while (0)
 
         if (!strcmp(o->kind, "mount") || !strcmp(o->kind, "remount") || !strcmp(o->kind, "setattr")) {
@@ -422,6 +443,14 @@ static void run_op(const Op *o) {
                         tfd = touch_in_root(o->target, o->mode ? o->mode : 0644);
                 else
                         tfd = open_in_root(o->target, O_PATH);
+                if (tfd < 0 && (o->flags & OPF_WARN)) {
+                        /* like systemd: a mount point that cannot be made (read-only tree) is not an error by
+                         * itself; the mount then fails on the missing target, and that is what gets reported */
+                        tfd = open_in_root(o->target, O_PATH);
+                        if (tfd < 0)
+                                FAIL("Failed to mount %s (type %s) on %s%s (%s \"%s\")", o->src, *o->fstype ? o->fstype : "n/a",
+                                     plan.root, o->target, (o->mflags & MS_BIND) ? "MS_BIND" : "", o->data);
+                }
                 if (tfd < 0)
                         FAIL("preparing mount point %s", o->target);
                 if (src && (o->flags & OPF_SRC_IN_ROOT)) {
@@ -473,8 +502,9 @@ static void run_op(const Op *o) {
                                 errno = e;
                                 FAIL("mknod(%s)", o->target);
                         }
-                        /* Under a user namespace mknod is refused: bind the host node instead, like systemd. */
-                        int f = openat(dfd, base, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0644);
+                        /* Under a user namespace mknod is refused: bind the host node instead, like systemd.
+                         * Without a host node there is nothing to bind: leave no empty file behind either. */
+                        int f = o->tree_fd < 0 ? -1 : openat(dfd, base, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0644);
                         if (f >= 0)
                                 close(f);
                         tfd = open_in_root(o->target, O_PATH);
@@ -680,6 +710,8 @@ static void stub_init(void) {
                 sigprocmask(SIG_SETMASK, &old, NULL);
                 if (setsid() < 0 && errno != EPERM)
                         die_errno_child("setsid in the payload");
+                if (plan.console && strcmp(plan.console, "pipe") != 0 && ioctl(STDIN_FILENO, TIOCSCTTY, 0) < 0)
+                        die_errno_child("Failed to acquire controlling TTY");
                 do_exec();
         }
         /* Our copy of the sync socket must not keep the outer waiting: the payload's copy closes on exec. */
@@ -818,7 +850,8 @@ static void child_main(void) {
                 int s = open(console, O_RDWR | O_NOCTTY | O_CLOEXEC);
                 if (s < 0)
                         die_errno_child("opening console %s", console);
-                if (ioctl(s, TIOCSCTTY, 0) < 0)
+                /* With -a the payload takes the console as its controlling tty, not the stub (inner_child()). */
+                if (!plan.pid2 && ioctl(s, TIOCSCTTY, 0) < 0)
                         die_errno_child("TIOCSCTTY on %s", console);
                 if (send_fd(sync_fd, master) < 0)
                         die_errno_child("passing the console to the outer helper");
@@ -849,6 +882,10 @@ static void child_main(void) {
                         die_errno_child("setrlimit(%d)", plan.rlimits[i].res);
         }
 
+        /* change_uid_gid_raw(): the console belongs to the user it runs as */
+        if (master >= 0 && (plan.uid > 0 || plan.gid > 0))
+                for (int fd = 0; fd < 3; fd++)
+                        (void) fchown(fd, (uid_t) plan.uid, (gid_t) plan.gid);
         if (plan.set_groups && setgroups((size_t) plan.n_groups, plan.groups) < 0)
                 die_errno_child("setgroups");
         if (plan.gid >= 0 && setresgid((gid_t) plan.gid, (gid_t) plan.gid, (gid_t) plan.gid) < 0)
@@ -1067,6 +1104,11 @@ int main(int argc, char **argv) {
                                         if (*q == '\n')
                                                 *q = ' ';
                                 ctl_printf("error %s\n", buf + 1);
+                        } else if (buf[0] == 'W') {
+                                for (char *q = buf; *q; q++)
+                                        if (*q == '\n')
+                                                *q = ' ';
+                                ctl_printf("warning %s\n", buf + 1);
                         } else if (buf[0] == 'P' && fd >= 0) {
                                 master = fd;
                                 int fl = fcntl(master, F_GETFL);

@@ -4,3 +4,4 @@ export * from './users.js';
 export * from './plan.js';
 export * from './prepare.js';
 export * from './run.js';
+export * from './random.js';

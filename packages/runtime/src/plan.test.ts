@@ -193,9 +193,17 @@ describe('cgroups', () => {
     expect(imageSystemdVersion(t)).toBe(252);
     expect(find(plan({}, host, t).ops, 'mount', '/sys/fs/cgroup/unified')?.fstype).toBe('cgroup2');
   });
-  it('cgroup2 on a unified host', () => {
+  it('cgroup2 on a unified host when the tree has systemd >= 230, or with -a', () => {
+    const unified: HostFacts = { ...host, cgroups: { kind: 'unified' } };
+    const t = fakeTree({ '/usr/lib/systemd/libsystemd-shared-252.so': '' }, ['/usr', '/usr/lib/systemd']);
+    expect(find(plan({}, unified, t).ops, 'mount', '/sys/fs/cgroup')?.fstype).toBe('cgroup2');
+    expect(find(plan({ startMode: 'pid2' }, unified).ops, 'mount', '/sys/fs/cgroup')?.fstype).toBe('cgroup2');
+  });
+  it('only the named systemd hierarchy on a unified host for a tree without systemd', () => {
     const ops = plan({}, { ...host, cgroups: { kind: 'unified' } }).ops;
-    expect(find(ops, 'mount', '/sys/fs/cgroup')?.fstype).toBe('cgroup2');
+    expect(find(ops, 'mount', '/sys/fs/cgroup')?.fstype).toBe('tmpfs');
+    expect(find(ops, 'mount', '/sys/fs/cgroup/systemd')?.data).toBe('none,name=systemd');
+    expect(find(ops, 'remount', '/sys/fs/cgroup')!.mountFlags! & MS.RDONLY).toBeTruthy();
   });
   it('co-mounted controllers get symlinks', () => {
     const ops = plan({}, { ...host, cgroups: { kind: 'legacy', hierarchies: [{ name: 'cpu,cpuacct', options: 'cpu,cpuacct' }] } }).ops;

@@ -44,6 +44,8 @@ export interface ContainerConfig {
   overlayScratch?: Record<number, { upper: string; work: string }>;
   /** SYSTEMD_NSPAWN_API_VFS_WRITABLE: "yes" leaves /proc/sys and /sys writable, "network" only /proc/sys/net */
   apiVfsWritable?: 'no' | 'yes' | 'network';
+  /** --link-journal=: 'auto' (the default) makes /var/log/journal in the tree, like setup_journal() */
+  linkJournal?: 'no' | 'auto';
 }
 
 export interface PlanRandom {
@@ -55,6 +57,10 @@ export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/
 const TMPFS_NESTED = 'size=10%,nr_inodes=400k';
 const PERSONALITY = { x86: 0x0008 /* PER_LINUX32 */, 'x86-64': 0x0000 /* PER_LINUX */ } as const;
 const S_IFIFO = 0o010000;
+const S_IFCHR = 0o020000;
+const S_IFBLK = 0o060000;
+const S_IFREG = 0o100000;
+const S_IFSOCK = 0o140000;
 
 /** The os-release keys systemd-nspawn passes on as $container_host_* (load_os_release_pairs_with_prefix). */
 export function containerHostEnv(pairs: Record<string, string> | undefined): string[] {
@@ -138,18 +144,29 @@ export function buildRlimits(cfg: ContainerConfig, host: HostFacts): HelperRlimi
 
 const roFlags = MS.BIND | MS.REMOUNT | MS.RDONLY | MS.NOSUID | MS.NOEXEC | MS.NODEV;
 
-function cgroupOps(host: HostFacts, tree: Tree): Op[] {
+function cgroupOps(host: HostFacts, tree: Tree, pid2: boolean): Op[] {
   const ops: Op[] = [];
   const layout = host.cgroups;
   if (layout.kind === 'none') return ops;
   const apiFlags = MS.NOSUID | MS.NOEXEC | MS.NODEV;
   if (layout.kind === 'unified') {
-    ops.push({ kind: 'mount', source: 'cgroup2', target: '/sys/fs/cgroup', fstype: 'cgroup2', mountFlags: apiFlags, flags: OpFlag.MKDIR });
+    // a unified host: cgroup2 for a tree whose systemd knows it (>= 230) or with -a; otherwise the legacy
+    // layout, which on a unified host is only the named systemd hierarchy (mount_legacy_cgns_supported())
+    if (pid2 || imageSystemdVersion(tree) >= 230) {
+      ops.push({ kind: 'mount', source: 'cgroup2', target: '/sys/fs/cgroup', fstype: 'cgroup2', mountFlags: apiFlags, flags: OpFlag.MKDIR });
+      return ops;
+    }
+    ops.push(
+      { kind: 'mount', source: 'tmpfs', target: '/sys/fs/cgroup', fstype: 'tmpfs', mountFlags: apiFlags | MS.STRICTATIME, data: 'mode=755,size=4m,nr_inodes=1k', flags: OpFlag.MKDIR },
+      { kind: 'mount', source: 'cgroup', target: '/sys/fs/cgroup/systemd', fstype: 'cgroup', mountFlags: apiFlags, data: 'none,name=systemd', flags: OpFlag.MKDIR },
+      { kind: 'remount', target: '/sys/fs/cgroup', mountFlags: apiFlags | MS.STRICTATIME | MS.RDONLY, data: 'mode=755' },
+    );
     return ops;
   }
   // legacy or hybrid host: the container gets the legacy layout, plus the unified hierarchy when its systemd
   // understands hybrid mode (detect_unified_cgroup_hierarchy_from_image: systemd >= 233 in the tree).
-  const hybrid = layout.kind === 'hybrid' && imageSystemdVersion(tree) >= 233;
+  // with -a the stub init is in charge, so the host's layout is used whatever the tree has (verify_arguments())
+  const hybrid = layout.kind === 'hybrid' && (pid2 || imageSystemdVersion(tree) >= 233);
   ops.push({
     kind: 'mount',
     source: 'tmpfs',
@@ -285,7 +302,7 @@ function timezoneOps(cfg: ContainerConfig, host: HostFacts, tree: Tree): Op[] {
 
 function bindFile(hostPath: string, target: string, remountFlags: number): Op[] {
   return [
-    { kind: 'mount', source: hostPath, target, mountFlags: MS.BIND, flags: OpFlag.TOUCH | OpFlag.OPTIONAL },
+    { kind: 'mount', source: hostPath, target, mountFlags: MS.BIND, flags: OpFlag.TOUCH | OpFlag.OPTIONAL | OpFlag.WARN },
     { kind: 'remount', target, mountFlags: remountFlags, flags: OpFlag.OPTIONAL },
   ];
 }
@@ -382,6 +399,14 @@ export function planContainer(cfg: ContainerConfig, host: HostFacts, tree: Tree,
   }
 
   ops.push(...devOps(host, userns));
+  // make_inaccessible_nodes(/run/host): a node of every type, mode 0000, for masking from inside the container
+  ops.push({ kind: 'mkdir', target: '/run/host/inaccessible', mode: 0o755, flags: OpFlag.OPTIONAL });
+  for (const [name, type] of [['reg', S_IFREG], ['dir', 0], ['fifo', S_IFIFO], ['sock', S_IFSOCK], ['chr', S_IFCHR], ['blk', S_IFBLK]] as const)
+    ops.push(
+      type === 0
+        ? { kind: 'mkdir', target: `/run/host/inaccessible/${name}`, mode: 0, flags: OpFlag.OPTIONAL }
+        : { kind: 'mknod', target: `/run/host/inaccessible/${name}`, mode: type, dev: 0, flags: OpFlag.OPTIONAL },
+    );
   ops.push(...timezoneOps(cfg, host, tree));
   ops.push(...resolvConfOps(cfg, host));
 
@@ -405,6 +430,11 @@ export function planContainer(cfg: ContainerConfig, host: HostFacts, tree: Tree,
     }
   }
   ops.push({ kind: 'mount', source: 'mqueue', target: '/dev/mqueue', fstype: 'mqueue', mountFlags: api, flags: OpFlag.MKDIR });
+  // outer_child(): the same as $container and $container_uuid, readable for the whole payload
+  ops.push(
+    { kind: 'write', target: '/run/host/container-manager', data: 'systemd-nspawn\n', mode: 0o644, flags: OpFlag.OPTIONAL },
+    { kind: 'write', target: '/run/host/container-uuid', data: `${cfg.uuid}\n`, mode: 0o644, flags: OpFlag.OPTIONAL },
+  );
   ops.push({ kind: 'remount', target: '/run/host', mountFlags: roFlags });
 
   // mount_sysfs(): with a private network, sysfs goes under the tmpfs at /sys, then bound into place
@@ -422,7 +452,7 @@ export function planContainer(cfg: ContainerConfig, host: HostFacts, tree: Tree,
     ops.push({ kind: 'remount', target: '/sys', mountFlags: MS.BIND | api | ro });
   }
 
-  ops.push(...cgroupOps(host, tree));
+  ops.push(...cgroupOps(host, tree, cfg.startMode === 'pid2'));
 
   // setup_boot_id(): a fresh boot id, bound over the kernel's
   const bootId = rnd.hex128();
@@ -443,11 +473,24 @@ export function planContainer(cfg: ContainerConfig, host: HostFacts, tree: Tree,
 
   ops.push(...customMountOps(cfg, host, tree));
 
+  // setup_journal() with --link-journal=auto: /var/log/journal is made (a read-only tree is fine)
+  if ((cfg.linkJournal ?? 'auto') === 'auto')
+    for (const d of ['/var', '/var/log', '/var/log/journal']) ops.push({ kind: 'mkdir', target: d, mode: 0o755, flags: OpFlag.OPTIONAL });
+
   if (cfg.user) {
-    ops.push(
-      { kind: 'mkdir', target: cfg.user.home, mode: 0o755, flags: OpFlag.OPTIONAL },
-      { kind: 'chown', target: cfg.user.home, mode: cfg.user.uid, dev: cfg.user.gid, flags: OpFlag.OPTIONAL },
-    );
+    // change_uid_gid(): mkdir_safe() gives a missing home to the user, and leaves an existing one as it is
+    const home = cfg.user.home;
+    const underMount = cfg.customMounts.some((m) => home === m.destination || home.startsWith(`${m.destination}/`));
+    if (underMount || !tree.lexists(home)) {
+      // mkdir_parents(home, 0775): missing parents get 0775 (existing ones are left alone)
+      const parts = home.split('/').filter((p) => p !== '');
+      for (let i = 1; i < parts.length; i++)
+        ops.push({ kind: 'mkdir', target: `/${parts.slice(0, i).join('/')}`, mode: 0o775, flags: OpFlag.OPTIONAL });
+      ops.push(
+        { kind: 'mkdir', target: home, mode: 0o755, flags: OpFlag.OPTIONAL },
+        { kind: 'chown', target: home, mode: cfg.user.uid, dev: cfg.user.gid, flags: OpFlag.OPTIONAL },
+      );
+    }
   }
 
   if (cfg.console !== 'pipe') ops.push({ kind: 'console', target: '/dev/console' });

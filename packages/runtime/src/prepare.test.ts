@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { Settings } from '@nspawn/settings';
 import type { Tree } from './host.js';
-import { ContainerError, type PrepareEnv, prepareContainer } from './prepare.js';
+import type { SettingsFs } from '@nspawn/settings';
+import { applySettingsFile, ContainerError, determineNames, type PrepareEnv, prepareContainer } from './prepare.js';
 
 const tree = (dirs: string[] = ['/usr'], files: Record<string, string> = {}): Tree => ({
   root: '/m/box',
@@ -58,7 +59,7 @@ describe('prepareContainer', () => {
     expect(prep({ directory: '/m/box', machineName: 'm', hostname: 'h' }).config).toMatchObject({ machineName: 'm', hostname: 'h' });
   });
   it('features not built yet fail clearly instead of being ignored', () => {
-    expect(() => prep({ directory: '/m/box', networkVeth: true, privateNetwork: true })).toThrow(new ContainerError('--network-veth is not supported yet by this nspawn build.'));
+    expect(() => prep({ directory: '/m/box', networkVeth: true, privateNetwork: true })).toThrow(new ContainerError('--network-veth (VirtualEthernet=) is not supported yet by this nspawn build.'));
     expect(() => prep({ directory: '/m/box' }, env(), ['--slice'])).toThrow(/--slice is not supported yet/);
   });
   it('a missing bind source names the option', () => {
@@ -80,5 +81,38 @@ describe('prepareContainer', () => {
   });
   it('--private-users=BASE:COUNT becomes the map', () => {
     expect(prep({ directory: '/m/box', privateUsers: { mode: 'fixed', shift: 65536, range: 65536 } }).config.userns).toEqual({ shift: 65536, range: 65536 });
+  });
+});
+
+describe('determineNames and the settings file', () => {
+  it('/ is named after the host', () => {
+    expect(determineNames({ directory: '/' }, '/', () => 'myhost')).toEqual({ directory: '/', machineName: 'myhost' });
+    expect(determineNames({}, '/srv/My_Box.d')).toEqual({ directory: '/srv/My_Box.d', machineName: 'MyBox.d' });
+  });
+  const fs = (files: Record<string, string>): SettingsFs => ({ exists: (p) => p in files, readFile: (p) => files[p]! });
+  it('a trusted file fills what the command line did not set', () => {
+    const r = applySettingsFile(
+      { settings: { directory: '/m/box', hostname: 'cli' }, set: new Set(['hostname']) },
+      fs({ '/run/systemd/nspawn/box.nspawn': '[Exec]\nHostname=file\nEnvironment=A=1\n[Files]\nBind=/srv\n' }),
+    );
+    expect(r.settings).toMatchObject({ hostname: 'cli', environment: ['A=1'], customMounts: [{ type: 'bind', source: '/srv' }] });
+    expect(r.path).toBe('/run/systemd/nspawn/box.nspawn');
+    expect(r.messages).toEqual([]);
+  });
+  it('an untrusted file beside the image loses its privileged settings, with a warning', () => {
+    const r = applySettingsFile(
+      { settings: { directory: '/m/box' }, set: new Set() },
+      fs({ '/m/box.nspawn': '[Exec]\nEnvironment=A=1\n[Files]\nBind=/srv\n' }),
+    );
+    expect(r.settings.environment).toEqual(['A=1']);
+    expect(r.settings.customMounts).toBeUndefined();
+    expect(r.messages).toEqual(['Ignoring TemporaryFileSystem=, Bind= and BindReadOnly= settings, file /m/box.nspawn is not trusted.']);
+  });
+  it('--settings=no reads nothing; diagnostics name file and line', () => {
+    const files = fs({ '/m/box.nspawn': '[Exec]\nNope=1\n' });
+    expect(applySettingsFile({ settings: { directory: '/m/box', settingsMode: 'no' }, set: new Set() }, files).messages).toEqual([]);
+    expect(applySettingsFile({ settings: { directory: '/m/box' }, set: new Set() }, files).messages).toEqual([
+      "/m/box.nspawn:2: Unknown key 'Nope' in section [Exec], ignoring.",
+    ]);
   });
 });

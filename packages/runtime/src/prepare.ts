@@ -3,12 +3,17 @@
  * the OS-tree check, console and kill-signal defaults, --user resolution), and a clear error for every
  * setting whose feature this build does not have yet.
  */
-import { randomBytes } from 'node:crypto';
 import { existsSync, lstatSync } from 'node:fs';
 import { hostname as osHostname } from 'node:os';
+import { isatty } from 'node:tty';
 import { basename } from 'node:path';
 import {
+  formatDiagnostic,
+  loadSettings,
+  mergeSettings,
+  type SettingKey,
   type Settings,
+  type SettingsFs,
   hostnameCleanup,
   hostnameIsValid,
   id128ToUuid,
@@ -18,6 +23,7 @@ import type { HelperConsole } from './protocol.js';
 import type { ContainerConfig } from './plan.js';
 import type { Tree } from './host.js';
 import { resolveUser } from './users.js';
+import { randomHex } from './random.js';
 
 export class ContainerError extends Error {
   override name = 'ContainerError';
@@ -35,8 +41,9 @@ export interface PrepareEnv {
 }
 
 export const nodePrepareEnv = (tree: (root: string) => Tree): PrepareEnv => ({
-  stdinIsTTY: process.stdin.isTTY === true,
-  stdoutIsTTY: process.stdout.isTTY === true,
+  // isatty() rather than process.stdin.isTTY: touching process.stdin builds a stream, which costs start-up time
+  stdinIsTTY: isatty(0),
+  stdoutIsTTY: isatty(1),
   tree,
   exists: (p) => {
     try {
@@ -56,35 +63,57 @@ function unsupportedFeatures(s: Settings): string[] {
   const add = (cond: unknown, what: string) => {
     if (cond) out.push(what);
   };
-  add(s.startMode === 'boot', '--boot');
-  add(s.ephemeral, '--ephemeral');
+  add(s.startMode === 'boot', '--boot (Boot=)');
+  add(s.ephemeral, '--ephemeral (Ephemeral=)');
   add(s.template, '--template');
   add(s.image, '--image');
-  add(s.volatile && s.volatile !== 'no', '--volatile');
-  add(s.networkVeth, '--network-veth');
-  add(s.networkBridge, '--network-bridge');
-  add(s.networkZone, '--network-zone');
-  add(s.networkMacvlan?.length, '--network-macvlan');
-  add(s.networkIpvlan?.length, '--network-ipvlan');
-  add(s.networkInterfaces?.length, '--network-interface');
-  add(s.networkVethExtra?.length, '--network-veth-extra');
-  add(s.networkNamespacePath, '--network-namespace-path');
-  add(s.exposePorts?.length, '--port');
-  add(s.privateUsers && s.privateUsers.mode === 'pick', '--private-users=pick (-U)');
-  add(s.privateUsersOwnership && s.privateUsersOwnership !== 'off' && s.privateUsers?.mode === 'fixed', '--private-users-ownership');
-  add(s.capability?.length, '--capability');
-  add(s.dropCapability?.length, '--drop-capability');
-  add(s.ambientCapability?.length, '--ambient-capability');
-  add(s.noNewPrivileges, '--no-new-privileges');
-  add(s.systemCallFilter && (s.systemCallFilter.allow.length || s.systemCallFilter.deny.length), '--system-call-filter');
-  add(s.notifyReady, '--notify-ready');
-  add(s.linkJournal && s.linkJournal !== 'no' && s.linkJournal !== 'auto', '--link-journal');
-  add(s.bindUser?.length, '--bind-user');
-  add(s.pivotRoot, '--pivot-root');
-  add(s.oomScoreAdjust !== undefined, '--oom-score-adjust');
-  add(s.cpuAffinity?.length, '--cpu-affinity');
-  add(s.suppressSync, '--suppress-sync');
+  add(s.volatile && s.volatile !== 'no', '--volatile (Volatile=)');
+  add(s.networkVeth, '--network-veth (VirtualEthernet=)');
+  add(s.networkBridge, '--network-bridge (Bridge=)');
+  add(s.networkZone, '--network-zone (Zone=)');
+  add(s.networkMacvlan?.length, '--network-macvlan (MACVLAN=)');
+  add(s.networkIpvlan?.length, '--network-ipvlan (IPVLAN=)');
+  add(s.networkInterfaces?.length, '--network-interface (Interface=)');
+  add(s.networkVethExtra?.length, '--network-veth-extra (VirtualEthernetExtra=)');
+  add(s.networkNamespacePath, '--network-namespace-path (NamespacePath=)');
+  add(s.exposePorts?.length, '--port (Port=)');
+  add(s.privateUsers && s.privateUsers.mode === 'pick', '--private-users=pick, -U (PrivateUsers=pick)');
+  add(s.privateUsers?.mode === 'fixed' && s.privateUsers.shift === undefined, 'PrivateUsers=yes (a range from the directory owner)');
+  add(s.privateUsersOwnership && s.privateUsersOwnership !== 'off' && s.privateUsers?.mode === 'fixed', '--private-users-ownership (PrivateUsersOwnership=)');
+  add(s.capability?.length, '--capability (Capability=)');
+  add(s.dropCapability?.length, '--drop-capability (DropCapability=)');
+  add(s.ambientCapability?.length, '--ambient-capability (AmbientCapability=)');
+  add(s.noNewPrivileges, '--no-new-privileges (NoNewPrivileges=)');
+  add(s.systemCallFilter && (s.systemCallFilter.allow.length || s.systemCallFilter.deny.length), '--system-call-filter (SystemCallFilter=)');
+  add(s.notifyReady, '--notify-ready (NotifyReady=)');
+  add(s.linkJournal && s.linkJournal !== 'no' && s.linkJournal !== 'auto', '--link-journal (LinkJournal=)');
+  add(s.bindUser?.length, '--bind-user (BindUser=)');
+  add(s.pivotRoot, '--pivot-root (PivotRoot=)');
+  add(s.oomScoreAdjust !== undefined, '--oom-score-adjust (OOMScoreAdjust=)');
+  add(s.cpuAffinity?.length, '--cpu-affinity (CPUAffinity=)');
+  add(s.suppressSync, '--suppress-sync (SuppressSync=)');
   return out;
+}
+
+/** sd_id128_randomize(): 128 random bits as 32 hex digits, marked as a v4 UUID like systemd's random IDs. */
+export function randomId128(): string {
+  const b = Buffer.from(randomHex(16), 'hex');
+  b[6] = (b[6]! & 0x0f) | 0x40;
+  b[8] = (b[8]! & 0x3f) | 0x80;
+  return b.toString('hex');
+}
+
+/**
+ * setup_machine_id(): a machine ID in the tree's /etc/machine-id is the container's UUID (it wins over --uuid=);
+ * a missing, empty or "uninitialized" file leaves the choice to --uuid= or chance.
+ */
+function treeMachineId(tree: Tree): string | undefined {
+  const text = tree.readFile('/etc/machine-id');
+  if (text === undefined || text === '' || /^uninitialized\n?$/.test(text)) return undefined;
+  const m = /^([0-9a-fA-F]{32})\n?$/.exec(text);
+  if (!m) throw new ContainerError('Failed to read machine ID from container image: Invalid argument');
+  if (/^0+$/.test(m[1]!)) throw new ContainerError('Machine ID in container image is zero, refusing.');
+  return id128ToUuid(m[1]!.toLowerCase());
 }
 
 export interface Prepared {
@@ -95,13 +124,57 @@ export interface Prepared {
   keepUnit: boolean;
 }
 
+/**
+ * determine_names(): the directory (-D, else /var/lib/machines/NAME for -M, else the working directory) and
+ * the machine name (-M, else the directory's name cleaned up as a host name). The name is the one the
+ * settings file is looked up by.
+ */
+export function determineNames(
+  s: Settings,
+  cwd: string = process.cwd(),
+  hostname: () => string = osHostname,
+): { directory: string; machineName: string } {
+  let directory = s.directory;
+  if (directory === undefined && s.machineName !== undefined) directory = `/var/lib/machines/${s.machineName}`;
+  if (directory === undefined) directory = cwd;
+  let machineName = s.machineName;
+  if (machineName === undefined) {
+    machineName = hostnameCleanup(directory === '/' ? hostname() : basename(directory));
+    if (!hostnameIsValid(machineName)) throw new ContainerError('Failed to determine machine name automatically, please use -M.');
+  }
+  return { directory, machineName };
+}
+
+/** What loading the .nspawn file said: warnings and diagnostics for stderr, in systemd's order. */
+export interface SettingsLoad {
+  settings: Settings;
+  messages: string[];
+  /** the file that was used, if any */
+  path?: string;
+}
+
+/**
+ * load_settings() and merge_settings(): finds NAME.nspawn (trusted in /etc/systemd/nspawn and
+ * /run/systemd/nspawn, untrusted beside the image), and merges it under the command line. Throws when systemd
+ * would refuse to start because of the file.
+ */
+export function applySettingsFile(cl: { settings: Settings; set: ReadonlySet<SettingKey> }, fs?: SettingsFs): SettingsLoad {
+  const mode = cl.settings.settingsMode ?? 'yes';
+  if (mode === 'no') return { settings: cl.settings, messages: [] };
+  const { directory, machineName } = determineNames(cl.settings);
+  const loaded = loadSettings({ machineName, imagePath: cl.settings.image ?? directory, mode, set: cl.set, ...(fs ? { fs } : {}) });
+  const messages = loaded.diagnostics.map(formatDiagnostic);
+  if (loaded.fatal) throw new ContainerError(messages.at(-1) ?? `Failed to load settings file of ${machineName}.`);
+  if (loaded.path === undefined) return { settings: cl.settings, messages };
+  const merged = mergeSettings(cl, { settings: loaded.settings, trusted: loaded.trusted, mode, path: loaded.path });
+  return { settings: merged.settings, messages: [...messages, ...merged.warnings], path: loaded.path };
+}
+
 export function prepareContainer(s: Settings, env: PrepareEnv, unsupported: readonly string[] = []): Prepared {
   const notYet = [...unsupported, ...unsupportedFeatures(s)];
   if (notYet.length > 0) throw new ContainerError(`${notYet[0]} is not supported yet by this nspawn build.`);
 
-  let directory = s.directory;
-  if (directory === undefined && s.machineName !== undefined) directory = `/var/lib/machines/${s.machineName}`;
-  if (directory === undefined) directory = process.cwd();
+  const { directory, machineName } = determineNames(s, process.cwd(), env.hostname);
   if (!env.exists(directory)) throw new ContainerError(`Failed to resolve path ${directory}: No such file or directory`);
   if (directory === '/')
     throw new ContainerError(
@@ -110,12 +183,6 @@ export function prepareContainer(s: Settings, env: PrepareEnv, unsupported: read
   const tree = env.tree(directory);
   if (!tree.isDirectory('/usr'))
     throw new ContainerError(`Directory ${directory} doesn't look like it has an OS tree (/usr/ directory is missing). Refusing.`);
-
-  let machineName = s.machineName;
-  if (machineName === undefined) {
-    machineName = hostnameCleanup(basename(directory));
-    if (!hostnameIsValid(machineName)) throw new ContainerError('Failed to determine machine name automatically, please use -M.');
-  }
 
   let consoleMode: HelperConsole;
   const tty = env.stdinIsTTY && env.stdoutIsTTY;
@@ -153,7 +220,7 @@ export function prepareContainer(s: Settings, env: PrepareEnv, unsupported: read
     directory,
     machineName,
     hostname: s.hostname ?? machineName,
-    uuid: s.uuid ?? id128ToUuid(randomBytes(16).toString('hex')),
+    uuid: treeMachineId(tree) ?? s.uuid ?? (s.machineId ? id128ToUuid(s.machineId) : id128ToUuid(randomId128())),
     startMode,
     parameters: s.parameters ?? [],
     environment: s.environment ?? [],
@@ -171,7 +238,9 @@ export function prepareContainer(s: Settings, env: PrepareEnv, unsupported: read
   if (user) config.user = user;
   if (s.workingDirectory !== undefined) config.workingDirectory = s.workingDirectory;
   if (s.personality !== undefined) config.personality = s.personality;
-  if (s.privateUsers?.mode === 'fixed') config.userns = { shift: s.privateUsers.shift ?? 0, range: s.privateUsers.range ?? 65536 };
+  if (s.linkJournal === 'no') config.linkJournal = 'no';
+  if (s.privateUsers?.mode === 'fixed' && s.privateUsers.shift !== undefined)
+    config.userns = { shift: s.privateUsers.shift, range: s.privateUsers.range ?? 65536 };
 
   return {
     config,

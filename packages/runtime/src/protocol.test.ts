@@ -52,6 +52,7 @@ describe('parseHelperLine', () => {
     expect(parseHelperLine('pid 42')).toEqual({ type: 'pid', pid: 42 });
     expect(parseHelperLine('ready')).toEqual({ type: 'ready' });
     expect(parseHelperLine('error mount(x): EPERM')).toEqual({ type: 'error', message: 'mount(x): EPERM' });
+    expect(parseHelperLine('warning bind failed')).toEqual({ type: 'warning', message: 'bind failed' });
     expect(parseHelperLine('escape poweroff')).toEqual({ type: 'escape', action: 'poweroff' });
     expect(parseHelperLine('exit 3')).toEqual({ type: 'exit', code: 3 });
     expect(parseHelperLine('signal 9')).toEqual({ type: 'signal', signal: 9 });

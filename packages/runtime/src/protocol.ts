@@ -38,6 +38,8 @@ export const OpFlag = {
   OPTIONAL: 8,
   RECURSIVE: 16,
   IF_EXISTS: 32,
+  /** with OPTIONAL: report a failure as a warning line */
+  WARN: 128,
   /** make the mount point a directory or a file, like the (host) source */
   MKPOINT: 64,
 } as const;
@@ -154,6 +156,7 @@ export type HelperEvent =
   | { type: 'pid'; pid: number }
   | { type: 'ready' }
   | { type: 'error'; message: string }
+  | { type: 'warning'; message: string }
   | { type: 'escape'; action: 'kill' | 'poweroff' | 'reboot' }
   | { type: 'exit'; code: number }
   | { type: 'signal'; signal: number };
@@ -169,6 +172,8 @@ export function parseHelperLine(line: string): HelperEvent | undefined {
       return { type: 'ready' };
     case 'error':
       return { type: 'error', message: rest };
+    case 'warning':
+      return { type: 'warning', message: rest };
     case 'escape':
       return rest === 'kill' || rest === 'poweroff' || rest === 'reboot' ? { type: 'escape', action: rest } : undefined;
     case 'exit':

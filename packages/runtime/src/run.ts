@@ -4,15 +4,15 @@
  * (wait_for_container() and run_container() in nspawn.c).
  */
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync, lstatSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync, writeSync, lstatSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { signalName } from '@nspawn/settings';
 import { type HostFacts, nodeTree, probeHost } from './host.js';
 import { type ContainerConfig, planContainer } from './plan.js';
-import type { Prepared } from './prepare.js';
+import { type Prepared, randomId128 } from './prepare.js';
 import { encodePlan, type HelperEvent, type HelperPlan, parseHelperLine } from './protocol.js';
+import { randomHex } from './random.js';
 
 export const EXIT_FORCE_RESTART = 133;
 
@@ -47,7 +47,8 @@ export interface RunHooks {
   onStart?(pid: number): void;
 }
 
-const defaultHooks: RunHooks = { log: (l) => process.stderr.write(`${l}\n`) };
+// fs.writeSync rather than process.stderr: no stream to build at start-up
+const defaultHooks: RunHooks = { log: (l) => void writeSync(2, `${l}\n`) };
 
 /** Runs the helper once with a plan and resolves how the container ended. */
 export function runPlan(
@@ -107,6 +108,9 @@ export function runPlan(
           break;
         case 'error':
           error ??= e.message;
+          break;
+        case 'warning':
+          hooks.log(e.message);
           break;
         case 'escape':
           if (pid > 0) {
@@ -180,7 +184,7 @@ function prepareOverlayScratch(cfg: ContainerConfig): { scratch: NonNullable<Con
       scratch[i] = { upper: join(tmp, 'src'), work: join(tmp, 'work') };
     } else {
       const upper = m.upper.startsWith('+') ? join(cfg.directory, m.upper.slice(1)) : m.upper;
-      const work = join(dirname(upper), `.#${basename(upper)}${randomBytes(8).toString('hex')}`);
+      const work = join(dirname(upper), `.#${basename(upper)}${randomHex(8)}`);
       mkdirSync(work, { mode: 0o700 });
       remove.push(work);
       scratch[i] = { upper, work };
@@ -217,7 +221,7 @@ export async function runContainer(
     let end: ContainerEnd;
     try {
       const plan = planContainer({ ...cfg, overlayScratch: scratch }, host, nodeTree(cfg.directory), {
-        hex128: () => randomBytes(16).toString('hex'),
+        hex128: randomId128, // boot ids are v4 UUIDs, as setup_boot_id() makes them
       });
       end = await runPlan(plan, { killSignal: p.killSignal, ...(cfg.userns ? { userns: cfg.userns } : {}), ...(stdio ? { stdio } : {}), hooks });
     } finally {

@@ -38,7 +38,9 @@ export function resolveUser(tree: Tree, user: string): ResolvedUser | undefined 
   if (!Number.isInteger(uid) || !Number.isInteger(gid) || uidS === '' || gidS === '')
     throw new UserError(`UID or GID of user ${user} are invalid.`);
   if (!home.startsWith('/')) throw new UserError(`Home directory of user ${user} is not absolute.`);
-  const groups = [gid];
+  // supplementary groups: the groups that list the user as a member, as `getent initgroups` gives them to
+  // systemd-nspawn's change_uid_gid() (the primary group is not added)
+  const groups: number[] = [];
   for (const line of (tree.readFile('/etc/group') ?? '').split('\n')) {
     const f = line.split(':');
     if (f.length < 4) continue;
