@@ -209,6 +209,8 @@ static void read_plan(void) {
                 char c;
                 ssize_t k = read(CTL_FD, &c, 1);
                 if (k <= 0) {
+                        if (h == 0 && k == 0)
+                                exit(3); /* started ahead of its plan, then not needed: leave quietly */
                         fprintf(stderr, "nspawn-helper: no plan on fd %d (run me through @nspawn/runtime)\n", CTL_FD);
                         exit(2);
                 }

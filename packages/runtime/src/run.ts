@@ -3,7 +3,7 @@
  * signals by --kill-signal, and maps the container's end to systemd-nspawn's exit status
  * (wait_for_container() and run_container() in nspawn.c).
  */
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync, writeSync, lstatSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -50,6 +50,14 @@ export interface RunHooks {
 // fs.writeSync rather than process.stderr: no stream to build at start-up
 const defaultHooks: RunHooks = { log: (l) => void writeSync(2, `${l}\n`) };
 
+/**
+ * Starts the helper. It waits for its plan on fd 3, so it can be started while the plan is still being made
+ * (its start-up then overlaps ours); closing fd 3 without a plan makes it leave quietly.
+ */
+export function spawnHelper(opts: { helper?: string; stdio?: StdioTriple } = {}): ChildProcess {
+  return spawn(opts.helper ?? helperPath(), [], { argv0: 'nspawn-helper', stdio: [...(opts.stdio ?? ['inherit', 'inherit', 'inherit']), 'pipe'] });
+}
+
 /** Runs the helper once with a plan and resolves how the container ended. */
 export function runPlan(
   plan: HelperPlan,
@@ -61,11 +69,13 @@ export function runPlan(
     helper?: string;
     /** the container's stdin, stdout, stderr (default: ours) */
     stdio?: StdioTriple;
+    /** a helper from spawnHelper() that has not been given a plan yet */
+    child?: ChildProcess;
   },
 ): Promise<ContainerEnd> {
   const hooks = opts.hooks ?? defaultHooks;
   return new Promise((resolvePromise) => {
-    const child = spawn(opts.helper ?? helperPath(), [], { argv0: 'nspawn-helper', stdio: [...(opts.stdio ?? ['inherit', 'inherit', 'inherit']), 'pipe'] });
+    const child = opts.child ?? spawnHelper(opts);
     const ctl = child.stdio[3] as import('node:net').Socket;
     let pid = 0;
     let end: ContainerEnd | undefined;
@@ -210,20 +220,28 @@ function prepareOverlayScratch(cfg: ContainerConfig): { scratch: NonNullable<Con
 export async function runContainer(
   p: Prepared,
   hooks: RunHooks = defaultHooks,
-  host: HostFacts = probeHost(),
+  hostFacts?: HostFacts,
   stdio?: StdioTriple,
 ): Promise<number> {
   const cfg = p.config;
-  ensureHostScaffolding(host);
   if (!p.quiet) hooks.log(`Spawning container ${cfg.machineName} on ${cfg.directory}.\nPress ^] three times within 1s to kill container.`);
   for (;;) {
-    const { scratch, cleanup } = prepareOverlayScratch(cfg);
+    // the helper starts first and waits for its plan: its exec overlaps the planning below
+    const child = spawnHelper(stdio ? { stdio } : {});
     let end: ContainerEnd;
+    let cleanup = () => {};
     try {
-      const plan = planContainer({ ...cfg, overlayScratch: scratch }, host, nodeTree(cfg.directory), {
+      const host = (hostFacts ??= probeHost());
+      ensureHostScaffolding(host);
+      const overlays = prepareOverlayScratch(cfg);
+      cleanup = overlays.cleanup;
+      const plan = planContainer({ ...cfg, overlayScratch: overlays.scratch }, host, nodeTree(cfg.directory), {
         hex128: randomId128, // boot ids are v4 UUIDs, as setup_boot_id() makes them
       });
-      end = await runPlan(plan, { killSignal: p.killSignal, ...(cfg.userns ? { userns: cfg.userns } : {}), ...(stdio ? { stdio } : {}), hooks });
+      end = await runPlan(plan, { killSignal: p.killSignal, ...(cfg.userns ? { userns: cfg.userns } : {}), hooks, child });
+    } catch (e) {
+      (child.stdio[3] as import('node:net').Socket).end();
+      throw e;
     } finally {
       cleanup();
     }
