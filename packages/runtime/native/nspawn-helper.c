@@ -103,6 +103,11 @@ static struct {
         int n_fallback;
         const char *stub_env[4];
         int n_stub_env;
+        int no_new_privs;
+        int oom_set;
+        int oom_score_adj;
+        cpu_set_t cpus;
+        int cpus_set;
 } plan = { .personality = -1, .uid = -1, .gid = -1 };
 
 static int sync_fd = -1; /* child's end of the child<->outer socket */
@@ -300,6 +305,18 @@ static void read_plan(void) {
                 } else if (!strcmp(k, "stubenv")) {
                         if (plan.n_stub_env < 3)
                                 plan.stub_env[plan.n_stub_env++] = tok();
+                } else if (!strcmp(k, "nnp"))
+                        plan.no_new_privs = 1;
+                else if (!strcmp(k, "oom")) {
+                        plan.oom_set = 1;
+                        plan.oom_score_adj = (int) strtol(tok(), NULL, 10);
+                } else if (!strcmp(k, "cpu")) {
+                        unsigned long c = strtoul(tok(), NULL, 10);
+                        if (!plan.cpus_set)
+                                CPU_ZERO(&plan.cpus);
+                        plan.cpus_set = 1;
+                        if (c < CPU_SETSIZE)
+                                CPU_SET(c, &plan.cpus);
                 } else if (!strcmp(k, "arg")) {
                         if (plan.n_argv < MAX_LIST - 1)
                                 plan.argv[plan.n_argv++] = tok();
@@ -865,6 +882,16 @@ static void child_main(void) {
                         close(s);
         }
 
+        if (plan.oom_set) {
+                int f = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+                char num[16];
+                int n = snprintf(num, sizeof num, "%d", plan.oom_score_adj);
+                if (f < 0 || write(f, num, (size_t) n) != n)
+                        die_errno_child("Failed to adjust OOM score");
+                close(f);
+        }
+        if (plan.cpus_set && sched_setaffinity(0, sizeof plan.cpus, &plan.cpus) < 0)
+                die_errno_child("Failed to set CPU affinity");
         if (plan.personality >= 0 && personality((unsigned long) plan.personality) < 0)
                 die_errno_child("personality()");
         for (int i = 0; i < plan.n_rlimits; i++) {
@@ -894,6 +921,8 @@ static void child_main(void) {
                 die_errno_child("setresgid(%ld)", plan.gid);
         if (plan.uid >= 0 && setresuid((uid_t) plan.uid, (uid_t) plan.uid, (uid_t) plan.uid) < 0)
                 die_errno_child("setresuid(%ld)", plan.uid);
+        if (plan.no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+                die_errno_child("Failed to disable new privileges");
         if (plan.chdir && chdir(plan.chdir) < 0)
                 die_errno_child("Failed to change to specified working directory %s", plan.chdir);
 

@@ -44,6 +44,9 @@ export interface ContainerConfig {
   overlayScratch?: Record<number, { upper: string; work: string }>;
   /** SYSTEMD_NSPAWN_API_VFS_WRITABLE: "yes" leaves /proc/sys and /sys writable, "network" only /proc/sys/net */
   apiVfsWritable?: 'no' | 'yes' | 'network';
+  noNewPrivileges?: boolean;
+  oomScoreAdjust?: number;
+  cpuAffinity?: number[];
   /** --link-journal=: 'auto' (the default) makes /var/log/journal in the tree, like setup_journal() */
   linkJournal?: 'no' | 'auto';
 }
@@ -513,6 +516,9 @@ export function planContainer(cfg: ContainerConfig, host: HostFacts, tree: Tree,
     stubEnv: ['container=systemd-nspawn', `container_uuid=${cfg.uuid.replace(/-/g, '')}`],
   };
   if (cfg.personality !== undefined) plan.personality = PERSONALITY[cfg.personality];
+  if (cfg.noNewPrivileges) plan.noNewPrivileges = true;
+  if (cfg.oomScoreAdjust !== undefined) plan.oomScoreAdjust = cfg.oomScoreAdjust;
+  if (cfg.cpuAffinity?.length) plan.cpuAffinity = [...cfg.cpuAffinity];
   if (cfg.user) {
     plan.uid = cfg.user.uid;
     plan.gid = cfg.user.gid;

@@ -83,14 +83,11 @@ function unsupportedFeatures(s: Settings): string[] {
   add(s.capability?.length, '--capability (Capability=)');
   add(s.dropCapability?.length, '--drop-capability (DropCapability=)');
   add(s.ambientCapability?.length, '--ambient-capability (AmbientCapability=)');
-  add(s.noNewPrivileges, '--no-new-privileges (NoNewPrivileges=)');
   add(s.systemCallFilter && (s.systemCallFilter.allow.length || s.systemCallFilter.deny.length), '--system-call-filter (SystemCallFilter=)');
   add(s.notifyReady, '--notify-ready (NotifyReady=)');
   add(s.linkJournal && s.linkJournal !== 'no' && s.linkJournal !== 'auto', '--link-journal (LinkJournal=)');
   add(s.bindUser?.length, '--bind-user (BindUser=)');
   add(s.pivotRoot, '--pivot-root (PivotRoot=)');
-  add(s.oomScoreAdjust !== undefined, '--oom-score-adjust (OOMScoreAdjust=)');
-  add(s.cpuAffinity?.length, '--cpu-affinity (CPUAffinity=)');
   add(s.suppressSync, '--suppress-sync (SuppressSync=)');
   return out;
 }
@@ -238,6 +235,9 @@ export function prepareContainer(s: Settings, env: PrepareEnv, unsupported: read
   if (user) config.user = user;
   if (s.workingDirectory !== undefined) config.workingDirectory = s.workingDirectory;
   if (s.personality !== undefined) config.personality = s.personality;
+  if (s.noNewPrivileges) config.noNewPrivileges = true;
+  if (s.oomScoreAdjust !== undefined) config.oomScoreAdjust = s.oomScoreAdjust;
+  if (s.cpuAffinity?.length) config.cpuAffinity = s.cpuAffinity;
   if (s.linkJournal === 'no') config.linkJournal = 'no';
   if (s.privateUsers?.mode === 'fixed' && s.privateUsers.shift !== undefined)
     config.userns = { shift: s.privateUsers.shift, range: s.privateUsers.range ?? 65536 };

@@ -106,6 +106,12 @@ export interface HelperPlan {
   fallback: Array<[path: string, argv0: string]>;
   /** environment of the --as-pid2 stub init */
   stubEnv: string[];
+  /** PR_SET_NO_NEW_PRIVS before exec */
+  noNewPrivileges?: boolean;
+  /** written to /proc/self/oom_score_adj */
+  oomScoreAdjust?: number;
+  /** sched_setaffinity() */
+  cpuAffinity?: number[];
 }
 
 const n = (x: number | bigint | undefined) => String(x ?? 0);
@@ -138,6 +144,9 @@ export function encodePlan(p: HelperPlan): Buffer {
     for (const g of p.groups) t.push('group', n(g));
   }
   if (p.chdir !== undefined) t.push('chdir', p.chdir);
+  if (p.noNewPrivileges) t.push('nnp');
+  if (p.oomScoreAdjust !== undefined) t.push('oom', String(p.oomScoreAdjust));
+  for (const c of p.cpuAffinity ?? []) t.push('cpu', String(c));
   if (p.asPid2) t.push('pid2');
   if (p.loopback) t.push('loopback');
   if (p.searchPath) t.push('search');

@@ -205,4 +205,14 @@ describe('kernel interfaces', () => {
     const r = await run({ ...sh('uname -m'), personality: 'x86' });
     expect(r.out.trim()).toBe('i686');
   });
+
+  it('--no-new-privileges, --oom-score-adjust and --cpu-affinity', async () => {
+    const r = await run({
+      ...sh('grep NoNewPrivs /proc/self/status; cat /proc/self/oom_score_adj; grep Cpus_allowed_list /proc/self/status'),
+      noNewPrivileges: true,
+      oomScoreAdjust: 123,
+      cpuAffinity: [0],
+    });
+    expect(r.out.split('\n').filter(Boolean).map((l) => l.replace(/\s+/g, ' '))).toEqual(['NoNewPrivs: 1', '123', 'Cpus_allowed_list: 0']);
+  });
 });
