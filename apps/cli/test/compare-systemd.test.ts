@@ -6,7 +6,7 @@
  * Needs root and /usr/bin/systemd-nspawn (systemd-container); it fails, never skips, without them.
  */
 import { statfsSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addTreeUser, makeBusyboxTree, PROBE_IN_TREE } from './helpers/busybox-tree.js';
 import { makeTempDir, mountsUnder, removeDir, requireRootAndSystemdNspawn, runTool, type Tool, type ToolRun } from './helpers/containers.js';
@@ -25,6 +25,28 @@ interface Scenario {
   setup?: (runDir: string, tree: string) => void;
   /** UUIDs this setup fixes (not random): compared as they are */
   keepIds?: string[];
+}
+
+/** NAME.nspawn beside the tree (the tree is RUN/bbox): a mix of unprivileged and privileged keys. */
+function writeSettingsFile(run: string): void {
+  // the bound directory is shared by both runs, so that both files are the same to the byte
+  const shared = join(dirname(run), 'settings-from-file');
+  mkdirSync(shared, { mode: 0o755, recursive: true });
+  writeFileSync(join(shared, 'hello.txt'), 'bound by the settings file\n');
+  writeFileSync(
+    join(run, 'bbox.nspawn'),
+    [
+      '[Exec]',
+      'Environment=FROMFILE=yes "QUOTED=a b"',
+      'Hostname=filehost',
+      'WorkingDirectory=/tmp',
+      'LimitNOFILE=77',
+      '[Files]',
+      `Bind=${shared}:/mnt/ff`,
+      'TemporaryFileSystem=/mnt/ft:mode=0700',
+      '',
+    ].join('\n'),
+  );
 }
 
 const probeScenarios: Scenario[] = [
@@ -88,6 +110,12 @@ const probeScenarios: Scenario[] = [
   { name: 'rlimit', args: ['--rlimit=NOFILE=100:200'] },
   { name: 'personality', args: ['--personality=x86'] },
   { name: 'resolv-timezone-off', args: ['--resolv-conf=off', '--timezone=off'] },
+  // a .nspawn file beside the image: untrusted, so its privileged keys are ignored with a warning
+  { name: 'settings-untrusted', args: [], setup: writeSettingsFile },
+  // the same file made trusted on the command line: every key applies
+  { name: 'settings-trusted', args: ['--settings=trusted'], setup: writeSettingsFile },
+  // the command line wins over the file for what it sets
+  { name: 'settings-cli-wins', args: ['--settings=trusted', '--hostname=clihost', '-E', 'FOO=cli'], setup: writeSettingsFile },
 ];
 
 const sh = (script: string) => ['/bin/sh', '-c', script];
