@@ -49,11 +49,13 @@ describe('parseCommandLine', () => {
   it('bind specs with options and escaped colons', () => {
     const cl = parse('--bind=/a\\:b:/c:norbind', '--bind-ro=/d');
     expect(cl.settings.customMounts).toEqual([
-      { type: 'bind', source: '/a:b', destination: '/c', readOnly: false, recursive: false },
+      { type: 'bind', source: '/a:b', destination: '/c', readOnly: false, recursive: false, options: 'norbind' },
       { type: 'bind', source: '/d', destination: '/d', readOnly: true, recursive: true },
     ]);
-    expect(() => parse('--bind=relative')).toThrow(/--bind=relative: .*not absolute/);
-    expect(() => parse('--bind=/a:/b:bogus')).toThrow(/Invalid bind mount option: bogus/);
+    expect(parse('--bind=rel:/dst').settings.customMounts?.[0]).toMatchObject({ source: '/work/rel', destination: '/dst' });
+    expect(() => parse('--bind=relative')).toThrow('Failed to parse --bind(-ro)= argument relative: Invalid bind mount specification: Invalid argument');
+    expect(() => parse('--bind=/a:relative')).toThrow('Failed to parse --bind(-ro)= argument /a:relative: Invalid bind mount specification: Invalid argument');
+    expect(() => parse('--bind=/a:/b:bogus')).toThrow('Failed to parse --bind(-ro)= argument /a:/b:bogus: Invalid bind mount option: bogus');
   });
   it('tmpfs and overlay specs', () => {
     expect(parse('--tmpfs=/x').settings.customMounts).toEqual([{ type: 'tmpfs', destination: '/x', options: 'mode=0755' }]);
@@ -79,8 +81,11 @@ describe('parseCommandLine', () => {
       consoleMode: 'pipe',
       workingDirectory: '/tmp',
     });
-    expect(() => parse('--kill-signal=SIGNOPE')).toThrow(/Cannot parse signal: SIGNOPE/);
-    expect(() => parse('--rlimit=NOFILE=20:10')).toThrow(/Soft resource limit above hard limit/);
+    expect(() => parse('--kill-signal=SIGNOPE')).toThrow('Cannot parse signal: SIGNOPE');
+    expect(() => parse('--capability=CAP_NOPE')).toThrow('Failed to parse capability CAP_NOPE.');
+    expect(parse('--capability=cap_sys_time,12', '--drop-capability=all').settings).toMatchObject({ capability: ['CAP_SYS_TIME', '12'], dropCapability: ['all'] });
+    expect(() => parse('--rlimit=NOFILE=20:10')).toThrow('Failed to parse resource limit: 20:10');
+    expect(() => parse('--rlimit=FOO=1')).toThrow('Unknown resource limit: FOO');
     expect(() => parse('--personality=arm')).toThrow(/unsupported personality 'arm'/);
     expect(() => parse('--console=tty')).toThrow(/Unknown console mode: tty/);
     expect(() => parse('--chdir=tmp')).toThrow('Working directory tmp is not an absolute path.');

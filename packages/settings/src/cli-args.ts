@@ -7,27 +7,35 @@ import { resolve } from 'node:path';
 import { type CustomMount, type SettingKey, type Settings, SettingsError } from './model.js';
 import {
   hostnameIsValid,
-  parseBindSpec,
   parseBoolean,
-  parseCapabilityList,
   parseConsoleMode,
   parseEnvAssignment,
-  parseExposePort,
   parseId128,
-  parseInaccessible,
   parseLinkJournal,
-  parseOverlaySpec,
   parsePersonality,
   parsePrivateUsers,
   parseResolvConfMode,
-  parseRlimitAssignment,
-  parseSignal,
+  parseRlimitName,
   parseTimezoneMode,
-  parseTmpfsSpec,
   parseUserNsOwnership,
   parseVolatileMode,
   id128ToUuid,
 } from './values.js';
+import {
+  bindMountParse,
+  capabilityFromName,
+  errnoText,
+  exposePortParse,
+  inaccessibleMountParse,
+  overlayMountParse,
+  parseCpuSet,
+  parseOomScoreAdjust,
+  pivotRootParse,
+  rlimitParse,
+  signalFromString,
+  tmpfsMountParse,
+} from './systemd-values.js';
+import type { Result } from './c-util.js';
 
 export interface CommandLine {
   settings: Settings;
@@ -73,6 +81,54 @@ function wrap<T>(opt: string, v: string, f: (v: string) => T): T {
     if (e instanceof SettingsError) throw new SettingsError(`--${opt}=${v}: ${e.message}`, `--${opt}`, v);
     throw e;
   }
+}
+
+/** A systemd parser's failure as systemd-nspawn words it: "MESSAGE: strerror". */
+function must<T>(r: Result<T>, key: string, value: string, message: string): T {
+  if (r.ok) return r.value;
+  throw new SettingsError(`${message}: ${errnoText(r.errno)}`, key, value);
+}
+
+/** parse_capability_spec(): comma-separated names or numbers, "all" for every capability. */
+function capabilitySpec(opt: string, v: string): string[] {
+  const out: string[] = [];
+  for (const t of v.split(',')) {
+    if (t === '') continue;
+    if (t === 'all') {
+      out.push('all');
+      continue;
+    }
+    const n = capabilityFromName(t);
+    if (n < 0) throw new SettingsError(`Failed to parse capability ${t}.`, `--${opt}`, v);
+    out.push(t.toUpperCase().startsWith('CAP_') ? t.toUpperCase() : t);
+  }
+  return out;
+}
+
+function bind(v: string, readOnly: boolean, env: ParseEnv): CustomMount {
+  const r = bindMountParse(v, readOnly, env.cwd);
+  if (!r.ok) throw new SettingsError(`Failed to parse --bind(-ro)= argument ${v}: ${r.why}`, readOnly ? '--bind-ro' : '--bind', v);
+  return r.value;
+}
+
+function overlay(v: string, readOnly: boolean, env: ParseEnv): CustomMount {
+  const r = overlayMountParse(v, readOnly, env.cwd);
+  if (!r.ok && r.errno === 'EADDRNOTAVAIL')
+    throw new SettingsError('--overlay(-ro)= needs at least two colon-separated directories specified.', '--overlay', v);
+  return must(r, readOnly ? '--overlay-ro' : '--overlay', v, `Failed to parse --overlay(-ro)= argument ${v}`);
+}
+
+/** --network-interface= and friends: each adds a link and implies a private network. */
+function networkList(long: string, field: 'networkInterfaces' | 'networkMacvlan' | 'networkIpvlan' | 'networkVethExtra'): OptionDef {
+  return {
+    long,
+    arg: 'required',
+    apply: (cl, v) => {
+      (list(cl.settings, field) as string[]).push(v!);
+      cl.settings.privateNetwork = true;
+      cl.set.add('network');
+    },
+  };
 }
 
 /** Options accepted for compatibility that have nothing to do on this host, or features not built yet. */
@@ -129,10 +185,7 @@ const OPTIONS: OptionDef[] = [
     long: 'pivot-root',
     arg: 'required',
     apply: (cl, v) => {
-      const [n, o] = v!.split(':');
-      if (!n?.startsWith('/') || (o !== undefined && !o.startsWith('/')))
-        throw new SettingsError(`Failed to parse --pivot-root= argument: ${v}`, '--pivot-root', v);
-      cl.settings.pivotRoot = o !== undefined ? { newRoot: n, oldRoot: o } : { newRoot: n };
+      cl.settings.pivotRoot = must(pivotRootParse(v!), '--pivot-root', v!, `Failed to parse --pivot-root= argument ${v}`);
       cl.set.add('pivot-root');
     },
   },
@@ -198,7 +251,9 @@ const OPTIONS: OptionDef[] = [
     long: 'kill-signal',
     arg: 'required',
     apply: (cl, v) => {
-      cl.settings.killSignal = wrap('kill-signal', v!, parseSignal);
+      const r = signalFromString(v!);
+      if (!r.ok) throw new SettingsError(`Cannot parse signal: ${v}`, '--kill-signal', v);
+      cl.settings.killSignal = r.value;
       cl.set.add('kill-signal');
     },
   },
@@ -307,33 +362,9 @@ const OPTIONS: OptionDef[] = [
       cl.set.add('network');
     },
   },
-  {
-    long: 'network-interface',
-    arg: 'required',
-    apply: (cl, v) => {
-      (list(cl.settings, 'networkInterfaces') as string[]).push(v!);
-      cl.settings.privateNetwork = true;
-      cl.set.add('network');
-    },
-  },
-  {
-    long: 'network-macvlan',
-    arg: 'required',
-    apply: (cl, v) => {
-      (list(cl.settings, 'networkMacvlan') as string[]).push(v!);
-      cl.settings.privateNetwork = true;
-      cl.set.add('network');
-    },
-  },
-  {
-    long: 'network-ipvlan',
-    arg: 'required',
-    apply: (cl, v) => {
-      (list(cl.settings, 'networkIpvlan') as string[]).push(v!);
-      cl.settings.privateNetwork = true;
-      cl.set.add('network');
-    },
-  },
+  networkList('network-interface', 'networkInterfaces'),
+  networkList('network-macvlan', 'networkMacvlan'),
+  networkList('network-ipvlan', 'networkIpvlan'),
   {
     long: 'network-veth',
     short: 'n',
@@ -344,15 +375,7 @@ const OPTIONS: OptionDef[] = [
       cl.set.add('network');
     },
   },
-  {
-    long: 'network-veth-extra',
-    arg: 'required',
-    apply: (cl, v) => {
-      (list(cl.settings, 'networkVethExtra') as string[]).push(v!);
-      cl.settings.privateNetwork = true;
-      cl.set.add('network');
-    },
-  },
+  networkList('network-veth-extra', 'networkVethExtra'),
   {
     long: 'network-bridge',
     arg: 'required',
@@ -386,7 +409,7 @@ const OPTIONS: OptionDef[] = [
     short: 'p',
     arg: 'required',
     apply: (cl, v) => {
-      (list(cl.settings, 'exposePorts') as unknown[]).push(wrap('port', v!, parseExposePort));
+      (list(cl.settings, 'exposePorts') as unknown[]).push(must(exposePortParse(v!), '--port', v!, `Failed to parse host port ${v}`));
       cl.set.add('expose-ports');
     },
   },
@@ -394,7 +417,7 @@ const OPTIONS: OptionDef[] = [
     long: 'capability',
     arg: 'required',
     apply: (cl, v) => {
-      (list(cl.settings, 'capability') as string[]).push(...wrap('capability', v!, parseCapabilityList));
+      (list(cl.settings, 'capability') as string[]).push(...capabilitySpec('capability', v!));
       cl.set.add('capability');
     },
   },
@@ -402,7 +425,7 @@ const OPTIONS: OptionDef[] = [
     long: 'drop-capability',
     arg: 'required',
     apply: (cl, v) => {
-      (list(cl.settings, 'dropCapability') as string[]).push(...wrap('drop-capability', v!, parseCapabilityList));
+      (list(cl.settings, 'dropCapability') as string[]).push(...capabilitySpec('drop-capability', v!));
       cl.set.add('capability');
     },
   },
@@ -410,7 +433,7 @@ const OPTIONS: OptionDef[] = [
     long: 'ambient-capability',
     arg: 'required',
     apply: (cl, v) => {
-      (list(cl.settings, 'ambientCapability') as string[]).push(...wrap('ambient-capability', v!, parseCapabilityList));
+      (list(cl.settings, 'ambientCapability') as string[]).push(...capabilitySpec('ambient-capability', v!));
       cl.set.add('capability');
     },
   },
@@ -439,8 +462,12 @@ const OPTIONS: OptionDef[] = [
     long: 'rlimit',
     arg: 'required',
     apply: (cl, v) => {
-      const [name, lim] = wrap('rlimit', v!, parseRlimitAssignment);
-      (cl.settings.rlimits ??= {})[name] = lim;
+      const eq = v!.indexOf('=');
+      if (eq < 0) throw new SettingsError(`Resource limit lacks '=': ${v}`, '--rlimit', v);
+      const name = parseRlimitName(v!.slice(0, eq));
+      const r = rlimitParse(name, v!.slice(eq + 1));
+      if (!r.ok) throw new SettingsError(`Failed to parse resource limit: ${v!.slice(eq + 1)}`, '--rlimit', v);
+      (cl.settings.rlimits ??= {})[name] = r.value;
       cl.set.add(`rlimit-${name}`);
     },
   },
@@ -448,10 +475,9 @@ const OPTIONS: OptionDef[] = [
     long: 'oom-score-adjust',
     arg: 'required',
     apply: (cl, v) => {
-      const n = Number(v);
-      if (!/^-?[0-9]+$/.test(v!) || n < -1000 || n > 1000)
-        throw new SettingsError(`Failed to parse --oom-score-adjust= parameter: ${v}`, '--oom-score-adjust', v);
-      cl.settings.oomScoreAdjust = n;
+      const r = parseOomScoreAdjust(v!);
+      if (!r.ok) throw new SettingsError(`Failed to parse --oom-score-adjust= parameter: ${v}`, '--oom-score-adjust', v);
+      cl.settings.oomScoreAdjust = r.value;
       cl.set.add('oom-score-adjust');
     },
   },
@@ -459,16 +485,9 @@ const OPTIONS: OptionDef[] = [
     long: 'cpu-affinity',
     arg: 'required',
     apply: (cl, v) => {
-      const cpus: number[] = [];
-      for (const part of v!.split(/[,\s]+/).filter((x) => x !== '')) {
-        const m = /^([0-9]+)(?:-([0-9]+))?$/.exec(part);
-        if (!m) throw new SettingsError(`Failed to parse CPU affinity '${v}'`, '--cpu-affinity', v);
-        const a = Number(m[1]);
-        const b = m[2] !== undefined ? Number(m[2]) : a;
-        if (b < a || b > 8191) throw new SettingsError(`Failed to parse CPU affinity '${v}'`, '--cpu-affinity', v);
-        for (let c = a; c <= b; c++) cpus.push(c);
-      }
-      cl.settings.cpuAffinity = cpus;
+      const r = parseCpuSet(v!);
+      if (r.cpus === undefined) throw new SettingsError(`Failed to parse CPU affinity '${v}'`, '--cpu-affinity', v);
+      cl.settings.cpuAffinity = r.cpus;
       cl.set.add('cpu-affinity');
     },
   },
@@ -516,16 +535,20 @@ const OPTIONS: OptionDef[] = [
       cl.set.add('link-journal');
     },
   },
-  { long: 'bind', arg: 'required', apply: (cl, v) => addMount(cl, wrap('bind', v!, (x) => parseBindSpec(x, false))) },
-  { long: 'bind-ro', arg: 'required', apply: (cl, v) => addMount(cl, wrap('bind-ro', v!, (x) => parseBindSpec(x, true))) },
-  { long: 'tmpfs', arg: 'required', apply: (cl, v) => addMount(cl, wrap('tmpfs', v!, parseTmpfsSpec)) },
-  { long: 'overlay', arg: 'required', apply: (cl, v) => addMount(cl, wrap('overlay', v!, (x) => parseOverlaySpec(x, false))) },
+  { long: 'bind', arg: 'required', apply: (cl, v, env) => addMount(cl, bind(v!, false, env)) },
+  { long: 'bind-ro', arg: 'required', apply: (cl, v, env) => addMount(cl, bind(v!, true, env)) },
   {
-    long: 'overlay-ro',
+    long: 'tmpfs',
     arg: 'required',
-    apply: (cl, v) => addMount(cl, wrap('overlay-ro', v!, (x) => parseOverlaySpec(x, true))),
+    apply: (cl, v) => addMount(cl, must(tmpfsMountParse(v!), '--tmpfs', v!, `Failed to parse --tmpfs= argument ${v}`)),
   },
-  { long: 'inaccessible', arg: 'required', apply: (cl, v) => addMount(cl, wrap('inaccessible', v!, parseInaccessible)) },
+  { long: 'overlay', arg: 'required', apply: (cl, v, env) => addMount(cl, overlay(v!, false, env)) },
+  { long: 'overlay-ro', arg: 'required', apply: (cl, v, env) => addMount(cl, overlay(v!, true, env)) },
+  {
+    long: 'inaccessible',
+    arg: 'required',
+    apply: (cl, v) => addMount(cl, must(inaccessibleMountParse(v!), '--inaccessible', v!, `Failed to parse --inaccessible= argument ${v}`)),
+  },
   {
     long: 'bind-user',
     arg: 'required',

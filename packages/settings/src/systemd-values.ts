@@ -21,6 +21,7 @@ import {
   strtoll,
   strtoull,
   utf8Length,
+  STRERROR,
 } from './c-util.js';
 import { EXTRACT_DONT_COALESCE_SEPARATORS, EXTRACT_UNQUOTE, extractFirstWord, splitWords } from './extract-word.js';
 import type {
@@ -761,14 +762,4 @@ export function pivotRootParse(s: string): Result<{ newRoot: string; oldRoot?: s
 
 // ---------------------------------------------------------------------------------------------------------------
 
-const ERRNO_TEXT: Readonly<Record<Errno, string>> = {
-  EINVAL: 'Invalid argument',
-  ERANGE: 'Numerical result out of range',
-  EEXIST: 'File exists',
-  EADDRNOTAVAIL: 'Cannot assign requested address',
-  ENXIO: 'No such device or address',
-  EILSEQ: 'Invalid or incomplete multibyte or wide character',
-  EBADMSG: 'Bad message',
-  ENOBUFS: 'No buffer space available',
-};
-export const errnoText = (e: Errno): string => ERRNO_TEXT[e];
+export const errnoText = (e: Errno): string => STRERROR[e];

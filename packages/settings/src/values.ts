@@ -5,11 +5,8 @@
  */
 import {
   type ConsoleMode,
-  type CustomMount,
-  type ExposePort,
   type LinkJournal,
   type ResolvConfMode,
-  type Rlimit,
   type RlimitName,
   RLIMIT_NAMES,
   SettingsError,
@@ -96,138 +93,14 @@ export function id128ToUuid(hex: string): string {
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 
-/** path_is_absolute + path_is_normalized-ish check used for container-side paths. */
-export function isAbsolutePath(p: string): boolean {
-  return p.startsWith('/');
-}
 
-/** path_simplify(): collapses '//' and '/./', drops a trailing '/'. Keeps '..' (callers reject it). */
-export function simplifyPath(p: string): string {
-  const abs = p.startsWith('/');
-  const parts = p.split('/').filter((x) => x !== '' && x !== '.');
-  const s = (abs ? '/' : '') + parts.join('/');
-  return s === '' ? (abs ? '/' : '.') : s;
-}
 
-function hasDotDot(p: string): boolean {
-  return p.split('/').includes('..');
-}
 
-/** Splits on ':' honouring backslash escapes ("\:" is a literal colon), like extract_first_word(..., ":", EXTRACT_DONT_COALESCE_SEPARATORS|EXTRACT_UNESCAPE_SEPARATORS). */
-export function splitColons(v: string): string[] {
-  const out: string[] = [];
-  let cur = '';
-  for (let i = 0; i < v.length; i++) {
-    const c = v[i]!;
-    if (c === '\\' && i + 1 < v.length) {
-      cur += v[++i]!;
-    } else if (c === ':') {
-      out.push(cur);
-      cur = '';
-    } else cur += c;
-  }
-  out.push(cur);
-  return out;
-}
 
-/**
- * bind_mount_parse(): "SRC[:DST[:OPTIONS]]". SRC may start with '+' (relative to the container root).
- * OPTIONS: comma-separated rbind|norbind|idmap|noidmap.
- */
-export function parseBindSpec(v: string, readOnly: boolean): Extract<CustomMount, { type: 'bind' }> {
-  const parts = splitColons(v);
-  if (parts.length > 3) throw new SettingsError(`Invalid bind mount specification: ${v}`, undefined, v);
-  let [source = '', destination, options] = parts;
-  if (source === '') throw new SettingsError(`Invalid bind mount specification (empty source): ${v}`, undefined, v);
-  let sourceInRoot = false;
-  if (source.startsWith('+')) {
-    sourceInRoot = true;
-    source = source.slice(1);
-    if (!source.startsWith('/')) source = '/' + source;
-  }
-  if (!isAbsolutePath(source))
-    throw new SettingsError(`Invalid bind mount specification (source path not absolute): ${v}`, undefined, v);
-  if (destination === undefined || destination === '') destination = source;
-  if (!isAbsolutePath(destination))
-    throw new SettingsError(`Invalid bind mount specification (destination path not absolute): ${v}`, undefined, v);
-  if (hasDotDot(source) || hasDotDot(destination))
-    throw new SettingsError(`Invalid bind mount specification (path contains '..'): ${v}`, undefined, v);
-  let recursive = true;
-  let idmap: boolean | undefined;
-  for (const o of (options ?? '').split(',').filter((x) => x !== '')) {
-    if (o === 'rbind') recursive = true;
-    else if (o === 'norbind') recursive = false;
-    else if (o === 'idmap') idmap = true;
-    else if (o === 'noidmap') idmap = false;
-    else throw new SettingsError(`Invalid bind mount option: ${o}`, undefined, v);
-  }
-  return {
-    type: 'bind',
-    source: simplifyPath(source),
-    destination: simplifyPath(destination),
-    readOnly,
-    recursive,
-    ...(idmap !== undefined ? { idmap } : {}),
-    ...(sourceInRoot ? { sourceInRoot } : {}),
-  };
-}
 
-/** tmpfs_mount_parse(): "PATH[:OPTIONS]", default options "mode=0755". */
-export function parseTmpfsSpec(v: string): Extract<CustomMount, { type: 'tmpfs' }> {
-  const i = indexOfUnescapedColon(v);
-  const path = unescapeColons(i < 0 ? v : v.slice(0, i));
-  const options = i < 0 ? 'mode=0755' : v.slice(i + 1);
-  if (!isAbsolutePath(path) || hasDotDot(path))
-    throw new SettingsError(`Invalid temporary file system specification: ${v}`, undefined, v);
-  return { type: 'tmpfs', destination: simplifyPath(path), options };
-}
 
-function indexOfUnescapedColon(v: string): number {
-  for (let i = 0; i < v.length; i++) {
-    if (v[i] === '\\') i++;
-    else if (v[i] === ':') return i;
-  }
-  return -1;
-}
-function unescapeColons(v: string): string {
-  return v.replace(/\\(.)/g, '$1');
-}
 
-/**
- * overlay_mount_parse(): "LOWER[:LOWER...]:UPPER[:DEST]" with at least two paths. With two paths, the last
- * is the upper and also the destination (its path inside the container). An empty upper means a throw-away
- * upper directory. '+' prefixes mean relative to the container root.
- */
-export function parseOverlaySpec(v: string, readOnly: boolean): Extract<CustomMount, { type: 'overlay' }> {
-  const parts = splitColons(v);
-  if (parts.length < 2) throw new SettingsError(`--overlay= needs at least two colon-separated directories specified: ${v}`, undefined, v);
-  for (const p of parts) {
-    const q = p.startsWith('+') ? p.slice(1) : p;
-    if (p !== '' && !isAbsolutePath(q)) throw new SettingsError(`Path is not absolute: ${p}`, undefined, v);
-  }
-  let lowers: string[];
-  let upper: string;
-  let destination: string;
-  if (parts.length === 2) {
-    lowers = [parts[0]!];
-    upper = parts[1]!;
-    destination = parts[0]!;
-  } else {
-    destination = parts[parts.length - 1]!;
-    upper = parts[parts.length - 2]!;
-    lowers = parts.slice(0, -2);
-  }
-  if (destination === '' || lowers.some((l) => l === ''))
-    throw new SettingsError(`Invalid overlay specification: ${v}`, undefined, v);
-  if (destination.startsWith('+')) destination = destination.slice(1);
-  return { type: 'overlay', lowers, upper, destination: simplifyPath(destination), readOnly };
-}
 
-/** inaccessible_mount_parse() */
-export function parseInaccessible(v: string): Extract<CustomMount, { type: 'inaccessible' }> {
-  if (!isAbsolutePath(v) || hasDotDot(v)) throw new SettingsError(`Invalid path: ${v}`, undefined, v);
-  return { type: 'inaccessible', destination: simplifyPath(v) };
-}
 
 const RLIMIT_LOOKUP = new Map<string, RlimitName>(RLIMIT_NAMES.map((n) => [n, n]));
 
@@ -239,33 +112,7 @@ export function parseRlimitName(s: string): RlimitName {
   return r;
 }
 
-/** rlimit_parse(): "VALUE" or "SOFT:HARD", "infinity" allowed. */
-export function parseRlimitValue(v: string): Rlimit {
-  const one = (s: string): bigint | 'infinity' => {
-    if (s === 'infinity') return 'infinity';
-    if (!/^[0-9]+$/.test(s)) throw new SettingsError(`Failed to parse resource limit: ${v}`, undefined, v);
-    return BigInt(s);
-  };
-  const i = v.indexOf(':');
-  if (i < 0) {
-    const x = one(v);
-    return { soft: x, hard: x };
-  }
-  const soft = one(v.slice(0, i));
-  const hard = one(v.slice(i + 1));
-  if (soft !== 'infinity' && (hard === 'infinity' ? false : soft > hard))
-    throw new SettingsError(`Soft resource limit above hard limit: ${v}`, undefined, v);
-  if (soft === 'infinity' && hard !== 'infinity')
-    throw new SettingsError(`Soft resource limit above hard limit: ${v}`, undefined, v);
-  return { soft, hard };
-}
 
-/** --rlimit=NAME=VALUE */
-export function parseRlimitAssignment(v: string): [RlimitName, Rlimit] {
-  const i = v.indexOf('=');
-  if (i < 0) throw new SettingsError(`Resource limit lacks '=': ${v}`, undefined, v);
-  return [parseRlimitName(v.slice(0, i)), parseRlimitValue(v.slice(i + 1))];
-}
 
 /** personality_from_string(): only the architectures this machine can run. */
 export function parsePersonality(v: string): 'x86' | 'x86-64' {
@@ -309,29 +156,6 @@ const SIGNALS: Record<string, number> = {
 export const SIGRTMIN = 34;
 export const SIGRTMAX = 64;
 
-/** signal_from_string(): "TERM", "SIGTERM", "15", "RTMIN+3", "SIGRTMIN+3". */
-export function parseSignal(v: string): number {
-  let s = v.startsWith('SIG') ? v.slice(3) : v;
-  if (/^[0-9]+$/.test(v)) {
-    const n = Number(v);
-    if (n >= 1 && n <= SIGRTMAX) return n;
-    throw new SettingsError(`Cannot parse signal: ${v}`, undefined, v);
-  }
-  const named = SIGNALS[s];
-  if (named !== undefined) return named;
-  let m = /^RTMIN(?:\+([0-9]+))?$/.exec(s);
-  if (m) {
-    const n = SIGRTMIN + Number(m[1] ?? 0);
-    if (n <= SIGRTMAX) return n;
-  }
-  m = /^RTMAX(?:-([0-9]+))?$/.exec(s);
-  if (m) {
-    const n = SIGRTMAX - Number(m[1] ?? 0);
-    if (n >= SIGRTMIN) return n;
-  }
-  s = v;
-  throw new SettingsError(`Cannot parse signal: ${s}`, undefined, v);
-}
 
 /** signal_to_string() */
 export function signalName(n: number): string {
@@ -432,27 +256,6 @@ export function parseUserNsOwnership(v: string): UserNamespaceOwnership {
   throw new SettingsError(`Cannot parse --user-namespace-ownership= value: ${v}`, undefined, v);
 }
 
-/** expose_port_parse(): "[PROTO:]HOSTPORT[:CONTAINERPORT]" */
-export function parseExposePort(v: string): ExposePort {
-  let protocol: 'tcp' | 'udp' = 'tcp';
-  let rest = v;
-  if (v.startsWith('tcp:')) rest = v.slice(4);
-  else if (v.startsWith('udp:')) {
-    protocol = 'udp';
-    rest = v.slice(4);
-  }
-  const port = (s: string) => {
-    if (!/^[0-9]+$/.test(s)) throw new SettingsError(`Failed to parse host port ${v}`, undefined, v);
-    const n = Number(s);
-    if (n < 1 || n > 65535) throw new SettingsError(`Failed to parse host port ${v}`, undefined, v);
-    return n;
-  };
-  const parts = rest.split(':');
-  if (parts.length > 2) throw new SettingsError(`Failed to parse host port ${v}`, undefined, v);
-  const hostPort = port(parts[0]!);
-  const containerPort = parts.length === 2 ? port(parts[1]!) : hostPort;
-  return { protocol, hostPort, containerPort };
-}
 
 /** An environment assignment: NAME=VALUE with a valid name (env_assignment_is_valid). */
 export function parseEnvAssignment(v: string): string {
@@ -508,18 +311,3 @@ export const CAPABILITIES = [
   'checkpoint_restore',
 ] as const;
 
-/** A list of capability names separated by commas or spaces; returns upper-case "CAP_X" names or "all". */
-export function parseCapabilityList(v: string): string[] {
-  const out: string[] = [];
-  for (const raw of v.split(/[,\s]+/).filter((x) => x !== '')) {
-    if (raw.toLowerCase() === 'all') {
-      out.push('all');
-      continue;
-    }
-    const n = raw.toLowerCase().replace(/^cap_/, '');
-    if (!(CAPABILITIES as readonly string[]).includes(n) && !/^[0-9]+$/.test(n))
-      throw new SettingsError(`Failed to parse capability: ${raw}`, undefined, raw);
-    out.push(/^[0-9]+$/.test(n) ? `CAP_${(CAPABILITIES[Number(n)] ?? n).toString().toUpperCase()}` : `CAP_${n.toUpperCase()}`);
-  }
-  return out;
-}
