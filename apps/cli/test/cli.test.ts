@@ -86,6 +86,10 @@ describe('running', () => {
     expect(r.err).toBe('');
     expect(r.out).toBe('/dev/pts/0\r\npts/0\r\n');
   });
+  it('--console=passive gives the container a console but shows nothing of it', () => {
+    const r = nspawn(['-q', '-D', tree, '--console=passive', '/bin/sh', '-c', 'echo hidden; readlink /dev/console > /tmp/c; exit 4']);
+    expect(r).toMatchObject({ code: 4, out: '', err: '' });
+  });
   it('--pipe passes our stdio straight through', () => {
     const r = nspawn(['-D', tree, '-P', '/bin/sh', '-c', 'cat; tty || true'], 'hello\n');
     expect(r.out).toBe('hello\nnot a tty\n');
@@ -133,6 +137,13 @@ describe('console on a terminal', () => {
       }, 300);
     });
     expect(r.out).toContain('got:abc');
+  });
+  it('--console=read-only shows the output but does not pass input on', async () => {
+    const r = await onPty(`${NSPAWN} -q --console=read-only -D ${tree} /bin/sh -c 'read -t 1 x; echo "got:$x"'`, (write) => {
+      setTimeout(() => write('abc\r'), 300);
+    });
+    expect(r.out).toContain('got:');
+    expect(r.out).not.toContain('got:abc');
   });
   it('^] three times within 1s kills the container', async () => {
     const r = await onPty(`${NSPAWN} -D ${tree} /bin/sh -c 'echo started; sleep 30'`, (write, output) => {
