@@ -33,7 +33,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const { settings, messages } = applySettingsFile(cl);
   for (const m of messages) say(2, `${m}\n`);
-  const prepared = prepareContainer(settings, nodePrepareEnv(nodeTree), cl.unsupported);
+  const prepared = prepareContainer(settings, nodePrepareEnv(nodeTree), cl.unsupported, cl.settings);
   return runContainer(prepared);
 }
 

@@ -48,6 +48,8 @@
 #include <unistd.h>
 
 #define CTL_FD 3
+#include "caps.c" /* capabilities and the session keyring (static functions) */
+#include "seccomp.c" /* the system call filter (static functions) */
 #define MAX_OPS 512
 #define MAX_LIST 1024
 
@@ -108,6 +110,10 @@ static struct {
         int oom_score_adj;
         cpu_set_t cpus;
         int cpus_set;
+        CapsPlan caps;
+        const char *caps_warning;
+        int session_keyring;
+        SeccompPlan seccomp;
 } plan = { .personality = -1, .uid = -1, .gid = -1 };
 
 static int sync_fd = -1; /* child's end of the child<->outer socket */
@@ -317,7 +323,21 @@ static void read_plan(void) {
                         plan.cpus_set = 1;
                         if (c < CPU_SETSIZE)
                                 CPU_SET(c, &plan.cpus);
-                } else if (!strcmp(k, "arg")) {
+                } else if (!strcmp(k, "caps")) {
+                        const char *b = tok(), *e = tok(), *p = tok(), *i = tok(), *a = tok();
+                        caps_plan_parse(&plan.caps, b, e, p, i, a);
+                } else if (!strcmp(k, "capwarn"))
+                        plan.caps_warning = tok();
+                else if (!strcmp(k, "keyring"))
+                        plan.session_keyring = 1;
+                else if (!strcmp(k, "seccomp")) {
+                        if (seccomp_plan_parse(&plan.seccomp, tok()) < 0) {
+                                fprintf(stderr, "nspawn-helper: bad seccomp program in the plan\n");
+                                exit(2);
+                        }
+                } else if (!strcmp(k, "seccompwarn"))
+                        seccomp_plan_warning(&plan.seccomp, tok());
+                else if (!strcmp(k, "arg")) {
                         if (plan.n_argv < MAX_LIST - 1)
                                 plan.argv[plan.n_argv++] = tok();
                 } else if (!strcmp(k, "fallback")) {
@@ -850,6 +870,9 @@ static void child_main(void) {
                 run_op(&plan.ops[i]);
         }
 
+        if (plan.session_keyring && keyring_join_session() < 0)
+                die_errno_child("Setting up kernel keyring failed");
+
         if (fchdir(root_fd) < 0)
                 die_errno_child("chdir(%s)", plan.root);
         if (syscall(SYS_pivot_root, ".", ".") < 0)
@@ -911,6 +934,13 @@ static void child_main(void) {
                         die_errno_child("setrlimit(%d)", plan.rlimits[i].res);
         }
 
+        /* setup_seccomp() and seccomp_suppress_sync(): the system call filter, before PR_SET_KEEPCAPS and the UID
+         * change (inner_child(): seccomp -> keepcaps -> change uid -> drop capabilities -> no_new_privs -> exec) */
+        if (seccomp_install(&plan.seccomp, sync_fd) < 0)
+                die_errno_child("Failed to install seccomp filter");
+
+        if (plan.caps.set && caps_keep_across_uid_change() < 0)
+                die_errno_child("Failed to set PR_SET_KEEPCAPS");
         /* change_uid_gid_raw(): the console belongs to the user it runs as */
         if (master >= 0 && (plan.uid > 0 || plan.gid > 0))
                 for (int fd = 0; fd < 3; fd++)
@@ -921,6 +951,14 @@ static void child_main(void) {
                 die_errno_child("setresgid(%ld)", plan.gid);
         if (plan.uid >= 0 && setresuid((uid_t) plan.uid, (uid_t) plan.uid, (uid_t) plan.uid) < 0)
                 die_errno_child("setresuid(%ld)", plan.uid);
+        /* drop_capabilities() */
+        if (plan.caps_warning)
+                caps_send_warning(sync_fd, plan.caps_warning);
+        if (plan.caps.set) {
+                const char *what = "";
+                if (caps_apply(&plan.caps, &what) < 0)
+                        die_errno_child("Dropping capabilities failed (%s)", what);
+        }
         if (plan.no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
                 die_errno_child("Failed to disable new privileges");
         if (plan.chdir && chdir(plan.chdir) < 0)

@@ -4,6 +4,7 @@
  */
 import { lstatSync, readFileSync, readlinkSync, statSync, existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { type HostCapabilities, readHostCapabilities } from './caps.js';
 
 export interface DevNode {
   mode: number;
@@ -38,6 +39,8 @@ export interface HostFacts {
   pid1Limits: { NPROC?: [string, string]; SIGPENDING?: [string, string] };
   /** the host file to bind over masked /proc entries (an empty file of mode 0000) */
   inaccessibleFile: string;
+  /** the bounding set a container without a user namespace starts with, and cap_last_cap (none known: no masking) */
+  capabilities?: HostCapabilities;
 }
 
 export const DEV_NODES = ['null', 'zero', 'full', 'random', 'urandom', 'tty', 'net/tun'] as const;
@@ -152,6 +155,8 @@ export function probeHost(env: NodeJS.ProcessEnv = process.env): HostFacts {
   if (osRelease) facts.osRelease = osRelease;
   if (env.TERM !== undefined) facts.term = env.TERM;
   if (localtime !== undefined) facts.localtime = localtime;
+  const caps = readHostCapabilities();
+  if (caps) facts.capabilities = caps;
   try {
     facts.resolvConf = readFileSync('/etc/resolv.conf', 'utf8');
   } catch {

@@ -5,3 +5,5 @@ export * from './plan.js';
 export * from './prepare.js';
 export * from './run.js';
 export * from './random.js';
+export * from './caps.js';
+export * from './seccomp/index.js';

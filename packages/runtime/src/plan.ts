@@ -10,6 +10,14 @@ import { dirname } from 'node:path';
 import type { CgroupHierarchy, HostFacts, Tree } from './host.js';
 import { CLONE, type HelperConsole, type HelperPlan, type HelperRlimit, MOUNT_ATTR, MS, type Op, OpFlag } from './protocol.js';
 import type { ResolvedUser } from './users.js';
+import { nspawnSeccompFilter } from './seccomp/filter.js';
+import {
+  CAPABILITIES_NOT_IN_BOUNDING_SET,
+  capabilitiesUpTo,
+  capabilityQuintet,
+  type ContainerCapabilities,
+  defaultContainerCapabilities,
+} from './caps.js';
 
 export type StartMode = 'pid1' | 'pid2' | 'boot';
 
@@ -49,6 +57,16 @@ export interface ContainerConfig {
   cpuAffinity?: number[];
   /** --link-journal=: 'auto' (the default) makes /var/log/journal in the tree, like setup_journal() */
   linkJournal?: 'no' | 'auto';
+  /** arg_caps_retain and arg_caps_ambient (containerCapabilities()); undefined: the defaults for this network and user namespace */
+  capabilities?: ContainerCapabilities;
+  /** --quiet: no warning about capabilities missing from the bounding set */
+  quiet?: boolean;
+  /** --system-call-filter= and SystemCallFilter=: names and @groups allowed on top of systemd's list, or denied (~) */
+  systemCallFilter?: { allow: string[]; deny: string[] };
+  /** --suppress-sync=yes: sync calls do nothing, O_SYNC opens fail with EINVAL */
+  suppressSync?: boolean;
+  /** false: no seccomp filter at all ($SYSTEMD_SECCOMP=0) */
+  seccomp?: boolean;
 }
 
 export interface PlanRandom {
@@ -527,6 +545,26 @@ export function planContainer(cfg: ContainerConfig, host: HostFacts, tree: Tree,
     plan.uid = 0;
     plan.gid = 0;
     plan.groups = [];
+  }
+  // drop_capabilities() for the payload's UID, masked against the bounding set the container starts with: the
+  // host's, or a full one in a user namespace of its own (capability_quintet_mangle())
+  const caps = cfg.capabilities ?? defaultContainerCapabilities({ privateNetwork: netns, ...(cfg.userns ? { usernsShift: cfg.userns.shift } : {}) });
+  const hostCaps = host.capabilities ?? { bounding: capabilitiesUpTo(63), lastCap: 63 };
+  const { quintet, dropped } = capabilityQuintet(caps, cfg.user?.uid ?? 0, userns ? capabilitiesUpTo(hostCaps.lastCap) : hostCaps.bounding, hostCaps.lastCap);
+  plan.capabilities = quintet;
+  if (dropped !== 0n && !cfg.quiet) plan.capabilityWarning = CAPABILITIES_NOT_IN_BOUNDING_SET;
+  // setup_keyring(): a session keyring of its own, so the caller's session keys do not leak in
+  plan.sessionKeyring = true;
+  // setup_seccomp() with arg_caps_retain (the capability-gated groups), then seccomp_suppress_sync()
+  if (cfg.seccomp !== false) {
+    const filter = nspawnSeccompFilter({
+      retainedCapabilities: caps.retain,
+      allow: cfg.systemCallFilter?.allow ?? [],
+      deny: cfg.systemCallFilter?.deny ?? [],
+      suppressSync: cfg.suppressSync ?? false,
+    });
+    plan.seccomp = filter.bytes;
+    if (filter.warnings.length > 0) plan.seccompWarnings = filter.warnings;
   }
   const home = cfg.user?.home ?? '/root';
   if (cfg.workingDirectory !== undefined) plan.chdir = cfg.workingDirectory;

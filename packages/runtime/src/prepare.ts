@@ -11,6 +11,7 @@ import {
   formatDiagnostic,
   loadSettings,
   mergeSettings,
+  parseBoolean,
   type SettingKey,
   type Settings,
   type SettingsFs,
@@ -24,6 +25,7 @@ import type { ContainerConfig } from './plan.js';
 import type { Tree } from './host.js';
 import { resolveUser } from './users.js';
 import { randomHex } from './random.js';
+import { containerCapabilities, verifyAmbientCapabilities } from './caps.js';
 
 export class ContainerError extends Error {
   override name = 'ContainerError';
@@ -80,16 +82,21 @@ function unsupportedFeatures(s: Settings): string[] {
   add(s.privateUsers && s.privateUsers.mode === 'pick', '--private-users=pick, -U (PrivateUsers=pick)');
   add(s.privateUsers?.mode === 'fixed' && s.privateUsers.shift === undefined, 'PrivateUsers=yes (a range from the directory owner)');
   add(s.privateUsersOwnership && s.privateUsersOwnership !== 'off' && s.privateUsers?.mode === 'fixed', '--private-users-ownership (PrivateUsersOwnership=)');
-  add(s.capability?.length, '--capability (Capability=)');
-  add(s.dropCapability?.length, '--drop-capability (DropCapability=)');
-  add(s.ambientCapability?.length, '--ambient-capability (AmbientCapability=)');
-  add(s.systemCallFilter && (s.systemCallFilter.allow.length || s.systemCallFilter.deny.length), '--system-call-filter (SystemCallFilter=)');
   add(s.notifyReady, '--notify-ready (NotifyReady=)');
   add(s.linkJournal && s.linkJournal !== 'no' && s.linkJournal !== 'auto', '--link-journal (LinkJournal=)');
   add(s.bindUser?.length, '--bind-user (BindUser=)');
   add(s.pivotRoot, '--pivot-root (PivotRoot=)');
-  add(s.suppressSync, '--suppress-sync (SuppressSync=)');
   return out;
+}
+
+/** is_seccomp_available(): $SYSTEMD_SECCOMP set to a false boolean turns systemd's seccomp filters off. */
+function seccompDisabled(v: string | undefined): boolean {
+  if (v === undefined) return false;
+  try {
+    return !parseBoolean(v);
+  } catch {
+    return false; // not a boolean: ignored, filters on
+  }
 }
 
 /** sd_id128_randomize(): 128 random bits as 32 hex digits, marked as a v4 UUID like systemd's random IDs. */
@@ -167,9 +174,17 @@ export function applySettingsFile(cl: { settings: Settings; set: ReadonlySet<Set
   return { settings: merged.settings, messages: [...messages, ...merged.warnings], path: loaded.path };
 }
 
-export function prepareContainer(s: Settings, env: PrepareEnv, unsupported: readonly string[] = []): Prepared {
+/**
+ * COMMANDLINE is what the command line alone said, when S is the command line merged with a .nspawn file
+ * (systemd-nspawn decides some capabilities from the command line's network and user namespace options).
+ */
+export function prepareContainer(s: Settings, env: PrepareEnv, unsupported: readonly string[] = [], commandLine: Settings = s): Prepared {
   const notYet = [...unsupported, ...unsupportedFeatures(s)];
   if (notYet.length > 0) throw new ContainerError(`${notYet[0]} is not supported yet by this nspawn build.`);
+  // verify_arguments()
+  const capabilities = containerCapabilities(s, commandLine);
+  const ambientError = verifyAmbientCapabilities(capabilities, s.startMode ?? 'pid1');
+  if (ambientError) throw new ContainerError(ambientError);
 
   const { directory, machineName } = determineNames(s, process.cwd(), env.hostname);
   if (!env.exists(directory)) throw new ContainerError(`Failed to resolve path ${directory}: No such file or directory`);
@@ -230,7 +245,9 @@ export function prepareContainer(s: Settings, env: PrepareEnv, unsupported: read
     timezone: s.timezone ?? 'auto',
     useCgns: s.useCgns ?? true,
     apiVfsWritable,
+    capabilities,
   };
+  if (quiet) config.quiet = true;
   if (s.user !== undefined) config.userName = s.user;
   if (user) config.user = user;
   if (s.workingDirectory !== undefined) config.workingDirectory = s.workingDirectory;
@@ -239,6 +256,10 @@ export function prepareContainer(s: Settings, env: PrepareEnv, unsupported: read
   if (s.oomScoreAdjust !== undefined) config.oomScoreAdjust = s.oomScoreAdjust;
   if (s.cpuAffinity?.length) config.cpuAffinity = s.cpuAffinity;
   if (s.linkJournal === 'no') config.linkJournal = 'no';
+  if (s.systemCallFilter && (s.systemCallFilter.allow.length > 0 || s.systemCallFilter.deny.length > 0))
+    config.systemCallFilter = { allow: [...s.systemCallFilter.allow], deny: [...s.systemCallFilter.deny] };
+  if (s.suppressSync) config.suppressSync = true;
+  if (seccompDisabled(env.environ.SYSTEMD_SECCOMP)) config.seccomp = false;
   if (s.privateUsers?.mode === 'fixed' && s.privateUsers.shift !== undefined)
     config.userns = { shift: s.privateUsers.shift, range: s.privateUsers.range ?? 65536 };
 

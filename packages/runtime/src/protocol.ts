@@ -112,6 +112,22 @@ export interface HelperPlan {
   oomScoreAdjust?: number;
   /** sched_setaffinity() */
   cpuAffinity?: number[];
+  /**
+   * The payload's five capability sets (see src/caps.ts), applied after the UID change: PR_SET_KEEPCAPS before
+   * it, then the ambient set, capset() and PR_CAPBSET_DROP. Undefined leaves the capabilities as they are.
+   */
+  capabilities?: { bounding: bigint; effective: bigint; permitted: bigint; inheritable: bigint; ambient: bigint };
+  /** reported as a warning line when the capabilities are applied (systemd's "not in the current bounding set") */
+  capabilityWarning?: string;
+  /** KEYCTL_JOIN_SESSION_KEYRING: the container gets a session keyring of its own (setup_keyring()) */
+  sessionKeyring?: boolean;
+  /**
+   * The seccomp filter (src/seccomp/): a struct sock_filter array, installed after the rlimits and before the UID
+   * change, as inner_child() installs its filters. Undefined: none.
+   */
+  seccomp?: Uint8Array;
+  /** what systemd-nspawn logs while it builds its filters, reported when the filter is installed */
+  seccompWarnings?: string[];
 }
 
 const n = (x: number | bigint | undefined) => String(x ?? 0);
@@ -147,6 +163,14 @@ export function encodePlan(p: HelperPlan): Buffer {
   if (p.noNewPrivileges) t.push('nnp');
   if (p.oomScoreAdjust !== undefined) t.push('oom', String(p.oomScoreAdjust));
   for (const c of p.cpuAffinity ?? []) t.push('cpu', String(c));
+  if (p.capabilities) {
+    const c = p.capabilities;
+    t.push('caps', ...[c.bounding, c.effective, c.permitted, c.inheritable, c.ambient].map((m) => m.toString(16).padStart(16, '0')));
+  }
+  if (p.capabilityWarning !== undefined) t.push('capwarn', p.capabilityWarning);
+  if (p.sessionKeyring) t.push('keyring');
+  if (p.seccomp) t.push('seccomp', Buffer.from(p.seccomp.buffer, p.seccomp.byteOffset, p.seccomp.byteLength).toString('hex'));
+  for (const w of p.seccompWarnings ?? []) t.push('seccompwarn', w);
   if (p.asPid2) t.push('pid2');
   if (p.loopback) t.push('loopback');
   if (p.searchPath) t.push('search');

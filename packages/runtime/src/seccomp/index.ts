@@ -1,0 +1,5 @@
+export * from './bpf.js';
+export * from './groups.js';
+export * from './syscalls-x86.js';
+export * from './policy.js';
+export * from './filter.js';
