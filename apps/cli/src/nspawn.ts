@@ -19,6 +19,10 @@ const say = (fd: number, text: string) => void writeSync(fd, text);
 
 async function main(argv: string[]): Promise<number> {
   const cl = parseCommandLine(argv);
+  if (cl.listing) {
+    say(1, cl.listing.map((l) => `${l}\n`).join(''));
+    return 0;
+  }
   if (cl.help) {
     say(1, HELP);
     return 0;

@@ -55,6 +55,13 @@ describe('options and errors', () => {
     for (const g of ['Image:', 'Execution:', 'System Identity:', 'User Namespacing:', 'Networking:', 'Security:', 'Mounts:', 'Input/Output:'])
       expect(r.out).toContain(g);
   });
+  it('--OPTION=help lists the values exactly as systemd-nspawn 252 does', () => {
+    for (const o of ['console', 'volatile', 'private-users-ownership', 'kill-signal', 'rlimit', 'resolv-conf', 'timezone', 'capability', 'drop-capability']) {
+      const ours = nspawn([`--${o}=help`]);
+      const theirs = spawnSync('systemd-nspawn', [`--${o}=help`], { encoding: 'utf8' });
+      expect({ o, code: ours.code, out: ours.out }).toEqual({ o, code: theirs.status, out: theirs.stdout });
+    }
+  });
   it('--version', () => {
     expect(nspawn(['--version']).out).toMatch(/^nspawn \d+\.\d+\.\d+/);
   });

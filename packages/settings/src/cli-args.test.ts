@@ -122,3 +122,15 @@ describe('parseCommandLine', () => {
     expect(() => parse('-D', '/a', '-i', '/b')).toThrow(/either --directory= or --image=/);
   });
 });
+
+describe('--OPTION=help', () => {
+  it('lists the accepted values instead of parsing on', () => {
+    expect(parseCommandLine(['--console=help', '-D', '/x']).listing).toEqual(['autopipe', 'interactive', 'passive', 'pipe', 'read-only']);
+    const sig = parseCommandLine(['--kill-signal=help']).listing!;
+    expect(sig.slice(0, 3)).toEqual(['0', 'HUP', 'INT']);
+    expect(sig.slice(31, 35)).toEqual(['SYS', '32', '33', 'RTMIN+0']);
+    expect(sig.at(-1)).toBe('RTMIN+30');
+    expect(parseCommandLine(['--capability=help']).listing?.[0]).toBe('cap_chown');
+    expect(parseCommandLine(['--hostname=help']).listing).toBeUndefined();
+  });
+});

@@ -4,7 +4,7 @@
  * .nspawn file can fill in the rest.
  */
 import { resolve } from 'node:path';
-import { type CustomMount, type SettingKey, type Settings, SettingsError } from './model.js';
+import { type CustomMount, RLIMIT_NAMES, type SettingKey, type Settings, SettingsError } from './model.js';
 import {
   hostnameIsValid,
   parseBoolean,
@@ -20,6 +20,12 @@ import {
   parseUserNsOwnership,
   parseVolatileMode,
   id128ToUuid,
+  CAPABILITIES,
+  RESOLV_CONF_MODES,
+  SIGRTMAX,
+  SIGRTMIN,
+  signalName,
+  TIMEZONE_MODES,
 } from './values.js';
 import {
   bindMountParse,
@@ -45,7 +51,23 @@ export interface CommandLine {
   version: boolean;
   /** options that were accepted but whose feature this build does not implement; the runtime refuses them */
   unsupported: string[];
+  /** `--OPTION=help`: the accepted values, to print (one a line) instead of running */
+  listing?: string[];
 }
+
+/** The values `--OPTION=help` lists, in systemd-nspawn's order. */
+const HELP_LISTS: Record<string, () => string[]> = {
+  console: () => ['autopipe', 'interactive', 'passive', 'pipe', 'read-only'],
+  volatile: () => ['no', 'yes', 'state', 'overlay'],
+  'private-users-ownership': () => ['off', 'chown', 'map', 'auto'],
+  'kill-signal': () => Array.from({ length: SIGRTMAX + 1 }, (_, i) => (i >= SIGRTMIN ? `RTMIN+${i - SIGRTMIN}` : i === 0 ? '0' : signalName(i))),
+  rlimit: () => [...RLIMIT_NAMES],
+  'resolv-conf': () => [...RESOLV_CONF_MODES],
+  timezone: () => [...TIMEZONE_MODES],
+  capability: () => CAPABILITIES.map((c) => `cap_${c}`),
+  'drop-capability': () => CAPABILITIES.map((c) => `cap_${c}`),
+  'ambient-capability': () => CAPABILITIES.map((c) => `cap_${c}`),
+};
 
 type ArgKind = 'none' | 'required' | 'optional';
 interface OptionDef {
@@ -627,6 +649,10 @@ export function parseCommandLine(argv: readonly string[], env: Partial<ParseEnv>
         if (i + 1 >= argv.length) throw new SettingsError(`option '--${name}' requires an argument`, `--${name}`);
         value = argv[++i]!;
       }
+      if (value === 'help' && HELP_LISTS[name]) {
+        cl.listing = HELP_LISTS[name]();
+        break;
+      }
       def.apply(cl, value, penv);
       continue;
     }
@@ -649,6 +675,10 @@ export function parseCommandLine(argv: readonly string[], env: Partial<ParseEnv>
       continue;
     }
     break; // first non-option: the command and its arguments
+  }
+  if (cl.listing) {
+    const { sawBoot: _b, sawPid2: _p, sawU: _u, ...out } = cl;
+    return out;
   }
   const rest = argv.slice(i);
   if (rest.length > 0) {
