@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 // What tests can leave behind on the machine: container links, mounts, loop devices, nftables tables,
-// nspawn temp dirs, lock files and helper processes. `--save F` records the state before the tests,
+// nspawn temp dirs, lock files, helper processes, machine scopes (machine.slice/machine-*.scope in any cgroup
+// hierarchy) and device programs (BPF programs named nspawn_devices; listed with bpftool when it is installed,
+// otherwise they are covered by the scopes: a program attached to a removed cgroup goes with it). `--save F` records the state before the tests,
 // `--against F` fails (exit 1) on anything new since then, naming it.
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -14,6 +16,16 @@ const sh = (cmd, args) => {
 };
 const ls = (dir, re) => (existsSync(dir) ? readdirSync(dir).filter((f) => re.test(f)).map((f) => `${dir}/${f}`) : []);
 
+/** machine.slice/machine-*.scope under every cgroup mount (cgroup2 and each v1 hierarchy) */
+function machineScopes() {
+  const mounts = readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' '))
+    .filter((f) => ['cgroup', 'cgroup2'].includes(f[f.indexOf('-') + 1]))
+    .map((f) => f[4]);
+  return mounts.flatMap((m) => ls(`${m}/machine.slice`, /^machine-.*\.scope$/));
+}
+
 function snapshot() {
   return {
     links: [...sh('ip', ['-o', 'link', 'show']).matchAll(/^\d+: ((?:ve|vb|vz|mv|iv)-[^:@ ]+)/gm)].map((m) => m[1]),
@@ -26,6 +38,9 @@ function snapshot() {
     tempdirs: [...ls('/var/tmp', /^nspawn-/), ...ls('/tmp', /^nspawn-test-/)],
     locks: [...ls('/run/systemd/nspawn-uid', /./), ...ls('/run/systemd/nspawn/locks', /./)],
     processes: sh('pgrep', ['-a', '-f', 'nspawn-helper']).split('\n').filter(Boolean),
+    // (the mark says an nspawn made machine.slice: it goes when the last machine leaves it)
+    cgroups: [...machineScopes(), ...ls('/run/nspawn', /^machine\.slice$/)],
+    bpf: sh('bpftool', ['prog', 'show']).split('\n').filter((l) => /\bname nspawn_devices\b/.test(l)).map((l) => l.replace(/^(\d+): .*/, 'prog $1 nspawn_devices')),
   };
 }
 

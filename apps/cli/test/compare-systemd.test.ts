@@ -2,14 +2,28 @@
  * Side by side with the real thing: the same probe (test/fixtures/probe.sh) runs in fresh copies of a busybox tree
  * under `systemd-nspawn --register=no --keep-unit -q` and under `nspawn` with the same flags, and the two views of
  * the container must match, up to the differences listed in KNOWN_DIFFERENCES (each asserted to still exist).
+ * One more comparison looks from the host side: which cgroups each tool puts the container in.
  *
  * Needs root and /usr/bin/systemd-nspawn (systemd-container); it fails, never skips, without them.
  */
-import { statfsSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { statfsSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addTreeUser, makeBusyboxTree, PROBE_IN_TREE } from './helpers/busybox-tree.js';
-import { makeTempDir, mountsUnder, removeDir, requireRootAndSystemdNspawn, runTool, type Tool, type ToolRun } from './helpers/containers.js';
+import {
+  COMMON_FLAGS,
+  makeTempDir,
+  mountsUnder,
+  NSPAWN_BIN,
+  removeDir,
+  requireRootAndSystemdNspawn,
+  runTool,
+  SYSTEMD_NSPAWN,
+  type Tool,
+  TOOL_ENV,
+  type ToolRun,
+} from './helpers/containers.js';
 import { diffSections, formatDiffs, normalizeSections, parseProbeOutput, type SectionDiff, type Sections, snapshotDir } from './helpers/probe-compare.js';
 
 /** The tree's directory name, hence the machine name and hostname both tools derive from it. */
@@ -275,6 +289,16 @@ const KNOWN_DIFFERENCES: KnownDifference[] = [
     nspawn: { stderr: [/^execv\(.*\) failed: No such file or directory \(ENOENT\)$/] },
   },
   {
+    id: 'host-cgroup',
+    reason:
+      "systemd-nspawn --register=no --keep-unit keeps the container in its caller's cgroups (in payload/ below them in the unified and name=systemd hierarchies, itself in supervisor/, and leaves both behind); nspawn gives it machine.slice/machine-NAME.scope in every hierarchy, as machined would, and removes it afterwards: the base of its device policy, per-machine accounting and booting; inside, both show / everywhere",
+    status: 'intentional',
+    applies: (sc) => sc.name === 'host-cgroup',
+    // the caller's cgroup is / in most hierarchies here: then the paths show as they are
+    systemd: { 'host-cgroup': [/^\S+ (\/|<caller>|(<caller>)?\/payload)$/] },
+    nspawn: { 'host-cgroup': [/^\S+ \/machine\.slice\/machine-bbox\.scope$/] },
+  },
+  {
     id: 'overlay-mount-point-parents',
     reason:
       'systemd-nspawn makes an --overlay mount point with mkdir() and fails when its parent is missing; nspawn makes the parents and starts',
@@ -392,6 +416,100 @@ describe('systemd-nspawn and nspawn see the same container', () => {
 
 describe('systemd-nspawn and nspawn end the same way', () => {
   for (const sc of exitScenarios) it(`${sc.name}: ${[...sc.args, ...(sc.command ?? [])].join(' ')}`, () => compare(sc));
+});
+
+/** The cgroup hierarchies of /proc/PID/cgroup, as "controllers path" ("(unified)" for 0::). */
+function readProcCgroup(pid: number | 'self'): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const l of readFileSync(`/proc/${pid}/cgroup`, 'utf8').split('\n')) {
+    const m = /^\d+:([^:]*):(.*)$/.exec(l);
+    if (m) out.set(m[1] || '(unified)', m[2]!);
+  }
+  return out;
+}
+
+/** A host process whose command line is exactly ARGV, if there is one. */
+function findProcess(argv: string[]): number | undefined {
+  const want = `${argv.join('\0')}\0`;
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      if (readFileSync(`/proc/${d}/cmdline`, 'utf8') === want) return Number(d);
+    } catch {
+      // gone
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Where TOOL puts the container, seen from the host: the cgroups of its PID 1 while it runs (paths below the test's
+ * own cgroup in that hierarchy start with "<caller>", unless that is the root), and the machine's scope if it is left afterwards
+ * (systemd-nspawn's payload/ and supervisor/ stay too, but earlier runs made them already: they are not counted).
+ */
+async function hostCgroupView(tool: Tool, runDir: string): Promise<Sections> {
+  const tree = makeBusyboxTree(join(runDir, TREE));
+  // a command line no other process has: busybox sleep takes fractions
+  const argv = ['/bin/sleep', `1.${process.pid}${Math.floor(Math.random() * 1e6)}`];
+  const [cmd, pre] = tool === 'systemd-nspawn' ? [SYSTEMD_NSPAWN, []] : [process.execPath, [NSPAWN_BIN]];
+  const child = spawn(cmd, [...pre, ...COMMON_FLAGS, '-q', '-D', tree, ...argv], { env: TOOL_ENV, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
+  const caller = readProcCgroup('self');
+  const rel = (key: string, path: string) => {
+    const c = caller.get(key) ?? '/';
+    if (c === '/') return path;
+    return path === c ? '<caller>' : path.startsWith(`${c}/`) ? `<caller>${path.slice(c.length)}` : path;
+  };
+  let seen: string[] = ['(the container was not found)'];
+  for (let i = 0; i < 300; i++) {
+    const pid = findProcess(argv);
+    if (pid !== undefined) {
+      seen = [...readProcCgroup(pid)].map(([k, p]) => `${k} ${rel(k, p)}`).sort();
+      break;
+    }
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  const status = await exited;
+  const mounts = readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' '))
+    .filter((f) => f[4]?.startsWith('/sys/fs/cgroup/') && /^cgroup2? /.test(f.slice(f.indexOf('-') + 1).join(' ')));
+  const left: string[] = [];
+  for (const f of mounts) {
+    const mount = f[4]!;
+    const superOpts = f[f.indexOf('-') + 3] ?? '';
+    const key = f[f.indexOf('-') + 1] === 'cgroup2' ? '(unified)' : superOpts.split(',').filter((o) => o !== 'rw' && o !== 'xattr').join(',');
+    if (existsSync(join(mount, 'machine.slice/machine-bbox.scope'))) left.push(`${key} machine.slice/machine-bbox.scope`);
+  }
+  return new Map([
+    ['host-cgroup', seen],
+    ['cgroups-left', left.sort()],
+    ['exit', [`status=${status}`]],
+    ['stderr', stderr.split('\n').filter((l) => l !== '')],
+  ]);
+}
+
+describe('where the container is, seen from the host', () => {
+  it('host-cgroup: the cgroups of the container\'s PID 1, and what is left of them afterwards', async () => {
+    const sc: Scenario = { name: 'host-cgroup', args: [], command: ['/bin/sleep'] };
+    const views = new Map<Tool, Sections>();
+    for (const tool of ['systemd-nspawn', 'nspawn'] as const) {
+      const runDir = join(base!.dir, `${sc.name}.${tool}`);
+      mkdirSync(runDir);
+      try {
+        views.set(tool, await hostCgroupView(tool, runDir));
+      } finally {
+        expect(removeDir(runDir), `${tool}: mounts left`).toEqual([]);
+      }
+    }
+    // inside, both show "/" for every hierarchy (the probe's cgroup section above); from outside:
+    expect(views.get('nspawn')!.get('host-cgroup')!.length, 'one line per hierarchy').toBe(readProcCgroup('self').size);
+    const { unexplained, stale } = explain(sc, diffSections(views.get('systemd-nspawn')!, views.get('nspawn')!));
+    expect(formatDiffs(unexplained, 'systemd-nspawn', 'nspawn'), 'unexplained differences').toBe('');
+    expect(stale, 'known differences that no longer show').toEqual([]);
+  });
 });
 
 describe('known differences', () => {

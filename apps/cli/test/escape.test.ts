@@ -2,10 +2,11 @@
  * The escape battery (issue #4): fixtures/escape-probe.c, compiled statically into each busybox tree, tries from
  * inside the container what a root payload would try to get out (writable /proc/sys and /sys, kernel modules,
  * kexec, swap, the clock, a forged file handle, host processes, host keys, bpf and perf, the console, inherited
- * fds, the executables of PID 1 and of itself, the host's disk, a chroot breakout, remounting and unmasking the
- * API file systems), once under systemd-nspawn and once under nspawn, and every attempt must end the same way
- * with the same errno, except the differences listed in DIFFERENCES (each asserted, so it fails once fixed; the
- * no-seccomp ones are expected only from an nspawn whose payload runs without a seccomp filter).
+ * fds, the executables of PID 1 and of itself, the host's disk and other host devices (made with mknod or brought
+ * by the image), a chroot breakout, remounting and unmasking the API file systems), once under systemd-nspawn and
+ * once under nspawn, and every attempt must end the same way with the same errno, except the differences listed in
+ * DIFFERENCES (each asserted, so it fails once fixed; the no-seccomp ones are expected only from an nspawn whose
+ * payload runs without a seccomp filter, the stricter ones are where nspawn refuses on purpose).
  * reboot(RB_AUTOBOOT) runs last, in a container of its own, and must end only that container.
  *
  * Around every run: a host `sleep` whose PID the probe tries to kill, a host file open on fd 9, a session keyring
@@ -66,6 +67,9 @@ const ATTEMPTS = [
   'write-proc-1-exe',
   'reopen-proc-1-exe',
   'mknod-root-disk',
+  'mknod-kmsg',
+  'mknod-loop',
+  'open-image-node',
   'chroot-breakout',
   'remount-sys-rw',
   'remount-proc-sys-rw',
@@ -94,9 +98,10 @@ interface Difference {
   nspawn: string;
   /**
    * no-seccomp: systemd-nspawn's system call filter refuses it and the nspawn under test runs without one (a build
-   * from before the filter, or one whose filter is missing); host: systemd-nspawn here lacks what a systemd host has
+   * from before the filter, or one whose filter is missing); host: systemd-nspawn here lacks what a systemd host has;
+   * stricter: nspawn refuses on purpose what systemd-nspawn lets through with --register=no --keep-unit
    */
-  status: 'no-seccomp' | 'host';
+  status: 'no-seccomp' | 'host' | 'stricter';
   reason: string;
 }
 
@@ -171,16 +176,24 @@ const ALL_DIFFERENCES: Difference[] = [
     status: 'host',
     reason: 'systemd-nspawn leaves /proc/sysrq-trigger unmasked without /run/systemd/inaccessible/reg; nspawn always masks it with a read-only file',
   },
+  {
+    attempts: ['mknod-kmsg', 'mknod-loop', 'open-image-node'],
+    systemd: 'ok',
+    nspawn: 'EPERM',
+    status: 'stricter',
+    reason:
+      "systemd-nspawn 252 gets its device policy (DevicePolicy=closed + /dev/net/tun, ptys, bound nodes) only from the scope machined or systemd makes, which --register=no --keep-unit skip: any host device is in reach with CAP_MKNOD; nspawn's own scope has that policy on every host (v1 devices controller and a cgroup BPF program)",
+  },
 ];
 const DIFFERENCES = ALL_DIFFERENCES.filter((d) => d.systemd !== d.nspawn);
 
 /**
- * The differences that apply to a run: the host's always; the no-seccomp ones only when systemd-nspawn's payload
- * runs with its seccomp filter and nspawn's without one (their "seccomp-mode" lines: 2 and 0). With the same
- * confinement, every attempt must end the same way.
+ * The differences that apply to a run: the host's and the stricter ones always; the no-seccomp ones only when
+ * systemd-nspawn's payload runs with its seccomp filter and nspawn's without one (their "seccomp-mode" lines: 2 and
+ * 0). With the same confinement, every attempt must end the same way.
  */
 const differencesFor = (systemdSeccomp: boolean, nspawnSeccomp: boolean) =>
-  DIFFERENCES.filter((d) => d.status === 'host' || (systemdSeccomp && !nspawnSeccomp));
+  DIFFERENCES.filter((d) => d.status === 'host' || d.status === 'stricter' || (systemdSeccomp && !nspawnSeccomp));
 
 interface Variant {
   name: string;
@@ -292,6 +305,8 @@ function runProbe(tool: Tool, variant: Variant, probeArgs: string[]): Run {
   execFileSync(join(REPO, 'scripts/make-busybox-tree.sh'), [tree], { stdio: ['ignore', 'ignore', 'inherit'] });
   copyFileSync(probe, join(tree, 'escape-probe'));
   chmodSync(join(tree, 'escape-probe'), 0o755);
+  // a device node the image brings along: the host's kernel log
+  execFileSync('mknod', [join(tree, 'escape-node'), 'c', '1', '11']);
   const report = join(runDir, 'keyring-report');
   const [cmd, pre] = tool === 'systemd-nspawn' ? [SYSTEMD_NSPAWN, []] : [process.execPath, [NSPAWN_BIN]];
   const argv = ['--host-wrap', report, '--', cmd, ...pre, ...COMMON_FLAGS, '-q', '-D', tree, ...variant.args, '/escape-probe', ...probeArgs];
@@ -346,7 +361,7 @@ function expectHostUntouched(run: Run, what: string): void {
 describe('escape battery: every attempt ends the same way under systemd-nspawn and nspawn', () => {
   for (const v of VARIANTS) {
     it(`${v.name} (${[...Object.entries(v.env ?? {}).map(([k, x]) => `${k}=${x}`), ...v.args].join(' ') || 'no options'})`, () => {
-      const probeArgs = [`host-pid=${sleeper!.pid}`, 'host-session={SESSION}', 'host-key={KEY}', `root-dev=${rootDev}`, `marker=${marker}`];
+      const probeArgs = [`host-pid=${sleeper!.pid}`, 'host-session={SESSION}', 'host-key={KEY}', `root-dev=${rootDev}`, `marker=${marker}`, 'image-node=/escape-node'];
       const runs = {} as Record<Tool, { run: Run; res: Map<string, string> }>;
       for (const tool of TOOLS) {
         const run = runProbe(tool, v, probeArgs);

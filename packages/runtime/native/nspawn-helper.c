@@ -50,6 +50,8 @@
 #define CTL_FD 3
 #include "caps.c" /* capabilities and the session keyring (static functions) */
 #include "seccomp.c" /* the system call filter (static functions) */
+#include "devices.c" /* the device policy's BPF program on cgroup2 (static functions) */
+#include "cgroup.c" /* into the container's cgroup (static functions) */
 #define MAX_OPS 512
 #define MAX_LIST 1024
 
@@ -114,7 +116,9 @@ static struct {
         const char *caps_warning;
         int session_keyring;
         SeccompPlan seccomp;
-} plan = { .personality = -1, .uid = -1, .gid = -1 };
+        DevicesPlan devices;
+        CgroupPlan cgroup;
+} plan = { .personality = -1, .uid = -1, .gid = -1, .devices = DEVICES_PLAN_INIT, .cgroup = CGROUP_PLAN_INIT };
 
 static int sync_fd = -1; /* child's end of the child<->outer socket */
 static char *argv0_buf;   /* our argv[0], rewritten to name the stub init like systemd's rename_process() */
@@ -337,6 +341,20 @@ static void read_plan(void) {
                         }
                 } else if (!strcmp(k, "seccompwarn"))
                         seccomp_plan_warning(&plan.seccomp, tok());
+                else if (!strcmp(k, "cgv1") || !strcmp(k, "cgv2")) {
+                        int v2 = !strcmp(k, "cgv2");
+                        const char *scope = tok(), *home = tok();
+                        if (cgroup_plan_add(&plan.cgroup, v2, scope, home) < 0) {
+                                fprintf(stderr, "nspawn-helper: too many cgroup hierarchies in the plan\n");
+                                exit(2);
+                        }
+                } else if (!strcmp(k, "devbpf")) {
+                        const char *opt = tok(), *cg = tok(), *hex = tok();
+                        if (devices_plan_parse(&plan.devices, opt, cg, hex) < 0) {
+                                fprintf(stderr, "nspawn-helper: bad device program in the plan\n");
+                                exit(2);
+                        }
+                }
                 else if (!strcmp(k, "arg")) {
                         if (plan.n_argv < MAX_LIST - 1)
                                 plan.argv[plan.n_argv++] = tok();
@@ -841,6 +859,9 @@ static void child_main(void) {
                 if (setgroups(0, NULL) < 0 && errno != EPERM)
                         die_errno_child("setgroups");
         }
+        /* cloned into the unified scope: the cgroup namespace is made here, rooted at it (native/cgroup.c) */
+        if (plan.cgroup.unshare_cgns && unshare(CLONE_NEWCGROUP) < 0)
+                die_errno_child("Failed to unshare cgroup namespace");
         if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
                 die_errno_child("making / rprivate");
         /* The outer helper chdir()ed into the tree before the clone; the clone moved our cwd into the new mount
@@ -1049,9 +1070,29 @@ int main(int argc, char **argv) {
                 ctl_printf("exit 1\n");
                 return 1;
         }
-        pid_t pid = (pid_t) syscall(SYS_clone, (unsigned long) SIGCHLD | plan.clone_flags, NULL, NULL, NULL, NULL);
+        /* The device policy is in force before the container's PID 1 exists. */
+        if (devices_attach(&plan.devices, err, sizeof err) < 0) {
+                if (!plan.devices.optional) {
+                        ctl_printf("error %s\n", err);
+                        ctl_printf("exit 1\n");
+                        return 1;
+                }
+                ctl_printf("warning %s\n", err);
+                devices_close(&plan.devices);
+        }
+        /* The container's PID 1 starts in its cgroup (native/cgroup.c). */
+        if (cgroup_enter(&plan.cgroup, err, sizeof err) < 0) {
+                ctl_printf("error %s\n", err);
+                ctl_printf("exit 1\n");
+                return 1;
+        }
+        err[0] = 0;
+        pid_t pid = cgroup_clone(&plan.cgroup, plan.clone_flags, err, sizeof err);
         if (pid < 0) {
-                ctl_printf("error clone(): %s (%s)\n", strerror(errno), strerrorname_np(errno));
+                if (*err)
+                        ctl_printf("error %s\n", err);
+                else
+                        ctl_printf("error clone(): %s (%s)\n", strerror(errno), strerrorname_np(errno));
                 return 1;
         }
         if (pid == 0) {
@@ -1060,6 +1101,8 @@ int main(int argc, char **argv) {
                 sigprocmask(SIG_SETMASK, &none, NULL);
                 close(sp[0]);
                 close(CTL_FD);
+                devices_close(&plan.devices);
+                cgroup_close(&plan.cgroup);
                 sync_fd = sp[1];
                 prctl(PR_SET_PDEATHSIG, SIGKILL);
                 if (getppid() == 0 && !(plan.clone_flags & CLONE_NEWPID))
@@ -1068,6 +1111,14 @@ int main(int argc, char **argv) {
                 _exit(1);
         }
         close(sp[1]);
+        cgroup_leave(&plan.cgroup);
+        /* The detached copies of host bind sources belong to the child now; ours would keep them busy (a
+         * container could not unmount them) for as long as the container lives. */
+        for (int i = 0; i < plan.n_ops; i++)
+                if (plan.ops[i].tree_fd >= 0) {
+                        close(plan.ops[i].tree_fd);
+                        plan.ops[i].tree_fd = -1;
+                }
         int sync_sock = sp[0];
         ctl_printf("pid %d\n", pid);
 
@@ -1249,6 +1300,7 @@ int main(int argc, char **argv) {
         if (!exited) {
                 waitpid(pid, &status, 0);
         }
+        devices_detach(&plan.devices);
         if (WIFEXITED(status))
                 ctl_printf("exit %d\n", WEXITSTATUS(status));
         else if (WIFSIGNALED(status))

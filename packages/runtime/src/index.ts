@@ -7,3 +7,5 @@ export * from './run.js';
 export * from './random.js';
 export * from './caps.js';
 export * from './seccomp/index.js';
+export * from './cgroup.js';
+export * from './devices/index.js';

@@ -67,6 +67,11 @@ export interface ContainerConfig {
   suppressSync?: boolean;
   /** false: no seccomp filter at all ($SYSTEMD_SECCOMP=0) */
   seccomp?: boolean;
+  /**
+   * $NSPAWN_DEVICE_POLICY: which cgroup mechanisms carry the device policy ('v1': the devices controller, 'bpf': a
+   * program on the unified hierarchy; empty: none). Undefined: every one the host has. Used by runContainer().
+   */
+  deviceCgroup?: Array<'v1' | 'bpf'>;
 }
 
 export interface PlanRandom {

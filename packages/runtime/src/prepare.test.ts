@@ -79,6 +79,16 @@ describe('prepareContainer', () => {
     expect(prep({ directory: '/m/box' }, env({ environ: { SYSTEMD_NSPAWN_API_VFS_WRITABLE: 'yes' } })).config.apiVfsWritable).toBe('yes');
     expect(prep({ directory: '/m/box' }, env({ environ: { SYSTEMD_NSPAWN_API_VFS_WRITABLE: 'network' } })).config.apiVfsWritable).toBe('network');
   });
+  it('$NSPAWN_DEVICE_POLICY picks the device controllers', () => {
+    const dc = (v?: string) => prep({ directory: '/m/box' }, env({ environ: v === undefined ? {} : { NSPAWN_DEVICE_POLICY: v } })).config.deviceCgroup;
+    expect(dc()).toBeUndefined();
+    expect(dc('')).toBeUndefined();
+    expect(dc('v1')).toEqual(['v1']);
+    expect(dc('bpf')).toEqual(['bpf']);
+    expect(dc('bpf, v1,bpf')).toEqual(['bpf', 'v1']);
+    expect(dc('none')).toEqual([]);
+    expect(() => dc('off')).toThrow('Invalid $NSPAWN_DEVICE_POLICY=off: expected "v1", "bpf", "v1,bpf" or "none".');
+  });
   it('--private-users=BASE:COUNT becomes the map', () => {
     expect(prep({ directory: '/m/box', privateUsers: { mode: 'fixed', shift: 65536, range: 65536 } }).config.userns).toEqual({ shift: 65536, range: 65536 });
   });

@@ -99,6 +99,22 @@ function seccompDisabled(v: string | undefined): boolean {
   }
 }
 
+/**
+ * $NSPAWN_DEVICE_POLICY: "v1", "bpf" or "v1,bpf" force the cgroup mechanisms of the device policy (tests compare
+ * them), "none" turns the policy off (as under systemd-nspawn --keep-unit --register=no); unset or empty: every
+ * mechanism the host has.
+ */
+export function parseDevicePolicyEnv(v: string | undefined): Array<'v1' | 'bpf'> | undefined {
+  if (v === undefined || v.trim() === '') return undefined;
+  if (v.trim() === 'none') return [];
+  const out: Array<'v1' | 'bpf'> = [];
+  for (const w of v.split(',').map((x) => x.trim())) {
+    if (w !== 'v1' && w !== 'bpf') throw new ContainerError(`Invalid $NSPAWN_DEVICE_POLICY=${v}: expected "v1", "bpf", "v1,bpf" or "none".`);
+    if (!out.includes(w)) out.push(w);
+  }
+  return out;
+}
+
 /** sd_id128_randomize(): 128 random bits as 32 hex digits, marked as a v4 UUID like systemd's random IDs. */
 export function randomId128(): string {
   const b = Buffer.from(randomHex(16), 'hex');
@@ -260,6 +276,8 @@ export function prepareContainer(s: Settings, env: PrepareEnv, unsupported: read
     config.systemCallFilter = { allow: [...s.systemCallFilter.allow], deny: [...s.systemCallFilter.deny] };
   if (s.suppressSync) config.suppressSync = true;
   if (seccompDisabled(env.environ.SYSTEMD_SECCOMP)) config.seccomp = false;
+  const deviceCgroup = parseDevicePolicyEnv(env.environ.NSPAWN_DEVICE_POLICY);
+  if (deviceCgroup !== undefined) config.deviceCgroup = deviceCgroup;
   if (s.privateUsers?.mode === 'fixed' && s.privateUsers.shift !== undefined)
     config.userns = { shift: s.privateUsers.shift, range: s.privateUsers.range ?? 65536 };
 

@@ -42,6 +42,23 @@ describe('encodePlan', () => {
   it('multi-byte UTF-8 counts bytes', () => {
     expect(() => tokens(encodePlan({ ...base, env: ['X=ünïcødé'] }))).not.toThrow();
   });
+  it('carries the device program: optional flag, cgroup directory, instructions in hex', () => {
+    const program = new Uint8Array([0xb7, 0, 0, 0, 1, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0]);
+    const t = tokens(encodePlan({ ...base, deviceProgram: { cgroup: '/sys/fs/cgroup/unified/machine.slice/machine-x.scope', program } }));
+    const i = t.indexOf('devbpf');
+    expect(t.slice(i, i + 4)).toEqual(['devbpf', '0', '/sys/fs/cgroup/unified/machine.slice/machine-x.scope', 'b7000000010000009500000000000000']);
+    expect(tokens(encodePlan({ ...base, deviceProgram: { cgroup: '/c', program, optional: true } }))).toContain('1');
+  });
+  it('carries the cgroup placement: v1 tasks files, then the unified scope', () => {
+    const t = tokens(
+      encodePlan({
+        ...base,
+        cgroup: { v1: [{ scope: '/c/pids/m.scope/tasks', home: '/c/pids/tasks' }], unified: { scope: '/c/unified/m.scope', home: '/c/unified/cgroup.procs' } },
+      }),
+    );
+    const i = t.indexOf('cgv1');
+    expect(t.slice(i, i + 6)).toEqual(['cgv1', '/c/pids/m.scope/tasks', '/c/pids/tasks', 'cgv2', '/c/unified/m.scope', '/c/unified/cgroup.procs']);
+  });
   it('refuses NUL bytes in values', () => {
     expect(() => encodePlan({ ...base, argv: ['a\0b'] })).toThrow(/NUL/);
   });

@@ -128,6 +128,20 @@ export interface HelperPlan {
   seccomp?: Uint8Array;
   /** what systemd-nspawn logs while it builds its filters, reported when the filter is installed */
   seccompWarnings?: string[];
+  /**
+   * The device policy on cgroup2 (src/devices/): a BPF_PROG_TYPE_CGROUP_DEVICE program (struct bpf_insn array)
+   * that the outer helper loads and attaches to CGROUP (the container's directory in the unified hierarchy) before
+   * it clones, and detaches when the container has ended. OPTIONAL: a failure is a warning (the v1 devices
+   * controller has the same rules), not an error.
+   */
+  deviceProgram?: { cgroup: string; program: Uint8Array; optional?: boolean };
+  /**
+   * The container's cgroup (src/cgroup.ts made it): per v1 hierarchy the scope's `tasks` file and the helper's own,
+   * and the unified scope's directory with the helper's cgroup.procs. The helper moves itself into the v1 scopes,
+   * clones PID 1 into the unified one and goes back (native/cgroup.c). Undefined: the container stays where the
+   * helper is.
+   */
+  cgroup?: { v1: Array<{ scope: string; home: string }>; unified?: { scope: string; home: string } };
 }
 
 const n = (x: number | bigint | undefined) => String(x ?? 0);
@@ -171,6 +185,12 @@ export function encodePlan(p: HelperPlan): Buffer {
   if (p.sessionKeyring) t.push('keyring');
   if (p.seccomp) t.push('seccomp', Buffer.from(p.seccomp.buffer, p.seccomp.byteOffset, p.seccomp.byteLength).toString('hex'));
   for (const w of p.seccompWarnings ?? []) t.push('seccompwarn', w);
+  for (const c of p.cgroup?.v1 ?? []) t.push('cgv1', c.scope, c.home);
+  if (p.cgroup?.unified) t.push('cgv2', p.cgroup.unified.scope, p.cgroup.unified.home);
+  if (p.deviceProgram) {
+    const d = p.deviceProgram;
+    t.push('devbpf', d.optional ? '1' : '0', d.cgroup, Buffer.from(d.program.buffer, d.program.byteOffset, d.program.byteLength).toString('hex'));
+  }
   if (p.asPid2) t.push('pid2');
   if (p.loopback) t.push('loopback');
   if (p.searchPath) t.push('search');

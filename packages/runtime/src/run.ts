@@ -4,13 +4,15 @@
  * (wait_for_container() and run_container() in nspawn.c).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync, writeSync, lstatSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, writeSync, lstatSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { signalName } from '@nspawn/settings';
 import { type HostFacts, nodeTree, probeHost } from './host.js';
 import { type ContainerConfig, planContainer } from './plan.js';
-import { type Prepared, randomId128 } from './prepare.js';
+import { ContainerError, type Prepared, randomId128 } from './prepare.js';
+import { createMachineCgroup, type MachineCgroup, machineHierarchies, parseProcCgroup } from './cgroup.js';
+import { deviceCgroupProgram, type DeviceFacts, formatDeviceRule, machineDeviceRules, nodeDeviceFacts } from './devices/index.js';
 import { encodePlan, type HelperEvent, type HelperPlan, parseHelperLine } from './protocol.js';
 import { randomHex } from './random.js';
 
@@ -214,6 +216,56 @@ function prepareOverlayScratch(cfg: ContainerConfig): { scratch: NonNullable<Con
 }
 
 /**
+ * Which device controllers carry the device policy: the v1 devices controller (devices.deny/devices.allow) and a
+ * BPF program on the unified hierarchy. By default every one the host has (both on a hybrid host: the v1 rules
+ * alone can be lifted by root in the container, which may write devices.allow of its own cgroup, while the BPF
+ * program can only be detached with bpf(), which the seccomp filter refuses); cfg.deviceCgroup picks.
+ */
+export function deviceMechanisms(cfg: Pick<ContainerConfig, 'deviceCgroup'>, host: HostFacts): { v1: boolean; bpf: boolean } {
+  const hs = machineHierarchies(host.cgroups);
+  const have = { v1: hs.some((h) => !h.unified && h.key.split(',').includes('devices')), bpf: hs.some((h) => h.unified) };
+  if (cfg.deviceCgroup === undefined) return have;
+  const want = { v1: cfg.deviceCgroup.includes('v1'), bpf: cfg.deviceCgroup.includes('bpf') };
+  if (want.v1 && !have.v1) throw new ContainerError('$NSPAWN_DEVICE_POLICY asks for the v1 devices controller, which this host does not have mounted.');
+  if (want.bpf && !have.bpf) throw new ContainerError('$NSPAWN_DEVICE_POLICY asks for a BPF device program, but this host has no unified cgroup hierarchy.');
+  return want;
+}
+
+/**
+ * The container's cgroup (src/cgroup.ts) with its device policy (src/devices/), made before the helper gets its
+ * plan: the scope in every hierarchy with the v1 rules; the plan gets where the helper puts the container's PID 1
+ * (and where the helper, HELPERPID, stays) and the BPF program for the helper to attach.
+ */
+export function setupMachineCgroup(
+  cfg: ContainerConfig,
+  host: HostFacts,
+  plan: HelperPlan,
+  helperPid: number,
+  hooks: Pick<RunHooks, 'log'>,
+  facts: DeviceFacts = nodeDeviceFacts,
+): MachineCgroup {
+  const mech = deviceMechanisms(cfg, host);
+  const rules = machineDeviceRules(cfg.customMounts, cfg.directory, facts);
+  if (!mech.v1 && !mech.bpf && cfg.deviceCgroup === undefined)
+    hooks.log('This host has neither a v1 devices controller nor a unified cgroup hierarchy: the container\'s device access is not restricted.');
+  const cgroup = createMachineCgroup({
+    name: cfg.machineName,
+    layout: host.cgroups,
+    ...(mech.v1 ? { v1DeviceRules: rules.map(formatDeviceRule) } : {}),
+    ...(cfg.userns ? { owner: cfg.userns.shift } : {}),
+  });
+  try {
+    plan.cgroup = cgroup.placement(parseProcCgroup(readFileSync(`/proc/${helperPid}/cgroup`, 'utf8')));
+  } catch (e) {
+    cgroup.abandon();
+    throw new ContainerError(`Failed to read the cgroups of PID ${helperPid}: ${(e as Error).message}`);
+  }
+  if (mech.bpf && cgroup.unifiedDir !== undefined)
+    plan.deviceProgram = { cgroup: cgroup.unifiedDir, program: deviceCgroupProgram(rules), ...(cgroup.v1Devices ? { optional: true } : {}) };
+  return cgroup;
+}
+
+/**
  * Runs a prepared container to its end, rebooting it as systemd-nspawn does, and returns the exit status
  * nspawn should exit with.
  */
@@ -230,6 +282,8 @@ export async function runContainer(
     const child = spawnHelper(stdio ? { stdio } : {});
     let end: ContainerEnd;
     let cleanup = () => {};
+    let machine: MachineCgroup | undefined;
+    let ran = false;
     try {
       const host = (hostFacts ??= probeHost());
       ensureHostScaffolding(host);
@@ -238,12 +292,23 @@ export async function runContainer(
       const plan = planContainer({ ...cfg, overlayScratch: overlays.scratch }, host, nodeTree(cfg.directory), {
         hex128: randomId128, // boot ids are v4 UUIDs, as setup_boot_id() makes them
       });
+      if (child.pid !== undefined) machine = setupMachineCgroup(cfg, host, plan, child.pid, hooks);
+      try {
+        machine?.check();
+      } catch (e) {
+        machine = undefined; // another nspawn's now: not ours to remove
+        throw e;
+      }
+      ran = true;
       end = await runPlan(plan, { killSignal: p.killSignal, ...(cfg.userns ? { userns: cfg.userns } : {}), hooks, child });
     } catch (e) {
       (child.stdio[3] as import('node:net').Socket).end();
+      if (machine && !ran) machine.abandon();
+      machine = undefined;
       throw e;
     } finally {
       cleanup();
+      if (machine && ran) for (const w of await machine.remove()) hooks.log(w);
     }
     const say = (l: string) => {
       if (!p.quiet) hooks.log(l);

@@ -1,7 +1,7 @@
 /** Shared helpers for the root integration tests: busybox trees in temp dirs, output capture, leak checks. */
 import { execFileSync } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const REPO = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
@@ -12,10 +12,14 @@ export function requireRoot(): void {
   if (process.getuid?.() !== 0) throw new Error('root integration tests must run as root (they create namespaces and mounts)');
 }
 
-/** A fresh busybox OS tree in a temp dir, built by the same script the README uses. */
+/**
+ * A fresh busybox OS tree in a temp dir, built by the same script the README uses. The tree's directory is named
+ * like the temp dir, so each tree has a machine name of its own (test files run in parallel, and two containers of
+ * one name cannot run at the same time).
+ */
 export function makeTree(prefix = 'nspawn-test-'): { dir: string; root: string; cleanup: () => void } {
   const dir = mkdtempSync(join('/var/tmp', prefix));
-  const root = join(dir, 'tree');
+  const root = join(dir, basename(dir));
   execFileSync(join(REPO, 'scripts/make-busybox-tree.sh'), [root], { stdio: ['ignore', 'ignore', 'inherit'] });
   return {
     dir,

@@ -1,0 +1,145 @@
+/*
+ * The container's device policy on cgroup2. Included by nspawn-helper.c (static functions only, no state).
+ * No policy here: the program comes built in the plan (src/devices/, after systemd's DevicePolicy=closed and the
+ * DeviceAllow= list systemd-nspawn 252 registers) as the bytes of a struct bpf_insn array, in hex, with the
+ * container's directory in the unified hierarchy. The outer helper loads it as a BPF_PROG_TYPE_CGROUP_DEVICE
+ * program and attaches it there (BPF_F_ALLOW_MULTI) before it clones, so the container's PID 1 never runs
+ * without it; it keeps the program's descriptor (never inherited by the container) and detaches it when the
+ * container has ended. If the helper is killed, the attachment goes with the cgroup when Node removes it.
+ */
+#include <linux/bpf.h>
+
+#define DEVICES_MAX_INSNS 4096
+
+typedef struct {
+        struct bpf_insn *insns; /* NULL: no program planned */
+        unsigned n;
+        const char *cgroup;
+        int optional;
+        int prog_fd;   /* -1 until loaded */
+        int cgroup_fd; /* -1 until attached */
+} DevicesPlan;
+
+#define DEVICES_PLAN_INIT { .prog_fd = -1, .cgroup_fd = -1 }
+
+static int devices_hex_digit(char c) {
+        if (c >= '0' && c <= '9')
+                return c - '0';
+        if (c >= 'a' && c <= 'f')
+                return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F')
+                return c - 'A' + 10;
+        return -1;
+}
+
+/* A "devbpf" plan entry: optional flag, cgroup directory, program (8 bytes per instruction, little-endian, in
+ * hex). Returns -1 when the program cannot be one. */
+static int devices_plan_parse(DevicesPlan *d, const char *optional, const char *cgroup, const char *hex) {
+        size_t n = strlen(hex);
+        if (n == 0 || n % 16 != 0 || n / 16 > DEVICES_MAX_INSNS || !*cgroup)
+                return -1;
+        unsigned count = (unsigned) (n / 16);
+        struct bpf_insn *insns = calloc(count, sizeof *insns);
+        if (!insns)
+                return -1;
+        for (unsigned i = 0; i < count; i++) {
+                unsigned char b[8];
+                for (int j = 0; j < 8; j++) {
+                        int hi = devices_hex_digit(hex[i * 16 + j * 2]), lo = devices_hex_digit(hex[i * 16 + j * 2 + 1]);
+                        if (hi < 0 || lo < 0) {
+                                free(insns);
+                                return -1;
+                        }
+                        b[j] = (unsigned char) (hi << 4 | lo);
+                }
+                insns[i].code = b[0];
+                insns[i].dst_reg = b[1] & 0xf;
+                insns[i].src_reg = b[1] >> 4;
+                insns[i].off = (int16_t) (b[2] | b[3] << 8);
+                insns[i].imm = (int32_t) ((uint32_t) b[4] | (uint32_t) b[5] << 8 | (uint32_t) b[6] << 16 | (uint32_t) b[7] << 24);
+        }
+        free(d->insns);
+        d->insns = insns;
+        d->n = count;
+        d->cgroup = cgroup;
+        d->optional = !strcmp(optional, "1");
+        return 0;
+}
+
+static int devices_bpf(int cmd, union bpf_attr *attr) {
+        return (int) syscall(SYS_bpf, cmd, attr, sizeof *attr);
+}
+
+/* Loads the program and attaches it to the planned cgroup. On failure returns -1 with a message in ERR (with the
+ * verifier's log when the kernel refused the program). */
+static int devices_attach(DevicesPlan *d, char *err, size_t errsz) {
+        static char log[16384];
+        union bpf_attr a;
+        if (!d->insns)
+                return 0;
+        memset(&a, 0, sizeof a);
+        a.prog_type = BPF_PROG_TYPE_CGROUP_DEVICE;
+        a.insn_cnt = d->n;
+        a.insns = (uint64_t) (uintptr_t) d->insns;
+        a.license = (uint64_t) (uintptr_t) "Dual MIT/GPL";
+        strncpy(a.prog_name, "nspawn_devices", sizeof a.prog_name - 1);
+        d->prog_fd = devices_bpf(BPF_PROG_LOAD, &a);
+        if (d->prog_fd < 0) {
+                int e = errno;
+                /* again with the verifier's log, for the message */
+                log[0] = 0;
+                a.log_level = 1;
+                a.log_buf = (uint64_t) (uintptr_t) log;
+                a.log_size = sizeof log;
+                int fd = devices_bpf(BPF_PROG_LOAD, &a);
+                if (fd >= 0)
+                        close(fd);
+                for (char *q = log; *q; q++)
+                        if (*q == '\n')
+                                *q = ' ';
+                snprintf(err, errsz, "Failed to load the device policy's BPF program: %s (%s)%s%s", strerror(e),
+                         strerrorname_np(e) ?: "?", *log ? ": " : "", log);
+                return -1;
+        }
+        (void) fcntl(d->prog_fd, F_SETFD, FD_CLOEXEC);
+        d->cgroup_fd = open(d->cgroup, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (d->cgroup_fd < 0) {
+                snprintf(err, errsz, "Failed to open cgroup %s: %s (%s)", d->cgroup, strerror(errno), strerrorname_np(errno) ?: "?");
+                return -1;
+        }
+        memset(&a, 0, sizeof a);
+        a.target_fd = (uint32_t) d->cgroup_fd;
+        a.attach_bpf_fd = (uint32_t) d->prog_fd;
+        a.attach_type = BPF_CGROUP_DEVICE;
+        a.attach_flags = BPF_F_ALLOW_MULTI;
+        if (devices_bpf(BPF_PROG_ATTACH, &a) < 0) {
+                snprintf(err, errsz, "Failed to attach the device policy's BPF program to cgroup %s: %s (%s)", d->cgroup,
+                         strerror(errno), strerrorname_np(errno) ?: "?");
+                close(d->cgroup_fd);
+                d->cgroup_fd = -1;
+                return -1;
+        }
+        return 0;
+}
+
+/* The container's side of the clone: the descriptors are the host's business. */
+static void devices_close(DevicesPlan *d) {
+        if (d->prog_fd >= 0)
+                close(d->prog_fd);
+        if (d->cgroup_fd >= 0)
+                close(d->cgroup_fd);
+        d->prog_fd = d->cgroup_fd = -1;
+}
+
+/* After the container: detach the program (with BPF_F_ALLOW_MULTI, by its descriptor) and let it go. */
+static void devices_detach(DevicesPlan *d) {
+        if (d->prog_fd >= 0 && d->cgroup_fd >= 0) {
+                union bpf_attr a;
+                memset(&a, 0, sizeof a);
+                a.target_fd = (uint32_t) d->cgroup_fd;
+                a.attach_bpf_fd = (uint32_t) d->prog_fd;
+                a.attach_type = BPF_CGROUP_DEVICE;
+                (void) devices_bpf(BPF_PROG_DETACH, &a);
+        }
+        devices_close(d);
+}

@@ -1,0 +1,503 @@
+/**
+ * Each container's own cgroup: `machine.slice/machine-NAME.scope`, systemd's names for the scope machined makes
+ * for a machine (NAME escaped as unit_name_escape() does), in every hierarchy of the host: the unified one
+ * (cgroup2 at /sys/fs/cgroup, or /sys/fs/cgroup/unified on a hybrid host), the name=systemd one and each v1
+ * controller's. Node makes it, with its settings, before the helper gets its plan; the plan says where the
+ * container goes (placement()), and the helper clones the container's PID 1 into it, so the container starts
+ * inside and the root of its cgroup namespace is the scope. The helper itself stays where it came from (only the
+ * container is in the scope, as with systemd-nspawn's scope units): see native/cgroup.c for how, without the RCU
+ * grace period a move by PID costs. After the container, the scope goes, and so does machine.slice when an nspawn
+ * made it.
+ *
+ * Every file system effect goes through CgroupFs, so that the logic is unit-tested on a fake tree.
+ */
+import {
+  chownSync,
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
+import { dirname, join } from 'node:path';
+import { type CgroupLayout, cgroupLayoutFromMountinfo } from './host.js';
+import { ContainerError } from './prepare.js';
+
+/** The cgroup file system operations this module uses (the real ones: nodeCgroupFs). */
+export interface CgroupFs {
+  /** mkdir(2); throws with code EEXIST, ENOENT, ... */
+  mkdir(path: string): void;
+  /** rmdir(2); throws with code EBUSY, ENOTEMPTY, ENOENT, ... */
+  rmdir(path: string): void;
+  read(path: string): string;
+  /** write(2)s to an existing file, one per value, through one open file */
+  write(path: string, ...data: string[]): void;
+  exists(path: string): boolean;
+  /** names of the subdirectories (child cgroups) */
+  subdirs(path: string): string[];
+  chown(path: string, uid: number, gid: number): void;
+  /** what tells one directory from another made later at the same path (its inode number) */
+  id(path: string): bigint;
+  /** when the directory was made (its ctime), in ms since the epoch */
+  created(path: string): number;
+  /** SIGKILL */
+  kill(pid: number): void;
+}
+
+export const nodeCgroupFs: CgroupFs = {
+  mkdir: (p) => mkdirSync(p, 0o755),
+  rmdir: (p) => rmdirSync(p),
+  read: (p) => readFileSync(p, 'utf8'),
+  write(p, ...data) {
+    const fd = openSync(p, 'r+');
+    try {
+      for (const d of data) writeSync(fd, d);
+    } finally {
+      closeSync(fd);
+    }
+  },
+
+  exists: (p) => existsSync(p),
+  subdirs: (p) =>
+    readdirSync(p, { withFileTypes: true })
+      .filter((d) => d.isDirectory())
+      .map((d) => d.name),
+  chown: (p, u, g) => chownSync(p, u, g),
+  id: (p) => statSync(p, { bigint: true }).ino,
+  created: (p) => statSync(p).ctimeMs,
+  kill: (pid) => process.kill(pid, 'SIGKILL'),
+};
+
+/**
+ * Whether machine.slice was made by an nspawn (this one or another): then the last container to leave it empty
+ * removes it. One made by someone else (systemd, an administrator with limits for all machines) is never removed.
+ */
+export interface SliceMarker {
+  has(): boolean;
+  set(): void;
+  clear(): void;
+}
+
+export const NSPAWN_SLICE_MARKER = '/run/nspawn/machine.slice';
+
+export const nodeSliceMarker: SliceMarker = {
+  has: () => existsSync(NSPAWN_SLICE_MARKER),
+  set() {
+    try {
+      mkdirSync(dirname(NSPAWN_SLICE_MARKER), { recursive: true, mode: 0o755 });
+      writeFileSync(NSPAWN_SLICE_MARKER, 'machine.slice was made by nspawn: removed when empty\n', { mode: 0o644 });
+    } catch {
+      // without the mark the slice stays when another nspawn empties it: harmless
+    }
+  },
+  clear: () => rmSync(NSPAWN_SLICE_MARKER, { force: true }),
+};
+
+/** unit_name_escape(): "/" becomes "-"; "-", "\\", a leading "." and any byte outside [0-9A-Za-z:_.] become \\xNN. */
+export function unitNameEscape(s: string): string {
+  let out = '';
+  Buffer.from(s, 'utf8').forEach((b, i) => {
+    const c = String.fromCharCode(b);
+    if (c === '/') out += '-';
+    else if ((i === 0 && c === '.') || !/^[0-9A-Za-z:_.]$/.test(c)) out += `\\x${b.toString(16).padStart(2, '0')}`;
+    else out += c;
+  });
+  return out;
+}
+
+export const MACHINE_SLICE = 'machine.slice';
+
+/** machined's unit for a machine: machine-NAME.scope, and its cgroup path below a hierarchy's root. */
+export function machineScope(name: string): { unit: string; path: string } {
+  const unit = `machine-${unitNameEscape(name)}.scope`;
+  return { unit, path: `${MACHINE_SLICE}/${unit}` };
+}
+
+export interface CgroupHierarchyDir {
+  /** '' for the unified hierarchy; for a v1 one its controllers as /proc/PID/cgroup lists them, sorted ("cpu,cpuacct", "name=systemd") */
+  key: string;
+  /** where it is mounted */
+  mount: string;
+  unified: boolean;
+}
+
+const keyOf = (list: string) => list.split(',').filter((x) => x !== '').sort().join(',');
+
+/**
+ * The hierarchies a container gets a cgroup in: the unified one first, then name=systemd, then the v1 controllers.
+ * Other named v1 hierarchies (name=elogind, ...) belong to someone else and are left alone.
+ */
+export function machineHierarchies(layout: CgroupLayout): CgroupHierarchyDir[] {
+  if (layout.kind === 'none') return [];
+  if (layout.kind === 'unified') return [{ key: '', mount: '/sys/fs/cgroup', unified: true }];
+  const out: CgroupHierarchyDir[] = [];
+  if (layout.kind === 'hybrid') out.push({ key: '', mount: '/sys/fs/cgroup/unified', unified: true });
+  const v1 = layout.hierarchies.filter((h) => h.options === 'name=systemd' || !h.options.includes('name='));
+  v1.sort((a, b) => Number(b.options === 'name=systemd') - Number(a.options === 'name=systemd'));
+  for (const h of v1) out.push({ key: keyOf(h.options), mount: `/sys/fs/cgroup/${h.name}`, unified: false });
+  return out;
+}
+
+/** /proc/PID/cgroup: hierarchy key (see CgroupHierarchyDir) to the cgroup path. */
+export function parseProcCgroup(text: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const line of text.split('\n')) {
+    const a = line.indexOf(':');
+    const b = line.indexOf(':', a + 1);
+    if (a < 0 || b < 0) continue;
+    out.set(line.slice(0, a) === '0' && b === a + 1 ? '' : keyOf(line.slice(a + 1, b)), line.slice(b + 1));
+  }
+  return out;
+}
+
+const errCode = (e: unknown) => (e as NodeJS.ErrnoException).code;
+const controllersOf = (h: CgroupHierarchyDir) => (h.unified ? [] : h.key.split(','));
+
+/** The PIDs in DIR and below. */
+function procsBelow(fs: CgroupFs, dir: string): number[] {
+  const out: number[] = [];
+  const walk = (d: string) => {
+    try {
+      for (const l of fs.read(join(d, 'cgroup.procs')).split('\n')) if (l.trim() !== '') out.push(Number(l));
+      for (const s of fs.subdirs(d)) walk(join(d, s));
+    } catch {
+      // gone meanwhile
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+/** Whether a process is in DIR or below (cgroup.events on cgroup2, the cgroup.procs files on v1). */
+function populated(fs: CgroupFs, h: CgroupHierarchyDir, dir: string): boolean {
+  if (h.unified) {
+    try {
+      const m = /^populated (\d)/m.exec(fs.read(join(dir, 'cgroup.events')));
+      if (m) return m[1] === '1';
+    } catch {
+      // fall back to the process lists
+    }
+  }
+  return procsBelow(fs, dir).length > 0;
+}
+
+/** rmdir of DIR and what is below it, deepest first. Returns the directories that are still there. */
+function removeTree(fs: CgroupFs, dir: string): string[] {
+  const tryRmdir = (): 'gone' | 'busy' => {
+    try {
+      fs.rmdir(dir);
+      return 'gone';
+    } catch (e) {
+      return errCode(e) === 'ENOENT' ? 'gone' : 'busy';
+    }
+  };
+  // (the usual case first: a leaf with nothing in it)
+  if (tryRmdir() === 'gone') return [];
+  let subs: string[] = [];
+  try {
+    subs = fs.subdirs(dir);
+  } catch (e) {
+    if (errCode(e) === 'ENOENT') return [];
+  }
+  const left = subs.flatMap((s) => removeTree(fs, join(dir, s)));
+  return subs.length > 0 && tryRmdir() === 'gone' ? left : [...left, dir];
+}
+
+/** A v1 cpuset takes no process before it has CPUs and memory nodes: a new one gets its parent's. */
+function inheritCpuset(fs: CgroupFs, parent: string, child: string): void {
+  for (const f of ['cpuset.cpus', 'cpuset.mems']) {
+    if (fs.read(join(child, f)).trim() !== '') continue;
+    fs.write(join(child, f), fs.read(join(parent, f)).trim());
+  }
+}
+
+/** Controllers the accounting needs on cgroup2 (cpu.stat's usage needs none). */
+const UNIFIED_ACCOUNTING = ['memory', 'pids'];
+
+/** Turns on the accounting controllers for DIR's children, where DIR has them and does not enable them yet. */
+function enableAccounting(fs: CgroupFs, dir: string): void {
+  try {
+    const available = fs.read(join(dir, 'cgroup.controllers')).split(/\s+/);
+    const enabled = fs.read(join(dir, 'cgroup.subtree_control')).split(/\s+/);
+    const want = UNIFIED_ACCOUNTING.filter((c) => available.includes(c) && !enabled.includes(c));
+    if (want.length > 0) fs.write(join(dir, 'cgroup.subtree_control'), want.map((c) => `+${c}`).join(' '));
+  } catch {
+    // accounting is best effort: the container runs without it
+  }
+}
+
+/** The files chown_cgroup_path() hands to a user namespace's root. */
+const CHOWN_FILES = ['.', 'cgroup.clone_children', 'cgroup.controllers', 'cgroup.events', 'cgroup.procs', 'cgroup.stat', 'cgroup.subtree_control', 'cgroup.threads', 'notify_on_release', 'tasks'];
+
+export interface MachineCgroupOptions {
+  /** the machine name */
+  name: string;
+  layout: CgroupLayout;
+  fs?: CgroupFs;
+  /**
+   * devices.allow lines for the v1 devices controller, written after "a" to devices.deny; undefined leaves the
+   * devices controller as it is
+   */
+  v1DeviceRules?: readonly string[];
+  /** the root of the container's user namespace: it gets the name=systemd and unified directories (chown_cgroup()) */
+  owner?: number;
+  /** how to wait between attempts to remove a scope whose processes are still going (tests: no waiting) */
+  sleep?: (ms: number) => Promise<void>;
+  /** how long remove() waits for the scope's processes to go, in ms (default 5000) */
+  removeTimeoutMs?: number;
+  /** where it is noted that an nspawn made machine.slice (default: the file NSPAWN_SLICE_MARKER) */
+  sliceMarker?: SliceMarker;
+}
+
+/** Where the helper puts the container's PID 1: see native/cgroup.c. */
+export interface CgroupPlacement {
+  v1: Array<{ scope: string; home: string }>;
+  unified?: { scope: string; home: string };
+}
+
+/** A machine's cgroups, made by createMachineCgroup(). */
+export interface MachineCgroup {
+  /** machine.slice/machine-NAME.scope */
+  readonly path: string;
+  /** the scope directory per hierarchy */
+  readonly dirs: ReadonlyArray<{ hierarchy: CgroupHierarchyDir; dir: string }>;
+  /** the scope's directory in the unified hierarchy, if the host has one */
+  readonly unifiedDir: string | undefined;
+  /** whether the devices controller got the v1 rules */
+  readonly v1Devices: boolean;
+  /**
+   * Where the helper puts the container (the plan's cgroup entries): the scope's `tasks` file per v1 hierarchy,
+   * with the helper's own (from HOME, parseProcCgroup() of the helper) to go back to, and the unified scope's
+   * directory, with the helper's cgroup.procs.
+   */
+  placement(home: ReadonlyMap<string, string>): CgroupPlacement;
+  /** Throws ContainerError when the scope is no longer the one made here (a container of the same name started at the same moment). */
+  check(): void;
+  /**
+   * After the container: kills what is still in the scope (only there), removes the scope in every hierarchy and
+   * machine.slice where it was made here and is empty. Resolves to warnings about what could not be removed.
+   */
+  remove(): Promise<string[]>;
+  /** When the container never ran: removes what was made here and is empty, kills nothing. */
+  abandon(): void;
+}
+
+function busy(name: string, dir: string): ContainerError {
+  return new ContainerError(`Failed to allocate the cgroup of machine ${name}: ${dir} is in use (is machine ${name} already running?)`);
+}
+
+/**
+ * An empty scope younger than this is taken for one that another nspawn is setting up for a machine of the same
+ * name (its container goes in a few milliseconds later), not for one a killed nspawn left.
+ */
+export const SCOPE_SETUP_MS = 2000;
+
+function settingUp(fs: CgroupFs, dir: string): boolean {
+  try {
+    return Date.now() - fs.created(dir) < SCOPE_SETUP_MS;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Makes machine.slice/machine-NAME.scope in every hierarchy of LAYOUT, with the v1 device rules. A scope of the
+ * same name that has processes is refused (ContainerError naming its path); one without any (left by a killed
+ * nspawn) is removed and made anew, so no stale device program or rule stays attached.
+ */
+export function createMachineCgroup(opts: MachineCgroupOptions): MachineCgroup {
+  const fs = opts.fs ?? nodeCgroupFs;
+  const { path } = machineScope(opts.name);
+  const hierarchies = machineHierarchies(opts.layout);
+  const made: Array<{ hierarchy: CgroupHierarchyDir; dir: string; slice: string; sliceMade: boolean }> = [];
+  let primaryId: bigint | undefined;
+  let v1Devices = false;
+  const marker = opts.sliceMarker ?? nodeSliceMarker;
+  let marked = false;
+
+  /** machine.slice where an nspawn made it and no machine is left in it (rmdir fails on one that has any) */
+  const removeSlices = () => {
+    const ours = marker.has();
+    for (const m of made) {
+      if (!m.sliceMade && !ours) continue;
+      try {
+        fs.rmdir(m.slice);
+      } catch {
+        // another machine is in it, or it is gone
+      }
+    }
+    if (ours && hierarchies.every((h) => !fs.exists(join(h.mount, MACHINE_SLICE)))) marker.clear();
+  };
+  const abandon = () => {
+    for (const m of made) removeTree(fs, m.dir);
+    removeSlices();
+  };
+
+  try {
+    for (const h of hierarchies) {
+      const slice = join(h.mount, MACHINE_SLICE);
+      const dir = join(h.mount, path);
+      let sliceMade = false;
+      for (let attempt = 0; ; attempt++) {
+        try {
+          fs.mkdir(slice);
+          sliceMade = true;
+          marked = true;
+        } catch (e) {
+          if (errCode(e) !== 'EEXIST') throw e;
+        }
+        if (h.unified) {
+          enableAccounting(fs, h.mount);
+          enableAccounting(fs, slice);
+        }
+        try {
+          fs.mkdir(dir);
+          break;
+        } catch (e) {
+          const code = errCode(e);
+          // machine.slice went away under us (the last container in it ended): make it again
+          if (code === 'ENOENT' && attempt < 3) continue;
+          if (code !== 'EEXIST') throw e;
+          if (attempt > 0 || populated(fs, h, dir) || settingUp(fs, dir)) throw busy(opts.name, dir);
+          // left behind by an nspawn that was killed: start from a fresh one
+          if (removeTree(fs, dir).length > 0) throw busy(opts.name, dir);
+        }
+      }
+      made.push({ hierarchy: h, dir, slice, sliceMade });
+      if (primaryId === undefined) primaryId = fs.id(dir);
+      if (controllersOf(h).includes('cpuset')) {
+        inheritCpuset(fs, h.mount, slice);
+        inheritCpuset(fs, slice, dir);
+      }
+      if (opts.v1DeviceRules && controllersOf(h).includes('devices')) {
+        fs.write(join(dir, 'devices.deny'), 'a');
+        if (opts.v1DeviceRules.length > 0) fs.write(join(dir, 'devices.allow'), ...opts.v1DeviceRules);
+        v1Devices = true;
+      }
+      if (opts.owner !== undefined && (h.unified || h.key === 'name=systemd'))
+        for (const f of CHOWN_FILES) {
+          try {
+            fs.chown(join(dir, f), opts.owner, opts.owner);
+          } catch {
+            // a file this hierarchy does not have
+          }
+        }
+    }
+    if (marked) marker.set();
+  } catch (e) {
+    abandon();
+    if (e instanceof ContainerError) throw e;
+    throw new ContainerError(`Failed to allocate the cgroup of machine ${opts.name}: ${(e as Error).message}`);
+  }
+
+  const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const unified = made.find((m) => m.hierarchy.unified);
+  return {
+    path,
+    dirs: made.map(({ hierarchy, dir }) => ({ hierarchy, dir })),
+    unifiedDir: unified?.dir,
+    v1Devices,
+    placement(home) {
+      const from = (m: (typeof made)[number], file: string) => join(m.hierarchy.mount, home.get(m.hierarchy.key) ?? '/', file);
+      const out: CgroupPlacement = { v1: [] };
+      for (const m of made) {
+        if (m.hierarchy.unified) out.unified = { scope: m.dir, home: from(m, 'cgroup.procs') };
+        else out.v1.push({ scope: join(m.dir, 'tasks'), home: from(m, 'tasks') });
+      }
+      return out;
+    },
+    check() {
+      const head = made[0];
+      if (!head) return;
+      let same = false;
+      try {
+        same = fs.id(head.dir) === primaryId;
+      } catch {
+        // removed under us
+      }
+      if (!same) throw busy(opts.name, head.dir);
+    },
+    async remove() {
+      const deadline = Date.now() + (opts.removeTimeoutMs ?? 5000);
+      let left: string[] = [];
+      for (let attempt = 0; ; attempt++) {
+        left = made.flatMap((m) => removeTree(fs, m.dir));
+        if (left.length === 0 || Date.now() >= deadline) break;
+        // what is still in the scope after the container's end is killed: in the scope and below only
+        // (cgroup.kill where the kernel has it: no PID can be reused between reading and killing)
+        if (unified && fs.exists(join(unified.dir, 'cgroup.kill'))) {
+          try {
+            fs.write(join(unified.dir, 'cgroup.kill'), '1');
+          } catch {
+            // removed meanwhile
+          }
+        } else
+          for (const m of made)
+            for (const pid of procsBelow(fs, m.dir)) {
+              try {
+                fs.kill(pid);
+              } catch {
+                // exited meanwhile
+              }
+            }
+        await sleep(attempt < 10 ? 2 : 20);
+      }
+      removeSlices();
+      return left.map((d) => `Failed to remove cgroup ${d}: it still has processes.`);
+    },
+    abandon,
+  };
+}
+
+/** Per-machine accounting, as the host sees it. Undefined where the host has no such controller. */
+export interface MachineStats {
+  /** CPU time used, in nanoseconds */
+  cpuUsageNs: number | undefined;
+  /** memory charged to the machine, in bytes */
+  memoryBytes: number | undefined;
+  /** tasks (threads) in the machine */
+  tasks: number | undefined;
+}
+
+/**
+ * The CPU time, memory and tasks of machine NAME: from the v1 controllers where the host has them
+ * (cpuacct.usage, memory.usage_in_bytes, pids.current), else from the unified hierarchy (cpu.stat's usage_usec,
+ * memory.current, pids.current). Undefined when the machine has no scope.
+ */
+export function readMachineStats(name: string, opts: { layout?: CgroupLayout; fs?: CgroupFs } = {}): MachineStats | undefined {
+  const fs = opts.fs ?? nodeCgroupFs;
+  const layout = opts.layout ?? cgroupLayoutFromMountinfo(readFileSync('/proc/self/mountinfo', 'utf8'));
+  const { path } = machineScope(name);
+  const hs = machineHierarchies(layout);
+  const dirs = hs.map((h) => ({ h, dir: join(h.mount, path) })).filter(({ dir }) => fs.exists(dir));
+  if (dirs.length === 0) return undefined;
+  const unified = dirs.find((d) => d.h.unified)?.dir;
+  const v1 = (controller: string) => dirs.find((d) => controllersOf(d.h).includes(controller))?.dir;
+  const num = (file: string | undefined, pick: (text: string) => string | undefined = (t) => t.trim()): number | undefined => {
+    if (file === undefined) return undefined;
+    try {
+      const v = pick(fs.read(file));
+      return v === undefined || !/^\d+$/.test(v) ? undefined : Number(v);
+    } catch {
+      return undefined;
+    }
+  };
+  const orUnified = (controller: string, v1File: string, unifiedFile: string, pick?: (t: string) => string | undefined) => {
+    const d = v1(controller);
+    if (d !== undefined) return num(join(d, v1File));
+    return unified === undefined ? undefined : num(join(unified, unifiedFile), pick);
+  };
+  let cpuUsageNs = orUnified('cpuacct', 'cpuacct.usage', 'cpu.stat', (t) => /^usage_usec (\d+)$/m.exec(t)?.[1]);
+  if (cpuUsageNs !== undefined && v1('cpuacct') === undefined) cpuUsageNs *= 1000;
+  return {
+    cpuUsageNs,
+    memoryBytes: orUnified('memory', 'memory.usage_in_bytes', 'memory.current'),
+    tasks: orUnified('pids', 'pids.current', 'pids.current'),
+  };
+}

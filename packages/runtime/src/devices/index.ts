@@ -1,0 +1,2 @@
+export * from './ebpf.js';
+export * from './policy.js';
