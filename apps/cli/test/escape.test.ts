@@ -200,6 +200,8 @@ interface Variant {
   args: string[];
   /** added to both tools' environment */
   env?: NodeJS.ProcessEnv;
+  /** the OS tree (default: busybox) */
+  tree?: 'busybox' | 'debian';
 }
 const VARIANTS: Variant[] = [
   { name: 'plain', args: [] },
@@ -207,6 +209,8 @@ const VARIANTS: Variant[] = [
   { name: 'private-network', args: ['--private-network'] },
   // both without their seccomp filter: what capabilities, mounts and namespaces alone hold back
   { name: 'no-seccomp', args: [], env: { SYSTEMD_SECCOMP: '0' } },
+  // a full Debian tree (scripts/make-debian-tree.sh): the same battery where a real distribution is around it
+  { name: 'debian', args: [], tree: 'debian' },
 ];
 
 let base: ReturnType<typeof makeTempDir> | undefined;
@@ -296,13 +300,14 @@ interface Run {
   keyring: string[];
 }
 
-/** Runs TOOL on a fresh busybox tree with the probe, inside the keyring wrapper, with the host file on fd 9. */
+/** Runs TOOL on a fresh busybox (or Debian) tree with the probe, inside the keyring wrapper, with the host file on fd 9. */
 function runProbe(tool: Tool, variant: Variant, probeArgs: string[]): Run {
   if (!base) throw new Error('no temp dir (beforeAll failed)');
   const runDir = join(base.dir, `${variant.name}.${tool}.${probeArgs.join('_').replace(/[^a-z0-9=_-]/gi, '')}`);
   mkdirSync(runDir);
   const tree = join(runDir, 'tree');
-  execFileSync(join(REPO, 'scripts/make-busybox-tree.sh'), [tree], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const maker = variant.tree === 'debian' ? 'scripts/make-debian-tree.sh' : 'scripts/make-busybox-tree.sh';
+  execFileSync(join(REPO, maker), [tree], { stdio: ['ignore', 'ignore', 'inherit'], timeout: 300000 });
   copyFileSync(probe, join(tree, 'escape-probe'));
   chmodSync(join(tree, 'escape-probe'), 0o755);
   // a device node the image brings along: the host's kernel log
@@ -390,7 +395,7 @@ describe('escape battery: every attempt ends the same way under systemd-nspawn a
       // what a succeeded forged handle reaches: the host's own file system (the marker outside the tree)
       const shocker = runs.nspawn.run.out.some((l) => l.includes('host marker') && l.includes('is visible'));
       expect(shocker, 'nspawn: a forged handle reaches the host file system').toBe(runs.nspawn.res.get('open-by-handle-at') === 'ok');
-    });
+    }, v.tree === 'debian' ? 300000 : undefined); // the first Debian tree on a machine is a debootstrap (~1 min)
   }
 
   it('the differences are data: each has attempts, a reason and a status', () => {
