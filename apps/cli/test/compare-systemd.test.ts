@@ -7,7 +7,7 @@
  * Needs root and /usr/bin/systemd-nspawn (systemd-container); it fails, never skips, without them.
  */
 import { spawn } from 'node:child_process';
-import { statfsSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, statfsSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addTreeUser, makeBusyboxTree, PROBE_IN_TREE } from './helpers/busybox-tree.js';
@@ -41,6 +41,39 @@ interface Scenario {
   keepIds?: string[];
   /** both tools refuse the arguments before any container exists */
   refused?: boolean;
+  /** undoes what the run did outside its temp dir (after each tool's run, also after a failure) */
+  cleanup?: () => void;
+  /** what the run left outside its temp dir, compared as the section "outside" (RUN is the temp dir) */
+  outside?: (runDir: string) => string[];
+}
+
+/** The machine ID of the --link-journal scenarios, and the host directories they touch (removed after each run). */
+const JOURNAL_UUID = '5a5a5a5a-1234-4cde-8f01-23456789abcd';
+const HOST_JOURNAL = '/var/log/journal';
+const hostJournalEntry = join(HOST_JOURNAL, JOURNAL_UUID.replace(/-/g, ''));
+let madeHostJournal = false;
+function journalSetup(): void {
+  // both tools want the host's persistent journal directory; a host without one gets it for the scenario
+  if (!existsSync(HOST_JOURNAL)) {
+    mkdirSync(HOST_JOURNAL, { mode: 0o755 });
+    madeHostJournal = true;
+  }
+  rmSync(hostJournalEntry, { recursive: true, force: true });
+}
+function journalOutside(): string[] {
+  try {
+    const st = lstatSync(hostJournalEntry);
+    if (st.isSymbolicLink()) return [`${hostJournalEntry} -> ${readlinkSync(hostJournalEntry)}`];
+    return [`${hostJournalEntry} ${st.isDirectory() ? 'directory' : 'other'} ${(st.mode & 0o7777).toString(8)}`];
+  } catch {
+    return [`${hostJournalEntry} missing`];
+  }
+}
+function journalCleanup(): void {
+  // host: a directory; guest: a symlink into the (removed) tree
+  rmSync(hostJournalEntry, { recursive: true, force: true });
+  if (madeHostJournal) rmSync(HOST_JOURNAL, { recursive: true, force: true });
+  madeHostJournal = false;
 }
 
 /** NAME.nspawn beside the tree (the tree is RUN/bbox): a mix of unprivileged and privileged keys. */
@@ -131,6 +164,32 @@ const probeScenarios: Scenario[] = [
     setup: (_run, tree) => writeFileSync(join(tree, 'etc/machine-id'), '0123456789abcdef0123456789abcdef\n'),
   },
   { name: 'private-network', args: ['--private-network'] },
+  // -b: the probe is the tree's /sbin/init (the first of the three places that exists), "/probe.sh" its argument
+  {
+    name: 'boot',
+    args: ['-b'],
+    setup: (_run, tree) => {
+      mkdirSync(join(tree, 'sbin'), { recursive: true });
+      copyFileSync(join(tree, PROBE_IN_TREE), join(tree, 'sbin/init'));
+    },
+  },
+  // --link-journal: the host's /var/log/journal/MACHINE-ID bound in (host) or made a symlink into the tree (guest)
+  {
+    name: 'link-journal-host',
+    args: [`--uuid=${JOURNAL_UUID}`, '--link-journal=host'],
+    keepIds: [JOURNAL_UUID],
+    setup: journalSetup,
+    cleanup: journalCleanup,
+    outside: journalOutside,
+  },
+  {
+    name: 'link-journal-try-guest',
+    args: [`--uuid=${JOURNAL_UUID}`, '--link-journal=try-guest'],
+    keepIds: [JOURNAL_UUID],
+    setup: journalSetup,
+    cleanup: journalCleanup,
+    outside: journalOutside,
+  },
   { name: 'rlimit', args: ['--rlimit=NOFILE=100:200'] },
   { name: 'personality', args: ['--personality=x86'] },
   { name: 'resolv-timezone-off', args: ['--resolv-conf=off', '--timezone=off'] },
@@ -171,6 +230,8 @@ const exitScenarios: Scenario[] = [
   { name: 'missing-command', args: [], command: ['/nonexistent'] },
   { name: 'missing-command-in-path', args: [], command: ['nonexistent'] },
   { name: 'as-pid2-missing-command', args: ['-a'], command: ['/nonexistent'] },
+  // -b in a tree with no init in any of the three places
+  { name: 'boot-missing-command', args: ['-b'], command: [] },
   { name: 'ambient-capability-all', args: ['--capability=all', '--ambient-capability=all'], command: ['/bin/true'], refused: true },
   { name: 'ambient-capability-not-retained', args: ['--ambient-capability=CAP_SYS_TIME'], command: ['/bin/true'], refused: true },
   {
@@ -254,13 +315,6 @@ const KNOWN_DIFFERENCES: KnownDifference[] = [
       tree: [RUN_HOST_SIZE, /^\/run\/host: \S+ \d+ root root \d+ <time> incoming$/, /^\/run\/host\/incoming: /],
     },
     nspawn: { tree: [RUN_HOST_SIZE, /^\/run\/host\/incoming: missing$/] },
-  },
-  {
-    id: 'notify',
-    reason: 'nspawn has no sd_notify support yet: no $NOTIFY_SOCKET and no /run/host/notify socket',
-    status: 'intentional',
-    applies: isProbe,
-    systemd: { env: [/^NOTIFY_SOCKET=\/run\/host\/notify$/], tree: [/^\/run\/host: s\S+ .* notify$/] },
   },
   {
     id: 'seccomp-filter-count',
@@ -348,6 +402,7 @@ function runScenario(sc: Scenario, tool: Tool): View {
   try {
     return { ...viewOfRun(sc, tool, runDir), leaks };
   } finally {
+    sc.cleanup?.();
     leaks.push(...removeDir(runDir).map((m) => `${tool} ${sc.name}: ${m}`));
   }
 }
@@ -366,6 +421,7 @@ function viewOfRun(sc: Scenario, tool: Tool, runDir: string): Omit<View, 'leaks'
   sections.set('stderr', run.stderr.split('\n').filter((l) => l !== '').map(norm));
   // what the run left behind in the tree and the host dirs (binaries excepted)
   sections.set('host-side', left.length ? [`mounts left: ${left.join(' ')}`] : snapshotDir(runDir, [`${TREE}/bin`]));
+  if (sc.outside) sections.set('outside', sc.outside(runDir).map(norm));
   if (isProbe(sc) && !sections.has('end')) sections.set('probe', ['the probe did not finish']);
   return { run, sections };
 }

@@ -10,7 +10,8 @@
  *   Node -> helper: "<length>\n" then <length> bytes of plan (NUL-separated tokens, see src/protocol.ts),
  *                   later "go\n" when the plan asked for "sync" (after Node wrote uid maps, moved links, ...).
  *   helper -> Node: "pid <host pid of container PID 1>\n", "ready\n" (payload exec'd), "error <text>\n",
- *                   "escape <kill|poweroff|reboot>\n", and last "exit <code>\n" or "signal <signo>\n".
+ *                   "escape <kill|poweroff|reboot>\n", "notify READY=1\n" / "notify STATUS=<text>\n" (what the
+ *                   container's PID 1 sent to /run/host/notify), and last "exit <code>\n" or "signal <signo>\n".
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -39,6 +40,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/sysmacros.h>
 #include <sys/time.h>
 #include <sys/types.h>
@@ -105,6 +107,12 @@ static struct {
         int n_argv;
         const char *fallback[64]; /* pairs: path, argv0 */
         int n_fallback;
+        const char *fallback_args[MAX_LIST]; /* after argv0 for each fallback (init's arguments) */
+        int n_fallback_args;
+        int sd_notify;        /* talk sd_notify to our own $NOTIFY_SOCKET */
+        int notify_ready;     /* READY=1 only when the container's init sends it */
+        int restart_exits;    /* a reboot ends nspawn (exit 133): STOPPING=1 with "Restarting..." */
+        int final_newline;    /* end the forwarded console output with a newline if it did not */
         const char *stub_env[4];
         int n_stub_env;
         int no_new_privs;
@@ -121,6 +129,7 @@ static struct {
 } plan = { .personality = -1, .uid = -1, .gid = -1, .devices = DEVICES_PLAN_INIT, .cgroup = CGROUP_PLAN_INIT };
 
 static int sync_fd = -1; /* child's end of the child<->outer socket */
+static int send_fd(int sock, int fd, char tag);
 static char *argv0_buf;   /* our argv[0], rewritten to name the stub init like systemd's rename_process() */
 static size_t argv0_len;
 
@@ -363,6 +372,15 @@ static void read_plan(void) {
                                 plan.fallback[plan.n_fallback++] = tok();
                                 plan.fallback[plan.n_fallback++] = tok();
                         }
+                } else if (!strcmp(k, "fallbackarg")) {
+                        if (plan.n_fallback_args < MAX_LIST - 2)
+                                plan.fallback_args[plan.n_fallback_args++] = tok();
+                } else if (!strcmp(k, "finalnl"))
+                        plan.final_newline = 1;
+                else if (!strcmp(k, "sdnotify")) {
+                        plan.sd_notify = 1;
+                        plan.notify_ready = !strcmp(tok(), "1");
+                        plan.restart_exits = !strcmp(tok(), "1");
                 } else {
                         fprintf(stderr, "nspawn-helper: unknown plan key '%s'\n", k);
                         exit(2);
@@ -626,6 +644,39 @@ static void run_op(const Op *o) {
                         FAIL("writing %s", o->target);
                 }
                 close(f);
+        } else if (!strcmp(o->kind, "notify")) {
+                /* setup_notify_child(): a datagram socket with SO_PASSCRED at the target, for the container's init
+                 * to sd_notify() us; the outer helper reads it (the fd goes over the sync socket) */
+                const char *base;
+                int dfd = parent_dir_fd(o->target, &base);
+                if (dfd < 0)
+                        FAIL("preparing %s", o->target);
+                (void) unlinkat(dfd, base, 0);
+                struct sockaddr_un sa = { .sun_family = AF_UNIX };
+                int n = snprintf(sa.sun_path, sizeof sa.sun_path, "/proc/self/fd/%d/%s", dfd, base);
+                int s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+                int one = 1;
+                if (s < 0 || n <= 0 || (size_t) n >= sizeof sa.sun_path) {
+                        if (s >= 0)
+                                close(s);
+                        close(dfd);
+                        FAIL("Failed to allocate notification socket");
+                }
+                if (bind(s, (struct sockaddr *) &sa, sizeof sa) < 0) {
+                        close(s);
+                        close(dfd);
+                        FAIL("bind(%s) failed", o->target);
+                }
+                close(dfd);
+                if (setsockopt(s, SOL_SOCKET, SO_PASSCRED, &one, sizeof one) < 0) {
+                        close(s);
+                        FAIL("SO_PASSCRED failed");
+                }
+                if (send_fd(sync_fd, s, 'N') < 0) {
+                        close(s);
+                        FAIL("passing the notify socket to the outer helper");
+                }
+                close(s);
         } else {
                 errno = EINVAL;
                 die_errno_child("unknown op %s", o->kind);
@@ -667,8 +718,8 @@ static int detach_host_sources(char *err, size_t errsz) {
 
 /* ---------- console ---------- */
 
-static int send_fd(int sock, int fd) {
-        char c = 'P';
+/* Passes FD to the outer helper, tagged: 'P' the console's pty master, 'N' the notify socket. */
+static int send_fd(int sock, int fd, char c) {
         struct iovec iov = { .iov_base = &c, .iov_len = 1 };
         union {
                 struct cmsghdr h;
@@ -742,14 +793,19 @@ static void do_exec(void) {
                         execve(plan.argv[0], (char **) plan.argv, envp);
                 die_errno_child("execv(%s) failed", plan.argv[0]);
         }
+        /* inner_child(): each candidate in turn, whatever made the previous one fail; the last error is reported */
         char tried[1024] = "";
+        static char *a[MAX_LIST];
+        for (int j = 0; j < plan.n_fallback_args; j++)
+                a[1 + j] = (char *) plan.fallback_args[j];
+        a[1 + plan.n_fallback_args] = NULL;
         for (int i = 0; i + 1 < plan.n_fallback; i += 2) {
-                char *a[] = { (char *) plan.fallback[i + 1], NULL };
+                a[0] = (char *) plan.fallback[i + 1];
                 execve(plan.fallback[i], a, envp);
-                if (errno != ENOENT)
-                        die_errno_child("execv(%s) failed", plan.fallback[i]);
+                int e = errno;
                 strncat(tried, i ? ", " : "", sizeof tried - strlen(tried) - 1);
                 strncat(tried, plan.fallback[i], sizeof tried - strlen(tried) - 1);
+                errno = e;
         }
         die_errno_child("execv(%s) failed", tried);
 }
@@ -916,7 +972,7 @@ static void child_main(void) {
                 /* With -a the payload takes the console as its controlling tty, not the stub (inner_child()). */
                 if (!plan.pid2 && ioctl(s, TIOCSCTTY, 0) < 0)
                         die_errno_child("TIOCSCTTY on %s", console);
-                if (send_fd(sync_fd, master) < 0)
+                if (send_fd(sync_fd, master, 'P') < 0)
                         die_errno_child("passing the console to the outer helper");
                 close(master);
                 for (int fd = 0; fd < 3; fd++)
@@ -1022,6 +1078,99 @@ static int recv_msg(int sock, char *buf, size_t sz, int *fd_out) {
                 if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
                         memcpy(fd_out, CMSG_DATA(c), sizeof(int));
         return (int) n;
+}
+
+/* ---------- sd_notify: our own $NOTIFY_SOCKET, and the container's /run/host/notify ---------- */
+
+/* sd_pid_notify(getppid(), ...): the message goes to $NOTIFY_SOCKET in nspawn's name (Node's PID), so that a service
+ * manager with NotifyAccess=main takes it from nspawn; as root we may name another PID in SCM_CREDENTIALS. */
+static void notify_ours(const char *msg) {
+        const char *path = getenv("NOTIFY_SOCKET");
+        if (!plan.sd_notify || !path || (path[0] != '/' && path[0] != '@'))
+                return;
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        size_t len = strlen(path);
+        if (len >= sizeof sa.sun_path)
+                return;
+        memcpy(sa.sun_path, path, len);
+        if (sa.sun_path[0] == '@')
+                sa.sun_path[0] = 0; /* abstract */
+        socklen_t salen = (socklen_t) (offsetof(struct sockaddr_un, sun_path) + len + (path[0] == '/' ? 1 : 0));
+        int s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        if (s < 0)
+                return;
+        struct iovec iov = { .iov_base = (void *) msg, .iov_len = strlen(msg) };
+        union {
+                struct cmsghdr h;
+                char b[CMSG_SPACE(sizeof(struct ucred))];
+        } u;
+        memset(&u, 0, sizeof u);
+        struct msghdr m = { .msg_name = &sa, .msg_namelen = salen, .msg_iov = &iov, .msg_iovlen = 1 };
+        pid_t parent = getppid();
+        if (parent > 1) {
+                m.msg_control = u.b;
+                m.msg_controllen = sizeof u.b;
+                struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+                c->cmsg_level = SOL_SOCKET;
+                c->cmsg_type = SCM_CREDENTIALS;
+                c->cmsg_len = CMSG_LEN(sizeof(struct ucred));
+                struct ucred uc = { .pid = parent, .uid = getuid(), .gid = getgid() };
+                memcpy(CMSG_DATA(c), &uc, sizeof uc);
+        }
+        if (sendmsg(s, &m, MSG_NOSIGNAL) < 0 && m.msg_control) {
+                /* not allowed to speak for Node: in our own name then */
+                m.msg_control = NULL;
+                m.msg_controllen = 0;
+                (void) sendmsg(s, &m, MSG_NOSIGNAL);
+        }
+        close(s);
+}
+
+/* nspawn_dispatch_notify_fd(): one datagram from /run/host/notify; only the container's PID 1 counts. READY=1 and
+ * STATUS= go to Node and, as systemd-nspawn passes them on, to our own $NOTIFY_SOCKET. */
+static void notify_dispatch(int fd, pid_t leader) {
+        for (;;) {
+                char buf[4097];
+                struct iovec iov = { .iov_base = buf, .iov_len = sizeof buf - 1 };
+                union {
+                        struct cmsghdr h;
+                        char b[CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(sizeof(int) * 768)];
+                } u;
+                struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.b, .msg_controllen = sizeof u.b };
+                ssize_t n = recvmsg(fd, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC | MSG_TRUNC);
+                if (n < 0)
+                        return;
+                struct ucred *uc = NULL;
+                for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+                        if (c->cmsg_level != SOL_SOCKET)
+                                continue;
+                        if (c->cmsg_type == SCM_CREDENTIALS && c->cmsg_len >= CMSG_LEN(sizeof(struct ucred)))
+                                uc = (struct ucred *) CMSG_DATA(c);
+                        else if (c->cmsg_type == SCM_RIGHTS) {
+                                /* fds (FDSTORE=1 ...) are not kept: close them */
+                                int k = (int) ((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+                                for (int i = 0; i < k; i++) {
+                                        int x;
+                                        memcpy(&x, CMSG_DATA(c) + i * sizeof(int), sizeof x);
+                                        close(x);
+                                }
+                        }
+                }
+                if (!uc || uc->pid != leader || (size_t) n >= sizeof buf - 1 || (m.msg_flags & MSG_TRUNC))
+                        continue;
+                buf[n] = 0;
+                for (char *save = NULL, *t = strtok_r(buf, "\n\r", &save); t; t = strtok_r(NULL, "\n\r", &save)) {
+                        if (!strcmp(t, "READY=1")) {
+                                ctl_printf("notify READY=1\n");
+                                notify_ours("READY=1\n");
+                        } else if (!strncmp(t, "STATUS=", 7)) {
+                                ctl_printf("notify %s\n", t);
+                                char msg[4200];
+                                snprintf(msg, sizeof msg, "STATUS=Container running: %s", t + 7);
+                                notify_ours(msg);
+                        }
+                }
+        }
 }
 
 static uint64_t now_ms(void) {
@@ -1155,7 +1304,9 @@ int main(int argc, char **argv) {
         int forward_out = interactive || !strcmp(console, "read-only");
         int master = -1;
         int sync_open = 1;
+        int notify_fd = -1;
         int exited = 0, status = 0;
+        int last_char = -1; /* the last byte of the container's output we passed on (-1: none yet) */
         int stdin_open = interactive;
         int escape_count = 0;
         uint64_t escape_first = 0;
@@ -1171,11 +1322,15 @@ int main(int argc, char **argv) {
         }
 
         for (;;) {
-                struct pollfd p[4];
+                struct pollfd p[5];
                 int np = 0;
                 int i_sig = np;
                 p[np++] = (struct pollfd) { .fd = sfd, .events = POLLIN };
-                int i_sync = -1, i_master = -1, i_in = -1;
+                int i_sync = -1, i_master = -1, i_in = -1, i_notify = -1;
+                if (notify_fd >= 0 && !exited) {
+                        i_notify = np;
+                        p[np++] = (struct pollfd) { .fd = notify_fd, .events = POLLIN };
+                }
                 if (sync_open) {
                         i_sync = np;
                         p[np++] = (struct pollfd) { .fd = sync_sock, .events = POLLIN };
@@ -1217,8 +1372,19 @@ int main(int argc, char **argv) {
                         int n = recv_msg(sync_sock, buf, sizeof buf, &fd);
                         if (n <= 0) {
                                 sync_open = 0;
-                                if (!exited)
+                                if (!exited) {
                                         ctl_printf("ready\n");
+                                        /* the container runs: what systemd-nspawn tells its service manager now */
+                                        char msg[128];
+                                        snprintf(msg, sizeof msg, "STATUS=Container running.\nX_NSPAWN_LEADER_PID=%d", (int) pid);
+                                        notify_ours(msg);
+                                        if (!plan.notify_ready)
+                                                notify_ours("READY=1\n");
+                                }
+                        } else if (buf[0] == 'N' && fd >= 0) {
+                                if (notify_fd >= 0)
+                                        close(notify_fd);
+                                notify_fd = fd;
                         } else if (buf[0] == 'E') {
                                 for (char *q = buf; *q; q++)
                                         if (*q == '\n')
@@ -1236,12 +1402,15 @@ int main(int argc, char **argv) {
                                 copy_winsize(master);
                         }
                 }
+                if (i_notify >= 0 && (p[i_notify].revents & POLLIN))
+                        notify_dispatch(notify_fd, pid);
                 if (i_master >= 0 && (p[i_master].revents & (POLLIN | POLLHUP | POLLERR))) {
                         char buf[16384];
                         ssize_t n = read(master, buf, sizeof buf);
-                        if (n > 0)
+                        if (n > 0) {
                                 (void) write_all(STDOUT_FILENO, buf, (size_t) n);
-                        else if (n < 0 && errno != EAGAIN && errno != EINTR) {
+                                last_char = (unsigned char) buf[n - 1];
+                        } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
                                 /* EIO: no slave open right now (between processes); wait for SIGCHLD instead. */
                                 struct timespec ts = { 0, 5000000 };
                                 nanosleep(&ts, NULL);
@@ -1293,14 +1462,26 @@ int main(int argc, char **argv) {
         if (master >= 0 && forward_out) {
                 char buf[16384];
                 ssize_t n;
-                while ((n = read(master, buf, sizeof buf)) > 0)
+                while ((n = read(master, buf, sizeof buf)) > 0) {
                         (void) write_all(STDOUT_FILENO, buf, (size_t) n);
+                        last_char = (unsigned char) buf[n - 1];
+                }
         }
         restore_tty();
+        /* ptyfwd's last character (after the terminal is itself again, so "\n" starts a line): nspawn's own messages
+         * that follow start on a new line */
+        if (plan.final_newline && master >= 0 && forward_out && last_char != '\n')
+                (void) write_all(STDOUT_FILENO, "\n", 1);
         if (!exited) {
                 waitpid(pid, &status, 0);
         }
         devices_detach(&plan.devices);
+        /* systemd-nspawn's last word to its service manager; a reboot that nspawn follows is not an end */
+        if (WIFSIGNALED(status) && WTERMSIG(status) == SIGHUP) {
+                if (plan.restart_exits)
+                        notify_ours("STOPPING=1\nSTATUS=Restarting...");
+        } else
+                notify_ours("STOPPING=1\nSTATUS=Terminating...");
         if (WIFEXITED(status))
                 ctl_printf("exit %d\n", WEXITSTATUS(status));
         else if (WIFSIGNALED(status))

@@ -9,3 +9,4 @@ export * from './caps.js';
 export * from './seccomp/index.js';
 export * from './cgroup.js';
 export * from './devices/index.js';
+export * from './journal.js';

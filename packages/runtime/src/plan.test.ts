@@ -188,6 +188,14 @@ describe('cgroups', () => {
     expect(find(ops, 'mount', '/sys/fs/cgroup/systemd')?.data).toBe('none,name=systemd');
     expect(find(ops, 'mount', '/sys/fs/cgroup/unified')).toBeUndefined();
   });
+  it("finds systemd in Debian's multiarch directory, the highest version where there are several", () => {
+    const t = fakeTree(
+      { '/usr/lib/x86_64-linux-gnu/systemd/libsystemd-shared-252.so': '', '/lib/systemd/libsystemd-shared-219.so': '' },
+      ['/usr', '/usr/lib', '/usr/lib/x86_64-linux-gnu', '/usr/lib/x86_64-linux-gnu/systemd', '/lib/systemd'],
+    );
+    expect(imageSystemdVersion(t)).toBe(252);
+    expect(find(plan({}, host, t).ops, 'mount', '/sys/fs/cgroup/unified')?.fstype).toBe('cgroup2');
+  });
   it('hybrid when the tree has systemd >= 233', () => {
     const t = fakeTree({ '/usr/lib/systemd/libsystemd-shared-252.so': '' }, ['/usr', '/usr/lib/systemd']);
     expect(imageSystemdVersion(t)).toBe(252);
@@ -303,10 +311,16 @@ describe('environment, user and command', () => {
       'USER=root',
       'LOGNAME=root',
       'container_uuid=01234567-89ab-cdef-0123-456789abcdef',
+      'NOTIFY_SOCKET=/run/host/notify',
       'LANG=C.UTF-8',
       'container_host_id=debian',
       'container_host_version_id=12',
     ]);
+  });
+  it('-b: no LANG (init sets its locale), NOTIFY_SOCKET as for any payload', () => {
+    const env = buildEnvironment(cfg({ startMode: 'boot' }), host);
+    expect(env).toContain('NOTIFY_SOCKET=/run/host/notify');
+    expect(env.some((e) => e.startsWith('LANG='))).toBe(false);
   });
   it('--setenv replaces in place and appends', () => {
     const env = buildEnvironment(cfg({ environment: ['PATH=/bin', 'FOO=bar'] }), host);
@@ -337,6 +351,38 @@ describe('environment, user and command', () => {
     ]);
     expect(p.chdir).toBe('/root');
     expect(plan({ parameters: [], workingDirectory: '/tmp' }).chdir).toBe('/tmp');
+  });
+  it('-b tries the init candidates in order, each with the arguments after the options', () => {
+    const p = plan({ startMode: 'boot', parameters: ['--unit=rescue.target', 'quiet'] });
+    expect(p.argv).toEqual([]);
+    expect(p.fallback).toEqual([
+      ['/usr/lib/systemd/systemd', '/usr/lib/systemd/systemd'],
+      ['/lib/systemd/systemd', '/lib/systemd/systemd'],
+      ['/sbin/init', '/sbin/init'],
+    ]);
+    expect(p.fallbackArgs).toEqual(['--unit=rescue.target', 'quiet']);
+    expect(plan({ startMode: 'boot', parameters: [] }).fallbackArgs).toBeUndefined();
+  });
+  it("a newline after the forwarded console output, unless quiet (ptyfwd's last character)", () => {
+    expect(plan({ console: 'read-only' }).finalNewline).toBe(true);
+    expect(plan({ console: 'interactive' }).finalNewline).toBe(true);
+    expect(plan({ console: 'read-only', quiet: true }).finalNewline).toBeUndefined();
+    expect(plan({ console: 'passive' }).finalNewline).toBeUndefined();
+    expect(plan({ console: 'pipe' }).finalNewline).toBeUndefined();
+  });
+  it('the notify socket is bound in /run/host before it goes read-only', () => {
+    const ops = plan().ops;
+    const notify = ops.findIndex((o) => o.kind === 'notify' && o.target === '/run/host/notify');
+    const ro = ops.findIndex((o) => o.kind === 'remount' && o.target === '/run/host');
+    expect(notify).toBeGreaterThan(ops.findIndex((o) => o.kind === 'mount' && o.target === '/run/host'));
+    expect(notify).toBeLessThan(ro);
+  });
+  it('journal operations decided on the host replace the default /var/log/journal directories', () => {
+    const journalOps: Op[] = [{ kind: 'mount', source: '/var/log/journal/x', target: '/var/log/journal/x', mountFlags: MS.BIND }];
+    expect(targets(plan().ops, 'mkdir')).toContain('/var/log/journal');
+    const ops = plan({ journalOps }).ops;
+    expect(targets(ops, 'mkdir')).not.toContain('/var/log/journal');
+    expect(find(ops, 'mount', '/var/log/journal/x')?.source).toBe('/var/log/journal/x');
   });
   it('-a runs a stub init with the container uuid', () => {
     const p = plan({ startMode: 'pid2' });

@@ -4,7 +4,7 @@
  * randomness), so every rule here is unit-tested without root. The order and flags follow systemd-nspawn
  * 252's outer_child()/inner_child() and mount_all() (src/nspawn/nspawn.c, nspawn-mount.c, nspawn-cgroup.c).
  */
-import type { CustomMount, ResolvConfMode, Rlimit, RlimitName, TimezoneMode } from '@nspawn/settings';
+import type { CustomMount, LinkJournal, ResolvConfMode, Rlimit, RlimitName, TimezoneMode } from '@nspawn/settings';
 import { RLIMIT_NUMBERS } from '@nspawn/settings';
 import { dirname } from 'node:path';
 import type { CgroupHierarchy, HostFacts, Tree } from './host.js';
@@ -56,7 +56,15 @@ export interface ContainerConfig {
   oomScoreAdjust?: number;
   cpuAffinity?: number[];
   /** --link-journal=: 'auto' (the default) makes /var/log/journal in the tree, like setup_journal() */
-  linkJournal?: 'no' | 'auto';
+  linkJournal?: LinkJournal;
+  /** the "try-" variants of --link-journal=: a journal that cannot be linked is skipped, not an error */
+  linkJournalTry?: boolean;
+  /**
+   * What setup_journal() does in the container's mount namespace, decided and prepared on the host by setupJournal()
+   * (src/journal.ts): the bind mount of the host's journal directory, if any. Undefined: --link-journal=auto's
+   * directories are made by the plan instead.
+   */
+  journalOps?: Op[];
   /** arg_caps_retain and arg_caps_ambient (containerCapabilities()); undefined: the defaults for this network and user namespace */
   capabilities?: ContainerCapabilities;
   /** --quiet: no warning about capabilities missing from the bounding set */
@@ -80,6 +88,10 @@ export interface PlanRandom {
 }
 
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+/** Where the container's init (or any payload) sends sd_notify() messages: NSPAWN_NOTIFY_SOCKET_PATH */
+export const NOTIFY_SOCKET_PATH = '/run/host/notify';
+/** Where -b looks for init, in this order (inner_child()) */
+export const INIT_CANDIDATES = ['/usr/lib/systemd/systemd', '/lib/systemd/systemd', '/sbin/init'] as const;
 const TMPFS_NESTED = 'size=10%,nr_inodes=400k';
 const PERSONALITY = { x86: 0x0008 /* PER_LINUX32 */, 'x86-64': 0x0000 /* PER_LINUX */ } as const;
 const S_IFIFO = 0o010000;
@@ -119,7 +131,10 @@ export function buildEnvironment(cfg: ContainerConfig, host: HostFacts): string[
     base.push(`USER=${cfg.userName ?? 'root'}`, `LOGNAME=${cfg.userName ?? 'root'}`);
   }
   base.push(`container_uuid=${cfg.uuid}`);
-  base.push('LANG=C.UTF-8');
+  // inner_child(): always, whatever the payload (the socket is there for any of them)
+  base.push(`NOTIFY_SOCKET=${NOTIFY_SOCKET_PATH}`);
+  // init sets its own locale (from /etc/locale.conf): only a plain command gets ours
+  if (cfg.startMode !== 'boot') base.push('LANG=C.UTF-8');
   return mergeEnv(base, containerHostEnv(hostOsReleaseEnvPairs(host)), cfg.environment);
 }
 
@@ -221,15 +236,25 @@ function cgroupOps(host: HostFacts, tree: Tree, pid2: boolean): Op[] {
   return ops;
 }
 
-/** The systemd version in the tree, from libsystemd-shared-NNN.so (0 when there is none). */
+/**
+ * The systemd version in the tree, from libsystemd-shared-NNN.so (0 when there is none): the highest found where
+ * systemd_installation_has_version() looks, Debian's multiarch directories (/usr/lib/x86_64-linux-gnu/systemd)
+ * included.
+ */
 export function imageSystemdVersion(tree: Tree): number {
-  for (const d of ['/usr/lib/systemd', '/usr/lib64/systemd', '/lib/systemd']) {
+  const multiarch = tree
+    .readdir('/usr/lib')
+    .filter((d) => d.includes('-linux-'))
+    .sort()
+    .map((d) => `/usr/lib/${d}/systemd`);
+  let best = 0;
+  for (const d of ['/lib/systemd', '/lib64/systemd', ...multiarch, '/usr/lib/systemd', '/usr/lib64/systemd']) {
     for (const f of tree.readdir(d)) {
       const m = /^libsystemd-shared-([0-9]+)(?:[.~-].*)?\.so$/.exec(f);
-      if (m) return Number(m[1]);
+      if (m) best = Math.max(best, Number(m[1]));
     }
   }
-  return 0;
+  return best;
 }
 
 function customMountOps(cfg: ContainerConfig, host: HostFacts, tree: Tree): Op[] {
@@ -461,6 +486,8 @@ export function planContainer(cfg: ContainerConfig, host: HostFacts, tree: Tree,
     { kind: 'write', target: '/run/host/container-manager', data: 'systemd-nspawn\n', mode: 0o644, flags: OpFlag.OPTIONAL },
     { kind: 'write', target: '/run/host/container-uuid', data: `${cfg.uuid}\n`, mode: 0o644, flags: OpFlag.OPTIONAL },
   );
+  // setup_notify_child(): the sd_notify socket, bound before /run/host goes read-only; the outer helper reads it
+  ops.push({ kind: 'notify', target: NOTIFY_SOCKET_PATH });
   ops.push({ kind: 'remount', target: '/run/host', mountFlags: roFlags });
 
   // mount_sysfs(): with a private network, sysfs goes under the tmpfs at /sys, then bound into place
@@ -499,8 +526,10 @@ export function planContainer(cfg: ContainerConfig, host: HostFacts, tree: Tree,
 
   ops.push(...customMountOps(cfg, host, tree));
 
-  // setup_journal() with --link-journal=auto: /var/log/journal is made (a read-only tree is fine)
-  if ((cfg.linkJournal ?? 'auto') === 'auto')
+  // setup_journal(): as decided with the host's facts (src/journal.ts); without them, --link-journal=auto makes
+  // /var/log/journal (a read-only tree is fine)
+  if (cfg.journalOps) ops.push(...cfg.journalOps);
+  else if ((cfg.linkJournal ?? 'auto') === 'auto')
     for (const d of ['/var', '/var/log', '/var/log/journal']) ops.push({ kind: 'mkdir', target: d, mode: 0o755, flags: OpFlag.OPTIONAL });
 
   if (cfg.user) {
@@ -540,6 +569,7 @@ export function planContainer(cfg: ContainerConfig, host: HostFacts, tree: Tree,
   };
   if (cfg.personality !== undefined) plan.personality = PERSONALITY[cfg.personality];
   if (cfg.noNewPrivileges) plan.noNewPrivileges = true;
+  if (!cfg.quiet && (cfg.console === 'interactive' || cfg.console === 'read-only')) plan.finalNewline = true;
   if (cfg.oomScoreAdjust !== undefined) plan.oomScoreAdjust = cfg.oomScoreAdjust;
   if (cfg.cpuAffinity?.length) plan.cpuAffinity = [...cfg.cpuAffinity];
   if (cfg.user) {
@@ -575,11 +605,10 @@ export function planContainer(cfg: ContainerConfig, host: HostFacts, tree: Tree,
   if (cfg.workingDirectory !== undefined) plan.chdir = cfg.workingDirectory;
 
   if (cfg.startMode === 'boot') {
+    // inner_child(): the first init that execs, with the arguments after the options (argv[0] is its path)
     plan.argv = [];
-    for (const init of ['/usr/lib/systemd/systemd', '/lib/systemd/systemd', '/sbin/init'])
-      plan.fallback.push([init, init]);
-    // init arguments go after argv[0]; the helper passes them with the first init found
-    if (cfg.parameters.length > 0) throw new Error('arguments to init are not supported yet');
+    for (const init of INIT_CANDIDATES) plan.fallback.push([init, init]);
+    if (cfg.parameters.length > 0) plan.fallbackArgs = [...cfg.parameters];
   } else if (cfg.parameters.length > 0) {
     plan.argv = [...cfg.parameters];
     plan.searchPath = true;

@@ -74,6 +74,31 @@ describe('prepareContainer', () => {
   });
   it('the kill signal defaults to SIGRTMIN+3 when booting', () => {
     expect(prep({ directory: '/m/box', killSignal: 15 }).killSignal).toBe(15);
+    const os = { ...tree(), resolve: (p: string) => (p === '/usr/lib/os-release' ? '/m/box/usr/lib/os-release' : undefined) };
+    expect(prep({ directory: '/m/box', startMode: 'boot' }, env({}, os)).killSignal).toBe(34 + 3);
+    expect(prep({ directory: '/m/box', startMode: 'boot', killSignal: 15 }, env({}, os)).killSignal).toBe(15);
+  });
+  it('-b wants an os-release, with systemd-nspawn\'s words', () => {
+    expect(() => prep({ directory: '/m/box', startMode: 'boot' })).toThrow(
+      "Directory /m/box doesn't look like an OS root directory (os-release file is missing). Refusing.",
+    );
+    const os = { ...tree([]), resolve: (p: string) => (p === '/etc/os-release' ? '/m/box/etc/os-release' : undefined) };
+    expect(prep({ directory: '/m/box', startMode: 'boot', parameters: ['quiet'] }, env({}, os)).config).toMatchObject({ startMode: 'boot', parameters: ['quiet'] });
+  });
+  it('--notify-ready, --link-journal and --uuid', () => {
+    const p = prep({ directory: '/m/box', notifyReady: true, linkJournal: 'guest', linkJournalTry: true, uuid: '11111111-2222-3333-4444-555555555555' });
+    expect(p.notifyReady).toBe(true);
+    expect(p.config).toMatchObject({ linkJournal: 'guest', linkJournalTry: true, uuid: '11111111-2222-3333-4444-555555555555' });
+    expect(prep({ directory: '/m/box', linkJournal: 'auto' }).config.linkJournal).toBeUndefined();
+    expect(prep({ directory: '/m/box' }).notifyReady).toBe(false);
+  });
+  it("the tree's machine ID is the container's UUID; empty, missing or 'uninitialized' leave it to --uuid", () => {
+    const withId = (text: string) => env({}, tree(['/usr'], { '/etc/machine-id': text }));
+    const uuid = '11111111-2222-3333-4444-555555555555';
+    expect(prep({ directory: '/m/box', uuid }, withId('0123456789abcdef0123456789abcdef\n')).config.uuid).toBe('01234567-89ab-cdef-0123-456789abcdef');
+    for (const t of ['', 'uninitialized\n']) expect(prep({ directory: '/m/box', uuid }, withId(t)).config.uuid).toBe(uuid);
+    expect(() => prep({ directory: '/m/box' }, withId('00000000000000000000000000000000\n'))).toThrow('Machine ID in container image is zero, refusing.');
+    expect(() => prep({ directory: '/m/box' }, withId('bogus\n'))).toThrow('Failed to read machine ID from container image: Invalid argument');
   });
   it('SYSTEMD_NSPAWN_API_VFS_WRITABLE', () => {
     expect(prep({ directory: '/m/box' }, env({ environ: { SYSTEMD_NSPAWN_API_VFS_WRITABLE: 'yes' } })).config.apiVfsWritable).toBe('yes');

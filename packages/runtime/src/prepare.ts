@@ -65,7 +65,6 @@ function unsupportedFeatures(s: Settings): string[] {
   const add = (cond: unknown, what: string) => {
     if (cond) out.push(what);
   };
-  add(s.startMode === 'boot', '--boot (Boot=)');
   add(s.ephemeral, '--ephemeral (Ephemeral=)');
   add(s.template, '--template');
   add(s.image, '--image');
@@ -82,8 +81,6 @@ function unsupportedFeatures(s: Settings): string[] {
   add(s.privateUsers && s.privateUsers.mode === 'pick', '--private-users=pick, -U (PrivateUsers=pick)');
   add(s.privateUsers?.mode === 'fixed' && s.privateUsers.shift === undefined, 'PrivateUsers=yes (a range from the directory owner)');
   add(s.privateUsersOwnership && s.privateUsersOwnership !== 'off' && s.privateUsers?.mode === 'fixed', '--private-users-ownership (PrivateUsersOwnership=)');
-  add(s.notifyReady, '--notify-ready (NotifyReady=)');
-  add(s.linkJournal && s.linkJournal !== 'no' && s.linkJournal !== 'auto', '--link-journal (LinkJournal=)');
   add(s.bindUser?.length, '--bind-user (BindUser=)');
   add(s.pivotRoot, '--pivot-root (PivotRoot=)');
   return out;
@@ -127,7 +124,7 @@ export function randomId128(): string {
  * setup_machine_id(): a machine ID in the tree's /etc/machine-id is the container's UUID (it wins over --uuid=);
  * a missing, empty or "uninitialized" file leaves the choice to --uuid= or chance.
  */
-function treeMachineId(tree: Tree): string | undefined {
+export function treeMachineId(tree: Pick<Tree, 'readFile'>): string | undefined {
   const text = tree.readFile('/etc/machine-id');
   if (text === undefined || text === '' || /^uninitialized\n?$/.test(text)) return undefined;
   const m = /^([0-9a-fA-F]{32})\n?$/.exec(text);
@@ -142,6 +139,8 @@ export interface Prepared {
   killSignal: number;
   quiet: boolean;
   keepUnit: boolean;
+  /** --notify-ready=yes: ready when the container's init says READY=1 (else when it has started) */
+  notifyReady: boolean;
 }
 
 /**
@@ -209,7 +208,11 @@ export function prepareContainer(s: Settings, env: PrepareEnv, unsupported: read
       'Spawning container on root directory is not supported. Consider using --ephemeral, --volatile=yes or --volatile=state.',
     );
   const tree = env.tree(directory);
-  if (!tree.isDirectory('/usr'))
+  // -b wants an OS (path_is_os_tree(): an os-release), anything else a /usr
+  if (s.startMode === 'boot') {
+    if (tree.resolve('/etc/os-release') === undefined && tree.resolve('/usr/lib/os-release') === undefined)
+      throw new ContainerError(`Directory ${directory} doesn't look like an OS root directory (os-release file is missing). Refusing.`);
+  } else if (!tree.isDirectory('/usr'))
     throw new ContainerError(`Directory ${directory} doesn't look like it has an OS tree (/usr/ directory is missing). Refusing.`);
 
   let consoleMode: HelperConsole;
@@ -271,7 +274,8 @@ export function prepareContainer(s: Settings, env: PrepareEnv, unsupported: read
   if (s.noNewPrivileges) config.noNewPrivileges = true;
   if (s.oomScoreAdjust !== undefined) config.oomScoreAdjust = s.oomScoreAdjust;
   if (s.cpuAffinity?.length) config.cpuAffinity = s.cpuAffinity;
-  if (s.linkJournal === 'no') config.linkJournal = 'no';
+  if (s.linkJournal !== undefined && s.linkJournal !== 'auto') config.linkJournal = s.linkJournal;
+  if (s.linkJournalTry) config.linkJournalTry = true;
   if (s.systemCallFilter && (s.systemCallFilter.allow.length > 0 || s.systemCallFilter.deny.length > 0))
     config.systemCallFilter = { allow: [...s.systemCallFilter.allow], deny: [...s.systemCallFilter.deny] };
   if (s.suppressSync) config.suppressSync = true;
@@ -286,5 +290,6 @@ export function prepareContainer(s: Settings, env: PrepareEnv, unsupported: read
     killSignal: s.killSignal ?? (startMode === 'boot' ? SIGRTMIN + 3 : 0),
     quiet,
     keepUnit: s.keepUnit === true,
+    notifyReady: s.notifyReady === true,
   };
 }

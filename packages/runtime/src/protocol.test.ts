@@ -59,6 +59,14 @@ describe('encodePlan', () => {
     const i = t.indexOf('cgv1');
     expect(t.slice(i, i + 6)).toEqual(['cgv1', '/c/pids/m.scope/tasks', '/c/pids/tasks', 'cgv2', '/c/unified/m.scope', '/c/unified/cgroup.procs']);
   });
+  it("carries init's arguments for the fallback candidates and the sd_notify settings", () => {
+    const t = tokens(encodePlan({ ...base, argv: [], fallback: [['/sbin/init', '/sbin/init']], fallbackArgs: ['quiet'], notify: { notifyReady: true, restartExits: false } }));
+    const f = t.indexOf('fallback');
+    expect(t.slice(f, f + 5)).toEqual(['fallback', '/sbin/init', '/sbin/init', 'fallbackarg', 'quiet']);
+    const n = t.indexOf('sdnotify');
+    expect(t.slice(n, n + 3)).toEqual(['sdnotify', '1', '0']);
+    expect(tokens(encodePlan(base))).not.toContain('sdnotify');
+  });
   it('refuses NUL bytes in values', () => {
     expect(() => encodePlan({ ...base, argv: ['a\0b'] })).toThrow(/NUL/);
   });
@@ -71,6 +79,8 @@ describe('parseHelperLine', () => {
     expect(parseHelperLine('error mount(x): EPERM')).toEqual({ type: 'error', message: 'mount(x): EPERM' });
     expect(parseHelperLine('warning bind failed')).toEqual({ type: 'warning', message: 'bind failed' });
     expect(parseHelperLine('escape poweroff')).toEqual({ type: 'escape', action: 'poweroff' });
+    expect(parseHelperLine('notify READY=1')).toEqual({ type: 'notify', message: 'READY=1' });
+    expect(parseHelperLine('notify STATUS=Startup finished.')).toEqual({ type: 'notify', message: 'STATUS=Startup finished.' });
     expect(parseHelperLine('exit 3')).toEqual({ type: 'exit', code: 3 });
     expect(parseHelperLine('signal 9')).toEqual({ type: 'signal', signal: 9 });
     expect(parseHelperLine('escape nonsense')).toBeUndefined();

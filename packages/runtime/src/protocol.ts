@@ -56,7 +56,9 @@ export type OpKind =
   | 'chown'
   | 'umount'
   | 'rmdir'
-  | 'console';
+  | 'console'
+  /** an AF_UNIX datagram socket bound at target (SO_PASSCRED), passed to the outer helper for sd_notify messages */
+  | 'notify';
 
 /** One step of the container's file system setup. Paths in `target` are inside the container root. */
 export interface Op {
@@ -104,6 +106,19 @@ export interface HelperPlan {
   /** execvpe() with the container's PATH when argv[0] has no slash */
   searchPath: boolean;
   fallback: Array<[path: string, argv0: string]>;
+  /**
+   * After forwarding the console (interactive, read-only): a newline on stdout when the container's output did not
+   * end with one, so that nspawn's last messages start on a line of their own (systemd-nspawn unless --quiet)
+   */
+  finalNewline?: boolean;
+  /** arguments after argv0 for every `fallback` candidate (-b: init's arguments) */
+  fallbackArgs?: string[];
+  /**
+   * sd_notify towards our own $NOTIFY_SOCKET, as systemd-nspawn does it (the helper sends: Node cannot send unix
+   * datagrams). With notifyReady READY=1 waits for the container's init; on its end STOPPING=1 with "Restarting..."
+   * when a reboot is going to end nspawn (restartExits: --keep-unit), nothing when nspawn boots it again.
+   */
+  notify?: { notifyReady: boolean; restartExits: boolean };
   /** environment of the --as-pid2 stub init */
   stubEnv: string[];
   /** PR_SET_NO_NEW_PRIVS before exec */
@@ -198,6 +213,9 @@ export function encodePlan(p: HelperPlan): Buffer {
   for (const e of p.stubEnv) t.push('stubenv', e);
   for (const a of p.argv) t.push('arg', a);
   for (const [path, argv0] of p.fallback) t.push('fallback', path, argv0);
+  for (const a of p.fallbackArgs ?? []) t.push('fallbackarg', a);
+  if (p.finalNewline) t.push('finalnl');
+  if (p.notify) t.push('sdnotify', p.notify.notifyReady ? '1' : '0', p.notify.restartExits ? '1' : '0');
   for (const x of t)
     if (x.includes('\0')) throw new Error(`plan value contains a NUL byte: ${JSON.stringify(x.slice(0, 40))}`);
   const body = Buffer.from(t.map((x) => x + '\0').join(''), 'utf8');
@@ -211,6 +229,8 @@ export type HelperEvent =
   | { type: 'error'; message: string }
   | { type: 'warning'; message: string }
   | { type: 'escape'; action: 'kill' | 'poweroff' | 'reboot' }
+  /** a message of the container's init on /run/host/notify: one line per tag nspawn handles (READY=1, STATUS=...) */
+  | { type: 'notify'; message: string }
   | { type: 'exit'; code: number }
   | { type: 'signal'; signal: number };
 
@@ -229,6 +249,8 @@ export function parseHelperLine(line: string): HelperEvent | undefined {
       return { type: 'warning', message: rest };
     case 'escape':
       return rest === 'kill' || rest === 'poweroff' || rest === 'reboot' ? { type: 'escape', action: rest } : undefined;
+    case 'notify':
+      return { type: 'notify', message: rest };
     case 'exit':
       return { type: 'exit', code: Number(rest) };
     case 'signal':

@@ -10,7 +10,8 @@ import { fileURLToPath } from 'node:url';
 import { signalName } from '@nspawn/settings';
 import { type HostFacts, nodeTree, probeHost } from './host.js';
 import { type ContainerConfig, planContainer } from './plan.js';
-import { ContainerError, type Prepared, randomId128 } from './prepare.js';
+import { ContainerError, type Prepared, randomId128, treeMachineId } from './prepare.js';
+import { setupJournal } from './journal.js';
 import { createMachineCgroup, type MachineCgroup, machineHierarchies, parseProcCgroup } from './cgroup.js';
 import { deviceCgroupProgram, type DeviceFacts, formatDeviceRule, machineDeviceRules, nodeDeviceFacts } from './devices/index.js';
 import { encodePlan, type HelperEvent, type HelperPlan, parseHelperLine } from './protocol.js';
@@ -47,10 +48,25 @@ export interface RunHooks {
   onEvent?(e: HelperEvent): void;
   /** called with the container's PID 1 (host PID) once it exists */
   onStart?(pid: number): void;
+  /**
+   * The container is ready, once per boot: when its payload has started, or with --notify-ready=yes when its init
+   * has sent READY=1 to /run/host/notify (what systemd-nspawn reports to its own service manager as READY=1).
+   */
+  onReady?(): void;
+  /** a message of the container's init on /run/host/notify that nspawn handles: "READY=1", "STATUS=..." */
+  onNotify?(message: string): void;
 }
 
-// fs.writeSync rather than process.stderr: no stream to build at start-up
-const defaultHooks: RunHooks = { log: (l) => void writeSync(2, `${l}\n`) };
+// fs.writeSync rather than process.stderr: no stream to build at start-up; a terminal that hung up (EIO) is not an error
+const defaultHooks: RunHooks = {
+  log: (l) => {
+    try {
+      writeSync(2, `${l}\n`);
+    } catch {
+      // nowhere to say it
+    }
+  },
+};
 
 /**
  * Starts the helper. It waits for its plan on fd 3, so it can be started while the plan is still being made
@@ -73,6 +89,8 @@ export function runPlan(
     stdio?: StdioTriple;
     /** a helper from spawnHelper() that has not been given a plan yet */
     child?: ChildProcess;
+    /** --notify-ready=yes: hooks.onReady() waits for READY=1 from the container's init */
+    notifyReady?: boolean;
   },
 ): Promise<ContainerEnd> {
   const hooks = opts.hooks ?? defaultHooks;
@@ -96,13 +114,33 @@ export function runPlan(
         // already gone
       }
     };
+    // SIGHUP (our terminal went away): systemd-nspawn dies of it and its container with it; the container is killed
+    // at once here too, but nspawn stays to remove its cgroup (no service manager will)
+    let hungUp = false;
+    const onHangup = () => {
+      halting = hungUp = true;
+      if (pid > 0) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      }
+    };
     const signals: NodeJS.Signals[] = ['SIGTERM', 'SIGINT'];
     for (const s of signals) process.on(s, onSignal);
+    process.on('SIGHUP', onHangup);
+    let wasReady = false;
+    const ready = () => {
+      if (!wasReady) hooks.onReady?.();
+      wasReady = true;
+    };
     const handle = (e: HelperEvent) => {
       hooks.onEvent?.(e);
       switch (e.type) {
         case 'pid':
           pid = e.pid;
+          if (hungUp) onHangup();
           hooks.onStart?.(pid);
           if (plan.sync) {
             try {
@@ -141,6 +179,11 @@ export function runPlan(
           end = { kind: 'signaled', signal: e.signal };
           break;
         case 'ready':
+          if (!opts.notifyReady) ready();
+          break;
+        case 'notify':
+          hooks.onNotify?.(e.message);
+          if (opts.notifyReady && e.message === 'READY=1') ready();
           break;
       }
     };
@@ -164,6 +207,7 @@ export function runPlan(
     });
     child.on('close', (code, sig) => {
       for (const s of signals) process.off(s, onSignal);
+      process.off('SIGHUP', onHangup);
       if (error !== undefined) resolvePromise({ kind: 'failed', message: error });
       else if (end) resolvePromise(end);
       else resolvePromise({ kind: 'failed', message: `nspawn-helper ended without a status (${sig ?? `exit ${code}`})` });
@@ -287,11 +331,27 @@ export async function runContainer(
     try {
       const host = (hostFacts ??= probeHost());
       ensureHostScaffolding(host);
+      const tree = nodeTree(cfg.directory);
+      // setup_machine_id(), on every boot: the machine ID the tree has now wins (its init may have written ours)
+      const treeId = treeMachineId(tree);
+      if (treeId !== undefined) cfg.uuid = treeId;
+      // setup_journal(): the host side now, the tree's side in the plan
+      const journal = setupJournal({
+        directory: cfg.directory,
+        uuid: cfg.uuid,
+        mode: cfg.linkJournal ?? 'auto',
+        try: cfg.linkJournalTry === true,
+        readOnly: cfg.readOnly,
+        tree,
+        ...(cfg.userns ? { uidShift: cfg.userns.shift } : {}),
+      });
+      for (const w of journal.warnings) hooks.log(w);
       const overlays = prepareOverlayScratch(cfg);
       cleanup = overlays.cleanup;
-      const plan = planContainer({ ...cfg, overlayScratch: overlays.scratch }, host, nodeTree(cfg.directory), {
+      const plan = planContainer({ ...cfg, overlayScratch: overlays.scratch, journalOps: journal.ops }, host, tree, {
         hex128: randomId128, // boot ids are v4 UUIDs, as setup_boot_id() makes them
       });
+      plan.notify = { notifyReady: p.notifyReady, restartExits: p.keepUnit };
       if (child.pid !== undefined) machine = setupMachineCgroup(cfg, host, plan, child.pid, hooks);
       try {
         machine?.check();
@@ -300,7 +360,7 @@ export async function runContainer(
         throw e;
       }
       ran = true;
-      end = await runPlan(plan, { killSignal: p.killSignal, ...(cfg.userns ? { userns: cfg.userns } : {}), hooks, child });
+      end = await runPlan(plan, { killSignal: p.killSignal, ...(cfg.userns ? { userns: cfg.userns } : {}), hooks, child, notifyReady: p.notifyReady });
     } catch (e) {
       (child.stdio[3] as import('node:net').Socket).end();
       if (machine && !ran) machine.abandon();

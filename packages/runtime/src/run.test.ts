@@ -1,0 +1,73 @@
+/**
+ * runPlan()'s side of the helper protocol, with a stand-in helper (a shell script that writes events on fd 3):
+ * when the container counts as ready, with and without --notify-ready, and what reaches the hooks. No root needed.
+ */
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { HelperPlan } from './protocol.js';
+import { runPlan } from './run.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'nspawn-run-test-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** A helper that reads its plan ("LENGTH\n" and the body), reports LINES on its control socket and exits. */
+function fakeHelper(lines: string[]): string {
+  const path = join(dir, `helper-${Math.random().toString(36).slice(2)}`);
+  writeFileSync(path, `#!/bin/sh\nread -r len <&3\nhead -c "$len" <&3 >/dev/null\nprintf '%s\\n' ${lines.map((l) => `'${l}'`).join(' ')} >&3\n`);
+  chmodSync(path, 0o755);
+  return path;
+}
+
+const plan: HelperPlan = {
+  root: '/nonexistent',
+  cloneFlags: 0,
+  sync: false,
+  ops: [],
+  console: 'pipe',
+  rlimits: [],
+  asPid2: false,
+  loopback: false,
+  env: [],
+  argv: ['/sbin/init'],
+  searchPath: false,
+  fallback: [],
+  stubEnv: [],
+};
+
+async function run(lines: string[], notifyReady: boolean) {
+  const seen: string[] = [];
+  const end = await runPlan(plan, {
+    killSignal: 0,
+    helper: fakeHelper(lines),
+    stdio: ['ignore', 'ignore', 'ignore'],
+    notifyReady,
+    hooks: {
+      log: (l) => seen.push(`log ${l}`),
+      onStart: (pid) => seen.push(`start ${pid}`),
+      onReady: () => seen.push('ready'),
+      onNotify: (m) => seen.push(`notify ${m}`),
+    },
+  });
+  return { end, seen };
+}
+
+const BOOT = ['pid 4242', 'ready', 'notify STATUS=Starting up', 'notify READY=1', 'notify STATUS=Ready.', 'notify READY=1', 'signal 2'];
+
+describe('runPlan: readiness', () => {
+  it('without --notify-ready the container is ready when its payload has started', async () => {
+    const { end, seen } = await run(BOOT, false);
+    expect(end).toEqual({ kind: 'signaled', signal: 2 });
+    expect(seen).toEqual(['start 4242', 'ready', 'notify STATUS=Starting up', 'notify READY=1', 'notify STATUS=Ready.', 'notify READY=1']);
+  });
+  it("with --notify-ready it is ready when the container's init says READY=1, once", async () => {
+    const { seen } = await run(BOOT, true);
+    expect(seen).toEqual(['start 4242', 'notify STATUS=Starting up', 'notify READY=1', 'ready', 'notify STATUS=Ready.', 'notify READY=1']);
+  });
+  it('with --notify-ready and an init that never says it, never ready', async () => {
+    const { end, seen } = await run(['pid 7', 'ready', 'exit 0'], true);
+    expect(end).toEqual({ kind: 'exited', code: 0 });
+    expect(seen).toEqual(['start 7']);
+  });
+});
