@@ -22,16 +22,6 @@ typedef struct {
 
 #define DEVICES_PLAN_INIT { .prog_fd = -1, .cgroup_fd = -1 }
 
-static int devices_hex_digit(char c) {
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
-}
-
 /* A "devbpf" plan entry: optional flag, cgroup directory, program (8 bytes per instruction, little-endian, in
  * hex). Returns -1 when the program cannot be one. */
 static int devices_plan_parse(DevicesPlan *d, const char *optional, const char *cgroup, const char *hex) {
@@ -44,13 +34,9 @@ static int devices_plan_parse(DevicesPlan *d, const char *optional, const char *
                 return -1;
         for (unsigned i = 0; i < count; i++) {
                 unsigned char b[8];
-                for (int j = 0; j < 8; j++) {
-                        int hi = devices_hex_digit(hex[i * 16 + j * 2]), lo = devices_hex_digit(hex[i * 16 + j * 2 + 1]);
-                        if (hi < 0 || lo < 0) {
-                                free(insns);
-                                return -1;
-                        }
-                        b[j] = (unsigned char) (hi << 4 | lo);
+                if (decode_hex(hex + i * 16, b, 8) < 0) {
+                        free(insns);
+                        return -1;
                 }
                 insns[i].code = b[0];
                 insns[i].dst_reg = b[1] & 0xf;

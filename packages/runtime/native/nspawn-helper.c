@@ -50,6 +50,22 @@
 #include <unistd.h>
 
 #define CTL_FD 3
+/* Decodes 2*LEN hex digits into OUT (for the BPF programs the plan carries). Returns 0, or -1 at a non-hex digit. */
+static int decode_hex(const char *hex, unsigned char *out, size_t len) {
+        for (size_t i = 0; i < len; i++) {
+                int v = 0;
+                for (int k = 0; k < 2; k++) {
+                        char c = hex[i * 2 + (size_t) k];
+                        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+                        if (d < 0)
+                                return -1;
+                        v = v << 4 | d;
+                }
+                out[i] = (unsigned char) v;
+        }
+        return 0;
+}
+
 #include "caps.c" /* capabilities and the session keyring (static functions) */
 #include "seccomp.c" /* the system call filter (static functions) */
 #include "devices.c" /* the device policy's BPF program on cgroup2 (static functions) */

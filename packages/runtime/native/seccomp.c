@@ -18,16 +18,6 @@ typedef struct {
         int n_warnings;
 } SeccompPlan;
 
-static int seccomp_hex_digit(char c) {
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
-}
-
 /* A "seccomp" plan entry: 8 bytes per instruction (u16 code, u8 jt, u8 jf, u32 k; little-endian), in hex.
  * Returns -1 when it is not a program the kernel could take. */
 static int seccomp_plan_parse(SeccompPlan *s, const char *hex) {
@@ -40,13 +30,9 @@ static int seccomp_plan_parse(SeccompPlan *s, const char *hex) {
                 return -1;
         for (size_t i = 0; i < count; i++) {
                 unsigned char b[8];
-                for (int j = 0; j < 8; j++) {
-                        int hi = seccomp_hex_digit(hex[i * 16 + j * 2]), lo = seccomp_hex_digit(hex[i * 16 + j * 2 + 1]);
-                        if (hi < 0 || lo < 0) {
-                                free(prog);
-                                return -1;
-                        }
-                        b[j] = (unsigned char) (hi << 4 | lo);
+                if (decode_hex(hex + i * 16, b, 8) < 0) {
+                        free(prog);
+                        return -1;
                 }
                 prog[i].code = (uint16_t) (b[0] | b[1] << 8);
                 prog[i].jt = b[2];
