@@ -15,10 +15,11 @@ import {
   readHostCapabilities,
   verifyAmbientCapabilities,
 } from './caps.js';
-import type { HostFacts, Tree } from './host.js';
-import { type ContainerConfig, planContainer } from './plan.js';
+import type { Tree } from './host.js';
+import { planContainer } from './plan.js';
 import { encodePlan } from './protocol.js';
 import { ContainerError, type PrepareEnv, prepareContainer } from './prepare.js';
+import { bareHost, baseConfig, emptyTree } from './test/fixtures.js';
 
 const caps = (...names: string[]) => capabilityMaskOf(names);
 /** The host bounding set measured on this project's VMs: everything up to 40 but CAP_SYS_RESOURCE. */
@@ -188,46 +189,9 @@ describe('readHostCapabilities', () => {
 
 // ---- how the rules reach the helper plan
 
-function fakeTree(): Tree {
-  return {
-    root: '/srv/tree',
-    resolve: () => undefined,
-    readFile: () => undefined,
-    isDirectory: (p) => p === '/usr',
-    readdir: () => [],
-    lexists: () => false,
-    readlink: () => undefined,
-  };
-}
-const host: HostFacts = {
-  devNodes: {},
-  hasResolvConf: false,
-  cgroups: { kind: 'unified' },
-  nrOpen: 1048576,
-  pid1Limits: {},
-  inaccessibleFile: '/run/nspawn/inaccessible/reg',
-  capabilities: { bounding: HOST_BOUNDING, lastCap: LAST },
-};
-function cfg(over: Partial<ContainerConfig> = {}): ContainerConfig {
-  return {
-    directory: '/srv/tree',
-    machineName: 'tree',
-    hostname: 'tree',
-    uuid: '01234567-89ab-cdef-0123-456789abcdef',
-    startMode: 'pid1',
-    parameters: ['/bin/true'],
-    environment: [],
-    readOnly: false,
-    customMounts: [],
-    console: 'pipe',
-    privateNetwork: false,
-    rlimits: {},
-    resolvConf: 'auto',
-    timezone: 'auto',
-    useCgns: true,
-    ...over,
-  };
-}
+const fakeTree = () => emptyTree();
+const host = bareHost({ capabilities: { bounding: HOST_BOUNDING, lastCap: LAST } });
+const cfg = baseConfig;
 const rnd = { hex128: () => '0123456789abcdef0123456789abcdef' };
 
 describe('planContainer: capabilities and keyring', () => {

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { HostFacts, Tree } from './host.js';
 import { buildEnvironment, buildRlimits, type ContainerConfig, imageSystemdVersion, mergeEnv, planContainer } from './plan.js';
 import { CLONE, MOUNT_ATTR, MS, type Op, OpFlag } from './protocol.js';
+import { baseConfig } from './test/fixtures.js';
 
 function fakeTree(files: Record<string, string> = {}, dirs: string[] = ['/usr'], links: Record<string, string> = {}): Tree {
   const all = new Set([...Object.keys(files), ...dirs]);
@@ -43,26 +44,7 @@ const host: HostFacts = {
   inaccessibleFile: '/run/nspawn/inaccessible/reg',
 };
 
-function cfg(over: Partial<ContainerConfig> = {}): ContainerConfig {
-  return {
-    directory: '/srv/tree',
-    machineName: 'tree',
-    hostname: 'tree',
-    uuid: '01234567-89ab-cdef-0123-456789abcdef',
-    startMode: 'pid1',
-    parameters: ['/bin/true'],
-    environment: [],
-    readOnly: false,
-    customMounts: [],
-    console: 'pipe',
-    privateNetwork: false,
-    rlimits: {},
-    resolvConf: 'auto',
-    timezone: 'auto',
-    useCgns: true,
-    ...over,
-  };
-}
+const cfg = baseConfig;
 
 const rnd = { hex128: () => 'ab'.repeat(16) };
 const plan = (c: Partial<ContainerConfig> = {}, h: HostFacts = host, t: Tree = fakeTree()) => planContainer(cfg(c), h, t, rnd);

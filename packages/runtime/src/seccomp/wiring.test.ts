@@ -2,52 +2,16 @@
 import type { Settings } from '@nspawn/settings';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_RETAINED_CAPABILITIES } from '../caps.js';
-import type { HostFacts, Tree } from '../host.js';
 import { type ContainerConfig, planContainer } from '../plan.js';
 import { type PrepareEnv, prepareContainer } from '../prepare.js';
 import { AUDIT_ARCH, decodeFilter, runFilter, SECCOMP_RET } from './bpf.js';
 import { nspawnSeccompFilter } from './filter.js';
 import { syscallNumber } from './policy.js';
+import { bareHost, baseConfig, emptyTree } from '../test/fixtures.js';
 
-const tree: Tree = {
-  root: '/srv/tree',
-  resolve: () => undefined,
-  readFile: () => undefined,
-  isDirectory: (p) => p === '/usr',
-  readdir: () => [],
-  lexists: () => false,
-  readlink: () => undefined,
-};
-
-const host: HostFacts = {
-  devNodes: {},
-  hasResolvConf: false,
-  cgroups: { kind: 'unified' },
-  nrOpen: 1048576,
-  pid1Limits: {},
-  inaccessibleFile: '/run/nspawn/inaccessible/reg',
-};
-
-function cfg(over: Partial<ContainerConfig> = {}): ContainerConfig {
-  return {
-    directory: '/srv/tree',
-    machineName: 'tree',
-    hostname: 'tree',
-    uuid: '01234567-89ab-cdef-0123-456789abcdef',
-    startMode: 'pid1',
-    parameters: ['/bin/true'],
-    environment: [],
-    readOnly: false,
-    customMounts: [],
-    console: 'pipe',
-    privateNetwork: false,
-    rlimits: {},
-    resolvConf: 'off',
-    timezone: 'off',
-    useCgns: true,
-    ...over,
-  };
-}
+const tree = emptyTree();
+const host = bareHost();
+const cfg = (over: Partial<ContainerConfig> = {}): ContainerConfig => baseConfig({ resolvConf: 'off', timezone: 'off', ...over });
 const plan = (over: Partial<ContainerConfig> = {}) => planContainer(cfg(over), host, tree, { hex128: () => 'ab'.repeat(16) });
 const x86_64 = (bytes: Uint8Array | undefined, name: string) => {
   const ret = runFilter(decodeFilter(bytes!), { nr: syscallNumber('x86_64', name)!, arch: AUDIT_ARCH.X86_64 });
