@@ -1,21 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { encodePlan, type HelperPlan, parseHelperLine } from './protocol.js';
+import { encodePlan, parseHelperLine } from './protocol.js';
+import { basePlan } from './test/fixtures.js';
 
-const base: HelperPlan = {
-  root: '/r',
+const base = basePlan({
   cloneFlags: 0x20000,
-  sync: false,
   ops: [{ kind: 'mount', source: 'proc', target: '/proc', fstype: 'proc', mountFlags: 14, flags: 1 }],
-  console: 'pipe',
   rlimits: [{ resource: 7, soft: 1024n, hard: 'infinity' }],
-  asPid2: false,
-  loopback: false,
   env: ['A=1'],
-  argv: ['/bin/true'],
-  searchPath: false,
-  fallback: [],
-  stubEnv: [],
-};
+});
 
 function tokens(b: Buffer): string[] {
   const s = b.toString('utf8');

@@ -6,8 +6,8 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { HelperPlan } from './protocol.js';
 import { runPlan } from './run.js';
+import { basePlan } from './test/fixtures.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'nspawn-run-test-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -20,21 +20,7 @@ function fakeHelper(lines: string[]): string {
   return path;
 }
 
-const plan: HelperPlan = {
-  root: '/nonexistent',
-  cloneFlags: 0,
-  sync: false,
-  ops: [],
-  console: 'pipe',
-  rlimits: [],
-  asPid2: false,
-  loopback: false,
-  env: [],
-  argv: ['/sbin/init'],
-  searchPath: false,
-  fallback: [],
-  stubEnv: [],
-};
+const plan = basePlan({ root: '/nonexistent', argv: ['/sbin/init'] });
 
 async function run(lines: string[], notifyReady: boolean) {
   const seen: string[] = [];

@@ -10,12 +10,13 @@ import { fileURLToPath } from 'node:url';
 import { CAPABILITIES } from '@nspawn/settings';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_RETAINED_CAPABILITIES } from '../caps.js';
-import { encodePlan, type HelperPlan } from '../protocol.js';
+import { encodePlan } from '../protocol.js';
 import { AUDIT_ARCH, BPF_MAXINSNS, decodeFilter, runFilter, SECCOMP_RET, type SockFilter } from './bpf.js';
 import { buildSeccompProgram, nspawnSeccompFilter } from './filter.js';
 import { SYSCALL_GROUPS } from './groups.js';
 import { type AbiPolicy, type ArgRule, type Decision, NSPAWN_ALLOW_LIST, type NspawnSeccompOptions, nspawnSeccompPolicy, syscallName, syscallNumber } from './policy.js';
 import { SYSCALL_TABLES, X32_SYSCALL_BIT, type X86Abi } from './syscalls-x86.js';
+import { basePlan } from '../test/fixtures.js';
 
 const ERRNO_NAMES: Record<number, string> = { 0: 'errno 0', 1: 'EPERM', 22: 'EINVAL', 38: 'ENOSYS', 97: 'EAFNOSUPPORT' };
 const cap = (name: (typeof CAPABILITIES)[number]) => 1n << BigInt(CAPABILITIES.indexOf(name));
@@ -390,23 +391,8 @@ describe('far jumps', () => {
 describe('in the helper plan', () => {
   it('travels as the hex of struct sock_filter[], with the warnings after it', () => {
     const f = nspawnSeccompFilter({ retainedCapabilities: DEFAULT_RETAINED_CAPABILITIES, allow: ['@nope'] });
-    const plan: HelperPlan = {
-      root: '/r',
-      cloneFlags: 0,
-      sync: false,
-      ops: [],
-      console: 'pipe',
-      rlimits: [],
-      asPid2: false,
-      loopback: false,
-      env: [],
-      argv: ['/bin/true'],
-      searchPath: false,
-      fallback: [],
-      stubEnv: [],
-      seccomp: f.bytes,
-      seccompWarnings: f.warnings,
-    };
+    const plan = basePlan({ seccomp: f.bytes, seccompWarnings: f.warnings });
+
     const tokens = encodePlan(plan).toString().split('\0');
     const i = tokens.indexOf('seccomp');
     expect(i).toBeGreaterThan(0);

@@ -1,6 +1,7 @@
 /** Fakes shared by the unit tests: a tree with nothing but /usr, a bare host, a base container config. */
 import type { HostFacts, Tree } from '../host.js';
 import type { ContainerConfig } from '../plan.js';
+import type { HelperPlan } from '../protocol.js';
 
 export function emptyTree(root = '/srv/tree'): Tree {
   return {
@@ -43,6 +44,26 @@ export function baseConfig(over: Partial<ContainerConfig> = {}): ContainerConfig
     resolvConf: 'auto',
     timezone: 'auto',
     useCgns: true,
+    ...over,
+  };
+}
+
+/** A helper plan with nothing in it but a command. */
+export function basePlan(over: Partial<HelperPlan> = {}): HelperPlan {
+  return {
+    root: '/r',
+    cloneFlags: 0,
+    sync: false,
+    ops: [],
+    console: 'pipe',
+    rlimits: [],
+    asPid2: false,
+    loopback: false,
+    env: [],
+    argv: ['/bin/true'],
+    searchPath: false,
+    fallback: [],
+    stubEnv: [],
     ...over,
   };
 }
