@@ -8,6 +8,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { report } from './report.mjs';
 
 const REPO = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
 const RUNS = Number(process.env.BENCH_BOOT_RUNS ?? 5);
@@ -103,21 +104,8 @@ try {
       const ms = await boot(tool);
       if (i >= WARMUP) times[tool].push(ms);
     }
-  const stat = (xs) => {
-    const s = [...xs].sort((a, b) => a - b);
-    return { median: s[Math.floor(s.length / 2)], min: s[0], mean: s.reduce((a, b) => a + b, 0) / s.length };
-  };
-  console.log(`boot-to-ready (READY=1 with --notify-ready=yes) of a Debian 12 tree, ${RUNS} runs each, interleaved (ms)`);
-  console.log('case'.padEnd(16), 'median'.padStart(8), 'mean'.padStart(8), 'min'.padStart(8));
-  const st = {};
-  for (const [name, xs] of Object.entries(times)) {
-    st[name] = stat(xs);
-    console.log(name.padEnd(16), st[name].median.toFixed(1).padStart(8), st[name].mean.toFixed(1).padStart(8), st[name].min.toFixed(1).padStart(8));
-  }
-  if (st['systemd-nspawn']) {
-    const ratio = st.nspawn.median / st['systemd-nspawn'].median;
-    console.log(`nspawn / systemd-nspawn (median): ${ratio.toFixed(2)}  (goal <= 1: ${ratio <= 1 ? 'met' : 'NOT met'})`);
-  }
+  report(`boot-to-ready (READY=1 with --notify-ready=yes) of a Debian 12 tree, ${RUNS} runs each, interleaved (ms)`, times, { digits: 1, goal: 1 });
+
 } finally {
   listener?.child.kill('SIGKILL');
   rmSync(dir, { recursive: true, force: true });

@@ -5,6 +5,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, openSync, closeSync, rmSync, writeFileSync, cpSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { report } from './report.mjs';
 
 const REPO = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
 const RUNS = Number(process.env.BENCH_RUNS ?? 40);
@@ -57,21 +58,8 @@ try {
       if (i >= WARMUP) times[name].push(ms);
     }
   }
-  const stat = (xs) => {
-    const s = [...xs].sort((a, b) => a - b);
-    return { median: s[Math.floor(s.length / 2)], min: s[0], mean: s.reduce((a, b) => a + b, 0) / s.length };
-  };
-  console.log(`start-to-exit of /bin/true in a busybox tree, ${RUNS} runs each, interleaved (ms)`);
-  console.log('case'.padEnd(16), 'median'.padStart(8), 'mean'.padStart(8), 'min'.padStart(8));
-  const st = {};
-  for (const [name, xs] of Object.entries(times)) {
-    st[name] = stat(xs);
-    console.log(name.padEnd(16), st[name].median.toFixed(2).padStart(8), st[name].mean.toFixed(2).padStart(8), st[name].min.toFixed(2).padStart(8));
-  }
-  if (st['systemd-nspawn']) {
-    const ratio = st.nspawn.median / st['systemd-nspawn'].median;
-    console.log(`nspawn / systemd-nspawn (median): ${ratio.toFixed(2)}  (goal <= 0.75: ${ratio <= 0.75 ? 'met' : 'NOT met'})`);
-  }
+  const st = report(`start-to-exit of /bin/true in a busybox tree, ${RUNS} runs each, interleaved (ms)`, times, { digits: 2, goal: 0.75 });
+
   console.log(`nspawn / helper alone (median): ${(st.nspawn.median / st['helper alone'].median).toFixed(2)}`);
 } finally {
   rmSync(dir, { recursive: true, force: true });
