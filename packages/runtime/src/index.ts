@@ -10,3 +10,4 @@ export * from './seccomp/index.js';
 export * from './cgroup.js';
 export * from './devices/index.js';
 export * from './journal.js';
+export * from './extension.js';

@@ -16,6 +16,7 @@ import { createMachineCgroup, type MachineCgroup, machineHierarchies, parseProcC
 import { deviceCgroupProgram, type DeviceFacts, formatDeviceRule, machineDeviceRules, nodeDeviceFacts } from './devices/index.js';
 import { encodePlan, type HelperEvent, type HelperPlan, parseHelperLine } from './protocol.js';
 import { randomHex } from './random.js';
+import { type ContainerExtension, type ContainerRun, defaultExtensions } from './extension.js';
 
 export const EXIT_FORCE_RESTART = 133;
 
@@ -82,7 +83,11 @@ export function runPlan(
   opts: {
     /** 0: SIGINT/SIGTERM kill the container at once */
     killSignal: number;
-    userns?: { shift: number; range: number };
+    /**
+     * called with the container's PID 1 when the plan has sync: the container waits at its sync point until
+     * this settles (uid maps, network links); a rejection aborts the start with its message
+     */
+    attach?: (pid: number) => void | Promise<void>;
     hooks?: RunHooks;
     helper?: string;
     /** the container's stdin, stdout, stderr (default: ours) */
@@ -143,17 +148,15 @@ export function runPlan(
           if (hungUp) onHangup();
           hooks.onStart?.(pid);
           if (plan.sync) {
-            try {
-              if (opts.userns) {
-                const map = `0 ${opts.userns.shift} ${opts.userns.range}\n`;
-                writeFileSync(`/proc/${pid}/uid_map`, map);
-                writeFileSync(`/proc/${pid}/gid_map`, map);
-              }
-              ctl.write('go\n');
-            } catch (err) {
-              error = `Failed to write the user namespace map of PID ${pid}: ${(err as Error).message}`;
-              ctl.write('abort\n');
-            }
+            Promise.resolve()
+              .then(() => opts.attach?.(e.pid))
+              .then(
+                () => ctl.write('go\n'),
+                (err: unknown) => {
+                  error ??= (err as Error).message;
+                  ctl.write('abort\n');
+                },
+              );
           }
           break;
         case 'error':
@@ -318,6 +321,35 @@ export async function runContainer(
   hooks: RunHooks = defaultHooks,
   hostFacts?: HostFacts,
   stdio?: StdioTriple,
+  extensions: readonly ContainerExtension[] = defaultExtensions(),
+): Promise<number> {
+  const cfg = p.config;
+  const run: ContainerRun = { cfg, log: (l) => hooks.log(l) };
+  const started: ContainerExtension[] = [];
+  try {
+    for (const x of extensions) {
+      started.push(x);
+      await x.setup?.(run);
+    }
+    return await bootLoop(p, hooks, run, extensions, hostFacts, stdio);
+  } finally {
+    for (const x of started.reverse()) {
+      try {
+        await x.teardown?.(run);
+      } catch (e) {
+        hooks.log(`${x.name}: ${(e as Error).message}`);
+      }
+    }
+  }
+}
+
+async function bootLoop(
+  p: Prepared,
+  hooks: RunHooks,
+  run: ContainerRun,
+  extensions: readonly ContainerExtension[],
+  hostFacts: HostFacts | undefined,
+  stdio: StdioTriple | undefined,
 ): Promise<number> {
   const cfg = p.config;
   if (!p.quiet) hooks.log(`Spawning container ${cfg.machineName} on ${cfg.directory}.\nPress ^] three times within 1s to kill container.`);
@@ -352,6 +384,7 @@ export async function runContainer(
         hex128: randomId128, // boot ids are v4 UUIDs, as setup_boot_id() makes them
       });
       plan.notify = { notifyReady: p.notifyReady, restartExits: p.keepUnit };
+      for (const x of extensions) x.plan?.(run, plan);
       if (child.pid !== undefined) machine = setupMachineCgroup(cfg, host, plan, child.pid, hooks);
       try {
         machine?.check();
@@ -360,7 +393,15 @@ export async function runContainer(
         throw e;
       }
       ran = true;
-      end = await runPlan(plan, { killSignal: p.killSignal, ...(cfg.userns ? { userns: cfg.userns } : {}), hooks, child, notifyReady: p.notifyReady });
+      end = await runPlan(plan, {
+        killSignal: p.killSignal,
+        attach: async (pid) => {
+          for (const x of extensions) await x.attach?.(run, pid);
+        },
+        hooks,
+        child,
+        notifyReady: p.notifyReady,
+      });
     } catch (e) {
       (child.stdio[3] as import('node:net').Socket).end();
       if (machine && !ran) machine.abandon();
@@ -369,6 +410,13 @@ export async function runContainer(
     } finally {
       cleanup();
       if (machine && ran) for (const w of await machine.remove()) hooks.log(w);
+      for (const x of [...extensions].reverse()) {
+        try {
+          await x.detach?.(run);
+        } catch (e) {
+          hooks.log(`${x.name}: ${(e as Error).message}`);
+        }
+      }
     }
     const say = (l: string) => {
       if (!p.quiet) hooks.log(l);

@@ -1,0 +1,54 @@
+/**
+ * Container extensions: the pieces of a start that live outside the helper's plan (a uid range and its lock, an
+ * ephemeral snapshot, network links, registration with nspawnd). runContainer() calls them in order around
+ * each boot and in reverse order when tearing down, on every exit path.
+ */
+import { writeFileSync } from 'node:fs';
+import type { ContainerConfig } from './plan.js';
+import type { HelperPlan } from './protocol.js';
+
+/** What an extension sees of the run it is part of. */
+export interface ContainerRun {
+  /** the container's configuration: setup() may still change it (directory, userns), later hooks read it */
+  readonly cfg: ContainerConfig;
+  /** a line for the user (stderr) */
+  log(line: string): void;
+}
+
+export interface ContainerExtension {
+  readonly name: string;
+  /** once per run, before the first boot; throw a ContainerError to refuse the start (teardown() still runs) */
+  setup?(run: ContainerRun): void | Promise<void>;
+  /** each boot, once the plan is made: adds to it; set plan.sync when attach() must finish before the payload */
+  plan?(run: ContainerRun, plan: HelperPlan): void;
+  /**
+   * each boot: the container's PID 1 (host PID) exists and, when plan.sync, waits until every attach() is done
+   * (uid maps, network links); a throw aborts the start
+   */
+  attach?(run: ContainerRun, pid: number): void | Promise<void>;
+  /** each boot, after it ended or failed to start (also when attach() threw or never ran) */
+  detach?(run: ContainerRun): void | Promise<void>;
+  /** once per run, after the last boot, on every path (also when setup() threw) */
+  teardown?(run: ContainerRun): void | Promise<void>;
+}
+
+/** Writes `0 SHIFT RANGE` to the container's uid_map and gid_map at its sync point (-U / --private-users). */
+export const usernsMapExtension: ContainerExtension = {
+  name: 'userns-map',
+  attach(run, pid) {
+    const u = run.cfg.userns;
+    if (!u) return;
+    const map = `0 ${u.shift} ${u.range}\n`;
+    try {
+      writeFileSync(`/proc/${pid}/uid_map`, map);
+      writeFileSync(`/proc/${pid}/gid_map`, map);
+    } catch (err) {
+      throw new Error(`Failed to write the user namespace map of PID ${pid}: ${(err as Error).message}`);
+    }
+  },
+};
+
+/** The extensions every `nspawn` start uses, in order. */
+export function defaultExtensions(): ContainerExtension[] {
+  return [usernsMapExtension];
+}
