@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Bundles each command into one CommonJS file (the fastest start Node offers: one file, no ESM loader
-// machinery) and puts the runtime's native helper beside it, where @nspawn/runtime looks for it.
+// machinery) and puts the runtime's native helper (and uidrange's tool) beside it, where @nspawn/runtime looks for it.
 import { build } from 'esbuild';
 import { copyFileSync, mkdirSync, chmodSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -27,3 +27,7 @@ const require = createRequire(join(here, 'package.json'));
 const runtimeDir = dirname(require.resolve('@nspawn/runtime/package.json'));
 copyFileSync(join(runtimeDir, 'native/build/nspawn-helper'), join(here, 'dist/nspawn-helper'));
 chmodSync(join(here, 'dist/nspawn-helper'), 0o755);
+// @nspawn/uidrange's tool (range locks, chown, idmap probe), resolved through the runtime that depends on it
+const uidrangeDir = dirname(createRequire(join(runtimeDir, 'package.json')).resolve('@nspawn/uidrange/package.json'));
+copyFileSync(join(uidrangeDir, 'native/build/uidrange-tool'), join(here, 'dist/uidrange-tool'));
+chmodSync(join(here, 'dist/uidrange-tool'), 0o755);

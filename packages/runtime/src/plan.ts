@@ -42,8 +42,11 @@ export interface ContainerConfig {
   personality?: 'x86' | 'x86-64';
   console: HelperConsole;
   privateNetwork: boolean;
-  /** user namespace range; undefined: none */
-  userns?: { shift: number; range: number };
+  /**
+   * user namespace range; undefined: none. `pick` (-U) and `fromOwner` (PrivateUsers=yes) leave the shift to the
+   * private-users extension (src/private-users.ts), which also applies `ownership` (unset: systemd's default)
+   */
+  userns?: { shift: number; range: number; pick?: boolean; fromOwner?: boolean; ownership?: 'off' | 'chown' | 'map' | 'auto' };
   rlimits: Partial<Record<RlimitName, Rlimit>>;
   resolvConf: ResolvConfMode;
   timezone: TimezoneMode;

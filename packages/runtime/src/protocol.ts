@@ -88,6 +88,8 @@ export interface HelperPlan {
   cloneFlags: number;
   /** wait for "go" from Node after the clone (uid maps, network links) */
   sync: boolean;
+  /** the root as an idmapped mount (on-disk 0..range-1 seen as shift..): private users with ownership "map" */
+  idmap?: { shift: number; range: number };
   hostname?: string;
   ops: Op[];
   console: HelperConsole;
@@ -165,6 +167,7 @@ const n = (x: number | bigint | undefined) => String(x ?? 0);
 export function encodePlan(p: HelperPlan): Buffer {
   const t: string[] = ['NSPAWN-PLAN-1', 'root', p.root, 'clone', n(p.cloneFlags)];
   if (p.sync) t.push('sync');
+  if (p.idmap) t.push('idmap', n(p.idmap.shift), n(p.idmap.range));
   if (p.hostname !== undefined) t.push('hostname', p.hostname);
   for (const o of p.ops)
     t.push(

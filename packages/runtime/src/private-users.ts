@@ -1,0 +1,117 @@
+/**
+ * Private users (-U, --private-users=, --private-users-ownership=): the range and how the tree's files meet it,
+ * as systemd-nspawn 252 does it, with @nspawn/uidrange. setup() settles cfg.userns.shift (picked under the lock
+ * /run/systemd/nspawn-uid/<base>, shared with systemd-nspawn, or read off the tree's owner), chowns the tree or
+ * asks the helper for an idmapped root (plan.idmap); teardown() drops the lock. The maps themselves are written by
+ * usernsMapExtension at the container's sync point.
+ */
+import { statfsSync, statSync } from 'node:fs';
+import {
+  filesUserDb,
+  idmapSupported,
+  knownIdmapFs,
+  ownerBase,
+  pickRange,
+  resolveOwnership,
+  shiftTree,
+  UidRangeError,
+  type PickedRange,
+  type UserDb,
+} from '@nspawn/uidrange';
+import type { ContainerExtension } from './extension.js';
+import { ContainerError } from './prepare.js';
+
+export interface PrivateUsersDeps {
+  pick: typeof pickRange;
+  shift: typeof shiftTree;
+  /** whether the directory's file system takes an idmapped mount */
+  idmapOk(dir: string, shift: number, range: number): boolean;
+  users(): UserDb;
+}
+
+const nodeDeps: PrivateUsersDeps = {
+  pick: pickRange,
+  shift: shiftTree,
+  idmapOk(dir, shift, range) {
+    // the file systems known to support it need no probe (a probe costs a process and a user namespace)
+    if (knownIdmapFs(Number(statfsSync(dir).type)) !== undefined) return true;
+    return idmapSupported(dir, shift, range);
+  },
+  users: () => filesUserDb(),
+};
+
+/** host UIDs/GIDs inside [base, base+count) of a range given by hand (identity, base 0, is exempt) */
+export function hostIdsInRange(base: number, count: number, users: UserDb, ids: Iterable<number>): number | undefined {
+  if (base === 0) return undefined;
+  for (const id of ids) if (id >= base && id < base + count && (users.hasUid(id) || users.hasGid(id))) return id;
+  return undefined;
+}
+
+export function privateUsersExtension(deps: PrivateUsersDeps = nodeDeps): ContainerExtension {
+  let picked: PickedRange | undefined;
+  let idmap = false;
+  const fail = (e: unknown): never => {
+    if (e instanceof UidRangeError) throw new ContainerError(e.message);
+    throw e;
+  };
+  return {
+    name: 'private-users',
+    setup(run) {
+      const u = run.cfg.userns;
+      if (!u) return;
+      const dir = run.cfg.directory;
+      try {
+        const byHand = !u.pick && !u.fromOwner;
+        let owner: number | undefined;
+        if (!byHand) {
+          const st = statSync(dir);
+          owner = ownerBase(st.uid, st.gid, dir);
+        }
+        const d = resolveOwnership({
+          mode: u.pick ? 'pick' : 'fixed',
+          ...(u.ownership ? { requested: u.ownership } : {}),
+          ...(byHand ? { shift: u.shift } : {}),
+          ...(owner !== undefined ? { ownerBase: owner } : {}),
+          directory: dir,
+          readOnly: run.cfg.readOnly,
+        });
+        if (u.pick) {
+          picked = deps.pick({ first: d.shift, machine: run.cfg.machineName });
+          u.shift = picked.base;
+          u.range = picked.count;
+        } else {
+          u.shift = d.shift;
+          if (byHand && u.shift !== 0) {
+            // our refusal (systemd 252 has none): a range given by hand must not hand host users' IDs to the container
+            const users = deps.users();
+            const hit = hostIdsInRange(u.shift, u.range, users, users.ids());
+            if (hit !== undefined)
+              throw new UidRangeError(
+                `UID range ${u.shift}:${u.range} (--private-users=) overlaps the host's users: ID ${hit} is in /etc/passwd or /etc/group. Refusing.`,
+                'EINVAL',
+              );
+          }
+        }
+        let own = d.ownership;
+        if (own === 'map' && u.shift !== 0) {
+          if (deps.idmapOk(dir, u.shift, u.range)) idmap = true;
+          else if (d.fallback) own = 'chown';
+          else throw new UidRangeError('ID mapped mounts are apparently not available, sorry.', 'EOPNOTSUPP');
+        }
+        if (own === 'chown') {
+          deps.shift(dir, u.shift, u.range);
+        }
+      } catch (e) {
+        fail(e);
+      }
+    },
+    plan(run, plan) {
+      const u = run.cfg.userns;
+      if (u && idmap) plan.idmap = { shift: u.shift, range: u.range };
+    },
+    teardown() {
+      picked?.release();
+      picked = undefined;
+    },
+  };
+}
