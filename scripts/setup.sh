@@ -20,6 +20,8 @@ apt_pkgs=(ca-certificates gcc libc6-dev make busybox-static util-linux iproute2 
 if [ $want_test = 1 ]; then
   # gcc-multilib: the seccomp tests build an i386 probe (gcc -m32) to check the compat ABI's filter
   apt_pkgs+=(systemd-container btrfs-progs nftables debootstrap gcc-multilib)
+  # acl: the uidrange tests put POSIX ACLs on trees (setfacl, getfacl)
+  apt_pkgs+=(acl)
 fi
 missing=()
 for p in "${apt_pkgs[@]}"; do
