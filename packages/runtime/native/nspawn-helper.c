@@ -1007,6 +1007,12 @@ static void child_main(void) {
                         die_errno_child("becoming root in the user namespace");
                 if (setgroups(0, NULL) < 0 && errno != EPERM)
                         die_errno_child("setgroups");
+                /* The credential change cleared the parent-death signal: arm it again, so that the container
+                 * still dies with the outer helper (kill -9 of nspawn), and quit if the outer already went. */
+                prctl(PR_SET_PDEATHSIG, SIGKILL);
+                struct pollfd hup = { .fd = sync_fd, .events = POLLRDHUP };
+                if (sync_fd >= 0 && poll(&hup, 1, 0) > 0 && (hup.revents & (POLLHUP | POLLRDHUP)))
+                        _exit(1);
         }
         /* cloned into the unified scope: the cgroup namespace is made here, rooted at it (native/cgroup.c) */
         if (plan.cgroup.unshare_cgns && unshare(CLONE_NEWCGROUP) < 0)
