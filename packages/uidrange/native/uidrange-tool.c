@@ -60,27 +60,65 @@ static int do_lock(void) {
 static uint32_t g_shift;
 static int g_changed;
 
-/* POSIX ACL xattr: u32 version (2), then {u16 tag, u16 perm, u32 id}; ids of ACL_USER (2) and ACL_GROUP (8) */
-static int patch_acl(int dfd, const char *name, const char *attr, int isdir) {
-        char path[64];
-        char buf[4096 + 8];
-        ssize_t n;
-        int fd = -1;
-        if (name) {
-                fd = openat(dfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-                if (fd < 0)
-                        return -errno;
-                snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
-        } else
-                snprintf(path, sizeof path, "/proc/self/fd/%d", dfd);
-        (void) isdir;
-        n = getxattr(path, attr, buf, sizeof buf);
-        if (n < 0) {
-                int e = errno;
-                if (fd >= 0)
-                        close(fd);
-                return (e == ENODATA || e == EOPNOTSUPP || e == ENOTSUP) ? 0 : -e;
+/* getxattrat()/setxattrat() (Linux 6.13): one call per inode instead of openat(O_PATH) + a /proc/self/fd path */
+#ifndef SYS_getxattrat
+#define SYS_setxattrat 463
+#define SYS_getxattrat 464
+#endif
+struct xargs { uint64_t value; uint32_t size; uint32_t flags; };
+static int have_xattrat = 1;
+
+static ssize_t get_acl(int dfd, const char *name, const char *attr, char *buf, size_t sz, char *path, size_t psz) {
+        if (!name)
+                return fgetxattr(dfd, attr, buf, sz);
+        if (have_xattrat) {
+                struct xargs a = { .value = (uint64_t) (uintptr_t) buf, .size = (uint32_t) sz };
+                ssize_t n = syscall(SYS_getxattrat, dfd, name, AT_SYMLINK_NOFOLLOW, attr, &a, sizeof a);
+                if (n >= 0 || errno != ENOSYS)
+                        return n;
+                have_xattrat = 0;
         }
+        int fd = openat(dfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+                return -1;
+        snprintf(path, psz, "/proc/self/fd/%d", fd);
+        ssize_t n = getxattr(path, attr, buf, sz);
+        int e = errno;
+        close(fd);
+        errno = e;
+        return n;
+}
+
+static int set_acl(int dfd, const char *name, const char *attr, const char *buf, size_t n) {
+        if (!name)
+                return fsetxattr(dfd, attr, buf, n, 0);
+        if (have_xattrat) {
+                struct xargs a = { .value = (uint64_t) (uintptr_t) buf, .size = (uint32_t) n };
+                if (syscall(SYS_setxattrat, dfd, name, AT_SYMLINK_NOFOLLOW, attr, &a, sizeof a) == 0)
+                        return 0;
+                if (errno != ENOSYS)
+                        return -1;
+                have_xattrat = 0;
+        }
+        int fd = openat(dfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+                return -1;
+        char path[64];
+        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+        int r = setxattr(path, attr, buf, n, 0);
+        int e = errno;
+        close(fd);
+        errno = e;
+        return r;
+}
+
+/* POSIX ACL xattr: u32 version (2), then {u16 tag, u16 perm, u32 id}; ids of ACL_USER (2) and ACL_GROUP (8) */
+static int patch_acl(int dfd, const char *name, const char *attr) {
+        char buf[4096 + 8];
+        char path[64];
+        ssize_t n = get_acl(dfd, name, attr, buf, sizeof buf, path, sizeof path);
+        if (n < 0)
+                return (errno == ENODATA || errno == EOPNOTSUPP || errno == ENOTSUP) ? 0 : -errno;
         int changed = 0;
         for (ssize_t off = 4; off + 8 <= n; off += 8) {
                 uint16_t tag;
@@ -95,12 +133,9 @@ static int patch_acl(int dfd, const char *name, const char *attr, int isdir) {
                         changed = 1;
                 }
         }
-        int r = 0;
-        if (changed && setxattr(path, attr, buf, (size_t) n, 0) < 0)
-                r = -errno;
-        if (fd >= 0)
-                close(fd);
-        return r < 0 ? r : changed;
+        if (changed && set_acl(dfd, name, attr, buf, (size_t) n) < 0)
+                return -errno;
+        return changed;
 }
 
 /* chown one inode (NAME in DFD, or DFD itself when NAME is NULL), restoring the mode chown() may clear */
@@ -111,7 +146,8 @@ static int patch(int dfd, const char *name, const struct stat *st) {
                 int r = name ? fchownat(dfd, name, nu, ng, AT_SYMLINK_NOFOLLOW) : fchown(dfd, nu, ng);
                 if (r < 0)
                         return -errno;
-                if (!S_ISLNK(st->st_mode)) {
+                /* chown() clears the set-ID bits (only those): put them back where there were any */
+                if (!S_ISLNK(st->st_mode) && (st->st_mode & (S_ISUID | S_ISGID))) {
                         r = name ? fchmodat(dfd, name, st->st_mode & 07777, 0) : fchmod(dfd, st->st_mode & 07777);
                         if (r < 0)
                                 return -errno;
@@ -120,13 +156,13 @@ static int patch(int dfd, const char *name, const struct stat *st) {
         }
         if (S_ISLNK(st->st_mode))
                 return 0;
-        int r = patch_acl(dfd, name, "system.posix_acl_access", S_ISDIR(st->st_mode));
+        int r = patch_acl(dfd, name, "system.posix_acl_access");
         if (r < 0)
                 return r;
         if (r > 0)
                 g_changed = 1;
         if (S_ISDIR(st->st_mode)) {
-                r = patch_acl(dfd, name, "system.posix_acl_default", 1);
+                r = patch_acl(dfd, name, "system.posix_acl_default");
                 if (r < 0)
                         return r;
                 if (r > 0)
