@@ -56,6 +56,8 @@ export function privateUsersExtension(deps: PrivateUsersDeps = nodeDeps): Contai
   };
   return {
     name: 'private-users',
+    // the range's lock is held by this process until teardown
+    needed: (cfg) => cfg.userns !== undefined,
     setup(run) {
       const u = run.cfg.userns;
       if (!u) return;
