@@ -143,6 +143,8 @@ static struct {
         SeccompPlan seccomp;
         DevicesPlan devices;
         CgroupPlan cgroup;
+        int usermap;          /* the outer writes "0 SHIFT RANGE" to the child's uid_map and gid_map, then lets it go */
+        unsigned usermap_shift, usermap_range;
         int idmap;            /* the root as an idmapped mount: on-disk 0..range-1 seen as shift.. (-U, map) */
         unsigned idmap_shift, idmap_range;
         int idmap_tree;
@@ -324,6 +326,11 @@ static void parse_plan(void) {
                         plan.clone_flags = parse_u(tok());
                 else if (!strcmp(k, "sync"))
                         plan.sync = 1;
+                else if (!strcmp(k, "usermap")) {
+                        plan.usermap = 1;
+                        plan.usermap_shift = (unsigned) parse_u(tok());
+                        plan.usermap_range = (unsigned) parse_u(tok());
+                }
                 else if (!strcmp(k, "idmap")) {
                         plan.idmap = 1;
                         plan.idmap_shift = (unsigned) parse_u(tok());
@@ -1037,7 +1044,7 @@ static void stub_init(void) {
 
 static void child_main(void) {
         char c;
-        if (plan.sync) {
+        if (plan.sync || plan.usermap) {
                 if (read(sync_fd, &c, 1) != 1)
                         _exit(1); /* the outer side went away */
         }
@@ -1444,6 +1451,27 @@ int main(int argc, char **argv) {
                 }
         int sync_sock = sp[0];
         ctl_printf("pid %d\n", pid);
+
+        if (plan.usermap) {
+                /* private users: the map, from the host side (no Node needed, so such a run can be handed over) */
+                char map[64], path[64];
+                snprintf(map, sizeof map, "0 %u %u\n", plan.usermap_shift, plan.usermap_range);
+                snprintf(path, sizeof path, "/proc/%d/uid_map", pid);
+                int ok = write_small_file(path, map) == 0;
+                if (ok) {
+                        snprintf(path, sizeof path, "/proc/%d/gid_map", pid);
+                        ok = write_small_file(path, map) == 0;
+                }
+                if (!ok) {
+                        ctl_printf("error Failed to write the user namespace map of PID %d: %s (%s)\n", pid, strerror(errno), strerrorname_np(errno) ?: "?");
+                        kill(pid, SIGKILL);
+                        waitpid(pid, NULL, 0);
+                        return 1;
+                }
+                if (!plan.sync && write(sync_sock, "g", 1) != 1) {
+                        /* the child died already; its status is reported below */
+                }
+        }
 
         if (plan.sync) {
                 char line[64];

@@ -3,7 +3,6 @@
  * ephemeral snapshot, network links, registration with nspawnd). runContainer() calls them in order around
  * each boot and in reverse order when tearing down, on every exit path.
  */
-import { writeFileSync } from 'node:fs';
 import type { ContainerConfig } from './plan.js';
 import type { HelperPlan } from './protocol.js';
 import { privateUsersExtension } from './private-users.js';
@@ -38,24 +37,7 @@ export interface ContainerExtension {
   teardown?(run: ContainerRun): void | Promise<void>;
 }
 
-/** Writes `0 SHIFT RANGE` to the container's uid_map and gid_map at its sync point (-U / --private-users). */
-export const usernsMapExtension: ContainerExtension = {
-  name: 'userns-map',
-  needed: (cfg) => cfg.userns !== undefined,
-  attach(run, pid) {
-    const u = run.cfg.userns;
-    if (!u) return;
-    const map = `0 ${u.shift} ${u.range}\n`;
-    try {
-      writeFileSync(`/proc/${pid}/uid_map`, map);
-      writeFileSync(`/proc/${pid}/gid_map`, map);
-    } catch (err) {
-      throw new Error(`Failed to write the user namespace map of PID ${pid}: ${(err as Error).message}`);
-    }
-  },
-};
-
 /** The extensions every `nspawn` start uses, in order. */
 export function defaultExtensions(): ContainerExtension[] {
-  return [privateUsersExtension(), usernsMapExtension];
+  return [privateUsersExtension()];
 }

@@ -557,7 +557,7 @@ export function planContainer(cfg: ContainerConfig, host: HostFacts, tree: Tree,
   const plan: HelperPlan = {
     root: cfg.directory,
     cloneFlags,
-    sync: userns,
+    sync: false,
     hostname: cfg.hostname,
     ops,
     console: cfg.console,
@@ -570,6 +570,8 @@ export function planContainer(cfg: ContainerConfig, host: HostFacts, tree: Tree,
     fallback: [],
     stubEnv: ['container=systemd-nspawn', `container_uuid=${cfg.uuid.replace(/-/g, '')}`],
   };
+  // the helper writes the map itself (no sync with Node needed for it)
+  if (cfg.userns) plan.usermap = { shift: cfg.userns.shift, range: cfg.userns.range };
   if (cfg.personality !== undefined) plan.personality = PERSONALITY[cfg.personality];
   if (cfg.noNewPrivileges) plan.noNewPrivileges = true;
   if (!cfg.quiet && (cfg.console === 'interactive' || cfg.console === 'read-only')) plan.finalNewline = true;

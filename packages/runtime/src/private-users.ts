@@ -2,10 +2,10 @@
  * Private users (-U, --private-users=, --private-users-ownership=): the range and how the tree's files meet it,
  * as systemd-nspawn 252 does it, with @nspawn/uidrange. setup() settles cfg.userns.shift (picked under the lock
  * /run/systemd/nspawn-uid/<base>, shared with systemd-nspawn, or read off the tree's owner), chowns the tree or
- * asks the helper for an idmapped root (plan.idmap); teardown() drops the lock. The maps themselves are written by
- * usernsMapExtension at the container's sync point.
+ * asks the helper for an idmapped root (plan.idmap); teardown() drops the lock. The helper writes the maps itself
+ * (plan.usermap), so such a run can be handed over to the helper.
  */
-import { statfsSync, statSync } from 'node:fs';
+import { readFileSync, statfsSync, statSync } from 'node:fs';
 import {
   filesUserDb,
   idmapSupported,
@@ -47,6 +47,32 @@ export function hostIdsInRange(base: number, count: number, users: UserDb, ids: 
   return undefined;
 }
 
+const HOLDER_ENV = 'NSPAWN_UIDRANGE_HOLDER';
+
+/**
+ * A reboot of a handed-over run executes nspawn again in the same process, whose earlier range is still held by the
+ * holder it started: end that holder (only when it is ours: its command line names this PID) so that the range can
+ * be taken again, as systemd-nspawn keeps its range across reboots.
+ */
+function endStaleHolder(): void {
+  const prev = Number(process.env[HOLDER_ENV]);
+  delete process.env[HOLDER_ENV];
+  if (!Number.isInteger(prev) || prev <= 0) return;
+  try {
+    const args = readFileSync(`/proc/${prev}/cmdline`, 'utf8').split('\0');
+    if (args[1] !== 'lock' || args[2] !== '--hold-for' || args[3] !== String(process.pid)) return;
+    process.kill(prev, 'SIGTERM');
+    // wait until it is gone (or a zombie): its lock dies with it
+    for (let i = 0; i < 200; i++) {
+      const st = readFileSync(`/proc/${prev}/stat`, 'utf8');
+      if (/\) [ZX] /.test(st)) return;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
+    }
+  } catch {
+    /* gone */
+  }
+}
+
 export function privateUsersExtension(deps: PrivateUsersDeps = nodeDeps): ContainerExtension {
   let picked: PickedRange | undefined;
   let idmap = false;
@@ -56,8 +82,9 @@ export function privateUsersExtension(deps: PrivateUsersDeps = nodeDeps): Contai
   };
   return {
     name: 'private-users',
-    // the range's lock is held by this process until teardown
-    needed: (cfg) => cfg.userns !== undefined,
+    // nothing after the start: the range's lock has a holder process of its own, bound to this PID, which outlives
+    // a hand-over to the helper (execve) and removes the lock file when the run ends
+    needed: () => false,
     setup(run) {
       const u = run.cfg.userns;
       if (!u) return;
@@ -78,7 +105,10 @@ export function privateUsersExtension(deps: PrivateUsersDeps = nodeDeps): Contai
           readOnly: run.cfg.readOnly,
         });
         if (u.pick) {
-          picked = deps.pick({ first: d.shift, machine: run.cfg.machineName });
+          endStaleHolder();
+          picked = deps.pick({ first: d.shift, machine: run.cfg.machineName, holdFor: process.pid });
+          // a handed-over run that reboots executes nspawn again in this PID: that one ends this holder first
+          if (picked.holder !== undefined) process.env[HOLDER_ENV] = String(picked.holder);
           u.shift = picked.base;
           u.range = picked.count;
         } else {

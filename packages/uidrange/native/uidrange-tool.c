@@ -1,9 +1,12 @@
 /*
  * uidrange-tool: the few things @nspawn/uidrange needs that Node cannot do (no fcntl, no xattrs, no new mount API).
  *
- *   uidrange-tool lock                    fd 3 is an open lock file: take an exclusive open-file-description lock
+ *   uidrange-tool lock [--hold-for PID PATH]
+ *                                         fd 3 is an open lock file: take an exclusive open-file-description lock
  *                                         (F_OFD_SETLK, as systemd's make_lock_file()); exit 0 taken, 75 busy.
- *                                         The lock lives on in the open file description the caller keeps open.
+ *                                         The lock lives on in the open file description the caller keeps open;
+ *                                         with --hold-for, also in a holder process that prints its PID and stays
+ *                                         until PID ends (then removes PATH) or gets SIGTERM.
  *   uidrange-tool shift PATH SHIFT RANGE  chown the tree to SHIFT (systemd's path_patch_uid() semantics, plus: it
  *                                         never crosses a mount point); prints "changed" or "unchanged".
  *   uidrange-tool idmap SRC DST SHIFT RANGE [probe]
@@ -27,6 +30,8 @@
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/file.h>
+#include <poll.h>
+#include <linux/close_range.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -43,17 +48,56 @@ static int die(int code, const char *fmt, const char *arg) {
 }
 
 /* ---------- lock ---------- */
-static int do_lock(void) {
-        struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
-        if (fcntl(3, F_OFD_SETLK, &fl) == 0)
+
+/* The holder: keeps the locked description open until process OWNER ends (or SIGTERM: release() by the owner),
+ * then, on the owner's end, removes the lock file if the path still names it (release_lock_file()). An execve() of
+ * the owner (nspawn handing over to its helper) does not end it: the PID lives on. */
+static int hold(const char *owner_s, const char *path) {
+        pid_t owner = (pid_t) strtol(owner_s, NULL, 10);
+        int pfd = (int) syscall(SYS_pidfd_open, owner, 0);
+        if (pfd < 0)
+                return die(1, "pidfd_open(%s): %s", owner_s);
+        struct stat ours;
+        if (fstat(3, &ours) < 0)
+                return die(1, "fstat(%s): %s", path);
+        pid_t pid = fork();
+        if (pid < 0)
+                return die(1, "fork for %s: %s", path);
+        if (pid > 0) {
+                printf("%d\n", pid);
                 return 0;
-        if (errno == EINVAL) { /* pre-3.15 kernel: BSD lock, as systemd falls back */
-                if (flock(3, LOCK_EX | LOCK_NB) == 0)
-                        return 0;
         }
-        if (errno == EAGAIN || errno == EACCES || errno == EWOULDBLOCK)
-                return 75;
-        return die(1, "locking %s: %s", "fd 3");
+        /* the holder: off the caller's pipes and session, only fd 3 and the pidfd kept */
+        int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (null >= 0) {
+                dup2(null, 0);
+                dup2(null, 1);
+                dup2(null, 2);
+        }
+        setsid();
+        (void) syscall(SYS_close_range, 4, ~0U, CLOSE_RANGE_CLOEXEC);
+        struct pollfd p = { .fd = pfd, .events = POLLIN };
+        while (poll(&p, 1, -1) < 0 && errno == EINTR)
+                ;
+        struct stat now;
+        if (stat(path, &now) == 0 && now.st_dev == ours.st_dev && now.st_ino == ours.st_ino)
+                (void) unlink(path);
+        _exit(0);
+}
+
+static int do_lock(int argc, char **argv) {
+        struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+        int r = fcntl(3, F_OFD_SETLK, &fl);
+        if (r < 0 && errno == EINVAL) /* pre-3.15 kernel: BSD lock, as systemd falls back */
+                r = flock(3, LOCK_EX | LOCK_NB);
+        if (r < 0) {
+                if (errno == EAGAIN || errno == EACCES || errno == EWOULDBLOCK)
+                        return 75;
+                return die(1, "locking %s: %s", "fd 3");
+        }
+        if (argc == 5 && !strcmp(argv[2], "--hold-for"))
+                return hold(argv[3], argv[4]);
+        return 0;
 }
 
 /* ---------- shift ---------- */
@@ -353,7 +397,7 @@ static uint32_t num(const char *s) {
 
 int main(int argc, char **argv) {
         if (argc >= 2 && !strcmp(argv[1], "lock"))
-                return do_lock();
+                return do_lock(argc, argv);
         if (argc == 5 && !strcmp(argv[1], "shift"))
                 return do_shift(argv[2], num(argv[3]), num(argv[4]));
         if ((argc == 6 || argc == 7) && !strcmp(argv[1], "idmap"))

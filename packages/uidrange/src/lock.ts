@@ -11,16 +11,28 @@ import { UidRangeError } from './candidates.js';
 
 export interface RangeLock {
   readonly path: string;
+  /** the PID of the holder process (with holdFor) */
+  readonly holder?: number;
   release(): void;
 }
 
+export interface LockOptions {
+  /**
+   * Also hold the lock in a small holder process until process `holdFor` ends (then the holder removes the file),
+   * so that the lock outlives an execve() of that process (nspawn handing over to its helper). release() ends the
+   * holder.
+   */
+  holdFor?: number;
+}
+
 /** tries to take the lock at `path`: a handle, or undefined when another process holds it */
-export function tryLockFile(path: string): RangeLock | undefined {
+export function tryLockFile(path: string, opts: LockOptions = {}): RangeLock | undefined {
   for (;;) {
     const fd = openSync(path, constants.O_CREAT | constants.O_RDWR | constants.O_NOFOLLOW | constants.O_NOCTTY, 0o600);
     let r;
     try {
-      r = runTool(['lock'], ['ignore', 'ignore', 'pipe', fd]);
+      const args = opts.holdFor !== undefined ? ['lock', '--hold-for', String(opts.holdFor), path] : ['lock'];
+      r = runTool(args, ['ignore', opts.holdFor !== undefined ? 'pipe' : 'ignore', 'pipe', fd]);
     } catch (err) {
       closeSync(fd);
       throw err;
@@ -34,10 +46,20 @@ export function tryLockFile(path: string): RangeLock | undefined {
       throw new UidRangeError(`Failed to lock ${path}: ${r.stderr || `exit ${r.status}`}`, 'EIO');
     }
     // the previous owner may have unlinked the file between our open and our lock: then the lock is worthless
+    const holder = opts.holdFor !== undefined ? Number(r.stdout.trim()) : undefined;
+    const endHolder = () => {
+      if (holder !== undefined && holder > 0)
+        try {
+          process.kill(holder, 'SIGTERM');
+        } catch {
+          /* gone with its owner */
+        }
+    };
     if (fstatSync(fd).nlink > 0) {
       let held = true;
       return {
         path,
+        ...(holder !== undefined ? { holder } : {}),
         release() {
           if (!held) return;
           held = false;
@@ -46,10 +68,12 @@ export function tryLockFile(path: string): RangeLock | undefined {
           } catch {
             /* already gone */
           }
+          endHolder();
           closeSync(fd);
         },
       };
     }
+    endHolder();
     closeSync(fd);
   }
 }

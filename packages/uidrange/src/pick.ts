@@ -20,12 +20,16 @@ export interface PickOptions {
   random?: () => number;
   /** how to take a lock (tests); default the OFD lock */
   lock?: (path: string) => RangeLock | undefined;
+  /** hold the lock until this process ends, even across its execve() (see tryLockFile's holdFor) */
+  holdFor?: number;
 }
 
 export interface PickedRange {
   base: number;
   count: number;
   lockPath: string;
+  /** the holder process keeping the lock for `holdFor` */
+  holder?: number;
   /** unlinks the lock file and drops the lock; idempotent */
   release(): void;
 }
@@ -45,7 +49,7 @@ export function pickRange(opts: PickOptions = {}): PickedRange {
   }
   const lockDir = opts.lockDir ?? LOCK_DIR;
   const users = opts.users ?? filesUserDb();
-  const lock = opts.lock ?? tryLockFile;
+  const lock = opts.lock ?? ((p: string) => tryLockFile(p, opts.holdFor !== undefined ? { holdFor: opts.holdFor } : {}));
   ensureLockDir(lockDir);
   for (const c of candidates(first ?? 0, opts.machine, opts.random ?? cryptoRandom)) {
     const path = lockPathFor(lockDir, c);
@@ -56,7 +60,7 @@ export function pickRange(opts: PickOptions = {}): PickedRange {
       l.release();
       continue;
     }
-    return { base: c, count: UID_RANGE, lockPath: path, release: () => l.release() };
+    return { base: c, count: UID_RANGE, lockPath: path, ...(l.holder !== undefined ? { holder: l.holder } : {}), release: () => l.release() };
   }
   throw new UidRangeError('Failed to pick suitable UID/GID range: Device or resource busy', 'EBUSY');
 }

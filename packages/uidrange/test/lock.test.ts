@@ -27,6 +27,24 @@ describe('range locks (open-file-description locks, as systemd-nspawn)', () => {
     b!.release();
   });
 
+  it('a holder process keeps the lock for its owner: released by release(), or removed when the owner ends', async () => {
+    const path = join(dir, 'lock-h');
+    const a = tryLockFile(path, { holdFor: process.pid });
+    expect(a?.holder).toBeGreaterThan(0);
+    expect(tryLockFile(path)).toBeUndefined();
+    a!.release();
+    expect(existsSync(path)).toBe(false);
+    // an owner that execs and then ends: the lock lasts across its execve() and goes with its end
+    const dist = join(import.meta.dirname, '../dist/index.js');
+    const owner = spawn(process.execPath, ['-e', `import(${JSON.stringify(dist)}).then((m) => { m.tryLockFile(${JSON.stringify(path)}, { holdFor: process.pid }); process.execve('/bin/sleep', ['sleep', '0.5']); })`], { stdio: 'ignore' });
+    for (let i = 0; i < 200 && !existsSync(path); i++) await new Promise((r) => setTimeout(r, 10));
+    await new Promise((r) => setTimeout(r, 150));
+    expect(tryLockFile(path)).toBeUndefined(); // held while sleep (the same PID) runs
+    await new Promise((r) => owner.once('exit', r));
+    for (let i = 0; i < 100 && existsSync(path); i++) await new Promise((r) => setTimeout(r, 10));
+    expect(existsSync(path)).toBe(false);
+  });
+
   it("systemd-nspawn does not get a range we hold: the siphash candidate of its machine name is skipped", () => {
     const name = 'ut-lk-ours';
     const held = pickRange({ machine: name });
