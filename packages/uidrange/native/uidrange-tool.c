@@ -31,7 +31,6 @@
 #include <sys/types.h>
 #include <sys/file.h>
 #include <poll.h>
-#include <linux/close_range.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -75,7 +74,7 @@ static int hold(const char *owner_s, const char *path) {
                 dup2(null, 2);
         }
         setsid();
-        (void) syscall(SYS_close_range, 4, ~0U, CLOSE_RANGE_CLOEXEC);
+        (void) !chdir("/"); /* keep no directory of the caller's busy */
         struct pollfd p = { .fd = pfd, .events = POLLIN };
         while (poll(&p, 1, -1) < 0 && errno == EINTR)
                 ;
