@@ -150,6 +150,40 @@ describe.each(['ext4', 'btrfs'])('on %s', (fs) => {
   });
 });
 
+describe('auto without idmapped mounts', () => {
+  it('falls back to chown on a file system without them (ramfs), as systemd-nspawn does; map is refused', () => {
+    const d = join(fsDirs.find((f) => f.fs === 'ext4')!.dir, 'ramfs');
+    mkdirSync(d);
+    execFileSync('mount', ['-t', 'ramfs', 'ut-ramfs', d]);
+    try {
+      const mk = (n: string) => {
+        execFileSync(join(import.meta.dirname, '../../../scripts/make-busybox-tree.sh'), [join(d, n)], { stdio: 'ignore' });
+        return join(d, n);
+      };
+      const t1 = mk('ours');
+      const t2 = mk('theirs');
+      const name = 'ut-ramfs';
+      const refused = ours(['-U', '--private-users-ownership=map', '-D', t1, '-M', name, '/bin/true']);
+      const refusedSd = theirs(['-U', '--private-users-ownership=map', '-D', t2, '-M', name, '/bin/true']);
+      expect(refused.status).toBe(1);
+      expect(refusedSd.status).toBe(1);
+      expect(refused.err).toContain('ID mapped mounts are apparently not available, sorry.');
+      expect(refusedSd.err).toContain('ID mapped mounts are apparently not available, sorry.');
+      const a = ours(['-U', '-D', t1, '-M', name, 'sh', '-c', 'cat /proc/self/uid_map; grep -c idmapped /proc/self/mountinfo || true']);
+      const b = theirs(['-U', '-D', t2, '-M', name, 'sh', '-c', 'cat /proc/self/uid_map; grep -c idmapped /proc/self/mountinfo || true']);
+      expect(a.status, a.err).toBe(0);
+      expect(a.out).toBe(b.out);
+      expect(a.out.split(/\r?\n/)[1]).toBe('0');
+      const shift = mapOf(a.out)[1];
+      expect(statSync(join(t1, 'bin/busybox')).uid).toBe(shift);
+      expect(statSync(join(t2, 'bin/busybox')).uid).toBe(shift);
+    } finally {
+      execFileSync('umount', [d]);
+      rmSync(d, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('ranges given by hand', () => {
   it('--private-users=BASE:COUNT, identity and yes give the maps systemd-nspawn gives', () => {
     const t = tree('ext4', 'fixed');
