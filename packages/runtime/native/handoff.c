@@ -201,6 +201,7 @@ static void ho_remove_cgroups(void) {
 static void ho_finish(int status) __attribute__((noreturn));
 static void ho_finish(int status) {
         ho_remove_cgroups();
+        locks_release();
         if (ho.have_error) {
                 ho_say(ho.error);
                 _exit(1);

@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/personality.h>
@@ -71,6 +72,7 @@ static int decode_hex(const char *hex, unsigned char *out, size_t len) {
 #include "seccomp.c" /* the system call filter (static functions) */
 #include "devices.c" /* the device policy's BPF program on cgroup2 (static functions) */
 #include "cgroup.c" /* into the container's cgroup (static functions) */
+#include "locks.c" /* image locks held for the container's life (static functions) */
 #define MAX_OPS 512
 #define MAX_LIST 1024
 
@@ -445,6 +447,12 @@ static void parse_plan(void) {
                         plan.sd_notify = 1;
                         plan.notify_ready = !strcmp(tok(), "1");
                         plan.restart_exits = !strcmp(tok(), "1");
+                } else if (!strcmp(k, "lock")) {
+                        const char *path = tok(), *ex = tok(), *busy = tok();
+                        if (lock_plan_add(path, ex, busy) < 0) {
+                                fprintf(stderr, "nspawn-helper: too many locks in the plan\n");
+                                exit(2);
+                        }
                 } else if (ho_plan_key(k, tok)) {
                         /* the hand-over's end-of-run data */
                 } else {
@@ -1368,6 +1376,16 @@ int main(int argc, char **argv) {
                 for (int fd = keep + 1; fd < 65536; fd++)
                         (void) fcntl(fd, F_SETFD, FD_CLOEXEC);
 
+        /* The image locks first: a busy image is refused before anything else happens. */
+        {
+                char lerr[4096];
+                if (locks_take(lerr, sizeof lerr) < 0) {
+                        ctl_printf("error %s\n", lerr);
+                        ctl_printf("exit 1\n");
+                        return early_exit();
+                }
+                atexit(locks_release);
+        }
         int sp[2];
         if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0) {
                 ctl_printf("error socketpair: %s\n", strerror(errno));

@@ -162,6 +162,12 @@ export interface HelperPlan {
    */
   cgroup?: { v1: Array<{ scope: string; home: string }>; unified?: { scope: string; home: string } };
   /**
+   * Lock files the helper takes before anything else and holds for the container's life (make_lock_file() of
+   * systemd: an OFD lock, the file removed by its last holder), e.g. the image locks; BUSY is the error when one is
+   * held elsewhere. Taken by the helper, a lock outlives a hand-over.
+   */
+  locks?: Array<{ path: string; exclusive: boolean; busy: string }>;
+  /**
    * Hand-over (src/handoff.ts): the helper replaced nspawn's own process (execve) and supervises the container to
    * its end on its own: the end-of-run steps Node would take, as data.
    */
@@ -257,6 +263,7 @@ export function planTokens(p: HelperPlan): string[] {
   for (const a of p.fallbackArgs ?? []) t.push('fallbackarg', a);
   if (p.finalNewline) t.push('finalnl');
   if (p.notify) t.push('sdnotify', p.notify.notifyReady ? '1' : '0', p.notify.restartExits ? '1' : '0');
+  for (const l of p.locks ?? []) t.push('lock', l.path, l.exclusive ? '1' : '0', l.busy);
   if (p.handoff) {
     const h = p.handoff;
     t.push('handoff', h.quiet ? '1' : '0', n(h.killSignal), h.keepUnit ? '1' : '0');

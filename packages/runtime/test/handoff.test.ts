@@ -6,7 +6,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ContainerError, handoffContainer, machineScope, nodePrepareEnv, nodeTree, prepareContainer } from '../src/index.js';
+import { ContainerError, handoffContainer, machineScope, nodePrepareEnv, nodeTree, prepareContainer, runContainer } from '../src/index.js';
 import { makeTree, requireRoot, REPO } from './helpers.js';
 
 beforeAll(requireRoot);
@@ -89,5 +89,33 @@ describe('hand-over', () => {
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/no\/such\/program/);
     expect(existsSync(scopeDir(name))).toBe(false);
+  });
+});
+
+describe('locks held by the helper', () => {
+  /** an extension that has the helper hold PATH (what the storage extension does with the image locks) */
+  const locking = (path: string, exclusive = true) => ({
+    name: 'test-lock',
+    needed: () => false,
+    plan: (_run: unknown, plan: { locks?: Array<{ path: string; exclusive: boolean; busy: string }> }) => {
+      (plan.locks ??= []).push({ path, exclusive, busy: `Directory tree is currently busy (${path}).` });
+    },
+  });
+
+  it('a second holder is refused with the plan\'s message while the first runs; the file goes with the last', async () => {
+    const t = makeTree();
+    cleanups.push(t.cleanup);
+    const lock = join(t.dir, '.#bbox.lck');
+    const first = prepareContainer({ directory: t.root, machineName: 'ho-lock1', consoleMode: 'pipe', parameters: ['/bin/sh', '-c', 'sleep 1'] }, nodePrepareEnv(nodeTree));
+    const second = prepareContainer({ directory: t.root, machineName: 'ho-lock2', consoleMode: 'pipe', parameters: ['/bin/true'] }, nodePrepareEnv(nodeTree));
+    const log1: string[] = [];
+    const log2: string[] = [];
+    const running = runContainer(first, { log: (l) => log1.push(l) }, undefined, undefined, [locking(lock)]);
+    await new Promise((r) => setTimeout(r, 400));
+    expect(existsSync(lock)).toBe(true);
+    expect(await runContainer(second, { log: (l) => log2.push(l) }, undefined, undefined, [locking(lock)])).toBe(1);
+    expect(log2.join('\n')).toContain(`Directory tree is currently busy (${lock}).`);
+    expect(await running).toBe(0);
+    expect(existsSync(lock)).toBe(false);
   });
 });
