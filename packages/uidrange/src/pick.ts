@@ -1,5 +1,4 @@
 /** pickRange(): systemd-nspawn -U's range picking (uid_shift_pick()), with the same locks. */
-import { randomBytes } from 'node:crypto';
 import { statSync } from 'node:fs';
 import { candidates, LOCK_DIR, ownerBase, UID_RANGE, UidRangeError } from './candidates.js';
 import { ensureLockDir, lockPathFor, tryLockFile, type RangeLock } from './lock.js';
@@ -34,7 +33,8 @@ export interface PickedRange {
   release(): void;
 }
 
-const cryptoRandom = () => randomBytes(4).readUInt32LE(0);
+/** random_bytes(): 32 random bits (node:crypto loaded on first use, not at start-up) */
+const cryptoRandom = () => process.getBuiltinModule('node:crypto').randomBytes(4).readUInt32LE(0);
 
 /**
  * Picks a free range of 65536 IDs. Candidates, in systemd's order: the owner of `dir` (st_uid & 0xffff0000),

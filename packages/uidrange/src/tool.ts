@@ -1,5 +1,5 @@
 /** Runs native/uidrange-tool (fcntl OFD locks, xattrs and the new mount API: what Node has no call for). */
-import { spawnSync, type StdioOptions } from 'node:child_process';
+import type { StdioOptions } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
@@ -21,6 +21,8 @@ export interface ToolResult {
 }
 
 export function runTool(args: string[], stdio: StdioOptions = ['ignore', 'pipe', 'pipe'], env?: NodeJS.ProcessEnv): ToolResult {
+  // loaded on first use, not at start-up: most nspawn runs never need child_process (see @nspawn/runtime's hand-over)
+  const { spawnSync } = process.getBuiltinModule('node:child_process');
   const r = spawnSync(toolPath(), args, { stdio, encoding: 'utf8', ...(env ? { env } : {}) });
   if (r.error) throw r.error;
   return { status: r.status ?? 128 + 9, stdout: r.stdout ?? '', stderr: (r.stderr ?? '').trim() };
