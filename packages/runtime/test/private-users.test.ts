@@ -184,6 +184,28 @@ describe('auto without idmapped mounts', () => {
   });
 });
 
+describe('settings files', () => {
+  it('PrivateUsers=pick in a trusted .nspawn file means chown (settings_load()), as under systemd-nspawn', () => {
+    const t1 = tree('ext4', 'pfile-ours');
+    const t2 = tree('ext4', 'pfile-theirs');
+    const name = 'ut-pfile';
+    const file = `/run/systemd/nspawn/${name}.nspawn`;
+    mkdirSync('/run/systemd/nspawn', { recursive: true });
+    writeFileSync(file, '[Exec]\nPrivateUsers=pick\n');
+    try {
+      const a = ours(['-D', t1, '-M', name, 'cat', '/proc/self/uid_map']);
+      const b = theirs(['-D', t2, '-M', name, 'cat', '/proc/self/uid_map']);
+      expect(a.status, a.err).toBe(0);
+      expect(a.out).toBe(b.out);
+      const shift = mapOf(a.out)[1];
+      expect(statSync(join(t1, 'bin/busybox')).uid).toBe(shift);
+      expect(statSync(join(t2, 'bin/busybox')).uid).toBe(shift);
+    } finally {
+      rmSync(file, { force: true });
+    }
+  });
+});
+
 describe('ranges given by hand', () => {
   it('--private-users=BASE:COUNT, identity and yes give the maps systemd-nspawn gives', () => {
     const t = tree('ext4', 'fixed');
