@@ -4,7 +4,7 @@
  * and refuses `/` and anything not strictly inside the directory the caller names as its own (`within`).
  */
 import { lstatSync, readdirSync, realpathSync, rmdirSync, unlinkSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { type MountEntry, mountTable } from './mounts.js';
 import { deleteSubvolume, isSubvolume, setSubvolumeReadOnly, isSubvolumeReadOnly } from './subvolume.js';
 import { errCode, SysError, sysError } from './sys.js';
@@ -45,7 +45,7 @@ export function removeTree(path: string, opts: RemoveOptions): void {
     if (errCode(e) === 'ENOENT') return;
     throw e;
   }
-  const target = join(parentReal, abs.slice(dirname(abs).length + 1));
+  const target = join(parentReal, basename(abs));
   if (!isStrictlyInside(target, within)) throw new SysError(`Refusing to remove ${abs}: not inside ${within}`, 1, 'EPERM');
   let st;
   try {
