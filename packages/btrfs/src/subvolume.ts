@@ -353,15 +353,15 @@ export function enableQuota(path: string): void {
 export function subvolumeQuota(path: string): QuotaInfo | undefined {
   return withDir(path, (fd) => {
     const id = fdSubvolumeInfo(fd, path).id;
-    let items: Array<{ type: number; data: Buffer }>;
+    let items: Array<{ type: number; offset: bigint; data: Buffer }>;
     try {
       items = searchQgroup(fd, id, 242, 244);
     } catch (e) {
       if (errCode(e) === 'ENOENT') return undefined;
       throw sysError(`Failed to read the qgroup of ${path}`, e);
     }
-    const info = items.find((i) => i.type === 242);
-    const lim = items.find((i) => i.type === 244);
+    const info = items.find((i) => i.type === 242 && i.offset === id);
+    const lim = items.find((i) => i.type === 244 && i.offset === id);
     if (!info) return undefined;
     const out: QuotaInfo = { referenced: Number(info.data.readBigUInt64LE(8)), exclusive: Number(info.data.readBigUInt64LE(24)) };
     if (lim && (lim.data.readBigUInt64LE(0) & 1n) !== 0n) out.limit = Number(lim.data.readBigUInt64LE(8));
@@ -370,7 +370,7 @@ export function subvolumeQuota(path: string): QuotaInfo | undefined {
 }
 
 /** BTRFS_IOC_TREE_SEARCH in the quota tree for the items of qgroup 0/ID (ID 0: any, to probe). */
-function searchQgroup(fd: number, id: bigint, minType: number, maxType: number): Array<{ type: number; data: Buffer }> {
+function searchQgroup(fd: number, id: bigint, minType: number, maxType: number): Array<{ type: number; offset: bigint; data: Buffer }> {
   const b = Buffer.alloc(4096);
   b.writeBigUInt64LE(8n, 0); // BTRFS_QUOTA_TREE_OBJECTID
   b.writeBigUInt64LE(0n, 8); // min objectid
@@ -384,12 +384,12 @@ function searchQgroup(fd: number, id: bigint, minType: number, maxType: number):
   b.writeUInt32LE(id === 0n ? 1 : 16, 64); // nr_items
   ioctl(fd, BTRFS_IOC_TREE_SEARCH, b);
   const n = b.readUInt32LE(64);
-  const out: Array<{ type: number; data: Buffer }> = [];
+  const out: Array<{ type: number; offset: bigint; data: Buffer }> = [];
   let off = 104;
   for (let i = 0; i < n; i++) {
     const type = b.readUInt32LE(off + 24);
     const len = b.readUInt32LE(off + 28);
-    out.push({ type, data: Buffer.from(b.subarray(off + 32, off + 32 + len)) });
+    out.push({ type, offset: b.readBigUInt64LE(off + 16), data: Buffer.from(b.subarray(off + 32, off + 32 + len)) });
     off += 32 + len;
   }
   return out;
