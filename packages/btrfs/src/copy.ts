@@ -17,6 +17,8 @@ import {
   openSync,
   readdirSync,
   readlinkSync,
+  readSync,
+  writeSync,
   realpathSync,
   symlinkSync,
   type BigIntStats,
@@ -136,6 +138,8 @@ function copyFileData(from: string, to: string, st: BigIntStats): boolean {
         // no reflinks here: copy the data segments
       }
       let off = 0;
+      let rangeCopy = true;
+      let buf: Buffer | undefined;
       while (off < size) {
         const data = lseek(i, off, SEEK_DATA);
         if (data < 0) break;
@@ -144,10 +148,23 @@ function copyFileData(from: string, to: string, st: BigIntStats): boolean {
         lseek(i, data, 0);
         lseek(o, data, 0);
         let left = end - data;
+        let pos = data;
         while (left > 0) {
-          const n = copyFileRange(i, o, Math.min(left, 1 << 30));
+          let n: number;
+          try {
+            if (!rangeCopy) throw new Error('off');
+            n = copyFileRange(i, o, Math.min(left, 1 << 30));
+          } catch (e) {
+            // across file systems (EXDEV on older kernels) or where unsupported: plain reads and writes
+            if (rangeCopy && !['EXDEV', 'EINVAL', 'ENOSYS', 'EOPNOTSUPP', 'ENOTSUP'].includes(errCode(e) ?? '')) throw e;
+            rangeCopy = false;
+            buf ??= Buffer.allocUnsafe(1 << 20);
+            const got = readSync(i, buf, 0, Math.min(left, buf.length), pos);
+            n = got === 0 ? 0 : writeSync(o, buf, 0, got, pos);
+          }
           if (n === 0) break;
           left -= n;
+          pos += n;
         }
         off = end;
       }

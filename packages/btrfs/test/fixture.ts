@@ -53,3 +53,29 @@ export function makeFs(type: 'btrfs' | 'ext4', sizeMB = 400): Fs {
 export function run(cmd: string, args: string[]): string {
   return sh(cmd, args);
 }
+
+/**
+ * What `kill -9` of a container manager leaves: a child process makes an ephemeral root of TREE and is killed; the
+ * snapshot (and its overlay mount) stays, its lock is free. Returns the snapshot's path.
+ */
+export async function orphanEphemeral(tree: string, env: NodeJS.ProcessEnv = {}): Promise<string> {
+  const { spawn } = await import('node:child_process');
+  const { fileURLToPath } = await import('node:url');
+  const src = fileURLToPath(new URL('../dist/index.js', import.meta.url));
+  const code = `import { createEphemeral } from ${JSON.stringify(src)}; const e = createEphemeral(${JSON.stringify(tree)}); console.log('SNAP ' + e.snapshot); setInterval(() => {}, 1000);`;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env } });
+  try {
+    return await new Promise<string>((res, rej) => {
+      let out = '';
+      child.stdout!.on('data', (d: Buffer) => {
+        out += d.toString();
+        const m = /SNAP (.*)\n/.exec(out);
+        if (m) res(m[1]!);
+      });
+      child.on('exit', () => rej(new Error(`child died: ${out}`)));
+    });
+  } finally {
+    child.kill('SIGKILL');
+    await new Promise((r) => child.on('close', r));
+  }
+}
