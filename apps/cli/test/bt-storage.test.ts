@@ -8,7 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createSubvolume, isSubvolume, removeTree } from '@nspawn/btrfs';
+import { createSubvolume, globalLockPath, isSubvolume, removeTree } from '@nspawn/btrfs';
 import { COMMON_FLAGS, NSPAWN_BIN, requireRootAndSystemdNspawn, runTool, SYSTEMD_NSPAWN, type Tool, TOOL_ENV, TOOLS } from './helpers/containers.js';
 import { makeBusyboxTree } from './helpers/busybox-tree.js';
 import { type Fs, makeFs } from './helpers/bt-fs.js';
@@ -161,9 +161,11 @@ describe('image locks against systemd-nspawn', () => {
         // -x does not lock the tree itself: it runs beside
         expect(runTool(second, ['-q', '-M', 'bt-second', '-D', tree(), '-x', '/bin/true']).status).toBe(0);
       } finally {
-        c.kill('SIGKILL');
+        // SIGTERM: a killed systemd-nspawn would leave its lock files behind (the locks themselves go)
+        c.kill('SIGTERM');
         await ended(c);
       }
+      expect(existsSync(globalLockPath(tree())!)).toBe(false);
       await new Promise((r) => setTimeout(r, 300));
       expect(runTool(second, ['-q', '-D', tree(), '/bin/true']).status).toBe(0);
     });
@@ -177,9 +179,10 @@ describe('image locks against systemd-nspawn', () => {
       expect(ro.status, ro.stderr).toBe(0);
       expect(runTool('nspawn', ['-q', '-M', 'bt-ro3', '-D', tree(), '/bin/true']).stderr).toContain('is currently busy');
     } finally {
-      c.kill('SIGKILL');
+      c.kill('SIGTERM');
       await ended(c);
     }
+    expect(existsSync(globalLockPath(tree())!)).toBe(false);
   });
 });
 
