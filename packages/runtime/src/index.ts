@@ -12,3 +12,4 @@ export * from './devices/index.js';
 export * from './journal.js';
 export * from './extension.js';
 export * from './storage.js';
+export * from './handoff.js';
