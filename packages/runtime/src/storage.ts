@@ -5,11 +5,28 @@
  *   removed after it on every path; orphans of killed runs are removed first. Off btrfs an overlayfs instead of
  *   systemd's copy ($NSPAWN_EPHEMERAL=copy brings the copy back).
  * - otherwise the image lock (`.#NAME.lck` beside it and `/run/systemd/nspawn/locks/inode-DEV:INO`), shared with
- *   --read-only, held for the whole run: a second start of the image, by nspawn or systemd-nspawn, fails;
- * - `--template`: a missing directory is populated from the template (snapshot or copy) under that lock.
+ *   --read-only, held for the whole run: a second start of the image, by nspawn or systemd-nspawn, fails. A plain
+ *   run hands the lock files to the helper (plan.locks): it holds them for the container's life, also after a
+ *   hand-over, and this extension is then not needed after the start;
+ * - `--template`: a missing directory is populated from the template (snapshot or copy) under that lock, taken here
+ *   (Node holds it for the run).
  */
-import { createEphemeral, type EphemeralRoot, ImageBusyError, type ImageLock, lockImage, populateFromTemplate } from '@nspawn/btrfs';
+import { mkdirSync } from 'node:fs';
+import {
+  createEphemeral,
+  type EphemeralRoot,
+  GLOBAL_LOCK_DIR,
+  globalLockPath,
+  ImageBusyError,
+  type ImageLock,
+  localLockPath,
+  lockImage,
+  lockingDisabled,
+  populateFromTemplate,
+} from '@nspawn/btrfs';
 import type { ContainerExtension, ContainerRun } from './extension.js';
+import type { ContainerConfig } from './plan.js';
+import type { HelperPlan } from './protocol.js';
 import { nodeTree } from './host.js';
 import { ContainerError } from './prepare.js';
 
@@ -23,11 +40,28 @@ export function storageExtension(opts: StorageExtensionOptions = {}): ContainerE
   const env = opts.env ?? process.env;
   let ephemeral: EphemeralRoot | undefined;
   let lock: ImageLock | undefined;
+  // only -x and --template have work of their own; a plain run's locks are the helper's
+  const ownsRun = (cfg: ContainerConfig) => cfg.ephemeral === true || cfg.template !== undefined;
   return {
     name: 'storage',
+    needed: ownsRun,
+    plan(run: ContainerRun, plan: HelperPlan) {
+      const cfg = run.cfg;
+      if (ownsRun(cfg) || lockingDisabled(env) || cfg.directory === '/') return;
+      const busy = `Directory tree ${cfg.directory} is currently busy.`;
+      const exclusive = !cfg.readOnly;
+      const locks = [{ path: localLockPath(cfg.directory), exclusive, busy }];
+      const global = globalLockPath(cfg.directory);
+      if (global !== undefined) {
+        mkdirSync(GLOBAL_LOCK_DIR, { recursive: true, mode: 0o700 });
+        locks.push({ path: global, exclusive, busy });
+      }
+      plan.locks = [...(plan.locks ?? []), ...locks];
+    },
     setup(run: ContainerRun) {
       const cfg = run.cfg;
       const quiet = cfg.quiet === true;
+      if (!ownsRun(cfg)) return;
       if (cfg.ephemeral) {
         try {
           ephemeral = createEphemeral(cfg.directory, { readOnly: cfg.readOnly, env });
