@@ -145,10 +145,17 @@ function makeOverlay(source: string, snapshot: string): string {
   chmodSync(upper, st.mode & 0o7777);
   mkdirSync(work, { mode: 0o700 });
   mkdirSync(root, { mode: 0o755 });
+  const layers = `lowerdir=${escOverlay(source)},upperdir=${escOverlay(upper)},workdir=${escOverlay(work)}`;
   try {
-    mount(EPHEMERAL_MOUNT_SOURCE, root, 'overlay', 0, `lowerdir=${escOverlay(source)},upperdir=${escOverlay(upper)},workdir=${escOverlay(work)}`);
+    // volatile: the upper layer is thrown away, so no sync of its whole file system at unmount (Linux 5.10+)
+    mount(EPHEMERAL_MOUNT_SOURCE, root, 'overlay', 0, `${layers},volatile`);
   } catch (e) {
-    throw sysError(`Failed to mount an overlay of ${source} on ${root}`, e);
+    try {
+      if ((e as { code?: string }).code !== 'EINVAL') throw e;
+      mount(EPHEMERAL_MOUNT_SOURCE, root, 'overlay', 0, layers);
+    } catch (e2) {
+      throw sysError(`Failed to mount an overlay of ${source} on ${root}`, e2);
+    }
   }
   return root;
 }
