@@ -5,7 +5,7 @@
  * Root only; it fails, never skips, without systemd-nspawn.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSubvolume, globalLockPath, isSubvolume, removeTree } from '@nspawn/btrfs';
@@ -132,6 +132,26 @@ describe.each(['ext4', 'btrfs'] as const)('-x on %s', (kind) => {
     expect(r.status, r.stderr).toBe(0);
     expect(ls(parent())).toEqual(before);
     expect(mountsAt(parent())).toEqual([]);
+  });
+
+  it('a hostile container (symlinks to host files, to / and to the file system's root) harms nothing when its snapshot goes', () => {
+    const before = ls(parent());
+    const precious = join(fss[kind]!.dir, 'bt-precious');
+    writeFileSync(precious, 'keep');
+    const script = `ln -s ${precious} /link-file && ln -s / /link-root && mkdir -p /d/e && ln -s ${fss[kind]!.dir} /d/e/up && echo x > /d/e/f`;
+    const r = runTool('nspawn', ['-q', '-D', tree(), '-x', '/bin/sh', '-c', script]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(readFileSync(precious, 'utf8')).toBe('keep');
+    expect(ls(parent())).toEqual(before);
+    expect(existsSync(join(fss[kind]!.dir, 'x'))).toBe(true);
+  });
+
+  it('a start that fails while making the snapshot leaves nothing and says why', () => {
+    const before = ls(parent());
+    const r = runTool('nspawn', ['-q', '-D', tree(), '-x', '/bin/true'], { env: { ...TOOL_ENV, NSPAWN_EPHEMERAL: kind === 'btrfs' ? 'bogus' : 'snapshot' } });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(kind === 'btrfs' ? /Invalid \$NSPAWN_EPHEMERAL=bogus/ : /not a btrfs subvolume/);
+    expect(ls(parent())).toEqual(before);
   });
 
   it('$NSPAWN_EPHEMERAL=copy copies as systemd does, and leaves nothing', () => {
