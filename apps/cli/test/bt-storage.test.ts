@@ -134,7 +134,7 @@ describe.each(['ext4', 'btrfs'] as const)('-x on %s', (kind) => {
     expect(mountsAt(parent())).toEqual([]);
   });
 
-  it('a hostile container (symlinks to host files, to / and to the file system's root) harms nothing when its snapshot goes', () => {
+  it('a hostile container (symlinks to host files, to / and to the mount root) harms nothing when its snapshot goes', () => {
     const before = ls(parent());
     const precious = join(fss[kind]!.dir, 'bt-precious');
     writeFileSync(precious, 'keep');
