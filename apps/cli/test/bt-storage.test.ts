@@ -8,7 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createSubvolume, globalLockPath, isSubvolume, removeTree } from '@nspawn/btrfs';
+import { createSubvolume, globalLockPath, imageStatus, isSubvolume, removeImage, removeTree, renameImage } from '@nspawn/btrfs';
 import { COMMON_FLAGS, NSPAWN_BIN, requireRootAndSystemdNspawn, runTool, SYSTEMD_NSPAWN, type Tool, TOOL_ENV, TOOLS } from './helpers/containers.js';
 import { makeBusyboxTree } from './helpers/busybox-tree.js';
 import { type Fs, makeFs } from './helpers/bt-fs.js';
@@ -178,6 +178,10 @@ describe('image locks against systemd-nspawn', () => {
         const r = runTool(second, ['-q', '-M', 'bt-second', '-D', tree(), '/bin/true']);
         expect(r.status).toBe(1);
         expect(r.stderr).toContain(`Directory tree ${tree()} is currently busy.`);
+        // the image store sees it running and refuses to remove or rename it
+        expect(imageStatus('bt-locked', { root: fss.ext4!.dir }).locked).toBe(true);
+        expect(() => removeImage('bt-locked', { root: fss.ext4!.dir })).toThrow(/is in use/);
+        expect(() => renameImage('bt-locked', 'bt-renamed', { root: fss.ext4!.dir })).toThrow(/is in use/);
         // -x does not lock the tree itself: it runs beside
         expect(runTool(second, ['-q', '-M', 'bt-second', '-D', tree(), '-x', '/bin/true']).status).toBe(0);
       } finally {
