@@ -163,6 +163,29 @@ describe.each(['ext4', 'btrfs'] as const)('-x on %s', (kind) => {
   });
 });
 
+describe('SIGTERM while -x copies (NSPAWN_EPHEMERAL=copy)', () => {
+  it('stops, removes the partial copy and says so, as systemd-nspawn does', async () => {
+    const parent = join(fss.ext4!.dir, 'slow');
+    mkdirSync(parent);
+    const tree = busybox(join(parent, 'bt-slow'), false);
+    mkdirSync(join(tree, 'many'));
+    for (let i = 0; i < 6000; i++) writeFileSync(join(tree, 'many', `f${i}`), `${i}\n`);
+    const before = ls(parent);
+    const child = spawn(process.execPath, [NSPAWN_BIN, ...COMMON_FLAGS, '-q', '-D', tree, '-x', '/bin/true'], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...TOOL_ENV, NSPAWN_EPHEMERAL: 'copy' },
+    });
+    let err = '';
+    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    for (let i = 0; i < 400 && !ls(parent).some((n) => n.startsWith('.#machine.')); i++) await new Promise((r) => setTimeout(r, 5));
+    child.kill('SIGTERM');
+    const code = await ended(child);
+    expect(code, err).toBe(1);
+    expect(err).toMatch(/Interrupted while copying file system tree to .*\.#machine\.bt-slow[0-9a-f]{16}, removed again\./);
+    expect(ls(parent)).toEqual(before);
+  });
+});
+
 describe('image locks against systemd-nspawn', () => {
   const tree = () => join(fss.ext4!.dir, 'bt-locked');
   beforeAll(() => busybox(tree(), false));

@@ -23,7 +23,9 @@ import {
   lockImage,
   lockingDisabled,
   populateFromTemplate,
+  removeTree,
 } from '@nspawn/btrfs';
+import { dirname } from 'node:path';
 import type { ContainerExtension, ContainerRun } from './extension.js';
 import type { ContainerConfig } from './plan.js';
 import type { HelperPlan } from './protocol.js';
@@ -33,6 +35,28 @@ import { ContainerError } from './prepare.js';
 export interface StorageExtensionOptions {
   /** the environment ($NSPAWN_EPHEMERAL, $SYSTEMD_NSPAWN_LOCK); default process.env */
   env?: NodeJS.ProcessEnv;
+}
+
+/**
+ * Runs F (synchronous: a copy may take seconds) with SIGINT and SIGTERM held back, as systemd-nspawn blocks SIGINT
+ * around its snapshot: says which arrived meanwhile, so that the caller removes what F made instead of dying halfway
+ * through and leaving a partial tree.
+ */
+async function holdingSignals<T>(f: () => T): Promise<{ value: T; signal?: string }> {
+  let signal: string | undefined;
+  const on = (s: NodeJS.Signals) => {
+    signal ??= s;
+  };
+  process.on('SIGINT', on);
+  process.on('SIGTERM', on);
+  try {
+    const value = f();
+    await new Promise((r) => setImmediate(r)); // a signal that came during f() is dispatched now
+    return signal === undefined ? { value } : { value, signal };
+  } finally {
+    process.off('SIGINT', on);
+    process.off('SIGTERM', on);
+  }
 }
 
 /** One per run: it holds the snapshot and the locks between setup and teardown. */
@@ -58,16 +82,19 @@ export function storageExtension(opts: StorageExtensionOptions = {}): ContainerE
       }
       plan.locks = [...(plan.locks ?? []), ...locks];
     },
-    setup(run: ContainerRun) {
+    async setup(run: ContainerRun) {
       const cfg = run.cfg;
       const quiet = cfg.quiet === true;
       if (!ownsRun(cfg)) return;
       if (cfg.ephemeral) {
+        let made;
         try {
-          ephemeral = createEphemeral(cfg.directory, { readOnly: cfg.readOnly, env });
+          made = await holdingSignals(() => createEphemeral(cfg.directory, { readOnly: cfg.readOnly, env }));
         } catch (e) {
           throw new ContainerError(`Failed to create snapshot of ${cfg.directory}: ${(e as Error).message}`);
         }
+        ephemeral = made.value; // teardown removes it, also when interrupted
+        if (made.signal) throw new ContainerError(`Interrupted while copying file system tree to ${made.value.snapshot}, removed again.`);
         cfg.directory = ephemeral.root;
         return;
       }
@@ -79,9 +106,16 @@ export function storageExtension(opts: StorageExtensionOptions = {}): ContainerE
       }
       if (cfg.template !== undefined) {
         let r;
+        const template = cfg.template;
         try {
-          r = populateFromTemplate(cfg.template, cfg.directory, { readOnly: cfg.readOnly });
+          const made = await holdingSignals(() => populateFromTemplate(template, cfg.directory, { readOnly: cfg.readOnly }));
+          r = made.value;
+          if (made.signal && r !== 'exists') {
+            removeTree(cfg.directory, { within: dirname(cfg.directory) });
+            throw new ContainerError(`Interrupted while copying file system tree to ${cfg.directory}, removed again.`);
+          }
         } catch (e) {
+          if (e instanceof ContainerError) throw e;
           throw new ContainerError(`Couldn't create snapshot ${cfg.directory} from ${cfg.template}: ${(e as Error).message}`);
         }
         if (!quiet) {
