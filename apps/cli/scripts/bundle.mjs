@@ -2,12 +2,25 @@
 // Bundles each command into one CommonJS file (the fastest start Node offers: one file, no ESM loader
 // machinery) and puts the runtime's native helper beside it, where @nspawn/runtime looks for it.
 import { build } from 'esbuild';
-import { copyFileSync, mkdirSync, chmodSync } from 'node:fs';
+import { copyFileSync, cpSync, mkdirSync, chmodSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = join(dirname(fileURLToPath(import.meta.url)), '..');
+// @nspawn/net's `netlink` loads its native binding from its package directory: bundled, from dist/netlink/
+const netlinkPrebuilds = {
+  name: 'netlink-prebuilds',
+  setup(b) {
+    b.onLoad({ filter: /netlink[\\/]dist[\\/]raw\.js$/ }, (args) => {
+      const text = readFileSync(args.path, 'utf8');
+      const from = "require('node-gyp-build')(__dirname + '/..')";
+      if (!text.includes(from)) throw new Error(`netlink's raw.js changed: cannot redirect its binding (${args.path})`);
+      cpSync(join(dirname(args.path), '..', 'prebuilds'), join(here, 'dist/netlink/prebuilds'), { recursive: true });
+      return { contents: text.replace(from, "require('node-gyp-build')(require('node:path').join(__dirname, 'netlink'))"), loader: 'js' };
+    });
+  },
+};
 mkdirSync(join(here, 'dist'), { recursive: true });
 await build({
   entryPoints: { nspawn: join(here, 'src/nspawn.ts') },
@@ -22,6 +35,7 @@ await build({
   // the libraries are ESM and use import.meta.url to find files beside them
   define: { 'import.meta.url': '__nspawn_import_meta_url' },
   banner: { js: 'var __nspawn_import_meta_url = require("node:url").pathToFileURL(__filename).href;' },
+  plugins: [netlinkPrebuilds],
 });
 const require = createRequire(join(here, 'package.json'));
 const runtimeDir = dirname(require.resolve('@nspawn/runtime/package.json'));

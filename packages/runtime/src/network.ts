@@ -1,0 +1,274 @@
+/**
+ * Networking of a container, as systemd-nspawn does it (veth ve-NAME/host0, --network-bridge, --network-zone,
+ * --network-veth-extra, --network-macvlan/--network-ipvlan, --network-interface, --port) through @nspawn/net,
+ * plus what systemd leaves to systemd-networkd on both sides: addresses from a pool for the veth (or the zone's
+ * bridge), the container's host0 up with an address and a default route before its payload starts (by the
+ * helper, from the plan), masquerading and port forwarding in nspawn's own nft table, the name in /etc/hosts
+ * while it runs. Everything is recorded under /run/nspawn/net so that a killed nspawn's leftovers are collected
+ * by the next start.
+ */
+import { spawnSync } from 'node:child_process';
+import { closeSync, openSync, writeFileSync } from 'node:fs';
+import type { FdLocker, NetRecord, PortProxy, StateOptions, TakenPrefix } from '@nspawn/net';
+import type { ExposePort } from '@nspawn/settings';
+import type { ContainerExtension, ContainerRun } from './extension.js';
+import type { NetStep } from './protocol.js';
+import { ContainerError } from './prepare.js';
+import { helperPath } from './run.js';
+
+/** The network options of a container (prepare.ts copies them from the settings). */
+export interface NetworkConfig {
+  veth?: boolean;
+  vethExtra?: string[];
+  bridge?: string;
+  zone?: string;
+  macvlan?: string[];
+  ipvlan?: string[];
+  interfaces?: string[];
+  namespacePath?: string;
+  ports?: ExposePort[];
+  /** configure addresses, routes, masquerading and names (default true); false: links only, like systemd-nspawn */
+  autoConfigure?: boolean;
+}
+
+/** make_lock_file()'s open-file-description lock, taken by the helper on Node's file description */
+export const helperLocker: FdLocker = (fd) => {
+  const r = spawnSync(helperPath(), ['--ofd-lock'], { stdio: ['ignore', 'ignore', 'pipe', fd] });
+  if (r.status !== 0) throw new Error(`Failed to take a lock: ${r.stderr?.toString().trim() || r.error?.message || `exit ${r.status}`}`);
+};
+
+interface Addressing {
+  /** the interface on the host that carries the subnet (ve-NAME, or vz-ZONE) */
+  hostIf: string;
+  subnet: { network: string; prefixLength: number };
+  hostAddress: string;
+  containerAddress: string;
+}
+
+interface NetState {
+  recordPath?: string;
+  record?: NetRecord;
+  addressing?: Addressing;
+  netnsFd?: number;
+  proxy?: PortProxy;
+  /** links that exist now (host side), removed by detach */
+  links: string[];
+  zoneJoined?: string;
+  movedIn: string[];
+}
+
+export interface NetworkExtensionOptions extends StateOptions {
+  /** e.g. a test's own state directory */
+  dir?: string;
+}
+
+/** @nspawn/net (and its native netlink binding) loads only when a container has a network to set up */
+type NetModule = typeof import('@nspawn/net');
+let netModule: Promise<NetModule> | undefined;
+const loadNet = () => (netModule ??= import('@nspawn/net'));
+
+const hasLinks = (n: NetworkConfig) =>
+  !!(n.veth || n.vethExtra?.length || n.macvlan?.length || n.ipvlan?.length || n.interfaces?.length);
+
+export function networkExtension(opts: NetworkExtensionOptions = {}): ContainerExtension {
+  const so: StateOptions = { locker: helperLocker, zone: { locker: helperLocker }, ...opts };
+  const states = new WeakMap<ContainerRun, NetState>();
+  const get = (run: ContainerRun): NetState => {
+    let s = states.get(run);
+    if (!s) states.set(run, (s = { links: [], movedIn: [] }));
+    return s;
+  };
+  const auto = (n: NetworkConfig) => n.autoConfigure !== false && n.veth === true && n.bridge === undefined;
+
+  return {
+    name: 'network',
+
+    async setup(run) {
+      const n = run.cfg.network;
+      if (!n) return;
+      const net = await loadNet();
+      if (n.bridge !== undefined && n.zone !== undefined) throw new ContainerError('--network-bridge= and --network-zone= may not be combined.');
+      if (n.namespacePath !== undefined && (hasLinks(n) || n.bridge !== undefined || n.zone !== undefined))
+        throw new ContainerError('--network-namespace-path= cannot be combined with other network options.');
+      if (!hasLinks(n) && !n.ports?.length) return;
+      const st = get(run);
+      const machine = run.cfg.machineName;
+      await net.withStateLock(so, async () => {
+        const gone = await net.collectLeftovers(so);
+        if (gone.length > 0) run.log(`Collected network leftovers of ${gone.join(', ')}.`);
+        const record: NetRecord = { machine, owner: net.ownerSelf(), links: [], subnets: [], ports: [] };
+        if (n.veth) record.links.push(net.shortenIfname((n.bridge !== undefined || n.zone !== undefined ? 'vb-' : 've-') + machine));
+        for (const e of n.vethExtra ?? []) record.links.push(net.parseVethExtra(e).host);
+        if (n.zone !== undefined) record.zone = n.zone;
+        if (auto(n)) {
+          const live = net.readRecords(so).map((x) => x.record);
+          let addressing: Addressing;
+          if (n.zone !== undefined) {
+            const bridge = net.zoneBridgeName(n.zone);
+            const mates = live.filter((r) => r.zone === n.zone && r.subnets.length > 0);
+            const subnet = mates[0]?.subnets[0] ?? net.allocateSubnet(bridge, 24, await takenPrefixes(live)).subnet;
+            const used = new Set(mates.map((r) => r.hosts?.address));
+            let k = 2;
+            while (used.has(net.nthAddress(subnet, k))) k++;
+            addressing = { hostIf: bridge, subnet, hostAddress: net.nthAddress(subnet, 1), containerAddress: net.nthAddress(subnet, k) };
+          } else {
+            const a = net.allocateSubnet(machine, 28, await takenPrefixes(live));
+            addressing = { hostIf: record.links[0]!, subnet: a.subnet, hostAddress: a.hostAddress, containerAddress: net.nthAddress(a.subnet, 2) };
+          }
+          st.addressing = addressing;
+          record.subnets.push(addressing.subnet);
+          record.masqueradeSubnet = `${addressing.subnet.network}/${addressing.subnet.prefixLength}`;
+          record.hostIf = addressing.hostIf;
+          record.hosts = { address: addressing.containerAddress, names: [machine] };
+          for (const p of n.ports ?? [])
+            record.ports.push({ protocol: p.protocol, hostPort: p.hostPort, containerPort: p.containerPort, address: addressing.containerAddress });
+        } else if (n.ports?.length) {
+          run.log('Warning: --port= needs an address for the container; nspawn configures one only with --network-veth (or --network-zone=): ports are not forwarded.');
+        }
+        st.record = record;
+        st.recordPath = net.writeRecord(so, record);
+      });
+    },
+
+    plan(run, plan) {
+      const n = run.cfg.network;
+      if (!n) return;
+      if (n.namespacePath !== undefined) plan.net = { ...(plan.net ?? { steps: [] }), netns: n.namespacePath };
+      if (!hasLinks(n)) return;
+      plan.sync = true;
+      const a = states.get(run)?.addressing;
+      if (!a) return;
+      const steps: NetStep[] = [
+        { kind: 'up', ifname: 'host0' },
+        { kind: 'address', ifname: 'host0', family: 4, address: a.containerAddress, prefixLength: a.subnet.prefixLength },
+        { kind: 'route', ifname: 'host0', family: 4, gateway: a.hostAddress },
+      ];
+      plan.net = { ...(plan.net ?? {}), steps };
+    },
+
+    async attach(run, pid) {
+      const n = run.cfg.network;
+      if (!n || !hasLinks(n)) return;
+      const net = await loadNet();
+      const st = get(run);
+      const machine = run.cfg.machineName;
+      const warn = (l: string) => run.log(l);
+      const rtnl = new net.Rtnl();
+      try {
+        // the container's namespace stays open until detach: interfaces go back from it after its end
+        st.netnsFd = openSync(`/proc/${pid}/ns/net`, 'r');
+        if (n.interfaces?.length) {
+          await net.moveInterfaces(pid, n.interfaces, { rtnl });
+          st.movedIn = [...n.interfaces];
+        }
+        if (n.veth) {
+          const bridged = n.bridge !== undefined || n.zone !== undefined;
+          const v = await net.createVeth(machine, pid, { rtnl, bridged, warn });
+          st.links.push(v.host);
+          const a = st.addressing;
+          if (n.bridge !== undefined) await net.joinBridge(v.host, n.bridge, { rtnl });
+          else if (n.zone !== undefined) {
+            await net.joinZone(v.host, n.zone, {
+              rtnl,
+              ...(so.zone ?? {}),
+              onCreate: async (bridge, r) => {
+                if (a) await r.addAddress(bridge, 4, a.hostAddress, a.subnet.prefixLength, { broadcast: broadcastOf(a.subnet) });
+              },
+            });
+            st.zoneJoined = n.zone;
+          } else if (a) {
+            await rtnl.addAddress(v.host, 4, a.hostAddress, a.subnet.prefixLength, { broadcast: broadcastOf(a.subnet) });
+            if (n.ports?.length) writeFileSync(`/proc/sys/net/ipv4/conf/${v.host}/route_localnet`, '1');
+            await rtnl.setUp(v.host);
+          }
+          // a zone bridge that someone else created (or an earlier run of ours) may lack the address
+          if (a && n.zone !== undefined) {
+            const have = (await rtnl.getAddresses()).some((x) => x.address === a.hostAddress);
+            if (!have) await rtnl.addAddress(a.hostIf, 4, a.hostAddress, a.subnet.prefixLength, { broadcast: broadcastOf(a.subnet) });
+            if (n.ports?.length) writeFileSync(`/proc/sys/net/ipv4/conf/${a.hostIf}/route_localnet`, '1');
+          }
+        }
+        if (n.vethExtra?.length) {
+          const pairs = n.vethExtra.map((e) => net.parseVethExtra(e));
+          const made = await net.createVethExtra(machine, pid, pairs, { rtnl });
+          st.links.push(...made.map((m) => m.host));
+        }
+        if (n.macvlan?.length) await net.createMacvlan(machine, pid, n.macvlan, { rtnl, warn });
+        if (n.ipvlan?.length) await net.createIpvlan(pid, n.ipvlan, { rtnl, warn });
+      } finally {
+        rtnl.close();
+      }
+      if (st.record && (st.record.masqueradeSubnet || st.record.ports.length || st.record.hosts)) {
+        await net.withStateLock(so, async () => net.syncShared(so));
+        if (st.record.ports.length > 0)
+          st.proxy = await net.startIpv6Proxy(st.record.ports, (e) => run.log(`port forwarding (IPv6): ${e.message}`)).catch((e: Error) => {
+            run.log(`Warning: cannot forward ports on IPv6: ${e.message}`);
+            return undefined;
+          });
+      }
+    },
+
+    async detach(run) {
+      const st = states.get(run);
+      if (!st) return;
+      const net = await loadNet();
+      const errors: string[] = [];
+      await st.proxy?.close();
+      delete st.proxy;
+      if (st.netnsFd !== undefined) {
+        if (st.movedIn.length > 0) {
+          const errs = await net.moveInterfacesBack(st.netnsFd, st.movedIn);
+          for (const e of errs) errors.push(e.message);
+          st.movedIn = [];
+        }
+        closeSync(st.netnsFd);
+        delete st.netnsFd;
+      }
+      await net.removeLinks(st.links).catch((e: Error) => errors.push(e.message));
+      st.links = [];
+      if (st.zoneJoined !== undefined) {
+        await net.leaveZone(st.zoneJoined, so.zone ?? {}).catch((e: Error) => errors.push(e.message));
+        delete st.zoneJoined;
+      }
+      if (errors.length > 0) throw new Error(errors.join('; '));
+    },
+
+    async teardown(run) {
+      const st = states.get(run);
+      if (!st?.recordPath) return;
+      const net = await loadNet();
+      const path = st.recordPath;
+      delete st.recordPath;
+      await net.withStateLock(so, async () => {
+        // links of a boot that never got to detach (and the zone) are in the record: collected with it
+        if (st.record) {
+          await net.removeLinks(st.record.links).catch(() => {});
+          if (st.record.zone !== undefined) await net.leaveZone(st.record.zone, so.zone ?? {}).catch(() => false);
+        }
+        net.removeRecord(path);
+        net.syncShared(so);
+      });
+    },
+  };
+}
+
+function broadcastOf(s: { network: string; prefixLength: number }): string {
+  const n = s.network.split('.').reduce((a, x) => a * 256 + Number(x), 0) >>> 0;
+  const b = (n | (2 ** (32 - s.prefixLength) - 1)) >>> 0;
+  return [24, 16, 8, 0].map((x) => (b >>> x) & 255).join('.');
+}
+
+/** the host's addresses' networks, its IPv4 routes, and the live records' subnets */
+async function takenPrefixes(live: NetRecord[]): Promise<TakenPrefix[]> {
+  const net = await loadNet();
+  const r = new net.Rtnl();
+  try {
+    const out: TakenPrefix[] = [];
+    for (const a of await r.getAddresses()) if (a.family === 4 && !a.address.startsWith('127.')) out.push({ address: a.address, prefixLength: a.prefixLength });
+    for (const rt of await r.getRoutes4()) if (rt.prefixLength > 0 && !rt.dst.startsWith('127.')) out.push({ address: rt.dst, prefixLength: rt.prefixLength });
+    for (const rec of live) for (const s of rec.subnets) out.push({ address: s.network, prefixLength: s.prefixLength });
+    return out;
+  } finally {
+    r.close();
+  }
+}
