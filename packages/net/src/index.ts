@@ -27,6 +27,8 @@ export {
   createIpvlan,
   moveInterfaces,
   moveInterfacesBack,
+  nsenterMover,
+  type InterfaceMover,
   removeLinks,
   type Ctx,
   type VethResult,

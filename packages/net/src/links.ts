@@ -3,7 +3,9 @@
  * macvlan and ipvlan, interfaces moved in and back. Each function opens its own netlink socket unless one is
  * passed.
  */
-import { readdirSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { closeSync, openSync, readdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { generateMac, ifnameValid, shortenIfname, vethNames, zoneBridgeName } from './naming.js';
 import { NetlinkError, Rtnl } from './netlink.js';
 import { lockFile, ZONE_LOCK_PATH, type FdLocker } from './lock.js';
@@ -206,27 +208,41 @@ export async function moveInterfaces(pid: number, ifaces: string[], ctx: Ctx = {
 }
 
 /**
- * Moves interfaces back from the network namespace open at NETNSFD into ours (the namespace must still exist:
- * keep the fd open while the container runs). Errors are collected, not thrown, so every interface gets its try.
+ * Runs in the container's network namespace (open at fd 3 of the child it spawns) and moves IFACES back into
+ * ours; returns one Error per interface that failed. Node cannot setns(), so this needs a child process.
  */
-export async function moveInterfacesBack(netnsFd: number, ifaces: string[], ctx: Ctx = {}): Promise<Error[]> {
-  return withRtnl(ctx, async (r) => {
-    const errors: Error[] = [];
-    let nsid: number;
-    try {
-      nsid = await r.assignNsid(netnsFd);
-    } catch (err) {
-      return [err as Error];
-    }
-    for (const i of ifaces) {
-      try {
-        await r.moveFromNsid(i, nsid, process.pid);
-      } catch (err) {
-        errors.push(err as Error);
-      }
-    }
-    return errors;
-  });
+export type InterfaceMover = (netnsFd: number, ifaces: string[]) => Error[];
+
+/**
+ * The default mover: util-linux nsenter into the namespace, then a Node process that moves each link with netlink
+ * (IFLA_NET_NS_FD of our namespace, passed as its fd 3). @nspawn/runtime passes its native helper instead.
+ */
+export const nsenterMover: InterfaceMover = (netnsFd, ifaces) => {
+  const netlink = createRequire(import.meta.url).resolve('netlink');
+  const script = `const { createRtNetlink } = require(${JSON.stringify(netlink)});
+const s = createRtNetlink(); let bad = 0;
+(async () => { for (const ifname of process.argv.slice(1)) { try { await s.setLink({}, { ifname, netNsFd: 3 }); }
+  catch (e) { bad++; console.error('moving ' + ifname + ' back to the host: ' + e.message); } } s.socket.close(); process.exit(bad); })();`;
+  const host = openSync('/proc/self/ns/net', 'r');
+  try {
+    const r = spawnSync('nsenter', [`--net=/proc/${process.pid}/fd/${netnsFd}`, process.execPath, '-e', script, ...ifaces], {
+      stdio: ['ignore', 'ignore', 'pipe', host],
+      encoding: 'utf8',
+    });
+    if (r.error) return [r.error];
+    return r.status === 0 ? [] : (r.stderr.trim() || `exit ${r.status}`).split('\n').map((l) => new Error(l));
+  } finally {
+    closeSync(host);
+  }
+};
+
+/**
+ * move_back_network_interfaces(): the interfaces go back from the container's network namespace (open at NETNSFD:
+ * keep the fd while the container runs, so the namespace outlives it) into ours. Errors are returned, not thrown.
+ */
+export async function moveInterfacesBack(netnsFd: number, ifaces: string[], opts: { mover?: InterfaceMover } = {}): Promise<Error[]> {
+  if (ifaces.length === 0) return [];
+  return (opts.mover ?? nsenterMover)(netnsFd, ifaces);
 }
 
 /** remove_veth_links(): deletes the links (gone ones are fine) */

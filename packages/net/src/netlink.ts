@@ -5,15 +5,12 @@
  */
 import { constants as osConstants } from 'node:os';
 import { createRtNetlink, type RtNetlinkSocket } from 'netlink';
-import { altnameProps, attrS32, attrU32, ifinfomsg, linkInfo, IFLA, type LinkInfo } from './attrs.js';
+import { altnameProps, ifinfomsg, linkInfo, IFLA, type LinkInfo } from './attrs.js';
 
 const FLAG_CREATE = 1024;
 const FLAG_EXCL = 512;
 const IFF_UP = 1;
-const RTM_NEWNSID = 88;
 const RTM_NEWLINKPROP = 108;
-const NETNSA_NSID = 1;
-const NETNSA_FD = 3;
 
 export class NetlinkError extends Error {
   override name = 'NetlinkError';
@@ -160,35 +157,6 @@ export class Rtnl {
   async moveToNetns(ifname: string, target: { pid: number } | { fd: number }): Promise<void> {
     const attrs = 'pid' in target ? { ifname, netNsPid: target.pid } : { ifname, netNsFd: target.fd };
     await this.op(`move ${ifname} to another network namespace`, () => this.sock.setLink({}, attrs));
-  }
-
-  /**
-   * Moves IFNAME from the namespace with NSID (see assignNsid) into the namespace of PID. This is how a link
-   * goes back to the host without entering the container's namespace (IFLA_TARGET_NETNSID, Linux 4.16+).
-   */
-  async moveFromNsid(ifname: string, nsid: number, pid: number): Promise<void> {
-    await this.op(`move ${ifname} back from namespace id ${nsid}`, () =>
-      this.sock.setLink({}, { ifname, targetNetnsid: nsid, netNsPid: pid }),
-    );
-  }
-
-  /** RTM_NEWNSID: gives the network namespace behind FD an id in ours (an unused one from START) */
-  async assignNsid(fd: number, start = 0x4e53): Promise<number> {
-    for (let id = start; id < start + 256; id++) {
-      try {
-        const body = Buffer.concat([Buffer.alloc(4), attrS32(NETNSA_NSID, id), attrU32(NETNSA_FD, fd)]);
-        await this.sock.socket.request(RTM_NEWNSID, body, { flags: FLAG_CREATE | FLAG_EXCL });
-        return id;
-      } catch (err) {
-        const e = new NetlinkError(`assign namespace id ${id}`, err);
-        if (e.code === 'EEXIST') {
-          // the namespace may already have an id: then it is this one only if the kernel says so; try the next
-          continue;
-        }
-        throw e;
-      }
-    }
-    throw new NetlinkError('assign a namespace id', new Error('EBUSY'));
   }
 
   /** RTM_NEWLINKPROP: adds ALTNAMES to IFNAME */

@@ -172,3 +172,41 @@ static int netcfg_ofd_lock(void) {
         }
         return 0;
 }
+
+/* "nspawn-helper --move-back IFNAME...": moves the interfaces from the network namespace open at fd 3 back into
+ * ours (a setns() Node cannot do). Returns the number of interfaces that failed; each failure on stderr. */
+static int netcfg_move_back(int argc, char **argv) {
+        int host = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+        if (host < 0 || setns(3, CLONE_NEWNET) < 0) {
+                fprintf(stderr, "entering the container's network namespace: %s\n", strerror(errno));
+                return 100;
+        }
+        int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+        if (fd < 0) {
+                fprintf(stderr, "netlink socket: %s\n", strerror(errno));
+                return 100;
+        }
+        int failed = 0;
+        for (int i = 2; i < argc; i++) {
+                union {
+                        struct nlmsghdr h;
+                        char b[256];
+                } m;
+                memset(&m, 0, sizeof m);
+                unsigned idx = if_nametoindex(argv[i]);
+                int r = -ENODEV;
+                if (idx > 0) {
+                        m.h.nlmsg_type = RTM_SETLINK;
+                        m.h.nlmsg_len = NLMSG_LENGTH(sizeof(struct ifinfomsg));
+                        ((struct ifinfomsg *) NLMSG_DATA(&m.h))->ifi_index = (int) idx;
+                        uint32_t nsfd = (uint32_t) host;
+                        nl_put(&m.h, IFLA_NET_NS_FD, &nsfd, 4);
+                        r = nl_call(fd, &m.h);
+                }
+                if (r < 0) {
+                        fprintf(stderr, "moving %s back to the host: %s\n", argv[i], strerror(-r));
+                        failed++;
+                }
+        }
+        return failed;
+}

@@ -1221,6 +1221,8 @@ int main(int argc, char **argv) {
         /* Die with Node: the container's PID 1 dies with us through PDEATHSIG below. */
         if (argc == 2 && !strcmp(argv[1], "--ofd-lock"))
                 return netcfg_ofd_lock();
+        if (argc >= 2 && !strcmp(argv[1], "--move-back"))
+                return netcfg_move_back(argc, argv);
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         read_plan();
         /* No host file descriptor reaches the container: everything but stdio and the control socket closes

@@ -9,7 +9,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { closeSync, openSync, writeFileSync } from 'node:fs';
-import type { FdLocker, NetRecord, PortProxy, StateOptions, TakenPrefix } from '@nspawn/net';
+import type { FdLocker, InterfaceMover, NetRecord, PortProxy, StateOptions, TakenPrefix } from '@nspawn/net';
 import type { ExposePort } from '@nspawn/settings';
 import type { ContainerExtension, ContainerRun } from './extension.js';
 import type { NetStep } from './protocol.js';
@@ -35,6 +35,13 @@ export interface NetworkConfig {
 export const helperLocker: FdLocker = (fd) => {
   const r = spawnSync(helperPath(), ['--ofd-lock'], { stdio: ['ignore', 'ignore', 'pipe', fd] });
   if (r.status !== 0) throw new Error(`Failed to take a lock: ${r.stderr?.toString().trim() || r.error?.message || `exit ${r.status}`}`);
+};
+
+/** move_back_network_interfaces() by the helper: it enters the namespace at fd 3 and moves the links to ours */
+export const helperMover: InterfaceMover = (fd, ifaces) => {
+  const r = spawnSync(helperPath(), ['--move-back', ...ifaces], { stdio: ['ignore', 'ignore', 'pipe', fd], encoding: 'utf8' });
+  if (r.error) return [r.error];
+  return r.status === 0 ? [] : (r.stderr.trim() || `exit ${r.status}`).split('\n').map((l) => new Error(l));
 };
 
 interface Addressing {
@@ -217,7 +224,7 @@ export function networkExtension(opts: NetworkExtensionOptions = {}): ContainerE
       delete st.proxy;
       if (st.netnsFd !== undefined) {
         if (st.movedIn.length > 0) {
-          const errs = await net.moveInterfacesBack(st.netnsFd, st.movedIn);
+          const errs = await net.moveInterfacesBack(st.netnsFd, st.movedIn, { mover: helperMover });
           for (const e of errs) errors.push(e.message);
           st.movedIn = [];
         }

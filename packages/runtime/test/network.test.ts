@@ -1,0 +1,281 @@
+/**
+ * Root integration tests of nspawn's networking, through the nspawn command: veth host0 configured before the
+ * payload, host <-> container ping and TCP, zones, port forwarding (loopback v4/v6 and another netns), macvlan,
+ * ipvlan, moved interfaces, leftovers after kill -9, and the same names and MACs as systemd-nspawn. Every link,
+ * netns and address is one the test (or nspawn) made; names start with nt-. No traffic leaves them.
+ */
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { lookup } from 'node:dns/promises';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { makeTree, NSPAWN_BIN, requireRoot } from './helpers.js';
+
+beforeAll(requireRoot);
+
+const cleanups: Array<() => void | Promise<void>> = [];
+afterEach(async () => {
+  while (cleanups.length) {
+    try {
+      await cleanups.pop()!();
+    } catch (e) {
+      console.error(e);
+    }
+  }
+});
+
+let tree: ReturnType<typeof makeTree>;
+beforeAll(() => {
+  tree = makeTree('nt-net-');
+});
+afterAll(() => tree?.cleanup());
+
+const ip = (...a: string[]) => execFileSync('ip', a, { encoding: 'utf8' });
+const linkExists = (n: string) => existsSync(`/sys/class/net/${n}`);
+const records = () => {
+  try {
+    return readdirSync('/run/nspawn/net').filter((f) => f.startsWith('nt-') && f.endsWith('.json'));
+  } catch {
+    return [];
+  }
+};
+const hostsHas = (name: string) => readFileSync('/etc/hosts', 'utf8').split('\n').some((l) => l.split(/\s+/).slice(1).includes(name));
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+async function waitFor<T>(f: () => T | undefined | false, what: string, ms = 10000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = f();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+interface Running {
+  child: ChildProcess;
+  out: () => string;
+  err: () => string;
+  done: Promise<number>;
+}
+function nspawn(args: string[], env: NodeJS.ProcessEnv = {}): Running {
+  const child = spawn(process.execPath, [NSPAWN_BIN, '-q', '--console=pipe', '-D', tree.root, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
+  });
+  let out = '';
+  let err = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (err += d));
+  const done = new Promise<number>((res) => child.on('exit', (c) => res(c ?? 128)));
+  cleanups.push(async () => {
+    if (child.exitCode === null) {
+      child.kill('SIGKILL');
+      await done;
+    }
+  });
+  return { child, out: () => out, err: () => err, done };
+}
+/** a file in the tree that the container's loop waits for */
+function stopFile(name: string): { path: string; inside: string; stop: () => void } {
+  const inside = `/nt-stop-${name}`;
+  const path = join(tree.root, inside);
+  rmSync(path, { force: true });
+  cleanups.push(() => rmSync(path, { force: true }));
+  return { path, inside, stop: () => writeFileSync(path, '') };
+}
+const waitStop = (inside: string) => `while [ ! -e ${inside} ]; do sleep 0.05; done`;
+
+function expectNothingLeft(machine: string, hostIf: string) {
+  expect(linkExists(hostIf)).toBe(false);
+  expect(records().filter((r) => r.startsWith(`${machine}.`))).toEqual([]);
+  expect(hostsHas(machine)).toBe(false);
+}
+
+describe('--network-veth', () => {
+  it('configures host0 before the payload; ping and TCP both ways; the name resolves on the host while it runs', async () => {
+    const srv: Server = createServer((_q, r) => r.end('from-host'));
+    await new Promise<void>((r) => srv.listen(0, '0.0.0.0', r));
+    cleanups.push(() => void srv.close());
+    const port = (srv.address() as { port: number }).port;
+    const s = stopFile('veth');
+    const c = nspawn([
+      '-M', 'nt-net1', '-n', 'sh', '-c',
+      `ip -4 -o addr show host0; gw=$(ip route | awk '/default/{print $3}'); echo GW=$gw;
+       ping -c1 -W2 $gw >/dev/null && echo PING-OK; wget -qO- http://$gw:${port}/; echo;
+       mkdir -p /tmp/www; echo from-container > /tmp/www/index.html; httpd -p 8080 -h /tmp/www; echo READY; ${waitStop(s.inside)}`,
+    ]);
+    await waitFor(() => c.out().includes('READY') || c.child.exitCode !== null, 'READY');
+    expect(c.out()).toMatch(/host0\s+inet (10|172|192)\.\d+\.\d+\.\d+\/28/);
+    expect(c.out()).toContain('PING-OK');
+    expect(c.out()).toContain('from-host');
+    expect(linkExists('ve-nt-net1')).toBe(true);
+    const { address } = await lookup('nt-net1', { family: 4 });
+    expect(c.out()).toContain(`inet ${address}/28`);
+    expect(spawnSync('busybox', ['ping', '-c1', '-W2', address]).status).toBe(0);
+    const body = await (await fetch(`http://${address}:8080/`)).text();
+    expect(body).toBe('from-container\n');
+    s.stop();
+    expect(await c.done).toBe(0);
+    expectNothingLeft('nt-net1', 've-nt-net1');
+  });
+});
+
+describe('--network-zone', () => {
+  it('two containers in one zone reach each other; vz-ZONE goes with the last one', async () => {
+    const s1 = stopFile('z1');
+    const s2 = stopFile('z2');
+    const a = nspawn(['-M', 'nt-z1', '--network-zone=nt-zn', 'sh', '-c', `mkdir -p /tmp/w; echo zone-peer > /tmp/w/index.html; httpd -p 8081 -h /tmp/w; echo READY; ${waitStop(s1.inside)}`]);
+    await waitFor(() => a.out().includes('READY') || a.child.exitCode !== null, 'first container');
+    expect(linkExists('vz-nt-zn')).toBe(true);
+    expect(linkExists('vb-nt-z1')).toBe(true);
+    const { address } = await lookup('nt-z1', { family: 4 });
+    const b = nspawn(['-M', 'nt-z2', '--network-zone=nt-zn', 'sh', '-c', `ping -c1 -W2 ${address} >/dev/null && echo PING-OK; wget -qO- http://${address}:8081/; echo DONE; ${waitStop(s2.inside)}`]);
+    await waitFor(() => b.out().includes('DONE') || b.child.exitCode !== null, 'second container');
+    expect(b.out()).toContain('PING-OK');
+    expect(b.out()).toContain('zone-peer');
+    s2.stop();
+    expect(await b.done).toBe(0);
+    expect(linkExists('vz-nt-zn')).toBe(true); // one member left
+    s1.stop();
+    expect(await a.done).toBe(0);
+    expect(linkExists('vz-nt-zn')).toBe(false);
+    expectNothingLeft('nt-z1', 'vb-nt-z1');
+    expectNothingLeft('nt-z2', 'vb-nt-z2');
+  });
+});
+
+describe('--port', () => {
+  it('forwards to a container: from 127.0.0.1, from ::1, and from another network namespace', async () => {
+    // the other namespace: a veth of our own with addresses from the benchmarking range
+    spawnSync('ip', ['netns', 'del', 'nt-pfns']);
+    ip('netns', 'add', 'nt-pfns');
+    cleanups.push(() => void spawnSync('ip', ['netns', 'del', 'nt-pfns']));
+    ip('link', 'add', 'nt-pfa', 'type', 'veth', 'peer', 'name', 'nt-pfb', 'netns', 'nt-pfns');
+    cleanups.push(() => void spawnSync('ip', ['link', 'del', 'nt-pfa']));
+    ip('addr', 'add', '198.18.0.1/30', 'dev', 'nt-pfa');
+    ip('link', 'set', 'nt-pfa', 'up');
+    ip('-n', 'nt-pfns', 'addr', 'add', '198.18.0.2/30', 'dev', 'nt-pfb');
+    ip('-n', 'nt-pfns', 'link', 'set', 'nt-pfb', 'up');
+    ip('-n', 'nt-pfns', 'link', 'set', 'lo', 'up');
+
+    const s = stopFile('pf');
+    const c = nspawn(['-M', 'nt-pf', '-n', '-p', 'tcp:18080:80', 'sh', '-c', `mkdir -p /tmp/w; echo forwarded > /tmp/w/index.html; httpd -p 80 -h /tmp/w; echo READY; ${waitStop(s.inside)}`]);
+    await waitFor(() => c.out().includes('READY') || c.child.exitCode !== null, 'READY');
+    expect(execFileSync('nft', ['list', 'table', 'ip', 'nspawn'], { encoding: 'utf8' })).toContain('dport 18080 dnat to');
+    expect(await (await fetch('http://127.0.0.1:18080/')).text()).toBe('forwarded\n');
+    expect(await (await fetch('http://[::1]:18080/')).text()).toBe('forwarded\n');
+    const other = spawnSync('ip', ['netns', 'exec', 'nt-pfns', 'busybox', 'wget', '-qO-', '-T', '3', 'http://198.18.0.1:18080/'], { encoding: 'utf8' });
+    expect(other.stdout).toBe('forwarded\n');
+    s.stop();
+    expect(await c.done).toBe(0);
+    expectNothingLeft('nt-pf', 've-nt-pf');
+    const tables = execFileSync('nft', ['list', 'tables'], { encoding: 'utf8' });
+    if (records().length === 0 && readdirSync('/run/nspawn/net').filter((f) => f.endsWith('.json')).length === 0) expect(tables).not.toContain('table ip nspawn');
+  });
+});
+
+/** a dummy link, or a veth end where the kernel has no dummy driver */
+function dummy(name: string) {
+  if (spawnSync('ip', ['link', 'add', name, 'type', 'dummy']).status !== 0) ip('link', 'add', name, 'type', 'veth', 'peer', 'name', `${name}p`);
+  cleanups.push(() => {
+    if (linkExists(name)) ip('link', 'del', name);
+    if (linkExists(`${name}p`)) ip('link', 'del', `${name}p`);
+  });
+}
+function kernelHas(kind: string): boolean {
+  spawnSync('ip', ['link', 'add', 'nt-probe0', 'type', 'veth', 'peer', 'name', 'nt-probe1']);
+  const ok = spawnSync('ip', ['link', 'add', 'link', 'nt-probe0', 'name', 'nt-probe2', 'type', kind]).status === 0;
+  spawnSync('ip', ['link', 'del', 'nt-probe0']);
+  return ok;
+}
+
+describe('macvlan, ipvlan, --network-interface', () => {
+  it('--network-macvlan makes mv-IF in the container with systemd\'s MAC', async () => {
+    dummy('nt-pm0');
+    const c = nspawn(['-M', 'nt-mv', '--network-macvlan=nt-pm0', 'ip', '-d', 'link']);
+    expect(await c.done).toBe(0);
+    expect(c.out()).toMatch(/mv-nt-pm0@if\d+/);
+    expect(c.out()).toContain('macvlan mode bridge');
+  });
+
+  it.skipIf(!kernelHas('ipvlan'))('--network-ipvlan makes iv-IF in the container', async () => {
+    dummy('nt-pi0');
+    const c = nspawn(['-M', 'nt-iv', '--network-ipvlan=nt-pi0', 'ip', '-d', 'link']);
+    expect(await c.done).toBe(0);
+    expect(c.out()).toMatch(/iv-nt-pi0@if\d+/);
+  });
+
+  it('--network-interface moves the link in and back to the host when the container ends', async () => {
+    dummy('nt-if0');
+    const c = nspawn(['-M', 'nt-if', '--network-interface=nt-if0', 'sh', '-c', 'ip link show nt-if0 && echo INSIDE']);
+    expect(await c.done).toBe(0);
+    expect(c.out()).toContain('INSIDE');
+    expect(linkExists('nt-if0')).toBe(true);
+  });
+
+  it('a missing interface fails the start cleanly', async () => {
+    const c = nspawn(['-M', 'nt-ifx', '--network-interface=nt-nonexist', 'true']);
+    expect(await c.done).not.toBe(0);
+    expect(c.err()).toMatch(/nt-nonexist.*ENODEV/);
+    expect(records().filter((r) => r.startsWith('nt-ifx.'))).toEqual([]);
+  });
+});
+
+describe('cleanup', () => {
+  it('after kill -9 of nspawn, the next start collects the leftovers', async () => {
+    const c = nspawn(['-M', 'nt-k9', '-n', '-p', 'tcp:18089:80', 'sh', '-c', 'echo READY; sleep 30']);
+    await waitFor(() => c.out().includes('READY'), 'READY');
+    expect(hostsHas('nt-k9')).toBe(true);
+    c.child.kill('SIGKILL');
+    await c.done;
+    await waitFor(() => !linkExists('ve-nt-k9'), 'the veth to die with the namespace');
+    expect(records().some((r) => r.startsWith('nt-k9.'))).toBe(true); // left behind
+    const d = nspawn(['-M', 'nt-k9b', '-n', 'true']);
+    expect(await d.done).toBe(0);
+    expect(d.err()).toContain('Collected network leftovers of nt-k9');
+    expectNothingLeft('nt-k9', 've-nt-k9');
+    expect(execFileSync('nft', ['list', 'table', 'ip', 'nspawn'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).includes('18089')).toBe(false);
+  });
+});
+
+const SYSTEMD_NSPAWN = '/usr/bin/systemd-nspawn';
+describe.skipIf(!existsSync(SYSTEMD_NSPAWN))('side by side with systemd-nspawn', () => {
+  /** the host side's name, altnames and MAC, and host0's MAC, while the container runs */
+  async function observe(tool: 'systemd-nspawn' | 'nspawn', name: string) {
+    const s = stopFile(`cmp-${tool}`);
+    const args = ['-M', name, '-n', 'sh', '-c', `cat /sys/class/net/host0/address; ${waitStop(s.inside)}`];
+    let r: Running;
+    if (tool === 'nspawn') r = nspawn(args);
+    else {
+      const child = spawn(SYSTEMD_NSPAWN, ['--register=no', '--keep-unit', '-q', '-D', tree.root, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      let err = '';
+      child.stdout.on('data', (d) => (out += d));
+      child.stderr.on('data', (d) => (err += d));
+      const done = new Promise<number>((res) => child.on('exit', (c) => res(c ?? 128)));
+      cleanups.push(async () => {
+        if (child.exitCode === null) {
+          child.kill('SIGKILL');
+          await done;
+        }
+      });
+      r = { child, out: () => out, err: () => err, done };
+    }
+    const containerMac = (await waitFor(() => /^([0-9a-f:]{17})$/m.exec(r.out()), `${tool}'s host0`))[1];
+    const line = await waitFor(() => ip('-d', '-o', 'link', 'show').split('\n').find((l) => l.includes(`altname ve-${name}`) || new RegExp(`^\\d+: ve-${name}@`).test(l)), `${tool}'s ve- link`);
+    s.stop();
+    await r.done;
+    const m = /^\d+: ([^@:]+)@\S+ .*link\/ether ([0-9a-f:]{17})/.exec(line)!;
+    return { host: m[1], hostMac: m[2], altnames: [...line.matchAll(/altname (\S+)/g)].map((x) => x[1]), containerMac };
+  }
+
+  for (const name of ['nt-cmp', 'nt-a30charactermachinename-xyz']) {
+    it(`same interface names, altnames and MACs for ${name} (${name.length} characters)`, async () => {
+      const theirs = await observe('systemd-nspawn', name);
+      const ours = await observe('nspawn', name);
+      expect(ours).toEqual(theirs);
+      if (name.length === 30) expect(theirs.altnames).toEqual([`ve-${name}`]);
+    });
+  }
+});
