@@ -52,3 +52,4 @@ export {
   type StateOptions,
 } from './state.js';
 export { startIpv6Proxy, type PortProxy } from './proxy.js';
+export { startDhcpServer, parseDhcp, buildReply, answer, DHCP, type DhcpServer, type DhcpServerOptions, type DhcpLease, type DhcpMessage } from './dhcp.js';

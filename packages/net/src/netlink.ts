@@ -184,6 +184,17 @@ export class Rtnl {
     );
   }
 
+  /** a permanent IPv4 neighbour entry ADDRESS -> MAC on IFNAME (replaced if it exists) */
+  async addNeighbor(ifname: string, address: string, macAddress: string): Promise<void> {
+    const link = await this.getLink(ifname);
+    if (!link) throw new NetlinkError(`add neighbour to ${ifname}`, new Error('ENODEV'));
+    await this.op(`add neighbour ${address} on ${ifname}`, () =>
+      this.sock.newNeighbor({ family: 2, ifindex: link.index, state: { permanent: true } } as never, { dst: ipBytes(address, 4), lladdr: mac(macAddress) }, {
+        flags: FLAG_CREATE | 256 /* REPLACE */,
+      }),
+    );
+  }
+
   /** every address of the host: [ifindex, family, address, prefix] */
   async getAddresses(): Promise<Array<{ index: number; family: 4 | 6; address: string; prefixLength: number }>> {
     const r = await this.op('list addresses', () => this.sock.getAddresses());

@@ -8,8 +8,8 @@
  * by the next start.
  */
 import { spawnSync } from 'node:child_process';
-import { closeSync, openSync, writeFileSync } from 'node:fs';
-import type { FdLocker, InterfaceMover, NetRecord, PortProxy, StateOptions, TakenPrefix } from '@nspawn/net';
+import { closeSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import type { DhcpServer, FdLocker, InterfaceMover, NetRecord, PortProxy, StateOptions, TakenPrefix } from '@nspawn/net';
 import type { ExposePort } from '@nspawn/settings';
 import type { ContainerExtension, ContainerRun } from './extension.js';
 import type { NetStep } from './protocol.js';
@@ -58,6 +58,7 @@ interface NetState {
   addressing?: Addressing;
   netnsFd?: number;
   proxy?: PortProxy;
+  dhcp?: DhcpServer;
   /** links that exist now (host side), removed by detach */
   links: string[];
   zoneJoined?: string;
@@ -195,6 +196,23 @@ export function networkExtension(opts: NetworkExtensionOptions = {}): ContainerE
             if (n.ports?.length) writeFileSync(`/proc/sys/net/ipv4/conf/${a.hostIf}/route_localnet`, '1');
           }
         }
+        // a DHCP client in the container (networkd, udhcpc) gets the same address (net/src/dhcp.ts)
+        const a = st.addressing;
+        if (a && st.links.length > 0) {
+          const containerMac = net.generateMac(machine, 'container');
+          await rtnl.addNeighbor(a.hostIf, a.containerAddress, containerMac);
+          st.dhcp = await net
+            .startDhcpServer({
+              serverAddress: a.hostAddress,
+              prefixLength: a.subnet.prefixLength,
+              leases: [{ mac: containerMac, address: a.containerAddress }],
+              dns: hostNameservers(),
+            })
+            .catch((e: Error) => {
+              run.log(`Warning: no DHCP server for the container: ${e.message}`);
+              return undefined;
+            });
+        }
         if (n.vethExtra?.length) {
           const pairs = n.vethExtra.map((e) => net.parseVethExtra(e));
           const made = await net.createVethExtra(machine, pid, pairs, { rtnl });
@@ -222,6 +240,8 @@ export function networkExtension(opts: NetworkExtensionOptions = {}): ContainerE
       const errors: string[] = [];
       await st.proxy?.close();
       delete st.proxy;
+      st.dhcp?.close();
+      delete st.dhcp;
       if (st.netnsFd !== undefined) {
         if (st.movedIn.length > 0) {
           const errs = await net.moveInterfacesBack(st.netnsFd, st.movedIn, { mover: helperMover });
@@ -277,5 +297,17 @@ async function takenPrefixes(live: NetRecord[]): Promise<TakenPrefix[]> {
     return out;
   } finally {
     r.close();
+  }
+}
+
+/** the host's IPv4 name servers a container can reach through masquerading (loopback ones cannot be) */
+function hostNameservers(): string[] {
+  try {
+    return readFileSync('/etc/resolv.conf', 'utf8')
+      .split('\n')
+      .map((l) => /^\s*nameserver\s+(\d+\.\d+\.\d+\.\d+)\s*$/.exec(l)?.[1])
+      .filter((x): x is string => x !== undefined && !x.startsWith('127.'));
+  } catch {
+    return [];
   }
 }

@@ -122,6 +122,19 @@ describe('--network-veth', () => {
   });
 });
 
+describe('DHCP', () => {
+  it('a container running its own DHCP client (busybox udhcpc) gets the same address', async () => {
+    const script = join(tree.root, 'nt-dhcp.sh');
+    writeFileSync(script, '#!/bin/sh\necho "DHCP $1 ip=$ip router=$router mask=$subnet"\n', { mode: 0o755 });
+    cleanups.push(() => rmSync(script, { force: true }));
+    const c = nspawn(['-M', 'nt-dh', '-n', 'sh', '-c', 'ip -4 -o addr show host0; ip addr flush dev host0; udhcpc -i host0 -f -q -n -t 3 -T 1 -s /nt-dhcp.sh']);
+    expect(await c.done).toBe(0);
+    const before = /inet (\d+\.\d+\.\d+\.\d+)\/28/.exec(c.out())?.[1];
+    expect(before).toBeDefined();
+    expect(c.out()).toMatch(new RegExp(`DHCP bound ip=${before!.replaceAll('.', '\\.')} router=\\S+ mask=255\\.255\\.255\\.240`));
+  });
+});
+
 describe('--network-zone', () => {
   it('two containers in one zone reach each other; vz-ZONE goes with the last one', async () => {
     const s1 = stopFile('z1');
