@@ -236,6 +236,40 @@ describe('macvlan, ipvlan, --network-interface', () => {
   });
 });
 
+describe('--network-bridge, --network-veth-extra, --network-namespace-path', () => {
+  it('vb-NAME joins the given bridge; extra veths get their names; all go at the end', async () => {
+    ip('link', 'add', 'nt-br0', 'type', 'bridge');
+    cleanups.push(() => void spawnSync('ip', ['link', 'del', 'nt-br0']));
+    const s = stopFile('br');
+    const c = nspawn(['-M', 'nt-brc', '--network-bridge=nt-br0', '--network-veth-extra=nt-xh:xc', 'sh', '-c', `ip link show xc && echo READY; ${waitStop(s.inside)}`]);
+    await waitFor(() => c.out().includes('READY') || c.child.exitCode !== null, 'READY');
+    expect(ip('-o', 'link', 'show', 'master', 'nt-br0')).toContain('vb-nt-brc@');
+    expect(linkExists('nt-xh')).toBe(true);
+    s.stop();
+    expect(await c.done).toBe(0);
+    expect(linkExists('vb-nt-brc')).toBe(false);
+    expect(linkExists('nt-xh')).toBe(false);
+    expect(linkExists('nt-br0')).toBe(true); // not ours
+  });
+
+  it('--network-namespace-path joins a namespace; systemd\'s conflicts are refused', async () => {
+    spawnSync('ip', ['netns', 'del', 'nt-nsp']);
+    ip('netns', 'add', 'nt-nsp');
+    cleanups.push(() => void spawnSync('ip', ['netns', 'del', 'nt-nsp']));
+    ip('link', 'add', 'nt-nspv', 'type', 'veth', 'peer', 'name', 'nt-nspw', 'netns', 'nt-nsp');
+    cleanups.push(() => void spawnSync('ip', ['link', 'del', 'nt-nspv']));
+    const c = nspawn(['-M', 'nt-nsp', '--network-namespace-path=/run/netns/nt-nsp', 'ip', 'link']);
+    expect(await c.done).toBe(0);
+    expect(c.out()).toContain('nt-nspw@');
+    const d = nspawn(['-M', 'nt-nsp', '--network-namespace-path=/run/netns/nt-nsp', '-n', 'true']);
+    expect(await d.done).toBe(1);
+    expect(d.err()).toContain('Cannot combine --network-namespace-path=');
+    const e = nspawn(['-M', 'nt-nsp', '--network-namespace-path=/etc/hostname', 'true']);
+    expect(await e.done).toBe(1);
+    expect(e.err()).toContain("Path /etc/hostname doesn't refer to a network namespace, refusing.");
+  });
+});
+
 describe('cleanup', () => {
   it('after kill -9 of nspawn, the next start collects the leftovers', async () => {
     const c = nspawn(['-M', 'nt-k9', '-n', '-p', 'tcp:18089:80', 'sh', '-c', 'echo READY; sleep 30']);
