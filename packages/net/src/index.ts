@@ -50,6 +50,7 @@ export {
   processStartTime,
   type NetRecord,
   type StateOptions,
+  type SyncErrors,
 } from './state.js';
 export { startIpv6Proxy, type PortProxy } from './proxy.js';
 export { startDhcpServer, parseDhcp, buildReply, answer, DHCP, type DhcpServer, type DhcpServerOptions, type DhcpLease, type DhcpMessage } from './dhcp.js';

@@ -98,31 +98,55 @@ export function writeRecord(o: StateOptions, r: NetRecord): string {
 
 const FORWARD = '/proc/sys/net/ipv4/ip_forward';
 
-/** the shared pieces (nft table, hosts block, ip_forward) from the live records; call under the state lock */
-export function syncShared(o: StateOptions = {}): void {
+/** what syncShared() could not do, by piece */
+export interface SyncErrors {
+  nft?: Error;
+  hosts?: Error;
+  ipForward?: Error;
+}
+
+/**
+ * The shared pieces (nft table, hosts block, ip_forward) from the live records; call under the state lock. Each
+ * piece is tried whatever happened to the others; the failures are returned.
+ */
+export function syncShared(o: StateOptions = {}): SyncErrors {
+  const errors: SyncErrors = {};
   const live = readRecords(o).map((x) => x.record).filter(alive);
   const needNft = live.some((r) => r.masqueradeSubnet || r.ports.length > 0);
-  if (needNft || nftTableExists(o.nftTable ?? NFT_TABLE)) applyNft(nftScript(live, o.nftTable ?? NFT_TABLE));
-  syncHostsFile(live.flatMap((r) => (r.hosts ? [r.hosts] : [])), o.hostsPath);
+  try {
+    if (needNft || nftTableExists(o.nftTable ?? NFT_TABLE)) applyNft(nftScript(live, o.nftTable ?? NFT_TABLE));
+  } catch (e) {
+    errors.nft = e as Error;
+  }
+  try {
+    syncHostsFile(live.flatMap((r) => (r.hosts ? [r.hosts] : [])), o.hostsPath);
+  } catch (e) {
+    errors.hosts = e as Error;
+  }
   if (o.ipForward !== false) {
-    const saved = join(dirOf(o), 'ip_forward.orig');
-    let orig: string | undefined;
     try {
-      orig = readFileSync(saved, 'utf8').trim();
-    } catch {
-      /* we did not change it */
-    }
-    if (needNft) {
-      const cur = readFileSync(FORWARD, 'utf8').trim();
-      if (cur !== '1') {
-        writeFileSync(saved, cur);
-        writeFileSync(FORWARD, '1');
+      const saved = join(dirOf(o), 'ip_forward.orig');
+      let orig: string | undefined;
+      try {
+        orig = readFileSync(saved, 'utf8').trim();
+      } catch {
+        /* we did not change it */
       }
-    } else if (orig !== undefined) {
-      writeFileSync(FORWARD, orig);
-      unlinkSync(saved);
+      if (needNft) {
+        const cur = readFileSync(FORWARD, 'utf8').trim();
+        if (cur !== '1') {
+          writeFileSync(saved, cur);
+          writeFileSync(FORWARD, '1');
+        }
+      } else if (orig !== undefined) {
+        writeFileSync(FORWARD, orig);
+        unlinkSync(saved);
+      }
+    } catch (e) {
+      errors.ipForward = e as Error;
     }
   }
+  return errors;
 }
 
 /** removes what dead owners left behind (links, empty zones, their records); call under the state lock */

@@ -103,7 +103,10 @@ export function networkExtension(opts: NetworkExtensionOptions = {}): ContainerE
       const machine = run.cfg.machineName;
       await net.withStateLock(so, async () => {
         const gone = await net.collectLeftovers(so);
-        if (gone.length > 0) run.log(`Collected network leftovers of ${gone.join(', ')}.`);
+        if (gone.length > 0) {
+          run.log(`Collected network leftovers of ${gone.join(', ')}.`);
+          net.syncShared(so);
+        }
         const record: NetRecord = { machine, owner: net.ownerSelf(), links: [], subnets: [], ports: [] };
         if (n.veth) record.links.push(net.shortenIfname((n.bridge !== undefined || n.zone !== undefined ? 'vb-' : 've-') + machine));
         for (const e of n.vethExtra ?? []) record.links.push(net.parseVethExtra(e).host);
@@ -224,7 +227,11 @@ export function networkExtension(opts: NetworkExtensionOptions = {}): ContainerE
         rtnl.close();
       }
       if (st.record && (st.record.masqueradeSubnet || st.record.ports.length || st.record.hosts)) {
-        await net.withStateLock(so, async () => net.syncShared(so));
+        const errs = await net.withStateLock(so, async () => net.syncShared(so));
+        if (errs.nft && st.record.ports.length > 0) throw new Error(`Failed to set up port forwarding: ${errs.nft.message}`);
+        if (errs.nft) run.log(`Warning: no masquerading for the container (it reaches the host only): ${errs.nft.message}`);
+        if (errs.hosts) run.log(`Warning: the container's name will not resolve on the host: ${errs.hosts.message}`);
+        if (errs.ipForward) run.log(`Warning: cannot turn on IPv4 forwarding: ${errs.ipForward.message}`);
         if (st.record.ports.length > 0)
           st.proxy = await net.startIpv6Proxy(st.record.ports, (e) => run.log(`port forwarding (IPv6): ${e.message}`)).catch((e: Error) => {
             run.log(`Warning: cannot forward ports on IPv6: ${e.message}`);
@@ -273,7 +280,8 @@ export function networkExtension(opts: NetworkExtensionOptions = {}): ContainerE
           if (st.record.zone !== undefined) await net.leaveZone(st.record.zone, so.zone ?? {}).catch(() => false);
         }
         net.removeRecord(path);
-        net.syncShared(so);
+        const errs = net.syncShared(so);
+        for (const e of Object.values(errs)) if (e) run.log(`network: ${e.message}`);
       });
     },
   };
