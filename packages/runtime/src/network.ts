@@ -108,8 +108,8 @@ export function networkExtension(opts: NetworkExtensionOptions = {}): ContainerE
           net.syncShared(so);
         }
         const record: NetRecord = { machine, owner: net.ownerSelf(), links: [], subnets: [], ports: [] };
-        if (n.veth) record.links.push(net.shortenIfname((n.bridge !== undefined || n.zone !== undefined ? 'vb-' : 've-') + machine));
-        for (const e of n.vethExtra ?? []) record.links.push(net.parseVethExtra(e).host);
+        // links enter the record once made (attach): a name listed here is one this run created, never another's
+        const vethHost = net.shortenIfname((n.bridge !== undefined || n.zone !== undefined ? 'vb-' : 've-') + machine);
         if (n.zone !== undefined) record.zone = n.zone;
         if (auto(n)) {
           const live = net.readRecords(so).map((x) => x.record);
@@ -124,7 +124,7 @@ export function networkExtension(opts: NetworkExtensionOptions = {}): ContainerE
             addressing = { hostIf: bridge, subnet, hostAddress: net.nthAddress(subnet, 1), containerAddress: net.nthAddress(subnet, k) };
           } else {
             const a = net.allocateSubnet(machine, 28, await takenPrefixes(live));
-            addressing = { hostIf: record.links[0]!, subnet: a.subnet, hostAddress: a.hostAddress, containerAddress: net.nthAddress(a.subnet, 2) };
+            addressing = { hostIf: vethHost, subnet: a.subnet, hostAddress: a.hostAddress, containerAddress: net.nthAddress(a.subnet, 2) };
           }
           st.addressing = addressing;
           record.subnets.push(addressing.subnet);
@@ -225,6 +225,10 @@ export function networkExtension(opts: NetworkExtensionOptions = {}): ContainerE
         if (n.ipvlan?.length) await net.createIpvlan(pid, n.ipvlan, { rtnl, warn });
       } finally {
         rtnl.close();
+        if (st.record && st.recordPath) {
+          st.record.links = [...st.links];
+          net.writeRecord(so, st.record);
+        }
       }
       if (st.record && (st.record.masqueradeSubnet || st.record.ports.length || st.record.hosts)) {
         const errs = await net.withStateLock(so, async () => net.syncShared(so));
@@ -260,6 +264,10 @@ export function networkExtension(opts: NetworkExtensionOptions = {}): ContainerE
       }
       await net.removeLinks(st.links).catch((e: Error) => errors.push(e.message));
       st.links = [];
+      if (st.record && st.recordPath) {
+        st.record.links = [];
+        net.writeRecord(so, st.record);
+      }
       if (st.zoneJoined !== undefined) {
         await net.leaveZone(st.zoneJoined, so.zone ?? {}).catch((e: Error) => errors.push(e.message));
         delete st.zoneJoined;
@@ -276,7 +284,7 @@ export function networkExtension(opts: NetworkExtensionOptions = {}): ContainerE
       await net.withStateLock(so, async () => {
         // links of a boot that never got to detach (and the zone) are in the record: collected with it
         if (st.record) {
-          await net.removeLinks(st.record.links).catch(() => {});
+          await net.removeLinks(st.links).catch(() => {});
           if (st.record.zone !== undefined) await net.leaveZone(st.record.zone, so.zone ?? {}).catch(() => false);
         }
         net.removeRecord(path);
@@ -318,4 +326,18 @@ function hostNameservers(): string[] {
   } catch {
     return [];
   }
+}
+
+/**
+ * For a daemon or a cron job: removes what killed nspawn processes left behind (their links, empty zones, nft rules,
+ * hosts lines, ip_forward) and returns the machines whose leftovers went.
+ */
+export async function collectNetworkLeftovers(opts: NetworkExtensionOptions = {}): Promise<string[]> {
+  const net = await loadNet();
+  const so: StateOptions = { locker: helperLocker, zone: { locker: helperLocker }, ...opts };
+  return net.withStateLock(so, async () => {
+    const gone = await net.collectLeftovers(so);
+    net.syncShared(so);
+    return gone;
+  });
 }

@@ -288,6 +288,22 @@ describe('cleanup', () => {
   });
 });
 
+describe('safety', () => {
+  it('a second container of the same name fails and leaves the first one\'s link alone', async () => {
+    const s = stopFile('dup');
+    const a = nspawn(['-M', 'nt-dup', '-n', 'sh', '-c', `echo READY; ${waitStop(s.inside)}`]);
+    await waitFor(() => a.out().includes('READY'), 'READY');
+    const b = nspawn(['-M', 'nt-dup', '-n', 'true']);
+    expect(await b.done).toBe(1);
+    expect(b.err()).toMatch(/Failed to (allocate the cgroup|create veth ve-nt-dup: EEXIST)/);
+    expect(linkExists('ve-nt-dup')).toBe(true);
+    expect(hostsHas('nt-dup')).toBe(true);
+    s.stop();
+    expect(await a.done).toBe(0);
+    expectNothingLeft('nt-dup', 've-nt-dup');
+  });
+});
+
 const SYSTEMD_NSPAWN = '/usr/bin/systemd-nspawn';
 describe.skipIf(!existsSync(SYSTEMD_NSPAWN))('side by side with systemd-nspawn', () => {
   /** the host side's name, altnames and MAC, and host0's MAC, while the container runs */
