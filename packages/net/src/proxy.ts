@@ -27,8 +27,9 @@ export async function startIpv6Proxy(ports: PortForward[], onError: (err: Error)
   try {
     for (const p of ports) {
       if (p.protocol === 'tcp') {
-        const srv = createServer((c) => {
-          const up = connect({ host: p.address, port: p.containerPort });
+        // half-open both ways: a client that shuts down its sending side still gets the whole answer
+        const srv = createServer({ allowHalfOpen: true }, (c) => {
+          const up = connect({ host: p.address, port: p.containerPort, allowHalfOpen: true });
           c.pipe(up).pipe(c);
           const end = () => {
             c.destroy();

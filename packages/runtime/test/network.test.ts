@@ -102,13 +102,14 @@ describe('--network-veth', () => {
     const s = stopFile('veth');
     const c = nspawn([
       '-M', 'nt-net1', '-n', 'sh', '-c',
-      `ip -4 -o addr show host0; gw=$(ip route | awk '/default/{print $3}'); echo GW=$gw;
+      `ip -4 -o addr show host0; ip -6 -o addr show host0; gw=$(ip route | awk '/default/{print $3}'); echo GW=$gw;
        ping -c1 -W2 $gw >/dev/null && echo PING-OK; wget -qO- http://$gw:${port}/; echo;
        mkdir -p /tmp/www; echo from-container > /tmp/www/index.html; httpd -p 8080 -h /tmp/www; echo READY; ${waitStop(s.inside)}`,
     ]);
     await waitFor(() => c.out().includes('READY') || c.child.exitCode !== null, 'READY');
     expect(c.out()).toMatch(/host0\s+inet (10|172|192)\.\d+\.\d+\.\d+\/28/);
     expect(c.out()).toContain('PING-OK');
+    expect(c.out()).toMatch(/host0\s+inet6 fe80::/); // IPv6 link-local
     expect(c.out()).toContain('from-host');
     expect(linkExists('ve-nt-net1')).toBe(true);
     const { address } = await lookup('nt-net1', { family: 4 });
