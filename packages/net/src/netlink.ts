@@ -184,6 +184,21 @@ export class Rtnl {
     );
   }
 
+  /** removes ADDRESS/PREFIXLENGTH from IFNAME; false when it was not there */
+  async delAddress(ifname: string, family: 4 | 6, address: string, prefixLength: number): Promise<boolean> {
+    const link = await this.getLink(ifname);
+    if (!link) return false;
+    const ip = ipBytes(address, family);
+    try {
+      await this.sock.delAddress({ family: family === 4 ? 2 : 10, prefixlen: prefixLength, index: link.index } as never, { local: ip, address: ip } as never);
+      return true;
+    } catch (err) {
+      const e = new NetlinkError(`remove address ${address}/${prefixLength} from ${ifname}`, err);
+      if (e.code === 'EADDRNOTAVAIL' || e.code === 'ENODEV') return false;
+      throw e;
+    }
+  }
+
   /** a permanent IPv4 neighbour entry ADDRESS -> MAC on IFNAME (replaced if it exists) */
   async addNeighbor(ifname: string, address: string, macAddress: string): Promise<void> {
     const link = await this.getLink(ifname);

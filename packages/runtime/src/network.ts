@@ -269,8 +269,26 @@ export function networkExtension(opts: NetworkExtensionOptions = {}): ContainerE
         net.writeRecord(so, st.record);
       }
       if (st.zoneJoined !== undefined) {
-        await net.leaveZone(st.zoneJoined, so.zone ?? {}).catch((e: Error) => errors.push(e.message));
+        const zone = st.zoneJoined;
+        const removed = await net.leaveZone(zone, so.zone ?? {}).catch((e: Error) => (errors.push(e.message), false));
         delete st.zoneJoined;
+        // the bridge stays for other members (systemd-nspawn's, say): our address on it goes when no container of
+        // ours is left in the zone
+        const a = st.addressing;
+        if (!removed && a) {
+          await net
+            .withStateLock(so, async () => {
+              const others = net.readRecords(so).filter((x) => x.path !== st.recordPath && x.record.zone === zone);
+              if (others.length > 0) return;
+              const r = new net.Rtnl();
+              try {
+                await r.delAddress(a.hostIf, 4, a.hostAddress, a.subnet.prefixLength);
+              } finally {
+                r.close();
+              }
+            })
+            .catch((e: Error) => errors.push(e.message));
+        }
       }
       if (errors.length > 0) throw new Error(errors.join('; '));
     },

@@ -359,6 +359,28 @@ describe.skipIf(!existsSync(SYSTEMD_NSPAWN))('side by side with systemd-nspawn',
     expect(linkExists('nt-cxh')).toBe(false);
   });
 
+  it('shares a zone with systemd-nspawn: our address leaves its bridge with our last container, the bridge stays', async () => {
+    const s = stopFile('sdz');
+    const sd = spawn(SYSTEMD_NSPAWN, ['--register=no', '--keep-unit', '-q', '--console=pipe', '-D', tree.root, '-M', 'nt-sdz', '--network-zone=nt-zs', 'sh', '-c', waitStop(s.inside)], { stdio: 'ignore' });
+    const sdDone = new Promise((r) => sd.on('exit', r));
+    cleanups.push(async () => {
+      if (sd.exitCode === null) {
+        sd.kill('SIGKILL');
+        await sdDone;
+      }
+    });
+    await waitFor(() => linkExists('vb-nt-sdz') && linkExists('vz-nt-zs'), "systemd-nspawn's zone");
+    const c = nspawn(['-M', 'nt-ourz', '--network-zone=nt-zs', 'ip', '-4', '-o', 'addr', 'show', 'host0']);
+    expect(await c.done).toBe(0);
+    const m = /inet (\d+\.\d+\.\d+)\.\d+\/24/.exec(c.out());
+    expect(m).not.toBeNull();
+    expect(linkExists('vz-nt-zs')).toBe(true); // systemd-nspawn's member is still in it
+    expect(ip('-4', '-o', 'addr', 'show', 'dev', 'vz-nt-zs')).not.toContain(`${m![1]}.1/24`);
+    s.stop();
+    await sdDone;
+    expect(linkExists('vz-nt-zs')).toBe(false);
+  });
+
   for (const name of ['nt-cmp', 'nt-a30charactermachinename-xyz']) {
     it(`same interface names, altnames and MACs for ${name} (${name.length} characters)`, async () => {
       const theirs = await observe('systemd-nspawn', name);
