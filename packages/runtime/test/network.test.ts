@@ -229,6 +229,14 @@ describe('macvlan, ipvlan, --network-interface', () => {
     expect(linkExists('nt-if0')).toBe(true);
   });
 
+  it('a start that fails after the veth was made leaves nothing behind', async () => {
+    const c = nspawn(['-M', 'nt-fail', '-n', '-p', 'tcp:18090:80', '--network-macvlan=nt-nonexist', 'true']);
+    expect(await c.done).toBe(1);
+    expect(c.err()).toContain('Failed to resolve interface nt-nonexist: ENODEV');
+    expectNothingLeft('nt-fail', 've-nt-fail');
+    expect(spawnSync('nft', ['list', 'table', 'ip', 'nspawn'], { encoding: 'utf8' }).stdout).not.toContain('18090');
+  });
+
   it('a missing interface fails the start cleanly', async () => {
     const c = nspawn(['-M', 'nt-ifx', '--network-interface=nt-nonexist', 'true']);
     expect(await c.done).not.toBe(0);
