@@ -161,7 +161,7 @@ describe('--network-zone', () => {
 });
 
 describe('--port', () => {
-  it('forwards to a container: from 127.0.0.1, from ::1, and from another network namespace', async () => {
+  it('forwards to a container: from 127.0.0.1, from ::1, and from another network namespace over IPv4 and IPv6', async () => {
     // the other namespace: a veth of our own with addresses from the benchmarking range
     spawnSync('ip', ['netns', 'del', 'nt-pfns']);
     ip('netns', 'add', 'nt-pfns');
@@ -173,6 +173,8 @@ describe('--port', () => {
     ip('-n', 'nt-pfns', 'addr', 'add', '198.18.0.2/30', 'dev', 'nt-pfb');
     ip('-n', 'nt-pfns', 'link', 'set', 'nt-pfb', 'up');
     ip('-n', 'nt-pfns', 'link', 'set', 'lo', 'up');
+    ip('addr', 'add', 'fdee:6e74::1/64', 'dev', 'nt-pfa', 'nodad');
+    ip('-n', 'nt-pfns', 'addr', 'add', 'fdee:6e74::2/64', 'dev', 'nt-pfb', 'nodad');
 
     const s = stopFile('pf');
     const c = nspawn(['-M', 'nt-pf', '-n', '-p', 'tcp:18080:80', 'sh', '-c', `mkdir -p /tmp/w; echo forwarded > /tmp/w/index.html; httpd -p 80 -h /tmp/w; echo READY; ${waitStop(s.inside)}`]);
@@ -182,6 +184,8 @@ describe('--port', () => {
     expect(await (await fetch('http://[::1]:18080/')).text()).toBe('forwarded\n');
     const other = spawnSync('nsenter', ['--net=/run/netns/nt-pfns', 'curl', '-sS', '-m', '3', 'http://198.18.0.1:18080/'], { encoding: 'utf8' });
     expect(other.stdout, other.stderr + String(other.status)).toBe('forwarded\n');
+    const other6 = spawnSync('nsenter', ['--net=/run/netns/nt-pfns', 'curl', '-sS', '-m', '3', 'http://[fdee:6e74::1]:18080/'], { encoding: 'utf8' });
+    expect(other6.stdout, other6.stderr).toBe('forwarded\n');
     s.stop();
     expect(await c.done).toBe(0);
     expectNothingLeft('nt-pf', 've-nt-pf');
