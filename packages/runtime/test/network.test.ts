@@ -301,6 +301,25 @@ describe('cleanup', () => {
   });
 });
 
+describe('zone lock', () => {
+  it('nspawn-helper --ofd-lock holds an open-file-description lock for the description Node keeps', async () => {
+    const path = join(tree.dir, 'nt-zone.lck');
+    writeFileSync(path, '');
+    const { openSync, closeSync } = await import('node:fs');
+    const { helperLocker, helperPath } = await import('../src/index.js');
+    const fd1 = openSync(path, 'r+');
+    helperLocker(fd1);
+    const fd2 = openSync(path, 'r+');
+    const waiter = spawn(helperPath(), ['--ofd-lock'], { stdio: ['ignore', 'ignore', 'pipe', fd2] });
+    const exited = new Promise<number>((r) => waiter.on('exit', (c) => r(c ?? 128)));
+    await sleep(300);
+    expect(waiter.exitCode).toBeNull(); // blocked by the lock on fd1's description
+    closeSync(fd1);
+    expect(await exited).toBe(0);
+    closeSync(fd2);
+  });
+});
+
 describe('safety', () => {
   it('a second container of the same name fails and leaves the first one\'s link alone', async () => {
     const s = stopFile('dup');
