@@ -90,6 +90,8 @@ export function networkExtension(opts: NetworkExtensionOptions = {}): ContainerE
 
   return {
     name: 'network',
+    // links, rules and names to remove at the end; a --network-namespace-path= alone is only the plan's
+    needed: (cfg) => !!cfg.network && (hasLinks(cfg.network) || !!cfg.network.ports?.length),
 
     async setup(run) {
       const n = run.cfg.network;
