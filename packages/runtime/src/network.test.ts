@@ -1,5 +1,8 @@
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { networkExtension } from './network.js';
+import { hostNetworkdRuns, networkExtension } from './network.js';
 import { handoffBlocker } from './handoff.js';
 import { baseConfig, basePlan } from './test/fixtures.js';
 import type { ContainerConfig } from './plan.js';
@@ -25,6 +28,29 @@ describe('networkExtension', () => {
     x.plan!(run({ macvlan: ['eth9'] }), p2);
     expect(p2.sync).toBe(true);
     expect(p2.net).toBeUndefined(); // no addresses without setup()'s allocation
+  });
+  it('leaves the host side to a running systemd-networkd, unless told otherwise', async () => {
+    expect(hostNetworkdRuns()).toBe(false); // (no networkd on the test hosts)
+    const dir = mkdtempSync(join(tmpdir(), 'nt-state-'));
+    const hostsPath = join(dir, 'hosts');
+    writeFileSync(hostsPath, '127.0.0.1 localhost\n');
+    try {
+      const plans: Record<string, ReturnType<typeof basePlan>> = {};
+      for (const networkd of [true, false]) {
+        const y = networkExtension({ dir, hostsPath, nftTable: 'nt_unit', ipForward: false, networkdRuns: () => networkd });
+        const r = run({ veth: true });
+        await y.setup!(r);
+        const plan = basePlan();
+        y.plan!(r, plan);
+        plans[String(networkd)] = plan;
+        await y.teardown!(r);
+      }
+      expect(plans.true!.net).toBeUndefined(); // links only
+      expect(plans.false!.net?.steps.map((s) => s.kind)).toEqual(['up', 'address', 'route']);
+      expect(readdirSync(dir).filter((f) => f.endsWith('.json'))).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
   it('refuses systemd\'s conflicts', async () => {
     await expect(x.setup!(run({ veth: true, bridge: 'br0', zone: 'z' }))).rejects.toThrow('--network-bridge= and --network-zone= may not be combined.');

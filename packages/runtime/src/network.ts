@@ -8,7 +8,7 @@
  * by the next start.
  */
 import { spawnSync } from 'node:child_process';
-import { closeSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import type { DhcpServer, FdLocker, InterfaceMover, NetRecord, PortProxy, StateOptions, TakenPrefix } from '@nspawn/net';
 import type { ExposePort } from '@nspawn/settings';
 import type { ContainerExtension, ContainerRun } from './extension.js';
@@ -27,7 +27,7 @@ export interface NetworkConfig {
   interfaces?: string[];
   namespacePath?: string;
   ports?: ExposePort[];
-  /** configure addresses, routes, masquerading and names (default true); false: links only, like systemd-nspawn */
+  /** configure addresses, routes, masquerading, DHCP and names (default: unless the host runs systemd-networkd); false: links only, like systemd-nspawn */
   autoConfigure?: boolean;
 }
 
@@ -68,6 +68,8 @@ interface NetState {
 export interface NetworkExtensionOptions extends StateOptions {
   /** e.g. a test's own state directory */
   dir?: string;
+  /** whether the host's systemd-networkd runs (default: hostNetworkdRuns()) */
+  networkdRuns?: () => boolean;
 }
 
 /** @nspawn/net (and its native netlink binding) loads only when a container has a network to set up */
@@ -86,7 +88,10 @@ export function networkExtension(opts: NetworkExtensionOptions = {}): ContainerE
     if (!s) states.set(run, (s = { links: [], movedIn: [] }));
     return s;
   };
-  const auto = (n: NetworkConfig) => n.autoConfigure !== false && n.veth === true && n.bridge === undefined;
+  // a host whose systemd-networkd runs configures ve-*/vz-* itself (80-container-ve.network, -vz.network): then we
+  // make the links only, as systemd-nspawn does, unless told otherwise
+  const networkdRuns = opts.networkdRuns ?? hostNetworkdRuns;
+  const auto = (n: NetworkConfig) => (n.autoConfigure ?? !networkdRuns()) && n.veth === true && n.bridge === undefined;
 
   return {
     name: 'network',
@@ -360,4 +365,23 @@ export async function collectNetworkLeftovers(opts: NetworkExtensionOptions = {}
     net.syncShared(so);
     return gone;
   });
+}
+
+/** whether a systemd-networkd runs in our network namespace (a container's own networkd does not count) */
+export function hostNetworkdRuns(): boolean {
+  let self: string;
+  try {
+    self = readlinkSync('/proc/self/ns/net');
+  } catch {
+    return false;
+  }
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      if (readFileSync(`/proc/${d}/comm`, 'utf8') === 'systemd-network\n' && readlinkSync(`/proc/${d}/ns/net`) === self) return true;
+    } catch {
+      /* gone, or not ours to read */
+    }
+  }
+  return false;
 }

@@ -299,7 +299,8 @@ function networkConfig(s: Settings, environ: NodeJS.ProcessEnv): NetworkConfig |
   if (s.networkNamespacePath !== undefined) n.namespacePath = s.networkNamespacePath;
   if (s.exposePorts?.length) n.ports = s.exposePorts.map((p) => ({ ...p }));
   if (Object.keys(n).length === 0) return undefined;
-  const auto = environ.NSPAWN_NETWORK_AUTO;
-  if (auto !== undefined && ['0', 'no', 'n', 'false', 'f', 'off'].includes(auto.toLowerCase())) n.autoConfigure = false;
+  const auto = environ.NSPAWN_NETWORK_AUTO?.toLowerCase();
+  if (auto !== undefined && ['0', 'no', 'n', 'false', 'f', 'off'].includes(auto)) n.autoConfigure = false;
+  if (auto !== undefined && ['1', 'yes', 'y', 'true', 't', 'on'].includes(auto)) n.autoConfigure = true;
   return n;
 }
