@@ -4,11 +4,11 @@
  * without cleaning up (kill -9 of nspawn) is collected by the next start: its links deleted, its zone bridge
  * removed when empty, its rules and names dropped. Only names recorded here are ever deleted.
  */
-import { mkdirSync, readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { syncHostsFile } from './hosts.js';
 import { leaveZone, removeLinks, type ZoneOptions } from './links.js';
-import { applyNft, nftScript, nftTableExists, NFT_TABLE, type PortForward } from './nft.js';
+import { applyNft, nftScript, NFT_TABLE, type PortForward } from './nft.js';
 import { lockFile, type FdLocker } from './lock.js';
 
 export const STATE_DIR = '/run/nspawn/net';
@@ -113,8 +113,14 @@ export function syncShared(o: StateOptions = {}): SyncErrors {
   const errors: SyncErrors = {};
   const live = readRecords(o).map((x) => x.record).filter(alive);
   const needNft = live.some((r) => r.masqueradeSubnet || r.ports.length > 0);
+  // a marker, written before the table is made, says it may exist: no nft at all while none is needed
+  const marker = join(dirOf(o), `nft-${o.nftTable ?? NFT_TABLE}`);
   try {
-    if (needNft || nftTableExists(o.nftTable ?? NFT_TABLE)) applyNft(nftScript(live, o.nftTable ?? NFT_TABLE));
+    if (needNft) writeFileSync(marker, '');
+    if (needNft || existsSync(marker)) {
+      applyNft(nftScript(live, o.nftTable ?? NFT_TABLE));
+      if (!needNft) rmSync(marker, { force: true });
+    }
   } catch (e) {
     errors.nft = e as Error;
   }
