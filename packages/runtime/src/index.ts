@@ -12,3 +12,4 @@ export * from './devices/index.js';
 export * from './journal.js';
 export * from './extension.js';
 export * from './handoff.js';
+export { networkExtension, helperLocker, helperMover, collectNetworkLeftovers, type NetworkConfig, type NetworkExtensionOptions } from './network.js';
