@@ -7,7 +7,6 @@
  * while it runs. Everything is recorded under /run/nspawn/net so that a killed nspawn's leftovers are collected
  * by the next start.
  */
-import { spawnSync } from 'node:child_process';
 import { closeSync, openSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import type { DhcpServer, FdLocker, InterfaceMover, NetRecord, PortProxy, StateOptions, TakenPrefix } from '@nspawn/net';
 import type { ExposePort } from '@nspawn/settings';
@@ -33,12 +32,15 @@ export interface NetworkConfig {
 
 /** make_lock_file()'s open-file-description lock, taken by the helper on Node's file description */
 export const helperLocker: FdLocker = (fd) => {
+  // (child_process loaded here, not at start-up: a run without a network must not pay for it)
+  const { spawnSync } = process.getBuiltinModule('node:child_process');
   const r = spawnSync(helperPath(), ['--ofd-lock'], { stdio: ['ignore', 'ignore', 'pipe', fd] });
   if (r.status !== 0) throw new Error(`Failed to take a lock: ${r.stderr?.toString().trim() || r.error?.message || `exit ${r.status}`}`);
 };
 
 /** move_back_network_interfaces() by the helper: it enters the namespace at fd 3 and moves the links to ours */
 export const helperMover: InterfaceMover = (fd, ifaces) => {
+  const { spawnSync } = process.getBuiltinModule('node:child_process');
   const r = spawnSync(helperPath(), ['--move-back', ...ifaces], { stdio: ['ignore', 'ignore', 'pipe', fd], encoding: 'utf8' });
   if (r.error) return [r.error];
   return r.status === 0 ? [] : (r.stderr.trim() || `exit ${r.status}`).split('\n').map((l) => new Error(l));
