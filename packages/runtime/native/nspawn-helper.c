@@ -73,6 +73,7 @@ static int decode_hex(const char *hex, unsigned char *out, size_t len) {
 #include "devices.c" /* the device policy's BPF program on cgroup2 (static functions) */
 #include "cgroup.c" /* into the container's cgroup (static functions) */
 #include "locks.c" /* image locks held for the container's life (static functions) */
+#include "netcfg.c" /* host0 and friends: up, addresses, routes; --network-namespace-path= (static functions) */
 #define MAX_OPS 512
 #define MAX_LIST 1024
 
@@ -145,6 +146,7 @@ static struct {
         SeccompPlan seccomp;
         DevicesPlan devices;
         CgroupPlan cgroup;
+        NetcfgPlan net;
 } plan = { .personality = -1, .uid = -1, .gid = -1, .devices = DEVICES_PLAN_INIT, .cgroup = CGROUP_PLAN_INIT };
 
 static int sync_fd = -1; /* child's end of the child<->outer socket */
@@ -392,6 +394,13 @@ static void parse_plan(void) {
                         caps_plan_parse(&plan.caps, b, e, p, i, a);
                 } else if (!strcmp(k, "capwarn"))
                         plan.caps_warning = tok();
+                else if (!strcmp(k, "netup") || !strcmp(k, "netaddr") || !strcmp(k, "netroute")) {
+                        const char *ifn = tok(), *fam = k[3] == 'u' ? NULL : tok(), *a = k[3] == 'u' ? NULL : tok();
+                        const char *pfx = k[3] == 'a' ? tok() : NULL;
+                        if (netcfg_parse(&plan.net, k[3] == 'u' ? 'u' : k[3] == 'a' ? 'a' : 'r', ifn, fam, a, pfx) < 0)
+                                exit(2);
+                } else if (!strcmp(k, "netns"))
+                        plan.net.netns_path = tok();
                 else if (!strcmp(k, "keyring"))
                         plan.session_keyring = 1;
                 else if (!strcmp(k, "seccomp")) {
@@ -999,6 +1008,15 @@ static void child_main(void) {
         close(tree);
         if (plan.loopback)
                 loopback_up();
+        {
+                char nerr[512];
+                char nmsg[600];
+                if (netcfg_apply(&plan.net, nerr, sizeof nerr) < 0) {
+                        snprintf(nmsg, sizeof nmsg, "Failed to configure the container's network: %s", nerr);
+                        send_error(nmsg);
+                        _exit(1);
+                }
+        }
 
         int master = -1;
         char console[64] = "";
@@ -1261,6 +1279,11 @@ int main(int argc, char **argv) {
                 for (int i = 1; i < argc && argv[i] == argv0_buf + argv0_len + 1; i++)
                         argv0_len += 1 + strlen(argv[i]);
         }
+        /* two small services for src/network.ts: the zone lock and moving interfaces back (native/netcfg.c) */
+        if (argc == 2 && !strcmp(argv[1], "--ofd-lock"))
+                return netcfg_ofd_lock();
+        if (argc >= 2 && !strcmp(argv[1], "--move-back"))
+                return netcfg_move_back(argc, argv);
         if (argc > 1 && !strcmp(argv[1], "--handoff")) {
                 /* In nspawn's place: what Node set up for itself goes (it ignores SIGPIPE, for one); no parent to
                  * die with, and no control socket (fd 3 is not ours). */
@@ -1331,6 +1354,11 @@ int main(int argc, char **argv) {
                 }
                 ctl_printf("warning %s\n", err);
                 devices_close(&plan.devices);
+        }
+        if (netcfg_join_netns(&plan.net, err, sizeof err) < 0) {
+                ctl_printf("error %s\n", err);
+                ctl_printf("exit 1\n");
+                return early_exit();
         }
         /* The container's PID 1 starts in its cgroup (native/cgroup.c). */
         if (cgroup_enter(&plan.cgroup, err, sizeof err) < 0) {

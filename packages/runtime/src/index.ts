@@ -13,3 +13,4 @@ export * from './journal.js';
 export * from './extension.js';
 export * from './storage.js';
 export * from './handoff.js';
+export { networkExtension, helperLocker, helperMover, collectNetworkLeftovers, type NetworkConfig, type NetworkExtensionOptions } from './network.js';

@@ -168,6 +168,12 @@ export interface HelperPlan {
    * its end on its own: the end-of-run steps Node would take, as data.
    */
   handoff?: HandoffPlan;
+  /**
+   * The container side of the network (src/network.ts), applied by the container's child after the sync point and
+   * before the payload: links up, addresses, default routes, in this order (native/netcfg.c). netns: the
+   * --network-namespace-path= the helper joins before it clones.
+   */
+  net?: { steps: NetStep[]; netns?: string };
 }
 
 /** What the helper does after the container's end when it runs in nspawn's place (see src/handoff.ts). */
@@ -193,6 +199,11 @@ export interface HandoffPlan {
   /** the command line that starts nspawn again for a reboot (the first SIGHUP-death) */
   reexec: string[];
 }
+
+export type NetStep =
+  | { kind: 'up'; ifname: string }
+  | { kind: 'address'; ifname: string; family: 4 | 6; address: string; prefixLength: number }
+  | { kind: 'route'; ifname: string; family: 4 | 6; gateway: string };
 
 const n = (x: number | bigint | undefined) => String(x ?? 0);
 
@@ -249,6 +260,12 @@ export function planTokens(p: HelperPlan): string[] {
   }
   if (p.asPid2) t.push('pid2');
   if (p.loopback) t.push('loopback');
+  for (const st of p.net?.steps ?? []) {
+    if (st.kind === 'up') t.push('netup', st.ifname);
+    else if (st.kind === 'address') t.push('netaddr', st.ifname, String(st.family), st.address, String(st.prefixLength));
+    else t.push('netroute', st.ifname, String(st.family), st.gateway);
+  }
+  if (p.net?.netns !== undefined) t.push('netns', p.net.netns);
   if (p.searchPath) t.push('search');
   for (const e of p.env) t.push('env', e);
   for (const e of p.stubEnv) t.push('stubenv', e);
