@@ -5,7 +5,9 @@
  */
 import type { ContainerConfig } from './plan.js';
 import type { HelperPlan } from './protocol.js';
+import { storageExtension } from './storage.js';
 import { privateUsersExtension } from './private-users.js';
+import { networkExtension } from './network.js';
 
 /** What an extension sees of the run it is part of. */
 export interface ContainerRun {
@@ -22,6 +24,11 @@ export interface ContainerExtension {
    * helper (src/handoff.ts): nothing of nspawn's stays to call detach() or teardown().
    */
   needed?(cfg: ContainerConfig): boolean;
+  /**
+   * setup() is synchronous and also runs before a hand-over (src/handoff.ts), whose run then needs nothing more of
+   * it (e.g. the private users' range: its lock has a holder process of its own). Others are skipped there.
+   */
+  readonly setupBeforeHandoff?: boolean;
   /** once per run, before the first boot; throw a ContainerError to refuse the start (teardown() still runs) */
   setup?(run: ContainerRun): void | Promise<void>;
   /** each boot, once the plan is made: adds to it; set plan.sync when attach() must finish before the payload */
@@ -39,5 +46,6 @@ export interface ContainerExtension {
 
 /** The extensions every `nspawn` start uses, in order. */
 export function defaultExtensions(): ContainerExtension[] {
-  return [privateUsersExtension()];
+  // storage first (it may put the run on a snapshot), then the range for that tree, then the network
+  return [storageExtension(), privateUsersExtension(), networkExtension()];
 }

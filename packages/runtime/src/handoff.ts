@@ -15,6 +15,7 @@ import { ContainerError, type Prepared } from './prepare.js';
 import { type ContainerExtension, type ContainerRun, defaultExtensions } from './extension.js';
 import { defaultHooks, endMessages, helperPath, planBoot, type RunHooks, setupMachineCgroup, spawningMessage } from './run.js';
 import { planTokens } from './protocol.js';
+import { nodeCgroupFs, recordingCgroupFs } from './cgroup.js';
 
 /** What a hand-over needs of the process it replaces. */
 export interface HandoffProcess {
@@ -64,8 +65,8 @@ export function handoffContainer(
   const cfg = p.config;
   const run: ContainerRun = { cfg, log: (l) => hooks.log(l) };
   const helper = opts.helper ?? helperPath();
-  // setup() as runContainer() does it (e.g. the private users' range, held past the execve by its own holder); a
-  // run is handed over only when no extension needs Node later, so their setup() is synchronous
+  // setup() of the extensions that ask for it before a hand-over (e.g. the private users' range, held past the
+  // execve by its own holder); they are synchronous
   const started: ContainerExtension[] = [];
   const teardown = () => {
     for (const x of started.reverse())
@@ -77,6 +78,7 @@ export function handoffContainer(
   };
   try {
     for (const x of extensions) {
+      if (!x.setupBeforeHandoff) continue;
       started.push(x);
       if (x.setup?.(run) instanceof Promise) throw new ContainerError(`${x.name}: an asynchronous setup() cannot be handed over`);
     }
@@ -105,9 +107,12 @@ function handOver(
   const cfg = p.config;
   const host = hostFacts ?? probeHost();
   const { plan } = planBoot(p, run, extensions, host, hooks);
-  // the helper will be this process: it goes into the scope from where this process is
-  const machine = setupMachineCgroup(cfg, host, plan, proc.pid, hooks);
-  machine.check(); // (throws when another nspawn has the scope now: not ours to remove)
+  // the helper will be this process: it goes into the scope from where this process is. It makes the scope too,
+  // as createMachineCgroup() says (recordingCgroupFs(): system calls are all it costs there), and its exclusive
+  // mkdir of the scope is the check that no other nspawn has it.
+  const cgroupFs = recordingCgroupFs(nodeCgroupFs, cfg.machineName);
+  const machine = setupMachineCgroup(cfg, host, plan, proc.pid, hooks, undefined, cgroupFs);
+  plan.cgroupOps = cgroupFs.ops;
   try {
     plan.handoff = {
       ...machine.removal(),

@@ -85,6 +85,7 @@ export function privateUsersExtension(deps: PrivateUsersDeps = nodeDeps): Contai
     // nothing after the start: the range's lock has a holder process of its own, bound to this PID, which outlives
     // a hand-over to the helper (execve) and removes the lock file when the run ends
     needed: () => false,
+    setupBeforeHandoff: true,
     setup(run) {
       const u = run.cfg.userns;
       if (!u) return;
