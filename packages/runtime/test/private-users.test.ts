@@ -184,6 +184,21 @@ describe('auto without idmapped mounts', () => {
   });
 });
 
+describe('with --ephemeral', () => {
+  it('-U -x: the machine\'s range, and the tree itself stays as it was (systemd-nspawn: the same map)', () => {
+    const t = tree('ext4', 'eph');
+    const before = ownership(t);
+    const name = 'ut-eph';
+    const a = ours(['-U', '-x', '-D', t, '-M', name, 'sh', '-c', 'cat /proc/self/uid_map; touch /made; ls -ln /bin/busybox']);
+    expect(a.status, a.err).toBe(0);
+    const b = theirs(['-U', '-x', '-D', t, '-M', name, 'cat', '/proc/self/uid_map']);
+    expect(b.status, b.err).toBe(0);
+    expect(a.out.split('\n')[0]).toBe(b.out.split('\n')[0]);
+    expect(a.out).toMatch(/ 0 +0 /); // root's files are root's inside
+    expect(ownership(t)).toBe(before);
+  });
+});
+
 describe('settings files', () => {
   it('PrivateUsers=pick in a trusted .nspawn file means chown (settings_load()), as under systemd-nspawn', () => {
     const t1 = tree('ext4', 'pfile-ours');
@@ -272,7 +287,8 @@ describe('concurrency', () => {
     chownSync(t, owner, owner); // the top only: every start's first candidate is the same range
     const cmds: Array<[string, string[]]> = [];
     for (let i = 0; i < 50; i++)
-      cmds.push([NSPAWN_BIN, [...base, '-U', '--private-users-ownership=off', '-D', t, '-M', `ut-c50-${i}`, 'sh', '-c', 'cat /proc/self/uid_map; sleep 8']]);
+      // --read-only: one tree for all, under a shared image lock
+      cmds.push([NSPAWN_BIN, [...base, '-U', '--private-users-ownership=off', '--read-only', '-D', t, '-M', `ut-c50-${i}`, 'sh', '-c', 'cat /proc/self/uid_map; sleep 8']]);
     const bases = await startAll(cmds);
     expect(new Set(bases).size).toBe(50);
     expect(bases.filter((b) => b === owner).length).toBe(1);
