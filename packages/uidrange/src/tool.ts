@@ -20,10 +20,44 @@ export interface ToolResult {
   stderr: string;
 }
 
-export function runTool(args: string[], stdio: StdioOptions = ['ignore', 'pipe', 'pipe'], env?: NodeJS.ProcessEnv): ToolResult {
-  // loaded on first use, not at start-up: most nspawn runs never need child_process (see @nspawn/runtime's hand-over)
+type Stdio = 'ignore' | 'pipe' | number;
+
+/** Node's own synchronous spawner (what child_process.spawnSync() calls), when this Node has it */
+interface SpawnSyncBinding {
+  spawn(o: object): { status: number | null; output?: Array<Uint8Array | null> | null; error?: number };
+}
+let binding: SpawnSyncBinding | null | undefined;
+
+/**
+ * Runs the tool and waits for it. Loading node:child_process costs milliseconds at a start (it pulls in net and the
+ * streams; a plain nspawn start never loads it), so this goes to Node's spawn_sync binding directly, with
+ * child_process.spawnSync() as the fallback.
+ */
+export function runTool(args: string[], stdio: Stdio[] = ['ignore', 'pipe', 'pipe'], env?: NodeJS.ProcessEnv): ToolResult {
+  const file = toolPath();
+  if (binding === undefined)
+    try {
+      const b = (process as unknown as { binding(name: string): unknown }).binding('spawn_sync') as SpawnSyncBinding;
+      binding = typeof b?.spawn === 'function' ? b : null;
+    } catch {
+      binding = null;
+    }
+  if (binding) {
+    const r = binding.spawn({
+      file,
+      args: [file, ...args],
+      stdio: stdio.map((s, i) => (s === 'ignore' ? { type: 'ignore' } : s === 'pipe' ? { type: 'pipe', readable: i === 0, writable: i !== 0 } : { type: 'fd', fd: s })),
+      maxBuffer: 1 << 20,
+      ...(env ? { envPairs: Object.entries(env).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${v}`) } : {}),
+    });
+    if (r.error === undefined || r.error === 0) {
+      const text = (b: Uint8Array | null | undefined) => (b ? Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('utf8') : '');
+      return { status: r.status ?? 128 + 9, stdout: text(r.output?.[1]), stderr: text(r.output?.[2]).trim() };
+    }
+  }
+  // loaded on first use, not at start-up
   const { spawnSync } = process.getBuiltinModule('node:child_process');
-  const r = spawnSync(toolPath(), args, { stdio, encoding: 'utf8', ...(env ? { env } : {}) });
+  const r = spawnSync(file, args, { stdio: stdio as StdioOptions, encoding: 'utf8', ...(env ? { env } : {}) });
   if (r.error) throw r.error;
   return { status: r.status ?? 128 + 9, stdout: r.stdout ?? '', stderr: (r.stderr ?? '').trim() };
 }
