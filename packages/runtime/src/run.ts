@@ -30,6 +30,8 @@ export function helperPath(): string {
   const candidates = [
     new URL('./nspawn-helper', import.meta.url),
     new URL('../native/build/nspawn-helper', import.meta.url),
+    // installed with --ignore-scripts: the prebuilt one for this architecture, shipped in the tarball
+    new URL(`../native/prebuilt/nspawn-helper-linux-${process.arch}`, import.meta.url),
   ].map((u) => fileURLToPath(u));
   for (const c of candidates) if (existsSync(c)) return c;
   throw new Error(
