@@ -8,6 +8,7 @@ Spawn a command or OS in a light-weight container.
   -h --help                 Show this help
      --version              Print version string
   -q --quiet                Do not show status information
+     --no-pager             Do not pipe output into a pager
      --settings=BOOLEAN     Load additional settings from .nspawn file
 
 Image:

@@ -5,6 +5,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, writeSync, lstatSync } from 'node:fs';
+import { accessSync, constants } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { signalName } from '@nspawn/settings';
@@ -28,15 +29,31 @@ export function helperPath(): string {
   const env = process.env.NSPAWN_HELPER;
   if (env) return env;
   const candidates = [
+    // beside a bundle (apps/cli/dist): the one for this architecture, else the one built here
+    new URL(`./nspawn-helper-linux-${process.arch}`, import.meta.url),
     new URL('./nspawn-helper', import.meta.url),
     new URL('../native/build/nspawn-helper', import.meta.url),
     // installed with --ignore-scripts: the prebuilt one for this architecture, shipped in the tarball
     new URL(`../native/prebuilt/nspawn-helper-linux-${process.arch}`, import.meta.url),
   ].map((u) => fileURLToPath(u));
-  for (const c of candidates) if (existsSync(c)) return c;
+  for (const c of candidates) if (existsSync(c)) return executable(c);
   throw new Error(
     `nspawn-helper not found (looked in ${candidates.join(', ')}); build it with 'pnpm --filter @nspawn/runtime build'`,
   );
+}
+
+/** npm and pnpm pack drop the exec bit of files that are not bins: give it back (we run as root). */
+function executable(file: string): string {
+  try {
+    accessSync(file, constants.X_OK);
+  } catch {
+    try {
+      chmodSync(file, 0o755);
+    } catch {
+      /* spawning it will say why */
+    }
+  }
+  return file;
 }
 
 /** How the container ended. */
