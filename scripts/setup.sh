@@ -20,6 +20,10 @@ apt_pkgs=(ca-certificates gcc libc6-dev make busybox-static util-linux iproute2 
 if [ $want_test = 1 ]; then
   # gcc-multilib: the seccomp tests build an i386 probe (gcc -m32) to check the compat ABI's filter
   apt_pkgs+=(systemd-container btrfs-progs nftables debootstrap gcc-multilib)
+  # the runtime's prebuilt arm64 helper (pnpm build, the packaging tests, pnpm release): clang with Debian's
+  # arm64 C library; not gcc-aarch64-linux-gnu, which Debian makes conflict with gcc-multilib.
+  # zsh and man-db: the completion and man page tests.
+  apt_pkgs+=(clang libc6-dev-arm64-cross libgcc-12-dev-arm64-cross binutils-aarch64-linux-gnu zsh man-db)
 fi
 missing=()
 for p in "${apt_pkgs[@]}"; do
