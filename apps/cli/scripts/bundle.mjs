@@ -8,10 +8,10 @@
 // exists: nspawn (src/nspawn.ts), nspawnctl (src/nspawnctl.ts), nspawnd (apps/daemon: src/nspawnd.ts,
 // src/main.ts or src/cli.ts). dist/NAME.cjs is what bin/NAME loads.
 import { build } from 'esbuild';
-import { copyFileSync, mkdirSync, chmodSync, existsSync, readdirSync, readFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, chmodSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const here = join(dirname(fileURLToPath(import.meta.url)), '..');
 const pkg = JSON.parse(readFileSync(join(here, 'package.json'), 'utf8'));
@@ -38,6 +38,23 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   for (const b of Object.keys(pkg.bin ?? {}))
     if (!entries[b]) throw new Error(`bin "${b}" in package.json has no source (looked for ${sourcesOf(b).join(', ')})`);
   mkdirSync(join(here, 'dist'), { recursive: true });
+  const require = createRequire(join(here, 'package.json'));
+  const runtimeDir = dirname(require.resolve('@nspawn/runtime/package.json'));
+
+  // The seccomp programs of the usual starts, computed now by the runtime being bundled (see nspawnSeccompBytes()):
+  // the default capabilities with and without a private network and a user namespace, with and without
+  // --suppress-sync. Other option sets are computed at start-up as before.
+  const runtime = await import(pathToFileURL(join(runtimeDir, 'dist/index.js')).href);
+  const precomputed = {};
+  for (const privateNetwork of [false, true])
+    for (const privateUsers of [undefined, { mode: 'fixed', shift: 0x10000, range: 0x10000 }, { mode: 'pick' }])
+      for (const suppressSync of [false, true]) {
+        const s = { ...(privateNetwork ? { privateNetwork } : {}), ...(privateUsers ? { privateUsers } : {}) };
+        const opts = { retainedCapabilities: runtime.containerCapabilities(s, s).retain, allow: [], deny: [], suppressSync };
+        const f = runtime.nspawnSeccompFilter(opts);
+        precomputed[runtime.seccompFilterKey(opts)] = { hex: Buffer.from(f.bytes).toString('hex'), warnings: f.warnings };
+      }
+  writeFileSync(join(here, 'dist/precomputed-seccomp.json'), `${JSON.stringify(precomputed, null, 1)}\n`);
   await build({
     entryPoints: entries,
     outdir: join(here, 'dist'),
@@ -49,11 +66,9 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     sourcemap: 'linked',
     logLevel: 'warning',
     // the libraries are ESM and use import.meta.url to find files beside them
-    define: { 'import.meta.url': '__nspawn_import_meta_url' },
+    define: { 'import.meta.url': '__nspawn_import_meta_url', __NSPAWN_PRECOMPUTED_SECCOMP__: JSON.stringify(precomputed) },
     banner: { js: 'var __nspawn_import_meta_url = require("node:url").pathToFileURL(__filename).href;' },
   });
-  const require = createRequire(join(here, 'package.json'));
-  const runtimeDir = dirname(require.resolve('@nspawn/runtime/package.json'));
   const helpers = [[join(runtimeDir, 'native/build/nspawn-helper'), 'nspawn-helper']];
   const prebuilt = join(runtimeDir, 'native/prebuilt');
   if (existsSync(prebuilt)) for (const f of readdirSync(prebuilt)) helpers.push([join(prebuilt, f), f]);

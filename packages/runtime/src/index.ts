@@ -11,3 +11,4 @@ export * from './cgroup.js';
 export * from './devices/index.js';
 export * from './journal.js';
 export * from './extension.js';
+export * from './handoff.js';

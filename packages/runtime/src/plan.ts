@@ -10,7 +10,7 @@ import { dirname } from 'node:path';
 import type { CgroupHierarchy, HostFacts, Tree } from './host.js';
 import { CLONE, type HelperConsole, type HelperPlan, type HelperRlimit, MOUNT_ATTR, MS, type Op, OpFlag } from './protocol.js';
 import type { ResolvedUser } from './users.js';
-import { nspawnSeccompFilter } from './seccomp/filter.js';
+import { nspawnSeccompBytes } from './seccomp/filter.js';
 import {
   CAPABILITIES_NOT_IN_BOUNDING_SET,
   capabilitiesUpTo,
@@ -592,7 +592,7 @@ export function planContainer(cfg: ContainerConfig, host: HostFacts, tree: Tree,
   plan.sessionKeyring = true;
   // setup_seccomp() with arg_caps_retain (the capability-gated groups), then seccomp_suppress_sync()
   if (cfg.seccomp !== false) {
-    const filter = nspawnSeccompFilter({
+    const filter = nspawnSeccompBytes({
       retainedCapabilities: caps.retain,
       allow: cfg.systemCallFilter?.allow ?? [],
       deny: cfg.systemCallFilter?.deny ?? [],

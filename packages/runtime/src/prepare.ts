@@ -5,7 +5,6 @@
  */
 import { existsSync, lstatSync } from 'node:fs';
 import { hostname as osHostname } from 'node:os';
-import { isatty } from 'node:tty';
 import { basename } from 'node:path';
 import {
   formatDiagnostic,
@@ -22,7 +21,7 @@ import {
 } from '@nspawn/settings';
 import type { HelperConsole } from './protocol.js';
 import type { ContainerConfig } from './plan.js';
-import type { Tree } from './host.js';
+import { isTerminal, type Tree } from './host.js';
 import { resolveUser } from './users.js';
 import { randomHex } from './random.js';
 import { containerCapabilities, verifyAmbientCapabilities } from './caps.js';
@@ -43,14 +42,13 @@ export interface PrepareEnv {
 }
 
 export const nodePrepareEnv = (tree: (root: string) => Tree): PrepareEnv => ({
-  // isatty() rather than process.stdin.isTTY: touching process.stdin builds a stream, which costs start-up time
-  stdinIsTTY: isatty(0),
-  stdoutIsTTY: isatty(1),
+  // not process.stdin.isTTY nor tty.isatty(): they load the streams and net, which cost start-up time
+  stdinIsTTY: isTerminal(0),
+  stdoutIsTTY: isTerminal(1),
   tree,
   exists: (p) => {
     try {
-      lstatSync(p);
-      return true;
+      return lstatSync(p, { throwIfNoEntry: false }) !== undefined || existsSync(p);
     } catch {
       return existsSync(p);
     }
