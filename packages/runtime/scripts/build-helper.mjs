@@ -16,7 +16,8 @@
 // Static when the C library allows it (faster exec, no loader; and a prebuilt helper must run on any
 // distribution), dynamic otherwise. NSPAWN_HELPER_ARCH overrides the architecture (tests, odd hosts).
 import { execFileSync, spawnSync } from 'node:child_process';
-import { copyFileSync, chmodSync, existsSync, mkdirSync, readdirSync, rmSync, statSync, renameSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { copyFileSync, chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -50,6 +51,15 @@ function newestSource() {
   );
 }
 const upToDate = (file) => !force && existsSync(file) && statSync(file).mtimeMs >= newestSource();
+
+/** A hash of the C sources: the prebuilt helpers record the one they were built from (mtimes do not survive npm). */
+function sourceHash() {
+  const h = createHash('sha256');
+  for (const f of readdirSync(nativeDir).filter((f) => f.endsWith('.c') || f.endsWith('.h')).sort()) h.update(`${f}\0`).update(readFileSync(join(nativeDir, f)));
+  return h.digest('hex');
+}
+const hashFile = join(prebuiltDir, 'sources.sha256');
+const prebuiltFresh = () => existsSync(hashFile) && readFileSync(hashFile, 'utf8').trim() === sourceHash();
 
 /** Compiles the helper into `file` with `cc` (+ args); static first. Returns false when the compiler fails. */
 function compile(cc, args, file, { staticOnly = false } = {}) {
@@ -87,26 +97,33 @@ if (buildMode) {
       process.exit(1);
     }
   }
+  const fresh = prebuiltFresh();
   for (const [a, compilers] of Object.entries(COMPILERS)) {
     const file = prebuiltPath(a);
-    if (upToDate(file)) continue;
+    if (fresh && upToDate(file)) continue;
     const built = compilers.some(([cc, args]) => compile(cc, args, file, { staticOnly: true }));
-    if (!built) say(`no static ${a} compiler here (arm64 on Debian: clang libc6-dev-arm64-cross); ${a} not prebuilt`);
+    if (!built) {
+      rmSync(file, { force: true });
+      say(`no static ${a} compiler here (arm64 on Debian: clang libc6-dev-arm64-cross); ${a} not prebuilt`);
+    }
   }
+  mkdirSync(prebuiltDir, { recursive: true });
+  writeFileSync(hashFile, `${sourceHash()}\n`);
   process.exit(0);
 }
 
 // install
 if (upToDate(out) && runsHere(out)) process.exit(0);
 const pre = prebuiltPath(arch);
-if (existsSync(pre)) {
+// (a prebuilt helper built from other sources is stale: a checkout whose C changed since the last build)
+if (existsSync(pre) && prebuiltFresh()) {
   mkdirSync(dirname(out), { recursive: true });
   copyFileSync(pre, `${out}.tmp`);
   chmodSync(`${out}.tmp`, 0o755);
   renameSync(`${out}.tmp`, out);
   if (runsHere(out)) process.exit(0);
   say(`the prebuilt helper for ${arch} does not run here; building it`);
-} else {
+} else if (!existsSync(pre)) {
   say(`no prebuilt helper for ${arch}; building it`);
 }
 const cc = process.env.CC || 'cc';

@@ -33,7 +33,7 @@ describe('changesets config', () => {
     for (const f of readdirSync(join(ROOT, '.changeset')).filter((f) => f.endsWith('.md') && f !== 'README.md')) {
       const head = /^---\n([\s\S]*?)\n---/.exec(readFileSync(join(ROOT, '.changeset', f), 'utf8'));
       expect(head, f).not.toBeNull();
-      for (const m of head![1]!.matchAll(/^"?([^":]+)"?:\s*(major|minor|patch)\s*$/gm)) expect(names.has(m[1]!), `${f}: ${m[1]}`).toBe(true);
+      for (const m of head![1]!.matchAll(/^["']?([^"':]+)["']?:\s*(major|minor|patch)\s*$/gm)) expect(names.has(m[1]!), `${f}: ${m[1]}`).toBe(true);
     }
   });
 });

@@ -2,7 +2,7 @@
 // compiler on PATH, and its README example runs there (lib/standalone.mjs; the convention is in
 // CONTRIBUTING.md). The runtime's helper comes prebuilt, or is built when no prebuilt one fits.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, openSync, readSync, closeSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, openSync, readSync, closeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -95,6 +95,21 @@ describe.skipIf(!libs.some((l) => l.name === '@nspawn/runtime'))('@nspawn/runtim
     expect(r.stderr).toMatch(/no prebuilt helper for riscv64/);
     expect(r.stderr).toMatch(/install a C compiler/);
     expect(existsSync(join(rt, 'native/build/nspawn-helper'))).toBe(false);
+  });
+
+  it('a prebuilt helper built from other C sources (a checkout after a change) is not used: built instead', () => {
+    const rt = installedRuntime();
+    rmSync(join(rt, 'native/build'), { recursive: true, force: true });
+    const c = join(rt, 'native/nspawn-helper.c');
+    const original = readFileSync(c);
+    writeFileSync(c, Buffer.concat([original, Buffer.from('\n__attribute__((used)) const char nspawn_stale_probe[] = "pk-stale-probe";\n')]));
+    try {
+      const r = spawnSync('node', ['scripts/build-helper.mjs'], { cwd: rt, env: process.env, encoding: 'utf8' });
+      expect(r.status, r.stderr).toBe(0);
+      expect(readFileSync(join(rt, 'native/build/nspawn-helper')).includes('pk-stale-probe')).toBe(true);
+    } finally {
+      writeFileSync(c, original);
+    }
   });
 
   it('a prebuilt helper that does not run here: falls back to building it with the compiler', () => {
