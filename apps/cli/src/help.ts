@@ -1,5 +1,8 @@
 /** --help and --version texts, grouped like systemd-nspawn's. */
-export const VERSION = 'nspawn 0.1.0 (compatible with systemd-nspawn 252)\n';
+import pkg from '../package.json' with { type: 'json' };
+
+/** the package's version (changesets bumps it), bundled in */
+export const VERSION = `nspawn ${pkg.version} (compatible with systemd-nspawn 252)\n`;
 
 export const HELP = `nspawn [OPTIONS...] [ARGUMENTS...]
 
