@@ -5,10 +5,12 @@
 // with a git tag per package).
 //   pnpm release              publish (run `pnpm version-packages` and commit first)
 //   pnpm release --dry-run    show what would be published: the pending changesets, then each package,
-//                             version and tarball contents (`pnpm publish --dry-run`); publishes nothing
+//                             version, dependencies and tarball contents (packed as pnpm publish packs,
+//                             without the registry); publishes nothing
 //   --skip-build              use what is built
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -63,18 +65,28 @@ if (!dryRun) {
 
 console.log('release --dry-run: pending changesets (pnpm version-packages would apply them):');
 spawnSync(join(root, 'node_modules/.bin/changeset'), ['status', '--verbose'], { cwd: root, stdio: 'inherit' });
-console.log('\nrelease --dry-run: what `pnpm release` would publish now:');
+console.log('\nrelease --dry-run: what `pnpm release` would publish now (packed as `pnpm publish` packs, offline):');
 const summary = [];
-for (const p of pkgs) {
-  const r = spawnSync('pnpm', ['publish', '--dry-run', '--no-git-checks', '--access', 'public'], { cwd: p.dir, encoding: 'utf8' });
-  const log = `${r.stdout}${r.stderr}`;
-  const files = [...log.matchAll(/^npm notice ([\d.]+k?M?B) (.+)$/gm)].map((m) => `    ${m[2]} (${m[1]})`);
-  const size = /package size: (.+)$/m.exec(log)?.[1] ?? '?';
-  if (r.status !== 0) {
-    console.error(`release --dry-run: ${p.name}: pnpm publish --dry-run failed:\n${log}`);
-    process.exit(1);
+const tmp = mkdtempSync(join(tmpdir(), 'nspawn-release-dry-'));
+try {
+  for (const p of pkgs) {
+    const r = spawnSync('pnpm', ['pack', '--pack-destination', tmp], { cwd: p.dir, encoding: 'utf8' });
+    const tgz = join(tmp, `${p.name.replace(/^@/, '').replace('/', '-')}-${p.version}.tgz`);
+    if (r.status !== 0 || !existsSync(tgz)) {
+      console.error(`release --dry-run: ${p.name}: pnpm pack failed:\n${r.stdout}${r.stderr}`);
+      process.exit(1);
+    }
+    const manifest = JSON.parse(execFileSync('tar', ['-xOzf', tgz, 'package/package.json'], { encoding: 'utf8' }));
+    const files = execFileSync('tar', ['-tvzf', tgz], { encoding: 'utf8' })
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => l.trim().split(/\s+/))
+      .map((f) => `    ${f.slice(5).join(' ').replace(/^package\//, '')} (${f[2]} B)`);
+    const deps = Object.entries(manifest.dependencies ?? {}).map(([n, v]) => `${n}@${v}`);
+    console.log(`\n${p.name}@${manifest.version} (${statSync(tgz).size} B packed, ${files.length} files${deps.length ? `; depends on ${deps.join(', ')}` : ''})\n${files.join('\n')}`);
+    summary.push(`${p.name}@${manifest.version}`);
   }
-  console.log(`\n${p.name}@${p.version} (${size}, ${files.length} files)\n${files.join('\n')}`);
-  summary.push(`${p.name}@${p.version}`);
+} finally {
+  rmSync(tmp, { recursive: true, force: true });
 }
-console.log(`\nrelease --dry-run: would publish ${summary.join(', ')}; nothing was published.`);
+console.log(`\nrelease --dry-run: would publish, of ${summary.join(', ')}, each version not on the registry yet; nothing was published.`);
