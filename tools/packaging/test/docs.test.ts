@@ -23,7 +23,6 @@ describe('typedoc', () => {
   });
   for (const lib of libraries()) {
     it(`${lib.name}: builds without errors and documents every export`, async () => {
-      expect(lib.pkg.scripts?.docs, `${lib.name} has no "docs" script`).toBeDefined();
       const r = buildDocs(lib.dir, out);
       expect(r.ok, r.log).toBe(true);
       const index = readFileSync(join(r.out, 'modules.html'), 'utf8');

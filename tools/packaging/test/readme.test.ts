@@ -7,11 +7,11 @@ import { describe, expect, it } from 'vitest';
 import { libraries, ROOT } from '../lib/workspace.mjs';
 
 const SECTIONS: [string, RegExp][] = [
-  ['Install', /^## Install/m],
-  ['Example', /^## Example/m],
-  ['API', /^## API/m],
-  ['Design', /^## Design/m],
-  ['differences from systemd', /^## .*(differ|Differences)/im],
+  ['Install', /^##+ .*Install/im],
+  ['Example', /^##+ .*Example/im],
+  ['API', /^##+ .*\bAPI\b/m],
+  ['Design', /^##+ .*(Design|How it works|Internals|What it does|How .* uses it)/im],
+  ['differences from systemd', /^##+ .*(differ|systemd)/im],
 ];
 
 describe.each(libraries().map((l) => [l.name, l] as const))('%s', (_n, lib) => {
@@ -19,7 +19,7 @@ describe.each(libraries().map((l) => [l.name, l] as const))('%s', (_n, lib) => {
   it('README: install, example, API, design, differences from systemd', () => {
     expect(readme.startsWith(`# ${lib.name}`), 'starts with "# NAME"').toBe(true);
     for (const [what, re] of SECTIONS) expect(re.test(readme), `${lib.name} README.md has no ${what} section (${re})`).toBe(true);
-    expect(readme).toContain(`add ${lib.name}`);
+    expect(readme).toMatch(new RegExp(`(pnpm add|npm install|npm i) ${lib.name.replace('/', '\\/')}`));
   });
   it('has its own tests, runnable from its directory (pnpm test), and its typecheck', () => {
     expect(lib.pkg.scripts?.test).toMatch(/vitest/);
