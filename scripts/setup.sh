@@ -16,10 +16,13 @@ if [ "$(id -u)" != 0 ]; then
   exit 1
 fi
 
-apt_pkgs=(ca-certificates gcc libc6-dev make busybox-static util-linux iproute2 procps)
+# nftables: nspawn -n masquerades and forwards ports in its own nft table
+apt_pkgs=(ca-certificates gcc libc6-dev make busybox-static util-linux iproute2 procps nftables)
 if [ $want_test = 1 ]; then
   # gcc-multilib: the seccomp tests build an i386 probe (gcc -m32) to check the compat ABI's filter
-  apt_pkgs+=(systemd-container btrfs-progs nftables debootstrap gcc-multilib)
+  # attr, acl: the btrfs copy tests set and read xattrs and ACLs
+  # curl: the network tests fetch from inside a test network namespace
+  apt_pkgs+=(systemd-container btrfs-progs nftables debootstrap gcc-multilib attr acl curl)
   # the runtime's prebuilt arm64 helper (pnpm build, the packaging tests, pnpm release): clang with Debian's
   # arm64 C library; not gcc-aarch64-linux-gnu, which Debian makes conflict with gcc-multilib.
   # zsh and man-db: the completion and man page tests.

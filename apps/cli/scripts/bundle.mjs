@@ -8,7 +8,7 @@
 // exists: nspawn (src/nspawn.ts), nspawnctl (src/nspawnctl.ts), nspawnd (apps/daemon: src/nspawnd.ts,
 // src/main.ts or src/cli.ts). dist/NAME.cjs is what bin/NAME loads.
 import { build } from 'esbuild';
-import { copyFileSync, mkdirSync, chmodSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, mkdirSync, chmodSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -32,7 +32,25 @@ export function commandEntries() {
   }
   return out;
 }
-
+const netSeparate = {
+  name: 'net-separate',
+  setup(b) {
+    b.onResolve({ filter: /^@nspawn\/net$/ }, () => ({ path: './nspawn-net.cjs', external: true }));
+  },
+};
+// @nspawn/net's `netlink` loads its native binding from its package directory: bundled, from dist/netlink/
+const netlinkPrebuilds = {
+  name: 'netlink-prebuilds',
+  setup(b) {
+    b.onLoad({ filter: /netlink[\\/]dist[\\/]raw\.js$/ }, (args) => {
+      const text = readFileSync(args.path, 'utf8');
+      const from = "require('node-gyp-build')(__dirname + '/..')";
+      if (!text.includes(from)) throw new Error(`netlink's raw.js changed: cannot redirect its binding (${args.path})`);
+      cpSync(join(dirname(args.path), '..', 'prebuilds'), join(here, 'dist/netlink/prebuilds'), { recursive: true });
+      return { contents: text.replace(from, "require('node-gyp-build')(require('node:path').join(__dirname, 'netlink'))"), loader: 'js' };
+    });
+  },
+};
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const entries = commandEntries();
   for (const b of Object.keys(pkg.bin ?? {}))
@@ -66,12 +84,30 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     sourcemap: 'linked',
     logLevel: 'warning',
     // the libraries are ESM and use import.meta.url to find files beside them
-    define: { 'import.meta.url': '__nspawn_import_meta_url', __NSPAWN_PRECOMPUTED_SECCOMP__: JSON.stringify(precomputed) },
+    // (import.meta.url only when asked for: making the URL costs at start-up)
+    define: { 'import.meta.url': '__nspawn_meta.url', 'import.meta.dirname': '__dirname', __NSPAWN_PRECOMPUTED_SECCOMP__: JSON.stringify(precomputed) },
+    banner: { js: 'var __nspawn_meta = { get url() { return require("node:url").pathToFileURL(__filename).href; } };' },
+    // @nspawn/net (and netlink's large generated code) is a bundle of its own, loaded only by a container with a
+    // network: parsing it on every start would cost ~10 ms
+    plugins: [netlinkPrebuilds, netSeparate],
+  });
+  await build({
+    entryPoints: { 'nspawn-net': join(runtimeDir, 'node_modules/@nspawn/net/dist/index.js') },
+    outdir: join(here, 'dist'),
+    outExtension: { '.js': '.cjs' },
+    bundle: true,
+    platform: 'node',
+    format: 'cjs',
+    target: 'node24',
+    sourcemap: 'linked',
+    logLevel: 'warning',
+    define: { 'import.meta.url': '__nspawn_import_meta_url' },
     banner: { js: 'var __nspawn_import_meta_url = require("node:url").pathToFileURL(__filename).href;' },
+    plugins: [netlinkPrebuilds],
   });
   const helpers = [[join(runtimeDir, 'native/build/nspawn-helper'), 'nspawn-helper']];
   const prebuilt = join(runtimeDir, 'native/prebuilt');
-  if (existsSync(prebuilt)) for (const f of readdirSync(prebuilt)) helpers.push([join(prebuilt, f), f]);
+  if (existsSync(prebuilt)) for (const f of readdirSync(prebuilt).filter((f) => f.startsWith('nspawn-helper-'))) helpers.push([join(prebuilt, f), f]);
   for (const [from, to] of helpers) {
     copyFileSync(from, join(here, 'dist', to));
     chmodSync(join(here, 'dist', to), 0o755);

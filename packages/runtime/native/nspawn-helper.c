@@ -73,6 +73,8 @@ static int decode_hex(const char *hex, unsigned char *out, size_t len) {
 #include "devices.c" /* the device policy's BPF program on cgroup2 (static functions) */
 #include "cgroup.c" /* into the container's cgroup (static functions) */
 #include "locks.c" /* image locks held for the container's life (static functions) */
+#include "cgroup-ops.c" /* making the container's cgroup (static functions) */
+#include "netcfg.c" /* host0 and friends: up, addresses, routes; --network-namespace-path= (static functions) */
 #define MAX_OPS 512
 #define MAX_LIST 1024
 
@@ -145,6 +147,7 @@ static struct {
         SeccompPlan seccomp;
         DevicesPlan devices;
         CgroupPlan cgroup;
+        NetcfgPlan net;
 } plan = { .personality = -1, .uid = -1, .gid = -1, .devices = DEVICES_PLAN_INIT, .cgroup = CGROUP_PLAN_INIT };
 
 static int sync_fd = -1; /* child's end of the child<->outer socket */
@@ -392,6 +395,13 @@ static void parse_plan(void) {
                         caps_plan_parse(&plan.caps, b, e, p, i, a);
                 } else if (!strcmp(k, "capwarn"))
                         plan.caps_warning = tok();
+                else if (!strcmp(k, "netup") || !strcmp(k, "netaddr") || !strcmp(k, "netroute")) {
+                        const char *ifn = tok(), *fam = k[3] == 'u' ? NULL : tok(), *a = k[3] == 'u' ? NULL : tok();
+                        const char *pfx = k[3] == 'a' ? tok() : NULL;
+                        if (netcfg_parse(&plan.net, k[3] == 'u' ? 'u' : k[3] == 'a' ? 'a' : 'r', ifn, fam, a, pfx) < 0)
+                                exit(2);
+                } else if (!strcmp(k, "netns"))
+                        plan.net.netns_path = tok();
                 else if (!strcmp(k, "keyring"))
                         plan.session_keyring = 1;
                 else if (!strcmp(k, "seccomp")) {
@@ -432,6 +442,31 @@ static void parse_plan(void) {
                         plan.sd_notify = 1;
                         plan.notify_ready = !strcmp(tok(), "1");
                         plan.restart_exits = !strcmp(tok(), "1");
+                } else if (!strcmp(k, "cgmkdir")) {
+                        cgops_full();
+                        CgOp *o = &cgops.op[cgops.n++];
+                        o->kind = 'm';
+                        o->path = tok();
+                        o->exclusive = !strcmp(tok(), "1");
+                        o->busy = tok();
+                } else if (!strcmp(k, "cgwrite")) {
+                        cgops_full();
+                        CgOp *o = &cgops.op[cgops.n++];
+                        o->kind = 'w';
+                        o->path = tok();
+                        o->n_data = (int) parse_u(tok());
+                        o->data = calloc((size_t) o->n_data + 1, sizeof(char *));
+                        if (!o->data)
+                                exit(2);
+                        for (int i = 0; i < o->n_data; i++)
+                                o->data[i] = tok();
+                } else if (!strcmp(k, "cgchown")) {
+                        cgops_full();
+                        CgOp *o = &cgops.op[cgops.n++];
+                        o->kind = 'c';
+                        o->path = tok();
+                        o->uid = (long) parse_u(tok());
+                        o->gid = (long) parse_u(tok());
                 } else if (!strcmp(k, "lock")) {
                         const char *path = tok(), *ex = tok(), *busy = tok();
                         if (lock_plan_add(path, ex, busy) < 0) {
@@ -999,6 +1034,15 @@ static void child_main(void) {
         close(tree);
         if (plan.loopback)
                 loopback_up();
+        {
+                char nerr[512];
+                char nmsg[600];
+                if (netcfg_apply(&plan.net, nerr, sizeof nerr) < 0) {
+                        snprintf(nmsg, sizeof nmsg, "Failed to configure the container's network: %s", nerr);
+                        send_error(nmsg);
+                        _exit(1);
+                }
+        }
 
         int master = -1;
         char console[64] = "";
@@ -1261,6 +1305,11 @@ int main(int argc, char **argv) {
                 for (int i = 1; i < argc && argv[i] == argv0_buf + argv0_len + 1; i++)
                         argv0_len += 1 + strlen(argv[i]);
         }
+        /* two small services for src/network.ts: the zone lock and moving interfaces back (native/netcfg.c) */
+        if (argc == 2 && !strcmp(argv[1], "--ofd-lock"))
+                return netcfg_ofd_lock();
+        if (argc >= 2 && !strcmp(argv[1], "--move-back"))
+                return netcfg_move_back(argc, argv);
         if (argc > 1 && !strcmp(argv[1], "--handoff")) {
                 /* In nspawn's place: what Node set up for itself goes (it ignores SIGPIPE, for one); no parent to
                  * die with, and no control socket (fd 3 is not ours). */
@@ -1295,6 +1344,15 @@ int main(int argc, char **argv) {
                         return early_exit();
                 }
                 atexit(locks_release);
+        }
+        /* The container's cgroup, when nspawn left making it to us. */
+        {
+                char cerr[4096];
+                if (cgops_run(cerr, sizeof cerr) < 0) {
+                        ctl_printf("error %s\n", cerr);
+                        ctl_printf("exit 1\n");
+                        return early_exit();
+                }
         }
         int sp[2];
         if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0) {
@@ -1331,6 +1389,11 @@ int main(int argc, char **argv) {
                 }
                 ctl_printf("warning %s\n", err);
                 devices_close(&plan.devices);
+        }
+        if (netcfg_join_netns(&plan.net, err, sizeof err) < 0) {
+                ctl_printf("error %s\n", err);
+                ctl_printf("exit 1\n");
+                return early_exit();
         }
         /* The container's PID 1 starts in its cgroup (native/cgroup.c). */
         if (cgroup_enter(&plan.cgroup, err, sizeof err) < 0) {

@@ -6,6 +6,8 @@
 import { writeFileSync } from 'node:fs';
 import type { ContainerConfig } from './plan.js';
 import type { HelperPlan } from './protocol.js';
+import { storageExtension } from './storage.js';
+import { networkExtension } from './network.js';
 
 /** What an extension sees of the run it is part of. */
 export interface ContainerRun {
@@ -56,5 +58,5 @@ export const usernsMapExtension: ContainerExtension = {
 
 /** The extensions every `nspawn` start uses, in order. */
 export function defaultExtensions(): ContainerExtension[] {
-  return [usernsMapExtension];
+  return [storageExtension(), usernsMapExtension, networkExtension()];
 }

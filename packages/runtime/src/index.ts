@@ -11,4 +11,6 @@ export * from './cgroup.js';
 export * from './devices/index.js';
 export * from './journal.js';
 export * from './extension.js';
+export * from './storage.js';
 export * from './handoff.js';
+export { networkExtension, helperLocker, helperMover, collectNetworkLeftovers, type NetworkConfig, type NetworkExtensionOptions } from './network.js';

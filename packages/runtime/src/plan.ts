@@ -4,6 +4,7 @@
  * randomness), so every rule here is unit-tested without root. The order and flags follow systemd-nspawn
  * 252's outer_child()/inner_child() and mount_all() (src/nspawn/nspawn.c, nspawn-mount.c, nspawn-cgroup.c).
  */
+import type { NetworkConfig } from './network.js';
 import type { CustomMount, LinkJournal, ResolvConfMode, Rlimit, RlimitName, TimezoneMode } from '@nspawn/settings';
 import { RLIMIT_NUMBERS } from '@nspawn/settings';
 import { dirname } from 'node:path';
@@ -24,6 +25,10 @@ export type StartMode = 'pid1' | 'pid2' | 'boot';
 export interface ContainerConfig {
   /** absolute path of the container's root directory */
   directory: string;
+  /** -x/--ephemeral: run on a throw-away snapshot of directory (src/storage.ts makes it and changes directory) */
+  ephemeral?: boolean;
+  /** --template: populate a missing directory from this tree first (src/storage.ts) */
+  template?: string;
   machineName: string;
   hostname: string;
   /** dashed UUID */
@@ -80,6 +85,8 @@ export interface ContainerConfig {
    * program on the unified hierarchy; empty: none). Undefined: every one the host has. Used by runContainer().
    */
   deviceCgroup?: Array<'v1' | 'bpf'>;
+  /** the network options beyond --private-network (src/network.ts) */
+  network?: NetworkConfig;
 }
 
 export interface PlanRandom {

@@ -52,6 +52,18 @@ describe('prepareContainer', () => {
   it('refuses / and names it', () => {
     expect(() => prep({ directory: '/' }, env({ exists: () => true }))).toThrow(/root directory is not supported/);
   });
+  it('allows / with --ephemeral, named after the host', () => {
+    const p = prep({ directory: '/', ephemeral: true }, env({ exists: () => true }));
+    expect(p.config).toMatchObject({ directory: '/', ephemeral: true, machineName: 'host' });
+  });
+  it('--template: a missing directory is checked through the template; -M without -D means /var/lib/machines/NAME', () => {
+    const seen: string[] = [];
+    const e = env({ exists: (p) => p === '/m/tpl', tree: (r) => (seen.push(r), tree()) });
+    expect(prep({ machineName: 'new', template: '/m/tpl' }, e).config).toMatchObject({ directory: '/var/lib/machines/new', template: '/m/tpl' });
+    expect(seen).toEqual(['/m/tpl']);
+    expect(() => prep({ machineName: 'new', template: '/m/none' }, e)).toThrow('Failed to resolve path /m/none: No such file or directory');
+    expect(() => prep({ directory: '/m/box', template: '/m/box', ephemeral: true })).toThrow('--ephemeral and --template= may not be combined.');
+  });
   it('cannot derive a machine name from a name with no host name characters', () => {
     expect(() => prep({ directory: '/m/___' }, env({ exists: () => true }))).toThrow('Failed to determine machine name automatically, please use -M.');
   });
@@ -59,8 +71,16 @@ describe('prepareContainer', () => {
     expect(prep({ directory: '/m/box', machineName: 'm', hostname: 'h' }).config).toMatchObject({ machineName: 'm', hostname: 'h' });
   });
   it('features not built yet fail clearly instead of being ignored', () => {
-    expect(() => prep({ directory: '/m/box', networkVeth: true, privateNetwork: true })).toThrow(new ContainerError('--network-veth (VirtualEthernet=) is not supported yet by this nspawn build.'));
+    expect(() => prep({ directory: '/m/box', pivotRoot: { newRoot: '/x' } })).toThrow(new ContainerError('--pivot-root (PivotRoot=) is not supported yet by this nspawn build.'));
     expect(() => prep({ directory: '/m/box' }, env(), ['--slice'])).toThrow(/--slice is not supported yet/);
+  });
+  it('network options reach the config (src/network.ts)', () => {
+    expect(prep({ directory: '/m/box', networkVeth: true, privateNetwork: true, exposePorts: [{ protocol: 'tcp', hostPort: 8080, containerPort: 80 }] }).config.network).toEqual({
+      veth: true,
+      ports: [{ protocol: 'tcp', hostPort: 8080, containerPort: 80 }],
+    });
+    expect(prep({ directory: '/m/box', networkZone: 'z', networkVeth: true, privateNetwork: true }, env({ environ: { NSPAWN_NETWORK_AUTO: '0' } })).config.network).toEqual({ veth: true, zone: 'z', autoConfigure: false });
+    expect(prep({ directory: '/m/box', privateNetwork: true }).config.network).toBeUndefined();
   });
   it('a missing bind source names the option', () => {
     expect(() =>

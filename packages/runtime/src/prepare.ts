@@ -25,6 +25,7 @@ import { isTerminal, type Tree } from './host.js';
 import { resolveUser } from './users.js';
 import { randomHex } from './random.js';
 import { containerCapabilities, verifyAmbientCapabilities } from './caps.js';
+import type { NetworkConfig } from './network.js';
 
 export class ContainerError extends Error {
   override name = 'ContainerError';
@@ -63,19 +64,8 @@ function unsupportedFeatures(s: Settings): string[] {
   const add = (cond: unknown, what: string) => {
     if (cond) out.push(what);
   };
-  add(s.ephemeral, '--ephemeral (Ephemeral=)');
-  add(s.template, '--template');
   add(s.image, '--image');
   add(s.volatile && s.volatile !== 'no', '--volatile (Volatile=)');
-  add(s.networkVeth, '--network-veth (VirtualEthernet=)');
-  add(s.networkBridge, '--network-bridge (Bridge=)');
-  add(s.networkZone, '--network-zone (Zone=)');
-  add(s.networkMacvlan?.length, '--network-macvlan (MACVLAN=)');
-  add(s.networkIpvlan?.length, '--network-ipvlan (IPVLAN=)');
-  add(s.networkInterfaces?.length, '--network-interface (Interface=)');
-  add(s.networkVethExtra?.length, '--network-veth-extra (VirtualEthernetExtra=)');
-  add(s.networkNamespacePath, '--network-namespace-path (NamespacePath=)');
-  add(s.exposePorts?.length, '--port (Port=)');
   add(s.privateUsers && s.privateUsers.mode === 'pick', '--private-users=pick, -U (PrivateUsers=pick)');
   add(s.privateUsers?.mode === 'fixed' && s.privateUsers.shift === undefined, 'PrivateUsers=yes (a range from the directory owner)');
   add(s.privateUsersOwnership && s.privateUsersOwnership !== 'off' && s.privateUsers?.mode === 'fixed', '--private-users-ownership (PrivateUsersOwnership=)');
@@ -200,12 +190,17 @@ export function prepareContainer(s: Settings, env: PrepareEnv, unsupported: read
   if (ambientError) throw new ContainerError(ambientError);
 
   const { directory, machineName } = determineNames(s, process.cwd(), env.hostname);
-  if (!env.exists(directory)) throw new ContainerError(`Failed to resolve path ${directory}: No such file or directory`);
-  if (directory === '/')
+  // --template and -x together come from a .nspawn file here (the command line refuses them at parse time)
+  if (s.template !== undefined && s.ephemeral) throw new ContainerError('--ephemeral and --template= may not be combined.');
+  // --template fills a missing directory at setup (src/storage.ts): until then the template stands for the tree
+  const fromTemplate = s.template !== undefined && !env.exists(directory);
+  if (fromTemplate && !env.exists(s.template!)) throw new ContainerError(`Failed to resolve path ${s.template}: No such file or directory`);
+  if (!fromTemplate && !env.exists(directory)) throw new ContainerError(`Failed to resolve path ${directory}: No such file or directory`);
+  if (directory === '/' && !s.ephemeral)
     throw new ContainerError(
       'Spawning container on root directory is not supported. Consider using --ephemeral, --volatile=yes or --volatile=state.',
     );
-  const tree = env.tree(directory);
+  const tree = env.tree(fromTemplate ? s.template! : directory);
   // -b wants an OS (path_is_os_tree(): an os-release), anything else a /usr
   if (s.startMode === 'boot') {
     if (tree.resolve('/etc/os-release') === undefined && tree.resolve('/usr/lib/os-release') === undefined)
@@ -265,6 +260,8 @@ export function prepareContainer(s: Settings, env: PrepareEnv, unsupported: read
     capabilities,
   };
   if (quiet) config.quiet = true;
+  if (s.ephemeral) config.ephemeral = true;
+  if (s.template !== undefined) config.template = s.template;
   if (s.user !== undefined) config.userName = s.user;
   if (user) config.user = user;
   if (s.workingDirectory !== undefined) config.workingDirectory = s.workingDirectory;
@@ -280,6 +277,8 @@ export function prepareContainer(s: Settings, env: PrepareEnv, unsupported: read
   if (seccompDisabled(env.environ.SYSTEMD_SECCOMP)) config.seccomp = false;
   const deviceCgroup = parseDevicePolicyEnv(env.environ.NSPAWN_DEVICE_POLICY);
   if (deviceCgroup !== undefined) config.deviceCgroup = deviceCgroup;
+  const network = networkConfig(s, env.environ);
+  if (network) config.network = network;
   if (s.privateUsers?.mode === 'fixed' && s.privateUsers.shift !== undefined)
     config.userns = { shift: s.privateUsers.shift, range: s.privateUsers.range ?? 65536 };
 
@@ -290,4 +289,23 @@ export function prepareContainer(s: Settings, env: PrepareEnv, unsupported: read
     keepUnit: s.keepUnit === true,
     notifyReady: s.notifyReady === true,
   };
+}
+
+/** The network options (src/network.ts); $NSPAWN_NETWORK_AUTO=0 leaves addresses to the container, like systemd-nspawn. */
+function networkConfig(s: Settings, environ: NodeJS.ProcessEnv): NetworkConfig | undefined {
+  const n: NetworkConfig = {};
+  if (s.networkVeth) n.veth = true;
+  if (s.networkVethExtra?.length) n.vethExtra = [...s.networkVethExtra];
+  if (s.networkBridge !== undefined) n.bridge = s.networkBridge;
+  if (s.networkZone !== undefined) n.zone = s.networkZone;
+  if (s.networkMacvlan?.length) n.macvlan = [...s.networkMacvlan];
+  if (s.networkIpvlan?.length) n.ipvlan = [...s.networkIpvlan];
+  if (s.networkInterfaces?.length) n.interfaces = [...s.networkInterfaces];
+  if (s.networkNamespacePath !== undefined) n.namespacePath = s.networkNamespacePath;
+  if (s.exposePorts?.length) n.ports = s.exposePorts.map((p) => ({ ...p }));
+  if (Object.keys(n).length === 0) return undefined;
+  const auto = environ.NSPAWN_NETWORK_AUTO?.toLowerCase();
+  if (auto !== undefined && ['0', 'no', 'n', 'false', 'f', 'off'].includes(auto)) n.autoConfigure = false;
+  if (auto !== undefined && ['1', 'yes', 'y', 'true', 't', 'on'].includes(auto)) n.autoConfigure = true;
+  return n;
 }

@@ -158,6 +158,15 @@ export interface HelperPlan {
    */
   cgroup?: { v1: Array<{ scope: string; home: string }>; unified?: { scope: string; home: string } };
   /**
+   * Cgroup changes the helper makes before anything else but the locks (src/cgroup.ts recordingCgroupFs(): the
+   * container's scope as createMachineCgroup() would make it), when nspawn hands over to it.
+   */
+  cgroupOps?: Array<
+    | { kind: 'mkdir'; path: string; exclusive: boolean; busy: string }
+    | { kind: 'write'; path: string; data: string[] }
+    | { kind: 'chown'; path: string; uid: number; gid: number }
+  >;
+  /**
    * Lock files the helper takes before anything else and holds for the container's life (make_lock_file() of
    * systemd: an OFD lock, the file removed by its last holder), e.g. the image locks; BUSY is the error when one is
    * held elsewhere. Taken by the helper, a lock outlives a hand-over.
@@ -168,6 +177,12 @@ export interface HelperPlan {
    * its end on its own: the end-of-run steps Node would take, as data.
    */
   handoff?: HandoffPlan;
+  /**
+   * The container side of the network (src/network.ts), applied by the container's child after the sync point and
+   * before the payload: links up, addresses, default routes, in this order (native/netcfg.c). netns: the
+   * --network-namespace-path= the helper joins before it clones.
+   */
+  net?: { steps: NetStep[]; netns?: string };
 }
 
 /** What the helper does after the container's end when it runs in nspawn's place (see src/handoff.ts). */
@@ -193,6 +208,11 @@ export interface HandoffPlan {
   /** the command line that starts nspawn again for a reboot (the first SIGHUP-death) */
   reexec: string[];
 }
+
+export type NetStep =
+  | { kind: 'up'; ifname: string }
+  | { kind: 'address'; ifname: string; family: 4 | 6; address: string; prefixLength: number }
+  | { kind: 'route'; ifname: string; family: 4 | 6; gateway: string };
 
 const n = (x: number | bigint | undefined) => String(x ?? 0);
 
@@ -249,6 +269,12 @@ export function planTokens(p: HelperPlan): string[] {
   }
   if (p.asPid2) t.push('pid2');
   if (p.loopback) t.push('loopback');
+  for (const st of p.net?.steps ?? []) {
+    if (st.kind === 'up') t.push('netup', st.ifname);
+    else if (st.kind === 'address') t.push('netaddr', st.ifname, String(st.family), st.address, String(st.prefixLength));
+    else t.push('netroute', st.ifname, String(st.family), st.gateway);
+  }
+  if (p.net?.netns !== undefined) t.push('netns', p.net.netns);
   if (p.searchPath) t.push('search');
   for (const e of p.env) t.push('env', e);
   for (const e of p.stubEnv) t.push('stubenv', e);
@@ -258,6 +284,11 @@ export function planTokens(p: HelperPlan): string[] {
   if (p.finalNewline) t.push('finalnl');
   if (p.notify) t.push('sdnotify', p.notify.notifyReady ? '1' : '0', p.notify.restartExits ? '1' : '0');
   for (const l of p.locks ?? []) t.push('lock', l.path, l.exclusive ? '1' : '0', l.busy);
+  for (const o of p.cgroupOps ?? []) {
+    if (o.kind === 'mkdir') t.push('cgmkdir', o.path, o.exclusive ? '1' : '0', o.busy);
+    else if (o.kind === 'write') t.push('cgwrite', o.path, String(o.data.length), ...o.data);
+    else t.push('cgchown', o.path, String(o.uid), String(o.gid));
+  }
   if (p.handoff) {
     const h = p.handoff;
     t.push('handoff', h.quiet ? '1' : '0', n(h.killSignal), h.keepUnit ? '1' : '0');

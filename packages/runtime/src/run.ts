@@ -7,13 +7,12 @@ import type { ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, writeSync, lstatSync } from 'node:fs';
 import { accessSync, constants } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { signalName } from '@nspawn/settings';
 import { type HostFacts, nodeTree, probeHost } from './host.js';
 import { type ContainerConfig, planContainer } from './plan.js';
 import { ContainerError, type Prepared, randomId128, treeMachineId } from './prepare.js';
 import { setupJournal } from './journal.js';
-import { createMachineCgroup, type MachineCgroup, machineHierarchies, parseProcCgroup } from './cgroup.js';
+import { type CgroupFs, createMachineCgroup, type MachineCgroup, machineHierarchies, parseProcCgroup } from './cgroup.js';
 import { deviceCgroupProgram, type DeviceFacts, formatDeviceRule, machineDeviceRules, nodeDeviceFacts } from './devices/index.js';
 import { encodePlan, type HelperEvent, type HelperPlan, parseHelperLine } from './protocol.js';
 import { randomHex } from './random.js';
@@ -29,13 +28,14 @@ export function helperPath(): string {
   const env = process.env.NSPAWN_HELPER;
   if (env) return env;
   const candidates = [
+    // (import.meta.dirname rather than URLs: a bundle maps it to __dirname, and URL objects cost at start-up)
     // beside a bundle (apps/cli/dist): the one for this architecture, else the one built here
-    new URL(`./nspawn-helper-linux-${process.arch}`, import.meta.url),
-    new URL('./nspawn-helper', import.meta.url),
-    new URL('../native/build/nspawn-helper', import.meta.url),
+    join(import.meta.dirname, `nspawn-helper-linux-${process.arch}`),
+    join(import.meta.dirname, 'nspawn-helper'),
+    join(import.meta.dirname, '../native/build/nspawn-helper'),
     // installed with --ignore-scripts: the prebuilt one for this architecture, shipped in the tarball
-    new URL(`../native/prebuilt/nspawn-helper-linux-${process.arch}`, import.meta.url),
-  ].map((u) => fileURLToPath(u));
+    join(import.meta.dirname, `../native/prebuilt/nspawn-helper-linux-${process.arch}`),
+  ];
   for (const c of candidates) if (existsSync(c)) return executable(c);
   throw new Error(
     `nspawn-helper not found (looked in ${candidates.join(', ')}); build it with 'pnpm --filter @nspawn/runtime build'`,
@@ -311,6 +311,7 @@ export function setupMachineCgroup(
   helperPid: number,
   hooks: Pick<RunHooks, 'log'>,
   facts: DeviceFacts = nodeDeviceFacts,
+  cgroupFs?: CgroupFs,
 ): MachineCgroup {
   const mech = deviceMechanisms(cfg, host);
   const rules = machineDeviceRules(cfg.customMounts, cfg.directory, facts);
@@ -321,6 +322,7 @@ export function setupMachineCgroup(
     layout: host.cgroups,
     ...(mech.v1 ? { v1DeviceRules: rules.map(formatDeviceRule) } : {}),
     ...(cfg.userns ? { owner: cfg.userns.shift } : {}),
+    ...(cgroupFs ? { fs: cgroupFs } : {}),
   });
   try {
     plan.cgroup = cgroup.placement(parseProcCgroup(readFileSync(`/proc/${helperPid}/cgroup`, 'utf8')));
