@@ -2,7 +2,7 @@
 // Typed API documentation of the libraries with typedoc (pinned in the root package.json), one site per
 // library in docs/api/NAME/ (gitignored), from its src/index.ts and README.md.
 //   node scripts/docs.mjs              every library in packages/* (found, not listed)
-//   node scripts/docs.mjs packages/net one library (each package's `pnpm docs` does this)
+//   node scripts/docs.mjs packages/net one library (each package's `pnpm run docs` does this)
 // Fails (exit 1) when typedoc reports an error for any of them (warnings, such as a seccomp group's
 // "@name" in a comment read as a block tag, are printed).
 import { spawnSync } from 'node:child_process';

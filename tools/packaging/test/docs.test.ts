@@ -7,7 +7,7 @@ import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { libraries, ROOT } from '../lib/workspace.mjs';
 
-/** scripts/docs.mjs (what `pnpm docs` runs) */
+/** scripts/docs.mjs (what `pnpm run docs` runs) */
 const { buildDocs } = (await import(pathToFileURL(join(ROOT, 'scripts/docs.mjs')).href)) as {
   buildDocs: (dir: string, outRoot: string) => { ok: boolean; out: string; log: string };
 };
