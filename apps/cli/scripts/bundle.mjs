@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 const here = join(dirname(fileURLToPath(import.meta.url)), '..');
 mkdirSync(join(here, 'dist'), { recursive: true });
 await build({
-  entryPoints: { nspawn: join(here, 'src/nspawn.ts') },
+  entryPoints: { nspawn: join(here, 'src/nspawn.ts'), nspawnctl: join(here, 'src/nspawnctl.ts') },
   outdir: join(here, 'dist'),
   outExtension: { '.js': '.cjs' },
   bundle: true,

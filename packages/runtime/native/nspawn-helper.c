@@ -129,6 +129,7 @@ static struct {
         int notify_ready;     /* READY=1 only when the container's init sends it */
         int restart_exits;    /* a reboot ends nspawn (exit 133): STOPPING=1 with "Restarting..." */
         int final_newline;    /* end the forwarded console output with a newline if it did not */
+        int survive;          /* outlive whoever started us (nspawnd: its containers survive its restart) */
         const char *stub_env[4];
         int n_stub_env;
         int no_new_privs;
@@ -393,6 +394,8 @@ static void read_plan(void) {
                                 plan.fallback_args[plan.n_fallback_args++] = tok();
                 } else if (!strcmp(k, "finalnl"))
                         plan.final_newline = 1;
+                else if (!strcmp(k, "survive"))
+                        plan.survive = 1;
                 else if (!strcmp(k, "sdnotify")) {
                         plan.sd_notify = 1;
                         plan.notify_ready = !strcmp(tok(), "1");
@@ -1195,14 +1198,22 @@ static uint64_t now_ms(void) {
         return (uint64_t) t.tv_sec * 1000 + (uint64_t) t.tv_nsec / 1000000;
 }
 
+#include "execin.c" /* the peercred and exec-in modes (nspawnd, nspawnctl) */
+
 int main(int argc, char **argv) {
         if (argc > 0 && argv[0]) {
                 argv0_buf = argv[0];
                 argv0_len = strlen(argv[0]);
         }
+        if (argc > 1 && !strcmp(argv[1], "peercred"))
+                return peercred_main();
+        if (argc > 1 && !strcmp(argv[1], "exec-in"))
+                return execin_main(argc, argv);
         /* Die with Node: the container's PID 1 dies with us through PDEATHSIG below. */
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         read_plan();
+        if (plan.survive)
+                prctl(PR_SET_PDEATHSIG, 0);
         /* No host file descriptor reaches the container: everything but stdio and the control socket closes
          * on exec (fds inherited from whoever started Node included). */
         if (syscall(SYS_close_range, CTL_FD + 1, ~0U, CLOSE_RANGE_CLOEXEC) < 0)

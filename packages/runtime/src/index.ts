@@ -11,3 +11,7 @@ export * from './cgroup.js';
 export * from './devices/index.js';
 export * from './journal.js';
 export * from './extension.js';
+export * from './varlink.js';
+export * from './machines.js';
+export * from './register.js';
+export * from './inspect.js';

@@ -25,6 +25,8 @@ export interface ContainerConfig {
   /** absolute path of the container's root directory */
   directory: string;
   machineName: string;
+  /** --register: announce the machine to nspawnd (default yes; no daemon running is not an error) */
+  register?: boolean;
   hostname: string;
   /** dashed UUID */
   uuid: string;

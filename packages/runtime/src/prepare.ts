@@ -267,6 +267,7 @@ export function prepareContainer(s: Settings, env: PrepareEnv, unsupported: read
     capabilities,
   };
   if (quiet) config.quiet = true;
+  if (s.register === false) config.register = false;
   if (s.user !== undefined) config.userName = s.user;
   if (user) config.user = user;
   if (s.workingDirectory !== undefined) config.workingDirectory = s.workingDirectory;

@@ -119,6 +119,8 @@ export interface HelperPlan {
    * when a reboot is going to end nspawn (restartExits: --keep-unit), nothing when nspawn boots it again.
    */
   notify?: { notifyReady: boolean; restartExits: boolean };
+  /** the helper (and so the container) outlives the process that started it (nspawnd's containers survive its restart) */
+  survive?: boolean;
   /** environment of the --as-pid2 stub init */
   stubEnv: string[];
   /** PR_SET_NO_NEW_PRIVS before exec */
@@ -215,6 +217,7 @@ export function encodePlan(p: HelperPlan): Buffer {
   for (const [path, argv0] of p.fallback) t.push('fallback', path, argv0);
   for (const a of p.fallbackArgs ?? []) t.push('fallbackarg', a);
   if (p.finalNewline) t.push('finalnl');
+  if (p.survive) t.push('survive');
   if (p.notify) t.push('sdnotify', p.notify.notifyReady ? '1' : '0', p.notify.restartExits ? '1' : '0');
   for (const x of t)
     if (x.includes('\0')) throw new Error(`plan value contains a NUL byte: ${JSON.stringify(x.slice(0, 40))}`);

@@ -56,6 +56,8 @@ export interface RunHooks {
   onReady?(): void;
   /** a message of the container's init on /run/host/notify that nspawn handles: "READY=1", "STATUS=..." */
   onNotify?(message: string): void;
+  /** false: our SIGINT/SIGTERM/SIGHUP are not passed on to the container (nspawnd: its containers outlive it) */
+  forwardSignals?: boolean;
 }
 
 // fs.writeSync rather than process.stderr: no stream to build at start-up; a terminal that hung up (EIO) is not an error
@@ -132,9 +134,10 @@ export function runPlan(
         }
       }
     };
-    const signals: NodeJS.Signals[] = ['SIGTERM', 'SIGINT'];
+    const forward = hooks.forwardSignals !== false;
+    const signals: NodeJS.Signals[] = forward ? ['SIGTERM', 'SIGINT'] : [];
     for (const s of signals) process.on(s, onSignal);
-    process.on('SIGHUP', onHangup);
+    if (forward) process.on('SIGHUP', onHangup);
     let wasReady = false;
     const ready = () => {
       if (!wasReady) hooks.onReady?.();
