@@ -164,7 +164,7 @@ export async function machine(name: string): Promise<MachineInfo> {
 function noDaemon(e: unknown): never {
   if (isNoDaemon(e)) throw new CtlError(`nspawnd is not running (no socket at ${machineSocketPath()}).`);
   if (e instanceof VarlinkError) throw new CtlError(typeof e.parameters.message === 'string' ? e.parameters.message : e.error);
-  throw e;
+  throw new CtlError((e as Error).message);
 }
 
 export async function call(method: string, params: Record<string, unknown>, more = false, socket = machineSocketPath()): Promise<Record<string, unknown>[]> {

@@ -118,6 +118,7 @@ export class Daemon {
 
   /** Stops listening; the containers keep running (a new nspawnd finds them again). */
   async stop(): Promise<void> {
+    this.reap();
     for (const t of this.timers) clearInterval(t);
     await Promise.all(this.servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
     for (const p of [machineSocketPath(this.env()), machineImageSocketPath(this.env())]) {
@@ -227,6 +228,13 @@ export class Daemon {
   /** After a restart: the machines of the saved state whose leader still runs are ours again. */
   private recover(): void {
     for (const f of readdirSync(this.paths.state)) {
+      if (f.endsWith('.starting')) {
+        // a start we did not finish: the container never ran its payload (the helper ends it without our "go")
+        unlinkSync(join(this.paths.state, f));
+        const name = f.slice(0, -'.starting'.length);
+        if (!existsSync(this.statePath(name))) this.removeScopeLater(name);
+        continue;
+      }
       if (!f.endsWith('.json')) {
         if (f.endsWith('.tmp')) unlinkSync(join(this.paths.state, f));
         continue;
@@ -242,7 +250,7 @@ export class Daemon {
         this.log(`found machine ${e.info.name} (leader ${e.info.leader?.pid}) again`);
       } else {
         unlinkSync(join(this.paths.state, f));
-        if (e.info.managed) this.removeScope(e.info.name);
+        if (e.info.managed) this.removeScopeLater(e.info.name);
       }
     }
   }
@@ -253,8 +261,23 @@ export class Daemon {
       if (this.managed.has(name) || this.alive(e)) continue;
       this.log(`machine ${name} is gone`);
       this.drop(name);
-      if (e.info.managed) this.removeScope(name);
+      if (e.info.managed) this.removeScopeLater(name);
     }
+  }
+
+  /** The helper of an unfinished start may still be ending its container: remove its cgroup once it has. */
+  private removeScopeLater(name: string): void {
+    let tries = 0;
+    const t = setInterval(() => {
+      this.removeScope(name);
+      const left = machineHierarchies((this.host ??= probeHost()).cgroups).some((h) => existsSync(join(h.mount, machineScope(name).path)));
+      if (!left || ++tries > 40 || this.machines.has(name)) {
+        clearInterval(t);
+        this.timers = this.timers.filter((x) => x !== t);
+      }
+    }, 250);
+    this.timers.push(t);
+    this.removeScope(name);
   }
 
   /** The cgroup a container that ended without its supervisor leaves behind (empty directories only). */
@@ -344,6 +367,7 @@ export class Daemon {
         return {};
       },
       'io.systemd.Machine.List': (p, ctx) => {
+        this.reap();
         const metadata = p.acquireMetadata === 'yes' || p.acquireMetadata === 'graceful';
         if (p.name !== undefined || p.pid !== undefined) return this.describe(this.lookup(p), metadata) as unknown as Record<string, unknown>;
         const all = [...this.machines.values()].filter((e) => this.alive(e)).sort((a, b) => a.info.name.localeCompare(b.info.name));
@@ -428,6 +452,9 @@ export class Daemon {
     };
     m.started.catch(() => {});
     this.managed.set(name, m);
+    // if we die before the container is registered, the next nspawnd removes what the start left (an empty cgroup)
+    const marker = join(this.paths.state, `${name}.starting`);
+    writeFileSync(marker, String(process.pid), { mode: 0o600 });
     const say = (l: string) => {
       try {
         writeSync(logFd, `${l}\n`);
@@ -462,6 +489,11 @@ export class Daemon {
           leaderStart: start,
         });
         ok = true;
+        try {
+          unlinkSync(marker);
+        } catch {
+          // a reboot: gone already
+        }
         startedOk();
       },
       detach: () => {
@@ -495,6 +527,11 @@ export class Daemon {
         this.managed.delete(name);
         this.drop(name);
         closeSync(logFd);
+        try {
+          unlinkSync(marker);
+        } catch {
+          // removed when it was registered
+        }
       }
     };
     void run();
