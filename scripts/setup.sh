@@ -19,7 +19,8 @@ fi
 apt_pkgs=(ca-certificates gcc libc6-dev make busybox-static util-linux iproute2 procps)
 if [ $want_test = 1 ]; then
   # gcc-multilib: the seccomp tests build an i386 probe (gcc -m32) to check the compat ABI's filter
-  apt_pkgs+=(systemd-container btrfs-progs nftables debootstrap gcc-multilib)
+  # attr, acl: the btrfs copy tests set and read xattrs and ACLs
+  apt_pkgs+=(systemd-container btrfs-progs nftables debootstrap gcc-multilib attr acl)
 fi
 missing=()
 for p in "${apt_pkgs[@]}"; do

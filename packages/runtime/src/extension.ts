@@ -7,6 +7,7 @@ import { writeFileSync } from 'node:fs';
 import type { ContainerConfig } from './plan.js';
 import type { HelperPlan } from './protocol.js';
 import { registerExtension } from './register.js';
+import { storageExtension } from './storage.js';
 
 /** What an extension sees of the run it is part of. */
 export interface ContainerRun {
@@ -51,5 +52,5 @@ export const usernsMapExtension: ContainerExtension = {
 
 /** The extensions every `nspawn` start uses, in order. */
 export function defaultExtensions(): ContainerExtension[] {
-  return [usernsMapExtension, registerExtension()];
+  return [storageExtension(), usernsMapExtension, registerExtension()];
 }

@@ -15,3 +15,4 @@ export * from './varlink.js';
 export * from './machines.js';
 export * from './register.js';
 export * from './inspect.js';
+export * from './storage.js';

@@ -24,6 +24,10 @@ export type StartMode = 'pid1' | 'pid2' | 'boot';
 export interface ContainerConfig {
   /** absolute path of the container's root directory */
   directory: string;
+  /** -x/--ephemeral: run on a throw-away snapshot of directory (src/storage.ts makes it and changes directory) */
+  ephemeral?: boolean;
+  /** --template: populate a missing directory from this tree first (src/storage.ts) */
+  template?: string;
   machineName: string;
   /** --register: announce the machine to nspawnd (default yes; no daemon running is not an error) */
   register?: boolean;

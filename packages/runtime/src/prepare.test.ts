@@ -52,6 +52,18 @@ describe('prepareContainer', () => {
   it('refuses / and names it', () => {
     expect(() => prep({ directory: '/' }, env({ exists: () => true }))).toThrow(/root directory is not supported/);
   });
+  it('allows / with --ephemeral, named after the host', () => {
+    const p = prep({ directory: '/', ephemeral: true }, env({ exists: () => true }));
+    expect(p.config).toMatchObject({ directory: '/', ephemeral: true, machineName: 'host' });
+  });
+  it('--template: a missing directory is checked through the template; -M without -D means /var/lib/machines/NAME', () => {
+    const seen: string[] = [];
+    const e = env({ exists: (p) => p === '/m/tpl', tree: (r) => (seen.push(r), tree()) });
+    expect(prep({ machineName: 'new', template: '/m/tpl' }, e).config).toMatchObject({ directory: '/var/lib/machines/new', template: '/m/tpl' });
+    expect(seen).toEqual(['/m/tpl']);
+    expect(() => prep({ machineName: 'new', template: '/m/none' }, e)).toThrow('Failed to resolve path /m/none: No such file or directory');
+    expect(() => prep({ directory: '/m/box', template: '/m/box', ephemeral: true })).toThrow('--ephemeral and --template= may not be combined.');
+  });
   it('cannot derive a machine name from a name with no host name characters', () => {
     expect(() => prep({ directory: '/m/___' }, env({ exists: () => true }))).toThrow('Failed to determine machine name automatically, please use -M.');
   });

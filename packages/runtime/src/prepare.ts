@@ -65,8 +65,6 @@ function unsupportedFeatures(s: Settings): string[] {
   const add = (cond: unknown, what: string) => {
     if (cond) out.push(what);
   };
-  add(s.ephemeral, '--ephemeral (Ephemeral=)');
-  add(s.template, '--template');
   add(s.image, '--image');
   add(s.volatile && s.volatile !== 'no', '--volatile (Volatile=)');
   add(s.networkVeth, '--network-veth (VirtualEthernet=)');
@@ -202,12 +200,17 @@ export function prepareContainer(s: Settings, env: PrepareEnv, unsupported: read
   if (ambientError) throw new ContainerError(ambientError);
 
   const { directory, machineName } = determineNames(s, process.cwd(), env.hostname);
-  if (!env.exists(directory)) throw new ContainerError(`Failed to resolve path ${directory}: No such file or directory`);
-  if (directory === '/')
+  // --template and -x together come from a .nspawn file here (the command line refuses them at parse time)
+  if (s.template !== undefined && s.ephemeral) throw new ContainerError('--ephemeral and --template= may not be combined.');
+  // --template fills a missing directory at setup (src/storage.ts): until then the template stands for the tree
+  const fromTemplate = s.template !== undefined && !env.exists(directory);
+  if (fromTemplate && !env.exists(s.template!)) throw new ContainerError(`Failed to resolve path ${s.template}: No such file or directory`);
+  if (!fromTemplate && !env.exists(directory)) throw new ContainerError(`Failed to resolve path ${directory}: No such file or directory`);
+  if (directory === '/' && !s.ephemeral)
     throw new ContainerError(
       'Spawning container on root directory is not supported. Consider using --ephemeral, --volatile=yes or --volatile=state.',
     );
-  const tree = env.tree(directory);
+  const tree = env.tree(fromTemplate ? s.template! : directory);
   // -b wants an OS (path_is_os_tree(): an os-release), anything else a /usr
   if (s.startMode === 'boot') {
     if (tree.resolve('/etc/os-release') === undefined && tree.resolve('/usr/lib/os-release') === undefined)
@@ -268,6 +271,8 @@ export function prepareContainer(s: Settings, env: PrepareEnv, unsupported: read
   };
   if (quiet) config.quiet = true;
   if (s.register === false) config.register = false;
+  if (s.ephemeral) config.ephemeral = true;
+  if (s.template !== undefined) config.template = s.template;
   if (s.user !== undefined) config.userName = s.user;
   if (user) config.user = user;
   if (s.workingDirectory !== undefined) config.workingDirectory = s.workingDirectory;

@@ -1,0 +1,202 @@
+/**
+ * Image locks exactly as systemd takes them (image_path_lock() and make_lock_file() in systemd 252), so that a
+ * running systemd-nspawn and nspawn exclude each other:
+ * - a local lock file beside the image, `DIR/.#NAME.lck`;
+ * - a global one, `/run/systemd/nspawn/locks/inode-DEV:INO` (the image's device and inode), only when the image
+ *   exists already.
+ * Both are open-file-description (OFD) locks over the whole file (F_OFD_SETLK), falling back to flock() where the
+ * kernel has no OFD locks, as systemd does. The exclusive holder unlinks the files when it releases them. A lock
+ * lives as long as its file descriptor: keep the process that took it alive for as long as the image is in use.
+ * $SYSTEMD_NSPAWN_LOCK=0 turns locking off, as for systemd.
+ */
+import { closeSync, constants as fsc, fstatSync, mkdirSync, openSync, statSync, unlinkSync } from 'node:fs';
+import { basename, dirname, isAbsolute, join } from 'node:path';
+import { errCode, fcntl, SysError } from './sys.js';
+
+export const GLOBAL_LOCK_DIR = '/run/systemd/nspawn/locks';
+
+const F_OFD_SETLK = 37;
+const F_RDLCK = 0;
+const F_WRLCK = 1;
+
+/** The image is locked by another process (systemd-nspawn, nspawn, machined, nspawnd). */
+export class ImageBusyError extends SysError {
+  override name = 'ImageBusyError';
+  constructor(
+    message: string,
+    readonly path: string,
+  ) {
+    super(message, 16, 'EBUSY');
+  }
+}
+
+export interface LockFile {
+  readonly path: string;
+  readonly exclusive: boolean;
+  release(): void;
+}
+
+function flock(exclusive: boolean): Buffer {
+  // struct flock: short l_type, short l_whence, off_t l_start, off_t l_len, pid_t l_pid: the whole file
+  const b = Buffer.alloc(32);
+  b.writeInt16LE(exclusive ? F_WRLCK : F_RDLCK, 0);
+  return b;
+}
+
+/**
+ * make_lock_file(): opens (creating) PATH and takes a non-blocking OFD lock on it; retries when the previous
+ * holder unlinked the file between our open and our lock. Throws ImageBusyError when it is held.
+ */
+export function makeLockFile(path: string, exclusive: boolean): LockFile {
+  for (;;) {
+    const fd = openSync(path, fsc.O_CREAT | fsc.O_RDWR | fsc.O_NOFOLLOW | fsc.O_NOCTTY, 0o600);
+    try {
+      fcntl(fd, F_OFD_SETLK, flock(exclusive), `lock ${path}`);
+    } catch (e) {
+      closeSync(fd);
+      if (errCode(e) === 'EAGAIN' || errCode(e) === 'EACCES') throw new ImageBusyError(`${path} is locked by another process`, path);
+      throw e;
+    }
+    if (fstatSync(fd).nlink === 0) {
+      closeSync(fd);
+      continue;
+    }
+    let held = true;
+    let isExclusive = exclusive;
+    return {
+      path,
+      get exclusive() {
+        return isExclusive;
+      },
+      release() {
+        if (!held) return;
+        held = false;
+        if (!isExclusive) {
+          // release_lock_file(): a shared holder that can become the exclusive one removes the file too
+          try {
+            fcntl(fd, F_OFD_SETLK, flock(true));
+            isExclusive = true;
+          } catch {
+            // someone else still holds it
+          }
+        }
+        if (isExclusive) {
+          try {
+            unlinkSync(path);
+          } catch {
+            // gone
+          }
+        }
+        closeSync(fd);
+      },
+    };
+  }
+}
+
+/** `DIR/.#NAME.lck` for the image at DIR/NAME (make_lock_file_for()). */
+export function localLockPath(imagePath: string): string {
+  return join(dirname(imagePath), `.#${basename(imagePath)}.lck`);
+}
+
+/** `/run/systemd/nspawn/locks/inode-DEV:INO` for an existing directory or file, undefined when it does not exist. */
+export function globalLockPath(imagePath: string): string | undefined {
+  let st;
+  try {
+    st = statSync(imagePath, { bigint: true });
+  } catch {
+    return undefined;
+  }
+  if (st.isBlockDevice()) {
+    const rdev = st.rdev;
+    const major = Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn));
+    const minor = Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn));
+    return `${GLOBAL_LOCK_DIR}/block-${major}:${minor}`;
+  }
+  if (st.isDirectory() || st.isFile()) return `${GLOBAL_LOCK_DIR}/inode-${st.dev}:${st.ino}`;
+  return undefined;
+}
+
+export interface ImageLock {
+  /** the image path it locks */
+  readonly image: string;
+  readonly local?: LockFile;
+  readonly global?: LockFile;
+  /** releases both locks (idempotent); the exclusive holder removes the lock files */
+  release(): void;
+}
+
+export interface LockImageOptions {
+  /** a shared lock (read-only use), else exclusive */
+  shared?: boolean;
+  /** $SYSTEMD_NSPAWN_LOCK: "0"/"no"... turns locking off (default: process.env) */
+  env?: NodeJS.ProcessEnv;
+}
+
+/** $SYSTEMD_NSPAWN_LOCK set to a false boolean: no image locks at all (as for systemd). */
+export function lockingDisabled(env: NodeJS.ProcessEnv): boolean {
+  const v = env.SYSTEMD_NSPAWN_LOCK;
+  return v !== undefined && ['0', 'no', 'n', 'false', 'f', 'off'].includes(v.toLowerCase());
+}
+
+/**
+ * image_path_lock(): takes the local and the global lock of the image at PATH (absolute; it need not exist yet,
+ * then only the local lock is taken, as systemd does). Throws ImageBusyError when another process holds either.
+ * An exclusive lock on `/` is refused (EBUSY), a shared one is a no-op.
+ */
+export function lockImage(path: string, opts: LockImageOptions = {}): ImageLock {
+  if (!isAbsolute(path)) throw new SysError(`Image path ${path} is not absolute`, 22, 'EINVAL');
+  const exclusive = opts.shared !== true;
+  const none: ImageLock = { image: path, release() {} };
+  if (lockingDisabled(opts.env ?? process.env)) return none;
+  if (path === '/') {
+    if (exclusive) throw new ImageBusyError('Refusing to lock the host root directory exclusively', path);
+    return none;
+  }
+  const globalPath = globalLockPath(path);
+  let local: LockFile | undefined;
+  if (!path.startsWith('/dev/')) {
+    try {
+      local = makeLockFile(localLockPath(path), exclusive);
+    } catch (e) {
+      if (!(errCode(e) === 'EROFS' && !exclusive)) throw busyMessage(e, path);
+    }
+  }
+  let global: LockFile | undefined;
+  if (globalPath !== undefined) {
+    try {
+      mkdirSync(GLOBAL_LOCK_DIR, { recursive: true, mode: 0o700 });
+      global = makeLockFile(globalPath, exclusive);
+    } catch (e) {
+      local?.release();
+      throw busyMessage(e, path);
+    }
+  }
+  let released = false;
+  return {
+    image: path,
+    ...(local ? { local } : {}),
+    ...(global ? { global } : {}),
+    release() {
+      if (released) return;
+      released = true;
+      global?.release();
+      local?.release();
+    },
+  };
+}
+
+function busyMessage(e: unknown, image: string): Error {
+  if (e instanceof ImageBusyError) return new ImageBusyError(`Directory tree ${image} is currently busy.`, image);
+  return e as Error;
+}
+
+/** Is the image at PATH locked by someone (a running container)? Takes and drops an exclusive lock to see. */
+export function isImageLocked(path: string, env: NodeJS.ProcessEnv = process.env): boolean {
+  try {
+    lockImage(path, { env }).release();
+    return false;
+  } catch (e) {
+    if (e instanceof ImageBusyError) return true;
+    throw e;
+  }
+}
