@@ -575,7 +575,19 @@ async function main(argv: string[]): Promise<number> {
     default: {
       const v = verb!;
       const iv = imageVerbs[v] ?? tarVerbs[v];
-      if (iv) return iv(args, opts, { call: (m, p, more) => call(m, p, more, machineImageSocketPath()), out, err, machine, execIn });
+      if (iv)
+        return iv(args, opts, {
+          call: (m, p, more) => call(m, p, more, machineImageSocketPath()),
+          out,
+          err,
+          machine,
+          execIn,
+          table,
+          json,
+          fail: (msg) => {
+            throw new CtlError(msg);
+          },
+        });
       throw new CtlError(`Unknown command verb '${v}'.`);
     }
   }
@@ -586,7 +598,7 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (e: unknown) => {
-    if (e instanceof CtlError || e instanceof UserError) {
+    if (e instanceof CtlError || e instanceof UserError || (e instanceof Error && e.name === 'ImportError')) {
       err(`${e.message}\n`);
       process.exitCode = 1;
     } else throw e;
