@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { buildTar } from '../test/build-tar.js';
+import { buildTar } from './test-build-tar.js';
 import { extractTar, ImportError, safeComponents } from './tar.js';
 
 let dir: string;
