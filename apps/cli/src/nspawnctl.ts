@@ -358,14 +358,15 @@ function leaderCgroupProcs(leader: number): string[] {
   }
 }
 
-/** Runs CMD in machine NAME's namespaces as USER: stdio and the exit status pass straight through. */
-export async function execIn(
-  m: MachineInfo,
-  user: string,
-  cmd: string[] | undefined,
-  extraEnv: string[],
-  opts: { pty?: boolean } = {},
-): Promise<number> {
+export interface InOptions {
+  pty?: boolean;
+  /** SRC:DST[:ro][:mkdir]: bind mount instead of a command */
+  bind?: string;
+  stdio?: import('node:child_process').StdioOptions;
+}
+
+/** Starts CMD in machine M's namespaces as USER, through the helper's exec-in mode. */
+export function spawnIn(m: MachineInfo, user: string, cmd: string[] | undefined, extraEnv: string[], opts: InOptions = {}): import('node:child_process').ChildProcess {
   const leader = m.leader?.pid;
   if (!leader) throw new CtlError(`Machine ${m.name} has no leader process.`);
   const tree = nodeTree(`/proc/${leader}/root`);
@@ -399,8 +400,20 @@ export async function execIn(
   if (u?.groups.length) argv.push('-G', u.groups.join(','));
   for (const c of leaderCgroupProcs(leader)) argv.push('-c', c);
   if (opts.pty) argv.push('-t');
-  argv.push('--', ...(cmd && cmd.length ? cmd : [shell, '-l']));
-  const child = spawn(helperPath(), argv, { stdio: 'inherit', env, argv0: 'nspawn-helper' });
+  if (opts.bind) argv.push('-b', opts.bind);
+  argv.push('--', ...(opts.bind ? [] : cmd && cmd.length ? cmd : [shell, '-l']));
+  return spawn(helperPath(), argv, { stdio: opts.stdio ?? 'inherit', env, argv0: 'nspawn-helper' });
+}
+
+const exitCode = (code: number | null, sig: NodeJS.Signals | null) => {
+  if (code !== null) return code;
+  const r = sig ? signalFromString(sig) : undefined;
+  return 128 + (r && r.ok ? r.value : 1);
+};
+
+/** Runs CMD in machine M's namespaces as USER: stdio and the exit status pass straight through. */
+export async function execIn(m: MachineInfo, user: string, cmd: string[] | undefined, extraEnv: string[], opts: InOptions = {}): Promise<number> {
+  const child = spawnIn(m, user, cmd, extraEnv, opts);
   // the terminal's signals reach the command through its process group; we only wait
   const ignore = () => {};
   process.on('SIGINT', ignore);
@@ -420,9 +433,89 @@ export async function execIn(
       process.off('SIGQUIT', ignore);
       process.off('SIGTERM', onTerm);
       process.off('SIGHUP', onHup);
-      resolve(code ?? 128 + (sig ? (signalFromString(sig).ok ? (signalFromString(sig) as { value: number }).value : 1) : 1));
+      resolve(exitCode(code, sig));
     });
   });
+}
+
+async function bind(args: string[], opts: CtlOptions): Promise<number> {
+  if (args.length < 2 || args.length > 3) throw new CtlError('bind needs NAME SOURCE [DESTINATION].');
+  const [name, src, dst = args[1]!] = args as [string, string, string?];
+  if (!src.startsWith('/') || !dst.startsWith('/')) throw new CtlError('Source and destination paths must be absolute.');
+  if (src.includes(':') || dst.includes(':')) throw new CtlError('Paths with a colon are not supported.');
+  const m = await machine(name);
+  const code = await execIn(m, 'root', undefined, [], { bind: `${src}:${dst}${opts.readOnly ? ':ro' : ''}${opts.mkdir ? ':mkdir' : ''}`, stdio: ['ignore', 'inherit', 'inherit'] });
+  if (code !== 0) throw new CtlError(`Failed to bind mount ${src} on ${dst} in machine ${name}.`);
+  return 0;
+}
+
+/** Waits for both ends of a pipe between a host process and one in the container. */
+function both(a: import('node:child_process').ChildProcess, b: import('node:child_process').ChildProcess): Promise<[number, number]> {
+  const wait = (c: import('node:child_process').ChildProcess) =>
+    new Promise<number>((r) => {
+      c.on('error', () => r(255));
+      c.on('close', (code, sig) => r(exitCode(code, sig)));
+    });
+  return Promise.all([wait(a), wait(b)]);
+}
+
+/**
+ * copy-to: host SRC (read on the host) streamed as tar into the container, unpacked there by the container's own
+ * tar into a temporary directory beside DST and moved into place (so the container's symlinks resolve inside it).
+ */
+async function copyTo(args: string[], opts: CtlOptions): Promise<number> {
+  if (args.length < 2 || args.length > 3) throw new CtlError('copy-to needs NAME SOURCE [DESTINATION].');
+  const [name, src, dst = args[1]!] = args as [string, string, string?];
+  if (!src.startsWith('/') || !dst.startsWith('/')) throw new CtlError('Source and destination paths must be absolute.');
+  if (!existsSync(src)) throw new CtlError(`Failed to copy: ${src} does not exist.`);
+  const m = await machine(name);
+  const { dirname, basename } = await import('node:path');
+  const script =
+    'set -e; d=$(dirname "$1"); t=$(mktemp -d "$d/.#copy.XXXXXX"); trap \'rm -rf "$t"\' EXIT; tar -C "$t" -xpf -; ' +
+    'if [ -e "$1" ] || [ -L "$1" ]; then if [ "$3" = 1 ]; then rm -rf "$1"; else echo "$1: File exists" >&2; exit 17; fi; fi; mv "$t/$2" "$1"';
+  const tar = spawn('tar', ['--numeric-owner', '-C', dirname(src), '-cf', '-', basename(src)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const inside = spawnIn(m, 'root', ['/bin/sh', '-c', script, 'sh', dst, basename(src), opts.force ? '1' : '0'], [], { stdio: ['pipe', 'inherit', 'inherit'] });
+  tar.stdout!.pipe(inside.stdin!);
+  inside.stdin!.on('error', () => {}); // the container side may end first (EPIPE): its status tells
+  const [a, b] = await both(tar, inside);
+  if (a !== 0 || b !== 0) throw new CtlError(`Failed to copy ${src} to ${dst} in machine ${name}.`);
+  return 0;
+}
+
+/** copy-from: the container's tar streams SRC out; we unpack it safely (@nspawn/import) beside DST and rename. */
+async function copyFrom(args: string[], opts: CtlOptions): Promise<number> {
+  if (args.length < 2 || args.length > 3) throw new CtlError('copy-from needs NAME SOURCE [DESTINATION].');
+  const [name, src, dst = args[1]!] = args as [string, string, string?];
+  if (!src.startsWith('/') || !dst.startsWith('/')) throw new CtlError('Source and destination paths must be absolute.');
+  const m = await machine(name);
+  const { dirname, basename, join: pjoin } = await import('node:path');
+  const { mkdtempSync, renameSync, rmSync, createWriteStream, lstatSync } = await import('node:fs');
+  const { extractTar } = await import('@nspawn/import');
+  let exists = false;
+  try {
+    lstatSync(dst);
+    exists = true;
+  } catch {
+    // free
+  }
+  if (exists && !opts.force) throw new CtlError(`${dst}: File exists (--force replaces it).`);
+  const tmp = mkdtempSync(pjoin(dirname(dst), '.#copy-'));
+  try {
+    const archive = pjoin(tmp, '.archive.tar');
+    mkdirSync(pjoin(tmp, 'x'));
+    const inside = spawnIn(m, 'root', ['tar', '-C', dirname(src), '-cf', '-', basename(src)], [], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const outf = createWriteStream(archive);
+    inside.stdout!.pipe(outf);
+    const code = await new Promise<number>((r) => inside.on('close', (c, s) => r(exitCode(c, s))));
+    await new Promise((r) => outf.close(r));
+    if (code !== 0) throw new CtlError(`Failed to copy ${src} from machine ${name}.`);
+    extractTar(archive, pjoin(tmp, 'x'));
+    if (exists) rmSync(dst, { recursive: true, force: true });
+    renameSync(pjoin(tmp, 'x', basename(src)), dst);
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+  return 0;
 }
 
 async function shell(args: string[], opts: CtlOptions): Promise<number> {
@@ -564,6 +657,12 @@ async function main(argv: string[]): Promise<number> {
       return terminate(args);
     case 'kill':
       return kill(args, opts.signal ?? 15, opts.killWhom ?? 'all');
+    case 'bind':
+      return bind(args, opts);
+    case 'copy-to':
+      return copyTo(args, opts);
+    case 'copy-from':
+      return copyFrom(args, opts);
     case 'enable':
       return enable(args, true);
     case 'disable':

@@ -4,7 +4,7 @@
  * the root-only socket.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { registerMachine } from '@nspawn/runtime';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -161,6 +161,44 @@ describe('machines nspawnd runs', () => {
     await waitFor(() => got.includes('followed-line-xyz'), 5000).finally(() => follow.kill());
   });
 
+  it('bind mounts a host directory into a running machine (--read-only, --mkdir)', () => {
+    const share = join(d.base, 'share');
+    mkdirSync(share);
+    writeFileSync(join(share, 'f'), 'shared\n');
+    expect(d.ctl(['bind', 'dm-c', share, '/mnt/dm-share']).status).toBe(1); // no mount point, no --mkdir
+    const r = d.ctl(['bind', 'dm-c', share, '/mnt/dm-share', '--mkdir', '--read-only']);
+    expect(r.status, r.stderr).toBe(0);
+    expect(d.ctl(['shell', 'dm-c', '/bin/cat', '/mnt/dm-share/f']).stdout).toBe('shared\n');
+    const w = d.ctl(['shell', 'dm-c', '/bin/sh', '-c', 'echo x > /mnt/dm-share/g']);
+    expect(w.status).not.toBe(0);
+    expect(w.stderr).toMatch(/Read-only file system/);
+    // the host's mount table is untouched
+    expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain('/mnt/dm-share');
+  });
+
+  it('copy-to and copy-from copy files and trees, refusing to replace without --force', () => {
+    const src = join(d.base, 'to-copy');
+    mkdirSync(join(src, 'sub'), { recursive: true });
+    writeFileSync(join(src, 'sub/a'), 'A');
+    expect(d.ctl(['copy-to', 'dm-c', src, '/root/copied']).status).toBe(0);
+    expect(d.ctl(['shell', 'dm-c', '/bin/cat', '/root/copied/sub/a']).stdout).toBe('A');
+    const again = d.ctl(['copy-to', 'dm-c', src, '/root/copied']);
+    expect(again.status).toBe(1);
+    expect(again.stderr).toMatch(/File exists/);
+    expect(d.ctl(['copy-to', '--force', 'dm-c', src, '/root/copied']).status).toBe(0);
+    d.ctl(['shell', 'dm-c', '/bin/sh', '-c', 'echo from-inside > /root/inside.txt; ln -s /etc/shadow /root/copied/link']);
+    const back = join(d.base, 'back.txt');
+    expect(d.ctl(['copy-from', 'dm-c', '/root/inside.txt', back]).status).toBe(0);
+    expect(readFileSync(back, 'utf8')).toBe('from-inside\n');
+    expect(d.ctl(['copy-from', 'dm-c', '/root/inside.txt', back]).stderr).toMatch(/File exists/);
+    // a tree with a symlink comes back as a symlink, never as the host file it names
+    const tree = join(d.base, 'back-tree');
+    expect(d.ctl(['copy-from', 'dm-c', '/root/copied', tree]).status).toBe(0);
+    expect(lstatSync(join(tree, 'link')).isSymbolicLink()).toBe(true);
+    expect(d.ctl(['copy-from', 'dm-c', '/nonexistent', join(d.base, 'zz')]).status).toBe(1);
+    expect(readdirSync(d.base).filter((f) => f.startsWith('.#copy'))).toEqual([]);
+  });
+
   it('top shows tasks, CPU and memory per machine from the cgroups', () => {
     const r = d.ctl(['top']);
     expect(r.status, r.stderr).toBe(0);
@@ -194,7 +232,7 @@ describe('machines nspawnd runs', () => {
     await waitFor(() => d.list().includes('dm-twice'), 10000);
     const second = spawnSync(process.execPath, [NSPAWN, '-q', '-D', tree, '-M', 'dm-twice', '/bin/true'], { env: d.env, encoding: 'utf8' });
     expect(second.status).toBe(1);
-    expect(second.stderr).toMatch(/already running|MachineExists/);
+    expect(second.stderr).toMatch(/already running|MachineExists|busy/);
     // the registry itself refuses a second Register of a running name
     await expect(registerMachine({ name: 'dm-twice', class: 'container', leader: process.pid }, { socket: d.socket })).rejects.toMatchObject({
       error: 'io.systemd.Machine.MachineExists',

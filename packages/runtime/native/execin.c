@@ -10,6 +10,8 @@
  *       keeps only the capabilities in its bounding set; drops to UID/GID; forks (the pid namespace applies to
  *       children) and execs CMD (searched in the container's $PATH) in the child. Exits with CMD's exit code, or
  *       128+N when it died of signal N; stdio passes straight through. 255 and a message when entering failed.
+ *       -b SRC:DST[:ro][:mkdir] instead of a command: bind mounts host path SRC at DST in the running container
+ *       (open_tree() on the host before entering, move_mount() inside), as `machinectl bind` does.
  *       -t: CMD gets a new pty of the container's devpts as its controlling terminal (a getty for `login`); we
  *       copy between it and our stdio (our terminal in raw mode) until CMD ends or ^] is pressed three times
  *       within a second.
@@ -129,6 +131,7 @@ static int execin_main(int argc, char **argv) {
         const char *dir = NULL, *groups = NULL;
         const char *cgroups[16];
         int n_cg = 0, i = 3, want_pty = 0;
+        const char *bind = NULL;
         for (; i < argc && strcmp(argv[i], "--"); i++) {
                 if (!strcmp(argv[i], "-t")) {
                         want_pty = 1;
@@ -144,14 +147,42 @@ static int execin_main(int argc, char **argv) {
                         groups = argv[++i];
                 else if (!strcmp(argv[i], "-d"))
                         dir = argv[++i];
+                else if (!strcmp(argv[i], "-b"))
+                        bind = argv[++i];
                 else if (!strcmp(argv[i], "-c") && n_cg < 16)
                         cgroups[n_cg++] = argv[++i];
                 else
                         return errno = EINVAL, execin_fail(argv[i]);
         }
-        if (i + 1 >= argc)
+        if (i + 1 >= argc && !bind)
                 return errno = EINVAL, execin_fail("no command");
         char **cmd = argv + i + 1;
+        int tree = -1;
+        char bsrc[PATH_MAX], bdst[PATH_MAX];
+        int b_ro = 0, b_mkdir = 0;
+        if (bind) {
+                /* SRC:DST[:ro][:mkdir] */
+                char tmp[PATH_MAX * 2 + 16];
+                snprintf(tmp, sizeof tmp, "%s", bind);
+                char *save = NULL, *t = strtok_r(tmp, ":", &save);
+                snprintf(bsrc, sizeof bsrc, "%s", t ? t : "");
+                t = strtok_r(NULL, ":", &save);
+                snprintf(bdst, sizeof bdst, "%s", t ? t : bsrc);
+                while ((t = strtok_r(NULL, ":", &save))) {
+                        if (!strcmp(t, "ro"))
+                                b_ro = 1;
+                        else if (!strcmp(t, "mkdir"))
+                                b_mkdir = 1;
+                }
+                tree = (int) syscall(SYS_open_tree, AT_FDCWD, bsrc, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+                if (tree < 0)
+                        return execin_fail(bsrc);
+                if (b_ro) {
+                        struct mount_attr attr = { .attr_set = MOUNT_ATTR_RDONLY };
+                        if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr) < 0)
+                                return execin_fail("mount_setattr");
+                }
+        }
 
         static const char *const kinds[] = { "cgroup", "ipc", "uts", "net", "pid", "mnt", "user" };
         int fds[7];
@@ -186,6 +217,31 @@ static int execin_main(int argc, char **argv) {
                         continue;
                 if (setns(fds[k], 0) < 0)
                         return execin_fail(kinds[k]);
+        }
+        if (bind) {
+                /* the mount belongs to the host's user namespace: attach it before entering the container's */
+                struct stat st;
+                if (fchdir(rootfd) < 0 || chroot(".") < 0)
+                        return execin_fail("chroot");
+                if (stat(bdst, &st) < 0) {
+                        if (!b_mkdir)
+                                return execin_fail(bdst);
+                        struct stat sst;
+                        int isdir = fstat(tree, &sst) == 0 && S_ISDIR(sst.st_mode);
+                        char path[PATH_MAX];
+                        snprintf(path, sizeof path, "%s", bdst);
+                        for (char *p = path + 1; *p; p++)
+                                if (*p == '/') {
+                                        *p = 0;
+                                        (void) mkdir(path, 0755);
+                                        *p = '/';
+                                }
+                        if (isdir ? mkdir(bdst, 0755) < 0 : mknod(bdst, S_IFREG | 0644, 0) < 0)
+                                return execin_fail(bdst);
+                }
+                if (syscall(SYS_move_mount, tree, "", AT_FDCWD, bdst, MOVE_MOUNT_F_EMPTY_PATH) < 0)
+                        return execin_fail("move_mount");
+                return 0;
         }
         if (own_user && setns(fds[6], CLONE_NEWUSER) < 0)
                 return execin_fail("user");
