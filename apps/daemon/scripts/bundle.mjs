@@ -2,7 +2,7 @@
 // Bundles each command into one CommonJS file (the fastest start Node offers: one file, no ESM loader
 // machinery) and puts the runtime's native helper beside it, where @nspawn/runtime looks for it.
 import { build } from 'esbuild';
-import { copyFileSync, mkdirSync, chmodSync } from 'node:fs';
+import { copyFileSync, mkdirSync, chmodSync, renameSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,5 +25,7 @@ await build({
 });
 const require = createRequire(join(here, 'package.json'));
 const runtimeDir = dirname(require.resolve('@nspawn/runtime/package.json'));
-copyFileSync(join(runtimeDir, 'native/build/nspawn-helper'), join(here, 'dist/nspawn-helper'));
-chmodSync(join(here, 'dist/nspawn-helper'), 0o755);
+// copied beside and renamed over: a helper that running containers execute cannot be written to (ETXTBSY)
+copyFileSync(join(runtimeDir, 'native/build/nspawn-helper'), join(here, 'dist/nspawn-helper.tmp'));
+chmodSync(join(here, 'dist/nspawn-helper.tmp'), 0o755);
+renameSync(join(here, 'dist/nspawn-helper.tmp'), join(here, 'dist/nspawn-helper'));

@@ -73,6 +73,8 @@ interface Managed {
   logFd: number;
   /** resolves when the first boot is registered, rejects when the start failed before */
   started: Promise<void>;
+  /** the exit status of the last run */
+  ended: Promise<number>;
 }
 
 const noSuchMachine = (name: unknown) => new VarlinkError('io.systemd.Machine.NoSuchMachine', { message: `No machine '${String(name)}' known` });
@@ -403,8 +405,12 @@ export class Daemon {
       'io.nspawn.Machine.Start': async (p) => {
         const name = p.name;
         if (typeof name !== 'string' || !isValidMachineName(name)) throw new VarlinkError('org.varlink.service.InvalidParameter', { parameter: 'name' });
-        await this.startMachine(name);
-        return this.describe(this.machines.get(name)!, true) as unknown as Record<string, unknown>;
+        const command = Array.isArray(p.command) ? p.command.map(String) : undefined;
+        if (command && command.length === 0) throw new VarlinkError('org.varlink.service.InvalidParameter', { parameter: 'command' });
+        const { ended } = await this.startMachine(name, command);
+        if (p.wait === true) return { exitStatus: await ended };
+        const e = this.machines.get(name);
+        return e ? (this.describe(e, true) as unknown as Record<string, unknown>) : {};
       },
       'io.nspawn.Machine.Poweroff': (p) => {
         const e = this.lookup(p);
@@ -431,16 +437,23 @@ export class Daemon {
    * with NAME.nspawn), its console in the machine's log; resolves once it is registered. The container runs in
    * the helper, a child of this process but not dying with it; a reboot (exit 133) starts it again.
    */
-  async startMachine(name: string): Promise<void> {
+  async startMachine(name: string, command?: string[]): Promise<{ ended: Promise<number> }> {
     const running = this.machines.get(name);
-    if (running && this.alive(running)) return;
     const pending = this.managed.get(name);
-    if (pending) return pending.started;
+    if (pending) {
+      await pending.started;
+      return { ended: pending.ended };
+    }
+    if (running && this.alive(running)) {
+      if (command) throw new VarlinkError('io.systemd.Machine.MachineExists', { message: `Machine '${name}' is running already` });
+      return { ended: Promise.resolve(0) };
+    }
     const dir = this.imageDir(name);
     mkdirSync(this.paths.logs, { recursive: true, mode: 0o750 });
     const logFd = openSync(machineLogPath(name, { ...process.env, NSPAWND_LOG_DIR: this.paths.logs }), 'a', 0o640);
     let startedOk!: () => void;
     let startFailed!: (e: Error) => void;
+    let endedWith!: (code: number) => void;
     const m: Managed = {
       name,
       stopping: false,
@@ -449,6 +462,7 @@ export class Daemon {
         startedOk = res;
         startFailed = rej;
       }),
+      ended: new Promise<number>((res) => (endedWith = res)),
     };
     m.started.catch(() => {});
     this.managed.set(name, m);
@@ -500,7 +514,11 @@ export class Daemon {
         this.drop(name);
       },
     };
-    const argv = ['--quiet', '--keep-unit', '--boot', '--link-journal=try-guest', '--console=read-only', '-D', dir, '-M', name];
+    // a command (not a boot) runs with its output straight into the log (no pty to copy from)
+    const argv = command
+      ? ['--quiet', '--keep-unit', '--console=pipe', '-D', dir, '-M', name, '--', ...command]
+      : ['--quiet', '--keep-unit', '--boot', '--link-journal=try-guest', '--console=read-only', '-D', dir, '-M', name];
+    let lastCode = 1;
     const run = async () => {
       try {
         for (;;) {
@@ -513,6 +531,7 @@ export class Daemon {
           say(`-- nspawnd: starting ${name} on ${dir}`);
           const code = await runContainer(prepared, { log: say, forwardSignals: false }, this.host, ['ignore', logFd, logFd], extensions);
           say(`-- nspawnd: ${name} ended with status ${code}`);
+          lastCode = code;
           if (code === EXIT_FORCE_RESTART && !m.stopping) {
             this.log(`machine ${name} reboots`);
             continue;
@@ -527,6 +546,7 @@ export class Daemon {
         this.managed.delete(name);
         this.drop(name);
         closeSync(logFd);
+        endedWith(lastCode);
         try {
           unlinkSync(marker);
         } catch {
@@ -540,6 +560,7 @@ export class Daemon {
     } catch (e) {
       throw new VarlinkError('io.nspawn.Machine.StartFailed', { message: (e as Error).message });
     }
+    return { ended: m.ended };
   }
 
   /** Machines marked enabled (files in the enabled directory) that are not running are started. */
