@@ -121,6 +121,12 @@ export class Daemon {
   /** Stops listening; the containers keep running (a new nspawnd finds them again). */
   async stop(): Promise<void> {
     this.reap();
+    // containers that are ending right now: let their teardown (cgroup removal) finish, briefly
+    const ending = [...this.managed.values()].filter((m) => {
+      const e = this.machines.get(m.name);
+      return !e || !this.alive(e) || m.stopping;
+    });
+    if (ending.length > 0) await Promise.race([Promise.all(ending.map((m) => m.ended)), new Promise((r) => setTimeout(r, 3000))]);
     for (const t of this.timers) clearInterval(t);
     await Promise.all(this.servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
     for (const p of [machineSocketPath(this.env()), machineImageSocketPath(this.env())]) {
