@@ -3,7 +3,7 @@
  * poweroff, terminate, kill, logs, top, enable + restart, nspawn's own registration, nspawnd killed with -9, and
  * the root-only socket.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { registerMachine } from '@nspawn/runtime';
@@ -224,6 +224,23 @@ describe('machines nspawnd runs', () => {
     });
     expect(none.status).toBe(6);
     expect(none.stderr).toBe('');
+  });
+
+  it('lists and shows the addresses of a machine with its own network', async () => {
+    const tree = join(d.machines, 'dm-b');
+    const run = spawn(process.execPath, [NSPAWN, '-q', '--private-network', '-D', tree, '-M', 'dm-net', '/bin/sh', '-c', 'ip link set lo up; ip addr add 10.99.0.7/32 dev lo; touch /net-ready; sleep 5'], { env: d.env, stdio: 'ignore' });
+    try {
+      await waitFor(() => existsSync(join(tree, 'net-ready')), 10000);
+      const l = d.ctl(['list', '--no-legend']).stdout;
+      expect(l).toMatch(/^dm-net\s+container\s+nspawn\s+busybox\s+1\s+10\.99\.0\.7$/m);
+      expect(d.ctl(['status', 'dm-net']).stdout).toMatch(/Address: 10\.99\.0\.7/);
+      const j = JSON.parse(d.ctl(['status', 'dm-net', '-o', 'json']).stdout) as { addresses: unknown[] };
+      expect(j.addresses).toContainEqual({ family: 2, address: [10, 99, 0, 7] });
+    } finally {
+      run.kill('SIGTERM');
+      await new Promise((r) => run.on('exit', r));
+      execFileSync('rm', ['-f', join(tree, 'net-ready')]);
+    }
   });
 
   it('a name registered twice is refused while the first runs', async () => {
