@@ -70,6 +70,10 @@ describe('machines nspawnd runs', () => {
       expect(r.status).toBe(1);
       expect(r.stderr.trim()).toBe("No machine 'dm-nope' known.");
     }
+    const none = d.ctl(['list'], { env: { NSPAWND_RUNTIME_DIR: join(d.base, 'no-daemon-here') } });
+    expect(none.status).toBe(1);
+    expect(none.stderr).toBe(`nspawnd is not running (no socket at ${join(d.base, 'no-daemon-here')}/io.systemd.Machine).\n`);
+    expect(d.ctl(['frobnicate']).stderr).toBe("Unknown command verb 'frobnicate'.\n");
     const s = d.ctl(['start', 'dm-noimage']);
     expect(s.status).toBe(1);
     expect(s.stderr).toContain("No image 'dm-noimage'");
