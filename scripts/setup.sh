@@ -16,11 +16,13 @@ if [ "$(id -u)" != 0 ]; then
   exit 1
 fi
 
-apt_pkgs=(ca-certificates gcc libc6-dev make busybox-static util-linux iproute2 procps)
+# nftables: nspawn -n masquerades and forwards ports in its own nft table
+apt_pkgs=(ca-certificates gcc libc6-dev make busybox-static util-linux iproute2 procps nftables)
 if [ $want_test = 1 ]; then
   # gcc-multilib: the seccomp tests build an i386 probe (gcc -m32) to check the compat ABI's filter
   # attr, acl: the btrfs copy tests set and read xattrs and ACLs
-  apt_pkgs+=(systemd-container btrfs-progs nftables debootstrap gcc-multilib attr acl)
+  # curl: the network tests fetch from inside a test network namespace
+  apt_pkgs+=(systemd-container btrfs-progs nftables debootstrap gcc-multilib attr acl curl)
 fi
 missing=()
 for p in "${apt_pkgs[@]}"; do

@@ -7,6 +7,7 @@ import { parseCommandLine, SettingsError } from '@nspawn/settings';
 import {
   applySettingsFile,
   ContainerError,
+  handoffContainer,
   nodePrepareEnv,
   nodeTree,
   prepareContainer,
@@ -38,6 +39,8 @@ async function main(argv: string[]): Promise<number> {
   const { settings, messages } = applySettingsFile(cl);
   for (const m of messages) say(2, `${m}\n`);
   const prepared = prepareContainer(settings, nodePrepareEnv(nodeTree), cl.unsupported, cl.settings);
+  // the helper in our place when nothing needs Node after the start (it exits with the container's status)
+  handoffContainer(prepared);
   return runContainer(prepared);
 }
 

@@ -5,10 +5,10 @@
  * Root only; it fails, never skips, without systemd-nspawn.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createSubvolume, globalLockPath, isSubvolume, removeTree } from '@nspawn/btrfs';
+import { createSubvolume, globalLockPath, imageStatus, isSubvolume, removeImage, removeTree, renameImage } from '@nspawn/btrfs';
 import { COMMON_FLAGS, NSPAWN_BIN, requireRootAndSystemdNspawn, runTool, SYSTEMD_NSPAWN, type Tool, TOOL_ENV, TOOLS } from './helpers/containers.js';
 import { makeBusyboxTree } from './helpers/busybox-tree.js';
 import { type Fs, makeFs } from './helpers/bt-fs.js';
@@ -134,12 +134,55 @@ describe.each(['ext4', 'btrfs'] as const)('-x on %s', (kind) => {
     expect(mountsAt(parent())).toEqual([]);
   });
 
+  it('a hostile container (symlinks to host files, to / and to the mount root) harms nothing when its snapshot goes', () => {
+    const before = ls(parent());
+    const precious = join(fss[kind]!.dir, 'bt-precious');
+    writeFileSync(precious, 'keep');
+    const script = `ln -s ${precious} /link-file && ln -s / /link-root && mkdir -p /d/e && ln -s ${fss[kind]!.dir} /d/e/up && echo x > /d/e/f`;
+    const r = runTool('nspawn', ['-q', '-D', tree(), '-x', '/bin/sh', '-c', script]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(readFileSync(precious, 'utf8')).toBe('keep');
+    expect(ls(parent())).toEqual(before);
+    expect(existsSync(join(fss[kind]!.dir, 'x'))).toBe(true);
+  });
+
+  it('a start that fails while making the snapshot leaves nothing and says why', () => {
+    const before = ls(parent());
+    const r = runTool('nspawn', ['-q', '-D', tree(), '-x', '/bin/true'], { env: { ...TOOL_ENV, NSPAWN_EPHEMERAL: kind === 'btrfs' ? 'bogus' : 'snapshot' } });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(kind === 'btrfs' ? /Invalid \$NSPAWN_EPHEMERAL=bogus/ : /not a btrfs subvolume/);
+    expect(ls(parent())).toEqual(before);
+  });
+
   it('$NSPAWN_EPHEMERAL=copy copies as systemd does, and leaves nothing', () => {
     const before = ls(parent());
     const r = runTool('nspawn', ['-q', '-D', tree(), '-x', '/bin/sh', '-c', 'stat -f -c %t /'], { env: { ...TOOL_ENV, NSPAWN_EPHEMERAL: 'copy' } });
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout.trim()).toBe(kind === 'btrfs' ? '9123683e' : 'ef53');
     expect(ls(parent())).toEqual(before);
+  });
+});
+
+describe('SIGTERM while -x copies (NSPAWN_EPHEMERAL=copy)', () => {
+  it('stops, removes the partial copy and says so, as systemd-nspawn does', async () => {
+    const parent = join(fss.ext4!.dir, 'slow');
+    mkdirSync(parent);
+    const tree = busybox(join(parent, 'bt-slow'), false);
+    mkdirSync(join(tree, 'many'));
+    for (let i = 0; i < 6000; i++) writeFileSync(join(tree, 'many', `f${i}`), `${i}\n`);
+    const before = ls(parent);
+    const child = spawn(process.execPath, [NSPAWN_BIN, ...COMMON_FLAGS, '-q', '-D', tree, '-x', '/bin/true'], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...TOOL_ENV, NSPAWN_EPHEMERAL: 'copy' },
+    });
+    let err = '';
+    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    for (let i = 0; i < 400 && !ls(parent).some((n) => n.startsWith('.#machine.')); i++) await new Promise((r) => setTimeout(r, 5));
+    child.kill('SIGTERM');
+    const code = await ended(child);
+    expect(code, err).toBe(1);
+    expect(err).toMatch(/Interrupted while copying file system tree to .*\.#machine\.bt-slow[0-9a-f]{16}, removed again\./);
+    expect(ls(parent)).toEqual(before);
   });
 });
 
@@ -158,6 +201,10 @@ describe('image locks against systemd-nspawn', () => {
         const r = runTool(second, ['-q', '-M', 'bt-second', '-D', tree(), '/bin/true']);
         expect(r.status).toBe(1);
         expect(r.stderr).toContain(`Directory tree ${tree()} is currently busy.`);
+        // the image store sees it running and refuses to remove or rename it
+        expect(imageStatus('bt-locked', { root: fss.ext4!.dir }).locked).toBe(true);
+        expect(() => removeImage('bt-locked', { root: fss.ext4!.dir })).toThrow(/is in use/);
+        expect(() => renameImage('bt-locked', 'bt-renamed', { root: fss.ext4!.dir })).toThrow(/is in use/);
         // -x does not lock the tree itself: it runs beside
         expect(runTool(second, ['-q', '-M', 'bt-second', '-D', tree(), '-x', '/bin/true']).status).toBe(0);
       } finally {

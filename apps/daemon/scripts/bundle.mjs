@@ -21,6 +21,8 @@ await build({
   logLevel: 'warning',
   // the libraries are ESM and use import.meta.url to find files beside them
   define: { 'import.meta.url': '__nspawn_import_meta_url' },
+  // loaded from node_modules at run time: @nspawn/net (netlink's native binding finds itself there) and koffi
+  external: ['@nspawn/net', 'koffi'],
   banner: { js: 'var __nspawn_import_meta_url = require("node:url").pathToFileURL(__filename).href;' },
 });
 const require = createRequire(join(here, 'package.json'));

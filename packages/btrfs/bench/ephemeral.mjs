@@ -42,6 +42,7 @@ try {
   sh('mount', [loop, mnt]);
   const btrfsTree = join(mnt, 'debian');
   btrfs.copyTree(ext4Tree, btrfsTree, { subvolume: true }); // a subvolume, as systemd expects for its snapshot
+  execFileSync('sync'); // the copies written back before timing anything
   const parentBefore = { ext4: readdirSync(join(base, 'ext4')), btrfs: readdirSync(mnt) };
 
   const results = {};
@@ -50,8 +51,10 @@ try {
     ['btrfs', btrfsTree],
   ]) {
     const times = { nspawn: [], 'systemd-nspawn': [] };
-    run('nspawn', tree); // warm-up
-    run('systemd-nspawn', tree);
+    for (let i = 0; i < 3; i++) {
+      run('nspawn', tree); // warm-up
+      if (fs === 'btrfs') run('systemd-nspawn', tree);
+    }
     const sdRuns = fs === 'ext4' ? SD_COPY_RUNS : RUNS;
     for (let i = 0; i < RUNS; i++) {
       times.nspawn.push(run('nspawn', tree));

@@ -15,7 +15,9 @@ import { errCode, fcntl, SysError } from './sys.js';
 
 export const GLOBAL_LOCK_DIR = '/run/systemd/nspawn/locks';
 
+const F_OFD_GETLK = 36;
 const F_OFD_SETLK = 37;
+const F_UNLCK = 2;
 const F_RDLCK = 0;
 const F_WRLCK = 1;
 
@@ -190,13 +192,27 @@ function busyMessage(e: unknown, image: string): Error {
   return e as Error;
 }
 
-/** Is the image at PATH locked by someone (a running container)? Takes and drops an exclusive lock to see. */
+/**
+ * Is the image at PATH locked by someone (a running container)? Asks the kernel (F_OFD_GETLK) about the existing lock
+ * files without creating, taking or removing anything.
+ */
 export function isImageLocked(path: string, env: NodeJS.ProcessEnv = process.env): boolean {
-  try {
-    lockImage(path, { env }).release();
-    return false;
-  } catch (e) {
-    if (e instanceof ImageBusyError) return true;
-    throw e;
+  if (lockingDisabled(env)) return false;
+  const files = [localLockPath(path), globalLockPath(path)].filter((p): p is string => p !== undefined);
+  for (const f of files) {
+    let fd: number;
+    try {
+      fd = openSync(f, fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NOCTTY);
+    } catch {
+      continue; // no lock file: nobody holds it
+    }
+    try {
+      const b = flock(true);
+      fcntl(fd, F_OFD_GETLK, b, `test lock ${f}`);
+      if (b.readInt16LE(0) !== F_UNLCK) return true;
+    } finally {
+      closeSync(fd);
+    }
   }
+  return false;
 }

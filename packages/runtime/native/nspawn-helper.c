@@ -14,6 +14,7 @@
  *                   container's PID 1 sent to /run/host/notify), and last "exit <code>\n" or "signal <signo>\n".
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -30,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/personality.h>
@@ -70,6 +72,8 @@ static int decode_hex(const char *hex, unsigned char *out, size_t len) {
 #include "seccomp.c" /* the system call filter (static functions) */
 #include "devices.c" /* the device policy's BPF program on cgroup2 (static functions) */
 #include "cgroup.c" /* into the container's cgroup (static functions) */
+#include "locks.c" /* image locks held for the container's life (static functions) */
+#include "netcfg.c" /* host0 and friends: up, addresses, routes; --network-namespace-path= (static functions) */
 #define MAX_OPS 512
 #define MAX_LIST 1024
 
@@ -143,6 +147,7 @@ static struct {
         SeccompPlan seccomp;
         DevicesPlan devices;
         CgroupPlan cgroup;
+        NetcfgPlan net;
 } plan = { .personality = -1, .uid = -1, .gid = -1, .devices = DEVICES_PLAN_INIT, .cgroup = CGROUP_PLAN_INIT };
 
 static int sync_fd = -1; /* child's end of the child<->outer socket */
@@ -210,6 +215,10 @@ static int write_all(int fd, const void *p, size_t n) {
         return 0;
 }
 
+static int handoff_on; /* --handoff: the helper runs in nspawn's place (native/handoff.c) */
+static void ho_event(char *line);
+static uint64_t now_ms(void);
+
 static void ctl_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void ctl_printf(const char *fmt, ...) {
         char buf[4200];
@@ -221,12 +230,18 @@ static void ctl_printf(const char *fmt, ...) {
                 return;
         if ((size_t) n >= sizeof buf)
                 n = sizeof buf - 1;
+        if (handoff_on) {
+                ho_event(buf);
+                return;
+        }
         (void) write_all(CTL_FD, buf, (size_t) n);
 }
 
 static unsigned long long parse_u(const char *s) {
         return strtoull(s, NULL, 0);
 }
+
+#include "handoff.c" /* the helper in nspawn's place (static functions and state) */
 
 /* ---------- plan parsing ---------- */
 
@@ -241,6 +256,25 @@ static const char *tok(void) {
         const char *t = plan_buf + plan_pos;
         plan_pos += strlen(t) + 1;
         return t;
+}
+
+static void parse_plan(void);
+
+/* --handoff: the plan's tokens are our arguments after it. */
+static void plan_from_argv(int argc, char **argv) {
+        size_t len = 0;
+        for (int i = 2; i < argc; i++)
+                len += strlen(argv[i]) + 1;
+        plan_buf = malloc(len + 1);
+        if (!plan_buf)
+                exit(2);
+        for (int i = 2; i < argc; i++) {
+                size_t k = strlen(argv[i]) + 1;
+                memcpy(plan_buf + plan_len, argv[i], k);
+                plan_len += k;
+        }
+        plan_buf[plan_len] = 0;
+        parse_plan();
 }
 
 static void read_plan(void) {
@@ -276,7 +310,10 @@ static void read_plan(void) {
                 got += (size_t) k;
         }
         plan_buf[plan_len] = 0;
+        parse_plan();
+}
 
+static void parse_plan(void) {
         if (strcmp(tok(), "NSPAWN-PLAN-1") != 0) {
                 fprintf(stderr, "nspawn-helper: plan version mismatch\n");
                 exit(2);
@@ -358,6 +395,13 @@ static void read_plan(void) {
                         caps_plan_parse(&plan.caps, b, e, p, i, a);
                 } else if (!strcmp(k, "capwarn"))
                         plan.caps_warning = tok();
+                else if (!strcmp(k, "netup") || !strcmp(k, "netaddr") || !strcmp(k, "netroute")) {
+                        const char *ifn = tok(), *fam = k[3] == 'u' ? NULL : tok(), *a = k[3] == 'u' ? NULL : tok();
+                        const char *pfx = k[3] == 'a' ? tok() : NULL;
+                        if (netcfg_parse(&plan.net, k[3] == 'u' ? 'u' : k[3] == 'a' ? 'a' : 'r', ifn, fam, a, pfx) < 0)
+                                exit(2);
+                } else if (!strcmp(k, "netns"))
+                        plan.net.netns_path = tok();
                 else if (!strcmp(k, "keyring"))
                         plan.session_keyring = 1;
                 else if (!strcmp(k, "seccomp")) {
@@ -400,10 +444,22 @@ static void read_plan(void) {
                         plan.sd_notify = 1;
                         plan.notify_ready = !strcmp(tok(), "1");
                         plan.restart_exits = !strcmp(tok(), "1");
+                } else if (!strcmp(k, "lock")) {
+                        const char *path = tok(), *ex = tok(), *busy = tok();
+                        if (lock_plan_add(path, ex, busy) < 0) {
+                                fprintf(stderr, "nspawn-helper: too many locks in the plan\n");
+                                exit(2);
+                        }
+                } else if (ho_plan_key(k, tok)) {
+                        /* the hand-over's end-of-run data */
                 } else {
                         fprintf(stderr, "nspawn-helper: unknown plan key '%s'\n", k);
                         exit(2);
                 }
+        }
+        if (handoff_on && plan.sync) {
+                fprintf(stderr, "nspawn-helper: a handed-over plan cannot wait for Node (sync)\n");
+                exit(2);
         }
         if (!plan.root || (plan.n_argv == 0 && plan.n_fallback == 0)) {
                 fprintf(stderr, "nspawn-helper: plan lacks root or command\n");
@@ -955,6 +1011,15 @@ static void child_main(void) {
         close(tree);
         if (plan.loopback)
                 loopback_up();
+        {
+                char nerr[512];
+                char nmsg[600];
+                if (netcfg_apply(&plan.net, nerr, sizeof nerr) < 0) {
+                        snprintf(nmsg, sizeof nmsg, "Failed to configure the container's network: %s", nerr);
+                        send_error(nmsg);
+                        _exit(1);
+                }
+        }
 
         int master = -1;
         char console[64] = "";
@@ -1125,7 +1190,7 @@ static void notify_ours(const char *msg) {
         } u;
         memset(&u, 0, sizeof u);
         struct msghdr m = { .msg_name = &sa, .msg_namelen = salen, .msg_iov = &iov, .msg_iovlen = 1 };
-        pid_t parent = getppid();
+        pid_t parent = handoff_on ? 0 : getppid(); /* handed over: we are nspawn, no one to speak for */
         if (parent > 1) {
                 m.msg_control = u.b;
                 m.msg_controllen = sizeof u.b;
@@ -1200,30 +1265,77 @@ static uint64_t now_ms(void) {
 
 #include "execin.c" /* the peercred and exec-in modes (nspawnd, nspawnctl) */
 
+/* A start that failed before the container ran: handed over, the scope Node made goes and the error is said. */
+static int early_exit(void) {
+        if (!handoff_on)
+                return 1;
+        ho_remove_cgroups();
+        if (ho.have_error)
+                ho_say(ho.error);
+        return 1;
+}
+
 int main(int argc, char **argv) {
         if (argc > 0 && argv[0]) {
                 argv0_buf = argv[0];
                 argv0_len = strlen(argv[0]);
+                /* like systemd's rename_process(): the whole argument area (a handed-over plan is in it) goes, so
+                 * that the container's /proc/1/cmdline shows the stub init's name only */
+                for (int i = 1; i < argc && argv[i] == argv0_buf + argv0_len + 1; i++)
+                        argv0_len += 1 + strlen(argv[i]);
         }
+        /* two small services for src/network.ts: the zone lock and moving interfaces back (native/netcfg.c) */
+        if (argc == 2 && !strcmp(argv[1], "--ofd-lock"))
+                return netcfg_ofd_lock();
+        if (argc >= 2 && !strcmp(argv[1], "--move-back"))
+                return netcfg_move_back(argc, argv);
+        /* nspawnd's and nspawnctl's modes (native/execin.c) */
         if (argc > 1 && !strcmp(argv[1], "peercred"))
                 return peercred_main();
         if (argc > 1 && !strcmp(argv[1], "exec-in"))
                 return execin_main(argc, argv);
-        /* Die with Node: the container's PID 1 dies with us through PDEATHSIG below. */
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        read_plan();
-        if (plan.survive)
-                prctl(PR_SET_PDEATHSIG, 0);
+        if (argc > 1 && !strcmp(argv[1], "--handoff")) {
+                /* In nspawn's place: what Node set up for itself goes (it ignores SIGPIPE, for one); no parent to
+                 * die with, and no control socket (fd 3 is not ours). */
+                handoff_on = 1;
+                for (int sig = 1; sig < NSIG; sig++)
+                        (void) signal(sig, SIG_DFL);
+                sigset_t none;
+                sigemptyset(&none);
+                sigprocmask(SIG_SETMASK, &none, NULL);
+                plan_from_argv(argc, argv);
+                /* the plan (the container's environment among it) is ours now: not for everyone's ps(1) */
+                for (int i = 2; i < argc; i++)
+                        memset(argv[i], 0, strlen(argv[i]));
+        } else {
+                /* Die with Node: the container's PID 1 dies with us through PDEATHSIG below. */
+                prctl(PR_SET_PDEATHSIG, SIGKILL);
+                read_plan();
+                /* nspawnd's containers outlive it (it finds them again when it restarts) */
+                if (plan.survive)
+                        prctl(PR_SET_PDEATHSIG, 0);
+        }
         /* No host file descriptor reaches the container: everything but stdio and the control socket closes
          * on exec (fds inherited from whoever started Node included). */
-        if (syscall(SYS_close_range, CTL_FD + 1, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
-                for (int fd = CTL_FD + 1; fd < 65536; fd++)
+        int keep = handoff_on ? STDERR_FILENO : CTL_FD;
+        if (syscall(SYS_close_range, keep + 1, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
+                for (int fd = keep + 1; fd < 65536; fd++)
                         (void) fcntl(fd, F_SETFD, FD_CLOEXEC);
 
+        /* The image locks first: a busy image is refused before anything else happens. */
+        {
+                char lerr[4096];
+                if (locks_take(lerr, sizeof lerr) < 0) {
+                        ctl_printf("error %s\n", lerr);
+                        ctl_printf("exit 1\n");
+                        return early_exit();
+                }
+                atexit(locks_release);
+        }
         int sp[2];
         if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0) {
                 ctl_printf("error socketpair: %s\n", strerror(errno));
-                return 1;
+                return early_exit();
         }
         sigset_t mask;
         sigemptyset(&mask);
@@ -1238,29 +1350,34 @@ int main(int argc, char **argv) {
         if (chdir(plan.root) < 0) {
                 ctl_printf("error chdir(%s): %s (%s)\n", plan.root, strerror(errno), strerrorname_np(errno));
                 ctl_printf("exit 1\n");
-                return 1;
+                return early_exit();
         }
         char err[4096];
         if (detach_host_sources(err, sizeof err) < 0) {
                 ctl_printf("error %s\n", err);
                 ctl_printf("exit 1\n");
-                return 1;
+                return early_exit();
         }
         /* The device policy is in force before the container's PID 1 exists. */
         if (devices_attach(&plan.devices, err, sizeof err) < 0) {
                 if (!plan.devices.optional) {
                         ctl_printf("error %s\n", err);
                         ctl_printf("exit 1\n");
-                        return 1;
+                        return early_exit();
                 }
                 ctl_printf("warning %s\n", err);
                 devices_close(&plan.devices);
+        }
+        if (netcfg_join_netns(&plan.net, err, sizeof err) < 0) {
+                ctl_printf("error %s\n", err);
+                ctl_printf("exit 1\n");
+                return early_exit();
         }
         /* The container's PID 1 starts in its cgroup (native/cgroup.c). */
         if (cgroup_enter(&plan.cgroup, err, sizeof err) < 0) {
                 ctl_printf("error %s\n", err);
                 ctl_printf("exit 1\n");
-                return 1;
+                return early_exit();
         }
         err[0] = 0;
         pid_t pid = cgroup_clone(&plan.cgroup, plan.clone_flags, err, sizeof err);
@@ -1269,14 +1386,15 @@ int main(int argc, char **argv) {
                         ctl_printf("error %s\n", err);
                 else
                         ctl_printf("error clone(): %s (%s)\n", strerror(errno), strerrorname_np(errno));
-                return 1;
+                return early_exit();
         }
         if (pid == 0) {
                 sigset_t none;
                 sigemptyset(&none);
                 sigprocmask(SIG_SETMASK, &none, NULL);
                 close(sp[0]);
-                close(CTL_FD);
+                if (!handoff_on)
+                        close(CTL_FD);
                 devices_close(&plan.devices);
                 cgroup_close(&plan.cgroup);
                 sync_fd = sp[1];
@@ -1385,7 +1503,9 @@ int main(int argc, char **argv) {
                         while (read(sfd, &si, sizeof si) == sizeof si) {
                                 if (si.ssi_signo == SIGWINCH && master >= 0)
                                         copy_winsize(master);
-                                /* SIGINT/SIGTERM/SIGHUP: Node decides what to send to the container. */
+                                /* SIGINT/SIGTERM/SIGHUP: Node decides what to send to the container (handed over: we do) */
+                                else if (handoff_on)
+                                        ho_signal((int) si.ssi_signo, pid);
                         }
                         int st;
                         if (!exited && waitpid(pid, &st, WNOHANG) == pid) {
@@ -1509,6 +1629,8 @@ int main(int argc, char **argv) {
                         notify_ours("STOPPING=1\nSTATUS=Restarting...");
         } else
                 notify_ours("STOPPING=1\nSTATUS=Terminating...");
+        if (handoff_on)
+                ho_finish(status);
         if (WIFEXITED(status))
                 ctl_printf("exit %d\n", WEXITSTATUS(status));
         else if (WIFSIGNALED(status))

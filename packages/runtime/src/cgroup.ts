@@ -82,11 +82,14 @@ export interface SliceMarker {
   has(): boolean;
   set(): void;
   clear(): void;
+  /** the marker's file, for a helper that removes the slice after nspawn handed over to it */
+  readonly path?: string;
 }
 
 export const NSPAWN_SLICE_MARKER = '/run/nspawn/machine.slice';
 
 export const nodeSliceMarker: SliceMarker = {
+  path: NSPAWN_SLICE_MARKER,
   has: () => existsSync(NSPAWN_SLICE_MARKER),
   set() {
     try {
@@ -286,6 +289,11 @@ export interface MachineCgroup {
   remove(): Promise<string[]>;
   /** When the container never ran: removes what was made here and is empty, kills nothing. */
   abandon(): void;
+  /**
+   * remove() as data, for the helper that does it in nspawn's place (HandoffPlan): the scope directories, the
+   * unified scope's cgroup.kill, the slices an nspawn made, and the marker that goes with the last of them.
+   */
+  removal(): { removeCgroups: string[]; killFile?: string; removeSlices: string[]; sliceMarker?: string };
 }
 
 function busy(name: string, dir: string): ContainerError {
@@ -345,13 +353,15 @@ export function createMachineCgroup(opts: MachineCgroupOptions): MachineCgroup {
       const dir = join(h.mount, path);
       let sliceMade = false;
       for (let attempt = 0; ; attempt++) {
-        try {
-          fs.mkdir(slice);
-          sliceMade = true;
-          marked = true;
-        } catch (e) {
-          if (errCode(e) !== 'EEXIST') throw e;
-        }
+        // (machine.slice is there already as a rule: asked first, as a failed mkdir costs an exception)
+        if (!fs.exists(slice))
+          try {
+            fs.mkdir(slice);
+            sliceMade = true;
+            marked = true;
+          } catch (e) {
+            if (errCode(e) !== 'EEXIST') throw e;
+          }
         if (h.unified) {
           enableAccounting(fs, h.mount);
           enableAccounting(fs, slice);
@@ -452,6 +462,16 @@ export function createMachineCgroup(opts: MachineCgroupOptions): MachineCgroup {
       return left.map((d) => `Failed to remove cgroup ${d}: it still has processes.`);
     },
     abandon,
+    removal() {
+      const ours = marker.has();
+      const out: ReturnType<MachineCgroup['removal']> = {
+        removeCgroups: made.map((m) => m.dir),
+        removeSlices: made.filter((m) => m.sliceMade || ours).map((m) => m.slice),
+      };
+      if (unified && fs.exists(join(unified.dir, 'cgroup.kill'))) out.killFile = join(unified.dir, 'cgroup.kill');
+      if (ours && marker.path !== undefined) out.sliceMarker = marker.path;
+      return out;
+    },
   };
 }
 

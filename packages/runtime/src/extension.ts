@@ -8,6 +8,7 @@ import type { ContainerConfig } from './plan.js';
 import type { HelperPlan } from './protocol.js';
 import { registerExtension } from './register.js';
 import { storageExtension } from './storage.js';
+import { networkExtension } from './network.js';
 
 /** What an extension sees of the run it is part of. */
 export interface ContainerRun {
@@ -19,6 +20,11 @@ export interface ContainerRun {
 
 export interface ContainerExtension {
   readonly name: string;
+  /**
+   * Whether this run needs the extension (default: yes). A run that no extension needs can be handed over to the
+   * helper (src/handoff.ts): nothing of nspawn's stays to call detach() or teardown().
+   */
+  needed?(cfg: ContainerConfig): boolean;
   /** once per run, before the first boot; throw a ContainerError to refuse the start (teardown() still runs) */
   setup?(run: ContainerRun): void | Promise<void>;
   /** each boot, once the plan is made: adds to it; set plan.sync when attach() must finish before the payload */
@@ -37,6 +43,7 @@ export interface ContainerExtension {
 /** Writes `0 SHIFT RANGE` to the container's uid_map and gid_map at its sync point (-U / --private-users). */
 export const usernsMapExtension: ContainerExtension = {
   name: 'userns-map',
+  needed: (cfg) => cfg.userns !== undefined,
   attach(run, pid) {
     const u = run.cfg.userns;
     if (!u) return;
@@ -52,5 +59,5 @@ export const usernsMapExtension: ContainerExtension = {
 
 /** The extensions every `nspawn` start uses, in order. */
 export function defaultExtensions(): ContainerExtension[] {
-  return [storageExtension(), usernsMapExtension, registerExtension()];
+  return [storageExtension(), usernsMapExtension, networkExtension(), registerExtension()];
 }

@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { cgroupLayoutFromMountinfo, chaseInRoot, nodeTree, parseOsRelease } from './host.js';
+import { cgroupLayoutFromMountinfo, chaseInRoot, nodeTree, parseOsRelease, terminalMajors } from './host.js';
 
 const hybrid = `25 30 0:22 / /sys rw,nosuid,nodev,noexec,relatime shared:7 - sysfs sysfs rw
 31 25 0:26 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
@@ -71,5 +71,12 @@ describe('chaseInRoot', () => {
     expect(t.readlink('/etc/abs')).toBe('/etc/real');
     expect(t.lexists('/loop1')).toBe(true);
     expect(t.readdir('/etc').sort()).toEqual(['abs', 'real']);
+  });
+});
+
+describe('terminalMajors', () => {
+  it('takes the character devices of terminal drivers from /proc/devices', () => {
+    const text = 'Character devices:\n  1 mem\n  4 /dev/vc/0\n  4 tty\n  4 ttyS\n  5 /dev/tty\n  5 /dev/console\n  5 /dev/ptmx\n  7 vcs\n 10 misc\n128 ptm\n136 pts\n204 ttyAMA\n229 hvc\n\nBlock devices:\n  7 loop\n  8 sd\n';
+    expect([...terminalMajors(text)].sort((a, b) => a - b)).toEqual([4, 5, 128, 136, 204, 229]);
   });
 });

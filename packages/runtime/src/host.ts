@@ -2,7 +2,7 @@
  * What planning needs to know about the host and the container tree, behind small interfaces so that the
  * planner is a pure function in tests. `probeHost()` and `nodeTree()` are the real implementations.
  */
-import { lstatSync, readFileSync, readlinkSync, statSync, existsSync, readdirSync } from 'node:fs';
+import { fstatSync, lstatSync, readFileSync, readlinkSync, statSync, existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { type HostCapabilities, readHostCapabilities } from './caps.js';
 
@@ -120,8 +120,8 @@ export function probeHost(env: NodeJS.ProcessEnv = process.env): HostFacts {
   const devNodes: HostFacts['devNodes'] = {};
   for (const d of DEV_NODES) {
     try {
-      const st = statSync(`/dev/${d}`);
-      devNodes[d] = { mode: st.mode, rdev: st.rdev };
+      const st = statSync(`/dev/${d}`, { throwIfNoEntry: false });
+      devNodes[d] = st && { mode: st.mode, rdev: st.rdev };
     } catch {
       devNodes[d] = undefined;
     }
@@ -183,19 +183,27 @@ export function chaseInRoot(root: string, path: string, maxLinks = 40): string |
   const parts = path.split('/').filter((p) => p !== '' && p !== '.');
   const done: string[] = [];
   let links = 0;
+  // plain concatenation rather than path.join(): the components are clean already, and join() is the most of the
+  // cost of these lookups at start-up
+  const base = root.endsWith('/') ? root.slice(0, -1) : root;
+  const under = (cs: string[]) => (cs.length === 0 ? base || '/' : `${base}/${cs.join('/')}`);
   while (parts.length > 0) {
     const c = parts.shift()!;
     if (c === '..') {
       done.pop();
       continue;
     }
-    const host = join(root, ...done, c);
+    done.push(c);
+    const host = under(done);
+    done.pop();
     let st;
     try {
-      st = lstatSync(host);
+      // (no exception for a missing entry: the usual answer here, and an exception costs more than the lstat)
+      st = lstatSync(host, { throwIfNoEntry: false });
     } catch {
       return undefined;
     }
+    if (st === undefined) return undefined;
     if (st.isSymbolicLink()) {
       if (++links > maxLinks) return undefined;
       const target = readlinkSync(host);
@@ -205,7 +213,7 @@ export function chaseInRoot(root: string, path: string, maxLinks = 40): string |
     }
     done.push(c);
   }
-  return join(root, ...done);
+  return under(done);
 }
 
 export function nodeTree(root: string): Tree {
@@ -224,7 +232,7 @@ export function nodeTree(root: string): Tree {
     isDirectory(p) {
       const h = chaseInRoot(root, p);
       try {
-        return h !== undefined && statSync(h).isDirectory();
+        return h !== undefined && statSync(h, { throwIfNoEntry: false })?.isDirectory() === true;
       } catch {
         return false;
       }
@@ -243,8 +251,7 @@ export function nodeTree(root: string): Tree {
       const d = chaseInRoot(root, dir);
       if (d === undefined) return false;
       try {
-        lstatSync(join(d, p.slice(i + 1)));
-        return true;
+        return lstatSync(join(d, p.slice(i + 1)), { throwIfNoEntry: false }) !== undefined;
       } catch {
         return false;
       }
@@ -260,4 +267,46 @@ export function nodeTree(root: string): Tree {
       }
     },
   };
+}
+
+/** Names in /proc/devices of character device drivers whose devices are terminals. */
+const TERMINAL_DRIVER = /^(?:tty\S*|pts|ptm|pty\S*|hvc\S*|\/dev\/(?:tty|console|ptmx|vc\/\d+))$/;
+
+/** The majors of terminal drivers, from the text of /proc/devices (its "Character devices:" part). */
+export function terminalMajors(procDevices: string): Set<number> {
+  const out = new Set<number>();
+  let chars = false;
+  for (const line of procDevices.split('\n')) {
+    if (/^Character devices:/.test(line)) chars = true;
+    else if (/^Block devices:/.test(line)) chars = false;
+    else if (chars) {
+      const m = /^\s*(\d+)\s+(\S+)\s*$/.exec(line);
+      if (m && TERMINAL_DRIVER.test(m[2]!)) out.add(Number(m[1]));
+    }
+  }
+  return out;
+}
+
+let majors: Set<number> | undefined;
+
+/**
+ * isatty(3) without node:tty, which loads net and the streams: milliseconds of nspawn's start-up. A descriptor is
+ * a terminal when it is a character device of a terminal driver (the majors /proc/devices names tty, pts, console,
+ * ...). tty.isatty() asks the kernel (tcgetattr) instead; the tests check that the two agree.
+ */
+export function isTerminal(fd: number): boolean {
+  let st;
+  try {
+    st = fstatSync(fd);
+  } catch {
+    return false;
+  }
+  if (!st.isCharacterDevice()) return false;
+  try {
+    majors ??= terminalMajors(readFileSync('/proc/devices', 'utf8'));
+  } catch {
+    return false;
+  }
+  // st.rdev is the kernel's new_encode_dev(): the major in bits 8-19
+  return majors.has(Number((BigInt(st.rdev) >> 8n) & 0xfffn));
 }

@@ -16,3 +16,5 @@ export * from './machines.js';
 export * from './register.js';
 export * from './inspect.js';
 export * from './storage.js';
+export * from './handoff.js';
+export { networkExtension, helperLocker, helperMover, collectNetworkLeftovers, type NetworkConfig, type NetworkExtensionOptions } from './network.js';

@@ -77,8 +77,7 @@ export const nodeJournalFs: JournalFs = {
   readlink: (p) => readlinkSync(p),
   exists(p) {
     try {
-      lstatSync(p);
-      return true;
+      return lstatSync(p, { throwIfNoEntry: false }) !== undefined;
     } catch {
       return false;
     }

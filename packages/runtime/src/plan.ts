@@ -4,13 +4,14 @@
  * randomness), so every rule here is unit-tested without root. The order and flags follow systemd-nspawn
  * 252's outer_child()/inner_child() and mount_all() (src/nspawn/nspawn.c, nspawn-mount.c, nspawn-cgroup.c).
  */
+import type { NetworkConfig } from './network.js';
 import type { CustomMount, LinkJournal, ResolvConfMode, Rlimit, RlimitName, TimezoneMode } from '@nspawn/settings';
 import { RLIMIT_NUMBERS } from '@nspawn/settings';
 import { dirname } from 'node:path';
 import type { CgroupHierarchy, HostFacts, Tree } from './host.js';
 import { CLONE, type HelperConsole, type HelperPlan, type HelperRlimit, MOUNT_ATTR, MS, type Op, OpFlag } from './protocol.js';
 import type { ResolvedUser } from './users.js';
-import { nspawnSeccompFilter } from './seccomp/filter.js';
+import { nspawnSeccompBytes } from './seccomp/filter.js';
 import {
   CAPABILITIES_NOT_IN_BOUNDING_SET,
   capabilitiesUpTo,
@@ -86,6 +87,8 @@ export interface ContainerConfig {
    * program on the unified hierarchy; empty: none). Undefined: every one the host has. Used by runContainer().
    */
   deviceCgroup?: Array<'v1' | 'bpf'>;
+  /** the network options beyond --private-network (src/network.ts) */
+  network?: NetworkConfig;
 }
 
 export interface PlanRandom {
@@ -598,7 +601,7 @@ export function planContainer(cfg: ContainerConfig, host: HostFacts, tree: Tree,
   plan.sessionKeyring = true;
   // setup_seccomp() with arg_caps_retain (the capability-gated groups), then seccomp_suppress_sync()
   if (cfg.seccomp !== false) {
-    const filter = nspawnSeccompFilter({
+    const filter = nspawnSeccompBytes({
       retainedCapabilities: caps.retain,
       allow: cfg.systemCallFilter?.allow ?? [],
       deny: cfg.systemCallFilter?.deny ?? [],

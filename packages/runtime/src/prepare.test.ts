@@ -71,8 +71,16 @@ describe('prepareContainer', () => {
     expect(prep({ directory: '/m/box', machineName: 'm', hostname: 'h' }).config).toMatchObject({ machineName: 'm', hostname: 'h' });
   });
   it('features not built yet fail clearly instead of being ignored', () => {
-    expect(() => prep({ directory: '/m/box', networkVeth: true, privateNetwork: true })).toThrow(new ContainerError('--network-veth (VirtualEthernet=) is not supported yet by this nspawn build.'));
+    expect(() => prep({ directory: '/m/box', pivotRoot: { newRoot: '/x' } })).toThrow(new ContainerError('--pivot-root (PivotRoot=) is not supported yet by this nspawn build.'));
     expect(() => prep({ directory: '/m/box' }, env(), ['--slice'])).toThrow(/--slice is not supported yet/);
+  });
+  it('network options reach the config (src/network.ts)', () => {
+    expect(prep({ directory: '/m/box', networkVeth: true, privateNetwork: true, exposePorts: [{ protocol: 'tcp', hostPort: 8080, containerPort: 80 }] }).config.network).toEqual({
+      veth: true,
+      ports: [{ protocol: 'tcp', hostPort: 8080, containerPort: 80 }],
+    });
+    expect(prep({ directory: '/m/box', networkZone: 'z', networkVeth: true, privateNetwork: true }, env({ environ: { NSPAWN_NETWORK_AUTO: '0' } })).config.network).toEqual({ veth: true, zone: 'z', autoConfigure: false });
+    expect(prep({ directory: '/m/box', privateNetwork: true }).config.network).toBeUndefined();
   });
   it('a missing bind source names the option', () => {
     expect(() =>

@@ -5,7 +5,6 @@
  */
 import { existsSync, lstatSync } from 'node:fs';
 import { hostname as osHostname } from 'node:os';
-import { isatty } from 'node:tty';
 import { basename } from 'node:path';
 import {
   formatDiagnostic,
@@ -22,10 +21,11 @@ import {
 } from '@nspawn/settings';
 import type { HelperConsole } from './protocol.js';
 import type { ContainerConfig } from './plan.js';
-import type { Tree } from './host.js';
+import { isTerminal, type Tree } from './host.js';
 import { resolveUser } from './users.js';
 import { randomHex } from './random.js';
 import { containerCapabilities, verifyAmbientCapabilities } from './caps.js';
+import type { NetworkConfig } from './network.js';
 
 export class ContainerError extends Error {
   override name = 'ContainerError';
@@ -43,14 +43,13 @@ export interface PrepareEnv {
 }
 
 export const nodePrepareEnv = (tree: (root: string) => Tree): PrepareEnv => ({
-  // isatty() rather than process.stdin.isTTY: touching process.stdin builds a stream, which costs start-up time
-  stdinIsTTY: isatty(0),
-  stdoutIsTTY: isatty(1),
+  // not process.stdin.isTTY nor tty.isatty(): they load the streams and net, which cost start-up time
+  stdinIsTTY: isTerminal(0),
+  stdoutIsTTY: isTerminal(1),
   tree,
   exists: (p) => {
     try {
-      lstatSync(p);
-      return true;
+      return lstatSync(p, { throwIfNoEntry: false }) !== undefined || existsSync(p);
     } catch {
       return existsSync(p);
     }
@@ -67,15 +66,6 @@ function unsupportedFeatures(s: Settings): string[] {
   };
   add(s.image, '--image');
   add(s.volatile && s.volatile !== 'no', '--volatile (Volatile=)');
-  add(s.networkVeth, '--network-veth (VirtualEthernet=)');
-  add(s.networkBridge, '--network-bridge (Bridge=)');
-  add(s.networkZone, '--network-zone (Zone=)');
-  add(s.networkMacvlan?.length, '--network-macvlan (MACVLAN=)');
-  add(s.networkIpvlan?.length, '--network-ipvlan (IPVLAN=)');
-  add(s.networkInterfaces?.length, '--network-interface (Interface=)');
-  add(s.networkVethExtra?.length, '--network-veth-extra (VirtualEthernetExtra=)');
-  add(s.networkNamespacePath, '--network-namespace-path (NamespacePath=)');
-  add(s.exposePorts?.length, '--port (Port=)');
   add(s.privateUsers && s.privateUsers.mode === 'pick', '--private-users=pick, -U (PrivateUsers=pick)');
   add(s.privateUsers?.mode === 'fixed' && s.privateUsers.shift === undefined, 'PrivateUsers=yes (a range from the directory owner)');
   add(s.privateUsersOwnership && s.privateUsersOwnership !== 'off' && s.privateUsers?.mode === 'fixed', '--private-users-ownership (PrivateUsersOwnership=)');
@@ -288,6 +278,8 @@ export function prepareContainer(s: Settings, env: PrepareEnv, unsupported: read
   if (seccompDisabled(env.environ.SYSTEMD_SECCOMP)) config.seccomp = false;
   const deviceCgroup = parseDevicePolicyEnv(env.environ.NSPAWN_DEVICE_POLICY);
   if (deviceCgroup !== undefined) config.deviceCgroup = deviceCgroup;
+  const network = networkConfig(s, env.environ);
+  if (network) config.network = network;
   if (s.privateUsers?.mode === 'fixed' && s.privateUsers.shift !== undefined)
     config.userns = { shift: s.privateUsers.shift, range: s.privateUsers.range ?? 65536 };
 
@@ -298,4 +290,23 @@ export function prepareContainer(s: Settings, env: PrepareEnv, unsupported: read
     keepUnit: s.keepUnit === true,
     notifyReady: s.notifyReady === true,
   };
+}
+
+/** The network options (src/network.ts); $NSPAWN_NETWORK_AUTO=0 leaves addresses to the container, like systemd-nspawn. */
+function networkConfig(s: Settings, environ: NodeJS.ProcessEnv): NetworkConfig | undefined {
+  const n: NetworkConfig = {};
+  if (s.networkVeth) n.veth = true;
+  if (s.networkVethExtra?.length) n.vethExtra = [...s.networkVethExtra];
+  if (s.networkBridge !== undefined) n.bridge = s.networkBridge;
+  if (s.networkZone !== undefined) n.zone = s.networkZone;
+  if (s.networkMacvlan?.length) n.macvlan = [...s.networkMacvlan];
+  if (s.networkIpvlan?.length) n.ipvlan = [...s.networkIpvlan];
+  if (s.networkInterfaces?.length) n.interfaces = [...s.networkInterfaces];
+  if (s.networkNamespacePath !== undefined) n.namespacePath = s.networkNamespacePath;
+  if (s.exposePorts?.length) n.ports = s.exposePorts.map((p) => ({ ...p }));
+  if (Object.keys(n).length === 0) return undefined;
+  const auto = environ.NSPAWN_NETWORK_AUTO?.toLowerCase();
+  if (auto !== undefined && ['0', 'no', 'n', 'false', 'f', 'off'].includes(auto)) n.autoConfigure = false;
+  if (auto !== undefined && ['1', 'yes', 'y', 'true', 't', 'on'].includes(auto)) n.autoConfigure = true;
+  return n;
 }

@@ -28,6 +28,23 @@ describe('encodePlan', () => {
     expect(t.slice(rl, rl + 4)).toEqual(['rlimit', '7', '1024', 'infinity']);
     expect(t.slice(-2)).toEqual(['arg', '/bin/true']);
   });
+  it('carries the container side of the network: steps in order, then the namespace to join', () => {
+    const t = tokens(
+      encodePlan({
+        ...base,
+        net: {
+          steps: [
+            { kind: 'up', ifname: 'host0' },
+            { kind: 'address', ifname: 'host0', family: 4, address: '10.0.0.2', prefixLength: 28 },
+            { kind: 'route', ifname: 'host0', family: 4, gateway: '10.0.0.1' },
+          ],
+          netns: '/run/netns/x',
+        },
+      }),
+    );
+    const i = t.indexOf('netup');
+    expect(t.slice(i, i + 16)).toEqual(['netup', 'host0', 'netaddr', 'host0', '4', '10.0.0.2', '28', 'netroute', 'host0', '4', '10.0.0.1', 'netns', '/run/netns/x', ...t.slice(i + 13, i + 16)]);
+  });
   it('empty group list says so explicitly', () => {
     expect(tokens(encodePlan({ ...base, groups: [] }))).toContain('nogroups');
   });

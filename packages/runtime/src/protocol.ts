@@ -159,12 +159,64 @@ export interface HelperPlan {
    * helper is.
    */
   cgroup?: { v1: Array<{ scope: string; home: string }>; unified?: { scope: string; home: string } };
+  /**
+   * Lock files the helper takes before anything else and holds for the container's life (make_lock_file() of
+   * systemd: an OFD lock, the file removed by its last holder), e.g. the image locks; BUSY is the error when one is
+   * held elsewhere. Taken by the helper, a lock outlives a hand-over.
+   */
+  locks?: Array<{ path: string; exclusive: boolean; busy: string }>;
+  /**
+   * Hand-over (src/handoff.ts): the helper replaced nspawn's own process (execve) and supervises the container to
+   * its end on its own: the end-of-run steps Node would take, as data.
+   */
+  handoff?: HandoffPlan;
+  /**
+   * The container side of the network (src/network.ts), applied by the container's child after the sync point and
+   * before the payload: links up, addresses, default routes, in this order (native/netcfg.c). netns: the
+   * --network-namespace-path= the helper joins before it clones.
+   */
+  net?: { steps: NetStep[]; netns?: string };
 }
+
+/** What the helper does after the container's end when it runs in nspawn's place (see src/handoff.ts). */
+export interface HandoffPlan {
+  /** run.ts's end messages, "{}" standing for the exit code or the signal's name */
+  messages: { ok: string; fail: string; shutdown: string; reboot: string; signal: string; halt: string };
+  /** signalName() of signals 1..64, for the "terminated by signal" message */
+  signalNames: string[];
+  /** -q: no end messages but errors */
+  quiet: boolean;
+  /** the first SIGINT/SIGTERM sends this to the container (0: SIGKILL at once) */
+  killSignal: number;
+  /** --keep-unit: a reboot ends with exit status 133 instead of booting again */
+  keepUnit: boolean;
+  /** the scope's directories to remove (deepest first is the helper's job), killing what is left in them */
+  removeCgroups: string[];
+  /** cgroup.kill of the unified scope, when the kernel has it */
+  killFile?: string;
+  /** machine.slice directories to try to remove once the scope is gone (made by an nspawn) */
+  removeSlices: string[];
+  /** the marker file that says an nspawn made machine.slice: removed with the last slice */
+  sliceMarker?: string;
+  /** the command line that starts nspawn again for a reboot (the first SIGHUP-death) */
+  reexec: string[];
+}
+
+export type NetStep =
+  | { kind: 'up'; ifname: string }
+  | { kind: 'address'; ifname: string; family: 4 | 6; address: string; prefixLength: number }
+  | { kind: 'route'; ifname: string; family: 4 | 6; gateway: string };
 
 const n = (x: number | bigint | undefined) => String(x ?? 0);
 
 /** Serializes a plan: NUL-terminated tokens, framed by its length and a newline. */
 export function encodePlan(p: HelperPlan): Buffer {
+  const body = Buffer.from(planTokens(p).map((x) => x + '\0').join(''), 'utf8');
+  return Buffer.concat([Buffer.from(`${body.length}\n`), body]);
+}
+
+/** A plan as its tokens (the helper's argv after --handoff, or NUL-terminated on fd 3). */
+export function planTokens(p: HelperPlan): string[] {
   const t: string[] = ['NSPAWN-PLAN-1', 'root', p.root, 'clone', n(p.cloneFlags)];
   if (p.sync) t.push('sync');
   if (p.hostname !== undefined) t.push('hostname', p.hostname);
@@ -210,6 +262,12 @@ export function encodePlan(p: HelperPlan): Buffer {
   }
   if (p.asPid2) t.push('pid2');
   if (p.loopback) t.push('loopback');
+  for (const st of p.net?.steps ?? []) {
+    if (st.kind === 'up') t.push('netup', st.ifname);
+    else if (st.kind === 'address') t.push('netaddr', st.ifname, String(st.family), st.address, String(st.prefixLength));
+    else t.push('netroute', st.ifname, String(st.family), st.gateway);
+  }
+  if (p.net?.netns !== undefined) t.push('netns', p.net.netns);
   if (p.searchPath) t.push('search');
   for (const e of p.env) t.push('env', e);
   for (const e of p.stubEnv) t.push('stubenv', e);
@@ -219,10 +277,21 @@ export function encodePlan(p: HelperPlan): Buffer {
   if (p.finalNewline) t.push('finalnl');
   if (p.survive) t.push('survive');
   if (p.notify) t.push('sdnotify', p.notify.notifyReady ? '1' : '0', p.notify.restartExits ? '1' : '0');
+  for (const l of p.locks ?? []) t.push('lock', l.path, l.exclusive ? '1' : '0', l.busy);
+  if (p.handoff) {
+    const h = p.handoff;
+    t.push('handoff', h.quiet ? '1' : '0', n(h.killSignal), h.keepUnit ? '1' : '0');
+    for (const [kind, text] of Object.entries(h.messages)) t.push('homsg', kind, text);
+    t.push('hosignames', h.signalNames.join(' '));
+    for (const d of h.removeCgroups) t.push('horm', d);
+    if (h.killFile !== undefined) t.push('hokill', h.killFile);
+    for (const d of h.removeSlices) t.push('hoslice', d);
+    if (h.sliceMarker !== undefined) t.push('homarker', h.sliceMarker);
+    for (const a of h.reexec) t.push('horeexec', a);
+  }
   for (const x of t)
     if (x.includes('\0')) throw new Error(`plan value contains a NUL byte: ${JSON.stringify(x.slice(0, 40))}`);
-  const body = Buffer.from(t.map((x) => x + '\0').join(''), 'utf8');
-  return Buffer.concat([Buffer.from(`${body.length}\n`), body]);
+  return t;
 }
 
 /** A message from the helper on its control socket. */

@@ -3,7 +3,7 @@
  * signals by --kill-signal, and maps the container's end to systemd-nspawn's exit status
  * (wait_for_container() and run_container() in nspawn.c).
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, writeSync, lstatSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -61,7 +61,7 @@ export interface RunHooks {
 }
 
 // fs.writeSync rather than process.stderr: no stream to build at start-up; a terminal that hung up (EIO) is not an error
-const defaultHooks: RunHooks = {
+export const defaultHooks: RunHooks = {
   log: (l) => {
     try {
       writeSync(2, `${l}\n`);
@@ -76,6 +76,8 @@ const defaultHooks: RunHooks = {
  * (its start-up then overlaps ours); closing fd 3 without a plan makes it leave quietly.
  */
 export function spawnHelper(opts: { helper?: string; stdio?: StdioTriple } = {}): ChildProcess {
+  // loaded here, not at start-up: a run handed over to the helper (src/handoff.ts) never needs child_process
+  const { spawn } = process.getBuiltinModule('node:child_process');
   return spawn(opts.helper ?? helperPath(), [], { argv0: 'nspawn-helper', stdio: [...(opts.stdio ?? ['inherit', 'inherit', 'inherit']), 'pipe'] });
 }
 
@@ -116,7 +118,7 @@ export function runPlan(
       halting = true;
       try {
         process.kill(pid, first ? opts.killSignal : 'SIGKILL');
-        if (first) hooks.log('Trying to halt container. Send SIGTERM again to trigger immediate termination.');
+        if (first) hooks.log(HALT_MESSAGE);
       } catch {
         // already gone
       }
@@ -346,6 +348,65 @@ export async function runContainer(
   }
 }
 
+const HALT_MESSAGE = 'Trying to halt container. Send SIGTERM again to trigger immediate termination.';
+
+/** What nspawn says at the end of a container, as systemd-nspawn says it ("{}": the exit code or the signal). */
+export function endMessages(machineName: string): { ok: string; fail: string; shutdown: string; reboot: string; signal: string; halt: string } {
+  return {
+    ok: `Container ${machineName} exited successfully.`,
+    fail: `Container ${machineName} failed with error code {}.`,
+    shutdown: `Container ${machineName} has been shut down.`,
+    reboot: `Container ${machineName} is being rebooted.`,
+    signal: `Container ${machineName} terminated by signal {}.`,
+    halt: HALT_MESSAGE,
+  };
+}
+
+export const spawningMessage = (cfg: Pick<ContainerConfig, 'machineName' | 'directory'>) =>
+  `Spawning container ${cfg.machineName} on ${cfg.directory}.\nPress ^] three times within 1s to kill container.`;
+
+/**
+ * One boot's host side and plan: the machine ID, the journal link, overlay scratch directories, the plan with
+ * what the extensions add. CLEANUP removes the scratch directories after the boot.
+ */
+export function planBoot(
+  p: Prepared,
+  run: ContainerRun,
+  extensions: readonly ContainerExtension[],
+  host: HostFacts,
+  hooks: Pick<RunHooks, 'log'>,
+): { plan: HelperPlan; cleanup: () => void } {
+  const cfg = p.config;
+  ensureHostScaffolding(host);
+  const tree = nodeTree(cfg.directory);
+  // setup_machine_id(), on every boot: the machine ID the tree has now wins (its init may have written ours)
+  const treeId = treeMachineId(tree);
+  if (treeId !== undefined) cfg.uuid = treeId;
+  // setup_journal(): the host side now, the tree's side in the plan
+  const journal = setupJournal({
+    directory: cfg.directory,
+    uuid: cfg.uuid,
+    mode: cfg.linkJournal ?? 'auto',
+    try: cfg.linkJournalTry === true,
+    readOnly: cfg.readOnly,
+    tree,
+    ...(cfg.userns ? { uidShift: cfg.userns.shift } : {}),
+  });
+  for (const w of journal.warnings) hooks.log(w);
+  const overlays = prepareOverlayScratch(cfg);
+  try {
+    const plan = planContainer({ ...cfg, overlayScratch: overlays.scratch, journalOps: journal.ops }, host, tree, {
+      hex128: randomId128, // boot ids are v4 UUIDs, as setup_boot_id() makes them
+    });
+    plan.notify = { notifyReady: p.notifyReady, restartExits: p.keepUnit };
+    for (const x of extensions) x.plan?.(run, plan);
+    return { plan, cleanup: overlays.cleanup };
+  } catch (e) {
+    overlays.cleanup();
+    throw e;
+  }
+}
+
 async function bootLoop(
   p: Prepared,
   hooks: RunHooks,
@@ -355,7 +416,7 @@ async function bootLoop(
   stdio: StdioTriple | undefined,
 ): Promise<number> {
   const cfg = p.config;
-  if (!p.quiet) hooks.log(`Spawning container ${cfg.machineName} on ${cfg.directory}.\nPress ^] three times within 1s to kill container.`);
+  if (!p.quiet) hooks.log(spawningMessage(cfg));
   for (;;) {
     // the helper starts first and waits for its plan: its exec overlaps the planning below
     const child = spawnHelper(stdio ? { stdio } : {});
@@ -365,29 +426,9 @@ async function bootLoop(
     let ran = false;
     try {
       const host = (hostFacts ??= probeHost());
-      ensureHostScaffolding(host);
-      const tree = nodeTree(cfg.directory);
-      // setup_machine_id(), on every boot: the machine ID the tree has now wins (its init may have written ours)
-      const treeId = treeMachineId(tree);
-      if (treeId !== undefined) cfg.uuid = treeId;
-      // setup_journal(): the host side now, the tree's side in the plan
-      const journal = setupJournal({
-        directory: cfg.directory,
-        uuid: cfg.uuid,
-        mode: cfg.linkJournal ?? 'auto',
-        try: cfg.linkJournalTry === true,
-        readOnly: cfg.readOnly,
-        tree,
-        ...(cfg.userns ? { uidShift: cfg.userns.shift } : {}),
-      });
-      for (const w of journal.warnings) hooks.log(w);
-      const overlays = prepareOverlayScratch(cfg);
-      cleanup = overlays.cleanup;
-      const plan = planContainer({ ...cfg, overlayScratch: overlays.scratch, journalOps: journal.ops }, host, tree, {
-        hex128: randomId128, // boot ids are v4 UUIDs, as setup_boot_id() makes them
-      });
-      plan.notify = { notifyReady: p.notifyReady, restartExits: p.keepUnit };
-      for (const x of extensions) x.plan?.(run, plan);
+      const boot = planBoot(p, run, extensions, host, hooks);
+      cleanup = boot.cleanup;
+      const plan = boot.plan;
       if (child.pid !== undefined) machine = setupMachineCgroup(cfg, host, plan, child.pid, hooks);
       try {
         machine?.check();
@@ -424,25 +465,26 @@ async function bootLoop(
     const say = (l: string) => {
       if (!p.quiet) hooks.log(l);
     };
+    const msg = endMessages(cfg.machineName);
     switch (end.kind) {
       case 'failed':
         hooks.log(end.message);
         return 1;
       case 'exited':
-        if (end.code === 0) say(`Container ${cfg.machineName} exited successfully.`);
-        else say(`Container ${cfg.machineName} failed with error code ${end.code}.`);
+        if (end.code === 0) say(msg.ok);
+        else say(msg.fail.replace('{}', String(end.code)));
         return end.code === EXIT_FORCE_RESTART ? 1 : end.code;
       case 'signaled':
         if (end.signal === 2) {
-          say(`Container ${cfg.machineName} has been shut down.`);
+          say(msg.shutdown);
           return 0;
         }
         if (end.signal === 1) {
-          say(`Container ${cfg.machineName} is being rebooted.`);
+          say(msg.reboot);
           if (p.keepUnit) return EXIT_FORCE_RESTART;
           continue;
         }
-        hooks.log(`Container ${cfg.machineName} terminated by signal ${signalName(end.signal)}.`);
+        hooks.log(msg.signal.replace('{}', signalName(end.signal)));
         return 1;
     }
   }

@@ -5,11 +5,30 @@
  *   removed after it on every path; orphans of killed runs are removed first. Off btrfs an overlayfs instead of
  *   systemd's copy ($NSPAWN_EPHEMERAL=copy brings the copy back).
  * - otherwise the image lock (`.#NAME.lck` beside it and `/run/systemd/nspawn/locks/inode-DEV:INO`), shared with
- *   --read-only, held for the whole run: a second start of the image, by nspawn or systemd-nspawn, fails;
- * - `--template`: a missing directory is populated from the template (snapshot or copy) under that lock.
+ *   --read-only, held for the whole run: a second start of the image, by nspawn or systemd-nspawn, fails. A plain
+ *   run hands the lock files to the helper (plan.locks): it holds them for the container's life, also after a
+ *   hand-over, and this extension is then not needed after the start;
+ * - `--template`: a missing directory is populated from the template (snapshot or copy) under that lock, taken here
+ *   (Node holds it for the run).
  */
-import { createEphemeral, type EphemeralRoot, ImageBusyError, type ImageLock, lockImage, populateFromTemplate } from '@nspawn/btrfs';
+import { mkdirSync } from 'node:fs';
+import {
+  createEphemeral,
+  type EphemeralRoot,
+  GLOBAL_LOCK_DIR,
+  globalLockPath,
+  ImageBusyError,
+  type ImageLock,
+  localLockPath,
+  lockImage,
+  lockingDisabled,
+  populateFromTemplate,
+  removeTree,
+} from '@nspawn/btrfs';
+import { dirname } from 'node:path';
 import type { ContainerExtension, ContainerRun } from './extension.js';
+import type { ContainerConfig } from './plan.js';
+import type { HelperPlan } from './protocol.js';
 import { nodeTree } from './host.js';
 import { ContainerError } from './prepare.js';
 
@@ -18,22 +37,64 @@ export interface StorageExtensionOptions {
   env?: NodeJS.ProcessEnv;
 }
 
+/**
+ * Runs F (synchronous: a copy may take seconds) with SIGINT and SIGTERM held back, as systemd-nspawn blocks SIGINT
+ * around its snapshot: says which arrived meanwhile, so that the caller removes what F made instead of dying halfway
+ * through and leaving a partial tree.
+ */
+async function holdingSignals<T>(f: () => T): Promise<{ value: T; signal?: string }> {
+  let signal: string | undefined;
+  const on = (s: NodeJS.Signals) => {
+    signal ??= s;
+  };
+  process.on('SIGINT', on);
+  process.on('SIGTERM', on);
+  try {
+    const value = f();
+    await new Promise((r) => setImmediate(r)); // a signal that came during f() is dispatched now
+    return signal === undefined ? { value } : { value, signal };
+  } finally {
+    process.off('SIGINT', on);
+    process.off('SIGTERM', on);
+  }
+}
+
 /** One per run: it holds the snapshot and the locks between setup and teardown. */
 export function storageExtension(opts: StorageExtensionOptions = {}): ContainerExtension {
   const env = opts.env ?? process.env;
   let ephemeral: EphemeralRoot | undefined;
   let lock: ImageLock | undefined;
+  // only -x and --template have work of their own; a plain run's locks are the helper's
+  const ownsRun = (cfg: ContainerConfig) => cfg.ephemeral === true || cfg.template !== undefined;
   return {
     name: 'storage',
-    setup(run: ContainerRun) {
+    needed: ownsRun,
+    plan(run: ContainerRun, plan: HelperPlan) {
+      const cfg = run.cfg;
+      if (ownsRun(cfg) || lockingDisabled(env) || cfg.directory === '/') return;
+      const busy = `Directory tree ${cfg.directory} is currently busy.`;
+      const exclusive = !cfg.readOnly;
+      const locks = [{ path: localLockPath(cfg.directory), exclusive, busy }];
+      const global = globalLockPath(cfg.directory);
+      if (global !== undefined) {
+        mkdirSync(GLOBAL_LOCK_DIR, { recursive: true, mode: 0o700 });
+        locks.push({ path: global, exclusive, busy });
+      }
+      plan.locks = [...(plan.locks ?? []), ...locks];
+    },
+    async setup(run: ContainerRun) {
       const cfg = run.cfg;
       const quiet = cfg.quiet === true;
+      if (!ownsRun(cfg)) return;
       if (cfg.ephemeral) {
+        let made;
         try {
-          ephemeral = createEphemeral(cfg.directory, { readOnly: cfg.readOnly, env });
+          made = await holdingSignals(() => createEphemeral(cfg.directory, { readOnly: cfg.readOnly, env }));
         } catch (e) {
           throw new ContainerError(`Failed to create snapshot of ${cfg.directory}: ${(e as Error).message}`);
         }
+        ephemeral = made.value; // teardown removes it, also when interrupted
+        if (made.signal) throw new ContainerError(`Interrupted while copying file system tree to ${made.value.snapshot}, removed again.`);
         cfg.directory = ephemeral.root;
         return;
       }
@@ -45,9 +106,16 @@ export function storageExtension(opts: StorageExtensionOptions = {}): ContainerE
       }
       if (cfg.template !== undefined) {
         let r;
+        const template = cfg.template;
         try {
-          r = populateFromTemplate(cfg.template, cfg.directory, { readOnly: cfg.readOnly });
+          const made = await holdingSignals(() => populateFromTemplate(template, cfg.directory, { readOnly: cfg.readOnly }));
+          r = made.value;
+          if (made.signal && r !== 'exists') {
+            removeTree(cfg.directory, { within: dirname(cfg.directory) });
+            throw new ContainerError(`Interrupted while copying file system tree to ${cfg.directory}, removed again.`);
+          }
         } catch (e) {
+          if (e instanceof ContainerError) throw e;
           throw new ContainerError(`Couldn't create snapshot ${cfg.directory} from ${cfg.template}: ${(e as Error).message}`);
         }
         if (!quiet) {

@@ -203,3 +203,25 @@ export function nspawnSeccompFilter(opts: NspawnSeccompOptions): NspawnSeccompFi
   const program = buildSeccompProgram(policy);
   return { program, bytes: encodeFilter(program), warnings: policy.warnings };
 }
+
+/**
+ * Filters computed ahead of time: a bundle's build step (apps/cli/scripts/bundle.mjs) runs nspawnSeccompFilter() for
+ * the usual option sets and defines this table, keyed by seccompFilterKey(), so that a start does not compute the
+ * same program again (a few milliseconds of nspawn's start-up). Unbundled, it does not exist.
+ */
+export type PrecomputedSeccomp = Record<string, { hex: string; warnings: string[] }>;
+declare const __NSPAWN_PRECOMPUTED_SECCOMP__: PrecomputedSeccomp | undefined;
+
+/** The key of a filter's options in a PrecomputedSeccomp table. */
+export function seccompFilterKey(o: NspawnSeccompOptions): string {
+  return JSON.stringify([o.retainedCapabilities.toString(16), o.allow ?? [], o.deny ?? [], o.suppressSync === true]);
+}
+
+/** nspawnSeccompFilter()'s program and warnings: from the bundle's table when it has them, else computed. */
+export function nspawnSeccompBytes(o: NspawnSeccompOptions, table?: PrecomputedSeccomp): { bytes: Uint8Array; warnings: string[] } {
+  const t = table ?? (typeof __NSPAWN_PRECOMPUTED_SECCOMP__ === 'undefined' ? undefined : __NSPAWN_PRECOMPUTED_SECCOMP__);
+  const hit = t?.[seccompFilterKey(o)];
+  if (hit) return { bytes: Buffer.from(hit.hex, 'hex'), warnings: [...hit.warnings] };
+  const f = nspawnSeccompFilter(o);
+  return { bytes: f.bytes, warnings: f.warnings };
+}

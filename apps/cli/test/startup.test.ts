@@ -1,0 +1,40 @@
+/**
+ * What a plain start loads: no node:tty, net, child_process or streams (they cost milliseconds at start-up) and no
+ * library of a feature it does not use (@nspawn/net, koffi). Checked at the moment nspawn hands over to the helper.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makeBusyboxTree } from './helpers/busybox-tree.js';
+
+const bundle = fileURLToPath(new URL('../dist/nspawn.cjs', import.meta.url));
+let dir = '';
+let tree = '';
+beforeAll(() => {
+  dir = mkdtempSync('/tmp/nspawn-test-startup-');
+  tree = join(dir, 'box');
+  makeBusyboxTree(tree);
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('start-up', () => {
+  it('a plain start loads neither tty, net, child_process, the streams nor a feature library before the hand-over', () => {
+    const probe = join(dir, 'probe.cjs');
+    // execve() that reports what was loaded and fails, so that nspawn gives up its scope and exits
+    writeFileSync(
+      probe,
+      `process.execve = () => { require('fs').writeSync(1, JSON.stringify({ builtins: process.moduleLoadList, files: Object.keys(require.cache) })); throw new Error('probe'); };
+process.argv = [process.argv[0], 'nspawn', '-q', '-D', ${JSON.stringify(tree)}, '-M', 'st-probe', '/bin/true'];
+require(${JSON.stringify(bundle)});
+`,
+    );
+    const r = spawnSync(process.execPath, [probe], { encoding: 'utf8' });
+    expect(r.stderr).toContain('probe');
+    const { builtins, files } = JSON.parse(r.stdout) as { builtins: string[]; files: string[] };
+    const loaded = builtins.filter((m) => /^NativeModule (tty|net|child_process|stream|dgram|crypto)$/.test(m));
+    expect(loaded).toEqual([]);
+    expect(files.filter((f) => /nspawn-net|koffi|netlink/.test(f))).toEqual([]);
+  });
+});

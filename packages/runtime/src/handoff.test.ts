@@ -1,0 +1,41 @@
+import { describe, expect, it } from 'vitest';
+import { handoffBlocker } from './handoff.js';
+import { type ContainerExtension, usernsMapExtension } from './extension.js';
+import type { Prepared } from './prepare.js';
+import { baseConfig } from './test/fixtures.js';
+import type { ContainerConfig } from './plan.js';
+
+const prepared = (over: Partial<ContainerConfig> = {}): Prepared => ({
+  config: baseConfig(over),
+  killSignal: 0,
+  quiet: true,
+  keepUnit: false,
+  notifyReady: false,
+});
+const proc = { execve: (() => {
+  throw new Error('not here');
+}) as never, env: {} };
+
+describe('handoffBlocker', () => {
+  it('hands a plain run over', () => {
+    expect(handoffBlocker(prepared(), [usernsMapExtension], proc)).toBeUndefined();
+  });
+  it('keeps a booted container: each boot is planned anew', () => {
+    expect(handoffBlocker(prepared({ startMode: 'boot' }), [], proc)).toMatch(/boot/);
+  });
+  it('keeps a run an extension needs, and one with an extension that does not say', () => {
+    expect(handoffBlocker(prepared({ userns: { shift: 65536, range: 65536 } }), [usernsMapExtension], proc)).toMatch(/userns-map/);
+    const silent: ContainerExtension = { name: 'net', attach() {} };
+    expect(handoffBlocker(prepared(), [silent], proc)).toMatch(/net has work/);
+    const idle: ContainerExtension = { name: 'idle', needed: () => false, attach() {} };
+    expect(handoffBlocker(prepared(), [idle], proc)).toBeUndefined();
+  });
+  it('keeps a run with overlay work directories to remove', () => {
+    const cfg = { customMounts: [{ type: 'overlay' as const, lowers: ['/a'], upper: '', destination: '/x', readOnly: false }] };
+    expect(handoffBlocker(prepared(cfg as Partial<ContainerConfig>), [], proc)).toMatch(/overlay/);
+  });
+  it('is off with $NSPAWN_HANDOFF=0 and without process.execve', () => {
+    expect(handoffBlocker(prepared(), [], { ...proc, env: { NSPAWN_HANDOFF: '0' } })).toMatch(/NSPAWN_HANDOFF/);
+    expect(handoffBlocker(prepared(), [], { env: {} })).toMatch(/execve/);
+  });
+});

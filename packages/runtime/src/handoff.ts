@@ -1,0 +1,94 @@
+/**
+ * Hand-over: nspawn becomes the helper.
+ *
+ * A run that needs nothing from Node once its container has started (no extension with work until the end, no
+ * boot loop to plan again, no scratch directories to remove) does not start the helper as a child and wait for it:
+ * nspawn makes the plan and the cgroup as always, then replaces its own process with the helper (execve), the plan
+ * as the helper's arguments. That saves the fork of Node, loading child_process and its streams, the control socket,
+ * and Node's own tear-down at the end, about a quarter of a short run. What Node would do after the start goes into
+ * the plan as data (HandoffPlan: the scope to remove, the end messages, the exit status mapping is run.ts's), and the
+ * helper (native/handoff.c) does it. $NSPAWN_HANDOFF=0 turns it off.
+ */
+import { signalName } from '@nspawn/settings';
+import { type HostFacts, probeHost } from './host.js';
+import { ContainerError, type Prepared } from './prepare.js';
+import { type ContainerExtension, type ContainerRun, defaultExtensions } from './extension.js';
+import { defaultHooks, endMessages, helperPath, planBoot, type RunHooks, setupMachineCgroup, spawningMessage } from './run.js';
+import { planTokens } from './protocol.js';
+
+/** What a hand-over needs of the process it replaces. */
+export interface HandoffProcess {
+  /** process.execve (Node 23.11 and later) */
+  execve?: (file: string, args: string[], env: NodeJS.ProcessEnv) => never;
+  pid: number;
+  /** how this nspawn was started: node's path, its options, the script, the arguments (for a reboot) */
+  execPath: string;
+  execArgv: string[];
+  argv: string[];
+  env: NodeJS.ProcessEnv;
+}
+
+export const nodeHandoffProcess = (): HandoffProcess => ({
+  ...(typeof process.execve === 'function' ? { execve: process.execve.bind(process) as HandoffProcess['execve'] } : {}),
+  pid: process.pid,
+  execPath: process.execPath,
+  execArgv: process.execArgv,
+  argv: process.argv,
+  env: process.env,
+});
+
+/** Why a run cannot be handed over to the helper, or undefined when it can. */
+export function handoffBlocker(p: Prepared, extensions: readonly ContainerExtension[], proc: Pick<HandoffProcess, 'execve' | 'env'>): string | undefined {
+  const cfg = p.config;
+  if (proc.env.NSPAWN_HANDOFF === '0') return 'turned off by $NSPAWN_HANDOFF=0';
+  if (!proc.execve) return 'this Node has no process.execve()';
+  if (cfg.startMode === 'boot') return 'a booted container is planned anew for each boot';
+  for (const x of extensions) if (x.needed?.(cfg) ?? true) return `${x.name} has work to do after the start`;
+  if (cfg.customMounts.some((m) => m.type === 'overlay' && !m.readOnly)) return 'overlay work directories are removed after the end';
+  return undefined;
+}
+
+/**
+ * Runs the container with the helper in this process's place, when handoffBlocker() allows it; then it does not
+ * return (the helper exits with the container's status). Returns false, having done nothing, when the run cannot be
+ * handed over: runContainer() then runs it.
+ */
+export function handoffContainer(
+  p: Prepared,
+  opts: { extensions?: readonly ContainerExtension[]; hooks?: Pick<RunHooks, 'log'>; host?: HostFacts; proc?: HandoffProcess; helper?: string } = {},
+): false {
+  const extensions = opts.extensions ?? defaultExtensions();
+  const proc = opts.proc ?? nodeHandoffProcess();
+  if (handoffBlocker(p, extensions, proc) !== undefined || !proc.execve) return false;
+  const hooks = opts.hooks ?? defaultHooks;
+  const cfg = p.config;
+  const run: ContainerRun = { cfg, log: (l) => hooks.log(l) };
+  const helper = opts.helper ?? helperPath();
+  if (!p.quiet) hooks.log(spawningMessage(cfg));
+  const host = opts.host ?? probeHost();
+  const { plan } = planBoot(p, run, extensions, host, hooks);
+  // the helper will be this process: it goes into the scope from where this process is
+  const machine = setupMachineCgroup(cfg, host, plan, proc.pid, hooks);
+  machine.check(); // (throws when another nspawn has the scope now: not ours to remove)
+  try {
+    plan.handoff = {
+      ...machine.removal(),
+      messages: endMessages(cfg.machineName),
+      signalNames: Array.from({ length: 64 }, (_, i) => signalName(i + 1)),
+      quiet: p.quiet,
+      killSignal: p.killSignal,
+      keepUnit: p.keepUnit,
+      // a reboot: nspawn again, as it was started, with the same UUID (systemd-nspawn keeps it across reboots)
+      reexec: [proc.execPath, ...proc.execArgv, ...proc.argv.slice(1, 2), `--uuid=${cfg.uuid}`, ...proc.argv.slice(2)],
+    };
+    const argv = ['nspawn-helper', '--handoff', ...planTokens(plan)];
+    // Node writes its compile cache (bin/nspawn turns it on) when it exits, and this process will not: now then,
+    // or every start would compile the bundle afresh
+    process.getBuiltinModule('node:module').flushCompileCache?.();
+    proc.execve(helper, argv, proc.env);
+  } catch (e) {
+    machine.abandon();
+    throw e instanceof ContainerError ? e : new ContainerError(`Failed to hand over to ${helper}: ${(e as Error).message}`);
+  }
+  return false; // not reached: execve() replaced this process
+}

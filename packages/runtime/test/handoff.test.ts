@@ -1,0 +1,121 @@
+/**
+ * Hand-over (src/handoff.ts, native/handoff.c) for real: a process that plans a container and becomes the helper,
+ * with its exit status, end messages, signals and the scope's removal; and a hand-over that fails before the exec.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { ContainerError, handoffContainer, machineScope, nodePrepareEnv, nodeTree, prepareContainer, runContainer } from '../src/index.js';
+import { makeTree, requireRoot, REPO } from './helpers.js';
+
+beforeAll(requireRoot);
+const cleanups: Array<() => void> = [];
+afterEach(() => {
+  while (cleanups.length) cleanups.pop()!();
+});
+
+const scopeDir = (name: string) => join('/sys/fs/cgroup/unified', machineScope(name).path);
+
+/** A script that prepares SETTINGS and hands over (what apps/cli/src/nspawn.ts does). */
+function script(dir: string, settings: object): string {
+  const file = join(dir, 'handoff.mjs');
+  writeFileSync(
+    file,
+    `import * as rt from ${JSON.stringify(join(REPO, 'packages/runtime/dist/index.js'))};
+const p = rt.prepareContainer(${JSON.stringify(settings)}, rt.nodePrepareEnv(rt.nodeTree));
+rt.handoffContainer(p);
+console.error('not handed over');
+process.exit(99);
+`,
+  );
+  return file;
+}
+
+describe('hand-over', () => {
+  it('the helper in our place: exit status, end message, the scope removed', () => {
+    const t = makeTree();
+    cleanups.push(t.cleanup);
+    const name = 'ho-exit';
+    // (read-only: a pty forwarded to our stdout; pipe mode would be quiet)
+    const r = spawnSync(process.execPath, [script(t.dir, { directory: t.root, machineName: name, consoleMode: 'read-only', parameters: ['/bin/sh', '-c', 'echo out; exit 7'] })], { encoding: 'utf8' });
+    expect(r.stdout).toMatch(/^out\r?\n$/);
+    expect(r.stderr).toContain(`Spawning container ${name} on ${t.root}.`);
+    expect(r.stderr).toContain(`Container ${name} failed with error code 7.`);
+    expect(r.stderr).not.toContain('not handed over');
+    expect(r.status).toBe(7);
+    expect(existsSync(scopeDir(name))).toBe(false);
+  });
+  it('SIGTERM with --kill-signal: the halt message, the signal to PID 1, its end', async () => {
+    const t = makeTree();
+    cleanups.push(t.cleanup);
+    const name = 'ho-term';
+    // a PID 1 that ends on SIGUSR1 with 3 (PID 1 gets only the signals it handles)
+    const child = spawn(process.execPath, [script(t.dir, { directory: t.root, machineName: name, consoleMode: 'pipe', killSignal: 10, parameters: ['/bin/sh', '-c', 'trap "exit 3" USR1; echo up; while :; do sleep 0.05; done'] })], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (d) => (err += d));
+    await new Promise<void>((res) => child.stdout.once('data', () => res()));
+    child.kill('SIGTERM');
+    const code = await new Promise<number | null>((res) => child.on('close', (c) => res(c)));
+    expect(err).toContain('Trying to halt container. Send SIGTERM again to trigger immediate termination.');
+    expect(code).toBe(3);
+    expect(existsSync(scopeDir(name))).toBe(false);
+  });
+  it('a failure before the exec leaves no scope, and a start error in the helper is said with exit 1', () => {
+    const t = makeTree();
+    cleanups.push(t.cleanup);
+    const name = 'ho-fail';
+    const p = prepareContainer({ directory: t.root, machineName: name, consoleMode: 'pipe', parameters: ['/bin/true'] }, nodePrepareEnv(nodeTree));
+    let argv: string[] = [];
+    const proc = {
+      execve: ((_f: string, a: string[]) => {
+        argv = a;
+        throw new Error('E2BIG');
+      }) as never,
+      pid: process.pid,
+      execPath: '/usr/bin/node',
+      execArgv: [],
+      argv: ['/usr/bin/node', '/x/nspawn', '-D', t.root, '/bin/true'],
+      env: {},
+    };
+    expect(() => handoffContainer(p, { proc, hooks: { log: () => {} } })).toThrow(ContainerError);
+    expect(existsSync(scopeDir(name))).toBe(false);
+    expect(argv.slice(0, 3)).toEqual(['nspawn-helper', '--handoff', 'NSPAWN-PLAN-1']);
+    // a reboot starts nspawn again as it was started, with the same UUID
+    const reexec = argv.flatMap((a, i) => (a === 'horeexec' ? [argv[i + 1]] : []));
+    expect(reexec).toEqual(['/usr/bin/node', '/x/nspawn', `--uuid=${p.config.uuid}`, '-D', t.root, '/bin/true']);
+
+    const r = spawnSync(process.execPath, [script(t.dir, { directory: t.root, machineName: name, consoleMode: 'pipe', parameters: ['/no/such/program'] })], { encoding: 'utf8' });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/no\/such\/program/);
+    expect(existsSync(scopeDir(name))).toBe(false);
+  });
+});
+
+describe('locks held by the helper', () => {
+  /** an extension that has the helper hold PATH (what the storage extension does with the image locks) */
+  const locking = (path: string, exclusive = true) => ({
+    name: 'test-lock',
+    needed: () => false,
+    plan: (_run: unknown, plan: { locks?: Array<{ path: string; exclusive: boolean; busy: string }> }) => {
+      (plan.locks ??= []).push({ path, exclusive, busy: `Directory tree is currently busy (${path}).` });
+    },
+  });
+
+  it('a second holder is refused with the plan\'s message while the first runs; the file goes with the last', async () => {
+    const t = makeTree();
+    cleanups.push(t.cleanup);
+    const lock = join(t.dir, '.#bbox.lck');
+    const first = prepareContainer({ directory: t.root, machineName: 'ho-lock1', consoleMode: 'pipe', parameters: ['/bin/sh', '-c', 'sleep 1'] }, nodePrepareEnv(nodeTree));
+    const second = prepareContainer({ directory: t.root, machineName: 'ho-lock2', consoleMode: 'pipe', parameters: ['/bin/true'] }, nodePrepareEnv(nodeTree));
+    const log1: string[] = [];
+    const log2: string[] = [];
+    const running = runContainer(first, { log: (l) => log1.push(l) }, undefined, undefined, [locking(lock)]);
+    await new Promise((r) => setTimeout(r, 400));
+    expect(existsSync(lock)).toBe(true);
+    expect(await runContainer(second, { log: (l) => log2.push(l) }, undefined, undefined, [locking(lock)])).toBe(1);
+    expect(log2.join('\n')).toContain(`Directory tree is currently busy (${lock}).`);
+    expect(await running).toBe(0);
+    expect(existsSync(lock)).toBe(false);
+  });
+});

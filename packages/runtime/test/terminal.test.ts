@@ -1,0 +1,31 @@
+/**
+ * isTerminal() (host.ts) against the kernel's answer, tty.isatty(), on the kinds of descriptor nspawn meets: a
+ * pseudo-terminal (made by script(1)), /dev/null, a pipe, a regular file, /dev/tty's absence.
+ */
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+
+const probe = fileURLToPath(new URL('./fixtures/terminal-probe.mjs', import.meta.url));
+const hostJs = fileURLToPath(new URL('../dist/host.js', import.meta.url));
+
+/** Runs the probe with SHELL-REDIRECTS applied to its fds 0 and 1; returns "isTerminal isatty" per fd. */
+function answers(command: string): string {
+  return execFileSync('/bin/sh', ['-c', command.replace('PROBE', `node ${probe} ${hostJs}`)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+}
+
+describe('isTerminal', () => {
+  it('agrees with isatty() on a pseudo-terminal', () => {
+    // script(1) runs the probe with a new pty as its stdin and stdout
+    const out = answers(`script -qec 'PROBE' /dev/null`);
+    expect(out).toContain('0:true:true');
+    expect(out).toContain('1:true:true');
+  });
+  it('agrees with isatty() on /dev/null, a pipe and a file', () => {
+    const out = answers('PROBE </dev/null | cat');
+    expect(out).toContain('0:false:false');
+    expect(out).toContain('1:false:false');
+    const file = answers('PROBE </proc/self/status');
+    expect(file).toContain('0:false:false');
+  });
+});
