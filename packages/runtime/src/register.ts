@@ -14,6 +14,8 @@ export function registerExtension(opts: { socket?: string; service?: string } = 
   const socket = () => opts.socket ?? machineSocketPath();
   return {
     name: 'register',
+    // with no daemon to tell, nothing stays to do after the start (nspawn may hand over to the helper)
+    needed: (cfg) => cfg.register !== false && existsSync(socket()),
     plan(run, plan) {
       // the container waits at its sync point until it is registered (only when a daemon may be listening)
       if (run.cfg.register !== false && existsSync(socket())) plan.sync = true;
