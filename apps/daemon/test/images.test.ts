@@ -4,14 +4,14 @@
  * checksum mismatch) that must leave nothing behind.
  */
 import { createHash } from 'node:crypto';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTar } from './build-tar.js';
-import { makeBusybox, requireRoot, TestDaemon, waitFor } from './helpers.js';
+import { makeBusybox, NSPAWNCTL, requireRoot, TestDaemon, waitFor } from './helpers.js';
 
 let d: TestDaemon;
 let server: Server;
@@ -155,6 +155,19 @@ describe('pull-tar', () => {
     expect(nov.status, nov.stderr).toBe(0);
     await waitFor(() => !d.list().includes('dm-pulled'));
     expect(d.ctl(['remove', 'dm-pulled', 'dm-pulled2']).status).toBe(0);
+  });
+
+  it('shows a progress bar on a terminal', async () => {
+    const data = readFileSync(join(d.base, 'good.tar.gz'));
+    serve('tty', 'dm-tty.tar.gz', data);
+    const c = spawn('script', ['-qfec', `"${process.execPath}" "${NSPAWNCTL}" pull-tar ${base}/tty/dm-tty.tar.gz`, '/dev/null'], { env: d.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    c.stdout.on('data', (x: Buffer) => (out += x.toString()));
+    const code = await new Promise((r) => c.on('close', r));
+    expect(code, out).toBe(0);
+    expect(out).toMatch(/\[#+\] 100% /);
+    expect(out).toContain("Created new image 'dm-tty'");
+    expect(d.ctl(['remove', 'dm-tty']).status).toBe(0);
   });
 
   const hostile: Array<[string, Parameters<typeof buildTar>[0], RegExp]> = [

@@ -64,6 +64,19 @@ describe('machines nspawnd runs', () => {
     expect(show).toContain('State=running\n');
   });
 
+  it('applies NAME.nspawn beside the image, as nspawn@.service does', async () => {
+    writeFileSync(join(d.machines, 'dm-b.nspawn'), '[Exec]\nEnvironment=DM_FROM_SETTINGS=yes\n');
+    try {
+      expect(d.ctl(['start', 'dm-b']).status).toBe(0);
+      const env = d.ctl(['shell', 'dm-b', '/bin/sh', '-c', "tr '\\0' '\\n' < /proc/1/environ"]).stdout;
+      expect(env).toContain('DM_FROM_SETTINGS=yes');
+      expect(d.ctl(['terminate', 'dm-b']).status).toBe(0);
+      await waitFor(() => !d.list().includes('dm-b'));
+    } finally {
+      execFileSync('rm', ['-f', join(d.machines, 'dm-b.nspawn')]);
+    }
+  });
+
   it('says clearly when a machine or image is unknown', () => {
     for (const v of [['status', 'dm-nope'], ['shell', 'dm-nope', 'true'], ['terminate', 'dm-nope'], ['kill', 'dm-nope'], ['poweroff', 'dm-nope']]) {
       const r = d.ctl(v);
