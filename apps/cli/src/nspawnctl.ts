@@ -553,6 +553,7 @@ async function login(args: string[]): Promise<number> {
 async function logs(args: string[], opts: CtlOptions): Promise<number> {
   const name = args[0];
   if (!name) throw new CtlError('logs needs a machine name.');
+  if (!isValidMachineName(name)) throw new CtlError(`Invalid machine name ${name}.`);
   const p = machineLogPath(name);
   if (!existsSync(p)) throw new CtlError(`No console log of machine '${name}' (${p}): only machines nspawnd runs have one.`);
   const { openSync, readSync, fstatSync, statSync, closeSync } = await import('node:fs');
