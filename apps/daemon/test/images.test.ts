@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -155,6 +156,32 @@ describe('pull-tar', () => {
     expect(nov.status, nov.stderr).toBe(0);
     await waitFor(() => !d.list().includes('dm-pulled'));
     expect(d.ctl(['remove', 'dm-pulled', 'dm-pulled2']).status).toBe(0);
+  });
+
+  it('downloads over HTTPS too', async () => {
+    const key = join(d.base, 'tls.key');
+    const cert = join(d.base, 'tls.crt');
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+    const data = readFileSync(join(d.base, 'good.tar.gz'));
+    const tls = createHttpsServer({ key: readFileSync(key), cert: readFileSync(cert) }, (req, res) => {
+      if (req.url === '/s/dm-https.tar.gz') res.writeHead(200, { 'content-length': data.length }).end(data);
+      else if (req.url === '/s/SHA256SUMS') res.end(`${sha(data)}  dm-https.tar.gz\n`);
+      else res.writeHead(404).end();
+    });
+    await new Promise<void>((r) => tls.listen(0, '127.0.0.1', () => r()));
+    try {
+      const url = `https://127.0.0.1:${(tls.address() as AddressInfo).port}/s/dm-https.tar.gz`;
+      // an unknown certificate is refused
+      const untrusted = await d.ctlAsync(['pull-tar', url]);
+      expect(untrusted.status).toBe(1);
+      expect(untrusted.stderr).toMatch(/certificate/i);
+      const r = await d.ctlAsync(['pull-tar', url], { env: { NODE_EXTRA_CA_CERTS: cert } });
+      expect(r.status, r.stderr).toBe(0);
+      expect(existsSync(join(d.machines, 'dm-https/bin/busybox'))).toBe(true);
+      expect(d.ctl(['remove', 'dm-https']).status).toBe(0);
+    } finally {
+      tls.close();
+    }
   });
 
   it('shows a progress bar on a terminal', async () => {
