@@ -3,7 +3,7 @@
  * @nspawn/runtime: varlink, the registry model and inspection live there; this file holds the daemon's state and
  * policy (who may call, what survives a restart, when a container is started again).
  */
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import {
   chmodSync,
   closeSync,
@@ -50,6 +50,7 @@ import {
   probeHost,
   procStartTime,
   runContainer,
+  spawnHelper,
   varlinkCall,
   VarlinkError,
   type VarlinkHandler,
@@ -94,6 +95,9 @@ export class Daemon {
   private servers: Server[] = [];
   private timers: NodeJS.Timeout[] = [];
   private host: HostFacts | undefined;
+  /** a helper started ahead, waiting for its plan (a zygote): a start does not wait for a process to be made */
+  private spare: ChildProcess | undefined;
+  private spareTimer: NodeJS.Timeout | undefined;
   private readonly log: (line: string) => void;
   private readonly images: ImageBackend | undefined;
   private readonly pollMs: number;
@@ -115,11 +119,39 @@ export class Daemon {
     this.recover();
     this.timers.push(setInterval(() => this.reap(), this.pollMs));
     this.timers.push(setInterval(() => this.rotateLogs(), 5000));
+    this.makeSpare();
     await this.autostart();
   }
 
   /** Stops listening; the containers keep running (a new nspawnd finds them again). */
+  /** The spare helper, and another made soon (not now: making a process blocks us for milliseconds). */
+  private takeHelper(): ChildProcess {
+    const h = this.spare && this.spare.exitCode === null && this.spare.signalCode === null ? this.spare : spawnHelper({ stdio: ['ignore', 'ignore', 'ignore'] });
+    this.spare = undefined;
+    if (!this.spareTimer)
+      this.spareTimer = setTimeout(() => {
+        this.spareTimer = undefined;
+        this.makeSpare();
+      }, 50);
+    return h;
+  }
+
+  private makeSpare(): void {
+    if (this.spare || this.stopped) return;
+    const h = spawnHelper({ stdio: ['ignore', 'ignore', 'ignore'] });
+    h.on('error', () => {});
+    (h.stdio[3] as Socket).on('error', () => {});
+    this.spare = h;
+  }
+
+  private stopped = false;
+
   async stop(): Promise<void> {
+    this.stopped = true;
+    this.credServer?.proc.kill();
+    if (this.spareTimer) clearTimeout(this.spareTimer);
+    if (this.spare) (this.spare.stdio[3] as Socket).end(); // no plan: it leaves quietly
+    this.spare = undefined;
     this.reap();
     // containers that are ending right now: let their teardown (cgroup removal) finish, briefly
     const ending = [...this.managed.values()].filter((m) => {
@@ -177,27 +209,68 @@ export class Daemon {
   }
 
   /**
-   * SO_PEERCRED: Node has no API for it, so the helper reads it (`nspawn-helper peercred` with the connection as
-   * its stdin). Only root (UID 0) may talk to nspawnd.
+   * SO_PEERCRED: Node has no API for it, so the runtime's helper reads it. One `nspawn-helper peercred-server`
+   * runs beside us: we write the connection's fd number, it takes a copy of that fd from us (pidfd_getfd) and
+   * answers the peer's PID, UID and GID (~0.1 ms; a process per connection would cost ~5 ms here). Should it be
+   * gone, `nspawn-helper peercred` with the connection as its stdin does the same once. Only root (UID 0) may talk.
    */
-  private checkPeer(sock: Socket): Promise<{ pid: number; uid: number; gid: number }> {
-    const fd = (sock as unknown as { _handle?: { fd?: number } })._handle?.fd;
-    if (typeof fd !== 'number' || fd < 0) return Promise.reject(new Error('no fd'));
-    return new Promise((resolve, reject) => {
+  private credServer: { proc: ChildProcess; waiting: Array<(line: string) => void>; buf: string } | undefined;
+
+  private peerCredentials(fd: number): Promise<string> {
+    let s = this.credServer;
+    if (!s || s.proc.exitCode !== null || s.proc.signalCode !== null) {
+      const proc = spawn(helperPath(), ['peercred-server', String(process.pid)], { stdio: ['pipe', 'pipe', 'ignore'] });
+      s = { proc, waiting: [], buf: '' };
+      const srv = s;
+      proc.on('error', () => {});
+      proc.stdin!.on('error', () => {});
+      proc.stdout!.on('data', (d: Buffer) => {
+        srv.buf += d.toString();
+        let i;
+        while ((i = srv.buf.indexOf('\n')) >= 0) {
+          const line = srv.buf.slice(0, i);
+          srv.buf = srv.buf.slice(i + 1);
+          srv.waiting.shift()?.(line);
+        }
+      });
+      proc.on('close', () => {
+        for (const w of srv.waiting.splice(0)) w('-');
+        if (this.credServer === srv) this.credServer = undefined;
+      });
+      proc.unref();
+      (proc.stdout as unknown as { unref?: () => void }).unref?.();
+      (proc.stdin as unknown as { unref?: () => void }).unref?.();
+      this.credServer = s;
+    }
+    const srv = s;
+    return new Promise((resolve) => {
+      srv.waiting.push(resolve);
+      srv.proc.stdin!.write(`${fd}\n`);
+    });
+  }
+
+  private peerCredentialsOnce(fd: number): Promise<string> {
+    return new Promise((resolve) => {
       const c = spawn(helperPath(), ['peercred'], { stdio: [fd, 'pipe', 'ignore'] });
       let out = '';
       c.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-      c.on('error', reject);
-      c.on('close', (code) => {
-        const [pid, uid, gid] = out.trim().split(' ').map(Number);
-        if (code !== 0 || uid === undefined || Number.isNaN(uid)) return reject(new Error('peer credentials unknown'));
-        if (uid !== 0) {
-          this.log(`refused a connection from UID ${uid} (PID ${pid})`);
-          return reject(new Error('not root'));
-        }
-        resolve({ pid: pid!, uid, gid: gid! });
-      });
+      c.on('error', () => resolve('-'));
+      c.on('close', () => resolve(out.trim() || '-'));
     });
+  }
+
+  private async checkPeer(sock: Socket): Promise<{ pid: number; uid: number; gid: number }> {
+    const fd = (sock as unknown as { _handle?: { fd?: number } })._handle?.fd;
+    if (typeof fd !== 'number' || fd < 0) throw new Error('no fd');
+    let line = await this.peerCredentials(fd);
+    if (line === '-' && !sock.destroyed) line = await this.peerCredentialsOnce(fd);
+    const [pid, uid, gid] = line.trim().split(' ').map(Number);
+    if (uid === undefined || Number.isNaN(uid) || line === '-') throw new Error('peer credentials unknown');
+    if (uid !== 0) {
+      this.log(`refused a connection from UID ${uid} (PID ${pid})`);
+      throw new Error('not root');
+    }
+    return { pid: pid!, uid, gid: gid! };
   }
 
   // ---------- the registry ----------
@@ -456,7 +529,8 @@ export class Daemon {
     }
     const dir = this.imageDir(name);
     mkdirSync(this.paths.logs, { recursive: true, mode: 0o750 });
-    const logFd = openSync(machineLogPath(name, { ...process.env, NSPAWND_LOG_DIR: this.paths.logs }), 'a', 0o640);
+    const logPath = machineLogPath(name, { ...process.env, NSPAWND_LOG_DIR: this.paths.logs });
+    const logFd = openSync(logPath, 'a', 0o640);
     let startedOk!: () => void;
     let startFailed!: (e: Error) => void;
     let endedWith!: (code: number) => void;
@@ -488,6 +562,7 @@ export class Daemon {
       plan: (_run, plan) => {
         plan.survive = true;
         plan.sync = true;
+        plan.stdoutPath = logPath;
       },
       attach: (run, pid) => {
         const start = procStartTime(pid);
@@ -535,7 +610,7 @@ export class Daemon {
           this.host ??= probeHost();
           const extensions = [...defaultExtensions().filter((x) => x.name !== 'register'), ext];
           say(`-- nspawnd: starting ${name} on ${dir}`);
-          const code = await runContainer(prepared, { log: say, forwardSignals: false }, this.host, ['ignore', logFd, logFd], extensions);
+          const code = await runContainer(prepared, { log: say, forwardSignals: false, spawnHelper: () => this.takeHelper() }, this.host, ['ignore', logFd, logFd], extensions);
           say(`-- nspawnd: ${name} ended with status ${code}`);
           lastCode = code;
           if (code === EXIT_FORCE_RESTART && !m.stopping) {

@@ -4,6 +4,11 @@
  *   nspawn-helper peercred
  *       fd 0 is a connected AF_UNIX socket: prints "PID UID GID" of its peer (SO_PEERCRED), which Node cannot read.
  *
+ *   nspawn-helper peercred-server PID
+ *       The same for many connections of process PID (nspawnd, our parent): reads a file descriptor number of PID
+ *       per line on stdin, takes a copy of that descriptor (pidfd_getfd(2)) and answers "PID UID GID" (or "-")
+ *       per line on stdout. One process for all connections instead of one per connection.
+ *
  *   nspawn-helper exec-in LEADER [-u UID] [-g GID] [-G GID,GID...] [-d DIR] [-c CGROUP.PROCS]... [-t] -- CMD [ARG...]
  *       nsenter(1) for a container: joins the cgroups named by -c, enters the namespaces of the container's PID 1
  *       (LEADER, a host PID): cgroup, ipc, uts, net, pid, mnt and, when it has its own, user; chroots to its root;
@@ -30,6 +35,31 @@ static int peercred_main(void) {
                 return 1;
         }
         printf("%d %u %u\n", (int) uc.pid, (unsigned) uc.uid, (unsigned) uc.gid);
+        return 0;
+}
+
+static int peercred_server_main(int argc, char **argv) {
+        if (argc < 3)
+                return 2;
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        int pidfd = (int) syscall(SYS_pidfd_open, atoi(argv[2]), 0);
+        if (pidfd < 0) {
+                fprintf(stderr, "nspawn-helper peercred-server: pidfd_open: %s\n", strerror(errno));
+                return 1;
+        }
+        setvbuf(stdout, NULL, _IOLBF, 0);
+        char line[64];
+        while (fgets(line, sizeof line, stdin)) {
+                int fd = (int) syscall(SYS_pidfd_getfd, pidfd, atoi(line), 0);
+                struct ucred uc;
+                socklen_t l = sizeof uc;
+                if (fd >= 0 && getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &l) == 0)
+                        printf("%d %u %u\n", (int) uc.pid, (unsigned) uc.uid, (unsigned) uc.gid);
+                else
+                        printf("-\n");
+                if (fd >= 0)
+                        close(fd);
+        }
         return 0;
 }
 

@@ -134,6 +134,7 @@ static struct {
         int restart_exits;    /* a reboot ends nspawn (exit 133): STOPPING=1 with "Restarting..." */
         int final_newline;    /* end the forwarded console output with a newline if it did not */
         int survive;          /* outlive whoever started us (nspawnd: its containers survive its restart) */
+        const char *stdout_path; /* our stdout and stderr become this file (appending) */
         const char *stub_env[4];
         int n_stub_env;
         int no_new_privs;
@@ -440,6 +441,8 @@ static void parse_plan(void) {
                         plan.final_newline = 1;
                 else if (!strcmp(k, "survive"))
                         plan.survive = 1;
+                else if (!strcmp(k, "stdout"))
+                        plan.stdout_path = tok();
                 else if (!strcmp(k, "sdnotify")) {
                         plan.sd_notify = 1;
                         plan.notify_ready = !strcmp(tok(), "1");
@@ -1292,6 +1295,8 @@ int main(int argc, char **argv) {
         /* nspawnd's and nspawnctl's modes (native/execin.c) */
         if (argc > 1 && !strcmp(argv[1], "peercred"))
                 return peercred_main();
+        if (argc > 1 && !strcmp(argv[1], "peercred-server"))
+                return peercred_server_main(argc, argv);
         if (argc > 1 && !strcmp(argv[1], "exec-in"))
                 return execin_main(argc, argv);
         if (argc > 1 && !strcmp(argv[1], "--handoff")) {
@@ -1314,6 +1319,15 @@ int main(int argc, char **argv) {
                 /* nspawnd's containers outlive it (it finds them again when it restarts) */
                 if (plan.survive)
                         prctl(PR_SET_PDEATHSIG, 0);
+                if (plan.stdout_path) {
+                        int o = open(plan.stdout_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640);
+                        if (o < 0 || dup2(o, STDOUT_FILENO) < 0 || dup2(o, STDERR_FILENO) < 0) {
+                                ctl_printf("error Failed to open %s: %s\n", plan.stdout_path, strerror(errno));
+                                ctl_printf("exit 1\n");
+                                return 1;
+                        }
+                        close(o);
+                }
         }
         /* No host file descriptor reaches the container: everything but stdio and the control socket closes
          * on exec (fds inherited from whoever started Node included). */
