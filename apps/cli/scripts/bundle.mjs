@@ -56,8 +56,9 @@ await build({
   sourcemap: 'linked',
   logLevel: 'warning',
   // the libraries are ESM and use import.meta.url to find files beside them
-  define: { 'import.meta.url': '__nspawn_import_meta_url', __NSPAWN_PRECOMPUTED_SECCOMP__: JSON.stringify(precomputed) },
-  banner: { js: 'var __nspawn_import_meta_url = require("node:url").pathToFileURL(__filename).href;' },
+  // (import.meta.url only when asked for: making the URL costs at start-up)
+  define: { 'import.meta.url': '__nspawn_meta.url', 'import.meta.dirname': '__dirname', __NSPAWN_PRECOMPUTED_SECCOMP__: JSON.stringify(precomputed) },
+  banner: { js: 'var __nspawn_meta = { get url() { return require("node:url").pathToFileURL(__filename).href; } };' },
   // @nspawn/net (and netlink's large generated code) is a bundle of its own, loaded only by a container with a
   // network: parsing it on every start would cost ~10 ms
   plugins: [netlinkPrebuilds, netSeparate],

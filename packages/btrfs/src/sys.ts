@@ -19,11 +19,18 @@ export class SysError extends Error {
   }
 }
 
-const errnoNames = new Map<number, string>();
-for (const [k, v] of Object.entries(osConstants.errno)) if (!errnoNames.has(v)) errnoNames.set(v, k);
+// built on first use: nspawn loads this module at every start and seldom needs a name
+let errnoNames: Map<number, string> | undefined;
+function errnoTable(): Map<number, string> {
+  if (!errnoNames) {
+    errnoNames = new Map();
+    for (const [k, v] of Object.entries(osConstants.errno)) if (!errnoNames.has(v)) errnoNames.set(v, k);
+  }
+  return errnoNames;
+}
 
 export function errnoName(n: number): string {
-  return errnoNames.get(n) ?? `E${n}`;
+  return errnoTable().get(n) ?? `E${n}`;
 }
 
 type Fn = (...args: unknown[]) => number | bigint;

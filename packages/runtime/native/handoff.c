@@ -159,6 +159,11 @@ static void ho_kill_below(const char *dir, const char *file) {
         closedir(d);
 }
 
+/* A scope directory to remove: Node's, or, when the helper made the cgroup (native/cgroup-ops.c), one it made. */
+static int ho_ours(const char *dir) {
+        return cgops.n == 0 || cgops_made(dir);
+}
+
 /* MachineCgroup.remove(): what is left in the scope is killed (only there), the scope goes in every hierarchy, then
  * machine.slice where an nspawn made it and it is empty. */
 static void ho_remove_cgroups(void) {
@@ -167,7 +172,7 @@ static void ho_remove_cgroups(void) {
         for (int attempt = 0;; attempt++) {
                 left = 0;
                 for (int i = 0; i < ho.n_rm; i++)
-                        if (ho_rmdir_tree(ho.rm[i]) < 0)
+                        if (ho_ours(ho.rm[i]) && ho_rmdir_tree(ho.rm[i]) < 0)
                                 left++;
                 if (left == 0 || now_ms() >= deadline)
                         break;
@@ -179,12 +184,13 @@ static void ho_remove_cgroups(void) {
                         }
                 } else
                         for (int i = 0; i < ho.n_rm; i++)
-                                ho_kill_below(ho.rm[i], "cgroup.procs");
+                                if (ho_ours(ho.rm[i]))
+                                        ho_kill_below(ho.rm[i], "cgroup.procs");
                 struct timespec ts = { 0, (attempt < 10 ? 2 : 20) * 1000000L };
                 nanosleep(&ts, NULL);
         }
         for (int i = 0; i < ho.n_rm; i++)
-                if (access(ho.rm[i], F_OK) == 0) {
+                if (ho_ours(ho.rm[i]) && access(ho.rm[i], F_OK) == 0) {
                         char msg[PATH_MAX + 64];
                         snprintf(msg, sizeof msg, "Failed to remove cgroup %s: it still has processes.", ho.rm[i]);
                         ho_say(msg);

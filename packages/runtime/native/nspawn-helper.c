@@ -73,6 +73,7 @@ static int decode_hex(const char *hex, unsigned char *out, size_t len) {
 #include "devices.c" /* the device policy's BPF program on cgroup2 (static functions) */
 #include "cgroup.c" /* into the container's cgroup (static functions) */
 #include "locks.c" /* image locks held for the container's life (static functions) */
+#include "cgroup-ops.c" /* making the container's cgroup (static functions) */
 #include "netcfg.c" /* host0 and friends: up, addresses, routes; --network-namespace-path= (static functions) */
 #define MAX_OPS 512
 #define MAX_LIST 1024
@@ -447,6 +448,31 @@ static void parse_plan(void) {
                         plan.sd_notify = 1;
                         plan.notify_ready = !strcmp(tok(), "1");
                         plan.restart_exits = !strcmp(tok(), "1");
+                } else if (!strcmp(k, "cgmkdir")) {
+                        cgops_full();
+                        CgOp *o = &cgops.op[cgops.n++];
+                        o->kind = 'm';
+                        o->path = tok();
+                        o->exclusive = !strcmp(tok(), "1");
+                        o->busy = tok();
+                } else if (!strcmp(k, "cgwrite")) {
+                        cgops_full();
+                        CgOp *o = &cgops.op[cgops.n++];
+                        o->kind = 'w';
+                        o->path = tok();
+                        o->n_data = (int) parse_u(tok());
+                        o->data = calloc((size_t) o->n_data + 1, sizeof(char *));
+                        if (!o->data)
+                                exit(2);
+                        for (int i = 0; i < o->n_data; i++)
+                                o->data[i] = tok();
+                } else if (!strcmp(k, "cgchown")) {
+                        cgops_full();
+                        CgOp *o = &cgops.op[cgops.n++];
+                        o->kind = 'c';
+                        o->path = tok();
+                        o->uid = (long) parse_u(tok());
+                        o->gid = (long) parse_u(tok());
                 } else if (!strcmp(k, "lock")) {
                         const char *path = tok(), *ex = tok(), *busy = tok();
                         if (lock_plan_add(path, ex, busy) < 0) {
@@ -1345,6 +1371,15 @@ int main(int argc, char **argv) {
                         return early_exit();
                 }
                 atexit(locks_release);
+        }
+        /* The container's cgroup, when nspawn left making it to us. */
+        {
+                char cerr[4096];
+                if (cgops_run(cerr, sizeof cerr) < 0) {
+                        ctl_printf("error %s\n", cerr);
+                        ctl_printf("exit 1\n");
+                        return early_exit();
+                }
         }
         int sp[2];
         if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0) {

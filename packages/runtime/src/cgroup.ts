@@ -521,3 +521,56 @@ export function readMachineStats(name: string, opts: { layout?: CgroupLayout; fs
     tasks: orUnified('pids', 'pids.current', 'pids.current'),
   };
 }
+
+/** A change to the cgroup file system that the helper makes (HelperPlan.cgroupOps). */
+export type CgroupOp =
+  /** mkdir; EXCLUSIVE: one that exists already is an error (BUSY says which), else it is fine */
+  | { kind: 'mkdir'; path: string; exclusive: boolean; busy: string }
+  /** write(2)s of each value through one open file */
+  | { kind: 'write'; path: string; data: string[] }
+  | { kind: 'chown'; path: string; uid: number; gid: number };
+
+/**
+ * A CgroupFs that does not change anything: mkdir, write and chown become CgroupOps for the helper (nspawn hands
+ * them over when it execs it: src/handoff.ts), while reads go to REAL, with what the ops will have made simulated
+ * (a new directory exists, its files read as the ops wrote them or empty, its cgroup.controllers are its parent's
+ * subtree_control). rmdir, kill and the reads of existing cgroups are real: a stale scope is removed as before.
+ * NAME is the machine's, for the error when its scope exists by the time the helper makes it.
+ */
+export function recordingCgroupFs(real: CgroupFs, name: string): CgroupFs & { readonly ops: CgroupOp[] } {
+  const ops: CgroupOp[] = [];
+  const pending = new Set<string>();
+  const written = new Map<string, string>();
+  const inPending = (p: string) => pending.has(dirname(p));
+  const fs: CgroupFs & { ops: CgroupOp[] } = {
+    ops,
+    mkdir(p) {
+      if (pending.has(p) || real.exists(p)) throw Object.assign(new Error(`mkdir ${p}: EEXIST`), { code: 'EEXIST' });
+      if (!pending.has(dirname(p)) && !real.exists(dirname(p))) throw Object.assign(new Error(`mkdir ${p}: ENOENT`), { code: 'ENOENT' });
+      const slice = p.endsWith(`/${MACHINE_SLICE}`);
+      ops.push({ kind: 'mkdir', path: p, exclusive: !slice, busy: busy(name, p).message });
+      pending.add(p);
+    },
+    rmdir: (p) => real.rmdir(p),
+    read(p) {
+      if (written.has(p)) return written.get(p)!;
+      if (!inPending(p)) return real.read(p);
+      // a new cgroup's controllers are what its parent enables for its children
+      if (p.endsWith('/cgroup.controllers')) return fs.read(join(dirname(dirname(p)), 'cgroup.subtree_control'));
+      return '';
+    },
+    write(p, ...data) {
+      ops.push({ kind: 'write', path: p, data });
+      if (data.length > 0) written.set(p, data.at(-1)!);
+    },
+    exists: (p) => pending.has(p) || (inPending(p) ? real.exists(join(dirname(dirname(p)), p.slice(dirname(p).length + 1))) : real.exists(p)),
+    subdirs: (p) => (pending.has(p) ? [] : real.subdirs(p)),
+    chown(p, uid, gid) {
+      ops.push({ kind: 'chown', path: p, uid, gid });
+    },
+    id: (p) => (pending.has(p) ? 0n : real.id(p)),
+    created: (p) => (pending.has(p) ? Date.now() : real.created(p)),
+    kill: (pid) => real.kill(pid),
+  };
+  return fs;
+}

@@ -15,6 +15,7 @@ import { ContainerError, type Prepared } from './prepare.js';
 import { type ContainerExtension, type ContainerRun, defaultExtensions } from './extension.js';
 import { defaultHooks, endMessages, helperPath, planBoot, type RunHooks, setupMachineCgroup, spawningMessage } from './run.js';
 import { planTokens } from './protocol.js';
+import { nodeCgroupFs, recordingCgroupFs } from './cgroup.js';
 
 /** What a hand-over needs of the process it replaces. */
 export interface HandoffProcess {
@@ -67,9 +68,12 @@ export function handoffContainer(
   if (!p.quiet) hooks.log(spawningMessage(cfg));
   const host = opts.host ?? probeHost();
   const { plan } = planBoot(p, run, extensions, host, hooks);
-  // the helper will be this process: it goes into the scope from where this process is
-  const machine = setupMachineCgroup(cfg, host, plan, proc.pid, hooks);
-  machine.check(); // (throws when another nspawn has the scope now: not ours to remove)
+  // the helper will be this process: it goes into the scope from where this process is. It makes the scope too,
+  // as createMachineCgroup() says (recordingCgroupFs(): system calls are all it costs there), and its exclusive
+  // mkdir of the scope is the check that no other nspawn has it.
+  const cgroupFs = recordingCgroupFs(nodeCgroupFs, cfg.machineName);
+  const machine = setupMachineCgroup(cfg, host, plan, proc.pid, hooks, undefined, cgroupFs);
+  plan.cgroupOps = cgroupFs.ops;
   try {
     plan.handoff = {
       ...machine.removal(),

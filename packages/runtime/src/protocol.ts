@@ -162,6 +162,15 @@ export interface HelperPlan {
    */
   cgroup?: { v1: Array<{ scope: string; home: string }>; unified?: { scope: string; home: string } };
   /**
+   * Cgroup changes the helper makes before anything else but the locks (src/cgroup.ts recordingCgroupFs(): the
+   * container's scope as createMachineCgroup() would make it), when nspawn hands over to it.
+   */
+  cgroupOps?: Array<
+    | { kind: 'mkdir'; path: string; exclusive: boolean; busy: string }
+    | { kind: 'write'; path: string; data: string[] }
+    | { kind: 'chown'; path: string; uid: number; gid: number }
+  >;
+  /**
    * Lock files the helper takes before anything else and holds for the container's life (make_lock_file() of
    * systemd: an OFD lock, the file removed by its last holder), e.g. the image locks; BUSY is the error when one is
    * held elsewhere. Taken by the helper, a lock outlives a hand-over.
@@ -281,6 +290,11 @@ export function planTokens(p: HelperPlan): string[] {
   if (p.stdoutPath !== undefined) t.push('stdout', p.stdoutPath);
   if (p.notify) t.push('sdnotify', p.notify.notifyReady ? '1' : '0', p.notify.restartExits ? '1' : '0');
   for (const l of p.locks ?? []) t.push('lock', l.path, l.exclusive ? '1' : '0', l.busy);
+  for (const o of p.cgroupOps ?? []) {
+    if (o.kind === 'mkdir') t.push('cgmkdir', o.path, o.exclusive ? '1' : '0', o.busy);
+    else if (o.kind === 'write') t.push('cgwrite', o.path, String(o.data.length), ...o.data);
+    else t.push('cgchown', o.path, String(o.uid), String(o.gid));
+  }
   if (p.handoff) {
     const h = p.handoff;
     t.push('handoff', h.quiet ? '1' : '0', n(h.killSignal), h.keepUnit ? '1' : '0');

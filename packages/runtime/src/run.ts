@@ -6,13 +6,12 @@
 import type { ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, writeSync, lstatSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { signalName } from '@nspawn/settings';
 import { type HostFacts, nodeTree, probeHost } from './host.js';
 import { type ContainerConfig, planContainer } from './plan.js';
 import { ContainerError, type Prepared, randomId128, treeMachineId } from './prepare.js';
 import { setupJournal } from './journal.js';
-import { createMachineCgroup, type MachineCgroup, machineHierarchies, parseProcCgroup } from './cgroup.js';
+import { type CgroupFs, createMachineCgroup, type MachineCgroup, machineHierarchies, parseProcCgroup } from './cgroup.js';
 import { deviceCgroupProgram, type DeviceFacts, formatDeviceRule, machineDeviceRules, nodeDeviceFacts } from './devices/index.js';
 import { encodePlan, type HelperEvent, type HelperPlan, parseHelperLine } from './protocol.js';
 import { randomHex } from './random.js';
@@ -28,9 +27,10 @@ export function helperPath(): string {
   const env = process.env.NSPAWN_HELPER;
   if (env) return env;
   const candidates = [
-    new URL('./nspawn-helper', import.meta.url),
-    new URL('../native/build/nspawn-helper', import.meta.url),
-  ].map((u) => fileURLToPath(u));
+    // (import.meta.dirname rather than URLs: a bundle maps it to __dirname, and URL objects cost at start-up)
+    join(import.meta.dirname, 'nspawn-helper'),
+    join(import.meta.dirname, '../native/build/nspawn-helper'),
+  ];
   for (const c of candidates) if (existsSync(c)) return c;
   throw new Error(
     `nspawn-helper not found (looked in ${candidates.join(', ')}); build it with 'pnpm --filter @nspawn/runtime build'`,
@@ -300,6 +300,7 @@ export function setupMachineCgroup(
   helperPid: number,
   hooks: Pick<RunHooks, 'log'>,
   facts: DeviceFacts = nodeDeviceFacts,
+  cgroupFs?: CgroupFs,
 ): MachineCgroup {
   const mech = deviceMechanisms(cfg, host);
   const rules = machineDeviceRules(cfg.customMounts, cfg.directory, facts);
@@ -310,6 +311,7 @@ export function setupMachineCgroup(
     layout: host.cgroups,
     ...(mech.v1 ? { v1DeviceRules: rules.map(formatDeviceRule) } : {}),
     ...(cfg.userns ? { owner: cfg.userns.shift } : {}),
+    ...(cgroupFs ? { fs: cgroupFs } : {}),
   });
   try {
     plan.cgroup = cgroup.placement(parseProcCgroup(readFileSync(`/proc/${helperPid}/cgroup`, 'utf8')));

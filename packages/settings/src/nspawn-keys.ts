@@ -470,10 +470,12 @@ export const NSPAWN_KEYS: readonly KeySpec[] = [
   ...NETWORK.map(spec('Network')),
 ];
 
-const BY_NAME = new Map(NSPAWN_KEYS.map((k) => [`${k.section}.${k.key}`, k]));
+// built on first use: most starts read no .nspawn file
+let BY_NAME: Map<string, KeySpec> | undefined;
 
 /** The key's spec, or undefined (keys and sections are case-sensitive). */
-export const lookupKey = (section: string, key: string): KeySpec | undefined => BY_NAME.get(`${section}.${key}`);
+export const lookupKey = (section: string, key: string): KeySpec | undefined =>
+  (BY_NAME ??= new Map(NSPAWN_KEYS.map((k) => [`${k.section}.${k.key}`, k]))).get(`${section}.${key}`);
 
 /** settings_load()'s fix-up: PrivateUsers= and the ownership mode are set together or not at all. */
 export function finishSettings(s: Settings): void {

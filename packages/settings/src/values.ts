@@ -158,8 +158,13 @@ export const SIGRTMAX = 64;
 
 
 /** signal_to_string() */
+/** number to name, the first name a number has in SIGNALS (built on first use) */
+let SIGNAL_NAMES: Map<number, string> | undefined;
+
 export function signalName(n: number): string {
-  for (const [k, v] of Object.entries(SIGNALS)) if (v === n) return k;
+  SIGNAL_NAMES ??= new Map(Object.entries(SIGNALS).reverse().map(([k, v]) => [v, k]));
+  const name = SIGNAL_NAMES.get(n);
+  if (name !== undefined) return name;
   if (n === SIGRTMIN) return 'RTMIN';
   if (n > SIGRTMIN && n <= SIGRTMAX) return `RTMIN+${n - SIGRTMIN}`;
   return String(n);
