@@ -36,7 +36,7 @@ await build({
   sourcemap: 'linked',
   logLevel: 'warning',
   // the libraries are ESM and use import.meta.url to find files beside them
-  define: { 'import.meta.url': '__nspawn_import_meta_url', __NSPAWN_PRECOMPUTED_SECCOMP__: JSON.stringify(precomputed) },
+  define: { 'import.meta.url': '__nspawn_import_meta_url', 'import.meta.dirname': '__dirname', __NSPAWN_PRECOMPUTED_SECCOMP__: JSON.stringify(precomputed) },
   // loaded from node_modules at run time: @nspawn/net (netlink's native binding finds itself there) and koffi
   external: ['@nspawn/net', 'koffi'],
   banner: { js: 'var __nspawn_import_meta_url = require("node:url").pathToFileURL(__filename).href;' },
