@@ -8,7 +8,7 @@
 // exists: nspawn (src/nspawn.ts), nspawnctl (src/nspawnctl.ts), nspawnd (apps/daemon: src/nspawnd.ts,
 // src/main.ts or src/cli.ts). dist/NAME.cjs is what bin/NAME loads.
 import { build } from 'esbuild';
-import { copyFileSync, cpSync, mkdirSync, chmodSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, mkdirSync, chmodSync, existsSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -108,8 +108,10 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const helpers = [[join(runtimeDir, 'native/build/nspawn-helper'), 'nspawn-helper']];
   const prebuilt = join(runtimeDir, 'native/prebuilt');
   if (existsSync(prebuilt)) for (const f of readdirSync(prebuilt).filter((f) => f.startsWith('nspawn-helper-'))) helpers.push([join(prebuilt, f), f]);
+  // copied beside and renamed over: a helper that running containers execute cannot be written to (ETXTBSY)
   for (const [from, to] of helpers) {
-    copyFileSync(from, join(here, 'dist', to));
-    chmodSync(join(here, 'dist', to), 0o755);
+    copyFileSync(from, join(here, 'dist', `${to}.tmp`));
+    chmodSync(join(here, 'dist', `${to}.tmp`), 0o755);
+    renameSync(join(here, 'dist', `${to}.tmp`), join(here, 'dist', to));
   }
 }

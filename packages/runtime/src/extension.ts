@@ -6,6 +6,7 @@
 import { writeFileSync } from 'node:fs';
 import type { ContainerConfig } from './plan.js';
 import type { HelperPlan } from './protocol.js';
+import { registerExtension } from './register.js';
 import { storageExtension } from './storage.js';
 import { networkExtension } from './network.js';
 
@@ -58,5 +59,5 @@ export const usernsMapExtension: ContainerExtension = {
 
 /** The extensions every `nspawn` start uses, in order. */
 export function defaultExtensions(): ContainerExtension[] {
-  return [storageExtension(), usernsMapExtension, networkExtension()];
+  return [storageExtension(), usernsMapExtension, networkExtension(), registerExtension()];
 }

@@ -75,6 +75,13 @@ export interface RunHooks {
   onReady?(): void;
   /** a message of the container's init on /run/host/notify that nspawn handles: "READY=1", "STATUS=..." */
   onNotify?(message: string): void;
+  /** false: our SIGINT/SIGTERM/SIGHUP are not passed on to the container (nspawnd: its containers outlive it) */
+  forwardSignals?: boolean;
+  /**
+   * a helper started earlier (spawnHelper()) that waits for its plan, instead of one started now: nspawnd keeps
+   * one ready, so the start of a process is off the critical path (its stdio is then set by plan.stdoutPath)
+   */
+  spawnHelper?(): ChildProcess;
 }
 
 // fs.writeSync rather than process.stderr: no stream to build at start-up; a terminal that hung up (EIO) is not an error
@@ -153,9 +160,10 @@ export function runPlan(
         }
       }
     };
-    const signals: NodeJS.Signals[] = ['SIGTERM', 'SIGINT'];
+    const forward = hooks.forwardSignals !== false;
+    const signals: NodeJS.Signals[] = forward ? ['SIGTERM', 'SIGINT'] : [];
     for (const s of signals) process.on(s, onSignal);
-    process.on('SIGHUP', onHangup);
+    if (forward) process.on('SIGHUP', onHangup);
     let wasReady = false;
     const ready = () => {
       if (!wasReady) hooks.onReady?.();
@@ -437,7 +445,7 @@ async function bootLoop(
   if (!p.quiet) hooks.log(spawningMessage(cfg));
   for (;;) {
     // the helper starts first and waits for its plan: its exec overlaps the planning below
-    const child = spawnHelper(stdio ? { stdio } : {});
+    const child = hooks.spawnHelper?.() ?? spawnHelper(stdio ? { stdio } : {});
     let end: ContainerEnd;
     let cleanup = () => {};
     let machine: MachineCgroup | undefined;
