@@ -3,7 +3,10 @@
  * by a NUL byte. A call is {method, parameters, more?, oneway?}; a reply is {parameters, continues?} or
  * {error, parameters}. The codec, a client and a small server; no dependency beyond node:net.
  */
-import { connect, createServer, type Server, type Socket } from 'node:net';
+import type { Server, Socket } from 'node:net';
+
+// node:net (and the streams) loaded when a varlink call or server is made, not when nspawn starts
+const net = () => process.getBuiltinModule('node:net');
 
 export interface VarlinkCall {
   method: string;
@@ -63,7 +66,7 @@ export function varlinkCall(
   opts: { more?: boolean; timeoutMs?: number } = {},
 ): Promise<Record<string, unknown>[]> {
   return new Promise((resolve, reject) => {
-    const s = connect(socket);
+    const s = net().connect(socket);
     const dec = new VarlinkDecoder();
     const replies: Record<string, unknown>[] = [];
     let done = false;
@@ -130,7 +133,7 @@ export function createVarlinkServer(opts: VarlinkServerOptions): Server {
     'org.varlink.service.GetInfo': () => ({ ...(opts.info ?? { vendor: '', product: '', version: '', url: '' }), interfaces: ['org.varlink.service', ...interfaces] }),
     ...opts.methods,
   };
-  return createServer((sock) => {
+  return net().createServer((sock) => {
     sock.on('error', () => {});
     const dec = new VarlinkDecoder();
     let queue = Promise.resolve();
