@@ -23,6 +23,10 @@ if [ $want_test = 1 ]; then
   # attr, acl: the btrfs copy tests set and read xattrs and ACLs; the uidrange tests put ACLs on trees
   # curl: the network tests fetch from inside a test network namespace
   apt_pkgs+=(systemd-container btrfs-progs nftables debootstrap gcc-multilib attr acl curl)
+  # the runtime's prebuilt arm64 helper (pnpm build, the packaging tests, pnpm release): clang with Debian's
+  # arm64 C library; not gcc-aarch64-linux-gnu, which Debian makes conflict with gcc-multilib.
+  # zsh and man-db: the completion and man page tests.
+  apt_pkgs+=(clang libc6-dev-arm64-cross libgcc-12-dev-arm64-cross binutils-aarch64-linux-gnu zsh man-db)
 fi
 missing=()
 for p in "${apt_pkgs[@]}"; do

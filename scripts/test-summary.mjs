@@ -9,7 +9,7 @@ let passed = 0;
 let failed = 0;
 let skipped = 0;
 let reports = 0;
-for (const group of ['packages', 'apps']) {
+for (const group of ['packages', 'apps', 'tools']) {
   for (const name of existsSync(join(root, group)) ? readdirSync(join(root, group)) : []) {
     const f = join(root, group, name, 'vitest-report.json');
     if (!existsSync(f)) continue;

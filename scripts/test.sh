@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --test
 export PATH=/usr/local/bin:$PATH
-rm -f packages/*/vitest-report.json apps/*/vitest-report.json
+rm -f packages/*/vitest-report.json apps/*/vitest-report.json tools/*/vitest-report.json
 node scripts/check-leaks.mjs --save /tmp/nspawn-leak-baseline.json
 status=0
 pnpm run -s typecheck || status=1

@@ -1,13 +1,37 @@
 #!/usr/bin/env node
 // Bundles each command into one CommonJS file (the fastest start Node offers: one file, no ESM loader
-// machinery) and puts the runtime's native helper (and uidrange's tool) beside it, where @nspawn/runtime looks for it.
+// machinery) and puts the runtime's native helpers beside them, where @nspawn/runtime looks for them: the
+// one built on this machine, and the prebuilt static ones per architecture (the global package runs on
+// x64 and arm64 without a compiler).
+//
+// The commands are found, not listed: every `bin` of package.json and every known command whose source
+// exists: nspawn (src/nspawn.ts), nspawnctl (src/nspawnctl.ts), nspawnd (apps/daemon: src/nspawnd.ts,
+// src/main.ts or src/cli.ts). dist/NAME.cjs is what bin/NAME loads.
 import { build } from 'esbuild';
-import { copyFileSync, cpSync, mkdirSync, chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, mkdirSync, chmodSync, existsSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const here = join(dirname(fileURLToPath(import.meta.url)), '..');
+const pkg = JSON.parse(readFileSync(join(here, 'package.json'), 'utf8'));
+
+/** Where each command's source may be, first existing wins. */
+const SOURCES = {
+  nspawnd: ['../daemon/src/nspawnd.ts', '../daemon/src/main.ts', '../daemon/src/cli.ts'],
+};
+const sourcesOf = (name) => SOURCES[name] ?? [`src/${name}.ts`];
+
+/** name -> absolute source path, for each command whose source exists. */
+export function commandEntries() {
+  const names = new Set(['nspawn', 'nspawnctl', 'nspawnd', ...Object.keys(pkg.bin ?? {})]);
+  const out = {};
+  for (const n of names) {
+    const src = sourcesOf(n).map((s) => join(here, s)).find((s) => existsSync(s));
+    if (src) out[n] = src;
+  }
+  return out;
+}
 const netSeparate = {
   name: 'net-separate',
   setup(b) {
@@ -27,59 +51,70 @@ const netlinkPrebuilds = {
     });
   },
 };
-mkdirSync(join(here, 'dist'), { recursive: true });
-const require = createRequire(join(here, 'package.json'));
-const runtimeDir = dirname(require.resolve('@nspawn/runtime/package.json'));
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const entries = commandEntries();
+  for (const b of Object.keys(pkg.bin ?? {}))
+    if (!entries[b]) throw new Error(`bin "${b}" in package.json has no source (looked for ${sourcesOf(b).join(', ')})`);
+  mkdirSync(join(here, 'dist'), { recursive: true });
+  const require = createRequire(join(here, 'package.json'));
+  const runtimeDir = dirname(require.resolve('@nspawn/runtime/package.json'));
 
-// The seccomp programs of the usual starts, computed now by the runtime being bundled (see nspawnSeccompBytes()):
-// the default capabilities with and without a private network and a user namespace, with and without
-// --suppress-sync. Other option sets are computed at start-up as before.
-const runtime = await import(pathToFileURL(join(runtimeDir, 'dist/index.js')).href);
-const precomputed = {};
-for (const privateNetwork of [false, true])
-  for (const privateUsers of [undefined, { mode: 'fixed', shift: 0x10000, range: 0x10000 }, { mode: 'pick' }])
-    for (const suppressSync of [false, true]) {
-      const s = { ...(privateNetwork ? { privateNetwork } : {}), ...(privateUsers ? { privateUsers } : {}) };
-      const opts = { retainedCapabilities: runtime.containerCapabilities(s, s).retain, allow: [], deny: [], suppressSync };
-      const f = runtime.nspawnSeccompFilter(opts);
-      precomputed[runtime.seccompFilterKey(opts)] = { hex: Buffer.from(f.bytes).toString('hex'), warnings: f.warnings };
-    }
-writeFileSync(join(here, 'dist/precomputed-seccomp.json'), `${JSON.stringify(precomputed, null, 1)}\n`);
-await build({
-  entryPoints: { nspawn: join(here, 'src/nspawn.ts') },
-  outdir: join(here, 'dist'),
-  outExtension: { '.js': '.cjs' },
-  bundle: true,
-  platform: 'node',
-  format: 'cjs',
-  target: 'node24',
-  sourcemap: 'linked',
-  logLevel: 'warning',
-  // the libraries are ESM and use import.meta.url to find files beside them
-  // (import.meta.url only when asked for: making the URL costs at start-up)
-  define: { 'import.meta.url': '__nspawn_meta.url', 'import.meta.dirname': '__dirname', __NSPAWN_PRECOMPUTED_SECCOMP__: JSON.stringify(precomputed) },
-  banner: { js: 'var __nspawn_meta = { get url() { return require("node:url").pathToFileURL(__filename).href; } };' },
-  // @nspawn/net (and netlink's large generated code) is a bundle of its own, loaded only by a container with a
-  // network: parsing it on every start would cost ~10 ms
-  plugins: [netlinkPrebuilds, netSeparate],
-});
-await build({
-  entryPoints: { 'nspawn-net': join(runtimeDir, 'node_modules/@nspawn/net/dist/index.js') },
-  outdir: join(here, 'dist'),
-  outExtension: { '.js': '.cjs' },
-  bundle: true,
-  platform: 'node',
-  format: 'cjs',
-  target: 'node24',
-  sourcemap: 'linked',
-  logLevel: 'warning',
-  define: { 'import.meta.url': '__nspawn_import_meta_url' },
-  banner: { js: 'var __nspawn_import_meta_url = require("node:url").pathToFileURL(__filename).href;' },
-  plugins: [netlinkPrebuilds],
-});
-copyFileSync(join(runtimeDir, 'native/build/nspawn-helper'), join(here, 'dist/nspawn-helper'));
-chmodSync(join(here, 'dist/nspawn-helper'), 0o755);
-// @nspawn/uidrange's tool (range locks, chown, idmap probe), resolved through the runtime that depends on it
-const uidrangeDir = dirname(createRequire(join(runtimeDir, 'package.json')).resolve('@nspawn/uidrange/package.json'));
-copyFileSync(join(uidrangeDir, 'native/build/uidrange-tool'), join(here, 'dist/uidrange-tool'));
-chmodSync(join(here, 'dist/uidrange-tool'), 0o755);
+  // The seccomp programs of the usual starts, computed now by the runtime being bundled (see nspawnSeccompBytes()):
+  // the default capabilities with and without a private network and a user namespace, with and without
+  // --suppress-sync. Other option sets are computed at start-up as before.
+  const runtime = await import(pathToFileURL(join(runtimeDir, 'dist/index.js')).href);
+  const precomputed = {};
+  for (const privateNetwork of [false, true])
+    for (const privateUsers of [undefined, { mode: 'fixed', shift: 0x10000, range: 0x10000 }, { mode: 'pick' }])
+      for (const suppressSync of [false, true]) {
+        const s = { ...(privateNetwork ? { privateNetwork } : {}), ...(privateUsers ? { privateUsers } : {}) };
+        const opts = { retainedCapabilities: runtime.containerCapabilities(s, s).retain, allow: [], deny: [], suppressSync };
+        const f = runtime.nspawnSeccompFilter(opts);
+        precomputed[runtime.seccompFilterKey(opts)] = { hex: Buffer.from(f.bytes).toString('hex'), warnings: f.warnings };
+      }
+  writeFileSync(join(here, 'dist/precomputed-seccomp.json'), `${JSON.stringify(precomputed, null, 1)}\n`);
+  await build({
+    entryPoints: entries,
+    outdir: join(here, 'dist'),
+    outExtension: { '.js': '.cjs' },
+    bundle: true,
+    platform: 'node',
+    format: 'cjs',
+    target: 'node24',
+    sourcemap: 'linked',
+    logLevel: 'warning',
+    // the libraries are ESM and use import.meta.url to find files beside them
+    // (import.meta.url only when asked for: making the URL costs at start-up)
+    define: { 'import.meta.url': '__nspawn_meta.url', 'import.meta.dirname': '__dirname', __NSPAWN_PRECOMPUTED_SECCOMP__: JSON.stringify(precomputed) },
+    banner: { js: 'var __nspawn_meta = { get url() { return require("node:url").pathToFileURL(__filename).href; } };' },
+    // @nspawn/net (and netlink's large generated code) is a bundle of its own, loaded only by a container with a
+    // network: parsing it on every start would cost ~10 ms
+    plugins: [netlinkPrebuilds, netSeparate],
+  });
+  await build({
+    entryPoints: { 'nspawn-net': join(runtimeDir, 'node_modules/@nspawn/net/dist/index.js') },
+    outdir: join(here, 'dist'),
+    outExtension: { '.js': '.cjs' },
+    bundle: true,
+    platform: 'node',
+    format: 'cjs',
+    target: 'node24',
+    sourcemap: 'linked',
+    logLevel: 'warning',
+    define: { 'import.meta.url': '__nspawn_import_meta_url' },
+    banner: { js: 'var __nspawn_import_meta_url = require("node:url").pathToFileURL(__filename).href;' },
+    plugins: [netlinkPrebuilds],
+  });
+  const helpers = [[join(runtimeDir, 'native/build/nspawn-helper'), 'nspawn-helper']];
+  const prebuilt = join(runtimeDir, 'native/prebuilt');
+  if (existsSync(prebuilt)) for (const f of readdirSync(prebuilt).filter((f) => f.startsWith('nspawn-helper-'))) helpers.push([join(prebuilt, f), f]);
+  // @nspawn/uidrange's tool (range locks, chown, idmap probe), found through the runtime that depends on it
+  const uidrangeDir = dirname(createRequire(join(runtimeDir, 'package.json')).resolve('@nspawn/uidrange/package.json'));
+  helpers.push([join(uidrangeDir, 'native/build/uidrange-tool'), 'uidrange-tool']);
+  // copied beside and renamed over: a helper that running containers execute cannot be written to (ETXTBSY)
+  for (const [from, to] of helpers) {
+    copyFileSync(from, join(here, 'dist', `${to}.tmp`));
+    chmodSync(join(here, 'dist', `${to}.tmp`), 0o755);
+    renameSync(join(here, 'dist', `${to}.tmp`), join(here, 'dist', to));
+  }
+}

@@ -1,5 +1,8 @@
 /** --help and --version texts, grouped like systemd-nspawn's. */
-export const VERSION = 'nspawn 0.1.0 (compatible with systemd-nspawn 252)\n';
+import pkg from '../package.json' with { type: 'json' };
+
+/** the package's version (changesets bumps it), bundled in */
+export const VERSION = `nspawn ${pkg.version} (compatible with systemd-nspawn 252)\n`;
 
 export const HELP = `nspawn [OPTIONS...] [ARGUMENTS...]
 
@@ -8,6 +11,7 @@ Spawn a command or OS in a light-weight container.
   -h --help                 Show this help
      --version              Print version string
   -q --quiet                Do not show status information
+     --no-pager             Do not pipe output into a pager
      --settings=BOOLEAN     Load additional settings from .nspawn file
 
 Image:

@@ -134,6 +134,8 @@ static struct {
         int notify_ready;     /* READY=1 only when the container's init sends it */
         int restart_exits;    /* a reboot ends nspawn (exit 133): STOPPING=1 with "Restarting..." */
         int final_newline;    /* end the forwarded console output with a newline if it did not */
+        int survive;          /* outlive whoever started us (nspawnd: its containers survive its restart) */
+        const char *stdout_path; /* our stdout and stderr become this file (appending) */
         const char *stub_env[4];
         int n_stub_env;
         int no_new_privs;
@@ -453,6 +455,10 @@ static void parse_plan(void) {
                                 plan.fallback_args[plan.n_fallback_args++] = tok();
                 } else if (!strcmp(k, "finalnl"))
                         plan.final_newline = 1;
+                else if (!strcmp(k, "survive"))
+                        plan.survive = 1;
+                else if (!strcmp(k, "stdout"))
+                        plan.stdout_path = tok();
                 else if (!strcmp(k, "sdnotify")) {
                         plan.sd_notify = 1;
                         plan.notify_ready = !strcmp(tok(), "1");
@@ -1376,6 +1382,8 @@ static uint64_t now_ms(void) {
         return (uint64_t) t.tv_sec * 1000 + (uint64_t) t.tv_nsec / 1000000;
 }
 
+#include "execin.c" /* the peercred and exec-in modes (nspawnd, nspawnctl) */
+
 /* A start that failed before the container ran: handed over, the scope Node made goes and the error is said. */
 static int early_exit(void) {
         if (!handoff_on)
@@ -1400,6 +1408,13 @@ int main(int argc, char **argv) {
                 return netcfg_ofd_lock();
         if (argc >= 2 && !strcmp(argv[1], "--move-back"))
                 return netcfg_move_back(argc, argv);
+        /* nspawnd's and nspawnctl's modes (native/execin.c) */
+        if (argc > 1 && !strcmp(argv[1], "peercred"))
+                return peercred_main();
+        if (argc > 1 && !strcmp(argv[1], "peercred-server"))
+                return peercred_server_main(argc, argv);
+        if (argc > 1 && !strcmp(argv[1], "exec-in"))
+                return execin_main(argc, argv);
         if (argc > 1 && !strcmp(argv[1], "--handoff")) {
                 /* In nspawn's place: what Node set up for itself goes (it ignores SIGPIPE, for one); no parent to
                  * die with, and no control socket (fd 3 is not ours). */
@@ -1417,6 +1432,18 @@ int main(int argc, char **argv) {
                 /* Die with Node: the container's PID 1 dies with us through PDEATHSIG below. */
                 prctl(PR_SET_PDEATHSIG, SIGKILL);
                 read_plan();
+                /* nspawnd's containers outlive it (it finds them again when it restarts) */
+                if (plan.survive)
+                        prctl(PR_SET_PDEATHSIG, 0);
+                if (plan.stdout_path) {
+                        int o = open(plan.stdout_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640);
+                        if (o < 0 || dup2(o, STDOUT_FILENO) < 0 || dup2(o, STDERR_FILENO) < 0) {
+                                ctl_printf("error Failed to open %s: %s\n", plan.stdout_path, strerror(errno));
+                                ctl_printf("exit 1\n");
+                                return 1;
+                        }
+                        close(o);
+                }
         }
         /* No host file descriptor reaches the container: everything but stdio and the control socket closes
          * on exec (fds inherited from whoever started Node included). */

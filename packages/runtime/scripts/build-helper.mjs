@@ -1,36 +1,134 @@
 #!/usr/bin/env node
-// Builds native/build/nspawn-helper from native/nspawn-helper.c with the machine's C compiler, offline.
-// Static when the C library allows it (faster exec, no loader), dynamic otherwise. Skips when up to date.
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, statSync, renameSync } from 'node:fs';
+// The native helper (native/nspawn-helper.c) as native/build/nspawn-helper, offline.
+//
+//   node scripts/build-helper.mjs             install: a prebuilt helper for this machine's architecture
+//                                             (native/prebuilt/nspawn-helper-linux-ARCH, shipped in the
+//                                             tarball) when one exists and runs here; else build it with the
+//                                             machine's C compiler ($CC or cc). No compiler needed when a
+//                                             prebuilt one fits.
+//   node scripts/build-helper.mjs --build     the workspace build: compile native/build/nspawn-helper, then
+//                                             the prebuilt helpers for x64 and arm64 (cross compilers:
+//                                             aarch64-linux-gnu-gcc, or clang --target=aarch64-linux-gnu
+//                                             with Debian's libc6-dev-arm64-cross); an architecture whose
+//                                             compiler is missing is skipped with a note.
+//   --force                                   rebuild even when up to date
+//
+// Static when the C library allows it (faster exec, no loader; and a prebuilt helper must run on any
+// distribution), dynamic otherwise. NSPAWN_HELPER_ARCH overrides the architecture (tests, odd hosts).
+import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { copyFileSync, chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const pkg = join(dirname(fileURLToPath(import.meta.url)), '..');
-const src = join(pkg, 'native', 'nspawn-helper.c');
-const out = join(pkg, 'native', 'build', 'nspawn-helper');
+const nativeDir = join(pkg, 'native');
+const src = join(nativeDir, 'nspawn-helper.c');
+const out = join(nativeDir, 'build', 'nspawn-helper');
+const prebuiltDir = join(nativeDir, 'prebuilt');
 const force = process.argv.includes('--force');
+const buildMode = process.argv.includes('--build');
+const arch = process.env.NSPAWN_HELPER_ARCH || process.arch;
+const say = (m) => console.error(`@nspawn/runtime: ${m}`);
+
+/** Cross compilers per architecture: [command, leading arguments], tried in order. */
+const CROSS = {
+  x64: [['x86_64-linux-gnu-gcc', []], ['clang', ['--target=x86_64-linux-gnu']]],
+  arm64: [['aarch64-linux-gnu-gcc', []], ['clang', ['--target=aarch64-linux-gnu']]],
+};
+// the machine's own compiler first for its own architecture
+const COMPILERS = Object.fromEntries(
+  Object.entries(CROSS).map(([a, list]) => [a, a === process.arch ? [[process.env.CC || 'cc', []], ...list] : list]),
+);
+
+export const prebuiltPath = (a) => join(prebuiltDir, `nspawn-helper-linux-${a}`);
+
+function newestSource() {
+  return Math.max(
+    ...readdirSync(nativeDir)
+      .filter((f) => f.endsWith('.c') || f.endsWith('.h'))
+      .map((f) => statSync(join(nativeDir, f)).mtimeMs),
+  );
+}
+const upToDate = (file) => !force && existsSync(file) && statSync(file).mtimeMs >= newestSource();
+
+/** A hash of the C sources: the prebuilt helpers record the one they were built from (mtimes do not survive npm). */
+function sourceHash() {
+  const h = createHash('sha256');
+  for (const f of readdirSync(nativeDir).filter((f) => f.endsWith('.c') || f.endsWith('.h')).sort()) h.update(`${f}\0`).update(readFileSync(join(nativeDir, f)));
+  return h.digest('hex');
+}
+const hashFile = join(prebuiltDir, 'sources.sha256');
+const prebuiltFresh = () => existsSync(hashFile) && readFileSync(hashFile, 'utf8').trim() === sourceHash();
+
+/** Compiles the helper into `file` with `cc` (+ args); static first. Returns false when the compiler fails. */
+function compile(cc, args, file, { staticOnly = false } = {}) {
+  mkdirSync(dirname(file), { recursive: true });
+  const common = [...args, '-O2', '-Wall', '-Wextra', '-Wno-unused-parameter', '-o', `${file}.tmp`, src];
+  const tries = staticOnly ? [['-static', ...common]] : [['-static', ...common], common];
+  for (const t of tries) {
+    try {
+      execFileSync(cc, t, { stdio: ['ignore', 'ignore', 'pipe'] });
+      renameSync(`${file}.tmp`, file);
+      return true;
+    } catch {
+      /* next */
+    }
+  }
+  return false;
+}
+
+/** Does this binary execute here? (The helper without a plan on fd 3 says so and exits 2.) */
+export function runsHere(file) {
+  const r = spawnSync(file, [], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 5000 });
+  return !r.error && r.status === 2 && /no plan on fd 3/.test(String(r.stderr));
+}
 
 if (!existsSync(src)) {
-  console.error(`@nspawn/runtime: ${src} is missing; cannot build the helper`);
+  say(`${src} is missing; cannot build the helper`);
   process.exit(1);
 }
-// up to date when newer than every C source and header it includes (native/*.c, native/*.h)
-const sources = readdirSync(dirname(src))
-  .filter((f) => f.endsWith('.c') || f.endsWith('.h'))
-  .map((f) => statSync(join(dirname(src), f)).mtimeMs);
-if (!force && existsSync(out) && statSync(out).mtimeMs >= Math.max(...sources)) process.exit(0);
-mkdirSync(dirname(out), { recursive: true });
-const cc = process.env.CC || 'cc';
-const common = ['-O2', '-Wall', '-Wextra', '-Wno-unused-parameter', '-o', `${out}.tmp`, src];
-try {
-  execFileSync(cc, ['-static', ...common], { stdio: ['ignore', 'ignore', 'pipe'] });
-} catch {
-  try {
-    execFileSync(cc, common, { stdio: ['ignore', 'inherit', 'inherit'] });
-  } catch {
-    console.error(`@nspawn/runtime: building the helper with '${cc}' failed; install a C compiler (Debian: gcc libc6-dev)`);
-    process.exit(1);
+
+if (buildMode) {
+  if (!upToDate(out)) {
+    const cc = process.env.CC || 'cc';
+    if (!compile(cc, [], out)) {
+      say(`building the helper with '${cc}' failed; install a C compiler (Debian: gcc libc6-dev)`);
+      process.exit(1);
+    }
   }
+  const fresh = prebuiltFresh();
+  for (const [a, compilers] of Object.entries(COMPILERS)) {
+    const file = prebuiltPath(a);
+    if (fresh && upToDate(file)) continue;
+    const built = compilers.some(([cc, args]) => compile(cc, args, file, { staticOnly: true }));
+    if (!built) {
+      rmSync(file, { force: true });
+      say(`no static ${a} compiler here (arm64 on Debian: clang libc6-dev-arm64-cross); ${a} not prebuilt`);
+    }
+  }
+  mkdirSync(prebuiltDir, { recursive: true });
+  writeFileSync(hashFile, `${sourceHash()}\n`);
+  process.exit(0);
 }
-renameSync(`${out}.tmp`, out);
+
+// install
+if (upToDate(out) && runsHere(out)) process.exit(0);
+const pre = prebuiltPath(arch);
+// (a prebuilt helper built from other sources is stale: a checkout whose C changed since the last build)
+if (existsSync(pre) && prebuiltFresh()) {
+  mkdirSync(dirname(out), { recursive: true });
+  copyFileSync(pre, `${out}.tmp`);
+  chmodSync(`${out}.tmp`, 0o755);
+  renameSync(`${out}.tmp`, out);
+  if (runsHere(out)) process.exit(0);
+  say(`the prebuilt helper for ${arch} does not run here; building it`);
+} else if (!existsSync(pre)) {
+  say(`no prebuilt helper for ${arch}; building it`);
+}
+const cc = process.env.CC || 'cc';
+if (!compile(cc, [], out)) {
+  rmSync(out, { force: true });
+  say(`building the helper with '${cc}' failed; install a C compiler (Debian: gcc libc6-dev)`);
+  process.exit(1);
+}

@@ -5,6 +5,7 @@
  */
 import type { ContainerConfig } from './plan.js';
 import type { HelperPlan } from './protocol.js';
+import { registerExtension } from './register.js';
 import { storageExtension } from './storage.js';
 import { privateUsersExtension } from './private-users.js';
 import { networkExtension } from './network.js';
@@ -47,5 +48,5 @@ export interface ContainerExtension {
 /** The extensions every `nspawn` start uses, in order. */
 export function defaultExtensions(): ContainerExtension[] {
   // storage first (it may put the run on a snapshot), then the range for that tree, then the network
-  return [storageExtension(), privateUsersExtension(), networkExtension()];
+  return [storageExtension(), privateUsersExtension(), networkExtension(), registerExtension()];
 }

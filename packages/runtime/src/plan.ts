@@ -30,6 +30,8 @@ export interface ContainerConfig {
   /** --template: populate a missing directory from this tree first (src/storage.ts) */
   template?: string;
   machineName: string;
+  /** --register: announce the machine to nspawnd (default yes; no daemon running is not an error) */
+  register?: boolean;
   hostname: string;
   /** dashed UUID */
   uuid: string;

@@ -258,6 +258,7 @@ export function prepareContainer(s: Settings, env: PrepareEnv, unsupported: read
     capabilities,
   };
   if (quiet) config.quiet = true;
+  if (s.register === false) config.register = false;
   if (s.ephemeral) config.ephemeral = true;
   if (s.template !== undefined) config.template = s.template;
   if (s.user !== undefined) config.userName = s.user;

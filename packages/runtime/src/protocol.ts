@@ -123,6 +123,10 @@ export interface HelperPlan {
    * when a reboot is going to end nspawn (restartExits: --keep-unit), nothing when nspawn boots it again.
    */
   notify?: { notifyReady: boolean; restartExits: boolean };
+  /** the helper (and so the container) outlives the process that started it (nspawnd's containers survive its restart) */
+  survive?: boolean;
+  /** the helper's stdout and stderr (the container's console) become this file, opened for appending (a helper started before its plan: nspawnd's warm ones) */
+  stdoutPath?: string;
   /** environment of the --as-pid2 stub init */
   stubEnv: string[];
   /** PR_SET_NO_NEW_PRIVS before exec */
@@ -288,6 +292,8 @@ export function planTokens(p: HelperPlan): string[] {
   for (const [path, argv0] of p.fallback) t.push('fallback', path, argv0);
   for (const a of p.fallbackArgs ?? []) t.push('fallbackarg', a);
   if (p.finalNewline) t.push('finalnl');
+  if (p.survive) t.push('survive');
+  if (p.stdoutPath !== undefined) t.push('stdout', p.stdoutPath);
   if (p.notify) t.push('sdnotify', p.notify.notifyReady ? '1' : '0', p.notify.restartExits ? '1' : '0');
   for (const l of p.locks ?? []) t.push('lock', l.path, l.exclusive ? '1' : '0', l.busy);
   for (const o of p.cgroupOps ?? []) {

@@ -5,6 +5,7 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, writeSync, lstatSync } from 'node:fs';
+import { accessSync, constants } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { signalName } from '@nspawn/settings';
 import { type HostFacts, nodeTree, probeHost } from './host.js';
@@ -28,13 +29,31 @@ export function helperPath(): string {
   if (env) return env;
   const candidates = [
     // (import.meta.dirname rather than URLs: a bundle maps it to __dirname, and URL objects cost at start-up)
+    // beside a bundle (apps/cli/dist): the one for this architecture, else the one built here
+    join(import.meta.dirname, `nspawn-helper-linux-${process.arch}`),
     join(import.meta.dirname, 'nspawn-helper'),
     join(import.meta.dirname, '../native/build/nspawn-helper'),
+    // installed with --ignore-scripts: the prebuilt one for this architecture, shipped in the tarball
+    join(import.meta.dirname, `../native/prebuilt/nspawn-helper-linux-${process.arch}`),
   ];
-  for (const c of candidates) if (existsSync(c)) return c;
+  for (const c of candidates) if (existsSync(c)) return executable(c);
   throw new Error(
     `nspawn-helper not found (looked in ${candidates.join(', ')}); build it with 'pnpm --filter @nspawn/runtime build'`,
   );
+}
+
+/** npm and pnpm pack drop the exec bit of files that are not bins: give it back (we run as root). */
+function executable(file: string): string {
+  try {
+    accessSync(file, constants.X_OK);
+  } catch {
+    try {
+      chmodSync(file, 0o755);
+    } catch {
+      /* spawning it will say why */
+    }
+  }
+  return file;
 }
 
 /** How the container ended. */
@@ -56,6 +75,13 @@ export interface RunHooks {
   onReady?(): void;
   /** a message of the container's init on /run/host/notify that nspawn handles: "READY=1", "STATUS=..." */
   onNotify?(message: string): void;
+  /** false: our SIGINT/SIGTERM/SIGHUP are not passed on to the container (nspawnd: its containers outlive it) */
+  forwardSignals?: boolean;
+  /**
+   * a helper started earlier (spawnHelper()) that waits for its plan, instead of one started now: nspawnd keeps
+   * one ready, so the start of a process is off the critical path (its stdio is then set by plan.stdoutPath)
+   */
+  spawnHelper?(): ChildProcess;
 }
 
 // fs.writeSync rather than process.stderr: no stream to build at start-up; a terminal that hung up (EIO) is not an error
@@ -134,9 +160,10 @@ export function runPlan(
         }
       }
     };
-    const signals: NodeJS.Signals[] = ['SIGTERM', 'SIGINT'];
+    const forward = hooks.forwardSignals !== false;
+    const signals: NodeJS.Signals[] = forward ? ['SIGTERM', 'SIGINT'] : [];
     for (const s of signals) process.on(s, onSignal);
-    process.on('SIGHUP', onHangup);
+    if (forward) process.on('SIGHUP', onHangup);
     let wasReady = false;
     const ready = () => {
       if (!wasReady) hooks.onReady?.();
@@ -418,7 +445,7 @@ async function bootLoop(
   if (!p.quiet) hooks.log(spawningMessage(cfg));
   for (;;) {
     // the helper starts first and waits for its plan: its exec overlaps the planning below
-    const child = spawnHelper(stdio ? { stdio } : {});
+    const child = hooks.spawnHelper?.() ?? spawnHelper(stdio ? { stdio } : {});
     let end: ContainerEnd;
     let cleanup = () => {};
     let machine: MachineCgroup | undefined;

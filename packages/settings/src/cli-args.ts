@@ -617,6 +617,11 @@ const BY_SHORT = new Map(OPTIONS.filter((o) => o.short).map((o) => [o.short!, o]
 /** All long option names, for completions and --help tests. */
 export const LONG_OPTIONS: readonly string[] = [...BY_LONG.keys()];
 
+/** The option table (long name, short letter, whether it takes a value), for completions and man pages. */
+export const COMMAND_LINE_OPTIONS: readonly { long: string; short?: string; arg: 'none' | 'required' | 'optional' }[] = OPTIONS.map(
+  ({ long, short, arg }) => (short ? { long, short, arg } : { long, arg }),
+);
+
 /**
  * Parses argv (without the program name) like getopt_long with "+" (options stop at the first
  * non-option). Throws SettingsError naming the option and the value on bad input.

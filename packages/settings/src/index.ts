@@ -21,5 +21,5 @@ export {
 export type { MergeCommandLine, MergeFile, MergeResult } from './merge.js';
 export { NSPAWN_KEYS, NSPAWN_SECTIONS, lookupKey } from './nspawn-keys.js';
 export type { KeySpec, KeyContext, NspawnSection } from './nspawn-keys.js';
-export { interfacePair, capabilityFromName, capabilityName } from './systemd-values.js';
+export { interfacePair, capabilityFromName, capabilityName, signalFromString } from './systemd-values.js';
 export type { InterfaceKind } from './systemd-values.js';

@@ -1,0 +1,60 @@
+export const CTL_HELP = `nspawnctl [OPTIONS...] COMMAND ...
+
+Send control commands to or query nspawnd, the machine registry.
+
+Machine Commands:
+  list                        List running machines
+  status NAME...              Show machine details: process tree, addresses, OS, uptime, console
+  show [NAME...]              Show properties of one or more machines
+  start NAME...               Start container as a service of nspawnd
+  login NAME                  Get a login prompt in a container (getty on a new pty)
+  shell [[USER@]NAME [COMMAND...]]
+                              Invoke a command (default: a shell) in a container; its exit status and
+                              stdin/stdout/stderr pass straight through
+  enable NAME...              Start the container when nspawnd starts
+  disable NAME...             Do not start it then
+  poweroff NAME...            Power off one or more containers
+  reboot NAME...              Reboot one or more containers
+  terminate NAME...           Terminate one or more machines
+  kill NAME...                Send signal to processes of a machine
+  copy-to NAME PATH [PATH]    Copy files from the host to a container
+  copy-from NAME PATH [PATH]  Copy files from a container to the host
+  bind NAME PATH [PATH]       Bind mount a path from the host into a container
+  logs NAME [-f]              Show (and follow) the console output of a container nspawnd runs
+  top                         CPU, memory and tasks per machine, refreshing
+
+Image Commands:
+  list-images                 Show available container images
+  image-status [NAME...]      Show image details
+  clone NAME NAME             Clone an image
+  rename NAME NAME            Rename an image
+  read-only NAME [BOOL]       Mark or unmark image read-only
+  remove NAME...              Remove an image
+  set-limit [NAME] BYTES      Set image or pool size limit (disk quota)
+  clean                       Remove hidden (or all, with --all) images
+
+Image Transfer Commands:
+  pull-tar URL [NAME]         Download a TAR container image
+  import-tar FILE [NAME]      Import a local TAR container image
+  export-tar NAME [FILE]      Export a TAR container image locally
+
+Options:
+  -h --help                   Show this help
+     --version                Show package version
+     --no-legend              Do not show the headers and footers
+  -o --output=MODE            json, json-pretty (list, list-images, status)
+  -s --signal=SIGNAL          Which signal to send (kill)
+     --kill-whom=WHOM         Whom to send signal to: leader or all
+     --uid=USER               Specify user ID to invoke shell as
+  -E --setenv=VAR=VALUE       Add an environment variable for shell
+     --read-only              Create read-only bind mount or clone
+     --mkdir                  Create directory before bind mounting, if missing
+  -f --follow                 Follow the console log (logs)
+  -n --lines=N                Console lines to show (status, default 10)
+     --verify=MODE            Verification mode for downloaded images (no, checksum, yes)
+     --force                  Replace target file when copying, if necessary
+  -a --all                    With clean: remove all unused images, not only hidden ones
+  -q --quiet                  Suppress output
+
+Environment: NSPAWND_RUNTIME_DIR (where nspawnd's socket is, /run/nspawn).
+`;

@@ -1,0 +1,122 @@
+// Shell completions: generated from the parser's option table, so every option is there; bash completes
+// options, values, image names (/var/lib/machines or $NSPAWN_MACHINES_DIR) and running machines (their
+// cgroup scopes, or `nspawnctl list --no-legend`); zsh loads and offers the same.
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { COMMAND_LINE_OPTIONS } from '@nspawn/settings';
+import { bashCompletion, NSPAWNCTL_VERBS, zshCompletion } from '../scripts/completions.mjs';
+
+const REPO = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
+let dir = '';
+let bashFile = '';
+let zshFile = '';
+let machines = '';
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'nspawn-test-compl-'));
+  bashFile = join(dir, 'nspawn.bash');
+  zshFile = join(dir, '_nspawn');
+  writeFileSync(bashFile, bashCompletion());
+  writeFileSync(zshFile, zshCompletion());
+  machines = join(dir, 'machines');
+  for (const m of ['dc-alpha', 'dc-beta', '.dc-hidden']) mkdirSync(join(machines, m), { recursive: true });
+  writeFileSync(join(machines, 'dc-raw.raw'), '');
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** What bash completion offers for the words (the last one is the word being completed). */
+function complete(fn: '_nspawn' | '_nspawnctl', words: string[], env: Record<string, string> = {}): string[] {
+  const script = `source ${bashFile}; COMP_WORDS=(${words.map((w) => `'${w}'`).join(' ')}); COMP_CWORD=${words.length - 1}; ${fn}; printf '%s\\n' "\${COMPREPLY[@]}"`;
+  const r = spawnSync('bash', ['-c', script], { encoding: 'utf8', env: { ...process.env, NSPAWN_MACHINES_DIR: machines, ...env } });
+  expect(r.stderr).toBe('');
+  return r.stdout.split('\n').filter(Boolean).sort();
+}
+
+describe('bash', () => {
+  it('the generated file is what the build installs', () => {
+    const built = join(REPO, 'apps/cli/dist/completions/nspawn.bash');
+    if (existsSync(built)) expect(readFileSync(built, 'utf8')).toBe(bashCompletion());
+  });
+  it('offers every long and short option of the parser', () => {
+    const all = complete('_nspawn', ['nspawn', '-']);
+    for (const o of COMMAND_LINE_OPTIONS) {
+      if (o.long.length > 1) expect(all, `--${o.long}`).toContain(o.arg === 'required' ? `--${o.long}=` : `--${o.long}`);
+      if (o.short) expect(all, `-${o.short}`).toContain(`-${o.short}`);
+    }
+  });
+  it('completes option names and values (split at = as bash does, or not)', () => {
+    expect(complete('_nspawn', ['nspawn', '--bo'])).toEqual(['--boot']);
+    expect(complete('_nspawn', ['nspawn', '--console', '=', 'p'])).toEqual(['passive', 'pipe']);
+    expect(complete('_nspawn', ['nspawn', '--console', '='])).toEqual(['autopipe', 'interactive', 'passive', 'pipe', 'read-only']);
+    expect(complete('_nspawn', ['nspawn', '--private-users=pi'])).toEqual(['--private-users=pick']);
+    expect(complete('_nspawn', ['nspawn', '--settings', '=', 't'])).toEqual(['trusted']);
+    expect(complete('_nspawn', ['nspawn', '--resolv-conf', '=', 'bind-'])).toEqual(['bind-host', 'bind-static', 'bind-stub', 'bind-uplink']);
+  });
+  it('completes directories for -D and stops completing options after the command', () => {
+    expect(complete('_nspawn', ['nspawn', '-D', `${machines}/dc-a`])).toEqual([`${machines}/dc-alpha`]);
+    expect(complete('_nspawn', ['nspawn', '-D', machines, '/bin/bas'])).toContain('/bin/bash');
+    expect(complete('_nspawn', ['nspawn', '-D', machines, 'ls', '--bo'])).toEqual([]);
+  });
+  it('completes image names for -M (hidden ones left out, .raw stripped)', () => {
+    expect(complete('_nspawn', ['nspawn', '-M', 'dc-'])).toEqual(['dc-alpha', 'dc-beta', 'dc-raw']);
+    expect(complete('_nspawn', ['nspawn', '--machine', '=', 'dc-b'])).toEqual(['dc-beta']);
+  });
+  it('nspawnctl: verbs, options with values, machine and image names per verb', () => {
+    expect(complete('_nspawnctl', ['nspawnctl', ''])).toEqual(Object.keys(NSPAWNCTL_VERBS).sort());
+    expect(complete('_nspawnctl', ['nspawnctl', 'po'])).toEqual(['poweroff']);
+    expect(complete('_nspawnctl', ['nspawnctl', '-o', 'json', 'remove', 'dc-a'])).toEqual(['dc-alpha']);
+    expect(complete('_nspawnctl', ['nspawnctl', '--output', '=', 'json-'])).toEqual(['json-pretty']);
+    expect(complete('_nspawnctl', ['nspawnctl', '--kill-whom', '=', ''])).toEqual(['all', 'leader']);
+    expect(complete('_nspawnctl', ['nspawnctl', '--no-l'])).toEqual(['--no-legend']);
+  });
+  it('nspawnctl list --no-legend supplies running machines when nspawnctl is on PATH', () => {
+    const bin = join(dir, 'bin');
+    mkdirSync(bin, { recursive: true });
+    writeFileSync(join(bin, 'nspawnctl'), '#!/bin/sh\n[ "$1 $2" = "list --no-legend" ] && printf "dc-listed container nspawn debian 12 -\\n"\n', { mode: 0o755 });
+    expect(complete('_nspawnctl', ['nspawnctl', 'login', 'dc-l'], { PATH: `${bin}:${process.env.PATH}` })).toEqual(['dc-listed']);
+  });
+
+  it.skipIf(process.getuid?.() !== 0)('completes a running container\'s name from its cgroup scope (no daemon)', async () => {
+    const tree = join(dir, 'tree');
+    execFileSync(join(REPO, 'scripts/make-busybox-tree.sh'), [tree], { stdio: 'ignore' });
+    const child = spawn(join(REPO, 'apps/cli/bin/nspawn'), ['-q', '-P', '-D', tree, '-M', 'dc-cmpl-run', '/bin/sh', '-c', 'echo up; sleep 30'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      await new Promise<void>((ok, fail) => {
+        child.stdout!.on('data', (d: Buffer) => d.toString().includes('up') && ok());
+        child.on('exit', (c) => fail(new Error(`nspawn exited ${c}`)));
+      });
+      expect(complete('_nspawnctl', ['nspawnctl', 'poweroff', 'dc-cmpl'], { NSPAWN_MACHINES_DIR: join(dir, 'none') })).toEqual(['dc-cmpl-run']);
+      expect(complete('_nspawn', ['nspawn', '-M', 'dc-cmpl'], { NSPAWN_MACHINES_DIR: join(dir, 'none') })).toEqual(['dc-cmpl-run']);
+    } finally {
+      const done = new Promise((ok) => child.on('exit', ok));
+      child.kill('SIGTERM');
+      await done;
+    }
+  });
+});
+
+describe.skipIf(spawnSync('zsh', ['--version']).status !== 0)('zsh', () => {
+  it('parses, offers every option to _arguments, and lists images', () => {
+    expect(spawnSync('zsh', ['-n', zshFile]).status).toBe(0);
+    // _arguments and _wanted replaced by printers: what the completion would offer
+    const script = `_arguments() { print -rl -- "$@" }; _wanted() { shift 3; print -rl -- "$@" }; compadd() { print -rl -- "$@" }
+service=nspawn; source ${zshFile}
+print -- ---images; __nspawn_zsh_image_names`;
+    const r = spawnSync('zsh', ['-f', '-c', script], { encoding: 'utf8', env: { ...process.env, NSPAWN_MACHINES_DIR: machines } });
+    expect(r.stderr).toBe('');
+    const [specs, images] = r.stdout.split('---images\n');
+    for (const o of COMMAND_LINE_OPTIONS) if (o.long.length > 1) expect(specs, `--${o.long}`).toMatch(new RegExp(`^'?--${o.long}(=-?)?\\[`, 'm'));
+    expect(specs).toMatch(/^--directory=\[Root directory for the container\]:directory:_files -\/$/m);
+    expect(images!.split('\n').filter(Boolean).sort()).toEqual(['dc-alpha', 'dc-beta', 'dc-raw']);
+  });
+  it('nspawnctl: verbs', () => {
+    const script = `_arguments() { print -rl -- "$@" }; service=nspawnctl; source ${zshFile}`;
+    const r = spawnSync('zsh', ['-f', '-c', script], { encoding: 'utf8' });
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toContain(`1:verb:(${Object.keys(NSPAWNCTL_VERBS).join(' ')})`);
+  });
+});

@@ -1,0 +1,2 @@
+export * from './tar.js';
+export * from './pull.js';

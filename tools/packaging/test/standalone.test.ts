@@ -1,0 +1,125 @@
+// Each library installs alone from its tarball into a fresh project outside the workspace, with no C
+// compiler on PATH, and its README example runs there (lib/standalone.mjs; the convention is in
+// CONTRIBUTING.md). The runtime's helper comes prebuilt, or is built when no prebuilt one fits.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, openSync, readSync, closeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { checkLibrary } from '../lib/standalone.mjs';
+import { libraries, noCompilerEnv, packAll, tarballFiles } from '../lib/workspace.mjs';
+import { readmeExample } from '../lib/readme-example.mjs';
+
+const libs = libraries();
+let work: string;
+let tarballs: Map<string, string>;
+let env: NodeJS.ProcessEnv;
+const projects = new Map<string, string>();
+
+beforeAll(() => {
+  work = mkdtempSync(join(tmpdir(), 'nspawn-test-standalone-'));
+  tarballs = packAll(libs, join(work, 'tarballs'));
+  env = noCompilerEnv(join(work, 'bin'));
+});
+afterAll(() => {
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+describe('every library', () => {
+  it('is found in packages/* (the five libraries once merged)', () => {
+    expect(libs.map((l) => l.name)).toEqual(expect.arrayContaining(['@nspawn/settings', '@nspawn/runtime']));
+  });
+
+  it('the install environment has no C compiler', () => {
+    for (const cc of ['cc', 'gcc', 'clang', 'c99', 'x86_64-linux-gnu-gcc']) {
+      const r = spawnSync('bash', ['-c', `command -v ${cc}`], { env });
+      expect(r.status, `${cc} found on the no-compiler PATH: ${r.stdout}`).not.toBe(0);
+    }
+    expect(spawnSync('bash', ['-c', 'command -v node && command -v npm'], { env }).status).toBe(0);
+  });
+
+  for (const lib of libs) {
+    it(`${lib.name}: README has an example`, () => {
+      expect(readmeExample(readFileSync(join(lib.dir, 'README.md'), 'utf8')), `${lib.name} README.md`).toBeDefined();
+    });
+    it(`${lib.name}: installs alone from its tarball and its README example runs`, () => {
+      const { project } = checkLibrary(lib, tarballs, work, env);
+      projects.set(lib.name, project);
+      // nothing of the workspace leaks in: every @nspawn package came from a tarball
+      const installed = join(project, 'node_modules', ...lib.name.split('/'));
+      expect(existsSync(join(installed, 'package.json'))).toBe(true);
+      expect(readFileSync(join(installed, 'package.json'), 'utf8')).not.toMatch(/workspace:/);
+    });
+  }
+});
+
+/** ELF e_machine of a file: 62 x86-64, 183 aarch64. */
+function elfMachine(file: string): number {
+  const fd = openSync(file, 'r');
+  const b = Buffer.alloc(20);
+  readSync(fd, b, 0, 20, 0);
+  closeSync(fd);
+  expect(b.subarray(0, 4).toString('latin1')).toBe('\x7fELF');
+  return b.readUInt16LE(18);
+}
+
+describe.skipIf(!libs.some((l) => l.name === '@nspawn/runtime'))('@nspawn/runtime helper', () => {
+  const installedRuntime = () => join(projects.get('@nspawn/runtime') ?? '', 'node_modules/@nspawn/runtime');
+
+  it('the tarball ships a static helper for x64 and arm64', () => {
+    const files = tarballFiles(tarballs.get('@nspawn/runtime')!);
+    expect(files).toEqual(expect.arrayContaining(['native/prebuilt/nspawn-helper-linux-x64', 'native/prebuilt/nspawn-helper-linux-arm64']));
+    const rt = installedRuntime();
+    expect(elfMachine(join(rt, 'native/prebuilt/nspawn-helper-linux-x64'))).toBe(62);
+    expect(elfMachine(join(rt, 'native/prebuilt/nspawn-helper-linux-arm64'))).toBe(183);
+    for (const a of ['x64', 'arm64']) {
+      const out = execFileSync('file', [join(rt, `native/prebuilt/nspawn-helper-linux-${a}`)], { encoding: 'utf8' });
+      expect(out).toMatch(/statically linked/);
+    }
+  });
+
+  it('installed without a compiler: the prebuilt helper for this machine was put in place and runs', () => {
+    const rt = installedRuntime();
+    const helper = join(rt, 'native/build/nspawn-helper');
+    expect(readFileSync(helper).equals(readFileSync(join(rt, `native/prebuilt/nspawn-helper-linux-${process.arch}`)))).toBe(true);
+    const r = spawnSync(helper, [], { encoding: 'utf8' });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/no plan on fd 3/);
+  });
+
+  it('no prebuilt helper for the architecture and no compiler: a clear error, no helper left', () => {
+    const rt = installedRuntime();
+    rmSync(join(rt, 'native/build'), { recursive: true, force: true });
+    const r = spawnSync('node', ['scripts/build-helper.mjs'], { cwd: rt, env: { ...env, NSPAWN_HELPER_ARCH: 'riscv64' }, encoding: 'utf8' });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/no prebuilt helper for riscv64/);
+    expect(r.stderr).toMatch(/install a C compiler/);
+    expect(existsSync(join(rt, 'native/build/nspawn-helper'))).toBe(false);
+  });
+
+  it('a prebuilt helper built from other C sources (a checkout after a change) is not used: built instead', () => {
+    const rt = installedRuntime();
+    rmSync(join(rt, 'native/build'), { recursive: true, force: true });
+    const c = join(rt, 'native/nspawn-helper.c');
+    const original = readFileSync(c);
+    writeFileSync(c, Buffer.concat([original, Buffer.from('\n__attribute__((used)) const char nspawn_stale_probe[] = "pk-stale-probe";\n')]));
+    try {
+      const r = spawnSync('node', ['scripts/build-helper.mjs'], { cwd: rt, env: process.env, encoding: 'utf8' });
+      expect(r.status, r.stderr).toBe(0);
+      expect(readFileSync(join(rt, 'native/build/nspawn-helper')).includes('pk-stale-probe')).toBe(true);
+    } finally {
+      writeFileSync(c, original);
+    }
+  });
+
+  it('a prebuilt helper that does not run here: falls back to building it with the compiler', () => {
+    const rt = installedRuntime();
+    const other = process.arch === 'x64' ? 'arm64' : 'x64';
+    rmSync(join(rt, 'native/build'), { recursive: true, force: true });
+    const r = spawnSync('node', ['scripts/build-helper.mjs'], { cwd: rt, env: { ...process.env, NSPAWN_HELPER_ARCH: other }, encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    const helper = join(rt, 'native/build/nspawn-helper');
+    expect(spawnSync(helper, [], { encoding: 'utf8' }).stderr).toMatch(/no plan on fd 3/);
+    if (/does not run here/.test(r.stderr)) expect(elfMachine(helper)).toBe(process.arch === 'x64' ? 62 : 183);
+  });
+});
