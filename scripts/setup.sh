@@ -20,7 +20,7 @@ fi
 apt_pkgs=(ca-certificates gcc libc6-dev make busybox-static util-linux iproute2 procps nftables)
 if [ $want_test = 1 ]; then
   # gcc-multilib: the seccomp tests build an i386 probe (gcc -m32) to check the compat ABI's filter
-  # attr, acl: the btrfs copy tests set and read xattrs and ACLs
+  # attr, acl: the btrfs copy tests set and read xattrs and ACLs; the uidrange tests put ACLs on trees
   # curl: the network tests fetch from inside a test network namespace
   apt_pkgs+=(systemd-container btrfs-progs nftables debootstrap gcc-multilib attr acl curl)
   # the runtime's prebuilt arm64 helper (pnpm build, the packaging tests, pnpm release): clang with Debian's

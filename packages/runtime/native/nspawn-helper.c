@@ -150,7 +150,12 @@ static struct {
         DevicesPlan devices;
         CgroupPlan cgroup;
         NetcfgPlan net;
-} plan = { .personality = -1, .uid = -1, .gid = -1, .devices = DEVICES_PLAN_INIT, .cgroup = CGROUP_PLAN_INIT };
+        int usermap;          /* the outer writes "0 SHIFT RANGE" to the child's uid_map and gid_map, then lets it go */
+        unsigned usermap_shift, usermap_range;
+        int idmap;            /* the root as an idmapped mount: on-disk 0..range-1 seen as shift.. (-U, map) */
+        unsigned idmap_shift, idmap_range;
+        int idmap_tree;
+} plan = { .idmap_tree = -1, .personality = -1, .uid = -1, .gid = -1, .devices = DEVICES_PLAN_INIT, .cgroup = CGROUP_PLAN_INIT };
 
 static int sync_fd = -1; /* child's end of the child<->outer socket */
 static int send_fd(int sock, int fd, char tag);
@@ -328,6 +333,16 @@ static void parse_plan(void) {
                         plan.clone_flags = parse_u(tok());
                 else if (!strcmp(k, "sync"))
                         plan.sync = 1;
+                else if (!strcmp(k, "usermap")) {
+                        plan.usermap = 1;
+                        plan.usermap_shift = (unsigned) parse_u(tok());
+                        plan.usermap_range = (unsigned) parse_u(tok());
+                }
+                else if (!strcmp(k, "idmap")) {
+                        plan.idmap = 1;
+                        plan.idmap_shift = (unsigned) parse_u(tok());
+                        plan.idmap_range = (unsigned) parse_u(tok());
+                }
                 else if (!strcmp(k, "hostname"))
                         plan.hostname = tok();
                 else if (!strcmp(k, "op")) {
@@ -820,6 +835,75 @@ static int detach_host_sources(char *err, size_t errsz) {
         return 0;
 }
 
+/* ---------- idmapped root (private users, ownership "map") ---------- */
+
+static int write_small_file(const char *p, const char *s) {
+        int fd = open(p, O_WRONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -1;
+        ssize_t n = write(fd, s, strlen(s));
+        int e = errno;
+        close(fd);
+        errno = e;
+        return n == (ssize_t) strlen(s) ? 0 : -1;
+}
+
+/* The tree (our cwd) cloned as a detached mount with MOUNT_ATTR_IDMAP, made with the host's privileges before the
+ * clone, as systemd's remount_idmap(): a throwaway user namespace carries "0 SHIFT RANGE" plus host root mapped to
+ * 2147483646 (REMOUNT_IDMAPPING_HOST_ROOT). The child attaches it instead of a plain bind of the tree. */
+static int make_idmapped_root(char *err, size_t errsz) {
+        char map[128];
+        snprintf(map, sizeof map, "0 %u %u\n%u 0 1\n", plan.idmap_shift, plan.idmap_range, 2147483646u);
+        int p[2];
+        if (pipe2(p, O_CLOEXEC) < 0)
+                goto fail;
+        pid_t pid = (pid_t) syscall(SYS_clone, CLONE_NEWUSER | SIGCHLD, NULL, NULL, NULL, NULL);
+        if (pid < 0)
+                goto fail;
+        if (pid == 0) {
+                char c;
+                close(p[1]);
+                (void) !read(p[0], &c, 1);
+                _exit(0);
+        }
+        close(p[0]);
+        char path[64];
+        int ufd = -1;
+        snprintf(path, sizeof path, "/proc/%d/uid_map", pid);
+        if (write_small_file(path, map) == 0) {
+                snprintf(path, sizeof path, "/proc/%d/gid_map", pid);
+                if (write_small_file(path, map) == 0) {
+                        snprintf(path, sizeof path, "/proc/%d/ns/user", pid);
+                        ufd = open(path, O_RDONLY | O_CLOEXEC);
+                }
+        }
+        int e = errno;
+        close(p[1]);
+        (void) waitpid(pid, NULL, 0);
+        errno = e;
+        if (ufd < 0)
+                goto fail;
+        int t = (int) syscall(SYS_open_tree, AT_FDCWD, ".", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+        if (t < 0) {
+                close(ufd);
+                goto fail;
+        }
+        struct { uint64_t set, clr, prop, userns; } a = { .set = 0x00100000 /* MOUNT_ATTR_IDMAP */, .userns = (uint64_t) ufd };
+        if (syscall(SYS_mount_setattr, t, "", AT_EMPTY_PATH, &a, sizeof a) < 0) {
+                e = errno;
+                close(t);
+                close(ufd);
+                errno = e;
+                goto fail;
+        }
+        close(ufd);
+        plan.idmap_tree = t;
+        return 0;
+fail:
+        snprintf(err, errsz, "Failed to set up ID mapped mounts for %s: %s (%s)", plan.root, strerror(errno), strerrorname_np(errno) ?: "?");
+        return -1;
+}
+
 /* ---------- console ---------- */
 
 /* Passes FD to the outer helper, tagged: 'P' the console's pty master, 'N' the notify socket. */
@@ -1009,7 +1093,7 @@ static void stub_init(void) {
 
 static void child_main(void) {
         char c;
-        if (plan.sync) {
+        if (plan.sync || plan.usermap) {
                 if (read(sync_fd, &c, 1) != 1)
                         _exit(1); /* the outer side went away */
         }
@@ -1018,6 +1102,12 @@ static void child_main(void) {
                         die_errno_child("becoming root in the user namespace");
                 if (setgroups(0, NULL) < 0 && errno != EPERM)
                         die_errno_child("setgroups");
+                /* The credential change cleared the parent-death signal: arm it again, so that the container
+                 * still dies with the outer helper (kill -9 of nspawn), and quit if the outer already went. */
+                prctl(PR_SET_PDEATHSIG, SIGKILL);
+                struct pollfd hup = { .fd = sync_fd, .events = POLLRDHUP };
+                if (sync_fd >= 0 && poll(&hup, 1, 0) > 0 && (hup.revents & (POLLHUP | POLLRDHUP)))
+                        _exit(1);
         }
         /* cloned into the unified scope: the cgroup namespace is made here, rooted at it (native/cgroup.c) */
         if (plan.cgroup.unshare_cgns && unshare(CLONE_NEWCGROUP) < 0)
@@ -1027,7 +1117,7 @@ static void child_main(void) {
         /* The outer helper chdir()ed into the tree before the clone; the clone moved our cwd into the new mount
          * namespace. Bind the tree onto itself from there (a mount point for pivot_root), without looking up
          * its host path again: in a user namespace the path's parents may not be searchable. */
-        int tree = (int) syscall(SYS_open_tree, AT_FDCWD, ".", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+        int tree = plan.idmap_tree >= 0 ? plan.idmap_tree : (int) syscall(SYS_open_tree, AT_FDCWD, ".", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
         if (tree < 0)
                 die_errno_child("bind mount of %s on itself (open_tree)", plan.root);
         if (syscall(SYS_move_mount, tree, "", AT_FDCWD, ".", MOVE_MOUNT_F_EMPTY_PATH) < 0)
@@ -1407,6 +1497,11 @@ int main(int argc, char **argv) {
                 ctl_printf("exit 1\n");
                 return early_exit();
         }
+        if (plan.idmap && make_idmapped_root(err, sizeof err) < 0) {
+                ctl_printf("error %s\n", err);
+                ctl_printf("exit 1\n");
+                return 1;
+        }
         /* The device policy is in force before the container's PID 1 exists. */
         if (devices_attach(&plan.devices, err, sizeof err) < 0) {
                 if (!plan.devices.optional) {
@@ -1464,6 +1559,27 @@ int main(int argc, char **argv) {
                 }
         int sync_sock = sp[0];
         ctl_printf("pid %d\n", pid);
+
+        if (plan.usermap) {
+                /* private users: the map, from the host side (no Node needed, so such a run can be handed over) */
+                char map[64], path[64];
+                snprintf(map, sizeof map, "0 %u %u\n", plan.usermap_shift, plan.usermap_range);
+                snprintf(path, sizeof path, "/proc/%d/uid_map", pid);
+                int ok = write_small_file(path, map) == 0;
+                if (ok) {
+                        snprintf(path, sizeof path, "/proc/%d/gid_map", pid);
+                        ok = write_small_file(path, map) == 0;
+                }
+                if (!ok) {
+                        ctl_printf("error Failed to write the user namespace map of PID %d: %s (%s)\n", pid, strerror(errno), strerrorname_np(errno) ?: "?");
+                        kill(pid, SIGKILL);
+                        waitpid(pid, NULL, 0);
+                        return 1;
+                }
+                if (!plan.sync && write(sync_sock, "g", 1) != 1) {
+                        /* the child died already; its status is reported below */
+                }
+        }
 
         if (plan.sync) {
                 char line[64];

@@ -3,11 +3,11 @@
  * ephemeral snapshot, network links, registration with nspawnd). runContainer() calls them in order around
  * each boot and in reverse order when tearing down, on every exit path.
  */
-import { writeFileSync } from 'node:fs';
 import type { ContainerConfig } from './plan.js';
 import type { HelperPlan } from './protocol.js';
 import { registerExtension } from './register.js';
 import { storageExtension } from './storage.js';
+import { privateUsersExtension } from './private-users.js';
 import { networkExtension } from './network.js';
 
 /** What an extension sees of the run it is part of. */
@@ -25,6 +25,11 @@ export interface ContainerExtension {
    * helper (src/handoff.ts): nothing of nspawn's stays to call detach() or teardown().
    */
   needed?(cfg: ContainerConfig): boolean;
+  /**
+   * setup() is synchronous and also runs before a hand-over (src/handoff.ts), whose run then needs nothing more of
+   * it (e.g. the private users' range: its lock has a holder process of its own). Others are skipped there.
+   */
+  readonly setupBeforeHandoff?: boolean;
   /** once per run, before the first boot; throw a ContainerError to refuse the start (teardown() still runs) */
   setup?(run: ContainerRun): void | Promise<void>;
   /** each boot, once the plan is made: adds to it; set plan.sync when attach() must finish before the payload */
@@ -40,24 +45,8 @@ export interface ContainerExtension {
   teardown?(run: ContainerRun): void | Promise<void>;
 }
 
-/** Writes `0 SHIFT RANGE` to the container's uid_map and gid_map at its sync point (-U / --private-users). */
-export const usernsMapExtension: ContainerExtension = {
-  name: 'userns-map',
-  needed: (cfg) => cfg.userns !== undefined,
-  attach(run, pid) {
-    const u = run.cfg.userns;
-    if (!u) return;
-    const map = `0 ${u.shift} ${u.range}\n`;
-    try {
-      writeFileSync(`/proc/${pid}/uid_map`, map);
-      writeFileSync(`/proc/${pid}/gid_map`, map);
-    } catch (err) {
-      throw new Error(`Failed to write the user namespace map of PID ${pid}: ${(err as Error).message}`);
-    }
-  },
-};
-
 /** The extensions every `nspawn` start uses, in order. */
 export function defaultExtensions(): ContainerExtension[] {
-  return [storageExtension(), usernsMapExtension, networkExtension(), registerExtension()];
+  // storage first (it may put the run on a snapshot), then the range for that tree, then the network
+  return [storageExtension(), privateUsersExtension(), networkExtension(), registerExtension()];
 }

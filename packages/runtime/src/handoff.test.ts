@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { handoffBlocker } from './handoff.js';
-import { type ContainerExtension, usernsMapExtension } from './extension.js';
+import type { ContainerExtension } from './extension.js';
+import { privateUsersExtension } from './private-users.js';
 import type { Prepared } from './prepare.js';
 import { baseConfig } from './test/fixtures.js';
 import type { ContainerConfig } from './plan.js';
@@ -18,13 +19,15 @@ const proc = { execve: (() => {
 
 describe('handoffBlocker', () => {
   it('hands a plain run over', () => {
-    expect(handoffBlocker(prepared(), [usernsMapExtension], proc)).toBeUndefined();
+    expect(handoffBlocker(prepared(), [privateUsersExtension()], proc)).toBeUndefined();
   });
   it('keeps a booted container: each boot is planned anew', () => {
     expect(handoffBlocker(prepared({ startMode: 'boot' }), [], proc)).toMatch(/boot/);
   });
+  it('hands a private-users run over: the helper writes the maps, a holder process keeps the range', () => {
+    expect(handoffBlocker(prepared({ userns: { shift: 65536, range: 65536, pick: true } }), [privateUsersExtension()], proc)).toBeUndefined();
+  });
   it('keeps a run an extension needs, and one with an extension that does not say', () => {
-    expect(handoffBlocker(prepared({ userns: { shift: 65536, range: 65536 } }), [usernsMapExtension], proc)).toMatch(/userns-map/);
     const silent: ContainerExtension = { name: 'net', attach() {} };
     expect(handoffBlocker(prepared(), [silent], proc)).toMatch(/net has work/);
     const idle: ContainerExtension = { name: 'idle', needed: () => false, attach() {} };

@@ -65,8 +65,47 @@ export function handoffContainer(
   const cfg = p.config;
   const run: ContainerRun = { cfg, log: (l) => hooks.log(l) };
   const helper = opts.helper ?? helperPath();
-  if (!p.quiet) hooks.log(spawningMessage(cfg));
-  const host = opts.host ?? probeHost();
+  // setup() of the extensions that ask for it before a hand-over (e.g. the private users' range, held past the
+  // execve by its own holder); they are synchronous
+  const started: ContainerExtension[] = [];
+  const teardown = () => {
+    for (const x of started.reverse())
+      try {
+        void x.teardown?.(run);
+      } catch (e) {
+        hooks.log(`${x.name}: ${(e as Error).message}`);
+      }
+  };
+  try {
+    for (const x of extensions) {
+      if (!x.setupBeforeHandoff) continue;
+      started.push(x);
+      if (x.setup?.(run) instanceof Promise) throw new ContainerError(`${x.name}: an asynchronous setup() cannot be handed over`);
+    }
+  } catch (e) {
+    teardown();
+    throw e;
+  }
+  try {
+    if (!p.quiet) hooks.log(spawningMessage(cfg));
+    return handOver(p, run, extensions, hooks, opts.host, proc, helper);
+  } catch (e) {
+    teardown();
+    throw e;
+  }
+}
+
+function handOver(
+  p: Prepared,
+  run: ContainerRun,
+  extensions: readonly ContainerExtension[],
+  hooks: Pick<RunHooks, 'log'>,
+  hostFacts: HostFacts | undefined,
+  proc: HandoffProcess,
+  helper: string,
+): false {
+  const cfg = p.config;
+  const host = hostFacts ?? probeHost();
   const { plan } = planBoot(p, run, extensions, host, hooks);
   // the helper will be this process: it goes into the scope from where this process is. It makes the scope too,
   // as createMachineCgroup() says (recordingCgroupFs(): system calls are all it costs there), and its exclusive
@@ -89,7 +128,7 @@ export function handoffContainer(
     // Node writes its compile cache (bin/nspawn turns it on) when it exits, and this process will not: now then,
     // or every start would compile the bundle afresh
     process.getBuiltinModule('node:module').flushCompileCache?.();
-    proc.execve(helper, argv, proc.env);
+    proc.execve!(helper, argv, proc.env);
   } catch (e) {
     machine.abandon();
     throw e instanceof ContainerError ? e : new ContainerError(`Failed to hand over to ${helper}: ${(e as Error).message}`);

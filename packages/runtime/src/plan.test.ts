@@ -62,10 +62,11 @@ describe('namespaces', () => {
     expect(p.cloneFlags & CLONE.NEWNET).toBeTruthy();
     expect(p.loopback).toBe(true);
   });
-  it('a user namespace makes the helper wait for the maps', () => {
+  it('a user namespace: the helper writes the maps itself (no wait for Node)', () => {
     const p = plan({ userns: { shift: 0x80000, range: 65536 } });
     expect(p.cloneFlags & CLONE.NEWUSER).toBeTruthy();
-    expect(p.sync).toBe(true);
+    expect(p.usermap).toEqual({ shift: 0x80000, range: 65536 });
+    expect(p.sync).toBe(false);
   });
   it('no cgroup namespace when asked', () => {
     expect(plan({ useCgns: false }).cloneFlags & CLONE.NEWCGROUP).toBe(0);

@@ -49,8 +49,11 @@ export interface ContainerConfig {
   personality?: 'x86' | 'x86-64';
   console: HelperConsole;
   privateNetwork: boolean;
-  /** user namespace range; undefined: none */
-  userns?: { shift: number; range: number };
+  /**
+   * user namespace range; undefined: none. `pick` (-U) and `fromOwner` (PrivateUsers=yes) leave the shift to the
+   * private-users extension (src/private-users.ts), which also applies `ownership` (unset: systemd's default)
+   */
+  userns?: { shift: number; range: number; pick?: boolean; fromOwner?: boolean; ownership?: 'off' | 'chown' | 'map' | 'auto' };
   rlimits: Partial<Record<RlimitName, Rlimit>>;
   resolvConf: ResolvConfMode;
   timezone: TimezoneMode;
@@ -563,7 +566,7 @@ export function planContainer(cfg: ContainerConfig, host: HostFacts, tree: Tree,
   const plan: HelperPlan = {
     root: cfg.directory,
     cloneFlags,
-    sync: userns,
+    sync: false,
     hostname: cfg.hostname,
     ops,
     console: cfg.console,
@@ -576,6 +579,8 @@ export function planContainer(cfg: ContainerConfig, host: HostFacts, tree: Tree,
     fallback: [],
     stubEnv: ['container=systemd-nspawn', `container_uuid=${cfg.uuid.replace(/-/g, '')}`],
   };
+  // the helper writes the map itself (no sync with Node needed for it)
+  if (cfg.userns) plan.usermap = { shift: cfg.userns.shift, range: cfg.userns.range };
   if (cfg.personality !== undefined) plan.personality = PERSONALITY[cfg.personality];
   if (cfg.noNewPrivileges) plan.noNewPrivileges = true;
   if (!cfg.quiet && (cfg.console === 'interactive' || cfg.console === 'read-only')) plan.finalNewline = true;

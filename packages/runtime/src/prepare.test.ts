@@ -137,6 +137,14 @@ describe('prepareContainer', () => {
   it('--private-users=BASE:COUNT becomes the map', () => {
     expect(prep({ directory: '/m/box', privateUsers: { mode: 'fixed', shift: 65536, range: 65536 } }).config.userns).toEqual({ shift: 65536, range: 65536 });
   });
+  it('-U, PrivateUsers=yes and ownership leave the range to the private-users extension', () => {
+    expect(prep({ directory: '/m/box', privateUsers: { mode: 'pick' }, privateUsersOwnership: 'auto' }).config.userns).toEqual({ shift: 0, range: 65536, pick: true, ownership: 'auto' });
+    expect(prep({ directory: '/m/box', privateUsers: { mode: 'pick', range: 65536 } }).config.userns).toEqual({ shift: 0, range: 65536, pick: true });
+    expect(prep({ directory: '/m/box', privateUsers: { mode: 'fixed', range: 65536 } }).config.userns).toEqual({ shift: 0, range: 65536, fromOwner: true });
+    expect(prep({ directory: '/m/box', privateUsers: { mode: 'fixed', shift: 0x80000, range: 65536 }, privateUsersOwnership: 'chown' }).config.userns).toEqual({ shift: 0x80000, range: 65536, ownership: 'chown' });
+    expect(prep({ directory: '/m/box', privateUsers: { mode: 'no' }, privateUsersOwnership: 'chown' }).config.userns).toBeUndefined();
+    expect(() => prep({ directory: '/m/box', privateUsers: { mode: 'pick' }, privateUsersOwnership: 'foreign' })).toThrow('--private-users-ownership=foreign is not supported yet');
+  });
 });
 
 describe('determineNames and the settings file', () => {

@@ -66,9 +66,7 @@ function unsupportedFeatures(s: Settings): string[] {
   };
   add(s.image, '--image');
   add(s.volatile && s.volatile !== 'no', '--volatile (Volatile=)');
-  add(s.privateUsers && s.privateUsers.mode === 'pick', '--private-users=pick, -U (PrivateUsers=pick)');
-  add(s.privateUsers?.mode === 'fixed' && s.privateUsers.shift === undefined, 'PrivateUsers=yes (a range from the directory owner)');
-  add(s.privateUsersOwnership && s.privateUsersOwnership !== 'off' && s.privateUsers?.mode === 'fixed', '--private-users-ownership (PrivateUsersOwnership=)');
+  add(s.privateUsersOwnership === 'foreign' && s.privateUsers && s.privateUsers.mode !== 'no', '--private-users-ownership=foreign');
   add(s.bindUser?.length, '--bind-user (BindUser=)');
   add(s.pivotRoot, '--pivot-root (PivotRoot=)');
   return out;
@@ -280,8 +278,15 @@ export function prepareContainer(s: Settings, env: PrepareEnv, unsupported: read
   if (deviceCgroup !== undefined) config.deviceCgroup = deviceCgroup;
   const network = networkConfig(s, env.environ);
   if (network) config.network = network;
-  if (s.privateUsers?.mode === 'fixed' && s.privateUsers.shift !== undefined)
-    config.userns = { shift: s.privateUsers.shift, range: s.privateUsers.range ?? 65536 };
+  // -U, --private-users=, PrivateUsers=: the range and ownership are settled by the private-users extension
+  const pu = s.privateUsers;
+  if (pu && pu.mode !== 'no') {
+    config.userns = { shift: pu.shift ?? 0, range: pu.range ?? 65536 };
+    if (pu.mode === 'pick') config.userns.pick = true;
+    else if (pu.shift === undefined) config.userns.fromOwner = true;
+    const own = s.privateUsersOwnership;
+    if (own !== undefined && own !== 'foreign') config.userns.ownership = own;
+  }
 
   return {
     config,

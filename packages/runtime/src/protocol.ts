@@ -88,6 +88,10 @@ export interface HelperPlan {
   cloneFlags: number;
   /** wait for "go" from Node after the clone (uid maps, network links) */
   sync: boolean;
+  /** the helper writes `0 shift range` to the container's uid_map and gid_map before it lets it go */
+  usermap?: { shift: number; range: number };
+  /** the root as an idmapped mount (on-disk 0..range-1 seen as shift..): private users with ownership "map" */
+  idmap?: { shift: number; range: number };
   hostname?: string;
   ops: Op[];
   console: HelperConsole;
@@ -230,6 +234,8 @@ export function encodePlan(p: HelperPlan): Buffer {
 export function planTokens(p: HelperPlan): string[] {
   const t: string[] = ['NSPAWN-PLAN-1', 'root', p.root, 'clone', n(p.cloneFlags)];
   if (p.sync) t.push('sync');
+  if (p.usermap) t.push('usermap', n(p.usermap.shift), n(p.usermap.range));
+  if (p.idmap) t.push('idmap', n(p.idmap.shift), n(p.idmap.range));
   if (p.hostname !== undefined) t.push('hostname', p.hostname);
   for (const o of p.ops)
     t.push(

@@ -1,0 +1,87 @@
+/** The private-users extension's decisions with stand-in OS effects (no root): what it picks, chowns, maps. */
+import { describe, expect, it } from 'vitest';
+import { UidRangeError, type PickOptions, type UserDb } from '@nspawn/uidrange';
+import type { ContainerConfig } from './plan.js';
+import type { HelperPlan } from './protocol.js';
+import { hostIdsInRange, privateUsersExtension, type PrivateUsersDeps } from './private-users.js';
+import { baseConfig, basePlan } from './test/fixtures.js';
+
+function harness(userns: ContainerConfig['userns'], o: { idmap?: boolean; users?: number[]; dir?: string } = {}) {
+  const log: string[] = [];
+  const deps: PrivateUsersDeps = {
+    pick: (p: PickOptions = {}) => {
+      log.push(`pick first=${p.first} machine=${p.machine}`);
+      return { base: 0x5a0000, count: 65536, lockPath: '/x', release: () => log.push('release') };
+    },
+    shift: (path, base, count) => {
+      log.push(`chown ${path} ${base} ${count}`);
+      return 'changed';
+    },
+    idmapOk: () => o.idmap ?? true,
+    users: (): UserDb => ({ hasUid: (u) => (o.users ?? []).includes(u), hasGid: () => false, ids: () => o.users ?? [] }),
+  };
+  const cfg = baseConfig({ directory: o.dir ?? '/', machineName: 'box', ...(userns ? { userns } : {}) });
+  const run = { cfg, log: (l: string) => log.push(`log ${l}`) };
+  const ext = privateUsersExtension(deps);
+  return { ext, run, cfg, log };
+}
+
+describe('privateUsersExtension', () => {
+  it('-U: picks (first candidate: the owner of / is root, so 0), maps by idmapped mount, releases at teardown', async () => {
+    const h = harness({ shift: 0, range: 65536, pick: true });
+    await h.ext.setup!(h.run);
+    expect(h.cfg.userns!.shift).toBe(0x5a0000);
+    const plan: HelperPlan = basePlan();
+    h.ext.plan!(h.run, plan);
+    expect(plan.idmap).toEqual({ shift: 0x5a0000, range: 65536 });
+    await h.ext.teardown!(h.run);
+    expect(h.log).toEqual(['pick first=0 machine=box', 'release']);
+  });
+  it('auto without idmapped mounts falls back to chown; map refuses', async () => {
+    const h = harness({ shift: 0, range: 65536, pick: true }, { idmap: false });
+    await h.ext.setup!(h.run);
+    const plan = basePlan();
+    h.ext.plan!(h.run, plan);
+    expect(plan.idmap).toBeUndefined();
+    expect(h.log).toEqual(['pick first=0 machine=box', `chown / ${0x5a0000} 65536`]);
+    const m = harness({ shift: 0, range: 65536, pick: true, ownership: 'map' }, { idmap: false });
+    await expect(async () => m.ext.setup!(m.run)).rejects.toThrow('ID mapped mounts are apparently not available, sorry.');
+  });
+  it('a fixed range: no pick; off by default; chown and map on request', async () => {
+    const off = harness({ shift: 0x80000, range: 65536 });
+    await off.ext.setup!(off.run);
+    expect(off.log).toEqual([]);
+    const ch = harness({ shift: 0x80000, range: 65536, ownership: 'chown' });
+    await ch.ext.setup!(ch.run);
+    expect(ch.log).toEqual([`chown / ${0x80000} 65536`]);
+    const mp = harness({ shift: 0x80000, range: 65536, ownership: 'map' });
+    await mp.ext.setup!(mp.run);
+    const plan = basePlan();
+    mp.ext.plan!(mp.run, plan);
+    expect(plan.idmap).toEqual({ shift: 0x80000, range: 65536 });
+  });
+  it('identity maps nothing (shift 0), and is not refused for host users', async () => {
+    const h = harness({ shift: 0, range: 65536, ownership: 'map' }, { users: [0, 1000] });
+    await h.ext.setup!(h.run);
+    const plan = basePlan();
+    h.ext.plan!(h.run, plan);
+    expect(plan.idmap).toBeUndefined();
+  });
+  it("refuses a range given by hand that holds host users' IDs", async () => {
+    const h = harness({ shift: 1, range: 70000 }, { users: [0, 1000, 65534] });
+    await expect(async () => h.ext.setup!(h.run)).rejects.toThrow(/UID range 1:70000 \(--private-users=\) overlaps the host's users: ID 1000/);
+    expect(hostIdsInRange(0x80000, 65536, { hasUid: () => true, hasGid: () => false, ids: () => [5] }, [5])).toBeUndefined();
+  });
+  it('turns library errors into ContainerErrors', async () => {
+    const h = harness({ shift: 0, range: 65536, pick: true });
+    const ext = privateUsersExtension({
+      pick: () => {
+        throw new UidRangeError('Failed to pick suitable UID/GID range: Device or resource busy', 'EBUSY');
+      },
+      shift: () => 'changed',
+      idmapOk: () => true,
+      users: () => ({ hasUid: () => false, hasGid: () => false, ids: () => [] }),
+    });
+    await expect(async () => ext.setup!(h.run)).rejects.toMatchObject({ name: 'ContainerError', message: 'Failed to pick suitable UID/GID range: Device or resource busy' });
+  });
+});

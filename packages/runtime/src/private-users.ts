@@ -1,0 +1,150 @@
+/**
+ * Private users (-U, --private-users=, --private-users-ownership=): the range and how the tree's files meet it,
+ * as systemd-nspawn 252 does it, with @nspawn/uidrange. setup() settles cfg.userns.shift (picked under the lock
+ * /run/systemd/nspawn-uid/<base>, shared with systemd-nspawn, or read off the tree's owner), chowns the tree or
+ * asks the helper for an idmapped root (plan.idmap); teardown() drops the lock. The helper writes the maps itself
+ * (plan.usermap), so such a run can be handed over to the helper.
+ */
+import { readFileSync, statfsSync, statSync } from 'node:fs';
+import {
+  filesUserDb,
+  idmapSupported,
+  knownIdmapFs,
+  ownerBase,
+  pickRange,
+  resolveOwnership,
+  shiftTree,
+  UidRangeError,
+  type PickedRange,
+  type UserDb,
+} from '@nspawn/uidrange';
+import type { ContainerExtension } from './extension.js';
+import { ContainerError } from './prepare.js';
+
+export interface PrivateUsersDeps {
+  pick: typeof pickRange;
+  shift: typeof shiftTree;
+  /** whether the directory's file system takes an idmapped mount */
+  idmapOk(dir: string, shift: number, range: number): boolean;
+  users(): UserDb;
+}
+
+const nodeDeps: PrivateUsersDeps = {
+  pick: pickRange,
+  shift: shiftTree,
+  idmapOk(dir, shift, range) {
+    // the file systems known to support it need no probe (a probe costs a process and a user namespace)
+    if (knownIdmapFs(Number(statfsSync(dir).type)) !== undefined) return true;
+    return idmapSupported(dir, shift, range);
+  },
+  users: () => filesUserDb(),
+};
+
+/** host UIDs/GIDs inside [base, base+count) of a range given by hand (identity, base 0, is exempt) */
+export function hostIdsInRange(base: number, count: number, users: UserDb, ids: Iterable<number>): number | undefined {
+  if (base === 0) return undefined;
+  for (const id of ids) if (id >= base && id < base + count && (users.hasUid(id) || users.hasGid(id))) return id;
+  return undefined;
+}
+
+const HOLDER_ENV = 'NSPAWN_UIDRANGE_HOLDER';
+
+/**
+ * A reboot of a handed-over run executes nspawn again in the same process, whose earlier range is still held by the
+ * holder it started: end that holder (only when it is ours: its command line names this PID) so that the range can
+ * be taken again, as systemd-nspawn keeps its range across reboots.
+ */
+function endStaleHolder(): void {
+  const prev = Number(process.env[HOLDER_ENV]);
+  delete process.env[HOLDER_ENV];
+  if (!Number.isInteger(prev) || prev <= 0) return;
+  try {
+    const args = readFileSync(`/proc/${prev}/cmdline`, 'utf8').split('\0');
+    if (args[1] !== 'lock' || args[2] !== '--hold-for' || args[3] !== String(process.pid)) return;
+    process.kill(prev, 'SIGTERM');
+    // wait until it is gone (or a zombie): its lock dies with it
+    for (let i = 0; i < 200; i++) {
+      const st = readFileSync(`/proc/${prev}/stat`, 'utf8');
+      if (/\) [ZX] /.test(st)) return;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
+    }
+  } catch {
+    /* gone */
+  }
+}
+
+export function privateUsersExtension(deps: PrivateUsersDeps = nodeDeps): ContainerExtension {
+  let picked: PickedRange | undefined;
+  let idmap = false;
+  const fail = (e: unknown): never => {
+    if (e instanceof UidRangeError) throw new ContainerError(e.message);
+    throw e;
+  };
+  return {
+    name: 'private-users',
+    // nothing after the start: the range's lock has a holder process of its own, bound to this PID, which outlives
+    // a hand-over to the helper (execve) and removes the lock file when the run ends
+    needed: () => false,
+    setupBeforeHandoff: true,
+    setup(run) {
+      const u = run.cfg.userns;
+      if (!u) return;
+      const dir = run.cfg.directory;
+      try {
+        const byHand = !u.pick && !u.fromOwner;
+        let owner: number | undefined;
+        if (!byHand) {
+          const st = statSync(dir);
+          owner = ownerBase(st.uid, st.gid, dir);
+        }
+        const d = resolveOwnership({
+          mode: u.pick ? 'pick' : 'fixed',
+          ...(u.ownership ? { requested: u.ownership } : {}),
+          ...(byHand ? { shift: u.shift } : {}),
+          ...(owner !== undefined ? { ownerBase: owner } : {}),
+          directory: dir,
+          readOnly: run.cfg.readOnly,
+        });
+        if (u.pick) {
+          endStaleHolder();
+          picked = deps.pick({ first: d.shift, machine: run.cfg.machineName, holdFor: process.pid });
+          // a handed-over run that reboots executes nspawn again in this PID: that one ends this holder first
+          if (picked.holder !== undefined) process.env[HOLDER_ENV] = String(picked.holder);
+          u.shift = picked.base;
+          u.range = picked.count;
+        } else {
+          u.shift = d.shift;
+          if (byHand && u.shift !== 0) {
+            // our refusal (systemd 252 has none): a range given by hand must not hand host users' IDs to the container
+            const users = deps.users();
+            const hit = hostIdsInRange(u.shift, u.range, users, users.ids());
+            if (hit !== undefined)
+              throw new UidRangeError(
+                `UID range ${u.shift}:${u.range} (--private-users=) overlaps the host's users: ID ${hit} is in /etc/passwd or /etc/group. Refusing.`,
+                'EINVAL',
+              );
+          }
+        }
+        let own = d.ownership;
+        if (own === 'map' && u.shift !== 0) {
+          if (deps.idmapOk(dir, u.shift, u.range)) idmap = true;
+          else if (d.fallback) own = 'chown';
+          else throw new UidRangeError('ID mapped mounts are apparently not available, sorry.', 'EOPNOTSUPP');
+        }
+        if (own === 'chown') {
+          deps.shift(dir, u.shift, u.range);
+        }
+      } catch (e) {
+        fail(e);
+      }
+    },
+    plan(run, plan) {
+      const u = run.cfg.userns;
+      if (u && idmap) plan.idmap = { shift: u.shift, range: u.range };
+    },
+    teardown() {
+      picked?.release();
+      picked = undefined;
+    },
+  };
+}
