@@ -27,6 +27,22 @@ static int lock_plan_add(const char *path, const char *exclusive, const char *bu
         return 0;
 }
 
+/* "lockfd FD PATH EXCLUSIVE": a lock nspawn took (e.g. a picked uid range's) and passed through the exec of a
+ * hand-over, not marked close-on-exec: held from now on like the ones taken here, and released the same way. */
+static int lock_plan_inherit(const char *fd, const char *path, const char *exclusive) {
+        if (locks.n >= MAX_LOCKS)
+                return -1;
+        int n = (int) strtol(fd, NULL, 10);
+        if (n < 3 || fcntl(n, F_GETFD) < 0)
+                return -1;
+        (void) fcntl(n, F_SETFD, FD_CLOEXEC); /* ours: not for the container */
+        locks.path[locks.n] = path;
+        locks.exclusive[locks.n] = !strcmp(exclusive, "1");
+        locks.busy[locks.n] = NULL;
+        locks.fd[locks.n++] = n;
+        return 0;
+}
+
 static int ofd_lock(int fd, int exclusive) {
         struct flock fl = { .l_type = exclusive ? F_WRLCK : F_RDLCK, .l_whence = SEEK_SET };
         if (fcntl(fd, F_OFD_SETLK, &fl) == 0)
@@ -55,6 +71,8 @@ static void locks_release(void) {
 static int locks_take(char *err, size_t errsz) {
         locks.owner = getpid();
         for (int i = 0; i < locks.n; i++) {
+                if (locks.fd[i] >= 0)
+                        continue; /* inherited */
                 for (;;) {
                         int fd = open(locks.path[i], O_CREAT | O_RDWR | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC, 0600);
                         if (fd < 0) {

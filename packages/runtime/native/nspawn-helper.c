@@ -488,6 +488,12 @@ static void parse_plan(void) {
                         o->path = tok();
                         o->uid = (long) parse_u(tok());
                         o->gid = (long) parse_u(tok());
+                } else if (!strcmp(k, "lockfd")) {
+                        const char *fd = tok(), *path = tok(), *ex = tok();
+                        if (lock_plan_inherit(fd, path, ex) < 0) {
+                                fprintf(stderr, "nspawn-helper: lock fd %s (%s) in the plan is not open\n", fd, path);
+                                exit(2);
+                        }
                 } else if (!strcmp(k, "lock")) {
                         const char *path = tok(), *ex = tok(), *busy = tok();
                         if (lock_plan_add(path, ex, busy) < 0) {

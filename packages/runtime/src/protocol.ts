@@ -181,6 +181,11 @@ export interface HelperPlan {
    */
   locks?: Array<{ path: string; exclusive: boolean; busy: string }>;
   /**
+   * Locks nspawn holds already (an OFD lock on FD, not close-on-exec) and hands over with the exec: the helper
+   * holds them from then on and releases them as it does its own (only meaningful in a hand-over).
+   */
+  inheritedLocks?: Array<{ fd: number; path: string; exclusive: boolean }>;
+  /**
    * Hand-over (src/handoff.ts): the helper replaced nspawn's own process (execve) and supervises the container to
    * its end on its own: the end-of-run steps Node would take, as data.
    */
@@ -296,6 +301,7 @@ export function planTokens(p: HelperPlan): string[] {
   if (p.stdoutPath !== undefined) t.push('stdout', p.stdoutPath);
   if (p.notify) t.push('sdnotify', p.notify.notifyReady ? '1' : '0', p.notify.restartExits ? '1' : '0');
   for (const l of p.locks ?? []) t.push('lock', l.path, l.exclusive ? '1' : '0', l.busy);
+  for (const l of p.inheritedLocks ?? []) t.push('lockfd', String(l.fd), l.path, l.exclusive ? '1' : '0');
   for (const o of p.cgroupOps ?? []) {
     if (o.kind === 'mkdir') t.push('cgmkdir', o.path, o.exclusive ? '1' : '0', o.busy);
     else if (o.kind === 'write') t.push('cgwrite', o.path, String(o.data.length), ...o.data);
