@@ -10,7 +10,7 @@
  */
 import { closeSync, constants, fchownSync, fstatSync, openSync } from 'node:fs';
 import { UID_BUSY_BASE, UID_RANGE, UidRangeError } from './candidates.js';
-import { errnoName, lastError, lib, type Libc, SysError } from './sys.js';
+import { errnoName, lastError, lib, type Libc, nativeBuffer, SysError } from './sys.js';
 
 export type ShiftResult = 'changed' | 'unchanged';
 
@@ -38,6 +38,11 @@ const ACL_ACCESS = 'system.posix_acl_access';
 const ACL_DEFAULT = 'system.posix_acl_default';
 const ACL_USER = 0x02;
 const ACL_GROUP = 0x08;
+const SYS_setxattrat = 463;
+const SYS_getxattrat = 464;
+const ACL_MAX = 64 * 1024; // XATTR_SIZE_MAX
+/** getxattrat() exists (Linux 6.13); false after an ENOSYS */
+let haveXattrAt = true;
 
 /** One walk: the target range, libc, and buffers reused across inodes. */
 class Walk {
@@ -46,6 +51,9 @@ class Walk {
   private readonly sx = Buffer.alloc(256);
   private readonly dents = Buffer.alloc(64 * 1024);
   private acl = Buffer.alloc(4096 + 8);
+  /** getxattrat()'s value buffer (fixed native memory) and its struct xattr_args { u64 value; u32 size; u32 flags } */
+  private xat: { address: bigint; buf: Buffer } | undefined;
+  private readonly xargs = Buffer.alloc(16);
   /** the file system said ACLs are not supported: the rest of the walk is on it (mount points are never crossed) */
   private noAcl = false;
 
@@ -115,12 +123,58 @@ class Walk {
     }
     if ((mode & S_IFMT) === S_IFLNK || this.noAcl) return;
     // the entry's ACL through its directory's descriptor: race-free, one call
+    if (haveXattrAt) {
+      if (this.aclAt(dfd, name, child(path, name)) !== 'ENOSYS') return;
+      haveXattrAt = false;
+    }
     const proc = Buffer.concat([Buffer.from(`/proc/self/fd/${dfd}/`), name]);
     this.patchAcl(
       (buf, size) => Number(l.lgetxattr(proc, ACL_ACCESS, buf, size)),
       (buf, size) => Number(l.lsetxattr(proc, ACL_ACCESS, buf, size, 0)),
       child(path, name),
     );
+  }
+
+  /** the access ACL of NAME in DFD with getxattrat()/setxattrat(); 'ENOSYS' on a kernel without them */
+  private aclAt(dfd: number, name: Buffer, path: string): 'ENOSYS' | undefined {
+    const l = this.l;
+    const x = (this.xat ??= nativeBuffer(ACL_MAX));
+    const a = this.xargs;
+    a.writeBigUInt64LE(x.address, 0);
+    a.writeUInt32LE(ACL_MAX, 8);
+    const n = Number(l.sysXattrAt(SYS_getxattrat, dfd, name, AT_SYMLINK_NOFOLLOW, ACL_ACCESS, a, 16));
+    if (n < 0) {
+      const code = errnoName(l.errno());
+      if (code === 'ENOSYS') return 'ENOSYS';
+      if (code === 'ENODATA') return undefined;
+      if (code === 'EOPNOTSUPP' || code === 'ENOTSUP') {
+        this.noAcl = true;
+        return undefined;
+      }
+      this.fail('getxattrat', path);
+    }
+    if (this.patchIds(x.buf, n)) {
+      a.writeUInt32LE(n, 8);
+      if (Number(l.sysXattrAt(SYS_setxattrat, dfd, name, AT_SYMLINK_NOFOLLOW, ACL_ACCESS, a, 16)) < 0) this.fail('setxattrat', path);
+      this.changed = true;
+    }
+    return undefined;
+  }
+
+  /** rewrites the IDs of the ACL_USER and ACL_GROUP entries of the ACL xattr in B[0..N) into the range */
+  private patchIds(b: Buffer, n: number): boolean {
+    let changed = false;
+    for (let off = 4; off + 8 <= n; off += 8) {
+      const tag = b.readUInt16LE(off);
+      if (tag !== ACL_USER && tag !== ACL_GROUP) continue;
+      const id = b.readUInt32LE(off + 4);
+      const nid = (this.shift | (id & 0xffff)) >>> 0;
+      if (nid !== id) {
+        b.writeUInt32LE(nid, off + 4);
+        changed = true;
+      }
+    }
+    return changed;
   }
 
   /** the directory FD itself */
@@ -160,18 +214,7 @@ class Walk {
       if (n < 0) this.fail('getxattr', path);
     }
     const b = this.acl;
-    let changed = false;
-    for (let off = 4; off + 8 <= n; off += 8) {
-      const tag = b.readUInt16LE(off);
-      if (tag !== ACL_USER && tag !== ACL_GROUP) continue;
-      const id = b.readUInt32LE(off + 4);
-      const nid = (this.shift | (id & 0xffff)) >>> 0;
-      if (nid !== id) {
-        b.writeUInt32LE(nid, off + 4);
-        changed = true;
-      }
-    }
-    if (changed) {
+    if (this.patchIds(b, n)) {
       if (set(b, n) < 0) this.fail('setxattr', path);
       this.changed = true;
     }

@@ -33,6 +33,9 @@ type Fn = (...args: unknown[]) => number | bigint;
 interface Koffi {
   load(name: string): { func(decl: string): Fn };
   errno(): number;
+  alloc(type: string, len: number): unknown;
+  address(ptr: unknown): bigint;
+  view(ptr: unknown, len: number): ArrayBuffer;
   version?: string;
 }
 
@@ -73,9 +76,11 @@ const DECLS = {
   sysOpenTree: 'long syscall(long nr, int dfd, const char *path, uint32_t flags)',
   sysMountSetattr: 'long syscall(long nr, int dfd, const char *path, uint32_t flags, const uint8_t *attr, size_t size)',
   sysMoveMount: 'long syscall(long nr, int fromDfd, const char *from, int toDfd, const char *to, uint32_t flags)',
+  // getxattrat()/setxattrat() (Linux 6.13): one call per inode, relative to the directory's descriptor
+  sysXattrAt: 'long syscall(long nr, int dfd, const uint8_t *path, int flags, const char *name, const uint8_t *args, size_t size)',
 } as const;
 
-export type Libc = { [K in keyof typeof DECLS]: Fn } & { errno(): number };
+export type Libc = { [K in keyof typeof DECLS]: Fn } & { errno(): number; koffi: Koffi };
 let libc: Libc | undefined;
 
 /** libc through koffi; each function is declared on its first use */
@@ -83,7 +88,7 @@ export function lib(): Libc {
   if (libc) return libc;
   const koffi = loadKoffi();
   let handle: { func(decl: string): Fn } | undefined;
-  const out = { errno: () => koffi.errno() } as Libc;
+  const out = { errno: () => koffi.errno(), koffi } as Libc;
   for (const [k, decl] of Object.entries(DECLS))
     Object.defineProperty(out, k, {
       configurable: true,
@@ -96,6 +101,13 @@ export function lib(): Libc {
     });
   libc = out;
   return libc;
+}
+
+/** native memory that stays put (its address goes into a syscall's argument struct), and a Buffer over it */
+export function nativeBuffer(len: number): { address: bigint; buf: Buffer } {
+  const k = lib().koffi;
+  const ptr = k.alloc('uint8_t', len);
+  return { address: k.address(ptr), buf: Buffer.from(k.view(ptr, len)) };
 }
 
 /** the errno of the last call, as a SysError */
