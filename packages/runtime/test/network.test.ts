@@ -59,6 +59,8 @@ interface Running {
   err: () => string;
   done: Promise<number>;
 }
+/** for the tests that run two containers on the one test tree at once: no image locks, for either tool */
+const NO_LOCK = { SYSTEMD_NSPAWN_LOCK: '0' };
 function nspawn(args: string[], env: NodeJS.ProcessEnv = {}): Running {
   const child = spawn(process.execPath, [NSPAWN_BIN, '-q', '--console=pipe', '-D', tree.root, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -140,12 +142,13 @@ describe('--network-zone', () => {
   it('two containers in one zone reach each other; vz-ZONE goes with the last one', async () => {
     const s1 = stopFile('z1');
     const s2 = stopFile('z2');
-    const a = nspawn(['-M', 'nt-z1', '--network-zone=nt-zn', 'sh', '-c', `mkdir -p /tmp/w; echo zone-peer > /tmp/w/index.html; httpd -p 8081 -h /tmp/w; echo READY; ${waitStop(s1.inside)}`]);
+    // two containers on the one test tree at once: without the image lock (as SYSTEMD_NSPAWN_LOCK=0 does for systemd)
+    const a = nspawn(['-M', 'nt-z1', '--network-zone=nt-zn', 'sh', '-c', `mkdir -p /tmp/w; echo zone-peer > /tmp/w/index.html; httpd -p 8081 -h /tmp/w; echo READY; ${waitStop(s1.inside)}`], NO_LOCK);
     await waitFor(() => a.out().includes('READY') || a.child.exitCode !== null, 'first container');
     expect(linkExists('vz-nt-zn')).toBe(true);
     expect(linkExists('vb-nt-z1')).toBe(true);
     const { address } = await lookup('nt-z1', { family: 4 });
-    const b = nspawn(['-M', 'nt-z2', '--network-zone=nt-zn', 'sh', '-c', `ping -c1 -W2 ${address} >/dev/null && echo PING-OK; wget -qO- http://${address}:8081/; echo DONE; ${waitStop(s2.inside)}`]);
+    const b = nspawn(['-M', 'nt-z2', '--network-zone=nt-zn', 'sh', '-c', `ping -c1 -W2 ${address} >/dev/null && echo PING-OK; wget -qO- http://${address}:8081/; echo DONE; ${waitStop(s2.inside)}`], NO_LOCK);
     await waitFor(() => b.out().includes('DONE') || b.child.exitCode !== null, 'second container');
     expect(b.out()).toContain('PING-OK');
     expect(b.out()).toContain('zone-peer');
@@ -399,7 +402,7 @@ describe.skipIf(!existsSync(SYSTEMD_NSPAWN))('side by side with systemd-nspawn',
 
   it('shares a zone with systemd-nspawn: our address leaves its bridge with our last container, the bridge stays', async () => {
     const s = stopFile('sdz');
-    const sd = spawn(SYSTEMD_NSPAWN, ['--register=no', '--keep-unit', '-q', '--console=pipe', '-D', tree.root, '-M', 'nt-sdz', '--network-zone=nt-zs', 'sh', '-c', waitStop(s.inside)], { stdio: 'ignore' });
+    const sd = spawn(SYSTEMD_NSPAWN, ['--register=no', '--keep-unit', '-q', '--console=pipe', '-D', tree.root, '-M', 'nt-sdz', '--network-zone=nt-zs', 'sh', '-c', waitStop(s.inside)], { stdio: 'ignore', env: { ...process.env, ...NO_LOCK } });
     const sdDone = new Promise((r) => sd.on('exit', r));
     cleanups.push(async () => {
       if (sd.exitCode === null) {
@@ -408,7 +411,7 @@ describe.skipIf(!existsSync(SYSTEMD_NSPAWN))('side by side with systemd-nspawn',
       }
     });
     await waitFor(() => linkExists('vb-nt-sdz') && linkExists('vz-nt-zs'), "systemd-nspawn's zone");
-    const c = nspawn(['-M', 'nt-ourz', '--network-zone=nt-zs', 'ip', '-4', '-o', 'addr', 'show', 'host0']);
+    const c = nspawn(['-M', 'nt-ourz', '--network-zone=nt-zs', 'ip', '-4', '-o', 'addr', 'show', 'host0'], NO_LOCK);
     expect(await c.done).toBe(0);
     const m = /inet (\d+\.\d+\.\d+)\.\d+\/24/.exec(c.out());
     expect(m).not.toBeNull();
