@@ -44,6 +44,11 @@ const ACL_MAX = 64 * 1024; // XATTR_SIZE_MAX
 /** getxattrat() exists (Linux 6.13); false after an ENOSYS */
 let haveXattrAt = true;
 
+/** tests: turn getxattrat() off (the fallback of kernels before 6.13) or on again; not part of the package's API */
+export function useXattrAt(on: boolean): void {
+  haveXattrAt = on;
+}
+
 /** One walk: the target range, libc, and buffers reused across inodes. */
 class Walk {
   changed = false;

@@ -3,6 +3,7 @@ import { chmodSync, chownSync, lstatSync, mkdirSync, statSync, symlinkSync, writ
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { idmappedMount, idmapSupported, shiftTree, UID_BUSY_BASE } from '../src/index.js';
+import { useXattrAt } from '../src/shift.js';
 import { acls, common, makeTree, mountsUnder, ownership, removeTemp, requireRoot, systemdNspawn, tempDir } from './helpers.js';
 
 requireRoot();
@@ -82,6 +83,25 @@ describe.each(['ext4', 'btrfs'])('on %s', (fs) => {
     expect(shiftTree(ours, 0x10000 * 0x90)).toBe('changed');
     const [c, e] = common(ownership(ours, 0x900000), ownership(theirs, BASE));
     expect(c).toBe(e);
+  });
+
+  it('without getxattrat() (kernels before 6.13) the ACLs are shifted alike, through /proc/self/fd/DIR/NAME', (ctx) => {
+    const d = where();
+    if (!d) return ctx.skip();
+    const a = makeTree(d, 'acl-at');
+    const b = makeTree(d, 'acl-proc');
+    decorate(a);
+    decorate(b);
+    expect(shiftTree(a, BASE)).toBe('changed');
+    useXattrAt(false);
+    try {
+      expect(shiftTree(b, BASE)).toBe('changed');
+    } finally {
+      useXattrAt(true);
+    }
+    expect(acls(join(b, 'srv'))).toContain(`user:${BASE + 1000}:r-x`);
+    expect(acls(b)).toBe(acls(a).replaceAll('acl-at', 'acl-proc'));
+    expect(ownership(b)).toBe(ownership(a));
   });
 
   it('never crosses a mount point', (ctx) => {
