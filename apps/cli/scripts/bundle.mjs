@@ -108,9 +108,6 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const helpers = [[join(runtimeDir, 'native/build/nspawn-helper'), 'nspawn-helper']];
   const prebuilt = join(runtimeDir, 'native/prebuilt');
   if (existsSync(prebuilt)) for (const f of readdirSync(prebuilt).filter((f) => f.startsWith('nspawn-helper-'))) helpers.push([join(prebuilt, f), f]);
-  // @nspawn/uidrange's tool (range locks, chown, idmap probe), found through the runtime that depends on it
-  const uidrangeDir = dirname(createRequire(join(runtimeDir, 'package.json')).resolve('@nspawn/uidrange/package.json'));
-  helpers.push([join(uidrangeDir, 'native/build/uidrange-tool'), 'uidrange-tool']);
   // copied beside and renamed over: a helper that running containers execute cannot be written to (ETXTBSY)
   for (const [from, to] of helpers) {
     copyFileSync(from, join(here, 'dist', `${to}.tmp`));

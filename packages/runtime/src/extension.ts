@@ -16,6 +16,8 @@ export interface ContainerRun {
   readonly cfg: ContainerConfig;
   /** a line for the user (stderr) */
   log(line: string): void;
+  /** the run is handed over (src/handoff.ts): the helper replaces this process with the plan made now */
+  readonly handoff?: boolean;
 }
 
 export interface ContainerExtension {
@@ -27,7 +29,7 @@ export interface ContainerExtension {
   needed?(cfg: ContainerConfig): boolean;
   /**
    * setup() is synchronous and also runs before a hand-over (src/handoff.ts), whose run then needs nothing more of
-   * it (e.g. the private users' range: its lock has a holder process of its own). Others are skipped there.
+   * it (e.g. the private users' range: its lock goes to the helper with the exec). Others are skipped there.
    */
   readonly setupBeforeHandoff?: boolean;
   /** once per run, before the first boot; throw a ContainerError to refuse the start (teardown() still runs) */

@@ -63,10 +63,10 @@ export function handoffContainer(
   if (handoffBlocker(p, extensions, proc) !== undefined || !proc.execve) return false;
   const hooks = opts.hooks ?? defaultHooks;
   const cfg = p.config;
-  const run: ContainerRun = { cfg, log: (l) => hooks.log(l) };
+  const run: ContainerRun = { cfg, log: (l) => hooks.log(l), handoff: true };
   const helper = opts.helper ?? helperPath();
-  // setup() of the extensions that ask for it before a hand-over (e.g. the private users' range, held past the
-  // execve by its own holder); they are synchronous
+  // setup() of the extensions that ask for it before a hand-over (e.g. the private users' range, whose lock goes
+  // with the execve to the helper); they are synchronous
   const started: ContainerExtension[] = [];
   const teardown = () => {
     for (const x of started.reverse())

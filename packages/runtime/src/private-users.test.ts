@@ -6,12 +6,21 @@ import type { HelperPlan } from './protocol.js';
 import { hostIdsInRange, privateUsersExtension, type PrivateUsersDeps } from './private-users.js';
 import { baseConfig, basePlan } from './test/fixtures.js';
 
-function harness(userns: ContainerConfig['userns'], o: { idmap?: boolean; users?: number[]; dir?: string } = {}) {
+function harness(userns: ContainerConfig['userns'], o: { idmap?: boolean; users?: number[]; dir?: string; handoff?: boolean } = {}) {
   const log: string[] = [];
   const deps: PrivateUsersDeps = {
     pick: (p: PickOptions = {}) => {
       log.push(`pick first=${p.first} machine=${p.machine}`);
-      return { base: 0x5a0000, count: 65536, lockPath: '/x', release: () => log.push('release') };
+      return {
+        base: 0x5a0000,
+        count: 65536,
+        lockPath: '/x',
+        keepAcrossExec: () => {
+          log.push('keep across exec');
+          return 7;
+        },
+        release: () => log.push('release'),
+      };
     },
     shift: (path, base, count) => {
       log.push(`chown ${path} ${base} ${count}`);
@@ -21,7 +30,7 @@ function harness(userns: ContainerConfig['userns'], o: { idmap?: boolean; users?
     users: (): UserDb => ({ hasUid: (u) => (o.users ?? []).includes(u), hasGid: () => false, ids: () => o.users ?? [] }),
   };
   const cfg = baseConfig({ directory: o.dir ?? '/', machineName: 'box', ...(userns ? { userns } : {}) });
-  const run = { cfg, log: (l: string) => log.push(`log ${l}`) };
+  const run = { cfg, log: (l: string) => log.push(`log ${l}`), ...(o.handoff ? { handoff: true } : {}) };
   const ext = privateUsersExtension(deps);
   return { ext, run, cfg, log };
 }
@@ -36,6 +45,21 @@ describe('privateUsersExtension', () => {
     expect(plan.idmap).toEqual({ shift: 0x5a0000, range: 65536 });
     await h.ext.teardown!(h.run);
     expect(h.log).toEqual(['pick first=0 machine=box', 'release']);
+    expect(plan.inheritedLocks).toBeUndefined(); // not handed over: nspawn holds the lock itself
+  });
+  it('handed over: the range lock goes with the exec to the helper (plan.inheritedLocks, FD_CLOEXEC cleared)', async () => {
+    const h = harness({ shift: 0, range: 65536, pick: true }, { handoff: true });
+    await h.ext.setup!(h.run);
+    const plan: HelperPlan = basePlan();
+    h.ext.plan!(h.run, plan);
+    expect(plan.inheritedLocks).toEqual([{ fd: 7, path: '/x', exclusive: true }]);
+    expect(h.log).toEqual(['pick first=0 machine=box', 'keep across exec']);
+    // a fixed range has no lock to hand over
+    const f = harness({ shift: 0x80000, range: 65536, ownership: 'map' }, { handoff: true });
+    await f.ext.setup!(f.run);
+    const p2 = basePlan();
+    f.ext.plan!(f.run, p2);
+    expect(p2.inheritedLocks).toBeUndefined();
   });
   it('auto without idmapped mounts falls back to chown; map refuses', async () => {
     const h = harness({ shift: 0, range: 65536, pick: true }, { idmap: false });

@@ -3,9 +3,12 @@
  * as systemd-nspawn 252 does it, with @nspawn/uidrange. setup() settles cfg.userns.shift (picked under the lock
  * /run/systemd/nspawn-uid/<base>, shared with systemd-nspawn, or read off the tree's owner), chowns the tree or
  * asks the helper for an idmapped root (plan.idmap); teardown() drops the lock. The helper writes the maps itself
- * (plan.usermap), so such a run can be handed over to the helper.
+ * (plan.usermap), so such a run can be handed over to the helper: the lock's descriptor then goes with the exec
+ * (FD_CLOEXEC cleared, plan.inheritedLocks) and the helper holds it for the container's life and removes the file at
+ * the end, as systemd's release_lock_file(). Not handed over, nspawn holds it until teardown(). Either way the lock
+ * is an open file description of the process: it dies with it (kill -9 included).
  */
-import { readFileSync, statfsSync, statSync } from 'node:fs';
+import { statfsSync, statSync } from 'node:fs';
 import {
   filesUserDb,
   idmapSupported,
@@ -47,32 +50,6 @@ export function hostIdsInRange(base: number, count: number, users: UserDb, ids: 
   return undefined;
 }
 
-const HOLDER_ENV = 'NSPAWN_UIDRANGE_HOLDER';
-
-/**
- * A reboot of a handed-over run executes nspawn again in the same process, whose earlier range is still held by the
- * holder it started: end that holder (only when it is ours: its command line names this PID) so that the range can
- * be taken again, as systemd-nspawn keeps its range across reboots.
- */
-function endStaleHolder(): void {
-  const prev = Number(process.env[HOLDER_ENV]);
-  delete process.env[HOLDER_ENV];
-  if (!Number.isInteger(prev) || prev <= 0) return;
-  try {
-    const args = readFileSync(`/proc/${prev}/cmdline`, 'utf8').split('\0');
-    if (args[1] !== 'lock' || args[2] !== '--hold-for' || args[3] !== String(process.pid)) return;
-    process.kill(prev, 'SIGTERM');
-    // wait until it is gone (or a zombie): its lock dies with it
-    for (let i = 0; i < 200; i++) {
-      const st = readFileSync(`/proc/${prev}/stat`, 'utf8');
-      if (/\) [ZX] /.test(st)) return;
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
-    }
-  } catch {
-    /* gone */
-  }
-}
-
 export function privateUsersExtension(deps: PrivateUsersDeps = nodeDeps): ContainerExtension {
   let picked: PickedRange | undefined;
   let idmap = false;
@@ -82,8 +59,7 @@ export function privateUsersExtension(deps: PrivateUsersDeps = nodeDeps): Contai
   };
   return {
     name: 'private-users',
-    // nothing after the start: the range's lock has a holder process of its own, bound to this PID, which outlives
-    // a hand-over to the helper (execve) and removes the lock file when the run ends
+    // nothing after the start: in a hand-over the helper takes the range's lock over (plan.inheritedLocks)
     needed: () => false,
     setupBeforeHandoff: true,
     setup(run) {
@@ -106,10 +82,7 @@ export function privateUsersExtension(deps: PrivateUsersDeps = nodeDeps): Contai
           readOnly: run.cfg.readOnly,
         });
         if (u.pick) {
-          endStaleHolder();
-          picked = deps.pick({ first: d.shift, machine: run.cfg.machineName, holdFor: process.pid });
-          // a handed-over run that reboots executes nspawn again in this PID: that one ends this holder first
-          if (picked.holder !== undefined) process.env[HOLDER_ENV] = String(picked.holder);
+          picked = deps.pick({ first: d.shift, machine: run.cfg.machineName });
           u.shift = picked.base;
           u.range = picked.count;
         } else {
@@ -141,6 +114,8 @@ export function privateUsersExtension(deps: PrivateUsersDeps = nodeDeps): Contai
     plan(run, plan) {
       const u = run.cfg.userns;
       if (u && idmap) plan.idmap = { shift: u.shift, range: u.range };
+      // handed over: the lock goes with the exec, and the helper holds and releases it
+      if (picked && run.handoff) plan.inheritedLocks = [...(plan.inheritedLocks ?? []), { fd: picked.keepAcrossExec(), path: picked.lockPath, exclusive: true }];
     },
     teardown() {
       picked?.release();

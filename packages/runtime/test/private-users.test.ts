@@ -3,7 +3,7 @@
  * machine name), ownership map and chown, concurrency with each other and with systemd-nspawn, kill -9, refusals.
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chownSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LOCK_DIR, machineCandidate, tryLockFile } from '@nspawn/uidrange';
@@ -307,6 +307,29 @@ describe('concurrency', () => {
     const bases = await startAll(cmds);
     expect(new Set(bases).size).toBe(10);
   }, 120000);
+});
+
+describe('the range lock across the hand-over', () => {
+  for (const handoff of [true, false])
+    it(`${handoff ? 'handed over: the helper holds the inherited lock descriptor' : 'not handed over ($NSPAWN_HANDOFF=0): nspawn holds it'} for the run, and the file goes at the end`, async () => {
+      const t = tree('ext4', handoff ? 'ho-lock' : 'ho-lock0');
+      const name = handoff ? 'ut-ho-lock' : 'ut-ho-lock0';
+      const want = machineCandidate(name);
+      const c = spawn(NSPAWN_BIN, [...base, '-U', '-D', t, '-M', name, 'sleep', '1'], {
+        stdio: 'ignore',
+        env: { ...process.env, NSPAWN_HANDOFF: handoff ? '1' : '0' },
+      });
+      for (let i = 0; i < 400 && !lockHeld(want); i++) await sleep(5);
+      await sleep(300);
+      expect(lockHeld(want)).toBe(true);
+      // which program holds it: the helper in nspawn's place (same PID), or Node
+      const exe = readlinkSync(`/proc/${c.pid}/exe`);
+      expect(exe).toMatch(handoff ? /\/nspawn-helper[^/]*$/ : /\/node$/);
+      const fds = execFileSync('ls', ['-l', `/proc/${c.pid}/fd`], { encoding: 'utf8' });
+      expect(fds).toContain(join(LOCK_DIR, String(want)));
+      expect(await exited(c)).toBe(0);
+      expect(existsSync(join(LOCK_DIR, String(want)))).toBe(false);
+    }, 30000);
 });
 
 describe('kill -9', () => {

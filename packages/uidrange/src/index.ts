@@ -15,9 +15,10 @@ export {
   UidRangeError,
 } from './candidates.js';
 export { pickRange, rangeHasHostUsers, type PickOptions, type PickedRange } from './pick.js';
-export { tryLockFile, lockPathFor, type RangeLock, type LockOptions } from './lock.js';
+export { tryLockFile, lockPathFor, type RangeLock } from './lock.js';
 export { filesUserDb, parseIdFile, type UserDb } from './users.js';
 export { shiftTree, checkShiftable, type ShiftResult } from './shift.js';
 export { idmappedMount, idmapSupported, knownIdmapFs } from './idmap.js';
 export { resolveOwnership, type Ownership, type OwnershipRequest, type OwnershipDecision } from './ownership.js';
-export { toolPath } from './tool.js';
+export { SysError } from './sys.js';
+export { usernsWithMap } from './idmap.js';

@@ -1,80 +1,69 @@
 /**
  * The range lock of systemd-nspawn: /run/systemd/nspawn-uid/<base>, an exclusive open-file-description lock
- * (make_lock_file(): F_OFD_SETLK, LOCK_EX|LOCK_NB). Node has no fcntl(), so the tool takes the lock on a file
- * description Node opened and keeps: the lock belongs to that description and lasts until Node closes it or dies
- * (kill -9 included). Released by unlinking, then closing, as release_lock_file() does.
+ * (make_lock_file(): F_OFD_SETLK, flock() where the kernel has none), taken through koffi on a descriptor this
+ * process opens and keeps. The lock belongs to that open file description: it lasts until the descriptor is closed
+ * or the process ends (kill -9 included), and it survives an execve() once keepAcrossExec() cleared FD_CLOEXEC
+ * (nspawn handing its run over to the runtime helper, which then holds it and removes the file at the end).
+ * Released by unlinking, then closing, as release_lock_file() does.
  */
 import { closeSync, constants, fstatSync, mkdirSync, openSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { runTool } from './tool.js';
 import { UidRangeError } from './candidates.js';
+import { keepOnExec, ofdLockExclusive, SysError } from './sys.js';
 
 export interface RangeLock {
   readonly path: string;
-  /** the PID of the holder process (with holdFor) */
-  readonly holder?: number;
+  /** the locked descriptor (close-on-exec until keepAcrossExec()) */
+  readonly fd?: number;
+  /**
+   * clears FD_CLOEXEC on the descriptor so that the lock outlives an execve() of this process (and goes to the
+   * program executed, e.g. the runtime helper's `lockfd`); returns the descriptor
+   */
+  keepAcrossExec?(): number;
+  /** unlinks the lock file and closes the descriptor; idempotent */
   release(): void;
 }
 
-export interface LockOptions {
-  /**
-   * Also hold the lock in a small holder process until process `holdFor` ends (then the holder removes the file),
-   * so that the lock outlives an execve() of that process (nspawn handing over to its helper). release() ends the
-   * holder.
-   */
-  holdFor?: number;
-}
-
 /** tries to take the lock at `path`: a handle, or undefined when another process holds it */
-export function tryLockFile(path: string, opts: LockOptions = {}): RangeLock | undefined {
+export function tryLockFile(path: string): RangeLock | undefined {
   for (;;) {
     const fd = openSync(path, constants.O_CREAT | constants.O_RDWR | constants.O_NOFOLLOW | constants.O_NOCTTY, 0o600);
-    let r;
+    let taken: boolean;
     try {
-      const args = opts.holdFor !== undefined ? ['lock', '--hold-for', String(opts.holdFor), path] : ['lock'];
-      r = runTool(args, ['ignore', opts.holdFor !== undefined ? 'pipe' : 'ignore', 'pipe', fd]);
-    } catch (err) {
+      taken = ofdLockExclusive(fd);
+    } catch (e) {
       closeSync(fd);
-      throw err;
+      throw new UidRangeError(`Failed to lock ${path}: ${e instanceof SysError ? e.code : (e as Error).message}`, 'EIO');
     }
-    if (r.status === 75) {
+    if (!taken) {
       closeSync(fd);
       return undefined;
     }
-    if (r.status !== 0) {
-      closeSync(fd);
-      throw new UidRangeError(`Failed to lock ${path}: ${r.stderr || `exit ${r.status}`}`, 'EIO');
-    }
     // the previous owner may have unlinked the file between our open and our lock: then the lock is worthless
-    const holder = opts.holdFor !== undefined ? Number(r.stdout.trim()) : undefined;
-    const endHolder = () => {
-      if (holder !== undefined && holder > 0)
-        try {
-          process.kill(holder, 'SIGTERM');
-        } catch {
-          /* gone with its owner */
-        }
-    };
-    if (fstatSync(fd).nlink > 0) {
-      let held = true;
-      return {
-        path,
-        ...(holder !== undefined ? { holder } : {}),
-        release() {
-          if (!held) return;
-          held = false;
-          try {
-            unlinkSync(path);
-          } catch {
-            /* already gone */
-          }
-          endHolder();
-          closeSync(fd);
-        },
-      };
+    if (fstatSync(fd).nlink === 0) {
+      closeSync(fd);
+      continue;
     }
-    endHolder();
-    closeSync(fd);
+    let held = true;
+    return {
+      path,
+      fd,
+      keepAcrossExec() {
+        if (!held) throw new UidRangeError(`${path}: the lock was released`, 'EINVAL');
+        keepOnExec(fd);
+        return fd;
+      },
+      release() {
+        if (!held) return;
+        held = false;
+        try {
+          unlinkSync(path);
+        } catch {
+          /* already gone */
+        }
+        closeSync(fd);
+      },
+    };
   }
 }
 

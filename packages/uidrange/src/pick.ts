@@ -19,16 +19,19 @@ export interface PickOptions {
   random?: () => number;
   /** how to take a lock (tests); default the OFD lock */
   lock?: (path: string) => RangeLock | undefined;
-  /** hold the lock until this process ends, even across its execve() (see tryLockFile's holdFor) */
-  holdFor?: number;
 }
 
 export interface PickedRange {
   base: number;
   count: number;
   lockPath: string;
-  /** the holder process keeping the lock for `holdFor` */
-  holder?: number;
+  /** the descriptor holding the lock (absent with a `lock` of one's own that has none) */
+  lockFd?: number;
+  /**
+   * keeps the lock across an execve() of this process (clears FD_CLOEXEC); returns the descriptor, which the
+   * program executed must hold and close (the runtime helper's plan.inheritedLocks)
+   */
+  keepAcrossExec(): number;
   /** unlinks the lock file and drops the lock; idempotent */
   release(): void;
 }
@@ -49,7 +52,7 @@ export function pickRange(opts: PickOptions = {}): PickedRange {
   }
   const lockDir = opts.lockDir ?? LOCK_DIR;
   const users = opts.users ?? filesUserDb();
-  const lock = opts.lock ?? ((p: string) => tryLockFile(p, opts.holdFor !== undefined ? { holdFor: opts.holdFor } : {}));
+  const lock = opts.lock ?? tryLockFile;
   ensureLockDir(lockDir);
   for (const c of candidates(first ?? 0, opts.machine, opts.random ?? cryptoRandom)) {
     const path = lockPathFor(lockDir, c);
@@ -60,7 +63,17 @@ export function pickRange(opts: PickOptions = {}): PickedRange {
       l.release();
       continue;
     }
-    return { base: c, count: UID_RANGE, lockPath: path, ...(l.holder !== undefined ? { holder: l.holder } : {}), release: () => l.release() };
+    return {
+      base: c,
+      count: UID_RANGE,
+      lockPath: path,
+      ...(l.fd !== undefined ? { lockFd: l.fd } : {}),
+      keepAcrossExec() {
+        if (!l.keepAcrossExec) throw new UidRangeError(`${path}: this lock cannot be kept across an exec`, 'EOPNOTSUPP');
+        return l.keepAcrossExec();
+      },
+      release: () => l.release(),
+    };
   }
   throw new UidRangeError('Failed to pick suitable UID/GID range: Device or resource busy', 'EBUSY');
 }

@@ -27,22 +27,53 @@ describe('range locks (open-file-description locks, as systemd-nspawn)', () => {
     b!.release();
   });
 
-  it('a holder process keeps the lock for its owner: released by release(), or removed when the owner ends', async () => {
-    const path = join(dir, 'lock-h');
-    const a = tryLockFile(path, { holdFor: process.pid });
-    expect(a?.holder).toBeGreaterThan(0);
-    expect(tryLockFile(path)).toBeUndefined();
-    a!.release();
-    expect(existsSync(path)).toBe(false);
-    // an owner that execs and then ends: the lock lasts across its execve() and goes with its end
+  it('the lock lives in the descriptor: kept across an execve() once keepAcrossExec() cleared FD_CLOEXEC, gone with the process', async () => {
     const dist = join(import.meta.dirname, '../dist/index.js');
-    const owner = spawn(process.execPath, ['-e', `import(${JSON.stringify(dist)}).then((m) => { m.tryLockFile(${JSON.stringify(path)}, { holdFor: process.pid }); process.execve('/bin/sleep', ['sleep', '0.5']); })`], { stdio: 'ignore' });
+    // an owner that locks, keeps the descriptor across its exec, and execs sleep: held while sleep (the same PID) runs
+    const path = join(dir, 'lock-x');
+    const owner = spawn(
+      process.execPath,
+      ['-e', `import(${JSON.stringify(dist)}).then((m) => { const l = m.tryLockFile(${JSON.stringify(path)}); l.keepAcrossExec(); process.execve('/bin/sleep', ['sleep', '0.6']); })`],
+      { stdio: 'ignore' },
+    );
     for (let i = 0; i < 200 && !existsSync(path); i++) await new Promise((r) => setTimeout(r, 10));
-    await new Promise((r) => setTimeout(r, 150));
-    expect(tryLockFile(path)).toBeUndefined(); // held while sleep (the same PID) runs
+    await new Promise((r) => setTimeout(r, 250));
+    expect(readFileSync(`/proc/${owner.pid}/comm`, 'utf8').trim()).toBe('sleep');
+    expect(held(path)).toBe(true);
+    expect(tryLockFile(path)).toBeUndefined();
     await new Promise((r) => owner.once('exit', r));
-    for (let i = 0; i < 100 && existsSync(path); i++) await new Promise((r) => setTimeout(r, 10));
+    // the lock died with the process; the file stays (as systemd's after a kill), the next owner takes it over
+    expect(held(path)).toBe(false);
+    const next = tryLockFile(path);
+    expect(next).toBeDefined();
+    next!.release();
     expect(existsSync(path)).toBe(false);
+    // without keepAcrossExec() the exec drops it (close-on-exec, as Node opens every file)
+    const path2 = join(dir, 'lock-y');
+    const owner2 = spawn(
+      process.execPath,
+      ['-e', `import(${JSON.stringify(dist)}).then((m) => { m.tryLockFile(${JSON.stringify(path2)}); process.execve('/bin/sleep', ['sleep', '0.6']); })`],
+      { stdio: 'ignore' },
+    );
+    for (let i = 0; i < 200 && !existsSync(path2); i++) await new Promise((r) => setTimeout(r, 10));
+    await new Promise((r) => setTimeout(r, 250));
+    expect(held(path2)).toBe(false);
+    await new Promise((r) => owner2.once('exit', r));
+    tryLockFile(path2)?.release();
+  });
+
+  it('kill -9 of the owner releases the lock (no process of ours is left holding it)', async () => {
+    const dist = join(import.meta.dirname, '../dist/index.js');
+    const path = join(dir, 'lock-k');
+    const owner = spawn(process.execPath, ['-e', `import(${JSON.stringify(dist)}).then((m) => { m.tryLockFile(${JSON.stringify(path)}); setInterval(() => {}, 1000); })`], {
+      stdio: 'ignore',
+    });
+    for (let i = 0; i < 200 && !held(path); i++) await new Promise((r) => setTimeout(r, 10));
+    expect(held(path)).toBe(true);
+    owner.kill('SIGKILL');
+    await new Promise((r) => owner.once('exit', r));
+    expect(held(path)).toBe(false);
+    tryLockFile(path)!.release();
   });
 
   it("systemd-nspawn does not get a range we hold: the siphash candidate of its machine name is skipped", () => {

@@ -93,4 +93,17 @@ describe('the global package', () => {
     expect(r.stdout).toBe('in pk-global as 1\n');
     expect(r.status).toBe(0);
   });
+
+  it.skipIf(process.getuid?.() !== 0)('runs a -U container: the range lock and the idmapped root through koffi (no compiler, no tool of its own)', () => {
+    const tree = join(work, 'tree-u');
+    execFileSync(join(ROOT, 'scripts/make-busybox-tree.sh'), [tree], { stdio: 'ignore' });
+    const r = spawnSync(join(prefix, 'bin/nspawn'), ['-q', '-P', '-U', '-D', tree, '-M', 'pk-global-u', '/bin/cat', '/proc/self/uid_map'], { encoding: 'utf8', env, timeout: 30000 });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const [inside, outside, count] = r.stdout.trim().split(/\s+/).map(Number);
+    expect([inside, count]).toEqual([0, 65536]);
+    expect(outside! % 65536).toBe(0);
+    expect(outside).toBeGreaterThan(0);
+    expect(existsSync(`/run/systemd/nspawn-uid/${outside}`)).toBe(false); // released at the end
+  });
 });
