@@ -37,7 +37,9 @@ function snapshot() {
     nft: sh('nft', ['list', 'tables']).split('\n').filter((l) => /nspawn/i.test(l)),
     tempdirs: [...ls('/var/tmp', /^nspawn-/), ...ls('/tmp', /^nspawn-test-/)],
     locks: [...ls('/run/systemd/nspawn-uid', /./), ...ls('/run/systemd/nspawn/locks', /./)],
-    processes: sh('pgrep', ['-a', '-f', 'nspawn-helper']).split('\n').filter(Boolean),
+    // (not zombies: a helper that ended and whose parent is gone waits for PID 1 to reap it, and holds nothing;
+    // this VM's PID 1 reaps late)
+    processes: sh('ps', ['-eo', 'pid=,stat=,args=']).split('\n').filter((l) => /nspawn-helper/.test(l) && !/^\s*\d+\s+Z/.test(l)).map((l) => l.trim()),
     // (the mark says an nspawn made machine.slice: it goes when the last machine leaves it)
     cgroups: [...machineScopes(), ...ls('/run/nspawn', /^machine\.slice$/)],
     bpf: sh('bpftool', ['prog', 'show']).split('\n').filter((l) => /\bname nspawn_devices\b/.test(l)).map((l) => l.replace(/^(\d+): .*/, 'prog $1 nspawn_devices')),

@@ -110,9 +110,10 @@ describe('range locks (open-file-description locks, as systemd-nspawn)', () => {
         ours.release();
       }
     } finally {
-      child.kill('SIGKILL');
-      await new Promise((r) => child.once('exit', r));
-      // systemd-nspawn killed leaves its (now unlocked) file behind: take it over and remove it
+      // SIGTERM: systemd-nspawn ends its container and releases (removes) its range and image lock files, which a
+      // SIGKILL would leave behind
+      if (child.exitCode === null) child.kill('SIGTERM');
+      await new Promise((r) => (child.exitCode !== null ? r(null) : child.once('exit', r)));
       tryLockFile(join(LOCK_DIR, String(want)))?.release();
     }
   });
