@@ -6,7 +6,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSubvolume, globalLockPath, imageStatus, isSubvolume, removeImage, removeTree, renameImage } from '@nspawn/btrfs';
 import { COMMON_FLAGS, NSPAWN_BIN, requireRootAndSystemdNspawn, runTool, SYSTEMD_NSPAWN, type Tool, TOOL_ENV, TOOLS } from './helpers/containers.js';
@@ -112,6 +112,27 @@ describe.each(['ext4', 'btrfs'] as const)('-x on %s', (kind) => {
     await new Promise((res) => setTimeout(res, 200));
     c.kill('SIGTERM');
     await ended(c);
+    expect(ls(parent())).toEqual(before);
+    expect(mountsAt(parent())).toEqual([]);
+  });
+
+  it('on btrfs nspawn hands -x over to its helper, which removes the snapshot and its lock at the end; elsewhere nspawn stays', async () => {
+    const before = ls(parent());
+    const c = await startUntil('nspawn', ['-q', '-M', `bt-ho-${kind}`, '-D', tree(), '-x', '/bin/sleep', '1'], '/dev/null');
+    let exe = '';
+    for (let i = 0; i < 100; i++) {
+      exe = readlinkSync(`/proc/${c.pid}/exe`);
+      if (basename(exe) === 'nspawn-helper' || ls(parent()).length > before.length) break;
+      await new Promise((res) => setTimeout(res, 20));
+    }
+    await new Promise((res) => setTimeout(res, 200));
+    exe = readlinkSync(`/proc/${c.pid}/exe`);
+    if (kind === 'btrfs') expect(basename(exe)).toBe('nspawn-helper');
+    else expect(basename(exe)).not.toBe('nspawn-helper'); // an overlay needs nspawn to unmount it
+    // the snapshot's lock is held by that process while it runs
+    const held = ls(parent()).filter((n) => !before.includes(n) && n.endsWith('.lck'));
+    expect(held.length).toBe(1);
+    expect(await ended(c)).toBe(0);
     expect(ls(parent())).toEqual(before);
     expect(mountsAt(parent())).toEqual([]);
   });

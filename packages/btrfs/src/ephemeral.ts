@@ -46,6 +46,12 @@ export interface EphemeralRoot {
   readonly source: string;
   /** removes the snapshot and releases its lock (idempotent) */
   remove(): void;
+  /**
+   * For a process about to exec another program that will remove the snapshot (nspawn's hand-over to its helper):
+   * keeps the snapshot's lock files across the exec and says which descriptors and files they are. remove() is then
+   * that program's job.
+   */
+  keepLocksAcrossExec(): Array<{ fd: number; path: string; exclusive: boolean }>;
 }
 
 /** $NSPAWN_EPHEMERAL: auto (default), snapshot, overlay or copy. */
@@ -133,6 +139,9 @@ function handle(source: string, snapshot: string, root: string, mode: EphemeralR
       } finally {
         lock.release();
       }
+    },
+    keepLocksAcrossExec() {
+      return [lock.local, lock.global].flatMap((l) => (l ? [{ fd: l.keepAcrossExec(), path: l.path, exclusive: l.exclusive }] : []));
     },
   };
 }

@@ -11,7 +11,7 @@
  */
 import { closeSync, constants as fsc, fstatSync, mkdirSync, openSync, statSync, unlinkSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join } from 'node:path';
-import { errCode, fcntl, SysError } from './sys.js';
+import { errCode, fcntl, keepOnExec, SysError } from './sys.js';
 
 export const GLOBAL_LOCK_DIR = '/run/systemd/nspawn/locks';
 
@@ -36,6 +36,11 @@ export interface LockFile {
   readonly path: string;
   readonly exclusive: boolean;
   release(): void;
+  /**
+   * Keeps the lock across an execve() of this process (clears FD_CLOEXEC) and returns its descriptor: the program
+   * exec'd holds it from then on, and must release it (remove the file) as release() would.
+   */
+  keepAcrossExec(): number;
 }
 
 function flock(exclusive: boolean): Buffer {
@@ -69,6 +74,10 @@ export function makeLockFile(path: string, exclusive: boolean): LockFile {
       path,
       get exclusive() {
         return isExclusive;
+      },
+      keepAcrossExec() {
+        keepOnExec(fd);
+        return fd;
       },
       release() {
         if (!held) return;

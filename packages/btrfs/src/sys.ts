@@ -134,6 +134,11 @@ export function ioctlInt(fd: number, req: number, value: number, what = 'ioctl')
   return check(lib().ioctlInt(fd, req, value), what);
 }
 
+/** clears FD_CLOEXEC (fcntl F_SETFD 0): the descriptor, and the lock on its description, survives an execve() */
+export function keepOnExec(fd: number): void {
+  check(lib().fcntlPtr(fd, 2 /* F_SETFD */, null), `fcntl(F_SETFD) of fd ${fd}`);
+}
+
 export function fcntl(fd: number, cmd: number, buf: Buffer, what = 'fcntl'): number {
   return check(lib().fcntlPtr(fd, cmd, buf), what);
 }

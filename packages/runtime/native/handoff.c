@@ -23,6 +23,8 @@ static struct {
         const char *marker;
         const char *reexec[512];
         int n_reexec;
+        const char *subvol[8]; /* btrfs snapshots to destroy at the end (-x) */
+        int n_subvol;
         const char *msg_ok, *msg_fail, *msg_shutdown, *msg_reboot, *msg_signal, *msg_halt;
         const char *signames;
         pid_t pid;
@@ -203,10 +205,38 @@ static void ho_remove_cgroups(void) {
                 (void) unlink(ho.marker);
 }
 
+/* -x's snapshot: BTRFS_IOC_SNAP_DESTROY by its name in its parent (what @nspawn/btrfs's removal does for a snapshot
+ * without subvolumes of its own; one with them stays, and the next start or `nspawnctl clean` removes it, its lock
+ * being free). */
+static void ho_remove_subvolumes(void) {
+        for (int i = 0; i < ho.n_subvol; i++) {
+                char parent[PATH_MAX];
+                snprintf(parent, sizeof parent, "%s", ho.subvol[i]);
+                char *slash = strrchr(parent, '/');
+                if (!slash || !slash[1])
+                        continue;
+                *slash = 0;
+                const char *name = ho.subvol[i] + (slash - parent) + 1;
+                int fd = open(parent[0] ? parent : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                struct btrfs_ioctl_vol_args a;
+                memset(&a, 0, sizeof a);
+                snprintf(a.name, sizeof a.name, "%s", name);
+                if (fd < 0 || ioctl(fd, BTRFS_IOC_SNAP_DESTROY, &a) < 0) {
+                        char msg[PATH_MAX + 200];
+                        snprintf(msg, sizeof msg, "Failed to remove snapshot %s: %s; the next start or 'nspawnctl clean' removes it.", ho.subvol[i], strerror(errno));
+                        ho_say(msg);
+                }
+                if (fd >= 0)
+                        close(fd);
+        }
+        ho.n_subvol = 0;
+}
+
 /* The end of a handed-over run: never returns. */
 static void ho_finish(int status) __attribute__((noreturn));
 static void ho_finish(int status) {
         ho_remove_cgroups();
+        ho_remove_subvolumes();
         locks_release();
         if (ho.have_error) {
                 ho_say(ho.error);
@@ -281,6 +311,9 @@ static int ho_plan_key(const char *key, const char *(*next)(void)) {
                         ho.msg_signal = text;
                 else if (!strcmp(kind, "halt"))
                         ho.msg_halt = text;
+        } else if (!strcmp(key, "hosubvol")) {
+                if (ho.n_subvol < 8)
+                        ho.subvol[ho.n_subvol++] = next();
         } else if (!strcmp(key, "hosignames"))
                 ho.signames = next();
         else

@@ -19,6 +19,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
+#include <linux/btrfs.h>
 #include <linux/close_range.h>
 #include <linux/mount.h>
 #include <linux/openat2.h>
@@ -1395,6 +1396,7 @@ static int early_exit(void) {
         if (!handoff_on)
                 return 1;
         ho_remove_cgroups();
+        ho_remove_subvolumes();
         if (ho.have_error)
                 ho_say(ho.error);
         return 1;

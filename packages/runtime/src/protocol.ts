@@ -186,6 +186,11 @@ export interface HelperPlan {
    */
   inheritedLocks?: Array<{ fd: number; path: string; exclusive: boolean }>;
   /**
+   * btrfs subvolumes (-x's snapshot) the helper destroys after the container ends, before it releases the locks:
+   * only in a hand-over (otherwise nspawn removes them).
+   */
+  removeSubvolumes?: SubvolumeList;
+  /**
    * Hand-over (src/handoff.ts): the helper replaced nspawn's own process (execve) and supervises the container to
    * its end on its own: the end-of-run steps Node would take, as data.
    */
@@ -221,6 +226,12 @@ export interface HandoffPlan {
   /** the command line that starts nspawn again for a reboot (the first SIGHUP-death) */
   reexec: string[];
 }
+
+/**
+ * btrfs subvolumes the helper destroys after the container when it runs in nspawn's place (an ephemeral snapshot,
+ * -x): HelperPlan.removeSubvolumes.
+ */
+export type SubvolumeList = string[];
 
 export type NetStep =
   | { kind: 'up'; ifname: string }
@@ -302,6 +313,7 @@ export function planTokens(p: HelperPlan): string[] {
   if (p.notify) t.push('sdnotify', p.notify.notifyReady ? '1' : '0', p.notify.restartExits ? '1' : '0');
   for (const l of p.locks ?? []) t.push('lock', l.path, l.exclusive ? '1' : '0', l.busy);
   for (const l of p.inheritedLocks ?? []) t.push('lockfd', String(l.fd), l.path, l.exclusive ? '1' : '0');
+  for (const s of p.removeSubvolumes ?? []) t.push('hosubvol', s);
   for (const o of p.cgroupOps ?? []) {
     if (o.kind === 'mkdir') t.push('cgmkdir', o.path, o.exclusive ? '1' : '0', o.busy);
     else if (o.kind === 'write') t.push('cgwrite', o.path, String(o.data.length), ...o.data);

@@ -14,11 +14,13 @@
 import { mkdirSync } from 'node:fs';
 import {
   createEphemeral,
+  ephemeralModeFromEnv,
   type EphemeralRoot,
   GLOBAL_LOCK_DIR,
   globalLockPath,
   ImageBusyError,
   type ImageLock,
+  isSubvolume,
   localLockPath,
   lockImage,
   lockingDisabled,
@@ -66,11 +68,25 @@ export function storageExtension(opts: StorageExtensionOptions = {}): ContainerE
   let lock: ImageLock | undefined;
   // only -x and --template have work of their own; a plain run's locks are the helper's
   const ownsRun = (cfg: ContainerConfig) => cfg.ephemeral === true || cfg.template !== undefined;
+  // -x on a btrfs subvolume makes a snapshot; the helper can destroy it at the end in nspawn's place (hand-over),
+  // holding its locks until then. An overlay or a copy needs nspawn to the end.
+  const snapshotOnly = (cfg: ContainerConfig) => {
+    if (cfg.ephemeral !== true || cfg.template !== undefined) return false;
+    const mode = ephemeralModeFromEnv(env);
+    return (mode === 'auto' || mode === 'snapshot') && isSubvolume(cfg.directory);
+  };
   return {
     name: 'storage',
-    needed: ownsRun,
+    needed: (cfg) => ownsRun(cfg) && !snapshotOnly(cfg),
+    // a snapshot for a hand-over is made before the exec (and its removal left to the helper)
+    setupBeforeHandoff: true,
     plan(run: ContainerRun, plan: HelperPlan) {
       const cfg = run.cfg;
+      if (run.handoff && ephemeral?.mode === 'snapshot') {
+        plan.inheritedLocks = [...(plan.inheritedLocks ?? []), ...ephemeral.keepLocksAcrossExec()];
+        plan.removeSubvolumes = [...(plan.removeSubvolumes ?? []), ephemeral.snapshot];
+        return;
+      }
       if (ownsRun(cfg) || lockingDisabled(env) || cfg.directory === '/') return;
       const busy = `Directory tree ${cfg.directory} is currently busy.`;
       const exclusive = !cfg.readOnly;
@@ -82,10 +98,30 @@ export function storageExtension(opts: StorageExtensionOptions = {}): ContainerE
       }
       plan.locks = [...(plan.locks ?? []), ...locks];
     },
-    async setup(run: ContainerRun) {
+    setup(run: ContainerRun): void | Promise<void> {
+      const cfg = run.cfg;
+      if (!ownsRun(cfg)) return;
+      if (run.handoff) {
+        // (only a snapshot is handed over: needed() said so) synchronous, the snapshot ioctl is quick; a signal
+        // meanwhile leaves an orphan, which the next start removes (its lock is free)
+        try {
+          ephemeral = createEphemeral(cfg.directory, { readOnly: cfg.readOnly, env });
+        } catch (e) {
+          throw new ContainerError(`Failed to create snapshot of ${cfg.directory}: ${(e as Error).message}`);
+        }
+        cfg.directory = ephemeral.root;
+        return;
+      }
+      return setupSupervised(run);
+    },
+    // (after a hand-over nothing runs here: the helper removes the snapshot; teardown() of a hand-over that failed
+    // before its exec removes it as usual)
+    teardown: (run: ContainerRun) => teardownAll(run),
+  };
+
+  async function setupSupervised(run: ContainerRun): Promise<void> {
       const cfg = run.cfg;
       const quiet = cfg.quiet === true;
-      if (!ownsRun(cfg)) return;
       if (cfg.ephemeral) {
         let made;
         try {
@@ -129,8 +165,9 @@ export function storageExtension(opts: StorageExtensionOptions = {}): ContainerE
         } else if (!tree.isDirectory('/usr'))
           throw new ContainerError(`Directory ${cfg.directory} doesn't look like it has an OS tree (/usr/ directory is missing). Refusing.`);
       }
-    },
-    teardown(run: ContainerRun) {
+  }
+
+  function teardownAll(run: ContainerRun): void {
       try {
         if (ephemeral) {
           const e = ephemeral;
@@ -145,6 +182,5 @@ export function storageExtension(opts: StorageExtensionOptions = {}): ContainerE
         lock?.release();
         lock = undefined;
       }
-    },
-  };
+  }
 }
