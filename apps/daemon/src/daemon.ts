@@ -48,6 +48,7 @@ import {
   type NspawndPaths,
   nspawndPaths,
   probeHost,
+  releaseMachineSlice,
   procStartTime,
   runContainer,
   spawnHelper,
@@ -160,6 +161,7 @@ export class Daemon {
     });
     if (ending.length > 0) await Promise.race([Promise.all(ending.map((m) => m.ended)), new Promise((r) => setTimeout(r, 3000))]);
     for (const t of this.timers) clearInterval(t);
+    if (this.host) releaseMachineSlice(this.host.cgroups);
     await Promise.all(this.servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
     for (const p of [machineSocketPath(this.env()), machineImageSocketPath(this.env())]) {
       try {
@@ -608,6 +610,8 @@ export class Daemon {
           for (const msg of messages) say(msg);
           const prepared = prepareContainer(settings, nodePrepareEnv(nodeTree), cl.unsupported, cl.settings);
           this.host ??= probeHost();
+          // machine.slice stays between the daemon's containers (made once, not for each start); stop() gives it up
+          prepared.config.keepMachineSlice = true;
           const extensions = [...defaultExtensions().filter((x) => x.name !== 'register'), ext];
           say(`-- nspawnd: starting ${name} on ${dir}`);
           const code = await runContainer(prepared, { log: say, forwardSignals: false, spawnHelper: () => this.takeHelper() }, this.host, ['ignore', logFd, logFd], extensions);

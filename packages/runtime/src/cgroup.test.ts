@@ -2,6 +2,7 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import {
   type CgroupFs,
   createMachineCgroup,
+  releaseMachineSlice,
   machineHierarchies,
   machineScope,
   parseProcCgroup,
@@ -278,6 +279,18 @@ describe('createMachineCgroup on a hybrid host', () => {
     expect(fs.dirs.has('/sys/fs/cgroup/unified/machine.slice/machine-b.scope')).toBe(true);
     expect(marker.marked).toBe(true);
     expect(await b.remove()).toEqual([]);
+    expect([...fs.dirs.keys()].filter((d) => d.includes('machine'))).toEqual([]);
+    expect(marker.marked).toBe(false);
+  });
+
+  it('keepSlice: machine.slice stays between a daemon\'s containers; releaseMachineSlice() gives it up', async () => {
+    const fs = hybridFs();
+    const a = createMachineCgroup({ name: 'a', layout: HYBRID, fs, ...noWait, keepSlice: true });
+    expect(await a.remove()).toEqual([]);
+    expect(fs.dirs.has('/sys/fs/cgroup/unified/machine.slice')).toBe(true);
+    expect(fs.dirs.has('/sys/fs/cgroup/unified/machine.slice/machine-a.scope')).toBe(false);
+    expect(marker.marked).toBe(true);
+    releaseMachineSlice(HYBRID, fs, marker);
     expect([...fs.dirs.keys()].filter((d) => d.includes('machine'))).toEqual([]);
     expect(marker.marked).toBe(false);
   });

@@ -256,6 +256,11 @@ export interface MachineCgroupOptions {
   removeTimeoutMs?: number;
   /** where it is noted that an nspawn made machine.slice (default: the file NSPAWN_SLICE_MARKER) */
   sliceMarker?: SliceMarker;
+  /**
+   * remove() leaves machine.slice, even when it is empty and an nspawn made it: a daemon that starts machine after
+   * machine keeps it (as machined's machine.slice stays), and gives it up with releaseMachineSlice()
+   */
+  keepSlice?: boolean;
 }
 
 /** Where the helper puts the container's PID 1: see native/cgroup.c. */
@@ -458,7 +463,7 @@ export function createMachineCgroup(opts: MachineCgroupOptions): MachineCgroup {
             }
         await sleep(attempt < 10 ? 2 : 20);
       }
-      removeSlices();
+      if (!opts.keepSlice) removeSlices();
       return left.map((d) => `Failed to remove cgroup ${d}: it still has processes.`);
     },
     abandon,
@@ -573,4 +578,21 @@ export function recordingCgroupFs(real: CgroupFs, name: string): CgroupFs & { re
     kill: (pid) => real.kill(pid),
   };
   return fs;
+}
+
+/**
+ * machine.slice in every hierarchy of LAYOUT, where an nspawn made it (its marker) and no machine is left in it:
+ * removed, with the marker once none is left. For a daemon that kept it (MachineCgroupOptions.keepSlice) when it stops.
+ */
+export function releaseMachineSlice(layout: CgroupLayout, fs: CgroupFs = nodeCgroupFs, marker: SliceMarker = nodeSliceMarker): void {
+  if (!marker.has()) return;
+  const hierarchies = machineHierarchies(layout);
+  for (const h of hierarchies) {
+    try {
+      fs.rmdir(join(h.mount, MACHINE_SLICE));
+    } catch {
+      // a machine is in it, or it is gone
+    }
+  }
+  if (hierarchies.every((h) => !fs.exists(join(h.mount, MACHINE_SLICE)))) marker.clear();
 }

@@ -53,6 +53,8 @@ export interface ContainerConfig {
    * user namespace range; undefined: none. `pick` (-U) and `fromOwner` (PrivateUsers=yes) leave the shift to the
    * private-users extension (src/private-users.ts), which also applies `ownership` (unset: systemd's default)
    */
+  /** machine.slice stays when the container's scope goes (a daemon's containers: see MachineCgroupOptions.keepSlice) */
+  keepMachineSlice?: boolean;
   userns?: { shift: number; range: number; pick?: boolean; fromOwner?: boolean; ownership?: 'off' | 'chown' | 'map' | 'auto' };
   rlimits: Partial<Record<RlimitName, Rlimit>>;
   resolvConf: ResolvConfMode;

@@ -331,6 +331,7 @@ export function setupMachineCgroup(
     ...(mech.v1 ? { v1DeviceRules: rules.map(formatDeviceRule) } : {}),
     ...(cfg.userns ? { owner: cfg.userns.shift } : {}),
     ...(cgroupFs ? { fs: cgroupFs } : {}),
+    ...(cfg.keepMachineSlice ? { keepSlice: true } : {}),
   });
   try {
     plan.cgroup = cgroup.placement(parseProcCgroup(readFileSync(`/proc/${helperPid}/cgroup`, 'utf8')));
