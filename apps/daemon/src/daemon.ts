@@ -161,7 +161,8 @@ export class Daemon {
     });
     if (ending.length > 0) await Promise.race([Promise.all(ending.map((m) => m.ended)), new Promise((r) => setTimeout(r, 3000))]);
     for (const t of this.timers) clearInterval(t);
-    if (this.host) releaseMachineSlice(this.host.cgroups);
+    // (also when this daemon started no container itself: one before it, killed, may have left the slice)
+    releaseMachineSlice((this.host ??= probeHost()).cgroups);
     await Promise.all(this.servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
     for (const p of [machineSocketPath(this.env()), machineImageSocketPath(this.env())]) {
       try {

@@ -556,7 +556,8 @@ export function recordingCgroupFs(real: CgroupFs, name: string): CgroupFs & { re
       ops.push({ kind: 'mkdir', path: p, exclusive: !slice, busy: busy(name, p).message });
       pending.add(p);
     },
-    rmdir: (p) => real.rmdir(p),
+    // a directory only the ops would make is simply not made (abandon() before the hand-over)
+    rmdir: (p) => (pending.delete(p) ? undefined : real.rmdir(p)),
     read(p) {
       if (written.has(p)) return written.get(p)!;
       if (!inPending(p)) return real.read(p);

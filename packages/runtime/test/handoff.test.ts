@@ -6,7 +6,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ContainerError, handoffContainer, machineScope, nodePrepareEnv, nodeTree, prepareContainer, runContainer } from '../src/index.js';
+import { ContainerError, handoffContainer, machineScope, NSPAWN_SLICE_MARKER, nodePrepareEnv, nodeTree, prepareContainer, runContainer } from '../src/index.js';
 import { makeTree, requireRoot, REPO } from './helpers.js';
 
 beforeAll(requireRoot);
@@ -78,8 +78,11 @@ describe('hand-over', () => {
       argv: ['/usr/bin/node', '/x/nspawn', '-D', t.root, '/bin/true'],
       env: {},
     };
+    const markerBefore = existsSync(NSPAWN_SLICE_MARKER);
     expect(() => handoffContainer(p, { proc, hooks: { log: () => {} } })).toThrow(ContainerError);
     expect(existsSync(scopeDir(name))).toBe(false);
+    // nothing was made, so no mark that an nspawn made machine.slice either
+    if (!markerBefore) expect(existsSync(NSPAWN_SLICE_MARKER)).toBe(false);
     expect(argv.slice(0, 3)).toEqual(['nspawn-helper', '--handoff', 'NSPAWN-PLAN-1']);
     // a reboot starts nspawn again as it was started, with the same UUID
     const reexec = argv.flatMap((a, i) => (a === 'horeexec' ? [argv[i + 1]] : []));
