@@ -43,21 +43,10 @@ static int cgroup_plan_add(CgroupPlan *c, int v2, const char *scope, const char 
         return 0;
 }
 
-static int cgroup_write(const char *path, const char *value) {
-        int fd = open(path, O_WRONLY | O_CLOEXEC);
-        if (fd < 0)
-                return -1;
-        ssize_t n = write(fd, value, strlen(value));
-        int e = errno;
-        close(fd);
-        errno = e;
-        return n < 0 ? -1 : 0;
-}
-
 /* Before the clone: the helper into the v1 scopes, the unified scope opened for clone3. */
 static int cgroup_enter(CgroupPlan *c, char *err, size_t errsz) {
         for (int i = 0; i < c->n_v1; i++)
-                if (cgroup_write(c->v1_scope[i], "0") < 0) {
+                if (write_small_file(c->v1_scope[i], "0") < 0) {
                         snprintf(err, errsz, "Failed to move into %s: %s (%s)", c->v1_scope[i], strerror(errno), strerrorname_np(errno) ?: "?");
                         return -1;
                 }
@@ -89,7 +78,7 @@ static pid_t cgroup_clone(CgroupPlan *c, unsigned long flags, char *err, size_t 
                 snprintf(self, sizeof self, "%d", (int) getpid());
                 char procs[PATH_MAX];
                 snprintf(procs, sizeof procs, "%s/cgroup.procs", c->v2_scope);
-                if (cgroup_write(procs, self) < 0) {
+                if (write_small_file(procs, self) < 0) {
                         snprintf(err, errsz, "Failed to move into %s: %s (%s)", procs, strerror(errno), strerrorname_np(errno) ?: "?");
                         errno = EPERM;
                         return -1;
@@ -109,11 +98,11 @@ static void cgroup_close(CgroupPlan *c) {
 /* After the clone: the helper back where it came from; only the container stays in the scope. */
 static void cgroup_leave(CgroupPlan *c) {
         for (int i = 0; i < c->n_v1; i++)
-                (void) cgroup_write(c->v1_home[i], "0");
+                (void) write_small_file(c->v1_home[i], "0");
         if (c->v2_moved && c->v2_home) {
                 char self[32];
                 snprintf(self, sizeof self, "%d", (int) getpid());
-                (void) cgroup_write(c->v2_home, self);
+                (void) write_small_file(c->v2_home, self);
         }
         cgroup_close(c);
 }

@@ -232,14 +232,9 @@ static int execin_main(int argc, char **argv) {
         struct stat a, b;
         int own_user = fstat(fds[6], &a) == 0 && stat("/proc/self/ns/user", &b) == 0 && (a.st_ino != b.st_ino || a.st_dev != b.st_dev);
 
-        for (int k = 0; k < n_cg; k++) {
-                int fd = open(cgroups[k], O_WRONLY | O_CLOEXEC);
-                if (fd < 0 || write(fd, "0", 1) != 1) {
-                        /* not fatal: the container may have gone read-only on its cgroup */
-                }
-                if (fd >= 0)
-                        close(fd);
-        }
+        /* not fatal: the container may have gone read-only on its cgroup */
+        for (int k = 0; k < n_cg; k++)
+                (void) write_small_file(cgroups[k], "0");
         for (int k = 0; k < 6; k++) {
                 struct stat s1, s2;
                 snprintf(path, sizeof path, "/proc/self/ns/%s", kinds[k]);

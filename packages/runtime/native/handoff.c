@@ -107,38 +107,46 @@ static void ho_signal(int signo, pid_t pid) {
                 ho_say(ho.msg_halt);
 }
 
-/* rmdir of DIR and its subdirectories, deepest first; 0 when all are gone. */
-static int ho_rmdir_tree(const char *dir) {
-        if (rmdir(dir) == 0 || errno == ENOENT)
-                return 0;
-        int left = 0;
+/* FN on each subdirectory (child cgroup) of DIR; -1 when DIR cannot be read (ENOENT: gone), else how many FN failed. */
+static int ho_each_subdir(const char *dir, int (*fn)(const char *sub)) {
         int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
         if (fd < 0)
-                return errno == ENOENT ? 0 : -1;
+                return -1;
         DIR *d = fdopendir(fd);
         if (!d) {
                 close(fd);
                 return -1;
         }
+        int failed = 0;
         struct dirent *de;
         while ((de = readdir(d))) {
                 if (de->d_type != DT_DIR || !strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
                         continue;
                 char sub[PATH_MAX];
                 snprintf(sub, sizeof sub, "%s/%s", dir, de->d_name);
-                if (ho_rmdir_tree(sub) < 0)
-                        left = 1;
+                if (fn(sub) < 0)
+                        failed++;
         }
         closedir(d);
+        return failed;
+}
+
+/* rmdir of DIR and its subdirectories, deepest first; 0 when all are gone. */
+static int ho_rmdir_tree(const char *dir) {
+        if (rmdir(dir) == 0 || errno == ENOENT)
+                return 0;
+        int left = ho_each_subdir(dir, ho_rmdir_tree);
+        if (left < 0)
+                return errno == ENOENT ? 0 : -1;
         if (rmdir(dir) == 0 || errno == ENOENT)
                 return left ? -1 : 0;
         return -1;
 }
 
-/* SIGKILL to every process listed in FILE (cgroup.procs or tasks) of DIR and below. */
-static void ho_kill_below(const char *dir, const char *file) {
+/* SIGKILL to every process in DIR and below (their cgroup.procs). */
+static int ho_kill_below(const char *dir) {
         char p[PATH_MAX];
-        snprintf(p, sizeof p, "%s/%s", dir, file);
+        snprintf(p, sizeof p, "%s/cgroup.procs", dir);
         FILE *f = fopen(p, "re");
         if (f) {
                 long pid;
@@ -147,18 +155,8 @@ static void ho_kill_below(const char *dir, const char *file) {
                                 (void) kill((pid_t) pid, SIGKILL);
                 fclose(f);
         }
-        DIR *d = opendir(dir);
-        if (!d)
-                return;
-        struct dirent *de;
-        while ((de = readdir(d))) {
-                if (de->d_type != DT_DIR || !strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-                        continue;
-                char sub[PATH_MAX];
-                snprintf(sub, sizeof sub, "%s/%s", dir, de->d_name);
-                ho_kill_below(sub, file);
-        }
-        closedir(d);
+        (void) ho_each_subdir(dir, ho_kill_below);
+        return 0;
 }
 
 /* A scope directory to remove: Node's, or, when the helper made the cgroup (native/cgroup-ops.c), one it made. */
@@ -178,16 +176,12 @@ static void ho_remove_cgroups(void) {
                                 left++;
                 if (left == 0 || now_ms() >= deadline)
                         break;
-                if (ho.kill_file && access(ho.kill_file, F_OK) == 0) {
-                        int fd = open(ho.kill_file, O_WRONLY | O_CLOEXEC);
-                        if (fd >= 0) {
-                                (void) !write(fd, "1", 1);
-                                close(fd);
-                        }
-                } else
+                if (ho.kill_file && access(ho.kill_file, F_OK) == 0)
+                        (void) write_small_file(ho.kill_file, "1");
+                else
                         for (int i = 0; i < ho.n_rm; i++)
                                 if (ho_ours(ho.rm[i]))
-                                        ho_kill_below(ho.rm[i], "cgroup.procs");
+                                        ho_kill_below(ho.rm[i]);
                 struct timespec ts = { 0, (attempt < 10 ? 2 : 20) * 1000000L };
                 nanosleep(&ts, NULL);
         }

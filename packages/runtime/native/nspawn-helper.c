@@ -69,6 +69,18 @@ static int decode_hex(const char *hex, unsigned char *out, size_t len) {
         return 0;
 }
 
+/* Writes S to the existing file P (a cgroup, proc or sysfs file) in one write(2); 0, or -1 with errno. */
+static int write_small_file(const char *p, const char *s) {
+        int fd = open(p, O_WRONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -1;
+        ssize_t n = write(fd, s, strlen(s));
+        int e = errno;
+        close(fd);
+        errno = e;
+        return n == (ssize_t) strlen(s) ? 0 : -1;
+}
+
 #include "caps.c" /* capabilities and the session keyring (static functions) */
 #include "seccomp.c" /* the system call filter (static functions) */
 #include "devices.c" /* the device policy's BPF program on cgroup2 (static functions) */
@@ -844,17 +856,6 @@ static int detach_host_sources(char *err, size_t errsz) {
 
 /* ---------- idmapped root (private users, ownership "map") ---------- */
 
-static int write_small_file(const char *p, const char *s) {
-        int fd = open(p, O_WRONLY | O_CLOEXEC);
-        if (fd < 0)
-                return -1;
-        ssize_t n = write(fd, s, strlen(s));
-        int e = errno;
-        close(fd);
-        errno = e;
-        return n == (ssize_t) strlen(s) ? 0 : -1;
-}
-
 /* The tree (our cwd) cloned as a detached mount with MOUNT_ATTR_IDMAP, made with the host's privileges before the
  * clone, as systemd's remount_idmap(): a throwaway user namespace carries "0 SHIFT RANGE" plus host root mapped to
  * 2147483646 (REMOUNT_IDMAPPING_HOST_ROOT). The child attaches it instead of a plain bind of the tree. */
@@ -1193,12 +1194,10 @@ static void child_main(void) {
         }
 
         if (plan.oom_set) {
-                int f = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
                 char num[16];
-                int n = snprintf(num, sizeof num, "%d", plan.oom_score_adj);
-                if (f < 0 || write(f, num, (size_t) n) != n)
+                snprintf(num, sizeof num, "%d", plan.oom_score_adj);
+                if (write_small_file("/proc/self/oom_score_adj", num) < 0)
                         die_errno_child("Failed to adjust OOM score");
-                close(f);
         }
         if (plan.cpus_set && sched_setaffinity(0, sizeof plan.cpus, &plan.cpus) < 0)
                 die_errno_child("Failed to set CPU affinity");
