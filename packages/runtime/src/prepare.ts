@@ -58,6 +58,18 @@ export const nodePrepareEnv = (tree: (root: string) => Tree): PrepareEnv => ({
   hostname: osHostname,
 });
 
+/**
+ * The tree is one to run: -b wants an OS (path_is_os_tree(): an os-release), anything else a /usr. Throws
+ * systemd-nspawn's refusal naming DIRECTORY.
+ */
+export function verifyOsTree(tree: Pick<Tree, 'resolve' | 'isDirectory'>, directory: string, startMode: 'pid1' | 'pid2' | 'boot'): void {
+  if (startMode === 'boot') {
+    if (tree.resolve('/etc/os-release') === undefined && tree.resolve('/usr/lib/os-release') === undefined)
+      throw new ContainerError(`Directory ${directory} doesn't look like an OS root directory (os-release file is missing). Refusing.`);
+  } else if (!tree.isDirectory('/usr'))
+    throw new ContainerError(`Directory ${directory} doesn't look like it has an OS tree (/usr/ directory is missing). Refusing.`);
+}
+
 /** Features parsed from the command line or a .nspawn file that later work will implement. */
 function unsupportedFeatures(s: Settings): string[] {
   const out: string[] = [];
@@ -199,12 +211,7 @@ export function prepareContainer(s: Settings, env: PrepareEnv, unsupported: read
       'Spawning container on root directory is not supported. Consider using --ephemeral, --volatile=yes or --volatile=state.',
     );
   const tree = env.tree(fromTemplate ? s.template! : directory);
-  // -b wants an OS (path_is_os_tree(): an os-release), anything else a /usr
-  if (s.startMode === 'boot') {
-    if (tree.resolve('/etc/os-release') === undefined && tree.resolve('/usr/lib/os-release') === undefined)
-      throw new ContainerError(`Directory ${directory} doesn't look like an OS root directory (os-release file is missing). Refusing.`);
-  } else if (!tree.isDirectory('/usr'))
-    throw new ContainerError(`Directory ${directory} doesn't look like it has an OS tree (/usr/ directory is missing). Refusing.`);
+  verifyOsTree(tree, directory, s.startMode ?? 'pid1');
 
   let consoleMode: HelperConsole;
   const tty = env.stdinIsTTY && env.stdoutIsTTY;

@@ -32,7 +32,7 @@ import type { ContainerExtension, ContainerRun } from './extension.js';
 import type { ContainerConfig } from './plan.js';
 import type { HelperPlan } from './protocol.js';
 import { nodeTree } from './host.js';
-import { ContainerError } from './prepare.js';
+import { ContainerError, verifyOsTree } from './prepare.js';
 
 export interface StorageExtensionOptions {
   /** the environment ($NSPAWN_EPHEMERAL, $SYSTEMD_NSPAWN_LOCK); default process.env */
@@ -101,73 +101,14 @@ export function storageExtension(opts: StorageExtensionOptions = {}): ContainerE
     setup(run: ContainerRun): void | Promise<void> {
       const cfg = run.cfg;
       if (!ownsRun(cfg)) return;
-      if (run.handoff) {
-        // (only a snapshot is handed over: needed() said so) synchronous, the snapshot ioctl is quick; a signal
-        // meanwhile leaves an orphan, which the next start removes (its lock is free)
-        try {
-          ephemeral = createEphemeral(cfg.directory, { readOnly: cfg.readOnly, env });
-        } catch (e) {
-          throw new ContainerError(`Failed to create snapshot of ${cfg.directory}: ${(e as Error).message}`);
-        }
-        cfg.directory = ephemeral.root;
-        return;
-      }
-      return setupSupervised(run);
+      // a hand-over (only of a snapshot: needed() said so) makes it synchronously, the snapshot ioctl is quick; a
+      // signal meanwhile leaves an orphan, which the next start removes (its lock is free)
+      if (run.handoff) useEphemeral(cfg, { value: makeEphemeral(cfg) });
+      else return setupSupervised(run);
     },
     // (after a hand-over nothing runs here: the helper removes the snapshot; teardown() of a hand-over that failed
     // before its exec removes it as usual)
-    teardown: (run: ContainerRun) => teardownAll(run),
-  };
-
-  async function setupSupervised(run: ContainerRun): Promise<void> {
-      const cfg = run.cfg;
-      const quiet = cfg.quiet === true;
-      if (cfg.ephemeral) {
-        let made;
-        try {
-          made = await holdingSignals(() => createEphemeral(cfg.directory, { readOnly: cfg.readOnly, env }));
-        } catch (e) {
-          throw new ContainerError(`Failed to create snapshot of ${cfg.directory}: ${(e as Error).message}`);
-        }
-        ephemeral = made.value; // teardown removes it, also when interrupted
-        if (made.signal) throw new ContainerError(`Interrupted while copying file system tree to ${made.value.snapshot}, removed again.`);
-        cfg.directory = ephemeral.root;
-        return;
-      }
-      try {
-        lock = lockImage(cfg.directory, { shared: cfg.readOnly, env });
-      } catch (e) {
-        if (e instanceof ImageBusyError) throw new ContainerError(`Directory tree ${cfg.directory} is currently busy.`);
-        throw new ContainerError(`Failed to lock ${cfg.directory}: ${(e as Error).message}`);
-      }
-      if (cfg.template !== undefined) {
-        let r;
-        const template = cfg.template;
-        try {
-          const made = await holdingSignals(() => populateFromTemplate(template, cfg.directory, { readOnly: cfg.readOnly }));
-          r = made.value;
-          if (made.signal && r !== 'exists') {
-            removeTree(cfg.directory, { within: dirname(cfg.directory) });
-            throw new ContainerError(`Interrupted while copying file system tree to ${cfg.directory}, removed again.`);
-          }
-        } catch (e) {
-          if (e instanceof ContainerError) throw e;
-          throw new ContainerError(`Couldn't create snapshot ${cfg.directory} from ${cfg.template}: ${(e as Error).message}`);
-        }
-        if (!quiet) {
-          if (r === 'exists') run.log(`Directory ${cfg.directory} already exists, not populating from template ${cfg.template}.`);
-          else run.log(`Populated ${cfg.directory} from template ${cfg.template}.`);
-        }
-        const tree = nodeTree(cfg.directory);
-        if (cfg.startMode === 'boot') {
-          if (tree.resolve('/etc/os-release') === undefined && tree.resolve('/usr/lib/os-release') === undefined)
-            throw new ContainerError(`Directory ${cfg.directory} doesn't look like an OS root directory (os-release file is missing). Refusing.`);
-        } else if (!tree.isDirectory('/usr'))
-          throw new ContainerError(`Directory ${cfg.directory} doesn't look like it has an OS tree (/usr/ directory is missing). Refusing.`);
-      }
-  }
-
-  function teardownAll(run: ContainerRun): void {
+    teardown(run: ContainerRun) {
       try {
         if (ephemeral) {
           const e = ephemeral;
@@ -182,5 +123,51 @@ export function storageExtension(opts: StorageExtensionOptions = {}): ContainerE
         lock?.release();
         lock = undefined;
       }
+    },
+  };
+
+  function makeEphemeral(cfg: ContainerConfig): EphemeralRoot {
+    try {
+      return createEphemeral(cfg.directory, { readOnly: cfg.readOnly, env });
+    } catch (e) {
+      throw new ContainerError(`Failed to create snapshot of ${cfg.directory}: ${(e as Error).message}`);
+    }
+  }
+
+  /** the run goes on the ephemeral root MADE (teardown removes it, also when a signal interrupted its making) */
+  function useEphemeral(cfg: ContainerConfig, made: { value: EphemeralRoot; signal?: string }): void {
+    ephemeral = made.value;
+    if (made.signal) throw new ContainerError(`Interrupted while copying file system tree to ${made.value.snapshot}, removed again.`);
+    cfg.directory = ephemeral.root;
+  }
+
+  async function setupSupervised(run: ContainerRun): Promise<void> {
+    const cfg = run.cfg;
+    if (cfg.ephemeral) return useEphemeral(cfg, await holdingSignals(() => makeEphemeral(cfg)));
+    try {
+      lock = lockImage(cfg.directory, { shared: cfg.readOnly, env });
+    } catch (e) {
+      if (e instanceof ImageBusyError) throw new ContainerError(`Directory tree ${cfg.directory} is currently busy.`);
+      throw new ContainerError(`Failed to lock ${cfg.directory}: ${(e as Error).message}`);
+    }
+    if (cfg.template === undefined) return;
+    const template = cfg.template;
+    let r;
+    try {
+      const made = await holdingSignals(() => populateFromTemplate(template, cfg.directory, { readOnly: cfg.readOnly }));
+      r = made.value;
+      if (made.signal && r !== 'exists') {
+        removeTree(cfg.directory, { within: dirname(cfg.directory) });
+        throw new ContainerError(`Interrupted while copying file system tree to ${cfg.directory}, removed again.`);
+      }
+    } catch (e) {
+      if (e instanceof ContainerError) throw e;
+      throw new ContainerError(`Couldn't create snapshot ${cfg.directory} from ${template}: ${(e as Error).message}`);
+    }
+    if (cfg.quiet !== true) {
+      if (r === 'exists') run.log(`Directory ${cfg.directory} already exists, not populating from template ${template}.`);
+      else run.log(`Populated ${cfg.directory} from template ${template}.`);
+    }
+    verifyOsTree(nodeTree(cfg.directory), cfg.directory, cfg.startMode);
   }
 }
