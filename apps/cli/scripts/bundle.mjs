@@ -59,22 +59,11 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const require = createRequire(join(here, 'package.json'));
   const runtimeDir = dirname(require.resolve('@nspawn/runtime/package.json'));
 
-  // The seccomp programs of the usual starts, computed now by the runtime being bundled (see nspawnSeccompBytes()):
-  // the default capabilities with and without a private network and a user namespace, with and without
-  // --suppress-sync. Other option sets are computed at start-up as before.
+  // the seccomp programs of the usual starts, computed now by the runtime being bundled (see nspawnSeccompBytes())
   const runtime = await import(pathToFileURL(join(runtimeDir, 'dist/index.js')).href);
-  const precomputed = {};
-  for (const privateNetwork of [false, true])
-    for (const privateUsers of [undefined, { mode: 'fixed', shift: 0x10000, range: 0x10000 }, { mode: 'pick' }])
-      for (const suppressSync of [false, true]) {
-        const s = { ...(privateNetwork ? { privateNetwork } : {}), ...(privateUsers ? { privateUsers } : {}) };
-        const opts = { retainedCapabilities: runtime.containerCapabilities(s, s).retain, allow: [], deny: [], suppressSync };
-        const f = runtime.nspawnSeccompFilter(opts);
-        precomputed[runtime.seccompFilterKey(opts)] = { hex: Buffer.from(f.bytes).toString('hex'), warnings: f.warnings };
-      }
+  const precomputed = runtime.precomputeSeccompPrograms();
   writeFileSync(join(here, 'dist/precomputed-seccomp.json'), `${JSON.stringify(precomputed, null, 1)}\n`);
-  await build({
-    entryPoints: entries,
+  const cjs = {
     outdir: join(here, 'dist'),
     outExtension: { '.js': '.cjs' },
     bundle: true,
@@ -83,6 +72,10 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     target: 'node24',
     sourcemap: 'linked',
     logLevel: 'warning',
+  };
+  await build({
+    ...cjs,
+    entryPoints: entries,
     // the libraries are ESM and use import.meta.url to find files beside them
     // (import.meta.url only when asked for: making the URL costs at start-up)
     define: { 'import.meta.url': '__nspawn_meta.url', 'import.meta.dirname': '__dirname', __NSPAWN_PRECOMPUTED_SECCOMP__: JSON.stringify(precomputed) },
@@ -92,15 +85,8 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     plugins: [netlinkPrebuilds, netSeparate],
   });
   await build({
+    ...cjs,
     entryPoints: { 'nspawn-net': join(runtimeDir, 'node_modules/@nspawn/net/dist/index.js') },
-    outdir: join(here, 'dist'),
-    outExtension: { '.js': '.cjs' },
-    bundle: true,
-    platform: 'node',
-    format: 'cjs',
-    target: 'node24',
-    sourcemap: 'linked',
-    logLevel: 'warning',
     define: { 'import.meta.url': '__nspawn_import_meta_url' },
     banner: { js: 'var __nspawn_import_meta_url = require("node:url").pathToFileURL(__filename).href;' },
     plugins: [netlinkPrebuilds],

@@ -12,19 +12,9 @@ mkdirSync(join(here, 'dist'), { recursive: true });
 const require = createRequire(join(here, 'package.json'));
 const runtimeDir = dirname(require.resolve('@nspawn/runtime/package.json'));
 
-// The seccomp programs of the usual starts, computed now by the runtime being bundled (see nspawnSeccompBytes()):
-// the default capabilities with and without a private network and a user namespace, with and without
-// --suppress-sync. Other option sets are computed at start-up as before.
+// the seccomp programs of the usual starts, computed now by the runtime being bundled (see nspawnSeccompBytes())
 const runtime = await import(pathToFileURL(join(runtimeDir, 'dist/index.js')).href);
-const precomputed = {};
-for (const privateNetwork of [false, true])
-  for (const privateUsers of [undefined, { mode: 'fixed', shift: 0x10000, range: 0x10000 }, { mode: 'pick' }])
-    for (const suppressSync of [false, true]) {
-      const s = { ...(privateNetwork ? { privateNetwork } : {}), ...(privateUsers ? { privateUsers } : {}) };
-      const opts = { retainedCapabilities: runtime.containerCapabilities(s, s).retain, allow: [], deny: [], suppressSync };
-      const f = runtime.nspawnSeccompFilter(opts);
-      precomputed[runtime.seccompFilterKey(opts)] = { hex: Buffer.from(f.bytes).toString('hex'), warnings: f.warnings };
-    }
+const precomputed = runtime.precomputeSeccompPrograms();
 await build({
   entryPoints: { nspawnd: join(here, 'src/nspawnd.ts') },
   outdir: join(here, 'dist'),

@@ -15,6 +15,7 @@ import { AUDIT_ARCH, BPF, BPF_MAXINSNS, SECCOMP_DATA, type SockFilter, bpfJump, 
 import type { AbiPolicy, ArgRule, Decision, NspawnSeccompOptions, SeccompPolicy } from './policy.js';
 import { nspawnSeccompPolicy, SECCOMP_ALLOW } from './policy.js';
 import { X32_SYSCALL_BIT } from './syscalls-x86.js';
+import { containerCapabilities } from '../caps.js';
 
 const LD_ABS = BPF.LD | BPF.W | BPF.ABS;
 const RET_K = BPF.RET | BPF.K;
@@ -224,4 +225,22 @@ export function nspawnSeccompBytes(o: NspawnSeccompOptions, table?: PrecomputedS
   if (hit) return { bytes: Buffer.from(hit.hex, 'hex'), warnings: [...hit.warnings] };
   const f = nspawnSeccompFilter(o);
   return { bytes: f.bytes, warnings: f.warnings };
+}
+
+/**
+ * The table a bundle's build step defines as __NSPAWN_PRECOMPUTED_SECCOMP__: the filters of the usual starts, the
+ * default capabilities with and without a private network and a user namespace, with and without --suppress-sync.
+ * Other option sets are computed at start-up.
+ */
+export function precomputeSeccompPrograms(): PrecomputedSeccomp {
+  const out: PrecomputedSeccomp = {};
+  for (const privateNetwork of [false, true])
+    for (const privateUsers of [undefined, { mode: 'fixed' as const, shift: 0x10000, range: 0x10000 }, { mode: 'pick' as const }])
+      for (const suppressSync of [false, true]) {
+        const s = { ...(privateNetwork ? { privateNetwork } : {}), ...(privateUsers ? { privateUsers } : {}) };
+        const opts = { retainedCapabilities: containerCapabilities(s, s).retain, allow: [], deny: [], suppressSync };
+        const f = nspawnSeccompFilter(opts);
+        out[seccompFilterKey(opts)] = { hex: Buffer.from(f.bytes).toString('hex'), warnings: f.warnings };
+      }
+  return out;
 }
