@@ -11,7 +11,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSubvolume, globalLockPath, imageStatus, isSubvolume, removeImage, removeTree, renameImage } from '@nspawn/btrfs';
 import { COMMON_FLAGS, NSPAWN_BIN, requireRootAndSystemdNspawn, runTool, SYSTEMD_NSPAWN, type Tool, TOOL_ENV, TOOLS } from './helpers/containers.js';
 import { makeBusyboxTree } from './helpers/busybox-tree.js';
-import { type Fs, makeFs } from './helpers/bt-fs.js';
+// the btrfs package's own file system fixture (loop-device btrfs and ext4, made and destroyed by the tests)
+import { type Fs, makeFs } from '../../../packages/btrfs/test/fixture.js';
 
 const fss: Record<string, Fs> = {};
 beforeAll(() => {

@@ -11,7 +11,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildTar } from './build-tar.js';
+import { buildTar } from '../../../packages/import/src/test-build-tar.js';
 import { makeBusybox, NSPAWNCTL, requireRoot, TestDaemon, waitFor } from './helpers.js';
 
 let d: TestDaemon;
