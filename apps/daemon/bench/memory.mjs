@@ -3,30 +3,21 @@
 // busybox init + a shell) through nspawnd and measures nspawnd's RSS before and after, plus the helper process
 // each container keeps (its supervisor, nspawnd's child): RSS and PSS (shared pages split between sharers).
 // systemd-nspawn's own process costs about 7.6 MB per container for comparison.
-import { execFileSync, spawn } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { execFileSync } from 'node:child_process';
+import { cpSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { REPO, scratchDaemon } from './scratch.mjs';
 
-const REPO = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
 const N = Number(process.env.BENCH_CONTAINERS ?? 50);
 if (process.getuid() !== 0) {
   console.error('bench: must run as root');
   process.exit(1);
 }
 const { varlinkCall } = await import(join(REPO, 'packages/runtime/dist/index.js'));
-const base = mkdtempSync('/var/tmp/dm-mem-');
-const env = {
-  ...process.env,
-  NSPAWND_RUNTIME_DIR: join(base, 'run'),
-  NSPAWND_CONFIG_DIR: join(base, 'etc'),
-  NSPAWND_LOG_DIR: join(base, 'log'),
-  NSPAWND_MACHINES_DIR: join(base, 'machines'),
-};
-mkdirSync(join(base, 'machines'));
-const first = join(base, 'machines', 'dm-mem-0');
+const d = scratchDaemon('dm-mem-');
+const first = join(d.machines, 'dm-mem-0');
 execFileSync(join(REPO, 'scripts/make-busybox-tree.sh'), [first]);
-for (let i = 1; i < N; i++) cpSync(first, join(base, 'machines', `dm-mem-${i}`), { recursive: true, verbatimSymlinks: true });
+for (let i = 1; i < N; i++) cpSync(first, join(d.machines, `dm-mem-${i}`), { recursive: true, verbatimSymlinks: true });
 
 const kb = (pid, field) => {
   try {
@@ -44,17 +35,9 @@ const children = (pid) =>
     .filter(Boolean)
     .map(Number);
 
-const d = spawn(process.execPath, [join(REPO, 'apps/daemon/bin/nspawnd')], { env, stdio: ['ignore', 'ignore', 'pipe'] });
-const sock = join(env.NSPAWND_RUNTIME_DIR, 'io.systemd.Machine');
+const sock = d.sock;
 try {
-  await new Promise((res, rej) => {
-    let out = '';
-    d.stderr.on('data', (x) => {
-      out += x;
-      if (out.includes('listening on')) res();
-    });
-    d.on('exit', () => rej(new Error(`nspawnd exited: ${out}`)));
-  });
+  await d.start();
   // warm it up the same way (one container started and stopped), then settle
   await varlinkCall(sock, 'io.nspawn.Machine.Start', { name: 'dm-mem-0', command: ['/bin/true'], wait: true });
   global.gc?.();
@@ -81,7 +64,5 @@ try {
     await new Promise((r) => setTimeout(r, 100));
   }
 } finally {
-  d.kill('SIGTERM');
-  await new Promise((r) => d.on('exit', r));
-  rmSync(base, { recursive: true, force: true });
+  await d.stop();
 }
