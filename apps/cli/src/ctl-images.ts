@@ -1,6 +1,6 @@
 /** nspawnctl's image verbs over io.systemd.MachineImage, and the tar transfers (@nspawn/import). */
 import { exportTar, importTar, pullTar, type ProgressFn } from '@nspawn/import';
-import { type MachineInfo, nspawndPaths } from '@nspawn/runtime';
+import { type MachineImageInfo as Image, type MachineInfo, nspawndPaths } from '@nspawn/runtime';
 import type { CtlOptions } from './nspawnctl.js';
 
 export interface CtlContext {
@@ -15,21 +15,6 @@ export interface CtlContext {
 }
 
 export type Verb = (args: string[], opts: CtlOptions, ctx: CtlContext) => Promise<number>;
-
-interface Image {
-  name: string;
-  path?: string;
-  type: string;
-  readOnly: boolean;
-  creationTimestamp?: number;
-  modificationTimestamp?: number;
-  usage?: number;
-  usageExclusive?: number;
-  limit?: number;
-  hostname?: string;
-  machineId?: string;
-  OSRelease?: string[];
-}
 
 export function formatBytes(n: number | undefined): string {
   if (n === undefined) return '-';

@@ -2,26 +2,10 @@
  * io.systemd.MachineImage over an image store (the store itself lives in @nspawn/btrfs; nspawnd only maps the
  * varlink calls onto it and refuses changes to the image of a running machine).
  */
-import { VarlinkError, type VarlinkHandler } from '@nspawn/runtime';
+import { type MachineImageInfo, VarlinkError, type VarlinkHandler } from '@nspawn/runtime';
 
-/** One image as io.systemd.MachineImage.List describes it. */
-export interface ImageInfo {
-  name: string;
-  path?: string;
-  type: string;
-  class: string;
-  readOnly: boolean;
-  creationTimestamp?: number;
-  modificationTimestamp?: number;
-  usage?: number;
-  usageExclusive?: number;
-  limit?: number;
-  limitExclusive?: number;
-  hostname?: string;
-  machineId?: string;
-  machineInfo?: string[];
-  OSRelease?: string[];
-}
+/** One image as io.systemd.MachineImage.List describes it (the record nspawnctl reads too). */
+export type ImageInfo = MachineImageInfo;
 
 export interface ImageBackend {
   list(): Promise<ImageInfo[]>;

@@ -32,6 +32,25 @@ export interface ProcessId {
 }
 
 /** One entry of io.systemd.Machine.List, with the metadata fields (acquireMetadata) nspawnd always fills. */
+/** One image as io.systemd.MachineImage.List describes it (nspawnd sends it, nspawnctl reads it). */
+export interface MachineImageInfo {
+  name: string;
+  path?: string;
+  type: string;
+  class: string;
+  readOnly: boolean;
+  creationTimestamp?: number;
+  modificationTimestamp?: number;
+  usage?: number;
+  usageExclusive?: number;
+  limit?: number;
+  limitExclusive?: number;
+  hostname?: string;
+  machineId?: string;
+  machineInfo?: string[];
+  OSRelease?: string[];
+}
+
 export interface MachineInfo {
   name: string;
   /** 128-bit id, 32 hex digits */
