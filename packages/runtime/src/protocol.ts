@@ -189,7 +189,7 @@ export interface HelperPlan {
    * btrfs subvolumes (-x's snapshot) the helper destroys after the container ends, before it releases the locks:
    * only in a hand-over (otherwise nspawn removes them).
    */
-  removeSubvolumes?: SubvolumeList;
+  removeSubvolumes?: string[];
   /**
    * Hand-over (src/handoff.ts): the helper replaced nspawn's own process (execve) and supervises the container to
    * its end on its own: the end-of-run steps Node would take, as data.
@@ -227,11 +227,6 @@ export interface HandoffPlan {
   reexec: string[];
 }
 
-/**
- * btrfs subvolumes the helper destroys after the container when it runs in nspawn's place (an ephemeral snapshot,
- * -x): HelperPlan.removeSubvolumes.
- */
-export type SubvolumeList = string[];
 
 export type NetStep =
   | { kind: 'up'; ifname: string }
