@@ -94,20 +94,16 @@ static int execin_relay(int master, pid_t pid) {
         }
         int in_open = 1, esc = 0, st = 0, done = 0;
         uint64_t esc_first = 0;
-        while (!done) {
-                struct pollfd p[2] = { { .fd = master, .events = POLLIN }, { .fd = STDIN_FILENO, .events = POLLIN } };
+        fcntl(master, F_SETFL, fcntl(master, F_GETFL) | O_NONBLOCK);
+        int watch = ptyfwd_watch(master);
+        /* (the timeout: SIGCHLD is not a descriptor here) */
+        while (!done && watch >= 0) {
+                struct pollfd p[2] = { { .fd = watch, .events = POLLIN }, { .fd = STDIN_FILENO, .events = POLLIN } };
                 int r = poll(p, in_open ? 2 : 1, 200);
                 if (r < 0 && errno != EINTR)
                         break;
-                if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
-                        char buf[8192];
-                        ssize_t n = read(master, buf, sizeof buf);
-                        if (n > 0)
-                                (void) write_all(STDOUT_FILENO, buf, (size_t) n);
-                        else if (n < 0 && errno == EIO) {
-                                /* no slave open: the child may be gone */
-                        }
-                }
+                if (p[0].revents & POLLIN)
+                        (void) ptyfwd_drain(watch, master, STDOUT_FILENO, NULL);
                 if (in_open && (p[1].revents & (POLLIN | POLLHUP | POLLERR))) {
                         char buf[4096];
                         ssize_t n = read(STDIN_FILENO, buf, sizeof buf);
@@ -133,16 +129,13 @@ static int execin_relay(int master, pid_t pid) {
                 }
                 if (waitpid(pid, &st, WNOHANG) == pid) {
                         /* what it wrote last */
-                        char buf[8192];
-                        int fl = fcntl(master, F_GETFL);
-                        fcntl(master, F_SETFL, fl | O_NONBLOCK);
-                        ssize_t n;
-                        while ((n = read(master, buf, sizeof buf)) > 0)
-                                (void) write_all(STDOUT_FILENO, buf, (size_t) n);
+                        (void) ptyfwd_drain(watch, master, STDOUT_FILENO, NULL);
                         pid = 0;
                         break;
                 }
         }
+        if (watch >= 0)
+                close(watch);
         if (tty)
                 tcsetattr(STDIN_FILENO, TCSANOW, &saved);
         if (pid > 0) {

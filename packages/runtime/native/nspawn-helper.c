@@ -261,6 +261,7 @@ static unsigned long long parse_u(const char *s) {
         return strtoull(s, NULL, 0);
 }
 
+#include "ptyfwd.c" /* the console's output, edge-triggered (static functions) */
 #include "handoff.c" /* the helper in nspawn's place (static functions and state) */
 
 /* ---------- plan parsing ---------- */
@@ -1619,7 +1620,7 @@ int main(int argc, char **argv) {
         const char *console = plan.console ? plan.console : "pipe";
         int interactive = !strcmp(console, "interactive");
         int forward_out = interactive || !strcmp(console, "read-only");
-        int master = -1;
+        int master = -1, master_watch = -1;
         int sync_open = 1;
         int notify_fd = -1;
         int exited = 0, status = 0;
@@ -1652,9 +1653,9 @@ int main(int argc, char **argv) {
                         i_sync = np;
                         p[np++] = (struct pollfd) { .fd = sync_sock, .events = POLLIN };
                 }
-                if (master >= 0 && forward_out && !exited) {
+                if (master_watch >= 0 && !exited) {
                         i_master = np;
-                        p[np++] = (struct pollfd) { .fd = master, .events = POLLIN };
+                        p[np++] = (struct pollfd) { .fd = master_watch, .events = POLLIN };
                 }
                 if (master >= 0 && stdin_open && !exited) {
                         i_in = np;
@@ -1719,22 +1720,14 @@ int main(int argc, char **argv) {
                                 int fl = fcntl(master, F_GETFL);
                                 fcntl(master, F_SETFL, fl | O_NONBLOCK);
                                 copy_winsize(master);
+                                if (forward_out && (master_watch = ptyfwd_watch(master)) < 0)
+                                        forward_out = 0;
                         }
                 }
                 if (i_notify >= 0 && (p[i_notify].revents & POLLIN))
                         notify_dispatch(notify_fd, pid);
-                if (i_master >= 0 && (p[i_master].revents & (POLLIN | POLLHUP | POLLERR))) {
-                        char buf[16384];
-                        ssize_t n = read(master, buf, sizeof buf);
-                        if (n > 0) {
-                                (void) write_all(STDOUT_FILENO, buf, (size_t) n);
-                                last_char = (unsigned char) buf[n - 1];
-                        } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
-                                /* EIO: no slave open right now (between processes); wait for SIGCHLD instead. */
-                                struct timespec ts = { 0, 5000000 };
-                                nanosleep(&ts, NULL);
-                        }
-                }
+                if (i_master >= 0 && (p[i_master].revents & POLLIN))
+                        (void) ptyfwd_drain(master_watch, master, STDOUT_FILENO, &last_char);
                 if (i_in >= 0 && (p[i_in].revents & (POLLIN | POLLHUP | POLLERR))) {
                         char buf[4096];
                         ssize_t n = read(STDIN_FILENO, buf, sizeof buf);
@@ -1778,13 +1771,9 @@ int main(int argc, char **argv) {
         }
 
         /* Drain what the container wrote last. */
-        if (master >= 0 && forward_out) {
-                char buf[16384];
-                ssize_t n;
-                while ((n = read(master, buf, sizeof buf)) > 0) {
-                        (void) write_all(STDOUT_FILENO, buf, (size_t) n);
-                        last_char = (unsigned char) buf[n - 1];
-                }
+        if (master_watch >= 0) {
+                (void) ptyfwd_drain(master_watch, master, STDOUT_FILENO, &last_char);
+                close(master_watch);
         }
         restore_tty();
         /* ptyfwd's last character (after the terminal is itself again, so "\n" starts a line): nspawn's own messages

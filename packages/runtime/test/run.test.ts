@@ -49,6 +49,16 @@ describe('running a command', () => {
     expect(r.code).toBe(255);
   });
 
+  it('--console=read-only forwards output across a hang-up (no console open for a while), to the last byte', async () => {
+    // PID 1 closes its console (the pty master then reads EIO), opens it again later, and exits right after writing
+    const r = await run({
+      ...sh('echo early; exec 0<&- 1>&- 2>&-; sleep 0.3; echo late >/dev/console; sleep 0.2; printf last >/dev/console'),
+      consoleMode: 'read-only',
+    });
+    expect(r.code).toBe(0);
+    expect(r.out.replace(/\r/g, '')).toBe('early\nlate\nlast\n');
+  });
+
   it('a missing command is one clear line and exit 1', async () => {
     const r = await run({ parameters: ['/nope'] });
     expect(r.code).toBe(1);

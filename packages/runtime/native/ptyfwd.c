@@ -1,0 +1,46 @@
+/*
+ * Forwarding a pty master's output (included by nspawn-helper.c after write_all()).
+ *
+ * The master is watched edge-triggered through an epoll instance of its own, which goes into the caller's poll()
+ * set: a hung-up master (no slave open: the container's PID 1 exited, or is between programs) reports POLLHUP to
+ * a plain poll() without end, and reading it gives EIO. Edge-triggered, the hang-up is reported once and the master
+ * wakes the caller again only when a slave writes to it, as systemd's ptyfwd does with sd-event. No sleeping and no
+ * spinning while the container is without a console, and the end of the container is seen at once.
+ */
+#include <sys/epoll.h>
+
+/* An epoll instance watching MASTER for input, edge-triggered; -1 on error. */
+static int ptyfwd_watch(int master) {
+        int ep = epoll_create1(EPOLL_CLOEXEC);
+        if (ep < 0)
+                return -1;
+        struct epoll_event ev = { .events = EPOLLIN | EPOLLET, .data.fd = master };
+        if (epoll_ctl(ep, EPOLL_CTL_ADD, master, &ev) < 0) {
+                close(ep);
+                return -1;
+        }
+        return ep;
+}
+
+/*
+ * After the watch EP polled readable: takes its event and copies everything the (non-blocking) MASTER has to OUT.
+ * *LAST gets the last byte copied. Returns 1 when the master is hung up (EIO: no slave open), else 0.
+ */
+static int ptyfwd_drain(int ep, int master, int out, int *last) {
+        struct epoll_event ev;
+        while (epoll_wait(ep, &ev, 1, 0) > 0) {
+        }
+        char buf[16384];
+        for (;;) {
+                ssize_t n = read(master, buf, sizeof buf);
+                if (n > 0) {
+                        (void) write_all(out, buf, (size_t) n);
+                        if (last)
+                                *last = (unsigned char) buf[n - 1];
+                        continue;
+                }
+                if (n < 0 && errno == EINTR)
+                        continue;
+                return n < 0 && errno == EIO;
+        }
+}
