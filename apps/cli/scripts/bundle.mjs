@@ -70,6 +70,13 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     platform: 'node',
     format: 'cjs',
     target: 'node24',
+    // import() as require(): bin/load.cjs runs the bundle as a vm.Script, where import() needs an experimental
+    // loader hook
+    supported: { 'dynamic-import': false },
+    // less to read and to hash at every start (names are kept: stack traces still say which function);
+    // NSPAWN_BUNDLE_MINIFY=0 for a readable bundle (profiling)
+    minifyWhitespace: process.env.NSPAWN_BUNDLE_MINIFY !== '0',
+    minifySyntax: process.env.NSPAWN_BUNDLE_MINIFY !== '0',
     sourcemap: 'linked',
     logLevel: 'warning',
   };

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeBusyboxTree } from './helpers/busybox-tree.js';
 
-const bundle = fileURLToPath(new URL('../dist/nspawn.cjs', import.meta.url));
+const loader = fileURLToPath(new URL('../bin/load.cjs', import.meta.url));
 let dir = '';
 let tree = '';
 beforeAll(() => {
@@ -27,10 +27,11 @@ describe('start-up', () => {
       probe,
       `process.execve = () => { require('fs').writeSync(1, JSON.stringify({ builtins: process.moduleLoadList, files: Object.keys(require.cache) })); throw new Error('probe'); };
 process.argv = [process.argv[0], 'nspawn', '-q', '-D', ${JSON.stringify(tree)}, '-M', 'st-probe', '/bin/true'];
-require(${JSON.stringify(bundle)});
+require(${JSON.stringify(loader)}).load('nspawn');
 `,
     );
-    const r = spawnSync(process.execPath, [probe], { encoding: 'utf8' });
+    // through bin/nspawn's loader, as a user starts it (no code cache: the probe's exit would write one)
+    const r = spawnSync(process.execPath, [probe], { encoding: 'utf8', env: { ...process.env, NSPAWN_CODE_CACHE: '0' } });
     expect(r.stderr).toContain('probe');
     const { builtins, files } = JSON.parse(r.stdout) as { builtins: string[]; files: string[] };
     const loaded = builtins.filter((m) => /^NativeModule (tty|net|child_process|stream|dgram|crypto)$/.test(m));

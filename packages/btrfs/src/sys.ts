@@ -3,7 +3,6 @@
  * library that installs prebuilt. Loaded lazily: importing this package costs nothing until a call needs libc.
  */
 import { createRequire } from 'node:module';
-import { constants as osConstants } from 'node:os';
 import { dirname } from 'node:path';
 import { readFileSync } from 'node:fs';
 
@@ -24,7 +23,7 @@ let errnoNames: Map<number, string> | undefined;
 function errnoTable(): Map<number, string> {
   if (!errnoNames) {
     errnoNames = new Map();
-    for (const [k, v] of Object.entries(osConstants.errno)) if (!errnoNames.has(v)) errnoNames.set(v, k);
+    for (const [k, v] of Object.entries(process.getBuiltinModule('node:os').constants.errno)) if (!errnoNames.has(v)) errnoNames.set(v, k);
   }
   return errnoNames;
 }

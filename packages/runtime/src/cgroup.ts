@@ -547,17 +547,27 @@ export function recordingCgroupFs(real: CgroupFs, name: string): CgroupFs & { re
   const pending = new Set<string>();
   const written = new Map<string, string>();
   const inPending = (p: string) => pending.has(dirname(p));
+  // what is there is asked once (nothing is made until the helper runs the ops, which checks again as it makes)
+  const seen = new Map<string, boolean>();
+  const realExists = (p: string) => {
+    let v = seen.get(p);
+    if (v === undefined) seen.set(p, (v = real.exists(p)));
+    return v;
+  };
   const fs: CgroupFs & { ops: CgroupOp[] } = {
     ops,
     mkdir(p) {
-      if (pending.has(p) || real.exists(p)) throw Object.assign(new Error(`mkdir ${p}: EEXIST`), { code: 'EEXIST' });
-      if (!pending.has(dirname(p)) && !real.exists(dirname(p))) throw Object.assign(new Error(`mkdir ${p}: ENOENT`), { code: 'ENOENT' });
+      if (pending.has(p) || realExists(p)) throw Object.assign(new Error(`mkdir ${p}: EEXIST`), { code: 'EEXIST' });
+      if (!pending.has(dirname(p)) && !realExists(dirname(p))) throw Object.assign(new Error(`mkdir ${p}: ENOENT`), { code: 'ENOENT' });
       const slice = p.endsWith(`/${MACHINE_SLICE}`);
       ops.push({ kind: 'mkdir', path: p, exclusive: !slice, busy: busy(name, p).message });
       pending.add(p);
     },
     // a directory only the ops would make is simply not made (abandon() before the hand-over)
-    rmdir: (p) => (pending.delete(p) ? undefined : real.rmdir(p)),
+    rmdir: (p) => {
+      seen.delete(p);
+      return pending.delete(p) ? undefined : real.rmdir(p);
+    },
     read(p) {
       if (written.has(p)) return written.get(p)!;
       if (!inPending(p)) return real.read(p);
@@ -569,7 +579,7 @@ export function recordingCgroupFs(real: CgroupFs, name: string): CgroupFs & { re
       ops.push({ kind: 'write', path: p, data });
       if (data.length > 0) written.set(p, data.at(-1)!);
     },
-    exists: (p) => pending.has(p) || (inPending(p) ? real.exists(join(dirname(dirname(p)), p.slice(dirname(p).length + 1))) : real.exists(p)),
+    exists: (p) => pending.has(p) || (inPending(p) ? realExists(join(dirname(dirname(p)), p.slice(dirname(p).length + 1))) : realExists(p)),
     subdirs: (p) => (pending.has(p) ? [] : real.subdirs(p)),
     chown(p, uid, gid) {
       ops.push({ kind: 'chown', path: p, uid, gid });

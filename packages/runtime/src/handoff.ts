@@ -125,9 +125,11 @@ function handOver(
       reexec: [proc.execPath, ...proc.execArgv, ...proc.argv.slice(1, 2), `--uuid=${cfg.uuid}`, ...proc.argv.slice(2)],
     };
     const argv = ['nspawn-helper', '--handoff', ...planTokens(plan)];
-    // Node writes its compile cache (bin/nspawn turns it on) when it exits, and this process will not: now then,
-    // or every start would compile the bundle afresh
-    process.getBuiltinModule('node:module').flushCompileCache?.();
+    // a code cache is written at exit, and this process will not exit: now then (the hook of nspawn's bin, which
+    // caches the bundle's compiled code; Node's own compile cache for anyone else's)
+    const save = (globalThis as Record<symbol, unknown>)[Symbol.for('nspawn.saveCodeCache')];
+    if (typeof save === 'function') save();
+    else process.getBuiltinModule('node:module').flushCompileCache?.();
     proc.execve!(helper, argv, proc.env);
   } catch (e) {
     machine.abandon();

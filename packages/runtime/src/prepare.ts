@@ -4,7 +4,6 @@
  * setting whose feature this build does not have yet.
  */
 import { existsSync, lstatSync } from 'node:fs';
-import { hostname as osHostname } from 'node:os';
 import { basename } from 'node:path';
 import {
   formatDiagnostic,
@@ -26,6 +25,9 @@ import { resolveUser } from './users.js';
 import { randomHex } from './random.js';
 import { containerCapabilities, verifyAmbientCapabilities } from './caps.js';
 import type { NetworkConfig } from './network.js';
+
+/** os.hostname(), node:os loaded on use (a start that names its machine never needs it) */
+const osHostname = (): string => process.getBuiltinModule('node:os').hostname();
 
 export class ContainerError extends Error {
   override name = 'ContainerError';

@@ -27,7 +27,9 @@ export interface MergeResult {
   warnings: string[];
 }
 
-const CAP_NET_ADMIN = 1n << BigInt(capabilityFromName('CAP_NET_ADMIN'));
+// (on first use: capabilityFromName() at load would cost every start its regular expression)
+let capNetAdmin: bigint | undefined;
+const CAP_NET_ADMIN = () => (capNetAdmin ??= 1n << BigInt(capabilityFromName('CAP_NET_ADMIN')));
 
 /** settings_network_configured() */
 export function settingsNetworkConfigured(s: Settings): boolean {
@@ -156,8 +158,8 @@ function mergeCapabilities(out: Settings, f: Settings, trusted: boolean, network
   const minus = capabilityMask(f.dropCapability);
   let networkMinus = 0n;
   if (!networkMasked && settingsNetworkConfigured(f)) {
-    if (settingsPrivateNetwork(f)) plus |= CAP_NET_ADMIN;
-    else networkMinus |= CAP_NET_ADMIN;
+    if (settingsPrivateNetwork(f)) plus |= CAP_NET_ADMIN();
+    else networkMinus |= CAP_NET_ADMIN();
   }
   let applied = 0n;
   if (!trusted && plus !== 0n) {

@@ -5,7 +5,6 @@
  */
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { constants as osConstants } from 'node:os';
 import { dirname } from 'node:path';
 
 /** A failed system call: `code` is the errno name (EBUSY, ENOTSUP...), `errno` its number. */
@@ -24,7 +23,7 @@ let errnoNames: Map<number, string> | undefined;
 export function errnoName(n: number): string {
   if (!errnoNames) {
     errnoNames = new Map();
-    for (const [k, v] of Object.entries(osConstants.errno)) if (!errnoNames.has(v)) errnoNames.set(v, k);
+    for (const [k, v] of Object.entries(process.getBuiltinModule('node:os').constants.errno)) if (!errnoNames.has(v)) errnoNames.set(v, k);
   }
   return errnoNames.get(n) ?? `E${n}`;
 }

@@ -1,0 +1,109 @@
+/**
+ * bin/load.cjs: the bundle's code cache, made after the run (so it holds the start path's functions), read only
+ * from a directory and a file of this user that nobody else can write, made again when V8 refuses it.
+ */
+import { spawnSync } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makeBusyboxTree } from './helpers/busybox-tree.js';
+
+const bin = (name: string) => fileURLToPath(new URL(`../bin/${name}`, import.meta.url));
+const { cacheDir } = (await import(fileURLToPath(new URL('../bin/load.cjs', import.meta.url)))) as {
+  cacheDir: (env: NodeJS.ProcessEnv) => string | undefined;
+};
+let dir = '';
+let tree = '';
+beforeAll(() => {
+  dir = mkdtempSync('/tmp/nspawn-test-load-');
+  tree = join(dir, 'box');
+  makeBusyboxTree(tree);
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function run(name: string, args: string[], cache: string, env: NodeJS.ProcessEnv = {}) {
+  const r = spawnSync(process.execPath, [bin(name), ...args], { encoding: 'utf8', env: { ...process.env, NSPAWN_CODE_CACHE: cache, ...env } });
+  return r;
+}
+const files = (d: string) => readdirSync(d).filter((n) => !n.endsWith('.tmp'));
+
+describe('the code cache', () => {
+  it('is written at exit when there was none, and used (not written again) by the next run', () => {
+    const cache = join(dir, 'c1');
+    expect(run('nspawn', ['--version'], cache).status).toBe(0);
+    const [f] = files(cache);
+    expect(f).toMatch(new RegExp(`^nspawn@${process.version}-${process.arch}@\\d+-\\d+-\\d+$`));
+    const st = statSync(join(cache, f!));
+    expect(st.mode & 0o777).toBe(0o600);
+    expect(statSync(cache).mode & 0o777).toBe(0o700);
+    expect(readFileSync(join(cache, f!))[0]).toBe(0); // made at exit
+    const again = run('nspawn', ['--version'], cache);
+    expect(again.stdout).toContain('nspawn');
+    expect(statSync(join(cache, f!)).ino).toBe(st.ino); // accepted: not made again
+  });
+
+  it('the start path saves it before the hand-over, replacing one made at exit, and keeps it', () => {
+    if (process.getuid?.() !== 0) return;
+    const cache = join(dir, 'c2');
+    run('nspawn', ['--version'], cache);
+    const start = ['-q', '-D', tree, '-M', 'ld-cache', '/bin/true'];
+    expect(run('nspawn', start, cache).status).toBe(0);
+    const [f] = files(cache);
+    const saved = readFileSync(join(cache, f!));
+    expect(saved[0]).toBe(1);
+    const ino = statSync(join(cache, f!)).ino;
+    expect(run('nspawn', start, cache).status).toBe(0);
+    expect(statSync(join(cache, f!)).ino).toBe(ino);
+  });
+
+  it('one refused by V8 (another Node, a damaged file) is made again', () => {
+    const cache = join(dir, 'c3');
+    run('nspawnctl', ['--help'], cache);
+    const [f] = files(cache);
+    writeFileSync(join(cache, f!), Buffer.concat([Buffer.of(1), Buffer.alloc(4096, 0x55)]), { mode: 0o600 });
+    expect(run('nspawnctl', ['--help'], cache).status).toBe(0);
+    const made = readFileSync(join(cache, f!));
+    expect(made[0]).toBe(0);
+    expect(made.subarray(1).equals(Buffer.alloc(4096, 0x55))).toBe(false);
+  });
+
+  it('is neither read nor written where others may write', () => {
+    const cache = join(dir, 'c4');
+    mkdirSync(cache);
+    chmodSync(cache, 0o777);
+    expect(run('nspawn', ['--version'], cache).status).toBe(0);
+    expect(files(cache)).toEqual([]);
+    // a file others may write, in a good directory, is not used: it is made again
+    const good = join(dir, 'c5');
+    run('nspawn', ['--version'], good);
+    const [f] = files(good);
+    writeFileSync(join(good, f!), Buffer.concat([Buffer.of(1), Buffer.alloc(64)]));
+    chmodSync(join(good, f!), 0o666);
+    expect(run('nspawn', ['--version'], good).status).toBe(0);
+    expect(statSync(join(good, f!)).mode & 0o777).toBe(0o600);
+  });
+
+  it('$NSPAWN_CODE_CACHE=0 turns it off; its default place is per user, never /tmp', () => {
+    const cache = join(dir, 'c6');
+    expect(run('nspawn', ['--version'], '0', { HOME: cache }).status).toBe(0);
+    expect(() => readdirSync(cache)).toThrow();
+    expect(cacheDir({ NSPAWN_CODE_CACHE: '0' })).toBeUndefined();
+    const def = cacheDir({ HOME: '/home/al' });
+    expect(def).toBe(process.geteuid?.() === 0 ? '/var/cache/nspawn/code' : '/home/al/.cache/nspawn/code');
+  });
+
+  it('a cache of an earlier build of the command is removed when a new one is made', () => {
+    const cache = join(dir, 'c7');
+    mkdirSync(cache, { mode: 0o700 });
+    const old = join(cache, `nspawn@${process.version}-${process.arch}@1-2-3`);
+    const other = join(cache, `nspawnctl@${process.version}-${process.arch}@1-2-3`);
+    writeFileSync(old, 'x', { mode: 0o600 });
+    writeFileSync(other, 'x', { mode: 0o600 });
+    run('nspawn', ['--version'], cache);
+    const now = files(cache);
+    expect(now).not.toContain(`nspawn@${process.version}-${process.arch}@1-2-3`);
+    expect(now).toContain(`nspawnctl@${process.version}-${process.arch}@1-2-3`);
+    expect(now.filter((n) => n.startsWith('nspawn@'))).toHaveLength(1);
+  });
+});
