@@ -52,6 +52,20 @@ export interface EphemeralRoot {
    * that program's job.
    */
   keepLocksAcrossExec(): Array<{ fd: number; path: string; exclusive: boolean }>;
+  /**
+   * What removing it takes, for a program that does it in this process's place (nspawn's helper after a hand-over):
+   * MOUNTS to unmount first, innermost first (the overlay on `root`, then the tmpfs on the snapshot when it has
+   * one; all with the source EPHEMERAL_MOUNT_SOURCE), then TREE to delete, a btrfs subvolume to destroy when
+   * SUBVOLUME (a snapshot, or a copy made on btrfs).
+   */
+  removal(): EphemeralRemoval;
+}
+
+/** EphemeralRoot.removal(): the steps of remove(), as data. */
+export interface EphemeralRemoval {
+  mounts: string[];
+  tree: string;
+  subvolume: boolean;
 }
 
 /** $NSPAWN_EPHEMERAL: auto (default), snapshot, overlay or copy. */
@@ -100,17 +114,17 @@ export function createEphemeral(directory: string, opts: EphemeralOptions = {}):
     if (mode === 'snapshot' || (mode === 'auto' && sub)) {
       made = 'snapshot';
       snapshotSubvolume(source, snapshot, { readOnly: opts.readOnly === true });
-      return handle(source, snapshot, snapshot, 'snapshot', lock);
+      return handle(source, snapshot, snapshot, 'snapshot', lock, { mounts: [], tree: snapshot, subvolume: true });
     }
     if (mode === 'copy') {
       made = 'copy';
       const st = copyTree(source, snapshot, { subvolume: true });
       if (opts.readOnly && st.subvolume) setSubvolumeReadOnly(snapshot, true);
-      return handle(source, snapshot, snapshot, 'copy', lock);
+      return handle(source, snapshot, snapshot, 'copy', lock, { mounts: [], tree: snapshot, subvolume: st.subvolume });
     }
     made = 'overlay';
-    const root = makeOverlay(source, snapshot);
-    return handle(source, snapshot, root, 'overlay', lock);
+    const { root, tmpfs } = makeOverlay(source, snapshot);
+    return handle(source, snapshot, root, 'overlay', lock, { mounts: tmpfs ? [root, snapshot] : [root], tree: snapshot, subvolume: false });
   } catch (e) {
     if (made !== undefined) {
       try {
@@ -124,7 +138,7 @@ export function createEphemeral(directory: string, opts: EphemeralOptions = {}):
   }
 }
 
-function handle(source: string, snapshot: string, root: string, mode: EphemeralRoot['mode'], lock: ImageLock): EphemeralRoot {
+function handle(source: string, snapshot: string, root: string, mode: EphemeralRoot['mode'], lock: ImageLock, removal: EphemeralRemoval): EphemeralRoot {
   let done = false;
   return {
     root,
@@ -143,13 +157,18 @@ function handle(source: string, snapshot: string, root: string, mode: EphemeralR
     keepLocksAcrossExec() {
       return [lock.local, lock.global].flatMap((l) => (l ? [{ fd: l.keepAcrossExec(), path: l.path, exclusive: l.exclusive }] : []));
     },
+    removal() {
+      return { mounts: [...removal.mounts], tree: removal.tree, subvolume: removal.subvolume };
+    },
   };
 }
 
-function makeOverlay(source: string, snapshot: string): string {
+/** the overlay of SOURCE on SNAPSHOT/root; TMPFS: SNAPSHOT is a tmpfs of its own */
+function makeOverlay(source: string, snapshot: string): { root: string; tmpfs: boolean } {
   mkdirSync(snapshot, { mode: 0o700 });
   // overlayfs refuses an upper directory inside its lower layer: give the scratch a file system of its own then
-  if (snapshot.startsWith(source === '/' ? '/' : `${source}/`)) {
+  const tmpfs = snapshot.startsWith(source === '/' ? '/' : `${source}/`);
+  if (tmpfs) {
     try {
       mount(EPHEMERAL_MOUNT_SOURCE, snapshot, 'tmpfs', 0, 'mode=0700');
     } catch (e) {
@@ -178,7 +197,7 @@ function makeOverlay(source: string, snapshot: string): string {
       throw sysError(`Failed to mount an overlay of ${source} on ${root}`, e2);
     }
   }
-  return root;
+  return { root, tmpfs };
 }
 
 /**

@@ -45,6 +45,7 @@ export {
   EPHEMERAL_PREFIX,
   type EphemeralMode,
   type EphemeralOptions,
+  type EphemeralRemoval,
   type EphemeralRoot,
   ephemeralModeFromEnv,
   ephemeralSnapshotPath,

@@ -25,6 +25,10 @@ static struct {
         int n_reexec;
         const char *subvol[8]; /* btrfs snapshots to destroy at the end (-x) */
         int n_subvol;
+        const char *umount[8]; /* -x's overlay: its mount points to unmount at the end, innermost first */
+        int n_umount;
+        const char *tree[8]; /* -x's overlay: its directories to delete after that */
+        int n_tree;
         const char *msg_ok, *msg_fail, *msg_shutdown, *msg_reboot, *msg_signal, *msg_halt;
         const char *signames;
         pid_t pid;
@@ -226,11 +230,311 @@ static void ho_remove_subvolumes(void) {
         ho.n_subvol = 0;
 }
 
+/* ---------- -x's overlay (src/storage.ts, @nspawn/btrfs's makeOverlay()): its mounts and its directory ---------- */
+
+#define HO_EPHEMERAL_SOURCE "nspawn-ephemeral" /* the source of every mount @nspawn/btrfs makes for -x */
+#define HO_EPHEMERAL_PREFIX ".#machine."
+#define HO_RM_MAX_DEPTH 512 /* one open directory per level: deeper is left to the next start (Node removes it) */
+/* FS_IOC_GETFLAGS/SETFLAGS and the two flags that stop an unlink (from linux/fs.h, whose other definitions clash
+ * with sys/mount.h) */
+#define HO_FS_IOC_GETFLAGS _IOR('f', 1, long)
+#define HO_FS_IOC_SETFLAGS _IOW('f', 2, long)
+#define HO_FS_NOUNLINK_FL 0x30 /* FS_IMMUTABLE_FL | FS_APPEND_FL */
+
+/* mountinfo's octal escapes ("\040" for a space) undone in place */
+static void ho_unescape(char *s) {
+        char *o = s;
+        for (char *p = s; *p;) {
+                if (p[0] == '\\' && p[1] >= '0' && p[1] <= '3' && p[2] >= '0' && p[2] <= '7' && p[3] >= '0' && p[3] <= '7') {
+                        *o++ = (char) ((p[1] - '0') * 64 + (p[2] - '0') * 8 + (p[3] - '0'));
+                        p += 4;
+                } else
+                        *o++ = *p++;
+        }
+        *o = 0;
+}
+
+/* What /proc/self/mountinfo has at PATH: the topmost mount at exactly PATH (type, source), and the first one below. */
+struct ho_mounts {
+        int at;
+        char type[64];
+        char source[256];
+        int below;
+        char below_path[PATH_MAX];
+};
+
+static int ho_mounts_of(const char *path, struct ho_mounts *m) {
+        memset(m, 0, sizeof *m);
+        FILE *f = fopen("/proc/self/mountinfo", "re");
+        if (!f)
+                return -1;
+        size_t len = strlen(path);
+        char *line = NULL;
+        size_t cap = 0;
+        while (getline(&line, &cap, f) > 0) {
+                /* ID PARENT MAJ:MIN ROOT TARGET OPTIONS [OPTIONAL...] - TYPE SOURCE SUPEROPTIONS */
+                char *tok[64], *save = NULL;
+                int n = 0;
+                for (char *t = strtok_r(line, " \n", &save); t && n < 64; t = strtok_r(NULL, " \n", &save))
+                        tok[n++] = t;
+                int dash = -1;
+                for (int i = 6; i < n && dash < 0; i++)
+                        if (!strcmp(tok[i], "-"))
+                                dash = i;
+                if (n < 5 || dash < 0 || dash + 2 >= n)
+                        continue;
+                char *target = tok[4], *source = tok[dash + 2];
+                ho_unescape(target);
+                ho_unescape(source);
+                if (!strcmp(target, path)) { /* later lines are mounted later: the last one is on top */
+                        m->at = 1;
+                        snprintf(m->type, sizeof m->type, "%s", tok[dash + 1]);
+                        snprintf(m->source, sizeof m->source, "%s", source);
+                } else if (!m->below && !strncmp(target, path, len) && target[len] == '/') {
+                        m->below = 1;
+                        snprintf(m->below_path, sizeof m->below_path, "%s", target);
+                }
+        }
+        free(line);
+        fclose(f);
+        return 0;
+}
+
+/* The overlay on SNAPSHOT/root, then the tmpfs on SNAPSHOT: each only when the mount at exactly that path is one of
+ * @nspawn/btrfs's (source "nspawn-ephemeral", type overlay or tmpfs); one already gone is fine. */
+static void ho_remove_mounts(void) {
+        (void) !chdir("/"); /* the helper's working directory was the container's root */
+        for (int i = 0; i < ho.n_umount; i++) {
+                const char *p = ho.umount[i];
+                struct ho_mounts m;
+                char msg[PATH_MAX + 512];
+                if (ho_mounts_of(p, &m) < 0) {
+                        snprintf(msg, sizeof msg, "Failed to unmount %s: /proc/self/mountinfo: %s; the next start or 'nspawnctl clean' removes it.", p, strerror(errno));
+                        ho_say(msg);
+                        continue;
+                }
+                if (!m.at)
+                        continue;
+                if (strcmp(m.source, HO_EPHEMERAL_SOURCE) || (strcmp(m.type, "overlay") && strcmp(m.type, "tmpfs"))) {
+                        snprintf(msg, sizeof msg, "Failed to unmount %s: refusing, %s (%s) is not nspawn's; the next start or 'nspawnctl clean' removes it.", p, m.source, m.type);
+                        ho_say(msg);
+                        continue;
+                }
+                if (umount2(p, MNT_DETACH | UMOUNT_NOFOLLOW) < 0) {
+                        snprintf(msg, sizeof msg, "Failed to unmount %s: %s; the next start or 'nspawnctl clean' removes it.", p, strerror(errno));
+                        ho_say(msg);
+                }
+        }
+        ho.n_umount = 0;
+}
+
+struct ho_rm {
+        dev_t dev;
+        uint64_t mnt; /* statx's mount ID of the tree (have_mnt): a bind mount of the same file system has another */
+        int have_mnt;
+        int depth;
+        char why[PATH_MAX + 128]; /* the first thing that stayed, and why */
+};
+
+static void ho_rm_note(struct ho_rm *r, const char *name, const char *what) {
+        if (!r->why[0])
+                snprintf(r->why, sizeof r->why, "%s: %s", name, what);
+}
+
+static int ho_mnt_id(int fd, uint64_t *id) {
+        struct statx sx;
+        if (statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STATX_MNT_ID, &sx) < 0 || !(sx.stx_mask & STATX_MNT_ID))
+                return -1;
+        *id = sx.stx_mnt_id;
+        return 0;
+}
+
+/* chattr -ia of NAME in DFD (a regular file or directory: nothing else is opened) and of DFD itself. */
+static void ho_clear_nounlink(int dfd, const char *name, mode_t mode) {
+        int fl;
+        if (ioctl(dfd, HO_FS_IOC_GETFLAGS, &fl) == 0 && (fl & HO_FS_NOUNLINK_FL)) {
+                fl &= ~HO_FS_NOUNLINK_FL;
+                (void) ioctl(dfd, HO_FS_IOC_SETFLAGS, &fl);
+        }
+        if (!S_ISREG(mode) && !S_ISDIR(mode))
+                return;
+        int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | (S_ISDIR(mode) ? O_DIRECTORY : 0));
+        if (fd < 0)
+                return;
+        struct stat st;
+        if (fstat(fd, &st) == 0 && (st.st_mode & S_IFMT) == (mode & S_IFMT) && ioctl(fd, HO_FS_IOC_GETFLAGS, &fl) == 0 && (fl & HO_FS_NOUNLINK_FL)) {
+                fl &= ~HO_FS_NOUNLINK_FL;
+                (void) ioctl(fd, HO_FS_IOC_SETFLAGS, &fl);
+        }
+        close(fd);
+}
+
+/* unlinkat(), once more after chattr -ia on EPERM; 0 when NAME is gone */
+static int ho_unlink(int dfd, const char *name, mode_t mode, struct ho_rm *r) {
+        int flags = S_ISDIR(mode) ? AT_REMOVEDIR : 0;
+        if (unlinkat(dfd, name, flags) == 0 || errno == ENOENT)
+                return 0;
+        if (errno == EPERM) {
+                ho_clear_nounlink(dfd, name, mode);
+                if (unlinkat(dfd, name, flags) == 0 || errno == ENOENT)
+                        return 0;
+        }
+        ho_rm_note(r, name, strerror(errno));
+        return -1;
+}
+
+/* Empties the directory open as FD, which is on the tree's file system and mount, and closes FD: never follows a
+ * symbolic link (it is unlinked), never enters a directory on another file system or mount (it stays). 0 when all
+ * is gone. */
+static int ho_rm_children(int fd, struct ho_rm *r) {
+        DIR *d = fdopendir(fd);
+        if (!d) {
+                close(fd);
+                ho_rm_note(r, "(directory)", strerror(errno));
+                return -1;
+        }
+        int left = 0, dfd = dirfd(d);
+        struct dirent *de;
+        r->depth++;
+        while ((de = readdir(d))) {
+                const char *n = de->d_name;
+                if (!strcmp(n, ".") || !strcmp(n, ".."))
+                        continue;
+                struct stat st;
+                if (fstatat(dfd, n, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+                        if (errno != ENOENT) {
+                                ho_rm_note(r, n, strerror(errno));
+                                left++;
+                        }
+                        continue;
+                }
+                if (!S_ISDIR(st.st_mode)) {
+                        if (ho_unlink(dfd, n, st.st_mode, r) < 0)
+                                left++;
+                        continue;
+                }
+                if (st.st_dev != r->dev) {
+                        ho_rm_note(r, n, "another file system is mounted there, left alone");
+                        left++;
+                        continue;
+                }
+                if (r->depth >= HO_RM_MAX_DEPTH) {
+                        ho_rm_note(r, n, "too deep");
+                        left++;
+                        continue;
+                }
+                int sub = openat(dfd, n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (sub < 0) {
+                        if (errno != ENOENT) {
+                                ho_rm_note(r, n, strerror(errno));
+                                left++;
+                        }
+                        continue;
+                }
+                struct stat st2;
+                uint64_t mnt = 0;
+                int other_mount = r->have_mnt && ho_mnt_id(sub, &mnt) == 0 && mnt != r->mnt;
+                if (fstat(sub, &st2) < 0 || st2.st_dev != r->dev || st2.st_ino != st.st_ino || other_mount) {
+                        close(sub);
+                        ho_rm_note(r, n, "a mount point or replaced meanwhile, left alone");
+                        left++;
+                        continue;
+                }
+                if (ho_rm_children(sub, r) < 0 || ho_unlink(dfd, n, st.st_mode, r) < 0)
+                        left++;
+        }
+        r->depth--;
+        closedir(d);
+        return left ? -1 : 0;
+}
+
+/* Deletes the directory PATH, named `.#machine.*`, with all in it: nothing mounted at or below it, no symbolic link
+ * followed, no other mount entered. Returns 0, or -1 with WHY. */
+static int ho_rm_tree(const char *path, char *why, size_t whysz) {
+        const char *slash = strrchr(path, '/');
+        if (path[0] != '/' || !slash || strncmp(slash + 1, HO_EPHEMERAL_PREFIX, strlen(HO_EPHEMERAL_PREFIX)) != 0) {
+                snprintf(why, whysz, "refusing, not an ephemeral snapshot");
+                return -1;
+        }
+        const char *name = slash + 1;
+        char parent[PATH_MAX];
+        snprintf(parent, sizeof parent, "%.*s", slash == path ? 1 : (int) (slash - path), path);
+        struct ho_mounts m;
+        if (ho_mounts_of(path, &m) < 0) {
+                snprintf(why, whysz, "/proc/self/mountinfo: %s", strerror(errno));
+                return -1;
+        }
+        if (m.at || m.below) {
+                snprintf(why, whysz, "refusing, %s is a mount point", m.at ? path : m.below_path);
+                return -1;
+        }
+        int pfd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (pfd < 0) {
+                if (errno == ENOENT)
+                        return 0;
+                snprintf(why, whysz, "%s: %s", parent, strerror(errno));
+                return -1;
+        }
+        int fd = openat(pfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0) {
+                int e = errno;
+                close(pfd);
+                if (e == ENOENT)
+                        return 0;
+                snprintf(why, whysz, "%s", e == ELOOP || e == ENOTDIR ? "refusing, not a directory" : strerror(e));
+                return -1;
+        }
+        struct ho_rm r;
+        memset(&r, 0, sizeof r);
+        struct stat st;
+        uint64_t pmnt;
+        if (fstat(fd, &st) < 0) {
+                snprintf(why, whysz, "%s", strerror(errno));
+                close(fd);
+                close(pfd);
+                return -1;
+        }
+        r.dev = st.st_dev;
+        r.have_mnt = ho_mnt_id(fd, &r.mnt) == 0;
+        /* (the tree on its parent's mount: a mount of its own would have shown in mountinfo, unless made meanwhile) */
+        if (r.have_mnt && ho_mnt_id(pfd, &pmnt) == 0 && pmnt != r.mnt) {
+                snprintf(why, whysz, "refusing, %s is a mount point", path);
+                close(fd);
+                close(pfd);
+                return -1;
+        }
+        int rc = ho_rm_children(fd, &r);
+        if (rc == 0 && ho_unlink(pfd, name, st.st_mode, &r) < 0)
+                rc = -1;
+        close(pfd);
+        if (rc < 0)
+                snprintf(why, whysz, "%s", r.why[0] ? r.why : "not empty");
+        return rc;
+}
+
+static void ho_remove_trees(void) {
+        for (int i = 0; i < ho.n_tree; i++) {
+                char why[PATH_MAX + 256], msg[2 * PATH_MAX + 512];
+                if (ho_rm_tree(ho.tree[i], why, sizeof why) == 0)
+                        continue;
+                snprintf(msg, sizeof msg, "Failed to remove %s: %s; the next start or 'nspawnctl clean' removes it.", ho.tree[i], why);
+                ho_say(msg);
+        }
+        ho.n_tree = 0;
+}
+
+/* What -x made, after the container: snapshots, then the overlay's mounts and directory (while the locks are ours). */
+static void ho_remove_ephemeral(void) {
+        ho_remove_subvolumes();
+        ho_remove_mounts();
+        ho_remove_trees();
+}
+
 /* The end of a handed-over run: never returns. */
 static void ho_finish(int status) __attribute__((noreturn));
 static void ho_finish(int status) {
         ho_remove_cgroups();
-        ho_remove_subvolumes();
+        ho_remove_ephemeral();
         locks_release();
         if (ho.have_error) {
                 ho_say(ho.error);
@@ -308,6 +612,12 @@ static int ho_plan_key(const char *key, const char *(*next)(void)) {
         } else if (!strcmp(key, "hosubvol")) {
                 if (ho.n_subvol < 8)
                         ho.subvol[ho.n_subvol++] = next();
+        } else if (!strcmp(key, "houmount")) {
+                if (ho.n_umount < 8)
+                        ho.umount[ho.n_umount++] = next();
+        } else if (!strcmp(key, "hotree")) {
+                if (ho.n_tree < 8)
+                        ho.tree[ho.n_tree++] = next();
         } else if (!strcmp(key, "hosignames"))
                 ho.signames = next();
         else

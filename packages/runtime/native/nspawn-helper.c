@@ -1396,7 +1396,7 @@ static int early_exit(void) {
         if (!handoff_on)
                 return 1;
         ho_remove_cgroups();
-        ho_remove_subvolumes();
+        ho_remove_ephemeral();
         if (ho.have_error)
                 ho_say(ho.error);
         return 1;

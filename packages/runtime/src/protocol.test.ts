@@ -76,6 +76,32 @@ describe('encodePlan', () => {
     expect(t.slice(n, n + 3)).toEqual(['sdnotify', '1', '0']);
     expect(tokens(encodePlan(base))).not.toContain('sdnotify');
   });
+  it("carries -x's removal after a hand-over: subvolumes, then mount points in order, then trees", () => {
+    const t = tokens(
+      encodePlan({
+        ...base,
+        inheritedLocks: [{ fd: 21, path: '/v/.#machine.a0123456789abcdef.lck', exclusive: true }],
+        removeSubvolumes: ['/b/.#machine.s'],
+        removeMounts: ['/v/.#machine.a0123456789abcdef/root', '/v/.#machine.a0123456789abcdef'],
+        removeTrees: ['/v/.#machine.a0123456789abcdef'],
+      }),
+    );
+    const l = t.indexOf('lockfd');
+    expect(t.slice(l, l + 4)).toEqual(['lockfd', '21', '/v/.#machine.a0123456789abcdef.lck', '1']);
+    const i = t.indexOf('hosubvol');
+    expect(t.slice(i, i + 8)).toEqual([
+      'hosubvol',
+      '/b/.#machine.s',
+      'houmount',
+      '/v/.#machine.a0123456789abcdef/root',
+      'houmount',
+      '/v/.#machine.a0123456789abcdef',
+      'hotree',
+      '/v/.#machine.a0123456789abcdef',
+    ]);
+    const plain = tokens(encodePlan(base));
+    for (const k of ['hosubvol', 'houmount', 'hotree']) expect(plain).not.toContain(k);
+  });
   it('refuses NUL bytes in values', () => {
     expect(() => encodePlan({ ...base, argv: ['a\0b'] })).toThrow(/NUL/);
   });

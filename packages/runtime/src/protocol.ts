@@ -191,6 +191,19 @@ export interface HelperPlan {
    */
   removeSubvolumes?: string[];
   /**
+   * Mount points the helper unmounts after the container ends (MNT_DETACH), in this order (innermost first), before
+   * removeTrees and before it releases the locks: -x's overlay on SNAPSHOT/root, then the tmpfs on SNAPSHOT when it
+   * has one. Only a mount at exactly that path with the source `nspawn-ephemeral` and the type overlay or tmpfs is
+   * unmounted. Only in a hand-over (otherwise nspawn removes them).
+   */
+  removeMounts?: string[];
+  /**
+   * Directory trees the helper deletes after removeMounts (-x's overlay directory): only one named `.#machine.*`,
+   * never following a symlink, never crossing into another mount (one mounted below makes it refuse). Only in a
+   * hand-over.
+   */
+  removeTrees?: string[];
+  /**
    * Hand-over (src/handoff.ts): the helper replaced nspawn's own process (execve) and supervises the container to
    * its end on its own: the end-of-run steps Node would take, as data.
    */
@@ -309,6 +322,8 @@ export function planTokens(p: HelperPlan): string[] {
   for (const l of p.locks ?? []) t.push('lock', l.path, l.exclusive ? '1' : '0', l.busy);
   for (const l of p.inheritedLocks ?? []) t.push('lockfd', String(l.fd), l.path, l.exclusive ? '1' : '0');
   for (const s of p.removeSubvolumes ?? []) t.push('hosubvol', s);
+  for (const m of p.removeMounts ?? []) t.push('houmount', m);
+  for (const d of p.removeTrees ?? []) t.push('hotree', d);
   for (const o of p.cgroupOps ?? []) {
     if (o.kind === 'mkdir') t.push('cgmkdir', o.path, o.exclusive ? '1' : '0', o.busy);
     else if (o.kind === 'write') t.push('cgwrite', o.path, String(o.data.length), ...o.data);

@@ -3,7 +3,10 @@
  * @nspawn/btrfs:
  * - `-x`/`--ephemeral`: a snapshot beside the tree (`.#machine.NAME<16 hex>`), locked while the container runs and
  *   removed after it on every path; orphans of killed runs are removed first. Off btrfs an overlayfs instead of
- *   systemd's copy ($NSPAWN_EPHEMERAL=copy brings the copy back).
+ *   systemd's copy ($NSPAWN_EPHEMERAL=copy brings the copy back). A snapshot or an overlay is made before a
+ *   hand-over too: its locks go with the exec to the helper, which removes it at the end (plan.removeSubvolumes,
+ *   plan.removeMounts, plan.removeTrees); a copy keeps Node to the end (SIGINT/SIGTERM during the copy are held back
+ *   and the partial copy removed, which takes Node's event loop).
  * - otherwise the image lock (`.#NAME.lck` beside it and `/run/systemd/nspawn/locks/inode-DEV:INO`), shared with
  *   --read-only, held for the whole run: a second start of the image, by nspawn or systemd-nspawn, fails. A plain
  *   run hands the lock files to the helper (plan.locks): it holds them for the container's life, also after a
@@ -68,23 +71,30 @@ export function storageExtension(opts: StorageExtensionOptions = {}): ContainerE
   let lock: ImageLock | undefined;
   // only -x and --template have work of their own; a plain run's locks are the helper's
   const ownsRun = (cfg: ContainerConfig) => cfg.ephemeral === true || cfg.template !== undefined;
-  // -x on a btrfs subvolume makes a snapshot; the helper can destroy it at the end in nspawn's place (hand-over),
-  // holding its locks until then. An overlay or a copy needs nspawn to the end.
-  const snapshotOnly = (cfg: ContainerConfig) => {
+  // -x making a snapshot (btrfs) or an overlay (elsewhere): the helper can remove it at the end in nspawn's place
+  // (hand-over), holding its locks until then. A copy needs nspawn to the end: a signal during the copy is held back
+  // and the partial copy removed, which a synchronous start cannot do.
+  const handedOverEphemeral = (cfg: ContainerConfig) => {
     if (cfg.ephemeral !== true || cfg.template !== undefined) return false;
     const mode = ephemeralModeFromEnv(env);
-    return (mode === 'auto' || mode === 'snapshot') && isSubvolume(cfg.directory);
+    return mode === 'auto' || mode === 'overlay' || (mode === 'snapshot' && isSubvolume(cfg.directory));
   };
   return {
     name: 'storage',
-    needed: (cfg) => ownsRun(cfg) && !snapshotOnly(cfg),
+    needed: (cfg) => ownsRun(cfg) && !handedOverEphemeral(cfg),
     // a snapshot for a hand-over is made before the exec (and its removal left to the helper)
     setupBeforeHandoff: true,
     plan(run: ContainerRun, plan: HelperPlan) {
       const cfg = run.cfg;
-      if (run.handoff && ephemeral?.mode === 'snapshot') {
+      if (run.handoff && ephemeral) {
+        // the helper holds the locks and removes it at the end: a subvolume by ioctl, else the mounts and the tree
+        const r = ephemeral.removal();
         plan.inheritedLocks = [...(plan.inheritedLocks ?? []), ...ephemeral.keepLocksAcrossExec()];
-        plan.removeSubvolumes = [...(plan.removeSubvolumes ?? []), ephemeral.snapshot];
+        if (r.subvolume) plan.removeSubvolumes = [...(plan.removeSubvolumes ?? []), r.tree];
+        else {
+          plan.removeMounts = [...(plan.removeMounts ?? []), ...r.mounts];
+          plan.removeTrees = [...(plan.removeTrees ?? []), r.tree];
+        }
         return;
       }
       if (ownsRun(cfg) || lockingDisabled(env) || cfg.directory === '/') return;
@@ -101,13 +111,13 @@ export function storageExtension(opts: StorageExtensionOptions = {}): ContainerE
     setup(run: ContainerRun): void | Promise<void> {
       const cfg = run.cfg;
       if (!ownsRun(cfg)) return;
-      // a hand-over (only of a snapshot: needed() said so) makes it synchronously, the snapshot ioctl is quick; a
-      // signal meanwhile leaves an orphan, which the next start removes (its lock is free)
+      // a hand-over (of a snapshot or an overlay: needed() said so) makes it synchronously, a snapshot ioctl or a
+      // mount are quick; a signal meanwhile leaves an orphan, which the next start removes (its lock is free)
       if (run.handoff) useEphemeral(cfg, { value: makeEphemeral(cfg) });
       else return setupSupervised(run);
     },
-    // (after a hand-over nothing runs here: the helper removes the snapshot; teardown() of a hand-over that failed
-    // before its exec removes it as usual)
+    // (after a hand-over nothing runs here: the helper removes the snapshot or the overlay; teardown() of a hand-over
+    // that failed before its exec removes it as usual)
     teardown(run: ContainerRun) {
       try {
         if (ephemeral) {

@@ -1,0 +1,222 @@
+/**
+ * `-x` off btrfs handed over: on ext4 (/var/tmp) `nspawn -D TREE -x CMD` makes its overlay, then execs the helper
+ * in its own place (src/handoff.ts), which unmounts the overlay, deletes the snapshot directory and releases its
+ * locks at the end (native/handoff.c), on every end: exit 0, a failure, SIGTERM. A hostile container's symlinks
+ * are removed, not followed; a mount the helper did not make is neither unmounted nor crossed. With
+ * $NSPAWN_HANDOFF=0 Node stays and removes it, as before. Root only.
+ */
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { globalLockPath } from '@nspawn/btrfs';
+import { COMMON_FLAGS, makeTempDir, mountsUnder, NSPAWN_BIN, requireRootAndSystemdNspawn, runTool, TOOL_ENV } from './helpers/containers.js';
+import { makeBusyboxTree } from './helpers/busybox-tree.js';
+
+let tmp: { dir: string; remove: () => string[] };
+let parent: string;
+let tree: string;
+const cleanups: Array<() => void> = [];
+
+beforeAll(() => {
+  requireRootAndSystemdNspawn();
+  tmp = makeTempDir('ov-');
+  parent = join(tmp.dir, 'x');
+  tree = makeBusyboxTree(join(parent, 'ov-tree'));
+});
+afterEach(() => {
+  while (cleanups.length) cleanups.pop()!();
+});
+afterAll(() => {
+  const left = tmp?.remove() ?? [];
+  expect(left, 'mounts left behind').toEqual([]);
+});
+
+const ls = (d: string) => readdirSync(d).sort();
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const exe = (pid: number) => {
+  try {
+    return basename(readlinkSync(`/proc/${pid}/exe`));
+  } catch {
+    return '';
+  }
+};
+
+interface Started {
+  child: ChildProcess;
+  stderr: () => string;
+  /** the snapshot directory (PARENT/.#machine.ov-tree<hex>) */
+  snapshot: string;
+  /** /proc/PID/exe's name once the snapshot exists and the container runs */
+  exe: string;
+  ended: Promise<number | null>;
+}
+
+/** starts nspawn -x in the background and waits until its container runs on a snapshot (and, handed over, the helper is in its place) */
+async function startX(name: string, cmd: string[], env: NodeJS.ProcessEnv = TOOL_ENV): Promise<Started> {
+  const before = ls(parent);
+  const child = spawn(process.execPath, [NSPAWN_BIN, ...COMMON_FLAGS, '-q', '-M', name, '-D', tree, '-x', ...cmd], { stdio: ['ignore', 'ignore', 'pipe'], env });
+  let err = '';
+  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  const ended = new Promise<number | null>((r) => child.on('exit', (code, sig) => r(code ?? (sig ? -1 : null))));
+  cleanups.push(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  let snapshot = '';
+  for (let i = 0; i < 400; i++) {
+    const made = ls(parent).find((n) => !before.includes(n) && n.startsWith('.#machine.ov-tree') && !n.endsWith('.lck'));
+    if (made) snapshot = join(parent, made);
+    // the container runs once its overlay is mounted; handed over, the helper is our child's program by then
+    if (snapshot && mountsUnder(join(snapshot, 'root')).length > 0 && (env.NSPAWN_HANDOFF === '0' || exe(child.pid!).startsWith('nspawn-helper'))) break;
+    if (child.exitCode !== null) break;
+    await sleep(10);
+  }
+  if (!snapshot) throw new Error(`nspawn made no snapshot: ${err}`);
+  return { child, stderr: () => err, snapshot, exe: exe(child.pid!), ended };
+}
+
+/**
+ * the lock file of SNAPSHOT, beside it (locked before it exists, as systemd does: so no global one by its inode;
+ * that one's path is checked to be absent too)
+ */
+const lockFiles = (snapshot: string) => [join(parent, `.#${basename(snapshot)}.lck`)];
+
+function expectGone(s: Started, before: string[], lockPaths: string[]) {
+  expect(ls(parent), s.stderr()).toEqual(before);
+  expect(existsSync(s.snapshot)).toBe(false);
+  expect(mountsUnder(tmp.dir)).toEqual([]);
+  for (const l of lockPaths) expect(existsSync(l), l).toBe(false);
+  const global = globalLockPath(tree);
+  if (global) expect(existsSync(global)).toBe(false);
+}
+
+describe('-x on ext4 handed over to the helper', () => {
+  it('exit 0: the helper runs in nspawn\'s place, holds the locks; afterwards the overlay, its directory and locks are gone, the tree untouched', async () => {
+    const before = ls(parent);
+    const s = await startX('ov-exit0', ['/bin/sh', '-c', 'echo data > /ov-written && sleep 1']);
+    expect(s.exe).toMatch(/^nspawn-helper/);
+    const locks = lockFiles(s.snapshot);
+    for (const l of locks) expect(existsSync(l), l).toBe(true);
+    expect(mountsUnder(s.snapshot)).toEqual([join(s.snapshot, 'root')]);
+    expect(await s.ended).toBe(0);
+    expectGone(s, before, locks);
+    expect(existsSync(join(tree, 'ov-written'))).toBe(false);
+  });
+
+  it('a failing payload: its exit status, and nothing left', async () => {
+    const before = ls(parent);
+    const s = await startX('ov-fail', ['/bin/sh', '-c', 'echo x > /ov-written; sleep 0.5; exit 7']);
+    expect(s.exe).toMatch(/^nspawn-helper/);
+    const locks = lockFiles(s.snapshot);
+    expect(await s.ended).toBe(7);
+    expectGone(s, before, locks);
+    // the same run through spawnSync: what a user sees
+    const r = runTool('nspawn', ['-q', '-M', 'ov-fail', '-D', tree, '-x', '/bin/sh', '-c', 'exit 3']);
+    expect(r.status, r.stderr).toBe(3);
+    expect(ls(parent)).toEqual(before);
+  });
+
+  it('SIGTERM to nspawn (the helper by then): the container ends, nothing left', async () => {
+    const before = ls(parent);
+    const s = await startX('ov-term', ['/bin/sleep', '30']);
+    expect(s.exe).toMatch(/^nspawn-helper/);
+    const locks = lockFiles(s.snapshot);
+    s.child.kill('SIGTERM');
+    await s.ended;
+    expectGone(s, before, locks);
+  });
+
+  it('symlinks the container plants (to a host directory, a host file, /) are removed, never followed', async () => {
+    const before = ls(parent);
+    const canary = join(tmp.dir, 'ov-canary');
+    mkdirSync(canary, { recursive: true });
+    writeFileSync(join(canary, 'file'), 'keep');
+    mkdirSync(join(canary, 'sub'), { recursive: true });
+    writeFileSync(join(canary, 'sub', 'deep'), 'keep');
+    const script = [
+      `ln -s ${canary} /ov-link-dir`,
+      `ln -s ${canary}/file /ov-link-file`,
+      'ln -s / /ov-link-root',
+      'mkdir -p /ov-d/e',
+      `ln -s ${canary} /ov-d/e/up`,
+      `ln -s ${canary}/sub /ov-d/sub`,
+      'echo x > /ov-d/e/f',
+      // replaces a lower directory by a symlink in the upper layer (a whiteout and the link)
+      `rm -rf /var && ln -s ${canary} /var`,
+      'sleep 0.3',
+    ].join(' && ');
+    const s = await startX('ov-link', ['/bin/sh', '-c', script]);
+    expect(s.exe).toMatch(/^nspawn-helper/);
+    expect(await s.ended, s.stderr()).toBe(0);
+    expectGone(s, before, lockFiles(s.snapshot));
+    expect(readFileSync(join(canary, 'file'), 'utf8')).toBe('keep');
+    expect(readFileSync(join(canary, 'sub', 'deep'), 'utf8')).toBe('keep');
+    expect(ls(canary)).toEqual(['file', 'sub']);
+    expect(existsSync(join(tree, 'var'))).toBe(true);
+  });
+
+  it('a bind mount made inside the snapshot\'s upper layer is not crossed: the helper refuses, says so; the next start removes the orphan', async () => {
+    const before = ls(parent);
+    const victim = join(tmp.dir, 'ov-victim');
+    mkdirSync(victim, { recursive: true });
+    writeFileSync(join(victim, 'file'), 'keep');
+    const s = await startX('ov-bind', ['/bin/sh', '-c', 'mkdir /ov-bind && sleep 1']);
+    expect(s.exe).toMatch(/^nspawn-helper/);
+    const target = join(s.snapshot, 'upper', 'ov-bind');
+    for (let i = 0; i < 100 && !existsSync(target); i++) await sleep(10);
+    expect(spawnSync('mount', ['--bind', victim, target]).status).toBe(0);
+    cleanups.push(() => void spawnSync('umount', ['--lazy', target], { stdio: 'ignore' }));
+    expect(await s.ended).toBe(0);
+    expect(s.stderr()).toContain(`Failed to remove ${s.snapshot}: refusing, ${target} is a mount point; the next start or 'nspawnctl clean' removes it.`);
+    expect(readFileSync(join(victim, 'file'), 'utf8')).toBe('keep');
+    // the overlay (ours) went; the bind mount and the directory stay, the lock is free
+    expect(mountsUnder(s.snapshot)).toEqual([target]);
+    for (const l of lockFiles(s.snapshot)) expect(existsSync(l), l).toBe(false);
+    expect(spawnSync('umount', [target]).status).toBe(0);
+    const r = runTool('nspawn', ['-q', '-M', 'ov-bind', '-D', tree, '-x', '/bin/true']);
+    expect(r.status, r.stderr).toBe(0);
+    expect(ls(parent)).toEqual(before);
+    expect(readFileSync(join(victim, 'file'), 'utf8')).toBe('keep');
+  });
+
+  it('a mount stacked on the overlay\'s root is not unmounted (not nspawn-ephemeral), nor is the directory deleted', async () => {
+    const before = ls(parent);
+    const victim = join(tmp.dir, 'ov-victim2');
+    mkdirSync(victim, { recursive: true });
+    writeFileSync(join(victim, 'file'), 'keep');
+    const s = await startX('ov-stack', ['/bin/sleep', '1']);
+    expect(s.exe).toMatch(/^nspawn-helper/);
+    const root = join(s.snapshot, 'root');
+    expect(spawnSync('mount', ['--bind', victim, root]).status).toBe(0);
+    cleanups.push(() => void spawnSync('umount', ['--lazy', root], { stdio: 'ignore' }));
+    expect(await s.ended).toBe(0);
+    expect(s.stderr()).toMatch(new RegExp(`Failed to unmount ${root.replace(/[.#]/g, '\\$&')}: refusing, \\S+ \\(ext4\\) is not nspawn's`));
+    expect(s.stderr()).toContain(`Failed to remove ${s.snapshot}: refusing,`);
+    expect(readFileSync(join(victim, 'file'), 'utf8')).toBe('keep');
+    expect(spawnSync('umount', [root]).status).toBe(0);
+    // the overlay below it is still there: the next start unmounts and removes it
+    const r = runTool('nspawn', ['-q', '-M', 'ov-stack', '-D', tree, '-x', '/bin/true']);
+    expect(r.status, r.stderr).toBe(0);
+    expect(ls(parent)).toEqual(before);
+    expect(mountsUnder(tmp.dir)).toEqual([]);
+    expect(ls(victim)).toEqual(['file']);
+  });
+
+  it('with $NSPAWN_HANDOFF=0 Node stays to the end and removes it as before', async () => {
+    const before = ls(parent);
+    const s = await startX('ov-node', ['/bin/sh', '-c', 'echo x > /ov-written; sleep 0.5; exit 4'], { ...TOOL_ENV, NSPAWN_HANDOFF: '0' });
+    expect(s.exe).not.toMatch(/^nspawn-helper/);
+    const locks = lockFiles(s.snapshot);
+    expect(await s.ended).toBe(4);
+    expectGone(s, before, locks);
+  });
+
+  it('$NSPAWN_EPHEMERAL=copy keeps Node (a signal during the copy removes the partial copy) and leaves nothing', async () => {
+    const before = ls(parent);
+    const r = runTool('nspawn', ['-q', '-M', 'ov-copy', '-D', tree, '-x', '/bin/sh', '-c', 'echo x > /ov-written; stat -f -c %t /'], { env: { ...TOOL_ENV, NSPAWN_EPHEMERAL: 'copy' } });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout.trim()).toBe('ef53');
+    expect(ls(parent)).toEqual(before);
+    expect(existsSync(join(tree, 'ov-written'))).toBe(false);
+  });
+});
