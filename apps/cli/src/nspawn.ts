@@ -40,7 +40,7 @@ async function main(argv: string[]): Promise<number> {
   for (const m of messages) say(2, `${m}\n`);
   const prepared = prepareContainer(settings, nodePrepareEnv(nodeTree), cl.unsupported, cl.settings);
   // the helper in our place when nothing needs Node after the start (it exits with the container's status)
-  handoffContainer(prepared);
+  await handoffContainer(prepared);
   return runContainer(prepared);
 }
 

@@ -2,8 +2,8 @@
  * `-x` off btrfs handed over: on ext4 (/var/tmp) `nspawn -D TREE -x CMD` makes its overlay, then execs the helper
  * in its own place (src/handoff.ts), which unmounts the overlay, deletes the snapshot directory and releases its
  * locks at the end (native/handoff.c), on every end: exit 0, a failure, SIGTERM. A hostile container's symlinks
- * are removed, not followed; a mount the helper did not make is neither unmounted nor crossed. With
- * $NSPAWN_HANDOFF=0 Node stays and removes it, as before. Root only.
+ * are removed, not followed; a mount the helper did not make is neither unmounted nor crossed. $NSPAWN_EPHEMERAL=copy
+ * likewise. With $NSPAWN_HANDOFF=0 Node stays and removes it, as before. Root only.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
@@ -67,7 +67,9 @@ async function startX(name: string, cmd: string[], env: NodeJS.ProcessEnv = TOOL
     const made = ls(parent).find((n) => !before.includes(n) && n.startsWith('.#machine.ov-tree') && !n.endsWith('.lck'));
     if (made) snapshot = join(parent, made);
     // the container runs once its overlay is mounted; handed over, the helper is our child's program by then
-    if (snapshot && mountsUnder(join(snapshot, 'root')).length > 0 && (env.NSPAWN_HANDOFF === '0' || exe(child.pid!).startsWith('nspawn-helper'))) break;
+    const copy = env.NSPAWN_EPHEMERAL === 'copy';
+    const running = copy ? existsSync(join(snapshot, 'ov-running')) : mountsUnder(join(snapshot, 'root')).length > 0;
+    if (snapshot && running && (env.NSPAWN_HANDOFF === '0' || exe(child.pid!).startsWith('nspawn-helper'))) break;
     if (child.exitCode !== null) break;
     await sleep(10);
   }
@@ -211,12 +213,32 @@ describe('-x on ext4 handed over to the helper', () => {
     expectGone(s, before, locks);
   });
 
-  it('$NSPAWN_EPHEMERAL=copy keeps Node (a signal during the copy removes the partial copy) and leaves nothing', async () => {
+  it('$NSPAWN_EPHEMERAL=copy is handed over too: the helper deletes the copy (its symlinks unfollowed) and its lock', async () => {
     const before = ls(parent);
-    const r = runTool('nspawn', ['-q', '-M', 'ov-copy', '-D', tree, '-x', '/bin/sh', '-c', 'echo x > /ov-written; stat -f -c %t /'], { env: { ...TOOL_ENV, NSPAWN_EPHEMERAL: 'copy' } });
-    expect(r.status, r.stderr).toBe(0);
-    expect(r.stdout.trim()).toBe('ef53');
+    const canary = join(tmp.dir, 'ov-canary3');
+    mkdirSync(canary, { recursive: true });
+    writeFileSync(join(canary, 'file'), 'keep');
+    const env = { ...TOOL_ENV, NSPAWN_EPHEMERAL: 'copy' };
+    const script = `stat -f -c %t / > /ov-fs && ln -s ${canary} /ov-link-dir && ln -s ${canary}/file /ov-link-file && rm -rf /var && ln -s ${canary} /var && touch /ov-running && sleep 0.5`;
+    const s = await startX('ov-copy', ['/bin/sh', '-c', script], env);
+    expect(s.exe).toMatch(/^nspawn-helper/);
+    expect(readFileSync(join(s.snapshot, 'ov-fs'), 'utf8').trim()).toBe('ef53'); // a copy on ext4, no overlay
+    expect(mountsUnder(s.snapshot)).toEqual([]);
+    const locks = lockFiles(s.snapshot);
+    for (const l of locks) expect(existsSync(l), l).toBe(true);
+    expect(await s.ended, s.stderr()).toBe(0);
+    expectGone(s, before, locks);
+    expect(ls(canary)).toEqual(['file']);
+    expect(readFileSync(join(canary, 'file'), 'utf8')).toBe('keep');
+    expect(existsSync(join(tree, 'ov-running'))).toBe(false);
+    // a failing payload and SIGTERM
+    const r = runTool('nspawn', ['-q', '-M', 'ov-copy', '-D', tree, '-x', '/bin/sh', '-c', 'exit 5'], { env });
+    expect(r.status, r.stderr).toBe(5);
     expect(ls(parent)).toEqual(before);
-    expect(existsSync(join(tree, 'ov-written'))).toBe(false);
+    const t = await startX('ov-copy', ['/bin/sh', '-c', 'touch /ov-running; sleep 30'], env);
+    expect(t.exe).toMatch(/^nspawn-helper/);
+    t.child.kill('SIGTERM');
+    await t.ended;
+    expectGone(t, before, lockFiles(t.snapshot));
   });
 });

@@ -28,8 +28,9 @@ export interface ContainerExtension {
    */
   needed?(cfg: ContainerConfig): boolean;
   /**
-   * setup() is synchronous and also runs before a hand-over (src/handoff.ts), whose run then needs nothing more of
-   * it (e.g. the private users' range: its lock goes to the helper with the exec). Others are skipped there.
+   * setup() also runs before a hand-over (src/handoff.ts), whose run then needs nothing more of it (e.g. the private
+   * users' range: its lock goes to the helper with the exec; -x's snapshot, overlay or copy, which the helper removes
+   * at the end); the exec waits for a promise it returns. Others are skipped there.
    */
   readonly setupBeforeHandoff?: boolean;
   /** once per run, before the first boot; throw a ContainerError to refuse the start (teardown() still runs) */

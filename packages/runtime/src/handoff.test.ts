@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { handoffBlocker } from './handoff.js';
 import type { ContainerExtension } from './extension.js';
 import { privateUsersExtension } from './private-users.js';
+import { storageExtension } from './storage.js';
 import type { Prepared } from './prepare.js';
 import { baseConfig } from './test/fixtures.js';
 import type { ContainerConfig } from './plan.js';
@@ -32,6 +33,14 @@ describe('handoffBlocker', () => {
     expect(handoffBlocker(prepared(), [silent], proc)).toMatch(/net has work/);
     const idle: ContainerExtension = { name: 'idle', needed: () => false, attach() {} };
     expect(handoffBlocker(prepared(), [idle], proc)).toBeUndefined();
+  });
+  it('hands -x over (the helper removes the overlay, the copy or the snapshot); --template keeps Node', () => {
+    const x = prepared({ ephemeral: true, directory: '/var/tmp/ov-nothing' });
+    expect(handoffBlocker(x, [storageExtension({ env: {} })], proc)).toBeUndefined();
+    expect(handoffBlocker(x, [storageExtension({ env: { NSPAWN_EPHEMERAL: 'overlay' } })], proc)).toBeUndefined();
+    expect(handoffBlocker(x, [storageExtension({ env: { NSPAWN_EPHEMERAL: 'copy' } })], proc)).toBeUndefined();
+    const tpl = prepared({ directory: '/var/tmp/ov-nothing', template: '/var/tmp/ov-tpl' });
+    expect(handoffBlocker(tpl, [storageExtension({ env: {} })], proc)).toMatch(/storage has work/);
   });
   it('keeps a run with overlay work directories to remove', () => {
     const cfg = { customMounts: [{ type: 'overlay' as const, lowers: ['/a'], upper: '', destination: '/x', readOnly: false }] };

@@ -52,12 +52,13 @@ export function handoffBlocker(p: Prepared, extensions: readonly ContainerExtens
 /**
  * Runs the container with the helper in this process's place, when handoffBlocker() allows it; then it does not
  * return (the helper exits with the container's status). Returns false, having done nothing, when the run cannot be
- * handed over: runContainer() then runs it.
+ * handed over: runContainer() then runs it. A promise when an extension's setup() before the hand-over is
+ * asynchronous (-x's copy, which holds SIGINT/SIGTERM back): the exec then follows it.
  */
 export function handoffContainer(
   p: Prepared,
   opts: { extensions?: readonly ContainerExtension[]; hooks?: Pick<RunHooks, 'log'>; host?: HostFacts; proc?: HandoffProcess; helper?: string } = {},
-): false {
+): false | Promise<false> {
   const extensions = opts.extensions ?? defaultExtensions();
   const proc = opts.proc ?? nodeHandoffProcess();
   if (handoffBlocker(p, extensions, proc) !== undefined || !proc.execve) return false;
@@ -66,33 +67,41 @@ export function handoffContainer(
   const run: ContainerRun = { cfg, log: (l) => hooks.log(l), handoff: true };
   const helper = opts.helper ?? helperPath();
   // setup() of the extensions that ask for it before a hand-over (e.g. the private users' range, whose lock goes
-  // with the execve to the helper); they are synchronous
+  // with the execve to the helper), in order; one that returns a promise (-x's copy) is waited for
+  const setups = extensions.filter((x) => x.setupBeforeHandoff);
   const started: ContainerExtension[] = [];
-  const teardown = () => {
+  const fail = (e: unknown): never => {
     for (const x of started.reverse())
       try {
         void x.teardown?.(run);
-      } catch (e) {
-        hooks.log(`${x.name}: ${(e as Error).message}`);
+      } catch (e2) {
+        hooks.log(`${x.name}: ${(e2 as Error).message}`);
       }
+    throw e;
   };
-  try {
-    for (const x of extensions) {
-      if (!x.setupBeforeHandoff) continue;
+  const setupFrom = (i: number): false | Promise<false> => {
+    for (; i < setups.length; i++) {
+      const x = setups[i]!;
       started.push(x);
-      if (x.setup?.(run) instanceof Promise) throw new ContainerError(`${x.name}: an asynchronous setup() cannot be handed over`);
+      let r: void | Promise<void>;
+      try {
+        r = x.setup?.(run);
+      } catch (e) {
+        return fail(e);
+      }
+      if (r instanceof Promise) {
+        const next = i + 1;
+        return r.then(() => setupFrom(next), fail);
+      }
     }
-  } catch (e) {
-    teardown();
-    throw e;
-  }
-  try {
-    if (!p.quiet) hooks.log(spawningMessage(cfg));
-    return handOver(p, run, extensions, hooks, opts.host, proc, helper);
-  } catch (e) {
-    teardown();
-    throw e;
-  }
+    try {
+      if (!p.quiet) hooks.log(spawningMessage(cfg));
+      return handOver(p, run, extensions, hooks, opts.host, proc, helper);
+    } catch (e) {
+      return fail(e);
+    }
+  };
+  return setupFrom(0);
 }
 
 function handOver(

@@ -3,10 +3,9 @@
  * @nspawn/btrfs:
  * - `-x`/`--ephemeral`: a snapshot beside the tree (`.#machine.NAME<16 hex>`), locked while the container runs and
  *   removed after it on every path; orphans of killed runs are removed first. Off btrfs an overlayfs instead of
- *   systemd's copy ($NSPAWN_EPHEMERAL=copy brings the copy back). A snapshot or an overlay is made before a
- *   hand-over too: its locks go with the exec to the helper, which removes it at the end (plan.removeSubvolumes,
- *   plan.removeMounts, plan.removeTrees); a copy keeps Node to the end (SIGINT/SIGTERM during the copy are held back
- *   and the partial copy removed, which takes Node's event loop).
+ *   systemd's copy ($NSPAWN_EPHEMERAL=copy brings the copy back). It is made before a hand-over too: its locks go
+ *   with the exec to the helper, which removes it at the end (plan.removeSubvolumes for a subvolume: a snapshot, a
+ *   copy on btrfs; else plan.removeMounts and plan.removeTrees).
  * - otherwise the image lock (`.#NAME.lck` beside it and `/run/systemd/nspawn/locks/inode-DEV:INO`), shared with
  *   --read-only, held for the whole run: a second start of the image, by nspawn or systemd-nspawn, fails. A plain
  *   run hands the lock files to the helper (plan.locks): it holds them for the container's life, also after a
@@ -71,13 +70,12 @@ export function storageExtension(opts: StorageExtensionOptions = {}): ContainerE
   let lock: ImageLock | undefined;
   // only -x and --template have work of their own; a plain run's locks are the helper's
   const ownsRun = (cfg: ContainerConfig) => cfg.ephemeral === true || cfg.template !== undefined;
-  // -x making a snapshot (btrfs) or an overlay (elsewhere): the helper can remove it at the end in nspawn's place
-  // (hand-over), holding its locks until then. A copy needs nspawn to the end: a signal during the copy is held back
-  // and the partial copy removed, which a synchronous start cannot do.
+  // -x making a snapshot (btrfs), an overlay (elsewhere) or a copy: the helper can remove it at the end in nspawn's
+  // place (hand-over), holding its locks until then
   const handedOverEphemeral = (cfg: ContainerConfig) => {
     if (cfg.ephemeral !== true || cfg.template !== undefined) return false;
     const mode = ephemeralModeFromEnv(env);
-    return mode === 'auto' || mode === 'overlay' || (mode === 'snapshot' && isSubvolume(cfg.directory));
+    return mode !== 'snapshot' || isSubvolume(cfg.directory);
   };
   return {
     name: 'storage',
@@ -111,9 +109,10 @@ export function storageExtension(opts: StorageExtensionOptions = {}): ContainerE
     setup(run: ContainerRun): void | Promise<void> {
       const cfg = run.cfg;
       if (!ownsRun(cfg)) return;
-      // a hand-over (of a snapshot or an overlay: needed() said so) makes it synchronously, a snapshot ioctl or a
-      // mount are quick; a signal meanwhile leaves an orphan, which the next start removes (its lock is free)
-      if (run.handoff) useEphemeral(cfg, { value: makeEphemeral(cfg) });
+      // a hand-over (of -x: needed() said so) makes a snapshot or an overlay synchronously, an ioctl or a mount are
+      // quick (a signal meanwhile leaves an orphan, which the next start removes: its lock is free); a copy holds
+      // SIGINT/SIGTERM back as without a hand-over
+      if (run.handoff && ephemeralModeFromEnv(env) !== 'copy') useEphemeral(cfg, { value: makeEphemeral(cfg) });
       else return setupSupervised(run);
     },
     // (after a hand-over nothing runs here: the helper removes the snapshot or the overlay; teardown() of a hand-over

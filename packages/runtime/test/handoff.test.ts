@@ -3,11 +3,12 @@
  * with its exit status, end messages, signals and the scope's removal; and a hand-over that fails before the exec.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ContainerError, handoffContainer, machineScope, NSPAWN_SLICE_MARKER, nodePrepareEnv, nodeTree, prepareContainer, runContainer } from '../src/index.js';
-import { makeTree, requireRoot, REPO } from './helpers.js';
+import { storageExtension } from '../src/storage.js';
+import { makeTree, mountsUnder, requireRoot, REPO } from './helpers.js';
 
 beforeAll(requireRoot);
 const cleanups: Array<() => void> = [];
@@ -120,5 +121,61 @@ describe('locks held by the helper', () => {
     expect(log2.join('\n')).toContain(`Directory tree is currently busy (${lock}).`);
     expect(await running).toBe(0);
     expect(existsSync(lock)).toBe(false);
+  });
+});
+
+describe('-x handed over (ov-)', () => {
+  /** a process whose execve() records the helper's argv and what is on disk then, and fails */
+  const failingExec = (t: { root: string }, seen: { argv: string[]; files: string[]; mounts: string[] }) => ({
+    execve: ((_f: string, a: string[]) => {
+      seen.argv = a;
+      const dir = join(t.root, '..');
+      seen.files = readdirSync(dir).sort();
+      seen.mounts = mountsUnder(dir);
+      throw new Error('E2BIG');
+    }) as never,
+    pid: process.pid,
+    execPath: '/usr/bin/node',
+    execArgv: [],
+    argv: ['/usr/bin/node', '/x/nspawn'],
+    env: {},
+  });
+  const after = (argv: string[], key: string) => argv.flatMap((a, i) => (a === key ? [argv[i + 1]!] : []));
+
+  it("an overlay: its lock goes with the exec, the helper is told its mounts and directory; a failed exec removes it", () => {
+    const t = makeTree('ov-plan-');
+    cleanups.push(t.cleanup);
+    const p = prepareContainer({ directory: t.root, machineName: 'ov-plan', ephemeral: true, consoleMode: 'pipe', parameters: ['/bin/true'] }, nodePrepareEnv(nodeTree));
+    const seen = { argv: [] as string[], files: [] as string[], mounts: [] as string[] };
+    expect(() => handoffContainer(p, { proc: failingExec(t, seen), hooks: { log: () => {} }, extensions: [storageExtension({ env: {} })] })).toThrow(ContainerError);
+    const snap = seen.files.find((f) => f.startsWith('.#machine.') && !f.endsWith('.lck'))!;
+    expect(snap).toMatch(/^\.#machine\.ov-plan-\w+[0-9a-f]{16}$/);
+    const snapshot = join(t.root, '..', snap);
+    expect(seen.mounts).toEqual([join(snapshot, 'root')]);
+    expect(after(seen.argv, 'houmount')).toEqual([join(snapshot, 'root')]);
+    expect(after(seen.argv, 'hotree')).toEqual([snapshot]);
+    expect(after(seen.argv, 'hosubvol')).toEqual([]);
+    const l = seen.argv.indexOf('lockfd');
+    expect(seen.argv.slice(l + 2, l + 4)).toEqual([join(t.root, '..', `.#${snap}.lck`), '1']);
+    expect(after(seen.argv, 'root')).toEqual([join(snapshot, 'root')]);
+    // not handed over after all: Node's teardown removed the overlay, its directory and its lock
+    expect(readdirSync(join(t.root, '..'))).toEqual([snap.slice('.#machine.'.length, -16)]);
+    expect(mountsUnder(t.dir)).toEqual([]);
+  });
+
+  it('a copy: made while SIGINT/SIGTERM are held back (the exec waits for it), then handed over the same way', async () => {
+    const t = makeTree('ov-copy-');
+    cleanups.push(t.cleanup);
+    const p = prepareContainer({ directory: t.root, machineName: 'ov-copy', ephemeral: true, consoleMode: 'pipe', parameters: ['/bin/true'] }, nodePrepareEnv(nodeTree));
+    const seen = { argv: [] as string[], files: [] as string[], mounts: [] as string[] };
+    const r = handoffContainer(p, { proc: failingExec(t, seen), hooks: { log: () => {} }, extensions: [storageExtension({ env: { NSPAWN_EPHEMERAL: 'copy' } })] });
+    expect(r).toBeInstanceOf(Promise);
+    await expect(r).rejects.toThrow(ContainerError);
+    const snap = seen.files.find((f) => f.startsWith('.#machine.') && !f.endsWith('.lck'))!;
+    const snapshot = join(t.root, '..', snap);
+    expect(after(seen.argv, 'houmount')).toEqual([]);
+    expect(after(seen.argv, 'hotree')).toEqual([snapshot]); // ext4: a directory, not a subvolume
+    expect(after(seen.argv, 'root')).toEqual([snapshot]);
+    expect(readdirSync(join(t.root, '..'))).toEqual([snap.slice('.#machine.'.length, -16)]);
   });
 });
