@@ -204,6 +204,35 @@ describe('-x on ext4 handed over to the helper', () => {
     expect(ls(victim)).toEqual(['file']);
   });
 
+  it('a tree that is a mount point: the snapshot inside it is a tmpfs of its own; the helper unmounts both, innermost first', async () => {
+    // the tree bind-mounted on itself: its snapshot goes inside it (DIR/.#machine.<hex>), as for -D /
+    expect(spawnSync('mount', ['--bind', tree, tree]).status).toBe(0);
+    cleanups.push(() => void spawnSync('umount', ['--lazy', tree], { stdio: 'ignore' }));
+    const before = ls(tree);
+    const child = spawn(process.execPath, [NSPAWN_BIN, ...COMMON_FLAGS, '-q', '-M', 'ov-mp', '-D', tree, '-x', '/bin/sh', '-c', 'echo x > /ov-written; sleep 1'], { stdio: ['ignore', 'ignore', 'pipe'], env: TOOL_ENV });
+    let err = '';
+    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    const ended = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    cleanups.push(() => void (child.exitCode === null && child.kill('SIGKILL')));
+    let snapshot = '';
+    for (let i = 0; i < 300 && (!snapshot || mountsUnder(snapshot).length < 2); i++) {
+      const n = ls(tree).find((f) => f.startsWith('.#machine.') && !f.endsWith('.lck'));
+      if (n) snapshot = join(tree, n);
+      await sleep(10);
+    }
+    expect(snapshot, err).toMatch(/\/\.#machine\.[0-9a-f]{16}$/);
+    const info = readFileSync('/proc/self/mountinfo', 'utf8');
+    expect(mountsUnder(snapshot)).toEqual([snapshot, join(snapshot, 'root')]);
+    expect(info).toMatch(new RegExp(` ${snapshot.replace(/[.#]/g, '\\$&')} .* - tmpfs nspawn-ephemeral `));
+    for (let i = 0; i < 100 && !exe(child.pid!).startsWith('nspawn-helper'); i++) await sleep(10);
+    expect(exe(child.pid!)).toMatch(/^nspawn-helper/);
+    expect(await ended, err).toBe(0);
+    expect(ls(tree)).toEqual(before);
+    expect(mountsUnder(tree)).toEqual([tree]);
+    expect(spawnSync('umount', [tree]).status).toBe(0);
+    expect(existsSync(join(tree, 'ov-written'))).toBe(false);
+  });
+
   it('with $NSPAWN_HANDOFF=0 Node stays to the end and removes it as before', async () => {
     const before = ls(parent);
     const s = await startX('ov-node', ['/bin/sh', '-c', 'echo x > /ov-written; sleep 0.5; exit 4'], { ...TOOL_ENV, NSPAWN_HANDOFF: '0' });

@@ -1429,9 +1429,15 @@ int main(int argc, char **argv) {
                 handoff_on = 1;
                 for (int sig = 1; sig < NSIG; sig++)
                         (void) signal(sig, SIG_DFL);
-                sigset_t none;
-                sigemptyset(&none);
-                sigprocmask(SIG_SETMASK, &none, NULL);
+                /* SIGINT/SIGTERM/SIGHUP held from the exec on (they are blocked below anyway and read from the
+                 * signalfd once the container runs): one that comes before does not kill us halfway, leaving what
+                 * the plan says to remove (-x's snapshot or overlay) behind */
+                sigset_t early;
+                sigemptyset(&early);
+                sigaddset(&early, SIGINT);
+                sigaddset(&early, SIGTERM);
+                sigaddset(&early, SIGHUP);
+                sigprocmask(SIG_SETMASK, &early, NULL);
                 plan_from_argv(argc, argv);
                 /* the plan (the container's environment among it) is ours now: not for everyone's ps(1) */
                 for (int i = 2; i < argc; i++)
