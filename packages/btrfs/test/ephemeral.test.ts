@@ -1,0 +1,81 @@
+/**
+ * EphemeralRoot.removal(): the steps of remove() as data, for a program that removes the ephemeral root in this
+ * process's place (nspawn's helper after a hand-over), for each mode on real file systems. Root only.
+ */
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createEphemeral, createSubvolume, EPHEMERAL_MOUNT_SOURCE } from '../src/index.js';
+import { type Fs, makeFs } from './fixture.js';
+
+const fss: Record<string, Fs> = {};
+beforeAll(() => {
+  fss.ext4 = makeFs('ext4', 64);
+  fss.btrfs = makeFs('btrfs');
+});
+afterAll(() => {
+  for (const f of Object.values(fss)) f.dispose();
+});
+
+/** the mount at exactly PATH: "TYPE SOURCE" */
+const mountAt = (path: string) =>
+  readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' '))
+    .filter((f) => f[4] === path)
+    .map((f) => {
+      const d = f.indexOf('-');
+      return `${f[d + 1]} ${f[d + 2]}`;
+    });
+
+describe('EphemeralRoot.removal()', () => {
+  it('an overlay: the overlay on root to unmount, then the directory to delete', () => {
+    const tree = join(fss.ext4!.dir, 'ov-tree');
+    mkdirSync(join(tree, 'usr'), { recursive: true });
+    const e = createEphemeral(tree, { mode: 'overlay', env: {} });
+    try {
+      const r = e.removal();
+      expect(r).toEqual({ mounts: [e.root], tree: e.snapshot, subvolume: false });
+      expect(e.root).toBe(join(e.snapshot, 'root'));
+      expect(mountAt(e.root)).toEqual([`overlay ${EPHEMERAL_MOUNT_SOURCE}`]);
+    } finally {
+      e.remove();
+    }
+  });
+
+  it('an overlay of a mount point: the snapshot is a tmpfs inside it, unmounted after the overlay', () => {
+    const tree = fss.ext4!.dir;
+    const e = createEphemeral(tree, { mode: 'overlay', env: {} });
+    try {
+      expect(e.snapshot.startsWith(`${tree}/.#machine.`)).toBe(true);
+      expect(e.removal()).toEqual({ mounts: [e.root, e.snapshot], tree: e.snapshot, subvolume: false });
+      expect(mountAt(e.snapshot)).toEqual([`tmpfs ${EPHEMERAL_MOUNT_SOURCE}`]);
+    } finally {
+      e.remove();
+    }
+    expect(readdirSync(tree).filter((n) => n.startsWith('.#'))).toEqual([]);
+  });
+
+  it('a copy: the directory, a subvolume on btrfs; a snapshot: the subvolume', () => {
+    for (const kind of ['ext4', 'btrfs'] as const) {
+      const tree = join(fss[kind]!.dir, 'ov-copy');
+      mkdirSync(tree, { recursive: true });
+      writeFileSync(join(tree, 'f'), 'x');
+      const e = createEphemeral(tree, { mode: 'copy', env: {} });
+      try {
+        expect(e.removal()).toEqual({ mounts: [], tree: e.snapshot, subvolume: kind === 'btrfs' });
+      } finally {
+        e.remove();
+      }
+    }
+    const sub = join(fss.btrfs!.dir, 'ov-sub');
+    createSubvolume(sub);
+    const e = createEphemeral(sub, { env: {} });
+    try {
+      expect(e.mode).toBe('snapshot');
+      expect(e.removal()).toEqual({ mounts: [], tree: e.snapshot, subvolume: true });
+    } finally {
+      e.remove();
+    }
+  });
+});
