@@ -157,6 +157,16 @@ describe('-x on ext4 handed over to the helper', () => {
     expect(existsSync(join(tree, 'var'))).toBe(true);
   });
 
+  it('a deep tree (700 levels: more than the helper keeps open), device nodes, fifos, hard links: all gone', async () => {
+    const before = ls(parent);
+    const script = 'cd /var && i=0 && while [ $i -lt 700 ]; do mkdir d && cd d && echo x > f; i=$((i+1)); done && mknod /var/nod c 1 3 && mkfifo /var/fifo && ln /var/d/f /var/hl && ls /var/d/d/d/f';
+    const s = await startX('ov-deep', ['/bin/sh', '-c', script]);
+    expect(s.exe).toMatch(/^nspawn-helper/);
+    expect(await s.ended, s.stderr()).toBe(0);
+    expect(s.stderr()).toBe('');
+    expectGone(s, before, lockFiles(s.snapshot));
+  });
+
   it('a bind mount made inside the snapshot\'s upper layer is not crossed: the helper refuses, says so; the next start removes the orphan', async () => {
     const before = ls(parent);
     const victim = join(tmp.dir, 'ov-victim');

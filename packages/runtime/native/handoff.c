@@ -234,7 +234,7 @@ static void ho_remove_subvolumes(void) {
 
 #define HO_EPHEMERAL_SOURCE "nspawn-ephemeral" /* the source of every mount @nspawn/btrfs makes for -x */
 #define HO_EPHEMERAL_PREFIX ".#machine."
-#define HO_RM_MAX_DEPTH 512 /* one open directory per level: deeper is left to the next start (Node removes it) */
+#define HO_RM_MAX_DEPTH 256 /* one open directory per level: a deeper one is moved up to the top (see ho_rm_tree()) */
 /* FS_IOC_GETFLAGS/SETFLAGS and the two flags that stop an unlink (from linux/fs.h, whose other definitions clash
  * with sys/mount.h) */
 #define HO_FS_IOC_GETFLAGS _IOR('f', 1, long)
@@ -333,6 +333,9 @@ struct ho_rm {
         uint64_t mnt; /* statx's mount ID of the tree (have_mnt): a bind mount of the same file system has another */
         int have_mnt;
         int depth;
+        int top; /* the tree's directory, where too deep a directory is moved to (moved: how many) */
+        int moved;
+        unsigned long seq;
         char why[PATH_MAX + 128]; /* the first thing that stayed, and why */
 };
 
@@ -419,8 +422,22 @@ static int ho_rm_children(int fd, struct ho_rm *r) {
                         continue;
                 }
                 if (r->depth >= HO_RM_MAX_DEPTH) {
-                        ho_rm_note(r, n, "too deep");
-                        left++;
+                        /* up to the top of the tree (same file system and mount: a rename), for the next pass */
+                        int done = 0;
+                        for (int k = 0; k < 16 && !done; k++) {
+                                char to[64];
+                                snprintf(to, sizeof to, ".#deep-%lu", r->seq++);
+                                if (syscall(SYS_renameat2, dfd, n, r->top, to, RENAME_NOREPLACE) == 0)
+                                        done = 1;
+                                else if (errno != EEXIST)
+                                        break;
+                        }
+                        if (done)
+                                r->moved++;
+                        else {
+                                ho_rm_note(r, n, "too deep");
+                                left++;
+                        }
                         continue;
                 }
                 int sub = openat(dfd, n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -503,7 +520,24 @@ static int ho_rm_tree(const char *path, char *why, size_t whysz) {
                 close(pfd);
                 return -1;
         }
-        int rc = ho_rm_children(fd, &r);
+        /* passes over the tree until nothing deeper than HO_RM_MAX_DEPTH was moved up to its top: any depth with a
+         * bounded number of open directories */
+        r.top = fd;
+        int rc;
+        for (;;) {
+                r.moved = 0;
+                r.why[0] = 0;
+                int dfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (dfd < 0) {
+                        ho_rm_note(&r, ".", strerror(errno));
+                        rc = -1;
+                        break;
+                }
+                rc = ho_rm_children(dfd, &r);
+                if (r.moved == 0)
+                        break;
+        }
+        close(fd);
         if (rc == 0 && ho_unlink(pfd, name, st.st_mode, &r) < 0)
                 rc = -1;
         close(pfd);
