@@ -301,8 +301,10 @@ export interface MachineCgroup {
   removal(): { removeCgroups: string[]; killFile?: string; removeSlices: string[]; sliceMarker?: string };
 }
 
+const busyMessage = (name: string, dir: string) =>
+  `Failed to allocate the cgroup of machine ${name}: ${dir} is in use (is machine ${name} already running?)`;
 function busy(name: string, dir: string): ContainerError {
-  return new ContainerError(`Failed to allocate the cgroup of machine ${name}: ${dir} is in use (is machine ${name} already running?)`);
+  return new ContainerError(busyMessage(name, dir));
 }
 
 /**
@@ -560,7 +562,7 @@ export function recordingCgroupFs(real: CgroupFs, name: string): CgroupFs & { re
       if (pending.has(p) || realExists(p)) throw Object.assign(new Error(`mkdir ${p}: EEXIST`), { code: 'EEXIST' });
       if (!pending.has(dirname(p)) && !realExists(dirname(p))) throw Object.assign(new Error(`mkdir ${p}: ENOENT`), { code: 'ENOENT' });
       const slice = p.endsWith(`/${MACHINE_SLICE}`);
-      ops.push({ kind: 'mkdir', path: p, exclusive: !slice, busy: busy(name, p).message });
+      ops.push({ kind: 'mkdir', path: p, exclusive: !slice, busy: busyMessage(name, p) });
       pending.add(p);
     },
     // a directory only the ops would make is simply not made (abandon() before the hand-over)
