@@ -74,11 +74,13 @@ function writeCache(file, kind, data) {
       fs.closeSync(fd);
     }
     fs.renameSync(tmp, file);
-    // the caches of earlier builds of this command (NAME@NODE-ARCH-FLAGS@BUILD), for any Node and flags
+    // the caches of earlier builds of this command at this path (NAME@NODE-ARCH-FLAGS@PATHHASH-BUILD), for any Node
+    // and flags
     const [name, , build] = path.basename(file).split('@');
+    const place = build.split('-')[0];
     for (const n of fs.readdirSync(dir)) {
       const [nm, , b] = n.split('@');
-      if (nm === name && b !== undefined && b !== build && !n.endsWith('.tmp')) fs.rmSync(path.join(dir, n), { force: true });
+      if (nm === name && b !== undefined && b !== build && b.split('-')[0] === place && !n.endsWith('.tmp')) fs.rmSync(path.join(dir, n), { force: true });
     }
   } catch {
     // a cache is an optimisation: a read-only /var, a full disk or a race with another start changes nothing
@@ -104,7 +106,8 @@ function load(name, env = process.env) {
   // the bundle's identity (no hash: reading it again would cost what the cache saves) and this Node's
   // (V8 refuses a cache made under other flags: one per set of Node options)
   const flags = process.execArgv.length ? `-${hash(process.execArgv.join(' '))}` : '';
-  const cacheFile = dir && path.join(dir, `${name}@${process.version}-${process.arch}${flags}@${st.size}-${Math.trunc(st.mtimeMs)}-${st.ino}`);
+  // (two installations of the command, each with its own: the bundle's path is part of the build's name)
+  const cacheFile = dir && path.join(dir, `${name}@${process.version}-${process.arch}${flags}@${hash(file)}-${st.size}-${Math.trunc(st.mtimeMs)}-${st.ino}`);
   const cached = cacheFile ? readCache(cacheFile) : undefined;
   // one line, as Node wraps a CommonJS module: line numbers stay those of the file
   const script = new vm.Script(`(function (exports, require, module, __filename, __dirname) { ${source}\n})`, {

@@ -33,7 +33,7 @@ describe('the code cache', () => {
     const cache = join(dir, 'c1');
     expect(run('nspawn', ['--version'], cache).status).toBe(0);
     const [f] = files(cache);
-    expect(f).toMatch(new RegExp(`^nspawn@${process.version}-${process.arch}@\\d+-\\d+-\\d+$`));
+    expect(f).toMatch(new RegExp(`^nspawn@${process.version}-${process.arch}@[0-9a-f]{8}-\\d+-\\d+-\\d+$`));
     const st = statSync(join(cache, f!));
     expect(st.mode & 0o777).toBe(0o600);
     expect(statSync(cache).mode & 0o777).toBe(0o700);
@@ -93,17 +93,22 @@ describe('the code cache', () => {
     expect(def).toBe(process.geteuid?.() === 0 ? '/var/cache/nspawn/code' : '/home/al/.cache/nspawn/code');
   });
 
-  it('a cache of an earlier build of the command is removed when a new one is made', () => {
+  it('a cache of an earlier build of the command at the same path is removed when a new one is made', () => {
     const cache = join(dir, 'c7');
-    mkdirSync(cache, { mode: 0o700 });
-    const old = join(cache, `nspawn@${process.version}-${process.arch}@1-2-3`);
-    const other = join(cache, `nspawnctl@${process.version}-${process.arch}@1-2-3`);
-    writeFileSync(old, 'x', { mode: 0o600 });
-    writeFileSync(other, 'x', { mode: 0o600 });
+    run('nspawn', ['--version'], cache);
+    const [mine] = files(cache);
+    const place = mine!.split('@')[2]!.split('-')[0];
+    const old = `nspawn@${process.version}-${process.arch}@${place}-1-2-3`;
+    const elsewhere = `nspawn@${process.version}-${process.arch}@00000000-1-2-3`;
+    const other = `nspawnctl@${process.version}-${process.arch}@${place}-1-2-3`;
+    for (const n of [old, elsewhere, other]) writeFileSync(join(cache, n), 'x', { mode: 0o600 });
+    rmSync(join(cache, mine!));
     run('nspawn', ['--version'], cache);
     const now = files(cache);
-    expect(now).not.toContain(`nspawn@${process.version}-${process.arch}@1-2-3`);
-    expect(now).toContain(`nspawnctl@${process.version}-${process.arch}@1-2-3`);
-    expect(now.filter((n) => n.startsWith('nspawn@'))).toHaveLength(1);
+    expect(now).not.toContain(old);
+    // another installation's, and another command's, stay
+    expect(now).toContain(elsewhere);
+    expect(now).toContain(other);
+    expect(now).toContain(mine);
   });
 });
