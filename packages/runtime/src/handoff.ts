@@ -133,7 +133,7 @@ function handOver(
       // a reboot: nspawn again, as it was started, with the same UUID (systemd-nspawn keeps it across reboots)
       reexec: [proc.execPath, ...proc.execArgv, ...proc.argv.slice(1, 2), `--uuid=${cfg.uuid}`, ...proc.argv.slice(2)],
     };
-    const argv = ['nspawn-helper', '--handoff', ...planTokens(plan)];
+    const argv = ['nspawn-helper', '--handoff'].concat(planTokens(plan));
     // a code cache is written at exit, and this process will not exit: now then (the hook of nspawn's bin, which
     // caches the bundle's compiled code; Node's own compile cache for anyone else's)
     const save = (globalThis as Record<symbol, unknown>)[Symbol.for('nspawn.saveCodeCache')];

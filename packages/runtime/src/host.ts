@@ -294,6 +294,14 @@ let majors: Set<number> | undefined;
  * a terminal when it is a character device of a terminal driver (the majors /proc/devices names tty, pts, console,
  * ...). tty.isatty() asks the kernel (tcgetattr) instead; the tests check that the two agree.
  */
+let procDevicesRead: { text: string; at: number } | undefined;
+/** /proc/devices, read once for the moments of one start (a second read within a second is the same text). */
+export function procDevicesText(): string {
+  const now = performance.now();
+  if (procDevicesRead === undefined || now - procDevicesRead.at > 1000) procDevicesRead = { text: readFileSync('/proc/devices', 'utf8'), at: now };
+  return procDevicesRead.text;
+}
+
 export function isTerminal(fd: number): boolean {
   let st;
   try {
@@ -302,11 +310,16 @@ export function isTerminal(fd: number): boolean {
     return false;
   }
   if (!st.isCharacterDevice()) return false;
+  // st.rdev is the kernel's new_encode_dev(): the major in bits 8-19
+  const major = Number((BigInt(st.rdev) >> 8n) & 0xfffn);
+  // the majors Linux assigns statically (Documentation/admin-guide/devices.txt) need no /proc/devices: 1, memory
+  // devices (/dev/null: stdio of a run in the background); 4 and 5, the ttys, console and ptmx; 136-143, the ptys
+  if (major === 1) return false;
+  if (major === 4 || major === 5 || (major >= 136 && major <= 143)) return true;
   try {
-    majors ??= terminalMajors(readFileSync('/proc/devices', 'utf8'));
+    majors ??= terminalMajors(procDevicesText());
   } catch {
     return false;
   }
-  // st.rdev is the kernel's new_encode_dev(): the major in bits 8-19
-  return majors.has(Number((BigInt(st.rdev) >> 8n) & 0xfffn));
+  return majors.has(major);
 }

@@ -3,6 +3,7 @@
  * pseudo-terminal (made by script(1)), /dev/null, a pipe, a regular file, /dev/tty's absence.
  */
 import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 
@@ -27,5 +28,9 @@ describe('isTerminal', () => {
     expect(out).toContain('1:false:false');
     const file = answers('PROBE </proc/self/status');
     expect(file).toContain('0:false:false');
+  });
+  it('agrees with isatty() on a character device whose major is looked up in /proc/devices (misc: /dev/net/tun)', () => {
+    if (!existsSync('/dev/net/tun')) return;
+    expect(answers('PROBE </dev/net/tun')).toContain('0:false:false');
   });
 });

@@ -8,7 +8,8 @@
  * The same rules are expressed twice: as devices.allow lines for a cgroup v1 devices controller (after a "deny a"),
  * and as a BPF_PROG_TYPE_CGROUP_DEVICE program for the unified hierarchy.
  */
-import { lstatSync, readFileSync } from 'node:fs';
+import { lstatSync } from 'node:fs';
+import { procDevicesText } from '../host.js';
 import { join } from 'node:path';
 import type { CustomMount } from '@nspawn/settings';
 import { alu32K, DEV_CTX, DEVCG_ACC, DEVCG_DEV, EBPF, encodeProgram, exit, jmpK, ldxW, mov64K, type BpfInsn } from './ebpf.js';
@@ -94,7 +95,7 @@ export const nodeDeviceFacts: DeviceFacts = {
   },
   ptsMajors() {
     try {
-      return procDevicesMajors(readFileSync('/proc/devices', 'utf8'), 'c', 'pts');
+      return procDevicesMajors(procDevicesText(), 'c', 'pts');
     } catch {
       return [];
     }
