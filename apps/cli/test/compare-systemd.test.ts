@@ -345,7 +345,7 @@ const KNOWN_DIFFERENCES: KnownDifference[] = [
   {
     id: 'host-cgroup',
     reason:
-      "systemd-nspawn --register=no --keep-unit keeps the container in its caller's cgroups (in payload/ below them in the unified and name=systemd hierarchies, itself in supervisor/, and leaves both behind); nspawn gives it machine.slice/machine-NAME.scope in every hierarchy, as machined would, and removes it afterwards: the base of its device policy, per-machine accounting and booting; inside, both show / everywhere",
+      "systemd-nspawn --register=no --keep-unit keeps the container in its caller's cgroups (in payload/ below them in the unified and name=systemd hierarchies, itself in supervisor/, and leaves both behind); nspawn gives it machine.slice/machine-NAME.scope in the hierarchies systemd manages (unified, name=systemd, cpu, cpuacct, blkio, memory, devices, pids), as machined would, and removes it afterwards: the base of its device policy, per-machine accounting and booting; inside, both show / everywhere",
     status: 'intentional',
     applies: (sc) => sc.name === 'host-cgroup',
     // the caller's cgroup is / in most hierarchies here: then the paths show as they are

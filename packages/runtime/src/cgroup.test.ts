@@ -202,19 +202,29 @@ describe('names', () => {
     expect(machineScope('web-1')).toEqual({ unit: 'machine-web\\x2d1.scope', path: 'machine.slice/machine-web\\x2d1.scope' });
   });
 
-  it('lists the hierarchies: unified first, then name=systemd, then the controllers; other named ones are not ours', () => {
+  it('lists the hierarchies: unified first, then name=systemd, then the controllers systemd uses; not cpuset, freezer or named ones', () => {
     expect(machineHierarchies(HYBRID).map((h) => `${h.key || '(unified)'} ${h.mount}`)).toEqual([
       '(unified) /sys/fs/cgroup/unified',
       'name=systemd /sys/fs/cgroup/systemd',
       'cpu /sys/fs/cgroup/cpu',
       'cpuacct /sys/fs/cgroup/cpuacct',
-      'cpuset /sys/fs/cgroup/cpuset',
       'memory /sys/fs/cgroup/memory',
       'devices /sys/fs/cgroup/devices',
-      'freezer /sys/fs/cgroup/freezer',
       'blkio /sys/fs/cgroup/blkio',
       'pids /sys/fs/cgroup/pids',
     ]);
+    // co-mounted controllers count when one of them is systemd's
+    const comounted: CgroupLayout = {
+      kind: 'legacy',
+      hierarchies: [
+        { name: 'systemd', options: 'name=systemd' },
+        { name: 'net_cls,net_prio', options: 'net_cls,net_prio' },
+        { name: 'cpu,cpuacct', options: 'cpu,cpuacct' },
+        { name: 'perf_event', options: 'perf_event' },
+        { name: 'hugetlb', options: 'hugetlb' },
+      ],
+    };
+    expect(machineHierarchies(comounted).map((h) => h.key)).toEqual(['name=systemd', 'cpu,cpuacct']);
     expect(machineHierarchies(LEGACY)[0]!.key).toBe('name=systemd');
     expect(machineHierarchies(UNIFIED)).toEqual([{ key: '', mount: '/sys/fs/cgroup', unified: true }]);
     expect(machineHierarchies({ kind: 'none' })).toEqual([]);
@@ -234,7 +244,7 @@ describe('names', () => {
 });
 
 describe('createMachineCgroup on a hybrid host', () => {
-  it('makes the scope everywhere, with the parent CPUs for cpuset and the v1 device rules; says where the helper puts the container', async () => {
+  it('makes the scope in each of its hierarchies, with the v1 device rules, and nothing in cpuset or freezer; says where the helper puts the container', async () => {
     const fs = hybridFs();
     for (const m of fs.mounts) fs.place(100, m.mount); // the helper, where Node is
     fs.place(100, '/sys/fs/cgroup/memory'); // (its memory cgroup is somewhere else below)
@@ -248,8 +258,7 @@ describe('createMachineCgroup on a hybrid host', () => {
       `/sys/fs/cgroup/devices/${SCOPE}/devices.allow c 1:3 rwm`,
       `/sys/fs/cgroup/devices/${SCOPE}/devices.allow c 136:* rw`,
     ]);
-    expect(fs.read(`/sys/fs/cgroup/cpuset/${SCOPE}/cpuset.cpus`)).toBe('0-1');
-    expect(fs.read(`/sys/fs/cgroup/cpuset/${SCOPE}/cpuset.mems`)).toBe('0');
+    expect([...fs.dirs.keys()].filter((d) => /\/(cpuset|freezer)\/machine/.test(d))).toEqual([]);
 
     // the helper's own cgroups: the root everywhere but memory
     const home = parseProcCgroup(machineHierarchies(HYBRID).map((h, i) => `${i}:${h.key}:${h.key === 'memory' ? '/process_api/x' : '/'}`).join('\n'));
@@ -297,21 +306,19 @@ describe('createMachineCgroup on a hybrid host', () => {
 
   it('leaves a machine.slice it did not make, and never touches other machines', async () => {
     const fs = hybridFs();
-    for (const m of fs.mounts) {
-      fs.mkdir(`${m.mount}/machine.slice`);
-      if (m.mount.endsWith('cpuset')) fs.write(`${m.mount}/machine.slice/cpuset.cpus`, '0');
-      fs.mkdir(`${m.mount}/machine.slice/machine-other.scope`);
+    const ours = machineHierarchies(HYBRID).map((h) => h.mount);
+    for (const m of ours) {
+      fs.mkdir(`${m}/machine.slice`);
+      fs.mkdir(`${m}/machine.slice/machine-other.scope`);
     }
-    fs.write('/sys/fs/cgroup/cpuset/machine.slice/cpuset.mems', '0');
     fs.place(7, `/sys/fs/cgroup/unified/machine.slice/machine-other.scope`);
     const cg = createMachineCgroup({ name: 'bbox', layout: HYBRID, fs, ...noWait });
-    expect(fs.read(`/sys/fs/cgroup/cpuset/${SCOPE}/cpuset.cpus`)).toBe('0'); // from the slice
     clone(fs, cg.placement(new Map()), 100);
     fs.kill(100);
     expect(await cg.remove()).toEqual([]);
-    for (const m of fs.mounts) {
-      expect(fs.dirs.has(`${m.mount}/machine.slice/machine-other.scope`)).toBe(true);
-      expect(fs.dirs.has(`${m.mount}/${SCOPE}`)).toBe(false);
+    for (const m of ours) {
+      expect(fs.dirs.has(`${m}/machine.slice/machine-other.scope`)).toBe(true);
+      expect(fs.dirs.has(`${m}/${SCOPE}`)).toBe(false);
     }
     expect(fs.procsIn('/sys/fs/cgroup/unified/machine.slice/machine-other.scope')).toEqual([7]);
     expect(fs.killed).toEqual([100]);

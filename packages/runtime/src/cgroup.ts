@@ -1,8 +1,8 @@
 /**
  * Each container's own cgroup: `machine.slice/machine-NAME.scope`, systemd's names for the scope machined makes
- * for a machine (NAME escaped as unit_name_escape() does), in every hierarchy of the host: the unified one
- * (cgroup2 at /sys/fs/cgroup, or /sys/fs/cgroup/unified on a hybrid host), the name=systemd one and each v1
- * controller's. Node makes it, with its settings, before the helper gets its plan; the plan says where the
+ * for a machine (NAME escaped as unit_name_escape() does), in the hierarchies systemd manages: the unified one
+ * (cgroup2 at /sys/fs/cgroup, or /sys/fs/cgroup/unified on a hybrid host), the name=systemd one and those of the v1
+ * controllers systemd uses (machineHierarchies()). Node makes it, with its settings, before the helper gets its plan; the plan says where the
  * container goes (placement()), and the helper clones the container's PID 1 into it, so the container starts
  * inside and the root of its cgroup namespace is the scope. The helper itself stays where it came from (only the
  * container is in the scope, as with systemd-nspawn's scope units): see native/cgroup.c for how, without the RCU
@@ -140,15 +140,25 @@ export interface CgroupHierarchyDir {
 const keyOf = (list: string) => list.split(',').filter((x) => x !== '').sort().join(',');
 
 /**
- * The hierarchies a container gets a cgroup in: the unified one first, then name=systemd, then the v1 controllers.
- * Other named v1 hierarchies (name=elogind, ...) belong to someone else and are left alone.
+ * The v1 controllers systemd manages units' cgroups in (its CGroupController list: cpuset is "v2 only", freezer,
+ * net_cls, perf_event, hugetlb and the like it leaves alone): a machine's scope is made in these, as machined's is.
+ */
+const SYSTEMD_V1_CONTROLLERS = new Set(['cpu', 'cpuacct', 'blkio', 'memory', 'devices', 'pids']);
+
+/**
+ * The hierarchies a container gets a cgroup in: the unified one first, then name=systemd, then the v1 controllers
+ * systemd uses (SYSTEMD_V1_CONTROLLERS; a co-mount of one of them counts). Other named v1 hierarchies
+ * (name=elogind, ...) belong to someone else and are left alone; in cpuset, freezer and the rest the container stays
+ * where nspawn was, as under systemd.
  */
 export function machineHierarchies(layout: CgroupLayout): CgroupHierarchyDir[] {
   if (layout.kind === 'none') return [];
   if (layout.kind === 'unified') return [{ key: '', mount: '/sys/fs/cgroup', unified: true }];
   const out: CgroupHierarchyDir[] = [];
   if (layout.kind === 'hybrid') out.push({ key: '', mount: '/sys/fs/cgroup/unified', unified: true });
-  const v1 = layout.hierarchies.filter((h) => h.options === 'name=systemd' || !h.options.includes('name='));
+  const v1 = layout.hierarchies.filter(
+    (h) => h.options === 'name=systemd' || (!h.options.includes('name=') && h.options.split(',').some((c) => SYSTEMD_V1_CONTROLLERS.has(c))),
+  );
   v1.sort((a, b) => Number(b.options === 'name=systemd') - Number(a.options === 'name=systemd'));
   for (const h of v1) out.push({ key: keyOf(h.options), mount: `/sys/fs/cgroup/${h.name}`, unified: false });
   return out;
@@ -219,14 +229,6 @@ function removeTree(fs: CgroupFs, dir: string): string[] {
   return subs.length > 0 && tryRmdir() === 'gone' ? left : [...left, dir];
 }
 
-/** A v1 cpuset takes no process before it has CPUs and memory nodes: a new one gets its parent's. */
-function inheritCpuset(fs: CgroupFs, parent: string, child: string): void {
-  for (const f of ['cpuset.cpus', 'cpuset.mems']) {
-    if (fs.read(sub(child, f)).trim() !== '') continue;
-    fs.write(sub(child, f), fs.read(sub(parent, f)).trim());
-  }
-}
-
 /** Controllers the accounting needs on cgroup2 (cpu.stat's usage needs none). */
 const UNIFIED_ACCOUNTING = ['memory', 'pids'];
 
@@ -295,7 +297,7 @@ export interface MachineCgroup {
   /** Throws ContainerError when the scope is no longer the one made here (a container of the same name started at the same moment). */
   check(): void;
   /**
-   * After the container: kills what is still in the scope (only there), removes the scope in every hierarchy and
+   * After the container: kills what is still in the scope (only there), removes the scope in each hierarchy and
    * machine.slice where it was made here and is empty. Resolves to warnings about what could not be removed.
    */
   remove(): Promise<string[]>;
@@ -329,7 +331,7 @@ function settingUp(fs: CgroupFs, dir: string): boolean {
 }
 
 /**
- * Makes machine.slice/machine-NAME.scope in every hierarchy of LAYOUT, with the v1 device rules. A scope of the
+ * Makes machine.slice/machine-NAME.scope in each hierarchy of LAYOUT machineHierarchies() names, with the v1 device rules. A scope of the
  * same name that has processes is refused (ContainerError naming its path); one without any (left by a killed
  * nspawn) is removed and made anew, so no stale device program or rule stays attached.
  */
@@ -395,10 +397,6 @@ export function createMachineCgroup(opts: MachineCgroupOptions): MachineCgroup {
       }
       made.push({ hierarchy: h, dir, slice, sliceMade });
       if (primaryId === undefined) primaryId = fs.id(dir);
-      if (controllersOf(h).includes('cpuset')) {
-        inheritCpuset(fs, h.mount, slice);
-        inheritCpuset(fs, slice, dir);
-      }
       if (opts.v1DeviceRules && controllersOf(h).includes('devices')) {
         fs.write(sub(dir, 'devices.deny'), 'a');
         if (opts.v1DeviceRules.length > 0) fs.write(sub(dir, 'devices.allow'), ...opts.v1DeviceRules);
@@ -601,7 +599,7 @@ export function recordingCgroupFs(real: CgroupFs, name: string): CgroupFs & { re
 }
 
 /**
- * machine.slice in every hierarchy of LAYOUT, where an nspawn made it (its marker) and no machine is left in it:
+ * machine.slice in each hierarchy of LAYOUT (machineHierarchies()), where an nspawn made it (its marker) and no machine is left in it:
  * removed, with the marker once none is left. For a daemon that kept it (MachineCgroupOptions.keepSlice) when it stops.
  */
 export function releaseMachineSlice(layout: CgroupLayout, fs: CgroupFs = nodeCgroupFs, marker: SliceMarker = nodeSliceMarker): void {

@@ -309,7 +309,7 @@ export function deviceMechanisms(cfg: Pick<ContainerConfig, 'deviceCgroup'>, hos
 
 /**
  * The container's cgroup (src/cgroup.ts) with its device policy (src/devices/), made before the helper gets its
- * plan: the scope in every hierarchy with the v1 rules; the plan gets where the helper puts the container's PID 1
+ * plan: the scope in each hierarchy machineHierarchies() names, with the v1 rules; the plan gets where the helper puts the container's PID 1
  * (and where the helper, HELPERPID, stays) and the BPF program for the helper to attach.
  */
 export function setupMachineCgroup(
