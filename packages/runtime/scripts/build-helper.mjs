@@ -43,6 +43,11 @@ const COMPILERS = Object.fromEntries(
 
 export const prebuiltPath = (a) => join(prebuiltDir, `nspawn-helper-linux-${a}`);
 
+// The execve addon (native/execve-addon.c): optional, the runtime falls back to process.execve() without it
+const addonSrc = join(nativeDir, 'execve-addon.c');
+const addonOut = join(nativeDir, 'build', 'nspawn-execve.node');
+export const prebuiltAddonPath = (a) => join(prebuiltDir, `nspawn-execve-linux-${a}.node`);
+
 function newestSource() {
   return Math.max(
     ...readdirSync(nativeDir)
@@ -78,6 +83,46 @@ function compile(cc, args, file, { staticOnly = false } = {}) {
   return false;
 }
 
+/** Compiles the execve addon into `file` with `cc` (+ args), a shared object. Returns false when the compiler fails. */
+function compileAddon(cc, args, file) {
+  mkdirSync(dirname(file), { recursive: true });
+  try {
+    execFileSync(cc, [...args, '-O2', '-Wall', '-Wextra', '-shared', '-fPIC', '-o', `${file}.tmp`, addonSrc], { stdio: ['ignore', 'ignore', 'pipe'] });
+    renameSync(`${file}.tmp`, file);
+    return true;
+  } catch {
+    rmSync(`${file}.tmp`, { force: true });
+    return false;
+  }
+}
+
+/** Does this addon load into this Node and offer execve()? */
+export function addonLoadsHere(file) {
+  try {
+    const m = { exports: {} };
+    process.dlopen(m, file);
+    return typeof m.exports.execve === 'function';
+  } catch {
+    return false;
+  }
+}
+
+/** native/build/nspawn-execve.node for this machine: the prebuilt one when it loads here, else compiled; else none. */
+function installAddon() {
+  if (upToDate(addonOut) && addonLoadsHere(addonOut)) return;
+  const pre = prebuiltAddonPath(arch);
+  if (existsSync(pre) && prebuiltFresh() && addonLoadsHere(pre)) {
+    mkdirSync(dirname(addonOut), { recursive: true });
+    copyFileSync(pre, `${addonOut}.tmp`);
+    renameSync(`${addonOut}.tmp`, addonOut);
+    return;
+  }
+  if (!compileAddon(process.env.CC || 'cc', [], addonOut) || !addonLoadsHere(addonOut)) {
+    rmSync(addonOut, { force: true });
+    say('no execve addon for this machine (no C compiler?): nspawn hands over with process.execve(), about 2 ms slower');
+  }
+}
+
 /** Does this binary execute here? (The helper without a plan on fd 3 says so and exits 2.) */
 export function runsHere(file) {
   const r = spawnSync(file, [], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 5000 });
@@ -97,14 +142,22 @@ if (buildMode) {
       process.exit(1);
     }
   }
+  if (!upToDate(addonOut) && !compileAddon(process.env.CC || 'cc', [], addonOut)) say('building the execve addon failed');
   const fresh = prebuiltFresh();
   for (const [a, compilers] of Object.entries(COMPILERS)) {
     const file = prebuiltPath(a);
-    if (fresh && upToDate(file)) continue;
-    const built = compilers.some(([cc, args]) => compile(cc, args, file, { staticOnly: true }));
-    if (!built) {
-      rmSync(file, { force: true });
-      say(`no static ${a} compiler here (arm64 on Debian: clang libc6-dev-arm64-cross); ${a} not prebuilt`);
+    if (!(fresh && upToDate(file))) {
+      const built = compilers.some(([cc, args]) => compile(cc, args, file, { staticOnly: true }));
+      if (!built) {
+        rmSync(file, { force: true });
+        say(`no static ${a} compiler here (arm64 on Debian: clang libc6-dev-arm64-cross); ${a} not prebuilt`);
+      }
+    }
+    const addon = prebuiltAddonPath(a);
+    if (fresh && upToDate(addon)) continue;
+    if (!compilers.some(([cc, args]) => compileAddon(cc, args, addon))) {
+      rmSync(addon, { force: true });
+      say(`no ${a} compiler for the execve addon; ${a}'s not prebuilt`);
     }
   }
   mkdirSync(prebuiltDir, { recursive: true });
@@ -113,6 +166,7 @@ if (buildMode) {
 }
 
 // install
+installAddon();
 if (upToDate(out) && runsHere(out)) process.exit(0);
 const pre = prebuiltPath(arch);
 // (a prebuilt helper built from other sources is stale: a checkout whose C changed since the last build)

@@ -44,7 +44,9 @@ describe('the global package', () => {
     expect(Object.keys(m.dependencies ?? {}).filter((d) => d.startsWith('@nspawn/'))).toEqual([]);
     expect(JSON.stringify(m)).not.toMatch(/workspace:/);
     const files = tarballFiles(tgz);
-    expect(files).toEqual(expect.arrayContaining(['bin/nspawn', 'dist/nspawn.cjs', 'dist/nspawn-helper-linux-x64', 'dist/nspawn-helper-linux-arm64']));
+    expect(files).toEqual(
+      expect.arrayContaining(['bin/nspawn', 'bin/load.cjs', 'dist/nspawn.cjs', 'dist/nspawn-helper-linux-x64', 'dist/nspawn-helper-linux-arm64', 'dist/nspawn-execve-linux-x64.node', 'dist/nspawn-execve-linux-arm64.node']),
+    );
     expect(files.filter((f) => f.endsWith('.ts') || f.startsWith('src/') || f.startsWith('test/'))).toEqual([]);
   });
 
