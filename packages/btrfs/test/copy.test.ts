@@ -6,18 +6,11 @@
 import { execFileSync } from 'node:child_process';
 import { chownSync, closeSync, lstatSync, mkdirSync, openSync, readFileSync, readlinkSync, symlinkSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { copyTree, createSubvolume, isSubvolume, isImmutable, isSubvolumeReadOnly, listSubvolumes, populateFromTemplate, removeTree, setImmutable } from '../src/index.js';
-import { type Fs, makeFs } from './fixture.js';
+import { fileSystemsForTests } from './fixture.js';
 
-const fss: Record<string, Fs> = {};
-beforeAll(() => {
-  fss.ext4 = makeFs('ext4', 128);
-  fss.btrfs = makeFs('btrfs');
-});
-afterAll(() => {
-  for (const f of Object.values(fss)) f.dispose();
-});
+const fss = fileSystemsForTests(128);
 
 const sh = (cmd: string, args: string[]) => execFileSync(cmd, args, { encoding: 'utf8' });
 

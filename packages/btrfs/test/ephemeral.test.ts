@@ -4,18 +4,11 @@
  */
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createEphemeral, createSubvolume, EPHEMERAL_MOUNT_SOURCE } from '../src/index.js';
-import { type Fs, makeFs } from './fixture.js';
+import { fileSystemsForTests } from './fixture.js';
 
-const fss: Record<string, Fs> = {};
-beforeAll(() => {
-  fss.ext4 = makeFs('ext4', 64);
-  fss.btrfs = makeFs('btrfs');
-});
-afterAll(() => {
-  for (const f of Object.values(fss)) f.dispose();
-});
+const fss = fileSystemsForTests();
 
 /** the mount at exactly PATH: "TYPE SOURCE" */
 const mountAt = (path: string) =>

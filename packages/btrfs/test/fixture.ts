@@ -1,6 +1,7 @@
 /** Real file systems for the tests: a btrfs on a loop device over a sparse file, and an ext4 one; always torn down. */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { afterAll, beforeAll } from 'vitest';
 
 export interface Fs {
   dir: string;
@@ -78,4 +79,20 @@ export async function orphanEphemeral(tree: string, env: NodeJS.ProcessEnv = {})
     child.kill('SIGKILL');
     await new Promise((r) => child.on('close', r));
   }
+}
+
+/**
+ * An ext4 (EXT4_MB large) and a btrfs file system for the tests of one file: made before them, disposed after them
+ * (also when they fail). Read the record inside the tests.
+ */
+export function fileSystemsForTests(ext4MB = 64): Record<string, Fs> {
+  const fss: Record<string, Fs> = {};
+  beforeAll(() => {
+    fss.ext4 = makeFs('ext4', ext4MB);
+    fss.btrfs = makeFs('btrfs');
+  });
+  afterAll(() => {
+    for (const f of Object.values(fss)) f.dispose();
+  });
+  return fss;
 }

@@ -6,18 +6,11 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createSubvolume, deleteSubvolume, isSubvolume, removeTree } from '../src/index.js';
-import { type Fs, makeFs } from './fixture.js';
+import { fileSystemsForTests } from './fixture.js';
 
-const fss: Record<string, Fs> = {};
-beforeAll(() => {
-  fss.ext4 = makeFs('ext4', 64);
-  fss.btrfs = makeFs('btrfs');
-});
-afterAll(() => {
-  for (const f of Object.values(fss)) f.dispose();
-});
+const fss = fileSystemsForTests();
 
 /** a tree with symlinks pointing outside it and an outside directory bind-mounted inside it */
 function hostile(root: string, outside: string, sub: boolean): string {

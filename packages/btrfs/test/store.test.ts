@@ -5,7 +5,7 @@
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   cleanImages,
   cloneImage,
@@ -22,16 +22,9 @@ import {
   setImageLimit,
   setImageReadOnly,
 } from '../src/index.js';
-import { type Fs, makeFs, orphanEphemeral } from './fixture.js';
+import { fileSystemsForTests, orphanEphemeral } from './fixture.js';
 
-const fss: Record<string, Fs> = {};
-beforeAll(() => {
-  fss.ext4 = makeFs('ext4', 64);
-  fss.btrfs = makeFs('btrfs');
-});
-afterAll(() => {
-  for (const f of Object.values(fss)) f.dispose();
-});
+const fss = fileSystemsForTests();
 
 const code = (f: () => unknown) => {
   try {
