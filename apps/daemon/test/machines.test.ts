@@ -118,6 +118,16 @@ describe('machines nspawnd runs', () => {
     expect(d.ctl(['shell', 'dm-a', '/nonexistent']).status).toBe(127);
   });
 
+  it('shell runs under the container\'s system call filter and no_new_privs, as a descendant of its PID 1 would', () => {
+    const status = 'grep -E "^(NoNewPrivs|Seccomp|Seccomp_filters):"';
+    const r = d.ctl(['shell', 'dm-a', '/bin/sh', '-c', `${status} /proc/self/status; echo --; ${status} /proc/1/status; swapoff /dev/null`]);
+    const [own, pid1] = r.stdout.split('--\n');
+    expect(own).toBe(pid1);
+    expect(own).toMatch(/^Seccomp:\t2$/m);
+    // swapoff is not in the container's filter: EPERM, where a root shell without it gets EINVAL for /dev/null
+    expect(r.stderr).toContain('Operation not permitted');
+  });
+
   it('shell runs as another user with USER@NAME', () => {
     const root = join(d.machines, 'dm-a');
     writeFileSync(join(root, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\ndmuser:x:1234:1235:u:/tmp:/bin/sh\n');

@@ -12,7 +12,8 @@
  *   nspawn-helper exec-in LEADER [-u UID] [-g GID] [-G GID,GID...] [-d DIR] [-c CGROUP.PROCS]... [-t] -- CMD [ARG...]
  *       nsenter(1) for a container: joins the cgroups named by -c, enters the namespaces of the container's PID 1
  *       (LEADER, a host PID): cgroup, ipc, uts, net, pid, mnt and, when it has its own, user; chroots to its root;
- *       keeps only the capabilities in its bounding set; drops to UID/GID; forks (the pid namespace applies to
+ *       keeps only the capabilities in its bounding set; takes its seccomp filters and no_new_privs (as a descendant of
+ *       the container's PID 1 has them: machinectl shell's session is one); drops to UID/GID; forks (the pid namespace applies to
  *       children) and execs CMD (searched in the container's $PATH) in the child. Exits with CMD's exit code, or
  *       128+N when it died of signal N; stdio passes straight through. 255 and a message when entering failed.
  *       -b SRC:DST[:ro][:mkdir] instead of a command: bind mounts host path SRC at DST in the running container
@@ -25,6 +26,70 @@
 static int execin_fail(const char *what) {
         fprintf(stderr, "nspawn-helper exec-in: %s: %s\n", what, strerror(errno));
         return 255;
+}
+
+#include <sys/ptrace.h>
+
+#define EXECIN_MAX_FILTERS 32
+
+/* A number field ("Seccomp_filters:", "NoNewPrivs:") of /proc/PID/status; -1 when there is none. */
+static long execin_status_field(int pid, const char *field) {
+        char path[64], line[256];
+        snprintf(path, sizeof path, "/proc/%d/status", pid);
+        FILE *f = fopen(path, "re");
+        long v = -1;
+        size_t n = strlen(field);
+        if (!f)
+                return -1;
+        while (fgets(line, sizeof line, f))
+                if (!strncmp(line, field, n))
+                        v = strtol(line + n, NULL, 10);
+        fclose(f);
+        return v;
+}
+
+/*
+ * The seccomp filters of LEADER (the container's PID 1) into F, newest first as the kernel numbers them
+ * (PTRACE_SECCOMP_GET_FILTER, with LEADER stopped for the moment it takes): a command started in the container gets
+ * them too, as under machinectl shell, whose session is a descendant of the container's PID 1. Returns how many,
+ * 0 when it has none, -1 with errno when it has some that cannot be read (a kernel without CONFIG_CHECKPOINT_RESTORE:
+ * EINVAL); the caller then refuses to run anything unfiltered.
+ */
+static int execin_filters(int leader, struct sock_fprog *f, int max) {
+        long count = execin_status_field(leader, "Seccomp_filters:");
+        if (count == 0 || (count < 0 && execin_status_field(leader, "Seccomp:") == 0))
+                return 0;
+        if (ptrace(PTRACE_SEIZE, leader, NULL, NULL) < 0)
+                return -1;
+        int n = -1, e = 0, st;
+        if (ptrace(PTRACE_INTERRUPT, leader, NULL, NULL) < 0)
+                e = errno;
+        else {
+                while (waitpid(leader, &st, __WALL) < 0 && errno == EINTR) {
+                }
+                for (n = 0; n < max; n++) {
+                        long len = ptrace(PTRACE_SECCOMP_GET_FILTER, leader, (void *) (long) n, NULL);
+                        if (len < 0) {
+                                if (errno != ENOENT)
+                                        e = errno, n = -1;
+                                break;
+                        }
+                        struct sock_filter *prog = calloc((size_t) len, sizeof *prog);
+                        if (!prog || ptrace(PTRACE_SECCOMP_GET_FILTER, leader, (void *) (long) n, prog) != len) {
+                                e = prog ? errno : ENOMEM, n = -1;
+                                free(prog);
+                                break;
+                        }
+                        f[n].len = (unsigned short) len;
+                        f[n].filter = prog;
+                }
+        }
+        (void) ptrace(PTRACE_DETACH, leader, NULL, NULL);
+        if (n < 0 || (count > 0 && n != count)) {
+                errno = e ? e : E2BIG;
+                return -1;
+        }
+        return n;
 }
 
 static int peercred_main(void) {
@@ -221,6 +286,12 @@ static int execin_main(int argc, char **argv) {
         if (rootfd < 0)
                 return execin_fail(path);
         uint64_t bnd = execin_capbnd(leader);
+        /* the container's system call filters and no_new_privs, for the command (not for a bind mount) */
+        struct sock_fprog filters[EXECIN_MAX_FILTERS];
+        int n_filters = bind ? 0 : execin_filters(leader, filters, EXECIN_MAX_FILTERS);
+        if (n_filters < 0)
+                return execin_fail("copying the container's system call filter (PTRACE_SECCOMP_GET_FILTER)");
+        int nnp = !bind && execin_status_field(leader, "NoNewPrivs:") == 1;
         /* a user namespace of its own? (setns() into the one we are in is EINVAL) */
         struct stat a, b;
         int own_user = fstat(fds[6], &a) == 0 && stat("/proc/self/ns/user", &b) == 0 && (a.st_ino != b.st_ino || a.st_dev != b.st_dev);
@@ -268,6 +339,12 @@ static int execin_main(int argc, char **argv) {
         for (int c = 0; c <= 63; c++)
                 if (!(bnd & ((uint64_t) 1 << c)) && prctl(PR_CAPBSET_READ, c, 0, 0, 0) == 1)
                         (void) prctl(PR_CAPBSET_DROP, c, 0, 0, 0);
+        /* (still privileged here, so no no_new_privs of our own is needed to install them; the oldest first) */
+        if (nnp && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+                return execin_fail("no_new_privs");
+        for (int k = n_filters - 1; k >= 0; k--)
+                if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &filters[k], 0, 0) < 0)
+                        return execin_fail("installing the container's system call filter");
         if (groups && *groups) {
                 gid_t gl[NGROUPS_MAX];
                 int n = 0;
