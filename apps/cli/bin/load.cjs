@@ -75,12 +75,16 @@ function writeCache(file, kind, data) {
     }
     fs.renameSync(tmp, file);
     // the caches of earlier builds of this command at this path (NAME@NODE-ARCH-FLAGS@PATHHASH-BUILD), for any Node
-    // and flags
+    // and flags; and any of this command not made again for 30 days (an installation that is gone: one in use is
+    // at worst made again once a month)
     const [name, , build] = path.basename(file).split('@');
     const place = build.split('-')[0];
+    const old = Date.now() - 30 * 24 * 3600 * 1000;
     for (const n of fs.readdirSync(dir)) {
       const [nm, , b] = n.split('@');
-      if (nm === name && b !== undefined && b !== build && b.split('-')[0] === place && !n.endsWith('.tmp')) fs.rmSync(path.join(dir, n), { force: true });
+      if (nm !== name || b === undefined || n === path.basename(file) || n.endsWith('.tmp')) continue;
+      const p = path.join(dir, n);
+      if (b.split('-')[0] === place || fs.lstatSync(p).mtimeMs < old) fs.rmSync(p, { force: true });
     }
   } catch {
     // a cache is an optimisation: a read-only /var, a full disk or a race with another start changes nothing

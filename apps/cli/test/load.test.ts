@@ -3,7 +3,7 @@
  * from a directory and a file of this user that nobody else can write, made again when V8 refuses it.
  */
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -110,5 +110,13 @@ describe('the code cache', () => {
     expect(now).toContain(elsewhere);
     expect(now).toContain(other);
     expect(now).toContain(mine);
+    // one not made again for 30 days goes, whatever its place (an installation that is gone)
+    const stale = join(cache, elsewhere);
+    const longAgo = new Date(Date.now() - 31 * 24 * 3600 * 1000);
+    utimesSync(stale, longAgo, longAgo);
+    rmSync(join(cache, mine!));
+    run('nspawn', ['--version'], cache);
+    expect(files(cache)).not.toContain(elsewhere);
+    expect(files(cache)).toContain(other);
   });
 });

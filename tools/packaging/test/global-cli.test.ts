@@ -25,7 +25,8 @@ function commands(): string[] {
 beforeAll(() => {
   work = mkdtempSync(join(tmpdir(), 'nspawn-test-global-'));
   tgz = packAll([cli], join(work, 'tarballs')).get('@nspawn/cli')!;
-  env = noCompilerEnv(join(work, 'nocc'));
+  // (the installed nspawn's code cache in the work directory: a prefix made per run would leave one each in /var/cache)
+  env = { ...noCompilerEnv(join(work, 'nocc')), NSPAWN_CODE_CACHE: join(work, 'code-cache') };
   prefix = join(work, 'prefix');
   execFileSync('npm', ['install', '-g', '--prefix', prefix, '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error', tgz], {
     env,
