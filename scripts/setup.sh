@@ -25,8 +25,9 @@ if [ $want_test = 1 ]; then
   apt_pkgs+=(systemd-container btrfs-progs nftables debootstrap gcc-multilib attr acl curl)
   # the runtime's prebuilt arm64 helper (pnpm build, the packaging tests, pnpm release): clang with Debian's
   # arm64 C library; not gcc-aarch64-linux-gnu, which Debian makes conflict with gcc-multilib.
-  # zsh and man-db: the completion and man page tests.
-  apt_pkgs+=(clang libc6-dev-arm64-cross libgcc-12-dev-arm64-cross binutils-aarch64-linux-gnu zsh man-db)
+  # zsh and man-db: the completion and man page tests. qemu-user-static: the packaging tests run the prebuilt arm64
+  # helper (emulated, called directly: no binfmt registration).
+  apt_pkgs+=(clang libc6-dev-arm64-cross libgcc-12-dev-arm64-cross binutils-aarch64-linux-gnu zsh man-db qemu-user-static)
 fi
 missing=()
 for p in "${apt_pkgs[@]}"; do

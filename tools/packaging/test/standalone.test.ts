@@ -2,9 +2,9 @@
 // compiler on PATH, and its README example runs there (lib/standalone.mjs; the convention is in
 // CONTRIBUTING.md). The runtime's helper comes prebuilt, or is built when no prebuilt one fits.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, openSync, readSync, closeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdtempSync, openSync, readSync, closeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkLibrary } from '../lib/standalone.mjs';
 import { libraries, noCompilerEnv, packAll, tarballFiles } from '../lib/workspace.mjs';
@@ -82,6 +82,21 @@ describe.skipIf(!libs.some((l) => l.name === '@nspawn/runtime'))('@nspawn/runtim
     }
   });
 
+  it('the arm64 helper runs (on an emulated arm64: qemu-aarch64-static, from scripts/setup.sh --test)', () => {
+    // (an executable copy: the tarball's files lose their exec bit, which the runtime gives back when it installs one)
+    const exe = join(mkdtempSync('/tmp/nspawn-test-arm64-'), 'nspawn-helper');
+    copyFileSync(join(installedRuntime(), 'native/prebuilt/nspawn-helper-linux-arm64'), exe);
+    chmodSync(exe, 0o755);
+    try {
+      // its peercred mode on a stdin that is no socket: the C library's error, through the helper's own message
+      const r = spawnSync('qemu-aarch64-static', [exe, 'peercred'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+      expect(r.error, 'qemu-aarch64-static is missing: apt-get install qemu-user-static').toBeUndefined();
+      expect(r.stderr).toBe('nspawn-helper peercred: Socket operation on non-socket\n');
+      expect(r.status).toBe(1);
+    } finally {
+      rmSync(dirname(exe), { recursive: true, force: true });
+    }
+  });
   it('installed without a compiler: the prebuilt helper for this machine was put in place and runs', () => {
     const rt = installedRuntime();
     const helper = join(rt, 'native/build/nspawn-helper');
