@@ -100,10 +100,10 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   });
   const helpers = [[join(runtimeDir, 'native/build/nspawn-helper'), 'nspawn-helper']];
   // the execve addon (optional: the runtime falls back to process.execve()), built here and prebuilt
-  if (existsSync(join(runtimeDir, 'native/build/nspawn-execve.node'))) helpers.push([join(runtimeDir, 'native/build/nspawn-execve.node'), 'nspawn-execve.node']);
+  if (existsSync(join(runtimeDir, 'native/build/nspawn-sys.node'))) helpers.push([join(runtimeDir, 'native/build/nspawn-sys.node'), 'nspawn-sys.node']);
   const prebuilt = join(runtimeDir, 'native/prebuilt');
   if (existsSync(prebuilt))
-    for (const f of readdirSync(prebuilt).filter((f) => f.startsWith('nspawn-helper-') || f.startsWith('nspawn-execve-'))) helpers.push([join(prebuilt, f), f]);
+    for (const f of readdirSync(prebuilt).filter((f) => f.startsWith('nspawn-helper-') || f.startsWith('nspawn-sys-'))) helpers.push([join(prebuilt, f), f]);
   // copied beside and renamed over: a helper that running containers execute cannot be written to (ETXTBSY)
   for (const [from, to] of helpers) {
     copyFileSync(from, join(here, 'dist', `${to}.tmp`));

@@ -3,7 +3,7 @@
  * library of a feature it does not use (@nspawn/net, koffi). Checked at the moment nspawn hands over to the helper.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -19,28 +19,46 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-describe('start-up', () => {
-  it('a plain start loads neither tty, net, child_process, the streams nor a feature library before the hand-over', () => {
-    const probe = join(dir, 'probe.cjs');
-    // execve() that reports what was loaded and fails, so that nspawn gives up its scope and exits; the execve
-    // addon's loading fails too (the hand-over then falls back to process.execve()), after saying where it was
-    writeFileSync(
-      probe,
-      `const addons = [];
-process.dlopen = (m, file) => { addons.push(file); throw new Error('no addon in the probe'); };
-process.execve = () => { require('fs').writeSync(1, JSON.stringify({ builtins: process.moduleLoadList, files: Object.keys(require.cache), addons })); throw new Error('probe'); };
-process.argv = [process.argv[0], 'nspawn', '-q', '-D', ${JSON.stringify(tree)}, '-M', 'st-probe', '/bin/true'];
+/**
+ * Starts nspawn with ARGS through bin/nspawn's loader, as a user does, up to its exec of the helper: the runtime's
+ * addon loads for real, but its execve() reports what was loaded and fails, so that nspawn gives up its scope (and
+ * whatever it set up) and exits.
+ */
+function probeStart(args: string[]) {
+  const probe = join(dir, 'probe.cjs');
+  writeFileSync(
+    probe,
+    `const addons = [];
+const dlopen = process.dlopen;
+const report = () => { require('fs').writeSync(1, JSON.stringify({ builtins: process.moduleLoadList, files: Object.keys(require.cache), addons })); throw new Error('probe'); };
+process.dlopen = function (m, file) { addons.push(file); dlopen.call(this, m, file); if (m.exports.execve) m.exports.execve = report; };
+process.execve = report;
+process.argv = [process.argv[0], 'nspawn', ...${JSON.stringify(args)}];
 require(${JSON.stringify(loader)}).load('nspawn');
 `,
-    );
-    // through bin/nspawn's loader, as a user starts it (no code cache: the probe's exit would write one)
-    const r = spawnSync(process.execPath, [probe], { encoding: 'utf8', env: { ...process.env, NSPAWN_CODE_CACHE: '0' } });
-    expect(r.stderr).toContain('probe');
-    const { builtins, files, addons } = JSON.parse(r.stdout) as { builtins: string[]; files: string[]; addons: string[] };
-    const loaded = builtins.filter((m) => /^NativeModule (tty|net|child_process|stream|dgram|crypto|internal\/worker)$/.test(m));
-    expect(loaded).toEqual([]);
-    // the exec goes through the execve addon beside the bundle, when it loads
-    expect(addons[0]).toBe(fileURLToPath(new URL(`../dist/nspawn-execve-linux-${process.arch}.node`, import.meta.url)));
-    expect(files.filter((f) => /nspawn-net|koffi|netlink/.test(f))).toEqual([]);
+  );
+  // (no code cache: the probe's exit would write one)
+  const r = spawnSync(process.execPath, [probe], { encoding: 'utf8', env: { ...process.env, NSPAWN_CODE_CACHE: '0' } });
+  expect(r.stderr).toContain('probe');
+  const out = JSON.parse(r.stdout) as { builtins: string[]; files: string[]; addons: string[] };
+  return { ...out, costly: out.builtins.filter((m) => /^NativeModule (tty|net|child_process|stream|dgram|crypto|internal\/worker)$/.test(m)) };
+}
+const sysAddon = fileURLToPath(new URL(`../dist/nspawn-sys-linux-${process.arch}.node`, import.meta.url));
+
+describe('start-up', () => {
+  it('a plain start loads neither tty, net, child_process, the streams nor a feature library before the hand-over', () => {
+    const p = probeStart(['-q', '-D', tree, '-M', 'st-probe', '/bin/true']);
+    expect(p.costly).toEqual([]);
+    // the exec goes through the runtime's addon beside the bundle (not process.execve(): Node's worker machinery)
+    expect(p.addons).toEqual([sysAddon]);
+    expect(p.files.filter((f) => /nspawn-net|koffi|netlink/.test(f))).toEqual([]);
+  });
+
+  it('-U picks and locks its range without koffi (the runtime\'s addon takes the OFD lock), and leaves no lock after a failure', () => {
+    const p = probeStart(['-q', '-U', '-D', tree, '-M', 'st-probe-u', '/bin/true']);
+    expect(p.costly).toEqual([]);
+    expect(p.addons).toEqual([sysAddon]);
+    expect(p.files.filter((f) => /nspawn-net|koffi|netlink/.test(f))).toEqual([]);
+    expect(readdirSync('/run/systemd/nspawn-uid').filter((n) => /^\d+$/.test(n))).toEqual([]);
   });
 });

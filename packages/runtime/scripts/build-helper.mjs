@@ -43,10 +43,10 @@ const COMPILERS = Object.fromEntries(
 
 export const prebuiltPath = (a) => join(prebuiltDir, `nspawn-helper-linux-${a}`);
 
-// The execve addon (native/execve-addon.c): optional, the runtime falls back to process.execve() without it
-const addonSrc = join(nativeDir, 'execve-addon.c');
-const addonOut = join(nativeDir, 'build', 'nspawn-execve.node');
-export const prebuiltAddonPath = (a) => join(prebuiltDir, `nspawn-execve-linux-${a}.node`);
+// The execve addon (native/sys-addon.c): optional, the runtime falls back to process.execve() without it
+const addonSrc = join(nativeDir, 'sys-addon.c');
+const addonOut = join(nativeDir, 'build', 'nspawn-sys.node');
+export const prebuiltAddonPath = (a) => join(prebuiltDir, `nspawn-sys-linux-${a}.node`);
 
 function newestSource() {
   return Math.max(
@@ -107,7 +107,7 @@ export function addonLoadsHere(file) {
   }
 }
 
-/** native/build/nspawn-execve.node for this machine: the prebuilt one when it loads here, else compiled; else none. */
+/** native/build/nspawn-sys.node for this machine: the prebuilt one when it loads here, else compiled; else none. */
 function installAddon() {
   if (upToDate(addonOut) && addonLoadsHere(addonOut)) return;
   const pre = prebuiltAddonPath(arch);

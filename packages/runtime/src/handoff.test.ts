@@ -3,7 +3,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { addonExecve, execveAddonCandidates, handoffBlocker } from './handoff.js';
+import { handoffBlocker } from './handoff.js';
+import { loadSysAddon, sysAddonCandidates } from './sys-addon.js';
 import type { ContainerExtension } from './extension.js';
 import { privateUsersExtension } from './private-users.js';
 import { storageExtension } from './storage.js';
@@ -56,19 +57,21 @@ describe('handoffBlocker', () => {
   });
 });
 
-describe('the execve addon', () => {
-  const built = fileURLToPath(new URL('../native/build/nspawn-execve.node', import.meta.url));
-  const handoffJs = fileURLToPath(new URL('../dist/handoff.js', import.meta.url));
-  /** runs SCRIPT (ESM, with addonExecve imported) in a fresh Node */
+describe('the sys addon (nspawn-sys.node)', () => {
+  const built = fileURLToPath(new URL('../native/build/nspawn-sys.node', import.meta.url));
+  const addonJs = fileURLToPath(new URL('../dist/sys-addon.js', import.meta.url));
+  /** runs SCRIPT (ESM, with `addon`: loadSysAddon() of the one built here) in a fresh Node */
   const node = (script: string) =>
-    spawnSync(process.execPath, ['--input-type=module', '-e', `import { addonExecve } from ${JSON.stringify(handoffJs)};\n${script}`], { encoding: 'utf8' });
+    spawnSync(process.execPath, ['--input-type=module', '-e', `import { loadSysAddon } from ${JSON.stringify(addonJs)};\nconst addon = loadSysAddon([${JSON.stringify(built)}]);\n${script}`], {
+      encoding: 'utf8',
+    });
 
   it('is found beside a bundle first, then in native/build and native/prebuilt', () => {
-    expect(execveAddonCandidates('/opt/x/dist')).toEqual([
-      `/opt/x/dist/nspawn-execve-linux-${process.arch}.node`,
-      '/opt/x/dist/nspawn-execve.node',
-      '/opt/x/native/build/nspawn-execve.node',
-      `/opt/x/native/prebuilt/nspawn-execve-linux-${process.arch}.node`,
+    expect(sysAddonCandidates('/opt/x/dist')).toEqual([
+      `/opt/x/dist/nspawn-sys-linux-${process.arch}.node`,
+      '/opt/x/dist/nspawn-sys.node',
+      '/opt/x/native/build/nspawn-sys.node',
+      `/opt/x/native/prebuilt/nspawn-sys-linux-${process.arch}.node`,
     ]);
   });
 
@@ -76,23 +79,56 @@ describe('the execve addon', () => {
     const dir = mkdtempSync('/tmp/nspawn-test-addon-');
     try {
       writeFileSync(join(dir, 'bad.node'), 'not an ELF file');
-      expect(addonExecve([join(dir, 'missing.node'), join(dir, 'bad.node')])).toBeUndefined();
-      expect(typeof addonExecve([join(dir, 'bad.node'), built])).toBe('function');
+      expect(loadSysAddon([join(dir, 'missing.node'), join(dir, 'bad.node')])).toBeUndefined();
+      expect(Object.keys(loadSysAddon([join(dir, 'bad.node'), built]) ?? {}).sort()).toEqual(['execve', 'keepOnExec', 'ofdLock']);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
   });
 
-  it('replaces the process with the program, the environment and the standard streams passed on', () => {
-    const r = node(`addonExecve([${JSON.stringify(built)}])('/bin/sh', ['sh', '-c', 'echo "$X $$"; echo err >&2'], { X: 'from-node', PATH: '/bin' });`);
+  it('execve replaces the process with the program, the environment and the standard streams passed on', () => {
+    const r = node(`addon.execve('/bin/sh', ['sh', '-c', 'echo "$X $$"; echo err >&2'], { X: 'from-node', PATH: '/bin' });`);
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout.trim()).toMatch(/^from-node \d+$/);
     expect(r.stderr).toBe('err\n');
   });
 
-  it('throws when the exec fails (process.execve() would abort Node), with the errno as its code', () => {
-    const r = node(`try { addonExecve([${JSON.stringify(built)}])('/nonexistent/x', ['x'], {}); } catch (e) { console.log(e.code, e.message); }`);
+  it('execve throws when the exec fails (process.execve() would abort Node), with the errno as its code', () => {
+    const r = node(`try { addon.execve('/nonexistent/x', ['x'], {}); } catch (e) { console.log(e.code, e.message); }`);
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout.trim()).toBe('ENOENT No such file or directory');
+  });
+
+  it('ofdLock takes an exclusive lock of the open file description: another one (this process or not) is refused', () => {
+    const dir = mkdtempSync('/tmp/nspawn-test-addon-');
+    try {
+      const file = join(dir, 'lock');
+      const r = node(`import { openSync, closeSync } from 'node:fs';
+const a = openSync(${JSON.stringify(file)}, 'w');
+const b = openSync(${JSON.stringify(file)}, 'r+');
+console.log(addon.ofdLock(a), addon.ofdLock(b), addon.ofdLock(a));
+closeSync(a);
+console.log(addon.ofdLock(b));
+try { addon.ofdLock(12345); } catch (e) { console.log(e.code); }`);
+      expect(r.stdout, r.stderr).toBe('true false true\ntrue\nEBADF\n');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('keepOnExec lets a descriptor and its lock go with an exec', () => {
+    const dir = mkdtempSync('/tmp/nspawn-test-addon-');
+    try {
+      const file = join(dir, 'lock');
+      // the program exec'd sees the descriptor open, and the lock still held (an OFD lock in /proc/locks, on the file)
+      const r = node(`import { openSync } from 'node:fs';
+const fd = openSync(${JSON.stringify(file)}, 'w');
+addon.ofdLock(fd);
+addon.keepOnExec(fd);
+addon.execve('/bin/sh', ['sh', '-c', 'test -e /proc/self/fd/' + fd + ' && echo open; grep OFDLCK /proc/locks | grep -q ":$(stat -c %i ${file}) " && echo locked'], { PATH: '/usr/bin:/bin' });`);
+      expect(r.stdout, r.stderr).toBe('open\nlocked\n');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

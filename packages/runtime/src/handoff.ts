@@ -9,14 +9,13 @@
  * the plan as data (HandoffPlan: the scope to remove, the end messages, the exit status mapping is run.ts's), and the
  * helper (native/handoff.c) does it. $NSPAWN_HANDOFF=0 turns it off.
  */
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { signalName } from '@nspawn/settings';
 import { type HostFacts, probeHost } from './host.js';
 import { ContainerError, type Prepared } from './prepare.js';
 import { type ContainerExtension, type ContainerRun, defaultExtensions } from './extension.js';
 import { defaultHooks, endMessages, helperPath, planBoot, type RunHooks, setupMachineCgroup, spawningMessage } from './run.js';
 import { planTokens } from './protocol.js';
+import { sysAddon } from './sys-addon.js';
 import { nodeCgroupFs, recordingCgroupFs } from './cgroup.js';
 
 /** What a hand-over needs of the process it replaces. */
@@ -33,42 +32,11 @@ export interface HandoffProcess {
 
 type Execve = NonNullable<HandoffProcess['execve']>;
 
-/** Where the runtime's execve addon may be: beside a bundle (apps/cli/dist), else in this package's native/. */
-export function execveAddonCandidates(dir: string = import.meta.dirname): string[] {
-  return [
-    join(dir, `nspawn-execve-linux-${process.arch}.node`),
-    join(dir, 'nspawn-execve.node'),
-    join(dir, '../native/build/nspawn-execve.node'),
-    join(dir, `../native/prebuilt/nspawn-execve-linux-${process.arch}.node`),
-  ];
-}
-
-/**
- * execve() through the runtime's addon (native/execve-addon.c), the first of CANDIDATES that loads; undefined when
- * none does (no compiler at install, another C library). process.execve()'s JavaScript side first loads Node's worker
- * machinery, about 2 ms of every start; the addon is the system call alone. It throws when the exec fails (as
- * process.execve() does not: Node 24 aborts the process then).
- */
-export function addonExecve(candidates: readonly string[] = execveAddonCandidates()): Execve | undefined {
-  for (const file of candidates) {
-    if (!existsSync(file)) continue;
-    try {
-      const m: { exports: { execve?: (file: string, argv: string[], envp: string[]) => never } } = { exports: {} };
-      process.dlopen(m, file);
-      const x = m.exports.execve;
-      if (typeof x === 'function') return (f, args, env) => x(f, args, Object.entries(env).flatMap(([k, v]) => (v === undefined ? [] : [`${k}=${v}`])));
-    } catch {
-      // the next one
-    }
-  }
-  return undefined;
-}
-
 export const nodeHandoffProcess = (): HandoffProcess => ({
   ...(typeof process.execve === 'function'
     ? {
-        // the addon when there is one (looked for only now, at the exec), else Node's own
-        execve: ((file, args, env) => (addonExecve() ?? (process.execve!.bind(process) as Execve))(file, args, env)) as Execve,
+        // the runtime's addon when there is one (looked for only now, at the exec), else Node's own (sys-addon.ts)
+        execve: ((file, args, env) => (sysAddon()?.execve ?? (process.execve!.bind(process) as Execve))(file, args, env)) as Execve,
       }
     : {}),
   pid: process.pid,

@@ -17,4 +17,5 @@ export * from './register.js';
 export * from './inspect.js';
 export * from './storage.js';
 export * from './handoff.js';
+export * from './sys-addon.js';
 export { networkExtension, helperLocker, helperMover, collectNetworkLeftovers, type NetworkConfig, type NetworkExtensionOptions } from './network.js';

@@ -17,12 +17,15 @@ import {
   pickRange,
   resolveOwnership,
   shiftTree,
+  tryLockFile,
   UidRangeError,
+  type LockSys,
   type PickedRange,
   type UserDb,
 } from '@nspawn/uidrange';
 import type { ContainerExtension } from './extension.js';
 import { ContainerError } from './prepare.js';
+import { sysAddon } from './sys-addon.js';
 
 export interface PrivateUsersDeps {
   pick: typeof pickRange;
@@ -32,8 +35,17 @@ export interface PrivateUsersDeps {
   users(): UserDb;
 }
 
+/** the range's lock through the runtime's addon where it loads (no koffi on -U's start path), else uidrange's own */
+const addonLockSys = (): LockSys | undefined => {
+  const a = sysAddon();
+  return a ? { ofdLockExclusive: a.ofdLock, keepOnExec: a.keepOnExec } : undefined;
+};
+
 const nodeDeps: PrivateUsersDeps = {
-  pick: pickRange,
+  pick: (opts) => {
+    const sys = opts?.lock === undefined ? addonLockSys() : undefined;
+    return pickRange(sys ? { ...opts, lock: (path) => tryLockFile(path, sys) } : opts);
+  },
   shift: shiftTree,
   idmapOk(dir, shift, range) {
     // the file systems known to support it need no probe (a probe costs a process and a user namespace)

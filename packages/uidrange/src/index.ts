@@ -15,7 +15,7 @@ export {
   UidRangeError,
 } from './candidates.js';
 export { pickRange, rangeHasHostUsers, type PickOptions, type PickedRange } from './pick.js';
-export { tryLockFile, lockPathFor, type RangeLock } from './lock.js';
+export { tryLockFile, lockPathFor, type LockSys, type RangeLock } from './lock.js';
 export { filesUserDb, parseIdFile, type UserDb } from './users.js';
 export { shiftTree, checkShiftable, type ShiftResult } from './shift.js';
 export { idmappedMount, idmapSupported, knownIdmapFs } from './idmap.js';

@@ -24,16 +24,28 @@ export interface RangeLock {
   release(): void;
 }
 
-/** tries to take the lock at `path`: a handle, or undefined when another process holds it */
-export function tryLockFile(path: string): RangeLock | undefined {
+/** The two calls a lock needs that Node lacks; default: through koffi (sys.ts). */
+export interface LockSys {
+  /** an exclusive OFD lock on FD: true, or false when another holds it; throws on any other error */
+  ofdLockExclusive(fd: number): boolean;
+  /** clears FD_CLOEXEC on FD */
+  keepOnExec(fd: number): void;
+}
+const koffiLockSys: LockSys = { ofdLockExclusive, keepOnExec };
+
+/**
+ * tries to take the lock at `path`: a handle, or undefined when another process holds it. SYS: how to take it (a
+ * caller with its own OFD lock call, e.g. @nspawn/runtime's addon, spares koffi's loading).
+ */
+export function tryLockFile(path: string, sys: LockSys = koffiLockSys): RangeLock | undefined {
   for (;;) {
     const fd = openSync(path, constants.O_CREAT | constants.O_RDWR | constants.O_NOFOLLOW | constants.O_NOCTTY, 0o600);
     let taken: boolean;
     try {
-      taken = ofdLockExclusive(fd);
+      taken = sys.ofdLockExclusive(fd);
     } catch (e) {
       closeSync(fd);
-      throw new UidRangeError(`Failed to lock ${path}: ${e instanceof SysError ? e.code : (e as Error).message}`, 'EIO');
+      throw new UidRangeError(`Failed to lock ${path}: ${e instanceof SysError ? e.code : ((e as { code?: string }).code ?? (e as Error).message)}`, 'EIO');
     }
     if (!taken) {
       closeSync(fd);
@@ -50,7 +62,7 @@ export function tryLockFile(path: string): RangeLock | undefined {
       fd,
       keepAcrossExec() {
         if (!held) throw new UidRangeError(`${path}: the lock was released`, 'EINVAL');
-        keepOnExec(fd);
+        sys.keepOnExec(fd);
         return fd;
       },
       release() {

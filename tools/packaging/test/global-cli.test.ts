@@ -46,7 +46,7 @@ describe('the global package', () => {
     expect(JSON.stringify(m)).not.toMatch(/workspace:/);
     const files = tarballFiles(tgz);
     expect(files).toEqual(
-      expect.arrayContaining(['bin/nspawn', 'bin/load.cjs', 'dist/nspawn.cjs', 'dist/nspawn-helper-linux-x64', 'dist/nspawn-helper-linux-arm64', 'dist/nspawn-execve-linux-x64.node', 'dist/nspawn-execve-linux-arm64.node']),
+      expect.arrayContaining(['bin/nspawn', 'bin/load.cjs', 'dist/nspawn.cjs', 'dist/nspawn-helper-linux-x64', 'dist/nspawn-helper-linux-arm64', 'dist/nspawn-sys-linux-x64.node', 'dist/nspawn-sys-linux-arm64.node']),
     );
     expect(files.filter((f) => f.endsWith('.ts') || f.startsWith('src/') || f.startsWith('test/'))).toEqual([]);
   });

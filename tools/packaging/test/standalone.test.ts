@@ -70,10 +70,10 @@ describe.skipIf(!libs.some((l) => l.name === '@nspawn/runtime'))('@nspawn/runtim
     const files = tarballFiles(tarballs.get('@nspawn/runtime')!);
     expect(files).toEqual(expect.arrayContaining(['native/prebuilt/nspawn-helper-linux-x64', 'native/prebuilt/nspawn-helper-linux-arm64']));
     // and the execve addon the hand-over uses, per architecture
-    expect(files).toEqual(expect.arrayContaining(['native/prebuilt/nspawn-execve-linux-x64.node', 'native/prebuilt/nspawn-execve-linux-arm64.node']));
+    expect(files).toEqual(expect.arrayContaining(['native/prebuilt/nspawn-sys-linux-x64.node', 'native/prebuilt/nspawn-sys-linux-arm64.node']));
     const rt = installedRuntime();
-    expect(elfMachine(join(rt, 'native/prebuilt/nspawn-execve-linux-x64.node'))).toBe(62);
-    expect(elfMachine(join(rt, 'native/prebuilt/nspawn-execve-linux-arm64.node'))).toBe(183);
+    expect(elfMachine(join(rt, 'native/prebuilt/nspawn-sys-linux-x64.node'))).toBe(62);
+    expect(elfMachine(join(rt, 'native/prebuilt/nspawn-sys-linux-arm64.node'))).toBe(183);
     expect(elfMachine(join(rt, 'native/prebuilt/nspawn-helper-linux-x64'))).toBe(62);
     expect(elfMachine(join(rt, 'native/prebuilt/nspawn-helper-linux-arm64'))).toBe(183);
     for (const a of ['x64', 'arm64']) {
@@ -105,8 +105,8 @@ describe.skipIf(!libs.some((l) => l.name === '@nspawn/runtime'))('@nspawn/runtim
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/no plan on fd 3/);
     // the execve addon too: the prebuilt one, which loads into this Node
-    const addon = join(rt, 'native/build/nspawn-execve.node');
-    expect(readFileSync(addon).equals(readFileSync(join(rt, `native/prebuilt/nspawn-execve-linux-${process.arch}.node`)))).toBe(true);
+    const addon = join(rt, 'native/build/nspawn-sys.node');
+    expect(readFileSync(addon).equals(readFileSync(join(rt, `native/prebuilt/nspawn-sys-linux-${process.arch}.node`)))).toBe(true);
     const m = { exports: {} as { execve?: unknown } };
     process.dlopen(m, addon);
     expect(typeof m.exports.execve).toBe('function');

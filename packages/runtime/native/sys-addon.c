@@ -1,9 +1,16 @@
 /*
- * nspawn-execve.node: execve(2) for Node, for the hand-over (src/handoff.ts), where nspawn replaces itself with the
- * helper. process.execve() does the same, but its JavaScript side first loads Node's worker machinery (to refuse a
- * call from a worker thread) and emits an experimental-feature warning: about 2 ms of every start, more than the
- * exec itself costs. This addon is that one system call and nothing else; without it (no compiler, another C
- * library) the runtime uses process.execve(). Not part of the helper: it runs inside Node, and the helper never does.
+ * nspawn-sys.node: the few system calls Node lacks that nspawn's start path needs, as a Node-API addon, so that a
+ * start loads neither koffi (3 ms for its first call) nor Node's worker machinery:
+ *   - execve(file, argv, envp), for the hand-over (src/handoff.ts), where nspawn replaces itself with the helper.
+ *     process.execve() does the same, but its JavaScript side first loads Node's worker machinery (to refuse a call
+ *     from a worker thread) and emits an experimental-feature warning: about 2 ms of every start, more than the exec
+ *     itself; and Node 24 aborts when it fails, where this throws.
+ *   - ofdLock(fd): an exclusive open-file-description lock, F_OFD_SETLK (flock() where the kernel has none), as
+ *     systemd's make_lock_file() takes it: true, or false when another holds it; -U's range lock (src/private-users.ts
+ *     passes it to @nspawn/uidrange's tryLockFile()).
+ *   - keepOnExec(fd): clears FD_CLOEXEC, so that the lock goes with the exec to the helper.
+ * Nothing else; without the addon (no compiler, another C library) the runtime uses process.execve() and koffi. Not
+ * part of the helper: it runs inside Node, and the helper never does.
  *
  * Built by scripts/build-helper.mjs with the machine's C compiler (prebuilt for x64 and arm64 like the helper). It
  * uses Node-API, whose C interface is ABI-stable: the few functions it needs are declared here as js_native_api.h
@@ -16,6 +23,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 typedef struct napi_env__ *napi_env;
@@ -31,6 +39,9 @@ extern napi_status napi_get_element(napi_env env, napi_value object, uint32_t in
 extern napi_status napi_create_function(napi_env env, const char *utf8name, size_t length, napi_callback cb, void *data, napi_value *result);
 extern napi_status napi_set_named_property(napi_env env, napi_value object, const char *utf8name, napi_value value);
 extern napi_status napi_throw_error(napi_env env, const char *code, const char *msg);
+extern napi_status napi_get_value_int32(napi_env env, napi_value value, int32_t *result);
+extern napi_status napi_get_boolean(napi_env env, int value, napi_value *result);
+extern napi_status napi_get_undefined(napi_env env, napi_value *result);
 
 /* A JavaScript string as a new C string; NULL when it is not a string (or out of memory). */
 static char *c_string(napi_env env, napi_value v) {
@@ -57,6 +68,11 @@ static char **c_strings(napi_env env, napi_value a) {
                         return NULL; /* (the process ends either way: an exception, then nspawn's exit) */
         }
         return out;
+}
+
+/* Throws errno E: its name as the code, strerror() as the message. */
+static void throw_errno(napi_env env, int e) {
+        napi_throw_error(env, strerrorname_np(e) ? strerrorname_np(e) : "EIO", strerror(e));
 }
 
 /* execve(file, argv, envp): returns only by throwing, with strerror(errno) as the message and the errno name as code. */
@@ -86,14 +102,65 @@ static napi_value js_execve(napi_env env, napi_callback_info info) {
         for (int fd = 0; fd < 3; fd++)
                 if (saved[fd] >= 0)
                         (void) fcntl(fd, F_SETFD, saved[fd]);
-        napi_throw_error(env, strerrorname_np(e) ? strerrorname_np(e) : "EIO", strerror(e));
+        throw_errno(env, e);
         return NULL;
+}
+
+/* The descriptor of the single argument; -1 (an exception thrown) when it is not an integer. */
+static int fd_arg(napi_env env, napi_callback_info info) {
+        size_t argc = 1;
+        napi_value arg;
+        int32_t fd = -1;
+        if (napi_get_cb_info(env, info, &argc, &arg, NULL, NULL) != 0 || argc < 1 || napi_get_value_int32(env, arg, &fd) != 0 || fd < 0) {
+                napi_throw_error(env, "EINVAL", "a file descriptor is expected");
+                return -1;
+        }
+        return fd;
+}
+
+/* ofdLock(fd): true when the exclusive lock is taken, false when another holds it; throws on any other error. */
+static napi_value js_ofd_lock(napi_env env, napi_callback_info info) {
+        int fd = fd_arg(env, info);
+        if (fd < 0)
+                return NULL;
+        struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+        int r = fcntl(fd, F_OFD_SETLK, &fl);
+        if (r < 0 && errno == EINVAL) /* a kernel without OFD locks: flock(), as systemd falls back */
+                r = flock(fd, LOCK_EX | LOCK_NB);
+        napi_value out;
+        if (r == 0 || errno == EAGAIN || errno == EACCES || errno == EWOULDBLOCK) {
+                napi_get_boolean(env, r == 0, &out);
+                return out;
+        }
+        throw_errno(env, errno);
+        return NULL;
+}
+
+/* keepOnExec(fd): clears FD_CLOEXEC. */
+static napi_value js_keep_on_exec(napi_env env, napi_callback_info info) {
+        int fd = fd_arg(env, info);
+        if (fd < 0)
+                return NULL;
+        int fl = fcntl(fd, F_GETFD);
+        if (fl < 0 || fcntl(fd, F_SETFD, fl & ~FD_CLOEXEC) < 0) {
+                throw_errno(env, errno);
+                return NULL;
+        }
+        napi_value out;
+        napi_get_undefined(env, &out);
+        return out;
 }
 
 napi_value napi_register_module_v1(napi_env env, napi_value exports);
 napi_value napi_register_module_v1(napi_env env, napi_value exports) {
-        napi_value f;
-        if (napi_create_function(env, "execve", 6, js_execve, NULL, &f) == 0)
-                (void) napi_set_named_property(env, exports, "execve", f);
+        static const struct {
+                const char *name;
+                napi_callback cb;
+        } fns[] = { { "execve", js_execve }, { "ofdLock", js_ofd_lock }, { "keepOnExec", js_keep_on_exec } };
+        for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
+                napi_value f;
+                if (napi_create_function(env, fns[i].name, strlen(fns[i].name), fns[i].cb, NULL, &f) == 0)
+                        (void) napi_set_named_property(env, exports, fns[i].name, f);
+        }
         return exports;
 }

@@ -1,0 +1,61 @@
+/**
+ * nspawn-sys.node (native/sys-addon.c): the three system calls Node lacks that a start needs, without loading koffi
+ * (3 ms for its first call) or process.execve()'s worker machinery (2 ms): execve() for the hand-over, and the
+ * OFD lock and FD_CLOEXEC clearing of -U's range lock. Optional: where it does not load (no compiler at install,
+ * another C library) the runtime uses process.execve() and @nspawn/uidrange's own koffi calls.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+
+export interface SysAddon {
+  /** execve(2); throws (code: the errno name) when it fails: Node 24's process.execve() aborts the process then */
+  execve(file: string, args: string[], env: NodeJS.ProcessEnv): never;
+  /** an exclusive OFD lock (flock() where the kernel has none): true, or false when another holds it */
+  ofdLock(fd: number): boolean;
+  /** clears FD_CLOEXEC */
+  keepOnExec(fd: number): void;
+}
+
+/** Where the addon may be: beside a bundle (apps/cli/dist), else in this package's native/. */
+export function sysAddonCandidates(dir: string = import.meta.dirname): string[] {
+  return [
+    join(dir, `nspawn-sys-linux-${process.arch}.node`),
+    join(dir, 'nspawn-sys.node'),
+    join(dir, '../native/build/nspawn-sys.node'),
+    join(dir, `../native/prebuilt/nspawn-sys-linux-${process.arch}.node`),
+  ];
+}
+
+interface Raw {
+  execve?: (file: string, argv: string[], envp: string[]) => never;
+  ofdLock?: (fd: number) => boolean;
+  keepOnExec?: (fd: number) => void;
+}
+
+/** The first of CANDIDATES that loads and has all three calls; undefined when none does. */
+export function loadSysAddon(candidates: readonly string[] = sysAddonCandidates()): SysAddon | undefined {
+  for (const file of candidates) {
+    if (!existsSync(file)) continue;
+    try {
+      const m: { exports: Raw } = { exports: {} };
+      process.dlopen(m, file);
+      const { execve, ofdLock, keepOnExec } = m.exports;
+      if (typeof execve !== 'function' || typeof ofdLock !== 'function' || typeof keepOnExec !== 'function') continue;
+      return {
+        execve: (f, args, env) => execve(f, args, Object.entries(env).flatMap(([k, v]) => (v === undefined ? [] : [`${k}=${v}`]))),
+        ofdLock,
+        keepOnExec,
+      };
+    } catch {
+      // the next one
+    }
+  }
+  return undefined;
+}
+
+let loaded: SysAddon | null | undefined;
+/** loadSysAddon() of this package's places, once per process (looked for on first use: most runs need it late) */
+export function sysAddon(): SysAddon | undefined {
+  if (loaded === undefined) loaded = loadSysAddon() ?? null;
+  return loaded ?? undefined;
+}
