@@ -1,7 +1,8 @@
 /*
  * nspawn-sys.node: the few system calls Node lacks that nspawn's start path needs, as a Node-API addon, so that a
  * start loads neither koffi (3 ms for its first call) nor Node's worker machinery:
- *   - execve(file, argv, envp), for the hand-over (src/handoff.ts), where nspawn replaces itself with the helper.
+ *   - execve(file, argv, envp[, blocked]), for the hand-over (src/handoff.ts), where nspawn replaces itself with the
+ *     helper, with the signals the helper will read blocked from before the exec on.
  *     process.execve() does the same, but its JavaScript side first loads Node's worker machinery (to refuse a call
  *     from a worker thread) and emits an experimental-feature warning: about 2 ms of every start, more than the exec
  *     itself; and Node 24 aborts when it fails, where this throws.
@@ -19,6 +20,7 @@
 #define _GNU_SOURCE /* strerrorname_np() */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -75,14 +77,27 @@ static void throw_errno(napi_env env, int e) {
         napi_throw_error(env, strerrorname_np(e) ? strerrorname_np(e) : "EIO", strerror(e));
 }
 
-/* execve(file, argv, envp): returns only by throwing, with strerror(errno) as the message and the errno name as code. */
+/* execve(file, argv, envp[, blocked]): returns only by throwing, with strerror(errno) as the message and the errno name as code. */
 static napi_value js_execve(napi_env env, napi_callback_info info) {
-        size_t argc = 3;
-        napi_value args[3];
+        size_t argc = 4;
+        napi_value args[4];
         if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != 0 || argc < 3) {
-                napi_throw_error(env, "EINVAL", "execve(file, argv, envp) takes three arguments");
+                napi_throw_error(env, "EINVAL", "execve(file, argv, envp[, blocked]) takes three or four arguments");
                 return NULL;
         }
+        /* blocked: signal numbers blocked from before the exec on (the mask goes with it): the program gets them once
+         * it is ready for them, not in the moment between the exec and its first instructions, when their default
+         * action (SIGTERM: the end) would be taken */
+        sigset_t block, saved_mask;
+        sigemptyset(&block);
+        uint32_t n_block = 0;
+        if (argc > 3 && napi_get_array_length(env, args[3], &n_block) == 0)
+                for (uint32_t i = 0; i < n_block; i++) {
+                        napi_value e;
+                        int32_t sig = 0;
+                        if (napi_get_element(env, args[3], i, &e) == 0 && napi_get_value_int32(env, e, &sig) == 0 && sig > 0 && sig < NSIG)
+                                sigaddset(&block, sig);
+                }
         char *file = c_string(env, args[0]);
         char **argv = c_strings(env, args[1]);
         char **envp = c_strings(env, args[2]);
@@ -97,8 +112,10 @@ static napi_value js_execve(napi_env env, napi_callback_info info) {
                 if (saved[fd] >= 0)
                         (void) fcntl(fd, F_SETFD, saved[fd] & ~FD_CLOEXEC);
         }
+        pthread_sigmask(SIG_BLOCK, &block, &saved_mask);
         execve(file, argv, envp);
         int e = errno;
+        pthread_sigmask(SIG_SETMASK, &saved_mask, NULL);
         for (int fd = 0; fd < 3; fd++)
                 if (saved[fd] >= 0)
                         (void) fcntl(fd, F_SETFD, saved[fd]);

@@ -93,6 +93,16 @@ describe('the sys addon (nspawn-sys.node)', () => {
     expect(r.stderr).toBe('err\n');
   });
 
+  it('execve blocks the signals it is given from before the exec on: the program starts with them blocked', () => {
+    // SIGTERM (15) and SIGHUP (1): bits 14 and 0 of the blocked mask
+    // (cat: a shell would set its own mask)
+    const sigBlk = (out: string) => out.split('\n').find((l) => l.startsWith('SigBlk:'));
+    const r = node(`addon.execve('/bin/cat', ['cat', '/proc/self/status'], {}, [15, 1]);`);
+    expect(sigBlk(r.stdout)).toBe('SigBlk:\t0000000000004001');
+    const plain = node(`addon.execve('/bin/cat', ['cat', '/proc/self/status'], {});`);
+    expect(sigBlk(plain.stdout)).toBe('SigBlk:\t0000000000000000');
+  });
+
   it('execve throws when the exec fails (process.execve() would abort Node), with the errno as its code', () => {
     const r = node(`try { addon.execve('/nonexistent/x', ['x'], {}); } catch (e) { console.log(e.code, e.message); }`);
     expect(r.status, r.stderr).toBe(0);

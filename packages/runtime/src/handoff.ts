@@ -32,11 +32,23 @@ export interface HandoffProcess {
 
 type Execve = NonNullable<HandoffProcess['execve']>;
 
+/**
+ * SIGHUP, SIGINT, SIGTERM (their numbers on every architecture Linux and Node share): what the handed-over helper
+ * handles. Blocked across the exec, one sent at that moment waits for the helper instead of killing it by its
+ * default action before it is ready, which would leave -x's snapshot or overlay behind.
+ */
+const HANDOFF_SIGNALS = [1, 2, 15];
+
 export const nodeHandoffProcess = (): HandoffProcess => ({
   ...(typeof process.execve === 'function'
     ? {
-        // the runtime's addon when there is one (looked for only now, at the exec), else Node's own (sys-addon.ts)
-        execve: ((file, args, env) => (sysAddon()?.execve ?? (process.execve!.bind(process) as Execve))(file, args, env)) as Execve,
+        // the runtime's addon when there is one (looked for only now, at the exec), else Node's own (sys-addon.ts);
+        // the addon's with the signals the helper reads blocked from before the exec on
+        execve: ((file, args, env) => {
+          const addon = sysAddon();
+          if (addon) addon.execve(file, args, env, HANDOFF_SIGNALS);
+          return process.execve!(file, args, env);
+        }) as Execve,
       }
     : {}),
   pid: process.pid,

@@ -8,8 +8,11 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 
 export interface SysAddon {
-  /** execve(2); throws (code: the errno name) when it fails: Node 24's process.execve() aborts the process then */
-  execve(file: string, args: string[], env: NodeJS.ProcessEnv): never;
+  /**
+   * execve(2), with the signals BLOCKED blocked from before it on (the program gets them once it reads them, not in
+   * the moment before it could); throws (code: the errno name) when it fails: Node 24's process.execve() aborts then
+   */
+  execve(file: string, args: string[], env: NodeJS.ProcessEnv, blocked?: readonly number[]): never;
   /** an exclusive OFD lock (flock() where the kernel has none): true, or false when another holds it */
   ofdLock(fd: number): boolean;
   /** clears FD_CLOEXEC */
@@ -27,7 +30,7 @@ export function sysAddonCandidates(dir: string = import.meta.dirname): string[] 
 }
 
 interface Raw {
-  execve?: (file: string, argv: string[], envp: string[]) => never;
+  execve?: (file: string, argv: string[], envp: string[], blocked?: readonly number[]) => never;
   ofdLock?: (fd: number) => boolean;
   keepOnExec?: (fd: number) => void;
 }
@@ -42,7 +45,7 @@ export function loadSysAddon(candidates: readonly string[] = sysAddonCandidates(
       const { execve, ofdLock, keepOnExec } = m.exports;
       if (typeof execve !== 'function' || typeof ofdLock !== 'function' || typeof keepOnExec !== 'function') continue;
       return {
-        execve: (f, args, env) => execve(f, args, Object.entries(env).flatMap(([k, v]) => (v === undefined ? [] : [`${k}=${v}`]))),
+        execve: (f, args, env, blocked = []) => execve(f, args, Object.entries(env).flatMap(([k, v]) => (v === undefined ? [] : [`${k}=${v}`])), blocked),
         ofdLock,
         keepOnExec,
       };
