@@ -43,16 +43,6 @@ static int lock_plan_inherit(const char *fd, const char *path, const char *exclu
         return 0;
 }
 
-static int ofd_lock(int fd, int exclusive) {
-        struct flock fl = { .l_type = exclusive ? F_WRLCK : F_RDLCK, .l_whence = SEEK_SET };
-        if (fcntl(fd, F_OFD_SETLK, &fl) == 0)
-                return 0;
-        if (errno != EINVAL)
-                return -1;
-        /* a kernel without OFD locks: flock(), as systemd falls back */
-        return flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB);
-}
-
 /* release_lock_file(): the exclusive holder (or a shared one that can become it) removes the file. */
 static void locks_release(void) {
         if (locks.owner != getpid())
@@ -60,7 +50,7 @@ static void locks_release(void) {
         for (int i = locks.n - 1; i >= 0; i--) {
                 if (locks.fd[i] < 0)
                         continue;
-                if (locks.exclusive[i] || ofd_lock(locks.fd[i], 1) == 0)
+                if (locks.exclusive[i] || ofd_lock(locks.fd[i], 1, 0) == 0)
                         (void) unlink(locks.path[i]);
                 close(locks.fd[i]);
                 locks.fd[i] = -1;
@@ -80,7 +70,7 @@ static int locks_take(char *err, size_t errsz) {
                                 locks_release();
                                 return -1;
                         }
-                        if (ofd_lock(fd, locks.exclusive[i]) < 0) {
+                        if (ofd_lock(fd, locks.exclusive[i], 0) < 0) {
                                 int e = errno;
                                 close(fd);
                                 if (e == EAGAIN || e == EACCES || e == EWOULDBLOCK)

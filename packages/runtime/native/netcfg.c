@@ -165,8 +165,7 @@ static int netcfg_join_netns(const NetcfgPlan *p, char *err, size_t errlen) {
 /* "nspawn-helper --ofd-lock": an exclusive open-file-description lock on fd 3 (waits), as make_lock_file() takes
  * it; the lock stays with the file description the caller keeps open after we exit. */
 static int netcfg_ofd_lock(void) {
-        struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0 };
-        if (fcntl(3, F_OFD_SETLKW, &fl) < 0) {
+        if (ofd_lock(3, 1, 1) < 0) {
                 fprintf(stderr, "F_OFD_SETLKW: %s\n", strerror(errno));
                 return 1;
         }

@@ -85,6 +85,7 @@ static int write_small_file(const char *p, const char *s) {
 #include "seccomp.c" /* the system call filter (static functions) */
 #include "devices.c" /* the device policy's BPF program on cgroup2 (static functions) */
 #include "cgroup.c" /* into the container's cgroup (static functions) */
+#include "ofd-lock.c" /* make_lock_file()'s lock, for locks.c and netcfg.c (static functions) */
 #include "locks.c" /* image locks held for the container's life (static functions) */
 #include "cgroup-ops.c" /* making the container's cgroup (static functions) */
 #include "netcfg.c" /* host0 and friends: up, addresses, routes; --network-namespace-path= (static functions) */

@@ -25,8 +25,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <unistd.h>
+
+#include "ofd-lock.c"
 
 typedef struct napi_env__ *napi_env;
 typedef struct napi_value__ *napi_value;
@@ -135,15 +136,19 @@ static int fd_arg(napi_env env, napi_callback_info info) {
         return fd;
 }
 
-/* ofdLock(fd): true when the exclusive lock is taken, false when another holds it; throws on any other error. */
+/* ofdLock(fd[, wait]): true when the exclusive lock is taken, false when another holds it (without WAIT); throws
+ * on any other error. */
 static napi_value js_ofd_lock(napi_env env, napi_callback_info info) {
-        int fd = fd_arg(env, info);
-        if (fd < 0)
+        size_t argc = 2;
+        napi_value args[2];
+        int32_t fd = -1, wait = 0;
+        if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != 0 || argc < 1 || napi_get_value_int32(env, args[0], &fd) != 0 || fd < 0) {
+                napi_throw_error(env, "EINVAL", "a file descriptor is expected");
                 return NULL;
-        struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
-        int r = fcntl(fd, F_OFD_SETLK, &fl);
-        if (r < 0 && errno == EINVAL) /* a kernel without OFD locks: flock(), as systemd falls back */
-                r = flock(fd, LOCK_EX | LOCK_NB);
+        }
+        if (argc > 1)
+                (void) napi_get_value_int32(env, args[1], &wait);
+        int r = ofd_lock(fd, 1, wait);
         napi_value out;
         if (r == 0 || errno == EAGAIN || errno == EACCES || errno == EWOULDBLOCK) {
                 napi_get_boolean(env, r == 0, &out);

@@ -80,7 +80,7 @@ describe('the sys addon (nspawn-sys.node)', () => {
     try {
       writeFileSync(join(dir, 'bad.node'), 'not an ELF file');
       expect(loadSysAddon([join(dir, 'missing.node'), join(dir, 'bad.node')])).toBeUndefined();
-      expect(Object.keys(loadSysAddon([join(dir, 'bad.node'), built]) ?? {}).sort()).toEqual(['execve', 'keepOnExec', 'ofdLock']);
+      expect(Object.keys(loadSysAddon([join(dir, 'bad.node'), built]) ?? {}).sort()).toEqual(['execve', 'keepOnExec', 'ofdLockExclusive', 'ofdLockWait']);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -109,18 +109,43 @@ describe('the sys addon (nspawn-sys.node)', () => {
     expect(r.stdout.trim()).toBe('ENOENT No such file or directory');
   });
 
-  it('ofdLock takes an exclusive lock of the open file description: another one (this process or not) is refused', () => {
+  it('ofdLockExclusive takes an exclusive lock of the open file description: another one (this process or not) is refused', () => {
     const dir = mkdtempSync('/tmp/nspawn-test-addon-');
     try {
       const file = join(dir, 'lock');
       const r = node(`import { openSync, closeSync } from 'node:fs';
 const a = openSync(${JSON.stringify(file)}, 'w');
 const b = openSync(${JSON.stringify(file)}, 'r+');
-console.log(addon.ofdLock(a), addon.ofdLock(b), addon.ofdLock(a));
+console.log(addon.ofdLockExclusive(a), addon.ofdLockExclusive(b), addon.ofdLockExclusive(a));
 closeSync(a);
-console.log(addon.ofdLock(b));
-try { addon.ofdLock(12345); } catch (e) { console.log(e.code); }`);
+console.log(addon.ofdLockExclusive(b));
+try { addon.ofdLockExclusive(12345); } catch (e) { console.log(e.code); }`);
       expect(r.stdout, r.stderr).toBe('true false true\ntrue\nEBADF\n');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('ofdLockWait waits for a lock another process holds, and takes it once that one lets go', () => {
+    const dir = mkdtempSync('/tmp/nspawn-test-addon-');
+    try {
+      const file = join(dir, 'lock');
+      // a second Node holds the lock for 400 ms, from before this one asks for it
+      const r = node(`import { openSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+const holder = spawn(process.execPath, ['--input-type=module', '-e', \`import { loadSysAddon } from \${JSON.stringify(${JSON.stringify(addonJs)})};
+import { openSync } from 'node:fs';
+const a = loadSysAddon([\${JSON.stringify(${JSON.stringify(built)})}]);
+a.ofdLockExclusive(openSync(\${JSON.stringify(${JSON.stringify(file)})}, 'w'));
+console.log('held');
+setTimeout(() => {}, 400);\`]);
+await new Promise((res) => holder.stdout.once('data', res));
+const fd = openSync(${JSON.stringify(file)}, 'r+');
+console.log(addon.ofdLockExclusive(fd));
+const t0 = Date.now();
+addon.ofdLockWait(fd);
+console.log(Date.now() - t0 >= 200, addon.ofdLockExclusive(fd));`);
+      expect(r.stdout, r.stderr).toBe('false\ntrue true\n');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -133,7 +158,7 @@ try { addon.ofdLock(12345); } catch (e) { console.log(e.code); }`);
       // the program exec'd sees the descriptor open, and the lock still held (an OFD lock in /proc/locks, on the file)
       const r = node(`import { openSync } from 'node:fs';
 const fd = openSync(${JSON.stringify(file)}, 'w');
-addon.ofdLock(fd);
+addon.ofdLockExclusive(fd);
 addon.keepOnExec(fd);
 addon.execve('/bin/sh', ['sh', '-c', 'test -e /proc/self/fd/' + fd + ' && echo open; grep OFDLCK /proc/locks | grep -q ":$(stat -c %i ${file}) " && echo locked'], { PATH: '/usr/bin:/bin' });`);
       expect(r.stdout, r.stderr).toBe('open\nlocked\n');

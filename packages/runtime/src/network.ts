@@ -14,6 +14,7 @@ import type { ContainerExtension, ContainerRun } from './extension.js';
 import type { NetStep } from './protocol.js';
 import { ContainerError } from './prepare.js';
 import { helperPath } from './run.js';
+import { sysAddon } from './sys-addon.js';
 
 /** The network options of a container (prepare.ts copies them from the settings). */
 export interface NetworkConfig {
@@ -30,8 +31,13 @@ export interface NetworkConfig {
   autoConfigure?: boolean;
 }
 
-/** make_lock_file()'s open-file-description lock, taken by the helper on Node's file description */
+/**
+ * make_lock_file()'s open-file-description lock on Node's file description, waiting for it: through the runtime's
+ * addon, else taken by the helper (a process of its own)
+ */
 export const helperLocker: FdLocker = (fd) => {
+  const addon = sysAddon();
+  if (addon) return addon.ofdLockWait(fd);
   // (child_process loaded here, not at start-up: a run without a network must not pay for it)
   const { spawnSync } = process.getBuiltinModule('node:child_process');
   const r = spawnSync(helperPath(), ['--ofd-lock'], { stdio: ['ignore', 'ignore', 'pipe', fd] });

@@ -19,7 +19,6 @@ import {
   shiftTree,
   tryLockFile,
   UidRangeError,
-  type LockSys,
   type PickedRange,
   type UserDb,
 } from '@nspawn/uidrange';
@@ -35,15 +34,10 @@ export interface PrivateUsersDeps {
   users(): UserDb;
 }
 
-/** the range's lock through the runtime's addon where it loads (no koffi on -U's start path), else uidrange's own */
-const addonLockSys = (): LockSys | undefined => {
-  const a = sysAddon();
-  return a ? { ofdLockExclusive: a.ofdLock, keepOnExec: a.keepOnExec } : undefined;
-};
-
 const nodeDeps: PrivateUsersDeps = {
+  // the range's lock through the runtime's addon where it loads (no koffi on -U's start path), else uidrange's own
   pick: (opts) => {
-    const sys = opts?.lock === undefined ? addonLockSys() : undefined;
+    const sys = opts?.lock === undefined ? sysAddon() : undefined;
     return pickRange(sys ? { ...opts, lock: (path) => tryLockFile(path, sys) } : opts);
   },
   shift: shiftTree,

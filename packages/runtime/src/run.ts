@@ -16,6 +16,7 @@ import { type CgroupFs, createMachineCgroup, type MachineCgroup, machineHierarch
 import { deviceCgroupProgram, type DeviceFacts, formatDeviceRule, machineDeviceRules, nodeDeviceFacts } from './devices/index.js';
 import { encodePlan, type HelperEvent, type HelperPlan, parseHelperLine } from './protocol.js';
 import { randomHex } from './random.js';
+import { nativeCandidates } from './native-files.js';
 import { type ContainerExtension, type ContainerRun, defaultExtensions } from './extension.js';
 
 export const EXIT_FORCE_RESTART = 133;
@@ -23,19 +24,11 @@ export const EXIT_FORCE_RESTART = 133;
 export type StdioTriple = [StdioEntry, StdioEntry, StdioEntry];
 type StdioEntry = 'inherit' | 'ignore' | number;
 
-/** Where the helper binary is: $NSPAWN_HELPER, beside a bundle, or in this package's native/build. */
+/** Where the helper binary is: $NSPAWN_HELPER, else the first of nativeCandidates('nspawn-helper'). */
 export function helperPath(): string {
   const env = process.env.NSPAWN_HELPER;
   if (env) return env;
-  const candidates = [
-    // (import.meta.dirname rather than URLs: a bundle maps it to __dirname, and URL objects cost at start-up)
-    // beside a bundle (apps/cli/dist): the one for this architecture, else the one built here
-    join(import.meta.dirname, `nspawn-helper-linux-${process.arch}`),
-    join(import.meta.dirname, 'nspawn-helper'),
-    join(import.meta.dirname, '../native/build/nspawn-helper'),
-    // installed with --ignore-scripts: the prebuilt one for this architecture, shipped in the tarball
-    join(import.meta.dirname, `../native/prebuilt/nspawn-helper-linux-${process.arch}`),
-  ];
+  const candidates = nativeCandidates('nspawn-helper');
   for (const c of candidates) if (existsSync(c)) return executable(c);
   throw new Error(
     `nspawn-helper not found (looked in ${candidates.join(', ')}); build it with 'pnpm --filter @nspawn/runtime build'`,

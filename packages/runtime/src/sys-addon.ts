@@ -1,11 +1,11 @@
 /**
  * nspawn-sys.node (native/sys-addon.c): the three system calls Node lacks that a start needs, without loading koffi
  * (3 ms for its first call) or process.execve()'s worker machinery (2 ms): execve() for the hand-over, and the
- * OFD lock and FD_CLOEXEC clearing of -U's range lock. Optional: where it does not load (no compiler at install,
+ * OFD lock and FD_CLOEXEC clearing of -U's range lock (and the zone lock of networking, without a helper process). Optional: where it does not load (no compiler at install,
  * another C library) the runtime uses process.execve() and @nspawn/uidrange's own koffi calls.
  */
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { nativeCandidates } from './native-files.js';
 
 export interface SysAddon {
   /**
@@ -13,25 +13,23 @@ export interface SysAddon {
    * the moment before it could); throws (code: the errno name) when it fails: Node 24's process.execve() aborts then
    */
   execve(file: string, args: string[], env: NodeJS.ProcessEnv, blocked?: readonly number[]): never;
-  /** an exclusive OFD lock (flock() where the kernel has none): true, or false when another holds it */
-  ofdLock(fd: number): boolean;
+  /**
+   * an exclusive OFD lock (flock() where the kernel has none): true, or false when another holds it (the name and
+   * keepOnExec() are @nspawn/uidrange's LockSys: the addon is one)
+   */
+  ofdLockExclusive(fd: number): boolean;
+  /** the same lock, waiting for it */
+  ofdLockWait(fd: number): void;
   /** clears FD_CLOEXEC */
   keepOnExec(fd: number): void;
 }
 
-/** Where the addon may be: beside a bundle (apps/cli/dist), else in this package's native/. */
-export function sysAddonCandidates(dir: string = import.meta.dirname): string[] {
-  return [
-    join(dir, `nspawn-sys-linux-${process.arch}.node`),
-    join(dir, 'nspawn-sys.node'),
-    join(dir, '../native/build/nspawn-sys.node'),
-    join(dir, `../native/prebuilt/nspawn-sys-linux-${process.arch}.node`),
-  ];
-}
+/** Where the addon may be: nativeCandidates('nspawn-sys', '.node') (beside a bundle, else this package's native/). */
+export const sysAddonCandidates = (dir?: string): string[] => nativeCandidates('nspawn-sys', '.node', dir);
 
 interface Raw {
   execve?: (file: string, argv: string[], envp: string[], blocked?: readonly number[]) => never;
-  ofdLock?: (fd: number) => boolean;
+  ofdLock?: (fd: number, wait?: number) => boolean;
   keepOnExec?: (fd: number) => void;
 }
 
@@ -46,7 +44,8 @@ export function loadSysAddon(candidates: readonly string[] = sysAddonCandidates(
       if (typeof execve !== 'function' || typeof ofdLock !== 'function' || typeof keepOnExec !== 'function') continue;
       return {
         execve: (f, args, env, blocked = []) => execve(f, args, Object.entries(env).flatMap(([k, v]) => (v === undefined ? [] : [`${k}=${v}`])), blocked),
-        ofdLock,
+        ofdLockExclusive: (fd) => ofdLock(fd),
+        ofdLockWait: (fd) => void ofdLock(fd, 1),
         keepOnExec,
       };
     } catch {
