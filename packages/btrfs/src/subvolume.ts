@@ -78,13 +78,21 @@ function fdIsSubvolume(fd: number): boolean {
 export function createSubvolume(path: string): void {
   const name = basename(path);
   checkName(name, `Failed to create subvolume ${path}`);
+  volArgsIoctl(path, BTRFS_IOC_SUBVOL_CREATE, `Failed to create subvolume ${path}`);
+}
+
+/**
+ * An ioctl on PATH's parent that takes struct btrfs_ioctl_vol_args (8 bytes of fd, then the name: PATH's last
+ * component): creating and destroying a subvolume by its name. FAILURE begins the error's message.
+ */
+function volArgsIoctl(path: string, req: number, failure: string): void {
   withDir(dirname(path), (fd) => {
     const args = Buffer.alloc(4096);
-    args.write(name, 8, 'utf8');
+    args.write(basename(path), 8, 'utf8');
     try {
-      ioctl(fd, BTRFS_IOC_SUBVOL_CREATE, args);
+      ioctl(fd, req, args);
     } catch (e) {
-      throw sysError(`Failed to create subvolume ${path}`, e);
+      throw sysError(failure, e);
     }
   });
 }
@@ -299,16 +307,7 @@ function deleteRecursive(path: string): void {
   // a nested subvolume's entry lives in its parent: that must be writable to remove it
   if (children.length > 0 && isSubvolumeReadOnly(path)) setSubvolumeReadOnly(path, false);
   for (const c of children) deleteRecursive(join(path, c.path));
-  const name = basename(path);
-  withDir(dirname(path), (fd) => {
-    const args = Buffer.alloc(4096);
-    args.write(name, 8, 'utf8');
-    try {
-      ioctl(fd, BTRFS_IOC_SNAP_DESTROY, args);
-    } catch (e) {
-      throw sysError(`Failed to delete subvolume ${path}`, e);
-    }
-  });
+  volArgsIoctl(path, BTRFS_IOC_SNAP_DESTROY, `Failed to delete subvolume ${path}`);
 }
 
 export interface QuotaInfo {
