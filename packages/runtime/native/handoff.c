@@ -44,6 +44,20 @@ static void ho_say(const char *text) {
         (void) write_all(STDERR_FILENO, "\n", 1);
 }
 
+/* What the helper could not remove after a hand-over (FORMAT, printf-like), and who will: the orphan's lock is free
+ * once we are gone, so the next -x start beside it or `nspawnctl clean` removes it. */
+static void ho_say_left(const char *format, ...) __attribute__((format(printf, 1, 2)));
+static void ho_say_left(const char *format, ...) {
+        char msg[2 * PATH_MAX + 512];
+        va_list ap;
+        va_start(ap, format);
+        int n = vsnprintf(msg, sizeof msg, format, ap);
+        va_end(ap);
+        if (n >= 0 && (size_t) n < sizeof msg)
+                snprintf(msg + n, sizeof msg - (size_t) n, "; the next start or 'nspawnctl clean' removes it.");
+        ho_say(msg);
+}
+
 /* TEMPLATE with its "{}" replaced by VALUE. */
 static void ho_say_with(const char *template, const char *value) {
         if (!template)
@@ -219,11 +233,8 @@ static void ho_remove_subvolumes(void) {
                 struct btrfs_ioctl_vol_args a;
                 memset(&a, 0, sizeof a);
                 snprintf(a.name, sizeof a.name, "%s", name);
-                if (fd < 0 || ioctl(fd, BTRFS_IOC_SNAP_DESTROY, &a) < 0) {
-                        char msg[PATH_MAX + 200];
-                        snprintf(msg, sizeof msg, "Failed to remove snapshot %s: %s; the next start or 'nspawnctl clean' removes it.", ho.subvol[i], strerror(errno));
-                        ho_say(msg);
-                }
+                if (fd < 0 || ioctl(fd, BTRFS_IOC_SNAP_DESTROY, &a) < 0)
+                        ho_say_left("Failed to remove snapshot %s: %s", ho.subvol[i], strerror(errno));
                 if (fd >= 0)
                         close(fd);
         }
@@ -307,23 +318,18 @@ static void ho_remove_mounts(void) {
         for (int i = 0; i < ho.n_umount; i++) {
                 const char *p = ho.umount[i];
                 struct ho_mounts m;
-                char msg[PATH_MAX + 512];
                 if (ho_mounts_of(p, &m) < 0) {
-                        snprintf(msg, sizeof msg, "Failed to unmount %s: /proc/self/mountinfo: %s; the next start or 'nspawnctl clean' removes it.", p, strerror(errno));
-                        ho_say(msg);
+                        ho_say_left("Failed to unmount %s: /proc/self/mountinfo: %s", p, strerror(errno));
                         continue;
                 }
                 if (!m.at)
                         continue;
                 if (strcmp(m.source, HO_EPHEMERAL_SOURCE) || (strcmp(m.type, "overlay") && strcmp(m.type, "tmpfs"))) {
-                        snprintf(msg, sizeof msg, "Failed to unmount %s: refusing, %s (%s) is not nspawn's; the next start or 'nspawnctl clean' removes it.", p, m.source, m.type);
-                        ho_say(msg);
+                        ho_say_left("Failed to unmount %s: refusing, %s (%s) is not nspawn's", p, m.source, m.type);
                         continue;
                 }
-                if (umount2(p, MNT_DETACH | UMOUNT_NOFOLLOW) < 0) {
-                        snprintf(msg, sizeof msg, "Failed to unmount %s: %s; the next start or 'nspawnctl clean' removes it.", p, strerror(errno));
-                        ho_say(msg);
-                }
+                if (umount2(p, MNT_DETACH | UMOUNT_NOFOLLOW) < 0)
+                        ho_say_left("Failed to unmount %s: %s", p, strerror(errno));
         }
         ho.n_umount = 0;
 }
@@ -548,11 +554,9 @@ static int ho_rm_tree(const char *path, char *why, size_t whysz) {
 
 static void ho_remove_trees(void) {
         for (int i = 0; i < ho.n_tree; i++) {
-                char why[PATH_MAX + 256], msg[2 * PATH_MAX + 512];
-                if (ho_rm_tree(ho.tree[i], why, sizeof why) == 0)
-                        continue;
-                snprintf(msg, sizeof msg, "Failed to remove %s: %s; the next start or 'nspawnctl clean' removes it.", ho.tree[i], why);
-                ho_say(msg);
+                char why[PATH_MAX + 256];
+                if (ho_rm_tree(ho.tree[i], why, sizeof why) != 0)
+                        ho_say_left("Failed to remove %s: %s", ho.tree[i], why);
         }
         ho.n_tree = 0;
 }
