@@ -107,7 +107,8 @@ function load(name, env = process.env) {
     fs.closeSync(fd);
   }
   const dir = cacheDir(env);
-  // the bundle's identity (no hash: reading it again would cost what the cache saves) and this Node's
+  // the bundle's identity: path, size, mtime and inode (not a hash of its content: reading it again would cost what
+  // the cache saves), and this Node's
   // (V8 refuses a cache made under other flags: one per set of Node options)
   const flags = process.execArgv.length ? `-${hash(process.execArgv.join(' '))}` : '';
   // (two installations of the command, each with its own: the bundle's path is part of the build's name)

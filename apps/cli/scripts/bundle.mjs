@@ -99,7 +99,7 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     plugins: [netlinkPrebuilds],
   });
   const helpers = [[join(runtimeDir, 'native/build/nspawn-helper'), 'nspawn-helper']];
-  // the execve addon (optional: the runtime falls back to process.execve()), built here and prebuilt
+  // the sys addon (optional: the runtime falls back to process.execve() and koffi), built here and prebuilt
   if (existsSync(join(runtimeDir, 'native/build/nspawn-sys.node'))) helpers.push([join(runtimeDir, 'native/build/nspawn-sys.node'), 'nspawn-sys.node']);
   const prebuilt = join(runtimeDir, 'native/prebuilt');
   if (existsSync(prebuilt))

@@ -43,7 +43,8 @@ const COMPILERS = Object.fromEntries(
 
 export const prebuiltPath = (a) => join(prebuiltDir, `nspawn-helper-linux-${a}`);
 
-// The execve addon (native/sys-addon.c): optional, the runtime falls back to process.execve() without it
+// The sys addon (native/sys-addon.c, nspawn-sys.node): optional, the runtime falls back to process.execve() and koffi
+// without it
 const addonSrc = join(nativeDir, 'sys-addon.c');
 const addonOut = join(nativeDir, 'build', 'nspawn-sys.node');
 export const prebuiltAddonPath = (a) => join(prebuiltDir, `nspawn-sys-linux-${a}.node`);
@@ -83,7 +84,7 @@ function compile(cc, args, file, { staticOnly = false } = {}) {
   return false;
 }
 
-/** Compiles the execve addon into `file` with `cc` (+ args), a shared object. Returns false when the compiler fails. */
+/** Compiles the sys addon into `file` with `cc` (+ args), a shared object. Returns false when the compiler fails. */
 function compileAddon(cc, args, file) {
   mkdirSync(dirname(file), { recursive: true });
   try {
@@ -119,7 +120,7 @@ function installAddon() {
   }
   if (!compileAddon(process.env.CC || 'cc', [], addonOut) || !addonLoadsHere(addonOut)) {
     rmSync(addonOut, { force: true });
-    say('no execve addon for this machine (no C compiler?): nspawn hands over with process.execve(), about 2 ms slower');
+    say('no sys addon for this machine (no C compiler?): nspawn hands over with process.execve() and locks -U ranges through koffi, a few ms slower');
   }
 }
 
@@ -142,7 +143,7 @@ if (buildMode) {
       process.exit(1);
     }
   }
-  if (!upToDate(addonOut) && !compileAddon(process.env.CC || 'cc', [], addonOut)) say('building the execve addon failed');
+  if (!upToDate(addonOut) && !compileAddon(process.env.CC || 'cc', [], addonOut)) say('building the sys addon failed');
   const fresh = prebuiltFresh();
   for (const [a, compilers] of Object.entries(COMPILERS)) {
     const file = prebuiltPath(a);
@@ -157,7 +158,7 @@ if (buildMode) {
     if (fresh && upToDate(addon)) continue;
     if (!compilers.some(([cc, args]) => compileAddon(cc, args, addon))) {
       rmSync(addon, { force: true });
-      say(`no ${a} compiler for the execve addon; ${a}'s not prebuilt`);
+      say(`no ${a} compiler for the sys addon; ${a}'s not prebuilt`);
     }
   }
   mkdirSync(prebuiltDir, { recursive: true });

@@ -69,7 +69,7 @@ describe.skipIf(!libs.some((l) => l.name === '@nspawn/runtime'))('@nspawn/runtim
   it('the tarball ships a static helper for x64 and arm64', () => {
     const files = tarballFiles(tarballs.get('@nspawn/runtime')!);
     expect(files).toEqual(expect.arrayContaining(['native/prebuilt/nspawn-helper-linux-x64', 'native/prebuilt/nspawn-helper-linux-arm64']));
-    // and the execve addon the hand-over uses, per architecture
+    // and the sys addon the hand-over and -U use, per architecture
     expect(files).toEqual(expect.arrayContaining(['native/prebuilt/nspawn-sys-linux-x64.node', 'native/prebuilt/nspawn-sys-linux-arm64.node']));
     const rt = installedRuntime();
     expect(elfMachine(join(rt, 'native/prebuilt/nspawn-sys-linux-x64.node'))).toBe(62);
@@ -104,7 +104,7 @@ describe.skipIf(!libs.some((l) => l.name === '@nspawn/runtime'))('@nspawn/runtim
     const r = spawnSync(helper, [], { encoding: 'utf8' });
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/no plan on fd 3/);
-    // the execve addon too: the prebuilt one, which loads into this Node
+    // the sys addon too: the prebuilt one, which loads into this Node
     const addon = join(rt, 'native/build/nspawn-sys.node');
     expect(readFileSync(addon).equals(readFileSync(join(rt, `native/prebuilt/nspawn-sys-linux-${process.arch}.node`)))).toBe(true);
     const m = { exports: {} as { execve?: unknown } };
