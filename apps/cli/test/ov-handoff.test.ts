@@ -118,6 +118,14 @@ describe('-x on ext4 handed over to the helper', () => {
     expect(ls(parent)).toEqual(before);
   });
 
+  it('a bad $NSPAWN_EPHEMERAL is one line naming it, exit 1, and nothing made', () => {
+    const before = ls(parent);
+    const r = runTool('nspawn', ['-q', '-M', 'ov-badmode', '-D', tree, '-x', '/bin/true'], { env: { ...TOOL_ENV, NSPAWN_EPHEMERAL: 'bogus' } });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toBe('Invalid $NSPAWN_EPHEMERAL=bogus: expected auto, snapshot, overlay or copy\n');
+    expect(ls(parent)).toEqual(before);
+  });
+
   it('SIGTERM to nspawn (the helper by then): the container ends, nothing left', async () => {
     const before = ls(parent);
     const s = await startX('ov-term', ['/bin/sleep', '30']);

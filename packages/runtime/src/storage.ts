@@ -66,6 +66,14 @@ async function holdingSignals<T>(f: () => T): Promise<{ value: T; signal?: strin
 /** One per run: it holds the snapshot and the locks between setup and teardown. */
 export function storageExtension(opts: StorageExtensionOptions = {}): ContainerExtension {
   const env = opts.env ?? process.env;
+  // $NSPAWN_EPHEMERAL, read when -x asks for it; a bad value is the user's error, said in one line
+  const ephemeralMode = () => {
+    try {
+      return ephemeralModeFromEnv(env);
+    } catch (e) {
+      throw new ContainerError((e as Error).message);
+    }
+  };
   let ephemeral: EphemeralRoot | undefined;
   let lock: ImageLock | undefined;
   // only -x and --template have work of their own; a plain run's locks are the helper's
@@ -74,7 +82,7 @@ export function storageExtension(opts: StorageExtensionOptions = {}): ContainerE
   // place (hand-over), holding its locks until then
   const handedOverEphemeral = (cfg: ContainerConfig) => {
     if (cfg.ephemeral !== true || cfg.template !== undefined) return false;
-    const mode = ephemeralModeFromEnv(env);
+    const mode = ephemeralMode();
     return mode !== 'snapshot' || isSubvolume(cfg.directory);
   };
   return {
@@ -112,7 +120,7 @@ export function storageExtension(opts: StorageExtensionOptions = {}): ContainerE
       // a hand-over (of -x: needed() said so) makes a snapshot or an overlay synchronously, an ioctl or a mount are
       // quick (a signal meanwhile leaves an orphan, which the next start removes: its lock is free); a copy holds
       // SIGINT/SIGTERM back as without a hand-over
-      if (run.handoff && ephemeralModeFromEnv(env) !== 'copy') useEphemeral(cfg, { value: makeEphemeral(cfg) });
+      if (run.handoff && ephemeralMode() !== 'copy') useEphemeral(cfg, { value: makeEphemeral(cfg) });
       else return setupSupervised(run);
     },
     // (after a hand-over nothing runs here: the helper removes the snapshot or the overlay; teardown() of a hand-over
