@@ -14,6 +14,7 @@ import {
   runContainer,
   UserError,
 } from '@nspawn/runtime';
+import { fatal } from './fatal.js';
 import { HELP, VERSION } from './help.js';
 
 const say = (fd: number, text: string) => void writeSync(fd, text);
@@ -52,6 +53,6 @@ main(process.argv.slice(2)).then(
     if (e instanceof SettingsError || e instanceof ContainerError || e instanceof UserError) {
       say(2, `${e.message}\n`);
       process.exitCode = 1;
-    } else throw e;
+    } else fatal('nspawn', e);
   },
 );

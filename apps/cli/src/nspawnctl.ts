@@ -31,6 +31,7 @@ import {
 } from '@nspawn/runtime';
 import { CTL_HELP } from './ctl-help.js';
 import { imageVerbs, tarVerbs } from './ctl-images.js';
+import { fatal } from './fatal.js';
 
 export class CtlError extends Error {}
 
@@ -701,6 +702,6 @@ main(process.argv.slice(2)).then(
     if (e instanceof CtlError || e instanceof UserError || (e instanceof Error && e.name === 'ImportError')) {
       err(`${e.message}\n`);
       process.exitCode = 1;
-    } else throw e;
+    } else fatal('nspawnctl', e);
   },
 );
