@@ -27,10 +27,13 @@ export interface GetoptOption {
  */
 export type GetoptOrdering = 'require-order' | 'permute' | 'return-in-order';
 
-/** What the parser yields: an option with its argument (undefined when it has none), or (return-in-order) an operand. */
+/**
+ * What the parser yields: an option with its argument (undefined when it has none), or (return-in-order) an
+ * operand; `end` is the index in argv after the element(s) it came from.
+ */
 export type GetoptItem<O extends GetoptOption> =
-  | { readonly kind: 'option'; readonly option: O; readonly value: string | undefined }
-  | { readonly kind: 'operand'; readonly value: string };
+  | { readonly kind: 'option'; readonly option: O; readonly value: string | undefined; readonly end: number }
+  | { readonly kind: 'operand'; readonly value: string; readonly end: number };
 
 /** A command-line syntax error as getopt_long() reports it ("unrecognized option '--x'", ...). */
 export class OptionError extends SettingsError {
@@ -91,7 +94,7 @@ export function* getopt<O extends GetoptOption>(
     if (a[0] !== '-' || a.length === 1) {
       if (ordering === 'require-order') return argv.slice(i);
       if (ordering === 'permute') operands.push(a);
-      else yield { kind: 'operand', value: a };
+      else yield { kind: 'operand', value: a, end: i + 1 };
       i++;
       continue;
     }
@@ -109,7 +112,7 @@ export function* getopt<O extends GetoptOption>(
         if (i >= argv.length) throw new OptionError(`option '--${o.long}' requires an argument`, `--${o.long}`);
         value = argv[i++]!;
       }
-      yield { kind: 'option', option: o, value };
+      yield { kind: 'option', option: o, value, end: i };
       continue;
     }
     // a cluster of short options; one that takes an argument takes the rest of the element, or the next one
@@ -118,7 +121,7 @@ export function* getopt<O extends GetoptOption>(
       const o = table.byShort.get(c);
       if (!o) throw new OptionError(`invalid option -- '${c}'`, `-${c}`);
       if (o.arg === 'none') {
-        yield { kind: 'option', option: o, value: undefined };
+        yield { kind: 'option', option: o, value: undefined, end: i };
         continue;
       }
       let value: string | undefined = a.slice(k + 1);
@@ -127,7 +130,7 @@ export function* getopt<O extends GetoptOption>(
         else if (i < argv.length) value = argv[i++]!;
         else throw new OptionError(`option requires an argument -- '${c}'`, `-${c}`);
       }
-      yield { kind: 'option', option: o, value };
+      yield { kind: 'option', option: o, value, end: i };
       break;
     }
   }
