@@ -111,3 +111,13 @@ describe('side by side with machinectl 252', () => {
     expect(verdict('nspawnctl', ['-ao', 'json', 'list'])).toEqual({ status: 1, says: 'parsed' });
   });
 });
+
+describe('the shell completions', () => {
+  it("offer nspawnctl's options as its parser has them", async () => {
+    const { NSPAWNCTL_OPTIONS } = (await import('../scripts/completions.mjs')) as unknown as { NSPAWNCTL_OPTIONS: Array<[string, string, string | undefined, string]> };
+    const { CTL_OPTIONS } = await import('../src/ctl-args.js');
+    expect(NSPAWNCTL_OPTIONS.map(([long, short, values]) => ({ long, short: short || undefined, arg: values === '' ? 'none' : 'required' }))).toEqual(
+      CTL_OPTIONS.map((o) => ({ long: o.long, short: o.short, arg: o.arg })),
+    );
+  });
+});
