@@ -38,6 +38,14 @@ const netSeparate = {
     b.onResolve({ filter: /^@nspawn\/net$/ }, () => ({ path: './nspawn-net.cjs', external: true }));
   },
 };
+// execa (child processes of nspawnctl's shell, login, bind and copy verbs) is a bundle of its own, required when
+// such a verb first runs a process: in the command's bundle it would be read at every start of `nspawnctl list`
+const execaSeparate = {
+  name: 'execa-separate',
+  setup(b) {
+    b.onResolve({ filter: /^execa$/ }, () => ({ path: './nspawn-execa.cjs', external: true }));
+  },
+};
 // @nspawn/net's `netlink` loads its native binding from its package directory: bundled, from dist/netlink/
 const netlinkPrebuilds = {
   name: 'netlink-prebuilds',
@@ -89,8 +97,9 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     banner: { js: 'var __nspawn_meta = { get url() { return require("node:url").pathToFileURL(__filename).href; } };' },
     // @nspawn/net (and netlink's large generated code) is a bundle of its own, loaded only by a container with a
     // network: parsing it on every start would cost ~10 ms
-    plugins: [netlinkPrebuilds, netSeparate],
+    plugins: [netlinkPrebuilds, netSeparate, execaSeparate],
   });
+  await build({ ...cjs, entryPoints: { 'nspawn-execa': require.resolve('execa') } });
   await build({
     ...cjs,
     entryPoints: { 'nspawn-net': join(runtimeDir, 'node_modules/@nspawn/net/dist/index.js') },

@@ -46,19 +46,29 @@ export const NSPAWNCTL_VERBS = {
   logs: 'machines',
   top: 'none',
 };
-/** nspawnctl's options: [long, short, value list ('' = no value, undefined = free text), description]. */
+/**
+ * nspawnctl's options: [long, short, value list ('' = no value, undefined = free text), description], the ones of
+ * its parser (src/ctl-args.ts CTL_OPTIONS, in its order; test/ctl-args.test.ts checks that they are the same).
+ */
 export const NSPAWNCTL_OPTIONS = [
   ['help', 'h', '', 'Show this help'],
   ['version', '', '', 'Show package version'],
-  ['output', 'o', 'json json-pretty short', 'Change journal/status output mode'],
+  ['all', 'a', '', 'With clean: remove all unused images; with list-images: show hidden ones'],
+  ['no-pager', '', '', 'Do not pipe output into a pager'],
   ['no-legend', '', '', 'Do not show the headers and footers'],
   ['kill-whom', '', 'leader all', 'Whom to send signal to'],
   ['signal', 's', 'SIGTERM SIGKILL SIGINT SIGHUP SIGRTMIN+3 SIGRTMIN+4 SIGRTMIN+5', 'Which signal to send'],
   ['read-only', '', '', 'Create read-only bind mount or clone'],
   ['mkdir', '', '', 'Create directory before bind mounting, if missing'],
-  ['follow', 'f', '', 'Follow the logs'],
+  ['quiet', 'q', '', 'Suppress output'],
+  ['lines', 'n', undefined, 'Console lines to show (status)'],
+  ['output', 'o', 'json json-pretty short', 'Change journal/status output mode'],
+  ['no-ask-password', '', '', 'Do not ask for system passwords'],
+  ['verify', '', 'no checksum yes', 'Verification mode for downloaded images'],
   ['force', '', '', 'Replace target file when copying, if necessary'],
-  ['machine', 'M', 'MACHINES', 'Operate on this container'],
+  ['uid', '', 'USERS', 'Specify user ID to invoke shell as'],
+  ['setenv', 'E', undefined, 'Add an environment variable for shell'],
+  ['follow', 'f', '', 'Follow the logs'],
 ];
 
 /** Options as completion data: { long, short, arg, desc, meta, values } from the parser, --help and --X=help. */
@@ -270,7 +280,7 @@ export function zshCompletion() {
     if (o.short) specs.push(`'-${o.short}[${desc}]${arg.replace(/^:/, '+:').replace(/^\+/, '')}'`);
   }
   const ctlSpecs = NSPAWNCTL_OPTIONS.flatMap(([l, s, v, d]) => {
-    const arg = v === '' ? '' : action(v === 'MACHINES' ? v : v);
+    const arg = v === '' ? '' : action(v) || ':value: ';
     return [`'--${l}${v === '' ? '' : '='}[${zq(d)}]${arg}'`, ...(s ? [`'-${s}[${zq(d)}]${arg}'`] : [])];
   });
   const verbs = Object.keys(NSPAWNCTL_VERBS).map((v) => `'${v}'`).join(' ');

@@ -41,6 +41,7 @@ Image Transfer Commands:
 Options:
   -h --help                   Show this help
      --version                Show package version
+     --no-pager               Do not pipe output into a pager (nspawnctl never does)
      --no-legend              Do not show the headers and footers
   -o --output=MODE            json, json-pretty (list, list-images, status)
   -s --signal=SIGNAL          Which signal to send (kill)
@@ -55,6 +56,7 @@ Options:
      --force                  Replace target file when copying, if necessary
   -a --all                    With clean: remove all unused images, not only hidden ones
   -q --quiet                  Suppress output
+     --no-ask-password        Do not ask for system passwords (nspawnctl never does)
 
 Environment: NSPAWND_RUNTIME_DIR (where nspawnd's socket is, /run/nspawn).
 `;

@@ -1,7 +1,7 @@
 /** nspawnctl's image verbs over io.systemd.MachineImage, and the tar transfers (@nspawn/import). */
 import { exportTar, importTar, pullTar, type ProgressFn } from '@nspawn/import';
 import { type MachineImageInfo as Image, type MachineInfo, nspawndPaths } from '@nspawn/runtime';
-import type { CtlOptions } from './nspawnctl.js';
+import type { CtlOptions } from './ctl-common.js';
 
 export interface CtlContext {
   call(method: string, params: Record<string, unknown>, more?: boolean): Promise<Record<string, unknown>[]>;

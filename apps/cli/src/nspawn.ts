@@ -3,7 +3,7 @@
  * parse, merge with the .nspawn file, prepare, run, exit with the container's status.
  */
 import { writeSync } from 'node:fs';
-import { parseCommandLine, SettingsError } from '@nspawn/settings';
+import { OptionError, parseCommandLine, SettingsError } from '@nspawn/settings';
 import {
   applySettingsFile,
   ContainerError,
@@ -50,7 +50,11 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (e: unknown) => {
-    if (e instanceof SettingsError || e instanceof ContainerError || e instanceof UserError) {
+    if (e instanceof OptionError) {
+      // getopt's messages, with the program name in front as glibc prints them
+      say(2, `nspawn: ${e.message}\n`);
+      process.exitCode = 1;
+    } else if (e instanceof SettingsError || e instanceof ContainerError || e instanceof UserError) {
       say(2, `${e.message}\n`);
       process.exitCode = 1;
     } else fatal('nspawn', e);

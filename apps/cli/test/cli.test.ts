@@ -67,7 +67,7 @@ describe('options and errors', () => {
   });
   it('an unknown option, a bad value and a missing directory each give one line and exit 1', () => {
     const cases: Array<[string[], string]> = [
-      [['--frobnicate'], "unrecognized option '--frobnicate'\n"],
+      [['--frobnicate'], "nspawn: unrecognized option '--frobnicate'\n"],
       [['-D', tree, '--rlimit=NOFILE=abc', '/bin/true'], 'Failed to parse resource limit: abc\n'],
       [['-D', tree, '-M', 'bad_name!', '/bin/true'], 'Invalid machine name: bad_name!\n'],
       [['-D', join(dir, 'missing'), '/bin/true'], `Failed to resolve path ${join(dir, 'missing')}: No such file or directory\n`],

@@ -18,6 +18,9 @@ export const STRERROR: Readonly<Record<Errno, string>> = {
   ENOBUFS: 'No buffer space available',
 };
 
+/** strerror(errno): the text systemd's "%m" prints. */
+export const errnoText = (e: Errno): string => STRERROR[e];
+
 export type Result<T> = { ok: true; value: T } | { ok: false; errno: Errno };
 export const ok = <T>(value: T): Result<T> => ({ ok: true, value });
 export const fail = <T = never>(errno: Errno): Result<T> => ({ ok: false, errno });

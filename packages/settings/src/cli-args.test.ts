@@ -134,3 +134,23 @@ describe('--OPTION=help', () => {
     expect(parseCommandLine(['--hostname=help']).listing).toBeUndefined();
   });
 });
+
+describe('getopt_long() as systemd-nspawn uses it', () => {
+  it('takes unique prefixes of long options, and refuses ambiguous ones naming the possibilities', () => {
+    expect(parse('--dir=/x', '--no-pag', '--bind-r', '/srv').settings).toMatchObject({ directory: '/x', customMounts: [{ source: '/srv', readOnly: true }] });
+    expect(() => parse('--net')).toThrow(
+      "option '--net' is ambiguous; possibilities: '--network-interface' '--network-macvlan' '--network-ipvlan' '--network-veth' '--network-veth-extra' '--network-bridge' '--network-zone' '--network-namespace-path'",
+    );
+    expect(() => parse('--qu=1')).toThrow("option '--quiet' doesn't allow an argument");
+    expect(() => parse('--nope=1')).toThrow("unrecognized option '--nope=1'");
+  });
+  it('stops at --help, --version and --OPTION=help as systemd-nspawn does', () => {
+    expect(parse('-h', '--nope').help).toBe(true);
+    expect(parse('--vers', '--nope').version).toBe(true);
+    expect(parse('--cons=help', '--nope').listing?.[0]).toBe('autopipe');
+  });
+  it('refuses -a after -b (and -b after -a) where it sees it', () => {
+    expect(() => parse('-b', '-a', '--nope')).toThrow('--boot and --as-pid2 may not be combined.');
+    expect(() => parse('-ab')).toThrow('--boot and --as-pid2 may not be combined.');
+  });
+});

@@ -1,6 +1,12 @@
 export * from './model.js';
 export * from './values.js';
 export * from './cli-args.js';
+export { CAPABILITIES, capabilityFromName, capabilityName } from './capabilities.js';
+export { CONSOLE_MODES, RESOLV_CONF_MODES, TIMEZONE_MODES } from './grammar.js';
+export { SIGRTMAX, SIGRTMIN, signalFromString, signalName } from './signals.js';
+export { parseRlimitName } from './rlimits.js';
+export { getopt, getoptTable, defaultOrdering, OptionError } from './getopt.js';
+export type { ArgKind, GetoptItem, GetoptOption, GetoptOrdering, GetoptTable } from './getopt.js';
 export { parseNspawnFile, formatNspawnFile, quoteStrvWord } from './nspawn-file.js';
 export type { ParseNspawnOptions, ParseNspawnResult } from './nspawn-file.js';
 export {
@@ -21,5 +27,5 @@ export {
 export type { MergeCommandLine, MergeFile, MergeResult } from './merge.js';
 export { NSPAWN_KEYS, NSPAWN_SECTIONS, lookupKey } from './nspawn-keys.js';
 export type { KeySpec, KeyContext, NspawnSection } from './nspawn-keys.js';
-export { interfacePair, capabilityFromName, capabilityName, signalFromString } from './systemd-values.js';
-export type { InterfaceKind } from './systemd-values.js';
+export { interfacePair } from './net-values.js';
+export type { InterfaceKind } from './net-values.js';

@@ -4,7 +4,7 @@
 import type { Diagnostic, SettingKey, Settings, SettingsMode } from './model.js';
 import { SETTING_KEYS } from './model.js';
 import { parseNspawnFile } from './nspawn-file.js';
-import { pathSimplify } from './systemd-values.js';
+import { pathSimplify } from './paths.js';
 import { machineNameIsValid } from './values.js';
 
 /** The file system as loadSettings() needs it; pass a fake in tests. */

@@ -4,7 +4,7 @@
  */
 import type { SettingKey, Settings, SettingsMode } from './model.js';
 import { RLIMIT_NAMES } from './model.js';
-import { capabilityFromName, capabilityList, capabilityMask } from './systemd-values.js';
+import { capabilityFromName, capabilityList, capabilityMask } from './capabilities.js';
 
 export interface MergeCommandLine {
   settings: Settings;

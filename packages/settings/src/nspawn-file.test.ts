@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { ifnameValid } from './systemd-values.js';
+import { ifnameValid } from './net-values.js';
 import {
   type BindIdmapping,
   type CustomMount,
@@ -10,9 +10,9 @@ import {
   type Settings,
 } from './model.js';
 import { formatNspawnFile, parseNspawnFile, quoteStrvWord } from './nspawn-file.js';
-import { NSPAWN_KEYS, USERNS_OWNERSHIPS } from './nspawn-keys.js';
-import { capabilityList } from './systemd-values.js';
-import { RESOLV_CONF_MODES, TIMEZONE_MODES } from './values.js';
+import { NSPAWN_KEYS } from './nspawn-keys.js';
+import { capabilityList } from './capabilities.js';
+import { RESOLV_CONF_MODES, TIMEZONE_MODES, USERNS_OWNERSHIPS } from './grammar.js';
 
 const parse = (text: string | Uint8Array) => parseNspawnFile(text, { path: '/x/m.nspawn', cwd: '/cwd' });
 const roundTrip = (s: Settings) => parse(formatNspawnFile(s));

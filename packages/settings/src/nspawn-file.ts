@@ -6,8 +6,9 @@ import { parseConfText } from './conf-parser.js';
 import type { CustomMount, Diagnostic, Rlimit, Settings } from './model.js';
 import { RLIMIT_NAMES } from './model.js';
 import { type KeyContext, NSPAWN_SECTIONS, finishSettings, lookupKey } from './nspawn-keys.js';
-import { formatCpuSet, formatRlimitValue } from './systemd-values.js';
-import { signalName } from './values.js';
+import { formatCpuSet } from './grammar.js';
+import { formatRlimitValue } from './rlimits.js';
+import { signalName } from './signals.js';
 
 export interface ParseNspawnOptions {
   /** the file's path, used in diagnostics */

@@ -4,47 +4,37 @@
  * reports an invalid value through ctx.warn() (systemd logs and ignores the line) or ctx.fatal() (systemd refuses
  * the whole file).
  */
-import { WHITESPACE, isEmpty, parseBooleanC, stringIsSafe, cescape } from './c-util.js';
+import { type Errno, type Result, WHITESPACE, cescape, errnoText, isEmpty, parseBooleanC, stringIsSafe } from './c-util.js';
+import { ALL_CAPS, capabilityFromName, capabilityList, capabilityMask } from './capabilities.js';
 import { EXTRACT_RETAIN_ESCAPE, EXTRACT_UNQUOTE, extractFirstWord, splitWords } from './extract-word.js';
 import {
-  type ResolvConfMode,
-  RLIMIT_NAMES,
-  type RlimitName,
-  type Settings,
-  type TimezoneMode,
-  type UserNamespaceOwnership,
-  type VolatileMode,
-} from './model.js';
-import {
-  bindMountParse,
-  capabilityFromName,
-  capabilityList,
-  capabilityMask,
-  checkAbsolutePath,
-  errnoText,
-  exposePortParse,
-  hostnameAndDnsValid,
+  type StringTable,
+  type Unset,
+  UNSET,
+  RESOLV_CONF_MODE,
+  TIMEZONE_MODE,
+  USERNS_OWNERSHIP,
+  VOLATILE_MODE,
+  assign,
   id128FromString,
-  ifnameValid,
-  inaccessibleMountParse,
-  interfacePairsParse,
-  overlayMountParse,
+  id128IsNull,
+  linkJournalFromString,
+  orUnset,
   parseCpuSet,
-  parseLinkJournalC,
   parseOomScoreAdjust,
-  parsePrivateUsersFile,
   parseUserShell,
   personalityFromString,
-  pivotRootParse,
-  rlimitParse,
-  signalFromString,
-  tmpfsMountParse,
+  privateUsersFromString,
+  syscallFilterWords,
   validUserGroupName,
-  vethExtraParse,
-  enumWithBoolean,
-  ALL_CAPS,
-} from './systemd-values.js';
-import { RESOLV_CONF_MODES, TIMEZONE_MODES } from './values.js';
+} from './grammar.js';
+import { RLIMIT_NAMES, type RlimitName, type Settings } from './model.js';
+import { bindMountParse, inaccessibleMountParse, overlayMountParse, pivotRootParse, tmpfsMountParse } from './mounts.js';
+import { exposePortParse, ifnameValid, interfacePairsParse, vethExtraParse } from './net-values.js';
+import { checkAbsolutePath } from './paths.js';
+import { rlimitParse } from './rlimits.js';
+import { signalFromString } from './signals.js';
+import { hostnameAndDnsValid } from './values.js';
 
 export type NspawnSection = 'Exec' | 'Files' | 'Network';
 export const NSPAWN_SECTIONS: readonly NspawnSection[] = ['Exec', 'Network', 'Files'];
@@ -73,18 +63,20 @@ type Fields<T> = { [K in keyof Settings]-?: NonNullable<Settings[K]> extends T ?
 // ---------------------------------------------------------------------------------------------------------------
 // handler factories
 
-/** config_parse_tristate(): a boolean; empty = unset. */
-const tristate =
-  (field: Fields<boolean>) =>
+/**
+ * A key whose value is one field, parsed by a grammar (which may give UNSET: the field is deleted); a value the
+ * grammar refuses is ignored with the message `why` (given the errno where systemd prints it).
+ */
+const setting =
+  <K extends keyof Settings>(field: K, parse: (v: string) => Result<Settings[K] | Unset>, why: string | ((errno: Errno) => string)) =>
   (ctx: KeyContext, v: string): void => {
-    if (v === '') {
-      delete ctx.s[field];
-      return;
-    }
-    const b = parseBooleanC(v);
-    if (b.ok) ctx.s[field] = b.value;
-    else ctx.warn('Failed to parse boolean value, ignoring: Invalid argument');
+    const r = parse(v);
+    if (r.ok) assign(ctx.s, field, r.value);
+    else ctx.warn(typeof why === 'string' ? why : why(r.errno));
   };
+
+/** config_parse_tristate(): a boolean; empty = unset. */
+const tristate = (field: Fields<boolean>) => setting(field, orUnset(parseBooleanC), 'Failed to parse boolean value, ignoring: Invalid argument');
 
 /** config_parse_strv(): quoted words appended; empty = reset. */
 const strv =
@@ -103,12 +95,8 @@ const strv =
 const absolutePath =
   (field: 'workingDirectory' | 'networkNamespacePath') =>
   (ctx: KeyContext, v: string): void => {
-    if (v === '') {
-      delete ctx.s[field];
-      return;
-    }
-    const r = checkAbsolutePath(v);
-    if (r.ok) ctx.s[field] = r.value;
+    const r = v === '' ? { ok: true as const, value: UNSET as Unset } : checkAbsolutePath(v);
+    if (r.ok) assign(ctx.s, field, r.value);
     else ctx.warn(r.why);
   };
 
@@ -145,14 +133,9 @@ const capabilities =
     if (list) ctx.s[field] = list;
   };
 
-/** DEFINE_CONFIG_PARSE_ENUM with boolean aliases. */
-const enumeration =
-  <T extends string>(field: Fields<string>, table: readonly T[], yes: T, what: string) =>
-  (ctx: KeyContext, v: string): void => {
-    const r = enumWithBoolean(table, yes, v);
-    if (r.ok) (ctx.s as Record<string, unknown>)[field] = r.value;
-    else ctx.warn(`Failed to parse ${what}, ignoring: Invalid argument`);
-  };
+/** DEFINE_CONFIG_PARSE_ENUM: a value of a string table (with its boolean aliases). */
+const enumeration = <K extends keyof Settings>(field: K, table: StringTable<NonNullable<Settings[K]> & string>, what: string) =>
+  setting(field, (v) => table.fromString(v), `Failed to parse ${what}, ignoring: Invalid argument`);
 
 /** config_parse_boot() / config_parse_pid2(): the two keys share the start mode. */
 const startMode =
@@ -225,24 +208,13 @@ const EXEC: Array<[string, (ctx: KeyContext, v: string) => void, number?]> = [
       else ctx.warn(`Failed to parse signal, ignoring: ${errnoText(r.errno)}`);
     },
   ],
-  [
-    'Personality',
-    (ctx, v) => {
-      if (v === '') {
-        delete ctx.s.personality;
-        return;
-      }
-      const p = personalityFromString(v);
-      if (p) ctx.s.personality = p;
-      else ctx.warn('Unknown or unsupported personality, ignoring.');
-    },
-  ],
+  ['Personality', setting('personality', orUnset(personalityFromString), 'Unknown or unsupported personality, ignoring.')],
   [
     'MachineID',
     (ctx, v) => {
       const r = id128FromString(v);
       if (!r.ok) ctx.warn('Failed to parse 128-bit ID/UUID, ignoring: Invalid argument');
-      else if (/^0+$/.test(r.value)) ctx.warn('128-bit ID/UUID is all 0, ignoring.');
+      else if (id128IsNull(r.value)) ctx.warn('128-bit ID/UUID is all 0, ignoring.');
       else ctx.s.machineId = r.value;
     },
   ],
@@ -258,24 +230,26 @@ const EXEC: Array<[string, (ctx: KeyContext, v: string) => void, number?]> = [
   [
     'PrivateUsers',
     (ctx, v) => {
-      const r = parsePrivateUsersFile(v);
+      const r = privateUsersFromString(v, true);
       if (r.ok) ctx.s.privateUsers = r.value;
-      else ctx.warn(r.why);
+      // systemd prints the range part in all three messages (a NULL pointer when there is none)
+      else
+        ctx.warn(
+          `${{ range: 'UID/GID range invalid', shift: 'UID/GID shift invalid', combination: 'UID/GID shift and range combination invalid' }[r.part]}, ignoring: ${r.range ?? '(null)'}`,
+        );
     },
   ],
   ['NotifyReady', tristate('notifyReady')],
   [
     'SystemCallFilter',
     (ctx, v) => {
-      const deny = v.startsWith('~');
-      // words are added as they are read: an unparsable word keeps the ones before it
-      const extracted = forEachWord(deny ? v.slice(1) : v, (word) => {
+      // an unparsable word keeps the ones before it
+      const r = syscallFilterWords(v);
+      if (r.names.length > 0) {
         const cur = ctx.s.systemCallFilter ?? { allow: [], deny: [] };
-        ctx.s.systemCallFilter = deny
-          ? { allow: cur.allow, deny: [...cur.deny, word] }
-          : { allow: [...cur.allow, word], deny: cur.deny };
-      });
-      if (!extracted) ctx.warn('Failed to parse SystemCallFilter= parameter, ignoring: Invalid argument');
+        ctx.s.systemCallFilter = r.deny ? { allow: cur.allow, deny: [...cur.deny, ...r.names] } : { allow: [...cur.allow, ...r.names], deny: cur.deny };
+      }
+      if (!r.ok) ctx.warn('Failed to parse SystemCallFilter= parameter, ignoring: Invalid argument');
     },
   ],
   ...RLIMIT_NAMES.map((n): [string, (ctx: KeyContext, v: string) => void] => [`Limit${n}`, rlimit(n)]),
@@ -295,16 +269,9 @@ const EXEC: Array<[string, (ctx: KeyContext, v: string) => void, number?]> = [
   ['NoNewPrivileges', tristate('noNewPrivileges')],
   [
     'OOMScoreAdjust',
-    (ctx, v) => {
-      if (v === '') {
-        delete ctx.s.oomScoreAdjust;
-        return;
-      }
-      const r = parseOomScoreAdjust(v);
-      if (r.ok) ctx.s.oomScoreAdjust = r.value;
-      else if (r.errno === 'ERANGE') ctx.warn('OOM score adjust value out of range, ignoring.');
-      else ctx.warn(`Failed to parse the OOM score adjust value, ignoring: ${errnoText(r.errno)}`);
-    },
+    setting('oomScoreAdjust', orUnset(parseOomScoreAdjust), (e) =>
+      e === 'ERANGE' ? 'OOM score adjust value out of range, ignoring.' : `Failed to parse the OOM score adjust value, ignoring: ${errnoText(e)}`,
+    ),
   ],
   [
     'CPUAffinity',
@@ -318,11 +285,11 @@ const EXEC: Array<[string, (ctx: KeyContext, v: string) => void, number?]> = [
       if (r.cpus) ctx.s.cpuAffinity = [...new Set([...(ctx.s.cpuAffinity ?? []), ...r.cpus])].sort((a, b) => a - b);
     },
   ],
-  ['ResolvConf', enumeration<ResolvConfMode>('resolvConf', RESOLV_CONF_MODES, 'auto', 'resolv.conf mode')],
+  ['ResolvConf', enumeration('resolvConf', RESOLV_CONF_MODE, 'resolv.conf mode')],
   [
     'LinkJournal',
     (ctx, v) => {
-      const r = parseLinkJournalC(v);
+      const r = linkJournalFromString(v);
       if (!r.ok) ctx.warn('Failed to parse link journal mode, ignoring.');
       else {
         ctx.s.linkJournal = r.value.mode;
@@ -330,16 +297,14 @@ const EXEC: Array<[string, (ctx: KeyContext, v: string) => void, number?]> = [
       }
     },
   ],
-  ['Timezone', enumeration<TimezoneMode>('timezone', TIMEZONE_MODES, 'auto', 'timezone mode')],
+  ['Timezone', enumeration('timezone', TIMEZONE_MODE, 'timezone mode')],
   ['SuppressSync', tristate('suppressSync')],
 ];
 
-const VOLATILE_MODES: readonly VolatileMode[] = ['no', 'yes', 'state', 'overlay'];
-export const USERNS_OWNERSHIPS: readonly UserNamespaceOwnership[] = ['off', 'chown', 'map', 'foreign', 'auto'];
 
 const FILES: Array<[string, (ctx: KeyContext, v: string) => void, number?]> = [
   ['ReadOnly', tristate('readOnly')],
-  ['Volatile', enumeration<VolatileMode>('volatile', VOLATILE_MODES, 'yes', 'volatile mode')],
+  ['Volatile', enumeration('volatile', VOLATILE_MODE, 'volatile mode')],
   ...(['Bind', 'BindReadOnly'] as const).map((key): [string, (ctx: KeyContext, v: string) => void] => [
     key,
     (ctx, v) => {
@@ -382,7 +347,7 @@ const FILES: Array<[string, (ctx: KeyContext, v: string) => void, number?]> = [
   ],
   [
     'PrivateUsersOwnership',
-    enumeration<UserNamespaceOwnership>('privateUsersOwnership', USERNS_OWNERSHIPS, 'auto', 'user namespace ownership mode'),
+    enumeration('privateUsersOwnership', USERNS_OWNERSHIP, 'user namespace ownership mode'),
   ],
   [
     'BindUser',
@@ -403,19 +368,7 @@ const FILES: Array<[string, (ctx: KeyContext, v: string) => void, number?]> = [
       if (!extracted) ctx.warn('Failed to parse BindUser= list, ignoring.');
     },
   ],
-  [
-    'BindUserShell',
-    (ctx, v) => {
-      if (v === '') {
-        delete ctx.s.bindUserShell;
-        return;
-      }
-      const r = parseUserShell(v);
-      if (r.ok) ctx.s.bindUserShell = r.value;
-      else ctx.warn('Failed to parse BindUserShell= value, ignoring: Invalid argument');
-    },
-    258,
-  ],
+  ['BindUserShell', setting('bindUserShell', orUnset(parseUserShell), 'Failed to parse BindUserShell= value, ignoring: Invalid argument'), 258],
 ];
 
 const NETWORK: Array<[string, (ctx: KeyContext, v: string) => void, number?]> = [

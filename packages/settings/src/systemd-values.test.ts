@@ -7,19 +7,12 @@ import {
   extractFirstWord,
   splitWords,
 } from './extract-word.js';
-import {
-  USEC_INFINITY,
-  capabilityFromName,
-  checkAbsolutePath,
-  formatRlimitValue,
-  ifnameValid,
-  interfacePair,
-  parseSize,
-  parseTime,
-  pathSimplify,
-  rlimitParse,
-  signalFromString,
-} from './systemd-values.js';
+import { capabilityFromName } from './capabilities.js';
+import { ifnameValid, interfacePair } from './net-values.js';
+import { checkAbsolutePath, pathSimplify } from './paths.js';
+import { formatRlimitValue, rlimitParse } from './rlimits.js';
+import { signalFromString } from './signals.js';
+import { USEC_INFINITY, parseSize, parseTime } from './units.js';
 import {
   parseBoolean,
   parseLinkJournal,
