@@ -52,6 +52,8 @@ export interface ConnectOptions {
   address?: string;
   /** give up connecting after this long (default 10 s) */
   timeoutMs?: number;
+  /** give up waiting for a method call's reply after this long (default 25 s, as sd-bus) */
+  callTimeoutMs?: number;
 }
 
 /**
@@ -112,13 +114,21 @@ export async function connectSystemBus(opts: ConnectOptions = {}): Promise<Bus> 
         member: m.member,
         ...(m.signature ? { signature: m.signature, body: toLib(lib, m.body ?? []) as unknown[] } : {}),
       });
+      let timer: NodeJS.Timeout | undefined;
       try {
-        const reply = await raw.call(msg);
+        // sd-bus's default method call timeout (25 s): a reply that never comes must not hang the caller
+        const timeout = new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new BusError('org.freedesktop.DBus.Error.Timeout', 'Connection timed out')), opts.callTimeoutMs ?? 25_000);
+        });
+        const reply = await Promise.race([raw.call(msg), timeout]);
         return fromLib(lib, reply?.body ?? []) as unknown[];
       } catch (e) {
+        if (e instanceof BusError) throw e;
         const err = e as { type?: string; text?: string; message?: string };
         if (err && typeof err.type === 'string') throw new BusError(err.type, err.text ?? err.message ?? err.type);
         throw new BusError('org.freedesktop.DBus.Error.Failed', errnoText(e));
+      } finally {
+        clearTimeout(timer);
       }
     },
     onSignal(h) {

@@ -34,6 +34,8 @@ export class MachinedError extends Error {
 const KINDS: Record<string, MachinedErrorKind> = {
   'org.freedesktop.DBus.Error.ServiceUnknown': 'no-service',
   'org.freedesktop.DBus.Error.NameHasNoOwner': 'no-service',
+  'org.freedesktop.systemd1.UnitMasked': 'no-service',
+  'org.freedesktop.DBus.Error.Spawn.ServiceNotFound': 'no-service',
   'org.freedesktop.DBus.Error.AccessDenied': 'access-denied',
   'org.freedesktop.DBus.Error.InteractiveAuthorizationRequired': 'access-denied',
   'org.freedesktop.machine1.MachineExists': 'exists',

@@ -189,14 +189,21 @@ export async function bootSystemdHost(opts: BootOptions = {}): Promise<SystemdHo
       if (pid && nspawn!.exitCode === null && nspawn!.signalCode === null) {
         // SIGTERM: systemd-nspawn sends its kill signal (SIGRTMIN+3 with -b): systemd halts, the container ends
         process.kill(pid, 'SIGTERM');
-        const until = Date.now() + 30_000;
+        const until = Date.now() + 20_000;
         while (alive(pid) && Date.now() < until) await sleep(50);
-        if (alive(pid)) process.kill(pid, 'SIGKILL');
+        if (alive(pid)) {
+          log(`systemd host ${name}: not halted after 20 s (a unit waiting for its stop timeout?): SIGKILL`);
+          process.kill(pid, 'SIGKILL');
+        }
       }
       // reaped (no zombie left)
       if (nspawn && nspawn.exitCode === null && nspawn.signalCode === null) await new Promise((r) => nspawn!.once('exit', r));
       // the host's PID 1 dies with systemd-nspawn (its parent-death signal); its whole PID namespace with it
-      const until = Date.now() + 15_000;
+      let until = Date.now() + 5_000;
+      while (leader && alive(leader) && Date.now() < until) await sleep(50);
+      // systemd-nspawn killed: its container's PID 1 (started by it for us) goes too, and its PID namespace with it
+      if (leader && alive(leader)) process.kill(leader, 'SIGKILL');
+      until = Date.now() + 10_000;
       while (leader && alive(leader) && Date.now() < until) await sleep(50);
       if (leader && alive(leader)) throw new Error(`systemd host ${name}: PID 1 (${leader}) is still alive`);
       for (let i = 0; ; i++) {
