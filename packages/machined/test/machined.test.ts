@@ -99,6 +99,17 @@ describe('CreateMachineWithNetwork (no --keep-unit)', () => {
       State: 'running',
     });
     expect(await machines()).toMatch(/^mh-reg\s+container\s+nspawn\s/m);
+    // the client side, as a user that is not root (machined lets anyone list, as machinectl does)
+    const lister = register({ mode: 'list', name: 'mh-reg' }, { asUser: '65534' });
+    const listed = await lister.next();
+    expect(listed, lister.stderr()).toMatchObject({ event: 'listed' });
+    expect(listed.machines).toEqual([
+      { name: '.host', class: 'host', service: '', objectPath: '/org/freedesktop/machine1/machine/_2ehost' },
+      { name: 'mh-reg', class: 'container', service: 'nspawn', objectPath: '/org/freedesktop/machine1/machine/mh_2dreg' },
+    ]);
+    const sh = await show('mh-reg');
+    expect(listed.properties).toMatchObject({ Name: sh.Name, Id: sh.Id, Service: sh.Service, Unit: sh.Unit, Leader: Number(sh.Leader), Class: sh.Class, RootDirectory: sh.RootDirectory, State: sh.State, NetworkInterfaces: [] });
+    expect(await lister.exited).toBe(0);
     const status = await host.run(['machinectl', 'status', 'mh-reg', '--no-pager']);
     expect(status).toContain('Unit: machine-mh\\x2dreg.scope');
     expect(status).toMatch(new RegExp(`${leader} sleep 1000`));
