@@ -42,6 +42,7 @@ describe('Machined.register', () => {
       objectPath: '/org/freedesktop/machine1/machine/mh_2dbox',
       unit: 'machine-mh\\x2dbox.scope',
       controlGroup: '/machine.slice/machine-mh\\x2dbox.scope',
+      unitObjectPath: '/org/freedesktop/systemd1/unit/x',
     });
     expect(bus.calls.map((c) => c.member)).toEqual(['CreateMachineWithNetwork', 'GetAll', 'GetUnit', 'Get']);
     expect(bus.calls[1]).toMatchObject({ path: '/org/freedesktop/machine1/machine/mh_2dbox', body: ['org.freedesktop.machine1.Machine'] });
@@ -116,7 +117,7 @@ describe('the rest of the client', () => {
       if (m.member === 'Get') return [new Variant('s', '/machine.slice/mh-box.scope')];
       return [];
     });
-    expect(await new Machined(bus).allocateScope(spec, { isDevice: () => false })).toEqual({ unit: 'mh-box.scope', controlGroup: '/machine.slice/mh-box.scope' });
+    expect(await new Machined(bus).allocateScope(spec, { isDevice: () => false })).toEqual({ unit: 'mh-box.scope', controlGroup: '/machine.slice/mh-box.scope', unitObjectPath: '/unit/mh_2dbox_2escope' });
     expect(bus.matches[0]).toContain("member='JobRemoved'");
     const failing = recordingBus((m) => {
       if (m.member === 'StartTransientUnit') {

@@ -22,6 +22,8 @@ export interface Registration {
    * (hybrid); delegated to the caller, who may create sub-cgroups (payload/) in it
    */
   controlGroup: string;
+  /** systemd's object path of the unit: the `path` of the RequestStop signal systemd sends about it */
+  unitObjectPath: string;
 }
 
 /** A machine as ListMachines lists it. */
@@ -90,7 +92,8 @@ export class Machined {
     const [objectPath] = (await this.call('Failed to register machine', msg)) as [string];
     try {
       const props = await this.getMachineProperties(spec.name, objectPath);
-      return { name: spec.name, objectPath, unit: props.Unit, controlGroup: await this.unitControlGroup(props.Unit) };
+      const unit = await this.unitInfo(props.Unit);
+      return { name: spec.name, objectPath, unit: props.Unit, controlGroup: unit.controlGroup, unitObjectPath: unit.objectPath };
     } catch (e) {
       // registered, but not usable: do not leave it behind
       await this.unregister(spec.name);
@@ -154,6 +157,10 @@ export class Machined {
 
   /** systemd's ControlGroup of a unit (`GetUnit`, then the property of the unit's type). */
   async unitControlGroup(unit: string): Promise<string> {
+    return (await this.unitInfo(unit)).controlGroup;
+  }
+
+  private async unitInfo(unit: string): Promise<{ objectPath: string; controlGroup: string }> {
     const [path] = (await this.call(`Failed to get unit ${unit}`, { ...SYSTEMD, member: 'GetUnit', signature: 's', body: [unit] })) as [string];
     const [cg] = (await this.call(`Failed to get the control group of ${unit}`, {
       destination: SYSTEMD.destination,
@@ -165,7 +172,7 @@ export class Machined {
     })) as [unknown];
     const value = String(unwrap(cg) ?? '');
     if (!value) throw new MachinedError(`Unit ${unit} has no control group (not running?)`, 'other');
-    return value;
+    return { objectPath: path, controlGroup: value };
   }
 
   /**
@@ -173,7 +180,10 @@ export class Machined {
    * in machine.slice or --slice) with the leader in it; resolves once its start job is done.
    * Errors: "Failed to allocate scope: ...".
    */
-  async allocateScope(spec: MachineSpec, opts: { isDevice?: DeviceCheck; timeoutMs?: number } = {}): Promise<{ unit: string; controlGroup: string }> {
+  async allocateScope(
+    spec: MachineSpec,
+    opts: { isDevice?: DeviceCheck; timeoutMs?: number } = {},
+  ): Promise<{ unit: string; controlGroup: string; unitObjectPath: string }> {
     let msg: MethodCall;
     try {
       msg = allocateScopeCall(spec, this.bus.uniqueName, opts.isDevice);
@@ -212,7 +222,8 @@ export class Machined {
     } finally {
       off();
     }
-    return { unit, controlGroup: await this.unitControlGroup(unit) };
+    const info = await this.unitInfo(unit);
+    return { unit, controlGroup: info.controlGroup, unitObjectPath: info.objectPath };
   }
 
   /** `terminate_scope()`: AbandonScope, KillUnit(all, SIGKILL), UnrefUnit, each failure ignored (as 252 does). */

@@ -132,7 +132,7 @@ describe('CreateMachineWithNetwork (no --keep-unit)', () => {
     );
     // machinectl terminate: systemd asks the Controller (us) to stop (RequestStop), we kill the leader
     await host.run(['machinectl', 'terminate', 'mh-reg']);
-    expect(await r.next()).toMatchObject({ event: 'request-stop' });
+    expect(await r.next()).toMatchObject({ event: 'request-stop', ours: true });
     expect(await r.next()).toMatchObject({ event: 'ended' });
     expect(await r.exited).toBe(0);
     expect(await isAlive(leader)).toBe(false);

@@ -77,7 +77,7 @@ describe('over a real bus daemon', () => {
         { name: 'mh-wire', uuid: 'abababababababababababababababab', leader: 4242, rootDirectory: '/var/lib/machines/mh-wire', netifs: [3], slice: 'mh', properties: ['MemoryMax=infinity', 'AllowedCPUs=0-1', 'After=a.service b.service'], killSignal: 37 },
         { isDevice: () => false },
       );
-      expect(reg).toEqual({ name: 'mh-wire', objectPath: '/org/freedesktop/machine1/machine/mh_2dwire', unit: 'machine-mh\\x2dwire.scope', controlGroup: '/machine.slice/machine-mh\\x2dwire.scope' });
+      expect(reg).toEqual({ name: 'mh-wire', objectPath: '/org/freedesktop/machine1/machine/mh_2dwire', unit: 'machine-mh\\x2dwire.scope', controlGroup: '/machine.slice/machine-mh\\x2dwire.scope', unitObjectPath: '/org/freedesktop/systemd1/unit/machine_2dmh_5cx2dwire_2escope' });
       const create = received[0]!;
       expect(create.signature).toBe('sayssusaia(sv)');
       expect(create.body.slice(0, 7)).toEqual(['mh-wire', Buffer.alloc(16, 0xab), 'nspawn', 'container', 4242, '/var/lib/machines/mh-wire', [3]]);
