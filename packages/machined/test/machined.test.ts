@@ -7,7 +7,7 @@
 import { type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { bootSystemdHost, INNER_TREE, type SystemdHost } from '@nspawn/systemd-host';
 
 const SCRIPT = join(fileURLToPath(new URL('.', import.meta.url)), 'fixtures/register.mjs');
@@ -18,6 +18,15 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await host?.shutdown();
+});
+// a failed test must not leave its machine to the next one: SIGKILL to everything in each machine's unit
+afterEach(async () => {
+  if (!host) return;
+  const left = (await host.exec(['machinectl', 'list', '--no-legend', '--no-pager'])).stdout.trim();
+  for (const name of left.split('\n').filter(Boolean).map((l) => l.split(/\s+/)[0]!)) {
+    await host.exec(['machinectl', 'kill', '--kill-whom=all', '--signal=SIGKILL', name]);
+  }
+  for (let i = 0; i < 100 && (await host.exec(['machinectl', 'list', '--no-legend', '--no-pager'])).stdout.trim(); i++) await new Promise((r) => setTimeout(r, 50));
 });
 
 interface Ev {
@@ -103,7 +112,8 @@ describe('CreateMachineWithNetwork (no --keep-unit)', () => {
     const lister = register({ mode: 'list', name: 'mh-reg' }, { asUser: '65534' });
     const listed = await lister.next();
     expect(listed, lister.stderr()).toMatchObject({ event: 'listed' });
-    expect(listed.machines).toEqual([
+    // (machined's order is its hashmap's)
+    expect((listed.machines as { name: string }[]).sort((a, b) => a.name.localeCompare(b.name))).toEqual([
       { name: '.host', class: 'host', service: '', objectPath: '/org/freedesktop/machine1/machine/_2ehost' },
       { name: 'mh-reg', class: 'container', service: 'nspawn', objectPath: '/org/freedesktop/machine1/machine/mh_2dreg' },
     ]);

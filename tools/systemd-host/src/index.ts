@@ -42,7 +42,7 @@ export interface BootOptions {
 }
 
 export interface ExecOptions {
-  /** stdin (default: empty) */
+  /** stdin (default: none, /dev/null) */
   input?: string;
   /** default 60 s; the process is killed (SIGKILL, by PID) after it */
   timeoutMs?: number;
@@ -162,6 +162,8 @@ function collect(child: ChildProcess, input: string | undefined, timeoutMs: numb
       clearTimeout(timer);
       resolvePromise({ code, signal, stdout, stderr });
     });
+    // a command that exits before reading its input: EPIPE on our side, not an error of the command
+    child.stdin?.on('error', () => {});
     child.stdin?.end(input ?? '');
   });
 }
@@ -287,7 +289,12 @@ export async function bootSystemdHost(opts: BootOptions = {}): Promise<SystemdHo
       nspawnPid,
       leader,
       timings: { copyMs, bootMs },
-      exec: (argv, o) => collect(spawn('/usr/bin/nsenter', argvFor(argv, o), { env: envFor(o) }), o?.input, o?.timeoutMs ?? 60_000),
+      exec: (argv, o) =>
+        collect(
+          spawn('/usr/bin/nsenter', argvFor(argv, o), { env: envFor(o), stdio: [o?.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] }),
+          o?.input,
+          o?.timeoutMs ?? 60_000,
+        ),
       async run(argv, o) {
         const r = await host.exec(argv, o);
         if (r.code !== 0) throw new Error(`in ${name}: ${argv.join(' ')}: exit ${r.code ?? r.signal}\n${r.stderr}${r.stdout}`);
