@@ -28,7 +28,8 @@ beforeAll(async () => {
 <busconfig><type>custom</type><listen>${address}</listen><auth>EXTERNAL</auth>
 <policy context="default"><allow send_destination="*" eavesdrop="true"/><allow eavesdrop="true"/><allow own="*"/></policy></busconfig>`,
   );
-  daemon = spawn('/usr/bin/dbus-daemon', ['--config-file', join(dir, 'bus.conf'), '--nofork', '--nosyslog'], { stdio: 'ignore' });
+  // (a parent-death signal: a killed test run leaves no bus daemon behind)
+  daemon = spawn('/usr/bin/setpriv', ['--pdeathsig', 'KILL', '--', '/usr/bin/dbus-daemon', '--config-file', join(dir, 'bus.conf'), '--nofork', '--nosyslog'], { stdio: 'ignore' });
   for (let i = 0; i < 200 && !existsSync(`${dir}/bus`); i++) await new Promise((r) => setTimeout(r, 10));
   // a stand-in machined and systemd: records the calls, answers the way the real ones do
   service = dbus.sessionBus({ busAddress: address });
