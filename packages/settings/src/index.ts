@@ -23,3 +23,5 @@ export { NSPAWN_KEYS, NSPAWN_SECTIONS, lookupKey } from './nspawn-keys.js';
 export type { KeySpec, KeyContext, NspawnSection } from './nspawn-keys.js';
 export { interfacePair, capabilityFromName, capabilityName, signalFromString } from './systemd-values.js';
 export type { InterfaceKind } from './systemd-values.js';
+export { HOST_NAME_MAX, NAME_MAX, filenameIsValid, hostnameIsValid, imageNameIsValid, machineNameIsValid } from './names.js';
+export type { HostnameFlags } from './names.js';
