@@ -91,7 +91,8 @@ export interface RegisterParams {
   id?: string;
   service?: string;
   class: string;
-  leader: number;
+  /** the machine's PID 1 as the host sees it; left out, the calling process registers itself (as with machined) */
+  leader?: number;
   supervisor?: number;
   rootDirectory?: string;
   ifIndices?: number[];
