@@ -1,6 +1,7 @@
 /** nspawnctl's image verbs over io.systemd.MachineImage, and the tar transfers (@nspawn/import). */
 import { exportTar, importTar, pullTar, type ProgressFn } from '@nspawn/import';
 import { type MachineImageInfo as Image, type MachineInfo, nspawndPaths } from '@nspawn/runtime';
+import { imageNameIsValid } from '@nspawn/settings';
 import type { CtlOptions } from './ctl-common.js';
 
 export interface CtlContext {
@@ -26,6 +27,19 @@ export function formatBytes(n: number | undefined): string {
     i++;
   }
   return i === 0 ? `${v}B` : `${v.toFixed(1)}${units[i]}`;
+}
+
+/**
+ * NAMES are image names (image_name_is_valid(), the rule nspawnd and the store apply too): ".", "..", "a/b", ""
+ * and the like are refused here with machined's message, before anything is asked or touched.
+ */
+function checkImageNames(ctx: CtlContext, ...names: Array<string | undefined>): void {
+  for (const n of names) {
+    if (n === undefined || imageNameIsValid(n)) continue;
+    // eslint-disable-next-line no-control-regex
+    const shown = n.replace(/[\x00-\x1f\x7f\\']/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+    ctx.fail(`Image name '${shown.length > 300 ? `${shown.slice(0, 300)}...` : shown}' is invalid.`);
+  }
 }
 
 const time = (usec: number | undefined) => (usec ? new Date(usec / 1000).toUTCString() : '-');
@@ -70,6 +84,7 @@ const listImages: Verb = async (_args, opts, ctx) => {
 
 const imageStatus: Verb = async (args, opts, ctx) => {
   if (args.length === 0) ctx.fail('image-status needs an image name.');
+  checkImageNames(ctx, ...args);
   const all: Image[] = [];
   for (const name of args) all.push((await ctx.call('io.systemd.MachineImage.List', { name }))[0] as unknown as Image);
   if (opts.output === 'json' || opts.output === 'json-pretty') {
@@ -102,18 +117,21 @@ const imageStatus: Verb = async (args, opts, ctx) => {
 
 const clone: Verb = async (args, opts, ctx) => {
   if (args.length !== 2) ctx.fail('clone needs an image name and a new name.');
+  checkImageNames(ctx, ...args);
   await ctx.call('io.systemd.MachineImage.Clone', { name: args[0], newName: args[1], readOnly: opts.readOnly });
   return 0;
 };
 
 const rename: Verb = async (args, _opts, ctx) => {
   if (args.length !== 2) ctx.fail('rename needs an image name and a new name.');
+  checkImageNames(ctx, ...args);
   await ctx.call('io.systemd.MachineImage.Update', { name: args[0], newName: args[1] });
   return 0;
 };
 
 const readOnly: Verb = async (args, _opts, ctx) => {
   if (args.length < 1 || args.length > 2) ctx.fail('read-only needs an image name and optionally a boolean.');
+  checkImageNames(ctx, args[0]);
   let ro = true;
   if (args[1] !== undefined) {
     const v = args[1].toLowerCase();
@@ -127,12 +145,14 @@ const readOnly: Verb = async (args, _opts, ctx) => {
 
 const remove: Verb = async (args, _opts, ctx) => {
   if (args.length === 0) ctx.fail('remove needs an image name.');
+  checkImageNames(ctx, ...args);
   for (const name of args) await ctx.call('io.systemd.MachineImage.Remove', { name });
   return 0;
 };
 
 const setLimit: Verb = async (args, _opts, ctx) => {
   if (args.length < 1 || args.length > 2) ctx.fail('set-limit needs [NAME] BYTES.');
+  if (args.length === 2) checkImageNames(ctx, args[0]);
   const bytes = parseBytes(args[args.length - 1]!);
   if (bytes === undefined) ctx.fail(`Failed to parse size: ${args[args.length - 1]}`);
   if (args.length === 2) await ctx.call('io.systemd.MachineImage.Update', { name: args[0], limit: bytes });
@@ -178,6 +198,7 @@ function progressBar(quiet: boolean): ProgressFn | undefined {
 
 const pull: Verb = async (args, opts, ctx) => {
   if (args.length < 1 || args.length > 2) ctx.fail('pull-tar needs URL [NAME].');
+  checkImageNames(ctx, args[1]);
   const progress = progressBar(opts.quiet);
   const r = await pullTar(args[0]!, {
     ...(args[1] !== undefined ? { name: args[1] } : {}),
@@ -194,6 +215,7 @@ const pull: Verb = async (args, opts, ctx) => {
 
 const importVerb: Verb = async (args, opts, ctx) => {
   if (args.length < 1 || args.length > 2) ctx.fail('import-tar needs FILE [NAME].');
+  checkImageNames(ctx, args[1]);
   const r = await importTar(args[0]!, { ...(args[1] !== undefined ? { name: args[1] } : {}), root: nspawndPaths().images });
   if (!opts.quiet) ctx.err(`Imported '${r.name}' into ${r.path}.\n`);
   return 0;
@@ -201,6 +223,7 @@ const importVerb: Verb = async (args, opts, ctx) => {
 
 const exportVerb: Verb = async (args, opts, ctx) => {
   if (args.length < 1 || args.length > 2) ctx.fail('export-tar needs NAME [FILE].');
+  checkImageNames(ctx, args[0]);
   const img = (await ctx.call('io.systemd.MachineImage.List', { name: args[0] }))[0] as unknown as Image;
   await exportTar(img.path!, args[1] ?? '-');
   if (!opts.quiet && args[1] !== undefined) ctx.err(`Exported '${img.name}' to ${args[1]}.\n`);

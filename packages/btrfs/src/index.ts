@@ -59,6 +59,8 @@ export {
   ImageError,
   type ImageErrorCode,
   type ImageInfo,
+  findImage,
+  type ImageLocation,
   imageNameIsValid,
   imageStatus,
   type ImageType,

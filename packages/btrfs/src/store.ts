@@ -5,8 +5,9 @@
  * Every change takes the image's lock (the same lock systemd-nspawn holds while it runs the image), so a running
  * image is never removed, renamed or changed.
  */
-import { copyFileSync, constants as fsConstants, existsSync, lstatSync, readdirSync, renameSync, statSync, unlinkSync, chmodSync, type Stats } from 'node:fs';
-import { join } from 'node:path';
+import { copyFileSync, constants as fsConstants, existsSync, lstatSync, readdirSync, realpathSync, renameSync, statSync, unlinkSync, chmodSync, type Stats } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { imageNameIsValid } from '@nspawn/settings';
 import { copyTree } from './copy.js';
 import { cleanEphemeralOrphans, EPHEMERAL_PREFIX, removeEphemeral } from './ephemeral.js';
 import { ImageBusyError, isImageLocked, lockImage, lockingDisabled } from './lock.js';
@@ -58,42 +59,106 @@ export interface StoreOptions {
   env?: NodeJS.ProcessEnv;
 }
 
-export type ImageErrorCode = 'ENOENT' | 'EEXIST' | 'EBUSY' | 'EINVAL' | 'EROFS' | 'ENOTCONN' | 'EOPNOTSUPP';
+export type ImageErrorCode = 'ENOENT' | 'EEXIST' | 'EBUSY' | 'EINVAL' | 'EPERM' | 'EROFS' | 'ENOTCONN' | 'EOPNOTSUPP';
 
 /** A refused or failed store operation; `code` says why. */
 export class ImageError extends SysError {
   override name = 'ImageError';
   constructor(message: string, code: ImageErrorCode) {
-    super(message, { ENOENT: 2, EEXIST: 17, EBUSY: 16, EINVAL: 22, EROFS: 30, ENOTCONN: 107, EOPNOTSUPP: 95 }[code], code);
+    super(message, { ENOENT: 2, EEXIST: 17, EBUSY: 16, EINVAL: 22, EPERM: 1, EROFS: 30, ENOTCONN: 107, EOPNOTSUPP: 95 }[code], code);
   }
 }
 
-/** image_name_is_valid(): a file name, no control characters, not a ".#" temporary. */
-export function imageNameIsValid(name: string): boolean {
-  if (name === '' || name === '.' || name === '..' || name.includes('/') || Buffer.byteLength(name) > 255) return false;
-  if (/[\x00-\x1f\x7f]/.test(name)) return false;
-  return !name.startsWith('.#');
-}
+/**
+ * image_name_is_valid() of systemd 252: a file name (never ".", ".." or anything with "/", at most 255 bytes), no
+ * control characters, valid UTF-8, not a ".#" temporary. The rule is @nspawn/settings' (one rule for every package).
+ */
+export { imageNameIsValid };
 
 const rootOf = (o: StoreOptions) => o.root ?? DEFAULT_IMAGE_ROOT;
 
-function inspect(root: string, entry: string, env: NodeJS.ProcessEnv): ImageInfo | undefined {
-  const path = join(root, entry);
-  let st: Stats;
+/** Where an image of the store is: its entry in the store and the real path that entry leads to. */
+export interface ImageLocation {
+  /** the image name (for a raw image, without ".raw") */
+  name: string;
+  /** the store's entry: ROOT/NAME or ROOT/NAME.raw */
+  path: string;
+  /** where it leads, symlinks resolved: always strictly inside the store's own real path */
+  realPath: string;
+  /** the entry is a symlink (removing the image removes the link only) */
+  symlink: boolean;
+  type: ImageType;
+  /** stat() of the real path */
+  stat: Stats;
+}
+
+function storeRealPath(root: string): string {
   try {
-    st = statSync(path); // a symlink to an image counts as the image (machinectl does too)
+    return realpathSync(root);
+  } catch {
+    return resolve(root);
+  }
+}
+
+const strictlyBelow = (path: string, dir: string) => (dir === '/' ? path !== '/' : path.startsWith(`${dir}/`));
+
+/**
+ * The store's entry ENTRY as an image, or undefined when it is none (missing, dangling, not a directory or .raw
+ * file). A symlink is followed as systemd's discovery follows it, but only as far as the store: one that leads to
+ * the store itself, above it or anywhere outside it is refused (ImageError EPERM, naming where it leads).
+ */
+function locateEntry(root: string, entry: string): ImageLocation | undefined {
+  const path = join(root, entry);
+  let lst: Stats;
+  try {
+    lst = lstatSync(path);
   } catch {
     return undefined;
+  }
+  let realPath = path;
+  let st = lst;
+  const symlink = lst.isSymbolicLink();
+  if (symlink) {
+    try {
+      realPath = realpathSync(path);
+      st = statSync(realPath);
+    } catch {
+      return undefined; // dangling
+    }
+    const store = storeRealPath(root);
+    if (!strictlyBelow(realPath, store))
+      throw new ImageError(`Image "${entry.endsWith('.raw') && st.isFile() ? entry.slice(0, -4) : entry}" is a symlink to ${realPath}, outside the image store ${root}: refusing to use it`, 'EPERM');
   }
   let name: string;
   let type: ImageType;
   if (st.isDirectory()) {
     name = entry;
-    type = isSubvolume(path) ? 'subvolume' : 'directory';
+    type = isSubvolume(realPath) ? 'subvolume' : 'directory';
   } else if (st.isFile() && entry.endsWith('.raw') && entry.length > 4) {
     name = entry.slice(0, -4);
     type = 'raw';
   } else return undefined;
+  if (!imageNameIsValid(name)) return undefined;
+  return { name, path, realPath, symlink, type, stat: st };
+}
+
+/**
+ * The one way from an image name to a path: NAME must be a valid image name (ImageError EINVAL otherwise: ".",
+ * "..", "a/b", "" never reach the file system), the entry NAME or NAME.raw must exist (ENOENT), and where it leads
+ * must stay inside the store (EPERM). No stat of quota or locks: cheap enough for a start.
+ */
+export function findImage(name: string, opts: StoreOptions = {}): ImageLocation {
+  const root = rootOf(opts);
+  if (!imageNameIsValid(name)) throw new ImageError(`Invalid image name "${name}"`, 'EINVAL');
+  for (const entry of [name, `${name}.raw`]) {
+    const loc = locateEntry(root, entry);
+    if (loc && loc.name === name) return loc;
+  }
+  throw new ImageError(`No image "${name}" in ${root}`, 'ENOENT');
+}
+
+function inspect(loc: ImageLocation, env: NodeJS.ProcessEnv): ImageInfo {
+  const { name, path, type, stat: st } = loc;
   const info: ImageInfo = {
     name,
     path,
@@ -144,22 +209,23 @@ export function listImages(opts: StoreOptions & { hidden?: boolean } = {}): Imag
   for (const e of entries) {
     if (e.endsWith('.lck') || e.endsWith('.nspawn')) continue;
     if (!opts.hidden && e.startsWith('.')) continue;
-    const i = inspect(root, e, opts.env ?? process.env);
-    if (i) out.push(i);
+    let loc: ImageLocation | undefined;
+    try {
+      loc = locateEntry(root, e);
+    } catch {
+      continue; // a symlink out of the store is no image
+    }
+    if (loc) out.push(inspect(loc, opts.env ?? process.env));
   }
   return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
 
-/** One image's status; ImageError ENOENT when there is none of that name. */
+/**
+ * One image's status; ImageError ENOENT when there is none of that name, EINVAL for an invalid name, EPERM for a
+ * symlink that leads out of the store (see findImage()).
+ */
 export function imageStatus(name: string, opts: StoreOptions = {}): ImageInfo {
-  const root = rootOf(opts);
-  if (name === '' || name.includes('/')) throw new ImageError(`Invalid image name "${name}"`, 'EINVAL');
-  for (const entry of [name, `${name}.raw`]) {
-    if (!existsSync(join(root, entry))) continue;
-    const i = inspect(root, entry, opts.env ?? process.env);
-    if (i) return i;
-  }
-  throw new ImageError(`No image "${name}" in ${root}`, 'ENOENT');
+  return inspect(findImage(name, opts), opts.env ?? process.env);
 }
 
 function checkNewName(name: string, root: string): void {
@@ -192,20 +258,24 @@ function lockOrBusy(path: string, env: NodeJS.ProcessEnv, name: string) {
 export function cloneImage(source: string, dest: string, opts: StoreOptions & { readOnly?: boolean } = {}): ImageInfo {
   const root = rootOf(opts);
   const env = opts.env ?? process.env;
-  const src = imageStatus(source, opts);
+  const src = findImage(source, opts);
   checkNewName(dest, root);
   const destPath = join(root, src.type === 'raw' ? `${dest}.raw` : dest);
+  // never reachable through a valid name and the resolver, and never to be: a copy into its own source
+  const destReal = join(storeRealPath(root), src.type === 'raw' ? `${dest}.raw` : dest);
+  if (destReal === src.realPath || strictlyBelow(destReal, src.realPath) || strictlyBelow(src.realPath, destReal))
+    throw new ImageError(`Cannot clone image "${source}" into itself (${destPath} is inside ${src.realPath})`, 'EINVAL');
   const lock = lockOrBusy(destPath, env, dest);
   try {
-    if (src.type === 'subvolume') snapshotSubvolume(src.path, destPath, { readOnly: opts.readOnly === true });
+    if (src.type === 'subvolume') snapshotSubvolume(src.realPath, destPath, { readOnly: opts.readOnly === true });
     else if (src.type === 'directory') {
-      const st = copyTree(src.path, destPath, { subvolume: true });
+      const st = copyTree(src.realPath, destPath, { subvolume: true });
       if (opts.readOnly) {
         if (st.subvolume) setSubvolumeReadOnly(destPath, true);
         else setImmutable(destPath, true);
       }
     } else {
-      copyRaw(src.path, destPath);
+      copyRaw(src.realPath, destPath);
       if (opts.readOnly) chmodSync(destPath, statSync(destPath).mode & ~0o222);
     }
   } catch (e) {

@@ -7,6 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { machineNameIsValid } from '@nspawn/settings';
 import { varlinkCall, VarlinkError } from './varlink.js';
 
 export const DEFAULT_RUNTIME_DIR = '/run/nspawn';
@@ -90,7 +91,8 @@ export interface RegisterParams {
   id?: string;
   service?: string;
   class: string;
-  leader: number;
+  /** the machine's PID 1 as the host sees it; left out, the calling process registers itself (as with machined) */
+  leader?: number;
   supervisor?: number;
   rootDirectory?: string;
   ifIndices?: number[];
@@ -132,9 +134,12 @@ export function isNoDaemon(e: unknown): boolean {
   return code === 'ENOENT' || code === 'ECONNREFUSED';
 }
 
-/** A machine name as machined accepts it: a valid host name of at most 64 characters. */
+/**
+ * A machine name as machined accepts it: `hostname_is_valid(name, 0)`, @nspawn/settings' machineNameIsValid (the one
+ * rule every package uses; no "_", no "..", at most 64 bytes).
+ */
 export function isValidMachineName(name: string): boolean {
-  return name.length > 0 && name.length <= 64 && /^[A-Za-z0-9]([A-Za-z0-9-_.]*[A-Za-z0-9])?$/.test(name) && !name.includes('..');
+  return machineNameIsValid(name);
 }
 
 /** Where nspawnd keeps things; each can be moved by an environment variable (tests use their own). */

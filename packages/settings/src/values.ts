@@ -40,28 +40,9 @@ export function parseBoolean(v: string): boolean {
 const HOST_NAME_MAX = 64;
 const isLdh = (c: string) => /^[A-Za-z0-9-]$/.test(c);
 
-/** hostname_is_valid(s, 0) */
-export function hostnameIsValid(s: string): boolean {
-  if (s.length === 0 || s.length > HOST_NAME_MAX) return false;
-  let dot = true;
-  let hyphen = true;
-  for (const c of s) {
-    if (c === '.') {
-      if (dot || hyphen) return false;
-      dot = true;
-      hyphen = false;
-    } else if (c === '-') {
-      if (dot) return false;
-      dot = false;
-      hyphen = true;
-    } else {
-      if (!isLdh(c)) return false;
-      dot = false;
-      hyphen = false;
-    }
-  }
-  return !dot && !hyphen;
-}
+// the name rules live in names.ts (one rule for every package); kept exported from here for the existing importers
+import { hostnameIsValid } from './names.js';
+export { hostnameIsValid, machineNameIsValid } from './names.js';
 
 /** hostname_cleanup(): drops what a hostname may not contain (used for the default machine name). */
 export function hostnameCleanup(s: string): string {
@@ -89,9 +70,6 @@ export function hostnameCleanup(s: string): string {
   while (out.endsWith('-') || out.endsWith('.')) out = out.slice(0, -1);
   return out;
 }
-
-/** Machine names are hostnames (machine_name_is_valid()). */
-export const machineNameIsValid = hostnameIsValid;
 
 /** hostname_is_valid(s, 0) && dns_name_is_valid(s): also no label longer than 63 characters. */
 export function hostnameAndDnsValid(s: string): 'ok' | 'hostname' | 'dns' {
