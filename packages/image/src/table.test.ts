@@ -99,14 +99,14 @@ describe('the backup header', () => {
 
   it('is used when the primary entry array is corrupt', () => {
     const t = table(
-      buildGpt({ sectors: 4096, partitions: [{ type: root, first: 2048, last: 3000 }], corruptEntries: (e, w) => w === 'primary' && (e[40] ^= 1) }),
+      buildGpt({ sectors: 4096, partitions: [{ type: root, first: 2048, last: 3000 }], corruptEntries: (e, w) => w === 'primary' && (e[40] = e[40]! ^ 1) }),
     );
     expect(t.header).toBe('backup');
     expect(t.warnings[0]).toMatch(/entry array CRC32 mismatch/);
   });
 
   it('both bad: refused with the reason for each (ENOPKG)', () => {
-    const e = refusal(buildGpt({ sectors: 4096, partitions: [{ type: root, first: 2048, last: 3000 }], corruptHeader: (h) => (h[30] ^= 0xff) }));
+    const e = refusal(buildGpt({ sectors: 4096, partitions: [{ type: root, first: 2048, last: 3000 }], corruptHeader: (h) => (h[30] = h[30]! ^ 0xff) }));
     expect(e.code).toBe('ENOPKG');
     expect(e.message).toMatch(/^\/images\/im-test.raw: Couldn't identify a suitable partition table or file system: primary GPT header \(LBA 1, 512-byte sectors\): header CRC32 mismatch .*; backup GPT header \(LBA 4095\): header CRC32 mismatch .*\.$/);
   });
