@@ -12,7 +12,7 @@
  * { error }), then the holder waits for its stdin to close.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { accessSync, constants as fsc, mkdirSync } from 'node:fs';
+import { accessSync, constants as fsc, existsSync, mkdirSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ImageError } from './errors.js';
@@ -100,9 +100,14 @@ export interface Holder {
   readonly exited: boolean;
 }
 
-/** The holder's script: $NSPAWN_IMAGE_HOLDER (a bundle puts it elsewhere), else holder-main.js beside this file. */
+/**
+ * The holder's script: $NSPAWN_IMAGE_HOLDER (a bundle puts it elsewhere), else holder-main.js beside this file (or in
+ * dist/ when this runs from the sources, as in the tests).
+ */
 export function holderScript(env: NodeJS.ProcessEnv = process.env): string {
-  return env.NSPAWN_IMAGE_HOLDER || fileURLToPath(new URL('./holder-main.js', import.meta.url));
+  if (env.NSPAWN_IMAGE_HOLDER) return env.NSPAWN_IMAGE_HOLDER;
+  const here = fileURLToPath(new URL('./holder-main.js', import.meta.url));
+  return existsSync(here) ? here : fileURLToPath(new URL('../dist/holder-main.js', import.meta.url));
 }
 
 /**
