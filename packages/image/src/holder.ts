@@ -114,7 +114,13 @@ export function holderScript(env: NodeJS.ProcessEnv = process.env): string {
  * Starts a holder and has it carry out STEPS at WHERE in its own mount namespace (WHERE undefined: a private
  * tmpfs, see HOLDER_DEFAULT_WHERE). Resolves once everything is mounted; rejects with the holder's ImageError.
  */
-export function startHolder(image: string, steps: readonly MountStep[], where?: string, env: NodeJS.ProcessEnv = process.env): Promise<Holder> {
+export function startHolder(
+  image: string,
+  steps: readonly MountStep[],
+  where?: string,
+  env: NodeJS.ProcessEnv = process.env,
+  timeoutMs = 60_000,
+): Promise<Holder> {
   const unshare = which('unshare');
   if (!unshare) return Promise.reject(new ImageError(`${image}: unshare(1) (util-linux) is needed to mount the image in a namespace of its own.`, 'ENOENT', image));
   const setpriv = which('setpriv');
@@ -140,6 +146,8 @@ export function startHolder(image: string, steps: readonly MountStep[], where?: 
       void gone.then(() => reject(new ImageError(message, code, image)));
     };
     child.once('error', (e) => fail(`${image}: starting the mount holder: ${e.message}`, 'EIO'));
+    const timer = setTimeout(() => fail(`${image}: the mount holder did not finish mounting within ${timeoutMs / 1000} s`, 'ETIMEDOUT'), timeoutMs);
+    void gone.then(() => clearTimeout(timer));
     child.stdout!.setEncoding('utf8').on('data', (d: string) => {
       out += d;
       const nl = out.indexOf('\n');
@@ -156,6 +164,7 @@ export function startHolder(image: string, steps: readonly MountStep[], where?: 
         void gone.then(() => reject(new ImageError(r.error.message, r.error.code, image)));
         return;
       }
+      clearTimeout(timer);
       const pid = child.pid!;
       resolve({
         pid,

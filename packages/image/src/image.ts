@@ -79,6 +79,11 @@ export interface MountedImage {
   unmount(): Promise<void>;
 }
 
+export interface CloseOptions {
+  /** wait until the loop devices are detached (default true; false when their mounts live on elsewhere) */
+  wait?: boolean;
+}
+
 export interface OpenedImage {
   /** the image's real path */
   readonly path: string;
@@ -93,8 +98,12 @@ export interface OpenedImage {
   plan(): MountStep[];
   /** mounts the image at WHERE (private namespace: optional, a private tmpfs by default) */
   mount(where?: string, opts?: MountOptions): Promise<MountedImage>;
-  /** unmounts, detaches the loop devices, releases the lock, removes an ephemeral copy; idempotent */
-  close(): Promise<void>;
+  /**
+   * Unmounts what mount() mounted, closes the loop devices (the kernel detaches each once nothing else uses it: right
+   * away, or when the mounts made from the plan elsewhere go), releases the lock; idempotent. Waits (up to 2 s) until
+   * the devices are detached unless `{ wait: false }`.
+   */
+  close(opts?: CloseOptions): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
 }
 
@@ -334,14 +343,15 @@ export async function openImage(path: string, opts: OpenImageOptions = {}): Prom
       Object.fromEntries(
         Object.entries(devices).map(([d, l]) => [d, { path: l.path, fd: l.fd, offset: l.offset, size: l.size } satisfies PlanDevice]),
       ) as Partial<Record<Designator, PlanDevice>>;
-    const plan = () => planMounts(dissected, planDevices(), { readOnly, overlay: ephemeral === 'overlay', bootPartitions: opts.bootPartitions === true });
+    // -x --read-only needs no overlay: nothing is written anyway
+    const plan = () => planMounts(dissected, planDevices(), { readOnly, overlay: ephemeral === 'overlay' && !readOnly, bootPartitions: opts.bootPartitions === true });
 
     const mounted = new Set<() => Promise<void>>();
     let closed = false;
     const releaseAll = [...undo];
     undo.length = 0;
 
-    const close = async () => {
+    const close = async (copts: CloseOptions = {}) => {
       if (closed) return;
       closed = true;
       for (const u of [...mounted]) await u();
@@ -353,7 +363,7 @@ export async function openImage(path: string, opts: OpenImageOptions = {}): Prom
           // keep releasing
         }
       }
-      await waitDetached(paths);
+      if (copts.wait !== false) await waitDetached(paths);
     };
 
     const opened: OpenedImage = {
@@ -396,7 +406,7 @@ export async function openImage(path: string, opts: OpenImageOptions = {}): Prom
         return { where: holder.where, root: holder.root, pid: holder.pid, steps, unmount };
       },
       close,
-      [Symbol.asyncDispose]: close,
+      [Symbol.asyncDispose]: () => close(),
     };
     return opened;
   } catch (e) {

@@ -11,5 +11,5 @@ export { type MountedTree, executePlan } from './mount.js';
 export { type ImageSys, realSys, SysError } from './sys.js';
 export { type ImagePolicy, DESIGNATORS, applyImagePolicy, parseImagePolicy, policyFlags, policyFlagsToString } from './policy.js';
 export { type Holder, HOLDER_DEFAULT_WHERE, holderScript, startHolder } from './holder.js';
-export { type MountedImage, type MountOptions, type OpenedImage, type OpenImageOptions, ephemeralCopyPath, openImage } from './image.js';
+export { type CloseOptions, type MountedImage, type MountOptions, type OpenedImage, type OpenImageOptions, ephemeralCopyPath, openImage } from './image.js';
 export { type ImageInspection, type ImageMetadata, type InspectOptions, inspectImage, parseEnvFile, readFileInRoot, readMetadata } from './inspect.js';

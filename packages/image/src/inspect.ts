@@ -3,7 +3,7 @@
  * or why not), and, when asked, what systemd's dissected_image_acquire_metadata() reads from inside: os-release,
  * hostname, machine ID and machine-info, from the image mounted read-only in a private mount namespace.
  */
-import { closeSync, constants as fsc, fstatSync, openSync, readSync, realpathSync, statSync } from 'node:fs';
+import { accessSync, closeSync, constants as fsc, fstatSync, openSync, readSync, realpathSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { isImageLocked } from '@nspawn/btrfs';
 import { type DissectedImage, type DissectOptions, dissectImage } from './dissect.js';
@@ -110,10 +110,9 @@ export async function inspectImage(path: string, opts: InspectOptions = {}): Pro
   if (!st.isFile() && !st.isBlockDevice()) throw new ImageError(`${image}: not a regular file or block device.`, 'EINVAL', image);
   let readOnly = false;
   try {
-    closeSync(openSync(image, fsc.O_RDWR | fsc.O_NOCTTY));
-  } catch (e) {
-    const c = (e as { code?: string }).code;
-    if (c === 'EROFS' || c === 'EACCES' || c === 'EPERM') readOnly = true;
+    accessSync(image, fsc.W_OK); // not an open for writing: udev would re-probe a block device closed after one
+  } catch {
+    readOnly = true;
   }
   const fd = openSync(image, fsc.O_RDONLY | fsc.O_NOCTTY);
   let dissected: DissectedImage;

@@ -194,6 +194,32 @@ describe('a GPT image with root, /usr, /home (btrfs), /srv (read-only flag), /va
     }
   });
 
+  it('--image-policy: refusals before any loop device; unused partitions left out', async () => {
+    await expect(openImage(full, { imagePolicy: 'root=unprotected:usr=unprotected:=absent' })).rejects.toMatchObject({
+      code: 'ERFKILL',
+      message: `${full}: image does not match image policy: Partition of designator 'home' exists, but not allowed by policy, refusing.`,
+    });
+    expect(fx.loops()).toEqual([]);
+    const img = await openImage(full, { readOnly: true, imagePolicy: 'root=unprotected:usr=unprotected:=ignore' });
+    try {
+      expect(Object.keys(img.devices)).toEqual(['root', 'usr']);
+    } finally {
+      await closed(img);
+    }
+  });
+
+  it('-x with --read-only: no overlay needed, every mount read-only', async () => {
+    const img = await openImage(full, { ephemeral: true, readOnly: true });
+    try {
+      const m = await img.mount();
+      const ms = mountsOf(m.pid!, '/tmp/root');
+      expect(ms.map((x) => x.fstype)).not.toContain('overlay');
+      for (const x of ms) expect(x.options.split(',')).toContain('ro');
+    } finally {
+      await closed(img);
+    }
+  });
+
   it('inspectImage: the partitions and, mounted read-only in private, the os-release', async () => {
     const i = await inspectImage(full, { metadata: true });
     expect(i.kind).toBe('file');
