@@ -78,7 +78,9 @@ function vfat(bs: Buffer): FsProbe | undefined {
  * libblkid's safe probe refuses them), or none.
  */
 export function probeFilesystem(reader: BlockReader, offset: number, size: number): ProbeResult {
-  const read = (at: number, len: number) => (at + len <= size ? reader.read(offset + at, len) : Buffer.alloc(0));
+  // one read covers every superblock looked at (the last one, btrfs', ends at 68 KiB)
+  const block = reader.read(offset, Math.min(size, 0x11000));
+  const read = (at: number, len: number) => (at + len <= block.length ? block.subarray(at, at + len) : Buffer.alloc(0));
   const found: FsProbe[] = [];
   const head = read(0, 4096);
   const at1k = read(1024, 1024);
