@@ -67,7 +67,8 @@ export const MS_REC = 16384;
 export const MS_PRIVATE = 1 << 18;
 export const MNT_DETACH = 2;
 export const UMOUNT_NOFOLLOW = 8;
-const SYS_OPENAT2 = 437; // the same number on every architecture (the unified syscall table)
+const SYS_OPENAT2 = 437;
+const EAGAIN = 11; // the same number on every architecture (the unified syscall table)
 
 type Fn = (...args: unknown[]) => number | bigint;
 interface Koffi {
@@ -154,7 +155,13 @@ export const realSys: ImageSys = {
     how.writeBigUInt64LE(BigInt(flags), 0);
     how.writeBigUInt64LE(BigInt(mode), 8);
     how.writeBigUInt64LE(BigInt(resolve), 16);
-    return check(lib().sysOpenat2(SYS_OPENAT2, dirfd, path, how, 24), `openat2 ${path}`);
+    // with RESOLVE_IN_ROOT a '..' is refused with EAGAIN when any rename or mount happened meanwhile, anywhere on
+    // the machine; the kernel asks the caller to retry
+    for (let attempt = 0; ; attempt++) {
+      const r = Number(lib().sysOpenat2(SYS_OPENAT2, dirfd, path, how, 24));
+      if (r >= 0) return r;
+      if (lib().errno() !== EAGAIN || attempt >= 64) return check(r, `openat2 ${path}`);
+    }
   },
   mkdirat(dirfd, path, mode) {
     check(lib().mkdirat(dirfd, path, mode), `mkdir ${path}`);
