@@ -166,6 +166,9 @@ export function startHolder(
       }
       clearTimeout(timer);
       const pid = child.pid!;
+      // a mounted image does not keep this process alive: if it ends without stop(), the holder ends with it
+      const refs = [child, child.stdin!, child.stdout!, child.stderr!] as Array<{ ref(): void; unref(): void }>;
+      for (const r of refs) r.unref();
       resolve({
         pid,
         where: r.where,
@@ -175,6 +178,7 @@ export function startHolder(
         },
         async stop() {
           if (!exited) {
+            for (const r of refs) r.ref(); // until it is gone
             child.stdin!.end();
             const t = setTimeout(() => child.kill('SIGKILL'), 5000);
             await gone;

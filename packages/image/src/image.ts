@@ -187,7 +187,7 @@ function onExit(fn: () => void): () => void {
   if (!exitHook) {
     exitHook = true;
     process.on('exit', () => {
-      for (const f of live) f();
+      for (const f of [...live].reverse()) f(); // the mounts first, then the images
     });
   }
   live.add(fn);
@@ -350,12 +350,7 @@ export async function openImage(path: string, opts: OpenImageOptions = {}): Prom
     let closed = false;
     const releaseAll = [...undo];
     undo.length = 0;
-
-    const close = async (copts: CloseOptions = {}) => {
-      if (closed) return;
-      closed = true;
-      for (const u of [...mounted]) await u();
-      const paths = Object.values(devices).map((l) => l.path);
+    const releaseNow = () => {
       for (const f of releaseAll.reverse()) {
         try {
           f();
@@ -363,6 +358,18 @@ export async function openImage(path: string, opts: OpenImageOptions = {}): Prom
           // keep releasing
         }
       }
+      releaseAll.length = 0;
+    };
+    // a process that ends without close() still removes its lock files (its descriptors go anyway)
+    const forgetImage = onExit(releaseNow);
+
+    const close = async (copts: CloseOptions = {}) => {
+      if (closed) return;
+      closed = true;
+      for (const u of [...mounted]) await u();
+      const paths = Object.values(devices).map((l) => l.path);
+      forgetImage();
+      releaseNow();
       if (copts.wait !== false) await waitDetached(paths);
     };
 
