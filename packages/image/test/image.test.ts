@@ -6,6 +6,7 @@ import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, write
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { executePlan, ImageError, inspectImage, openImage, type OpenedImage } from '../src/index.js';
+import { globalLockPath } from '@nspawn/btrfs';
 import { buildGpt } from '../src/test/build.js';
 import { alive, Fixture, NATIVE, sha256, TYPES } from './fixture.js';
 
@@ -509,6 +510,18 @@ describe('kill -9 of the owner', () => {
     // and the lock is free again
     const img = await openImage(full);
     await closed(img);
+  });
+
+  it('a process that ends without close(): it still ends, and leaves no holder, loop device or lock file', async () => {
+    const h = await hold([full, 'forget']);
+    await new Promise<void>((r) => (h.child.exitCode !== null ? r() : h.child.once('exit', () => r())));
+    expect(h.child.exitCode).toBe(0);
+    const until = Date.now() + 10000;
+    while (alive(h.holder!) && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+    expect(alive(h.holder!)).toBe(false);
+    expect(await fx.noLoopsLeft()).toEqual([]);
+    expect(readdirSync(fx.dir).filter((f) => f.endsWith('.lck'))).toEqual([]);
+    expect(existsSync(globalLockPath(full)!)).toBe(false);
   });
 
   it("mounted in the owner's own namespace (namespace: 'current' under unshare -m): gone with the namespace", async () => {
