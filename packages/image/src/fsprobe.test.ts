@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { fstypeIsReadOnly, probeFilesystem } from './fsprobe.js';
+import { extNeedsFsck, fstypeIsReadOnly, probeFilesystem } from './fsprobe.js';
 import { bufferReader } from './reader.js';
 import { fs } from './test/build.js';
 
@@ -46,5 +46,34 @@ describe('probeFilesystem', () => {
   });
   it('read-only file systems', () => {
     expect(['squashfs', 'erofs', 'ext4', undefined].map(fstypeIsReadOnly)).toEqual([true, true, false, false]);
+  });
+});
+
+describe('extNeedsFsck (what e2fsck -a would look at before doing anything)', () => {
+  const now = 1_800_000_000;
+  const sb = (set: (b: Buffer) => void = () => {}) => {
+    const b = Buffer.alloc(1024);
+    b.writeUInt16LE(0xef53, 0x38);
+    b.writeUInt16LE(1, 0x3a); // clean
+    b.writeInt16LE(-1, 0x36); // no maximal mount count
+    b.writeUInt32LE(now - 1000, 0x40);
+    set(b);
+    return b;
+  };
+  it('a clean file system: nothing to do', () => {
+    expect(extNeedsFsck(sb(), now)).toBe(false);
+  });
+  it.each([
+    ['not cleanly unmounted', (b: Buffer) => b.writeUInt16LE(0, 0x3a)],
+    ['errors recorded', (b: Buffer) => b.writeUInt16LE(3, 0x3a)],
+    ['a journal to replay', (b: Buffer) => b.writeUInt32LE(0x0004 | 0x0040, 0x60)],
+    ['orphans', (b: Buffer) => b.writeUInt32LE(12, 0xe8)],
+    ['the orphan file has entries', (b: Buffer) => b.writeUInt32LE(0x10000, 0x64)],
+    ['the mount count reached', (b: Buffer) => (b.writeInt16LE(20, 0x36), b.writeUInt16LE(20, 0x34))],
+    ['the check interval passed', (b: Buffer) => b.writeUInt32LE(500, 0x44)],
+    ['last checked in the future', (b: Buffer) => b.writeUInt32LE(now + 2 * 86400, 0x40)],
+    ['no ext superblock at all', (b: Buffer) => b.writeUInt16LE(0, 0x38)],
+  ])('%s: e2fsck is run', (_what, set) => {
+    expect(extNeedsFsck(sb(set), now)).toBe(true);
   });
 });

@@ -140,3 +140,28 @@ export function fstypeCanUidGid(fstype: string): boolean {
 export function fstypeNeedsNorecovery(fstype: string): boolean {
   return ['ext3', 'ext4', 'xfs', 'btrfs'].includes(fstype);
 }
+
+/**
+ * Would `fsck.ext4 -a` (e2fsck in preen mode) do anything to this ext2/3/4 file system? Its superblock (the 1024
+ * bytes at offset 1024) says: not cleanly unmounted, errors recorded, a journal to replay, orphans to release, the
+ * mount count or check interval reached, a last check in the future. When none holds, e2fsck finds it clean and
+ * exits 0 without looking further: starting it can be skipped, with the same outcome.
+ */
+export function extNeedsFsck(sb: Buffer, nowSeconds = Math.floor(Date.now() / 1000)): boolean {
+  if (sb.length < 0x100 || sb.readUInt16LE(0x38) !== 0xef53) return true;
+  const mntCount = sb.readUInt16LE(0x34);
+  const maxMnt = sb.readInt16LE(0x36);
+  const state = sb.readUInt16LE(0x3a);
+  const lastcheck = sb.readUInt32LE(0x40);
+  const interval = sb.readUInt32LE(0x44);
+  const incompat = sb.readUInt32LE(0x60);
+  const roCompat = sb.readUInt32LE(0x64);
+  const lastOrphan = sb.readUInt32LE(0xe8);
+  if (!(state & 1) || state & 2) return true; // not clean, or errors
+  if (incompat & 0x0004) return true; // the journal needs recovery
+  if (lastOrphan !== 0 || roCompat & 0x10000) return true; // orphans to release
+  if (maxMnt > 0 && mntCount >= maxMnt) return true;
+  if (interval > 0 && nowSeconds >= lastcheck + interval) return true;
+  if (lastcheck > nowSeconds + 86400) return true; // checked "in the future": e2fsck fixes the time
+  return false;
+}

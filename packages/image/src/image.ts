@@ -29,6 +29,7 @@ import { attachLoop, blockDeviceSize, boundLoopDevices, type LoopDevice } from '
 import { executePlan, type MountedTree } from './mount.js';
 import { type MountStep, mountedPartitions, planMounts, type PlanDevice } from './plan.js';
 import { applyImagePolicy, type ImagePolicy, parseImagePolicy } from './policy.js';
+import { extNeedsFsck } from './fsprobe.js';
 import { fdReader } from './reader.js';
 import { type ImageSys, realSys } from './sys.js';
 
@@ -334,7 +335,10 @@ export async function openImage(path: string, opts: OpenImageOptions = {}): Prom
     // fsck what will be mounted writable, as systemd does before mounting
     if ((opts.fsck ?? writable) && writable) {
       // in parallel; all of them finished before a failure unwinds (no fsck left running on a detached device)
-      const checks = await Promise.allSettled(parts.filter((p) => p.rw).map((p) => runFsck(image, p.designator, devices[p.designator]!.path, p.fstype!, env)));
+      // e2fsck on a clean ext2/3/4 does nothing and exits 0: not started then (its superblock says so)
+      const reader = fdReader(parseFd, size);
+      const toCheck = parts.filter((p) => p.rw && !(/^ext[234]$/.test(p.fstype!) && !extNeedsFsck(reader.read(p.offset + 1024, 1024))));
+      const checks = await Promise.allSettled(toCheck.map((p) => runFsck(image, p.designator, devices[p.designator]!.path, p.fstype!, env)));
       const failed = checks.find((c): c is PromiseRejectedResult => c.status === 'rejected');
       if (failed) throw failed.reason;
     }

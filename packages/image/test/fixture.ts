@@ -42,6 +42,8 @@ export interface Part {
   attrs?: string;
   /** leave the file system corrupt (ext4: root inode cleared, marked with errors: fsck -a gives up) */
   corrupt?: boolean;
+  /** ext4 superblock values to set with debugfs (`ssv NAME VALUE`), e.g. { state: '0', lastcheck: '20000101' } */
+  superblock?: Record<string, string>;
 }
 
 const sh = (cmd: string, args: string[], input?: string) => execFileSync(cmd, args, { encoding: 'utf8', stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], ...(input !== undefined ? { input } : {}) });
@@ -76,7 +78,7 @@ export class Fixture {
   }
 
   /** a file system image of SIZE MiB in its own file */
-  fsImage(fs: Fs, sizeMiB: number, tree?: string, corrupt = false): string {
+  fsImage(fs: Fs, sizeMiB: number, tree?: string, corrupt = false, superblock: Record<string, string> = {}): string {
     const f = this.path(`fs-${Math.random().toString(16).slice(2)}.img`);
     const dirArgs = (flag: string) => (tree ? [flag, tree] : []);
     switch (fs) {
@@ -88,6 +90,7 @@ export class Fixture {
           sh('debugfs', ['-w', '-R', 'clri <2>', f]);
           sh('debugfs', ['-w', '-R', 'ssv state 2', f]);
         }
+        for (const [k, v] of Object.entries(superblock)) sh('debugfs', ['-w', '-R', `ssv ${k} ${v}`, f]);
         break;
       case 'btrfs':
         writeFileSync(f, '');
@@ -149,7 +152,7 @@ export class Fixture {
     }
     parts.forEach((p, i) => {
       if (!p.fs || p.fs === 'none') return;
-      const f = this.fsImage(p.fs, p.size, p.tree, p.corrupt);
+      const f = this.fsImage(p.fs, p.size, p.tree, p.corrupt, p.superblock);
       sh('dd', [`if=${f}`, `of=${path}`, 'bs=1M', `seek=${offsets[i]}`, 'oflag=seek_bytes', 'conv=notrunc,sparse', 'status=none']);
       rmSync(f);
     });

@@ -451,6 +451,21 @@ describe('refusals leave nothing behind', () => {
     expect(fx.loops()).toEqual([]);
   });
 
+  it('fsck.ext4 -a runs where e2fsck would do something (not cleanly unmounted), not on a clean file system', async () => {
+    const old = { lastcheck: '20000101' };
+    const { path, offsets } = fx.image('im-dirty.raw', [
+      { type: NATIVE.root, size: 16, fs: 'ext4', tree: fx.split().root, superblock: { ...old, state: '0' } },
+      { type: TYPES.home, size: 8, fs: 'ext4', superblock: old },
+    ]);
+    const lastcheck = (off: number) => readFileSync(path).readUInt32LE(off + 1024 + 0x40);
+    const y2000 = Date.UTC(2000, 0, 1) / 1000;
+    expect([lastcheck(offsets[0]!), lastcheck(offsets[1]!)]).toEqual([y2000, y2000]);
+    const img = await openImage(path);
+    await closed(img);
+    expect(lastcheck(offsets[0]!)).toBeGreaterThan(Date.now() / 1000 - 3600); // checked now
+    expect(lastcheck(offsets[1]!)).toBe(y2000); // clean: e2fsck was not started
+  });
+
   it('fsck failing on a writable partition: "File system check on image failed." after the loop devices were made: none left', async () => {
     const { path } = fx.image('im-corrupt.raw', [{ type: NATIVE.root, size: 16, fs: 'ext4', tree: fx.split().root, corrupt: true }]);
     await expect(openImage(path)).rejects.toMatchObject({ code: 'EUCLEAN', message: expect.stringMatching(/File system check on image failed/) });
