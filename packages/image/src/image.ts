@@ -262,7 +262,8 @@ export async function openImage(path: string, opts: OpenImageOptions = {}): Prom
     const writable = !readOnly && ephemeral !== 'overlay';
     const parseFd = openSync(backing, fsc.O_RDONLY | fsc.O_NOCTTY);
     undo.push(() => closeSync(parseFd));
-    const size = st.isBlockDevice() ? blockDeviceSize(parseFd, sys) : fstatSync(parseFd).size;
+    const bst = fstatSync(parseFd); // the copy of a block device is a file
+    const size = bst.isBlockDevice() ? blockDeviceSize(parseFd, sys) : bst.size;
 
     let dissected = dissectImage(fdReader(parseFd, size), image, opts.dissect);
     if (policy) dissected = applyImagePolicy(dissected, policy);
