@@ -7,7 +7,7 @@
  * its last user: the descriptor kept here and the mounts of its file system; when both are gone, whatever way its
  * owner went (kill -9 included), the kernel detaches it.
  */
-import { closeSync, constants as fsc, existsSync, openSync, readdirSync, readFileSync } from 'node:fs';
+import { constants as fsc, existsSync, readdirSync, readFileSync } from 'node:fs';
 import { errCode, type ImageSys, LOCK_EX, LOCK_SH, LOCK_UN, realSys, SysError } from './sys.js';
 
 export const LOOP_SET_FD = 0x4c00;
@@ -59,8 +59,9 @@ export interface LoopOptions {
   directIo?: boolean;
 }
 
-// LOOP_CONFIGURE was refused (kernel < 5.8) or ignored the size limit (5.8): remember it, as systemd does
-let loopConfigureBroken = false;
+// LOOP_CONFIGURE was refused (kernel < 5.8) or ignored the size limit (5.8): remember it, as systemd does (per
+// system-call implementation, so that a test double starts afresh)
+const loopConfigureBroken = new WeakSet<ImageSys>();
 
 function info64(backing: string, o: LoopOptions, flags: number): Buffer {
   const b = Buffer.alloc(INFO_SIZE);
@@ -99,7 +100,7 @@ function configure(sys: ImageSys, nr: number, backingFd: number, backing: string
   const path = `/dev/loop${nr}`;
   let fd: number;
   try {
-    fd = openSync(path, (o.readOnly ? fsc.O_RDONLY : fsc.O_RDWR) | fsc.O_NONBLOCK | fsc.O_NOCTTY);
+    fd = sys.open(path, (o.readOnly ? fsc.O_RDONLY : fsc.O_RDWR) | fsc.O_NONBLOCK | fsc.O_NOCTTY);
   } catch (e) {
     if (errCode(e) === 'ENOENT' || errCode(e) === 'ENXIO' || errCode(e) === 'ENODEV') return 'busy'; // removed meanwhile
     throw e;
@@ -110,7 +111,7 @@ function configure(sys: ImageSys, nr: number, backingFd: number, backing: string
     sys.flock(fd, LOCK_EX, `lock ${path}`);
     if (isBound(sys, fd)) return 'busy'; // someone attached a file without the lock
     const flags = LO_FLAGS_AUTOCLEAR | (o.readOnly ? LO_FLAGS_READ_ONLY : 0) | (o.directIo ? LO_FLAGS_DIRECT_IO : 0);
-    if (!loopConfigureBroken) {
+    if (!loopConfigureBroken.has(sys)) {
       const cfg = Buffer.alloc(CONFIG_SIZE);
       cfg.writeUInt32LE(backingFd, 0);
       cfg.writeUInt32LE(o.blockSize ?? 0, 4);
@@ -119,7 +120,7 @@ function configure(sys: ImageSys, nr: number, backingFd: number, backing: string
         sys.ioctl(fd, LOOP_CONFIGURE, cfg, `LOOP_CONFIGURE ${path}`);
         if (o.size !== 0 && deviceSize(sys, fd) !== o.size) {
           // kernel 5.8 ignored lo_sizelimit: use the old ioctls from now on, on another device (LOOP_CLR_FD is async)
-          loopConfigureBroken = true;
+          loopConfigureBroken.add(sys);
           sys.ioctl(fd, LOOP_CLR_FD, 0, `LOOP_CLR_FD ${path}`);
           return 'busy';
         }
@@ -130,7 +131,7 @@ function configure(sys: ImageSys, nr: number, backingFd: number, backing: string
         const c = errCode(e);
         if (c === 'EBUSY') return 'busy';
         if (c !== 'EINVAL' && c !== 'ENOTTY' && c !== 'EOPNOTSUPP') throw e;
-        loopConfigureBroken = true; // the kernel has no LOOP_CONFIGURE: it answers EINVAL for unknown loop ioctls
+        loopConfigureBroken.add(sys); // the kernel has no LOOP_CONFIGURE: it answers EINVAL for unknown loop ioctls
       }
     }
     try {
@@ -173,7 +174,7 @@ function configure(sys: ImageSys, nr: number, backingFd: number, backing: string
     ok = true;
     return { fd, configured: false };
   } finally {
-    if (!ok) closeSync(fd);
+    if (!ok) sys.close(fd);
   }
 }
 
@@ -183,7 +184,7 @@ function configure(sys: ImageSys, nr: number, backingFd: number, backing: string
  * times). Needs root and /dev/loop-control; the device node appears in devtmpfs without udev.
  */
 export function attachLoop(backingFd: number, backingPath: string, opts: LoopOptions, sys: ImageSys = realSys): LoopDevice {
-  const control = openSync('/dev/loop-control', fsc.O_RDWR | fsc.O_NOCTTY);
+  const control = sys.open('/dev/loop-control', fsc.O_RDWR | fsc.O_NOCTTY);
   try {
     for (let attempt = 0; ; attempt++) {
       sys.flock(control, LOCK_EX, 'lock /dev/loop-control');
@@ -229,12 +230,12 @@ export function attachLoop(backingFd: number, backingPath: string, opts: LoopOpt
           } catch {
             // already cleared, or still in use: AUTOCLEAR detaches it with its last user
           }
-          closeSync(fd);
+          sys.close(fd);
         },
       };
     }
   } finally {
-    closeSync(control);
+    sys.close(control);
   }
 }
 

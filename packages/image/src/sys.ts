@@ -5,7 +5,7 @@
  * `ImageSys` interface, so that the rest of the package is testable with a double and so that these calls can move
  * into a shared system-call package unchanged (they have no policy). koffi is loaded on the first call.
  */
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 
@@ -44,6 +44,10 @@ export interface ImageSys {
   openat2(dirfd: number, path: string, flags: number, mode: number, resolve: number): number;
   /** mkdirat(2) */
   mkdirat(dirfd: number, path: string, mode: number): void;
+  /** open(2) of a device node (/dev/loop-control, /dev/loopN) */
+  open(path: string, flags: number): number;
+  /** close(2) */
+  close(fd: number): void;
 }
 
 // fcntl.h, mount.h, openat2.h (the same values on x86-64 and arm64)
@@ -165,6 +169,12 @@ export const realSys: ImageSys = {
   },
   mkdirat(dirfd, path, mode) {
     check(lib().mkdirat(dirfd, path, mode), `mkdir ${path}`);
+  },
+  open(path, flags) {
+    return openSync(path, flags);
+  },
+  close(fd) {
+    closeSync(fd);
   },
 };
 
