@@ -30,6 +30,8 @@ if [ $want_test = 1 ]; then
   # zsh and man-db: the completion and man page tests. qemu-user-static: the packaging tests run the prebuilt arm64
   # helper (emulated, called directly: no binfmt registration).
   apt_pkgs+=(clang libc6-dev-arm64-cross libgcc-12-dev-arm64-cross binutils-aarch64-linux-gnu zsh man-db qemu-user-static)
+  # the image tests make raw disk images: sfdisk (fdisk), mkfs.vfat, mksquashfs, mkfs.erofs, mkfs.xfs
+  apt_pkgs+=(fdisk dosfstools squashfs-tools erofs-utils xfsprogs)
 fi
 missing=()
 for p in "${apt_pkgs[@]}"; do

@@ -1,0 +1,15 @@
+export { ImageError } from './errors.js';
+export { type BlockReader, bufferReader, fdReader } from './reader.js';
+export * from './partition-types.js';
+export { type PartitionTable, type TableEntry, type TableProbe, guidToString, guidToBuffer, hasProtectiveMbr, readGptTable, readMbr, GPT_MAX_ENTRIES } from './table.js';
+export { type FsProbe, type ProbeResult, probeFilesystem, fstypeIsReadOnly } from './fsprobe.js';
+export { strverscmpImproved } from './strverscmp.js';
+export { type Designator, type DissectedImage, type DissectedPartition, type DissectOptions, type EntryUse, dissectImage, varPartitionUuid } from './dissect.js';
+export { type LoopDevice, type LoopInfo, type LoopOptions, attachLoop, boundLoopDevices } from './loop.js';
+export * from './plan.js';
+export { type MountedTree, executePlan } from './mount.js';
+export { type ImageSys, realSys, SysError } from './sys.js';
+export { type ImagePolicy, DESIGNATORS, applyImagePolicy, parseImagePolicy, policyFlags, policyFlagsToString } from './policy.js';
+export { type Holder, HOLDER_DEFAULT_WHERE, holderScript, startHolder } from './holder.js';
+export { type CloseOptions, type MountedImage, type MountOptions, type OpenedImage, type OpenImageOptions, ephemeralCopyPath, openImage } from './image.js';
+export { type ImageInspection, type ImageMetadata, type InspectOptions, inspectImage, parseEnvFile, readFileInRoot, readMetadata } from './inspect.js';
