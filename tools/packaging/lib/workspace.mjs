@@ -4,8 +4,9 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { delimiter, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-// (execaSync: the checks call these synchronously, between their own assertions)
-import { execaSync } from 'execa';
+// (execaSync for the short ones the checks call between their own assertions; the long ones (npm install) are
+// async: a test that blocks its worker for a minute makes vitest's RPC time out)
+import { execa, execaSync } from 'execa';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 
@@ -63,7 +64,7 @@ export function tarballFiles(tgz) {
  * tarballs (an override pins each to its file, so npm never asks the registry for ours); anything else is
  * fetched from the npm cache or registry as a user's install would.
  */
-export function freshProject(dir, name, tarballs, { env = process.env } = {}) {
+export async function freshProject(dir, name, tarballs, { env = process.env } = {}) {
   mkdirSync(dir, { recursive: true });
   const spec = (n) => `file:${tarballs.get(n)}`;
   const overrides = Object.fromEntries([...tarballs.keys()].map((n) => [n, spec(n)]));
@@ -73,7 +74,7 @@ export function freshProject(dir, name, tarballs, { env = process.env } = {}) {
   );
   // (env as given, not merged into this process's: the no-compiler PATH must stay; NODE_EXTRA_CA_CERTS and the proxy
   // variables are in it, turbo passes them through: turbo.json)
-  execaSync('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error'], { cwd: dir, env, extendEnv: false, stdin: 'ignore' });
+  await execa('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error'], { cwd: dir, env, extendEnv: false, stdin: 'ignore' });
   return dir;
 }
 
