@@ -91,9 +91,10 @@ describe.skipIf(!libs.some((l) => l.name === '@nspawn/runtime'))('@nspawn/runtim
   it('the arm64 helper runs (on an emulated arm64: qemu-aarch64-static, from scripts/setup.sh --test)', async () => {
     // (an executable copy: the tarball's files lose their exec bit, which the runtime gives back when it installs one)
     const exe = join(mkdtempSync('/tmp/nspawn-test-arm64-'), 'nspawn-helper');
-    copyFileSync(join(installedRuntime(), 'native/prebuilt/nspawn-helper-linux-arm64'), exe);
-    chmodSync(exe, 0o755);
     try {
+      // (inside the try: a missing arm64 helper must not leave the directory behind)
+      copyFileSync(join(installedRuntime(), 'native/prebuilt/nspawn-helper-linux-arm64'), exe);
+      chmodSync(exe, 0o755);
       // its peercred mode on a stdin that is no socket: the C library's error, through the helper's own message
       const r = await run('qemu-aarch64-static', [exe, 'peercred']);
       expect(r.error, 'qemu-aarch64-static is missing: apt-get install qemu-user-static').toBeUndefined();
