@@ -1,66 +1,121 @@
 #!/usr/bin/env node
-// What tests can leave behind on the machine: container links, mounts, loop devices, nftables tables,
-// nspawn temp dirs, lock files, helper processes, machine scopes (machine.slice/machine-*.scope in any cgroup
-// hierarchy) and device programs (BPF programs named nspawn_devices; listed with bpftool when it is installed,
-// otherwise they are covered by the scopes: a program attached to a removed cgroup goes with it). `--save F` records the state before the tests,
-// `--against F` fails (exit 1) on anything new since then, naming it.
-import { execFileSync } from 'node:child_process';
+// What tests can leave behind on the machine: container links (and links named with a test prefix), network
+// namespaces, mounts, loop devices, nftables tables, temp dirs (/tmp and /var/tmp: nspawn-* and every package's
+// test prefix, TEST_PREFIXES below, as CONTRIBUTING.md lists them), ephemeral snapshots and image locks beside
+// /var/lib/machines' images, lock files, network state files, helper processes, machine scopes
+// (machine.slice/machine-*.scope in any cgroup hierarchy) and device programs (BPF programs named nspawn_devices;
+// listed with bpftool when it is installed, otherwise they are covered by the scopes: a program attached to a
+// removed cgroup goes with it).
+//   node scripts/check-leaks.mjs --save F       record the state before the tests
+//   node scripts/check-leaks.mjs --against F    fail (exit 1) on anything new since then, naming it
+//   node scripts/check-leaks.mjs                fail on anything at all
+// A tool it needs that is missing or fails (ip, nft, losetup, ps) fails the check (exit 2) with the reason: an
+// empty answer is never taken for "nothing there".
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { execa } from 'execa';
 
-const sh = (cmd, args) => {
-  try {
-    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
-  } catch {
-    return '';
+/** The prefixes tests name what they make with (CONTRIBUTING.md: "Name everything a test makes ..."). */
+export const TEST_PREFIXES = ['ut-', 'bt-', 'nt-', 'ov-', 'dm-', 'pk-', 'dc-', 'st-', 'mh-', 'im-'];
+const prefixed = new RegExp(`^(?:nspawn-|${TEST_PREFIXES.join('|')})`);
+
+/** Debian packages of the tools, for the error message. */
+const PACKAGE = { ip: 'iproute2', nft: 'nftables', losetup: 'mount', ps: 'procps', bpftool: 'bpftool' };
+
+class ToolError extends Error {}
+
+/** stdout of CMD ARGS; throws a ToolError when it is missing or fails (unless optional and missing: null). */
+async function tool(cmd, args, { optional = false } = {}) {
+  const r = await execa(cmd, args, { reject: false, stdin: 'ignore', env: { LC_ALL: 'C' } });
+  if (r.exitCode === 0) return r.stdout;
+  if (r.code === 'ENOENT') {
+    if (optional) return null;
+    throw new ToolError(`leak check: ${cmd} is not installed (Debian: apt-get install ${PACKAGE[cmd] ?? cmd}); cannot list what it shows`);
   }
-};
+  throw new ToolError(`leak check: \`${[cmd, ...args].join(' ')}\` failed (${r.exitCode ?? r.code ?? r.signal}): ${(r.stderr || r.shortMessage).trim()}`);
+}
+
 const ls = (dir, re) => (existsSync(dir) ? readdirSync(dir).filter((f) => re.test(f)).map((f) => `${dir}/${f}`) : []);
 
 /** machine.slice/machine-*.scope under every cgroup mount (cgroup2 and each v1 hierarchy) */
-function machineScopes() {
-  const mounts = readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
+function machineScopes(mountinfo) {
+  const mounts = mountinfo
     .map((l) => l.split(' '))
     .filter((f) => ['cgroup', 'cgroup2'].includes(f[f.indexOf('-') + 1]))
     .map((f) => f[4]);
   return mounts.flatMap((m) => ls(`${m}/machine.slice`, /^machine-.*\.scope$/));
 }
 
-function snapshot() {
+export async function snapshot() {
+  const [links, netns, loops, nft, ps, bpf] = await Promise.all([
+    tool('ip', ['-o', 'link', 'show']),
+    tool('ip', ['netns', 'list']),
+    tool('losetup', ['-a']),
+    tool('nft', ['list', 'tables']),
+    tool('ps', ['-eo', 'pid=,stat=,args=']),
+    tool('bpftool', ['prog', 'show'], { optional: true }),
+  ]);
+  const mountinfo = readFileSync('/proc/self/mountinfo', 'utf8').split('\n');
   return {
-    links: [...sh('ip', ['-o', 'link', 'show']).matchAll(/^\d+: ((?:ve|vb|vz|mv|iv)-[^:@ ]+)/gm)].map((m) => m[1]),
-    mounts: readFileSync('/proc/self/mountinfo', 'utf8')
-      .split('\n')
-      .map((l) => l.split(' ')[4])
-      .filter((mp) => mp && /nspawn|machines|\.#/.test(mp)),
-    loops: sh('losetup', ['-a']).split('\n').filter(Boolean),
-    nft: sh('nft', ['list', 'tables']).split('\n').filter((l) => /nspawn/i.test(l)),
-    tempdirs: [...ls('/var/tmp', /^nspawn-/), ...ls('/tmp', /^nspawn-test-/)],
+    links: [...links.matchAll(/^\d+: ([^:@ ]+)/gm)].map((m) => m[1]).filter((n) => /^(?:ve|vb|vz|mv|iv)-/.test(n) || prefixed.test(n)),
+    netns: netns.split('\n').map((l) => l.split(' ')[0]).filter(Boolean),
+    mounts: mountinfo.map((l) => l.split(' ')[4]).filter((mp) => mp && (/nspawn|machines|\.#/.test(mp) || /^\/(?:var\/)?tmp\//.test(mp))),
+    loops: loops.split('\n').filter(Boolean),
+    nft: nft.split('\n').filter((l) => /nspawn/i.test(l)),
+    tempdirs: [...ls('/var/tmp', prefixed), ...ls('/tmp', prefixed)],
+    // (-x snapshots beside an image, and the images' lock files)
+    images: ls('/var/lib/machines', /^\.#/),
     locks: [...ls('/run/systemd/nspawn-uid', /./), ...ls('/run/systemd/nspawn/locks', /./)],
+    state: ls('/run/nspawn/net', /\.json$/),
     // (not zombies: a helper that ended and whose parent is gone waits for PID 1 to reap it, and holds nothing;
     // this VM's PID 1 reaps late)
-    processes: sh('ps', ['-eo', 'pid=,stat=,args=']).split('\n').filter((l) => /nspawn-helper/.test(l) && !/^\s*\d+\s+Z/.test(l)).map((l) => l.trim()),
+    processes: ps.split('\n').filter((l) => /nspawn-helper/.test(l) && !/^\s*\d+\s+Z/.test(l)).map((l) => l.trim()),
     // (the mark says an nspawn made machine.slice: it goes when the last machine leaves it)
-    cgroups: [...machineScopes(), ...ls('/run/nspawn', /^machine\.slice$/)],
-    bpf: sh('bpftool', ['prog', 'show']).split('\n').filter((l) => /\bname nspawn_devices\b/.test(l)).map((l) => l.replace(/^(\d+): .*/, 'prog $1 nspawn_devices')),
+    cgroups: [...machineScopes(mountinfo), ...ls('/run/nspawn', /^machine\.slice$/)],
+    bpf: (bpf ?? '').split('\n').filter((l) => /\bname nspawn_devices\b/.test(l)).map((l) => l.replace(/^(\d+): .*/, 'prog $1 nspawn_devices')),
   };
 }
 
-const args = process.argv.slice(2);
-const now = snapshot();
-if (args[0] === '--save') {
-  writeFileSync(args[1], JSON.stringify(now));
-  process.exit(0);
+/** What NOW has that BEFORE had not: [kind, [item...]] for each kind with something new. */
+export function leaks(before, now) {
+  return Object.entries(now)
+    .map(([kind, items]) => {
+      const old = new Set(before[kind] ?? []);
+      return [kind, items.filter((i) => !old.has(i))];
+    })
+    .filter(([, added]) => added.length > 0);
 }
-const before = args[0] === '--against' && existsSync(args[1]) ? JSON.parse(readFileSync(args[1], 'utf8')) : {};
-let leaked = false;
-for (const [kind, items] of Object.entries(now)) {
-  const old = new Set(before[kind] ?? []);
-  const added = items.filter((i) => !old.has(i));
-  if (added.length) {
-    leaked = true;
-    console.error(`leak check: the tests left ${kind} behind: ${added.join(', ')}`);
+
+async function main(args) {
+  let now;
+  try {
+    now = await snapshot();
+  } catch (e) {
+    if (!(e instanceof ToolError)) throw e;
+    console.error(e.message);
+    return 2;
   }
+  if (args[0] === '--save') {
+    if (!args[1]) throw new Error('usage: check-leaks.mjs --save FILE');
+    writeFileSync(args[1], JSON.stringify(now));
+    return 0;
+  }
+  let before = {};
+  if (args[0] === '--against') {
+    if (!args[1] || !existsSync(args[1])) {
+      console.error(`leak check: no baseline ${args[1] ?? ''} (make one with --save before the tests)`);
+      return 2;
+    }
+    before = JSON.parse(readFileSync(args[1], 'utf8'));
+  } else if (args.length > 0) {
+    console.error('usage: check-leaks.mjs [--save FILE | --against FILE]');
+    return 2;
+  }
+  const found = leaks(before, now);
+  for (const [kind, added] of found) console.error(`leak check: the tests left ${kind} behind: ${added.join(', ')}`);
+  if (found.length > 0) return 1;
+  console.log('leak check: nothing left behind');
+  return 0;
 }
-if (leaked) process.exit(1);
-console.log('leak check: nothing left behind');
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) process.exitCode = await main(process.argv.slice(2));

@@ -1,5 +1,6 @@
-// Shell completions: generated from the parser's option table, so every option is there; bash completes
-// options, values, image names (/var/lib/machines or $NSPAWN_MACHINES_DIR) and running machines (their
+// Shell completions: generated from the parser's option table; checked against the real systemd-nspawn 252 (every
+// option its --help lists is offered, and "=" is appended exactly where its getopt requires an argument); bash
+// completes options, values, image names (/var/lib/machines or $NSPAWN_MACHINES_DIR) and running machines (their
 // cgroup scopes, or `nspawnctl list --no-legend`); zsh loads and offers the same.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -7,10 +8,38 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { COMMAND_LINE_OPTIONS } from '@nspawn/settings';
 import { bashCompletion, NSPAWNCTL_VERBS, zshCompletion } from '../scripts/completions.mjs';
 
 const REPO = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
+const SYSTEMD_NSPAWN = '/usr/bin/systemd-nspawn';
+
+/**
+ * The options systemd-nspawn 252's --help lists: [short or '', long]. (The independent expectation: the completion
+ * is generated from our parser's table, so comparing it with that table could not fail.)
+ */
+function systemdHelpOptions(): Array<[string, string]> {
+  expect(existsSync(SYSTEMD_NSPAWN), `needs ${SYSTEMD_NSPAWN} (Debian: systemd-container; scripts/setup.sh --test)`).toBe(true);
+  const help = execFileSync(SYSTEMD_NSPAWN, ['--help'], { encoding: 'utf8', env: { ...process.env, SYSTEMD_PAGER: 'cat', COLUMNS: '200' } });
+  const out: Array<[string, string]> = [];
+  // ("  -D --directory=PATH ...", "     --version ...", "  -U     Equivalent to ..."; an option listed twice, as
+  // --private-users=no and =yes|pick, counts once)
+  for (const m of help.matchAll(/^ {2}(?:-(\w)| {2}) (?:--([a-z0-9-]+))?/gm))
+    if ((m[1] || m[2]) && !out.some(([, l]) => m[2] && l === m[2])) out.push([m[1] ?? '', m[2] ?? '']);
+  return out;
+}
+
+/**
+ * What the real getopt of systemd-nspawn says of --NAME given alone as the last word: 'required' (it requires an
+ * argument), 'unknown' (unrecognized), or 'ok'. Harmless: -D names a path that does not exist, so a command line
+ * that parses stops at "Failed to resolve path" before anything is done.
+ */
+function systemdGetopt(name: string): 'required' | 'unknown' | 'ok' {
+  const r = spawnSync(SYSTEMD_NSPAWN, ['-D', join(dir, 'no-such-tree'), '--register=no', `--${name}`], { encoding: 'utf8', timeout: 10_000 });
+  if (/option '--[^']+' requires an argument/.test(r.stderr)) return 'required';
+  if (/unrecognized option/.test(r.stderr)) return 'unknown';
+  expect(r.stderr, `--${name}`).toMatch(/Failed to resolve path|^$/m);
+  return 'ok';
+}
 let dir = '';
 let bashFile = '';
 let zshFile = '';
@@ -39,14 +68,26 @@ function complete(fn: '_nspawn' | '_nspawnctl', words: string[], env: Record<str
 describe('bash', () => {
   it('the generated file is what the build installs', () => {
     const built = join(REPO, 'apps/cli/dist/completions/nspawn.bash');
-    if (existsSync(built)) expect(readFileSync(built, 'utf8')).toBe(bashCompletion());
+    expect(existsSync(built), `${built} is missing: build apps/cli first (pnpm build)`).toBe(true);
+    expect(readFileSync(built, 'utf8')).toBe(bashCompletion());
   });
-  it('offers every long and short option of the parser', () => {
+  it('offers every option systemd-nspawn 252\'s --help lists, long and short', () => {
     const all = complete('_nspawn', ['nspawn', '-']);
-    for (const o of COMMAND_LINE_OPTIONS) {
-      if (o.long.length > 1) expect(all, `--${o.long}`).toContain(o.arg === 'required' ? `--${o.long}=` : `--${o.long}`);
-      if (o.short) expect(all, `-${o.short}`).toContain(`-${o.short}`);
+    const help = systemdHelpOptions();
+    expect(help.length).toBeGreaterThan(60);
+    for (const [short, long] of help) {
+      if (long) expect(all.filter((o) => o === `--${long}` || o === `--${long}=`), `--${long}`).toHaveLength(1);
+      if (short) expect(all, `-${short}`).toContain(`-${short}`);
     }
+  });
+  it('appends "=" exactly to the options whose argument systemd-nspawn\'s getopt requires, and offers none it does not know', () => {
+    const long = complete('_nspawn', ['nspawn', '--']);
+    expect(long.length).toBeGreaterThan(60);
+    const wrong = long.filter((o) => {
+      const real = systemdGetopt(o.replace(/^--|=$/g, ''));
+      return real === 'unknown' || (real === 'required') !== o.endsWith('=');
+    });
+    expect(wrong).toEqual([]);
   });
   it('completes option names and values (split at = as bash does, or not)', () => {
     expect(complete('_nspawn', ['nspawn', '--bo'])).toEqual(['--boot']);
@@ -99,8 +140,9 @@ describe('bash', () => {
   });
 });
 
-describe.skipIf(spawnSync('zsh', ['--version']).status !== 0)('zsh', () => {
-  it('parses, offers every option to _arguments, and lists images', () => {
+describe('zsh', () => {
+  it('parses, offers every option of systemd-nspawn\'s --help to _arguments, and lists images', () => {
+    expect(spawnSync('zsh', ['--version']).status, 'needs zsh (Debian: zsh; scripts/setup.sh --test)').toBe(0);
     expect(spawnSync('zsh', ['-n', zshFile]).status).toBe(0);
     // _arguments and _wanted replaced by printers: what the completion would offer
     const script = `_arguments() { print -rl -- "$@" }; _wanted() { shift 3; print -rl -- "$@" }; compadd() { print -rl -- "$@" }
@@ -109,7 +151,7 @@ print -- ---images; __nspawn_zsh_image_names`;
     const r = spawnSync('zsh', ['-f', '-c', script], { encoding: 'utf8', env: { ...process.env, NSPAWN_MACHINES_DIR: machines } });
     expect(r.stderr).toBe('');
     const [specs, images] = r.stdout.split('---images\n');
-    for (const o of COMMAND_LINE_OPTIONS) if (o.long.length > 1) expect(specs, `--${o.long}`).toMatch(new RegExp(`^'?--${o.long}(=-?)?\\[`, 'm'));
+    for (const [, long] of systemdHelpOptions()) if (long) expect(specs, `--${long}`).toMatch(new RegExp(`^'?--${long}(=-?)?\\[`, 'm'));
     expect(specs).toMatch(/^--directory=\[Root directory for the container\]:directory:_files -\/$/m);
     expect(images!.split('\n').filter(Boolean).sort()).toEqual(['dc-alpha', 'dc-beta', 'dc-raw']);
   });

@@ -1,7 +1,7 @@
 /** The pure parts: mountinfo parsing, systemd's snapshot names, path containment, image names, the mode variable. */
 import { describe, expect, it } from 'vitest';
 import { parseMountInfo, isMountPoint, mountsUnder } from './mounts.js';
-import { EPHEMERAL_PREFIX, ephemeralModeFromEnv, ephemeralSnapshotPath } from './ephemeral.js';
+import { ephemeralModeFromEnv, ephemeralSnapshotPath, removeEphemeral } from './ephemeral.js';
 import { isStrictlyInside } from './remove.js';
 import { imageNameIsValid } from './store.js';
 import { localLockPath } from './lock.js';
@@ -28,7 +28,11 @@ describe('names', () => {
     expect(ephemeralSnapshotPath('/var/tmp/no-such-dir/tree', '0123456789abcdef')).toBe('/var/tmp/no-such-dir/.#machine.tree0123456789abcdef');
     expect(ephemeralSnapshotPath('/', '0123456789abcdef')).toBe('/.#machine.0123456789abcdef');
     expect(ephemeralSnapshotPath('/var/tmp/x').slice('/var/tmp/'.length)).toMatch(/^\.#machine\.x[0-9a-f]{16}$/);
-    expect(EPHEMERAL_PREFIX).toBe('.#machine.');
+  });
+  it('the remover refuses what is not named as a snapshot (before it touches anything)', () => {
+    expect(() => removeEphemeral('/var/tmp/no-such-dir/tree')).toThrow('Refusing to remove /var/tmp/no-such-dir/tree: not an ephemeral snapshot');
+    expect(() => removeEphemeral('/var/tmp/no-such-dir/.#other.tree0123456789abcdef')).toThrow('not an ephemeral snapshot');
+    expect(() => removeEphemeral('/var/tmp/no-such-dir/.#machine.tree0123456789abcdef')).not.toThrow('not an ephemeral snapshot');
   });
   it('lock files beside the image', () => {
     expect(localLockPath('/var/lib/machines/foo')).toBe('/var/lib/machines/.#foo.lck');

@@ -4,28 +4,21 @@
  * lines we flag, and for an untrusted file the "Ignoring ... not trusted." warnings must be exactly ours.
  *
  * Lines where systemd 252 and the systemd v259 grammar we implement disagree are marked with `differs`, saying
- * what each side does and why; everything else must match. Needs root (systemd-nspawn), so it is skipped
- * otherwise.
+ * what each side does and why; everything else must match. Needs root and /usr/bin/systemd-nspawn (Debian's
+ * systemd-container 252, which scripts/setup.sh --test installs) and fails without them; it builds its own busybox
+ * tree (scripts/make-busybox-tree.sh, Debian's busybox-static) in /var/tmp/st-cmp-*, removed afterwards.
  */
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { fileURLToPath } from 'node:url';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { mergeSettings } from './merge.js';
 import type { SettingKey } from './model.js';
 import { parseNspawnFile } from './nspawn-file.js';
 
 const NSPAWN = '/usr/bin/systemd-nspawn';
-const TREE = '/tmp/bb';
-const isRoot = process.getuid?.() === 0;
-const reason = !isRoot
-  ? 'needs root to run systemd-nspawn'
-  : !existsSync(NSPAWN)
-    ? `needs ${NSPAWN} (Debian systemd-container 252)`
-    : !existsSync(TREE)
-      ? `needs the busybox tree ${TREE} (scripts/make-busybox-tree.sh)`
-      : '';
+const MAKE_TREE = fileURLToPath(new URL('../../../scripts/make-busybox-tree.sh', import.meta.url));
 
 interface Line {
   text: string;
@@ -223,7 +216,22 @@ function expectations(lines: Line[], ours: Set<number>) {
 
 const sorted = (s: Set<number>) => [...s].sort((a, b) => a - b);
 
-describe.skipIf(reason !== '')(`side by side with systemd-nspawn 252${reason ? ` (skipped: ${reason})` : ''}`, () => {
+describe('side by side with systemd-nspawn 252', () => {
+  /** the busybox tree (made once) and the directory of everything this file makes */
+  let top = '';
+  let tree = '';
+  beforeAll(() => {
+    // (spawnSync, not execa: the tests below are synchronous, systemd-nspawn runs to completion in each)
+    expect(process.getuid?.(), 'needs root to run systemd-nspawn').toBe(0);
+    expect(existsSync(NSPAWN), `needs ${NSPAWN} (Debian: apt-get install systemd-container; scripts/setup.sh --test)`).toBe(true);
+    top = mkdtempSync('/var/tmp/st-cmp-');
+    tree = join(top, 'tree');
+    execFileSync(MAKE_TREE, [tree], { stdio: ['ignore', 'ignore', 'pipe'] });
+  }, 120_000);
+  afterAll(() => {
+    if (top) rmSync(top, { recursive: true, force: true });
+  });
+
   const cleanups: Array<() => void> = [];
   afterEach(() => {
     for (const c of cleanups.splice(0).reverse()) {
@@ -237,12 +245,12 @@ describe.skipIf(reason !== '')(`side by side with systemd-nspawn 252${reason ? `
 
   /** A copy of the busybox tree in a fresh temporary directory, removed after the test. */
   function makeMachine(): { base: string; dir: string; name: string } {
-    const base = mkdtempSync(join(tmpdir(), 'nspawn-settings-cmp-'));
+    const base = mkdtempSync(join(top, 'st-'));
     cleanups.push(() => rmSync(base, { recursive: true, force: true }));
-    const name = `nspcmp-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+    const name = `st-cmp-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
     const dir = join(base, name);
-    const cp = spawnSync('cp', ['-a', TREE, dir]);
-    if (cp.status !== 0) throw new Error(`cp -a ${TREE} failed: ${cp.stderr}`);
+    const cp = spawnSync('cp', ['-a', tree, dir], { encoding: 'utf8' });
+    if (cp.status !== 0) throw new Error(`cp -a ${tree} failed: ${cp.stderr}`);
     // systemd-nspawn leaves a propagation directory named after the machine behind
     for (const d of ['/run/systemd/nspawn/propagate', '/run/systemd/nspawn/locks'])
       cleanups.push(() => existsSync(join(d, name)) && rmSync(join(d, name), { recursive: true, force: true }));

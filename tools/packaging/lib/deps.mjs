@@ -56,3 +56,21 @@ export function dependencyReport(dir) {
     unused: [...declared].filter((n) => !imported.has(n)),
   };
 }
+
+/**
+ * The packages a built bundle (DIR/dist/*.cjs, an app's esbuild output) still loads at run time: the bare
+ * specifiers of its require(), import() and require.resolve() calls, Node built-ins left out. Everything else of
+ * ours is inside the bundle.
+ */
+export function bundleExternals(dir) {
+  const out = new Map();
+  const dist = join(dir, 'dist');
+  for (const f of readdirSync(dist).filter((f) => f.endsWith('.cjs'))) {
+    const text = readFileSync(join(dist, f), 'utf8');
+    for (const m of text.matchAll(/\b(?:require\d*|import|\.resolve)\(\s*["']([^"'\n]+)["']\s*\)/g)) {
+      const name = packageOf(m[1]);
+      if (name && !out.has(name)) out.set(name, f);
+    }
+  }
+  return out;
+}

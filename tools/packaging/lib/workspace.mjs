@@ -1,10 +1,12 @@
 // The workspace as the packaging checks see it: which packages there are (found, never listed by hand),
 // packing them as pnpm would publish them, fresh npm projects outside the workspace, and a PATH without
 // a C compiler.
-import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { delimiter, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+// (execaSync for the short ones the checks call between their own assertions; the long ones (npm install) are
+// async: a test that blocks its worker for a minute makes vitest's RPC time out)
+import { execa, execaSync } from 'execa';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 
@@ -36,7 +38,7 @@ export function packAll(pkgs, dest) {
   mkdirSync(dest, { recursive: true });
   const out = new Map();
   for (const p of pkgs) {
-    execFileSync('pnpm', ['pack', '--pack-destination', dest], { cwd: p.dir, stdio: ['ignore', 'ignore', 'pipe'] });
+    execaSync('pnpm', ['pack', '--pack-destination', dest], { cwd: p.dir, stdin: 'ignore', stdout: 'ignore' });
     const file = join(dest, tarballName(p.name, p.version));
     if (!existsSync(file)) throw new Error(`pnpm pack of ${p.name} did not make ${file}`);
     out.set(p.name, file);
@@ -46,13 +48,13 @@ export function packAll(pkgs, dest) {
 
 /** The package.json inside a tarball. */
 export function tarballManifest(tgz) {
-  return JSON.parse(execFileSync('tar', ['-xOzf', tgz, 'package/package.json'], { encoding: 'utf8' }));
+  return JSON.parse(execaSync('tar', ['-xOzf', tgz, 'package/package.json']).stdout);
 }
 
 /** The file list of a tarball (paths below package/). */
 export function tarballFiles(tgz) {
-  return execFileSync('tar', ['-tzf', tgz], { encoding: 'utf8' })
-    .split('\n')
+  return execaSync('tar', ['-tzf', tgz])
+    .stdout.split('\n')
     .filter(Boolean)
     .map((f) => f.replace(/^package\//, ''));
 }
@@ -62,7 +64,7 @@ export function tarballFiles(tgz) {
  * tarballs (an override pins each to its file, so npm never asks the registry for ours); anything else is
  * fetched from the npm cache or registry as a user's install would.
  */
-export function freshProject(dir, name, tarballs, { env = process.env } = {}) {
+export async function freshProject(dir, name, tarballs, { env = process.env } = {}) {
   mkdirSync(dir, { recursive: true });
   const spec = (n) => `file:${tarballs.get(n)}`;
   const overrides = Object.fromEntries([...tarballs.keys()].map((n) => [n, spec(n)]));
@@ -70,11 +72,9 @@ export function freshProject(dir, name, tarballs, { env = process.env } = {}) {
     join(dir, 'package.json'),
     JSON.stringify({ name: 'standalone-check', private: true, type: 'module', dependencies: { [name]: spec(name) }, overrides }, null, 2),
   );
-  execFileSync('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error'], {
-    cwd: dir,
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  // (env as given, not merged into this process's: the no-compiler PATH must stay; NODE_EXTRA_CA_CERTS and the proxy
+  // variables are in it, turbo passes them through: turbo.json)
+  await execa('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error'], { cwd: dir, env, extendEnv: false, stdin: 'ignore' });
   return dir;
 }
 

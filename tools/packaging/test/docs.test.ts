@@ -9,7 +9,7 @@ import { libraries, ROOT } from '../lib/workspace.mjs';
 
 /** scripts/docs.mjs (what `pnpm run docs` runs) */
 const { buildDocs } = (await import(pathToFileURL(join(ROOT, 'scripts/docs.mjs')).href)) as {
-  buildDocs: (dir: string, outRoot: string) => { ok: boolean; out: string; log: string };
+  buildDocs: (dir: string, outRoot: string) => Promise<{ ok: boolean; out: string; log: string }>;
 };
 
 const out = mkdtempSync(join(tmpdir(), 'nspawn-test-docs-'));
@@ -23,7 +23,7 @@ describe('typedoc', () => {
   });
   for (const lib of libraries()) {
     it(`${lib.name}: builds without errors and documents every export`, async () => {
-      const r = buildDocs(lib.dir, out);
+      const r = await buildDocs(lib.dir, out);
       expect(r.ok, r.log).toBe(true);
       const index = readFileSync(join(r.out, 'modules.html'), 'utf8');
       const mod = await import(pathToFileURL(join(lib.dir, 'dist/index.js')).href);

@@ -1,10 +1,11 @@
 // The bundled CLI for end users: `npm install -g` of apps/cli's packed tarball, on a machine path with no C
 // compiler, brings nspawn (and nspawnctl, nspawnd: every command whose source the workspace has), its man
-// pages and its shell completions, and runs a real container.
-import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+// pages and its shell completions, and runs a real container. It is the one published package with an nspawnd
+// bin (the daemon's package has none: a global install of both would clash).
+import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { noCompilerEnv, packAll, ROOT, tarballFiles, tarballManifest, workspacePackages } from '../lib/workspace.mjs';
 
@@ -14,6 +15,12 @@ let prefix = '';
 let tgz = '';
 let env: NodeJS.ProcessEnv;
 
+/** CMD ARGS to completion (execa, not rejecting): { status, stdout, stderr } */
+async function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; timeout?: number } = {}) {
+  const r = await execa(cmd, args, { reject: false, stdin: 'ignore', stripFinalNewline: false, ...(opts.env ? { env: opts.env, extendEnv: false } : {}), ...(opts.timeout ? { timeout: opts.timeout } : {}) });
+  return { status: r.exitCode, stdout: r.stdout, stderr: r.stderr };
+}
+
 /** The commands the workspace has sources for (what apps/cli/scripts/bundle.mjs bundles). */
 function commands(): string[] {
   const out = ['nspawn'];
@@ -22,16 +29,14 @@ function commands(): string[] {
   return out;
 }
 
-beforeAll(() => {
+beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'nspawn-test-global-'));
   tgz = packAll([cli], join(work, 'tarballs')).get('@nspawn/cli')!;
   // (the installed nspawn's code cache in the work directory: a prefix made per run would leave one each in /var/cache)
   env = { ...noCompilerEnv(join(work, 'nocc')), NSPAWN_CODE_CACHE: join(work, 'code-cache') };
   prefix = join(work, 'prefix');
-  execFileSync('npm', ['install', '-g', '--prefix', prefix, '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error', tgz], {
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  // (async: npm install takes a minute on a busy machine, and a test worker blocked that long makes vitest's RPC time out)
+  await execa('npm', ['install', '-g', '--prefix', prefix, '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error', tgz], { env, extendEnv: false, stdin: 'ignore' });
 });
 afterAll(() => {
   const left = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => work && l.includes(work));
@@ -40,7 +45,7 @@ afterAll(() => {
 });
 
 describe('the global package', () => {
-  it('is self-contained: our libraries bundled (only third-party native modules left to npm), no workspace ranges', () => {
+  it('is self-contained: our libraries bundled (only third-party native modules left to npm), no workspace ranges', async () => {
     const m = tarballManifest(tgz);
     expect(Object.keys(m.dependencies ?? {}).filter((d) => d.startsWith('@nspawn/'))).toEqual([]);
     expect(JSON.stringify(m)).not.toMatch(/workspace:/);
@@ -51,56 +56,73 @@ describe('the global package', () => {
     expect(files.filter((f) => f.endsWith('.ts') || f.startsWith('src/') || f.startsWith('test/'))).toEqual([]);
   });
 
-  it('has a bin for every command the workspace builds (nspawn, nspawnctl, nspawnd)', () => {
+  it('has a bin for every command the workspace builds (nspawn, nspawnctl, nspawnd)', async () => {
     expect(Object.keys(cli.pkg.bin).sort()).toEqual(commands().sort());
   });
 
-  it('nspawn --version and --help run from the prefix', () => {
-    const v = spawnSync(join(prefix, 'bin/nspawn'), ['--version'], { encoding: 'utf8', env });
+  it('is the only published package with these bins (nspawnd is the CLI\'s, not the daemon package\'s)', () => {
+    const published = [...workspacePackages('packages'), ...workspacePackages('apps')].filter((p) => !p.pkg.private);
+    const owners = new Map<string, string[]>();
+    for (const p of published) {
+      const bins = typeof p.pkg.bin === 'string' ? { [p.name.split('/').pop()!]: p.pkg.bin } : (p.pkg.bin ?? {});
+      for (const b of Object.keys(bins)) owners.set(b, [...(owners.get(b) ?? []), p.name]);
+    }
+    expect([...owners].filter(([, o]) => o.length > 1)).toEqual([]);
+    expect(owners.get('nspawnd')).toEqual(['@nspawn/cli']);
+  });
+
+  it('installs nspawnd from @nspawn/cli', async () => {
+    expect(realpathSync(join(prefix, 'bin/nspawnd'))).toBe(join(prefix, 'lib/node_modules/@nspawn/cli/bin/nspawnd'));
+  });
+
+  it('nspawn --version and --help run from the prefix', async () => {
+    const v = await run(join(prefix, 'bin/nspawn'), ['--version'], { env });
     expect(v.status).toBe(0);
     expect(v.stdout).toMatch(new RegExp(`^nspawn ${cli.version.replace(/\./g, '\\.')} `)); // the package's version, bumped by changesets
-    const h = spawnSync(join(prefix, 'bin/nspawn'), ['--help'], { encoding: 'utf8', env });
+    const h = await run(join(prefix, 'bin/nspawn'), ['--help'], { env });
     expect(h.status).toBe(0);
     expect(h.stdout).toContain('Networking:');
   });
 
-  it.each(commands().filter((c) => c !== 'nspawn'))('%s runs from the prefix', (c) => {
-    const r = spawnSync(join(prefix, 'bin', c), ['--version'], { encoding: 'utf8', env });
+  it.each(commands().filter((c) => c !== 'nspawn'))('%s runs from the prefix', async (c) => {
+    const r = await run(join(prefix, 'bin', c), ['--version'], { env });
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/\d+\.\d+\.\d+/);
   });
 
-  it('installs the man pages where man finds them', () => {
+  it('installs the man pages where man finds them', async () => {
     for (const [sec, page] of [['1', 'nspawn'], ['1', 'nspawnctl'], ['8', 'nspawnd'], ['5', 'nspawn.settings']] as const) {
       const file = join(prefix, 'share/man', `man${sec}`, `${page}.${sec}`);
       expect(existsSync(file), file).toBe(true);
-      const r = spawnSync('man', [sec, page], { encoding: 'utf8', env: { ...env, MANPATH: join(prefix, 'share/man'), MANWIDTH: '80', MANPAGER: 'cat', PAGER: 'cat' } });
+      const r = await run('man', [sec, page], { env: { ...env, MANPATH: join(prefix, 'share/man'), MANWIDTH: '80', MANPAGER: 'cat', PAGER: 'cat' } });
       expect(r.status, r.stderr).toBe(0);
       expect(r.stdout).toMatch(new RegExp(`^${page.toUpperCase().replace('.', '\\.')}\\(${sec}\\)`));
     }
   });
 
-  it('ships the bash and zsh completions', () => {
+  it('ships the bash and zsh completions', async () => {
     const dir = join(prefix, 'lib/node_modules/@nspawn/cli/dist/completions');
     expect(existsSync(join(dir, 'nspawn.bash'))).toBe(true);
     expect(existsSync(join(dir, '_nspawn'))).toBe(true);
-    const r = spawnSync('bash', ['-c', `source ${join(dir, 'nspawn.bash')}; COMP_WORDS=(nspawn --boo); COMP_CWORD=1; _nspawn; echo "\${COMPREPLY[*]}"`], { encoding: 'utf8' });
+    const r = await run('bash', ['-c', `source ${join(dir, 'nspawn.bash')}; COMP_WORDS=(nspawn --boo); COMP_CWORD=1; _nspawn; echo "\${COMPREPLY[*]}"`]);
     expect(r.stdout.trim()).toBe('--boot');
   });
 
-  it.skipIf(process.getuid?.() !== 0)('runs a container with the prebuilt helper (no compiler on PATH)', () => {
+  it('runs a container with the prebuilt helper (no compiler on PATH)', async () => {
+    expect(process.getuid?.(), 'needs root: it starts a container').toBe(0);
     const tree = join(work, 'tree');
-    execFileSync(join(ROOT, 'scripts/make-busybox-tree.sh'), [tree], { stdio: 'ignore' });
-    const r = spawnSync(join(prefix, 'bin/nspawn'), ['-q', '-P', '-D', tree, '-M', 'pk-global', '/bin/sh', '-c', 'echo "in $(hostname) as $$"'], { encoding: 'utf8', env, timeout: 30000 });
+    await execa(join(ROOT, 'scripts/make-busybox-tree.sh'), [tree]);
+    const r = await run(join(prefix, 'bin/nspawn'), ['-q', '-P', '-D', tree, '-M', 'pk-global', '/bin/sh', '-c', 'echo "in $(hostname) as $$"'], { env, timeout: 30000 });
     expect(r.stderr).toBe('');
     expect(r.stdout).toBe('in pk-global as 1\n');
     expect(r.status).toBe(0);
   });
 
-  it.skipIf(process.getuid?.() !== 0)('runs a -U container: the range lock and the idmapped root through koffi (no compiler, no tool of its own)', () => {
+  it('runs a -U container: the range lock and the idmapped root through koffi (no compiler, no tool of its own)', async () => {
+    expect(process.getuid?.(), 'needs root: it starts a container').toBe(0);
     const tree = join(work, 'tree-u');
-    execFileSync(join(ROOT, 'scripts/make-busybox-tree.sh'), [tree], { stdio: 'ignore' });
-    const r = spawnSync(join(prefix, 'bin/nspawn'), ['-q', '-P', '-U', '-D', tree, '-M', 'pk-global-u', '/bin/cat', '/proc/self/uid_map'], { encoding: 'utf8', env, timeout: 30000 });
+    await execa(join(ROOT, 'scripts/make-busybox-tree.sh'), [tree]);
+    const r = await run(join(prefix, 'bin/nspawn'), ['-q', '-P', '-U', '-D', tree, '-M', 'pk-global-u', '/bin/cat', '/proc/self/uid_map'], { env, timeout: 30000 });
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
     const [inside, outside, count] = r.stdout.trim().split(/\s+/).map(Number);

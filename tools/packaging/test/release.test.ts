@@ -1,20 +1,21 @@
 // Releases: the changesets flow end to end in a copy of the workspace (versions, changelogs, internal
 // ranges as published), and `pnpm release --dry-run` showing what would be published without publishing.
-import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { libraries, ROOT, tarballManifest, workspacePackages } from '../lib/workspace.mjs';
 
 let copy = '';
 const json = (f: string) => JSON.parse(readFileSync(f, 'utf8'));
 
-beforeAll(() => {
+// (execa, async: a child that blocks the test worker for a minute makes vitest's RPC time out on a busy machine)
+beforeAll(async () => {
   copy = mkdtempSync(join(tmpdir(), 'nspawn-test-release-'));
   // the workspace as committed plus what is not ignored, without node_modules and builds
-  execFileSync('bash', ['-c', `git ls-files -z -co --exclude-standard | tar --null -T - -cf - | tar -xf - -C '${copy}'`], { cwd: ROOT });
-  execFileSync('pnpm', ['install', '--offline', '--ignore-scripts', '--config.confirmModulesPurge=false'], { cwd: copy, stdio: 'ignore' });
+  await execa('bash', ['-c', `git ls-files -z -co --exclude-standard | tar --null -T - -cf - | tar -xf - -C '${copy}'`], { cwd: ROOT });
+  await execa('pnpm', ['install', '--offline', '--ignore-scripts', '--config.confirmModulesPurge=false'], { cwd: copy, stdin: 'ignore' });
 });
 afterAll(() => {
   if (copy) rmSync(copy, { recursive: true, force: true });
@@ -43,11 +44,11 @@ describe('pnpm version-packages in a copy of the workspace', () => {
   const dependents = () => libraries(copy).filter((l) => l.pkg.dependencies?.['@nspawn/settings']);
   const before = new Map<string, string>();
 
-  beforeAll(() => {
+  beforeAll(async () => {
     for (const p of [...workspacePackages('packages', copy), ...workspacePackages('apps', copy), ...workspacePackages('tools', copy)]) before.set(p.name, p.version);
     for (const f of readdirSync(join(copy, '.changeset'))) if (f.endsWith('.md') && f !== 'README.md') rmSync(join(copy, '.changeset', f));
     writeFileSync(join(copy, '.changeset/test-parser-option.md'), '---\n"@nspawn/settings": minor\n---\n\nTest: a new parser option.\n');
-    execFileSync('pnpm', ['run', '-s', 'version-packages'], { cwd: copy, stdio: 'ignore' });
+    await execa('pnpm', ['run', '-s', 'version-packages'], { cwd: copy, stdin: 'ignore' });
   });
 
   it('bumps the package and writes its changelog', () => {
@@ -70,12 +71,12 @@ describe('pnpm version-packages in a copy of the workspace', () => {
     }
   });
 
-  it('publishes internal ranges that point at the new versions', () => {
+  it('publishes internal ranges that point at the new versions', async () => {
     const v = json(join(settingsDir(), 'package.json')).version;
     for (const d of dependents()) {
       const range = d.pkg.dependencies['@nspawn/settings'];
       expect(range, d.name).toMatch(/^workspace:/);
-      execFileSync('pnpm', ['pack', '--pack-destination', copy], { cwd: d.dir, stdio: 'ignore' });
+      await execa('pnpm', ['pack', '--pack-destination', copy], { cwd: d.dir, stdin: 'ignore' });
       const tgz = join(copy, `${d.name.replace('@', '').replace('/', '-')}-${d.version}.tgz`);
       const m = tarballManifest(tgz);
       expect(m.version).toBe(d.version);
@@ -92,9 +93,9 @@ describe('pnpm version-packages in a copy of the workspace', () => {
 });
 
 describe('pnpm release --dry-run', () => {
-  it('lists every public package with its version and tarball contents, and publishes nothing', () => {
-    const r = spawnSync('pnpm', ['run', '-s', 'release', '--dry-run', '--skip-build'], { cwd: ROOT, encoding: 'utf8' });
-    expect(r.status, r.stderr).toBe(0);
+  it('lists every public package with its version and tarball contents, and publishes nothing', async () => {
+    const r = await execa('pnpm', ['run', '-s', 'release', '--dry-run', '--skip-build'], { cwd: ROOT, reject: false, stdin: 'ignore' });
+    expect(r.exitCode, r.stderr).toBe(0);
     const pub = [...workspacePackages('packages'), ...workspacePackages('apps')].filter((p) => !p.pkg.private);
     for (const p of pub) expect(r.stdout).toMatch(new RegExp(`^${p.name}@${p.version.replace(/\./g, '\\.')} \\(`, 'm'));
     expect(r.stdout).toContain('native/prebuilt/nspawn-helper-linux-arm64');

@@ -1,10 +1,10 @@
 // Each library installs alone from its tarball into a fresh project outside the workspace, with no C
 // compiler on PATH, and its README example runs there (lib/standalone.mjs; the convention is in
 // CONTRIBUTING.md). The runtime's helper comes prebuilt, or is built when no prebuilt one fits.
-import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdtempSync, openSync, readSync, closeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkLibrary } from '../lib/standalone.mjs';
 import { libraries, noCompilerEnv, packAll, tarballFiles } from '../lib/workspace.mjs';
@@ -15,6 +15,12 @@ let work: string;
 let tarballs: Map<string, string>;
 let env: NodeJS.ProcessEnv;
 const projects = new Map<string, string>();
+
+/** CMD ARGS to completion (execa, not rejecting): { status, stdout, stderr, error } */
+async function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}) {
+  const r = await execa(cmd, args, { reject: false, stdin: 'ignore', stripFinalNewline: false, ...(opts.cwd ? { cwd: opts.cwd } : {}), ...(opts.env ? { env: opts.env, extendEnv: false } : {}) });
+  return { status: r.exitCode, stdout: r.stdout, stderr: r.stderr, error: r.code };
+}
 
 beforeAll(() => {
   work = mkdtempSync(join(tmpdir(), 'nspawn-test-standalone-'));
@@ -30,20 +36,20 @@ describe('every library', () => {
     expect(libs.map((l) => l.name)).toEqual(expect.arrayContaining(['@nspawn/settings', '@nspawn/runtime']));
   });
 
-  it('the install environment has no C compiler', () => {
+  it('the install environment has no C compiler', async () => {
     for (const cc of ['cc', 'gcc', 'clang', 'c99', 'x86_64-linux-gnu-gcc']) {
-      const r = spawnSync('bash', ['-c', `command -v ${cc}`], { env });
+      const r = await run('bash', ['-c', `command -v ${cc}`], { env });
       expect(r.status, `${cc} found on the no-compiler PATH: ${r.stdout}`).not.toBe(0);
     }
-    expect(spawnSync('bash', ['-c', 'command -v node && command -v npm'], { env }).status).toBe(0);
+    expect((await run('bash', ['-c', 'command -v node && command -v npm'], { env })).status).toBe(0);
   });
 
   for (const lib of libs) {
     it(`${lib.name}: README has an example`, () => {
       expect(readmeExample(readFileSync(join(lib.dir, 'README.md'), 'utf8')), `${lib.name} README.md`).toBeDefined();
     });
-    it(`${lib.name}: installs alone from its tarball and its README example runs`, () => {
-      const { project } = checkLibrary(lib, tarballs, work, env);
+    it(`${lib.name}: installs alone from its tarball and its README example runs`, async () => {
+      const { project } = await checkLibrary(lib, tarballs, work, env);
       projects.set(lib.name, project);
       // nothing of the workspace leaks in: every @nspawn package came from a tarball
       const installed = join(project, 'node_modules', ...lib.name.split('/'));
@@ -66,7 +72,7 @@ function elfMachine(file: string): number {
 describe.skipIf(!libs.some((l) => l.name === '@nspawn/runtime'))('@nspawn/runtime helper', () => {
   const installedRuntime = () => join(projects.get('@nspawn/runtime') ?? '', 'node_modules/@nspawn/runtime');
 
-  it('the tarball ships a static helper for x64 and arm64', () => {
+  it('the tarball ships a static helper for x64 and arm64', async () => {
     const files = tarballFiles(tarballs.get('@nspawn/runtime')!);
     expect(files).toEqual(expect.arrayContaining(['native/prebuilt/nspawn-helper-linux-x64', 'native/prebuilt/nspawn-helper-linux-arm64']));
     // and the sys addon the hand-over and -U use, per architecture
@@ -77,19 +83,20 @@ describe.skipIf(!libs.some((l) => l.name === '@nspawn/runtime'))('@nspawn/runtim
     expect(elfMachine(join(rt, 'native/prebuilt/nspawn-helper-linux-x64'))).toBe(62);
     expect(elfMachine(join(rt, 'native/prebuilt/nspawn-helper-linux-arm64'))).toBe(183);
     for (const a of ['x64', 'arm64']) {
-      const out = execFileSync('file', [join(rt, `native/prebuilt/nspawn-helper-linux-${a}`)], { encoding: 'utf8' });
+      const out = (await execa('file', [join(rt, `native/prebuilt/nspawn-helper-linux-${a}`)])).stdout;
       expect(out).toMatch(/statically linked/);
     }
   });
 
-  it('the arm64 helper runs (on an emulated arm64: qemu-aarch64-static, from scripts/setup.sh --test)', () => {
+  it('the arm64 helper runs (on an emulated arm64: qemu-aarch64-static, from scripts/setup.sh --test)', async () => {
     // (an executable copy: the tarball's files lose their exec bit, which the runtime gives back when it installs one)
     const exe = join(mkdtempSync('/tmp/nspawn-test-arm64-'), 'nspawn-helper');
-    copyFileSync(join(installedRuntime(), 'native/prebuilt/nspawn-helper-linux-arm64'), exe);
-    chmodSync(exe, 0o755);
     try {
+      // (inside the try: a missing arm64 helper must not leave the directory behind)
+      copyFileSync(join(installedRuntime(), 'native/prebuilt/nspawn-helper-linux-arm64'), exe);
+      chmodSync(exe, 0o755);
       // its peercred mode on a stdin that is no socket: the C library's error, through the helper's own message
-      const r = spawnSync('qemu-aarch64-static', [exe, 'peercred'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+      const r = await run('qemu-aarch64-static', [exe, 'peercred']);
       expect(r.error, 'qemu-aarch64-static is missing: apt-get install qemu-user-static').toBeUndefined();
       expect(r.stderr).toBe('nspawn-helper peercred: Socket operation on non-socket\n');
       expect(r.status).toBe(1);
@@ -97,11 +104,11 @@ describe.skipIf(!libs.some((l) => l.name === '@nspawn/runtime'))('@nspawn/runtim
       rmSync(dirname(exe), { recursive: true, force: true });
     }
   });
-  it('installed without a compiler: the prebuilt helper for this machine was put in place and runs', () => {
+  it('installed without a compiler: the prebuilt helper for this machine was put in place and runs', async () => {
     const rt = installedRuntime();
     const helper = join(rt, 'native/build/nspawn-helper');
     expect(readFileSync(helper).equals(readFileSync(join(rt, `native/prebuilt/nspawn-helper-linux-${process.arch}`)))).toBe(true);
-    const r = spawnSync(helper, [], { encoding: 'utf8' });
+    const r = await run(helper, []);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/no plan on fd 3/);
     // the sys addon too: the prebuilt one, which loads into this Node
@@ -112,24 +119,24 @@ describe.skipIf(!libs.some((l) => l.name === '@nspawn/runtime'))('@nspawn/runtim
     expect(typeof m.exports.execve).toBe('function');
   });
 
-  it('no prebuilt helper for the architecture and no compiler: a clear error, no helper left', () => {
+  it('no prebuilt helper for the architecture and no compiler: a clear error, no helper left', async () => {
     const rt = installedRuntime();
     rmSync(join(rt, 'native/build'), { recursive: true, force: true });
-    const r = spawnSync('node', ['scripts/build-helper.mjs'], { cwd: rt, env: { ...env, NSPAWN_HELPER_ARCH: 'riscv64' }, encoding: 'utf8' });
+    const r = await run('node', ['scripts/build-helper.mjs'], { cwd: rt, env: { ...env, NSPAWN_HELPER_ARCH: 'riscv64' } });
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/no prebuilt helper for riscv64/);
     expect(r.stderr).toMatch(/install a C compiler/);
     expect(existsSync(join(rt, 'native/build/nspawn-helper'))).toBe(false);
   });
 
-  it('a prebuilt helper built from other C sources (a checkout after a change) is not used: built instead', () => {
+  it('a prebuilt helper built from other C sources (a checkout after a change) is not used: built instead', async () => {
     const rt = installedRuntime();
     rmSync(join(rt, 'native/build'), { recursive: true, force: true });
     const c = join(rt, 'native/nspawn-helper.c');
     const original = readFileSync(c);
     writeFileSync(c, Buffer.concat([original, Buffer.from('\n__attribute__((used)) const char nspawn_stale_probe[] = "pk-stale-probe";\n')]));
     try {
-      const r = spawnSync('node', ['scripts/build-helper.mjs'], { cwd: rt, env: process.env, encoding: 'utf8' });
+      const r = await run('node', ['scripts/build-helper.mjs'], { cwd: rt, env: process.env });
       expect(r.status, r.stderr).toBe(0);
       expect(readFileSync(join(rt, 'native/build/nspawn-helper')).includes('pk-stale-probe')).toBe(true);
     } finally {
@@ -137,14 +144,14 @@ describe.skipIf(!libs.some((l) => l.name === '@nspawn/runtime'))('@nspawn/runtim
     }
   });
 
-  it('a prebuilt helper that does not run here: falls back to building it with the compiler', () => {
+  it('a prebuilt helper that does not run here: falls back to building it with the compiler', async () => {
     const rt = installedRuntime();
     const other = process.arch === 'x64' ? 'arm64' : 'x64';
     rmSync(join(rt, 'native/build'), { recursive: true, force: true });
-    const r = spawnSync('node', ['scripts/build-helper.mjs'], { cwd: rt, env: { ...process.env, NSPAWN_HELPER_ARCH: other }, encoding: 'utf8' });
+    const r = await run('node', ['scripts/build-helper.mjs'], { cwd: rt, env: { ...process.env, NSPAWN_HELPER_ARCH: other } });
     expect(r.status, r.stderr).toBe(0);
     const helper = join(rt, 'native/build/nspawn-helper');
-    expect(spawnSync(helper, [], { encoding: 'utf8' }).stderr).toMatch(/no plan on fd 3/);
+    expect((await run(helper, [])).stderr).toMatch(/no plan on fd 3/);
     if (/does not run here/.test(r.stderr)) expect(elfMachine(helper)).toBe(process.arch === 'x64' ? 62 : 183);
   });
 });
