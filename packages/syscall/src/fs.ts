@@ -123,13 +123,20 @@ export interface BeneathOptions {
 }
 
 /** A relative path as its components; refuses absolute paths, `..`, NUL and empty results. */
-export function pathComponents(path: string | readonly string[]): string[] {
-  const parts = typeof path === 'string' ? (path.startsWith('/') ? ['/'] : path.split('/')) : [...path];
-  const out: string[] = [];
+export function pathComponents(path: string | readonly (string | Buffer)[]): string[] {
+  return componentBytes(path).map((b) => b.toString('utf8'));
+}
+
+function componentBytes(path: string | readonly (string | Buffer)[]): Buffer[] {
+  const bad = () => new SysError(`path '${typeof path === 'string' ? path : path.map((p) => p.toString()).join('/')}' leaves its root`, 18, 'EXDEV');
+  if (typeof path === 'string' && path.startsWith('/')) throw bad();
+  const parts = typeof path === 'string' ? path.split('/') : path;
+  const out: Buffer[] = [];
   for (const p of parts) {
-    if (p === '' || p === '.') continue;
-    if (p === '/' || p === '..' || p.includes('/') || p.includes('\0')) throw new SysError(`path '${typeof path === 'string' ? path : path.join('/')}' leaves its root`, 18, 'EXDEV');
-    out.push(p);
+    const b = typeof p === 'string' ? Buffer.from(p) : p;
+    if (b.length === 0 || (b.length === 1 && b[0] === 0x2e)) continue;
+    if ((b.length === 2 && b[0] === 0x2e && b[1] === 0x2e) || b.includes(0x2f) || b.includes(0)) throw bad();
+    out.push(b);
   }
   return out;
 }
@@ -141,9 +148,9 @@ export function pathComponents(path: string | readonly string[]): string[] {
  * the way fails with ELOOP (or ENOTDIR); the last component too, unless FLAGS has O_PATH | O_NOFOLLOW (then the
  * descriptor is the symlink's). An empty PATH opens ROOT itself again.
  */
-export function openBeneath(rootFd: number, path: string | readonly string[], flags: number, opts: BeneathOptions = {}): number {
-  const parts = pathComponents(path);
-  const rel = parts.length === 0 ? '.' : parts.join('/');
+export function openBeneath(rootFd: number, path: string | readonly (string | Buffer)[], flags: number, opts: BeneathOptions = {}): number {
+  const parts = componentBytes(path);
+  const rel = parts.length === 0 ? Buffer.from('.') : Buffer.concat(parts.flatMap((p, i) => (i === 0 ? [p] : [Buffer.from('/'), p])));
   if (openat2Usable !== false) {
     const how = Buffer.alloc(24);
     how.writeBigUInt64LE(BigInt(flags | O_CLOEXEC), 0);
@@ -162,13 +169,13 @@ export function openBeneath(rootFd: number, path: string | readonly string[], fl
         openat2Usable = false;
         break;
       }
-      throw lastError(`open ${rel} beneath fd ${rootFd}`);
+      throw lastError(`open ${rel.toString()} beneath fd ${rootFd}`);
     }
   }
   return walkBeneath(rootFd, parts, flags, opts);
 }
 
-function walkBeneath(rootFd: number, parts: string[], flags: number, opts: BeneathOptions): number {
+function walkBeneath(rootFd: number, parts: Buffer[], flags: number, opts: BeneathOptions): number {
   const rootMnt = opts.crossMounts ? undefined : statFd(rootFd).mntId;
   let dir = openAt(rootFd, '.', O_PATH | O_DIRECTORY);
   try {
@@ -178,13 +185,13 @@ function walkBeneath(rootFd: number, parts: string[], flags: number, opts: Benea
       try {
         next = last ? openAt(dir, parts[i]!, flags | O_NOFOLLOW, opts.mode ?? 0o600) : openAt(dir, parts[i]!, O_PATH | O_DIRECTORY | O_NOFOLLOW);
       } catch (e) {
-        throw new SysError(`open ${parts.join('/')} beneath fd ${rootFd}: ${(e as SysError).code}`, (e as SysError).errno, (e as SysError).code);
+        throw new SysError(`open ${parts.map(String).join('/')} beneath fd ${rootFd}: ${(e as SysError).code}`, (e as SysError).errno, (e as SysError).code);
       }
       if (rootMnt !== undefined) {
         const st = statFd(next);
         if (st.mntId !== rootMnt || st.mountRoot) {
           closeSync(next);
-          throw new SysError(`open ${parts.join('/')} beneath fd ${rootFd}: EXDEV`, 18, 'EXDEV');
+          throw new SysError(`open ${parts.map(String).join('/')} beneath fd ${rootFd}: EXDEV`, 18, 'EXDEV');
         }
       }
       closeSync(dir);
