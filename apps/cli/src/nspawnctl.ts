@@ -510,7 +510,7 @@ async function copyFrom(args: string[], opts: CtlOptions): Promise<number> {
     const code = await new Promise<number>((r) => inside.on('close', (c, s) => r(exitCode(c, s))));
     await new Promise((r) => outf.close(r));
     if (code !== 0) throw new CtlError(`Failed to copy ${src} from machine ${name}.`);
-    extractTar(archive, pjoin(tmp, 'x'));
+    await extractTar(archive, pjoin(tmp, 'x'), { label: `the archive of ${src} from machine ${name}` });
     if (exists) rmSync(dst, { recursive: true, force: true });
     renameSync(pjoin(tmp, 'x', basename(src)), dst);
   } finally {
