@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { O_DIRECTORY, O_RDONLY, removeTreeAt } from '@nspawn/syscall';
 import { importTar } from '../src/index.js';
-import { buildTar, type Member } from './build-tar.js';
+import { buildTar, type Member } from '../src/test-build-tar.js';
 import { type Fixture, makeFixture, storeListing } from './fixture.js';
 
 let fx: Fixture;

@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pullTar } from '../src/index.js';
-import { buildTar } from './build-tar.js';
+import { buildTar } from '../src/test-build-tar.js';
 import { type Fixture, makeFixture, storeListing } from './fixture.js';
 
 const REPO = resolve(import.meta.dirname, '../../..');
