@@ -1,6 +1,6 @@
 /**
  * pull-tar, import-tar, export-tar (systemd-importd's tar side): download over HTTP(S) with a progress callback,
- * SHA256SUMS verification, decompression (gzip, xz, bzip2, zstd), safe extraction (./tar.ts) into a hidden
+ * SHA256SUMS verification, decompression (gzip, xz, bzip2, zstd), safe extraction (./extract.ts) into a hidden
  * temporary image beside the target, then one rename: nothing partial is left on failure, and an existing image is
  * never replaced.
  */
