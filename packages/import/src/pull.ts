@@ -6,7 +6,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, createReadStream, createWriteStream, existsSync, lstatSync, mkdirSync, openSync, readSync, rmSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
@@ -106,7 +106,7 @@ const tmpName = (name: string, suffix: string) => `.#import-${name}-${randomByte
 export async function installTarball(file: string, name: string, root: string, label = file): Promise<ImportResult> {
   checkTarget(root, name);
   const tmp = tmpName(name, '');
-  const tmpPath = join(root, tmp);
+  const tmpPath = resolve(root, tmp);
   let plain = file;
   let made = false;
   const lock = lockImage(tmpPath);
