@@ -8,7 +8,7 @@
  */
 import { closeSync, createReadStream, fstatSync, openSync, readSync } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
-import { extract as tarExtract, type Header } from 'tar-stream';
+import type { Header } from 'tar-stream';
 import { ImportError } from './errors.js';
 
 export type MemberType = 'file' | 'dir' | 'symlink' | 'hardlink' | 'char' | 'block' | 'fifo';
@@ -126,6 +126,8 @@ interface RawExtract {
  */
 export async function readArchive(path: string, onMember: (m: Member, data: AsyncIterable<Buffer>) => Promise<void>, label = path): Promise<void> {
   const file = label;
+  // loaded when used: nspawnctl imports this package for every verb
+  const { extract: tarExtract } = await import('tar-stream');
   const fd = openSync(path, 'r');
   const fileSize = fstatSync(fd).size;
   // names as bytes (latin1 is byte-transparent); v7 archives have no ustar magic

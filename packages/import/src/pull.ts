@@ -11,7 +11,6 @@ import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import * as zlib from 'node:zlib';
-import { execa } from 'execa';
 import { createSubvolume, deleteSubvolume, imageNameIsValid, lockImage, storeIsBtrfs } from '@nspawn/btrfs';
 import { O_DIRECTORY, O_NOFOLLOW, O_RDONLY, openAt, RENAME_NOREPLACE, removeTreeAt, renameAt2 } from '@nspawn/syscall';
 import { ImportError } from './errors.js';
@@ -84,6 +83,7 @@ async function decompress(file: string, out: string): Promise<void> {
   const tool = kind === 'xz' ? 'xz' : kind === 'bzip2' ? 'bzip2' : 'zstd';
   const o = openSync(out, 'w', 0o600);
   try {
+    const { execa } = await import('execa'); // loaded when used: nspawnctl imports this package for every verb
     const r = await execa(tool, ['-dc'], { inputFile: file, stdout: { file: out }, stderr: 'pipe', reject: false });
     if (r.failed) {
       const why = r.code === 'ENOENT' ? `${tool} is not installed` : r.stderr.trim() || r.shortMessage;
@@ -240,6 +240,7 @@ export async function pullTar(url: string, opts: PullOptions = {}): Promise<Impo
 export async function exportTar(path: string, file: string): Promise<void> {
   const z = /\.(t?gz)$/.test(file) ? ['-z'] : /\.xz$/.test(file) ? ['-J'] : /\.bz2$/.test(file) ? ['-j'] : /\.zst$/.test(file) ? ['--zstd'] : [];
   const tmp = file === '-' ? '-' : `${file}.part-${randomBytes(4).toString('hex')}`;
+  const { execa } = await import('execa');
   const r = await execa('tar', ['--numeric-owner', '--xattrs', '--xattrs-include=*', '--sparse', '--format=posix', '-C', path, ...z, '-cf', tmp, '.'], {
     stdin: 'ignore',
     stdout: 'inherit',
