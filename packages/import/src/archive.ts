@@ -163,7 +163,8 @@ export async function readArchive(path: string, onMember: (m: Member, data: Asyn
       let sparse: Array<[number, number]> | undefined;
       let skipBytes = 0;
       let realSize = header.size;
-      const headerBlock = pread(fd, BLOCK, header.byteOffset - BLOCK);
+      // the raw header block only for the types tar-stream does not know (GNU sparse 'S' and the like)
+      const headerBlock = header.type === null ? pread(fd, BLOCK, header.byteOffset - BLOCK) : Buffer.alloc(0);
       const flag = String.fromCharCode(headerBlock[156] ?? 0x30);
       switch (header.type) {
         case 'file':
@@ -356,7 +357,7 @@ export async function readArchive(path: string, onMember: (m: Member, data: Asyn
     );
   });
   try {
-    await pipeline(createReadStream(path), ex);
+    await pipeline(createReadStream(path, { highWaterMark: 1 << 20 }), ex);
   } catch (e) {
     if (e instanceof ImportError) throw e;
     const m = (e as Error).message ?? String(e);

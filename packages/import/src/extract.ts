@@ -131,6 +131,9 @@ export async function extractTar(path: string, dest: string, opts: ExtractOption
     throw new ImportError(`Cannot extract into ${dest}: ${code(e) ?? (e as Error).message}`);
   }
   const stats: ExtractStats = { entries: 0, bytes: 0, xattrs: 0, xattrsSkipped: 0 };
+  // new files get our owner (directories are 0700 without set-GID bits while members are made)
+  const euid = process.geteuid?.() ?? -1;
+  const egid = process.getegid?.() ?? -1;
   const dirs = new Map<string, DirRecord>();
   // the parent of the previous member, kept open while members stay in one directory; dropped at any removal
   let cache: { key: string; fd: number } | undefined;
@@ -213,8 +216,8 @@ export async function extractTar(path: string, dest: string, opts: ExtractOption
             try {
               stats.bytes += await writeData(fd, m, data, what);
               // chown before the mode (it clears set-ID bits) and before the xattrs (it clears file capabilities);
-              // the mode after the ACL (whose mask is the group bits)
-              fchown(fd, m.uid, m.gid);
+              // the mode after the ACL (whose mask is the group bits). A new file is ours already: most are root's
+              if (m.uid !== euid || m.gid !== egid) fchown(fd, m.uid, m.gid);
               setXattrs(fd, m, stats, what);
               fchmod(fd, m.mode);
               futimens(fd, m.atimeNs ?? m.mtimeNs, m.mtimeNs);

@@ -267,14 +267,13 @@ export function statAt(dirFd: number, name: Name): Stat {
   return parseStatx(b);
 }
 
-/** statAt(), or undefined when NAME does not exist */
+/** statAt(), or undefined when NAME does not exist (without making an error: extractors ask this for every member) */
 export function lstatAt(dirFd: number, name: Name): Stat | undefined {
-  try {
-    return statAt(dirFd, name);
-  } catch (e) {
-    if ((e as SysError).code === 'ENOENT') return undefined;
-    throw e;
-  }
+  const b = Buffer.alloc(256);
+  const r = Number(c.statx()(dirFd, cstr(name), AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT, STATX_BASIC_STATS | STATX_MNT_ID, b));
+  if (r === 0) return parseStatx(b);
+  if (errno() === 2 /* ENOENT */) return undefined;
+  throw lastError(`statx ${show(name)}`);
 }
 
 /** statx() of the file FD refers to (an O_PATH descriptor too) */
