@@ -2,8 +2,8 @@
 // inodes, modes, owners, contents and mtimes, and no new entry) and that the store lists no half image.
 import { closeSync, existsSync, lstatSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { O_DIRECTORY, O_RDONLY, removeTreeAt } from '@nspawn/syscall';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { O_DIRECTORY, O_RDONLY, removeTreeAt, setOpenat2 } from '@nspawn/syscall';
 import { importTar } from '../src/index.js';
 import { buildTar, type Member } from '../src/test-build-tar.js';
 import { type Fixture, makeFixture, storeListing } from './fixture.js';
@@ -50,7 +50,13 @@ async function attempt(members: Member[] | Buffer, want: 'ok' | RegExp): Promise
   return msg;
 }
 
-describe('hostile archives (importTar)', () => {
+describe.each([
+  ['openat2', true],
+  ['the O_NOFOLLOW walk (kernels without openat2)', false],
+])('hostile archives (importTar), with %s', (_how, openat2) => {
+  beforeAll(() => setOpenat2(openat2));
+  afterAll(() => setOpenat2(true));
+
   it('a directory 06777, then a symlink of the same name to a host file: the mode never reaches the host file', async () => {
     const img = await attempt(
       [
