@@ -73,7 +73,7 @@ async function copyFrom(args: string[], opts: CtlOptions): Promise<number> {
     const code = statusOf(await inside);
     await new Promise((r) => outf.close(r));
     if (code !== 0) throw new CtlError(`Failed to copy ${src} from machine ${name}.`);
-    extractTar(archive, pjoin(tmp, 'x'));
+    await extractTar(archive, pjoin(tmp, 'x'), { label: `the archive of ${src} from machine ${name}` });
     if (exists) rmSync(dst, { recursive: true, force: true });
     renameSync(pjoin(tmp, 'x', basename(src)), dst);
   } finally {

@@ -9,17 +9,12 @@
  * lives as long as its file descriptor: keep the process that took it alive for as long as the image is in use.
  * $SYSTEMD_NSPAWN_LOCK=0 turns locking off, as for systemd.
  */
-import { closeSync, constants as fsc, fstatSync, mkdirSync, openSync, statSync, unlinkSync } from 'node:fs';
+import { closeSync, constants as fsc, mkdirSync, openSync, statSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join } from 'node:path';
-import { errCode, fcntl, keepOnExec, SysError } from './sys.js';
+import { lockHeldElsewhere, makeLockFile as takeLockFile, type LockFile as SharedLockFile } from '@nspawn/syscall';
+import { errCode, SysError } from './sys.js';
 
 export const GLOBAL_LOCK_DIR = '/run/systemd/nspawn/locks';
-
-const F_OFD_GETLK = 36;
-const F_OFD_SETLK = 37;
-const F_UNLCK = 2;
-const F_RDLCK = 0;
-const F_WRLCK = 1;
 
 /** The image is locked by another process (systemd-nspawn, nspawn, machined, nspawnd). */
 export class ImageBusyError extends SysError {
@@ -43,65 +38,21 @@ export interface LockFile {
   keepAcrossExec(): number;
 }
 
-function flock(exclusive: boolean): Buffer {
-  // struct flock: short l_type, short l_whence, off_t l_start, off_t l_len, pid_t l_pid: the whole file
-  const b = Buffer.alloc(32);
-  b.writeInt16LE(exclusive ? F_WRLCK : F_RDLCK, 0);
-  return b;
-}
-
 /**
- * make_lock_file(): opens (creating) PATH and takes a non-blocking OFD lock on it; retries when the previous
- * holder unlinked the file between our open and our lock. Throws ImageBusyError when it is held.
+ * make_lock_file() (@nspawn/syscall's): opens (creating) PATH and takes a non-blocking OFD lock on it, flock() where
+ * the kernel has no OFD locks; retries when the previous holder unlinked the file between our open and our lock.
+ * Throws ImageBusyError when it is held.
  */
 export function makeLockFile(path: string, exclusive: boolean): LockFile {
-  for (;;) {
-    const fd = openSync(path, fsc.O_CREAT | fsc.O_RDWR | fsc.O_NOFOLLOW | fsc.O_NOCTTY, 0o600);
-    try {
-      fcntl(fd, F_OFD_SETLK, flock(exclusive), `lock ${path}`);
-    } catch (e) {
-      closeSync(fd);
-      if (errCode(e) === 'EAGAIN' || errCode(e) === 'EACCES') throw new ImageBusyError(`${path} is locked by another process`, path);
-      throw e;
-    }
-    if (fstatSync(fd).nlink === 0) {
-      closeSync(fd);
-      continue;
-    }
-    let held = true;
-    let isExclusive = exclusive;
-    return {
-      path,
-      get exclusive() {
-        return isExclusive;
-      },
-      keepAcrossExec() {
-        keepOnExec(fd);
-        return fd;
-      },
-      release() {
-        if (!held) return;
-        held = false;
-        if (!isExclusive) {
-          // release_lock_file(): a shared holder that can become the exclusive one removes the file too
-          try {
-            fcntl(fd, F_OFD_SETLK, flock(true));
-            isExclusive = true;
-          } catch {
-            // someone else still holds it
-          }
-        }
-        if (isExclusive) {
-          try {
-            unlinkSync(path);
-          } catch {
-            // gone
-          }
-        }
-        closeSync(fd);
-      },
-    };
+  let l: SharedLockFile | undefined;
+  try {
+    l = takeLockFile(path, { shared: !exclusive });
+  } catch (e) {
+    if (errCode(e) === 'EAGAIN' || errCode(e) === 'EACCES') throw new ImageBusyError(`${path} is locked by another process`, path);
+    throw e;
   }
+  if (!l) throw new ImageBusyError(`${path} is locked by another process`, path);
+  return l;
 }
 
 /** `DIR/.#NAME.lck` for the image at DIR/NAME (make_lock_file_for()). */
@@ -216,9 +167,7 @@ export function isImageLocked(path: string, env: NodeJS.ProcessEnv = process.env
       continue; // no lock file: nobody holds it
     }
     try {
-      const b = flock(true);
-      fcntl(fd, F_OFD_GETLK, b, `test lock ${f}`);
-      if (b.readInt16LE(0) !== F_UNLCK) return true;
+      if (lockHeldElsewhere(fd)) return true;
     } finally {
       closeSync(fd);
     }

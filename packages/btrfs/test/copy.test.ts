@@ -3,12 +3,16 @@
  * modes, nanosecond times, device nodes, fifos, symlinks; reflinks on btrfs; a subvolume template snapshotted,
  * anything else copied; an existing directory left alone. Root only.
  */
-import { execFileSync } from 'node:child_process';
-import { chownSync, closeSync, lstatSync, mkdirSync, openSync, readFileSync, readlinkSync, symlinkSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { chownSync, closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, symlinkSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { copyTree, createSubvolume, isSubvolume, isImmutable, isSubvolumeReadOnly, listSubvolumes, populateFromTemplate, removeTree, setImmutable } from '../src/index.js';
 import { fileSystemsForTests } from './fixture.js';
+import { listImages, lockImage } from '../src/index.js';
+import { cleanTemplateLeftovers } from '../src/template.js';
+
+const DIST = join(import.meta.dirname, '../dist/index.js');
 
 const fss = fileSystemsForTests(128);
 
@@ -103,5 +107,39 @@ describe.each(['ext4', 'btrfs'] as const)('copy on %s', (kind) => {
       checkCopy(sub, t3);
     }
     removeTree(join(fs.dir, 'machines'), { within: fs.dir });
+  });
+
+  it('--template: a copy killed half way leaves only a hidden, unlisted leftover, removed by the next start', async () => {
+    const fs = fss[kind]!;
+    const big = join(fs.dir, 'bigsrc');
+    mkdirSync(join(big, 'usr'), { recursive: true });
+    for (let i = 0; i < 3000; i++) writeFileSync(join(big, 'usr', `f${i}`), `file ${i}\n`);
+    const machines = join(fs.dir, 'machines');
+    const target = join(machines, 'killed');
+    mkdirSync(machines, { recursive: true });
+    const child = spawn(process.execPath, ['-e', `import(${JSON.stringify(DIST)}).then((m) => m.populateFromTemplate(${JSON.stringify(big)}, ${JSON.stringify(target)}))`], { stdio: 'ignore' });
+    const exited = new Promise((r) => child.once('exit', r));
+    const temps = () => readdirSync(machines).filter((n) => n.startsWith('.#template-killed-') && !n.endsWith('.lck'));
+    for (let i = 0; i < 400 && temps().length === 0; i++) await new Promise((r) => setTimeout(r, 5));
+    child.kill('SIGKILL');
+    await exited;
+    expect(temps()).toHaveLength(1);
+    expect(existsSync(target), 'no half tree under the name').toBe(false);
+    expect(listImages({ root: machines }).map((i) => i.name)).toEqual([]);
+    // a copy in progress (its lock held) is left alone
+    const busy = join(machines, '.#template-killed-0123456789abcdef');
+    mkdirSync(busy);
+    const held = lockImage(busy);
+    try {
+      expect(populateFromTemplate(big, target)).toBe('copy');
+    } finally {
+      held.release();
+    }
+    expect(readdirSync(join(target, 'usr'))).toHaveLength(3000);
+    expect(temps()).toEqual(['.#template-killed-0123456789abcdef']);
+    expect(cleanTemplateLeftovers(target)).toEqual([busy]);
+    expect(readdirSync(machines).filter((n) => n.startsWith('.#'))).toEqual([]);
+    removeTree(machines, { within: fs.dir });
+    removeTree(big, { within: fs.dir });
   });
 });

@@ -1,19 +1,20 @@
 /**
  * pull-tar, import-tar, export-tar (systemd-importd's tar side): download over HTTP(S) with a progress callback,
- * SHA256SUMS verification, decompression (gzip, xz, bzip2, zstd), safe extraction (./tar.ts) into a hidden
+ * SHA256SUMS verification, decompression (gzip, xz, bzip2, zstd), safe extraction (./extract.ts) into a hidden
  * temporary image beside the target, then one rename: nothing partial is left on failure, and an existing image is
  * never replaced.
  */
-import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, createReadStream, createWriteStream, existsSync, lstatSync, mkdirSync, openSync, readSync, renameSync, rmSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { closeSync, createReadStream, createWriteStream, existsSync, lstatSync, mkdirSync, openSync, readSync, rmSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import * as zlib from 'node:zlib';
-import { createSubvolume, imageNameIsValid, removeTree, storeIsBtrfs } from '@nspawn/btrfs';
-import { type ExtractStats, extractTar, ImportError } from './tar.js';
+import { createSubvolume, deleteSubvolume, imageNameIsValid, lockImage, storeIsBtrfs } from '@nspawn/btrfs';
+import { O_DIRECTORY, O_NOFOLLOW, O_RDONLY, openAt, RENAME_NOREPLACE, removeTreeAt, renameAt2 } from '@nspawn/syscall';
+import { ImportError } from './errors.js';
+import { type ExtractStats, extractTar } from './extract.js';
 
 export type ProgressFn = (done: number, total: number | undefined) => void;
 
@@ -80,50 +81,74 @@ async function decompress(file: string, out: string): Promise<void> {
   const zstd = (zlib as unknown as { createZstdDecompress?: () => NodeJS.ReadWriteStream }).createZstdDecompress;
   if (kind === 'zstd' && zstd) return pipeline(createReadStream(file), zstd(), createWriteStream(out, { mode: 0o600 }));
   const tool = kind === 'xz' ? 'xz' : kind === 'bzip2' ? 'bzip2' : 'zstd';
-  await new Promise<void>((resolve, reject) => {
-    const o = openSync(out, 'w', 0o600);
-    const i = openSync(file, 'r');
-    const c = spawn(tool, ['-dc'], { stdio: [i, o, 'pipe'] });
-    let err = '';
-    c.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-    c.on('error', (e) => reject(new ImportError(`Failed to run ${tool} to decompress the archive: ${e.message}`)));
-    c.on('close', (code) => {
-      closeSync(o);
-      closeSync(i);
-      if (code === 0) resolve();
-      else reject(new ImportError(`${tool} failed to decompress the archive: ${err.trim()}`));
-    });
-  });
+  const o = openSync(out, 'w', 0o600);
+  try {
+    const { execa } = await import('execa'); // loaded when used: nspawnctl imports this package for every verb
+    const r = await execa(tool, ['-dc'], { inputFile: file, stdout: { file: out }, stderr: 'pipe', reject: false });
+    if (r.failed) {
+      const why = r.code === 'ENOENT' ? `${tool} is not installed` : r.stderr.trim() || r.shortMessage;
+      throw new ImportError(`Failed to decompress ${file} with ${tool}: ${why}`);
+    }
+  } finally {
+    closeSync(o);
+  }
 }
 
-const tmpName = (root: string, name: string, what: string) => join(root, `.tar-${name}-${randomBytes(6).toString('hex')}${what}`);
+/** `.#import-NAME-RANDOM[SUFFIX]`: hidden (not listed), recognisable as an import in progress or a leftover */
+const tmpName = (name: string, suffix: string) => `.#import-${name}-${randomBytes(8).toString('hex')}${suffix}`;
 
 /**
  * Installs the (possibly compressed) tarball FILE as image NAME in ROOT: extraction into a hidden new subvolume
- * or directory, then a rename into place. On any failure nothing is left.
+ * or directory beside the images (`.#import-NAME-RANDOM`, locked as an image while it is made, so that
+ * `cleanImages()` leaves it alone), then one renameat2(RENAME_NOREPLACE) into place. On any failure the partial
+ * tree is removed (through descriptors: no symlink followed, no mount crossed); an existing image is never replaced.
  */
-export async function installTarball(file: string, name: string, root: string): Promise<ImportResult> {
+export async function installTarball(file: string, name: string, root: string, label = file): Promise<ImportResult> {
   checkTarget(root, name);
-  const tmp = tmpName(root, name, '');
+  const tmp = tmpName(name, '');
+  const tmpPath = resolve(root, tmp);
   let plain = file;
   let made = false;
+  const lock = lockImage(tmpPath);
+  const store = openAt(-100, root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
   try {
     if (sniff(file) !== 'none') {
-      plain = tmpName(root, name, '.tar');
+      plain = join(root, tmpName(name, '.tar'));
       await decompress(file, plain);
     }
-    if (storeIsBtrfs({ root })) createSubvolume(tmp);
-    else mkdirSync(tmp, { mode: 0o755 });
+    if (storeIsBtrfs({ root })) createSubvolume(tmpPath);
+    else mkdirSync(tmpPath, { mode: 0o755 });
     made = true;
-    const stats = extractTar(plain, tmp);
+    const stats = await extractTar(plain, tmpPath, { label });
     // the name may have been taken while we extracted: never replace
     checkTarget(root, name);
-    renameSync(tmp, join(root, name));
+    try {
+      renameAt2(store, tmp, store, name, RENAME_NOREPLACE);
+    } catch (e) {
+      if ((e as { code?: string }).code === 'EEXIST') throw new ImportError(`Image '${name}' already exists in ${root}: not replacing it.`);
+      throw e;
+    }
     made = false;
     return { name, path: join(root, name), stats };
   } finally {
     if (plain !== file) rmSync(plain, { force: true });
-    if (made) removeTree(tmp, { within: root });
+    try {
+      if (made) removePartial(store, tmp, tmpPath);
+    } finally {
+      closeSync(store);
+      lock.release();
+    }
+  }
+}
+
+/** Removes a partial image through descriptors; a subvolume that rmdir will not take goes by ioctl. */
+function removePartial(store: number, tmp: string, tmpPath: string): void {
+  try {
+    removeTreeAt(store, tmp);
+  } catch (e) {
+    const c = (e as { code?: string }).code;
+    if (c !== 'EPERM' && c !== 'ENOTEMPTY' && c !== 'EINVAL') throw e;
+    deleteSubvolume(tmpPath);
   }
 }
 
@@ -182,7 +207,7 @@ export async function pullTar(url: string, opts: PullOptions = {}): Promise<Impo
   const name = opts.name ?? imageNameFromUrl(u.pathname);
   mkdirSync(root, { recursive: true, mode: 0o700 });
   checkTarget(root, name);
-  const file = tmpName(root, name, '.download');
+  const file = join(root, tmpName(name, '.download'));
   try {
     opts.log?.(`Downloading ${url}`);
     const sum = await download(url, file, opts.progress);
@@ -201,25 +226,33 @@ export async function pullTar(url: string, opts: PullOptions = {}): Promise<Impo
       if (want !== sum) throw new ImportError(`SHA256 checksum of ${basename(u.pathname)} does not match: expected ${want}, got ${sum}.`);
       opts.log?.(`SHA256 checksum of ${basename(u.pathname)} is correct.`);
     }
-    return await installTarball(file, name, root);
+    return await installTarball(file, name, root, url);
   } finally {
     rmSync(file, { force: true });
   }
 }
 
-/** export-tar: image directory PATH as a tar archive (compressed by FILE's suffix) to FILE, or stdout for '-'. */
+/**
+ * export-tar: image directory PATH as a tar archive (compressed by FILE's suffix) to FILE, or stdout for '-'. GNU tar
+ * in POSIX format with every extended attribute (file capabilities and ACLs included, as SCHILY.xattr.*), numeric
+ * owners, and holes kept (`--sparse`): what extractTar() restores.
+ */
 export async function exportTar(path: string, file: string): Promise<void> {
   const z = /\.(t?gz)$/.test(file) ? ['-z'] : /\.xz$/.test(file) ? ['-J'] : /\.bz2$/.test(file) ? ['-j'] : /\.zst$/.test(file) ? ['--zstd'] : [];
   const tmp = file === '-' ? '-' : `${file}.part-${randomBytes(4).toString('hex')}`;
-  await new Promise<void>((resolve, reject) => {
-    const c = spawn('tar', ['--numeric-owner', '--xattrs', '-C', path, ...z, '-cf', tmp, '.'], { stdio: ['ignore', 'inherit', 'pipe'] });
-    let err = '';
-    c.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-    c.on('error', (e) => reject(new ImportError(`Failed to run tar: ${e.message}`)));
-    c.on('close', (code) => (code === 0 ? resolve() : reject(new ImportError(`tar failed: ${err.trim()}`))));
-  }).catch((e: unknown) => {
-    if (tmp !== '-') rmSync(tmp, { force: true });
-    throw e;
+  const { execa } = await import('execa');
+  const r = await execa('tar', ['--numeric-owner', '--xattrs', '--xattrs-include=*', '--sparse', '--format=posix', '-C', path, ...z, '-cf', tmp, '.'], {
+    stdin: 'ignore',
+    stdout: 'inherit',
+    stderr: 'pipe',
+    reject: false,
   });
-  if (tmp !== '-') renameSync(tmp, file);
+  if (r.failed) {
+    if (tmp !== '-') rmSync(tmp, { force: true });
+    throw new ImportError(r.code === 'ENOENT' ? 'Failed to run tar: it is not installed' : `tar failed: ${r.stderr.trim() || r.shortMessage}`);
+  }
+  if (tmp !== '-') {
+    const { renameSync } = await import('node:fs');
+    renameSync(tmp, file);
+  }
 }

@@ -6,10 +6,13 @@
  * (nspawn handing its run over to the runtime helper, which then holds it and removes the file at the end).
  * Released by unlinking, then closing, as release_lock_file() does.
  */
-import { closeSync, constants, fstatSync, mkdirSync, openSync, unlinkSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { makeLockFile, type LockSys } from '@nspawn/syscall';
 import { UidRangeError } from './candidates.js';
 import { keepOnExec, ofdLockExclusive, SysError } from './sys.js';
+
+export type { LockSys };
 
 export interface RangeLock {
   readonly path: string;
@@ -24,59 +27,35 @@ export interface RangeLock {
   release(): void;
 }
 
-/** The two calls a lock needs that Node lacks; default: through koffi (sys.ts). */
-export interface LockSys {
-  /** an exclusive OFD lock on FD: true, or false when another holds it; throws on any other error */
-  ofdLockExclusive(fd: number): boolean;
-  /** clears FD_CLOEXEC on FD */
-  keepOnExec(fd: number): void;
-}
+/** The two calls a lock needs that Node lacks, by default @nspawn/syscall's (koffi). */
 const koffiLockSys: LockSys = { ofdLockExclusive, keepOnExec };
 
 /**
- * tries to take the lock at `path`: a handle, or undefined when another process holds it. SYS: how to take it (a
- * caller with its own OFD lock call, e.g. @nspawn/runtime's addon, spares koffi's loading).
+ * tries to take the lock at `path` (@nspawn/syscall's make_lock_file()): a handle, or undefined when another
+ * process holds it. SYS: how to take it (a caller with its own OFD lock call, e.g. @nspawn/runtime's addon, spares
+ * koffi's loading).
  */
 export function tryLockFile(path: string, sys: LockSys = koffiLockSys): RangeLock | undefined {
-  for (;;) {
-    const fd = openSync(path, constants.O_CREAT | constants.O_RDWR | constants.O_NOFOLLOW | constants.O_NOCTTY, 0o600);
-    let taken: boolean;
-    try {
-      taken = sys.ofdLockExclusive(fd);
-    } catch (e) {
-      closeSync(fd);
-      throw new UidRangeError(`Failed to lock ${path}: ${e instanceof SysError ? e.code : ((e as { code?: string }).code ?? (e as Error).message)}`, 'EIO');
-    }
-    if (!taken) {
-      closeSync(fd);
-      return undefined;
-    }
-    // the previous owner may have unlinked the file between our open and our lock: then the lock is worthless
-    if (fstatSync(fd).nlink === 0) {
-      closeSync(fd);
-      continue;
-    }
-    let held = true;
-    return {
-      path,
-      fd,
-      keepAcrossExec() {
-        if (!held) throw new UidRangeError(`${path}: the lock was released`, 'EINVAL');
-        sys.keepOnExec(fd);
-        return fd;
-      },
-      release() {
-        if (!held) return;
-        held = false;
-        try {
-          unlinkSync(path);
-        } catch {
-          /* already gone */
-        }
-        closeSync(fd);
-      },
-    };
+  let l;
+  try {
+    l = makeLockFile(path, { sys });
+  } catch (e) {
+    throw new UidRangeError(`Failed to lock ${path}: ${e instanceof SysError ? e.code : ((e as { code?: string }).code ?? (e as Error).message)}`, 'EIO');
   }
+  if (!l) return undefined;
+  return {
+    path,
+    fd: l.fd,
+    keepAcrossExec() {
+      try {
+        return l.keepAcrossExec();
+      } catch (e) {
+        if ((e as SysError).code === 'EINVAL') throw new UidRangeError(`${path}: the lock was released`, 'EINVAL');
+        throw e;
+      }
+    },
+    release: () => l.release(),
+  };
 }
 
 export function lockPathFor(dir: string, base: number): string {

@@ -1,0 +1,44 @@
+// import-tar into a btrfs store: the image is a subvolume made under its hidden name and renamed into place; a
+// refused archive leaves no subvolume (the partial one is removed through descriptors, then by ioctl).
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isSubvolume, listSubvolumes } from '@nspawn/btrfs';
+import { importTar } from '../src/index.js';
+import { buildTar } from '../src/test-build-tar.js';
+
+const sh = (cmd: string, args: string[]) => execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+let base: string;
+let loop: string;
+let store: string;
+beforeAll(() => {
+  base = mkdtempSync('/var/tmp/nspawn-im-btrfs-');
+  sh('truncate', ['-s', '300M', join(base, 'fs.img')]);
+  sh('mkfs.btrfs', ['-q', '-f', join(base, 'fs.img')]);
+  loop = sh('losetup', ['--find', '--show', join(base, 'fs.img')]);
+  sh('mkdir', ['-p', join(base, 'mnt')]);
+  sh('mount', [loop, join(base, 'mnt')]);
+  store = join(base, 'mnt/machines');
+  sh('mkdir', [store]);
+});
+afterAll(() => {
+  try {
+    sh('umount', [join(base, 'mnt')]);
+  } finally {
+    sh('losetup', ['-d', loop]);
+    rmSync(base, { recursive: true, force: true });
+  }
+});
+
+describe('a btrfs store', () => {
+  it('an image is a subvolume; a hostile archive leaves no subvolume, no hidden entry', async () => {
+    writeFileSync(join(base, 'ok.tar'), buildTar([{ name: 'etc/', type: '5' }, { name: 'etc/os-release', data: 'ID=x\n' }]));
+    const r = await importTar(join(base, 'ok.tar'), { name: 'img', root: store });
+    expect(isSubvolume(r.path)).toBe(true);
+    writeFileSync(join(base, 'evil.tar'), buildTar([{ name: 'd/', type: '5' }, { name: 'd/f', data: 'x' }, { name: 'l', type: '2', linkname: '/etc' }, { name: 'l/pwned', data: 'x' }]));
+    await expect(importTar(join(base, 'evil.tar'), { name: 'evil', root: store })).rejects.toThrow(/would be written through the symlink 'l'/);
+    expect(readdirSync(store)).toEqual(['img']);
+    expect(listSubvolumes(join(base, 'mnt')).map((s) => s.path)).toEqual(['machines/img']);
+  });
+});
