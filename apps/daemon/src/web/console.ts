@@ -57,7 +57,6 @@ class Follower {
   private ino = -1;
   private pos = 0;
   private decoder = new StringDecoder('utf8');
-  private readonly buf = Buffer.alloc(CHUNK_MAX);
 
   constructor(private readonly path: string) {
     // where the tail each new watcher gets ends: from here on, what is appended
@@ -117,10 +116,12 @@ class Follower {
       this.emit({ kind: 'reset', text: t.text, skipped: t.skipped });
       return;
     }
-    const n = readSync(this.fd!, this.buf, 0, size - this.pos, this.pos);
+    // a buffer for this read only: a log nobody writes to holds no memory
+    const buf = Buffer.allocUnsafe(size - this.pos);
+    const n = readSync(this.fd!, buf, 0, buf.length, this.pos);
     if (n <= 0) return;
     this.pos += n;
-    const text = this.decoder.write(this.buf.subarray(0, n));
+    const text = this.decoder.write(buf.subarray(0, n));
     if (text) this.emit({ kind: 'append', text });
   }
 

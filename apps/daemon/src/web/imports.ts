@@ -30,7 +30,7 @@ export class ImportRefused extends Error {}
 
 export const MAX_RUNNING = 4;
 const KEEP_FINISHED = 20;
-const POLL_MS = 300;
+const POLL_MS = 200;
 
 /** The script the child runs: the bundle beside the view's, or (tests from source) the TypeScript file. */
 function childScript(dir: string): string {
