@@ -26,8 +26,7 @@ await build({
   target: 'node24',
   sourcemap: 'linked',
   logLevel: 'warning',
-  // import() as require(): the web view (--web) is a bundle of its own, required only then
-  supported: { 'dynamic-import': false },
+  // the web view (--web) is a bundle of its own, imported only then
   plugins: [webSeparate],
   // the libraries are ESM and use import.meta.url to find files beside them
   define: { 'import.meta.url': '__nspawn_import_meta_url', 'import.meta.dirname': '__dirname', __NSPAWN_PRECOMPUTED_SECCOMP__: JSON.stringify(precomputed) },

@@ -76,9 +76,16 @@ afterAll(async () => {
   }
 });
 
-async function shot(p: Page, name: string, fullPage = false): Promise<void> {
+/** A picture of the page as tall as its content (a short viewport, the full page). */
+async function shot(p: Page, name: string): Promise<void> {
   const file = join(shots, `web-${name}.png`);
-  await p.screenshot({ path: file, fullPage });
+  const size = p.viewportSize()!;
+  await p.setViewportSize({ width: size.width, height: 200 });
+  try {
+    await p.screenshot({ path: file, fullPage: true });
+  } finally {
+    await p.setViewportSize(size);
+  }
   expect(statSync(file).size).toBeGreaterThan(5000);
   if (process.env.NSPAWN_WEB_SCREENSHOTS === '1') {
     mkdirSync(screenshotDir(REPO), { recursive: true });
@@ -157,7 +164,7 @@ describe('machines', () => {
       return n;
     });
     expect(drawn).toBeGreaterThan(10);
-    await shot(page, 'machine', true);
+    await shot(page, 'machine');
   });
 
   it('terminates with a confirmation: Cancel keeps it, Terminate ends it', async () => {
@@ -267,7 +274,6 @@ describe('images', () => {
     });
     expect(answer).toEqual([409, { error: "Image 'dm-web-a' is in use by a running machine" }]);
     expect(d.ctl(['image-status', 'dm-web-a']).status).toBe(0);
-    await shot(page, 'images');
   });
 
   it('imports a tar archive with its progress shown', async () => {
@@ -286,11 +292,11 @@ describe('images', () => {
     await expect
       .poll(
         async () => {
-          const j = (await page.evaluate(async () => (await (await fetch('/api/imports')).json()).imports)) as Array<{ state: string; done: number; total: number }>;
+          const j = (await page.evaluate(async () => ((await (await fetch('/api/imports')).json()) as { imports: unknown }).imports)) as Array<{ state: string; done: number; total: number }>;
           if (j[0]?.state === 'running') seen.push(j[0].done / j[0].total);
           return j[0]?.state;
         },
-        { timeout: 60000, intervals: [50] },
+        { timeout: 60000, interval: 50 },
       )
       .toBe('done');
     await page.locator('#imports .job[data-state=done]').waitFor({ timeout: 10000 });
@@ -298,6 +304,7 @@ describe('images', () => {
     expect(seen.some((f) => f > 0 && f < 1), `progress seen: ${seen.join(', ')}`).toBe(true);
     await page.locator('#images tr[data-image="dm-web-imported"]').waitFor({ timeout: 10000 });
     expect(d.ctl(['image-status', 'dm-web-imported']).status).toBe(0);
+    await shot(page, 'images');
     // a second import of the same name fails with import-tar's reason
     await page.fill('#import-path', tar);
     await page.click('#import-go');

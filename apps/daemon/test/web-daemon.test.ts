@@ -41,9 +41,9 @@ afterAll(async () => {
 
 describe('without --web', () => {
   it('loads none of the view and serves nothing; nspawnctl web says so', async () => {
-    await d.start({ NODE_DEBUG: 'module' });
+    await d.start({ NODE_DEBUG: 'module,esm' });
     try {
-      expect(d.output).toContain('nspawnd.cjs'); // NODE_DEBUG=module does list what is loaded
+      expect(d.output).toContain('nspawnd.cjs'); // NODE_DEBUG lists what is loaded (the TLS test below sees the view's)
       expect(d.output).not.toContain('nspawnd-web');
       expect(existsSync(join(d.base, 'run/web-access.json'))).toBe(false);
       const r = d.ctl(['web']);
@@ -96,8 +96,10 @@ describe('TLS', () => {
     mkdirSync(dir);
     execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-days', '1', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'ignore' });
     // the options through the environment, TLS on loopback
-    await d.start({ NSPAWND_WEB: '127.0.0.1:0', NSPAWND_WEB_CERT: join(dir, 'cert.pem'), NSPAWND_WEB_KEY: join(dir, 'key.pem') });
+    await d.start({ NSPAWND_WEB: '127.0.0.1:0', NSPAWND_WEB_CERT: join(dir, 'cert.pem'), NSPAWND_WEB_KEY: join(dir, 'key.pem'), NODE_DEBUG: 'module,esm' });
     try {
+      // with --web the view's bundle is loaded (what the test without it does not see)
+      expect(d.output).toMatch(/nspawnd-web\.cjs/);
       const a = access(d);
       expect(a.base).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
       const get = (path: string, headers: Record<string, string> = {}) =>

@@ -154,6 +154,9 @@ describe('access', () => {
     expect(r.body).toContain('<meta http-equiv="refresh" content="0;url=/machines/dm-web-a?x=1">');
     expect(r.body).not.toContain(web.token);
     expect(r.headers['referrer-policy']).toBe('no-referrer');
+    // never to another site: "//host" is a path here
+    const odd = await req('GET', `//evil.example/x?token=${web.token}`, { withCookie: false });
+    expect(odd.body).toContain('<meta http-equiv="refresh" content="0;url=/evil.example/x">');
     // the cookie then opens everything
     expect((await req('GET', '/')).body).toContain('<title>view</title>');
     expect((await req('GET', '/static/app.js')).body).toBe('void 0;');

@@ -120,6 +120,8 @@ const SECURITY_HEADERS: Record<string, string> = {
 };
 
 const BODY_MAX = 64 * 1024;
+/** how long a list answers every page that asks (they poll every 2-4 s) */
+const LIST_TTL_MS = 1000;
 const SETTINGS_MAX = 256 * 1024;
 
 /** A failure to answer with STATUS and a one-line MESSAGE. */
@@ -245,10 +247,14 @@ export async function startWeb(ctx: WebContext): Promise<WebServer> {
     }
   }
   async function act(method: string, params: Record<string, unknown>, what: { machine?: string; image?: string }): Promise<Record<string, unknown>> {
+    lists.clear();
     try {
       return (await ctx.call(method, params)).at(-1) ?? {};
     } catch (e) {
       throw fromVarlink(e, what);
+    } finally {
+      // (a page may have asked while it ran)
+      lists.clear();
     }
   }
 
@@ -263,6 +269,20 @@ export async function startWeb(ctx: WebContext): Promise<WebServer> {
     managed: m.managed === true,
     sample: sampler.latest(m.name) ?? null,
   });
+
+  /**
+   * The lists every open page asks for every few seconds, answered from one call per LIST_TTL_MS however many pages
+   * are open (an action drops them: the next asks nspawnd again).
+   */
+  const lists = new Map<string, { at: number; value: Promise<unknown> }>();
+  function cached<T>(key: string, make: () => Promise<T>): Promise<T> {
+    const c = lists.get(key);
+    if (c && Date.now() - c.at < LIST_TTL_MS) return c.value as Promise<T>;
+    const value = make();
+    lists.set(key, { at: Date.now(), value });
+    value.catch(() => lists.delete(key));
+    return value;
+  }
 
   /** Machines: the running ones, then the images nspawnd could start (a machine name, not hidden, not raw). */
   async function machinesList() {
@@ -424,7 +444,7 @@ export async function startWeb(ctx: WebContext): Promise<WebServer> {
         if (!f) throw new HttpError(404, `No file '${parts[1]}'.`);
         return send(res, 200, readFileSync(f), TYPES[extname(f)]!, { 'Cache-Control': 'private, max-age=300' });
       }
-      if (path === '/api/machines') return sendJson(res, 200, await machinesList());
+      if (path === '/api/machines') return sendJson(res, 200, await cached('machines', machinesList));
       if (parts[0] === 'api' && parts[1] === 'machines' && parts.length >= 3) {
         const name = machineName(parts[2]!);
         if (parts.length === 3) return sendJson(res, 200, await machineDetail(name));
@@ -445,7 +465,7 @@ export async function startWeb(ctx: WebContext): Promise<WebServer> {
           return;
         }
       }
-      if (path === '/api/images') return sendJson(res, 200, await imagesList());
+      if (path === '/api/images') return sendJson(res, 200, { ...(await cached('images', imagesList)), imports: imports.list() });
       if (path === '/api/imports') return sendJson(res, 200, { imports: imports.list() });
       throw new HttpError(404, `Nothing at ${path}.`);
     }
@@ -534,7 +554,8 @@ export async function startWeb(ctx: WebContext): Promise<WebServer> {
           // the token for a cookie, and the same page again without the token in its address: a refresh by the page
           // itself, so that the SameSite=Strict cookie goes along even when the link was followed from another site
           url.searchParams.delete('token');
-          const target = url.pathname + (url.search === '?' ? '' : url.search);
+          // (one leading slash: "//host" would be another site)
+          const target = `/${url.pathname.replace(/^[/\\]+/, '')}${url.search === '?' ? '' : url.search}`;
           return send(res, 200, refreshTo(target), 'text/html; charset=utf-8', { 'Set-Cookie': sessionCookie(cookieKey, token, tls) });
         }
       }

@@ -4,7 +4,7 @@ import { StatsSampler, type StatsReading } from './stats.js';
 describe('StatsSampler', () => {
   it('samples every running machine: CPU in % of one CPU between samples, memory, tasks; 10 minutes kept', async () => {
     let now = 1_000_000;
-    const cpu: Record<string, number> = { a: 0, b: 0 };
+    const cpu = { a: 0, b: 0 };
     let names = ['a', 'b'];
     const s = new StatsSampler(
       {
