@@ -150,6 +150,10 @@ describe('machines', () => {
     expect(s.status, s.stderr).toBe(0);
     await expect.poll(() => page.textContent('#console'), { timeout: 5000 }).toContain(marker);
     expect(await page.textContent('#shell-line')).toBe('nspawnctl shell dm-web-a');
+    await ctx.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: base });
+    await page.click('#copy-shell');
+    await expect.poll(() => page.textContent('#copy-shell')).toBe('Copied');
+    expect(await page.evaluate(() => (globalThis as unknown as { navigator: { clipboard: { readText(): Promise<string> } } }).navigator.clipboard.readText())).toBe('nspawnctl shell dm-web-a');
     expect(await page.textContent('#settings-text')).toBe('[Exec]\nEnvironment=DM_WEB=settings-shown\n');
     // the charts get points from the cgroup samples (one every 2 s), and draw them
     await expect.poll(() => page.getAttribute('#chart-memory', 'data-points').then(Number), { timeout: 15000 }).toBeGreaterThanOrEqual(3);

@@ -612,8 +612,10 @@ export async function startWeb(ctx: WebContext): Promise<WebServer> {
       } catch {
         // gone
       }
-      await new Promise<void>((r) => server.close(() => r()));
+      const closed = new Promise<void>((r) => server.close(() => r()));
+      // keep-alive connections and requests under way too: the daemon is stopping
       server.closeAllConnections();
+      await closed;
     },
   };
 }
