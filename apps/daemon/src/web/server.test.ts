@@ -213,6 +213,7 @@ describe('the pages and the API', () => {
     expect(api.status).toBe(404);
     expect(JSON.parse(api.body)).toEqual({ error: "No machine 'dm-nope' known." });
     expect(JSON.parse((await post('/api/machines/dm-nope/terminate')).body)).toEqual({ error: "No machine 'dm-nope' known." });
+    expect((await req('GET', '/api/machines/dm-nope/stats')).status).toBe(404);
     expect(JSON.parse((await post('/api/machines/dm-nope/start')).body).error).toBe("No image 'dm-nope' in /x");
     const pg = await req('GET', '/machines/dm-nope');
     expect(pg.status).toBe(404);

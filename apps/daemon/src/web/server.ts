@@ -307,6 +307,12 @@ export async function startWeb(ctx: WebContext): Promise<WebServer> {
     return name;
   }
 
+  /** 404 unless NAME is a running machine or an image it can be started from. */
+  async function known(name: string): Promise<void> {
+    if ((await running(name)).length > 0 || (await images(name)).length > 0) return;
+    throw new HttpError(404, `No machine '${name}' known.`);
+  }
+
   /** One machine: running, or an image it can be started from; 404 when neither. */
   async function machineDetail(name: string) {
     const [m] = await running(name);
@@ -435,8 +441,7 @@ export async function startWeb(ctx: WebContext): Promise<WebServer> {
       if (path === '/' || path === '/images' || path === '/index.html') return send(res, 200, indexHtml, TYPES['.html']!);
       if (parts[0] === 'machines' && parts.length === 2) {
         // the page of a machine that is not known is a 404 with the reason, as the API says it
-        const name = machineName(parts[1]!);
-        await machineDetail(name);
+        await known(machineName(parts[1]!));
         return send(res, 200, indexHtml, TYPES['.html']!);
       }
       if (parts[0] === 'static' && parts.length === 2) {
@@ -448,9 +453,12 @@ export async function startWeb(ctx: WebContext): Promise<WebServer> {
       if (parts[0] === 'api' && parts[1] === 'machines' && parts.length >= 3) {
         const name = machineName(parts[2]!);
         if (parts.length === 3) return sendJson(res, 200, await machineDetail(name));
-        if (parts.length === 4 && parts[3] === 'stats') return sendJson(res, 200, { name, intervalMs: sampler.intervalMs, ...sampler.history(name) });
+        if (parts.length === 4 && parts[3] === 'stats') {
+          await known(name);
+          return sendJson(res, 200, { name, intervalMs: sampler.intervalMs, ...sampler.history(name) });
+        }
         if (parts.length === 4 && parts[3] === 'events') {
-          await machineDetail(name); // 404 for an unknown machine
+          await known(name);
           const s = streams.accept(req, res, SECURITY_HEADERS);
           if (!s) return;
           const { tail, stop } = logs.watch(join(ctx.logsDir, `${name}.log`), (e) => s.send('console', e.kind === 'reset' ? { reset: true, text: e.text, skipped: e.skipped } : { text: e.text }));
@@ -545,11 +553,11 @@ export async function startWeb(ctx: WebContext): Promise<WebServer> {
         return fail(400, 'Bad request URL.');
       }
       const viaCookie = tokenMatches(cookieValue(req.headers.cookie, cookieKey), token);
-      if (!viaCookie) {
-        const given = url.searchParams.get('token') ?? undefined;
-        const method = req.method ?? 'GET';
-        if (given === undefined || !tokenMatches(given, token) || (method !== 'GET' && method !== 'HEAD'))
-          return fail(401, 'Unauthorized: open the address `nspawnctl web` prints (as root).');
+      const given = url.searchParams.get('token') ?? undefined;
+      const method = req.method ?? 'GET';
+      const viaToken = given !== undefined && (method === 'GET' || method === 'HEAD') && tokenMatches(given, token);
+      if (!viaCookie && !viaToken) return fail(401, 'Unauthorized: open the address `nspawnctl web` prints (as root).');
+      if (viaToken) {
         if (!isApi) {
           // the token for a cookie, and the same page again without the token in its address: a refresh by the page
           // itself, so that the SameSite=Strict cookie goes along even when the link was followed from another site
