@@ -1,6 +1,7 @@
 // The web view's server on a fake nspawnd (no root): access (401, the token for a cookie, CSRF), answers for bad
 // input (unknown machines, odd names, escaping), each action mapped onto the varlink method nspawnctl uses, the
 // console stream and its bound.
+import { execFileSync } from 'node:child_process';
 import { request } from 'node:http';
 import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -264,6 +265,37 @@ describe('the pages and the API', () => {
     expect(JSON.parse((await post('/api/images/import', { path: join(dir, 'none.tar') })).body).error).toMatch(/none\.tar: No such file$/);
     expect(JSON.parse((await post('/api/images/import', { path: dir })).body).error).toMatch(/not a regular file/);
     expect(JSON.parse((await post('/api/images/import', { path: '/etc/hostname', name: 'a/b' })).body).error).toBe("Image name 'a/b' is invalid.");
+  });
+});
+
+describe('import-tar', () => {
+  it('imports a gzip archive in a child, its progress counted against the archive and the tar inside', async () => {
+    const tree = join(dir, 'tree');
+    mkdirSync(join(tree, 'etc'), { recursive: true });
+    writeFileSync(join(tree, 'etc/os-release'), 'ID=imported\n');
+    writeFileSync(join(tree, 'data'), 'x'.repeat(300000));
+    const tgz = join(dir, 'img.tar.gz');
+    execFileSync('tar', ['-C', tree, '-czf', tgz, '.']);
+    const plain = execFileSync('gzip', ['-dc', tgz]).length;
+    mkdirSync(join(dir, 'machines'), { recursive: true });
+    const r = await post('/api/images/import', { path: tgz, name: 'dm-web-imp' });
+    expect(r.status).toBe(202);
+    let job: Record<string, unknown> = {};
+    for (let i = 0; i < 100 && job.state !== 'done' && job.state !== 'failed'; i++) {
+      await new Promise((res) => setTimeout(res, 100));
+      job = (JSON.parse((await req('GET', '/api/imports')).body) as { imports: Array<Record<string, unknown>> }).imports.at(-1)!;
+    }
+    expect(job).toMatchObject({ state: 'done', name: 'dm-web-imp', file: tgz, total: statSync(tgz).size + plain });
+    expect(job.done).toBe(job.total);
+    expect(readFileSync(join(dir, 'machines/dm-web-imp/etc/os-release'), 'utf8')).toBe('ID=imported\n');
+    // the same name again: import-tar's own refusal, as the job's error
+    await post('/api/images/import', { path: tgz, name: 'dm-web-imp' });
+    for (let i = 0; i < 100 && job.state !== 'failed'; i++) {
+      await new Promise((res) => setTimeout(res, 100));
+      job = (JSON.parse((await req('GET', '/api/imports')).body) as { imports: Array<Record<string, unknown>> }).imports.at(-1)!;
+    }
+    expect(job.state).toBe('failed');
+    expect(job.error).toMatch(/Image 'dm-web-imp' already exists/);
   });
 });
 
