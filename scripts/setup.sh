@@ -25,6 +25,8 @@ if [ $want_test = 1 ]; then
   apt_pkgs+=(systemd-container btrfs-progs nftables debootstrap gcc-multilib attr acl curl)
   # dbus-daemon: @nspawn/machined's wire test runs a private bus (the systemd host fixture brings its own dbus)
   apt_pkgs+=(dbus-daemon)
+  # chromium: nspawnd's web view is tested in a real browser (playwright-core drives Debian's chromium)
+  apt_pkgs+=(chromium)
   # the runtime's prebuilt arm64 helper (pnpm build, the packaging tests, pnpm release): clang with Debian's
   # arm64 C library; not gcc-aarch64-linux-gnu, which Debian makes conflict with gcc-multilib.
   # zsh and man-db: the completion and man page tests. qemu-user-static: the packaging tests run the prebuilt arm64

@@ -12,6 +12,7 @@ import { copyFileSync, cpSync, mkdirSync, chmodSync, existsSync, readdirSync, re
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { buildWeb, webSeparate } from '../../daemon/scripts/web-build.mjs';
 
 const here = join(dirname(fileURLToPath(import.meta.url)), '..');
 const pkg = JSON.parse(readFileSync(join(here, 'package.json'), 'utf8'));
@@ -97,8 +98,10 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     banner: { js: 'var __nspawn_meta = { get url() { return require("node:url").pathToFileURL(__filename).href; } };' },
     // @nspawn/net (and netlink's large generated code) is a bundle of its own, loaded only by a container with a
     // network: parsing it on every start would cost ~10 ms
-    plugins: [netlinkPrebuilds, netSeparate, execaSeparate],
+    // nspawnd's web view (--web) is a bundle of its own too, with the browser's files in dist/web/
+    plugins: [netlinkPrebuilds, netSeparate, execaSeparate, webSeparate],
   });
+  if (entries.nspawnd) await buildWeb(join(here, 'dist'), cjs);
   await build({ ...cjs, entryPoints: { 'nspawn-execa': require.resolve('execa') } });
   await build({
     ...cjs,

@@ -45,6 +45,7 @@ export const NSPAWNCTL_VERBS = {
   'export-tar': 'images',
   logs: 'machines',
   top: 'none',
+  web: 'none',
 };
 /**
  * nspawnctl's options: [long, short, value list ('' = no value, undefined = free text), description], the ones of

@@ -22,6 +22,7 @@ Machine Commands:
   bind NAME PATH [PATH]       Bind mount a path from the host into a container
   logs NAME [-f]              Show (and follow) the console output of a container nspawnd runs
   top                         CPU, memory and tasks per machine, refreshing
+  web                         Print the address of nspawnd's web view, with its access token
 
 Image Commands:
   list-images                 Show available container images

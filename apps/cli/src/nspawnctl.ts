@@ -1,6 +1,6 @@
 /**
  * `nspawnctl`: machinectl over nspawnd's varlink socket. The dispatcher: parse the command line (ctl-args.ts), pick
- * the verb from its group (ctl-machines, ctl-images, ctl-copy, ctl-daemon) and print what fails in one line.
+ * the verb from its group (ctl-machines, ctl-images, ctl-copy, ctl-daemon, ctl-web) and print what fails in one line.
  */
 import { machineImageSocketPath, UserError } from '@nspawn/runtime';
 import { OptionError } from '@nspawn/settings';
@@ -12,9 +12,10 @@ import { execIn } from './ctl-exec.js';
 import { CTL_HELP } from './ctl-help.js';
 import { imageVerbs, tarVerbs, type Verb } from './ctl-images.js';
 import { machineVerbs } from './ctl-machines.js';
+import { webVerbs } from './ctl-web.js';
 import { fatal } from './fatal.js';
 
-const VERBS: Record<string, CtlVerb> = { ...machineVerbs, ...copyVerbs, ...daemonVerbs };
+const VERBS: Record<string, CtlVerb> = { ...machineVerbs, ...copyVerbs, ...daemonVerbs, ...webVerbs };
 
 /** The image verbs get what they need through a context (ctl-images.ts stays free of the other modules). */
 const imageVerb =

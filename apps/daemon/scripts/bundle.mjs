@@ -6,6 +6,7 @@ import { copyFileSync, mkdirSync, chmodSync, renameSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { buildWeb, webSeparate } from './web-build.mjs';
 
 const here = join(dirname(fileURLToPath(import.meta.url)), '..');
 mkdirSync(join(here, 'dist'), { recursive: true });
@@ -25,12 +26,16 @@ await build({
   target: 'node24',
   sourcemap: 'linked',
   logLevel: 'warning',
+  // the web view (--web) is a bundle of its own, imported only then
+  plugins: [webSeparate],
   // the libraries are ESM and use import.meta.url to find files beside them
   define: { 'import.meta.url': '__nspawn_import_meta_url', 'import.meta.dirname': '__dirname', __NSPAWN_PRECOMPUTED_SECCOMP__: JSON.stringify(precomputed) },
   // loaded from node_modules at run time: @nspawn/net (netlink's native binding finds itself there) and koffi
   external: ['@nspawn/net', 'koffi'],
   banner: { js: 'var __nspawn_import_meta_url = require("node:url").pathToFileURL(__filename).href;' },
 });
+// the web view: dist/nspawnd-web.cjs, dist/nspawnd-import.cjs, dist/web/
+await buildWeb(join(here, 'dist'), { target: 'node24', sourcemap: 'linked', logLevel: 'warning' }, ['koffi', '@nspawn/net']);
 // copied beside and renamed over: a helper that running containers execute cannot be written to (ETXTBSY)
 copyFileSync(join(runtimeDir, 'native/build/nspawn-helper'), join(here, 'dist/nspawn-helper.tmp'));
 chmodSync(join(here, 'dist/nspawn-helper.tmp'), 0o755);

@@ -2,7 +2,9 @@
 // compiler, brings nspawn (and nspawnctl, nspawnd: every command whose source the workspace has), its man
 // pages and its shell completions, and runs a real container. It is the one published package with an nspawnd
 // bin (the daemon's package has none: a global install of both would clash).
-import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
+import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -106,6 +108,59 @@ describe('the global package', () => {
     expect(existsSync(join(dir, '_nspawn'))).toBe(true);
     const r = await run('bash', ['-c', `source ${join(dir, 'nspawn.bash')}; COMP_WORDS=(nspawn --boo); COMP_CWORD=1; _nspawn; echo "\${COMPREPLY[*]}"`]);
     expect(r.stdout.trim()).toBe('--boot');
+  });
+
+  it('nspawnd --web serves the web view from the installed package (its own bundle and static files)', async () => {
+    expect(process.getuid?.(), 'needs root: nspawnd runs as root').toBe(0);
+    if (!commands().includes('nspawnd')) throw new Error('no nspawnd in this workspace');
+    expect(tarballFiles(tgz)).toEqual(expect.arrayContaining(['dist/nspawnd-web.cjs', 'dist/nspawnd-import.cjs', 'dist/web/index.html', 'dist/web/app.js', 'dist/web/style.css', 'dist/web/uPlot.min.css']));
+    const base = join(work, 'nspawnd');
+    const denv: NodeJS.ProcessEnv = { ...env, NSPAWND_RUNTIME_DIR: join(base, 'run'), NSPAWND_CONFIG_DIR: join(base, 'etc'), NSPAWND_LOG_DIR: join(base, 'log'), NSPAWND_MACHINES_DIR: join(base, 'machines') };
+    mkdirSync(join(base, 'machines'), { recursive: true });
+    const d = spawn(join(prefix, 'bin/nspawnd'), ['--web=127.0.0.1:0'], { env: denv, stdio: ['ignore', 'ignore', 'pipe'] });
+    let out = '';
+    d.stderr!.on('data', (x: Buffer) => (out += x.toString()));
+    const get = (url: string, headers: Record<string, string> = {}) =>
+      new Promise<{ status: number; cookie?: string[]; type?: string; body: string }>((resolve, reject) => {
+        const u = new URL(url);
+        const r = request({ host: u.hostname, port: u.port, path: u.pathname + u.search, headers, agent: false }, (res) => {
+          let body = '';
+          res.on('data', (x: Buffer) => (body += x.toString()));
+          res.on('end', () => resolve({ status: res.statusCode!, cookie: res.headers['set-cookie'], type: res.headers['content-type'], body }));
+        });
+        r.on('error', reject);
+        r.end();
+      });
+    try {
+      for (let i = 0; i < 300 && !out.includes('listening on'); i++) {
+        if (d.exitCode !== null) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(out).toContain('listening on');
+      const w = spawnSync(join(prefix, 'bin/nspawnctl'), ['web'], { encoding: 'utf8', env: denv });
+      expect(w.stderr).toBe('');
+      expect(w.stdout).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/\?token=[\w-]{43}\n$/);
+      const url = new URL(w.stdout.trim());
+      expect((await get(url.origin + '/')).status).toBe(401);
+      const swap = await get(url.href);
+      expect(swap.status).toBe(200);
+      const cookie = swap.cookie![0]!.split(';')[0]!;
+      const page = await get(url.origin + '/', { Cookie: cookie });
+      expect(page.status).toBe(200);
+      expect(page.body).toContain('<script src="/static/app.js" defer></script>');
+      const app = await get(url.origin + '/static/app.js', { Cookie: cookie });
+      expect([app.status, app.type]).toEqual([200, 'text/javascript; charset=utf-8']);
+      expect(app.body).toContain('u-title'); // uPlot, bundled in at build time
+      expect((await get(url.origin + '/static/uPlot.min.css', { Cookie: cookie })).status).toBe(200);
+      expect(JSON.parse((await get(url.origin + '/api/machines', { Cookie: cookie })).body)).toEqual({ machines: [], now: expect.any(Number) });
+    } finally {
+      if (d.exitCode === null) {
+        const done = new Promise((r) => d.once('exit', r));
+        d.kill('SIGTERM');
+        await done;
+      }
+      rmSync(base, { recursive: true, force: true });
+    }
   });
 
   it('runs a container with the prebuilt helper (no compiler on PATH)', async () => {
