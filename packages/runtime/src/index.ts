@@ -18,5 +18,6 @@ export * from './inspect.js';
 export * from './storage.js';
 export * from './handoff.js';
 export * from './sys-addon.js';
+export * from './limits.js';
 export * from './native-files.js';
 export { networkExtension, helperLocker, helperMover, collectNetworkLeftovers, type NetworkConfig, type NetworkExtensionOptions } from './network.js';

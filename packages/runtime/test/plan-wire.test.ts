@@ -4,12 +4,12 @@
  * exactly, an argument list the payload's execve() cannot take is refused with one line before anything is made,
  * and 5,000 --bind mounts all appear in the container and leave nothing behind (also with -x).
  */
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { machineScope } from '../src/index.js';
+import { machineScope, nodePrepareEnv, nodeTree, planContainer, prepareContainer, probeHost, runPlan } from '../src/index.js';
 import { makeTree, mountsUnder, NSPAWN_BIN, requireRoot } from './helpers.js';
 
 beforeAll(requireRoot);
@@ -23,15 +23,20 @@ const MODES = [
   { name: 'with a spawned helper', env: { NSPAWN_HANDOFF: '0' } },
 ] as const;
 
-function nspawn(args: string[], env: Record<string, string> = {}) {
-  const r = spawnSync(NSPAWN_BIN, ['--register=no', '--keep-unit', '--console=pipe', ...args], {
-    encoding: 'utf8',
+/** nspawn with ARGS (not spawnSync: a long run would block the test worker's own messages) */
+function nspawn(args: string[], env: Record<string, string> = {}): Promise<{ status: number | null; out: string; err: string }> {
+  const c = spawn(NSPAWN_BIN, ['--register=no', '--keep-unit', '--console=pipe', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...env },
-    maxBuffer: 1 << 26,
   });
-  if (r.error) throw r.error;
-  return { status: r.status, out: r.stdout, err: r.stderr };
+  let out = '';
+  let err = '';
+  c.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+  c.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+  return new Promise((resolve, reject) => {
+    c.on('error', reject);
+    c.on('close', (status) => resolve({ status, out, err }));
+  });
 }
 
 const md5 = (s: string) => createHash('md5').update(s).digest('hex');
@@ -50,11 +55,11 @@ function expectNothingLeft(dir: string, root: string, machine: string) {
 
 describe('arguments that look like plan keys stay arguments', () => {
   for (const mode of MODES) {
-    it(`-U with the issue's tail of "nnp", "usermap 65536": the container gets the -U range (${mode.name})`, () => {
+    it(`-U with the issue's tail of "nnp", "usermap 65536": the container gets the -U range (${mode.name})`, async () => {
       const t = makeTree();
       cleanups.push(t.cleanup);
       const args = ['x', ...Array.from({ length: 480 }, (_, i) => String(i + 1)), ...Array(40).fill('nnp'), 'usermap', '65536', 'nnp', 'op', 'arg', 'root', '/', ''];
-      const r = nspawn(['-q', '-D', t.root, '-U', '/bin/sh', '-c', `cat /proc/self/uid_map; grep NoNewPrivs /proc/self/status; ${SHOW_ARGS}`, ...args], mode.env);
+      const r = await nspawn(['-q', '-D', t.root, '-U', '/bin/sh', '-c', `cat /proc/self/uid_map; grep NoNewPrivs /proc/self/status; ${SHOW_ARGS}`, ...args], mode.env);
       expect(r.err).toBe('');
       expect(r.status).toBe(0);
       const [map, nnp, ...rest] = r.out.split('\n');
@@ -71,19 +76,19 @@ describe('arguments that look like plan keys stay arguments', () => {
 describe('100,000 arguments', () => {
   const args = ['sh', ...Array.from({ length: 100_000 }, (_, i) => String(i + 1))];
   for (const mode of MODES) {
-    it(`reach the payload exactly (${mode.name})`, () => {
+    it(`reach the payload exactly (${mode.name})`, async () => {
       const t = makeTree();
       cleanups.push(t.cleanup);
-      const r = nspawn(['-q', '-D', t.root, '/bin/sh', '-c', SHOW_ARGS, ...args], mode.env);
+      const r = await nspawn(['-q', '-D', t.root, '/bin/sh', '-c', SHOW_ARGS, ...args], mode.env);
       expect(r.err).toBe('');
       expect(r.status).toBe(0);
       expect(r.out).toBe(expectedArgs(args));
     }, 60_000);
-    it(`more than the payload's execve() can take (a smaller stack limit): one line, before anything is made, also with -x (${mode.name})`, () => {
+    it(`more than the payload's execve() can take (a smaller stack limit): one line, before anything is made, also with -x (${mode.name})`, async () => {
       const t = makeTree();
       cleanups.push(t.cleanup);
       for (const x of [[], ['-x']]) {
-        const r = nspawn(['-D', t.root, ...x, '--rlimit=STACK=1048576', '/bin/sh', '-c', SHOW_ARGS, ...args], mode.env);
+        const r = await nspawn(['-D', t.root, ...x, '--rlimit=STACK=1048576', '/bin/sh', '-c', SHOW_ARGS, ...args], mode.env);
         expect(r.status).toBe(1);
         expect(r.out).toBe('');
         // no "Spawning container": refused before the start
@@ -96,7 +101,7 @@ describe('100,000 arguments', () => {
 
 describe('5,000 --bind', () => {
   for (const mode of MODES) {
-    it(`all in the container, nothing left behind, also with -x (${mode.name})`, () => {
+    it(`all in the container, nothing left behind, also with -x (${mode.name})`, async () => {
       const t = makeTree();
       cleanups.push(t.cleanup);
       const src = join(t.dir, 'src');
@@ -104,7 +109,7 @@ describe('5,000 --bind', () => {
       writeFileSync(join(src, 'file'), 'bound\n');
       const binds = Array.from({ length: 5000 }, (_, i) => `--bind=${src}:/b/${i}`);
       for (const x of [[], ['-x']]) {
-        const r = nspawn(['-q', '-D', t.root, ...x, ...binds, '/bin/sh', '-c', 'grep -c " /b/[0-9]* " /proc/self/mountinfo; cat /b/0/file /b/4999/file'], mode.env);
+        const r = await nspawn(['-q', '-D', t.root, ...x, ...binds, '/bin/sh', '-c', 'grep -c " /b/[0-9]* " /proc/self/mountinfo; cat /b/0/file /b/4999/file'], mode.env);
         expect(r.err).toBe('');
         expect(r.status).toBe(0);
         expect(r.out).toBe('5000\nbound\nbound\n');
@@ -114,4 +119,20 @@ describe('5,000 --bind', () => {
       }
     }, 120_000);
   }
+});
+
+describe('a plan from elsewhere (runPlan())', () => {
+  it('too big for its payload\'s execve(): the helper refuses it before it clones anything, in one line', async () => {
+    const t = makeTree();
+    cleanups.push(t.cleanup);
+    const p = prepareContainer({ directory: t.root, consoleMode: 'pipe', parameters: ['/bin/true'] }, nodePrepareEnv(nodeTree));
+    const plan = planContainer(p.config, probeHost(), nodeTree(t.root), { hex128: () => '0123456789abcdef0123456789abcdef' });
+    plan.argv = ['/bin/true', ...Array.from({ length: 100_000 }, (_, i) => String(i))];
+    plan.rlimits = plan.rlimits.map((r) => (r.resource === 3 /* STACK */ ? { ...r, soft: 1048576n } : r));
+    let started = false;
+    const end = await runPlan(plan, { killSignal: 0, hooks: { log: () => {}, onStart: () => (started = true) } });
+    expect(started).toBe(false);
+    expect(end.kind).toBe('failed');
+    expect(end.kind === 'failed' && end.message).toMatch(/^The container's command line and environment \(100001 arguments, \d+ variables: \d+ bytes with their pointers\) are more than the 262144 bytes execve\(\) takes with a stack limit of 1048576: Argument list too long\.$/);
+  });
 });
