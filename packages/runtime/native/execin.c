@@ -242,18 +242,101 @@ static int execin_relay(int master, pid_t pid) {
         return WIFSIGNALED(st) ? 128 + WTERMSIG(st) : 0;
 }
 
-int execin_main(void) {
+/* a decimal number from 0 to MAX, nothing else; -1 otherwise */
+static long long legacy_number(const char *s, long long max) {
+        char *end;
+        if (!s || *s < '0' || *s > '9')
+                return -1;
+        errno = 0;
+        long long v = strtoll(s, &end, 10);
+        return errno || *end || v > max ? -1 : v;
+}
+
+/*
+ * TRANSITIONAL, until nspawnctl uses execIn()/bindIn() of @nspawn/runtime: the old command line
+ *   exec-in LEADER [-u UID] [-g GID] [-G GID,GID...] [-d DIR] [-c CGROUP.PROCS]... [-t] [-b SRC:DST[:ro][:mkdir]] -- CMD...
+ * into R, the command's environment being ours. Options come before "--" only; every word after it is the command.
+ */
+static int legacy_request(int argc, char **argv, ExecInRequest *r, char *err, size_t errsz) {
+        static StrList cgroups;
+        extern char **environ;
+        memset(r, 0, sizeof *r);
+        long long v = legacy_number(argv[2], 0x7fffffff);
+        if (v < 2)
+                return snprintf(err, errsz, "'%s' is not a PID", argv[2]), -1;
+        r->leader = (uint64_t) v;
+        int i = 3;
+        for (; i < argc && strcmp(argv[i], "--"); i++) {
+                const char *o = argv[i], *a = i + 1 < argc ? argv[i + 1] : NULL;
+                if (!strcmp(o, "-t")) {
+                        r->pty = 1;
+                        continue;
+                }
+                if (!a)
+                        return snprintf(err, errsz, "%s needs a value", o), -1;
+                i++;
+                if (!strcmp(o, "-u") || !strcmp(o, "-g")) {
+                        if ((v = legacy_number(a, 0xfffffffe)) < 0)
+                                return snprintf(err, errsz, "%s %s", o, a), -1;
+                        *(o[1] == 'u' ? &r->uid : &r->gid) = (uint64_t) v;
+                } else if (!strcmp(o, "-G")) {
+                        for (const char *p = a; *p;) {
+                                char num[16];
+                                size_t n = strcspn(p, ",");
+                                snprintf(num, sizeof num, "%.*s", (int) (n < 15 ? n : 15), p);
+                                if (n > 15 || (v = legacy_number(num, 0xfffffffe)) < 0)
+                                        return snprintf(err, errsz, "-G %s", a), -1;
+                                r->groups = realloc(r->groups, (r->n_groups + 1) * sizeof *r->groups);
+                                if (!r->groups)
+                                        return snprintf(err, errsz, "out of memory"), -1;
+                                r->groups[r->n_groups++] = (gid_t) v;
+                                p += n + (p[n] == ',');
+                        }
+                } else if (!strcmp(o, "-d"))
+                        r->cwd = a;
+                else if (!strcmp(o, "-c"))
+                        strlist_push(&cgroups, a);
+                else if (!strcmp(o, "-b")) {
+                        /* SRC:DST[:ro][:mkdir] */
+                        char *spec = strdup(a), *save = NULL;
+                        char *src = spec ? strtok_r(spec, ":", &save) : NULL, *dst = src ? strtok_r(NULL, ":", &save) : NULL;
+                        if (!src)
+                                return snprintf(err, errsz, "-b %s", a), -1;
+                        r->bind = 1, r->bind_src = src, r->bind_dst = dst ? dst : src;
+                        for (char *t; (t = strtok_r(NULL, ":", &save));)
+                                r->bind_ro |= !strcmp(t, "ro"), r->bind_mkdir |= !strcmp(t, "mkdir");
+                } else
+                        return snprintf(err, errsz, "unknown option %s", o), -1;
+        }
+        if (i < argc - 1 && !r->bind)
+                r->command = (const char **) argv + i + 1, r->n_command = (size_t) (argc - i - 1);
+        if (!r->command == !r->bind)
+                return snprintf(err, errsz, "%s", r->bind ? "a command and a bind" : "no command"), -1;
+        strlist_push(&cgroups, NULL);
+        r->cgroups = cgroups.v, r->n_cgroups = cgroups.n - 1;
+        r->env = (const char **) environ;
+        return 0;
+}
+
+int execin_main(int argc, char **argv) {
         char err[1024];
         WireMessage msg;
         ExecInRequest r;
-        int rc = wire_read(3, 1, &msg, err, sizeof err);
-        if (rc == 0)
-                snprintf(err, sizeof err, "no request on fd 3");
-        if (rc <= 0 || execin_request_decode(&msg, &r, err, sizeof err) < 0) {
-                fprintf(stderr, "nspawn-helper exec-in: %s\n", err);
-                return 255;
+        if (argc > 2) {
+                if (legacy_request(argc, argv, &r, err, sizeof err) < 0) {
+                        fprintf(stderr, "nspawn-helper exec-in: %s\n", err);
+                        return 255;
+                }
+        } else {
+                int rc = wire_read(3, 1, &msg, err, sizeof err);
+                if (rc == 0)
+                        snprintf(err, sizeof err, "no request on fd 3");
+                if (rc <= 0 || execin_request_decode(&msg, &r, err, sizeof err) < 0) {
+                        fprintf(stderr, "nspawn-helper exec-in: %s\n", err);
+                        return 255;
+                }
+                close(3);
         }
-        close(3);
         int leader = (int) r.leader;
         const char *bind = r.bind ? r.bind_src : NULL;
         char **cmd = (char **) r.command;

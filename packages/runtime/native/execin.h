@@ -42,5 +42,5 @@ typedef struct {
 /* M (an exec-in request) into R; -1 with ERR when it is not a valid one. */
 int execin_request_decode(const WireMessage *m, ExecInRequest *r, char *err, size_t errsz);
 
-/* the mode: the request on fd 3; returns the exit status */
-int execin_main(void);
+/* the mode: the request on fd 3 (or, transitional, the old command line ARGV); returns the exit status */
+int execin_main(int argc, char **argv);

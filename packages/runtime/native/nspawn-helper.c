@@ -9,7 +9,8 @@
  * main() only dispatches the modes; each lives in a file of its own:
  *   (no arguments)       run a plan read from fd 3, a socket from Node, reporting on it (outer.c, child.c, ...)
  *   --handoff FD         run a plan read from FD (a memfd) in nspawn's place, after its execve() (handoff.c)
- *   exec-in              enter a running container (execin.c); the request on fd 3
+ *   exec-in              enter a running container (execin.c); the request on fd 3 (transitional: or the old
+ *                        command line, until nspawnctl uses execIn())
  *   peercred             SO_PEERCRED of the socket on stdin (peercred.c)
  *   peercred-server PID  the same for the descriptors of PID named on stdin (peercred.c)
  *   --ofd-lock           an OFD lock on fd 3 (netcfg.c)
@@ -45,8 +46,8 @@ int main(int argc, char **argv) {
                 return outer_main(-1);
         if (!strcmp(mode, "--handoff") && argc == 3 && fd_arg(argv[2]) >= 0)
                 return outer_main(fd_arg(argv[2]));
-        if (!strcmp(mode, "exec-in") && argc == 2)
-                return execin_main();
+        if (!strcmp(mode, "exec-in"))
+                return execin_main(argc, argv);
         if (!strcmp(mode, "peercred") && argc == 2)
                 return peercred_main();
         if (!strcmp(mode, "peercred-server") && argc == 3)
