@@ -278,58 +278,73 @@ const M = { END: 0, IFNAMES: 1 } as const;
 const U64_MAX = (1n << 64n) - 1n;
 /** String.prototype.isWellFormed() (ES2024; Node 20 and later) */
 type WellFormed = { isWellFormed(): boolean };
+/** Buffer#utf8Write(): the native write under Buffer#write(), without its argument checks */
+type Utf8Write = { utf8Write(s: string, offset: number): number };
 const TWO32 = 2 ** 32;
 
-/** A message being written: records of typed fields into one growing buffer. */
+/**
+ * A message being written: records of typed fields into one growing buffer. (Bytes are stored by hand rather than with
+ * Buffer's write*() methods: a start runs this once, cold, where each of those validating calls costs microseconds.)
+ */
 class WireWriter {
-  private buf: Buffer;
-  private pos = 12;
+  private b: Buffer;
+  private p = 12;
   private rec = 0;
   constructor(private readonly kind: number, size = 16384) {
-    this.buf = Buffer.allocUnsafe(size);
+    this.b = Buffer.allocUnsafe(size);
   }
   private room(n: number): void {
-    if (this.pos + n <= this.buf.length) return;
-    const grown = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.pos + n));
-    this.buf.copy(grown, 0, 0, this.pos);
-    this.buf = grown;
+    if (this.p + n <= this.b.length) return;
+    const grown = Buffer.allocUnsafe(Math.max(this.b.length * 2, this.p + n));
+    grown.set(this.b.subarray(0, this.p));
+    this.b = grown;
+  }
+  private w32(v: number, at: number): void {
+    const b = this.b;
+    b[at] = v;
+    b[at + 1] = v >>> 8;
+    b[at + 2] = v >>> 16;
+    b[at + 3] = v >>> 24;
   }
   /** starts record ID (the previous one is complete) */
   r(id: number): this {
     this.room(6);
-    this.buf.writeUInt16LE(id, this.pos);
-    this.rec = this.pos + 2;
-    this.pos += 6;
+    this.b[this.p] = id;
+    this.b[this.p + 1] = id >>> 8;
+    this.rec = this.p + 2;
+    this.p += 6;
     return this;
   }
   /** ends the current record: its length */
   e(): this {
-    this.buf.writeUInt32LE(this.pos - this.rec - 4, this.rec);
+    this.w32(this.p - this.rec - 4, this.rec);
     return this;
   }
   u(v: number | bigint, what: string): this {
     this.room(8);
+    let lo: number;
+    let hi: number;
     if (typeof v === 'bigint') {
       if (v < 0n || v > U64_MAX) throw new Error(`plan value out of range: ${what} ${v}`);
-      this.buf.writeBigUInt64LE(v, this.pos);
+      lo = Number(v & 0xffffffffn);
+      hi = Number(v >> 32n);
     } else {
       if (!Number.isSafeInteger(v) || v < 0) throw new Error(`plan value out of range: ${what} ${v}`);
-      this.buf.writeUInt32LE(v % TWO32, this.pos);
-      this.buf.writeUInt32LE(Math.floor(v / TWO32), this.pos + 4);
+      lo = v % TWO32;
+      hi = (v - lo) / TWO32;
     }
-    this.pos += 8;
+    this.w32(lo, this.p);
+    this.w32(hi, this.p + 4);
+    this.p += 8;
     return this;
   }
   i(v: number, what: string): this {
     if (!Number.isSafeInteger(v)) throw new Error(`plan value out of range: ${what} ${v}`);
-    this.room(8);
-    this.buf.writeBigInt64LE(BigInt(v), this.pos);
-    this.pos += 8;
-    return this;
+    return this.u(v < 0 ? BigInt(v) + U64_MAX + 1n : v, what);
   }
-  b(v: boolean | undefined): this {
+  b1(v: boolean | undefined): this {
     this.room(1);
-    this.buf[this.pos++] = v ? 1 : 0;
+    this.b[this.p++] = v ? 1 : 0;
     return this;
   }
   s(v: string): this {
@@ -337,30 +352,30 @@ class WireWriter {
     if (v.includes('\0')) throw new Error(`plan value contains a NUL byte: ${JSON.stringify(v.slice(0, 40))}`);
     if (!(v as unknown as WellFormed).isWellFormed()) throw new Error(`plan value is not valid Unicode (a lone surrogate): ${JSON.stringify(v.slice(0, 40))}`);
     this.room(5 + v.length * 3);
-    const n = this.buf.write(v, this.pos + 4, 'utf8');
-    this.buf.writeUInt32LE(n, this.pos);
-    this.pos += 4 + n;
-    this.buf[this.pos++] = 0;
+    const n = v.length === 0 ? 0 : (this.b as unknown as Utf8Write).utf8Write(v, this.p + 4);
+    this.w32(n, this.p);
+    this.p += 4 + n;
+    this.b[this.p++] = 0;
     return this;
   }
   x(v: Uint8Array): this {
     this.room(4 + v.byteLength);
-    this.buf.writeUInt32LE(v.byteLength, this.pos);
-    this.buf.set(v, this.pos + 4);
-    this.pos += 4 + v.byteLength;
+    this.w32(v.byteLength, this.p);
+    this.b.set(v, this.p + 4);
+    this.p += 4 + v.byteLength;
     return this;
   }
   S(v: readonly string[]): this {
     this.room(4);
-    this.buf.writeUInt32LE(v.length, this.pos);
-    this.pos += 4;
+    this.w32(v.length, this.p);
+    this.p += 4;
     for (const x of v) this.s(x);
     return this;
   }
   U(v: readonly number[], what: string): this {
     this.room(4);
-    this.buf.writeUInt32LE(v.length, this.pos);
-    this.pos += 4;
+    this.w32(v.length, this.p);
+    this.p += 4;
     for (const x of v) this.u(x, what);
     return this;
   }
@@ -372,12 +387,17 @@ class WireWriter {
   /** the whole message: header, the records, END */
   done(): Buffer {
     this.r(0).e();
-    const b = this.buf;
-    b.write('NSPW', 0, 'latin1');
-    b.writeUInt16LE(WIRE_VERSION, 4);
-    b.writeUInt16LE(this.kind, 6);
-    b.writeUInt32LE(this.pos - 12, 8);
-    return b.subarray(0, this.pos);
+    const b = this.b;
+    b[0] = 0x4e; // N
+    b[1] = 0x53; // S
+    b[2] = 0x50; // P
+    b[3] = 0x57; // W
+    b[4] = WIRE_VERSION;
+    b[5] = 0;
+    b[6] = this.kind;
+    b[7] = 0;
+    this.w32(this.p - 12, 8);
+    return b.subarray(0, this.p);
   }
 }
 
@@ -428,7 +448,7 @@ export function encodePlan(p: HelperPlan): Buffer {
   w.each(P.SECCOMPWARN, p.seccompWarnings);
   for (const c of p.cgroup?.v1 ?? []) w.r(P.CGV1).s(c.scope).s(c.home).e();
   if (p.cgroup?.unified) w.r(P.CGV2).s(p.cgroup.unified.scope).s(p.cgroup.unified.home).e();
-  if (p.deviceProgram) w.r(P.DEVBPF).b(p.deviceProgram.optional).s(p.deviceProgram.cgroup).x(p.deviceProgram.program).e();
+  if (p.deviceProgram) w.r(P.DEVBPF).b1(p.deviceProgram.optional).s(p.deviceProgram.cgroup).x(p.deviceProgram.program).e();
   if (p.asPid2) w.r(P.PID2).e();
   if (p.loopback) w.r(P.LOOPBACK).e();
   for (const st of p.net?.steps ?? []) {
@@ -446,19 +466,19 @@ export function encodePlan(p: HelperPlan): Buffer {
   if (p.finalNewline) w.r(P.FINALNL).e();
   if (p.survive) w.r(P.SURVIVE).e();
   if (p.stdoutPath !== undefined) w.r(P.STDOUT).s(p.stdoutPath).e();
-  if (p.notify) w.r(P.SDNOTIFY).b(p.notify.notifyReady).b(p.notify.restartExits).e();
-  for (const l of p.locks ?? []) w.r(P.LOCK).s(l.path).b(l.exclusive).s(l.busy).e();
-  for (const l of p.inheritedLocks ?? []) w.r(P.LOCKFD).u(l.fd, 'lock fd').s(l.path).b(l.exclusive).e();
+  if (p.notify) w.r(P.SDNOTIFY).b1(p.notify.notifyReady).b1(p.notify.restartExits).e();
+  for (const l of p.locks ?? []) w.r(P.LOCK).s(l.path).b1(l.exclusive).s(l.busy).e();
+  for (const l of p.inheritedLocks ?? []) w.r(P.LOCKFD).u(l.fd, 'lock fd').s(l.path).b1(l.exclusive).e();
   w.each(P.RMSUBVOL, p.removeSubvolumes).each(P.RMMOUNT, p.removeMounts).each(P.RMTREE, p.removeTrees);
   for (const o of p.cgroupOps ?? []) {
-    if (o.kind === 'mkdir') w.r(P.CGMKDIR).s(o.path).b(o.exclusive).s(o.busy).e();
+    if (o.kind === 'mkdir') w.r(P.CGMKDIR).s(o.path).b1(o.exclusive).s(o.busy).e();
     else if (o.kind === 'write') w.r(P.CGWRITE).s(o.path).S(o.data).e();
     else w.r(P.CGCHOWN).s(o.path).u(o.uid, 'uid').u(o.gid, 'gid').e();
   }
   if (p.handoff) {
     const h = p.handoff;
     const m = h.messages;
-    w.r(P.HANDOFF).b(h.quiet).u(h.killSignal, 'kill signal').b(h.keepUnit).e();
+    w.r(P.HANDOFF).b1(h.quiet).u(h.killSignal, 'kill signal').b1(h.keepUnit).e();
     w.r(P.HOMSGS).s(m.ok).s(m.fail).s(m.shutdown).s(m.reboot).s(m.signal).s(m.halt).e();
     w.r(P.HOSIGNAMES).S(h.signalNames).e();
     w.each(P.HORM, h.removeCgroups);
@@ -500,7 +520,7 @@ export function encodeExecIn(r: ExecInRequest): Buffer {
   if (r.cwd !== undefined) w.r(X.CWD).s(r.cwd).e();
   if (r.cgroups !== undefined) w.r(X.CGROUPS).S(r.cgroups).e();
   if (r.pty) w.r(X.PTY).e();
-  if (r.bind) w.r(X.BIND).s(r.bind.source).s(r.bind.destination).b(r.bind.readOnly).b(r.bind.mkdir).e();
+  if (r.bind) w.r(X.BIND).s(r.bind.source).s(r.bind.destination).b1(r.bind.readOnly).b1(r.bind.mkdir).e();
   return w.done();
 }
 
