@@ -1,8 +1,7 @@
 /*
- * Capabilities and the session keyring of the container's payload. Included by nspawn-helper.c (static
- * functions only, no state). No policy here either: the five capability sets come computed in the plan
- * (src/caps.ts, after systemd-nspawn 252's drop_capabilities() and capability_quintet_mangle()); this file only
- * applies them, in the order of systemd's capability_quintet_enforce():
+ * Capabilities and the session keyring of the container's payload (caps.h). No policy here either: the five
+ * capability sets come computed in the plan (src/caps.ts, after systemd-nspawn 252's drop_capabilities() and
+ * capability_quintet_mangle()); this file only applies them, in the order of systemd's capability_quintet_enforce():
  *
  *   1. the ambient set: raise what it needs in inheritable and permitted, then PR_CAP_AMBIENT_RAISE each planned
  *      capability and PR_CAP_AMBIENT_LOWER every other one;
@@ -13,7 +12,15 @@
  * The caller sets PR_SET_KEEPCAPS before it changes the UID (caps_keep_across_uid_change()), so a non-root
  * payload still has the permitted capabilities steps 1-3 need.
  */
+#define _GNU_SOURCE
+#include "caps.h"
+
+#include <errno.h>
 #include <linux/capability.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #ifndef KEYCTL_JOIN_SESSION_KEYRING
 #define KEYCTL_JOIN_SESSION_KEYRING 1
@@ -24,21 +31,6 @@
 #define PR_CAP_AMBIENT_RAISE 2
 #define PR_CAP_AMBIENT_LOWER 3
 #endif
-
-typedef struct {
-        int set;
-        uint64_t bounding, effective, permitted, inheritable, ambient;
-} CapsPlan;
-
-/* The five masks of a "caps" plan entry, in the plan's order: bounding effective permitted inheritable ambient. */
-static void caps_plan_parse(CapsPlan *c, const char *b, const char *e, const char *p, const char *i, const char *a) {
-        c->set = 1;
-        c->bounding = strtoull(b, NULL, 16);
-        c->effective = strtoull(e, NULL, 16);
-        c->permitted = strtoull(p, NULL, 16);
-        c->inheritable = strtoull(i, NULL, 16);
-        c->ambient = strtoull(a, NULL, 16);
-}
 
 /* The highest capability this kernel knows (PR_CAPBSET_READ says EINVAL above it). */
 static int caps_last_cap(void) {
@@ -73,12 +65,12 @@ static int caps_set(uint64_t eff, uint64_t prm, uint64_t inh) {
 }
 
 /* PR_SET_KEEPCAPS before the UID change, as inner_child() does: the permitted set survives setresuid(). */
-static int caps_keep_across_uid_change(void) {
+int caps_keep_across_uid_change(void) {
         return prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0);
 }
 
 /* Applies the planned sets. On failure returns -1 with errno set and *what naming the step. */
-static int caps_apply(const CapsPlan *q, const char **what) {
+int caps_apply(const CapsPlan *q, const char **what) {
         int last = caps_last_cap();
         uint64_t known = last >= 63 ? ~UINT64_C(0) : (UINT64_C(1) << (last + 1)) - 1;
         uint64_t bnd = q->bounding & known, eff = q->effective & known, prm = q->permitted & known,
@@ -136,18 +128,10 @@ static int caps_apply(const CapsPlan *q, const char **what) {
 
 /* setup_keyring(): a new anonymous session keyring, so that the keys of the session nspawn was started from are
  * not the container's. No keyring support in the kernel, or not allowed: nothing to protect, go on. */
-static int keyring_join_session(void) {
+int keyring_join_session(void) {
         if (syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, 0, 0, 0, 0) >= 0)
                 return 0;
         if (errno == ENOSYS || errno == EPERM || errno == EACCES)
                 return 0;
         return -1;
-}
-
-/* A warning line for Node, over the child's socket to the outer helper (see recv in main()). */
-static void caps_send_warning(int fd, const char *text) {
-        char buf[512];
-        int n = snprintf(buf, sizeof buf, "W%s", text);
-        if (fd >= 0 && n > 0)
-                (void) !send(fd, buf, (size_t) (n < (int) sizeof buf ? n : (int) sizeof buf - 1), MSG_NOSIGNAL);
 }

@@ -1,69 +1,55 @@
-/*
- * Making the container's cgroup: the plan's "cgmkdir"/"cgwrite"/"cgchown" entries, in order. Included by
- * nspawn-helper.c (static functions and this file's state). What to make, with which settings, is src/cgroup.ts's
- * (createMachineCgroup() over recordingCgroupFs()); the helper does it when nspawn has handed over to it, so that
- * the work costs system calls only. A scope that exists by then is another nspawn's: refused with the plan's
- * message, and what the helper made goes again.
- */
-#define MAX_CGOPS 256
+/* Making the container's cgroup (cgroup-ops.h). */
+#define _GNU_SOURCE
+#include "cgroup-ops.h"
 
-typedef struct {
-        char kind; /* 'm' mkdir, 'w' write, 'c' chown */
-        const char *path;
-        int exclusive;
-        const char *busy;
-        const char **data;
-        int n_data;
-        long uid, gid;
-} CgOp;
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
-static struct {
-        CgOp op[MAX_CGOPS];
-        int n;
-        const char *made[MAX_CGOPS]; /* directories made here, in order */
-        int n_made;
-} cgops;
+#include "util.h"
 
-static int cgops_full(void) {
-        if (cgops.n < MAX_CGOPS)
-                return 0;
-        fprintf(stderr, "nspawn-helper: too many cgroup operations in the plan\n");
-        exit(2);
+CgOp *cgops_add(CgOpsPlan *c, char kind, const char *path) {
+        CgOp *o = PUSH(c->op, c->n, c->cap);
+        o->kind = kind;
+        o->path = path;
+        return o;
 }
 
-/* Was PATH made by this helper? (then it is ours to remove) */
-static int cgops_made(const char *path) {
-        for (int i = 0; i < cgops.n_made; i++)
-                if (!strcmp(cgops.made[i], path))
+int cgops_made(const CgOpsPlan *c, const char *path) {
+        for (size_t i = 0; i < c->n_made; i++)
+                if (!strcmp(c->made[i], path))
                         return 1;
         return 0;
 }
 
 /* What the helper made, deepest (last) first. */
-static void cgops_undo(void) {
-        for (int i = cgops.n_made - 1; i >= 0; i--)
-                (void) rmdir(cgops.made[i]);
-        cgops.n_made = 0;
+static void cgops_undo(CgOpsPlan *c) {
+        for (size_t i = c->n_made; i-- > 0;)
+                (void) rmdir(c->made[i]);
+        c->n_made = 0;
 }
 
-static int cgops_run(char *err, size_t errsz) {
-        for (int i = 0; i < cgops.n; i++) {
-                CgOp *o = &cgops.op[i];
+int cgops_run(CgOpsPlan *c, char *err, size_t errsz) {
+        for (size_t i = 0; i < c->n; i++) {
+                CgOp *o = &c->op[i];
                 if (o->kind == 'm') {
                         if (mkdir(o->path, 0755) == 0)
-                                cgops.made[cgops.n_made++] = o->path;
+                                *PUSH(c->made, c->n_made, c->cap_made) = o->path;
                         else if (errno != EEXIST || o->exclusive) {
                                 if (errno == EEXIST)
                                         snprintf(err, errsz, "%s", o->busy);
                                 else
                                         snprintf(err, errsz, "Failed to create cgroup %s: %s", o->path, strerror(errno));
-                                cgops_undo();
+                                cgops_undo(c);
                                 return -1;
                         }
                 } else if (o->kind == 'w') {
                         int fd = open(o->path, O_WRONLY | O_CLOEXEC);
                         int bad = fd < 0;
-                        for (int k = 0; !bad && k < o->n_data; k++)
+                        for (size_t k = 0; !bad && k < o->n_data; k++)
                                 if (write(fd, o->data[k], strlen(o->data[k])) < 0)
                                         bad = 1;
                         int e = errno;
@@ -71,14 +57,14 @@ static int cgops_run(char *err, size_t errsz) {
                                 close(fd);
                         if (bad) {
                                 snprintf(err, errsz, "Failed to write %s: %s", o->path, strerror(e));
-                                cgops_undo();
+                                cgops_undo(c);
                                 return -1;
                         }
                 } else if (o->kind == 'c') {
                         /* a file this hierarchy does not have is not an error (as chown_cgroup()) */
                         if (chown(o->path, (uid_t) o->uid, (gid_t) o->gid) < 0 && errno != ENOENT) {
                                 snprintf(err, errsz, "Failed to chown %s: %s", o->path, strerror(errno));
-                                cgops_undo();
+                                cgops_undo(c);
                                 return -1;
                         }
                 }

@@ -1,43 +1,26 @@
-/*
- * The container's device policy on cgroup2. Included by nspawn-helper.c (static functions only, no state).
- * No policy here: the program comes built in the plan (src/devices/, after systemd's DevicePolicy=closed and the
- * DeviceAllow= list systemd-nspawn 252 registers) as the bytes of a struct bpf_insn array, in hex, with the
- * container's directory in the unified hierarchy. The outer helper loads it as a BPF_PROG_TYPE_CGROUP_DEVICE
- * program and attaches it there (BPF_F_ALLOW_MULTI) before it clones, so the container's PID 1 never runs
- * without it; it keeps the program's descriptor (never inherited by the container) and detaches it when the
- * container has ended. If the helper is killed, the attachment goes with the cgroup when Node removes it.
- */
-#include <linux/bpf.h>
+/* The container's device policy on cgroup2 (devices.h). */
+#define _GNU_SOURCE
+#include "devices.h"
 
-#define DEVICES_MAX_INSNS 4096
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
-typedef struct {
-        struct bpf_insn *insns; /* NULL: no program planned */
-        unsigned n;
-        const char *cgroup;
-        int optional;
-        int prog_fd;   /* -1 until loaded */
-        int cgroup_fd; /* -1 until attached */
-} DevicesPlan;
+#include "util.h"
 
-#define DEVICES_PLAN_INIT { .prog_fd = -1, .cgroup_fd = -1 }
-
-/* A "devbpf" plan entry: optional flag, cgroup directory, program (8 bytes per instruction, little-endian, in
- * hex). Returns -1 when the program cannot be one. */
-static int devices_plan_parse(DevicesPlan *d, const char *optional, const char *cgroup, const char *hex) {
-        size_t n = strlen(hex);
-        if (n == 0 || n % 16 != 0 || n / 16 > DEVICES_MAX_INSNS || !*cgroup)
+int devices_plan_set(DevicesPlan *d, int optional, const char *cgroup, const unsigned char *b, size_t n, char *err, size_t errsz) {
+        if (n == 0 || n % 8 != 0 || !*cgroup) {
+                snprintf(err, errsz, "a device program of %zu bytes for cgroup '%s' (8 bytes per instruction)", n, cgroup);
                 return -1;
-        unsigned count = (unsigned) (n / 16);
-        struct bpf_insn *insns = calloc(count, sizeof *insns);
-        if (!insns)
-                return -1;
-        for (unsigned i = 0; i < count; i++) {
-                unsigned char b[8];
-                if (decode_hex(hex + i * 16, b, 8) < 0) {
-                        free(insns);
-                        return -1;
-                }
+        }
+        unsigned count = (unsigned) (n / 8);
+        struct bpf_insn *insns = xcalloc(count, sizeof *insns);
+        for (unsigned i = 0; i < count; i++, b += 8) {
                 insns[i].code = b[0];
                 insns[i].dst_reg = b[1] & 0xf;
                 insns[i].src_reg = b[1] >> 4;
@@ -48,7 +31,7 @@ static int devices_plan_parse(DevicesPlan *d, const char *optional, const char *
         d->insns = insns;
         d->n = count;
         d->cgroup = cgroup;
-        d->optional = !strcmp(optional, "1");
+        d->optional = optional;
         return 0;
 }
 
@@ -58,7 +41,7 @@ static int devices_bpf(int cmd, union bpf_attr *attr) {
 
 /* Loads the program and attaches it to the planned cgroup. On failure returns -1 with a message in ERR (with the
  * verifier's log when the kernel refused the program). */
-static int devices_attach(DevicesPlan *d, char *err, size_t errsz) {
+int devices_attach(DevicesPlan *d, char *err, size_t errsz) {
         static char log[16384];
         union bpf_attr a;
         if (!d->insns)
@@ -84,13 +67,13 @@ static int devices_attach(DevicesPlan *d, char *err, size_t errsz) {
                         if (*q == '\n')
                                 *q = ' ';
                 snprintf(err, errsz, "Failed to load the device policy's BPF program: %s (%s)%s%s", strerror(e),
-                         strerrorname_np(e) ?: "?", *log ? ": " : "", log);
+                         errno_name(e), *log ? ": " : "", log);
                 return -1;
         }
         (void) fcntl(d->prog_fd, F_SETFD, FD_CLOEXEC);
         d->cgroup_fd = open(d->cgroup, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (d->cgroup_fd < 0) {
-                snprintf(err, errsz, "Failed to open cgroup %s: %s (%s)", d->cgroup, strerror(errno), strerrorname_np(errno) ?: "?");
+                snprintf(err, errsz, "Failed to open cgroup %s: %s (%s)", d->cgroup, strerror(errno), errno_name(errno));
                 return -1;
         }
         memset(&a, 0, sizeof a);
@@ -100,7 +83,7 @@ static int devices_attach(DevicesPlan *d, char *err, size_t errsz) {
         a.attach_flags = BPF_F_ALLOW_MULTI;
         if (devices_bpf(BPF_PROG_ATTACH, &a) < 0) {
                 snprintf(err, errsz, "Failed to attach the device policy's BPF program to cgroup %s: %s (%s)", d->cgroup,
-                         strerror(errno), strerrorname_np(errno) ?: "?");
+                         strerror(errno), errno_name(errno));
                 close(d->cgroup_fd);
                 d->cgroup_fd = -1;
                 return -1;
@@ -109,7 +92,7 @@ static int devices_attach(DevicesPlan *d, char *err, size_t errsz) {
 }
 
 /* The container's side of the clone: the descriptors are the host's business. */
-static void devices_close(DevicesPlan *d) {
+void devices_close(DevicesPlan *d) {
         if (d->prog_fd >= 0)
                 close(d->prog_fd);
         if (d->cgroup_fd >= 0)
@@ -118,7 +101,7 @@ static void devices_close(DevicesPlan *d) {
 }
 
 /* After the container: detach the program (with BPF_F_ALLOW_MULTI, by its descriptor) and let it go. */
-static void devices_detach(DevicesPlan *d) {
+void devices_detach(DevicesPlan *d) {
         if (d->prog_fd >= 0 && d->cgroup_fd >= 0) {
                 union bpf_attr a;
                 memset(&a, 0, sizeof a);

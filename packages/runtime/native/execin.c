@@ -1,34 +1,101 @@
-/*
- * Modes of nspawn-helper besides running a plan, for nspawnd and nspawnctl (included by nspawn-helper.c):
- *
- *   nspawn-helper peercred
- *       fd 0 is a connected AF_UNIX socket: prints "PID UID GID" of its peer (SO_PEERCRED), which Node cannot read.
- *
- *   nspawn-helper peercred-server PID
- *       The same for many connections of process PID (nspawnd, our parent): reads a file descriptor number of PID
- *       per line on stdin, takes a copy of that descriptor (pidfd_getfd(2)) and answers "PID UID GID" (or "-")
- *       per line on stdout. One process for all connections instead of one per connection.
- *
- *   nspawn-helper exec-in LEADER [-u UID] [-g GID] [-G GID,GID...] [-d DIR] [-c CGROUP.PROCS]... [-t] -- CMD [ARG...]
- *       nsenter(1) for a container: joins the cgroups named by -c, enters the namespaces of the container's PID 1
- *       (LEADER, a host PID): cgroup, ipc, uts, net, pid, mnt and, when it has its own, user; chroots to its root;
- *       keeps only the capabilities in its bounding set; takes its seccomp filters and no_new_privs (as a descendant of
- *       the container's PID 1 has them: machinectl shell's session is one); drops to UID/GID; forks (the pid namespace applies to
- *       children) and execs CMD (searched in the container's $PATH) in the child. Exits with CMD's exit code, or
- *       128+N when it died of signal N; stdio passes straight through. 255 and a message when entering failed.
- *       -b SRC:DST[:ro][:mkdir] instead of a command: bind mounts host path SRC at DST in the running container
- *       (open_tree() on the host before entering, move_mount() inside), as `machinectl bind` does.
- *       -t: CMD gets a new pty of the container's devpts as its controlling terminal (a getty for `login`); we
- *       copy between it and our stdio (our terminal in raw mode) until CMD ends or ^] is pressed three times
- *       within a second.
- */
+/* "nspawn-helper exec-in" (execin.h). */
+#define _GNU_SOURCE
+#include "execin.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/filter.h>
+#include <linux/mount.h>
+#include <linux/seccomp.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <grp.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "console.h"
+#include "ptyfwd.h"
+#include "util.h"
+
+static int request_record(void *ctx, unsigned id, const WireValue *v, char *err, size_t errsz) {
+        ExecInRequest *r = ctx;
+        switch (id) {
+        case X_LEADER:
+                if (v[0].u < 2 || v[0].u > 0x7fffffff)
+                        return snprintf(err, errsz, "leader PID %llu", (unsigned long long) v[0].u), -1;
+                r->leader = v[0].u;
+                break;
+        case X_COMMAND:
+                if (v[0].n == 0)
+                        return snprintf(err, errsz, "an empty command"), -1;
+                r->command = v[0].strs, r->n_command = v[0].n;
+                break;
+        case X_ENV:
+                r->env = v[0].strs, r->n_env = v[0].n;
+                break;
+        case X_UID:
+        case X_GID:
+                if (v[0].u > 0xfffffffe)
+                        return snprintf(err, errsz, "ID %llu", (unsigned long long) v[0].u), -1;
+                *(id == X_UID ? &r->uid : &r->gid) = v[0].u;
+                break;
+        case X_GROUPS:
+                r->groups = xcalloc(v[0].n, sizeof *r->groups);
+                for (size_t i = 0; i < v[0].n; i++) {
+                        if (v[0].nums[i] > 0xfffffffe)
+                                return snprintf(err, errsz, "GID %llu", (unsigned long long) v[0].nums[i]), -1;
+                        r->groups[i] = (gid_t) v[0].nums[i];
+                }
+                r->n_groups = v[0].n;
+                break;
+        case X_CWD:
+                r->cwd = v[0].s;
+                break;
+        case X_CGROUPS:
+                r->cgroups = v[0].strs, r->n_cgroups = v[0].n;
+                break;
+        case X_PTY:
+                r->pty = 1;
+                break;
+        case X_BIND:
+                if (!*v[0].s || !*v[1].s)
+                        return snprintf(err, errsz, "an empty path"), -1;
+                r->bind = 1;
+                r->bind_src = v[0].s, r->bind_dst = v[1].s, r->bind_ro = v[2].b, r->bind_mkdir = v[3].b;
+                break;
+        }
+        return 0;
+}
+
+int execin_request_decode(const WireMessage *m, ExecInRequest *r, char *err, size_t errsz) {
+        static const char *const none[] = { NULL };
+        memset(r, 0, sizeof *r);
+        if (wire_decode(&wire_exec_in_schema, m, request_record, r, err, errsz) < 0)
+                return -1;
+        if (!r->command == !r->bind) {
+                snprintf(err, errsz, "invalid exec-in request: %s", r->bind ? "a command and a bind" : "neither a command nor a bind");
+                return -1;
+        }
+        if (!r->env)
+                r->env = (const char **) none;
+        return 0;
+}
 
 static int execin_fail(const char *what) {
         fprintf(stderr, "nspawn-helper exec-in: %s: %s\n", what, strerror(errno));
         return 255;
 }
-
-#include <sys/ptrace.h>
 
 #define EXECIN_MAX_FILTERS 32
 
@@ -90,42 +157,6 @@ static int execin_filters(int leader, struct sock_fprog *f, int max) {
                 return -1;
         }
         return n;
-}
-
-static int peercred_main(void) {
-        struct ucred uc;
-        socklen_t l = sizeof uc;
-        if (getsockopt(STDIN_FILENO, SOL_SOCKET, SO_PEERCRED, &uc, &l) < 0) {
-                fprintf(stderr, "nspawn-helper peercred: %s\n", strerror(errno));
-                return 1;
-        }
-        printf("%d %u %u\n", (int) uc.pid, (unsigned) uc.uid, (unsigned) uc.gid);
-        return 0;
-}
-
-static int peercred_server_main(int argc, char **argv) {
-        if (argc < 3)
-                return 2;
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        int pidfd = (int) syscall(SYS_pidfd_open, atoi(argv[2]), 0);
-        if (pidfd < 0) {
-                fprintf(stderr, "nspawn-helper peercred-server: pidfd_open: %s\n", strerror(errno));
-                return 1;
-        }
-        setvbuf(stdout, NULL, _IOLBF, 0);
-        char line[64];
-        while (fgets(line, sizeof line, stdin)) {
-                int fd = (int) syscall(SYS_pidfd_getfd, pidfd, atoi(line), 0);
-                struct ucred uc;
-                socklen_t l = sizeof uc;
-                if (fd >= 0 && getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &l) == 0)
-                        printf("%d %u %u\n", (int) uc.pid, (unsigned) uc.uid, (unsigned) uc.gid);
-                else
-                        printf("-\n");
-                if (fd >= 0)
-                        close(fd);
-        }
-        return 0;
 }
 
 static uint64_t execin_capbnd(int pid) {
@@ -211,61 +242,110 @@ static int execin_relay(int master, pid_t pid) {
         return WIFSIGNALED(st) ? 128 + WTERMSIG(st) : 0;
 }
 
-static int execin_main(int argc, char **argv) {
-        if (argc < 4)
-                return errno = EINVAL, execin_fail("usage: exec-in LEADER [options] -- CMD...");
-        int leader = atoi(argv[2]);
-        long uid = 0, gid = 0;
-        const char *dir = NULL, *groups = NULL;
-        const char *cgroups[16];
-        int n_cg = 0, i = 3, want_pty = 0;
-        const char *bind = NULL;
+/* a decimal number from 0 to MAX, nothing else; -1 otherwise */
+static long long legacy_number(const char *s, long long max) {
+        char *end;
+        if (!s || *s < '0' || *s > '9')
+                return -1;
+        errno = 0;
+        long long v = strtoll(s, &end, 10);
+        return errno || *end || v > max ? -1 : v;
+}
+
+/*
+ * TRANSITIONAL, until nspawnctl uses execIn()/bindIn() of @nspawn/runtime: the old command line
+ *   exec-in LEADER [-u UID] [-g GID] [-G GID,GID...] [-d DIR] [-c CGROUP.PROCS]... [-t] [-b SRC:DST[:ro][:mkdir]] -- CMD...
+ * into R, the command's environment being ours. Options come before "--" only; every word after it is the command.
+ */
+static int legacy_request(int argc, char **argv, ExecInRequest *r, char *err, size_t errsz) {
+        static StrList cgroups;
+        extern char **environ;
+        memset(r, 0, sizeof *r);
+        long long v = legacy_number(argv[2], 0x7fffffff);
+        if (v < 2)
+                return snprintf(err, errsz, "'%s' is not a PID", argv[2]), -1;
+        r->leader = (uint64_t) v;
+        int i = 3;
         for (; i < argc && strcmp(argv[i], "--"); i++) {
-                if (!strcmp(argv[i], "-t")) {
-                        want_pty = 1;
+                const char *o = argv[i], *a = i + 1 < argc ? argv[i + 1] : NULL;
+                if (!strcmp(o, "-t")) {
+                        r->pty = 1;
                         continue;
                 }
-                if (i + 1 >= argc)
-                        return errno = EINVAL, execin_fail(argv[i]);
-                if (!strcmp(argv[i], "-u"))
-                        uid = atol(argv[++i]);
-                else if (!strcmp(argv[i], "-g"))
-                        gid = atol(argv[++i]);
-                else if (!strcmp(argv[i], "-G"))
-                        groups = argv[++i];
-                else if (!strcmp(argv[i], "-d"))
-                        dir = argv[++i];
-                else if (!strcmp(argv[i], "-b"))
-                        bind = argv[++i];
-                else if (!strcmp(argv[i], "-c") && n_cg < 16)
-                        cgroups[n_cg++] = argv[++i];
-                else
-                        return errno = EINVAL, execin_fail(argv[i]);
+                if (!a)
+                        return snprintf(err, errsz, "%s needs a value", o), -1;
+                i++;
+                if (!strcmp(o, "-u") || !strcmp(o, "-g")) {
+                        if ((v = legacy_number(a, 0xfffffffe)) < 0)
+                                return snprintf(err, errsz, "%s %s", o, a), -1;
+                        *(o[1] == 'u' ? &r->uid : &r->gid) = (uint64_t) v;
+                } else if (!strcmp(o, "-G")) {
+                        for (const char *p = a; *p;) {
+                                char num[16];
+                                size_t n = strcspn(p, ",");
+                                snprintf(num, sizeof num, "%.*s", (int) (n < 15 ? n : 15), p);
+                                if (n > 15 || (v = legacy_number(num, 0xfffffffe)) < 0)
+                                        return snprintf(err, errsz, "-G %s", a), -1;
+                                r->groups = realloc(r->groups, (r->n_groups + 1) * sizeof *r->groups);
+                                if (!r->groups)
+                                        return snprintf(err, errsz, "out of memory"), -1;
+                                r->groups[r->n_groups++] = (gid_t) v;
+                                p += n + (p[n] == ',');
+                        }
+                } else if (!strcmp(o, "-d"))
+                        r->cwd = a;
+                else if (!strcmp(o, "-c"))
+                        strlist_push(&cgroups, a);
+                else if (!strcmp(o, "-b")) {
+                        /* SRC:DST[:ro][:mkdir] */
+                        char *spec = strdup(a), *save = NULL;
+                        char *src = spec ? strtok_r(spec, ":", &save) : NULL, *dst = src ? strtok_r(NULL, ":", &save) : NULL;
+                        if (!src)
+                                return snprintf(err, errsz, "-b %s", a), -1;
+                        r->bind = 1, r->bind_src = src, r->bind_dst = dst ? dst : src;
+                        for (char *t; (t = strtok_r(NULL, ":", &save));)
+                                r->bind_ro |= !strcmp(t, "ro"), r->bind_mkdir |= !strcmp(t, "mkdir");
+                } else
+                        return snprintf(err, errsz, "unknown option %s", o), -1;
         }
-        if (i + 1 >= argc && !bind)
-                return errno = EINVAL, execin_fail("no command");
-        char **cmd = argv + i + 1;
-        int tree = -1;
-        char bsrc[PATH_MAX], bdst[PATH_MAX];
-        int b_ro = 0, b_mkdir = 0;
-        if (bind) {
-                /* SRC:DST[:ro][:mkdir] */
-                char tmp[PATH_MAX * 2 + 16];
-                snprintf(tmp, sizeof tmp, "%s", bind);
-                char *save = NULL, *t = strtok_r(tmp, ":", &save);
-                snprintf(bsrc, sizeof bsrc, "%s", t ? t : "");
-                t = strtok_r(NULL, ":", &save);
-                snprintf(bdst, sizeof bdst, "%s", t ? t : bsrc);
-                while ((t = strtok_r(NULL, ":", &save))) {
-                        if (!strcmp(t, "ro"))
-                                b_ro = 1;
-                        else if (!strcmp(t, "mkdir"))
-                                b_mkdir = 1;
+        if (i < argc - 1 && !r->bind)
+                r->command = (const char **) argv + i + 1, r->n_command = (size_t) (argc - i - 1);
+        if (!r->command == !r->bind)
+                return snprintf(err, errsz, "%s", r->bind ? "a command and a bind" : "no command"), -1;
+        strlist_push(&cgroups, NULL);
+        r->cgroups = cgroups.v, r->n_cgroups = cgroups.n - 1;
+        r->env = (const char **) environ;
+        return 0;
+}
+
+int execin_main(int argc, char **argv) {
+        char err[1024];
+        WireMessage msg;
+        ExecInRequest r;
+        if (argc > 2) {
+                if (legacy_request(argc, argv, &r, err, sizeof err) < 0) {
+                        fprintf(stderr, "nspawn-helper exec-in: %s\n", err);
+                        return 255;
                 }
-                tree = (int) syscall(SYS_open_tree, AT_FDCWD, bsrc, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+        } else {
+                int rc = wire_read(3, 1, &msg, err, sizeof err);
+                if (rc == 0)
+                        snprintf(err, sizeof err, "no request on fd 3");
+                if (rc <= 0 || execin_request_decode(&msg, &r, err, sizeof err) < 0) {
+                        fprintf(stderr, "nspawn-helper exec-in: %s\n", err);
+                        return 255;
+                }
+                close(3);
+        }
+        int leader = (int) r.leader;
+        const char *bind = r.bind ? r.bind_src : NULL;
+        char **cmd = (char **) r.command;
+        int tree = -1;
+        if (bind) {
+                tree = (int) syscall(SYS_open_tree, AT_FDCWD, r.bind_src, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
                 if (tree < 0)
-                        return execin_fail(bsrc);
-                if (b_ro) {
+                        return execin_fail(r.bind_src);
+                if (r.bind_ro) {
                         struct mount_attr attr = { .attr_set = MOUNT_ATTR_RDONLY };
                         if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr) < 0)
                                 return execin_fail("mount_setattr");
@@ -297,8 +377,8 @@ static int execin_main(int argc, char **argv) {
         int own_user = fstat(fds[6], &a) == 0 && stat("/proc/self/ns/user", &b) == 0 && (a.st_ino != b.st_ino || a.st_dev != b.st_dev);
 
         /* not fatal: the container may have gone read-only on its cgroup */
-        for (int k = 0; k < n_cg; k++)
-                (void) write_small_file(cgroups[k], "0");
+        for (size_t k = 0; k < r.n_cgroups; k++)
+                (void) write_small_file(r.cgroups[k], "0");
         for (int k = 0; k < 6; k++) {
                 struct stat s1, s2;
                 snprintf(path, sizeof path, "/proc/self/ns/%s", kinds[k]);
@@ -312,8 +392,9 @@ static int execin_main(int argc, char **argv) {
                 struct stat st;
                 if (fchdir(rootfd) < 0 || chroot(".") < 0)
                         return execin_fail("chroot");
+                const char *bdst = r.bind_dst;
                 if (stat(bdst, &st) < 0) {
-                        if (!b_mkdir)
+                        if (!r.bind_mkdir)
                                 return execin_fail(bdst);
                         struct stat sst;
                         int isdir = fstat(tree, &sst) == 0 && S_ISDIR(sst.st_mode);
@@ -345,30 +426,21 @@ static int execin_main(int argc, char **argv) {
         for (int k = n_filters - 1; k >= 0; k--)
                 if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &filters[k], 0, 0) < 0)
                         return execin_fail("installing the container's system call filter");
-        if (groups && *groups) {
-                gid_t gl[NGROUPS_MAX];
-                int n = 0;
-                for (const char *p = groups; *p && n < NGROUPS_MAX;) {
-                        gl[n++] = (gid_t) strtoul(p, (char **) &p, 10);
-                        if (*p == ',')
-                                p++;
-                        else if (*p)
-                                break;
-                }
-                if (setgroups((size_t) n, gl) < 0)
+        if (r.n_groups > 0) {
+                if (setgroups(r.n_groups, r.groups) < 0)
                         return execin_fail("setgroups");
         } else if (setgroups(0, NULL) < 0 && errno != EPERM)
                 return execin_fail("setgroups");
-        if (syscall(SYS_setresgid, gid, gid, gid) < 0)
+        if (syscall(SYS_setresgid, r.gid, r.gid, r.gid) < 0)
                 return execin_fail("setgid");
-        if (syscall(SYS_setresuid, uid, uid, uid) < 0)
+        if (syscall(SYS_setresuid, r.uid, r.uid, r.uid) < 0)
                 return execin_fail("setuid");
-        if (chdir(dir ? dir : "/") < 0 && chdir("/") < 0)
+        if (chdir(r.cwd ? r.cwd : "/") < 0 && chdir("/") < 0)
                 return execin_fail("chdir");
 
         int master = -1;
         char slave[64] = "";
-        if (want_pty) {
+        if (r.pty) {
                 /* the container's devpts: we are in its mount namespace now */
                 master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
                 int unlock = 0;
@@ -376,13 +448,13 @@ static int execin_main(int argc, char **argv) {
                 if (master < 0 || ioctl(master, TIOCSPTLCK, &unlock) < 0 || ioctl(master, TIOCGPTN, &n) < 0)
                         return execin_fail("allocating a pty in the container");
                 snprintf(slave, sizeof slave, "/dev/pts/%u", n);
-                copy_winsize(master);
+                console_copy_winsize(master);
         }
         pid_t pid = fork();
         if (pid < 0)
                 return execin_fail("fork");
         if (pid == 0) {
-                if (want_pty) {
+                if (r.pty) {
                         setsid();
                         int s = open(slave, O_RDWR);
                         if (s < 0 || ioctl(s, TIOCSCTTY, 0) < 0) {
@@ -397,6 +469,7 @@ static int execin_main(int argc, char **argv) {
                 }
                 signal(SIGINT, SIG_DFL);
                 signal(SIGQUIT, SIG_DFL);
+                environ = (char **) r.env; /* the command's environment (execvp() searches its PATH) */
                 execvp(cmd[0], cmd);
                 fprintf(stderr, "nspawn-helper exec-in: %s: %s\n", cmd[0], strerror(errno));
                 _exit(errno == ENOENT ? 127 : 126);
@@ -409,7 +482,7 @@ static int execin_main(int argc, char **argv) {
         sigaction(SIGTERM, &sa, NULL);
         sigaction(SIGHUP, &sa, NULL);
         int st;
-        if (want_pty)
+        if (r.pty)
                 return execin_relay(master, pid);
         while (waitpid(pid, &st, 0) < 0)
                 if (errno != EINTR)

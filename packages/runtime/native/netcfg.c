@@ -1,44 +1,47 @@
-/*
- * The container side of the network, configured by the container's child after the sync point (the links have
- * been moved in by then) and before the payload starts: interfaces up, addresses, default routes. Plain
- * rtnetlink; every value comes from the plan (src/network.ts decides them). Also the network namespace that
- * --network-namespace-path= joins, and the open-file-description lock Node cannot take itself.
- */
+/* The container side of the network, and the network modes of the helper (netcfg.h). */
+#define _GNU_SOURCE
+#include "netcfg.h"
+
 #include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
+#include <net/if.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
-#define NETCFG_MAX 32
+#include "ofd-lock.h"
+#include "util.h"
+#include "wire.h"
 
-typedef struct {
-        int kind; /* 'u' up, 'a' address, 'r' default route */
-        const char *ifname;
-        int family;
-        unsigned char addr[16];
-        int prefix;
-} NetcfgStep;
-
-typedef struct {
-        NetcfgStep steps[NETCFG_MAX];
-        int n;
-        const char *netns_path; /* --network-namespace-path= */
-} NetcfgPlan;
-
-/* plan tokens: "netup IF", "netaddr IF FAMILY ADDR PREFIX", "netroute IF FAMILY GATEWAY"; returns -1 if malformed */
-static int netcfg_parse(NetcfgPlan *p, int kind, const char *ifname, const char *family, const char *addr, const char *prefix) {
-        if (p->n >= NETCFG_MAX)
+int netcfg_add(NetcfgPlan *p, int kind, const char *ifname, unsigned family, const char *addr, unsigned prefix, char *err, size_t errsz) {
+        NetcfgStep s = { .kind = kind, .ifname = ifname };
+        if (!*ifname || strlen(ifname) >= IF_NAMESIZE) {
+                snprintf(err, errsz, "bad interface name '%s'", ifname);
                 return -1;
-        NetcfgStep *s = &p->steps[p->n];
-        memset(s, 0, sizeof *s);
-        s->kind = kind;
-        s->ifname = ifname;
-        if (kind != 'u') {
-                s->family = !strcmp(family, "6") ? AF_INET6 : AF_INET;
-                if (inet_pton(s->family, addr, s->addr) != 1)
-                        return -1;
-                s->prefix = prefix ? atoi(prefix) : 0;
         }
-        p->n++;
+        if (kind != 'u') {
+                if (family != 4 && family != 6) {
+                        snprintf(err, errsz, "address family %u", family);
+                        return -1;
+                }
+                s.family = family == 6 ? AF_INET6 : AF_INET;
+                if (inet_pton(s.family, addr, s.addr) != 1) {
+                        snprintf(err, errsz, "bad IPv%u address '%s'", family, addr);
+                        return -1;
+                }
+                if (prefix > (family == 6 ? 128u : 32u)) {
+                        snprintf(err, errsz, "prefix length %u", prefix);
+                        return -1;
+                }
+                s.prefix = (int) prefix;
+        }
+        *PUSH(p->steps, p->n, p->cap) = s;
         return 0;
 }
 
@@ -69,7 +72,7 @@ static int nl_call(int fd, struct nlmsghdr *h) {
 }
 
 /* applies the steps; on failure writes what failed to ERR and returns -1 */
-static int netcfg_apply(const NetcfgPlan *p, char *err, size_t errlen) {
+int netcfg_apply(const NetcfgPlan *p, char *err, size_t errlen) {
         if (p->n == 0)
                 return 0;
         int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
@@ -77,7 +80,7 @@ static int netcfg_apply(const NetcfgPlan *p, char *err, size_t errlen) {
                 snprintf(err, errlen, "netlink socket: %s", strerror(errno));
                 return -1;
         }
-        for (int i = 0; i < p->n; i++) {
+        for (size_t i = 0; i < p->n; i++) {
                 const NetcfgStep *s = &p->steps[i];
                 union {
                         struct nlmsghdr h;
@@ -144,7 +147,7 @@ static int netcfg_apply(const NetcfgPlan *p, char *err, size_t errlen) {
 }
 
 /* --network-namespace-path=: the outer helper joins it before the clone, so the container is born in it */
-static int netcfg_join_netns(const NetcfgPlan *p, char *err, size_t errlen) {
+int netcfg_join_netns(const NetcfgPlan *p, char *err, size_t errlen) {
         if (!p->netns_path)
                 return 0;
         int fd = open(p->netns_path, O_RDONLY | O_NOCTTY | O_CLOEXEC);
@@ -162,9 +165,7 @@ static int netcfg_join_netns(const NetcfgPlan *p, char *err, size_t errlen) {
         return 0;
 }
 
-/* "nspawn-helper --ofd-lock": an exclusive open-file-description lock on fd 3 (waits), as make_lock_file() takes
- * it; the lock stays with the file description the caller keeps open after we exit. */
-static int netcfg_ofd_lock(void) {
+int netcfg_ofd_lock_main(void) {
         if (ofd_lock(3, 1, 1) < 0) {
                 fprintf(stderr, "F_OFD_SETLKW: %s\n", strerror(errno));
                 return 1;
@@ -172,9 +173,31 @@ static int netcfg_ofd_lock(void) {
         return 0;
 }
 
-/* "nspawn-helper --move-back IFNAME...": moves the interfaces from the network namespace open at fd 3 back into
- * ours (a setns() Node cannot do). Returns the number of interfaces that failed; each failure on stderr. */
-static int netcfg_move_back(int argc, char **argv) {
+static int move_back_record(void *ctx, unsigned id, const WireValue *v, char *err, size_t errsz) {
+        MoveBackRequest *m = ctx;
+        if (id == M_IFNAMES) {
+                m->ifnames = v[0].strs;
+                m->n = v[0].n;
+        }
+        return 0;
+}
+
+int move_back_decode(const WireMessage *m, MoveBackRequest *r, char *err, size_t errsz) {
+        memset(r, 0, sizeof *r);
+        return wire_decode(&wire_move_back_schema, m, move_back_record, r, err, errsz);
+}
+
+int netcfg_move_back_main(void) {
+        char err[512];
+        WireMessage msg;
+        MoveBackRequest req;
+        int r = wire_read(STDIN_FILENO, 1, &msg, err, sizeof err);
+        if (r == 0)
+                snprintf(err, sizeof err, "no request on stdin");
+        if (r <= 0 || move_back_decode(&msg, &req, err, sizeof err) < 0) {
+                fprintf(stderr, "nspawn-helper --move-back: %s\n", err);
+                return 100;
+        }
         int host = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
         if (host < 0 || setns(3, CLONE_NEWNET) < 0) {
                 fprintf(stderr, "entering the container's network namespace: %s\n", strerror(errno));
@@ -186,24 +209,24 @@ static int netcfg_move_back(int argc, char **argv) {
                 return 100;
         }
         int failed = 0;
-        for (int i = 2; i < argc; i++) {
+        for (size_t i = 0; i < req.n; i++) {
                 union {
                         struct nlmsghdr h;
                         char b[256];
                 } m;
                 memset(&m, 0, sizeof m);
-                unsigned idx = if_nametoindex(argv[i]);
-                int r = -ENODEV;
+                unsigned idx = strlen(req.ifnames[i]) < IF_NAMESIZE ? if_nametoindex(req.ifnames[i]) : 0;
+                int e = -ENODEV;
                 if (idx > 0) {
                         m.h.nlmsg_type = RTM_SETLINK;
                         m.h.nlmsg_len = NLMSG_LENGTH(sizeof(struct ifinfomsg));
                         ((struct ifinfomsg *) NLMSG_DATA(&m.h))->ifi_index = (int) idx;
                         uint32_t nsfd = (uint32_t) host;
                         nl_put(&m.h, IFLA_NET_NS_FD, &nsfd, 4);
-                        r = nl_call(fd, &m.h);
+                        e = nl_call(fd, &m.h);
                 }
-                if (r < 0) {
-                        fprintf(stderr, "moving %s back to the host: %s\n", argv[i], strerror(-r));
+                if (e < 0) {
+                        fprintf(stderr, "moving %s back to the host: %s\n", req.ifnames[i], strerror(-e));
                         failed++;
                 }
         }

@@ -1,16 +1,15 @@
-/*
- * Forwarding a pty master's output (included by nspawn-helper.c after write_all()).
- *
- * The master is watched edge-triggered through an epoll instance of its own, which goes into the caller's poll()
- * set: a hung-up master (no slave open: the container's PID 1 exited, or is between programs) reports POLLHUP to
- * a plain poll() without end, and reading it gives EIO. Edge-triggered, the hang-up is reported once and the master
- * wakes the caller again only when a slave writes to it, as systemd's ptyfwd does with sd-event. No sleeping and no
- * spinning while the container is without a console, and the end of the container is seen at once.
- */
+/* Forwarding a pty master's output (ptyfwd.h). */
+#define _GNU_SOURCE
+#include "ptyfwd.h"
+
+#include <errno.h>
 #include <sys/epoll.h>
+#include <unistd.h>
+
+#include "util.h"
 
 /* An epoll instance watching MASTER for input, edge-triggered; -1 on error. */
-static int ptyfwd_watch(int master) {
+int ptyfwd_watch(int master) {
         int ep = epoll_create1(EPOLL_CLOEXEC);
         if (ep < 0)
                 return -1;
@@ -26,7 +25,7 @@ static int ptyfwd_watch(int master) {
  * After the watch EP polled readable: takes its event and copies everything the (non-blocking) MASTER has to OUT.
  * *LAST gets the last byte copied. Returns 1 when the master is hung up (EIO: no slave open), else 0.
  */
-static int ptyfwd_drain(int ep, int master, int out, int *last) {
+int ptyfwd_drain(int ep, int master, int out, int *last) {
         struct epoll_event ev;
         while (epoll_wait(ep, &ev, 1, 0) > 0) {
         }

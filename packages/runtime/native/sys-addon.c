@@ -10,12 +10,15 @@
  *     systemd's make_lock_file() takes it: true, or false when another holds it; -U's range lock (src/private-users.ts
  *     passes it to @nspawn/uidrange's tryLockFile()).
  *   - keepOnExec(fd): clears FD_CLOEXEC, so that the lock goes with the exec to the helper.
- * Nothing else; without the addon (no compiler, another C library) the runtime uses process.execve() and koffi. Not
- * part of the helper: it runs inside Node, and the helper never does.
+ *   - memfd(name, bytes): a sealed memfd holding BYTES, read from its start, not close-on-exec: the hand-over's plan
+ *     goes to the helper in it (its descriptor number is the helper's only argument).
+ * Nothing else; without the addon (no compiler, another C library) nothing is handed over (the helper runs as
+ * nspawn's child) and -U's lock goes through koffi. Not part of the helper: it runs inside Node, and the helper never
+ * does.
  *
- * Built by scripts/build-helper.mjs with the machine's C compiler (prebuilt for x64 and arm64 like the helper). It
- * uses Node-API, whose C interface is ABI-stable: the few functions it needs are declared here as js_native_api.h
- * declares them, so no Node headers are needed to build it.
+ * Built by scripts/build-helper.mjs with the machine's C compiler from this file and ofd-lock.c (prebuilt for x64 and
+ * arm64 like the helper). It uses Node-API, whose C interface is ABI-stable: the few functions it needs are declared
+ * here as js_native_api.h declares them, so no Node headers are needed to build it.
  */
 #define _GNU_SOURCE /* strerrorname_np() */
 #include <errno.h>
@@ -27,7 +30,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "ofd-lock.c"
+#include <sys/mman.h>
+
+#include "ofd-lock.h"
 
 typedef struct napi_env__ *napi_env;
 typedef struct napi_value__ *napi_value;
@@ -45,6 +50,9 @@ extern napi_status napi_throw_error(napi_env env, const char *code, const char *
 extern napi_status napi_get_value_int32(napi_env env, napi_value value, int32_t *result);
 extern napi_status napi_get_boolean(napi_env env, int value, napi_value *result);
 extern napi_status napi_get_undefined(napi_env env, napi_value *result);
+extern napi_status napi_get_buffer_info(napi_env env, napi_value value, void **data, size_t *length);
+extern napi_status napi_get_typedarray_info(napi_env env, napi_value typedarray, int *type, size_t *length, void **data, napi_value *arraybuffer, size_t *byte_offset);
+extern napi_status napi_create_int32(napi_env env, int32_t value, napi_value *result);
 
 /* A JavaScript string as a new C string; NULL when it is not a string (or out of memory). */
 static char *c_string(napi_env env, napi_value v) {
@@ -173,12 +181,58 @@ static napi_value js_keep_on_exec(napi_env env, napi_callback_info info) {
         return out;
 }
 
+/* memfd(name, bytes): a memfd with BYTES (a Buffer or Uint8Array), sealed, at offset 0, inherited by an exec; its
+ * descriptor. Throws on failure. */
+static napi_value js_memfd(napi_env env, napi_callback_info info) {
+        size_t argc = 2;
+        napi_value args[2];
+        void *data = NULL;
+        size_t len = 0;
+        int type = 0;
+        char *name = NULL;
+        if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != 0 || argc < 2 || !(name = c_string(env, args[0])) ||
+            (napi_get_buffer_info(env, args[1], &data, &len) != 0 &&
+             napi_get_typedarray_info(env, args[1], &type, &len, &data, NULL, NULL) != 0)) {
+                free(name);
+                napi_throw_error(env, "EINVAL", "memfd(name, bytes) takes a name and a Buffer");
+                return NULL;
+        }
+        int fd = memfd_create(name, MFD_ALLOW_SEALING);
+        free(name);
+        if (fd < 0) {
+                throw_errno(env, errno);
+                return NULL;
+        }
+        for (size_t off = 0; off < len;) {
+                ssize_t n = write(fd, (const char *) data + off, len - off);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0) {
+                        int e = n < 0 ? errno : EIO;
+                        close(fd);
+                        throw_errno(env, e);
+                        return NULL;
+                }
+                off += (size_t) n;
+        }
+        /* what the helper reads is what was written: no one can change it on the way */
+        if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0 || lseek(fd, 0, SEEK_SET) != 0) {
+                int e = errno;
+                close(fd);
+                throw_errno(env, e);
+                return NULL;
+        }
+        napi_value out;
+        napi_create_int32(env, fd, &out);
+        return out;
+}
+
 napi_value napi_register_module_v1(napi_env env, napi_value exports);
 napi_value napi_register_module_v1(napi_env env, napi_value exports) {
         static const struct {
                 const char *name;
                 napi_callback cb;
-        } fns[] = { { "execve", js_execve }, { "ofdLock", js_ofd_lock }, { "keepOnExec", js_keep_on_exec } };
+        } fns[] = { { "execve", js_execve }, { "ofdLock", js_ofd_lock }, { "keepOnExec", js_keep_on_exec }, { "memfd", js_memfd } };
         for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
                 napi_value f;
                 if (napi_create_function(env, fns[i].name, strlen(fns[i].name), fns[i].cb, NULL, &f) == 0)

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// The native helper (native/nspawn-helper.c) as native/build/nspawn-helper, offline.
+// The native helper (native/*.c: nspawn-helper.c's main and one file per concern, each compiled on its own and linked
+// together) as native/build/nspawn-helper, offline.
 //
 //   node scripts/build-helper.mjs             install: a prebuilt helper for this machine's architecture
 //                                             (native/prebuilt/nspawn-helper-linux-ARCH, shipped in the
@@ -24,6 +25,14 @@ import { fileURLToPath } from 'node:url';
 const pkg = join(dirname(fileURLToPath(import.meta.url)), '..');
 const nativeDir = join(pkg, 'native');
 const src = join(nativeDir, 'nspawn-helper.c');
+/** The sys addon's units (the rest of native/*.c is the helper's). */
+const ADDON_UNITS = ['sys-addon.c', 'ofd-lock.c'];
+/** The helper's units: every native/*.c but the addon's own (ofd-lock.c is shared). */
+const helperUnits = () =>
+  readdirSync(nativeDir)
+    .filter((f) => f.endsWith('.c') && f !== 'sys-addon.c')
+    .sort()
+    .map((f) => join(nativeDir, f));
 const out = join(nativeDir, 'build', 'nspawn-helper');
 const prebuiltDir = join(nativeDir, 'prebuilt');
 const force = process.argv.includes('--force');
@@ -45,7 +54,7 @@ export const prebuiltPath = (a) => join(prebuiltDir, `nspawn-helper-linux-${a}`)
 
 // The sys addon (native/sys-addon.c, nspawn-sys.node): optional, the runtime falls back to process.execve() and koffi
 // without it
-const addonSrc = join(nativeDir, 'sys-addon.c');
+const addonUnits = ADDON_UNITS.map((f) => join(nativeDir, f));
 const addonOut = join(nativeDir, 'build', 'nspawn-sys.node');
 export const prebuiltAddonPath = (a) => join(prebuiltDir, `nspawn-sys-linux-${a}.node`);
 
@@ -67,18 +76,19 @@ function sourceHash() {
 const hashFile = join(prebuiltDir, 'sources.sha256');
 const prebuiltFresh = () => existsSync(hashFile) && readFileSync(hashFile, 'utf8').trim() === sourceHash();
 
+let lastCompilerError = '';
 /** Compiles the helper into `file` with `cc` (+ args); static first. Returns false when the compiler fails. */
 function compile(cc, args, file, { staticOnly = false } = {}) {
   mkdirSync(dirname(file), { recursive: true });
-  const common = [...args, '-O2', '-Wall', '-Wextra', '-Wno-unused-parameter', '-o', `${file}.tmp`, src];
+  const common = [...args, '-O2', '-Wall', '-Wextra', '-Wno-unused-parameter', '-o', `${file}.tmp`, ...helperUnits()];
   const tries = staticOnly ? [['-static', ...common]] : [['-static', ...common], common];
   for (const t of tries) {
     try {
       execFileSync(cc, t, { stdio: ['ignore', 'ignore', 'pipe'] });
       renameSync(`${file}.tmp`, file);
       return true;
-    } catch {
-      /* next */
+    } catch (e) {
+      lastCompilerError = String(e.stderr ?? e.message ?? '').trim(); /* next */
     }
   }
   return false;
@@ -88,7 +98,7 @@ function compile(cc, args, file, { staticOnly = false } = {}) {
 function compileAddon(cc, args, file) {
   mkdirSync(dirname(file), { recursive: true });
   try {
-    execFileSync(cc, [...args, '-O2', '-Wall', '-Wextra', '-shared', '-fPIC', '-o', `${file}.tmp`, addonSrc], { stdio: ['ignore', 'ignore', 'pipe'] });
+    execFileSync(cc, [...args, '-O2', '-Wall', '-Wextra', '-shared', '-fPIC', '-o', `${file}.tmp`, ...addonUnits], { stdio: ['ignore', 'ignore', 'pipe'] });
     renameSync(`${file}.tmp`, file);
     return true;
   } catch {
@@ -97,12 +107,12 @@ function compileAddon(cc, args, file) {
   }
 }
 
-/** Does this addon load into this Node and offer execve()? */
+/** Does this addon load into this Node and offer execve() and memfd()? */
 export function addonLoadsHere(file) {
   try {
     const m = { exports: {} };
     process.dlopen(m, file);
-    return typeof m.exports.execve === 'function';
+    return typeof m.exports.execve === 'function' && typeof m.exports.memfd === 'function';
   } catch {
     return false;
   }
@@ -140,6 +150,7 @@ if (buildMode) {
     const cc = process.env.CC || 'cc';
     if (!compile(cc, [], out)) {
       say(`building the helper with '${cc}' failed; install a C compiler (Debian: gcc libc6-dev)`);
+      if (lastCompilerError) console.error(lastCompilerError.split('\n').slice(0, 40).join('\n'));
       process.exit(1);
     }
   }

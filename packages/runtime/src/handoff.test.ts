@@ -19,9 +19,13 @@ const prepared = (over: Partial<ContainerConfig> = {}): Prepared => ({
   keepUnit: false,
   notifyReady: false,
 });
-const proc = { execve: (() => {
-  throw new Error('not here');
-}) as never, env: {} };
+const proc = {
+  execve: (() => {
+    throw new Error('not here');
+  }) as never,
+  planFd: () => 99,
+  env: {},
+};
 
 describe('handoffBlocker', () => {
   it('hands a plain run over', () => {
@@ -51,9 +55,10 @@ describe('handoffBlocker', () => {
     const cfg = { customMounts: [{ type: 'overlay' as const, lowers: ['/a'], upper: '', destination: '/x', readOnly: false }] };
     expect(handoffBlocker(prepared(cfg as Partial<ContainerConfig>), [], proc)).toMatch(/overlay/);
   });
-  it('is off with $NSPAWN_HANDOFF=0 and without process.execve', () => {
+  it('is off with $NSPAWN_HANDOFF=0 and without the addon\'s execve() and memfd', () => {
     expect(handoffBlocker(prepared(), [], { ...proc, env: { NSPAWN_HANDOFF: '0' } })).toMatch(/NSPAWN_HANDOFF/);
-    expect(handoffBlocker(prepared(), [], { env: {} })).toMatch(/execve/);
+    expect(handoffBlocker(prepared(), [], { env: {} })).toMatch(/execve\(\) with the plan in a memfd/);
+    expect(handoffBlocker(prepared(), [], { ...proc, planFd: undefined })).toMatch(/nspawn-sys.node did not load/);
   });
 });
 
@@ -80,10 +85,17 @@ describe('the sys addon (nspawn-sys.node)', () => {
     try {
       writeFileSync(join(dir, 'bad.node'), 'not an ELF file');
       expect(loadSysAddon([join(dir, 'missing.node'), join(dir, 'bad.node')])).toBeUndefined();
-      expect(Object.keys(loadSysAddon([join(dir, 'bad.node'), built]) ?? {}).sort()).toEqual(['execve', 'keepOnExec', 'ofdLockExclusive', 'ofdLockWait']);
+      expect(Object.keys(loadSysAddon([join(dir, 'bad.node'), built]) ?? {}).sort()).toEqual(['execve', 'keepOnExec', 'memfd', 'ofdLockExclusive', 'ofdLockWait']);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('memfd holds the bytes from its start, sealed, and goes with an exec (the hand-over\'s plan)', () => {
+    const r = node(`const fd = addon.memfd('nspawn-plan', Buffer.from('plan\\nbytes'));
+addon.execve('/bin/bash', ['bash', '--norc', '-c', 'cat <&' + fd + '; echo; readlink /proc/self/fd/' + fd + '; { printf x >&' + fd + '; } 2>/dev/null && echo written || echo refused'], { PATH: '/usr/bin:/bin' });`);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toMatch(/^plan\nbytes\n\/memfd:nspawn-plan \(deleted\)\nrefused\n$/); // refused: F_SEAL_WRITE
   });
 
   it('execve replaces the process with the program, the environment and the standard streams passed on', () => {

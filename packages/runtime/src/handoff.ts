@@ -4,24 +4,29 @@
  * A run that needs nothing from Node once its container has started (no extension with work until the end, no
  * boot loop to plan again, no scratch directories to remove) does not start the helper as a child and wait for it:
  * nspawn makes the plan and the cgroup as always, then replaces its own process with the helper (execve), the plan
- * as the helper's arguments. That saves the fork of Node, loading child_process and its streams, the control socket,
+ * in a sealed memfd the helper inherits (its only argument is the descriptor's number). That saves the fork of Node, loading child_process and its streams, the control socket,
  * and Node's own tear-down at the end, about a quarter of a short run. What Node would do after the start goes into
  * the plan as data (HandoffPlan: the scope to remove, the end messages, the exit status mapping is run.ts's), and the
  * helper (native/handoff.c) does it. $NSPAWN_HANDOFF=0 turns it off.
  */
+import { closeSync } from 'node:fs';
 import { signalName } from '@nspawn/settings';
 import { type HostFacts, probeHost } from './host.js';
 import { ContainerError, type Prepared } from './prepare.js';
+import { kernelLimitError } from './limits.js';
+import { buildEnvironment, buildRlimits } from './plan.js';
 import { type ContainerExtension, type ContainerRun, defaultExtensions } from './extension.js';
 import { defaultHooks, endMessages, helperPath, planBoot, type RunHooks, setupMachineCgroup, spawningMessage } from './run.js';
-import { planTokens } from './protocol.js';
+import { encodePlan } from './protocol.js';
 import { sysAddon } from './sys-addon.js';
 import { nodeCgroupFs, recordingCgroupFs } from './cgroup.js';
 
 /** What a hand-over needs of the process it replaces. */
 export interface HandoffProcess {
-  /** process.execve (Node 23.11 and later) */
+  /** execve(2) of this process (the sys addon's) */
   execve?: (file: string, args: string[], env: NodeJS.ProcessEnv) => never;
+  /** a descriptor the exec passes on (not close-on-exec) holding DATA from its start: the plan goes in it */
+  planFd?: (data: Uint8Array) => number;
   pid: number;
   /** how this nspawn was started: node's path, its options, the script, the arguments (for a reboot) */
   execPath: string;
@@ -39,18 +44,21 @@ type Execve = NonNullable<HandoffProcess['execve']>;
  */
 const HANDOFF_SIGNALS = [1, 2, 15];
 
+/**
+ * This process: the runtime's addon (sys-addon.ts) makes the exec, with the signals the helper reads blocked from
+ * before it on, and the plan's memfd (without the addon nothing is handed over: Node has no memfd, and no way to pass
+ * a descriptor through process.execve()). The addon is looked for only when handoffBlocker() asks, after the cheaper
+ * reasons not to hand over.
+ */
 export const nodeHandoffProcess = (): HandoffProcess => ({
-  ...(typeof process.execve === 'function'
-    ? {
-        // the runtime's addon when there is one (looked for only now, at the exec), else Node's own (sys-addon.ts);
-        // the addon's with the signals the helper reads blocked from before the exec on
-        execve: ((file, args, env) => {
-          const addon = sysAddon();
-          if (addon) addon.execve(file, args, env, HANDOFF_SIGNALS);
-          return process.execve!(file, args, env);
-        }) as Execve,
-      }
-    : {}),
+  get execve() {
+    const addon = sysAddon();
+    return addon ? (((file, args, env) => addon.execve(file, args, env, HANDOFF_SIGNALS)) as Execve) : undefined;
+  },
+  get planFd() {
+    const addon = sysAddon();
+    return addon ? (data: Uint8Array) => addon.memfd('nspawn-plan', data) : undefined;
+  },
   pid: process.pid,
   execPath: process.execPath,
   execArgv: process.execArgv,
@@ -59,13 +67,14 @@ export const nodeHandoffProcess = (): HandoffProcess => ({
 });
 
 /** Why a run cannot be handed over to the helper, or undefined when it can. */
-export function handoffBlocker(p: Prepared, extensions: readonly ContainerExtension[], proc: Pick<HandoffProcess, 'execve' | 'env'>): string | undefined {
+export function handoffBlocker(p: Prepared, extensions: readonly ContainerExtension[], proc: Pick<HandoffProcess, 'execve' | 'planFd' | 'env'>): string | undefined {
   const cfg = p.config;
   if (proc.env.NSPAWN_HANDOFF === '0') return 'turned off by $NSPAWN_HANDOFF=0';
-  if (!proc.execve) return 'this Node has no process.execve()';
   if (cfg.startMode === 'boot') return 'a booted container is planned anew for each boot';
   for (const x of extensions) if (x.needed?.(cfg) ?? true) return `${x.name} has work to do after the start`;
   if (cfg.customMounts.some((m) => m.type === 'overlay' && !m.readOnly)) return 'overlay work directories are removed after the end';
+  // (last: the addon is loaded only for a run that can be handed over)
+  if (!proc.execve || !proc.planFd) return 'no execve() with the plan in a memfd here (the sys addon nspawn-sys.node did not load)';
   return undefined;
 }
 
@@ -81,11 +90,15 @@ export function handoffContainer(
 ): false | Promise<false> {
   const extensions = opts.extensions ?? defaultExtensions();
   const proc = opts.proc ?? nodeHandoffProcess();
-  if (handoffBlocker(p, extensions, proc) !== undefined || !proc.execve) return false;
+  if (handoffBlocker(p, extensions, proc) !== undefined || !proc.execve || !proc.planFd) return false;
   const hooks = opts.hooks ?? defaultHooks;
   const cfg = p.config;
   const run: ContainerRun = { cfg, log: (l) => hooks.log(l), handoff: true };
   const helper = opts.helper ?? helperPath();
+  // what the kernel would refuse halfway is refused before any extension makes anything (-x's snapshot, a lock)
+  const host = opts.host ?? probeHost();
+  const limit = kernelLimitError(cfg, buildEnvironment(cfg, host), buildRlimits(cfg, host));
+  if (limit !== undefined) throw new ContainerError(limit);
   // setup() of the extensions that ask for it before a hand-over (e.g. the private users' range, whose lock goes
   // with the execve to the helper), in order; one that returns a promise (-x's copy) is waited for
   const setups = extensions.filter((x) => x.setupBeforeHandoff);
@@ -116,7 +129,7 @@ export function handoffContainer(
     }
     try {
       if (!p.quiet) hooks.log(spawningMessage(cfg));
-      return handOver(p, run, extensions, hooks, opts.host, proc, helper);
+      return handOver(p, run, extensions, hooks, host, proc, helper);
     } catch (e) {
       return fail(e);
     }
@@ -124,17 +137,24 @@ export function handoffContainer(
   return setupFrom(0);
 }
 
+function closeQuietly(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    // not ours any more
+  }
+}
+
 function handOver(
   p: Prepared,
   run: ContainerRun,
   extensions: readonly ContainerExtension[],
   hooks: Pick<RunHooks, 'log'>,
-  hostFacts: HostFacts | undefined,
+  host: HostFacts,
   proc: HandoffProcess,
   helper: string,
 ): false {
   const cfg = p.config;
-  const host = hostFacts ?? probeHost();
   const { plan } = planBoot(p, run, extensions, host, hooks);
   // the helper will be this process: it goes into the scope from where this process is. It makes the scope too,
   // as createMachineCgroup() says (recordingCgroupFs(): system calls are all it costs there), and its exclusive
@@ -142,6 +162,7 @@ function handOver(
   const cgroupFs = recordingCgroupFs(nodeCgroupFs, cfg.machineName);
   const machine = setupMachineCgroup(cfg, host, plan, proc.pid, hooks, undefined, cgroupFs);
   plan.cgroupOps = cgroupFs.ops;
+  let planFd = -1;
   try {
     plan.handoff = {
       ...machine.removal(),
@@ -153,14 +174,16 @@ function handOver(
       // a reboot: nspawn again, as it was started, with the same UUID (systemd-nspawn keeps it across reboots)
       reexec: [proc.execPath, ...proc.execArgv, ...proc.argv.slice(1, 2), `--uuid=${cfg.uuid}`, ...proc.argv.slice(2)],
     };
-    const argv = ['nspawn-helper', '--handoff'].concat(planTokens(plan));
+    const fd = proc.planFd!(encodePlan(plan));
+    planFd = fd;
     // a code cache is written at exit, and this process will not exit: now then (the hook of nspawn's bin, which
     // caches the bundle's compiled code; Node's own compile cache for anyone else's)
     const save = (globalThis as Record<symbol, unknown>)[Symbol.for('nspawn.saveCodeCache')];
     if (typeof save === 'function') save();
     else process.getBuiltinModule('node:module').flushCompileCache?.();
-    proc.execve!(helper, argv, proc.env);
+    proc.execve!(helper, ['nspawn-helper', '--handoff', String(fd)], proc.env);
   } catch (e) {
+    if (planFd >= 0) closeQuietly(planFd);
     machine.abandon();
     throw e instanceof ContainerError ? e : new ContainerError(`Failed to hand over to ${helper}: ${(e as Error).message}`);
   }

@@ -11,7 +11,7 @@ import { closeSync, openSync, readdirSync, readFileSync, readlinkSync, writeFile
 import type { DhcpServer, FdLocker, InterfaceMover, NetRecord, PortProxy, StateOptions, TakenPrefix } from '@nspawn/net';
 import type { ExposePort } from '@nspawn/settings';
 import type { ContainerExtension, ContainerRun } from './extension.js';
-import type { NetStep } from './protocol.js';
+import { encodeMoveBack, type NetStep } from './protocol.js';
 import { ContainerError } from './prepare.js';
 import { helperPath } from './run.js';
 import { sysAddon } from './sys-addon.js';
@@ -44,10 +44,10 @@ export const helperLocker: FdLocker = (fd) => {
   if (r.status !== 0) throw new Error(`Failed to take a lock: ${r.stderr?.toString().trim() || r.error?.message || `exit ${r.status}`}`);
 };
 
-/** move_back_network_interfaces() by the helper: it enters the namespace at fd 3 and moves the links to ours */
+/** move_back_network_interfaces() by the helper: it enters the namespace at fd 3 and moves the links (named on its stdin) to ours */
 export const helperMover: InterfaceMover = (fd, ifaces) => {
   const { spawnSync } = process.getBuiltinModule('node:child_process');
-  const r = spawnSync(helperPath(), ['--move-back', ...ifaces], { stdio: ['ignore', 'ignore', 'pipe', fd], encoding: 'utf8' });
+  const r = spawnSync(helperPath(), ['--move-back'], { input: encodeMoveBack(ifaces), stdio: ['pipe', 'ignore', 'pipe', fd], encoding: 'utf8' });
   if (r.error) return [r.error];
   return r.status === 0 ? [] : (r.stderr.trim() || `exit ${r.status}`).split('\n').map((l) => new Error(l));
 };

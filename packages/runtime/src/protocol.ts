@@ -1,6 +1,7 @@
 /**
  * The plan the native helper executes, and its wire format. The helper has no policy: everything it does is
- * listed here. Keep the constants in sync with native/nspawn-helper.c.
+ * listed here. Keep the constants in sync with native/plan.h (op flags) and the wire format with native/wire.h: this
+ * file (encodePlan(), encodeExecIn(), encodeMoveBack()) and native/wire.c are the only places that know it.
  */
 
 export const CLONE = {
@@ -246,106 +247,286 @@ export type NetStep =
   | { kind: 'address'; ifname: string; family: 4 | 6; address: string; prefixLength: number }
   | { kind: 'route'; ifname: string; family: 4 | 6; gateway: string };
 
-const n = (x: number | bigint | undefined) => String(x ?? 0);
+// ---------- the wire format (native/wire.h reads it; only that file, native/wire.c and this part know it) ----------
+//
+//   message = "NSPW" u16:version u16:kind u32:body-length body
+//   body    = record* END;  record = u16:id u32:payload-length payload (the record's fields, in order)
+//   fields  u u64 | i i64 | b bool (1 byte) | s u32:n, n bytes (no NUL), NUL | x u32:n, n bytes
+//           | S u32:count, strings | U u32:count, u64s                  (all little-endian)
+//
+// One record per plan key, typed: a value is always a field of its record, never a key, whatever it says.
 
-/** Serializes a plan: NUL-terminated tokens, framed by its length and a newline. */
-export function encodePlan(p: HelperPlan): Buffer {
-  const body = Buffer.from(planTokens(p).map((x) => x + '\0').join(''), 'utf8');
-  return Buffer.concat([Buffer.from(`${body.length}\n`), body]);
+const WIRE_VERSION = 1;
+const KIND = { plan: 1, execIn: 2, moveBack: 3 } as const;
+
+/** Record ids of a plan (native/wire.h P_*): their order is the wire's, never renumber. */
+const P = {
+  END: 0, ROOT: 1, CLONE: 2, SYNC: 3, USERMAP: 4, IDMAP: 5, HOSTNAME: 6, OP: 7, CONSOLE: 8, PERSONALITY: 9,
+  RLIMIT: 10, UID: 11, GID: 12, GROUPS: 13, CHDIR: 14, NNP: 15, OOM: 16, CPUS: 17, CAPS: 18, CAPWARN: 19,
+  KEYRING: 20, SECCOMP: 21, SECCOMPWARN: 22, CGV1: 23, CGV2: 24, DEVBPF: 25, PID2: 26, LOOPBACK: 27, NETUP: 28, NETADDR: 29,
+  NETROUTE: 30, NETNS: 31, SEARCH: 32, ENV: 33, STUBENV: 34, ARGV: 35, FALLBACK: 36, FALLBACKARGS: 37, FINALNL: 38, SURVIVE: 39,
+  STDOUT: 40, SDNOTIFY: 41, LOCK: 42, LOCKFD: 43, RMSUBVOL: 44, RMMOUNT: 45, RMTREE: 46, CGMKDIR: 47, CGWRITE: 48, CGCHOWN: 49,
+  HANDOFF: 50, HOMSGS: 51, HOSIGNAMES: 52, HORM: 53, HOKILL: 54, HOSLICE: 55, HOMARKER: 56, HOREEXEC: 57,
+} as const;
+
+/** Record ids of an exec-in request (native/wire.h X_*). */
+const X = { END: 0, LEADER: 1, COMMAND: 2, ENV: 3, UID: 4, GID: 5, GROUPS: 6, CWD: 7, CGROUPS: 8, PTY: 9, BIND: 10 } as const;
+
+/** Record ids of a move-back request (native/wire.h M_*). */
+const M = { END: 0, IFNAMES: 1 } as const;
+
+const U64_MAX = (1n << 64n) - 1n;
+/** String.prototype.isWellFormed() (ES2024; Node 20 and later) */
+type WellFormed = { isWellFormed(): boolean };
+/** Buffer#utf8Write(): the native write under Buffer#write(), without its argument checks */
+type Utf8Write = { utf8Write(s: string, offset: number): number };
+const TWO32 = 2 ** 32;
+
+/**
+ * A message being written: records of typed fields into one growing buffer. (Bytes are stored by hand rather than with
+ * Buffer's write*() methods: a start runs this once, cold, where each of those validating calls costs microseconds.)
+ */
+class WireWriter {
+  private b: Buffer;
+  private p = 12;
+  private rec = 0;
+  constructor(private readonly kind: number, size = 16384) {
+    this.b = Buffer.allocUnsafe(size);
+  }
+  private room(n: number): void {
+    if (this.p + n <= this.b.length) return;
+    const grown = Buffer.allocUnsafe(Math.max(this.b.length * 2, this.p + n));
+    grown.set(this.b.subarray(0, this.p));
+    this.b = grown;
+  }
+  private w32(v: number, at: number): void {
+    const b = this.b;
+    b[at] = v;
+    b[at + 1] = v >>> 8;
+    b[at + 2] = v >>> 16;
+    b[at + 3] = v >>> 24;
+  }
+  /** starts record ID (the previous one is complete) */
+  r(id: number): this {
+    this.room(6);
+    this.b[this.p] = id;
+    this.b[this.p + 1] = id >>> 8;
+    this.rec = this.p + 2;
+    this.p += 6;
+    return this;
+  }
+  /** ends the current record: its length */
+  e(): this {
+    this.w32(this.p - this.rec - 4, this.rec);
+    return this;
+  }
+  u(v: number | bigint, what: string): this {
+    this.room(8);
+    let lo: number;
+    let hi: number;
+    if (typeof v === 'bigint') {
+      if (v < 0n || v > U64_MAX) throw new Error(`plan value out of range: ${what} ${v}`);
+      lo = Number(v & 0xffffffffn);
+      hi = Number(v >> 32n);
+    } else {
+      if (!Number.isSafeInteger(v) || v < 0) throw new Error(`plan value out of range: ${what} ${v}`);
+      lo = v % TWO32;
+      hi = (v - lo) / TWO32;
+    }
+    this.w32(lo, this.p);
+    this.w32(hi, this.p + 4);
+    this.p += 8;
+    return this;
+  }
+  i(v: number, what: string): this {
+    if (!Number.isSafeInteger(v)) throw new Error(`plan value out of range: ${what} ${v}`);
+    return this.u(v < 0 ? BigInt(v) + U64_MAX + 1n : v, what);
+  }
+  b1(v: boolean | undefined): this {
+    this.room(1);
+    this.b[this.p++] = v ? 1 : 0;
+    return this;
+  }
+  s(v: string): this {
+    // C strings on the other side: a NUL would cut the value short; a lone surrogate would not arrive as sent
+    if (v.includes('\0')) throw new Error(`plan value contains a NUL byte: ${JSON.stringify(v.slice(0, 40))}`);
+    if (!(v as unknown as WellFormed).isWellFormed()) throw new Error(`plan value is not valid Unicode (a lone surrogate): ${JSON.stringify(v.slice(0, 40))}`);
+    this.room(5 + v.length * 3);
+    const n = v.length === 0 ? 0 : (this.b as unknown as Utf8Write).utf8Write(v, this.p + 4);
+    this.w32(n, this.p);
+    this.p += 4 + n;
+    this.b[this.p++] = 0;
+    return this;
+  }
+  x(v: Uint8Array): this {
+    this.room(4 + v.byteLength);
+    this.w32(v.byteLength, this.p);
+    this.b.set(v, this.p + 4);
+    this.p += 4 + v.byteLength;
+    return this;
+  }
+  S(v: readonly string[]): this {
+    this.room(4);
+    this.w32(v.length, this.p);
+    this.p += 4;
+    for (const x of v) this.s(x);
+    return this;
+  }
+  U(v: readonly number[], what: string): this {
+    this.room(4);
+    this.w32(v.length, this.p);
+    this.p += 4;
+    for (const x of v) this.u(x, what);
+    return this;
+  }
+  /** records of one string field each: ID for every value of VALUES */
+  each(id: number, values: readonly string[] | undefined): this {
+    for (const v of values ?? []) this.r(id).s(v).e();
+    return this;
+  }
+  /** the whole message: header, the records, END */
+  done(): Buffer {
+    this.r(0).e();
+    const b = this.b;
+    b[0] = 0x4e; // N
+    b[1] = 0x53; // S
+    b[2] = 0x50; // P
+    b[3] = 0x57; // W
+    b[4] = WIRE_VERSION;
+    b[5] = 0;
+    b[6] = this.kind;
+    b[7] = 0;
+    this.w32(this.p - 12, 8);
+    return b.subarray(0, this.p);
+  }
 }
 
-/** A plan as its tokens (the helper's argv after --handoff, or NUL-terminated on fd 3). */
-export function planTokens(p: HelperPlan): string[] {
-  const t: string[] = ['NSPAWN-PLAN-1', 'root', p.root, 'clone', n(p.cloneFlags)];
-  if (p.sync) t.push('sync');
-  if (p.usermap) t.push('usermap', n(p.usermap.shift), n(p.usermap.range));
-  if (p.idmap) t.push('idmap', n(p.idmap.shift), n(p.idmap.range));
-  if (p.hostname !== undefined) t.push('hostname', p.hostname);
+const limit = (v: bigint | 'infinity') => (v === 'infinity' ? U64_MAX : v);
+
+/**
+ * A plan as the helper reads it (on fd 3, or from the memfd of a hand-over): framed and typed (see above), so that
+ * nothing in a value, whatever it says, can be read as an instruction. Throws on a value the helper could not take
+ * as it is (a NUL byte, a lone surrogate, a number out of range).
+ */
+export function encodePlan(p: HelperPlan): Buffer {
+  const w = new WireWriter(KIND.plan, 16384 + p.ops.length * 96);
+  w.r(P.ROOT).s(p.root).e();
+  w.r(P.CLONE).u(p.cloneFlags, 'clone flags').e();
+  if (p.sync) w.r(P.SYNC).e();
+  if (p.usermap) w.r(P.USERMAP).u(p.usermap.shift, 'usermap').u(p.usermap.range, 'usermap').e();
+  if (p.idmap) w.r(P.IDMAP).u(p.idmap.shift, 'idmap').u(p.idmap.range, 'idmap').e();
+  if (p.hostname !== undefined) w.r(P.HOSTNAME).s(p.hostname).e();
   for (const o of p.ops)
-    t.push(
-      'op',
-      o.kind,
-      n(o.flags),
-      o.source ?? '',
-      o.target,
-      o.fstype ?? '',
-      n(o.mountFlags),
-      o.data ?? '',
-      n(o.mode),
-      n(o.dev),
-    );
-  t.push('console', p.console);
-  if (p.personality !== undefined) t.push('personality', n(p.personality));
-  for (const r of p.rlimits) t.push('rlimit', n(r.resource), String(r.soft), String(r.hard));
-  if (p.uid !== undefined) t.push('uid', n(p.uid));
-  if (p.gid !== undefined) t.push('gid', n(p.gid));
-  if (p.groups !== undefined) {
-    if (p.groups.length === 0) t.push('nogroups');
-    for (const g of p.groups) t.push('group', n(g));
-  }
-  if (p.chdir !== undefined) t.push('chdir', p.chdir);
-  if (p.noNewPrivileges) t.push('nnp');
-  if (p.oomScoreAdjust !== undefined) t.push('oom', String(p.oomScoreAdjust));
-  for (const c of p.cpuAffinity ?? []) t.push('cpu', String(c));
+    w.r(P.OP)
+      .s(o.kind)
+      .u(o.flags ?? 0, 'op flags')
+      .s(o.source ?? '')
+      .s(o.target)
+      .s(o.fstype ?? '')
+      .u(o.mountFlags ?? 0, 'mount flags')
+      .s(o.data ?? '')
+      .u(o.mode ?? 0, 'mode')
+      .u(o.dev ?? 0, 'device')
+      .e();
+  w.r(P.CONSOLE).s(p.console).e();
+  if (p.personality !== undefined) w.r(P.PERSONALITY).u(p.personality, 'personality').e();
+  for (const r of p.rlimits) w.r(P.RLIMIT).u(r.resource, 'rlimit').u(limit(r.soft), 'rlimit').u(limit(r.hard), 'rlimit').e();
+  if (p.uid !== undefined) w.r(P.UID).u(p.uid, 'uid').e();
+  if (p.gid !== undefined) w.r(P.GID).u(p.gid, 'gid').e();
+  if (p.groups !== undefined) w.r(P.GROUPS).U(p.groups, 'group').e();
+  if (p.chdir !== undefined) w.r(P.CHDIR).s(p.chdir).e();
+  if (p.noNewPrivileges) w.r(P.NNP).e();
+  if (p.oomScoreAdjust !== undefined) w.r(P.OOM).i(p.oomScoreAdjust, 'OOM score').e();
+  if (p.cpuAffinity?.length) w.r(P.CPUS).U(p.cpuAffinity, 'CPU').e();
   if (p.capabilities) {
     const c = p.capabilities;
-    t.push('caps', ...[c.bounding, c.effective, c.permitted, c.inheritable, c.ambient].map((m) => m.toString(16).padStart(16, '0')));
+    w.r(P.CAPS).u(c.bounding, 'caps').u(c.effective, 'caps').u(c.permitted, 'caps').u(c.inheritable, 'caps').u(c.ambient, 'caps').e();
   }
-  if (p.capabilityWarning !== undefined) t.push('capwarn', p.capabilityWarning);
-  if (p.sessionKeyring) t.push('keyring');
-  if (p.seccomp) t.push('seccomp', Buffer.from(p.seccomp.buffer, p.seccomp.byteOffset, p.seccomp.byteLength).toString('hex'));
-  for (const w of p.seccompWarnings ?? []) t.push('seccompwarn', w);
-  for (const c of p.cgroup?.v1 ?? []) t.push('cgv1', c.scope, c.home);
-  if (p.cgroup?.unified) t.push('cgv2', p.cgroup.unified.scope, p.cgroup.unified.home);
-  if (p.deviceProgram) {
-    const d = p.deviceProgram;
-    t.push('devbpf', d.optional ? '1' : '0', d.cgroup, Buffer.from(d.program.buffer, d.program.byteOffset, d.program.byteLength).toString('hex'));
-  }
-  if (p.asPid2) t.push('pid2');
-  if (p.loopback) t.push('loopback');
+  if (p.capabilityWarning !== undefined) w.r(P.CAPWARN).s(p.capabilityWarning).e();
+  if (p.sessionKeyring) w.r(P.KEYRING).e();
+  if (p.seccomp) w.r(P.SECCOMP).x(p.seccomp).e();
+  w.each(P.SECCOMPWARN, p.seccompWarnings);
+  for (const c of p.cgroup?.v1 ?? []) w.r(P.CGV1).s(c.scope).s(c.home).e();
+  if (p.cgroup?.unified) w.r(P.CGV2).s(p.cgroup.unified.scope).s(p.cgroup.unified.home).e();
+  if (p.deviceProgram) w.r(P.DEVBPF).b1(p.deviceProgram.optional).s(p.deviceProgram.cgroup).x(p.deviceProgram.program).e();
+  if (p.asPid2) w.r(P.PID2).e();
+  if (p.loopback) w.r(P.LOOPBACK).e();
   for (const st of p.net?.steps ?? []) {
-    if (st.kind === 'up') t.push('netup', st.ifname);
-    else if (st.kind === 'address') t.push('netaddr', st.ifname, String(st.family), st.address, String(st.prefixLength));
-    else t.push('netroute', st.ifname, String(st.family), st.gateway);
+    if (st.kind === 'up') w.r(P.NETUP).s(st.ifname).e();
+    else if (st.kind === 'address') w.r(P.NETADDR).s(st.ifname).u(st.family, 'family').s(st.address).u(st.prefixLength, 'prefix length').e();
+    else w.r(P.NETROUTE).s(st.ifname).u(st.family, 'family').s(st.gateway).e();
   }
-  if (p.net?.netns !== undefined) t.push('netns', p.net.netns);
-  if (p.searchPath) t.push('search');
-  for (const e of p.env) t.push('env', e);
-  for (const e of p.stubEnv) t.push('stubenv', e);
-  for (const a of p.argv) t.push('arg', a);
-  for (const [path, argv0] of p.fallback) t.push('fallback', path, argv0);
-  for (const a of p.fallbackArgs ?? []) t.push('fallbackarg', a);
-  if (p.finalNewline) t.push('finalnl');
-  if (p.survive) t.push('survive');
-  if (p.stdoutPath !== undefined) t.push('stdout', p.stdoutPath);
-  if (p.notify) t.push('sdnotify', p.notify.notifyReady ? '1' : '0', p.notify.restartExits ? '1' : '0');
-  for (const l of p.locks ?? []) t.push('lock', l.path, l.exclusive ? '1' : '0', l.busy);
-  for (const l of p.inheritedLocks ?? []) t.push('lockfd', String(l.fd), l.path, l.exclusive ? '1' : '0');
-  for (const s of p.removeSubvolumes ?? []) t.push('hosubvol', s);
-  for (const m of p.removeMounts ?? []) t.push('houmount', m);
-  for (const d of p.removeTrees ?? []) t.push('hotree', d);
+  if (p.net?.netns !== undefined) w.r(P.NETNS).s(p.net.netns).e();
+  if (p.searchPath) w.r(P.SEARCH).e();
+  w.r(P.ENV).S(p.env).e();
+  if (p.stubEnv.length) w.r(P.STUBENV).S(p.stubEnv).e();
+  if (p.argv.length) w.r(P.ARGV).S(p.argv).e();
+  for (const [path, argv0] of p.fallback) w.r(P.FALLBACK).s(path).s(argv0).e();
+  if (p.fallbackArgs?.length) w.r(P.FALLBACKARGS).S(p.fallbackArgs).e();
+  if (p.finalNewline) w.r(P.FINALNL).e();
+  if (p.survive) w.r(P.SURVIVE).e();
+  if (p.stdoutPath !== undefined) w.r(P.STDOUT).s(p.stdoutPath).e();
+  if (p.notify) w.r(P.SDNOTIFY).b1(p.notify.notifyReady).b1(p.notify.restartExits).e();
+  for (const l of p.locks ?? []) w.r(P.LOCK).s(l.path).b1(l.exclusive).s(l.busy).e();
+  for (const l of p.inheritedLocks ?? []) w.r(P.LOCKFD).u(l.fd, 'lock fd').s(l.path).b1(l.exclusive).e();
+  w.each(P.RMSUBVOL, p.removeSubvolumes).each(P.RMMOUNT, p.removeMounts).each(P.RMTREE, p.removeTrees);
   for (const o of p.cgroupOps ?? []) {
-    if (o.kind === 'mkdir') t.push('cgmkdir', o.path, o.exclusive ? '1' : '0', o.busy);
-    else if (o.kind === 'write') t.push('cgwrite', o.path, String(o.data.length), ...o.data);
-    else t.push('cgchown', o.path, String(o.uid), String(o.gid));
+    if (o.kind === 'mkdir') w.r(P.CGMKDIR).s(o.path).b1(o.exclusive).s(o.busy).e();
+    else if (o.kind === 'write') w.r(P.CGWRITE).s(o.path).S(o.data).e();
+    else w.r(P.CGCHOWN).s(o.path).u(o.uid, 'uid').u(o.gid, 'gid').e();
   }
   if (p.handoff) {
     const h = p.handoff;
-    t.push('handoff', h.quiet ? '1' : '0', n(h.killSignal), h.keepUnit ? '1' : '0');
-    for (const [kind, text] of Object.entries(h.messages)) t.push('homsg', kind, text);
-    t.push('hosignames', h.signalNames.join(' '));
-    for (const d of h.removeCgroups) t.push('horm', d);
-    if (h.killFile !== undefined) t.push('hokill', h.killFile);
-    for (const d of h.removeSlices) t.push('hoslice', d);
-    if (h.sliceMarker !== undefined) t.push('homarker', h.sliceMarker);
-    for (const a of h.reexec) t.push('horeexec', a);
+    const m = h.messages;
+    w.r(P.HANDOFF).b1(h.quiet).u(h.killSignal, 'kill signal').b1(h.keepUnit).e();
+    w.r(P.HOMSGS).s(m.ok).s(m.fail).s(m.shutdown).s(m.reboot).s(m.signal).s(m.halt).e();
+    w.r(P.HOSIGNAMES).S(h.signalNames).e();
+    w.each(P.HORM, h.removeCgroups);
+    if (h.killFile !== undefined) w.r(P.HOKILL).s(h.killFile).e();
+    w.each(P.HOSLICE, h.removeSlices);
+    if (h.sliceMarker !== undefined) w.r(P.HOMARKER).s(h.sliceMarker).e();
+    w.r(P.HOREEXEC).S(h.reexec).e();
   }
-  // (one search of the whole: a loop over hundreds of values costs a start more)
-  if (t.join('').includes('\0')) {
-    const x = t.find((v) => v.includes('\0'))!;
-    throw new Error(`plan value contains a NUL byte: ${JSON.stringify(x.slice(0, 40))}`);
-  }
-  return t;
+  return w.done();
+}
+
+/**
+ * What nspawn-helper's exec-in mode runs (see execIn() for the public side): in the namespaces of the container whose
+ * PID 1 is LEADER, COMMAND with exactly ENV, as UID/GID/GROUPS in CWD, after joining CGROUPS (cgroup.procs files);
+ * or, instead of a command, BIND: a host path bind mounted into the running container.
+ */
+export interface ExecInRequest {
+  leader: number;
+  command?: string[];
+  env?: string[];
+  uid?: number;
+  gid?: number;
+  groups?: number[];
+  cwd?: string;
+  cgroups?: string[];
+  pty?: boolean;
+  bind?: { source: string; destination: string; readOnly?: boolean; mkdir?: boolean };
+}
+
+/** An exec-in request as the helper reads it on fd 3 (framed and typed like a plan). */
+export function encodeExecIn(r: ExecInRequest): Buffer {
+  const w = new WireWriter(KIND.execIn, 4096);
+  w.r(X.LEADER).u(r.leader, 'leader').e();
+  if (r.command !== undefined) w.r(X.COMMAND).S(r.command).e();
+  if (r.env !== undefined) w.r(X.ENV).S(r.env).e();
+  if (r.uid !== undefined) w.r(X.UID).u(r.uid, 'uid').e();
+  if (r.gid !== undefined) w.r(X.GID).u(r.gid, 'gid').e();
+  if (r.groups !== undefined) w.r(X.GROUPS).U(r.groups, 'group').e();
+  if (r.cwd !== undefined) w.r(X.CWD).s(r.cwd).e();
+  if (r.cgroups !== undefined) w.r(X.CGROUPS).S(r.cgroups).e();
+  if (r.pty) w.r(X.PTY).e();
+  if (r.bind) w.r(X.BIND).s(r.bind.source).s(r.bind.destination).b1(r.bind.readOnly).b1(r.bind.mkdir).e();
+  return w.done();
+}
+
+/** The interfaces nspawn-helper --move-back moves back to the host, as it reads them on stdin. */
+export function encodeMoveBack(ifnames: readonly string[]): Buffer {
+  return new WireWriter(KIND.moveBack, 256).r(M.IFNAMES).S(ifnames).e().done();
 }
 
 /** A message from the helper on its control socket. */

@@ -9,9 +9,10 @@ import { accessSync, constants } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { signalName } from '@nspawn/settings';
 import { type HostFacts, nodeTree, probeHost } from './host.js';
-import { type ContainerConfig, planContainer } from './plan.js';
+import { buildEnvironment, buildRlimits, type ContainerConfig, planContainer } from './plan.js';
 import { ContainerError, type Prepared, randomId128, treeMachineId } from './prepare.js';
 import { setupJournal } from './journal.js';
+import { kernelLimitError } from './limits.js';
 import { type CgroupFs, createMachineCgroup, type MachineCgroup, machineHierarchies, parseProcCgroup } from './cgroup.js';
 import { deviceCgroupProgram, type DeviceFacts, formatDeviceRule, machineDeviceRules, nodeDeviceFacts } from './devices/index.js';
 import { encodePlan, type HelperEvent, type HelperPlan, parseHelperLine } from './protocol.js';
@@ -350,6 +351,10 @@ export async function runContainer(
 ): Promise<number> {
   const cfg = p.config;
   const run: ContainerRun = { cfg, log: (l) => hooks.log(l) };
+  // what the kernel would refuse halfway is refused before any extension makes anything
+  const host = (hostFacts ??= probeHost());
+  const limit = kernelLimitError(cfg, buildEnvironment(cfg, host), buildRlimits(cfg, host));
+  if (limit !== undefined) throw new ContainerError(limit);
   const started: ContainerExtension[] = [];
   try {
     for (const x of extensions) {

@@ -1,8 +1,9 @@
 /**
- * nspawn-sys.node (native/sys-addon.c): the three system calls Node lacks that a start needs, without loading koffi
- * (3 ms for its first call) or process.execve()'s worker machinery (2 ms): execve() for the hand-over, and the
- * OFD lock and FD_CLOEXEC clearing of -U's range lock (and the zone lock of networking, without a helper process). Optional: where it does not load (no compiler at install,
- * another C library) the runtime uses process.execve() and @nspawn/uidrange's own koffi calls.
+ * nspawn-sys.node (native/sys-addon.c): the system calls Node lacks that a start needs, without loading koffi (3 ms
+ * for its first call) or process.execve()'s worker machinery (2 ms): execve() and a sealed memfd for the hand-over
+ * (the plan goes to the helper in it), and the OFD lock and FD_CLOEXEC clearing of -U's range lock (and the zone lock
+ * of networking, without a helper process). Optional: where it does not load (no compiler at install, another C
+ * library) nothing is handed over (the helper runs as nspawn's child) and @nspawn/uidrange uses its own koffi calls.
  */
 import { existsSync } from 'node:fs';
 import { nativeCandidates } from './native-files.js';
@@ -22,6 +23,8 @@ export interface SysAddon {
   ofdLockWait(fd: number): void;
   /** clears FD_CLOEXEC */
   keepOnExec(fd: number): void;
+  /** a memfd named NAME holding DATA, sealed, read from its start and not close-on-exec: its descriptor */
+  memfd(name: string, data: Uint8Array): number;
 }
 
 /** Where the addon may be: nativeCandidates('nspawn-sys', '.node') (beside a bundle, else this package's native/). */
@@ -31,22 +34,24 @@ interface Raw {
   execve?: (file: string, argv: string[], envp: string[], blocked?: readonly number[]) => never;
   ofdLock?: (fd: number, wait?: number) => boolean;
   keepOnExec?: (fd: number) => void;
+  memfd?: (name: string, data: Uint8Array) => number;
 }
 
-/** The first of CANDIDATES that loads and has all three calls; undefined when none does. */
+/** The first of CANDIDATES that loads and has all its calls; undefined when none does. */
 export function loadSysAddon(candidates: readonly string[] = sysAddonCandidates()): SysAddon | undefined {
   for (const file of candidates) {
     if (!existsSync(file)) continue;
     try {
       const m: { exports: Raw } = { exports: {} };
       process.dlopen(m, file);
-      const { execve, ofdLock, keepOnExec } = m.exports;
-      if (typeof execve !== 'function' || typeof ofdLock !== 'function' || typeof keepOnExec !== 'function') continue;
+      const { execve, ofdLock, keepOnExec, memfd } = m.exports;
+      if (typeof execve !== 'function' || typeof ofdLock !== 'function' || typeof keepOnExec !== 'function' || typeof memfd !== 'function') continue;
       return {
         execve: (f, args, env, blocked = []) => execve(f, args, Object.entries(env).flatMap(([k, v]) => (v === undefined ? [] : [`${k}=${v}`])), blocked),
         ofdLockExclusive: (fd) => ofdLock(fd),
         ofdLockWait: (fd) => void ofdLock(fd, 1),
         keepOnExec,
+        memfd,
       };
     } catch {
       // the next one

@@ -3,12 +3,13 @@
  * with its exit status, end messages, signals and the scope's removal; and a hand-over that fails before the exec.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, fstatSync, openSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ContainerError, handoffContainer, machineScope, NSPAWN_SLICE_MARKER, nodePrepareEnv, nodeTree, prepareContainer, runContainer } from '../src/index.js';
 import { storageExtension } from '../src/storage.js';
 import { makeTree, mountsUnder, requireRoot, REPO } from './helpers.js';
+import { decoded } from '../src/test/decode.js';
 
 beforeAll(requireRoot);
 const cleanups: Array<() => void> = [];
@@ -68,11 +69,26 @@ describe('hand-over', () => {
     const name = 'ho-fail';
     const p = prepareContainer({ directory: t.root, machineName: name, consoleMode: 'pipe', parameters: ['/bin/true'] }, nodePrepareEnv(nodeTree));
     let argv: string[] = [];
+    let sent: Uint8Array | undefined;
+    let fdOpen = false;
     const proc = {
       execve: ((_f: string, a: string[]) => {
         argv = a;
+        fdOpen = (() => {
+          try {
+            fstatSync(Number(a[2]));
+            return true;
+          } catch {
+            return false;
+          }
+        })();
         throw new Error('E2BIG');
       }) as never,
+      // the plan's descriptor: a real one (the hand-over closes it when the exec fails)
+      planFd: (data: Uint8Array) => {
+        sent = data;
+        return openSync('/dev/null', 'r');
+      },
       pid: process.pid,
       execPath: '/usr/bin/node',
       execArgv: [],
@@ -84,10 +100,13 @@ describe('hand-over', () => {
     expect(existsSync(scopeDir(name))).toBe(false);
     // nothing was made, so no mark that an nspawn made machine.slice either
     if (!markerBefore) expect(existsSync(NSPAWN_SLICE_MARKER)).toBe(false);
-    expect(argv.slice(0, 3)).toEqual(['nspawn-helper', '--handoff', 'NSPAWN-PLAN-1']);
+    // the plan is not on the command line: a descriptor the helper reads it from, closed again after the failed exec
+    expect(argv).toEqual(['nspawn-helper', '--handoff', expect.stringMatching(/^\d+$/)]);
+    expect(fdOpen).toBe(true);
+    expect(() => fstatSync(Number(argv[2]))).toThrow(/EBADF/);
     // a reboot starts nspawn again as it was started, with the same UUID
-    const reexec = argv.flatMap((a, i) => (a === 'horeexec' ? [argv[i + 1]] : []));
-    expect(reexec).toEqual(['/usr/bin/node', '/x/nspawn', `--uuid=${p.config.uuid}`, '-D', t.root, '/bin/true']);
+    const plan = decoded(sent!) as { handoff: { reexec: string[] } };
+    expect(plan.handoff.reexec).toEqual(['/usr/bin/node', '/x/nspawn', `--uuid=${p.config.uuid}`, '-D', t.root, '/bin/true']);
 
     const r = spawnSync(process.execPath, [script(t.dir, { directory: t.root, machineName: name, consoleMode: 'pipe', parameters: ['/no/such/program'] })], { encoding: 'utf8' });
     expect(r.status).toBe(1);
@@ -125,39 +144,56 @@ describe('locks held by the helper', () => {
 });
 
 describe('-x handed over (ov-)', () => {
-  /** a process whose execve() records the helper's argv and what is on disk then, and fails */
-  const failingExec = (t: { root: string }, seen: { argv: string[]; files: string[]; mounts: string[] }) => ({
-    execve: ((_f: string, a: string[]) => {
-      seen.argv = a;
-      const dir = join(t.root, '..');
-      seen.files = readdirSync(dir).sort();
-      seen.mounts = mountsUnder(dir);
-      throw new Error('E2BIG');
-    }) as never,
-    pid: process.pid,
-    execPath: '/usr/bin/node',
-    execArgv: [],
-    argv: ['/usr/bin/node', '/x/nspawn'],
-    env: {},
-  });
-  const after = (argv: string[], key: string) => argv.flatMap((a, i) => (a === key ? [argv[i + 1]!] : []));
+  interface Seen {
+    plan?: Plan;
+    files: string[];
+    mounts: string[];
+  }
+  interface Plan {
+    root: string;
+    removeMounts: string[];
+    removeTrees: string[];
+    removeSubvolumes: string[];
+    inheritedLocks: Array<{ path: string; exclusive: boolean }>;
+  }
+  /** a process whose execve() records the helper's plan and what is on disk then, and fails */
+  const failingExec = (t: { root: string }, seen: Seen) => {
+    let sent: Uint8Array | undefined;
+    return {
+      planFd: (data: Uint8Array) => {
+        sent = data;
+        return openSync('/dev/null', 'r');
+      },
+      execve: (() => {
+        seen.plan = decoded(sent!) as Plan;
+        const dir = join(t.root, '..');
+        seen.files = readdirSync(dir).sort();
+        seen.mounts = mountsUnder(dir);
+        throw new Error('E2BIG');
+      }) as never,
+      pid: process.pid,
+      execPath: '/usr/bin/node',
+      execArgv: [],
+      argv: ['/usr/bin/node', '/x/nspawn'],
+      env: {},
+    };
+  };
 
   it("an overlay: its lock goes with the exec, the helper is told its mounts and directory; a failed exec removes it", () => {
     const t = makeTree('ov-plan-');
     cleanups.push(t.cleanup);
     const p = prepareContainer({ directory: t.root, machineName: 'ov-plan', ephemeral: true, consoleMode: 'pipe', parameters: ['/bin/true'] }, nodePrepareEnv(nodeTree));
-    const seen = { argv: [] as string[], files: [] as string[], mounts: [] as string[] };
+    const seen: Seen = { files: [], mounts: [] };
     expect(() => handoffContainer(p, { proc: failingExec(t, seen), hooks: { log: () => {} }, extensions: [storageExtension({ env: {} })] })).toThrow(ContainerError);
     const snap = seen.files.find((f) => f.startsWith('.#machine.') && !f.endsWith('.lck'))!;
     expect(snap).toMatch(/^\.#machine\.ov-plan-\w+[0-9a-f]{16}$/);
     const snapshot = join(t.root, '..', snap);
     expect(seen.mounts).toEqual([join(snapshot, 'root')]);
-    expect(after(seen.argv, 'houmount')).toEqual([join(snapshot, 'root')]);
-    expect(after(seen.argv, 'hotree')).toEqual([snapshot]);
-    expect(after(seen.argv, 'hosubvol')).toEqual([]);
-    const l = seen.argv.indexOf('lockfd');
-    expect(seen.argv.slice(l + 2, l + 4)).toEqual([join(t.root, '..', `.#${snap}.lck`), '1']);
-    expect(after(seen.argv, 'root')).toEqual([join(snapshot, 'root')]);
+    expect(seen.plan!.removeMounts).toEqual([join(snapshot, 'root')]);
+    expect(seen.plan!.removeTrees).toEqual([snapshot]);
+    expect(seen.plan!.removeSubvolumes).toEqual([]);
+    expect(seen.plan!.inheritedLocks).toMatchObject([{ path: join(t.root, '..', `.#${snap}.lck`), exclusive: true }]);
+    expect(seen.plan!.root).toBe(join(snapshot, 'root'));
     // not handed over after all: Node's teardown removed the overlay, its directory and its lock
     expect(readdirSync(join(t.root, '..'))).toEqual([snap.slice('.#machine.'.length, -16)]);
     expect(mountsUnder(t.dir)).toEqual([]);
@@ -167,15 +203,15 @@ describe('-x handed over (ov-)', () => {
     const t = makeTree('ov-copy-');
     cleanups.push(t.cleanup);
     const p = prepareContainer({ directory: t.root, machineName: 'ov-copy', ephemeral: true, consoleMode: 'pipe', parameters: ['/bin/true'] }, nodePrepareEnv(nodeTree));
-    const seen = { argv: [] as string[], files: [] as string[], mounts: [] as string[] };
+    const seen: Seen = { files: [], mounts: [] };
     const r = handoffContainer(p, { proc: failingExec(t, seen), hooks: { log: () => {} }, extensions: [storageExtension({ env: { NSPAWN_EPHEMERAL: 'copy' } })] });
     expect(r).toBeInstanceOf(Promise);
     await expect(r).rejects.toThrow(ContainerError);
     const snap = seen.files.find((f) => f.startsWith('.#machine.') && !f.endsWith('.lck'))!;
     const snapshot = join(t.root, '..', snap);
-    expect(after(seen.argv, 'houmount')).toEqual([]);
-    expect(after(seen.argv, 'hotree')).toEqual([snapshot]); // ext4: a directory, not a subvolume
-    expect(after(seen.argv, 'root')).toEqual([snapshot]);
+    expect(seen.plan!.removeMounts).toEqual([]);
+    expect(seen.plan!.removeTrees).toEqual([snapshot]); // ext4: a directory, not a subvolume
+    expect(seen.plan!.root).toBe(snapshot);
     expect(readdirSync(join(t.root, '..'))).toEqual([snap.slice('.#machine.'.length, -16)]);
   });
 });

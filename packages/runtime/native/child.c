@@ -1,0 +1,230 @@
+/* The container's side (child.h). */
+#define _GNU_SOURCE
+#include "child.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/mount.h>
+#include <net/if.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/personality.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "console.h"
+#include "control.h"
+#include "mount.h"
+#include "stub-init.h"
+#include "util.h"
+
+static void loopback_up(void) {
+        int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        if (s < 0)
+                child_die_errno("socket for loopback setup");
+        struct ifreq ifr;
+        memset(&ifr, 0, sizeof ifr);
+        strcpy(ifr.ifr_name, "lo");
+        if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0)
+                child_die_errno("SIOCGIFFLAGS(lo)");
+        ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+        if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0)
+                child_die_errno("bringing up lo");
+        close(s);
+}
+
+void exec_payload(const Plan *p) {
+        char **envp = (char **) p->env;
+        if (p->n_argv > 0) {
+                if (p->search_path && !strchr(p->argv[0], '/')) {
+                        /* execvpe uses PATH from the current environment: the container's. */
+                        for (size_t i = 0; i < p->n_env; i++)
+                                if (!strncmp(p->env[i], "PATH=", 5))
+                                        setenv("PATH", p->env[i] + 5, 1);
+                        execvpe(p->argv[0], (char **) p->argv, envp);
+                } else
+                        execve(p->argv[0], (char **) p->argv, envp);
+                child_die_errno("execv(%s) failed", p->argv[0]);
+        }
+        /* inner_child(): each candidate in turn, whatever made the previous one fail; the last error is reported */
+        char tried[1024] = "";
+        char **a = xcalloc(p->n_fallback_args + 2, sizeof *a);
+        for (size_t j = 0; j < p->n_fallback_args; j++)
+                a[1 + j] = (char *) p->fallback_args[j];
+        for (size_t i = 0; i < p->n_fallback; i++) {
+                a[0] = (char *) p->fallback[i].argv0;
+                execve(p->fallback[i].path, a, envp);
+                int e = errno;
+                strncat(tried, i ? ", " : "", sizeof tried - strlen(tried) - 1);
+                strncat(tried, p->fallback[i].path, sizeof tried - strlen(tried) - 1);
+                errno = e;
+        }
+        child_die_errno("execv(%s) failed", tried);
+}
+
+void child_main(Plan *p) {
+        char c;
+        if (p->sync || p->usermap) {
+                if (read(child_sync_fd, &c, 1) != 1)
+                        _exit(1); /* the outer side went away */
+        }
+        if (p->clone_flags & CLONE_NEWUSER) {
+                if (syscall(SYS_setresgid, 0, 0, 0) < 0 || syscall(SYS_setresuid, 0, 0, 0) < 0)
+                        child_die_errno("becoming root in the user namespace");
+                if (setgroups(0, NULL) < 0 && errno != EPERM)
+                        child_die_errno("setgroups");
+                /* The credential change cleared the parent-death signal: arm it again, so that the container
+                 * still dies with the outer helper (kill -9 of nspawn), and quit if the outer already went. */
+                prctl(PR_SET_PDEATHSIG, SIGKILL);
+                struct pollfd hup = { .fd = child_sync_fd, .events = POLLRDHUP };
+                if (child_sync_fd >= 0 && poll(&hup, 1, 0) > 0 && (hup.revents & (POLLHUP | POLLRDHUP)))
+                        _exit(1);
+        }
+        /* cloned into the unified scope: the cgroup namespace is made here, rooted at it (native/cgroup.c) */
+        if (p->cgroup.unshare_cgns && unshare(CLONE_NEWCGROUP) < 0)
+                child_die_errno("Failed to unshare cgroup namespace");
+        if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+                child_die_errno("making / rprivate");
+        /* The outer helper chdir()ed into the tree before the clone; the clone moved our cwd into the new mount
+         * namespace. Bind the tree onto itself from there (a mount point for pivot_root), without looking up
+         * its host path again: in a user namespace the path's parents may not be searchable. */
+        int tree = p->idmap_tree >= 0 ? p->idmap_tree : (int) syscall(SYS_open_tree, AT_FDCWD, ".", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+        if (tree < 0)
+                child_die_errno("bind mount of %s on itself (open_tree)", p->root);
+        if (syscall(SYS_move_mount, tree, "", AT_FDCWD, ".", MOVE_MOUNT_F_EMPTY_PATH) < 0)
+                child_die_errno("bind mount of %s on itself (move_mount)", p->root);
+        if (fchdir(tree) < 0)
+                child_die_errno("entering %s", p->root);
+        int root_fd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (root_fd < 0)
+                child_die_errno("opening %s", p->root);
+        mount_set_root(root_fd);
+        close(tree);
+        if (p->loopback)
+                loopback_up();
+        {
+                char nerr[512];
+                char nmsg[600];
+                if (netcfg_apply(&p->net, nerr, sizeof nerr) < 0) {
+                        snprintf(nmsg, sizeof nmsg, "Failed to configure the container's network: %s", nerr);
+                        child_error(nmsg);
+                        _exit(1);
+                }
+        }
+
+        int master = -1;
+        char console[64] = "";
+        for (size_t i = 0; i < p->n_ops; i++) {
+                if (p->ops[i].kind == OP_CONSOLE) {
+                        master = console_allocate(console, sizeof console);
+                        continue;
+                }
+                run_op(&p->ops[i]);
+        }
+
+        if (p->session_keyring && keyring_join_session() < 0)
+                child_die_errno("Setting up kernel keyring failed");
+
+        if (fchdir(root_fd) < 0)
+                child_die_errno("chdir(%s)", p->root);
+        if (syscall(SYS_pivot_root, ".", ".") < 0)
+                child_die_errno("pivot_root(%s)", p->root);
+        if (umount2(".", MNT_DETACH) < 0)
+                child_die_errno("detaching the old root");
+        if (chdir("/") < 0)
+                child_die_errno("chdir(/)");
+        close(root_fd);
+
+        if (p->hostname && sethostname(p->hostname, strlen(p->hostname)) < 0)
+                child_die_errno("sethostname(%s)", p->hostname);
+
+        if (setsid() < 0)
+                child_die_errno("setsid");
+        if (master >= 0) {
+                int s = open(console, O_RDWR | O_NOCTTY | O_CLOEXEC);
+                if (s < 0)
+                        child_die_errno("opening console %s", console);
+                /* With -a the payload takes the console as its controlling tty, not the stub (inner_child()). */
+                if (!p->pid2 && ioctl(s, TIOCSCTTY, 0) < 0)
+                        child_die_errno("TIOCSCTTY on %s", console);
+                if (send_fd(child_sync_fd, master, 'P') < 0)
+                        child_die_errno("passing the console to the outer helper");
+                close(master);
+                for (int fd = 0; fd < 3; fd++)
+                        if (dup2(s, fd) < 0)
+                                child_die_errno("dup2 console");
+                if (s > 2)
+                        close(s);
+        }
+
+        if (p->oom_set) {
+                char num[16];
+                snprintf(num, sizeof num, "%d", p->oom_score_adj);
+                if (write_small_file("/proc/self/oom_score_adj", num) < 0)
+                        child_die_errno("Failed to adjust OOM score");
+        }
+        if (p->cpus && sched_setaffinity(0, p->cpus_size, p->cpus) < 0)
+                child_die_errno("Failed to set CPU affinity");
+        if (p->personality >= 0 && personality((unsigned long) p->personality) < 0)
+                child_die_errno("personality()");
+        for (size_t i = 0; i < p->n_rlimits; i++) {
+                /* Like systemd's setrlimit_closest(): without CAP_SYS_RESOURCE a hard limit cannot go up, so
+                 * settle for the closest values allowed. */
+                __rlimit_resource_t res = (__rlimit_resource_t) p->rlimits[i].res;
+                struct rlimit want = p->rlimits[i].lim, cur;
+                if (setrlimit(res, &want) == 0)
+                        continue;
+                if (errno != EPERM || getrlimit(res, &cur) < 0)
+                        child_die_errno("setrlimit(%d)", p->rlimits[i].res);
+                if (want.rlim_max > cur.rlim_max)
+                        want.rlim_max = cur.rlim_max;
+                if (want.rlim_cur > want.rlim_max)
+                        want.rlim_cur = want.rlim_max;
+                if (setrlimit(res, &want) < 0)
+                        child_die_errno("setrlimit(%d)", p->rlimits[i].res);
+        }
+
+        /* setup_seccomp() and seccomp_suppress_sync(): the system call filter, before PR_SET_KEEPCAPS and the UID
+         * change (inner_child(): seccomp -> keepcaps -> change uid -> drop capabilities -> no_new_privs -> exec) */
+        if (seccomp_install(&p->seccomp) < 0)
+                child_die_errno("Failed to install seccomp filter");
+
+        if (p->caps.set && caps_keep_across_uid_change() < 0)
+                child_die_errno("Failed to set PR_SET_KEEPCAPS");
+        /* change_uid_gid_raw(): the console belongs to the user it runs as */
+        if (master >= 0 && (p->uid > 0 || p->gid > 0))
+                for (int fd = 0; fd < 3; fd++)
+                        (void) fchown(fd, (uid_t) p->uid, (gid_t) p->gid);
+        if (p->set_groups && setgroups((size_t) p->n_groups, p->groups) < 0)
+                child_die_errno("setgroups");
+        if (p->gid >= 0 && setresgid((gid_t) p->gid, (gid_t) p->gid, (gid_t) p->gid) < 0)
+                child_die_errno("setresgid(%ld)", p->gid);
+        if (p->uid >= 0 && setresuid((uid_t) p->uid, (uid_t) p->uid, (uid_t) p->uid) < 0)
+                child_die_errno("setresuid(%ld)", p->uid);
+        /* drop_capabilities() */
+        if (p->caps_warning)
+                child_warning(p->caps_warning);
+        if (p->caps.set) {
+                const char *what = "";
+                if (caps_apply(&p->caps, &what) < 0)
+                        child_die_errno("Dropping capabilities failed (%s)", what);
+        }
+        if (p->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+                child_die_errno("Failed to disable new privileges");
+        if (p->chdir && chdir(p->chdir) < 0)
+                child_die_errno("Failed to change to specified working directory %s", p->chdir);
+
+        if (p->pid2)
+                stub_init(p);
+        exec_payload(p);
+}
