@@ -32,6 +32,7 @@ import {
   capabilityFromName,
   errnoText,
   exposePortParse,
+  ifnameValid,
   inaccessibleMountParse,
   overlayMountParse,
   parseCpuSet,
@@ -402,6 +403,7 @@ const OPTIONS: OptionDef[] = [
     long: 'network-bridge',
     arg: 'required',
     apply: (cl, v) => {
+      if (!ifnameValid(v!)) throw new SettingsError(`Bridge interface name not valid: ${v}`, '--network-bridge', v);
       cl.settings.networkBridge = v!;
       cl.settings.networkVeth = true;
       cl.settings.privateNetwork = true;
@@ -412,6 +414,7 @@ const OPTIONS: OptionDef[] = [
     long: 'network-zone',
     arg: 'required',
     apply: (cl, v) => {
+      if (!ifnameValid(`vz-${v}`)) throw new SettingsError(`Network zone name not valid: vz-${v}`, '--network-zone', v);
       cl.settings.networkZone = v!;
       cl.settings.networkVeth = true;
       cl.settings.privateNetwork = true;
@@ -508,8 +511,10 @@ const OPTIONS: OptionDef[] = [
     arg: 'required',
     apply: (cl, v) => {
       const r = parseCpuSet(v!);
-      if (r.cpus === undefined) throw new SettingsError(`Failed to parse CPU affinity '${v}'`, '--cpu-affinity', v);
-      cl.settings.cpuAffinity = r.cpus;
+      // no CPU at all ("", or only separators) is the empty set: it resets the affinity (parse_cpu_set() accepts it)
+      if (r.cpus === undefined && r.warnings.length === 0) delete cl.settings.cpuAffinity;
+      else if (r.cpus === undefined) throw new SettingsError(`Failed to parse CPU affinity '${v}'`, '--cpu-affinity', v);
+      else cl.settings.cpuAffinity = r.cpus;
       cl.set.add('cpu-affinity');
     },
   },
