@@ -18,6 +18,8 @@ import { encodePlan, type HelperEvent, type HelperPlan, parseHelperLine } from '
 import { randomHex } from './random.js';
 import { nativeCandidates } from './native-files.js';
 import { type ContainerExtension, type ContainerRun, defaultExtensions } from './extension.js';
+import { runRecordOf } from './recovery.js';
+import { procStartTime } from './machines.js';
 
 export const EXIT_FORCE_RESTART = 133;
 
@@ -325,6 +327,8 @@ export function setupMachineCgroup(
     ...(cfg.userns ? { owner: cfg.userns.shift } : {}),
     ...(cgroupFs ? { fs: cgroupFs } : {}),
     ...(cfg.keepMachineSlice ? { keepSlice: true } : {}),
+    // the run record (src/recovery.ts) is the name's lock: an empty scope of that name is then a gone run's
+    ...(runRecordOf(cfg) ? { nameLocked: true } : {}),
   });
   try {
     plan.cgroup = cgroup.placement(parseProcCgroup(readFileSync(`/proc/${helperPid}/cgroup`, 'utf8')));
@@ -449,6 +453,8 @@ async function bootLoop(
       const boot = planBoot(p, run, extensions, host, hooks);
       cleanup = boot.cleanup;
       const plan = boot.plan;
+      // a helper that outlives us (nspawnd's): the run lives as long as it does, whoever holds the record
+      if (plan.survive && child.pid !== undefined) runRecordOf(cfg)?.note({ survivor: { pid: child.pid, startTime: procStartTime(child.pid) ?? 0 } });
       if (child.pid !== undefined) machine = setupMachineCgroup(cfg, host, plan, child.pid, hooks);
       try {
         machine?.check();
@@ -473,7 +479,12 @@ async function bootLoop(
       throw e;
     } finally {
       cleanup();
-      if (machine && ran) for (const w of await machine.remove()) hooks.log(w);
+      if (machine && ran) {
+        const left = await machine.remove();
+        // the scope stays: so does the run's record, for a later start or 'nspawnctl clean'
+        if (left.length > 0) runRecordOf(cfg)?.markLeft();
+        for (const w of left) hooks.log(w);
+      }
       for (const x of [...extensions].reverse()) {
         try {
           await x.detach?.(run);
