@@ -12,6 +12,7 @@ import { type HostFacts, nodeTree, probeHost } from './host.js';
 import { type ContainerConfig, planContainer } from './plan.js';
 import { ContainerError, type Prepared, randomId128, treeMachineId } from './prepare.js';
 import { setupJournal } from './journal.js';
+import { baseFilesystemCreate } from './base-filesystem.js';
 import { type CgroupFs, createMachineCgroup, type MachineCgroup, machineHierarchies, parseProcCgroup } from './cgroup.js';
 import { deviceCgroupProgram, type DeviceFacts, formatDeviceRule, machineDeviceRules, nodeDeviceFacts } from './devices/index.js';
 import { encodePlan, type HelperEvent, type HelperPlan, parseHelperLine } from './protocol.js';
@@ -424,6 +425,9 @@ export function planBoot(
     });
     plan.notify = { notifyReady: p.notifyReady, restartExits: p.keepUnit };
     for (const x of extensions) x.plan?.(run, plan);
+    // base_filesystem_create(): /root, /usr, the merged-/usr symlinks ... where the tree lacks them, owned by the
+    // container's root as the disk sees it (0 through an idmapped root, else the range's base)
+    baseFilesystemCreate(cfg.directory, cfg.userns && !plan.idmap ? cfg.userns.shift : 0);
     return { plan, cleanup: overlays.cleanup };
   } catch (e) {
     overlays.cleanup();
