@@ -26,6 +26,7 @@ import { join } from 'node:path';
 import { parseCommandLine } from '@nspawn/settings';
 import {
   applySettingsFile,
+  collectLeftovers,
   type ContainerExtension,
   createVarlinkServer,
   defaultExtensions,
@@ -118,6 +119,16 @@ export class Daemon {
     }
     await this.listen();
     this.recover();
+    // what runs that are gone (kill -9) left on the host: their scopes, snapshots, locks, network (@nspawn/runtime's
+    // run records; the containers found again above are live and stay)
+    try {
+      for (const c of await collectLeftovers()) {
+        if (c.removed.length > 0) this.log(`removed what ${c.machine ? `machine ${c.machine}` : 'gone runs'} left behind: ${c.removed.join(', ')}`);
+        for (const l of c.left) this.log(`could not remove what machine ${c.machine} left behind: ${l}`);
+      }
+    } catch (e) {
+      this.log(`collecting what gone runs left behind: ${(e as Error).message}`);
+    }
     this.timers.push(setInterval(() => this.reap(), this.pollMs));
     this.timers.push(setInterval(() => this.rotateLogs(), 5000));
     this.makeSpare();
