@@ -1,8 +1,7 @@
 /** nspawnctl's image verbs over io.systemd.MachineImage, and the tar transfers (@nspawn/import). */
 import { exportTar, importTar, pullTar, type ProgressFn } from '@nspawn/import';
-import { existsSync } from 'node:fs';
 import { cleanImages } from '@nspawn/btrfs';
-import { collectLeftovers, type MachineImageInfo as Image, type MachineInfo, machineImageSocketPath, nspawndPaths } from '@nspawn/runtime';
+import { collectLeftovers, isNoDaemon, type MachineImageInfo as Image, type MachineInfo, machineImageSocketPath, nspawndPaths, varlinkCall } from '@nspawn/runtime';
 import type { CtlOptions } from './nspawnctl.js';
 
 export interface CtlContext {
@@ -152,7 +151,11 @@ const clean: Verb = async (_args, opts, ctx) => {
   }
   // then the images, through nspawnd when it runs (else here: the image locks keep running ones)
   const mode = opts.all ? 'all' : 'hidden';
-  const names = existsSync(machineImageSocketPath())
+  const daemon = await varlinkCall(machineImageSocketPath(), 'org.varlink.service.GetInfo', {}).then(
+    () => true,
+    (e: unknown) => !isNoDaemon(e),
+  );
+  const names = daemon
     ? (await ctx.call('io.systemd.MachineImage.CleanPool', { mode }, true)).map((g) => g.name).filter((n): n is string => typeof n === 'string')
     : cleanImages({ root: nspawndPaths().images, all: opts.all });
   if (!opts.quiet) for (const n of names) ctx.out(`Removed image '${n}'.\n`);

@@ -93,10 +93,10 @@ describe.each(['ext4', 'btrfs'] as const)('-x on %s', (kind) => {
     }
   });
 
-  it('says where it runs: systemd\'s snapshot name beside the tree', () => {
+  it('says where it runs: systemd\'s snapshot name beside the tree (and 252\'s random machine name for -x without -M)', () => {
     const r = runTool('nspawn', ['-D', tree(), '-x', '/bin/true']);
     expect(r.status).toBe(0);
-    const m = /Spawning container bt-xtree on (\S+)\./.exec(r.stderr);
+    const m = /Spawning container bt-xtree-[0-9a-f]{16} on (\S+)\./.exec(r.stderr);
     expect(m?.[1]).toMatch(new RegExp(`^${parent()}/\\.#machine\\.bt-xtree[0-9a-f]{16}${kind === 'btrfs' ? '' : '/root'}$`));
   });
 
