@@ -169,10 +169,12 @@ export function runAlive(r: Partial<RunRecord>): boolean {
   return aliveProc(r) || aliveProc(r.survivor);
 }
 
-function writeRecord(fd: number, r: RunRecord): void {
+/** writes R over the file's content; LAST is how long it was (it only grows on a start: no truncation then) */
+function writeRecord(fd: number, r: RunRecord, last: number): number {
   const b = Buffer.from(`${JSON.stringify(r)}\n`);
   writeSync(fd, b, 0, b.length, 0);
-  ftruncateSync(fd, b.length);
+  if (b.length < last) ftruncateSync(fd, b.length);
+  return b.length;
 }
 
 const busyError = (machine: string, o: RecoveryOptions) => {
@@ -218,10 +220,11 @@ export function beginRun(machine: string, init: { directory?: string }, o: Recov
   }
   const held = lock;
   const fd = held.fd!;
-  const previous = fstatSync(fd).size > 0 ? parseRecord(readFileSync(path, 'utf8')) : undefined;
+  const size = fstatSync(fd).size;
+  const previous = size > 0 ? parseRecord(readFileSync(path, 'utf8')) : undefined;
   const start = (): HeldRun => {
     const record: RunRecord = { machine, pid: process.pid, startTime: procStartTime(process.pid) ?? 0, ...(init.directory !== undefined ? { directory: init.directory } : {}) };
-    writeRecord(fd, record);
+    let length = writeRecord(fd, record, size);
     let left = false;
     let released = false;
     return {
@@ -229,7 +232,7 @@ export function beginRun(machine: string, init: { directory?: string }, o: Recov
       record,
       note(patch) {
         Object.assign(record, patch);
-        writeRecord(fd, record);
+        length = writeRecord(fd, record, length);
       },
       markLeft() {
         left = true;
