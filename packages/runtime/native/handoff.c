@@ -35,6 +35,7 @@ static struct {
         int halting;
         char error[4200];
         int have_error;
+        int left; /* something could not be removed: the run's record stays (ho_keep_records()) */
 } ho;
 
 static void ho_say(const char *text) {
@@ -48,6 +49,7 @@ static void ho_say(const char *text) {
  * once we are gone, so the next -x start beside it or `nspawnctl clean` removes it. */
 static void ho_say_left(const char *format, ...) __attribute__((format(printf, 1, 2)));
 static void ho_say_left(const char *format, ...) {
+        ho.left = 1;
         char msg[2 * PATH_MAX + 512];
         va_list ap;
         va_start(ap, format);
@@ -205,6 +207,7 @@ static void ho_remove_cgroups(void) {
         }
         for (int i = 0; i < ho.n_rm; i++)
                 if (ho_ours(ho.rm[i]) && access(ho.rm[i], F_OK) == 0) {
+                        ho.left = 1;
                         char msg[PATH_MAX + 64];
                         snprintf(msg, sizeof msg, "Failed to remove cgroup %s: it still has processes.", ho.rm[i]);
                         ho_say(msg);
@@ -568,11 +571,27 @@ static void ho_remove_ephemeral(void) {
         ho_remove_trees();
 }
 
+/* When something stayed (ho.left), the run's record is kept for the next start or `nspawnctl clean`, unlocked: the
+ * lock files that carry content (src/recovery.ts's run record, /run/nspawn/runs/NAME.lock; image and range lock
+ * files are empty) are closed without being removed, so that the collection finds what this run left. */
+static void ho_keep_records(void) {
+        if (!ho.left)
+                return;
+        for (int i = 0; i < locks.n; i++) {
+                struct stat st;
+                if (locks.fd[i] < 0 || fstat(locks.fd[i], &st) < 0 || st.st_size == 0)
+                        continue;
+                close(locks.fd[i]);
+                locks.fd[i] = -1;
+        }
+}
+
 /* The end of a handed-over run: never returns. */
 static void ho_finish(int status) __attribute__((noreturn));
 static void ho_finish(int status) {
         ho_remove_cgroups();
         ho_remove_ephemeral();
+        ho_keep_records();
         locks_release();
         if (ho.have_error) {
                 ho_say(ho.error);
