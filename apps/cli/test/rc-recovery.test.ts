@@ -268,6 +268,33 @@ describe('kill -9, then what collects the leftovers', () => {
   });
 });
 
+describe('a run that could not remove everything keeps its record', () => {
+  for (const handoff of ['1', '0'])
+    it(`${handoff === '1' ? 'handed over (the helper)' : 'not handed over (Node)'}: a foreign mount in the snapshot stops its removal; once it is gone, the next start collects it`, async () => {
+      const t = tree();
+      const name = `rc-stuck${handoff}`;
+      const r = nspawn(['-x', '-D', t.root, '-M', name, 'sh', '-c', 'echo READY; while [ ! -e /rc-stop ]; do sleep 0.05; done'], { ...TOOL_ENV, NSPAWN_HANDOFF: handoff });
+      await waitFor(() => r.out().includes('READY') || r.child.exitCode !== null, 'the payload');
+      const snapshot = join(t.parent, ls(t.parent).find((n) => n.startsWith('.#machine.') && !n.endsWith('.lck'))!);
+      const foreign = join(snapshot, 'rc-foreign');
+      mkdirSync(foreign);
+      expect(spawnSync('mount', ['-t', 'tmpfs', 'rc-foreign', foreign]).status).toBe(0);
+      cleanups.push(() => void spawnSync('umount', [foreign], { stdio: 'ignore' }));
+      execFileSync('touch', [join(snapshot, 'root/rc-stop')]);
+      expect(await r.done).toBe(0);
+      expect(r.err()).toMatch(/Failed to remove|Cannot remove/);
+      expect(existsSync(snapshot)).toBe(true);
+      expect(existsSync(join(RUNS, `${name}.lock`)), 'the run record stays').toBe(true);
+      expect(freeLocks(RUNS, [`${name}.lock`])).toEqual([`${name}.lock`]);
+      // nothing of it is collected while the foreign mount is there; once it is gone, all of it is
+      expect(spawnSync('umount', [foreign]).status).toBe(0);
+      plainStart();
+      expect(existsSync(join(RUNS, `${name}.lock`))).toBe(false);
+      expect(ls(t.parent)).toEqual([basename(t.root)]);
+      expect(mountsUnder(t.parent)).toEqual([]);
+    });
+});
+
 describe('what a live container holds is never collected', () => {
   it('a concurrent start, nspawnctl clean and nspawnd leave a running nspawn -n -U -x and a running systemd-nspawn -U -x alone', async () => {
     const ours = tree('rc-live');
