@@ -492,7 +492,11 @@ export function recoveryExtension(o: RecoveryOptions = {}): ContainerExtension {
         const orphans = orphanRuns(cfg.machineName, o);
         if (orphans.length === 0) return;
         return collectRuns(orphans, o).then((cs) => {
-          for (const c of cs) for (const l of c.left) if (!cfg.quiet) run.log(`Could not remove what machine ${c.machine} left behind: ${l}; 'nspawnctl clean' tries again.`);
+          if (cfg.quiet) return;
+          for (const c of cs) {
+            if (c.removed.length > 0) run.log(`Removed what machine ${c.machine} left behind: ${c.removed.join(', ')}.`);
+            for (const l of c.left) run.log(`Could not remove what machine ${c.machine} left behind: ${l}; 'nspawnctl clean' tries again.`);
+          }
         });
       };
       const h = beginRun(cfg.machineName, { directory: cfg.directory }, o);
