@@ -123,6 +123,8 @@ interface Killed {
   subnet?: string;
   /** the range locks that appeared while it ran */
   uidLocks: string[];
+  /** --overlay='s scratch directories, as its run record named them */
+  scratch: string[];
   forwardBefore: string;
 }
 
@@ -165,9 +167,15 @@ async function killAt(flags: string[], moment: Moment, name: string): Promise<Ki
     } catch {
       // half-written
     }
+  let scratch: string[] = [];
+  try {
+    scratch = (JSON.parse(readFileSync(join(RUNS, `${name}.lock`), 'utf8')) as { scratch?: string[] }).scratch ?? [];
+  } catch {
+    // not written yet
+  }
   r.child.kill('SIGKILL');
   await r.done;
-  return { name, t, flags, handedOver, ...(subnet ? { subnet } : {}), uidLocks: ls(UID_LOCKS).filter((n) => !uidBefore.includes(n)), forwardBefore };
+  return { name, t, flags, handedOver, ...(subnet ? { subnet } : {}), uidLocks: ls(UID_LOCKS).filter((n) => !uidBefore.includes(n)), scratch, forwardBefore };
 }
 
 /** everything the killed run made is gone, each item by itself */
@@ -192,6 +200,7 @@ function expectAllCollected(k: Killed): void {
     expect(readFileSync(FORWARD, 'utf8').trim(), `${what}: ip_forward while ${liveNet.join(', ')} run`).toBe('1');
     if (existsSync(saved)) expect(readFileSync(saved, 'utf8').trim(), `${what}: the saved ip_forward`).not.toBe('1');
   }
+  expect(k.scratch.filter((d) => existsSync(d)), `${what}: --overlay scratch directories`).toEqual([]);
   // a range lock that appeared during the run and is still there belongs to a live container (it holds it)
   expect(freeLocks(UID_LOCKS, k.uidLocks.filter((n) => existsSync(join(UID_LOCKS, n)))), `${what}: range locks nobody holds`).toEqual([]);
 }
@@ -246,12 +255,14 @@ describe('kill -9, then what collects the leftovers', () => {
     [['-U'], 'running'],
     [['-x'], 'running'],
     [['-U', '-x'], 'snapshot'],
+    [['--overlay=+/usr::/usr'], 'running'],
   ];
   matrix.forEach(([flags, moment], i) =>
     it(`nspawn ${flags.join(' ') || '(plain)'} killed at its ${moment}: a plain start collects all of it`, async () => {
       const k = await killAt(flags, moment, `rc-m${i}`);
-      // runs without networking are handed over: the kill hit the helper in nspawn's place
-      if (moment === 'running') expect(k.handedOver, 'handed over to the helper').toBe(!flags.includes('-n'));
+      // runs without networking (or --overlay scratch) are handed over: the kill hit the helper in nspawn's place
+      if (moment === 'running') expect(k.handedOver, 'handed over to the helper').toBe(!flags.includes('-n') && !flags.some((f) => f.startsWith('--overlay')));
+      if (flags.some((f) => f.startsWith('--overlay'))) expect(k.scratch.length, 'its scratch directory, recorded').toBe(1);
       plainStart();
       expectAllCollected(k);
     }),

@@ -212,6 +212,19 @@ describe('collecting other runs', () => {
     live.release();
   });
 
+  it("removes --overlay='s scratch directories a killed run named, only by the names nspawn gives them", async () => {
+    const scratch = join(dir, 'nspawn-temp-AbC123');
+    mkdirSync(join(scratch, 'src/etc'), { recursive: true });
+    const precious = join(dir, 'precious');
+    mkdirSync(precious);
+    writeFileSync(join(precious, 'keep'), '');
+    leftBehind('gone', { scratch: [scratch, precious] });
+    const got = await collectRuns(orphanRuns(undefined, o), o);
+    expect(got).toEqual([{ machine: 'gone', removed: [`scratch ${scratch}`], left: [] }]);
+    expect(existsSync(scratch)).toBe(false);
+    expect(existsSync(join(precious, 'keep'))).toBe(true);
+  });
+
   it('skips a record whose lock a live run holds even when its owner looks gone (the lock decides)', async () => {
     const live = sync(beginRun('live', {}, o));
     live.note({ pid: DEAD });

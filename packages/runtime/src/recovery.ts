@@ -31,9 +31,9 @@
  * `collectLeftovers()` does the same for every record, and also removes empty scopes no live run has, free range locks
  * and network leftovers: `nspawnctl clean` and nspawnd's start.
  */
-import { closeSync, existsSync, fstatSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, unlinkSync, writeSync, constants as fsc } from 'node:fs';
-import { join } from 'node:path';
-import { globalLockPath, localLockPath, removeEphemeralOrphan } from '@nspawn/btrfs';
+import { closeSync, existsSync, fstatSync, ftruncateSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, unlinkSync, writeSync, constants as fsc } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { globalLockPath, localLockPath, removeEphemeralOrphan, removeTree } from '@nspawn/btrfs';
 import { LOCK_DIR as UID_LOCK_DIR, tryLockFile, type LockSys, type RangeLock } from '@nspawn/uidrange';
 import type { ContainerExtension } from './extension.js';
 import { type CgroupFs, collectMachineScope, machineHierarchies, machineScope, MACHINE_SLICE, nodeCgroupFs, unitNameUnescape } from './cgroup.js';
@@ -59,6 +59,8 @@ export interface RunRecord {
   userns?: boolean;
   /** networking: a record under /run/nspawn/net (noted before it is written) */
   net?: boolean;
+  /** --overlay='s scratch directories made for the run (/var/tmp/nspawn-temp-*, or `.#UPPER<hex>` beside an upper one) */
+  scratch?: string[];
   /** the helper, when it outlives nspawn (nspawnd's containers): the run lives as long as it does */
   survivor?: { pid: number; startTime: number };
 }
@@ -370,6 +372,18 @@ async function collectRecord(machine: string, r: Partial<RunRecord>, o: Recovery
   } else if (typeof r.directory === 'string') {
     // 3. a plain run's image locks, beside its tree and in /run/systemd/nspawn/locks, where nobody holds them
     if (freeLockFiles([localLockPath(r.directory), globalLockPath(r.directory)], o) > 0) out.removed.push('image locks');
+  }
+  // 3b. --overlay='s scratch directories, only the names nspawn gives them (removeTree(): no symlink followed, no mount
+  // crossed, nothing outside their parent)
+  for (const d of Array.isArray(r.scratch) ? r.scratch : []) {
+    if (typeof d !== 'string' || !(/^nspawn-temp-/.test(basename(d)) || basename(d).startsWith('.#'))) continue;
+    if (lstatSync(d, { throwIfNoEntry: false }) === undefined) continue;
+    try {
+      removeTree(d, { within: dirname(d) });
+      out.removed.push(`scratch ${d}`);
+    } catch (e) {
+      out.left.push(`${d}: ${(e as Error).message}`);
+    }
   }
   // 4. -U: the range locks nobody holds
   if (r.userns === true || Object.keys(r).length === 0) {

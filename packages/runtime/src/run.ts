@@ -274,6 +274,8 @@ function prepareOverlayScratch(cfg: ContainerConfig): { scratch: NonNullable<Con
       scratch[i] = { upper, work };
     }
   });
+  // the run's record names them (src/recovery.ts): a kill -9 leaves them to the next start
+  if (remove.length > 0) runRecordOf(cfg)?.note({ scratch: remove });
   const cleanup = () => {
     for (const d of remove) {
       try {
