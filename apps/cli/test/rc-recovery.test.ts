@@ -34,6 +34,8 @@ beforeAll(() => {
   for (const d of ['run', 'machines', 'etc', 'log']) mkdirSync(join(work.dir, d));
 });
 afterAll(() => {
+  // whatever a failed test left of its killed runs (their records name it all) goes before the directory does
+  if (work) spawnSync(process.execPath, [NSPAWNCTL, 'clean'], { stdio: 'ignore', env: ctlEnv() });
   const left = work?.remove() ?? [];
   expect(left, 'mounts left under the test directory').toEqual([]);
 });
