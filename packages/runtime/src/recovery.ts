@@ -31,7 +31,7 @@
  * `collectLeftovers()` does the same for every record, and also removes empty scopes no live run has, free range locks
  * and network leftovers: `nspawnctl clean` and nspawnd's start.
  */
-import { closeSync, existsSync, fstatSync, ftruncateSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, unlinkSync, writeSync, constants as fsc } from 'node:fs';
+import { closeSync, existsSync, fstatSync, ftruncateSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, unlinkSync, writeSync, constants as fsc } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { globalLockPath, localLockPath, removeEphemeralOrphan, removeTree } from '@nspawn/btrfs';
 import { LOCK_DIR as UID_LOCK_DIR, tryLockFile, type LockSys, type RangeLock } from '@nspawn/uidrange';
@@ -163,6 +163,24 @@ function parseRecord(text: string): Partial<RunRecord> | undefined {
   }
 }
 
+/** this process's start time (/proc/self/stat's 22nd field): one open, read and close on the start path */
+function ownStartTime(): number {
+  const b = Buffer.allocUnsafe(1024);
+  let n = 0;
+  try {
+    const fd = openSync('/proc/self/stat', 'r');
+    try {
+      n = readSync(fd, b, 0, b.length, 0);
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return procStartTime(process.pid) ?? 0;
+  }
+  const s = b.toString('latin1', 0, n);
+  return Number(s.slice(s.lastIndexOf(')') + 2).split(' ')[19]) || 0;
+}
+
 const aliveProc = (p: { pid?: unknown; startTime?: unknown } | undefined) =>
   !!p && typeof p.pid === 'number' && p.pid > 0 && procStartTime(p.pid) === p.startTime;
 
@@ -225,7 +243,7 @@ export function beginRun(machine: string, init: { directory?: string }, o: Recov
   const size = fstatSync(fd).size;
   const previous = size > 0 ? parseRecord(readFileSync(path, 'utf8')) : undefined;
   const start = (): HeldRun => {
-    const record: RunRecord = { machine, pid: process.pid, startTime: procStartTime(process.pid) ?? 0, ...(init.directory !== undefined ? { directory: init.directory } : {}) };
+    const record: RunRecord = { machine, pid: process.pid, startTime: ownStartTime(), ...(init.directory !== undefined ? { directory: init.directory } : {}) };
     let length = writeRecord(fd, record, size);
     let left = false;
     let released = false;
