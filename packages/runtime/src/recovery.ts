@@ -39,6 +39,7 @@ import type { ContainerExtension } from './extension.js';
 import { type CgroupFs, collectMachineScope, machineHierarchies, machineScope, MACHINE_SLICE, nodeCgroupFs, unitNameUnescape } from './cgroup.js';
 import { type CgroupLayout, cgroupLayoutFromMountinfo } from './host.js';
 import { procStartTime } from './machines.js';
+import { collectNetworkLeftovers } from './network.js';
 import { ContainerError } from './prepare.js';
 import { sysAddon } from './sys-addon.js';
 
@@ -419,10 +420,9 @@ async function collectRecord(machine: string, r: Partial<RunRecord>, o: Recovery
   return out;
 }
 
-async function defaultCollectNetwork(): Promise<string[]> {
-  const { collectNetworkLeftovers } = await import('./network.js');
-  return collectNetworkLeftovers();
-}
+// (a static import: a dynamic import() of a module of the bundle would make esbuild wrap every module of nspawn's
+// bundle in a lazy initializer, which costs every start; @nspawn/net itself is loaded only when it is called)
+const defaultCollectNetwork = (): Promise<string[]> => collectNetworkLeftovers();
 
 /** unlinks the lock files among PATHS that exist and that nobody holds; returns how many */
 function freeLockFiles(paths: ReadonlyArray<string | undefined>, o: RecoveryOptions): number {
