@@ -55,9 +55,12 @@ const scopesLeft = () =>
   });
 
 afterAll(() => {
-  expect(scopesLeft(), 'machine scopes left behind').toEqual([]);
-  expect(devicePrograms(), 'device programs left loaded').toEqual([]);
+  const scopes = scopesLeft();
+  const programs = devicePrograms();
+  // (removed before the checks: a failed check must not leave the fixtures behind)
   if (work) spawnSync('rm', ['-rf', work]);
+  expect(scopes, 'machine scopes left behind').toEqual([]);
+  expect(programs, 'device programs left loaded').toEqual([]);
 });
 
 const cleanups: Array<() => void> = [];
