@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 
 /** The prefixes tests name what they make with (CONTRIBUTING.md: "Name everything a test makes ..."). */
-export const TEST_PREFIXES = ['ut-', 'bt-', 'nt-', 'ov-', 'dm-', 'pk-', 'dc-', 'st-', 'mh-', 'im-', 'sc-'];
+export const TEST_PREFIXES = ['ut-', 'bt-', 'nt-', 'ov-', 'dm-', 'pk-', 'dc-', 'st-', 'mh-', 'im-', 'sc-', 'rc-'];
 const prefixed = new RegExp(`^(?:nspawn-|${TEST_PREFIXES.join('|')})`);
 
 /** Debian packages of the tools, for the error message. */
@@ -66,7 +66,7 @@ export async function snapshot() {
     // (-x snapshots beside an image, and the images' lock files)
     images: ls('/var/lib/machines', /^\.#/),
     locks: [...ls('/run/systemd/nspawn-uid', /./), ...ls('/run/systemd/nspawn/locks', /./)],
-    state: ls('/run/nspawn/net', /\.json$/),
+    state: [...ls('/run/nspawn/net', /\.json$/), ...ls('/run/nspawn/runs', /\.lock$/)],
     // (not zombies: a helper that ended and whose parent is gone waits for PID 1 to reap it, and holds nothing;
     // this VM's PID 1 reaps late)
     processes: ps.split('\n').filter((l) => /nspawn-helper/.test(l) && !/^\s*\d+\s+Z/.test(l)).map((l) => l.trim()),

@@ -32,7 +32,8 @@ Image Commands:
   read-only NAME [BOOL]       Mark or unmark image read-only
   remove NAME...              Remove an image
   set-limit [NAME] BYTES      Set image or pool size limit (disk quota)
-  clean                       Remove hidden (or all, with --all) images
+  clean                       Remove hidden (or all, with --all) images, and what
+                              killed containers left behind
 
 Image Transfer Commands:
   pull-tar URL [NAME]         Download a TAR container image

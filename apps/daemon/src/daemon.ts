@@ -12,6 +12,7 @@ import {
   type CgroupLayout,
   cgroupLayoutFromMountinfo,
   checkVarlinkParams,
+  collectLeftovers,
   formatAddress,
   machineImageSocketPath,
   machineSocketPath,
@@ -92,6 +93,16 @@ export class Daemon {
     }
     this.supervisor.recover();
     this.registry.recover((name, r) => this.supervisor.scopeLeftBy(name, r.info.managed));
+    // what runs that are gone (kill -9) left on the host: their scopes, snapshots, locks, network (@nspawn/runtime's
+    // run records; the containers found again above are live and stay)
+    try {
+      for (const c of await collectLeftovers()) {
+        if (c.removed.length > 0) this.log(`removed what ${c.machine ? `machine ${c.machine}` : 'gone runs'} left behind: ${c.removed.join(', ')}`);
+        for (const l of c.left) this.log(`could not remove what machine ${c.machine} left behind: ${l}`);
+      }
+    } catch (e) {
+      this.log(`collecting what gone runs left behind: ${(e as Error).message}`);
+    }
     this.reaper = setInterval(() => this.reap(), this.pollMs);
     this.supervisor.start();
     await this.supervisor.autostart();

@@ -34,6 +34,11 @@ export interface EphemeralOptions {
   /** a read-only snapshot (systemd: --read-only with -x) */
   readOnly?: boolean;
   env?: NodeJS.ProcessEnv;
+  /**
+   * called with the snapshot's path before anything of it (its lock file included) is made: a caller that records
+   * what it makes, so that a run killed halfway is cleaned up later (nspawn's run record), notes it here
+   */
+  reserve?: (snapshot: string) => void;
 }
 
 export interface EphemeralRoot {
@@ -106,6 +111,7 @@ export function createEphemeral(directory: string, opts: EphemeralOptions = {}):
   const mode = opts.mode ?? ephemeralModeFromEnv(opts.env);
   const snapshot = ephemeralSnapshotPath(source);
   cleanEphemeralOrphans(dirname(snapshot), opts.env);
+  opts.reserve?.(snapshot);
   const lock = lockImage(snapshot, opts.env ? { env: opts.env } : {});
   let made: 'snapshot' | 'overlay' | 'copy' | undefined;
   try {
@@ -257,4 +263,29 @@ export function cleanEphemeralOrphans(dir: string, env?: NodeJS.ProcessEnv): str
     }
   }
   return out;
+}
+
+/**
+ * Removes the ephemeral snapshot at SNAPSHOT if its lock is free (its run is gone, e.g. killed): its overlay or tmpfs
+ * (only this package's), its tree, its lock files. 'busy' when a running container holds it, 'removed' otherwise
+ * (also when nothing of it was left). For a caller that recorded the snapshot (EphemeralOptions.reserve) and finds
+ * its owner gone.
+ */
+export function removeEphemeralOrphan(snapshot: string, env?: NodeJS.ProcessEnv): 'removed' | 'busy' {
+  if (!basename(snapshot).startsWith(EPHEMERAL_PREFIX)) throw new SysError(`Refusing to remove ${snapshot}: not an ephemeral snapshot`, 1, 'EPERM');
+  let lock: ImageLock;
+  try {
+    lock = lockImage(snapshot, env ? { env } : {});
+  } catch (e) {
+    if (e instanceof ImageBusyError) return 'busy';
+    // its directory is gone: so is the snapshot
+    if ((e as { code?: string }).code === 'ENOENT') return 'removed';
+    throw e;
+  }
+  try {
+    removeEphemeral(snapshot);
+  } finally {
+    lock.release();
+  }
+  return 'removed';
 }

@@ -50,6 +50,7 @@ export {
   ephemeralModeFromEnv,
   ephemeralSnapshotPath,
   removeEphemeral,
+  removeEphemeralOrphan,
 } from './ephemeral.js';
 export { populateFromTemplate, type TemplateOptions, type TemplateResult } from './template.js';
 export {

@@ -2,10 +2,11 @@
  * EphemeralRoot.removal(): the steps of remove() as data, for a program that removes the ephemeral root in this
  * process's place (nspawn's helper after a hand-over), for each mode on real file systems. Root only.
  */
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { createEphemeral, createSubvolume, EPHEMERAL_MOUNT_SOURCE } from '../src/index.js';
+import { createEphemeral, createSubvolume, EPHEMERAL_MOUNT_SOURCE, removeEphemeralOrphan } from '../src/index.js';
 import { fileSystemsForTests } from './fixture.js';
 
 const fss = fileSystemsForTests();
@@ -69,6 +70,41 @@ describe('EphemeralRoot.removal()', () => {
       expect(e.removal()).toEqual({ mounts: [], tree: e.snapshot, subvolume: true });
     } finally {
       e.remove();
+    }
+  });
+});
+
+describe('removeEphemeralOrphan() and EphemeralOptions.reserve (a snapshot whose run was killed)', () => {
+  it('reserve() gets the path before anything of it exists; a held snapshot is busy; once its owner is gone it is removed, overlay and lock included', async () => {
+    for (const kind of ['ext4', 'btrfs'] as const) {
+      const parent = join(fss[kind]!.dir, `bt-orphan-${kind}`);
+      const tree = join(parent, 'tree');
+      if (kind === 'btrfs') {
+        mkdirSync(parent);
+        createSubvolume(tree);
+      }
+      mkdirSync(join(tree, 'usr'), { recursive: true });
+      const seen: string[] = [];
+      const e = createEphemeral(tree, { env: {}, reserve: (s) => seen.push(`${s} ${readdirSync(parent).length}`) });
+      // reserved when only the tree was there: no snapshot, no lock file yet
+      expect(seen).toEqual([`${e.snapshot} 1`]);
+      expect(removeEphemeralOrphan(e.snapshot, {})).toBe('busy');
+      expect(readdirSync(parent).length).toBe(3);
+      // a process that dies holding one (kill -9): its lock goes with it, the rest stays
+      const script = `import('${join(import.meta.dirname, '../dist/index.js')}').then((b) => { const x = b.createEphemeral(${JSON.stringify(tree)}, { env: {} }); console.log(x.snapshot); setInterval(() => {}, 1000); });`;
+      const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const orphan = await new Promise<string>((res) => child.stdout!.once('data', (d: Buffer) => res(d.toString().trim())));
+      child.kill('SIGKILL');
+      await new Promise((r) => child.once('exit', r));
+      expect(existsSync(orphan)).toBe(true);
+      expect(removeEphemeralOrphan(orphan, {})).toBe('removed');
+      expect(existsSync(orphan)).toBe(false);
+      expect(mountAt(join(orphan, 'root'))).toEqual([]);
+      e.remove();
+      expect(readdirSync(parent)).toEqual(['tree']);
+      expect(removeEphemeralOrphan(orphan, {})).toBe('removed'); // nothing left of it: nothing to do
+      expect(() => removeEphemeralOrphan(tree, {})).toThrow(/not an ephemeral snapshot/);
+      expect(readdirSync(parent)).toEqual(['tree']);
     }
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { generateMac, ifnameValid, shortenIfname, vethNames } from './naming.js';
+import { generateMac, ifnameValid, shortenIfname, vethNames, zoneBridgeName } from './naming.js';
 import { hexKey, siphash24 } from './siphash.js';
 
 describe('siphash24', () => {
@@ -24,6 +24,15 @@ describe('shortenIfname', () => {
   it('vethNames carries the altname', () => {
     expect(vethNames('averyveryverylongmachinename01')).toEqual({ host: 've-averyverJKA6', altname: 've-averyveryverylongmachinename01', container: 'host0' });
     expect(vethNames('foo', true)).toEqual({ host: 'vb-foo', container: 'host0' });
+  });
+});
+
+describe('zoneBridgeName', () => {
+  it('is vz-ZONE, and refuses what is no interface name with systemd 252\'s words (no raw ERANGE/EINVAL later)', () => {
+    expect(zoneBridgeName('lab')).toBe('vz-lab');
+    expect(zoneBridgeName('twelve-chars')).toBe('vz-twelve-chars');
+    expect(() => zoneBridgeName('thirteen-char')).toThrow(new RangeError('Network zone name not valid: vz-thirteen-char'));
+    expect(() => zoneBridgeName('a:b')).toThrow('Network zone name not valid: vz-a:b');
   });
 });
 

@@ -93,7 +93,9 @@ export function vethNames(machineName: string, bridged = false): VethNames {
   return host === full ? { host, container: 'host0' } : { host, altname: full, container: 'host0' };
 }
 
-/** `vz-ZONE`, the zone's bridge */
+/** `vz-ZONE`, the zone's bridge; a RangeError with systemd 252's words when that is no valid interface name */
 export function zoneBridgeName(zone: string): string {
-  return `vz-${zone}`;
+  const name = `vz-${zone}`;
+  if (!ifnameValid(name)) throw new RangeError(`Network zone name not valid: ${name}`);
+  return name;
 }

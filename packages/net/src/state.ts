@@ -17,6 +17,11 @@ export interface NetRecord {
   machine: string;
   /** the nspawn process that owns the record, and its start time (so a reused PID does not count) */
   owner: { pid: number; startTime: string };
+  /**
+   * a process the container lives as long as, when it outlives the owner (nspawnd's helper: nspawnd may restart
+   * while its containers run on); the record is live while either runs
+   */
+  survivor?: { pid: number; startTime: string };
   /** host-side links nspawn created (deleted at the end) */
   links: string[];
   zone?: string;
@@ -52,7 +57,10 @@ export function ownerSelf(): NetRecord['owner'] {
   return { pid: process.pid, startTime: processStartTime(process.pid) ?? '' };
 }
 
-const alive = (r: NetRecord) => processStartTime(r.owner.pid) === r.owner.startTime;
+const running = (p: { pid: number; startTime: string } | undefined) => p !== undefined && processStartTime(p.pid) === p.startTime;
+/** whether the container of record R may still run: its owner (nspawn), or the survivor it names, is alive */
+export const recordAlive = (r: NetRecord): boolean => running(r.owner) || running(r.survivor);
+const alive = recordAlive;
 
 const dirOf = (o: StateOptions) => o.dir ?? STATE_DIR;
 const recordPath = (o: StateOptions, machine: string, pid: number) => join(dirOf(o), `${machine}.${pid}.json`);
@@ -145,7 +153,8 @@ export function syncShared(o: StateOptions = {}): SyncErrors {
           writeFileSync(FORWARD, '1');
         }
       } else if (orig !== undefined) {
-        writeFileSync(FORWARD, orig);
+        // put back what it was before we turned it on, unless someone changed it since (then it is theirs)
+        if (readFileSync(FORWARD, 'utf8').trim() === '1') writeFileSync(FORWARD, orig);
         unlinkSync(saved);
       }
     } catch (e) {

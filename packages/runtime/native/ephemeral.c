@@ -21,7 +21,10 @@
 /* What the helper could not remove after a hand-over (FORMAT, printf-like), and who will: the orphan's lock is free
  * once we are gone, so the next -x start beside it or `nspawnctl clean` removes it. */
 static void say_left(const char *format, ...) __attribute__((format(printf, 1, 2)));
+int ephemeral_left;
+
 static void say_left(const char *format, ...) {
+        ephemeral_left = 1;
         char msg[2 * PATH_MAX + 512];
         va_list ap;
         va_start(ap, format);

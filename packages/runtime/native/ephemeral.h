@@ -15,3 +15,6 @@ typedef struct {
 
 /* Snapshots, then mounts, then trees; what stays is said on stderr, with who will remove it. Empties the lists. */
 void ephemeral_remove(EphemeralPlan *e);
+
+/* Set when ephemeral_remove() could not remove something (it said so): the run's record stays for the next start. */
+extern int ephemeral_left;

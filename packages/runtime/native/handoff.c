@@ -23,6 +23,7 @@ static struct {
         int halting;
         char error[4200];
         int have_error;
+        int left; /* a cgroup could not be removed: the run's record stays (locks_keep_records()) */
 } ho;
 
 /* TEMPLATE with its "{}" replaced by VALUE. */
@@ -165,6 +166,7 @@ static void ho_remove_cgroups(void) {
         }
         for (size_t i = 0; i < h->rm.n; i++)
                 if (ho_ours(h->rm.v[i]) && access(h->rm.v[i], F_OK) == 0) {
+                        ho.left = 1;
                         char msg[PATH_MAX + 64];
                         snprintf(msg, sizeof msg, "Failed to remove cgroup %s: it still has processes.", h->rm.v[i]);
                         say(msg);
@@ -182,6 +184,8 @@ void ho_finish(int status) {
         const HandoffPlan *h = &plan.handoff;
         ho_remove_cgroups();
         ephemeral_remove(&plan.ephemeral);
+        if (ho.left || ephemeral_left)
+                locks_keep_records(&plan.locks);
         locks_release(&plan.locks);
         if (ho.have_error) {
                 say(ho.error);

@@ -33,6 +33,19 @@ int locks_inherit(LocksPlan *l, int fd, const char *path, int exclusive, char *e
         return 0;
 }
 
+void locks_keep_records(LocksPlan *l) {
+        if (l->owner != getpid())
+                return;
+        for (size_t k = 0; k < l->n; k++) {
+                Lock *x = &l->v[k];
+                struct stat st;
+                if (x->fd < 0 || fstat(x->fd, &st) < 0 || st.st_size == 0)
+                        continue;
+                close(x->fd);
+                x->fd = -1;
+        }
+}
+
 /* release_lock_file(): the exclusive holder (or a shared one that can become it) removes the file. */
 void locks_release(LocksPlan *l) {
         if (l->owner != getpid())

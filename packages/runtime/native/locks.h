@@ -35,3 +35,8 @@ int locks_take(LocksPlan *l, char *err, size_t errsz);
 /* release_lock_file(): the exclusive holder (or a shared one that can become it) removes the file. Only the process
  * that took them releases them. */
 void locks_release(LocksPlan *l);
+
+/* What a run could not remove stays recorded: the lock files that carry content (src/recovery.ts's run record,
+ * /run/nspawn/runs/NAME.lock; image and range lock files are empty) are closed, unlocked, without being removed, so
+ * that the next start or `nspawnctl clean` finds what this run left. locks_release() then releases the others. */
+void locks_keep_records(LocksPlan *l);

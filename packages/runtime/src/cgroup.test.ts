@@ -1,6 +1,7 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import {
   type CgroupFs,
+  collectMachineScope,
   createMachineCgroup,
   releaseMachineSlice,
   machineHierarchies,
@@ -10,6 +11,7 @@ import {
   type CgroupPlacement,
   type SliceMarker,
   unitNameEscape,
+  unitNameUnescape,
 } from './cgroup.js';
 import { type CgroupLayout, cgroupLayoutFromMountinfo } from './host.js';
 import { ContainerError } from './prepare.js';
@@ -38,7 +40,7 @@ const err = (code: string) => Object.assign(new Error(`${code} (fake)`), { code 
  * cgroup.events work on the unified one. Writes to other files are kept in `writes`.
  */
 class FakeCgroupFs implements CgroupFs {
-  dirs = new Map<string, { id: bigint; files: Map<string, string>; born: number }>();
+  dirs = new Map<string, { id: bigint; files: Map<string, string> }>();
   where = new Map<string, Map<number, string>>(); // mount -> pid -> dir
   writes: string[] = [];
   chowned: string[] = [];
@@ -49,7 +51,7 @@ class FakeCgroupFs implements CgroupFs {
     readonly layout: CgroupLayout,
   ) {
     for (const m of mounts) {
-      this.dirs.set(m.mount, { id: this.nextId++, born: 0, files: new Map(Object.entries({ ...this.defaults(m), ...(m.cpuset ? { 'cpuset.cpus': '0-1', 'cpuset.mems': '0' } : {}), ...m.files })) });
+      this.dirs.set(m.mount, { id: this.nextId++, files: new Map(Object.entries({ ...this.defaults(m), ...(m.cpuset ? { 'cpuset.cpus': '0-1', 'cpuset.mems': '0' } : {}), ...m.files })) });
       this.where.set(m.mount, new Map());
     }
   }
@@ -89,7 +91,7 @@ class FakeCgroupFs implements CgroupFs {
       files.set('cgroup.controllers', parent.get('cgroup.subtree_control') ?? '');
       files.set('cgroup.kill', '');
     }
-    this.dirs.set(p, { id: this.nextId++, files, born: Date.now() });
+    this.dirs.set(p, { id: this.nextId++, files });
   }
   rmdir(p: string) {
     if (!this.dirs.has(p)) throw err('ENOENT');
@@ -145,15 +147,6 @@ class FakeCgroupFs implements CgroupFs {
   chown(p: string) {
     this.chowned.push(p);
   }
-  created(p: string) {
-    const d = this.dirs.get(p);
-    if (!d) throw err('ENOENT');
-    return d.born;
-  }
-  /** makes DIR look made long ago */
-  age(dir: string) {
-    this.dirs.get(dir)!.born -= 60_000;
-  }
   id(p: string) {
     const d = this.dirs.get(p);
     if (!d) throw err('ENOENT');
@@ -200,6 +193,12 @@ describe('names', () => {
     expect(unitNameEscape('x:y_z.w')).toBe('x:y_z.w');
     expect(unitNameEscape('ü')).toBe('\\xc3\\xbc');
     expect(machineScope('web-1')).toEqual({ unit: 'machine-web\\x2d1.scope', path: 'machine.slice/machine-web\\x2d1.scope' });
+  });
+
+  it('unescapes unit names (unit_name_unescape()), the inverse of unitNameEscape()', () => {
+    for (const n of ['bbox', 'my-box', '.hidden', 'a/b c', 'x:y_z.w', 'ü', 'box1-8efa133f713df59c']) expect(unitNameUnescape(unitNameEscape(n))).toBe(n);
+    expect(unitNameUnescape('web\\x2d1')).toBe('web-1');
+    expect(unitNameUnescape('bad\\x2')).toBeUndefined();
   });
 
   it('lists the hierarchies: unified first, then name=systemd, then the controllers systemd uses; not cpuset, freezer or named ones', () => {
@@ -328,8 +327,11 @@ describe('createMachineCgroup on a hybrid host', () => {
     const fs = hybridFs();
     const first = createMachineCgroup({ name: 'bbox', layout: HYBRID, fs, ...noWait });
     clone(fs, first.placement(new Map()), 100);
-    for (const d of first.dirs) fs.age(d.dir);
     const before = [...fs.dirs.keys()];
+    // holding the name's run lock or not: a scope with processes is someone's
+    expect(() => createMachineCgroup({ name: 'bbox', layout: HYBRID, fs, ...noWait, nameLocked: true })).toThrow(
+      new ContainerError(`Failed to allocate the cgroup of machine bbox: /sys/fs/cgroup/unified/${SCOPE} is in use (is machine bbox already running?)`),
+    );
     expect(() => createMachineCgroup({ name: 'bbox', layout: HYBRID, fs, ...noWait })).toThrow(
       new ContainerError(`Failed to allocate the cgroup of machine bbox: /sys/fs/cgroup/unified/${SCOPE} is in use (is machine bbox already running?)`),
     );
@@ -337,22 +339,24 @@ describe('createMachineCgroup on a hybrid host', () => {
     for (const d of first.dirs) expect(fs.procsIn(d.dir)).toEqual([100]);
   });
 
-  it('replaces a scope a killed nspawn left behind (empty, not new, with the container\'s own sub-cgroups)', () => {
+  it('replaces a scope a gone run left behind (empty, with the container\'s own sub-cgroups) when it holds the name\'s run lock, however new', () => {
     const fs = hybridFs();
     const old = createMachineCgroup({ name: 'bbox', layout: HYBRID, fs, ...noWait });
     fs.mkdir(`/sys/fs/cgroup/unified/${SCOPE}/init.scope`);
-    for (const d of old.dirs) fs.age(d.dir);
     const oldId = fs.id(old.unifiedDir!);
-    const cg = createMachineCgroup({ name: 'bbox', layout: HYBRID, fs, v1DeviceRules: ['c 1:3 rwm'], ...noWait });
+    const cg = createMachineCgroup({ name: 'bbox', layout: HYBRID, fs, v1DeviceRules: ['c 1:3 rwm'], ...noWait, nameLocked: true });
     expect(fs.id(cg.unifiedDir!)).not.toBe(oldId);
     expect(fs.dirs.has(`/sys/fs/cgroup/unified/${SCOPE}/init.scope`)).toBe(false);
     expect(() => cg.check()).not.toThrow();
   });
 
-  it('takes an empty scope made moments ago for one another nspawn is setting up', () => {
+  it('without the name\'s run lock, refuses an existing scope even when it is empty (another start may be setting it up), and leaves it', () => {
     const fs = hybridFs();
-    createMachineCgroup({ name: 'bbox', layout: HYBRID, fs, ...noWait });
+    const first = createMachineCgroup({ name: 'bbox', layout: HYBRID, fs, ...noWait });
+    const before = [...fs.dirs.keys()];
     expect(() => createMachineCgroup({ name: 'bbox', layout: HYBRID, fs, ...noWait })).toThrow(/is in use \(is machine bbox already running\?\)/);
+    expect([...fs.dirs.keys()]).toEqual(before);
+    expect(() => first.check()).not.toThrow();
   });
 
   it('notices when its scope was replaced before the container went in', () => {
@@ -459,5 +463,46 @@ describe('readMachineStats', () => {
     expect(readMachineStats('bbox', { layout: UNIFIED, fs })).toEqual({ cpuUsageNs: 2500000, memoryBytes: 8192, tasks: undefined });
     files.set('pids.current', '2\n');
     expect(readMachineStats('bbox', { layout: UNIFIED, fs })?.tasks).toBe(2);
+  });
+});
+
+describe('collectMachineScope (the scope of a run that is gone)', () => {
+  it('waits until the dying container has left the scope in every hierarchy, kills nothing, then removes it and an nspawn-made machine.slice', async () => {
+    const fs = hybridFs();
+    const gone = createMachineCgroup({ name: 'bbox', layout: HYBRID, fs, ...noWait });
+    clone(fs, gone.placement(new Map()), 100);
+    fs.mkdir(`/sys/fs/cgroup/unified/${SCOPE}/init.scope`);
+    fs.place(101, `/sys/fs/cgroup/unified/${SCOPE}/init.scope`);
+    let waits = 0;
+    const sleep = async () => {
+      waits++;
+      // the kernel ends the container's PID namespace a moment later
+      if (waits === 3) for (const m of fs.mounts) fs.where.get(m.mount)!.clear();
+    };
+    const r = await collectMachineScope('bbox', { layout: HYBRID, fs, sleep, sliceMarker: marker });
+    expect(r).toEqual({ found: true, left: [] });
+    expect(waits).toBe(3);
+    expect(fs.killed).toEqual([]);
+    expect([...fs.dirs.keys()].filter((d) => d.includes('machine'))).toEqual([]);
+    expect(marker.marked).toBe(false);
+  });
+
+  it('leaves a scope whose processes do not go, and says where; leaves other machines alone', async () => {
+    const fs = hybridFs();
+    const other = createMachineCgroup({ name: 'other', layout: HYBRID, fs, ...noWait });
+    clone(fs, other.placement(new Map()), 7);
+    const gone = createMachineCgroup({ name: 'bbox', layout: HYBRID, fs, ...noWait });
+    clone(fs, gone.placement(new Map()), 100);
+    const r = await collectMachineScope('bbox', { layout: HYBRID, fs, sleep: async () => {}, timeoutMs: 0, sliceMarker: marker });
+    expect(r.found).toBe(true);
+    expect(r.left).toEqual(machineHierarchies(HYBRID).map((h) => `${h.mount}/${SCOPE}`));
+    expect(fs.killed).toEqual([]);
+    expect(fs.procsIn(`/sys/fs/cgroup/unified/machine.slice/machine-other.scope`)).toEqual([7]);
+    for (const d of gone.dirs) expect(fs.dirs.has(d.dir)).toBe(true);
+  });
+
+  it('finds nothing where the scope does not exist', async () => {
+    const fs = hybridFs();
+    expect(await collectMachineScope('bbox', { layout: HYBRID, fs, sleep: async () => {}, sliceMarker: marker })).toEqual({ found: false, left: [] });
   });
 });

@@ -51,8 +51,6 @@ export interface CgroupFs {
   chown(path: string, uid: number, gid: number): void;
   /** what tells one directory from another made later at the same path (its inode number) */
   id(path: string): bigint;
-  /** when the directory was made (its ctime), in ms since the epoch */
-  created(path: string): number;
   /** SIGKILL */
   kill(pid: number): void;
 }
@@ -77,7 +75,6 @@ export const nodeCgroupFs: CgroupFs = {
       .map((d) => d.name),
   chown: (p, u, g) => chownSync(p, u, g),
   id: (p) => statSync(p, { bigint: true }).ino,
-  created: (p) => statSync(p).ctimeMs,
   kill: (pid) => process.kill(pid, 'SIGKILL'),
 };
 
@@ -119,6 +116,22 @@ export function unitNameEscape(s: string): string {
     else out += c;
   });
   return out;
+}
+
+/** unit_name_unescape(): what unitNameEscape() made, back ("-" is "/", \\xNN a byte); undefined for a malformed escape. */
+export function unitNameUnescape(s: string): string | undefined {
+  const bytes: number[] = [];
+  for (let i = 0; i < s.length; i++) {
+    const c = s[i]!;
+    if (c === '-') bytes.push(0x2f);
+    else if (c === '\\') {
+      const m = /^x([0-9a-fA-F]{2})/.exec(s.slice(i + 1));
+      if (!m) return undefined;
+      bytes.push(parseInt(m[1]!, 16));
+      i += 3;
+    } else bytes.push(...Buffer.from(c, 'utf8'));
+  }
+  return Buffer.from(bytes).toString('utf8');
 }
 
 export const MACHINE_SLICE = 'machine.slice';
@@ -263,6 +276,12 @@ export interface MachineCgroupOptions {
   sleep?: (ms: number) => Promise<void>;
   /** how long remove() waits for the scope's processes to go, in ms (default 5000) */
   removeTimeoutMs?: number;
+  /**
+   * The caller holds the machine name's run lock (src/recovery.ts; recoveryExtension() takes it for every start), so
+   * no other nspawn is setting up a scope of this name: one that exists and is empty was left by a run that is
+   * gone, and is replaced. Without it an existing scope is refused, empty or not.
+   */
+  nameLocked?: boolean;
   /** where it is noted that an nspawn made machine.slice (default: the file NSPAWN_SLICE_MARKER) */
   sliceMarker?: SliceMarker;
   /**
@@ -317,23 +336,10 @@ function busy(name: string, dir: string): ContainerError {
 }
 
 /**
- * An empty scope younger than this is taken for one that another nspawn is setting up for a machine of the same
- * name (its container goes in a few milliseconds later), not for one a killed nspawn left.
- */
-export const SCOPE_SETUP_MS = 2000;
-
-function settingUp(fs: CgroupFs, dir: string): boolean {
-  try {
-    return Date.now() - fs.created(dir) < SCOPE_SETUP_MS;
-  } catch {
-    return false;
-  }
-}
-
-/**
  * Makes machine.slice/machine-NAME.scope in each hierarchy of LAYOUT machineHierarchies() names, with the v1 device rules. A scope of the
- * same name that has processes is refused (ContainerError naming its path); one without any (left by a killed
- * nspawn) is removed and made anew, so no stale device program or rule stays attached.
+ * same name that has processes is refused (ContainerError naming its path); one without any is, when the caller holds
+ * the name's run lock (nameLocked: no other nspawn can be setting it up), one a killed nspawn left: removed and made
+ * anew, so no stale device program or rule stays attached. Without the lock an existing scope is refused.
  */
 export function createMachineCgroup(opts: MachineCgroupOptions): MachineCgroup {
   const fs = opts.fs ?? nodeCgroupFs;
@@ -390,8 +396,8 @@ export function createMachineCgroup(opts: MachineCgroupOptions): MachineCgroup {
           // machine.slice went away under us (the last container in it ended): make it again
           if (code === 'ENOENT' && attempt < 3) continue;
           if (code !== 'EEXIST') throw e;
-          if (attempt > 0 || populated(fs, h, dir) || settingUp(fs, dir)) throw busy(opts.name, dir);
-          // left behind by an nspawn that was killed: start from a fresh one
+          if (attempt > 0 || !opts.nameLocked || populated(fs, h, dir)) throw busy(opts.name, dir);
+          // left behind by an nspawn that is gone (we hold the name's lock, so no other is making it): a fresh one
           if (removeTree(fs, dir).length > 0) throw busy(opts.name, dir);
         }
       }
@@ -592,7 +598,6 @@ export function recordingCgroupFs(real: CgroupFs, name: string): CgroupFs & { re
       ops.push({ kind: 'chown', path: p, uid, gid });
     },
     id: (p) => (pending.has(p) ? 0n : real.id(p)),
-    created: (p) => (pending.has(p) ? Date.now() : real.created(p)),
     kill: (pid) => real.kill(pid),
   };
   return fs;
@@ -613,4 +618,40 @@ export function releaseMachineSlice(layout: CgroupLayout, fs: CgroupFs = nodeCgr
     }
   }
   if (hierarchies.every((h) => !fs.exists(join(h.mount, MACHINE_SLICE)))) marker.clear();
+}
+
+/** What collectMachineScope() found and did. */
+export interface ScopeCollection {
+  /** the scope existed in some hierarchy */
+  found: boolean;
+  /** its directories that are still there (processes that did not go within the wait) */
+  left: string[];
+}
+
+/**
+ * The scope of machine NAME after the nspawn that made it is gone (a kill -9): its container dies with its
+ * supervisor (the helper has PDEATHSIG towards nspawn, and the container's PID 1 towards the helper), so its processes
+ * go on their own. This waits until none is left in the scope in any hierarchy (at most TIMEOUTMS; nothing is
+ * killed), then removes the scope, and machine.slice where an nspawn made it and no machine is left in it. Only call
+ * it for a scope whose owner is provably gone (src/recovery.ts: its run lock is free).
+ */
+export async function collectMachineScope(
+  name: string,
+  opts: { layout: CgroupLayout; fs?: CgroupFs; sleep?: (ms: number) => Promise<void>; timeoutMs?: number; sliceMarker?: SliceMarker },
+): Promise<ScopeCollection> {
+  const fs = opts.fs ?? nodeCgroupFs;
+  const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const { path } = machineScope(name);
+  const dirs = machineHierarchies(opts.layout)
+    .map((h) => ({ h, dir: sub(h.mount, path) }))
+    .filter(({ dir }) => fs.exists(dir));
+  if (dirs.length === 0) return { found: false, left: [] };
+  const deadline = Date.now() + (opts.timeoutMs ?? 5000);
+  for (let attempt = 0; dirs.some(({ h, dir }) => populated(fs, h, dir)); attempt++) {
+    if (Date.now() >= deadline) return { found: true, left: dirs.filter(({ h, dir }) => populated(fs, h, dir)).map(({ dir }) => dir) };
+    await sleep(attempt < 10 ? 2 : 20);
+  }
+  const left = dirs.flatMap(({ dir }) => removeTree(fs, dir));
+  releaseMachineSlice(opts.layout, fs, opts.sliceMarker);
+  return { found: true, left };
 }

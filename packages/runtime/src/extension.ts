@@ -9,6 +9,7 @@ import { registerExtension } from './register.js';
 import { storageExtension } from './storage.js';
 import { privateUsersExtension } from './private-users.js';
 import { networkExtension } from './network.js';
+import { recoveryExtension } from './recovery.js';
 
 /** What an extension sees of the run it is part of. */
 export interface ContainerRun {
@@ -50,6 +51,7 @@ export interface ContainerExtension {
 
 /** The extensions every `nspawn` start uses, in order. */
 export function defaultExtensions(): ContainerExtension[] {
-  // storage first (it may put the run on a snapshot), then the range for that tree, then the network
-  return [storageExtension(), privateUsersExtension(), networkExtension(), registerExtension()];
+  // the run record first (what the others make is noted in it before it is made: src/recovery.ts), then storage (it
+  // may put the run on a snapshot), then the range for that tree, then the network
+  return [recoveryExtension(), storageExtension(), privateUsersExtension(), networkExtension(), registerExtension()];
 }

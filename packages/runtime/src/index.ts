@@ -16,6 +16,7 @@ export * from './machines.js';
 export * from './register.js';
 export * from './inspect.js';
 export * from './storage.js';
+export * from './recovery.js';
 export * from './handoff.js';
 export * from './sys-addon.js';
 export * from './limits.js';

@@ -15,6 +15,7 @@ import { encodeMoveBack, type NetStep } from './protocol.js';
 import { ContainerError } from './prepare.js';
 import { helperPath } from './run.js';
 import { sysAddon } from './sys-addon.js';
+import { runRecordOf } from './recovery.js';
 
 /** The network options of a container (prepare.ts copies them from the settings). */
 export interface NetworkConfig {
@@ -114,8 +115,12 @@ export function networkExtension(opts: NetworkExtensionOptions = {}): ContainerE
       if (n.namespacePath !== undefined && (hasLinks(n) || n.bridge !== undefined || n.zone !== undefined))
         throw new ContainerError('--network-namespace-path= cannot be combined with other network options.');
       if (!hasLinks(n) && !n.ports?.length) return;
+      // checked before anything is made (the command line checks it too; a .nspawn file's Zone= drops a bad one)
+      if (n.zone !== undefined && !net.ifnameValid(`vz-${n.zone}`)) throw new ContainerError(`Network zone name not valid: vz-${n.zone}`);
       const st = get(run);
       const machine = run.cfg.machineName;
+      // noted in the run's record before anything is made (src/recovery.ts): a later start collects it after a kill -9
+      runRecordOf(run.cfg)?.note({ net: true });
       await net.withStateLock(so, async () => {
         const gone = await net.collectLeftovers(so);
         if (gone.length > 0) {
@@ -242,6 +247,9 @@ export function networkExtension(opts: NetworkExtensionOptions = {}): ContainerE
         rtnl.close();
         if (st.record && st.recordPath) {
           st.record.links = [...st.links];
+          // nspawnd's container outlives nspawnd: its links are in use as long as its helper runs
+          const survivor = runRecordOf(run.cfg)?.record.survivor;
+          if (survivor) st.record.survivor = { pid: survivor.pid, startTime: String(survivor.startTime) };
           net.writeRecord(so, st.record);
         }
       }

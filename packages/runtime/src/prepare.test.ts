@@ -52,9 +52,22 @@ describe('prepareContainer', () => {
   it('refuses / and names it', () => {
     expect(() => prep({ directory: '/' }, env({ exists: () => true }))).toThrow(/root directory is not supported/);
   });
-  it('allows / with --ephemeral, named after the host', () => {
+  it('allows / with --ephemeral, named after the host with a random suffix (determine_names())', () => {
     const p = prep({ directory: '/', ephemeral: true }, env({ exists: () => true }));
-    expect(p.config).toMatchObject({ directory: '/', ephemeral: true, machineName: 'host' });
+    expect(p.config).toMatchObject({ directory: '/', ephemeral: true });
+    expect(p.config.machineName).toMatch(/^host-[0-9a-f]{16}$/);
+    expect(p.config.hostname).toBe(p.config.machineName);
+  });
+  it('-x without -M: the name gets 16 random hex digits, different each time; with -M, or -x from a .nspawn file, it does not', () => {
+    const e = env({ exists: () => true });
+    const a = prep({ directory: '/m/box1', ephemeral: true }, e).config.machineName;
+    const b = prep({ directory: '/m/box1', ephemeral: true }, e).config.machineName;
+    expect(a).toMatch(/^box1-[0-9a-f]{16}$/);
+    expect(b).toMatch(/^box1-[0-9a-f]{16}$/);
+    expect(a).not.toBe(b);
+    expect(prep({ directory: '/m/box1', ephemeral: true, machineName: 'fixed' }, e).config.machineName).toBe('fixed');
+    // Ephemeral= of a settings file comes after determine_names(): the command line had no -x
+    expect(prepareContainer({ directory: '/m/box1', ephemeral: true }, e, [], { directory: '/m/box1' }).config.machineName).toBe('box1');
   });
   it('--template: a missing directory is checked through the template; -M without -D means /var/lib/machines/NAME', () => {
     const seen: string[] = [];

@@ -201,7 +201,11 @@ export function prepareContainer(s: Settings, env: PrepareEnv, unsupported: read
   const ambientError = verifyAmbientCapabilities(capabilities, s.startMode ?? 'pid1');
   if (ambientError) throw new ContainerError(ambientError);
 
-  const { directory, machineName } = determineNames(s, process.cwd(), env.hostname);
+  const names = determineNames(s, process.cwd(), env.hostname);
+  const directory = names.directory;
+  // determine_names(): a name taken from the directory gets a random suffix with -x on the command line (after the
+  // settings file was looked up by the plain name), so that many ephemeral runs of one tree coexist
+  const machineName = s.machineName === undefined && commandLine.ephemeral === true ? `${names.machineName}-${randomHex(8)}` : names.machineName;
   // --template and -x together come from a .nspawn file here (the command line refuses them at parse time)
   if (s.template !== undefined && s.ephemeral) throw new ContainerError('--ephemeral and --template= may not be combined.');
   // --template fills a missing directory at setup (src/storage.ts): until then the template stands for the tree

@@ -25,6 +25,7 @@ import {
 import type { ContainerExtension } from './extension.js';
 import { ContainerError } from './prepare.js';
 import { sysAddon } from './sys-addon.js';
+import { runRecordOf } from './recovery.js';
 
 export interface PrivateUsersDeps {
   pick: typeof pickRange;
@@ -88,6 +89,8 @@ export function privateUsersExtension(deps: PrivateUsersDeps = nodeDeps): Contai
           readOnly: run.cfg.readOnly,
         });
         if (u.pick) {
+          // noted before the lock file exists: a kill -9 from now on leaves it to a later start (src/recovery.ts)
+          runRecordOf(run.cfg)?.note({ userns: true });
           picked = deps.pick({ first: d.shift, machine: run.cfg.machineName });
           u.shift = picked.base;
           u.range = picked.count;

@@ -13,12 +13,15 @@ import { buildEnvironment, buildRlimits, type ContainerConfig, planContainer } f
 import { ContainerError, type Prepared, randomId128, treeMachineId } from './prepare.js';
 import { setupJournal } from './journal.js';
 import { kernelLimitError } from './limits.js';
+import { baseFilesystemCreate } from './base-filesystem.js';
 import { type CgroupFs, createMachineCgroup, type MachineCgroup, machineHierarchies, parseProcCgroup } from './cgroup.js';
 import { deviceCgroupProgram, type DeviceFacts, formatDeviceRule, machineDeviceRules, nodeDeviceFacts } from './devices/index.js';
 import { encodePlan, type HelperEvent, type HelperPlan, parseHelperLine } from './protocol.js';
 import { randomHex } from './random.js';
 import { nativeCandidates } from './native-files.js';
 import { type ContainerExtension, type ContainerRun, defaultExtensions } from './extension.js';
+import { runRecordOf } from './recovery.js';
+import { procStartTime } from './machines.js';
 
 export const EXIT_FORCE_RESTART = 133;
 
@@ -272,6 +275,8 @@ function prepareOverlayScratch(cfg: ContainerConfig): { scratch: NonNullable<Con
       scratch[i] = { upper, work };
     }
   });
+  // the run's record names them (src/recovery.ts): a kill -9 leaves them to the next start
+  if (remove.length > 0) runRecordOf(cfg)?.note({ scratch: remove });
   const cleanup = () => {
     for (const d of remove) {
       try {
@@ -326,6 +331,8 @@ export function setupMachineCgroup(
     ...(cfg.userns ? { owner: cfg.userns.shift } : {}),
     ...(cgroupFs ? { fs: cgroupFs } : {}),
     ...(cfg.keepMachineSlice ? { keepSlice: true } : {}),
+    // the run record (src/recovery.ts) is the name's lock: an empty scope of that name is then a gone run's
+    ...(runRecordOf(cfg) ? { nameLocked: true } : {}),
   });
   try {
     plan.cgroup = cgroup.placement(parseProcCgroup(readFileSync(`/proc/${helperPid}/cgroup`, 'utf8')));
@@ -425,6 +432,9 @@ export function planBoot(
     });
     plan.notify = { notifyReady: p.notifyReady, restartExits: p.keepUnit };
     for (const x of extensions) x.plan?.(run, plan);
+    // base_filesystem_create(): /root, /usr, the merged-/usr symlinks ... where the tree lacks them, owned by the
+    // container's root as the disk sees it (0 through an idmapped root, else the range's base)
+    baseFilesystemCreate(cfg.directory, cfg.userns && !plan.idmap ? cfg.userns.shift : 0);
     return { plan, cleanup: overlays.cleanup };
   } catch (e) {
     overlays.cleanup();
@@ -454,6 +464,8 @@ async function bootLoop(
       const boot = planBoot(p, run, extensions, host, hooks);
       cleanup = boot.cleanup;
       const plan = boot.plan;
+      // a helper that outlives us (nspawnd's): the run lives as long as it does, whoever holds the record
+      if (plan.survive && child.pid !== undefined) runRecordOf(cfg)?.note({ survivor: { pid: child.pid, startTime: procStartTime(child.pid) ?? 0 } });
       if (child.pid !== undefined) machine = setupMachineCgroup(cfg, host, plan, child.pid, hooks);
       try {
         machine?.check();
@@ -478,7 +490,12 @@ async function bootLoop(
       throw e;
     } finally {
       cleanup();
-      if (machine && ran) for (const w of await machine.remove()) hooks.log(w);
+      if (machine && ran) {
+        const left = await machine.remove();
+        // the scope stays: so does the run's record, for a later start or 'nspawnctl clean'
+        if (left.length > 0) runRecordOf(cfg)?.markLeft();
+        for (const w of left) hooks.log(w);
+      }
       for (const x of [...extensions].reverse()) {
         try {
           await x.detach?.(run);

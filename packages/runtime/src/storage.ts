@@ -12,6 +12,7 @@
  *   hand-over, and this extension is then not needed after the start;
  * - `--template`: a missing directory is populated from the template (snapshot or copy) under that lock, taken here
  *   (Node holds it for the run).
+ * What it makes is noted in the run's record first (src/recovery.ts), so that a later start collects it after a kill -9.
  */
 import { mkdirSync } from 'node:fs';
 import {
@@ -35,6 +36,7 @@ import type { ContainerConfig } from './plan.js';
 import type { HelperPlan } from './protocol.js';
 import { nodeTree } from './host.js';
 import { ContainerError, verifyOsTree } from './prepare.js';
+import { runRecordOf } from './recovery.js';
 
 export interface StorageExtensionOptions {
   /** the environment ($NSPAWN_EPHEMERAL, $SYSTEMD_NSPAWN_LOCK); default process.env */
@@ -133,6 +135,8 @@ export function storageExtension(opts: StorageExtensionOptions = {}): ContainerE
           try {
             e.remove();
           } catch (err) {
+            // the run's record stays (src/recovery.ts): a later start or 'nspawnctl clean' removes it
+            runRecordOf(run.cfg)?.markLeft();
             run.log(`Cannot remove '${e.snapshot}', ignoring: ${(err as Error).message}`);
           }
         }
@@ -145,7 +149,9 @@ export function storageExtension(opts: StorageExtensionOptions = {}): ContainerE
 
   function makeEphemeral(cfg: ContainerConfig): EphemeralRoot {
     try {
-      return createEphemeral(cfg.directory, { readOnly: cfg.readOnly, env });
+      // the snapshot's path goes into the run's record before it is made (src/recovery.ts: kill -9 at any moment)
+      const record = runRecordOf(cfg);
+      return createEphemeral(cfg.directory, { readOnly: cfg.readOnly, env, ...(record ? { reserve: (snapshot: string) => record.note({ snapshot }) } : {}) });
     } catch (e) {
       throw new ContainerError(`Failed to create snapshot of ${cfg.directory}: ${(e as Error).message}`);
     }

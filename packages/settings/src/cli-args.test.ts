@@ -38,6 +38,20 @@ describe('parseCommandLine', () => {
     expect(parse('-n').settings).toMatchObject({ networkVeth: true, privateNetwork: true });
     expect(parse('--network-zone=z').settings).toMatchObject({ networkZone: 'z', networkVeth: true, privateNetwork: true });
   });
+  it('--network-zone= and --network-bridge= names are checked at once, with systemd 252\'s words', () => {
+    expect(() => parse('--network-zone=averyveryverylongzone')).toThrow(new SettingsError('Network zone name not valid: vz-averyveryverylongzone', '--network-zone', 'averyveryverylongzone'));
+    expect(() => parse('--network-zone=a:b')).toThrow('Network zone name not valid: vz-a:b');
+    expect(parse('--network-zone=twelve-chars').settings.networkZone).toBe('twelve-chars');
+    expect(() => parse('--network-bridge=a/b')).toThrow('Bridge interface name not valid: a/b');
+  });
+  it('--cpu-affinity= (empty) resets the affinity, and masks a .nspawn file\'s CPUAffinity=', () => {
+    expect(parse('--cpu-affinity=0-1').settings.cpuAffinity).toEqual([0, 1]);
+    const cl = parse('--cpu-affinity=0-1', '--cpu-affinity=');
+    expect(cl.settings.cpuAffinity).toBeUndefined();
+    expect(cl.set.has('cpu-affinity')).toBe(true);
+    expect(parse('--cpu-affinity= , ').settings.cpuAffinity).toBeUndefined();
+    expect(() => parse('--cpu-affinity=x')).toThrow("Failed to parse CPU affinity 'x'");
+  });
   it('--port needs a private network', () => {
     expect(() => parse('-p', '80')).toThrow('Cannot use --port= without private networking.');
     expect(parse('-n', '-p', 'udp:53:5353').settings.exposePorts).toEqual([{ protocol: 'udp', hostPort: 53, containerPort: 5353 }]);

@@ -10,7 +10,7 @@ import { type ArgKind } from './getopt.js';
 import { UNSET, type Unset, assign, id128IsNull, parseCpuSet, parseOomScoreAdjust, syscallFilterWords, validUserGroupName } from './grammar.js';
 import { type CustomMount, type SettingKey, type Settings, SettingsError } from './model.js';
 import { bindMountParse, inaccessibleMountParse, overlayMountParse, pivotRootParse, tmpfsMountParse } from './mounts.js';
-import { exposePortParse } from './net-values.js';
+import { exposePortParse, ifnameValid } from './net-values.js';
 import { parseRlimitName, rlimitParse } from './rlimits.js';
 import { signalFromString } from './signals.js';
 import {
@@ -281,8 +281,22 @@ export const OPTIONS: readonly OptionDef[] = [
   networkList('network-ipvlan', 'networkIpvlan'),
   { long: 'network-veth', short: 'n', arg: 'none', apply: (st) => veth(st) },
   networkList('network-veth-extra', 'networkVethExtra'),
-  { long: 'network-bridge', arg: 'required', apply: (st, v) => veth(st, 'networkBridge', v) },
-  { long: 'network-zone', arg: 'required', apply: (st, v) => veth(st, 'networkZone', v) },
+  {
+    long: 'network-bridge',
+    arg: 'required',
+    apply: (st, v) => {
+      if (!ifnameValid(v!)) throw new SettingsError(`Bridge interface name not valid: ${v}`, '--network-bridge', v);
+      veth(st, 'networkBridge', v);
+    },
+  },
+  {
+    long: 'network-zone',
+    arg: 'required',
+    apply: (st, v) => {
+      if (!ifnameValid(`vz-${v}`)) throw new SettingsError(`Network zone name not valid: vz-${v}`, '--network-zone', v);
+      veth(st, 'networkZone', v);
+    },
+  },
   { long: 'network-namespace-path', arg: 'required', apply: (st, v) => put(st, 'networkNamespacePath', resolve(st.cwd, v!), 'network') },
   { long: 'personality', arg: 'required', apply: (st, v) => put(st, 'personality', wrap('personality', v!, parsePersonality), 'personality') },
   { long: 'image', short: 'i', arg: 'required', apply: (st, v) => put(st, 'image', resolve(st.cwd, v!)) },
@@ -381,8 +395,10 @@ export const OPTIONS: readonly OptionDef[] = [
     arg: 'required',
     apply: (st, v) => {
       const r = parseCpuSet(v!);
-      if (r.cpus === undefined) throw new SettingsError(`Failed to parse CPU affinity '${v}'`, '--cpu-affinity', v);
-      put(st, 'cpuAffinity', r.cpus, 'cpu-affinity');
+      // no CPU at all ("", or only separators) is the empty set: it resets the affinity (parse_cpu_set() accepts it)
+      if (r.cpus === undefined && r.warnings.length === 0) put(st, 'cpuAffinity', UNSET, 'cpu-affinity');
+      else if (r.cpus === undefined) throw new SettingsError(`Failed to parse CPU affinity '${v}'`, '--cpu-affinity', v);
+      else put(st, 'cpuAffinity', r.cpus, 'cpu-affinity');
     },
   },
   { long: 'resolv-conf', arg: 'required', apply: (st, v) => put(st, 'resolvConf', wrap('resolv-conf', v!, parseResolvConfMode), 'resolv-conf') },

@@ -398,7 +398,7 @@ const NETWORK: Array<[string, (ctx: KeyContext, v: string) => void, number?]> = 
     'Zone',
     (ctx, v) => {
       if (ifnameValid(`vz-${v}`)) ctx.s.networkZone = v;
-      else ctx.warn('Invalid network zone name, ignoring.');
+      else ctx.warn(`Invalid network zone name, ignoring: ${v}`);
     },
   ],
   [

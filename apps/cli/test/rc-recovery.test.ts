@@ -1,0 +1,481 @@
+/**
+ * Recovery after kill -9 (issue 16 §3), as root on the real kernel: `nspawn -n -U -x` (and plain, -n, -U, -x runs, and
+ * handed-over runs, where kill -9 hits the helper that replaced nspawn) killed at different moments; then a plain start
+ * (no -n), `nspawnctl clean` or nspawnd's start collects everything the run left, each item checked: no snapshot, no
+ * lock file, no mount, no nft rule, ip_forward as before, no network record, no range lock, no scope, no run record.
+ * An immediate restart of the same machine works; a live container's resources (ours, and systemd-nspawn's) are never
+ * collected. Then `-x` without `-M` (systemd 252's random names, 20 runs of one tree at once) and the differences from
+ * 252 fixed with it, side by side: a tree without /root, `--cpu-affinity=`, zone names, long veth names' altnames.
+ * Names start with rc-; trees live in /var/tmp/nspawn-test-rc-*.
+ */
+import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
+import { closeSync, constants, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { globalLockPath } from '@nspawn/btrfs';
+import { machineHierarchies, machineScope, probeHost, sysAddon } from '@nspawn/runtime';
+import { COMMON_FLAGS, makeTempDir, mountsUnder, NSPAWN_BIN, REPO, requireRootAndSystemdNspawn, runTool, SYSTEMD_NSPAWN, TOOL_ENV } from './helpers/containers.js';
+import { makeBusyboxTree } from './helpers/busybox-tree.js';
+// systemd's net_shorten_ifname(), to check both tools' names against (@nspawn/net is not a dependency of the CLI's tests)
+import { shortenIfname } from '../../../packages/net/src/naming.js';
+
+const NSPAWNCTL = join(REPO, 'apps/cli/bin/nspawnctl');
+const NSPAWND = join(REPO, 'apps/cli/bin/nspawnd');
+const RUNS = '/run/nspawn/runs';
+const NET = '/run/nspawn/net';
+const UID_LOCKS = '/run/systemd/nspawn-uid';
+const FORWARD = '/proc/sys/net/ipv4/ip_forward';
+
+let work: ReturnType<typeof makeTempDir>;
+const hierarchies = () => machineHierarchies(probeHost().cgroups);
+beforeAll(() => {
+  requireRootAndSystemdNspawn();
+  work = makeTempDir('nspawn-test-rc-');
+  for (const d of ['run', 'machines', 'etc', 'log']) mkdirSync(join(work.dir, d));
+});
+afterAll(() => {
+  // whatever a failed test left of its killed runs (their records name it all) goes before the directory does
+  if (work) spawnSync(process.execPath, [NSPAWNCTL, 'clean'], { stdio: 'ignore', env: ctlEnv() });
+  const left = work?.remove() ?? [];
+  expect(left, 'mounts left under the test directory').toEqual([]);
+});
+
+const cleanups: Array<() => void | Promise<void>> = [];
+afterEach(async () => {
+  while (cleanups.length)
+    try {
+      await cleanups.pop()!();
+    } catch (e) {
+      console.error(e);
+    }
+});
+
+let trees = 0;
+/** a busybox tree of its own, in a directory of its own (its snapshots and lock files go beside it) */
+function tree(name?: string): { parent: string; root: string } {
+  const n = ++trees;
+  name ??= `rc-t${n}`;
+  const parent = join(work.dir, `p${n}-${name}`);
+  mkdirSync(parent);
+  return { parent, root: makeBusyboxTree(join(parent, name)) };
+}
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+async function waitFor<T>(f: () => T | undefined | false, what: string, ms = 20000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = f();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(10);
+  }
+}
+const ls = (d: string) => (existsSync(d) ? readdirSync(d).sort() : []);
+const scopeDirs = (machine: string) => hierarchies().map((h) => join(h.mount, machineScope(machine).path)).filter((d) => existsSync(d));
+const nftTable = () => spawnSync('nft', ['list', 'table', 'ip', 'nspawn'], { encoding: 'utf8' }).stdout ?? '';
+
+/** the lock files in DIR that nobody holds (we can take their lock; we let go at once, keeping the file) */
+function freeLocks(dir: string, names: readonly string[]): string[] {
+  const sys = sysAddon();
+  if (!sys) throw new Error('the runtime addon (nspawn-sys.node) is missing: pnpm build');
+  return names.filter((n) => {
+    let fd: number;
+    try {
+      fd = openSync(join(dir, n), constants.O_RDWR | constants.O_NOFOLLOW);
+    } catch {
+      return false;
+    }
+    try {
+      return sys.ofdLockExclusive(fd);
+    } finally {
+      closeSync(fd);
+    }
+  });
+}
+
+interface Started {
+  child: ChildProcess;
+  out: () => string;
+  err: () => string;
+  done: Promise<number | null>;
+}
+function start(cmd: string, args: string[], env: NodeJS.ProcessEnv = TOOL_ENV): Started {
+  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
+  let out = '';
+  let err = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  const done = new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+  cleanups.push(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL');
+      await done;
+    }
+  });
+  return { child, out: () => out, err: () => err, done };
+}
+const nspawn = (args: string[], env?: NodeJS.ProcessEnv) => start(process.execPath, [NSPAWN_BIN, ...COMMON_FLAGS, '-q', '--console=pipe', ...args], env);
+
+type Moment = 'record' | 'snapshot' | 'network' | 'running';
+/** what a killed run had, to check afterwards that it is gone */
+interface Killed {
+  name: string;
+  t: { parent: string; root: string };
+  flags: string[];
+  handedOver: boolean;
+  subnet?: string;
+  /** the range locks that appeared while it ran */
+  uidLocks: string[];
+  /** --overlay='s scratch directories, as its run record named them */
+  scratch: string[];
+  forwardBefore: string;
+}
+
+/**
+ * Starts `nspawn FLAGS -D TREE -M NAME` with a payload that says READY and sleeps, and kills it with SIGKILL at MOMENT:
+ * once its run record exists, its snapshot, its network record, or once the payload runs.
+ */
+async function killAt(flags: string[], moment: Moment, name: string): Promise<Killed> {
+  const t = tree();
+  const forwardBefore = readFileSync(FORWARD, 'utf8').trim();
+  const uidBefore = ls(UID_LOCKS);
+  const r = nspawn([...flags, '-D', t.root, '-M', name, 'sh', '-c', 'echo READY; exec sleep 600']);
+  const pid = r.child.pid!;
+  const netRecord = () => ls(NET).find((f) => f.startsWith(`${name}.`) && f.endsWith('.json'));
+  switch (moment) {
+    case 'record':
+      await waitFor(() => existsSync(join(RUNS, `${name}.lock`)) || r.child.exitCode !== null, 'the run record');
+      break;
+    case 'snapshot':
+      await waitFor(() => ls(t.parent).some((n) => n.startsWith('.#machine.')) || r.child.exitCode !== null, 'the snapshot');
+      break;
+    case 'network':
+      await waitFor(() => netRecord() || r.child.exitCode !== null, 'the network record');
+      break;
+    case 'running':
+      await waitFor(() => r.out().includes('READY') || r.child.exitCode !== null, 'the payload');
+  }
+  expect(r.child.exitCode, `nspawn ${flags.join(' ')} ended early: ${r.err()}`).toBeNull();
+  let handedOver = false;
+  try {
+    handedOver = basename(readlinkSync(`/proc/${pid}/exe`)).startsWith('nspawn-helper');
+  } catch {
+    // gone
+  }
+  let subnet: string | undefined;
+  const nr = netRecord();
+  if (nr)
+    try {
+      subnet = (JSON.parse(readFileSync(join(NET, nr), 'utf8')) as { masqueradeSubnet?: string }).masqueradeSubnet;
+    } catch {
+      // half-written
+    }
+  let scratch: string[] = [];
+  try {
+    scratch = (JSON.parse(readFileSync(join(RUNS, `${name}.lock`), 'utf8')) as { scratch?: string[] }).scratch ?? [];
+  } catch {
+    // not written yet
+  }
+  r.child.kill('SIGKILL');
+  await r.done;
+  return { name, t, flags, handedOver, ...(subnet ? { subnet } : {}), uidLocks: ls(UID_LOCKS).filter((n) => !uidBefore.includes(n)), scratch, forwardBefore };
+}
+
+/** everything the killed run made is gone, each item by itself */
+function expectAllCollected(k: Killed): void {
+  const what = `${k.name} (${k.flags.join(' ') || 'plain'})`;
+  expect(existsSync(join(RUNS, `${k.name}.lock`)), `${what}: run record`).toBe(false);
+  expect(scopeDirs(k.name), `${what}: scope`).toEqual([]);
+  expect(ls(k.t.parent), `${what}: snapshot and lock files beside the tree`).toEqual([basename(k.t.root)]);
+  expect(mountsUnder(k.t.parent), `${what}: mounts`).toEqual([]);
+  const global = globalLockPath(k.t.root);
+  expect(global !== undefined && existsSync(global), `${what}: the tree's global image lock`).toBe(false);
+  expect(ls(NET).filter((f) => f.startsWith(`${k.name}.`)), `${what}: network record`).toEqual([]);
+  if (k.subnet) expect(nftTable(), `${what}: nft rules for ${k.subnet}`).not.toContain(k.subnet);
+  // ip_forward: back to what it was; unless another container (another test's) needs it meanwhile: then it stays on,
+  // and the value nspawn found before it turned it on is kept in the state (never '1')
+  const liveNet = ls(NET).filter((f) => f.endsWith('.json'));
+  const saved = join(NET, 'ip_forward.orig');
+  if (liveNet.length === 0) {
+    expect(readFileSync(FORWARD, 'utf8').trim(), `${what}: ip_forward`).toBe(k.forwardBefore);
+    expect(existsSync(saved), `${what}: the saved ip_forward`).toBe(false);
+  } else {
+    expect(readFileSync(FORWARD, 'utf8').trim(), `${what}: ip_forward while ${liveNet.join(', ')} run`).toBe('1');
+    if (existsSync(saved)) expect(readFileSync(saved, 'utf8').trim(), `${what}: the saved ip_forward`).not.toBe('1');
+  }
+  expect(k.scratch.filter((d) => existsSync(d)), `${what}: --overlay scratch directories`).toEqual([]);
+  // a range lock that appeared during the run and is still there belongs to a live container (it holds it)
+  expect(freeLocks(UID_LOCKS, k.uidLocks.filter((n) => existsSync(join(UID_LOCKS, n)))), `${what}: range locks nobody holds`).toEqual([]);
+}
+
+const ctlEnv = () => ({ ...TOOL_ENV, NSPAWND_RUNTIME_DIR: join(work.dir, 'run'), NSPAWND_MACHINES_DIR: join(work.dir, 'machines') });
+const plainStart = () => {
+  const other = tree('rc-other');
+  const r = runTool('nspawn', ['-q', '--console=pipe', '-D', other.root, '-M', `rc-other${trees}`, '/bin/true']);
+  expect(r.status, r.stderr).toBe(0);
+  rmSync(other.parent, { recursive: true });
+};
+const clean = () => {
+  const r = spawnSync(process.execPath, [NSPAWNCTL, 'clean'], { encoding: 'utf8', env: ctlEnv() });
+  expect(r.status, r.stderr).toBe(0);
+  return r.stdout;
+};
+async function nspawndStart(): Promise<string> {
+  const d = start(process.execPath, [NSPAWND], { ...ctlEnv(), NSPAWND_CONFIG_DIR: join(work.dir, 'etc'), NSPAWND_LOG_DIR: join(work.dir, 'log') });
+  await waitFor(() => d.err().includes('listening on') || d.child.exitCode !== null, 'nspawnd');
+  d.child.kill('SIGTERM');
+  await d.done;
+  return d.err();
+}
+const collectors = { 'a plain start': plainStart, 'nspawnctl clean': clean, "nspawnd's start": nspawndStart } as const;
+
+describe('kill -9, then what collects the leftovers', () => {
+  Object.entries(collectors).forEach(([how, collect], i) =>
+    it(`nspawn -n -U -x killed while it runs: ${how} collects all of it`, async () => {
+      const k = await killAt(['-n', '-U', '-x'], 'running', `rc-nux${i}`);
+      expect(k.subnet, 'the killed run had masquerading').toBeDefined();
+      expect(k.uidLocks.length, 'the killed run had a range').toBeGreaterThan(0);
+      // what it left before the collection, item by item
+      expect(existsSync(join(RUNS, `${k.name}.lock`))).toBe(true);
+      expect(ls(k.t.parent).some((n) => n.startsWith('.#machine.'))).toBe(true);
+      expect(mountsUnder(k.t.parent).length).toBeGreaterThan(0);
+      expect(nftTable()).toContain(k.subnet);
+      expect(readFileSync(FORWARD, 'utf8').trim()).toBe('1');
+      expect(freeLocks(UID_LOCKS, k.uidLocks).length).toBeGreaterThan(0);
+      const said = await collect();
+      if (how === 'nspawnctl clean') expect(said).toContain(`left behind by machine '${k.name}'`);
+      if (how === "nspawnd's start") expect(said).toMatch(new RegExp(`removed what machine ${k.name} left behind: scope, snapshot`));
+      expectAllCollected(k);
+    }),
+  );
+
+  const matrix: Array<[string[], Moment]> = [
+    [['-n', '-U', '-x'], 'record'],
+    [['-n', '-U', '-x'], 'snapshot'],
+    [['-n', '-U', '-x'], 'network'],
+    [[], 'running'],
+    [['-n'], 'running'],
+    [['-U'], 'running'],
+    [['-x'], 'running'],
+    [['-U', '-x'], 'snapshot'],
+    [['--overlay=+/usr::/usr'], 'running'],
+  ];
+  matrix.forEach(([flags, moment], i) =>
+    it(`nspawn ${flags.join(' ') || '(plain)'} killed at its ${moment}: a plain start collects all of it`, async () => {
+      const k = await killAt(flags, moment, `rc-m${i}`);
+      // runs without networking (or --overlay scratch) are handed over: the kill hit the helper in nspawn's place
+      if (moment === 'running') expect(k.handedOver, 'handed over to the helper').toBe(!flags.includes('-n') && !flags.some((f) => f.startsWith('--overlay')));
+      if (flags.some((f) => f.startsWith('--overlay'))) expect(k.scratch.length, 'its scratch directory, recorded').toBe(1);
+      plainStart();
+      expectAllCollected(k);
+    }),
+  );
+
+  it('an immediate restart of the same machine after kill -9 works (no "already running?"), and leaves nothing', async () => {
+    for (const flags of [['-n', '-U', '-x'], ['-x']]) {
+      const k = await killAt(flags, 'running', 'rc-again');
+      const r = runTool('nspawn', ['-q', '--console=pipe', ...flags, '-D', k.t.root, '-M', 'rc-again', 'sh', '-c', 'echo again']);
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stdout).toBe('again\n');
+      expectAllCollected(k);
+    }
+  });
+});
+
+describe('a run that could not remove everything keeps its record', () => {
+  for (const handoff of ['1', '0'])
+    it(`${handoff === '1' ? 'handed over (the helper)' : 'not handed over (Node)'}: a foreign mount in the snapshot stops its removal; once it is gone, the next start collects it`, async () => {
+      const t = tree();
+      const name = `rc-stuck${handoff}`;
+      const r = nspawn(['-x', '-D', t.root, '-M', name, 'sh', '-c', 'echo READY; while [ ! -e /rc-stop ]; do sleep 0.05; done'], { ...TOOL_ENV, NSPAWN_HANDOFF: handoff });
+      await waitFor(() => r.out().includes('READY') || r.child.exitCode !== null, 'the payload');
+      const snapshot = join(t.parent, ls(t.parent).find((n) => n.startsWith('.#machine.') && !n.endsWith('.lck'))!);
+      const foreign = join(snapshot, 'rc-foreign');
+      mkdirSync(foreign);
+      expect(spawnSync('mount', ['-t', 'tmpfs', 'rc-foreign', foreign]).status).toBe(0);
+      cleanups.push(() => void spawnSync('umount', [foreign], { stdio: 'ignore' }));
+      execFileSync('touch', [join(snapshot, 'root/rc-stop')]);
+      expect(await r.done).toBe(0);
+      expect(r.err()).toMatch(/Failed to remove|Cannot remove/);
+      expect(existsSync(snapshot)).toBe(true);
+      expect(existsSync(join(RUNS, `${name}.lock`)), 'the run record stays').toBe(true);
+      expect(freeLocks(RUNS, [`${name}.lock`])).toEqual([`${name}.lock`]);
+      // nothing of it is collected while the foreign mount is there; once it is gone, all of it is
+      expect(spawnSync('umount', [foreign]).status).toBe(0);
+      plainStart();
+      expect(existsSync(join(RUNS, `${name}.lock`))).toBe(false);
+      expect(ls(t.parent)).toEqual([basename(t.root)]);
+      expect(mountsUnder(t.parent)).toEqual([]);
+    });
+});
+
+describe('what a live container holds is never collected', () => {
+  it('a concurrent start, nspawnctl clean and nspawnd leave a running nspawn -n -U -x and a running systemd-nspawn -U -x alone', async () => {
+    const ours = tree('rc-live');
+    const theirs = tree('rc-sdlive');
+    const payload = 'cat /proc/self/uid_map; echo READY; while [ ! -e /rc-stop ]; do sleep 0.05; done';
+    const live = nspawn(['-n', '-U', '-x', '-D', ours.root, '-M', 'rc-live', 'sh', '-c', payload]);
+    const sd = start(SYSTEMD_NSPAWN, [...COMMON_FLAGS, '-q', '--console=pipe', '-U', '-x', '-D', theirs.root, '-M', 'rc-sdlive', 'sh', '-c', payload]);
+    await waitFor(() => live.out().includes('READY'), 'our container');
+    await waitFor(() => sd.out().includes('READY'), "systemd-nspawn's container");
+    const base = (out: string) => /^\s*0\s+(\d+)\s+65536$/m.exec(out)![1]!;
+    const rangeLocks = [base(live.out()), base(sd.out())];
+    const snapshot = ls(ours.parent).find((n) => n.startsWith('.#machine.'))!;
+    const sdSnapshot = ls(theirs.parent).find((n) => n.startsWith('.#machine.'))!;
+    expect(snapshot).toBeDefined();
+    expect(sdSnapshot).toBeDefined();
+    const netRecord = ls(NET).find((f) => f.startsWith('rc-live.'))!;
+    const subnet = (JSON.parse(readFileSync(join(NET, netRecord), 'utf8')) as { masqueradeSubnet: string }).masqueradeSubnet;
+    const held = () => ({
+      record: existsSync(join(RUNS, 'rc-live.lock')),
+      scope: scopeDirs('rc-live').length,
+      snapshot: existsSync(join(ours.parent, snapshot)) && mountsUnder(ours.parent).length > 0,
+      net: existsSync(join(NET, netRecord)),
+      nft: nftTable().includes(subnet),
+      forward: readFileSync(FORWARD, 'utf8').trim(),
+      sdSnapshot: existsSync(join(theirs.parent, sdSnapshot)),
+      // both range locks there, and held
+      rangeLocks: rangeLocks.filter((b) => existsSync(join(UID_LOCKS, b))).length,
+      freeRangeLocks: freeLocks(UID_LOCKS, rangeLocks),
+    });
+    const before = held();
+    expect(before).toMatchObject({ record: true, snapshot: true, net: true, nft: true, forward: '1', sdSnapshot: true, rangeLocks: 2, freeRangeLocks: [] });
+    expect(before.scope).toBe(hierarchies().length);
+    // a gone run to collect meanwhile, so that the collectors do work next to the live ones
+    const k = await killAt(['-U', '-x'], 'running', 'rc-victim');
+    plainStart();
+    clean();
+    await nspawndStart();
+    expectAllCollected(k);
+    expect(held()).toEqual(before);
+    expect(live.child.exitCode).toBeNull();
+    expect(sd.child.exitCode).toBeNull();
+    // and at its own end it removes all of it
+    execFileSync('touch', [join(ours.parent, snapshot, 'root/rc-stop')]);
+    execFileSync('touch', [join(theirs.parent, sdSnapshot, 'rc-stop')]);
+    expect(await live.done).toBe(0);
+    expect(await sd.done).toBe(0);
+    expect(ls(theirs.parent)).toEqual(['rc-sdlive']);
+    expect(existsSync(join(RUNS, 'rc-live.lock'))).toBe(false);
+    expect(scopeDirs('rc-live')).toEqual([]);
+    expect(ls(ours.parent)).toEqual(['rc-live']);
+    expect(ls(NET).filter((f) => f.startsWith('rc-live.'))).toEqual([]);
+  });
+});
+
+describe('-x without -M (systemd-nspawn 252\'s determine_names())', () => {
+  it('names the machine TREE-<16 hex digits>, as systemd-nspawn does (the host name inside)', () => {
+    const t = tree('rc-box1');
+    const names: Record<string, string[]> = {};
+    for (const tool of ['systemd-nspawn', 'nspawn'] as const) {
+      names[tool] = [1, 2].map(() => {
+        const r = runTool(tool, ['-q', '--console=pipe', '-x', '-D', t.root, 'hostname']);
+        expect(r.status, `${tool}: ${r.stderr}`).toBe(0);
+        return r.stdout.trim();
+      });
+      for (const n of names[tool]!) expect(n, tool).toMatch(/^rc-box1-[0-9a-f]{16}$/);
+      expect(names[tool]![0]).not.toBe(names[tool]![1]);
+    }
+    expect(ls(t.parent)).toEqual(['rc-box1']);
+  });
+
+  it('20 -x runs of one tree at once all succeed, each under a name of its own, and leave nothing', async () => {
+    const t = tree('rc-many');
+    const runs = Array.from({ length: 20 }, () => nspawn(['-x', '-D', t.root, 'sh', '-c', 'hostname; sleep 0.5']));
+    const codes = await Promise.all(runs.map((r) => r.done));
+    expect(
+      codes.map((c, i) => (c === 0 ? 0 : `${c}: ${runs[i]!.err()}`)),
+      'exit statuses',
+    ).toEqual(Array(20).fill(0));
+    const names = runs.map((r) => r.out().trim());
+    for (const n of names) expect(n).toMatch(/^rc-many-[0-9a-f]{16}$/);
+    expect(new Set(names).size).toBe(20);
+    expect(ls(t.parent)).toEqual(['rc-many']);
+    expect(mountsUnder(t.parent)).toEqual([]);
+    for (const n of names) {
+      expect(existsSync(join(RUNS, `${n}.lock`))).toBe(false);
+      expect(scopeDirs(n)).toEqual([]);
+    }
+  });
+});
+
+describe('differences from systemd-nspawn 252, fixed (side by side)', () => {
+  it('a tree without /root and no command: /root 0750 is made and the shell runs there', () => {
+    const out: Record<string, string> = {};
+    for (const tool of ['systemd-nspawn', 'nspawn'] as const) {
+      const t = tree(`rc-noroot-${tool === 'nspawn' ? 'n' : 's'}`);
+      rmSync(join(t.root, 'root'), { recursive: true });
+      const r = spawnSync(tool === 'nspawn' ? process.execPath : SYSTEMD_NSPAWN, [...(tool === 'nspawn' ? [NSPAWN_BIN] : []), ...COMMON_FLAGS, '-q', '--console=pipe', '-D', t.root], {
+        input: 'echo "home=$HOME pwd=$(pwd)"; exit 3\n',
+        encoding: 'utf8',
+        env: TOOL_ENV,
+      });
+      expect(r.status, `${tool}: ${r.stderr}`).toBe(3);
+      const st = statSync(join(t.root, 'root'));
+      out[tool] = `${r.stdout}mode=${(st.mode & 0o7777).toString(8)} uid=${st.uid}`;
+    }
+    expect(out.nspawn).toBe('home=/root pwd=/root\nmode=750 uid=0');
+    expect(out.nspawn).toBe(out['systemd-nspawn']);
+  });
+
+  it('--cpu-affinity= (empty) resets an earlier --cpu-affinity=', () => {
+    const t = tree('rc-cpu');
+    const host = /^Cpus_allowed_list:\s*(\S+)$/m.exec(readFileSync('/proc/self/status', 'utf8'))![1];
+    const seen: Record<string, string[]> = {};
+    for (const tool of ['systemd-nspawn', 'nspawn'] as const)
+      seen[tool] = [['--cpu-affinity=0'], ['--cpu-affinity=0', '--cpu-affinity=']].map((opt) => {
+        const r = runTool(tool, ['-q', '--console=pipe', ...opt, '-D', t.root, 'sh', '-c', 'grep Cpus_allowed_list /proc/self/status']);
+        expect(r.status, `${tool} ${opt.join(' ')}: ${r.stderr}`).toBe(0);
+        return r.stdout.replace(/\s+/g, ' ').trim();
+      });
+    expect(seen.nspawn).toEqual(['Cpus_allowed_list: 0', `Cpus_allowed_list: ${host}`]);
+    expect(seen.nspawn).toEqual(seen['systemd-nspawn']);
+  });
+
+  it('a zone name that makes no interface name is refused up front with 252\'s message, and nothing is left', () => {
+    const t = tree('rc-zone');
+    for (const zone of ['averyveryverylongzone', 'a:b']) {
+      const said: Record<string, string> = {};
+      for (const tool of ['systemd-nspawn', 'nspawn'] as const) {
+        const r = runTool(tool, ['-q', '--console=pipe', `--network-zone=${zone}`, '-D', t.root, '-M', 'rc-zone', 'true']);
+        expect(r.status, tool).toBe(1);
+        said[tool] = r.stderr.split('\n').find((l) => l.startsWith('Network zone name')) ?? r.stderr;
+      }
+      expect(said.nspawn).toBe(`Network zone name not valid: vz-${zone}`);
+      expect(said.nspawn).toBe(said['systemd-nspawn']);
+    }
+    expect(existsSync(join(RUNS, 'rc-zone.lock'))).toBe(false);
+    expect(scopeDirs('rc-zone')).toEqual([]);
+  });
+
+  it('long veth names are shortened and keep the full name as altname: ve- of a -x run\'s random name, vb- in a zone', async () => {
+    /** the host side's name and altnames while TOOL's container runs */
+    const observe = async (tool: 'systemd-nspawn' | 'nspawn', args: string[], prefix: string) => {
+      const t = tree('rc-alt'); // (the same name under both: a -x name starts with it)
+      const cmd = tool === 'nspawn' ? [process.execPath, NSPAWN_BIN] : [SYSTEMD_NSPAWN];
+      const r = start(cmd[0]!, [...cmd.slice(1), ...COMMON_FLAGS, '-q', '--console=pipe', ...args, '-D', t.root, 'sh', '-c', 'hostname; while [ ! -e /rc-stop ]; do sleep 0.05; done']);
+      const name = (await waitFor(() => /^(\S+)\n/.exec(r.out()) ?? undefined, `${tool}'s container`))[1]!;
+      const full = `${prefix}${name}`;
+      const line = await waitFor(() => execFileSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' }).split('\n').find((l) => l.includes(`altname ${full}`)), `${tool}'s altname ${full}`);
+      // the container's root: the tree, or -x's snapshot (our overlay's root below it, systemd-nspawn's copy itself)
+      const snap = ls(t.parent).find((n) => n.startsWith('.#machine.') && !n.endsWith('.lck'));
+      execFileSync('touch', [snap ? join(t.parent, snap, tool === 'nspawn' ? 'root' : '', 'rc-stop') : join(t.root, 'rc-stop')]);
+      await r.done;
+      const host = /^\d+: ([^@:]+)/.exec(line)![1]!;
+      return { name, full, host, altnames: [...line.matchAll(/altname (\S+)/g)].map((m) => m[1]) };
+    };
+    for (const [args, prefix] of [
+      [['-n', '-x'], 've-'],
+      [['--network-zone=rc-zn', '-M', 'rc-averyveryverylongname'], 'vb-'],
+    ] as const) {
+      const theirs = await observe('systemd-nspawn', [...args], prefix);
+      const ours = await observe('nspawn', [...args], prefix);
+      for (const o of [theirs, ours]) {
+        expect(o.full.length).toBeGreaterThan(15);
+        expect(o.host).toBe(shortenIfname(o.full));
+        expect(o.altnames).toEqual([o.full]);
+      }
+      // the same name gives the same shortened name under both (a -x name is random: checked against the algorithm)
+      if (prefix === 'vb-') expect(ours).toEqual(theirs);
+    }
+  });
+});
