@@ -13,6 +13,7 @@
  * The mode is chosen by `mode` or $NSPAWN_EPHEMERAL (auto, snapshot, overlay, copy); auto: snapshot where possible,
  * else overlay.
  */
+import { random64Hex } from './random.js';
 import { chmodSync, closeSync, lchownSync, lstatSync, mkdirSync, openSync, readdirSync, readSync, realpathSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { copyTree } from './copy.js';
@@ -79,19 +80,6 @@ export function ephemeralModeFromEnv(env: NodeJS.ProcessEnv = process.env): Ephe
   if (v === undefined || v === '') return 'auto';
   if (v === 'auto' || v === 'snapshot' || v === 'overlay' || v === 'copy') return v;
   throw new SysError(`Invalid $NSPAWN_EPHEMERAL=${v}: expected auto, snapshot, overlay or copy`, 22, 'EINVAL');
-}
-
-/** 64 random bits as 16 hex digits (random_u64()), from /dev/urandom: node:crypto costs milliseconds to load. */
-function random64Hex(): string {
-  const b = Buffer.alloc(8);
-  const fd = openSync('/dev/urandom', 'r');
-  try {
-    let got = 0;
-    while (got < 8) got += readSync(fd, b, got, 8 - got, null);
-  } finally {
-    closeSync(fd);
-  }
-  return b.toString('hex');
 }
 
 /** Where the snapshot of DIRECTORY (canonical) goes: systemd's tempfn_random()/tempfn_random_child(). */

@@ -11,11 +11,11 @@
  * as does `cleanImages()`.
  */
 import { closeSync, lstatSync, mkdirSync, readdirSync, realpathSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 import { O_DIRECTORY, O_NOFOLLOW, O_RDONLY, openAt, RENAME_NOREPLACE, renameAt2 } from '@nspawn/syscall';
 import { copyTree } from './copy.js';
 import { ImageBusyError, lockImage } from './lock.js';
+import { random64Hex } from './random.js';
 import { removeTree } from './remove.js';
 import { isSubvolume, setSubvolumeReadOnly, snapshotSubvolume } from './subvolume.js';
 import { setImmutable } from './attrs.js';
@@ -78,7 +78,7 @@ export function populateFromTemplate(template: string, directory: string, opts: 
   const parent = dirname(directory);
   mkdirSync(parent, { recursive: true, mode: 0o700 });
   cleanTemplateLeftovers(directory);
-  const tmpName = `${templateTempPrefix(directory)}${randomBytes(8).toString('hex')}`;
+  const tmpName = `${templateTempPrefix(directory)}${random64Hex()}`;
   const tmp = join(parent, tmpName);
   // locked whatever $SYSTEMD_NSPAWN_LOCK says: the lock is what tells a copy in progress from a leftover
   const lock = lockImage(tmp, { env: {} });
