@@ -238,6 +238,11 @@ static int plan_record(void *ctx, unsigned id, const WireValue *v, char *err, si
                 break;
         case P_LOCKFD:
                 FITS(v[0].u, 0x7fffffffu, "descriptor");
+                if (plan_decode_only) {
+                        locks_add(&p->locks, v[1].s, v[2].b, NULL);
+                        p->locks.v[p->locks.n - 1].fd = (int) v[0].u;
+                        break;
+                }
                 return locks_inherit(&p->locks, (int) v[0].u, v[1].s, v[2].b, err, errsz);
         case P_RMSUBVOL:
                 strlist_push(&p->ephemeral.subvols, v[0].s);
@@ -355,6 +360,8 @@ static int check_exec_size(const Plan *p, char *err, size_t errsz) {
         }
         return 0;
 }
+
+int plan_decode_only;
 
 int plan_decode(const WireMessage *m, char *err, size_t errsz) {
         return wire_decode(&wire_plan_schema, m, plan_record, &plan, err, errsz);

@@ -390,6 +390,7 @@ int decode_main(void) {
         MoveBackRequest mb;
         switch (m.kind) {
         case WIRE_KIND_PLAN:
+                plan_decode_only = 1;
                 r = plan_decode(&m, err, sizeof err);
                 if (r == 0)
                         dump_plan(&plan);

@@ -131,6 +131,10 @@ int plan_read(int fd, int until_eof, char *err, size_t errsz);
 /* M (a plan message) into `plan`, each record checked; no check of the whole (see plan_read()). -1 with ERR. */
 int plan_decode(const WireMessage *m, char *err, size_t errsz);
 
+/* Set by --decode: the plan is only read and printed, never run, so a lock descriptor it names (inherited through an
+ * exec in a real hand-over) is recorded as it is, not checked to be open in this process. */
+extern int plan_decode_only;
+
 /* "nspawn-helper --decode": a message of any kind on stdin, decoded, printed as canonical JSON (the tests' view of
  * the decoder, src/protocol.test.ts). Exit status 0, or 2 with the error on stderr. */
 int decode_main(void);
