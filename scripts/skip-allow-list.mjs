@@ -6,6 +6,7 @@
 // Add an entry only for something the machine lacks and the project cannot install (a kernel driver), never for
 // a package setup.sh installs or for "needs root".
 import { execa } from 'execa';
+import { kernelRunsI386 } from './kernel-facts.mjs';
 
 /**
  * Does this kernel refuse a link of KIND? Tried in a network namespace of its own (unshare -n), on a veth parent
@@ -41,5 +42,35 @@ export const ALLOWED_SKIPS = [
     test: 'macvlan, ipvlan, --network-interface > --network-ipvlan makes iv-IF in the container',
     reason: 'this kernel has no ipvlan driver',
     proves: () => kernelLacksLink('ipvlan'),
+  },
+  {
+    package: '@nspawn/runtime',
+    file: 'test/seccomp.test.ts',
+    test: 'system calls in a container, side by side with systemd-nspawn 252 > the i386 ABI under --personality=x86 (no audit rule there: libseccomp cannot express it)',
+    reason: 'this kernel cannot run i386 programs (no IA32 emulation)',
+    proves: () => {
+      const r = kernelRunsI386();
+      return { ok: !r.ok, detail: r.detail };
+    },
+  },
+  {
+    package: '@nspawn/runtime',
+    file: 'test/seccomp.test.ts',
+    test: 'system calls in a container, side by side with systemd-nspawn 252 > --capability=CAP_SYS_TIME opens @clock for the i386 ABI too',
+    reason: 'this kernel cannot run i386 programs (no IA32 emulation)',
+    proves: () => {
+      const r = kernelRunsI386();
+      return { ok: !r.ok, detail: r.detail };
+    },
+  },
+  {
+    package: '@nspawn/runtime',
+    file: 'test/seccomp.test.ts',
+    test: 'system calls in a container, side by side with systemd-nspawn 252 > --suppress-sync=yes for the i386 ABI too',
+    reason: 'this kernel cannot run i386 programs (no IA32 emulation)',
+    proves: () => {
+      const r = kernelRunsI386();
+      return { ok: !r.ok, detail: r.detail };
+    },
   },
 ];
