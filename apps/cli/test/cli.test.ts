@@ -109,20 +109,22 @@ describe('running', () => {
     expect(r.out).toBe('hello\nnot a tty\n');
   });
   it('SIGTERM without --kill-signal kills the container at once', async () => {
-    const child = spawn(NSPAWN, ['-q', '-D', tree, '-P', '/bin/sleep', '30'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(NSPAWN, ['-q', '-D', tree, '-P', '/bin/sh', '-c', 'echo up; exec sleep 30'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let err = '';
     child.stderr.on('data', (d) => (err += d));
-    await new Promise((r) => setTimeout(r, 400));
+    // the signal once the payload runs (not a fixed delay: a loaded machine starts slower)
+    await new Promise<void>((r) => child.stdout.on('data', (d: Buffer) => d.toString().includes('up') && r()));
     child.kill('SIGTERM');
     const code = await new Promise((r) => child.on('close', r));
     expect(code).toBe(1);
     expect(err).toBe('Container box terminated by signal KILL.\n');
   });
   it('--kill-signal=SIGRTMIN+4 powers a stub init off: exit 0', async () => {
-    const child = spawn(NSPAWN, ['-D', tree, '-a', '--kill-signal=SIGRTMIN+4', '-P', '/bin/sleep', '30'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(NSPAWN, ['-D', tree, '-a', '--kill-signal=SIGRTMIN+4', '-P', '/bin/sh', '-c', 'echo up; exec sleep 30'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let err = '';
     child.stderr.on('data', (d) => (err += d));
-    await new Promise((r) => setTimeout(r, 400));
+    // the signal once the stub init runs the payload (not a fixed delay: a loaded machine starts slower)
+    await new Promise<void>((r) => child.stdout.on('data', (d: Buffer) => d.toString().includes('up') && r()));
     child.kill('SIGINT');
     const code = await new Promise((r) => child.on('close', r));
     expect(code).toBe(0);
@@ -138,8 +140,18 @@ describe('console on a terminal', () => {
     expect(lines).toEqual(['/dev/pts/0', '33 77', 'icanon']);
   });
   it('follows window size changes (SIGWINCH)', async () => {
-    const r = await onPty(`stty rows 20 cols 60; (sleep 0.6; stty rows 50 cols 100 </dev/tty) & ${NSPAWN} -q -D ${tree} /bin/sh -c 'stty size; sleep 1.2; stty size'`);
-    expect(r.out.split(/\r?\n/).filter(Boolean)).toEqual(['20 60', '50 100']);
+    // the host terminal is resized once the container has shown its first size (the container writes /winch-ready
+    // into its tree), and the container then waits up to 10 s for its own size to change: no fixed delays
+    const ready = join(tree, 'winch-ready');
+    try {
+      const r = await onPty(
+        `stty rows 20 cols 60; (while [ ! -e ${ready} ]; do sleep 0.05; done; stty rows 50 cols 100 </dev/tty) & ` +
+          `${NSPAWN} -q -D ${tree} /bin/sh -c 'stty size; : > /winch-ready; i=0; while [ "$(stty size)" = "20 60" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done; stty size'`,
+      );
+      expect(r.out.split(/\r?\n/).filter(Boolean)).toEqual(['20 60', '50 100']);
+    } finally {
+      rmSync(ready, { force: true });
+    }
   });
   it('input reaches the container', async () => {
     const r = await onPty(`${NSPAWN} -q -D ${tree} /bin/sh -c 'read x; echo got:$x'`, (write, output) => {

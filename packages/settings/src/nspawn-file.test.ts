@@ -245,7 +245,7 @@ describe('formatNspawnFile', () => {
       }),
       { numRuns: 1500 },
     );
-  });
+  }, 60_000); // (CPU-bound: some 7 s on a loaded 2-core VM; the default 5 s is for I/O-bound tests)
 
   it('writes a readable file', () => {
     const s: Settings = {
