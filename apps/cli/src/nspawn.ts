@@ -7,6 +7,7 @@ import { OptionError, parseCommandLine, SettingsError } from '@nspawn/settings';
 import {
   applySettingsFile,
   ContainerError,
+  defaultExtensions,
   handoffContainer,
   nodePrepareEnv,
   nodeTree,
@@ -41,8 +42,9 @@ async function main(argv: string[]): Promise<number> {
   for (const m of messages) say(2, `${m}\n`);
   const prepared = prepareContainer(settings, nodePrepareEnv(nodeTree), cl.unsupported, cl.settings);
   // the helper in our place when nothing needs Node after the start (it exits with the container's status)
-  await handoffContainer(prepared);
-  return runContainer(prepared);
+  const extensions = defaultExtensions();
+  await handoffContainer(prepared, { extensions });
+  return runContainer(prepared, undefined, undefined, undefined, extensions);
 }
 
 main(process.argv.slice(2)).then(

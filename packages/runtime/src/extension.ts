@@ -3,51 +3,12 @@
  * ephemeral snapshot, network links, registration with nspawnd). runContainer() calls them in order around
  * each boot and in reverse order when tearing down, on every exit path.
  */
-import type { ContainerConfig } from './plan.js';
-import type { HelperPlan } from './protocol.js';
+import type { ContainerExtension } from './extension-api.js';
 import { registerExtension } from './register.js';
 import { storageExtension } from './storage.js';
 import { privateUsersExtension } from './private-users.js';
 import { networkExtension } from './network.js';
 import { recoveryExtension } from './recovery.js';
-
-/** What an extension sees of the run it is part of. */
-export interface ContainerRun {
-  /** the container's configuration: setup() may still change it (directory, userns), later hooks read it */
-  readonly cfg: ContainerConfig;
-  /** a line for the user (stderr) */
-  log(line: string): void;
-  /** the run is handed over (src/handoff.ts): the helper replaces this process with the plan made now */
-  readonly handoff?: boolean;
-}
-
-export interface ContainerExtension {
-  readonly name: string;
-  /**
-   * Whether this run needs the extension (default: yes). A run that no extension needs can be handed over to the
-   * helper (src/handoff.ts): nothing of nspawn's stays to call detach() or teardown().
-   */
-  needed?(cfg: ContainerConfig): boolean;
-  /**
-   * setup() also runs before a hand-over (src/handoff.ts), whose run then needs nothing more of it (e.g. the private
-   * users' range: its lock goes to the helper with the exec; -x's snapshot, overlay or copy, which the helper removes
-   * at the end); the exec waits for a promise it returns. Others are skipped there.
-   */
-  readonly setupBeforeHandoff?: boolean;
-  /** once per run, before the first boot; throw a ContainerError to refuse the start (teardown() still runs) */
-  setup?(run: ContainerRun): void | Promise<void>;
-  /** each boot, once the plan is made: adds to it; set plan.sync when attach() must finish before the payload */
-  plan?(run: ContainerRun, plan: HelperPlan): void;
-  /**
-   * each boot: the container's PID 1 (host PID) exists and, when plan.sync, waits until every attach() is done
-   * (uid maps, network links); a throw aborts the start
-   */
-  attach?(run: ContainerRun, pid: number): void | Promise<void>;
-  /** each boot, after it ended or failed to start (also when attach() threw or never ran) */
-  detach?(run: ContainerRun): void | Promise<void>;
-  /** once per run, after the last boot, on every path (also when setup() threw) */
-  teardown?(run: ContainerRun): void | Promise<void>;
-}
 
 /** The extensions every `nspawn` start uses, in order. */
 export function defaultExtensions(): ContainerExtension[] {

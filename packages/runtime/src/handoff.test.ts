@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { handoffBlocker } from './handoff.js';
 import { loadSysAddon, sysAddonCandidates } from './sys-addon.js';
-import type { ContainerExtension } from './extension.js';
+import type { ContainerExtension } from './extension-api.js';
 import { privateUsersExtension } from './private-users.js';
 import { storageExtension } from './storage.js';
 import type { Prepared } from './prepare.js';

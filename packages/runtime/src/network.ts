@@ -9,28 +9,13 @@
  */
 import { closeSync, openSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import type { DhcpServer, FdLocker, InterfaceMover, NetRecord, PortProxy, StateOptions, TakenPrefix } from '@nspawn/net';
-import type { ExposePort } from '@nspawn/settings';
-import type { ContainerExtension, ContainerRun } from './extension.js';
+import type { ContainerExtension, ContainerRun } from './extension-api.js';
+import type { NetworkConfig } from './network-config.js';
 import { encodeMoveBack, type NetStep } from './protocol.js';
-import { ContainerError } from './prepare.js';
-import { helperPath } from './run.js';
+import { ContainerError } from './errors.js';
+import { helperPath } from './helper-path.js';
 import { sysAddon } from './sys-addon.js';
-import { runRecordOf } from './recovery.js';
-
-/** The network options of a container (prepare.ts copies them from the settings). */
-export interface NetworkConfig {
-  veth?: boolean;
-  vethExtra?: string[];
-  bridge?: string;
-  zone?: string;
-  macvlan?: string[];
-  ipvlan?: string[];
-  interfaces?: string[];
-  namespacePath?: string;
-  ports?: ExposePort[];
-  /** configure addresses, routes, masquerading, DHCP and names (default: unless the host runs systemd-networkd); false: links only, like systemd-nspawn */
-  autoConfigure?: boolean;
-}
+import { runRecordOf } from './run-record.js';
 
 /**
  * make_lock_file()'s open-file-description lock on Node's file description, waiting for it: through the runtime's

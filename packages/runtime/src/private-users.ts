@@ -22,10 +22,10 @@ import {
   type PickedRange,
   type UserDb,
 } from '@nspawn/uidrange';
-import type { ContainerExtension } from './extension.js';
-import { ContainerError } from './prepare.js';
+import type { ContainerExtension } from './extension-api.js';
+import { ContainerError } from './errors.js';
 import { sysAddon } from './sys-addon.js';
-import { runRecordOf } from './recovery.js';
+import { runRecordOf } from './run-record.js';
 
 export interface PrivateUsersDeps {
   pick: typeof pickRange;

@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { tryLockFile } from '@nspawn/uidrange';
 import { beginRun, collectLeftovers, collectRuns, orphanRuns, type RecoveryOptions, runAlive, runRecordPath } from './recovery.js';
 import { type CgroupFs, type CgroupLayout } from './index.js';
-import { ContainerError } from './prepare.js';
+import { ContainerError } from './errors.js';
 import { sysAddon } from './sys-addon.js';
 
 /** a PID no process has (above any pid_max) */

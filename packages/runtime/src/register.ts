@@ -5,7 +5,7 @@
  * error: nspawn then runs unregistered, silently.
  */
 import { existsSync } from 'node:fs';
-import type { ContainerExtension, ContainerRun } from './extension.js';
+import type { ContainerExtension, ContainerRun } from './extension-api.js';
 import { isNoDaemon, machineSocketPath, registerMachine, unregisterMachine } from './machines.js';
 
 const registered = new WeakMap<ContainerRun, string>();

@@ -31,12 +31,13 @@ import {
   removeTree,
 } from '@nspawn/btrfs';
 import { dirname } from 'node:path';
-import type { ContainerExtension, ContainerRun } from './extension.js';
+import type { ContainerExtension, ContainerRun } from './extension-api.js';
 import type { ContainerConfig } from './plan.js';
 import type { HelperPlan } from './protocol.js';
 import { nodeTree } from './host.js';
-import { ContainerError, verifyOsTree } from './prepare.js';
-import { runRecordOf } from './recovery.js';
+import { ContainerError } from './errors.js';
+import { verifyOsTree } from './prepare.js';
+import { runRecordOf } from './run-record.js';
 
 export interface StorageExtensionOptions {
   /** the environment ($NSPAWN_EPHEMERAL, $SYSTEMD_NSPAWN_LOCK); default process.env */
