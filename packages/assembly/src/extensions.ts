@@ -1,9 +1,8 @@
 /**
- * Container extensions: the pieces of a start that live outside the helper's plan (a uid range and its lock, an
- * ephemeral snapshot, network links, registration with nspawnd). runContainer() calls them in order around
- * each boot and in reverse order when tearing down, on every exit path.
+ * The concrete container extensions of a start (run record, storage, user range, network, registration) and their
+ * order. The engine (@nspawn/runtime) calls whatever extensions it is given; this package decides which.
  */
-import type { ContainerExtension } from './extension-api.js';
+import type { ContainerExtension } from '@nspawn/runtime';
 import { registerExtension } from './register.js';
 import { storageExtension } from './storage.js';
 import { privateUsersExtension } from './private-users.js';

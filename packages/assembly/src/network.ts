@@ -9,13 +9,13 @@
  */
 import { closeSync, openSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import type { DhcpServer, FdLocker, InterfaceMover, NetRecord, PortProxy, StateOptions, TakenPrefix } from '@nspawn/net';
-import type { ContainerExtension, ContainerRun } from './extension-api.js';
-import type { NetworkConfig } from './network-config.js';
-import { encodeMoveBack, type NetStep } from './protocol.js';
-import { ContainerError } from './errors.js';
-import { helperPath } from './helper-path.js';
-import { sysAddon } from './sys-addon.js';
-import { runRecordOf } from './run-record.js';
+import type { ContainerExtension, ContainerRun } from '@nspawn/runtime';
+import type { NetworkConfig } from '@nspawn/runtime';
+import { encodeMoveBack, type NetStep } from '@nspawn/runtime';
+import { ContainerError } from '@nspawn/runtime';
+import { helperPath } from '@nspawn/runtime';
+import { sysAddon } from '@nspawn/runtime';
+import { runRecordOf } from '@nspawn/runtime';
 
 /**
  * make_lock_file()'s open-file-description lock on Node's file description, waiting for it: through the runtime's

@@ -35,14 +35,14 @@ import { closeSync, existsSync, fstatSync, ftruncateSync, lstatSync, mkdirSync, 
 import { basename, dirname, join } from 'node:path';
 import { globalLockPath, localLockPath, removeEphemeralOrphan, removeTree } from '@nspawn/btrfs';
 import { LOCK_DIR as UID_LOCK_DIR, tryLockFile, type LockSys, type RangeLock } from '@nspawn/uidrange';
-import type { ContainerExtension } from './extension-api.js';
-import { type CgroupFs, collectMachineScope, machineHierarchies, machineScope, MACHINE_SLICE, nodeCgroupFs, unitNameUnescape } from './cgroup.js';
-import { type CgroupLayout, cgroupLayoutFromMountinfo } from './host.js';
-import { procStartTime } from './machines.js';
+import type { ContainerExtension } from '@nspawn/runtime';
+import { type CgroupFs, collectMachineScope, machineHierarchies, machineScope, MACHINE_SLICE, nodeCgroupFs, unitNameUnescape } from '@nspawn/runtime';
+import { type CgroupLayout, cgroupLayoutFromMountinfo } from '@nspawn/runtime';
+import { procStartTime } from '@nspawn/runtime';
 import { collectNetworkLeftovers } from './network.js';
-import { ContainerError } from './errors.js';
-import { sysAddon } from './sys-addon.js';
-import { type HeldRun, type RunRecord, setRunRecord } from './run-record.js';
+import { ContainerError } from '@nspawn/runtime';
+import { sysAddon } from '@nspawn/runtime';
+import { type HeldRun, type RunRecord, setRunRecord } from '@nspawn/runtime';
 
 export const RUNS_DIR = '/run/nspawn/runs';
 
