@@ -10,7 +10,7 @@
  */
 import { closeSync, constants, fchmodSync, fchownSync, lchownSync, lstatSync, mkdirSync, openSync, readdirSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { ContainerError } from './prepare.js';
+import { ContainerError } from './errors.js';
 
 interface BaseEntry {
   name: string;

@@ -12,11 +12,13 @@
 import { closeSync } from 'node:fs';
 import { signalName } from '@nspawn/settings';
 import { type HostFacts, probeHost } from './host.js';
-import { ContainerError, type Prepared } from './prepare.js';
+import type { Prepared } from './prepare.js';
+import { ContainerError } from './errors.js';
 import { kernelLimitError } from './limits.js';
 import { buildEnvironment, buildRlimits } from './plan.js';
-import { type ContainerExtension, type ContainerRun, defaultExtensions } from './extension.js';
-import { defaultHooks, endMessages, helperPath, planBoot, type RunHooks, setupMachineCgroup, spawningMessage } from './run.js';
+import type { ContainerExtension, ContainerRun } from './extension-api.js';
+import { helperPath } from './helper-path.js';
+import { defaultHooks, endMessages, planBoot, type RunHooks, setupMachineCgroup, spawningMessage } from './run.js';
 import { encodePlan } from './protocol.js';
 import { sysAddon } from './sys-addon.js';
 import { nodeCgroupFs, recordingCgroupFs } from './cgroup.js';
@@ -88,7 +90,7 @@ export function handoffContainer(
   p: Prepared,
   opts: { extensions?: readonly ContainerExtension[]; hooks?: Pick<RunHooks, 'log'>; host?: HostFacts; proc?: HandoffProcess; helper?: string } = {},
 ): false | Promise<false> {
-  const extensions = opts.extensions ?? defaultExtensions();
+  const extensions = opts.extensions ?? [];
   const proc = opts.proc ?? nodeHandoffProcess();
   if (handoffBlocker(p, extensions, proc) !== undefined || !proc.execve || !proc.planFd) return false;
   const hooks = opts.hooks ?? defaultHooks;

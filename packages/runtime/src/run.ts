@@ -5,12 +5,12 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, writeSync, lstatSync } from 'node:fs';
-import { accessSync, constants } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { signalName } from '@nspawn/settings';
 import { type HostFacts, nodeTree, probeHost } from './host.js';
 import { buildEnvironment, buildRlimits, type ContainerConfig, planContainer } from './plan.js';
-import { ContainerError, type Prepared, randomId128, treeMachineId } from './prepare.js';
+import { type Prepared, randomId128, treeMachineId } from './prepare.js';
+import { ContainerError } from './errors.js';
 import { setupJournal } from './journal.js';
 import { kernelLimitError } from './limits.js';
 import { baseFilesystemCreate } from './base-filesystem.js';
@@ -18,40 +18,15 @@ import { type CgroupFs, createMachineCgroup, type MachineCgroup, machineHierarch
 import { deviceCgroupProgram, type DeviceFacts, formatDeviceRule, machineDeviceRules, nodeDeviceFacts } from './devices/index.js';
 import { encodePlan, type HelperEvent, type HelperPlan, parseHelperLine } from './protocol.js';
 import { randomHex } from './random.js';
-import { nativeCandidates } from './native-files.js';
-import { type ContainerExtension, type ContainerRun, defaultExtensions } from './extension.js';
-import { runRecordOf } from './recovery.js';
+import { helperPath } from './helper-path.js';
+import type { ContainerExtension, ContainerRun } from './extension-api.js';
+import { runRecordOf } from './run-record.js';
 import { procStartTime } from './machines.js';
 
 export const EXIT_FORCE_RESTART = 133;
 
 export type StdioTriple = [StdioEntry, StdioEntry, StdioEntry];
 type StdioEntry = 'inherit' | 'ignore' | number;
-
-/** Where the helper binary is: $NSPAWN_HELPER, else the first of nativeCandidates('nspawn-helper'). */
-export function helperPath(): string {
-  const env = process.env.NSPAWN_HELPER;
-  if (env) return env;
-  const candidates = nativeCandidates('nspawn-helper');
-  for (const c of candidates) if (existsSync(c)) return executable(c);
-  throw new Error(
-    `nspawn-helper not found (looked in ${candidates.join(', ')}); build it with 'pnpm --filter @nspawn/runtime build'`,
-  );
-}
-
-/** npm and pnpm pack drop the exec bit of files that are not bins: give it back (we run as root). */
-function executable(file: string): string {
-  try {
-    accessSync(file, constants.X_OK);
-  } catch {
-    try {
-      chmodSync(file, 0o755);
-    } catch {
-      /* spawning it will say why */
-    }
-  }
-  return file;
-}
 
 /** How the container ended. */
 export type ContainerEnd =
@@ -354,7 +329,7 @@ export async function runContainer(
   hooks: RunHooks = defaultHooks,
   hostFacts?: HostFacts,
   stdio?: StdioTriple,
-  extensions: readonly ContainerExtension[] = defaultExtensions(),
+  extensions: readonly ContainerExtension[] = [],
 ): Promise<number> {
   const cfg = p.config;
   const run: ContainerRun = { cfg, log: (l) => hooks.log(l) };

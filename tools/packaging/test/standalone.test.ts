@@ -33,7 +33,7 @@ afterAll(() => {
 
 describe('every library', () => {
   it('is found in packages/* (the five libraries once merged)', () => {
-    expect(libs.map((l) => l.name)).toEqual(expect.arrayContaining(['@nspawn/settings', '@nspawn/runtime']));
+    expect(libs.map((l) => l.name)).toEqual(expect.arrayContaining(['@nspawn/settings', '@nspawn/runtime', '@nspawn/assembly']));
   });
 
   it('the install environment has no C compiler', async () => {

@@ -9,28 +9,13 @@
  */
 import { closeSync, openSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import type { DhcpServer, FdLocker, InterfaceMover, NetRecord, PortProxy, StateOptions, TakenPrefix } from '@nspawn/net';
-import type { ExposePort } from '@nspawn/settings';
-import type { ContainerExtension, ContainerRun } from './extension.js';
-import { encodeMoveBack, type NetStep } from './protocol.js';
-import { ContainerError } from './prepare.js';
-import { helperPath } from './run.js';
-import { sysAddon } from './sys-addon.js';
-import { runRecordOf } from './recovery.js';
-
-/** The network options of a container (prepare.ts copies them from the settings). */
-export interface NetworkConfig {
-  veth?: boolean;
-  vethExtra?: string[];
-  bridge?: string;
-  zone?: string;
-  macvlan?: string[];
-  ipvlan?: string[];
-  interfaces?: string[];
-  namespacePath?: string;
-  ports?: ExposePort[];
-  /** configure addresses, routes, masquerading, DHCP and names (default: unless the host runs systemd-networkd); false: links only, like systemd-nspawn */
-  autoConfigure?: boolean;
-}
+import type { ContainerExtension, ContainerRun } from '@nspawn/runtime';
+import type { NetworkConfig } from '@nspawn/runtime';
+import { encodeMoveBack, type NetStep } from '@nspawn/runtime';
+import { ContainerError } from '@nspawn/runtime';
+import { helperPath } from '@nspawn/runtime';
+import { sysAddon } from '@nspawn/runtime';
+import { runRecordOf } from '@nspawn/runtime';
 
 /**
  * make_lock_file()'s open-file-description lock on Node's file description, waiting for it: through the runtime's
