@@ -78,24 +78,26 @@ function ipIn(pid: number, args: string[]): void {
 
 /** the real effects: netlink for links and addresses, /proc/sys for route_localnet, the UDP DHCP server */
 export function netlinkEffects(o: NetlinkEffectsOptions = {}): NetEffects {
-  const own = o.rtnl === undefined;
-  const rtnl = o.rtnl ?? new Rtnl();
-  const ctx = { rtnl, ...(o.machineId ? { machineId: o.machineId } : {}), ...(o.warn ? { warn: o.warn } : {}) };
+  // (the socket is opened on first use: an undo that only deletes links opens none)
+  let own: Rtnl | undefined;
+  const sock = (): Rtnl => o.rtnl ?? (own ??= new Rtnl());
+  const rest = { ...(o.machineId ? { machineId: o.machineId } : {}), ...(o.warn ? { warn: o.warn } : {}) };
+  const ctx = () => ({ rtnl: sock(), ...rest });
   const fx: NetEffects = {
     openNetns: (pid) => openSync(`/proc/${pid}/ns/net`, 'r'),
     closeNetns: (fd) => closeSync(fd),
-    moveIn: (pid, ifaces) => moveInterfaces(pid, ifaces, ctx),
+    moveIn: (pid, ifaces) => moveInterfaces(pid, ifaces, ctx()),
     moveBack: (fd, ifaces) => moveInterfacesBack(fd, ifaces, o.mover ? { mover: o.mover } : {}),
-    createVeth: async (machine, pid, bridged) => (await createVeth(machine, pid, { ...ctx, bridged })).host,
+    createVeth: async (machine, pid, bridged) => (await createVeth(machine, pid, { ...ctx(), bridged })).host,
     joinBridge: async (ifname, bridge) => {
-      await joinBridge(ifname, bridge, ctx);
+      await joinBridge(ifname, bridge, ctx());
     },
     joinZone: async (ifname, zone, onCreate) => {
-      await joinZone(ifname, zone, { ...(o.zone ?? {}), ...ctx, onCreate: (bridge) => onCreate(bridge) });
+      await joinZone(ifname, zone, { ...(o.zone ?? {}), ...ctx(), onCreate: (bridge) => onCreate(bridge) });
     },
     leaveZone: (zone) => leaveZone(zone, o.zone ?? {}),
-    addAddress: (a) => rtnl.addAddress(a.ifname, 4, a.address, a.prefixLength, { broadcast: a.broadcast }),
-    hasAddress: async (address) => (await rtnl.getAddresses()).some((x) => x.address === address),
+    addAddress: (a) => sock().addAddress(a.ifname, 4, a.address, a.prefixLength, { broadcast: a.broadcast }),
+    hasAddress: async (address) => (await sock().getAddresses()).some((x) => x.address === address),
     delAddress: async (a) => {
       // (a socket of its own: the undo may run after close())
       const r = new Rtnl();
@@ -105,21 +107,22 @@ export function netlinkEffects(o: NetlinkEffectsOptions = {}): NetEffects {
         r.close();
       }
     },
-    setUp: (ifname) => rtnl.setUp(ifname),
+    setUp: (ifname) => sock().setUp(ifname),
     setRouteLocalnet: (ifname) => writeFileSync(`/proc/sys/net/ipv4/conf/${ifname}/route_localnet`, '1'),
-    addNeighbor: (ifname, address, mac) => rtnl.addNeighbor(ifname, address, mac),
+    addNeighbor: (ifname, address, mac) => sock().addNeighbor(ifname, address, mac),
     startDhcp: (d) => startDhcpServer(d),
-    createVethExtra: async (machine, pid, pairs) => (await createVethExtra(machine, pid, pairs, ctx)).map((m) => m.host),
+    createVethExtra: async (machine, pid, pairs) => (await createVethExtra(machine, pid, pairs, ctx())).map((m) => m.host),
     createMacvlan: async (machine, pid, ifaces) => {
-      await createMacvlan(machine, pid, ifaces, ctx);
+      await createMacvlan(machine, pid, ifaces, ctx());
     },
     createIpvlan: async (pid, ifaces) => {
-      await createIpvlan(pid, ifaces, ctx);
+      await createIpvlan(pid, ifaces, ctx());
     },
     // (a socket of its own: the undo runs after close())
     removeLinks: (names) => removeLinks(names),
     close: () => {
-      if (own) rtnl.close();
+      own?.close();
+      own = undefined;
     },
   };
   if (o.configureContainer !== false)

@@ -59,6 +59,7 @@ export {
   takenPrefixes,
   broadcastOf,
   requestHasLinks,
+  checkNetRequest,
   NetPlanError,
   type NetRequest,
   type PortRequest,

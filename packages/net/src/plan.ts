@@ -139,6 +139,12 @@ export function takenPrefixes(facts: HostFacts): TakenPrefix[] {
   return out;
 }
 
+/** the checks planNetwork() makes before it plans, for a caller that wants them before it takes any lock */
+export function checkNetRequest(req: NetRequest): void {
+  if (req.bridge !== undefined && req.zone !== undefined) throw new NetPlanError('--network-bridge= and --network-zone= may not be combined.');
+  if (req.zone !== undefined && !ifnameValid(`vz-${req.zone}`)) throw new NetPlanError(`Network zone name not valid: vz-${req.zone}`);
+}
+
 const hasLinks = (r: NetRequest) => !!(r.veth || r.vethExtra?.length || r.macvlan?.length || r.ipvlan?.length || r.interfaces?.length);
 
 /**
@@ -148,8 +154,7 @@ const hasLinks = (r: NetRequest) => !!(r.veth || r.vethExtra?.length || r.macvla
  */
 export function planNetwork(req: NetRequest, facts: HostFacts): NetPlan {
   const { machine } = req;
-  if (req.bridge !== undefined && req.zone !== undefined) throw new NetPlanError('--network-bridge= and --network-zone= may not be combined.');
-  if (req.zone !== undefined && !ifnameValid(`vz-${req.zone}`)) throw new NetPlanError(`Network zone name not valid: vz-${req.zone}`);
+  checkNetRequest(req);
   const macOpts = facts.machineId ? { machineId: facts.machineId } : {};
   const bridged = req.bridge !== undefined || req.zone !== undefined;
   const plan: NetPlan = {
