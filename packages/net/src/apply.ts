@@ -129,7 +129,7 @@ export function netlinkEffects(o: NetlinkEffectsOptions = {}): NetEffects {
     fx.configureContainer = async (pid, steps) => {
       for (const s of steps) {
         if (s.kind === 'up') ipIn(pid, ['link', 'set', s.ifname, 'up']);
-        else if (s.kind === 'address') ipIn(pid, ['-4', 'address', 'add', `${s.address}/${s.prefixLength}`, 'dev', s.ifname]);
+        else if (s.kind === 'address') ipIn(pid, ['-4', 'address', 'add', `${s.address}/${s.prefixLength}`, 'broadcast', '+', 'dev', s.ifname]);
         else ipIn(pid, ['-4', 'route', 'add', 'default', 'via', s.gateway, 'dev', s.ifname]);
       }
     };

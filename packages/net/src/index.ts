@@ -80,4 +80,4 @@ export {
   type ApplyOptions,
   type UndoOptions,
 } from './apply.js';
-export { startNetwork, readHostFacts, hostNameservers, type StartNetworkOptions, type NetworkSession } from './session.js';
+export { startNetwork, readHostFacts, hostNameservers, zoneAddressKeeper, type StartNetworkOptions, type NetworkSession } from './session.js';

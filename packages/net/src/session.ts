@@ -36,6 +36,18 @@ export async function readHostFacts(records: NetRecord[], o: { rtnl?: Rtnl } = {
   }
 }
 
+/**
+ * undoNetworkPlan()'s zoneAddress hook for a record of the state directory: our address leaves a zone's bridge
+ * (which stays for other members, systemd-nspawn's say) only when no other record of ours is in the zone.
+ */
+export function zoneAddressKeeper(o: StateOptions, recordPath: string | undefined, zone: string | undefined): (del: () => Promise<void>) => Promise<void> {
+  return (del) =>
+    withStateLock(o, async () => {
+      const others = readRecords(o).filter((x) => x.path !== recordPath && x.record.zone === zone);
+      if (others.length === 0) await del();
+    });
+}
+
 export interface StartNetworkOptions extends StateOptions {
   /** the effects' options (warn, machineId, mover, zone lock) */
   effects?: NetlinkEffectsOptions;
@@ -76,7 +88,7 @@ export async function startNetwork(req: NetRequest, pid: number, o: StartNetwork
   const close = async () => {
     await proxy?.close();
     proxy = undefined;
-    const errors = await undoNetworkPlan(plan, applied, fx);
+    const errors = await undoNetworkPlan(plan, applied, fx, { zoneAddress: zoneAddressKeeper(o, recordPath, plan.record.zone) });
     fx.close();
     await withStateLock(o, async () => {
       removeRecord(recordPath);

@@ -182,16 +182,9 @@ export function networkExtension(opts: NetworkExtensionOptions = {}): ContainerE
       if (!st.plan) return;
       const plan = st.plan;
       const fx = net.netlinkEffects({ ...(so.zone ? { zone: so.zone } : {}), mover: helperMover, configureContainer: false });
-      const zone = st.applied.zoneJoined;
-      const errors = await net.undoNetworkPlan(plan, st.applied, fx, {
-        // the bridge stays for other members (systemd-nspawn's, say): our address on it goes when no container of
-        // ours is left in the zone
-        zoneAddress: (del) =>
-          net.withStateLock(so, async () => {
-            const others = net.readRecords(so).filter((x) => x.path !== st.recordPath && x.record.zone === zone);
-            if (others.length === 0) await del();
-          }),
-      });
+      // the bridge stays for other members (systemd-nspawn's, say): our address on it goes when no container of
+      // ours is left in the zone
+      const errors = await net.undoNetworkPlan(plan, st.applied, fx, { zoneAddress: net.zoneAddressKeeper(so, st.recordPath, st.applied.zoneJoined) });
       fx.close();
       if (st.recordPath) {
         plan.record.links = [];
