@@ -128,6 +128,7 @@ export class NetPlanError extends Error {
   override name = 'NetPlanError';
 }
 
+/** the broadcast address of a subnet */
 export const broadcastOf = (s: Subnet4): string => intToIp4((ip4ToInt(s.network) | (2 ** (32 - s.prefixLength) - 1)) >>> 0);
 
 /** the prefixes a new subnet must not overlap: host addresses and routes (not 127/8, not default routes), records' subnets */
