@@ -67,6 +67,7 @@ export {
   type NetPlan,
   type Addressing,
   type PlannedVeth,
+  type PlannedLink,
   type PlannedHostAddress,
   type ContainerNetStep,
 } from './plan.js';

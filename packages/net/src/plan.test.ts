@@ -146,6 +146,20 @@ describe('planNetwork: zones and bridges', () => {
     expect(() => planNetwork({ machine: 'a', veth: true, bridge: 'br0', zone: 'z' }, facts())).toThrow(new NetPlanError('--network-bridge= and --network-zone= may not be combined.'));
     expect(() => planNetwork({ machine: 'a', veth: true, zone: 'waytoolongzonename' }, facts())).toThrow('Network zone name not valid: vz-waytoolongzonename');
   });
+  it('lists every link by its names, in the order they are made', () => {
+    const p = planNetwork(
+      { machine: 'averyveryverylongmachinename01', veth: true, zone: 'lab', interfaces: ['nt-d0'], vethExtra: ['nt-x:nt-y'], macvlan: ['eth9', 'eth8:inside0'], ipvlan: ['averyverylongif'] },
+      facts(),
+    );
+    expect(p.links).toEqual([
+      { kind: 'moved', host: 'nt-d0', container: 'nt-d0' },
+      { kind: 'veth', host: 'vb-averyverv_wp', container: 'host0', altname: 'vb-averyveryverylongmachinename01' },
+      { kind: 'veth-extra', host: 'nt-x', container: 'nt-y' },
+      { kind: 'macvlan', container: 'mv-eth9', parent: 'eth9' },
+      { kind: 'macvlan', container: 'inside0', parent: 'eth8' },
+      { kind: 'ipvlan', container: 'iv-averyverDT69', parent: 'averyverylongif' },
+    ]);
+  });
   it('refuses a bad --network-veth-extra=', () => {
     expect(() => planNetwork({ machine: 'a', vethExtra: ['a:b:c'] }, facts())).toThrow(NetPlanError);
     expect(planNetwork({ machine: 'a', vethExtra: ['x1:y1', 'x2'] }, facts()).vethExtra).toEqual([

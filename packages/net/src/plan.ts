@@ -8,7 +8,7 @@
  */
 import { generateMac, ifnameValid, shortenIfname, zoneBridgeName } from './naming.js';
 import { allocateSubnet, intToIp4, ip4ToInt, nthAddress, type Subnet4, type TakenPrefix } from './pool.js';
-import { parseVethExtra } from './links.js';
+import { parsePair, parseVethExtra } from './links.js';
 import type { NetRecord } from './state.js';
 import type { DhcpServerOptions } from './dhcp.js';
 
@@ -99,8 +99,23 @@ export interface PlannedHostAddress {
   zone: boolean;
 }
 
+/** a link the plan makes or moves, by its names */
+export interface PlannedLink {
+  kind: 'veth' | 'veth-extra' | 'macvlan' | 'ipvlan' | 'moved';
+  /** the name on the host (a veth's host side: deleted at the end; a moved interface) */
+  host?: string;
+  /** the name in the container (systemd's shortening applied) */
+  container: string;
+  /** the full name of a shortened veth host side, set as its altname */
+  altname?: string;
+  /** macvlan/ipvlan: the host interface it sits on */
+  parent?: string;
+}
+
 export interface NetPlan {
   machine: string;
+  /** every link, in the order it is made */
+  links: PlannedLink[];
   /** interfaces moved into the container first */
   moveIn: string[];
   veth?: PlannedVeth;
@@ -160,6 +175,7 @@ export function planNetwork(req: NetRequest, facts: HostFacts): NetPlan {
   const bridged = req.bridge !== undefined || req.zone !== undefined;
   const plan: NetPlan = {
     machine,
+    links: [],
     moveIn: [...(req.interfaces ?? [])],
     routeLocalnet: [],
     container: [],
@@ -190,6 +206,7 @@ export function planNetwork(req: NetRequest, facts: HostFacts): NetPlan {
       ...(req.zone !== undefined ? { zone: req.zone, zoneBridge: zoneBridgeName(req.zone) } : {}),
     };
   }
+  plan.links = linksOf(plan);
   const configure = (req.configure ?? true) && req.veth === true && req.bridge === undefined;
   if (!configure) {
     if (req.ports?.length)
@@ -232,6 +249,26 @@ export function planNetwork(req: NetRequest, facts: HostFacts): NetPlan {
   r.hosts = { address: a.containerAddress, names: [machine] };
   for (const p of req.ports ?? []) r.ports.push({ protocol: p.protocol, hostPort: p.hostPort, containerPort: p.containerPort, address: a.containerAddress });
   return plan;
+}
+
+function linksOf(p: NetPlan): PlannedLink[] {
+  const out: PlannedLink[] = p.moveIn.map((i) => ({ kind: 'moved', host: i, container: i }));
+  if (p.veth) out.push({ kind: 'veth', host: p.veth.host, container: 'host0', ...(p.veth.altname ? { altname: p.veth.altname } : {}) });
+  for (const e of p.vethExtra) out.push({ kind: 'veth-extra', host: e.host, container: e.container });
+  const pairs = (specs: string[], kind: 'macvlan' | 'ipvlan', prefix: string) => {
+    for (const spec of specs) {
+      let pp: { parent: string; full: string };
+      try {
+        pp = parsePair(spec, prefix);
+      } catch (err) {
+        throw new NetPlanError((err as Error).message);
+      }
+      out.push({ kind, container: shortenIfname(pp.full), parent: pp.parent });
+    }
+  };
+  pairs(p.macvlan, 'macvlan', 'mv-');
+  pairs(p.ipvlan, 'ipvlan', 'iv-');
+  return out;
 }
 
 /** whether REQ makes links (then the container needs a sync point for them) */
