@@ -7,8 +7,8 @@
  * while it runs. Everything is recorded under /run/nspawn/net so that a killed nspawn's leftovers are collected
  * by the next start.
  */
-import { closeSync, openSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
-import type { DhcpServer, FdLocker, InterfaceMover, NetRecord, PortProxy, StateOptions, TakenPrefix } from '@nspawn/net';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import type { AppliedNetwork, FdLocker, HostFacts, InterfaceMover, NetPlan, NetRequest, PortProxy, StateOptions } from '@nspawn/net';
 import type { ContainerExtension, ContainerRun } from '@nspawn/runtime';
 import type { NetworkConfig } from '@nspawn/runtime';
 import { encodeMoveBack, type NetStep } from '@nspawn/runtime';
@@ -38,25 +38,13 @@ export const helperMover: InterfaceMover = (fd, ifaces) => {
   return r.status === 0 ? [] : (r.stderr.trim() || `exit ${r.status}`).split('\n').map((l) => new Error(l));
 };
 
-interface Addressing {
-  /** the interface on the host that carries the subnet (ve-NAME, or vz-ZONE) */
-  hostIf: string;
-  subnet: { network: string; prefixLength: number };
-  hostAddress: string;
-  containerAddress: string;
-}
-
 interface NetState {
   recordPath?: string;
-  record?: NetRecord;
-  addressing?: Addressing;
-  netnsFd?: number;
+  /** @nspawn/net's plan for this container (made in setup, under the state lock) */
+  plan?: NetPlan;
+  /** what attach made of it: exactly what detach removes */
+  applied: AppliedNetwork;
   proxy?: PortProxy;
-  dhcp?: DhcpServer;
-  /** links that exist now (host side), removed by detach */
-  links: string[];
-  zoneJoined?: string;
-  movedIn: string[];
 }
 
 export interface NetworkExtensionOptions extends StateOptions {
@@ -79,7 +67,7 @@ export function networkExtension(opts: NetworkExtensionOptions = {}): ContainerE
   const states = new WeakMap<ContainerRun, NetState>();
   const get = (run: ContainerRun): NetState => {
     let s = states.get(run);
-    if (!s) states.set(run, (s = { links: [], movedIn: [] }));
+    if (!s) states.set(run, (s = { applied: { links: [], movedIn: [] } }));
     return s;
   };
   // a host whose systemd-networkd runs configures ve-*/vz-* itself (80-container-ve.network, -vz.network): then we
@@ -100,10 +88,10 @@ export function networkExtension(opts: NetworkExtensionOptions = {}): ContainerE
       if (n.namespacePath !== undefined && (hasLinks(n) || n.bridge !== undefined || n.zone !== undefined))
         throw new ContainerError('--network-namespace-path= cannot be combined with other network options.');
       if (!hasLinks(n) && !n.ports?.length) return;
+      const req = requestOf(run.cfg.machineName, n, auto(n));
       // checked before anything is made (the command line checks it too; a .nspawn file's Zone= drops a bad one)
-      if (n.zone !== undefined && !net.ifnameValid(`vz-${n.zone}`)) throw new ContainerError(`Network zone name not valid: vz-${n.zone}`);
+      asContainerError(() => net.checkNetRequest(req));
       const st = get(run);
-      const machine = run.cfg.machineName;
       // noted in the run's record before anything is made (src/recovery.ts): a later start collects it after a kill -9
       runRecordOf(run.cfg)?.note({ net: true });
       await net.withStateLock(so, async () => {
@@ -112,37 +100,14 @@ export function networkExtension(opts: NetworkExtensionOptions = {}): ContainerE
           run.log(`Collected network leftovers of ${gone.join(', ')}.`);
           net.syncShared(so);
         }
-        const record: NetRecord = { machine, owner: net.ownerSelf(), links: [], subnets: [], ports: [] };
-        // links enter the record once made (attach): a name listed here is one this run created, never another's
-        const vethHost = net.shortenIfname((n.bridge !== undefined || n.zone !== undefined ? 'vb-' : 've-') + machine);
-        if (n.zone !== undefined) record.zone = n.zone;
-        if (auto(n)) {
-          const live = net.readRecords(so).map((x) => x.record);
-          let addressing: Addressing;
-          if (n.zone !== undefined) {
-            const bridge = net.zoneBridgeName(n.zone);
-            const mates = live.filter((r) => r.zone === n.zone && r.subnets.length > 0);
-            const subnet = mates[0]?.subnets[0] ?? net.allocateSubnet(bridge, 24, await takenPrefixes(live)).subnet;
-            const used = new Set(mates.map((r) => r.hosts?.address));
-            let k = 2;
-            while (used.has(net.nthAddress(subnet, k))) k++;
-            addressing = { hostIf: bridge, subnet, hostAddress: net.nthAddress(subnet, 1), containerAddress: net.nthAddress(subnet, k) };
-          } else {
-            const a = net.allocateSubnet(machine, 28, await takenPrefixes(live));
-            addressing = { hostIf: vethHost, subnet: a.subnet, hostAddress: a.hostAddress, containerAddress: net.nthAddress(a.subnet, 2) };
-          }
-          st.addressing = addressing;
-          record.subnets.push(addressing.subnet);
-          record.masqueradeSubnet = `${addressing.subnet.network}/${addressing.subnet.prefixLength}`;
-          record.hostIf = addressing.hostIf;
-          record.hosts = { address: addressing.containerAddress, names: [machine] };
-          for (const p of n.ports ?? [])
-            record.ports.push({ protocol: p.protocol, hostPort: p.hostPort, containerPort: p.containerPort, address: addressing.containerAddress });
-        } else if (n.ports?.length) {
-          run.log('Warning: --port= needs an address for the container; nspawn configures one only with --network-veth (or --network-zone=): ports are not forwarded.');
-        }
-        st.record = record;
-        st.recordPath = net.writeRecord(so, record);
+        // links enter the record once made (attach): a name listed there is one this run created, never another's
+        const live = net.readRecords(so).map((x) => x.record);
+        // (the host's addresses and routes are read only when an address is to be chosen)
+        const facts: HostFacts = req.configure ? await net.readHostFacts(live) : { addresses: [], routes: [], records: live, owner: net.ownerSelf() };
+        const plan = asContainerError(() => net.planNetwork(req, facts));
+        for (const w of plan.warnings) run.log(w);
+        st.plan = plan;
+        st.recordPath = net.writeRecord(so, plan.record);
       });
     },
 
@@ -152,100 +117,41 @@ export function networkExtension(opts: NetworkExtensionOptions = {}): ContainerE
       if (n.namespacePath !== undefined) plan.net = { ...(plan.net ?? { steps: [] }), netns: n.namespacePath };
       if (!hasLinks(n)) return;
       plan.sync = true;
-      const a = states.get(run)?.addressing;
-      if (!a) return;
-      const steps: NetStep[] = [
-        { kind: 'up', ifname: 'host0' },
-        { kind: 'address', ifname: 'host0', family: 4, address: a.containerAddress, prefixLength: a.subnet.prefixLength },
-        { kind: 'route', ifname: 'host0', family: 4, gateway: a.hostAddress },
-      ];
-      plan.net = { ...(plan.net ?? {}), steps };
+      const steps: NetStep[] = states.get(run)?.plan?.container ?? [];
+      if (steps.length === 0) return;
+      // the helper's child does these in the container's namespace after the sync point (Node cannot enter it)
+      plan.net = { ...(plan.net ?? {}), steps: steps.map((x) => ({ ...x })) };
     },
 
     async attach(run, pid) {
       const n = run.cfg.network;
       if (!n || !hasLinks(n)) return;
-      const net = await loadNet();
       const st = get(run);
-      const machine = run.cfg.machineName;
+      if (!st.plan) return;
+      const net = await loadNet();
       const warn = (l: string) => run.log(l);
-      const rtnl = new net.Rtnl();
+      const fx = net.netlinkEffects({ warn, ...(so.zone ? { zone: so.zone } : {}), mover: helperMover, configureContainer: false });
+      const record = st.plan.record;
       try {
-        // the container's namespace stays open until detach: interfaces go back from it after its end
-        st.netnsFd = openSync(`/proc/${pid}/ns/net`, 'r');
-        if (n.interfaces?.length) {
-          await net.moveInterfaces(pid, n.interfaces, { rtnl });
-          st.movedIn = [...n.interfaces];
-        }
-        if (n.veth) {
-          const bridged = n.bridge !== undefined || n.zone !== undefined;
-          const v = await net.createVeth(machine, pid, { rtnl, bridged, warn });
-          st.links.push(v.host);
-          const a = st.addressing;
-          if (n.bridge !== undefined) await net.joinBridge(v.host, n.bridge, { rtnl });
-          else if (n.zone !== undefined) {
-            await net.joinZone(v.host, n.zone, {
-              rtnl,
-              ...(so.zone ?? {}),
-              onCreate: async (bridge, r) => {
-                if (a) await r.addAddress(bridge, 4, a.hostAddress, a.subnet.prefixLength, { broadcast: broadcastOf(a.subnet) });
-              },
-            });
-            st.zoneJoined = n.zone;
-          } else if (a) {
-            await rtnl.addAddress(v.host, 4, a.hostAddress, a.subnet.prefixLength, { broadcast: broadcastOf(a.subnet) });
-            if (n.ports?.length) writeFileSync(`/proc/sys/net/ipv4/conf/${v.host}/route_localnet`, '1');
-            await rtnl.setUp(v.host);
-          }
-          // a zone bridge that someone else created (or an earlier run of ours) may lack the address
-          if (a && n.zone !== undefined) {
-            const have = (await rtnl.getAddresses()).some((x) => x.address === a.hostAddress);
-            if (!have) await rtnl.addAddress(a.hostIf, 4, a.hostAddress, a.subnet.prefixLength, { broadcast: broadcastOf(a.subnet) });
-            if (n.ports?.length) writeFileSync(`/proc/sys/net/ipv4/conf/${a.hostIf}/route_localnet`, '1');
-          }
-        }
-        // a DHCP client in the container (networkd, udhcpc) gets the same address (net/src/dhcp.ts)
-        const a = st.addressing;
-        if (a && st.links.length > 0) {
-          const containerMac = net.generateMac(machine, 'container');
-          await rtnl.addNeighbor(a.hostIf, a.containerAddress, containerMac);
-          st.dhcp = await net
-            .startDhcpServer({
-              serverAddress: a.hostAddress,
-              prefixLength: a.subnet.prefixLength,
-              leases: [{ mac: containerMac, address: a.containerAddress }],
-              dns: hostNameservers(),
-            })
-            .catch((e: Error) => {
-              run.log(`Warning: no DHCP server for the container: ${e.message}`);
-              return undefined;
-            });
-        }
-        if (n.vethExtra?.length) {
-          const pairs = n.vethExtra.map((e) => net.parseVethExtra(e));
-          const made = await net.createVethExtra(machine, pid, pairs, { rtnl });
-          st.links.push(...made.map((m) => m.host));
-        }
-        if (n.macvlan?.length) await net.createMacvlan(machine, pid, n.macvlan, { rtnl, warn });
-        if (n.ipvlan?.length) await net.createIpvlan(pid, n.ipvlan, { rtnl, warn });
+        await net.applyNetworkPlan(st.plan, pid, fx, st.applied, { warn });
       } finally {
-        rtnl.close();
-        if (st.record && st.recordPath) {
-          st.record.links = [...st.links];
+        fx.close();
+        if (st.recordPath) {
+          record.links = [...st.applied.links];
           // nspawnd's container outlives nspawnd: its links are in use as long as its helper runs
           const survivor = runRecordOf(run.cfg)?.record.survivor;
-          if (survivor) st.record.survivor = { pid: survivor.pid, startTime: String(survivor.startTime) };
-          net.writeRecord(so, st.record);
+          if (survivor) record.survivor = { pid: survivor.pid, startTime: String(survivor.startTime) };
+          net.writeRecord(so, record);
         }
       }
-      if (st.record && (st.record.masqueradeSubnet || st.record.ports.length || st.record.hosts)) {
+      if (st.recordPath && (record.masqueradeSubnet || record.ports.length || record.hosts)) {
         const errs = await net.withStateLock(so, async () => net.syncShared(so));
-        if (errs.nft && st.record.ports.length > 0) throw new Error(`Failed to set up port forwarding: ${errs.nft.message}`);
+        if (errs.nft && record.ports.length > 0) throw new Error(`Failed to set up port forwarding: ${errs.nft.message}`);
         if (errs.nft) run.log(`Warning: no masquerading for the container (it reaches the host only): ${errs.nft.message}`);
         if (errs.hosts) run.log(`Warning: the container's name will not resolve on the host: ${errs.hosts.message}`);
         if (errs.ipForward) run.log(`Warning: cannot turn on IPv4 forwarding: ${errs.ipForward.message}`);
-        if (st.record.ports.length > 0)
-          st.proxy = await net.startIpv6Proxy(st.record.ports, (e) => run.log(`port forwarding (IPv6): ${e.message}`)).catch((e: Error) => {
+        if (record.ports.length > 0)
+          st.proxy = await net.startIpv6Proxy(record.ports, (e) => run.log(`port forwarding (IPv6): ${e.message}`)).catch((e: Error) => {
             run.log(`Warning: cannot forward ports on IPv6: ${e.message}`);
             return undefined;
           });
@@ -256,49 +162,20 @@ export function networkExtension(opts: NetworkExtensionOptions = {}): ContainerE
       const st = states.get(run);
       if (!st) return;
       const net = await loadNet();
-      const errors: string[] = [];
       await st.proxy?.close();
       delete st.proxy;
-      st.dhcp?.close();
-      delete st.dhcp;
-      if (st.netnsFd !== undefined) {
-        if (st.movedIn.length > 0) {
-          const errs = await net.moveInterfacesBack(st.netnsFd, st.movedIn, { mover: helperMover });
-          for (const e of errs) errors.push(e.message);
-          st.movedIn = [];
-        }
-        closeSync(st.netnsFd);
-        delete st.netnsFd;
+      if (!st.plan) return;
+      const plan = st.plan;
+      const fx = net.netlinkEffects({ ...(so.zone ? { zone: so.zone } : {}), mover: helperMover, configureContainer: false });
+      // the bridge stays for other members (systemd-nspawn's, say): our address on it goes when no container of
+      // ours is left in the zone
+      const errors = await net.undoNetworkPlan(plan, st.applied, fx, { zoneAddress: net.zoneAddressKeeper(so, st.recordPath, st.applied.zoneJoined) });
+      fx.close();
+      if (st.recordPath) {
+        plan.record.links = [];
+        net.writeRecord(so, plan.record);
       }
-      await net.removeLinks(st.links).catch((e: Error) => errors.push(e.message));
-      st.links = [];
-      if (st.record && st.recordPath) {
-        st.record.links = [];
-        net.writeRecord(so, st.record);
-      }
-      if (st.zoneJoined !== undefined) {
-        const zone = st.zoneJoined;
-        const removed = await net.leaveZone(zone, so.zone ?? {}).catch((e: Error) => (errors.push(e.message), false));
-        delete st.zoneJoined;
-        // the bridge stays for other members (systemd-nspawn's, say): our address on it goes when no container of
-        // ours is left in the zone
-        const a = st.addressing;
-        if (!removed && a) {
-          await net
-            .withStateLock(so, async () => {
-              const others = net.readRecords(so).filter((x) => x.path !== st.recordPath && x.record.zone === zone);
-              if (others.length > 0) return;
-              const r = new net.Rtnl();
-              try {
-                await r.delAddress(a.hostIf, 4, a.hostAddress, a.subnet.prefixLength);
-              } finally {
-                r.close();
-              }
-            })
-            .catch((e: Error) => errors.push(e.message));
-        }
-      }
-      if (errors.length > 0) throw new Error(errors.join('; '));
+      if (errors.length > 0) throw new Error(errors.map((e) => e.message).join('; '));
     },
 
     async teardown(run) {
@@ -309,9 +186,9 @@ export function networkExtension(opts: NetworkExtensionOptions = {}): ContainerE
       delete st.recordPath;
       await net.withStateLock(so, async () => {
         // links of a boot that never got to detach (and the zone) are in the record: collected with it
-        if (st.record) {
-          await net.removeLinks(st.links).catch(() => {});
-          if (st.record.zone !== undefined) await net.leaveZone(st.record.zone, so.zone ?? {}).catch(() => false);
+        if (st.plan) {
+          await net.removeLinks(st.applied.links).catch(() => {});
+          if (st.plan.record.zone !== undefined) await net.leaveZone(st.plan.record.zone, so.zone ?? {}).catch(() => false);
         }
         net.removeRecord(path);
         const errs = net.syncShared(so);
@@ -321,36 +198,27 @@ export function networkExtension(opts: NetworkExtensionOptions = {}): ContainerE
   };
 }
 
-function broadcastOf(s: { network: string; prefixLength: number }): string {
-  const n = s.network.split('.').reduce((a, x) => a * 256 + Number(x), 0) >>> 0;
-  const b = (n | (2 ** (32 - s.prefixLength) - 1)) >>> 0;
-  return [24, 16, 8, 0].map((x) => (b >>> x) & 255).join('.');
+/** the container's network options as @nspawn/net's request */
+function requestOf(machine: string, n: NetworkConfig, configure: boolean): NetRequest {
+  const req: NetRequest = { machine, configure };
+  if (n.veth) req.veth = true;
+  if (n.vethExtra?.length) req.vethExtra = n.vethExtra;
+  if (n.bridge !== undefined) req.bridge = n.bridge;
+  if (n.zone !== undefined) req.zone = n.zone;
+  if (n.macvlan?.length) req.macvlan = n.macvlan;
+  if (n.ipvlan?.length) req.ipvlan = n.ipvlan;
+  if (n.interfaces?.length) req.interfaces = n.interfaces;
+  if (n.ports?.length) req.ports = n.ports.map((p) => ({ protocol: p.protocol, hostPort: p.hostPort, containerPort: p.containerPort }));
+  return req;
 }
 
-/** the host's addresses' networks, its IPv4 routes, and the live records' subnets */
-async function takenPrefixes(live: NetRecord[]): Promise<TakenPrefix[]> {
-  const net = await loadNet();
-  const r = new net.Rtnl();
+/** @nspawn/net's refusal of a request as the runtime's error (same message) */
+function asContainerError<T>(f: () => T): T {
   try {
-    const out: TakenPrefix[] = [];
-    for (const a of await r.getAddresses()) if (a.family === 4 && !a.address.startsWith('127.')) out.push({ address: a.address, prefixLength: a.prefixLength });
-    for (const rt of await r.getRoutes4()) if (rt.prefixLength > 0 && !rt.dst.startsWith('127.')) out.push({ address: rt.dst, prefixLength: rt.prefixLength });
-    for (const rec of live) for (const s of rec.subnets) out.push({ address: s.network, prefixLength: s.prefixLength });
-    return out;
-  } finally {
-    r.close();
-  }
-}
-
-/** the host's IPv4 name servers a container can reach through masquerading (loopback ones cannot be) */
-function hostNameservers(): string[] {
-  try {
-    return readFileSync('/etc/resolv.conf', 'utf8')
-      .split('\n')
-      .map((l) => /^\s*nameserver\s+(\d+\.\d+\.\d+\.\d+)\s*$/.exec(l)?.[1])
-      .filter((x): x is string => x !== undefined && !x.startsWith('127.'));
-  } catch {
-    return [];
+    return f();
+  } catch (e) {
+    if ((e as Error).name === 'NetPlanError') throw new ContainerError((e as Error).message);
+    throw e;
   }
 }
 
