@@ -3,13 +3,28 @@
  * 0700 directory, and each connection's peer credentials checked), one varlink server answering both. A socket
  * another nspawnd answers on is not taken over; a stale one is replaced.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ResultPromise } from 'execa';
 import { chmodSync, existsSync, unlinkSync } from 'node:fs';
 import type { Server, Socket } from 'node:net';
 import { createVarlinkServer, helperPath, varlinkCall, type VarlinkMethod } from '@nspawn/runtime';
 import type { Peer } from './admission.js';
 
 export const SERVICE_INFO = { vendor: 'nspawn', product: 'nspawnd', version: '0.1.0', url: 'https://github.com/nspawn' };
+
+type Subprocess = ResultPromise<{ buffer: false; reject: false }>;
+
+let execa: typeof import('execa').execa | undefined;
+
+/**
+ * Starts the helper with ARGS through execa as node's spawn() would: no buffering, never rejecting, not killed when we
+ * exit, no SIGKILL after a kill(). execa is loaded at the first connection, not at nspawnd's start.
+ */
+async function helper(args: string[], stdin: 'pipe' | number): Promise<{ proc: Subprocess }> {
+  execa ??= (await import('execa')).execa;
+  const options = { stdio: [stdin, 'pipe', 'ignore'], buffer: false, reject: false, cleanup: false, forceKillAfterDelay: false } as const;
+  // wrapped: a subprocess is a promise of its end, which an await would wait for
+  return { proc: execa(helperPath(), args, options as unknown as { buffer: false; reject: false }) };
+}
 
 /**
  * SO_PEERCRED: Node has no API for it, so the runtime's helper reads it. One `nspawn-helper peercred-server`
@@ -18,17 +33,21 @@ export const SERVICE_INFO = { vendor: 'nspawn', product: 'nspawnd', version: '0.
  * gone, `nspawn-helper peercred` with the connection as its stdin does the same once. Only root (UID 0) may talk.
  */
 export class PeerCredentials {
-  private server: { proc: ChildProcess; waiting: Array<(line: string) => void>; buf: string } | undefined;
+  private server: { proc: Subprocess; waiting: Array<(line: string) => void>; buf: string } | undefined;
 
   constructor(private readonly log: (line: string) => void) {}
 
-  private ask(fd: number): Promise<string> {
+  private async ask(fd: number): Promise<string> {
     let s = this.server;
-    if (!s || s.proc.exitCode !== null || s.proc.signalCode !== null) {
-      const proc = spawn(helperPath(), ['peercred-server', String(process.pid)], { stdio: ['pipe', 'pipe', 'ignore'] });
+    if (!s || s.proc.nodeChildProcess.exitCode !== null || s.proc.nodeChildProcess.signalCode !== null) {
+      const { proc } = await helper(['peercred-server', String(process.pid)], 'pipe');
+      if (this.server && this.server.proc.nodeChildProcess.exitCode === null && this.server.proc.nodeChildProcess.signalCode === null) {
+        // another connection started one while we loaded execa: use that, end ours
+        proc.kill();
+        return this.ask(fd);
+      }
       s = { proc, waiting: [], buf: '' };
       const srv = s;
-      proc.on('error', () => {});
       proc.stdin!.on('error', () => {});
       proc.stdout!.on('data', (d: Buffer) => {
         srv.buf += d.toString();
@@ -39,11 +58,12 @@ export class PeerCredentials {
           srv.waiting.shift()?.(line);
         }
       });
-      proc.on('close', () => {
+      // never rejects (reject: false): resolves when it has ended, or failed to start
+      void proc.then(() => {
         for (const w of srv.waiting.splice(0)) w('-');
         if (this.server === srv) this.server = undefined;
       });
-      proc.unref();
+      proc.nodeChildProcess.unref();
       (proc.stdout as unknown as { unref?: () => void }).unref?.();
       (proc.stdin as unknown as { unref?: () => void }).unref?.();
       this.server = s;
@@ -55,13 +75,12 @@ export class PeerCredentials {
     });
   }
 
-  private askOnce(fd: number): Promise<string> {
+  private async askOnce(fd: number): Promise<string> {
+    const { proc: c } = await helper(['peercred'], fd);
     return new Promise((resolve) => {
-      const c = spawn(helperPath(), ['peercred'], { stdio: [fd, 'pipe', 'ignore'] });
       let out = '';
       c.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-      c.on('error', () => resolve('-'));
-      c.on('close', () => resolve(out.trim() || '-'));
+      void c.then(() => resolve(out.trim() || '-'));
     });
   }
 
