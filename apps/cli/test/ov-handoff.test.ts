@@ -113,14 +113,14 @@ describe('-x on ext4 handed over to the helper', () => {
     expect(await s.ended).toBe(7);
     expectGone(s, before, locks);
     // the same run through spawnSync: what a user sees
-    const r = runTool('nspawn', ['-q', '-M', 'ov-fail', '-D', tree, '-x', '/bin/sh', '-c', 'exit 3']);
+    const r = await runTool('nspawn', ['-q', '-M', 'ov-fail', '-D', tree, '-x', '/bin/sh', '-c', 'exit 3']);
     expect(r.status, r.stderr).toBe(3);
     expect(ls(parent)).toEqual(before);
   });
 
-  it('a bad $NSPAWN_EPHEMERAL is one line naming it, exit 1, and nothing made', () => {
+  it('a bad $NSPAWN_EPHEMERAL is one line naming it, exit 1, and nothing made', async () => {
     const before = ls(parent);
-    const r = runTool('nspawn', ['-q', '-M', 'ov-badmode', '-D', tree, '-x', '/bin/true'], { env: { ...TOOL_ENV, NSPAWN_EPHEMERAL: 'bogus' } });
+    const r = await runTool('nspawn', ['-q', '-M', 'ov-badmode', '-D', tree, '-x', '/bin/true'], { env: { ...TOOL_ENV, NSPAWN_EPHEMERAL: 'bogus' } });
     expect(r.status).toBe(1);
     expect(r.stderr).toBe('Invalid $NSPAWN_EPHEMERAL=bogus: expected auto, snapshot, overlay or copy\n');
     expect(ls(parent)).toEqual(before);
@@ -193,7 +193,7 @@ describe('-x on ext4 handed over to the helper', () => {
     expect(mountsUnder(s.snapshot)).toEqual([target]);
     for (const l of lockFiles(s.snapshot)) expect(existsSync(l), l).toBe(false);
     expect(spawnSync('umount', [target]).status).toBe(0);
-    const r = runTool('nspawn', ['-q', '-M', 'ov-bind', '-D', tree, '-x', '/bin/true']);
+    const r = await runTool('nspawn', ['-q', '-M', 'ov-bind', '-D', tree, '-x', '/bin/true']);
     expect(r.status, r.stderr).toBe(0);
     expect(ls(parent)).toEqual(before);
     expect(readFileSync(join(victim, 'file'), 'utf8')).toBe('keep');
@@ -215,7 +215,7 @@ describe('-x on ext4 handed over to the helper', () => {
     expect(readFileSync(join(victim, 'file'), 'utf8')).toBe('keep');
     expect(spawnSync('umount', [root]).status).toBe(0);
     // the overlay below it is still there: the next start unmounts and removes it
-    const r = runTool('nspawn', ['-q', '-M', 'ov-stack', '-D', tree, '-x', '/bin/true']);
+    const r = await runTool('nspawn', ['-q', '-M', 'ov-stack', '-D', tree, '-x', '/bin/true']);
     expect(r.status, r.stderr).toBe(0);
     expect(ls(parent)).toEqual(before);
     expect(mountsUnder(tmp.dir)).toEqual([]);
@@ -279,7 +279,7 @@ describe('-x on ext4 handed over to the helper', () => {
     expect(readFileSync(join(canary, 'file'), 'utf8')).toBe('keep');
     expect(existsSync(join(tree, 'ov-running'))).toBe(false);
     // a failing payload and SIGTERM
-    const r = runTool('nspawn', ['-q', '-M', 'ov-copy', '-D', tree, '-x', '/bin/sh', '-c', 'exit 5'], { env });
+    const r = await runTool('nspawn', ['-q', '-M', 'ov-copy', '-D', tree, '-x', '/bin/sh', '-c', 'exit 5'], { env });
     expect(r.status, r.stderr).toBe(5);
     expect(ls(parent)).toEqual(before);
     const t = await startX('ov-copy', ['/bin/sh', '-c', 'touch /ov-running; sleep 30'], env);

@@ -208,9 +208,9 @@ function expectAllCollected(k: Killed): void {
 }
 
 const ctlEnv = () => ({ ...TOOL_ENV, NSPAWND_RUNTIME_DIR: join(work.dir, 'run'), NSPAWND_MACHINES_DIR: join(work.dir, 'machines') });
-const plainStart = () => {
+const plainStart = async () => {
   const other = tree('rc-other');
-  const r = runTool('nspawn', ['-q', '--console=pipe', '-D', other.root, '-M', `rc-other${trees}`, '/bin/true']);
+  const r = await runTool('nspawn', ['-q', '--console=pipe', '-D', other.root, '-M', `rc-other${trees}`, '/bin/true']);
   expect(r.status, r.stderr).toBe(0);
   rmSync(other.parent, { recursive: true });
 };
@@ -265,7 +265,7 @@ describe('kill -9, then what collects the leftovers', () => {
       // runs without networking (or --overlay scratch) are handed over: the kill hit the helper in nspawn's place
       if (moment === 'running') expect(k.handedOver, 'handed over to the helper').toBe(!flags.includes('-n') && !flags.some((f) => f.startsWith('--overlay')));
       if (flags.some((f) => f.startsWith('--overlay'))) expect(k.scratch.length, 'its scratch directory, recorded').toBe(1);
-      plainStart();
+      await plainStart();
       expectAllCollected(k);
     }),
   );
@@ -273,7 +273,7 @@ describe('kill -9, then what collects the leftovers', () => {
   it('an immediate restart of the same machine after kill -9 works (no "already running?"), and leaves nothing', async () => {
     for (const flags of [['-n', '-U', '-x'], ['-x']]) {
       const k = await killAt(flags, 'running', 'rc-again');
-      const r = runTool('nspawn', ['-q', '--console=pipe', ...flags, '-D', k.t.root, '-M', 'rc-again', 'sh', '-c', 'echo again']);
+      const r = await runTool('nspawn', ['-q', '--console=pipe', ...flags, '-D', k.t.root, '-M', 'rc-again', 'sh', '-c', 'echo again']);
       expect(r.status, r.stderr).toBe(0);
       expect(r.stdout).toBe('again\n');
       expectAllCollected(k);
@@ -301,7 +301,7 @@ describe('a run that could not remove everything keeps its record', () => {
       expect(freeLocks(RUNS, [`${name}.lock`])).toEqual([`${name}.lock`]);
       // nothing of it is collected while the foreign mount is there; once it is gone, all of it is
       expect(spawnSync('umount', [foreign]).status).toBe(0);
-      plainStart();
+      await plainStart();
       expect(existsSync(join(RUNS, `${name}.lock`))).toBe(false);
       expect(ls(t.parent)).toEqual([basename(t.root)]);
       expect(mountsUnder(t.parent)).toEqual([]);
@@ -342,7 +342,7 @@ describe('what a live container holds is never collected', () => {
     expect(before.scope).toBe(hierarchies().length);
     // a gone run to collect meanwhile, so that the collectors do work next to the live ones
     const k = await killAt(['-U', '-x'], 'running', 'rc-victim');
-    plainStart();
+    await plainStart();
     clean();
     await nspawndStart();
     expectAllCollected(k);
@@ -363,15 +363,16 @@ describe('what a live container holds is never collected', () => {
 });
 
 describe('-x without -M (systemd-nspawn 252\'s determine_names())', () => {
-  it('names the machine TREE-<16 hex digits>, as systemd-nspawn does (the host name inside)', () => {
+  it('names the machine TREE-<16 hex digits>, as systemd-nspawn does (the host name inside)', async () => {
     const t = tree('rc-box1');
     const names: Record<string, string[]> = {};
     for (const tool of ['systemd-nspawn', 'nspawn'] as const) {
-      names[tool] = [1, 2].map(() => {
-        const r = runTool(tool, ['-q', '--console=pipe', '-x', '-D', t.root, 'hostname']);
+      names[tool] = [];
+      for (let i = 0; i < 2; i++) {
+        const r = await runTool(tool, ['-q', '--console=pipe', '-x', '-D', t.root, 'hostname']);
         expect(r.status, `${tool}: ${r.stderr}`).toBe(0);
-        return r.stdout.trim();
-      });
+        names[tool].push(r.stdout.trim());
+      }
       for (const n of names[tool]!) expect(n, tool).toMatch(/^rc-box1-[0-9a-f]{16}$/);
       expect(names[tool]![0]).not.toBe(names[tool]![1]);
     }
@@ -417,26 +418,28 @@ describe('differences from systemd-nspawn 252, fixed (side by side)', () => {
     expect(out.nspawn).toBe(out['systemd-nspawn']);
   });
 
-  it('--cpu-affinity= (empty) resets an earlier --cpu-affinity=', () => {
+  it('--cpu-affinity= (empty) resets an earlier --cpu-affinity=', async () => {
     const t = tree('rc-cpu');
     const host = /^Cpus_allowed_list:\s*(\S+)$/m.exec(readFileSync('/proc/self/status', 'utf8'))![1];
     const seen: Record<string, string[]> = {};
-    for (const tool of ['systemd-nspawn', 'nspawn'] as const)
-      seen[tool] = [['--cpu-affinity=0'], ['--cpu-affinity=0', '--cpu-affinity=']].map((opt) => {
-        const r = runTool(tool, ['-q', '--console=pipe', ...opt, '-D', t.root, 'sh', '-c', 'grep Cpus_allowed_list /proc/self/status']);
+    for (const tool of ['systemd-nspawn', 'nspawn'] as const) {
+      seen[tool] = [];
+      for (const opt of [['--cpu-affinity=0'], ['--cpu-affinity=0', '--cpu-affinity=']]) {
+        const r = await runTool(tool, ['-q', '--console=pipe', ...opt, '-D', t.root, 'sh', '-c', 'grep Cpus_allowed_list /proc/self/status']);
         expect(r.status, `${tool} ${opt.join(' ')}: ${r.stderr}`).toBe(0);
-        return r.stdout.replace(/\s+/g, ' ').trim();
-      });
+        seen[tool].push(r.stdout.replace(/\s+/g, ' ').trim());
+      }
+    }
     expect(seen.nspawn).toEqual(['Cpus_allowed_list: 0', `Cpus_allowed_list: ${host}`]);
     expect(seen.nspawn).toEqual(seen['systemd-nspawn']);
   });
 
-  it('a zone name that makes no interface name is refused up front with 252\'s message, and nothing is left', () => {
+  it('a zone name that makes no interface name is refused up front with 252\'s message, and nothing is left', async () => {
     const t = tree('rc-zone');
     for (const zone of ['averyveryverylongzone', 'a:b']) {
       const said: Record<string, string> = {};
       for (const tool of ['systemd-nspawn', 'nspawn'] as const) {
-        const r = runTool(tool, ['-q', '--console=pipe', `--network-zone=${zone}`, '-D', t.root, '-M', 'rc-zone', 'true']);
+        const r = await runTool(tool, ['-q', '--console=pipe', `--network-zone=${zone}`, '-D', t.root, '-M', 'rc-zone', 'true']);
         expect(r.status, tool).toBe(1);
         said[tool] = r.stderr.split('\n').find((l) => l.startsWith('Network zone name')) ?? r.stderr;
       }
