@@ -2,8 +2,8 @@
 // hostile container (a busybox machine under a private nspawnd whose tar(1) is replaced by a script that prints
 // a hostile archive, or whose tree plants symlinks). Each asserts the canary outside is unchanged and that no half
 // image, temp directory or archive is left.
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { execa } from 'execa';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { execa, execaSync } from 'execa';
 import { createHash } from 'node:crypto';
 import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -99,7 +99,7 @@ describe('nspawnctl copy-from a hostile container', () => {
       NSPAWND_MACHINES_DIR: machines,
     };
     const tree = join(machines, 'im-cf');
-    execFileSync(join(REPO, 'scripts/make-busybox-tree.sh'), [tree], { stdio: ['ignore', 'ignore', 'inherit'] });
+    await execa(join(REPO, 'scripts/make-busybox-tree.sh'), [tree], { stdin: 'ignore', stdout: 'ignore', stderr: 'inherit' });
     // the container's tar prints whatever archive /evil.tar is
     unlinkSync(join(tree, 'bin/tar'));
     writeFileSync(join(tree, 'bin/tar'), '#!/bin/sh\nif [ -e /evil.tar ]; then cat /evil.tar; else exec /bin/busybox tar "$@"; fi\n');
@@ -107,8 +107,8 @@ describe('nspawnctl copy-from a hostile container', () => {
     // and its tree plants symlinks pointing at the host's paths
     mkdirSync(join(tree, 'srv/planted'), { recursive: true });
     writeFileSync(join(tree, 'srv/planted/file'), 'inside\n');
-    execFileSync('ln', ['-s', fx.victim, join(tree, 'srv/planted/victim')]);
-    execFileSync('ln', ['-s', '/', join(tree, 'srv/planted/root')]);
+    execaSync('ln', ['-s', fx.victim, join(tree, 'srv/planted/victim')]);
+    execaSync('ln', ['-s', '/', join(tree, 'srv/planted/root')]);
     daemon = spawn(process.execPath, [NSPAWND], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     daemon.stdout!.on('data', (d: Buffer) => (out += d.toString()));
@@ -130,7 +130,7 @@ describe('nspawnctl copy-from a hostile container', () => {
         daemon.kill('SIGTERM');
         await gone;
       }
-      execFileSync('rm', ['-rf', '--one-file-system', fx.base]);
+      await execa('rm', ['-rf', '--one-file-system', fx.base]);
     }
   });
   const evil = (tar: Buffer) => writeFileSync(join(machines, 'im-cf/evil.tar'), tar);

@@ -11,8 +11,8 @@
  *
  * Needs root, /usr/bin/systemd-nspawn, gcc with -m32 (gcc-multilib) and a built CLI; fails, never skips, without.
  */
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { execa } from 'execa';
+import { spawn } from 'node:child_process';
+import { execa, execaSync } from 'execa';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -50,12 +50,12 @@ let dumper = '';
 beforeAll(() => {
   requireRoot();
   if (!existsSync(SYSTEMD_NSPAWN)) throw new Error(`${SYSTEMD_NSPAWN} is missing: install systemd-container (scripts/setup.sh --test)`);
-  const v = spawnSync(process.execPath, [NSPAWN_BIN, '--version'], { encoding: 'utf8', timeout: 20000 });
-  if (v.status !== 0) throw new Error(`${NSPAWN_BIN} --version failed (run 'pnpm build'): ${v.stderr}`);
+  const v = execaSync(process.execPath, [NSPAWN_BIN, '--version'], { timeout: 20000, reject: false });
+  if (v.exitCode !== 0) throw new Error(`${NSPAWN_BIN} --version failed (run 'pnpm build'): ${v.stderr}`);
   tree = makeTree('nspawn-seccomp-');
   const cc = (args: string[]) => {
-    const r = spawnSync('gcc', ['-O1', '-Wall', ...args], { encoding: 'utf8' });
-    if (r.status !== 0) throw new Error(`gcc ${args.join(' ')} failed:\n${r.stderr}${r.error?.message ?? ''}`);
+    const r = execaSync('gcc', ['-O1', '-Wall', ...args], { reject: false });
+    if (r.exitCode !== 0) throw new Error(`gcc ${args.join(' ')} failed:\n${r.stderr}${r.failed ? r.shortMessage : ''}`);
   };
   cc(['-static', '-o', join(tree.root, 'probe64'), join(FIXTURES, 'seccomp-probe.c')]);
   try {
@@ -216,7 +216,7 @@ async function containerFilters(tool: Tool, args: string[]): Promise<SockFilter[
       if (child.exitCode !== null) break;
     }
     if (pid === undefined) throw new Error(`${tool} ${args.join(' ')}: the container did not start: ${stderr}`);
-    const text = execFileSync(dumper, [String(pid)], { encoding: 'utf8' });
+    const text = execaSync(dumper, [String(pid)], { stripFinalNewline: false }).stdout;
     const filters: SockFilter[][] = [];
     for (const line of text.split('\n')) {
       if (line.startsWith('filter ')) filters.push([]);
