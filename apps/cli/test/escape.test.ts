@@ -15,8 +15,8 @@
  *
  * Needs root, gcc and /usr/bin/systemd-nspawn; it fails, never skips, without them.
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { execa } from 'execa';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { execa, execaSync } from 'execa';
 import { chmodSync, closeSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -263,7 +263,7 @@ beforeAll(() => {
   base = makeTempDir('nspawn-escape-');
   probe = join(base.dir, 'escape-probe');
   try {
-    execFileSync('gcc', ['-static', '-O2', '-Wall', '-o', probe, PROBE_SOURCE], { stdio: ['ignore', 'ignore', 'pipe'] });
+    execaSync('gcc', ['-static', '-O2', '-Wall', '-o', probe, PROBE_SOURCE], { stdin: 'ignore', stdout: 'ignore', stderr: 'pipe' });
   } catch (e) {
     throw new Error(`compiling ${PROBE_SOURCE} with gcc -static failed (Debian: apt-get install gcc libc6-dev): ${(e as { stderr?: Buffer }).stderr ?? e}`);
   }

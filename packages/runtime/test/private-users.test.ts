@@ -2,8 +2,8 @@
  * Private users through `nspawn`, side by side with systemd-nspawn 252: -U ranges (same uid_map for the same
  * machine name), ownership map and chown, concurrency with each other and with systemd-nspawn, kill -9, refusals.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { execa } from 'execa';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { execa, execaSync } from 'execa';
 import { chownSync, existsSync, mkdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -30,7 +30,7 @@ function mapOf(out: string): [number, number, number] {
   return [f[0]!, f[1]!, f[2]!];
 }
 function ownership(root: string, shift = 0): string {
-  return execFileSync('find', [root, '-printf', '%P %U %G %m %y\n'], { encoding: 'utf8', maxBuffer: 1 << 28 })
+  return execaSync('find', [root, '-printf', '%P %U %G %m %y\n'], { maxBuffer: 1 << 28, stripFinalNewline: false }).stdout
     .split('\n')
     .filter((l) => l !== '')
     .map((l) => {
@@ -63,7 +63,7 @@ beforeAll(() => {
   const t = makeTree('ut-pu-');
   fsDirs.push({ fs: 'ext4', dir: t.dir, cleanup: t.cleanup });
   try {
-    execFileSync('which', ['mkfs.btrfs'], { stdio: 'ignore' });
+    execaSync('which', ['mkfs.btrfs'], { stdio: 'ignore' });
   } catch {
     return;
   }
@@ -71,16 +71,16 @@ beforeAll(() => {
   const img = join(b.dir, 'img');
   const mnt = join(b.dir, 'mnt');
   mkdirSync(mnt);
-  execFileSync('truncate', ['-s', '300M', img]);
-  execFileSync('mkfs.btrfs', ['-q', img]);
-  const loop = execFileSync('losetup', ['--find', '--show', img], { encoding: 'utf8' }).trim();
-  execFileSync('mount', [loop, mnt]);
+  execaSync('truncate', ['-s', '300M', img]);
+  execaSync('mkfs.btrfs', ['-q', img]);
+  const loop = execaSync('losetup', ['--find', '--show', img]).stdout.trim();
+  execaSync('mount', [loop, mnt]);
   fsDirs.push({
     fs: 'btrfs',
     dir: mnt,
     cleanup: () => {
-      execFileSync('umount', [mnt]);
-      execFileSync('losetup', ['-d', loop]);
+      execaSync('umount', [mnt]);
+      execaSync('losetup', ['-d', loop]);
       b.cleanup();
     },
   });
@@ -93,7 +93,7 @@ function tree(fs: string, name: string): string {
   const d = fsDirs.find((f) => f.fs === fs)!.dir;
   const root = join(d, name);
   rmSync(root, { recursive: true, force: true });
-  execFileSync(join(import.meta.dirname, '../../../scripts/make-busybox-tree.sh'), [root], { stdio: 'ignore' });
+  execaSync(join(import.meta.dirname, '../../../scripts/make-busybox-tree.sh'), [root], { stdio: 'ignore' });
   return root;
 }
 
@@ -154,10 +154,10 @@ describe('auto without idmapped mounts', () => {
   it('falls back to chown on a file system without them (ramfs), as systemd-nspawn does; map is refused', async () => {
     const d = join(fsDirs.find((f) => f.fs === 'ext4')!.dir, 'ramfs');
     mkdirSync(d);
-    execFileSync('mount', ['-t', 'ramfs', 'ut-ramfs', d]);
+    execaSync('mount', ['-t', 'ramfs', 'ut-ramfs', d]);
     try {
       const mk = (n: string) => {
-        execFileSync(join(import.meta.dirname, '../../../scripts/make-busybox-tree.sh'), [join(d, n)], { stdio: 'ignore' });
+        execaSync(join(import.meta.dirname, '../../../scripts/make-busybox-tree.sh'), [join(d, n)], { stdio: 'ignore' });
         return join(d, n);
       };
       const t1 = mk('ours');
@@ -178,7 +178,7 @@ describe('auto without idmapped mounts', () => {
       expect(statSync(join(t1, 'bin/busybox')).uid).toBe(shift);
       expect(statSync(join(t2, 'bin/busybox')).uid).toBe(shift);
     } finally {
-      execFileSync('umount', [d]);
+      execaSync('umount', [d]);
       rmSync(d, { recursive: true, force: true });
     }
   });
@@ -325,7 +325,7 @@ describe('the range lock across the hand-over', () => {
       // which program holds it: the helper in nspawn's place (same PID), or Node
       const exe = readlinkSync(`/proc/${c.pid}/exe`);
       expect(exe).toMatch(handoff ? /\/nspawn-helper[^/]*$/ : /\/node$/);
-      const fds = execFileSync('ls', ['-l', `/proc/${c.pid}/fd`], { encoding: 'utf8' });
+      const fds = execaSync('ls', ['-l', `/proc/${c.pid}/fd`], { stripFinalNewline: false }).stdout;
       expect(fds).toContain(join(LOCK_DIR, String(want)));
       expect(await exited(c)).toBe(0);
       expect(existsSync(join(LOCK_DIR, String(want)))).toBe(false);
