@@ -9,7 +9,8 @@
  * (made with debootstrap on the first run, then cached). After every boot nothing may be left: no mounts under the
  * temp dir, no machine scope, no process inside the tree.
  */
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
+import { execa } from 'execa';
 import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -135,14 +136,15 @@ async function systemState(s: PtySession): Promise<{ state: string; failed: stri
   return { state, failed, multiUser };
 }
 
-beforeAll(() => {
+beforeAll(async () => {
   requireRootAndSystemdNspawn();
   base = makeTempDir('nspawn-boot-');
   debian = join(base.dir, 'debns');
   debianSd = join(base.dir, 'debsd');
   busybox = join(base.dir, 'bbox');
-  execFileSync(join(REPO, 'scripts/make-debian-tree.sh'), [debian], { stdio: ['ignore', 'ignore', 'inherit'] });
-  execFileSync(join(REPO, 'scripts/make-busybox-tree.sh'), [busybox]);
+  // asynchronous: debootstrap takes a minute the first time, and a synchronous wait blocks the vitest worker
+  await execa(join(REPO, 'scripts/make-debian-tree.sh'), [debian], { stdin: 'ignore', stdout: 'ignore', stderr: 'inherit' });
+  await execa(join(REPO, 'scripts/make-busybox-tree.sh'), [busybox]);
 }, 600000);
 
 // a test that failed half-way leaves its session running: end it (nspawn goes with its terminal) before the next
@@ -188,7 +190,7 @@ describe('booting Debian 12 (systemd)', () => {
     expect(await s.wait('passwd')).toBe(0);
     expect(readFileSync(join(debian, 'etc/shadow'), 'utf8')).toMatch(/^root:\$[^:]+:/m);
     // the systemd-nspawn run gets the very same tree
-    execFileSync('cp', ['-a', debian, debianSd]);
+    await execa('cp', ['-a', debian, debianSd]);
     expectNothingLeft(debian, 'debns');
   }, 120000);
 
@@ -254,8 +256,8 @@ describe('booting Debian 12 (systemd)', () => {
   }, 120000);
 
   it('root logs in without a password once `passwd -d root` ran in the container; reboot with --keep-unit exits 133', async () => {
-    const r = spawnSync(process.execPath, [NSPAWN_BIN, '-q', '-D', debian, '-P', 'passwd', '-d', 'root'], { encoding: 'utf8', timeout: 60000 });
-    expect(r.status, r.stderr).toBe(0);
+    const r = await execa(process.execPath, [NSPAWN_BIN, '-q', '-D', debian, '-P', 'passwd', '-d', 'root'], { timeout: 60000, reject: false });
+    expect(r.exitCode, r.stderr).toBe(0);
     expect(readFileSync(join(debian, 'etc/shadow'), 'utf8')).toMatch(/^root::/m);
     const s = onPty('nspawn', ['--keep-unit', '-D', debian, '-b']);
     await login(s, undefined);
@@ -337,7 +339,7 @@ describe('booting Debian 12 (systemd)', () => {
     // the listener (test/fixtures/notify-listener.c): each message with the sender's PID
     const sock = join(base!.dir, 'notify.sock');
     const bin = join(base!.dir, 'notify-listener');
-    execFileSync('gcc', ['-O1', '-Wall', '-o', bin, NOTIFY_LISTENER_SOURCE]);
+    await execa('gcc', ['-O1', '-Wall', '-o', bin, NOTIFY_LISTENER_SOURCE]);
     const listener = spawn(bin, [sock], { stdio: ['ignore', 'pipe', 'inherit'] });
     let lines: string[] = [];
     let buf = '';

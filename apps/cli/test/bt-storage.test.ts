@@ -72,13 +72,13 @@ describe.each(['ext4', 'btrfs'] as const)('-x on %s', (kind) => {
     busybox(tree(), kind === 'btrfs');
   });
 
-  it('runs on a snapshot, writes stay in it, nothing is left; same as systemd-nspawn', () => {
+  it('runs on a snapshot, writes stay in it, nothing is left; same as systemd-nspawn', async () => {
     const before = ls(parent());
     const treeBefore = manifest(tree());
     const script = 'echo data > /bt-written && cat /bt-written && ls / && stat -c %i / && echo ok';
     const out: Record<string, string> = {};
     for (const tool of TOOLS) {
-      const r = runTool(tool, ['-q', '-D', tree(), '-x', '/bin/sh', '-c', script]);
+      const r = await runTool(tool, ['-q', '-D', tree(), '-x', '/bin/sh', '-c', script]);
       expect(r.status, `${tool}: ${r.stderr}`).toBe(0);
       out[tool] = r.stdout.replace(/\r/g, '');
       expect(ls(parent()), `${tool} left something`).toEqual(before);
@@ -93,8 +93,8 @@ describe.each(['ext4', 'btrfs'] as const)('-x on %s', (kind) => {
     }
   });
 
-  it('says where it runs: systemd\'s snapshot name beside the tree (and 252\'s random machine name for -x without -M)', () => {
-    const r = runTool('nspawn', ['-D', tree(), '-x', '/bin/true']);
+  it('says where it runs: systemd\'s snapshot name beside the tree (and 252\'s random machine name for -x without -M)', async () => {
+    const r = await runTool('nspawn', ['-D', tree(), '-x', '/bin/true']);
     expect(r.status).toBe(0);
     const m = /Spawning container bt-xtree-[0-9a-f]{16} on (\S+)\./.exec(r.stderr);
     expect(m?.[1]).toMatch(new RegExp(`^${parent()}/\\.#machine\\.bt-xtree[0-9a-f]{16}${kind === 'btrfs' ? '' : '/root'}$`));
@@ -102,10 +102,10 @@ describe.each(['ext4', 'btrfs'] as const)('-x on %s', (kind) => {
 
   it('removes the snapshot after a failing payload, a missing command and SIGTERM', async () => {
     const before = ls(parent());
-    const r = runTool('nspawn', ['-q', '-D', tree(), '-x', '/bin/sh', '-c', 'exit 7']);
+    const r = await runTool('nspawn', ['-q', '-D', tree(), '-x', '/bin/sh', '-c', 'exit 7']);
     expect(r.status).toBe(7);
     expect(ls(parent())).toEqual(before);
-    const r2 = runTool('nspawn', ['-q', '-D', tree(), '-x', '/no/such/command']);
+    const r2 = await runTool('nspawn', ['-q', '-D', tree(), '-x', '/no/such/command']);
     expect(r2.status).not.toBe(0);
     expect(ls(parent())).toEqual(before);
     const c = await startUntil('nspawn', ['-q', '-D', tree(), '-x', '/bin/sleep', '30'], '/dev/null');
@@ -150,35 +150,35 @@ describe.each(['ext4', 'btrfs'] as const)('-x on %s', (kind) => {
     expect(left.some((n) => n.startsWith('.#machine.bt-xtree'))).toBe(true);
     // the container dies with its helper (PDEATHSIG); at once, the next start of the name collects what the run left
     // (its run lock is free: no waiting for a clock)
-    const r = runTool('nspawn', ['-q', '-M', name, '-D', tree(), '-x', '/bin/true']);
+    const r = await runTool('nspawn', ['-q', '-M', name, '-D', tree(), '-x', '/bin/true']);
     expect(r.status, r.stderr).toBe(0);
     expect(ls(parent())).toEqual(before);
     expect(mountsAt(parent())).toEqual([]);
   });
 
-  it('a hostile container (symlinks to host files, to / and to the mount root) harms nothing when its snapshot goes', () => {
+  it('a hostile container (symlinks to host files, to / and to the mount root) harms nothing when its snapshot goes', async () => {
     const before = ls(parent());
     const precious = join(fss[kind]!.dir, 'bt-precious');
     writeFileSync(precious, 'keep');
     const script = `ln -s ${precious} /link-file && ln -s / /link-root && mkdir -p /d/e && ln -s ${fss[kind]!.dir} /d/e/up && echo x > /d/e/f`;
-    const r = runTool('nspawn', ['-q', '-D', tree(), '-x', '/bin/sh', '-c', script]);
+    const r = await runTool('nspawn', ['-q', '-D', tree(), '-x', '/bin/sh', '-c', script]);
     expect(r.status, r.stderr).toBe(0);
     expect(readFileSync(precious, 'utf8')).toBe('keep');
     expect(ls(parent())).toEqual(before);
     expect(existsSync(join(fss[kind]!.dir, 'x'))).toBe(true);
   });
 
-  it('a start that fails while making the snapshot leaves nothing and says why', () => {
+  it('a start that fails while making the snapshot leaves nothing and says why', async () => {
     const before = ls(parent());
-    const r = runTool('nspawn', ['-q', '-D', tree(), '-x', '/bin/true'], { env: { ...TOOL_ENV, NSPAWN_EPHEMERAL: kind === 'btrfs' ? 'bogus' : 'snapshot' } });
+    const r = await runTool('nspawn', ['-q', '-D', tree(), '-x', '/bin/true'], { env: { ...TOOL_ENV, NSPAWN_EPHEMERAL: kind === 'btrfs' ? 'bogus' : 'snapshot' } });
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(kind === 'btrfs' ? /Invalid \$NSPAWN_EPHEMERAL=bogus/ : /not a btrfs subvolume/);
     expect(ls(parent())).toEqual(before);
   });
 
-  it('$NSPAWN_EPHEMERAL=copy copies as systemd does, and leaves nothing', () => {
+  it('$NSPAWN_EPHEMERAL=copy copies as systemd does, and leaves nothing', async () => {
     const before = ls(parent());
-    const r = runTool('nspawn', ['-q', '-D', tree(), '-x', '/bin/sh', '-c', 'stat -f -c %t /'], { env: { ...TOOL_ENV, NSPAWN_EPHEMERAL: 'copy' } });
+    const r = await runTool('nspawn', ['-q', '-D', tree(), '-x', '/bin/sh', '-c', 'stat -f -c %t /'], { env: { ...TOOL_ENV, NSPAWN_EPHEMERAL: 'copy' } });
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout.trim()).toBe(kind === 'btrfs' ? '9123683e' : 'ef53');
     expect(ls(parent())).toEqual(before);
@@ -220,7 +220,7 @@ describe('image locks against systemd-nspawn', () => {
       const c = await startUntil(holder, ['-q', '-D', tree(), '/bin/sleep', '30'], join(fss.ext4!.dir, '.#bt-locked.lck'));
       try {
         await new Promise((r) => setTimeout(r, 200));
-        const r = runTool(second, ['-q', '-M', 'bt-second', '-D', tree(), '/bin/true']);
+        const r = await runTool(second, ['-q', '-M', 'bt-second', '-D', tree(), '/bin/true']);
         expect(r.status).toBe(1);
         expect(r.stderr).toContain(`Directory tree ${tree()} is currently busy.`);
         // the image store sees it running and refuses to remove or rename it
@@ -228,7 +228,7 @@ describe('image locks against systemd-nspawn', () => {
         expect(() => removeImage('bt-locked', { root: fss.ext4!.dir })).toThrow(/is in use/);
         expect(() => renameImage('bt-locked', 'bt-renamed', { root: fss.ext4!.dir })).toThrow(/is in use/);
         // -x does not lock the tree itself: it runs beside
-        expect(runTool(second, ['-q', '-M', 'bt-second', '-D', tree(), '-x', '/bin/true']).status).toBe(0);
+        expect((await runTool(second, ['-q', '-M', 'bt-second', '-D', tree(), '-x', '/bin/true'])).status).toBe(0);
       } finally {
         // SIGTERM: a killed systemd-nspawn would leave its lock files behind (the locks themselves go)
         c.kill('SIGTERM');
@@ -236,7 +236,7 @@ describe('image locks against systemd-nspawn', () => {
       }
       expect(existsSync(globalLockPath(tree())!)).toBe(false);
       await new Promise((r) => setTimeout(r, 300));
-      expect(runTool(second, ['-q', '-D', tree(), '/bin/true']).status).toBe(0);
+      expect((await runTool(second, ['-q', '-D', tree(), '/bin/true'])).status).toBe(0);
     });
   }
 
@@ -244,9 +244,9 @@ describe('image locks against systemd-nspawn', () => {
     const c = await startUntil('systemd-nspawn', ['-q', '--read-only', '-D', tree(), '/bin/sleep', '30'], join(fss.ext4!.dir, '.#bt-locked.lck'));
     try {
       await new Promise((r) => setTimeout(r, 200));
-      const ro = runTool('nspawn', ['-q', '-M', 'bt-ro2', '--read-only', '-D', tree(), '/bin/true']);
+      const ro = await runTool('nspawn', ['-q', '-M', 'bt-ro2', '--read-only', '-D', tree(), '/bin/true']);
       expect(ro.status, ro.stderr).toBe(0);
-      expect(runTool('nspawn', ['-q', '-M', 'bt-ro3', '-D', tree(), '/bin/true']).stderr).toContain('is currently busy');
+      expect((await runTool('nspawn', ['-q', '-M', 'bt-ro3', '-D', tree(), '/bin/true'])).stderr).toContain('is currently busy');
     } finally {
       c.kill('SIGTERM');
       await ended(c);
@@ -263,15 +263,15 @@ describe.each(['ext4', 'btrfs'] as const)('--template on %s', (kind) => {
   });
 
   for (const tpl of kind === 'btrfs' ? ['bt-tpl-plain', 'bt-tpl-sub'] : ['bt-tpl-plain']) {
-    it(`populates a missing directory from ${tpl} like systemd-nspawn; an existing one is left alone`, () => {
+    it(`populates a missing directory from ${tpl} like systemd-nspawn; an existing one is left alone`, async () => {
       const made: Record<string, string> = {};
       for (const tool of TOOLS) {
         const d = join(dir(), `bt-from-${tpl}-${tool}`);
         made[tool] = d;
-        const r = runTool(tool, ['-D', d, `--template=${join(dir(), tpl)}`, '/bin/sh', '-c', 'echo hi > /new-file']);
+        const r = await runTool(tool, ['-D', d, `--template=${join(dir(), tpl)}`, '/bin/sh', '-c', 'echo hi > /new-file']);
         expect(r.status, r.stderr).toBe(0);
         expect(r.stderr).toContain(`Populated ${d} from template ${join(dir(), tpl)}.`);
-        const again = runTool(tool, ['-D', d, `--template=${join(dir(), tpl)}`, '/bin/true']);
+        const again = await runTool(tool, ['-D', d, `--template=${join(dir(), tpl)}`, '/bin/true']);
         expect(again.stderr).toContain(`Directory ${d} already exists, not populating from template ${join(dir(), tpl)}.`);
         expect(readFileSync(join(d, 'new-file'), 'utf8')).toBe('hi\n');
       }
@@ -282,11 +282,11 @@ describe.each(['ext4', 'btrfs'] as const)('--template on %s', (kind) => {
     });
   }
 
-  it('-M without -D means /var/lib/machines/NAME; --template with -x is refused by both', () => {
+  it('-M without -D means /var/lib/machines/NAME; --template with -x is refused by both', async () => {
     const name = `bt-tpl-m${process.pid}`;
     const target = `/var/lib/machines/${name}`;
     try {
-      const r = runTool('nspawn', ['-q', '-M', name, `--template=${join(dir(), 'bt-tpl-plain')}`, '/bin/true']);
+      const r = await runTool('nspawn', ['-q', '-M', name, `--template=${join(dir(), 'bt-tpl-plain')}`, '/bin/true']);
       expect(r.status, r.stderr).toBe(0);
       expect(existsSync(join(target, 'bin/busybox'))).toBe(true);
     } finally {
@@ -294,7 +294,7 @@ describe.each(['ext4', 'btrfs'] as const)('--template on %s', (kind) => {
       rmSync(`/var/lib/machines/.#${name}.lck`, { force: true });
     }
     for (const tool of TOOLS) {
-      const r = runTool(tool, ['-q', '-D', join(dir(), 'bt-x'), `--template=${join(dir(), 'bt-tpl-plain')}`, '-x', '/bin/true']);
+      const r = await runTool(tool, ['-q', '-D', join(dir(), 'bt-x'), `--template=${join(dir(), 'bt-tpl-plain')}`, '-x', '/bin/true']);
       expect(r.status, tool).not.toBe(0);
       expect(existsSync(join(dir(), 'bt-x'))).toBe(false);
     }
@@ -302,10 +302,10 @@ describe.each(['ext4', 'btrfs'] as const)('--template on %s', (kind) => {
 });
 
 describe('-D / -x', () => {
-  it('runs the host\'s own root on an overlay: sees the host /usr, writes stay in the container, nothing is left', () => {
+  it('runs the host\'s own root on an overlay: sees the host /usr, writes stay in the container, nothing is left', async () => {
     const before = ls('/');
     const marker = `bt-root-${process.pid}`;
-    const r = runTool('nspawn', ['-q', '-D', '/', '-x', '/bin/sh', '-c', `test -x /usr/bin/env && ls /usr/bin | wc -l && echo x > /${marker} && cat /${marker} && /bin/true`]);
+    const r = await runTool('nspawn', ['-q', '-D', '/', '-x', '/bin/sh', '-c', `test -x /usr/bin/env && ls /usr/bin | wc -l && echo x > /${marker} && cat /${marker} && /bin/true`]);
     expect(r.status, r.stderr).toBe(0);
     const n = Number(r.stdout.split('\n')[0]!.trim());
     expect(n).toBe(readdirSync('/usr/bin').length);

@@ -2,7 +2,8 @@
  * The nspawn command as a user runs it: options, errors, exit codes, signals and the console on a real pty.
  * Root integration tests on a busybox tree.
  */
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
+import { execa, execaSync } from 'execa';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,7 +19,7 @@ beforeAll(() => {
   if (process.getuid?.() !== 0) throw new Error('these tests run nspawn and must run as root');
   dir = mkdtempSync('/var/tmp/nspawn-cli-');
   tree = join(dir, 'box');
-  execFileSync(join(REPO, 'scripts/make-busybox-tree.sh'), [tree]);
+  execaSync(join(REPO, 'scripts/make-busybox-tree.sh'), [tree]);
 });
 afterAll(() => {
   const left = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => dir && l.includes(dir));
@@ -26,9 +27,10 @@ afterAll(() => {
   expect(left).toEqual([]);
 });
 
-function nspawn(args: string[], input?: string) {
-  const r = spawnSync(NSPAWN, args, { encoding: 'utf8', timeout: 30000, input: input ?? '' });
-  return { code: r.status, out: r.stdout, err: r.stderr };
+/** Runs nspawn to its end (asynchronously: a container takes a while, and a synchronous wait blocks the worker). */
+async function nspawn(args: string[], input?: string) {
+  const r = await execa(NSPAWN, args, { timeout: 30000, input: input ?? '', reject: false, stripFinalNewline: false });
+  return { code: r.exitCode ?? null, out: String(r.stdout), err: String(r.stderr) };
 }
 
 /** Runs a shell command line on a fresh pty made by script(1), as a terminal user would. */
@@ -49,23 +51,23 @@ function onPty(cmdline: string, feed?: (write: (s: string) => void, output: () =
 }
 
 describe('options and errors', () => {
-  it('--help groups the options like systemd-nspawn', () => {
-    const r = nspawn(['--help']);
+  it('--help groups the options like systemd-nspawn', async () => {
+    const r = await nspawn(['--help']);
     expect(r.code).toBe(0);
     for (const g of ['Image:', 'Execution:', 'System Identity:', 'User Namespacing:', 'Networking:', 'Security:', 'Mounts:', 'Input/Output:'])
       expect(r.out).toContain(g);
   });
-  it('--OPTION=help lists the values exactly as systemd-nspawn 252 does', () => {
+  it('--OPTION=help lists the values exactly as systemd-nspawn 252 does', async () => {
     for (const o of ['console', 'volatile', 'private-users-ownership', 'kill-signal', 'rlimit', 'resolv-conf', 'timezone', 'capability', 'drop-capability']) {
-      const ours = nspawn([`--${o}=help`]);
-      const theirs = spawnSync('systemd-nspawn', [`--${o}=help`], { encoding: 'utf8' });
-      expect({ o, code: ours.code, out: ours.out }).toEqual({ o, code: theirs.status, out: theirs.stdout });
+      const ours = await nspawn([`--${o}=help`]);
+      const theirs = execaSync('systemd-nspawn', [`--${o}=help`], { reject: false, stripFinalNewline: false });
+      expect({ o, code: ours.code, out: ours.out }).toEqual({ o, code: theirs.exitCode, out: theirs.stdout });
     }
   });
-  it('--version', () => {
-    expect(nspawn(['--version']).out).toMatch(/^nspawn \d+\.\d+\.\d+/);
+  it('--version', async () => {
+    expect((await nspawn(['--version'])).out).toMatch(/^nspawn \d+\.\d+\.\d+/);
   });
-  it('an unknown option, a bad value and a missing directory each give one line and exit 1', () => {
+  it('an unknown option, a bad value and a missing directory each give one line and exit 1', async () => {
     const cases: Array<[string[], string]> = [
       [['--frobnicate'], "nspawn: unrecognized option '--frobnicate'\n"],
       [['-D', tree, '--rlimit=NOFILE=abc', '/bin/true'], 'Failed to parse resource limit: abc\n'],
@@ -76,15 +78,15 @@ describe('options and errors', () => {
       [['-D', tree, '--pivot-root=/sbin', '/bin/true'], '--pivot-root (PivotRoot=) is not supported yet by this nspawn build.\n'],
     ];
     for (const [args, err] of cases) {
-      const r = nspawn(args);
+      const r = await nspawn(args);
       expect({ args, code: r.code, err: r.err }).toEqual({ args, code: 1, err });
     }
   });
 });
 
 describe('running', () => {
-  it('passes the exit code and prints systemd-nspawn\'s status lines', () => {
-    const r = nspawn(['-D', tree, '/bin/sh', '-c', 'exit 7']);
+  it('passes the exit code and prints systemd-nspawn\'s status lines', async () => {
+    const r = await nspawn(['-D', tree, '/bin/sh', '-c', 'exit 7']);
     expect(r.code).toBe(7);
     // like systemd-nspawn, a warning when this host's bounding set lacks some of the retained capabilities
     const host = readHostCapabilities()!;
@@ -94,18 +96,18 @@ describe('running', () => {
         'Container box failed with error code 7.\n',
     );
   });
-  it('-q is quiet and the console is a pty when stdout is not a terminal (read-only mode)', () => {
-    const r = nspawn(['-q', '-D', tree, '/bin/sh', '-c', 'tty; readlink /dev/console']);
+  it('-q is quiet and the console is a pty when stdout is not a terminal (read-only mode)', async () => {
+    const r = await nspawn(['-q', '-D', tree, '/bin/sh', '-c', 'tty; readlink /dev/console']);
     expect(r.code).toBe(0);
     expect(r.err).toBe('');
     expect(r.out).toBe('/dev/pts/0\r\npts/0\r\n');
   });
-  it('--console=passive gives the container a console but shows nothing of it', () => {
-    const r = nspawn(['-q', '-D', tree, '--console=passive', '/bin/sh', '-c', 'echo hidden; readlink /dev/console > /tmp/c; exit 4']);
+  it('--console=passive gives the container a console but shows nothing of it', async () => {
+    const r = await nspawn(['-q', '-D', tree, '--console=passive', '/bin/sh', '-c', 'echo hidden; readlink /dev/console > /tmp/c; exit 4']);
     expect(r).toMatchObject({ code: 4, out: '', err: '' });
   });
-  it('--pipe passes our stdio straight through', () => {
-    const r = nspawn(['-D', tree, '-P', '/bin/sh', '-c', 'cat; tty || true'], 'hello\n');
+  it('--pipe passes our stdio straight through', async () => {
+    const r = await nspawn(['-D', tree, '-P', '/bin/sh', '-c', 'cat; tty || true'], 'hello\n');
     expect(r.out).toBe('hello\nnot a tty\n');
   });
   it('SIGTERM without --kill-signal kills the container at once', async () => {
@@ -186,13 +188,13 @@ describe('console on a terminal', () => {
 });
 
 describe('.nspawn files', () => {
-  it('a trusted file in /run/systemd/nspawn applies; the command line wins where it sets something', () => {
+  it('a trusted file in /run/systemd/nspawn applies; the command line wins where it sets something', async () => {
     const name = `nspawn-cli-test-${process.pid}`;
     const file = `/run/systemd/nspawn/${name}.nspawn`;
-    execFileSync('mkdir', ['-p', '/run/systemd/nspawn']);
-    execFileSync('sh', ['-c', `printf '%s\\n' '[Exec]' 'Environment=FROMFILE=1 SHARED=file' 'Hostname=filehost' 'Bogus=1' '[Files]' 'TemporaryFileSystem=/scratch' > ${file}`]);
+    execaSync('mkdir', ['-p', '/run/systemd/nspawn']);
+    execaSync('sh', ['-c', `printf '%s\\n' '[Exec]' 'Environment=FROMFILE=1 SHARED=file' 'Hostname=filehost' 'Bogus=1' '[Files]' 'TemporaryFileSystem=/scratch' > ${file}`]);
     try {
-      const r = nspawn(['-q', '-D', tree, '-M', name, '-P', '-E', 'SHARED=cli', '/bin/sh', '-c', 'echo $FROMFILE $SHARED $(hostname); grep -c " /scratch " /proc/self/mountinfo']);
+      const r = await nspawn(['-q', '-D', tree, '-M', name, '-P', '-E', 'SHARED=cli', '/bin/sh', '-c', 'echo $FROMFILE $SHARED $(hostname); grep -c " /scratch " /proc/self/mountinfo']);
       // the command line set the environment, so the file's Environment= is not used at all (systemd's mask)
       expect(r.out).toBe('cli filehost\n1\n');
       expect(r.err).toBe(`${file}:4: Unknown key 'Bogus' in section [Exec], ignoring.\n`);
@@ -201,22 +203,22 @@ describe('.nspawn files', () => {
       rmSync(file, { force: true });
     }
   });
-  it('privileged settings of an untrusted file beside the image are ignored with systemd\'s message', () => {
+  it('privileged settings of an untrusted file beside the image are ignored with systemd\'s message', async () => {
     const file = join(dir, 'box.nspawn');
-    execFileSync('sh', ['-c', `printf '%s\\n' '[Exec]' 'Environment=OK=yes' '[Files]' 'Bind=/etc:/mnt/hostetc' > ${file}`]);
+    execaSync('sh', ['-c', `printf '%s\\n' '[Exec]' 'Environment=OK=yes' '[Files]' 'Bind=/etc:/mnt/hostetc' > ${file}`]);
     try {
-      const r = nspawn(['-q', '-D', tree, '-P', '/bin/sh', '-c', 'echo $OK; ls /mnt/hostetc 2>/dev/null | wc -l']);
+      const r = await nspawn(['-q', '-D', tree, '-P', '/bin/sh', '-c', 'echo $OK; ls /mnt/hostetc 2>/dev/null | wc -l']);
       expect(r.out).toBe('yes\n0\n');
       expect(r.err).toBe(`Ignoring TemporaryFileSystem=, Bind= and BindReadOnly= settings, file ${file} is not trusted.\n`);
     } finally {
       rmSync(file, { force: true });
     }
   });
-  it('--settings=no skips the file', () => {
+  it('--settings=no skips the file', async () => {
     const file = join(dir, 'box.nspawn');
-    execFileSync('sh', ['-c', `printf '%s\\n' '[Exec]' 'Environment=OK=yes' > ${file}`]);
+    execaSync('sh', ['-c', `printf '%s\\n' '[Exec]' 'Environment=OK=yes' > ${file}`]);
     try {
-      expect(nspawn(['-q', '-D', tree, '-P', '--settings=no', '/bin/sh', '-c', 'echo x$OK']).out).toBe('x\n');
+      expect((await nspawn(['-q', '-D', tree, '-P', '--settings=no', '/bin/sh', '-c', 'echo x$OK'])).out).toBe('x\n');
     } finally {
       rmSync(file, { force: true });
     }

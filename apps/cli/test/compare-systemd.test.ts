@@ -394,24 +394,24 @@ interface View {
 }
 
 /** One tool on a fresh tree in its own temp dir, which is removed before returning (also when something throws). */
-function runScenario(sc: Scenario, tool: Tool): View {
+async function runScenario(sc: Scenario, tool: Tool): Promise<View> {
   if (!base) throw new Error('no temp dir (beforeAll failed)');
   const runDir = join(base.dir, `${sc.name}.${tool}`);
   mkdirSync(runDir);
   const leaks: string[] = [];
   try {
-    return { ...viewOfRun(sc, tool, runDir), leaks };
+    return { ...(await viewOfRun(sc, tool, runDir)), leaks };
   } finally {
     sc.cleanup?.();
     leaks.push(...removeDir(runDir).map((m) => `${tool} ${sc.name}: ${m}`));
   }
 }
 
-function viewOfRun(sc: Scenario, tool: Tool, runDir: string): Omit<View, 'leaks'> {
+async function viewOfRun(sc: Scenario, tool: Tool, runDir: string): Promise<Omit<View, 'leaks'>> {
   const tree = makeBusyboxTree(join(runDir, TREE));
   sc.setup?.(runDir, tree);
   const args = sc.args.map((a) => a.split('{RUN}').join(runDir));
-  const run = runTool(tool, ['-q', '-D', tree, ...args, ...(sc.command ?? [PROBE_IN_TREE])]);
+  const run = await runTool(tool, ['-q', '-D', tree, ...args, ...(sc.command ?? [PROBE_IN_TREE])]);
   const left = mountsUnder(runDir);
   const norm = (s: string) => s.split(runDir).join('<RUN>');
   const sections = isProbe(sc)
@@ -449,9 +449,9 @@ function explain(sc: Scenario, diffs: SectionDiff[]): { unexplained: SectionDiff
   return { unexplained, stale: known.filter((k) => !used.has(k.id)).map((k) => `${k.id}: ${k.reason}`) };
 }
 
-function compare(sc: Scenario): void {
-  const sd = runScenario(sc, 'systemd-nspawn');
-  const ns = runScenario(sc, 'nspawn');
+async function compare(sc: Scenario): Promise<void> {
+  const sd = await runScenario(sc, 'systemd-nspawn');
+  const ns = await runScenario(sc, 'nspawn');
   const dump = process.env.NSPAWN_COMPARE_DUMP; // a directory: keep both normalized views there for reading
   if (dump)
     for (const v of [sd, ns])

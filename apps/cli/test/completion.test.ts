@@ -2,7 +2,8 @@
 // option its --help lists is offered, and "=" is appended exactly where its getopt requires an argument); bash
 // completes options, values, image names (/var/lib/machines or $NSPAWN_MACHINES_DIR) and running machines (their
 // cgroup scopes, or `nspawnctl list --no-legend`); zsh loads and offers the same.
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
+import { execaSync } from 'execa';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -20,7 +21,7 @@ const SYSTEMD_NSPAWN = '/usr/bin/systemd-nspawn';
  */
 function systemdHelpOptions(): Array<[string, string]> {
   expect(existsSync(SYSTEMD_NSPAWN), `needs ${SYSTEMD_NSPAWN} (Debian: systemd-container; scripts/setup.sh --test)`).toBe(true);
-  const help = execFileSync(SYSTEMD_NSPAWN, ['--help'], { encoding: 'utf8', env: { ...process.env, SYSTEMD_PAGER: 'cat', COLUMNS: '200' } });
+  const help = execaSync(SYSTEMD_NSPAWN, ['--help'], { env: { SYSTEMD_PAGER: 'cat', COLUMNS: '200' }, stripFinalNewline: false }).stdout;
   const out: Array<[string, string]> = [];
   // ("  -D --directory=PATH ...", "     --version ...", "  -U     Equivalent to ..."; an option listed twice, as
   // --private-users=no and =yes|pick, counts once)
@@ -35,7 +36,7 @@ function systemdHelpOptions(): Array<[string, string]> {
  * that parses stops at "Failed to resolve path" before anything is done.
  */
 function systemdGetopt(name: string): 'required' | 'unknown' | 'ok' {
-  const r = spawnSync(SYSTEMD_NSPAWN, ['-D', join(dir, 'no-such-tree'), '--register=no', `--${name}`], { encoding: 'utf8', timeout: 10_000 });
+  const r = execaSync(SYSTEMD_NSPAWN, ['-D', join(dir, 'no-such-tree'), '--register=no', `--${name}`], { timeout: 10_000, reject: false, stripFinalNewline: false });
   if (/option '--[^']+' requires an argument/.test(r.stderr)) return 'required';
   if (/unrecognized option/.test(r.stderr)) return 'unknown';
   expect(r.stderr, `--${name}`).toMatch(/Failed to resolve path|^$/m);
@@ -61,7 +62,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 /** What bash completion offers for the words (the last one is the word being completed). */
 function complete(fn: '_nspawn' | '_nspawnctl', words: string[], env: Record<string, string> = {}): string[] {
   const script = `source ${bashFile}; COMP_WORDS=(${words.map((w) => `'${w}'`).join(' ')}); COMP_CWORD=${words.length - 1}; ${fn}; printf '%s\\n' "\${COMPREPLY[@]}"`;
-  const r = spawnSync('bash', ['-c', script], { encoding: 'utf8', env: { ...process.env, NSPAWN_MACHINES_DIR: machines, ...env } });
+  const r = execaSync('bash', ['-c', script], { env: { NSPAWN_MACHINES_DIR: machines, ...env }, reject: false, stripFinalNewline: false });
   expect(r.stderr).toBe('');
   return r.stdout.split('\n').filter(Boolean).sort();
 }
@@ -130,7 +131,7 @@ describe('bash', () => {
 
   it.skipIf(process.getuid?.() !== 0)('completes a running container\'s name from its cgroup scope (no daemon)', async () => {
     const tree = join(dir, 'tree');
-    execFileSync(join(REPO, 'scripts/make-busybox-tree.sh'), [tree], { stdio: 'ignore' });
+    execaSync(join(REPO, 'scripts/make-busybox-tree.sh'), [tree], { stdio: 'ignore' });
     const child = spawn(join(REPO, 'apps/cli/bin/nspawn'), ['-q', '-P', '-D', tree, '-M', 'dc-cmpl-run', '/bin/sh', '-c', 'echo up; sleep 30'], { stdio: ['ignore', 'pipe', 'inherit'] });
     try {
       await new Promise<void>((ok, fail) => {
@@ -149,13 +150,13 @@ describe('bash', () => {
 
 describe('zsh', () => {
   it('parses, offers every option of systemd-nspawn\'s --help to _arguments, and lists images', () => {
-    expect(spawnSync('zsh', ['--version']).status, 'needs zsh (Debian: zsh; scripts/setup.sh --test)').toBe(0);
-    expect(spawnSync('zsh', ['-n', zshFile]).status).toBe(0);
+    expect(execaSync('zsh', ['--version'], { reject: false }).exitCode, 'needs zsh (Debian: zsh; scripts/setup.sh --test)').toBe(0);
+    expect(execaSync('zsh', ['-n', zshFile], { reject: false }).exitCode).toBe(0);
     // _arguments and _wanted replaced by printers: what the completion would offer
     const script = `_arguments() { print -rl -- "$@" }; _wanted() { shift 3; print -rl -- "$@" }; compadd() { print -rl -- "$@" }
 service=nspawn; source ${zshFile}
 print -- ---images; __nspawn_zsh_image_names`;
-    const r = spawnSync('zsh', ['-f', '-c', script], { encoding: 'utf8', env: { ...process.env, NSPAWN_MACHINES_DIR: machines } });
+    const r = execaSync('zsh', ['-f', '-c', script], { env: { NSPAWN_MACHINES_DIR: machines }, reject: false, stripFinalNewline: false });
     expect(r.stderr).toBe('');
     const [specs, images] = r.stdout.split('---images\n');
     for (const [, long] of systemdHelpOptions()) {
@@ -169,7 +170,7 @@ print -- ---images; __nspawn_zsh_image_names`;
   });
   it('nspawnctl: verbs', () => {
     const script = `_arguments() { print -rl -- "$@" }; service=nspawnctl; source ${zshFile}`;
-    const r = spawnSync('zsh', ['-f', '-c', script], { encoding: 'utf8' });
+    const r = execaSync('zsh', ['-f', '-c', script], { reject: false, stripFinalNewline: false });
     expect(r.stderr).toBe('');
     expect(r.stdout).toContain(`1:verb:(${Object.keys(NSPAWNCTL_VERBS).join(' ')})`);
   });

@@ -1,7 +1,7 @@
 // nspawnctl's command line: parsed as machinectl 252 parses its own (getopt_long() in return-in-order until the
 // verb, then permutation; shell's machine name ends the options), and side by side with the real machinectl for
 // what it says before it needs a bus (parse errors); a command line it accepts must get past our parsing too.
-import { spawnSync } from 'node:child_process';
+import { execaSync } from 'execa';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { OptionError } from '@nspawn/settings';
@@ -62,17 +62,19 @@ describe('parseCtlArgs()', () => {
 
 /** How a tool ends: its first line of error output, or 'parsed' when it got past its command line. */
 function verdict(tool: 'machinectl' | 'nspawnctl', argv: string[]): { status: number | null; says: string } {
-  const r = spawnSync(tool === 'machinectl' ? 'machinectl' : NSPAWNCTL, argv, {
-    encoding: 'utf8',
-    env: { ...process.env, NSPAWND_RUNTIME_DIR: NO_DAEMON, SYSTEMD_PAGER: 'cat' },
+  const r = execaSync(tool === 'machinectl' ? 'machinectl' : NSPAWNCTL, argv, {
+    env: { NSPAWND_RUNTIME_DIR: NO_DAEMON, SYSTEMD_PAGER: 'cat' },
+    reject: false,
+    stripFinalNewline: false,
   });
-  if (r.error) throw new Error(`${tool} did not run (machinectl: apt-get install systemd-container): ${r.error.message}`);
+  if (r.failed && r.exitCode === undefined && r.signal === undefined)
+    throw new Error(`${tool} did not run (machinectl: apt-get install systemd-container): ${r.shortMessage}`);
   const first = r.stderr.split('\n')[0]!;
   const parsed =
     tool === 'machinectl'
       ? /^System has not been booted with systemd|^Failed to connect to bus/.test(first)
       : first.startsWith(`nspawnd is not running (no socket at ${NO_DAEMON}/`);
-  return { status: r.status, says: parsed ? 'parsed' : first.replace(/^nspawnctl: /, 'machinectl: ') };
+  return { status: r.exitCode ?? null, says: parsed ? 'parsed' : first.replace(/^nspawnctl: /, 'machinectl: ') };
 }
 
 describe('side by side with machinectl 252', () => {

@@ -15,7 +15,8 @@
  *
  * Needs root, gcc and /usr/bin/systemd-nspawn; it fails, never skips, without them.
  */
-import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { execa, execaSync } from 'execa';
 import { chmodSync, closeSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -262,7 +263,7 @@ beforeAll(() => {
   base = makeTempDir('nspawn-escape-');
   probe = join(base.dir, 'escape-probe');
   try {
-    execFileSync('gcc', ['-static', '-O2', '-Wall', '-o', probe, PROBE_SOURCE], { stdio: ['ignore', 'ignore', 'pipe'] });
+    execaSync('gcc', ['-static', '-O2', '-Wall', '-o', probe, PROBE_SOURCE], { stdin: 'ignore', stdout: 'ignore', stderr: 'pipe' });
   } catch (e) {
     throw new Error(`compiling ${PROBE_SOURCE} with gcc -static failed (Debian: apt-get install gcc libc6-dev): ${(e as { stderr?: Buffer }).stderr ?? e}`);
   }
@@ -300,30 +301,44 @@ interface Run {
   keyring: string[];
 }
 
-/** Runs TOOL on a fresh busybox (or Debian) tree with the probe, inside the keyring wrapper, with the host file on fd 9. */
-function runProbe(tool: Tool, variant: Variant, probeArgs: string[]): Run {
+/**
+ * Runs TOOL on a fresh busybox (or Debian) tree with the probe, inside the keyring wrapper, with the host file on fd 9.
+ * Asynchronous (execa): the Debian tree's first build takes a minute, and a synchronous wait blocks the vitest worker.
+ */
+async function runProbe(tool: Tool, variant: Variant, probeArgs: string[]): Promise<Run> {
   if (!base) throw new Error('no temp dir (beforeAll failed)');
   const runDir = join(base.dir, `${variant.name}.${tool}.${probeArgs.join('_').replace(/[^a-z0-9=_-]/gi, '')}`);
   mkdirSync(runDir);
   const tree = join(runDir, 'tree');
   const maker = variant.tree === 'debian' ? 'scripts/make-debian-tree.sh' : 'scripts/make-busybox-tree.sh';
-  execFileSync(join(REPO, maker), [tree], { stdio: ['ignore', 'ignore', 'inherit'], timeout: 300000 });
+  await execa(join(REPO, maker), [tree], { stdin: 'ignore', stdout: 'ignore', stderr: 'inherit', timeout: 300000 });
   copyFileSync(probe, join(tree, 'escape-probe'));
   chmodSync(join(tree, 'escape-probe'), 0o755);
   // a device node the image brings along: the host's kernel log
-  execFileSync('mknod', [join(tree, 'escape-node'), 'c', '1', '11']);
+  await execa('mknod', [join(tree, 'escape-node'), 'c', '1', '11']);
   const report = join(runDir, 'keyring-report');
   const [cmd, pre] = tool === 'systemd-nspawn' ? [SYSTEMD_NSPAWN, []] : [process.execPath, [NSPAWN_BIN]];
   const argv = ['--host-wrap', report, '--', cmd, ...pre, ...COMMON_FLAGS, '-q', '-D', tree, ...variant.args, '/escape-probe', ...probeArgs];
-  const stdio: Array<'pipe' | 'ignore' | number> = ['pipe', 'pipe', 'pipe', 'ignore', 'ignore', 'ignore', 'ignore', 'ignore', 'ignore', fd9];
-  const r = spawnSync(probe, argv, { input: '', encoding: 'utf8', env: { ...TOOL_ENV, ...variant.env }, timeout: 30000, killSignal: 'SIGKILL', stdio });
+  // stdin empty (as input ''), the host file on fd 9 (execa passes a descriptor number as node does; its types
+  // allow one only for fds 0-2)
+  const stdio = [new Uint8Array(), 'pipe', 'pipe', 'ignore', 'ignore', 'ignore', 'ignore', 'ignore', 'ignore', fd9 as unknown as 'inherit'] as const;
+  const r = await execa(probe, argv, {
+    env: { ...TOOL_ENV, ...variant.env },
+    extendEnv: false,
+    timeout: 30000,
+    killSignal: 'SIGKILL',
+    stdio,
+    reject: false,
+    stripFinalNewline: false,
+  });
+  if (r.failed && r.exitCode === undefined && r.signal === undefined && !r.timedOut) throw new Error(r.message);
   const leftMounts = mountsUnder(runDir);
   expect(leftMounts, `${tool} ${variant.name}: mounts left in the host`).toEqual([]);
   return {
-    status: r.status,
-    signal: r.signal,
-    out: (r.stdout ?? '').split('\n').map((l) => l.replace(/\r+$/, '')).filter((l) => l !== ''),
-    stderr: (r.stderr ?? '') + (r.error ? `\n[test: ${r.error.message}]` : ''),
+    status: r.exitCode ?? null,
+    signal: (r.signal as NodeJS.Signals | undefined) ?? null,
+    out: String(r.stdout ?? '').split('\n').map((l) => l.replace(/\r+$/, '')).filter((l) => l !== ''),
+    stderr: String(r.stderr ?? '') + (r.timedOut ? '\n[test: killed after 30000 ms]' : ''),
     keyring: existsSync(report) ? readFileSync(report, 'utf8').split('\n').filter((l) => l !== '') : ['(no report)'],
   };
 }
@@ -365,11 +380,11 @@ function expectHostUntouched(run: Run, what: string): void {
 
 describe('escape battery: every attempt ends the same way under systemd-nspawn and nspawn', () => {
   for (const v of VARIANTS) {
-    it(`${v.name} (${[...Object.entries(v.env ?? {}).map(([k, x]) => `${k}=${x}`), ...v.args].join(' ') || 'no options'})`, () => {
+    it(`${v.name} (${[...Object.entries(v.env ?? {}).map(([k, x]) => `${k}=${x}`), ...v.args].join(' ') || 'no options'})`, async () => {
       const probeArgs = [`host-pid=${sleeper!.pid}`, 'host-session={SESSION}', 'host-key={KEY}', `root-dev=${rootDev}`, `marker=${marker}`, 'image-node=/escape-node'];
       const runs = {} as Record<Tool, { run: Run; res: Map<string, string> }>;
       for (const tool of TOOLS) {
-        const run = runProbe(tool, v, probeArgs);
+        const run = await runProbe(tool, v, probeArgs);
         expect(run.status, `${tool} ${v.name} exit status; output:\n${run.out.join('\n')}\n${run.stderr}`).toBe(0);
         expect(run.out.at(-1), `${tool} ${v.name}: the probe did not finish`).toBe('end');
         expectHostUntouched(run, `${tool} ${v.name}`);
@@ -410,9 +425,9 @@ describe('escape battery: every attempt ends the same way under systemd-nspawn a
 
 describe('reboot(RB_AUTOBOOT) ends only the container', () => {
   for (const v of VARIANTS.filter((x) => x.name === 'plain' || x.name === 'as-pid2')) {
-    it(`${v.name}: both exit 133 (reboot with --keep-unit), the host untouched`, () => {
+    it(`${v.name}: both exit 133 (reboot with --keep-unit), the host untouched`, async () => {
       for (const tool of TOOLS) {
-        const run = runProbe(tool, v, ['only=reboot']);
+        const run = await runProbe(tool, v, ['only=reboot']);
         expect(run.out, `${tool} ${v.name}: probe output (status ${run.status}, signal ${run.signal}, stderr: ${run.stderr})`).toContain('reboot: trying');
         expect(run.out.filter((l) => l.startsWith('reboot: E') || l === 'reboot: ok' || l === 'end'), `${tool} ${v.name}: reboot() returned`).toEqual([]);
         expect({ status: run.status, signal: run.signal }, `${tool} ${v.name}: how the run ended\n${run.stderr}`).toEqual({ status: 133, signal: null });

@@ -2,7 +2,7 @@
  * bin/load.cjs: the bundle's code cache, made after the run (so it holds the start path's functions), read only
  * from a directory and a file of this user that nobody else can write, made again when V8 refuses it.
  */
-import { spawnSync } from 'node:child_process';
+import { execaSync } from 'execa';
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,8 +23,8 @@ beforeAll(() => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 function run(name: string, args: string[], cache: string, env: NodeJS.ProcessEnv = {}) {
-  const r = spawnSync(process.execPath, [bin(name), ...args], { encoding: 'utf8', env: { ...process.env, NSPAWN_CODE_CACHE: cache, ...env } });
-  return r;
+  const r = execaSync(process.execPath, [bin(name), ...args], { env: { NSPAWN_CODE_CACHE: cache, ...env }, reject: false, stripFinalNewline: false });
+  return { status: r.exitCode ?? null, stdout: String(r.stdout), stderr: String(r.stderr) };
 }
 const files = (d: string) => readdirSync(d).filter((n) => !n.endsWith('.tmp'));
 

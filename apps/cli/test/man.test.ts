@@ -1,6 +1,6 @@
 // The man pages render with man(1) without warnings and cover what the parser takes: every option in
 // nspawn(1), every .nspawn key in nspawn.settings(5), every nspawnctl verb in nspawnctl(1).
-import { spawnSync } from 'node:child_process';
+import { execaSync } from 'execa';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,8 +15,8 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'nspawn-test-man-'));
   for (const p of await manPages()) {
     writeFileSync(join(dir, p.file), p.roff);
-    const r = spawnSync('man', ['--warnings', '-l', join(dir, p.file)], { encoding: 'utf8', env: { ...process.env, MANWIDTH: '200', MANPAGER: 'cat', PAGER: 'cat', LC_ALL: 'C.UTF-8' } });
-    rendered.set(p.file, { out: r.stdout, err: r.stderr, status: r.status });
+    const r = execaSync('man', ['--warnings', '-l', join(dir, p.file)], { env: { MANWIDTH: '200', MANPAGER: 'cat', PAGER: 'cat', LC_ALL: 'C.UTF-8' }, reject: false, stripFinalNewline: false });
+    rendered.set(p.file, { out: String(r.stdout), err: String(r.stderr), status: r.exitCode ?? null });
   }
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -5,7 +5,8 @@
  * are removed, not followed; a mount the helper did not make is neither unmounted nor crossed. $NSPAWN_EPHEMERAL=copy
  * likewise. With $NSPAWN_HANDOFF=0 Node stays and removes it, as before. Root only.
  */
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { execaSync } from 'execa';
 import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -112,15 +113,15 @@ describe('-x on ext4 handed over to the helper', () => {
     const locks = lockFiles(s.snapshot);
     expect(await s.ended).toBe(7);
     expectGone(s, before, locks);
-    // the same run through spawnSync: what a user sees
-    const r = runTool('nspawn', ['-q', '-M', 'ov-fail', '-D', tree, '-x', '/bin/sh', '-c', 'exit 3']);
+    // the same run through runTool (execa): what a user sees
+    const r = await runTool('nspawn', ['-q', '-M', 'ov-fail', '-D', tree, '-x', '/bin/sh', '-c', 'exit 3']);
     expect(r.status, r.stderr).toBe(3);
     expect(ls(parent)).toEqual(before);
   });
 
-  it('a bad $NSPAWN_EPHEMERAL is one line naming it, exit 1, and nothing made', () => {
+  it('a bad $NSPAWN_EPHEMERAL is one line naming it, exit 1, and nothing made', async () => {
     const before = ls(parent);
-    const r = runTool('nspawn', ['-q', '-M', 'ov-badmode', '-D', tree, '-x', '/bin/true'], { env: { ...TOOL_ENV, NSPAWN_EPHEMERAL: 'bogus' } });
+    const r = await runTool('nspawn', ['-q', '-M', 'ov-badmode', '-D', tree, '-x', '/bin/true'], { env: { ...TOOL_ENV, NSPAWN_EPHEMERAL: 'bogus' } });
     expect(r.status).toBe(1);
     expect(r.stderr).toBe('Invalid $NSPAWN_EPHEMERAL=bogus: expected auto, snapshot, overlay or copy\n');
     expect(ls(parent)).toEqual(before);
@@ -184,16 +185,16 @@ describe('-x on ext4 handed over to the helper', () => {
     expect(s.exe).toMatch(/^nspawn-helper/);
     const target = join(s.snapshot, 'upper', 'ov-bind');
     for (let i = 0; i < 100 && !existsSync(target); i++) await sleep(10);
-    expect(spawnSync('mount', ['--bind', victim, target]).status).toBe(0);
-    cleanups.push(() => void spawnSync('umount', ['--lazy', target], { stdio: 'ignore' }));
+    expect(execaSync('mount', ['--bind', victim, target], { reject: false }).exitCode).toBe(0);
+    cleanups.push(() => void execaSync('umount', ['--lazy', target], { stdio: 'ignore', reject: false }));
     expect(await s.ended).toBe(0);
     expect(s.stderr()).toContain(`Failed to remove ${s.snapshot}: refusing, ${target} is a mount point; the next start or 'nspawnctl clean' removes it.`);
     expect(readFileSync(join(victim, 'file'), 'utf8')).toBe('keep');
     // the overlay (ours) went; the bind mount and the directory stay, the lock is free
     expect(mountsUnder(s.snapshot)).toEqual([target]);
     for (const l of lockFiles(s.snapshot)) expect(existsSync(l), l).toBe(false);
-    expect(spawnSync('umount', [target]).status).toBe(0);
-    const r = runTool('nspawn', ['-q', '-M', 'ov-bind', '-D', tree, '-x', '/bin/true']);
+    expect(execaSync('umount', [target], { reject: false }).exitCode).toBe(0);
+    const r = await runTool('nspawn', ['-q', '-M', 'ov-bind', '-D', tree, '-x', '/bin/true']);
     expect(r.status, r.stderr).toBe(0);
     expect(ls(parent)).toEqual(before);
     expect(readFileSync(join(victim, 'file'), 'utf8')).toBe('keep');
@@ -207,15 +208,15 @@ describe('-x on ext4 handed over to the helper', () => {
     const s = await startX('ov-stack', ['/bin/sleep', '1']);
     expect(s.exe).toMatch(/^nspawn-helper/);
     const root = join(s.snapshot, 'root');
-    expect(spawnSync('mount', ['--bind', victim, root]).status).toBe(0);
-    cleanups.push(() => void spawnSync('umount', ['--lazy', root], { stdio: 'ignore' }));
+    expect(execaSync('mount', ['--bind', victim, root], { reject: false }).exitCode).toBe(0);
+    cleanups.push(() => void execaSync('umount', ['--lazy', root], { stdio: 'ignore', reject: false }));
     expect(await s.ended).toBe(0);
     expect(s.stderr()).toMatch(new RegExp(`Failed to unmount ${root.replace(/[.#]/g, '\\$&')}: refusing, \\S+ \\(ext4\\) is not nspawn's`));
     expect(s.stderr()).toContain(`Failed to remove ${s.snapshot}: refusing,`);
     expect(readFileSync(join(victim, 'file'), 'utf8')).toBe('keep');
-    expect(spawnSync('umount', [root]).status).toBe(0);
+    expect(execaSync('umount', [root], { reject: false }).exitCode).toBe(0);
     // the overlay below it is still there: the next start unmounts and removes it
-    const r = runTool('nspawn', ['-q', '-M', 'ov-stack', '-D', tree, '-x', '/bin/true']);
+    const r = await runTool('nspawn', ['-q', '-M', 'ov-stack', '-D', tree, '-x', '/bin/true']);
     expect(r.status, r.stderr).toBe(0);
     expect(ls(parent)).toEqual(before);
     expect(mountsUnder(tmp.dir)).toEqual([]);
@@ -224,8 +225,8 @@ describe('-x on ext4 handed over to the helper', () => {
 
   it('a tree that is a mount point: the snapshot inside it is a tmpfs of its own; the helper unmounts both, innermost first', async () => {
     // the tree bind-mounted on itself: its snapshot goes inside it (DIR/.#machine.<hex>), as for -D /
-    expect(spawnSync('mount', ['--bind', tree, tree]).status).toBe(0);
-    cleanups.push(() => void spawnSync('umount', ['--lazy', tree], { stdio: 'ignore' }));
+    expect(execaSync('mount', ['--bind', tree, tree], { reject: false }).exitCode).toBe(0);
+    cleanups.push(() => void execaSync('umount', ['--lazy', tree], { stdio: 'ignore', reject: false }));
     const before = ls(tree);
     const child = spawn(process.execPath, [NSPAWN_BIN, ...COMMON_FLAGS, '-q', '-M', 'ov-mp', '-D', tree, '-x', '/bin/sh', '-c', 'echo x > /ov-written; sleep 1'], { stdio: ['ignore', 'ignore', 'pipe'], env: TOOL_ENV });
     let err = '';
@@ -247,7 +248,7 @@ describe('-x on ext4 handed over to the helper', () => {
     expect(await ended, err).toBe(0);
     expect(ls(tree)).toEqual(before);
     expect(mountsUnder(tree)).toEqual([tree]);
-    expect(spawnSync('umount', [tree]).status).toBe(0);
+    expect(execaSync('umount', [tree], { reject: false }).exitCode).toBe(0);
     expect(existsSync(join(tree, 'ov-written'))).toBe(false);
   });
 
@@ -279,7 +280,7 @@ describe('-x on ext4 handed over to the helper', () => {
     expect(readFileSync(join(canary, 'file'), 'utf8')).toBe('keep');
     expect(existsSync(join(tree, 'ov-running'))).toBe(false);
     // a failing payload and SIGTERM
-    const r = runTool('nspawn', ['-q', '-M', 'ov-copy', '-D', tree, '-x', '/bin/sh', '-c', 'exit 5'], { env });
+    const r = await runTool('nspawn', ['-q', '-M', 'ov-copy', '-D', tree, '-x', '/bin/sh', '-c', 'exit 5'], { env });
     expect(r.status, r.stderr).toBe(5);
     expect(ls(parent)).toEqual(before);
     const t = await startX('ov-copy', ['/bin/sh', '-c', 'touch /ov-running; sleep 30'], env);

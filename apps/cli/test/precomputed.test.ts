@@ -6,7 +6,7 @@
  * computed one. (busybox's uname prints an empty name when uname(2) fails. That the programs give systemd-nspawn
  * 252's decisions is packages/runtime/test/seccomp.test.ts.)
  */
-import { spawnSync } from 'node:child_process';
+import { execa } from 'execa';
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -68,22 +68,24 @@ describe('a start of the bundled nspawn', () => {
   });
 
   /** uname's exit status and output in a container started by CLI's nspawn with ARGS */
-  function uname(cli: string, args: string[]) {
-    const r = spawnSync(process.execPath, [join(cli, 'bin/nspawn'), '-q', '-D', tree, '-M', 'dc-precomp', ...args, '/bin/uname', '-s'], {
-      encoding: 'utf8',
+  async function uname(cli: string, args: string[]) {
+    const r = await execa(process.execPath, [join(cli, 'bin/nspawn'), '-q', '-D', tree, '-M', 'dc-precomp', ...args, '/bin/uname', '-s'], {
       timeout: 30_000,
-      env: { ...process.env, NSPAWN_CODE_CACHE: '0' },
+      killSignal: 'SIGKILL',
+      env: { NSPAWN_CODE_CACHE: '0' },
+      reject: false,
+      stripFinalNewline: false,
     });
-    return { status: r.status, out: `${r.stdout}${r.stderr}`.trim() };
+    return { status: r.exitCode ?? null, out: `${r.stdout}${r.stderr}`.trim() };
   }
 
-  it('the unmarked bundle runs uname (the control)', () => {
-    expect(uname(CLI, [])).toEqual({ status: 0, out: 'Linux' });
+  it('the unmarked bundle runs uname (the control)', async () => {
+    expect(await uname(CLI, [])).toEqual({ status: 0, out: 'Linux' });
   });
-  it.each([[[]], [['--private-network']]])('takes the program from the table: nspawn %j', (args) => {
-    expect(uname(marked, args)).toEqual({ status: 0, out: '' });
+  it.each([[[]], [['--private-network']]])('takes the program from the table: nspawn %j', async (args) => {
+    expect(await uname(marked, args)).toEqual({ status: 0, out: '' });
   });
-  it('computes the program of options the table does not have (--system-call-filter=uname: no mark)', () => {
-    expect(uname(marked, ['--system-call-filter=uname'])).toEqual({ status: 0, out: 'Linux' });
+  it('computes the program of options the table does not have (--system-call-filter=uname: no mark)', async () => {
+    expect(await uname(marked, ['--system-call-filter=uname'])).toEqual({ status: 0, out: 'Linux' });
   });
 });

@@ -8,7 +8,8 @@
  * 252 fixed with it, side by side: a tree without /root, `--cpu-affinity=`, zone names, long veth names' altnames.
  * Names start with rc-; trees live in /var/tmp/nspawn-test-rc-*.
  */
-import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { execa, execaSync } from 'execa';
 import { closeSync, constants, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -35,7 +36,7 @@ beforeAll(() => {
 });
 afterAll(() => {
   // whatever a failed test left of its killed runs (their records name it all) goes before the directory does
-  if (work) spawnSync(process.execPath, [NSPAWNCTL, 'clean'], { stdio: 'ignore', env: ctlEnv() });
+  if (work) execaSync(process.execPath, [NSPAWNCTL, 'clean'], { stdio: 'ignore', env: ctlEnv(), extendEnv: false, reject: false });
   const left = work?.remove() ?? [];
   expect(left, 'mounts left under the test directory').toEqual([]);
 });
@@ -71,7 +72,7 @@ async function waitFor<T>(f: () => T | undefined | false, what: string, ms = 200
 }
 const ls = (d: string) => (existsSync(d) ? readdirSync(d).sort() : []);
 const scopeDirs = (machine: string) => hierarchies().map((h) => join(h.mount, machineScope(machine).path)).filter((d) => existsSync(d));
-const nftTable = () => spawnSync('nft', ['list', 'table', 'ip', 'nspawn'], { encoding: 'utf8' }).stdout ?? '';
+const nftTable = () => String(execaSync('nft', ['list', 'table', 'ip', 'nspawn'], { reject: false, stripFinalNewline: false }).stdout ?? '');
 
 /** the lock files in DIR that nobody holds (we can take their lock; we let go at once, keeping the file) */
 function freeLocks(dir: string, names: readonly string[]): string[] {
@@ -208,15 +209,15 @@ function expectAllCollected(k: Killed): void {
 }
 
 const ctlEnv = () => ({ ...TOOL_ENV, NSPAWND_RUNTIME_DIR: join(work.dir, 'run'), NSPAWND_MACHINES_DIR: join(work.dir, 'machines') });
-const plainStart = () => {
+const plainStart = async () => {
   const other = tree('rc-other');
-  const r = runTool('nspawn', ['-q', '--console=pipe', '-D', other.root, '-M', `rc-other${trees}`, '/bin/true']);
+  const r = await runTool('nspawn', ['-q', '--console=pipe', '-D', other.root, '-M', `rc-other${trees}`, '/bin/true']);
   expect(r.status, r.stderr).toBe(0);
   rmSync(other.parent, { recursive: true });
 };
 const clean = () => {
-  const r = spawnSync(process.execPath, [NSPAWNCTL, 'clean'], { encoding: 'utf8', env: ctlEnv() });
-  expect(r.status, r.stderr).toBe(0);
+  const r = execaSync(process.execPath, [NSPAWNCTL, 'clean'], { env: ctlEnv(), extendEnv: false, reject: false, stripFinalNewline: false });
+  expect(r.exitCode, r.stderr).toBe(0);
   return r.stdout;
 };
 async function nspawndStart(): Promise<string> {
@@ -265,7 +266,7 @@ describe('kill -9, then what collects the leftovers', () => {
       // runs without networking (or --overlay scratch) are handed over: the kill hit the helper in nspawn's place
       if (moment === 'running') expect(k.handedOver, 'handed over to the helper').toBe(!flags.includes('-n') && !flags.some((f) => f.startsWith('--overlay')));
       if (flags.some((f) => f.startsWith('--overlay'))) expect(k.scratch.length, 'its scratch directory, recorded').toBe(1);
-      plainStart();
+      await plainStart();
       expectAllCollected(k);
     }),
   );
@@ -273,7 +274,7 @@ describe('kill -9, then what collects the leftovers', () => {
   it('an immediate restart of the same machine after kill -9 works (no "already running?"), and leaves nothing', async () => {
     for (const flags of [['-n', '-U', '-x'], ['-x']]) {
       const k = await killAt(flags, 'running', 'rc-again');
-      const r = runTool('nspawn', ['-q', '--console=pipe', ...flags, '-D', k.t.root, '-M', 'rc-again', 'sh', '-c', 'echo again']);
+      const r = await runTool('nspawn', ['-q', '--console=pipe', ...flags, '-D', k.t.root, '-M', 'rc-again', 'sh', '-c', 'echo again']);
       expect(r.status, r.stderr).toBe(0);
       expect(r.stdout).toBe('again\n');
       expectAllCollected(k);
@@ -291,17 +292,17 @@ describe('a run that could not remove everything keeps its record', () => {
       const snapshot = join(t.parent, ls(t.parent).find((n) => n.startsWith('.#machine.') && !n.endsWith('.lck'))!);
       const foreign = join(snapshot, 'rc-foreign');
       mkdirSync(foreign);
-      expect(spawnSync('mount', ['-t', 'tmpfs', 'rc-foreign', foreign]).status).toBe(0);
-      cleanups.push(() => void spawnSync('umount', [foreign], { stdio: 'ignore' }));
-      execFileSync('touch', [join(snapshot, 'root/rc-stop')]);
+      expect(execaSync('mount', ['-t', 'tmpfs', 'rc-foreign', foreign], { reject: false }).exitCode).toBe(0);
+      cleanups.push(() => void execaSync('umount', [foreign], { stdio: 'ignore', reject: false }));
+      execaSync('touch', [join(snapshot, 'root/rc-stop')]);
       expect(await r.done).toBe(0);
       expect(r.err()).toMatch(/Failed to remove|Cannot remove/);
       expect(existsSync(snapshot)).toBe(true);
       expect(existsSync(join(RUNS, `${name}.lock`)), 'the run record stays').toBe(true);
       expect(freeLocks(RUNS, [`${name}.lock`])).toEqual([`${name}.lock`]);
       // nothing of it is collected while the foreign mount is there; once it is gone, all of it is
-      expect(spawnSync('umount', [foreign]).status).toBe(0);
-      plainStart();
+      expect(execaSync('umount', [foreign], { reject: false }).exitCode).toBe(0);
+      await plainStart();
       expect(existsSync(join(RUNS, `${name}.lock`))).toBe(false);
       expect(ls(t.parent)).toEqual([basename(t.root)]);
       expect(mountsUnder(t.parent)).toEqual([]);
@@ -342,7 +343,7 @@ describe('what a live container holds is never collected', () => {
     expect(before.scope).toBe(hierarchies().length);
     // a gone run to collect meanwhile, so that the collectors do work next to the live ones
     const k = await killAt(['-U', '-x'], 'running', 'rc-victim');
-    plainStart();
+    await plainStart();
     clean();
     await nspawndStart();
     expectAllCollected(k);
@@ -350,8 +351,8 @@ describe('what a live container holds is never collected', () => {
     expect(live.child.exitCode).toBeNull();
     expect(sd.child.exitCode).toBeNull();
     // and at its own end it removes all of it
-    execFileSync('touch', [join(ours.parent, snapshot, 'root/rc-stop')]);
-    execFileSync('touch', [join(theirs.parent, sdSnapshot, 'rc-stop')]);
+    execaSync('touch', [join(ours.parent, snapshot, 'root/rc-stop')]);
+    execaSync('touch', [join(theirs.parent, sdSnapshot, 'rc-stop')]);
     expect(await live.done).toBe(0);
     expect(await sd.done).toBe(0);
     expect(ls(theirs.parent)).toEqual(['rc-sdlive']);
@@ -363,15 +364,16 @@ describe('what a live container holds is never collected', () => {
 });
 
 describe('-x without -M (systemd-nspawn 252\'s determine_names())', () => {
-  it('names the machine TREE-<16 hex digits>, as systemd-nspawn does (the host name inside)', () => {
+  it('names the machine TREE-<16 hex digits>, as systemd-nspawn does (the host name inside)', async () => {
     const t = tree('rc-box1');
     const names: Record<string, string[]> = {};
     for (const tool of ['systemd-nspawn', 'nspawn'] as const) {
-      names[tool] = [1, 2].map(() => {
-        const r = runTool(tool, ['-q', '--console=pipe', '-x', '-D', t.root, 'hostname']);
+      names[tool] = [];
+      for (let i = 0; i < 2; i++) {
+        const r = await runTool(tool, ['-q', '--console=pipe', '-x', '-D', t.root, 'hostname']);
         expect(r.status, `${tool}: ${r.stderr}`).toBe(0);
-        return r.stdout.trim();
-      });
+        names[tool].push(r.stdout.trim());
+      }
       for (const n of names[tool]!) expect(n, tool).toMatch(/^rc-box1-[0-9a-f]{16}$/);
       expect(names[tool]![0]).not.toBe(names[tool]![1]);
     }
@@ -399,17 +401,19 @@ describe('-x without -M (systemd-nspawn 252\'s determine_names())', () => {
 });
 
 describe('differences from systemd-nspawn 252, fixed (side by side)', () => {
-  it('a tree without /root and no command: /root 0750 is made and the shell runs there', () => {
+  it('a tree without /root and no command: /root 0750 is made and the shell runs there', async () => {
     const out: Record<string, string> = {};
     for (const tool of ['systemd-nspawn', 'nspawn'] as const) {
       const t = tree(`rc-noroot-${tool === 'nspawn' ? 'n' : 's'}`);
       rmSync(join(t.root, 'root'), { recursive: true });
-      const r = spawnSync(tool === 'nspawn' ? process.execPath : SYSTEMD_NSPAWN, [...(tool === 'nspawn' ? [NSPAWN_BIN] : []), ...COMMON_FLAGS, '-q', '--console=pipe', '-D', t.root], {
+      const r = await execa(tool === 'nspawn' ? process.execPath : SYSTEMD_NSPAWN, [...(tool === 'nspawn' ? [NSPAWN_BIN] : []), ...COMMON_FLAGS, '-q', '--console=pipe', '-D', t.root], {
         input: 'echo "home=$HOME pwd=$(pwd)"; exit 3\n',
-        encoding: 'utf8',
         env: TOOL_ENV,
+        extendEnv: false,
+        reject: false,
+        stripFinalNewline: false,
       });
-      expect(r.status, `${tool}: ${r.stderr}`).toBe(3);
+      expect(r.exitCode, `${tool}: ${r.stderr}`).toBe(3);
       const st = statSync(join(t.root, 'root'));
       out[tool] = `${r.stdout}mode=${(st.mode & 0o7777).toString(8)} uid=${st.uid}`;
     }
@@ -417,26 +421,28 @@ describe('differences from systemd-nspawn 252, fixed (side by side)', () => {
     expect(out.nspawn).toBe(out['systemd-nspawn']);
   });
 
-  it('--cpu-affinity= (empty) resets an earlier --cpu-affinity=', () => {
+  it('--cpu-affinity= (empty) resets an earlier --cpu-affinity=', async () => {
     const t = tree('rc-cpu');
     const host = /^Cpus_allowed_list:\s*(\S+)$/m.exec(readFileSync('/proc/self/status', 'utf8'))![1];
     const seen: Record<string, string[]> = {};
-    for (const tool of ['systemd-nspawn', 'nspawn'] as const)
-      seen[tool] = [['--cpu-affinity=0'], ['--cpu-affinity=0', '--cpu-affinity=']].map((opt) => {
-        const r = runTool(tool, ['-q', '--console=pipe', ...opt, '-D', t.root, 'sh', '-c', 'grep Cpus_allowed_list /proc/self/status']);
+    for (const tool of ['systemd-nspawn', 'nspawn'] as const) {
+      seen[tool] = [];
+      for (const opt of [['--cpu-affinity=0'], ['--cpu-affinity=0', '--cpu-affinity=']]) {
+        const r = await runTool(tool, ['-q', '--console=pipe', ...opt, '-D', t.root, 'sh', '-c', 'grep Cpus_allowed_list /proc/self/status']);
         expect(r.status, `${tool} ${opt.join(' ')}: ${r.stderr}`).toBe(0);
-        return r.stdout.replace(/\s+/g, ' ').trim();
-      });
+        seen[tool].push(r.stdout.replace(/\s+/g, ' ').trim());
+      }
+    }
     expect(seen.nspawn).toEqual(['Cpus_allowed_list: 0', `Cpus_allowed_list: ${host}`]);
     expect(seen.nspawn).toEqual(seen['systemd-nspawn']);
   });
 
-  it('a zone name that makes no interface name is refused up front with 252\'s message, and nothing is left', () => {
+  it('a zone name that makes no interface name is refused up front with 252\'s message, and nothing is left', async () => {
     const t = tree('rc-zone');
     for (const zone of ['averyveryverylongzone', 'a:b']) {
       const said: Record<string, string> = {};
       for (const tool of ['systemd-nspawn', 'nspawn'] as const) {
-        const r = runTool(tool, ['-q', '--console=pipe', `--network-zone=${zone}`, '-D', t.root, '-M', 'rc-zone', 'true']);
+        const r = await runTool(tool, ['-q', '--console=pipe', `--network-zone=${zone}`, '-D', t.root, '-M', 'rc-zone', 'true']);
         expect(r.status, tool).toBe(1);
         said[tool] = r.stderr.split('\n').find((l) => l.startsWith('Network zone name')) ?? r.stderr;
       }
@@ -455,10 +461,10 @@ describe('differences from systemd-nspawn 252, fixed (side by side)', () => {
       const r = start(cmd[0]!, [...cmd.slice(1), ...COMMON_FLAGS, '-q', '--console=pipe', ...args, '-D', t.root, 'sh', '-c', 'hostname; while [ ! -e /rc-stop ]; do sleep 0.05; done']);
       const name = (await waitFor(() => /^(\S+)\n/.exec(r.out()) ?? undefined, `${tool}'s container`))[1]!;
       const full = `${prefix}${name}`;
-      const line = await waitFor(() => execFileSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' }).split('\n').find((l) => l.includes(`altname ${full}`)), `${tool}'s altname ${full}`);
+      const line = await waitFor(() => execaSync('ip', ['-o', 'link', 'show']).stdout.split('\n').find((l) => l.includes(`altname ${full}`)), `${tool}'s altname ${full}`);
       // the container's root: the tree, or -x's snapshot (our overlay's root below it, systemd-nspawn's copy itself)
       const snap = ls(t.parent).find((n) => n.startsWith('.#machine.') && !n.endsWith('.lck'));
-      execFileSync('touch', [snap ? join(t.parent, snap, tool === 'nspawn' ? 'root' : '', 'rc-stop') : join(t.root, 'rc-stop')]);
+      execaSync('touch', [snap ? join(t.parent, snap, tool === 'nspawn' ? 'root' : '', 'rc-stop') : join(t.root, 'rc-stop')]);
       await r.done;
       const host = /^\d+: ([^@:]+)/.exec(line)![1]!;
       return { name, full, host, altnames: [...line.matchAll(/altname (\S+)/g)].map((m) => m[1]) };

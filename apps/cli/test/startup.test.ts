@@ -2,7 +2,7 @@
  * What a plain start loads: no node:tty, net, child_process or streams (they cost milliseconds at start-up) and no
  * library of a feature it does not use (@nspawn/net, koffi). Checked at the moment nspawn hands over to the helper.
  */
-import { spawnSync } from 'node:child_process';
+import { execaSync } from 'execa';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -38,7 +38,7 @@ require(${JSON.stringify(loader)}).load('nspawn');
 `,
   );
   // (no code cache: the probe's exit would write one)
-  const r = spawnSync(process.execPath, [probe], { encoding: 'utf8', env: { ...process.env, NSPAWN_CODE_CACHE: '0' } });
+  const r = execaSync(process.execPath, [probe], { env: { NSPAWN_CODE_CACHE: '0' }, reject: false, stripFinalNewline: false });
   expect(r.stderr).toContain('probe');
   const out = JSON.parse(r.stdout) as { builtins: string[]; files: string[]; addons: string[] };
   return { ...out, costly: out.builtins.filter((m) => /^NativeModule (tty|net|child_process|stream|dgram|crypto|internal\/worker)$/.test(m)) };

@@ -14,7 +14,7 @@ const NAME = 'dm-deb';
 beforeAll(async () => {
   requireRoot();
   d = new TestDaemon();
-  makeDebian(join(d.machines, NAME));
+  await makeDebian(join(d.machines, NAME));
   // root may log in without a password (login test)
   const shadow = join(d.machines, NAME, 'etc/shadow');
   writeFileSync(shadow, readFileSync(shadow, 'utf8').replace(/^root:[^:]*:/m, 'root::'));

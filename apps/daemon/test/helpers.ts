@@ -2,7 +2,7 @@
  * A private nspawnd per test file: its own runtime, config, log and machines directories under a temp dir (so a
  * real nspawnd on the host, and other engineers' tests, are not touched), machine names prefixed dm-.
  */
-import { type ChildProcess, execFileSync, spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { execa, execaSync, type ResultPromise } from 'execa';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,10 +20,17 @@ export function requireRoot(): void {
   }
 }
 
+/** nspawnctl's exit status (null when a signal ended it) and output. */
+export interface CtlResult {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
 export class TestDaemon {
   readonly base: string;
   readonly env: NodeJS.ProcessEnv;
-  proc: ChildProcess | undefined;
+  proc: ResultPromise<{ stdio: ['ignore', 'pipe', 'pipe']; buffer: false; reject: false }> | undefined;
   output = '';
 
   constructor(prefix = 'dm-') {
@@ -49,13 +56,20 @@ export class TestDaemon {
   /** Starts nspawnd and waits until it answers. */
   async start(extraEnv: NodeJS.ProcessEnv = {}): Promise<void> {
     this.output = '';
-    const p = spawn(process.execPath, [NSPAWND], { env: { ...this.env, ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = execa(process.execPath, [NSPAWND], {
+      env: { ...this.env, ...extraEnv },
+      extendEnv: false,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      buffer: false,
+      reject: false,
+      forceKillAfterDelay: false,
+    });
     this.proc = p;
     p.stdout!.on('data', (d: Buffer) => (this.output += d.toString()));
     p.stderr!.on('data', (d: Buffer) => (this.output += d.toString()));
     const deadline = Date.now() + 15000;
     while (!this.output.includes('listening on')) {
-      if (p.exitCode !== null) throw new Error(`nspawnd exited: ${this.output}`);
+      if (p.nodeChildProcess.exitCode !== null) throw new Error(`nspawnd exited: ${this.output}`);
       if (Date.now() > deadline) throw new Error(`nspawnd did not start: ${this.output}`);
       await new Promise((r) => setTimeout(r, 20));
     }
@@ -64,37 +78,36 @@ export class TestDaemon {
   /** Stops it with SIGTERM (or kills it with SIGKILL): its containers keep running. */
   async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
     const p = this.proc;
-    if (!p || p.exitCode !== null || p.signalCode !== null) return;
-    const done = new Promise((r) => p.once('exit', r));
+    if (!p || p.nodeChildProcess.exitCode !== null || p.nodeChildProcess.signalCode !== null) return;
     p.kill(signal);
-    await done;
+    await p;
     this.proc = undefined;
   }
 
-  ctl(args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv; timeout?: number } = {}): SpawnSyncReturns<string> {
-    return spawnSync(process.execPath, [NSPAWNCTL, ...args], {
+  ctl(args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv; timeout?: number } = {}): CtlResult {
+    const r = execaSync(process.execPath, [NSPAWNCTL, ...args], {
       env: { ...this.env, ...opts.env },
-      encoding: 'utf8',
+      extendEnv: false,
       input: opts.input ?? '',
       timeout: opts.timeout ?? 30000,
+      reject: false,
+      stripFinalNewline: false,
     });
+    return { status: r.exitCode ?? null, stdout: r.stdout, stderr: r.stderr };
   }
 
   /** Like ctl() but asynchronous (for a daemon in the same event loop... or long runs). */
-  ctlAsync(args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv; timeout?: number } = {}): Promise<{ status: number | null; stdout: string; stderr: string }> {
-    return new Promise((res) => {
-      const c = spawn(process.execPath, [NSPAWNCTL, ...args], { env: { ...this.env, ...opts.env }, stdio: ['pipe', 'pipe', 'pipe'] });
-      let stdout = '';
-      let stderr = '';
-      c.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-      c.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      c.stdin.end(opts.input ?? '');
-      const t = setTimeout(() => c.kill('SIGKILL'), opts.timeout ?? 30000);
-      c.on('close', (status) => {
-        clearTimeout(t);
-        res({ status, stdout, stderr });
-      });
+  async ctlAsync(args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv; timeout?: number } = {}): Promise<CtlResult> {
+    const r = await execa(process.execPath, [NSPAWNCTL, ...args], {
+      env: { ...this.env, ...opts.env },
+      extendEnv: false,
+      input: opts.input ?? '',
+      timeout: opts.timeout ?? 30000,
+      killSignal: 'SIGKILL',
+      reject: false,
+      stripFinalNewline: false,
     });
+    return { status: r.exitCode ?? null, stdout: r.stdout, stderr: r.stderr };
   }
 
   /** machine names nspawnd lists */
@@ -120,7 +133,7 @@ export class TestDaemon {
     await waitFor(() => (this.proc ? safeList(this).length === 0 : true), 10000).catch(() => {});
     await this.stop();
     // only our temp tree; images are plain directories with no mounts left
-    for (const m of readdirSync(join(this.base, 'machines'))) execFileSync('rm', ['-rf', '--one-file-system', join(this.base, 'machines', m)]);
+    for (const m of readdirSync(join(this.base, 'machines'))) await execa('rm', ['-rf', '--one-file-system', join(this.base, 'machines', m)]);
     rmSync(this.base, { recursive: true, force: true });
   }
 }
@@ -142,9 +155,10 @@ export async function waitFor(cond: () => boolean, ms = 10000, step = 50): Promi
 }
 
 export function makeBusybox(dir: string): void {
-  execFileSync(join(REPO, 'scripts/make-busybox-tree.sh'), [dir], { stdio: ['ignore', 'ignore', 'inherit'] });
+  execaSync(join(REPO, 'scripts/make-busybox-tree.sh'), [dir], { stdio: ['ignore', 'ignore', 'inherit'] });
 }
 
-export function makeDebian(dir: string): void {
-  execFileSync(join(REPO, 'scripts/make-debian-tree.sh'), [dir], { stdio: ['ignore', 'ignore', 'inherit'] });
+/** Asynchronous: a Debian tree takes seconds, and a synchronous spawn would block the vitest worker. */
+export async function makeDebian(dir: string): Promise<void> {
+  await execa(join(REPO, 'scripts/make-debian-tree.sh'), [dir], { stdio: ['ignore', 'ignore', 'inherit'] });
 }

@@ -3,7 +3,7 @@
  * the store, through every image verb of nspawnctl and the io.systemd.MachineImage API of nspawnd: refused with one
  * line, and nothing outside the store (nor in it) changes. As root, with a private nspawnd.
  */
-import { execFileSync } from 'node:child_process';
+import { execaSync } from 'execa';
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isImmutable, setImmutable } from '@nspawn/btrfs';
@@ -27,7 +27,7 @@ beforeAll(async () => {
   symlinkSync(outside, join(d.machines, 'dm-abs'));
   symlinkSync('dm-img', join(d.machines, 'dm-alias'));
   tarball = join(d.base, 'dm-small.tar');
-  execFileSync('tar', ['-C', join(d.machines, 'dm-img'), '-cf', tarball, './etc']);
+  execaSync('tar', ['-C', join(d.machines, 'dm-img'), '-cf', tarball, './etc']);
   await d.start();
 });
 
@@ -37,7 +37,7 @@ afterAll(async () => {
     if (p && existsSync(p) && isImmutable(p)) setImmutable(p, false);
   for (const l of ['dm-up', 'dm-self', 'dm-abs', 'dm-alias']) {
     const p = d && join(d.machines, l);
-    if (p && lstatSync(p, { throwIfNoEntry: false })?.isSymbolicLink()) execFileSync('rm', ['-f', p]);
+    if (p && lstatSync(p, { throwIfNoEntry: false })?.isSymbolicLink()) execaSync('rm', ['-f', p]);
   }
   await d?.cleanup();
 });

@@ -4,7 +4,7 @@
  * checksum mismatch) that must leave nothing behind.
  */
 import { createHash } from 'node:crypto';
-import { execFileSync, spawn } from 'node:child_process';
+import { execa, execaSync } from 'execa';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
@@ -92,7 +92,7 @@ describe('image verbs', () => {
   });
 
   it('clean removes hidden images, --all every unused one', () => {
-    execFileSync('cp', ['-a', join(d.machines, 'dm-img'), join(d.machines, '.dm-hidden')]);
+    execaSync('cp', ['-a', join(d.machines, 'dm-img'), join(d.machines, '.dm-hidden')]);
     expect(d.ctl(['list-images', '--no-legend']).stdout).not.toContain('.dm-hidden');
     expect(d.ctl(['list-images', '--no-legend', '-a']).stdout).toContain('.dm-hidden');
     const r = d.ctl(['clean']);
@@ -131,9 +131,9 @@ describe('pull-tar', () => {
   it('downloads over HTTP, verifies SHA256SUMS, extracts with owners kept', async () => {
     const src = join(d.base, 'src');
     mkdirSync(src);
-    execFileSync('cp', ['-a', `${join(d.machines, 'dm-img')}/.`, src]);
-    execFileSync('sh', ['-c', `chown 1234:4321 ${src}/etc/passwd && chmod 4711 ${src}/bin/busybox`]);
-    execFileSync('tar', ['--numeric-owner', '-C', src, '-czf', join(d.base, 'good.tar.gz'), '.']);
+    execaSync('cp', ['-a', `${join(d.machines, 'dm-img')}/.`, src]);
+    execaSync('sh', ['-c', `chown 1234:4321 ${src}/etc/passwd && chmod 4711 ${src}/bin/busybox`]);
+    await execa('tar', ['--numeric-owner', '-C', src, '-czf', join(d.base, 'good.tar.gz'), '.']);
     serve('good', 'dm-pulled.tar.gz', readFileSync(join(d.base, 'good.tar.gz')));
     const r = await d.ctlAsync(['pull-tar', `${base}/good/dm-pulled.tar.gz`]);
     expect(r.status, r.stderr).toBe(0);
@@ -161,7 +161,7 @@ describe('pull-tar', () => {
   it('downloads over HTTPS too', async () => {
     const key = join(d.base, 'tls.key');
     const cert = join(d.base, 'tls.crt');
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+    execaSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
     const data = readFileSync(join(d.base, 'good.tar.gz'));
     const tls = createHttpsServer({ key: readFileSync(key), cert: readFileSync(cert) }, (req, res) => {
       if (req.url === '/s/dm-https.tar.gz') res.writeHead(200, { 'content-length': data.length }).end(data);
@@ -187,10 +187,15 @@ describe('pull-tar', () => {
   it('shows a progress bar on a terminal', async () => {
     const data = readFileSync(join(d.base, 'good.tar.gz'));
     serve('tty', 'dm-tty.tar.gz', data);
-    const c = spawn('script', ['-qfec', `"${process.execPath}" "${NSPAWNCTL}" pull-tar ${base}/tty/dm-tty.tar.gz`, '/dev/null'], { env: d.env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    c.stdout.on('data', (x: Buffer) => (out += x.toString()));
-    const code = await new Promise((r) => c.on('close', r));
+    const c = await execa('script', ['-qfec', `"${process.execPath}" "${NSPAWNCTL}" pull-tar ${base}/tty/dm-tty.tar.gz`, '/dev/null'], {
+      env: d.env,
+      extendEnv: false,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      reject: false,
+      stripFinalNewline: false,
+    });
+    const out = c.stdout;
+    const code = c.exitCode;
     expect(code, out).toBe(0);
     expect(out).toMatch(/\[#+\] 100% /);
     expect(out).toContain("Created new image 'dm-tty'");

@@ -3,7 +3,7 @@
  * poweroff, terminate, kill, logs, top, enable + restart, nspawn's own registration, nspawnd killed with -9, and
  * the root-only socket.
  */
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execa, execaSync } from 'execa';
 import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { registerMachine } from '@nspawn/runtime';
@@ -73,7 +73,7 @@ describe('machines nspawnd runs', () => {
       expect(d.ctl(['terminate', 'dm-b']).status).toBe(0);
       await waitFor(() => !d.list().includes('dm-b'));
     } finally {
-      execFileSync('rm', ['-f', join(d.machines, 'dm-b.nspawn')]);
+      execaSync('rm', ['-f', join(d.machines, 'dm-b.nspawn')]);
     }
   });
 
@@ -92,15 +92,17 @@ describe('machines nspawnd runs', () => {
     expect(s.stderr).toContain("No image 'dm-noimage'");
   });
 
-  it('shell passes the exit code, stdin, stdout and stderr through, in a pipeline', () => {
+  it('shell passes the exit code, stdin, stdout and stderr through, in a pipeline', async () => {
     const r = d.ctl(['shell', 'dm-a', '/bin/sh', '-c', 'cat; echo to-err >&2; hostname; exit 42'], { input: 'from stdin\n' });
     expect(r.status).toBe(42);
     expect(r.stdout).toBe('from stdin\ndm-a\n');
     expect(r.stderr).toBe('to-err\n');
     // a real pipeline, nspawnctl in the middle
-    const piped = spawnSync('/bin/sh', ['-c', `printf 'abc\\n' | "$NODE" "$CTL" shell root@dm-a tr a-z A-Z | tr -d '\\n'; echo " rc=$?"`], {
+    const piped = await execa('/bin/sh', ['-c', `printf 'abc\\n' | "$NODE" "$CTL" shell root@dm-a tr a-z A-Z | tr -d '\\n'; echo " rc=$?"`], {
       env: { ...d.env, NODE: process.execPath, CTL: NSPAWNCTL },
-      encoding: 'utf8',
+      extendEnv: false,
+      reject: false,
+      stripFinalNewline: false,
     });
     expect(piped.stdout).toBe('ABC rc=0\n');
     // in the container's namespaces, as root, in its root
@@ -109,7 +111,7 @@ describe('machines nspawnd runs', () => {
     expect(ns.stdout).toMatch(/^\d+ init \/root root\n/);
     expect(ns.stdout).toContain('usr');
     const leader = leaderOf('dm-a');
-    const nsIds = spawnSync('readlink', [`/proc/${leader}/ns/pid`], { encoding: 'utf8' }).stdout.trim();
+    const nsIds = execaSync('readlink', [`/proc/${leader}/ns/pid`]).stdout.trim();
     const inside = d.ctl(['shell', 'dm-a', '/bin/readlink', '/proc/self/ns/pid']);
     expect(inside.stdout.trim()).toBe(nsIds);
     // death by signal is 128+N
@@ -180,7 +182,7 @@ describe('machines nspawnd runs', () => {
     expect(readFileSync(join(d.base, 'log/dm-c.log.1'), 'utf8')).toContain('console-filler-line-');
     expect(d.ctl(['logs', 'dm-nope']).stderr).toContain("No console log of machine 'dm-nope'");
     // -f follows: a line written later arrives
-    const follow = spawn(process.execPath, [NSPAWNCTL, 'logs', 'dm-c', '-f'], { env: d.env });
+    const follow = execa(process.execPath, [NSPAWNCTL, 'logs', 'dm-c', '-f'], { env: d.env, extendEnv: false, buffer: false, reject: false });
     let got = '';
     follow.stdout.on('data', (x: Buffer) => (got += x.toString()));
     await new Promise((r) => setTimeout(r, 400));
@@ -235,27 +237,29 @@ describe('machines nspawnd runs', () => {
 
   it('nspawn registers and unregisters itself; --register=no and no daemon are silent', async () => {
     const tree = join(d.machines, 'dm-b');
-    const run = spawn(process.execPath, [NSPAWN, '-q', '-D', tree, '-M', 'dm-term', '/bin/sleep', '3'], { env: d.env, stdio: 'ignore' });
+    const run = execa(process.execPath, [NSPAWN, '-q', '-D', tree, '-M', 'dm-term', '/bin/sleep', '3'], { env: d.env, extendEnv: false, stdio: 'ignore', reject: false });
     await waitFor(() => d.list().includes('dm-term'), 10000);
     const j = JSON.parse(d.ctl(['status', 'dm-term', '-o', 'json']).stdout) as Record<string, unknown>;
     expect(j).toMatchObject({ name: 'dm-term', service: 'nspawn', class: 'container', rootDirectory: tree, supervisor: { pid: run.pid } });
     const inside = d.ctl(['shell', 'dm-term', '/bin/cat', '/proc/1/cmdline']);
     expect(inside.stdout).toContain('sleep');
-    await new Promise((r) => run.on('exit', r));
+    await run;
     expect(d.list()).not.toContain('dm-term');
-    const no = spawnSync(process.execPath, [NSPAWN, '-q', '--register=no', '-D', tree, '-M', 'dm-noreg', '/bin/sh', '-c', 'sleep 1; exit 5'], { env: d.env });
-    expect(no.status).toBe(5);
-    const none = spawnSync(process.execPath, [NSPAWN, '-q', '-D', tree, '-M', 'dm-nodaemon', '/bin/sh', '-c', 'exit 6'], {
+    const no = await execa(process.execPath, [NSPAWN, '-q', '--register=no', '-D', tree, '-M', 'dm-noreg', '/bin/sh', '-c', 'sleep 1; exit 5'], { env: d.env, extendEnv: false, reject: false });
+    expect(no.exitCode).toBe(5);
+    const none = await execa(process.execPath, [NSPAWN, '-q', '-D', tree, '-M', 'dm-nodaemon', '/bin/sh', '-c', 'exit 6'], {
       env: { ...d.env, NSPAWND_RUNTIME_DIR: join(d.base, 'no-daemon-here') },
-      encoding: 'utf8',
+      extendEnv: false,
+      reject: false,
+      stripFinalNewline: false,
     });
-    expect(none.status).toBe(6);
+    expect(none.exitCode).toBe(6);
     expect(none.stderr).toBe('');
   });
 
   it('lists and shows the addresses of a machine with its own network', async () => {
     const tree = join(d.machines, 'dm-b');
-    const run = spawn(process.execPath, [NSPAWN, '-q', '--private-network', '-D', tree, '-M', 'dm-net', '/bin/sh', '-c', 'ip link set lo up; ip addr add 10.99.0.7/32 dev lo; touch /net-ready; sleep 5'], { env: d.env, stdio: 'ignore' });
+    const run = execa(process.execPath, [NSPAWN, '-q', '--private-network', '-D', tree, '-M', 'dm-net', '/bin/sh', '-c', 'ip link set lo up; ip addr add 10.99.0.7/32 dev lo; touch /net-ready; sleep 5'], { env: d.env, extendEnv: false, stdio: 'ignore', reject: false, forceKillAfterDelay: false });
     try {
       await waitFor(() => existsSync(join(tree, 'net-ready')), 10000);
       const l = d.ctl(['list', '--no-legend']).stdout;
@@ -265,17 +269,17 @@ describe('machines nspawnd runs', () => {
       expect(j.addresses).toContainEqual({ family: 2, address: [10, 99, 0, 7] });
     } finally {
       run.kill('SIGTERM');
-      await new Promise((r) => run.on('exit', r));
-      execFileSync('rm', ['-f', join(tree, 'net-ready')]);
+      await run;
+      execaSync('rm', ['-f', join(tree, 'net-ready')]);
     }
   });
 
   it('a name registered twice is refused while the first runs', async () => {
     const tree = join(d.machines, 'dm-b');
-    const first = spawn(process.execPath, [NSPAWN, '-q', '-D', tree, '-M', 'dm-twice', '/bin/sleep', '2'], { env: d.env, stdio: 'ignore' });
+    const first = execa(process.execPath, [NSPAWN, '-q', '-D', tree, '-M', 'dm-twice', '/bin/sleep', '2'], { env: d.env, extendEnv: false, stdio: 'ignore', reject: false });
     await waitFor(() => d.list().includes('dm-twice'), 10000);
-    const second = spawnSync(process.execPath, [NSPAWN, '-q', '-D', tree, '-M', 'dm-twice', '/bin/true'], { env: d.env, encoding: 'utf8' });
-    expect(second.status).toBe(1);
+    const second = await execa(process.execPath, [NSPAWN, '-q', '-D', tree, '-M', 'dm-twice', '/bin/true'], { env: d.env, extendEnv: false, reject: false });
+    expect(second.exitCode).toBe(1);
     expect(second.stderr).toMatch(/already running|MachineExists|busy/);
     // the registry itself refuses a second Register of a running name
     // (the caller registering itself: its own PID as the leader would be refused before the name is looked at)
@@ -285,13 +289,13 @@ describe('machines nspawnd runs', () => {
     await expect(registerMachine({ name: 'dm twice', class: 'container', leader: process.pid }, { socket: d.socket })).rejects.toMatchObject({
       error: 'org.varlink.service.InvalidParameter',
     });
-    await new Promise((r) => first.on('exit', r));
+    await first;
   });
 });
 
 describe('the daemon itself', () => {
   it('only root may talk to it: the socket is 0600 and peer credentials are checked', async () => {
-    const st = spawnSync('stat', ['-c', '%a %U', d.socket], { encoding: 'utf8' }).stdout.trim();
+    const st = execaSync('stat', ['-c', '%a %U', d.socket]).stdout.trim();
     expect(st).toBe('600 root');
     // open the file mode up: the SO_PEERCRED check still refuses UID 65534
     chmodSync(d.socket, 0o666);
@@ -299,7 +303,7 @@ describe('the daemon itself', () => {
     chmodSync(d.base, 0o755);
     try {
       const script = `const s=require('net').connect(process.argv[1]);s.on('connect',()=>s.write(JSON.stringify({method:'io.systemd.Machine.List',parameters:{},more:true})+'\\0'));let got='';s.on('data',d=>got+=d);s.on('close',()=>{console.log('closed:'+got.length)});s.on('error',e=>console.log('error:'+e.code))`;
-      const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '-e', script, d.socket], { encoding: 'utf8', timeout: 10000 });
+      const r = execaSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '-e', script, d.socket], { timeout: 10000, reject: false });
       // disconnected without an answer (EPIPE or ECONNRESET first, when the refusal is quick)
       expect(r.stdout.trim().split('\n').pop()).toBe('closed:0');
       expect(r.stdout).not.toMatch(/error:(?!EPIPE|ECONNRESET)/);
@@ -331,7 +335,7 @@ describe('the daemon itself', () => {
   it('killed with -9 in the middle of operations, it loses no machine', async () => {
     expect(d.ctl(['start', 'dm-c']).status).toBe(0); // running already, or now
     const tree = join(d.machines, 'dm-b');
-    const term = spawn(process.execPath, [NSPAWN, '-q', '-D', tree, '-M', 'dm-k9term', '/bin/sleep', '30'], { env: d.env, stdio: 'ignore' });
+    const term = execa(process.execPath, [NSPAWN, '-q', '-D', tree, '-M', 'dm-k9term', '/bin/sleep', '30'], { env: d.env, extendEnv: false, stdio: 'ignore', reject: false, forceKillAfterDelay: false });
     await waitFor(() => d.list().includes('dm-k9term'), 10000);
     // a start and a burst of calls in flight when the daemon dies
     const starting = d.ctlAsync(['start', 'dm-en']);
@@ -346,16 +350,16 @@ describe('the daemon itself', () => {
     const names = d.list();
     expect(names).toContain('dm-c');
     expect(names).toContain('dm-k9term');
-    const leftovers = () => spawnSync('sh', ['-c', `ls -d /sys/fs/cgroup/*/machine.slice/machine-dm\\\\x2den.scope 2>/dev/null | wc -l`], { encoding: 'utf8' }).stdout.trim();
+    const leftovers = () => execaSync('sh', ['-c', `ls -d /sys/fs/cgroup/*/machine.slice/machine-dm\\\\x2den.scope 2>/dev/null | wc -l`], { reject: false }).stdout.trim();
     if (names.includes('dm-en')) expect(d.ctl(['shell', 'dm-en', '/bin/true']).status).toBe(0);
     else
       await waitFor(() => leftovers() === '0', 8000).catch((e: Error) => {
-        const procs = spawnSync('sh', ['-c', `for f in /sys/fs/cgroup/*/machine.slice/machine-dm\\\\x2den.scope/cgroup.procs; do echo $f; cat $f; done; ls /sys/fs/cgroup/unified/machine.slice/machine-dm\\\\x2den.scope`], { encoding: 'utf8' }).stdout;
+        const procs = execaSync('sh', ['-c', `for f in /sys/fs/cgroup/*/machine.slice/machine-dm\\\\x2den.scope/cgroup.procs; do echo $f; cat $f; done; ls /sys/fs/cgroup/unified/machine.slice/machine-dm\\\\x2den.scope`], { reject: false }).stdout;
         throw new Error(`${e.message}: left ${procs} ${d.output}`);
       }); // nothing half-started was left behind
     // the terminal's nspawn unregisters through the new daemon
     term.kill('SIGTERM');
-    await new Promise((r) => term.on('exit', r));
+    await term;
     await waitFor(() => !d.list().includes('dm-k9term'), 10000);
   });
 });

@@ -7,7 +7,7 @@
  * shown as text (no XSS). Screenshots of each page go to the test's directory, and into apps/daemon/docs with
  * NSPAWN_WEB_SCREENSHOTS=1.
  */
-import { execFileSync } from 'node:child_process';
+import { execa } from 'execa';
 import { copyFileSync, cpSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
@@ -284,9 +284,9 @@ describe('images', () => {
     const tree = join(d.base, 'import-tree');
     cpSync(join(d.machines, 'dm-web-sig'), tree, { recursive: true, verbatimSymlinks: true });
     // bulk, so that there is a progress to see
-    execFileSync('dd', ['if=/dev/urandom', `of=${join(tree, 'bulk')}`, 'bs=1M', 'count=96', 'status=none']);
+    await execa('dd', ['if=/dev/urandom', `of=${join(tree, 'bulk')}`, 'bs=1M', 'count=96', 'status=none']);
     const tar = join(d.base, 'dm-web-imported.tar');
-    execFileSync('tar', ['-C', tree, '-cf', tar, '.']);
+    await execa('tar', ['-C', tree, '-cf', tar, '.']);
     rmSync(tree, { recursive: true, force: true });
     await page.goto(`${base}/images`);
     await page.fill('#import-path', tar);

@@ -4,7 +4,7 @@
  * event streams cost little and the varlink socket answers meanwhile, and the bound holds; a huge console log is
  * tailed, not read.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execaSync } from 'execa';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, truncateSync, writeSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { createServer, request, type ClientRequest } from 'node:http';
@@ -57,7 +57,10 @@ describe('without --web', () => {
 });
 
 describe('refused options', () => {
-  const run = (args: string[], env: NodeJS.ProcessEnv = {}) => spawnSync(process.execPath, [NSPAWND, ...args], { env: { ...d.env, ...env }, encoding: 'utf8', timeout: 20000 });
+  const run = (args: string[], env: NodeJS.ProcessEnv = {}) => {
+    const r = execaSync(process.execPath, [NSPAWND, ...args], { env: { ...d.env, ...env }, extendEnv: false, timeout: 20000, reject: false, stripFinalNewline: false });
+    return { status: r.exitCode ?? null, stdout: r.stdout, stderr: r.stderr };
+  };
 
   it('an address off loopback without TLS, a name, a bad port: one line, exit 1, nothing left', () => {
     for (const [args, env, line] of [
@@ -94,7 +97,7 @@ describe('TLS', () => {
   it('serves https with the given certificate; the cookie is Secure and __Host-', async () => {
     const dir = join(d.base, 'tls');
     mkdirSync(dir);
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-days', '1', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'ignore' });
+    execaSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-days', '1', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'ignore' });
     // the options through the environment, TLS on loopback
     await d.start({ NSPAWND_WEB: '127.0.0.1:0', NSPAWND_WEB_CERT: join(dir, 'cert.pem'), NSPAWND_WEB_KEY: join(dir, 'key.pem'), NODE_DEBUG: 'module,esm' });
     try {

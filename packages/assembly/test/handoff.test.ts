@@ -2,7 +2,8 @@
  * Hand-over (src/handoff.ts, native/handoff.c) for real: a process that plans a container and becomes the helper,
  * with its exit status, end messages, signals and the scope's removal; and a hand-over that fails before the exec.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
+import { execa } from 'execa';
 import { existsSync, fstatSync, openSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -36,17 +37,17 @@ process.exit(99);
 }
 
 describe('hand-over', () => {
-  it('the helper in our place: exit status, end message, the scope removed', () => {
+  it('the helper in our place: exit status, end message, the scope removed', async () => {
     const t = makeTree();
     cleanups.push(t.cleanup);
     const name = 'ho-exit';
     // (read-only: a pty forwarded to our stdout; pipe mode would be quiet)
-    const r = spawnSync(process.execPath, [script(t.dir, { directory: t.root, machineName: name, consoleMode: 'read-only', parameters: ['/bin/sh', '-c', 'echo out; exit 7'] })], { encoding: 'utf8' });
+    const r = await execa(process.execPath, [script(t.dir, { directory: t.root, machineName: name, consoleMode: 'read-only', parameters: ['/bin/sh', '-c', 'echo out; exit 7'] })], { input: '', reject: false, stripFinalNewline: false });
     expect(r.stdout).toMatch(/^out\r?\n$/);
     expect(r.stderr).toContain(`Spawning container ${name} on ${t.root}.`);
     expect(r.stderr).toContain(`Container ${name} failed with error code 7.`);
     expect(r.stderr).not.toContain('not handed over');
-    expect(r.status).toBe(7);
+    expect(r.exitCode).toBe(7);
     expect(existsSync(scopeDir(name))).toBe(false);
   });
   it('SIGTERM with --kill-signal: the halt message, the signal to PID 1, its end', async () => {
@@ -64,7 +65,7 @@ describe('hand-over', () => {
     expect(code).toBe(3);
     expect(existsSync(scopeDir(name))).toBe(false);
   });
-  it('a failure before the exec leaves no scope, and a start error in the helper is said with exit 1', () => {
+  it('a failure before the exec leaves no scope, and a start error in the helper is said with exit 1', async () => {
     const t = makeTree();
     cleanups.push(t.cleanup);
     const name = 'ho-fail';
@@ -109,8 +110,8 @@ describe('hand-over', () => {
     const plan = decoded(sent!) as { handoff: { reexec: string[] } };
     expect(plan.handoff.reexec).toEqual(['/usr/bin/node', '/x/nspawn', `--uuid=${p.config.uuid}`, '-D', t.root, '/bin/true']);
 
-    const r = spawnSync(process.execPath, [script(t.dir, { directory: t.root, machineName: name, consoleMode: 'pipe', parameters: ['/no/such/program'] })], { encoding: 'utf8' });
-    expect(r.status).toBe(1);
+    const r = await execa(process.execPath, [script(t.dir, { directory: t.root, machineName: name, consoleMode: 'pipe', parameters: ['/no/such/program'] })], { input: '', reject: false, stripFinalNewline: false });
+    expect(r.exitCode).toBe(1);
     expect(r.stderr).toMatch(/no\/such\/program/);
     expect(existsSync(scopeDir(name))).toBe(false);
   });

@@ -2,7 +2,8 @@
  * A booted Debian whose systemd-networkd runs DHCP on host0 (its 80-container-host0.network) gets the address nspawn
  * gave the container, from nspawn's DHCP server. Root; the Debian tree comes from scripts/make-debian-tree.sh (cached).
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
+import { execa } from 'execa';
 import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -10,11 +11,12 @@ import { NSPAWN_BIN, REPO, requireRoot } from './helpers.js';
 
 let base = '';
 let tree = '';
-beforeAll(() => {
+beforeAll(async () => {
   requireRoot();
   base = mkdtempSync('/var/tmp/nt-deb-');
   tree = join(base, 'nt-deb');
-  execFileSync(join(REPO, 'scripts/make-debian-tree.sh'), [tree], { stdio: ['ignore', 'ignore', 'inherit'] });
+  // asynchronous: debootstrap takes a minute the first time, and a synchronous wait blocks the vitest worker
+  await execa(join(REPO, 'scripts/make-debian-tree.sh'), [tree], { stdin: 'ignore', stdout: 'ignore', stderr: 'inherit' });
   symlinkSync('/lib/systemd/system/systemd-networkd.service', join(tree, 'etc/systemd/system/multi-user.target.wants/systemd-networkd.service'));
 }, 180000);
 afterAll(() => {
@@ -37,14 +39,14 @@ describe('DHCP in a booted OS', () => {
         await sleep(100);
         addr = hosts();
         // the container's networkd: its network namespace is the container's
-        const pids = execFileSync('ps', ['-eo', 'pid=,comm='], { encoding: 'utf8' })
+        const pids = (await execa('ps', ['-eo', 'pid=,comm='])).stdout
           .split('\n')
           .filter((l) => l.trim().endsWith('systemd-network'))
           .map((l) => l.trim().split(/\s+/)[0]!)
           .filter((p) => existsSync(`/proc/${p}/root/etc/debian_version`));
         for (const p of pids) {
           try {
-            const out = execFileSync('nsenter', ['-t', p, '-n', 'ip', '-4', 'addr', 'show', 'host0'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+            const out = (await execa('nsenter', ['-t', p, '-n', 'ip', '-4', 'addr', 'show', 'host0'], { stdin: 'ignore', stderr: 'ignore', stripFinalNewline: false })).stdout;
             if (addr && out.includes(`inet ${addr}/`)) shown = out;
           } catch {
             /* not the one, or gone */

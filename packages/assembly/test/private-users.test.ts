@@ -2,7 +2,8 @@
  * Private users through `nspawn`, side by side with systemd-nspawn 252: -U ranges (same uid_map for the same
  * machine name), ownership map and chown, concurrency with each other and with systemd-nspawn, kill -9, refusals.
  */
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { execa, execaSync } from 'execa';
 import { chownSync, existsSync, mkdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,20 +18,19 @@ interface Ran {
   err: string;
 }
 const base = ['-q', '--register=no', '--keep-unit'];
-function ours(args: string[]): Ran {
-  const r = spawnSync(NSPAWN_BIN, [...base, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-  return { status: r.status ?? 1, out: r.stdout, err: r.stderr };
+// asynchronous (execa): a container run takes a while (-U chowns the tree), and a synchronous wait blocks the worker
+async function run(cmd: string, args: string[]): Promise<Ran> {
+  const r = await execa(cmd, [...base, ...args], { stdin: 'ignore', reject: false, stripFinalNewline: false });
+  return { status: r.exitCode ?? 1, out: String(r.stdout), err: String(r.stderr) };
 }
-function theirs(args: string[]): Ran {
-  const r = spawnSync('systemd-nspawn', [...base, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-  return { status: r.status ?? 1, out: r.stdout, err: r.stderr };
-}
+const ours = (args: string[]) => run(NSPAWN_BIN, args);
+const theirs = (args: string[]) => run('systemd-nspawn', args);
 function mapOf(out: string): [number, number, number] {
   const f = out.trim().split('\n')[0]!.trim().split(/\s+/).map(Number);
   return [f[0]!, f[1]!, f[2]!];
 }
 function ownership(root: string, shift = 0): string {
-  return execFileSync('find', [root, '-printf', '%P %U %G %m %y\n'], { encoding: 'utf8', maxBuffer: 1 << 28 })
+  return execaSync('find', [root, '-printf', '%P %U %G %m %y\n'], { maxBuffer: 1 << 28, stripFinalNewline: false }).stdout
     .split('\n')
     .filter((l) => l !== '')
     .map((l) => {
@@ -63,7 +63,7 @@ beforeAll(() => {
   const t = makeTree('ut-pu-');
   fsDirs.push({ fs: 'ext4', dir: t.dir, cleanup: t.cleanup });
   try {
-    execFileSync('which', ['mkfs.btrfs'], { stdio: 'ignore' });
+    execaSync('which', ['mkfs.btrfs'], { stdio: 'ignore' });
   } catch {
     return;
   }
@@ -71,16 +71,16 @@ beforeAll(() => {
   const img = join(b.dir, 'img');
   const mnt = join(b.dir, 'mnt');
   mkdirSync(mnt);
-  execFileSync('truncate', ['-s', '300M', img]);
-  execFileSync('mkfs.btrfs', ['-q', img]);
-  const loop = execFileSync('losetup', ['--find', '--show', img], { encoding: 'utf8' }).trim();
-  execFileSync('mount', [loop, mnt]);
+  execaSync('truncate', ['-s', '300M', img]);
+  execaSync('mkfs.btrfs', ['-q', img]);
+  const loop = execaSync('losetup', ['--find', '--show', img]).stdout.trim();
+  execaSync('mount', [loop, mnt]);
   fsDirs.push({
     fs: 'btrfs',
     dir: mnt,
     cleanup: () => {
-      execFileSync('umount', [mnt]);
-      execFileSync('losetup', ['-d', loop]);
+      execaSync('umount', [mnt]);
+      execaSync('losetup', ['-d', loop]);
       b.cleanup();
     },
   });
@@ -93,21 +93,21 @@ function tree(fs: string, name: string): string {
   const d = fsDirs.find((f) => f.fs === fs)!.dir;
   const root = join(d, name);
   rmSync(root, { recursive: true, force: true });
-  execFileSync(join(import.meta.dirname, '../../../scripts/make-busybox-tree.sh'), [root], { stdio: 'ignore' });
+  execaSync(join(import.meta.dirname, '../../../scripts/make-busybox-tree.sh'), [root], { stdio: 'ignore' });
   return root;
 }
 
 describe.each(['ext4', 'btrfs'])('on %s', (fs) => {
-  it('-U: the uid_map of systemd-nspawn for the same machine name, an idmapped root, files on disk stay 0-owned', (ctx) => {
+  it('-U: the uid_map of systemd-nspawn for the same machine name, an idmapped root, files on disk stay 0-owned', async (ctx) => {
     if (!fsDirs.some((f) => f.fs === fs)) return ctx.skip();
     const t = tree(fs, 'map');
     const name = `ut-map-${fs}`;
     const cmd = ['sh', '-c', 'cat /proc/self/uid_map; cat /proc/self/gid_map; grep -E "^[0-9]+ [0-9]+ [0-9:]+ [^ ]+ / " /proc/self/mountinfo; touch /made-inside; ls -ln /made-inside'];
-    const a = ours(['-U', '-D', t, '-M', name, ...cmd]);
+    const a = await ours(['-U', '-D', t, '-M', name, ...cmd]);
     expect(a.status, a.err).toBe(0);
     const onDiskA = ownership(t);
     rmSync(join(t, 'made-inside'));
-    const b = theirs(['-U', '-D', t, '-M', name, ...cmd]);
+    const b = await theirs(['-U', '-D', t, '-M', name, ...cmd]);
     expect(b.status, b.err).toBe(0);
     const la = a.out.split('\n');
     const lb = b.out.split('\n');
@@ -123,7 +123,7 @@ describe.each(['ext4', 'btrfs'])('on %s', (fs) => {
     expect(statSync(t).uid).toBe(0);
   });
 
-  it('-U --private-users-ownership=chown: the same range and the same files on disk as systemd-nspawn', (ctx) => {
+  it('-U --private-users-ownership=chown: the same range and the same files on disk as systemd-nspawn', async (ctx) => {
     if (!fsDirs.some((f) => f.fs === fs)) return ctx.skip();
     const t1 = tree(fs, 'chown-ours');
     const t2 = tree(fs, 'chown-theirs');
@@ -132,9 +132,9 @@ describe.each(['ext4', 'btrfs'])('on %s', (fs) => {
     // systemd-nspawn writes as host root after the chown)
     const before = new Set(ownership(t1).split('\n').map((l) => l.slice(0, l.indexOf(' '))));
     const only = (x: string) => x.split('\n').filter((l) => before.has(l.slice(0, l.indexOf(' ')))).join('\n');
-    const a = ours(['-U', '--private-users-ownership=chown', '-D', t1, '-M', name, 'cat', '/proc/self/uid_map']);
+    const a = await ours(['-U', '--private-users-ownership=chown', '-D', t1, '-M', name, 'cat', '/proc/self/uid_map']);
     expect(a.status, a.err).toBe(0);
-    const b = theirs(['-U', '--private-users-ownership=chown', '-D', t2, '-M', name, 'cat', '/proc/self/uid_map']);
+    const b = await theirs(['-U', '--private-users-ownership=chown', '-D', t2, '-M', name, 'cat', '/proc/self/uid_map']);
     expect(b.status, b.err).toBe(0);
     expect(a.out).toBe(b.out);
     const shift = mapOf(a.out)[1];
@@ -143,7 +143,7 @@ describe.each(['ext4', 'btrfs'])('on %s', (fs) => {
     expect(x.split('\n').length).toBeGreaterThan(250);
     expect(x).toBe(y);
     // the next -U start (auto) takes the tree's range again and has nothing to chown
-    const again = ours(['-U', '-D', t1, '-M', name, 'sh', '-c', 'cat /proc/self/uid_map; grep -E "^[0-9]+ [0-9]+ [0-9:]+ [^ ]+ / " /proc/self/mountinfo']);
+    const again = await ours(['-U', '-D', t1, '-M', name, 'sh', '-c', 'cat /proc/self/uid_map; grep -E "^[0-9]+ [0-9]+ [0-9:]+ [^ ]+ / " /proc/self/mountinfo']);
     expect(again.status, again.err).toBe(0);
     expect(mapOf(again.out)[1]).toBe(shift);
     expect(again.out).not.toMatch(/idmapped/);
@@ -151,26 +151,26 @@ describe.each(['ext4', 'btrfs'])('on %s', (fs) => {
 });
 
 describe('auto without idmapped mounts', () => {
-  it('falls back to chown on a file system without them (ramfs), as systemd-nspawn does; map is refused', () => {
+  it('falls back to chown on a file system without them (ramfs), as systemd-nspawn does; map is refused', async () => {
     const d = join(fsDirs.find((f) => f.fs === 'ext4')!.dir, 'ramfs');
     mkdirSync(d);
-    execFileSync('mount', ['-t', 'ramfs', 'ut-ramfs', d]);
+    execaSync('mount', ['-t', 'ramfs', 'ut-ramfs', d]);
     try {
       const mk = (n: string) => {
-        execFileSync(join(import.meta.dirname, '../../../scripts/make-busybox-tree.sh'), [join(d, n)], { stdio: 'ignore' });
+        execaSync(join(import.meta.dirname, '../../../scripts/make-busybox-tree.sh'), [join(d, n)], { stdio: 'ignore' });
         return join(d, n);
       };
       const t1 = mk('ours');
       const t2 = mk('theirs');
       const name = 'ut-ramfs';
-      const refused = ours(['-U', '--private-users-ownership=map', '-D', t1, '-M', name, '/bin/true']);
-      const refusedSd = theirs(['-U', '--private-users-ownership=map', '-D', t2, '-M', name, '/bin/true']);
+      const refused = await ours(['-U', '--private-users-ownership=map', '-D', t1, '-M', name, '/bin/true']);
+      const refusedSd = await theirs(['-U', '--private-users-ownership=map', '-D', t2, '-M', name, '/bin/true']);
       expect(refused.status).toBe(1);
       expect(refusedSd.status).toBe(1);
       expect(refused.err).toContain('ID mapped mounts are apparently not available, sorry.');
       expect(refusedSd.err).toContain('ID mapped mounts are apparently not available, sorry.');
-      const a = ours(['-U', '-D', t1, '-M', name, 'sh', '-c', 'cat /proc/self/uid_map; grep -c idmapped /proc/self/mountinfo || true']);
-      const b = theirs(['-U', '-D', t2, '-M', name, 'sh', '-c', 'cat /proc/self/uid_map; grep -c idmapped /proc/self/mountinfo || true']);
+      const a = await ours(['-U', '-D', t1, '-M', name, 'sh', '-c', 'cat /proc/self/uid_map; grep -c idmapped /proc/self/mountinfo || true']);
+      const b = await theirs(['-U', '-D', t2, '-M', name, 'sh', '-c', 'cat /proc/self/uid_map; grep -c idmapped /proc/self/mountinfo || true']);
       expect(a.status, a.err).toBe(0);
       expect(a.out).toBe(b.out);
       expect(a.out.split(/\r?\n/)[1]).toBe('0');
@@ -178,20 +178,20 @@ describe('auto without idmapped mounts', () => {
       expect(statSync(join(t1, 'bin/busybox')).uid).toBe(shift);
       expect(statSync(join(t2, 'bin/busybox')).uid).toBe(shift);
     } finally {
-      execFileSync('umount', [d]);
+      execaSync('umount', [d]);
       rmSync(d, { recursive: true, force: true });
     }
   });
 });
 
 describe('with --ephemeral', () => {
-  it('-U -x: the machine\'s range, and the tree itself stays as it was (systemd-nspawn: the same map)', () => {
+  it('-U -x: the machine\'s range, and the tree itself stays as it was (systemd-nspawn: the same map)', async () => {
     const t = tree('ext4', 'eph');
     const before = ownership(t);
     const name = 'ut-eph';
-    const a = ours(['-U', '-x', '-D', t, '-M', name, 'sh', '-c', 'cat /proc/self/uid_map; touch /made; ls -ln /bin/busybox']);
+    const a = await ours(['-U', '-x', '-D', t, '-M', name, 'sh', '-c', 'cat /proc/self/uid_map; touch /made; ls -ln /bin/busybox']);
     expect(a.status, a.err).toBe(0);
-    const b = theirs(['-U', '-x', '-D', t, '-M', name, 'cat', '/proc/self/uid_map']);
+    const b = await theirs(['-U', '-x', '-D', t, '-M', name, 'cat', '/proc/self/uid_map']);
     expect(b.status, b.err).toBe(0);
     expect(a.out.split('\n')[0]).toBe(b.out.split('\n')[0]);
     expect(a.out).toMatch(/ 0 +0 /); // root's files are root's inside
@@ -200,7 +200,7 @@ describe('with --ephemeral', () => {
 });
 
 describe('settings files', () => {
-  it('PrivateUsers=pick in a trusted .nspawn file means chown (settings_load()), as under systemd-nspawn', () => {
+  it('PrivateUsers=pick in a trusted .nspawn file means chown (settings_load()), as under systemd-nspawn', async () => {
     const t1 = tree('ext4', 'pfile-ours');
     const t2 = tree('ext4', 'pfile-theirs');
     const name = 'ut-pfile';
@@ -208,8 +208,8 @@ describe('settings files', () => {
     mkdirSync('/run/systemd/nspawn', { recursive: true });
     writeFileSync(file, '[Exec]\nPrivateUsers=pick\n');
     try {
-      const a = ours(['-D', t1, '-M', name, 'cat', '/proc/self/uid_map']);
-      const b = theirs(['-D', t2, '-M', name, 'cat', '/proc/self/uid_map']);
+      const a = await ours(['-D', t1, '-M', name, 'cat', '/proc/self/uid_map']);
+      const b = await theirs(['-D', t2, '-M', name, 'cat', '/proc/self/uid_map']);
       expect(a.status, a.err).toBe(0);
       expect(a.out).toBe(b.out);
       const shift = mapOf(a.out)[1];
@@ -222,44 +222,44 @@ describe('settings files', () => {
 });
 
 describe('ranges given by hand', () => {
-  it('--private-users=BASE:COUNT, identity and yes give the maps systemd-nspawn gives', () => {
+  it('--private-users=BASE:COUNT, identity and yes give the maps systemd-nspawn gives', async () => {
     const t = tree('ext4', 'fixed');
     for (const args of [['--private-users=8060928:65536'], ['--private-users=identity'], ['--private-users=yes'], ['--private-users=8060928']]) {
-      const a = ours([...args, '-D', t, '-M', 'ut-fixed', 'cat', '/proc/self/uid_map']);
-      const b = theirs([...args, '-D', t, '-M', 'ut-fixed', 'cat', '/proc/self/uid_map']);
+      const a = await ours([...args, '-D', t, '-M', 'ut-fixed', 'cat', '/proc/self/uid_map']);
+      const b = await theirs([...args, '-D', t, '-M', 'ut-fixed', 'cat', '/proc/self/uid_map']);
       expect(a.status, a.err).toBe(0);
       expect(a.out, args.join(' ')).toBe(b.out);
     }
     // PrivateUsers=yes reads the range off the tree's owner
     chownSync(t, 0x7c0000, 0x7c0000);
-    const a = ours(['--private-users=yes', '-D', t, '-M', 'ut-fixed', 'cat', '/proc/self/uid_map']);
-    const b = theirs(['--private-users=yes', '-D', t, '-M', 'ut-fixed', 'cat', '/proc/self/uid_map']);
+    const a = await ours(['--private-users=yes', '-D', t, '-M', 'ut-fixed', 'cat', '/proc/self/uid_map']);
+    const b = await theirs(['--private-users=yes', '-D', t, '-M', 'ut-fixed', 'cat', '/proc/self/uid_map']);
     expect(mapOf(a.out)).toEqual([0, 0x7c0000, 65536]);
     expect(a.out).toBe(b.out);
   });
 
-  it("refusals: systemd's for chown with a misaligned base or a count other than 65536; ours for host users' IDs", () => {
+  it("refusals: systemd's for chown with a misaligned base or a count other than 65536; ours for host users' IDs", async () => {
     const t = tree('ext4', 'refuse');
     for (const args of [
       ['--private-users=8060933:65536', '--private-users-ownership=chown'],
       ['--private-users=8060928:1000', '--private-users-ownership=chown'],
     ]) {
-      const a = ours([...args, '-D', t, '-M', 'ut-refuse', '/bin/true']);
-      const b = theirs([...args, '-D', t, '-M', 'ut-refuse', '/bin/true']);
+      const a = await ours([...args, '-D', t, '-M', 'ut-refuse', '/bin/true']);
+      const b = await theirs([...args, '-D', t, '-M', 'ut-refuse', '/bin/true']);
       expect(a.status).toBe(1);
       expect(b.status).toBe(1);
       expect(b.err).toContain('Automatic UID/GID adjusting is only supported for UID/GID ranges starting at multiples of 2^16 with a range of 2^16');
       expect(a.err).toContain('Automatic UID/GID adjusting is only supported for UID/GID ranges starting at multiples of 2^16 with a range of 2^16');
     }
     expect(statSync(t).uid).toBe(0); // nothing chowned
-    const o = ours(['--private-users=1:70000', '-D', t, '-M', 'ut-refuse', '/bin/true']);
+    const o = await ours(['--private-users=1:70000', '-D', t, '-M', 'ut-refuse', '/bin/true']);
     expect(o.status).toBe(1);
     expect(o.err).toMatch(/UID range 1:70000 \(--private-users=\) overlaps the host's users: ID \d+ is in \/etc\/passwd or \/etc\/group\. Refusing\./);
-    const m = ours(['-U', '--private-users-ownership=map', '-D', (chownSync(t, 0x7d0000, 0x7d0000), t), '-M', 'ut-refuse', '/bin/true']);
+    const m = await ours(['-U', '--private-users-ownership=map', '-D', (chownSync(t, 0x7d0000, 0x7d0000), t), '-M', 'ut-refuse', '/bin/true']);
     expect(m.status).toBe(1);
     expect(m.err).toContain(`UID base of ${t} is not zero, UID mapping not supported.`);
     chownSync(t, 0x7d0000, 0x7e0000);
-    const g = ours(['-U', '-D', t, '-M', 'ut-refuse', '/bin/true']);
+    const g = await ours(['-U', '-D', t, '-M', 'ut-refuse', '/bin/true']);
     expect(g.status).toBe(1);
     expect(g.err).toContain(`UID and GID base of ${t} don't match.`);
   });
@@ -325,7 +325,7 @@ describe('the range lock across the hand-over', () => {
       // which program holds it: the helper in nspawn's place (same PID), or Node
       const exe = readlinkSync(`/proc/${c.pid}/exe`);
       expect(exe).toMatch(handoff ? /\/nspawn-helper[^/]*$/ : /\/node$/);
-      const fds = execFileSync('ls', ['-l', `/proc/${c.pid}/fd`], { encoding: 'utf8' });
+      const fds = execaSync('ls', ['-l', `/proc/${c.pid}/fd`], { stripFinalNewline: false }).stdout;
       expect(fds).toContain(join(LOCK_DIR, String(want)));
       expect(await exited(c)).toBe(0);
       expect(existsSync(join(LOCK_DIR, String(want)))).toBe(false);
@@ -352,7 +352,7 @@ describe('kill -9', () => {
     const l = tryLockFile(join(LOCK_DIR, String(want)));
     expect(l).toBeDefined();
     l!.release();
-    const again = ours(['-U', '--private-users-ownership=chown', '-D', t, '-M', name, 'cat', '/proc/self/uid_map']);
+    const again = await ours(['-U', '--private-users-ownership=chown', '-D', t, '-M', name, 'cat', '/proc/self/uid_map']);
     expect(again.status, again.err).toBe(0);
     expect(mapOf(again.out)[1]).toBe(want);
     const owners = new Set(ownership(t).split('\n').map((x) => x.split(' ')[1]));
@@ -372,10 +372,10 @@ describe('kill -9', () => {
     await sleep(100);
     expect(lockHeld(want)).toBe(false);
     // the container died with the helper (its parent-death signal); its cgroup empties a moment later
-    let r = ours(['-U', '-D', t, '-M', name, 'cat', '/proc/self/uid_map']);
+    let r = await ours(['-U', '-D', t, '-M', name, 'cat', '/proc/self/uid_map']);
     for (let i = 0; i < 30 && r.status !== 0 && /is in use/.test(r.err); i++) {
       await sleep(100);
-      r = ours(['-U', '-D', t, '-M', name, 'cat', '/proc/self/uid_map']);
+      r = await ours(['-U', '-D', t, '-M', name, 'cat', '/proc/self/uid_map']);
     }
     expect(r.status, r.err).toBe(0);
     expect(mapOf(r.out)[1]).toBe(want);

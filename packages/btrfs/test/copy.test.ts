@@ -3,7 +3,8 @@
  * modes, nanosecond times, device nodes, fifos, symlinks; reflinks on btrfs; a subvolume template snapshotted,
  * anything else copied; an existing directory left alone. Root only.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
+import { execaSync } from 'execa';
 import { chownSync, closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, symlinkSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -16,14 +17,14 @@ const DIST = join(import.meta.dirname, '../dist/index.js');
 
 const fss = fileSystemsForTests(128);
 
-const sh = (cmd: string, args: string[]) => execFileSync(cmd, args, { encoding: 'utf8' });
+const sh = (cmd: string, args: string[]) => execaSync(cmd, args, { stripFinalNewline: false }).stdout;
 
 function makeSource(dir: string, sub: boolean): void {
   if (sub) createSubvolume(dir);
   else mkdirSync(dir);
   mkdirSync(join(dir, 'etc/deep'), { recursive: true, mode: 0o750 });
   writeFileSync(join(dir, 'etc/a'), 'alpha');
-  execFileSync('ln', [join(dir, 'etc/a'), join(dir, 'etc/deep/a-hard')]);
+  execaSync('ln', [join(dir, 'etc/a'), join(dir, 'etc/deep/a-hard')]);
   writeFileSync(join(dir, 'suid'), '#!/bin/sh\n', { mode: 0o4755 });
   chownSync(join(dir, 'etc/a'), 1234, 5678);
   sh('setfattr', ['-n', 'user.bt', '-v', 'xattr-value', join(dir, 'etc/a')]);
@@ -33,7 +34,7 @@ function makeSource(dir: string, sub: boolean): void {
   const fd = openSync(join(dir, 'sparse'), 'w');
   writeSync(fd, Buffer.alloc(4096, 7), 0, 4096, 4 << 20);
   closeSync(fd);
-  execFileSync('truncate', ['-s', '8M', join(dir, 'sparse')]);
+  execaSync('truncate', ['-s', '8M', join(dir, 'sparse')]);
   writeFileSync(join(dir, 'big'), Buffer.alloc(1 << 20, 3));
   symlinkSync('../etc/a', join(dir, 'rel-link'));
   symlinkSync('/nonexistent/target', join(dir, 'dangling'));

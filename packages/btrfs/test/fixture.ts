@@ -1,5 +1,5 @@
 /** Real file systems for the tests: a btrfs on a loop device over a sparse file, and an ext4 one; always torn down. */
-import { execFileSync } from 'node:child_process';
+import { execa, execaSync } from 'execa';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { afterAll, beforeAll } from 'vitest';
 
@@ -9,7 +9,7 @@ export interface Fs {
 }
 
 function sh(cmd: string, args: string[]): string {
-  return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+  return execaSync(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] }).stdout.trim();
 }
 
 /** A fresh file system of TYPE ('btrfs' or 'ext4') mounted on a new directory under /var/tmp. */
@@ -60,11 +60,10 @@ export function run(cmd: string, args: string[]): string {
  * snapshot (and its overlay mount) stays, its lock is free. Returns the snapshot's path.
  */
 export async function orphanEphemeral(tree: string, env: NodeJS.ProcessEnv = {}): Promise<string> {
-  const { spawn } = await import('node:child_process');
   const { fileURLToPath } = await import('node:url');
   const src = fileURLToPath(new URL('../dist/index.js', import.meta.url));
   const code = `import { createEphemeral } from ${JSON.stringify(src)}; const e = createEphemeral(${JSON.stringify(tree)}); console.log('SNAP ' + e.snapshot); setInterval(() => {}, 1000);`;
-  const child = spawn(process.execPath, ['--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env } });
+  const child = execa(process.execPath, ['--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'inherit'], env, buffer: false, reject: false });
   try {
     return await new Promise<string>((res, rej) => {
       let out = '';
@@ -73,11 +72,11 @@ export async function orphanEphemeral(tree: string, env: NodeJS.ProcessEnv = {})
         const m = /SNAP (.*)\n/.exec(out);
         if (m) res(m[1]!);
       });
-      child.on('exit', () => rej(new Error(`child died: ${out}`)));
+      void child.then(() => rej(new Error(`child died: ${out}`)));
     });
   } finally {
     child.kill('SIGKILL');
-    await new Promise((r) => child.on('close', r));
+    await child;
   }
 }
 

@@ -3,7 +3,7 @@
  * being removed), and refuses `/` and anything outside the directory it was given. On ext4 and btrfs (loop
  * devices made here). Root only.
  */
-import { execFileSync } from 'node:child_process';
+import { execaSync } from 'execa';
 import { existsSync, mkdirSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -44,14 +44,14 @@ describe.each(['ext4', 'btrfs'] as const)('removeTree on %s', (kind) => {
     const fs = fss[kind]!;
     const outside = join(fs.dir, 'outside2');
     const t = hostile(fs.dir, outside, kind === 'btrfs');
-    execFileSync('mount', ['--bind', outside, join(t, 'd/bound')]);
+    execaSync('mount', ['--bind', outside, join(t, 'd/bound')]);
     try {
       expect(() => removeTree(t, { within: fs.dir })).toThrow(/d\/bound is a mount point/);
       expect(readFileSync(join(outside, 'precious'), 'utf8')).toBe('keep me');
       expect(existsSync(join(t, 'd/bound/precious'))).toBe(true);
       if (kind === 'btrfs') expect(() => deleteSubvolume(t)).toThrow(/is mounted below it/);
     } finally {
-      execFileSync('umount', [join(t, 'd/bound')]);
+      execaSync('umount', [join(t, 'd/bound')]);
     }
     removeTree(t, { within: fs.dir });
     expect(existsSync(t)).toBe(false);

@@ -2,7 +2,7 @@
 // (mkfs.ext4 -d, mkfs.btrfs --rootdir, mksquashfs, mkfs.erofs, mkfs.vfat, mkfs.xfs) and copied in at its offset, so
 // no loop device is needed to build them. Everything lives below one /var/tmp/im-* directory that cleanup() removes;
 // loop devices are looked up by backing file under it, never anyone else's.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execaSync } from 'execa';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { globalLockPath, isImageLocked } from '@nspawn/btrfs';
 import { createHash } from 'node:crypto';
@@ -46,7 +46,8 @@ export interface Part {
   superblock?: Record<string, string>;
 }
 
-const sh = (cmd: string, args: string[], input?: string) => execFileSync(cmd, args, { encoding: 'utf8', stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], ...(input !== undefined ? { input } : {}) });
+const sh = (cmd: string, args: string[], input?: string) =>
+  execaSync(cmd, args, { stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], stripFinalNewline: false, ...(input !== undefined ? { input } : {}) }).stdout;
 
 export class Fixture {
   readonly dir = mkdtempSync('/var/tmp/im-test-');
@@ -191,10 +192,10 @@ export class Fixture {
       if (g && statSync(p).isFile() && existsSync(g) && !isImageLocked(p)) rmSync(g, { force: true });
     }
     // loop devices of ours still bound (a failed test): detach them by name, after checking their backing file
-    for (const l of boundLoopDevices()) if (l.backingFile.startsWith(`${this.dir}/`)) spawnSync('losetup', ['-d', l.path]);
+    for (const l of boundLoopDevices()) if (l.backingFile.startsWith(`${this.dir}/`)) execaSync('losetup', ['-d', l.path], { reject: false });
     for (const m of this.mounts().reverse()) {
       const mp = m.split(' ')[4];
-      if (mp) spawnSync('umount', ['-l', mp]);
+      if (mp) execaSync('umount', ['-l', mp], { reject: false });
     }
     rmSync(this.dir, { recursive: true, force: true });
   }

@@ -1,7 +1,8 @@
 // Root tests on the real kernel: images made with sfdisk and mkfs, opened, mounted (in a holder's namespace, in
 // this one, or by another process from the plan), inspected and closed, with no loop device or mount left after
 // close, after an error, and after kill -9 of their owner.
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
+import { execa, execaSync } from 'execa';
 import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -242,7 +243,7 @@ describe('mounting from the plan, elsewhere', () => {
         const t = executePlan(JSON.parse(process.argv[1]), '/mnt', 'im');
         const fs = await import('node:fs');
         process.stdout.write(fs.readFileSync('/mnt/usr/lib/os-release', 'utf8'));`;
-      const r = spawnSync('unshare', ['-m', '--propagation', 'private', process.execPath, '--input-type=module', '-e', script, JSON.stringify(steps)], { encoding: 'utf8' });
+      const r = await execa('unshare', ['-m', '--propagation', 'private', process.execPath, '--input-type=module', '-e', script, JSON.stringify(steps)], { reject: false, stripFinalNewline: false });
       expect(r.stderr).toBe('');
       expect(r.stdout).toMatch(/ID=busybox/);
       expect(fx.mounts()).toEqual([]);
@@ -395,9 +396,9 @@ describe('refusals leave nothing behind', () => {
     const empty = fx.path('im-empty.raw');
     writeFileSync(empty, '');
     const bad = fx.path('im-badcrc.raw');
-    execFileSync('cp', [simple, bad]);
-    execFileSync('dd', [`of=${bad}`, 'bs=1', 'seek=540', 'count=4', 'conv=notrunc', 'status=none'], { input: Buffer.from('LIES') }); // primary header
-    execFileSync('dd', [`of=${bad}`, 'bs=1', `seek=${readFileSync(bad).length - 512 + 28}`, 'count=4', 'conv=notrunc', 'status=none'], { input: Buffer.from('LIES') }); // backup
+    execaSync('cp', [simple, bad]);
+    execaSync('dd', [`of=${bad}`, 'bs=1', 'seek=540', 'count=4', 'conv=notrunc', 'status=none'], { input: Buffer.from('LIES') }); // primary header
+    execaSync('dd', [`of=${bad}`, 'bs=1', `seek=${readFileSync(bad).length - 512 + 28}`, 'count=4', 'conv=notrunc', 'status=none'], { input: Buffer.from('LIES') }); // backup
     const overlap = fx.path('im-overlap.raw'); // sfdisk would not write this one
     writeFileSync(
       overlap,
@@ -476,7 +477,7 @@ describe('refusals leave nothing behind', () => {
   it('a mount that fails (a file system the kernel lacks, or garbage): the holder ends, close leaves nothing', async () => {
     const { path } = fx.image('im-garbage.raw', [{ type: NATIVE.root, size: 8, fs: 'ext4' }]);
     // an ext4 signature over a superblock that makes no sense
-    execFileSync('dd', [`of=${path}`, 'bs=1', `seek=${(1 << 20) + 1024}`, 'count=32', 'conv=notrunc', 'status=none'], { input: Buffer.alloc(32, 0xff) });
+    execaSync('dd', [`of=${path}`, 'bs=1', `seek=${(1 << 20) + 1024}`, 'count=32', 'conv=notrunc', 'status=none'], { input: Buffer.alloc(32, 0xff) });
     const img = await openImage(path, { fsck: false });
     try {
       await expect(img.mount()).rejects.toThrow(/mounting the root partition \(ext4, \/dev\/loop\d+\): Failed to mount image/);

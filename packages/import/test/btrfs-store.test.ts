@@ -1,6 +1,6 @@
 // import-tar into a btrfs store: the image is a subvolume made under its hidden name and renamed into place; a
 // refused archive leaves no subvolume (the partial one is removed through descriptors, then by ioctl).
-import { execFileSync } from 'node:child_process';
+import { execaSync } from 'execa';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -8,7 +8,7 @@ import { isSubvolume, listSubvolumes } from '@nspawn/btrfs';
 import { importTar } from '../src/index.js';
 import { buildTar } from '../src/test-build-tar.js';
 
-const sh = (cmd: string, args: string[]) => execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+const sh = (cmd: string, args: string[]) => execaSync(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] }).stdout.trim();
 let base: string;
 let loop: string;
 let store: string;

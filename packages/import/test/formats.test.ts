@@ -1,7 +1,7 @@
 // Real archives, as GNU tar and export-tar write them, extracted and compared with the tree they came from: types,
 // modes (set-ID included), owners, times, link targets, hard links, contents, holes and extended attributes (file
 // capabilities, POSIX ACLs, trusted.*, user.*). Once with openat2, once with the O_NOFOLLOW walk.
-import { execFileSync } from 'node:child_process';
+import { execaSync } from 'execa';
 import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -10,7 +10,7 @@ import { exportTar, extractTar, importTar } from '../src/index.js';
 
 let base: string;
 let src: string;
-const sh = (script: string) => execFileSync('sh', ['-ec', script], { encoding: 'utf8' });
+const sh = (script: string) => execaSync('sh', ['-ec', script], { stdin: 'inherit', stderr: 'inherit', stripFinalNewline: false }).stdout;
 
 beforeAll(() => {
   base = mkdtempSync('/tmp/nspawn-test-im-fmt-');

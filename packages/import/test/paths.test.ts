@@ -2,7 +2,8 @@
 // hostile container (a busybox machine under a private nspawnd whose tar(1) is replaced by a script that prints
 // a hostile archive, or whose tree plants symlinks). Each asserts the canary outside is unchanged and that no half
 // image, temp directory or archive is left.
-import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { execa, execaSync } from 'execa';
 import { createHash } from 'node:crypto';
 import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -78,7 +79,11 @@ describe('nspawnctl copy-from a hostile container', () => {
   let daemon: ChildProcess;
   let env: NodeJS.ProcessEnv;
   let machines: string;
-  const ctl = (args: string[]) => spawnSync(process.execPath, [NSPAWNCTL, ...args], { env, encoding: 'utf8', timeout: 60000 });
+  // asynchronous (execa): a start or a copy takes seconds, and a synchronous wait blocks the vitest worker
+  const ctl = async (args: string[]) => {
+    const r = await execa(process.execPath, [NSPAWNCTL, ...args], { env, extendEnv: false, input: '', timeout: 60000, reject: false, stripFinalNewline: false });
+    return { status: r.exitCode ?? null, stdout: String(r.stdout), stderr: String(r.stderr) };
+  };
   beforeAll(async () => {
     if (process.getuid?.() !== 0) throw new Error('copy-from tests need root');
     for (const b of ['apps/cli/dist/nspawnctl.cjs', 'apps/cli/dist/nspawnd.cjs']) if (!existsSync(join(REPO, b))) throw new Error(`${b} is missing: run 'pnpm build' first`);
@@ -94,7 +99,7 @@ describe('nspawnctl copy-from a hostile container', () => {
       NSPAWND_MACHINES_DIR: machines,
     };
     const tree = join(machines, 'im-cf');
-    execFileSync(join(REPO, 'scripts/make-busybox-tree.sh'), [tree], { stdio: ['ignore', 'ignore', 'inherit'] });
+    await execa(join(REPO, 'scripts/make-busybox-tree.sh'), [tree], { stdin: 'ignore', stdout: 'ignore', stderr: 'inherit' });
     // the container's tar prints whatever archive /evil.tar is
     unlinkSync(join(tree, 'bin/tar'));
     writeFileSync(join(tree, 'bin/tar'), '#!/bin/sh\nif [ -e /evil.tar ]; then cat /evil.tar; else exec /bin/busybox tar "$@"; fi\n');
@@ -102,8 +107,8 @@ describe('nspawnctl copy-from a hostile container', () => {
     // and its tree plants symlinks pointing at the host's paths
     mkdirSync(join(tree, 'srv/planted'), { recursive: true });
     writeFileSync(join(tree, 'srv/planted/file'), 'inside\n');
-    execFileSync('ln', ['-s', fx.victim, join(tree, 'srv/planted/victim')]);
-    execFileSync('ln', ['-s', '/', join(tree, 'srv/planted/root')]);
+    execaSync('ln', ['-s', fx.victim, join(tree, 'srv/planted/victim')]);
+    execaSync('ln', ['-s', '/', join(tree, 'srv/planted/root')]);
     daemon = spawn(process.execPath, [NSPAWND], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     daemon.stdout!.on('data', (d: Buffer) => (out += d.toString()));
@@ -112,29 +117,29 @@ describe('nspawnctl copy-from a hostile container', () => {
       if (i > 300 || daemon.exitCode !== null) throw new Error(`nspawnd did not start: ${out}`);
       await new Promise((r) => setTimeout(r, 50));
     }
-    const s = ctl(['start', 'im-cf']);
+    const s = await ctl(['start', 'im-cf']);
     if (s.status !== 0) throw new Error(`start: ${s.stderr}`);
   });
   afterAll(async () => {
     try {
-      ctl(['terminate', 'im-cf']);
-      for (let i = 0; i < 100 && ctl(['list', '--no-legend']).stdout.includes('im-cf'); i++) await new Promise((r) => setTimeout(r, 100));
+      await ctl(['terminate', 'im-cf']);
+      for (let i = 0; i < 100 && (await ctl(['list', '--no-legend'])).stdout.includes('im-cf'); i++) await new Promise((r) => setTimeout(r, 100));
     } finally {
       if (daemon && daemon.exitCode === null) {
         const gone = new Promise((r) => daemon.once('exit', r));
         daemon.kill('SIGTERM');
         await gone;
       }
-      execFileSync('rm', ['-rf', '--one-file-system', fx.base]);
+      await execa('rm', ['-rf', '--one-file-system', fx.base]);
     }
   });
   const evil = (tar: Buffer) => writeFileSync(join(machines, 'im-cf/evil.tar'), tar);
   const leftovers = () => readdirSync(fx.work).filter((n) => n.startsWith('.#'));
 
-  it('a write through a symlink the archive plants: refused in one line, nothing outside changes, no temp left', () => {
+  it('a write through a symlink the archive plants: refused in one line, nothing outside changes, no temp left', async () => {
     evil(buildTar([{ name: 'x', type: '2', linkname: join(fx.outside, 'dir') }, { name: 'x/pwned', data: 'x' }]));
     const before = fx.snapshot();
-    const r = ctl(['copy-from', 'im-cf', '/x', join(fx.work, 'got')]);
+    const r = await ctl(['copy-from', 'im-cf', '/x', join(fx.work, 'got')]);
     expect(r.status).toBe(1);
     expect(r.stderr.trim()).toBe("Refusing the archive of /x from machine im-cf: member 'x/pwned' would be written through the symlink 'x'");
     expect(fx.snapshot()).toBe(before);
@@ -142,10 +147,10 @@ describe('nspawnctl copy-from a hostile container', () => {
     expect(leftovers()).toEqual([]);
   });
 
-  it('a directory 06777 replaced by a symlink to a host file: the host file keeps its mode', () => {
+  it('a directory 06777 replaced by a symlink to a host file: the host file keeps its mode', async () => {
     evil(buildTar([{ name: 'x/', type: '5', mode: 0o6777 }, { name: 'x', type: '2', linkname: fx.victim }]));
     const before = fx.snapshot();
-    const r = ctl(['copy-from', 'im-cf', '/x', join(fx.work, 'got2')]);
+    const r = await ctl(['copy-from', 'im-cf', '/x', join(fx.work, 'got2')]);
     expect(r.status, r.stderr).toBe(0);
     expect(fx.snapshot()).toBe(before);
     expect(statSync(fx.victim).mode & 0o7777).toBe(0o640);
@@ -153,14 +158,14 @@ describe('nspawnctl copy-from a hostile container', () => {
     expect(leftovers()).toEqual([]);
   });
 
-  it('an archive that climbs out with .. or lies about its size', () => {
+  it('an archive that climbs out with .. or lies about its size', async () => {
     for (const [tar, want] of [
       [buildTar([{ name: 'x/../../../outside/victim', data: 'pwned' }]), /member 'x\/\.\.\/\.\.\/\.\.\/outside\/victim' climbs out with '\.\.'/],
       [buildTar([{ name: 'x', size: 100 * 1024 ** 3, data: Buffer.alloc(4096) }]), /member 'x': the archive is truncated/],
     ] as const) {
       evil(tar);
       const before = fx.snapshot();
-      const r = ctl(['copy-from', 'im-cf', '/x', join(fx.work, 'got3')]);
+      const r = await ctl(['copy-from', 'im-cf', '/x', join(fx.work, 'got3')]);
       expect(r.status).toBe(1);
       expect(r.stderr).toMatch(want);
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
@@ -169,10 +174,10 @@ describe('nspawnctl copy-from a hostile container', () => {
     }
   });
 
-  it('a tree that plants symlinks to host paths comes back with the symlinks as symlinks, never followed', () => {
+  it('a tree that plants symlinks to host paths comes back with the symlinks as symlinks, never followed', async () => {
     rmSync(join(machines, 'im-cf/evil.tar'), { force: true });
     const before = fx.snapshot();
-    const r = ctl(['copy-from', 'im-cf', '/srv/planted', join(fx.work, 'planted')]);
+    const r = await ctl(['copy-from', 'im-cf', '/srv/planted', join(fx.work, 'planted')]);
     expect(r.status, r.stderr).toBe(0);
     expect(fx.snapshot()).toBe(before);
     expect(readFileSync(join(fx.work, 'planted/file'), 'utf8')).toBe('inside\n');

@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { execaSync } from 'execa';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,10 +9,13 @@ describe('the sys addon (nspawn-sys.node)', () => {
   const built = fileURLToPath(new URL('../native/build/nspawn-sys.node', import.meta.url));
   const addonJs = fileURLToPath(new URL('../dist/sys-addon.js', import.meta.url));
   /** runs SCRIPT (ESM, with `addon`: loadSysAddon() of the one built here) in a fresh Node */
-  const node = (script: string) =>
-    spawnSync(process.execPath, ['--input-type=module', '-e', `import { loadSysAddon } from ${JSON.stringify(addonJs)};\nconst addon = loadSysAddon([${JSON.stringify(built)}]);\n${script}`], {
-      encoding: 'utf8',
+  const node = (script: string) => {
+    const r = execaSync(process.execPath, ['--input-type=module', '-e', `import { loadSysAddon } from ${JSON.stringify(addonJs)};\nconst addon = loadSysAddon([${JSON.stringify(built)}]);\n${script}`], {
+      reject: false,
+      stripFinalNewline: false,
     });
+    return { status: r.exitCode ?? null, stdout: String(r.stdout), stderr: String(r.stderr) };
+  };
 
   it('is found beside a bundle first, then in native/build and native/prebuilt', () => {
     expect(sysAddonCandidates('/opt/x/dist')).toEqual([

@@ -4,7 +4,8 @@
  * machine per name, and the device policy through the v1 devices controller, the BPF program on the unified
  * hierarchy and both: host devices cannot be made or opened, the API devices, ptys and bound device nodes can.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
+import { execaSync } from 'execa';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -38,14 +39,14 @@ beforeAll(() => {
   expect(hierarchies.length, 'cgroup hierarchies on this host').toBeGreaterThan(0);
   work = makeTree('nspawn-cgroup-fixtures-').dir;
   bpfProgs = join(work, 'bpf-progs');
-  const r = spawnSync('gcc', ['-O1', '-Wall', '-o', bpfProgs, join(FIXTURES, 'bpf-progs.c')], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`gcc bpf-progs.c failed:\n${r.stderr}${r.error?.message ?? ''}`);
+  const r = execaSync('gcc', ['-O1', '-Wall', '-o', bpfProgs, join(FIXTURES, 'bpf-progs.c')], { reject: false });
+  if (r.exitCode !== 0) throw new Error(`gcc bpf-progs.c failed:\n${r.stderr}${r.failed ? r.shortMessage : ''}`);
 });
 
 /** names of the device programs loaded right now */
 const devicePrograms = () =>
-  spawnSync(bpfProgs, [], { encoding: 'utf8' })
-    .stdout.split('\n')
+  String(execaSync(bpfProgs, [], { reject: false }).stdout)
+    .split('\n')
     .filter((l) => / nspawn_devices$/.test(l));
 /** machine scopes in any hierarchy */
 const scopesLeft = () =>
@@ -58,7 +59,7 @@ afterAll(() => {
   const scopes = scopesLeft();
   const programs = devicePrograms();
   // (removed before the checks: a failed check must not leave the fixtures behind)
-  if (work) spawnSync('rm', ['-rf', work]);
+  if (work) execaSync('rm', ['-rf', work], { reject: false });
   expect(scopes, 'machine scopes left behind').toEqual([]);
   expect(programs, 'device programs left loaded').toEqual([]);
 });
@@ -232,8 +233,8 @@ const results = (out: string) => Object.fromEntries(out.trim().split('\n').map((
 /** host nodes in the tree: an image that brings its own device nodes */
 function imageNodes(root: string) {
   for (const [n, spec] of [['node-kmsg', ['c', '1', '11']], ['node-loop', ['b', '7', '7']]] as const) {
-    const r = spawnSync('mknod', [join(root, n), ...spec]);
-    expect(r.status, `mknod ${n}`).toBe(0);
+    const r = execaSync('mknod', [join(root, n), ...spec], { reject: false });
+    expect(r.exitCode, `mknod ${n}`).toBe(0);
   }
 }
 
@@ -293,7 +294,7 @@ describe('the device policy (DevicePolicy=closed and nspawn\'s DeviceAllow=)', (
           onStart(pid) {
             const scope = readFileSync(`/proc/${pid}/cgroup`, 'utf8').match(/^0::(.*)$/m)![1]!;
             const unified = hierarchies.find((h) => h.unified)!.mount;
-            attached = spawnSync(bpfProgs, ['attached', unified + scope], { encoding: 'utf8' }).stdout.trim().split('\n').filter((l) => l);
+            attached = String(execaSync(bpfProgs, ['attached', unified + scope], { reject: false }).stdout).trim().split('\n').filter((l) => l);
             const devs = hierarchies.find((h) => h.key === 'devices')!.mount;
             devicesList = readFileSync(`${devs}${readFileSync(`/proc/${pid}/cgroup`, 'utf8').match(/^\d+:devices:(.*)$/m)![1]}/devices.list`, 'utf8');
           },
@@ -321,8 +322,8 @@ describe('the device policy (DevicePolicy=closed and nspawn\'s DeviceAllow=)', (
     const t = tree();
     const kmsg = join(t.dir, 'host-kmsg');
     const loop = join(t.dir, 'host-loop');
-    expect(spawnSync('mknod', [kmsg, 'c', '1', '11']).status).toBe(0);
-    expect(spawnSync('mknod', [loop, 'b', '7', '7']).status).toBe(0);
+    expect(execaSync('mknod', [kmsg, 'c', '1', '11'], { reject: false }).exitCode).toBe(0);
+    expect(execaSync('mknod', [loop, 'b', '7', '7'], { reject: false }).exitCode).toBe(0);
     const script = [
       TRY,
       `try kmsg-w ${openW('/dev/kmsg')}`,

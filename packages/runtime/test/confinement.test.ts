@@ -2,7 +2,7 @@
  * Root integration tests of the confinement the helper applies: the five capability sets for root and for a
  * --user, ambient capabilities, the bounding-set warning, and the container's own session keyring.
  */
-import { execFileSync } from 'node:child_process';
+import { execa } from 'execa';
 import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -121,9 +121,9 @@ describe('keyring', () => {
         'int main(void){ long k = syscall(SYS_keyctl, 0 /* KEYCTL_GET_KEYRING_ID */, -3 /* KEY_SPEC_SESSION_KEYRING */, 0);' +
         ' printf("%ld\\n", k); return 0; }\n',
     );
-    execFileSync('cc', ['-static', '-O2', '-o', `${t.root}/ses`, src]);
+    await execa('cc', ['-static', '-O2', '-o', `${t.root}/ses`, src]);
     chmodSync(`${t.root}/ses`, 0o755);
-    const hostSession = execFileSync(`${t.root}/ses`, { encoding: 'utf8' }).trim();
+    const hostSession = (await execa(`${t.root}/ses`)).stdout.trim();
     // keyctl() is refused by the seccomp filter (as under systemd-nspawn): look at the keyring without it
     const r = await run(t, { parameters: ['/ses'] }, { ...process.env, SYSTEMD_SECCOMP: '0' });
     expect(r.code, r.log.join('\n')).toBe(0);

@@ -1,5 +1,5 @@
 /** Shared helpers for the root integration tests: busybox trees in temp dirs, output capture, leak checks. */
-import { execFileSync } from 'node:child_process';
+import { execaSync } from 'execa';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,7 +20,7 @@ export function requireRoot(): void {
 export function makeTree(prefix = 'nspawn-test-'): { dir: string; root: string; cleanup: () => void } {
   const dir = mkdtempSync(join('/var/tmp', prefix));
   const root = join(dir, basename(dir));
-  execFileSync(join(REPO, 'scripts/make-busybox-tree.sh'), [root], { stdio: ['ignore', 'ignore', 'inherit'] });
+  execaSync(join(REPO, 'scripts/make-busybox-tree.sh'), [root], { stdio: ['ignore', 'ignore', 'inherit'] });
   return {
     dir,
     root,

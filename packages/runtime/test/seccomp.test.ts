@@ -11,7 +11,8 @@
  *
  * Needs root, /usr/bin/systemd-nspawn, gcc with -m32 (gcc-multilib) and a built CLI; fails, never skips, without.
  */
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
+import { execa, execaSync } from 'execa';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -49,12 +50,12 @@ let dumper = '';
 beforeAll(() => {
   requireRoot();
   if (!existsSync(SYSTEMD_NSPAWN)) throw new Error(`${SYSTEMD_NSPAWN} is missing: install systemd-container (scripts/setup.sh --test)`);
-  const v = spawnSync(process.execPath, [NSPAWN_BIN, '--version'], { encoding: 'utf8', timeout: 20000 });
-  if (v.status !== 0) throw new Error(`${NSPAWN_BIN} --version failed (run 'pnpm build'): ${v.stderr}`);
+  const v = execaSync(process.execPath, [NSPAWN_BIN, '--version'], { timeout: 20000, reject: false });
+  if (v.exitCode !== 0) throw new Error(`${NSPAWN_BIN} --version failed (run 'pnpm build'): ${v.stderr}`);
   tree = makeTree('nspawn-seccomp-');
   const cc = (args: string[]) => {
-    const r = spawnSync('gcc', ['-O1', '-Wall', ...args], { encoding: 'utf8' });
-    if (r.status !== 0) throw new Error(`gcc ${args.join(' ')} failed:\n${r.stderr}${r.error?.message ?? ''}`);
+    const r = execaSync('gcc', ['-O1', '-Wall', ...args], { reject: false });
+    if (r.exitCode !== 0) throw new Error(`gcc ${args.join(' ')} failed:\n${r.stderr}${r.failed ? r.shortMessage : ''}`);
   };
   cc(['-static', '-o', join(tree.root, 'probe64'), join(FIXTURES, 'seccomp-probe.c')]);
   try {
@@ -76,21 +77,22 @@ function argv(tool: Tool, args: string[], command: string[]): [string, string[]]
 /** Lines systemd-nspawn prints on this host that have nothing to do with seccomp. */
 const hostNoise = (l: string) => l === '' || l.startsWith('Attempted to remove disk file system under');
 
-function probe(tool: Tool, args: string[], binary = '/probe64'): { status: number | null; results: Map<string, string>; stderr: string[] } {
+// asynchronous (execa): two containers per case, and a synchronous wait blocks the vitest worker
+async function probe(tool: Tool, args: string[], binary = '/probe64'): Promise<{ status: number | null; results: Map<string, string>; stderr: string[] }> {
   const [cmd, a] = argv(tool, args, [binary]);
-  const r = spawnSync(cmd, a, { input: '', encoding: 'utf8', env: ENV, timeout: 20000, killSignal: 'SIGKILL' });
+  const r = await execa(cmd, a, { input: '', env: ENV, extendEnv: false, timeout: 20000, killSignal: 'SIGKILL', reject: false, stripFinalNewline: false });
   const results = new Map<string, string>();
-  for (const line of (r.stdout ?? '').split('\n')) {
+  for (const line of String(r.stdout ?? '').split('\n')) {
     const m = /^(status \w+|\w+):\s+(.*)$/.exec(line.trim());
     if (m) results.set(m[1]!, m[2]!);
   }
-  return { status: r.status, results, stderr: (r.stderr ?? '').split('\n').filter((l) => !hostNoise(l)) };
+  return { status: r.exitCode ?? null, results, stderr: String(r.stderr ?? '').split('\n').filter((l) => !hostNoise(l)) };
 }
 
 /** Runs the probe under both tools; returns nspawn's results after checking they are systemd-nspawn's. */
-function sideBySide(args: string[], binary = '/probe64'): Map<string, string> {
-  const sd = probe('systemd-nspawn', args, binary);
-  const ns = probe('nspawn', args, binary);
+async function sideBySide(args: string[], binary = '/probe64'): Promise<Map<string, string>> {
+  const sd = await probe('systemd-nspawn', args, binary);
+  const ns = await probe('nspawn', args, binary);
   expect(sd.status, `systemd-nspawn ${args.join(' ')}: ${sd.stderr.join('\n')}`).toBe(0);
   expect(ns.status, `nspawn ${args.join(' ')}: ${ns.stderr.join('\n')}`).toBe(0);
   expect(sd.results.size).toBeGreaterThan(20);
@@ -106,8 +108,8 @@ function sideBySide(args: string[], binary = '/probe64'): Map<string, string> {
 }
 
 describe('system calls in a container, side by side with systemd-nspawn 252', () => {
-  it('default: allowed, denied (EPERM), unknown (ENOSYS), NETLINK_AUDIT (EAFNOSUPPORT), in seccomp filter mode', () => {
-    const r = sideBySide([]);
+  it('default: allowed, denied (EPERM), unknown (ENOSYS), NETLINK_AUDIT (EAFNOSUPPORT), in seccomp filter mode', async () => {
+    const r = await sideBySide([]);
     expect(r.get('getpid')).toBe('ok');
     expect(r.get('kexec_load')).toBe('EPERM');
     expect(r.get('swapon')).toBe('EPERM');
@@ -125,8 +127,8 @@ describe('system calls in a container, side by side with systemd-nspawn 252', ()
     expect(r.get('status NoNewPrivs')).toBe('0'); // no PR_SET_NO_NEW_PRIVS needed: the filter goes in with CAP_SYS_ADMIN
   });
 
-  it.skipIf(!I386)('the i386 ABI under --personality=x86 (no audit rule there: libseccomp cannot express it)', () => {
-    const r = sideBySide(['--personality=x86'], '/probe32');
+  it.skipIf(!I386)('the i386 ABI under --personality=x86 (no audit rule there: libseccomp cannot express it)', async () => {
+    const r = await sideBySide(['--personality=x86'], '/probe32');
     expect(r.get('getpid')).toBe('ok');
     expect(r.get('kexec_load')).toBe('EPERM');
     expect(r.get('nr1000')).toBe('ENOSYS');
@@ -135,43 +137,43 @@ describe('system calls in a container, side by side with systemd-nspawn 252', ()
     expect(r.get('clock_settime')).toBe('EPERM');
   });
 
-  it('--capability=CAP_SYS_TIME opens @clock; CAP_SYS_PACCT, CAP_SYSLOG and CAP_IPC_LOCK their calls', () => {
-    expect(sideBySide(['--capability=CAP_SYS_TIME']).get('clock_settime')).toBe('EINVAL'); // the kernel refuses CLOCK_MONOTONIC
-    const r = sideBySide(['--capability=CAP_SYS_PACCT,CAP_SYSLOG,CAP_IPC_LOCK']);
+  it('--capability=CAP_SYS_TIME opens @clock; CAP_SYS_PACCT, CAP_SYSLOG and CAP_IPC_LOCK their calls', async () => {
+    expect((await sideBySide(['--capability=CAP_SYS_TIME'])).get('clock_settime')).toBe('EINVAL'); // the kernel refuses CLOCK_MONOTONIC
+    const r = await sideBySide(['--capability=CAP_SYS_PACCT,CAP_SYSLOG,CAP_IPC_LOCK']);
     expect([r.get('acct'), r.get('syslog'), r.get('mlock'), r.get('clock_settime')]).toEqual(['ok', 'ok', 'ok', 'EPERM']);
   });
 
-  it.skipIf(!I386)('--capability=CAP_SYS_TIME opens @clock for the i386 ABI too', () => {
-    expect(sideBySide(['--capability=CAP_SYS_TIME'], '/probe32').get('clock_settime')).toBe('EINVAL');
+  it.skipIf(!I386)('--capability=CAP_SYS_TIME opens @clock for the i386 ABI too', async () => {
+    expect((await sideBySide(['--capability=CAP_SYS_TIME'], '/probe32')).get('clock_settime')).toBe('EINVAL');
   });
 
-  it('--drop-capability=CAP_SYS_PTRACE,CAP_SYS_BOOT takes ptrace() and reboot() out of the filter', () => {
-    const r = sideBySide(['--drop-capability=CAP_SYS_PTRACE,CAP_SYS_BOOT']);
+  it('--drop-capability=CAP_SYS_PTRACE,CAP_SYS_BOOT takes ptrace() and reboot() out of the filter', async () => {
+    const r = await sideBySide(['--drop-capability=CAP_SYS_PTRACE,CAP_SYS_BOOT']);
     expect([r.get('ptrace'), r.get('reboot')]).toEqual(['EPERM', 'EPERM']);
   });
 
-  it('--system-call-filter=~@clock denies @clock even with CAP_SYS_TIME; without it nothing changes', () => {
-    expect(sideBySide(['--capability=CAP_SYS_TIME', '--system-call-filter=~@clock']).get('clock_settime')).toBe('EPERM');
-    expect(sideBySide(['--system-call-filter=~@clock']).get('clock_settime')).toBe('EPERM');
+  it('--system-call-filter=~@clock denies @clock even with CAP_SYS_TIME; without it nothing changes', async () => {
+    expect((await sideBySide(['--capability=CAP_SYS_TIME', '--system-call-filter=~@clock'])).get('clock_settime')).toBe('EPERM');
+    expect((await sideBySide(['--system-call-filter=~@clock'])).get('clock_settime')).toBe('EPERM');
   });
 
-  it('--system-call-filter=LIST allows more; an unknown group is reported as systemd-nspawn reports it', () => {
-    const r = sideBySide(['--system-call-filter=kexec_load @keyring', '--system-call-filter=@nosuchgroup nosuchcall']);
+  it('--system-call-filter=LIST allows more; an unknown group is reported as systemd-nspawn reports it', async () => {
+    const r = await sideBySide(['--system-call-filter=kexec_load @keyring', '--system-call-filter=@nosuchgroup nosuchcall']);
     expect(r.get('kexec_load')).not.toBe('EPERM'); // reaches the kernel: EINVAL for the flags, or ENOSYS without kexec
     expect(r.get('keyctl')).toBe('ok');
     expect(r.get('add_key')).toBe('EINVAL');
     expect(r.get('swapon')).toBe('EPERM');
   });
 
-  it('--system-call-filter=~LIST: a denied allowed call gets EPERM, the audit rule still wins', () => {
-    const r = sideBySide(['--system-call-filter=~socket getppid']);
+  it('--system-call-filter=~LIST: a denied allowed call gets EPERM, the audit rule still wins', async () => {
+    const r = await sideBySide(['--system-call-filter=~socket getppid']);
     expect(r.get('route_socket')).toBe('EPERM');
     expect(r.get('audit_socket')).toBe('EAFNOSUPPORT');
     expect(r.get('getpid')).toBe('ok');
   });
 
-  const suppressSync = (binary: string) => {
-    const r = sideBySide(['--suppress-sync=yes', ...(binary === '/probe32' ? ['--personality=x86'] : [])], binary);
+  const suppressSync = async (binary: string) => {
+    const r = await sideBySide(['--suppress-sync=yes', ...(binary === '/probe32' ? ['--personality=x86'] : [])], binary);
     expect(r.get('fsync_stdout'), binary).toBe('ok');
     expect(r.get('fsync_badfd'), binary).toBe('EBADF');
     expect(r.get('open_osync'), binary).toBe('EINVAL');
@@ -181,9 +183,9 @@ describe('system calls in a container, side by side with systemd-nspawn 252', ()
   it('--suppress-sync=yes: fsync() does nothing, O_SYNC opens fail with EINVAL, openat2() gets ENOSYS', () => suppressSync('/probe64'));
   it.skipIf(!I386)('--suppress-sync=yes for the i386 ABI too', () => suppressSync('/probe32'));
 
-  it('$SYSTEMD_SECCOMP=0 turns the filter off (nspawn)', () => {
+  it('$SYSTEMD_SECCOMP=0 turns the filter off (nspawn)', async () => {
     const [cmd, a] = argv('nspawn', [], ['/probe64']);
-    const r = spawnSync(cmd, a, { input: '', encoding: 'utf8', env: { ...ENV, SYSTEMD_SECCOMP: '0' }, timeout: 20000 });
+    const r = await execa(cmd, a, { input: '', env: { ...ENV, SYSTEMD_SECCOMP: '0' }, extendEnv: false, timeout: 20000, reject: false, stripFinalNewline: false });
     expect(r.stdout).toMatch(/^status Seccomp:\s+0$/m);
     expect(r.stdout).toMatch(/^cachestat: EBADF$/m);
   });
@@ -214,7 +216,7 @@ async function containerFilters(tool: Tool, args: string[]): Promise<SockFilter[
       if (child.exitCode !== null) break;
     }
     if (pid === undefined) throw new Error(`${tool} ${args.join(' ')}: the container did not start: ${stderr}`);
-    const text = execFileSync(dumper, [String(pid)], { encoding: 'utf8' });
+    const text = execaSync(dumper, [String(pid)], { stripFinalNewline: false }).stdout;
     const filters: SockFilter[][] = [];
     for (const line of text.split('\n')) {
       if (line.startsWith('filter ')) filters.push([]);

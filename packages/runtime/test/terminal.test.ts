@@ -2,7 +2,7 @@
  * isTerminal() (host.ts) against the kernel's answer, tty.isatty(), on the kinds of descriptor nspawn meets: a
  * pseudo-terminal (made by script(1)), /dev/null, a pipe, a regular file, /dev/tty's absence.
  */
-import { execFileSync } from 'node:child_process';
+import { execaSync } from 'execa';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,7 +13,7 @@ const hostJs = fileURLToPath(new URL('../dist/host.js', import.meta.url));
 
 /** Runs the probe with SHELL-REDIRECTS applied to its fds 0 and 1; returns "isTerminal isatty" per fd. */
 function answers(command: string): string {
-  return execFileSync('/bin/sh', ['-c', command.replace('PROBE', `node ${probe} ${hostJs}`)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  return execaSync('/bin/sh', ['-c', command.replace('PROBE', `node ${probe} ${hostJs}`)], { stdio: ['ignore', 'pipe', 'inherit'], stripFinalNewline: false }).stdout;
 }
 
 describe('isTerminal', () => {
@@ -41,7 +41,7 @@ describe('isTerminal', () => {
     expect(misc, 'no tun, loop-control or fuse misc device in /proc/misc to test with').not.toBeNull();
     const dir = mkdtempSync('/var/tmp/nspawn-test-tty-');
     try {
-      execFileSync('mknod', [join(dir, misc![2]!), 'c', '10', misc![1]!]);
+      execaSync('mknod', [join(dir, misc![2]!), 'c', '10', misc![1]!]);
       expect(answers(`PROBE <${join(dir, misc![2]!)}`)).toContain('0:false:false');
     } finally {
       rmSync(dir, { recursive: true, force: true });

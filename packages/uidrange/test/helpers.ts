@@ -1,5 +1,5 @@
 /** Root test helpers: busybox trees, ownership listings, systemd-nspawn as the oracle. */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execaSync } from 'execa';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,7 +18,7 @@ export function tempDir(prefix = 'ut-'): string {
 /** a busybox tree at DIR/NAME */
 export function makeTree(parent: string, name = basename(parent)): string {
   const root = join(parent, name);
-  execFileSync(join(REPO, 'scripts/make-busybox-tree.sh'), [root], { stdio: ['ignore', 'ignore', 'inherit'] });
+  execaSync(join(REPO, 'scripts/make-busybox-tree.sh'), [root], { stdio: ['ignore', 'ignore', 'inherit'] });
   return root;
 }
 
@@ -38,7 +38,7 @@ export function removeTemp(dir: string): void {
 
 /** every inode: path, owner and group relative to BASE, mode; sorted (for comparing trees shifted to other bases) */
 export function ownership(root: string, base = 0): string {
-  const out = execFileSync('find', [root, '-printf', '%P %U %G %m %y\n'], { encoding: 'utf8', maxBuffer: 1 << 28 });
+  const out = execaSync('find', [root, '-printf', '%P %U %G %m %y\n'], { maxBuffer: 1 << 28, stripFinalNewline: false }).stdout;
   return out
     .split('\n')
     .filter((l) => l !== '')
@@ -52,7 +52,7 @@ export function ownership(root: string, base = 0): string {
 
 /** getfacl -R -n of the tree, with IDs relative to BASE */
 export function acls(root: string, base = 0): string {
-  const out = execFileSync('getfacl', ['-R', '-n', '-p', '-P', root], { encoding: 'utf8', maxBuffer: 1 << 28 });
+  const out = execaSync('getfacl', ['-R', '-n', '-p', '-P', root], { maxBuffer: 1 << 28, stripFinalNewline: false }).stdout;
   return out
     .split('\n')
     .filter((l) => !l.startsWith('# file:') && !l.startsWith('# owner') && !l.startsWith('# group'))
@@ -67,17 +67,18 @@ export interface Ran {
 }
 
 export function systemdNspawn(args: string[]): Ran {
-  const r = spawnSync('systemd-nspawn', ['-q', '--register=no', '--keep-unit', ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-  return { status: r.status ?? 1, out: r.stdout, err: r.stderr };
+  const r = execaSync('systemd-nspawn', ['-q', '--register=no', '--keep-unit', ...args], { stdio: ['ignore', 'pipe', 'pipe'], reject: false, stripFinalNewline: false });
+  return { status: r.exitCode ?? 1, out: r.stdout, err: r.stderr };
 }
 
 export function nspawn(args: string[], env?: NodeJS.ProcessEnv): Ran {
-  const r = spawnSync(process.execPath, [NSPAWN, '-q', '--register=no', '--keep-unit', ...args], {
-    encoding: 'utf8',
+  const r = execaSync(process.execPath, [NSPAWN, '-q', '--register=no', '--keep-unit', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
-    ...(env ? { env } : {}),
+    reject: false,
+    stripFinalNewline: false,
+    ...(env ? { env, extendEnv: false } : {}),
   });
-  return { status: r.status ?? 1, out: r.stdout, err: r.stderr };
+  return { status: r.exitCode ?? 1, out: r.stdout, err: r.stderr };
 }
 
 /** "0 BASE COUNT" of a uid_map line */

@@ -1,4 +1,5 @@
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
+import { execaSync } from 'execa';
 import { chmodSync, chownSync, lstatSync, mkdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,13 +14,13 @@ const BASE = 0x7a0000;
 function decorate(root: string): void {
   mkdirSync(join(root, 'srv/acl'), { recursive: true });
   writeFileSync(join(root, 'srv/acl/f'), 'x');
-  execFileSync('setfacl', ['-m', 'u:1000:rx,g:1001:r', join(root, 'srv/acl/f')]);
-  execFileSync('setfacl', ['-d', '-m', 'u:1002:rwx,g:1003:rx', join(root, 'srv/acl')]);
+  execaSync('setfacl', ['-m', 'u:1000:rx,g:1001:r', join(root, 'srv/acl/f')]);
+  execaSync('setfacl', ['-d', '-m', 'u:1002:rwx,g:1003:rx', join(root, 'srv/acl')]);
   writeFileSync(join(root, 'srv/suid'), '#!/bin/sh\n');
   chownSync(join(root, 'srv/suid'), 1000, 1000);
   chmodSync(join(root, 'srv/suid'), 0o6755);
   symlinkSync('/nonexistent', join(root, 'srv/dangling'));
-  execFileSync('chown', ['-h', '1005:1006', join(root, 'srv/dangling')]);
+  execaSync('chown', ['-h', '1005:1006', join(root, 'srv/dangling')]);
   writeFileSync(join(root, 'srv/high'), '');
   chownSync(join(root, 'srv/high'), 65534, 65534);
 }
@@ -30,7 +31,7 @@ beforeAll(() => {
   const d = tempDir('ut-shift-');
   fsRoots.push({ fs: 'ext4', dir: d, cleanup: () => removeTemp(d) });
   try {
-    execFileSync('which', ['mkfs.btrfs'], { stdio: 'ignore' });
+    execaSync('which', ['mkfs.btrfs'], { stdio: 'ignore' });
   } catch {
     return;
   }
@@ -38,16 +39,16 @@ beforeAll(() => {
   const img = join(b, 'img');
   const mnt = join(b, 'mnt');
   mkdirSync(mnt);
-  execFileSync('truncate', ['-s', '300M', img]);
-  execFileSync('mkfs.btrfs', ['-q', img]);
-  const loop = execFileSync('losetup', ['--find', '--show', img], { encoding: 'utf8' }).trim();
-  execFileSync('mount', [loop, mnt]);
+  execaSync('truncate', ['-s', '300M', img]);
+  execaSync('mkfs.btrfs', ['-q', img]);
+  const loop = execaSync('losetup', ['--find', '--show', img]).stdout.trim();
+  execaSync('mount', [loop, mnt]);
   fsRoots.push({
     fs: 'btrfs',
     dir: mnt,
     cleanup: () => {
-      execFileSync('umount', [mnt]);
-      execFileSync('losetup', ['-d', loop]);
+      execaSync('umount', [mnt]);
+      execaSync('losetup', ['-d', loop]);
       removeTemp(b);
     },
   });
@@ -112,13 +113,13 @@ describe.each(['ext4', 'btrfs'])('on %s', (fs) => {
     const outside = join(d, 'outside');
     mkdirSync(outside);
     writeFileSync(join(outside, 'f'), '');
-    execFileSync('mount', ['--bind', outside, join(t, 'srv/m')]);
+    execaSync('mount', ['--bind', outside, join(t, 'srv/m')]);
     try {
       shiftTree(t, BASE);
       expect(statSync(join(outside, 'f')).uid).toBe(0);
       expect(statSync(outside).uid).toBe(0);
     } finally {
-      execFileSync('umount', [join(t, 'srv/m')]);
+      execaSync('umount', [join(t, 'srv/m')]);
     }
     expect(statSync(join(t, 'srv/m')).uid).toBe(0); // the mount point itself (under the mount) is not ours either
     expect(statSync(join(t, 'srv')).uid).toBe(BASE);
@@ -176,7 +177,7 @@ describe.each(['ext4', 'btrfs'])('on %s', (fs) => {
       expect(statSync(join(view, 'bin/busybox')).uid).toBe(BASE);
       expect(statSync(join(t, 'bin/busybox')).uid).toBe(0);
     } finally {
-      execFileSync('umount', [view]);
+      execaSync('umount', [view]);
     }
   });
 });

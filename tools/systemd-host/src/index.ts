@@ -9,7 +9,12 @@
  *
  * It kills only the systemd-nspawn process it started (by PID), removes only the copy and the cgroups it made.
  */
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+// execa runs the one-shot commands (the tree's build, which takes minutes the first time, exec(), the copy's
+// removal) asynchronously: a synchronous spawn would block the vitest worker's event loop ("Timeout calling
+// onTaskUpdate"). The two long-lived children (systemd-nspawn, spawn()) stay node:child_process processes, because
+// spawn() hands its ChildProcess to the caller.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { execa } from 'execa';
 import { randomBytes } from 'node:crypto';
 import { existsSync, lstatSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, rmdirSync, closeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -88,9 +93,19 @@ export function requireSystemdHostTools(): void {
     if (!existsSync(tool)) throw new Error(`${tool} is missing (apt-get install systemd-container util-linux)`);
 }
 
-/** A fresh copy of the systemd host tree at DIR (which must not exist), built and cached on first use. */
-export function makeSystemdHostTree(dir: string): void {
-  execFileSync('bash', [MAKE_SYSTEMD_HOST, dir], { stdio: ['ignore', 'ignore', 'inherit'], timeout: 20 * 60_000 });
+/**
+ * A fresh copy of the systemd host tree at DIR (which must not exist), built and cached on first use (minutes:
+ * asynchronous, so the test worker stays responsive). The caches are `$NSPAWN_SYSTEMD_HOST_CACHE` and
+ * `$NSPAWN_DEBIAN_CACHE` (scripts/make-systemd-host.sh, scripts/make-debian-tree.sh).
+ */
+export async function makeSystemdHostTree(dir: string): Promise<void> {
+  await execa('bash', [MAKE_SYSTEMD_HOST, dir], {
+    stdin: 'ignore',
+    stdout: 'ignore',
+    stderr: 'inherit',
+    timeout: 20 * 60_000,
+    killSignal: 'SIGKILL',
+  });
 }
 
 /** The cgroup hierarchies systemd-nspawn --keep-unit works in: cgroup2 (unified) and name=systemd. */
@@ -144,28 +159,22 @@ function safeReadDir(p: string): string[] {
   }
 }
 
-function collect(child: ChildProcess, input: string | undefined, timeoutMs: number): Promise<ExecResult> {
-  return new Promise((resolvePromise, reject) => {
-    let stdout = '';
-    let stderr = '';
-    child.stdout?.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const timer = setTimeout(() => {
-      if (child.pid) process.kill(child.pid, 'SIGKILL');
-      stderr += `\n[systemd-host: killed after ${timeoutMs} ms]`;
-    }, timeoutMs);
-    child.on('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolvePromise({ code, signal, stdout, stderr });
-    });
-    // a command that exits before reading its input: EPIPE on our side, not an error of the command
-    child.stdin?.on('error', () => {});
-    child.stdin?.end(input ?? '');
+/** Runs ARGV to its end (SIGKILL after TIMEOUTMS), exactly ENV, stdin INPUT (none: /dev/null). */
+async function collect(argv: string[], env: Record<string, string>, input: string | undefined, timeoutMs: number): Promise<ExecResult> {
+  const r = await execa(argv[0]!, argv.slice(1), {
+    env,
+    extendEnv: false,
+    ...(input === undefined ? { stdin: 'ignore' as const } : { input }),
+    timeout: timeoutMs,
+    killSignal: 'SIGKILL',
+    reject: false,
+    stripFinalNewline: false,
   });
+  // not started at all (ENOENT, EACCES): an error, as before; an exit code or a signal is a result
+  if (r.failed && r.exitCode === undefined && r.signal === undefined && !r.timedOut) throw new Error(r.message);
+  let stderr = String(r.stderr ?? '');
+  if (r.timedOut) stderr += `\n[systemd-host: killed after ${timeoutMs} ms]`;
+  return { code: r.exitCode ?? null, signal: (r.signal as NodeJS.Signals | undefined) ?? null, stdout: String(r.stdout ?? ''), stderr };
 }
 
 /** Copies the cached tree, boots it and waits until its systemd has started up. */
@@ -223,7 +232,7 @@ export async function bootSystemdHost(opts: BootOptions = {}): Promise<SystemdHo
         .map((l) => unescape(l.split(' ')[4] ?? ''))
         .filter((mp) => mp === dir || mp.startsWith(`${dir}/`));
       if (mounted.length) throw new Error(`systemd host ${name}: ${mounted.join(', ')} still mounted; not removing ${dir}`);
-      if (existsSync(dir) && lstatSync(dir).isDirectory()) execFileSync('rm', ['-rf', '--one-file-system', '--', dir]);
+      if (existsSync(dir) && lstatSync(dir).isDirectory()) await execa('rm', ['-rf', '--one-file-system', '--', dir]);
       // systemd-nspawn's propagation directory for this machine, which it cannot remove where /run is no tmpfs
       const propagate = `/run/systemd/nspawn/propagate/${name}`;
       if (existsSync(propagate)) rmSync(propagate, { recursive: true, force: true });
@@ -232,7 +241,7 @@ export async function bootSystemdHost(opts: BootOptions = {}): Promise<SystemdHo
 
   try {
     let t0 = performance.now();
-    makeSystemdHostTree(dir);
+    await makeSystemdHostTree(dir);
     const copyMs = performance.now() - t0;
     log(`systemd host ${name}: tree at ${dir} (${copyMs.toFixed(0)} ms)`);
     for (const cg of cgroups) mkdirSync(cg);
@@ -264,8 +273,9 @@ export async function bootSystemdHost(opts: BootOptions = {}): Promise<SystemdHo
     let state = '';
     for (;;) {
       const r = await collect(
-        spawn('/usr/bin/nsenter', ['-t', String(leader), '-a', '--', 'systemctl', 'is-system-running'], { env: { PATH: PATH_ENV } }),
-        '',
+        ['/usr/bin/nsenter', '-t', String(leader), '-a', '--', 'systemctl', 'is-system-running'],
+        { PATH: PATH_ENV },
+        undefined,
         10_000,
       );
       state = r.stdout.trim();
@@ -289,12 +299,7 @@ export async function bootSystemdHost(opts: BootOptions = {}): Promise<SystemdHo
       nspawnPid,
       leader,
       timings: { copyMs, bootMs },
-      exec: (argv, o) =>
-        collect(
-          spawn('/usr/bin/nsenter', argvFor(argv, o), { env: envFor(o), stdio: [o?.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] }),
-          o?.input,
-          o?.timeoutMs ?? 60_000,
-        ),
+      exec: (argv, o) => collect(['/usr/bin/nsenter', ...argvFor(argv, o)], envFor(o), o?.input, o?.timeoutMs ?? 60_000),
       async run(argv, o) {
         const r = await host.exec(argv, o);
         if (r.code !== 0) throw new Error(`in ${name}: ${argv.join(' ')}: exit ${r.code ?? r.signal}\n${r.stderr}${r.stdout}`);

@@ -3,7 +3,7 @@
  * applet, usr/lib/os-release (ID=busybox) with etc/os-release pointing at it, root in etc/passwd and etc/group,
  * and the probe script at /probe.sh. Enough for systemd-nspawn and nspawn to accept the directory as an OS tree.
  */
-import { execFileSync } from 'node:child_process';
+import { execaSync } from 'execa';
 import { appendFileSync, chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -33,7 +33,7 @@ export function makeBusyboxTree(dir: string, opts: BusyboxTreeOptions = {}): str
 
   copyFileSync(busybox, join(dir, 'bin/busybox'));
   chmodSync(join(dir, 'bin/busybox'), 0o755);
-  const applets = execFileSync(busybox, ['--list'], { encoding: 'utf8' })
+  const applets = execaSync(busybox, ['--list']).stdout
     .split('\n')
     .map((a) => a.trim())
     .filter((a) => a !== '' && a !== 'busybox' && !a.includes('/'));

@@ -1,8 +1,9 @@
 /**
- * Running systemd-nspawn and nspawn side by side from tests: synchronous runs with a timeout, temp dirs that are
- * removed even after a failure, and checks that no mount is left behind in the host.
+ * Running systemd-nspawn and nspawn side by side from tests: asynchronous runs (execa) with a timeout, so that a
+ * container that takes seconds does not block the vitest worker; temp dirs that are removed even after a failure,
+ * and checks that no mount is left behind in the host.
  */
-import { spawnSync } from 'node:child_process';
+import { execa, execaSync } from 'execa';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,8 +20,8 @@ export function requireRootAndSystemdNspawn(): void {
   if (process.getuid?.() !== 0) throw new Error('this test must run as root: it creates namespaces and mounts');
   if (!existsSync(SYSTEMD_NSPAWN))
     throw new Error(`${SYSTEMD_NSPAWN} is missing: install systemd-container (the comparison needs the real systemd-nspawn)`);
-  const v = spawnSync(process.execPath, [NSPAWN_BIN, '--version'], { encoding: 'utf8', timeout: 20000 });
-  if (v.status !== 0) throw new Error(`${NSPAWN_BIN} --version failed (run 'pnpm build' in ${REPO}): ${v.stderr || v.error?.message || ''}`);
+  const v = execaSync(process.execPath, [NSPAWN_BIN, '--version'], { timeout: 20000, reject: false });
+  if (v.exitCode !== 0) throw new Error(`${NSPAWN_BIN} --version failed (run 'pnpm build' in ${REPO}): ${v.stderr || v.shortMessage}`);
 }
 
 export type Tool = 'systemd-nspawn' | 'nspawn';
@@ -41,26 +42,30 @@ export interface ToolRun {
 export const TOOL_ENV: NodeJS.ProcessEnv = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', TERM: 'xterm-256color' };
 
 /** Runs one tool with ARGS (after COMMON_FLAGS) and waits for it; stdin is empty, stdout/stderr are captured. */
-export function runTool(tool: Tool, args: string[], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): ToolRun {
+export async function runTool(tool: Tool, args: string[], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<ToolRun> {
   const [cmd, pre] = tool === 'systemd-nspawn' ? [SYSTEMD_NSPAWN, []] : [process.execPath, [NSPAWN_BIN]];
   const argv = [...pre, ...COMMON_FLAGS, ...args];
   const t0 = performance.now();
-  const r = spawnSync(cmd, argv, {
+  const timeout = opts.timeoutMs ?? 20000;
+  const r = await execa(cmd, argv, {
     input: '',
-    encoding: 'utf8',
     env: opts.env ?? TOOL_ENV,
-    timeout: opts.timeoutMs ?? 20000,
+    extendEnv: false,
+    timeout,
     killSignal: 'SIGKILL',
     maxBuffer: 16 * 1024 * 1024,
+    reject: false,
+    stripFinalNewline: false,
   });
-  if (r.error && (r.error as NodeJS.ErrnoException).code !== 'ETIMEDOUT') throw r.error;
+  // not started at all (ENOENT, EACCES): an error; an exit status, a signal or the timeout is a result
+  if (r.failed && r.exitCode === undefined && r.signal === undefined && !r.timedOut) throw new Error(r.message);
   return {
     tool,
     argv: [tool, ...COMMON_FLAGS, ...args],
-    status: r.status,
-    signal: r.signal,
-    stdout: r.stdout ?? '',
-    stderr: (r.stderr ?? '') + (r.error ? `\n[test: ${r.error.message}]` : ''),
+    status: r.exitCode ?? null,
+    signal: (r.signal as NodeJS.Signals | undefined) ?? null,
+    stdout: String(r.stdout ?? ''),
+    stderr: String(r.stderr ?? '') + (r.timedOut ? `\n[test: killed after ${timeout} ms]` : ''),
     ms: performance.now() - t0,
   };
 }
@@ -83,7 +88,7 @@ export function mountsUnder(path: string, mountinfo = readFileSync('/proc/self/m
  */
 export function removeDir(dir: string): string[] {
   const left = mountsUnder(dir);
-  for (const mp of [...left].sort((a, b) => b.length - a.length)) spawnSync('umount', ['--lazy', mp], { stdio: 'ignore' });
+  for (const mp of [...left].sort((a, b) => b.length - a.length)) execaSync('umount', ['--lazy', mp], { stdio: 'ignore', reject: false });
   if (mountsUnder(dir).length === 0) rmSync(dir, { recursive: true, force: true });
   return left;
 }

@@ -3,7 +3,7 @@
  * on it (expect) and types (send). Every wait has a generous deadline; on a deadline or at close() the session is
  * killed by its PID (script(1) and what it runs with it: the pty hangs up).
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { execa, type ResultPromise } from 'execa';
 
 /** ANSI escape sequences (colours, bracketed paste, cursor queries) and CRs, which the matching ignores. */
 export function plainText(s: string): string {
@@ -12,7 +12,7 @@ export function plainText(s: string): string {
 }
 
 export class PtySession {
-  readonly child: ChildProcess;
+  readonly child: ResultPromise<{ stdio: ['pipe', 'pipe', 'pipe']; buffer: false; reject: false }>;
   /** everything the terminal showed, as it came */
   raw = '';
   /** where the next expect() starts looking, in plainText(raw) */
@@ -22,20 +22,27 @@ export class PtySession {
   private code: number | null | undefined;
 
   constructor(cmdline: string, opts: { env?: NodeJS.ProcessEnv } = {}) {
-    this.child = spawn('script', ['-qfec', cmdline, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'], env: opts.env ?? process.env });
+    // execa as node's spawn(): output taken as it comes, never rejecting, the environment as given
+    this.child = execa('script', ['-qfec', cmdline, '/dev/null'], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      env: opts.env ?? process.env,
+      extendEnv: false,
+      buffer: false,
+      reject: false,
+      forceKillAfterDelay: false,
+    });
     const take = (d: Buffer) => {
       this.raw += d.toString('utf8');
       for (const w of this.waiters.splice(0)) w();
     };
     this.child.stdout!.on('data', take);
     this.child.stderr!.on('data', take);
-    this.exited = new Promise((resolve) =>
-      this.child.on('close', (code) => {
-        this.code = code;
-        for (const w of this.waiters.splice(0)) w();
-        resolve(code);
-      }),
-    );
+    this.exited = this.child.then((r) => {
+      const code = r.exitCode ?? null;
+      this.code = code;
+      for (const w of this.waiters.splice(0)) w();
+      return code;
+    });
   }
 
   get text(): string {

@@ -5,7 +5,7 @@
  * said it starts) against what it will read: the archive, plus the decompressed tar for a gzip one (its size is in
  * the gzip trailer). Other compressions are decompressed by xz/bzip2/zstd processes: only the bytes are shown.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { execa, type ResultPromise } from 'execa';
 import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
 import { basename, isAbsolute, join } from 'node:path';
 import { imageNameIsValid } from '@nspawn/settings';
@@ -68,7 +68,7 @@ function rchar(pid: number): number | undefined {
 
 export class ImportJobs {
   private readonly jobs: ImportJob[] = [];
-  private readonly children = new Map<number, ChildProcess>();
+  private readonly children = new Map<number, ResultPromise>();
   private nextId = 1;
 
   constructor(
@@ -98,7 +98,14 @@ export class ImportJobs {
     this.jobs.push(job);
     const finished = this.jobs.filter((j) => j.state !== 'running');
     if (finished.length > KEEP_FINISHED) this.jobs.splice(this.jobs.indexOf(finished[0]!), 1);
-    const child = spawn(process.execPath, [childScript(this.scriptDir), file, job.name ?? '', this.root], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // execa as node's spawn(): no buffering, never rejecting, not killed when nspawnd exits (see close())
+    const child = execa(process.execPath, [childScript(this.scriptDir), file, job.name ?? '', this.root], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      buffer: false,
+      reject: false,
+      cleanup: false,
+      forceKillAfterDelay: false,
+    });
     this.children.set(job.id, child);
     let out = '';
     let err = '';
@@ -124,8 +131,13 @@ export class ImportJobs {
       if (msg !== undefined) job.error = msg;
       this.log(ok ? `imported ${file} as image ${job.name}` : `import of ${file} failed: ${msg}`);
     };
-    child.on('error', (e) => end(false, e.message));
-    child.on('close', (code) => {
+    // never rejects (reject: false): resolves when the child has ended, or failed to start
+    void child.then((result) => {
+      if (result.exitCode === undefined && result.signal === undefined) {
+        end(false, result.cause instanceof Error ? result.cause.message : result.shortMessage);
+        return;
+      }
+      const code = result.exitCode ?? null;
       const last = out.trim().split('\n').pop() ?? '';
       let r: { ok?: boolean; name?: string; error?: string } = {};
       try {
@@ -153,7 +165,7 @@ export class ImportJobs {
     for (const c of this.children.values()) {
       c.stdout?.destroy();
       c.stderr?.destroy();
-      c.unref();
+      c.nodeChildProcess.unref();
     }
     this.children.clear();
   }

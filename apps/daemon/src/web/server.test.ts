@@ -1,7 +1,7 @@
 // The web view's server on a fake nspawnd (no root): access (401, the token for a cookie, CSRF), answers for bad
 // input (unknown machines, odd names, escaping), each action mapped onto the varlink method nspawnctl uses, the
 // console stream and its bound.
-import { execFileSync } from 'node:child_process';
+import { execa } from 'execa';
 import { request } from 'node:http';
 import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -275,8 +275,8 @@ describe('import-tar', () => {
     writeFileSync(join(tree, 'etc/os-release'), 'ID=imported\n');
     writeFileSync(join(tree, 'data'), 'x'.repeat(300000));
     const tgz = join(dir, 'img.tar.gz');
-    execFileSync('tar', ['-C', tree, '-czf', tgz, '.']);
-    const plain = execFileSync('gzip', ['-dc', tgz]).length;
+    await execa('tar', ['-C', tree, '-czf', tgz, '.']);
+    const plain = (await execa('gzip', ['-dc', tgz], { encoding: 'buffer', stripFinalNewline: false })).stdout.length;
     mkdirSync(join(dir, 'machines'), { recursive: true });
     const r = await post('/api/images/import', { path: tgz, name: 'dm-web-imp' });
     expect(r.status).toBe(202);

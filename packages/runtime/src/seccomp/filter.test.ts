@@ -4,7 +4,7 @@
  * the filters systemd-nspawn 252 installs on this project's reference machine (test/seccomp.test.ts compares
  * them with ours for every number, as root).
  */
-import { execFileSync } from 'node:child_process';
+import { execaSync } from 'execa';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { CAPABILITIES } from '@nspawn/settings';
@@ -49,7 +49,7 @@ describe('system call tables (generated from the kernel headers)', () => {
     // (linux-libc-dev comes with libc6-dev, which scripts/setup.sh installs with the compiler)
     expect(existsSync('/usr/include/x86_64-linux-gnu/asm/unistd_64.h'), 'needs the kernel headers to compare with (Debian: linux-libc-dev)').toBe(true);
     const script = fileURLToPath(new URL('../../scripts/gen-syscalls.mjs', import.meta.url));
-    expect(() => execFileSync(process.execPath, [script, '--check'], { stdio: 'pipe' })).not.toThrow();
+    expect(() => execaSync(process.execPath, [script, '--check'])).not.toThrow();
   });
 
   it('have one number per name and one name per number, in number order', () => {

@@ -3,7 +3,7 @@
  * prints what it decoded as canonical JSON (every integer a decimal string, every list and flag always there, what
  * was not given left out); canonicalPlan() and friends say what that must be for what was encoded.
  */
-import { spawnSync } from 'node:child_process';
+import { execaSync } from 'execa';
 import type { ExecInRequest, HelperPlan } from '../protocol.js';
 import { helperPath } from '../helper-path.js';
 
@@ -11,10 +11,11 @@ export type Decoded = { ok: true; value: unknown } | { ok: false; error: string;
 
 /** MESSAGE through the helper's decoder. */
 export function decodeWithHelper(message: Uint8Array): Decoded {
-  const r = spawnSync(helperPath(), ['--decode'], { input: message, encoding: 'utf8', maxBuffer: 1 << 28 });
-  if (r.error) throw r.error;
-  if (r.status === 0) return { ok: true, value: JSON.parse(r.stdout) };
-  return { ok: false, error: r.stderr.trim(), status: r.status };
+  const r = execaSync(helperPath(), ['--decode'], { input: message, maxBuffer: 1 << 28, reject: false, stripFinalNewline: false });
+  // not started at all (ENOENT, EACCES): an error; an exit status is the decoder's answer
+  if (r.failed && r.exitCode === undefined) throw new Error(r.message);
+  if (r.exitCode === 0) return { ok: true, value: JSON.parse(r.stdout) };
+  return { ok: false, error: r.stderr.trim(), status: r.exitCode ?? null };
 }
 
 /** the decoded value, or a thrown error with the helper's message */
