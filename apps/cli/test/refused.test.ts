@@ -73,10 +73,10 @@ describe('what this build refuses is not advertised', () => {
   it('nspawnctl(1) says what `nspawnctl start` runs (the daemon\'s argv), and nothing it does not', () => {
     const page = readFileSync(new URL('../man/nspawnctl.1.md', import.meta.url), 'utf8').replace(/\s+/g, ' ');
     const daemon = readFileSync(new URL('../../daemon/src/supervision.ts', import.meta.url), 'utf8');
-    // the boot argv the daemon starts an image with
-    const m = /: \[('--quiet', '--keep-unit', '--boot'[^\]]*)\]/.exec(daemon);
-    expect(m, 'the boot argv in apps/daemon/src/supervision.ts').not.toBeNull();
-    const argv = m![1]!.split(',').map((w) => w.trim().replace(/^'|'$/g, '')).map((w) => (w === 'dir' ? 'DIR' : w === 'name' ? 'NAME' : w));
+    // the boot argv the daemon starts an image with (BOOT_ARGV, then -D DIR -M NAME)
+    const m = /export const BOOT_ARGV: readonly string\[\] = \[([^\]]*)\]/.exec(daemon);
+    expect(m, 'BOOT_ARGV in apps/daemon/src/supervision.ts').not.toBeNull();
+    const argv = [...m![1]!.split(',').map((w) => w.trim().replace(/^'|'$/g, '')), '-D', 'DIR', '-M', 'NAME'];
     expect(page).toContain(`\`nspawn ${argv.join(' ')}\``);
   });
 });

@@ -22,13 +22,18 @@ import {
   spawnHelper,
   VarlinkError,
 } from '@nspawn/runtime';
-import { machineNameIsValid, type SettingKey, type Settings } from '@nspawn/settings';
+import { machineNameIsValid, parseCommandLine } from '@nspawn/settings';
 import type { Registry } from './registry.js';
 
 export const EXIT_FORCE_RESTART = 133;
 /** the console log is rotated past this size, keeping LOG_KEEP old ones */
 export const LOG_MAX_BYTES = Number(process.env.NSPAWND_LOG_MAX_BYTES || 1024 * 1024);
 export const LOG_KEEP = 3;
+
+/** What nspawnd starts an image with (`nspawn BOOT_ARGV -D DIR -M NAME`), as nspawnctl(1) says. */
+export const BOOT_ARGV: readonly string[] = ['--quiet', '--keep-unit', '--boot', '--link-journal=try-guest', '--console=read-only'];
+/** What nspawnd runs a command in an image with (`nspawn COMMAND_ARGV -D DIR -M NAME -- CMD`). */
+export const COMMAND_ARGV: readonly string[] = ['--quiet', '--keep-unit', '--console=pipe'];
 
 interface Managed {
   name: string;
@@ -264,13 +269,11 @@ export class Supervisor {
         this.registry.drop(name);
       },
     };
-    // `nspawn --quiet --keep-unit --boot --link-journal=try-guest --console=read-only -D DIR -M NAME`; a command (not
-    // a boot) runs with its output straight into the log (no pty to copy from): `--console=pipe -D DIR -M NAME -- CMD`.
-    // SET: what NAME.nspawn may not override (what those options set)
-    const base: Settings = command
-      ? { quiet: true, keepUnit: true, consoleMode: 'pipe', directory: dir, machineName: name, parameters: [...command] }
-      : { quiet: true, keepUnit: true, startMode: 'boot', linkJournal: 'guest', linkJournalTry: true, consoleMode: 'read-only', directory: dir, machineName: name };
-    const set: ReadonlySet<SettingKey> = new Set<SettingKey>(command ? ['console-mode', 'directory', 'start-mode'] : ['start-mode', 'link-journal', 'console-mode', 'directory']);
+    // BOOT_ARGV (as nspawn@.service) or, for a command (not a boot), COMMAND_ARGV with its output straight into the
+    // log (no pty to copy from), parsed as nspawn parses them; SET: what NAME.nspawn may not override
+    const { settings: base, set } = parseCommandLine(
+      command ? [...COMMAND_ARGV, '-D', dir, '-M', name, '--', ...command] : [...BOOT_ARGV, '-D', dir, '-M', name],
+    );
     let lastCode = 1;
     const run = async () => {
       try {
