@@ -37,7 +37,7 @@ export const ALLOWED_SKIPS = [
     proves: () => kernelLacksLink('ipvlan'),
   },
   {
-    package: '@nspawn/runtime',
+    package: '@nspawn/assembly',
     file: 'test/network.test.ts',
     test: 'macvlan, ipvlan, --network-interface > --network-ipvlan makes iv-IF in the container',
     reason: 'this kernel has no ipvlan driver',
