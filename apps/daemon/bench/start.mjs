@@ -5,7 +5,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { cpSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { report } from '../../cli/bench/report.mjs';
+import { report } from '../../../scripts/bench-report.mjs';
 import { REPO, scratchDaemon } from './scratch.mjs';
 const RUNS = Number(process.env.BENCH_RUNS ?? 40);
 const WARMUP = 5;

@@ -1,4 +1,4 @@
-// The benchmarks' shared table: median, mean and min per case, and nspawn against systemd-nspawn with its goal.
+// The benchmarks' shared table (every package's bench uses it; repository tooling, not part of any package): median, mean and min per case, and nspawn against systemd-nspawn with its goal.
 function stat(xs) {
   const s = [...xs].sort((a, b) => a - b);
   return { median: s[Math.floor(s.length / 2)], min: s[0], mean: s.reduce((a, b) => a + b, 0) / s.length };
