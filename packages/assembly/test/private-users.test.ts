@@ -290,7 +290,9 @@ describe('concurrency', () => {
       // --read-only: one tree for all, under a shared image lock
       cmds.push([NSPAWN_BIN, [...base, '-U', '--private-users-ownership=off', '--read-only', '-D', t, '-M', `ut-c50-${i}`, 'sh', '-c', 'cat /proc/self/uid_map; sleep 8']]);
     const bases = await startAll(cmds);
-    expect(new Set(bases).size).toBe(50);
+    // (on a failure: which ranges were shared, by whom)
+    const shared = bases.map((b, i) => [b, i] as const).filter(([b]) => bases.indexOf(b) !== bases.lastIndexOf(b));
+    expect(new Set(bases).size, `shared ranges (base, container): ${JSON.stringify(shared)}`).toBe(50);
     expect(bases.filter((b) => b === owner).length).toBe(1);
     for (const b of bases) expect(lockHeld(b)).toBe(false);
   }, 120000);
