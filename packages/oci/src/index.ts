@@ -1,0 +1,6 @@
+export * from './spec.js';
+export * from './translate.js';
+export * from './state.js';
+export * from './hooks.js';
+export * from './lifecycle.js';
+export * from './features.js';
