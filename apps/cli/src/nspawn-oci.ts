@@ -97,9 +97,12 @@ async function main(argv: string[]): Promise<number> {
     switch (p.command) {
       case '__monitor': {
         const o = JSON.parse(p.args[0] ?? '{}') as { root: string; id: string; bundle: string };
-        const end = await monitorContainer({ ...o, log }, 3);
+        // its errors reach create through fd 3; its stderr is the container's, so it logs only to --log
+        const quiet = one(p.global, 'log') === undefined;
+        const end = await monitorContainer({ ...o, log: quiet ? () => {} : log }, 3);
         if (end.kind === 'failed') log('error', end.message);
-        return 0;
+        // nothing of the monitor may keep the process (and so the container's stdio) alive
+        process.exit(0);
       }
       case 'create':
         await createContainer({ root, id: id(), bundle, ...(pidFile ? { pidFile } : {}), log }, monitor);

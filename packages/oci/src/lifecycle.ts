@@ -139,6 +139,13 @@ export async function monitorContainer(
       report(`created ${pid}`);
       // wait for `start` (or `delete` of the created container: abort)
       const word = await new Promise<string>((res) => {
+        // a created container killed meanwhile (kill, delete --force): the helper would wait for its go forever
+        const watch = setInterval(() => {
+          if (alive(record)) return;
+          clearInterval(watch);
+          server!.close();
+          res('killed');
+        }, 100);
         server!.on('connection', (c) => {
           let got = '';
           c.setEncoding('utf8');
@@ -147,6 +154,7 @@ export async function monitorContainer(
             got += d;
             if (!got.includes('\n')) return;
             const w = got.split('\n')[0]!;
+            clearInterval(watch);
             server!.close();
             try {
               unlinkSync(sock);
@@ -162,6 +170,12 @@ export async function monitorContainer(
       await runHooks('startContainer', spec.hooks?.startContainer, stateNow('running'));
     },
   });
+  if (server?.listening) server.close();
+  try {
+    unlinkSync(sock);
+  } catch {
+    // not there
+  }
   if (end.kind === 'failed') report(`error ${end.message}`);
   if (opts.foreground && end.kind !== 'failed') {
     // poststart ran with the start; poststop with the delete (here: now)
