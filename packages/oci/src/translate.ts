@@ -107,19 +107,20 @@ export function translateSpec(spec: Spec, opts: TranslateOptions): HelperPlan {
   if (!proc) throw new SpecError('process: missing (nothing to run)');
   const linux = spec.linux ?? {};
   let cloneFlags = 0;
-  let netnsPath: string | undefined;
+  const nsJoin: Array<{ type: number; path: string }> = [];
   for (const n of linux.namespaces ?? []) {
     if (n.type === 'time') throw new SpecError('linux.namespaces: time namespaces are not supported');
+    const flag = NS_FLAG[n.type];
+    if (flag === undefined) throw new SpecError(`linux.namespaces: unknown namespace type "${n.type}"`);
     if (n.path) {
-      if (n.type === 'network') {
-        netnsPath = n.path;
-        continue;
-      }
-      throw new SpecError(`linux.namespaces: joining a ${n.type} namespace by path (${n.path}) is not supported yet`);
+      if (n.type === 'user') throw new SpecError(`linux.namespaces: joining a user namespace by path (${n.path}) is not supported yet`);
+      nsJoin.push({ type: flag, path: n.path });
+      continue;
     }
-    cloneFlags |= NS_FLAG[n.type] ?? 0;
+    cloneFlags |= flag;
   }
-  if (!(cloneFlags & CLONE.NEWNS)) throw new SpecError('linux.namespaces: a mount namespace is required');
+  const joinedMnt = nsJoin.some((j) => j.type === CLONE.NEWNS);
+  if (!(cloneFlags & CLONE.NEWNS) && !joinedMnt) throw new SpecError('linux.namespaces: a mount namespace is required');
   const userns = (cloneFlags & CLONE.NEWUSER) !== 0;
 
   const ops: Op[] = [];
@@ -225,10 +226,10 @@ export function translateSpec(spec: Spec, opts: TranslateOptions): HelperPlan {
     stubEnv: [],
   };
   if (spec.hostname !== undefined && spec.hostname !== '') {
-    if (!(cloneFlags & CLONE.NEWUTS)) throw new SpecError('hostname: needs a uts namespace of its own');
+    if (!(cloneFlags & CLONE.NEWUTS) && !nsJoin.some((j) => j.type === CLONE.NEWUTS)) throw new SpecError('hostname: needs a uts namespace of its own');
     plan.hostname = spec.hostname;
   }
-  if (netnsPath) plan.net = { steps: [], netns: netnsPath };
+  if (nsJoin.length) plan.nsJoin = nsJoin;
   if (userns) {
     const u = linux.uidMappings ?? [];
     const g = linux.gidMappings ?? [];

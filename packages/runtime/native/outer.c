@@ -172,6 +172,11 @@ int outer_main(int handoff_fd) {
                 ctl_printf("warning %s\n", err);
                 devices_close(&plan.devices);
         }
+        if (nsjoin_enter(&plan.nsjoin, plan.root, err, sizeof err) < 0) {
+                ctl_printf("error %s\n", err);
+                ctl_printf("exit 1\n");
+                return early_exit();
+        }
         if (netcfg_join_netns(&plan.net, err, sizeof err) < 0) {
                 ctl_printf("error %s\n", err);
                 ctl_printf("exit 1\n");
