@@ -53,3 +53,10 @@ int nsjoin_enter(const NsJoinPlan *p, const char *root, char *err, size_t errsz)
         }
         return r;
 }
+
+int nsjoin_has(const NsJoinPlan *p, unsigned long type) {
+        for (size_t i = 0; i < p->n; i++)
+                if (p->type[i] == type)
+                        return 1;
+        return 0;
+}

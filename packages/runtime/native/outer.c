@@ -208,7 +208,7 @@ int outer_main(int handoff_fd) {
                 cgroup_close(&plan.cgroup);
                 child_sync_fd = sp[1];
                 prctl(PR_SET_PDEATHSIG, SIGKILL);
-                if (getppid() == 0 && !(plan.clone_flags & CLONE_NEWPID))
+                if (getppid() == 0 && !(plan.clone_flags & CLONE_NEWPID) && !nsjoin_has(&plan.nsjoin, CLONE_NEWPID))
                         _exit(1);
                 child_main(&plan);
         }
