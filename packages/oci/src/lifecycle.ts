@@ -20,6 +20,7 @@ import {
   removeContainerDir, saveRecord, startSocket, StateError, statusOf, writeAtomic,
 } from './state.js';
 import { resolveRootfs, translateSpec } from './translate.js';
+import { makeCgroups, removeCgroups } from './cgroups.js';
 
 
 export interface CreateOptions {
@@ -107,12 +108,21 @@ export async function monitorContainer(
   }
   const { spec, bundle, rootfs } = prep;
   const plan = prep.plan(true);
+  let cgroups;
+  try {
+    cgroups = makeCgroups(opts.id, spec.linux?.cgroupsPath, spec.linux?.resources as Parameters<typeof makeCgroups>[2]);
+  } catch (e) {
+    report(`error ${(e as Error).message}`);
+    return { kind: 'failed', message: (e as Error).message };
+  }
+  plan.cgroup = cgroups.plan;
   let server: Server | undefined;
   const sock = startSocket(opts.root, opts.id);
   const record: Record_ = {
     ociVersion: spec.ociVersion, id: opts.id, pid: 0, startTime: '', bundle, rootfs, created: new Date().toISOString(), monitor: process.pid,
   };
   if (spec.annotations) record.annotations = spec.annotations;
+  record.cgroups = cgroups.made;
   const stateNow = (status: string): OciState => ({ ociVersion: spec.ociVersion, id: opts.id, status: status as OciState['status'], pid: record.pid, bundle, ...(spec.annotations ? { annotations: spec.annotations } : {}) });
   const end = await runPlan(plan, {
     killSignal: 0,
@@ -177,6 +187,8 @@ export async function monitorContainer(
     // not there
   }
   if (end.kind === 'failed') report(`error ${end.message}`);
+  // a failed start leaves nothing behind; run (foreground) is its own delete
+  if (end.kind === 'failed' || opts.foreground) removeCgroups(cgroups.made);
   if (opts.foreground && end.kind !== 'failed') {
     // poststart ran with the start; poststop with the delete (here: now)
   }
@@ -299,6 +311,7 @@ export async function deleteContainer(root: string, id: string, force: boolean, 
   } catch (e) {
     log('warning', (e as Error).message);
   }
+  removeCgroups(r.cgroups ?? []);
   removeContainerDir(root, id);
 }
 

@@ -122,7 +122,7 @@ export function statusOf(root: string, r: Record_): Status {
   const st = procStat(r.pid);
   if (existsSync(startSocket(root, r.id))) return 'created';
   try {
-    const frozen = r.cgroups?.some((c) => readFileSync(join(c, 'cgroup.freeze'), 'utf8').trim() === '1');
+    const frozen = r.cgroups?.some((c) => existsSync(join(c, 'cgroup.freeze')) && readFileSync(join(c, 'cgroup.freeze'), 'utf8').trim() === '1');
     if (frozen) return 'paused';
   } catch {
     // no freezer
