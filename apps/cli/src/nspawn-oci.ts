@@ -5,7 +5,7 @@
 import { writeFileSync, existsSync } from 'node:fs';
 import {
   containerState, createContainer, defaultSpec, deleteContainer, DEFAULT_ROOT, features, killContainer, listContainers,
-  monitorContainer, openLog, parseSignal, startContainer, type MonitorCommand,
+  monitorContainer, openLog, parseSignal, startContainer, type MonitorCommand, execContainer, loadProcessFile,
 } from '@nspawn/oci';
 import { fatal } from './fatal.js';
 
@@ -126,6 +126,22 @@ async function main(argv: string[]): Promise<number> {
           removeContainerDir(root, id());
         }
       }
+      case 'exec': {
+        const proc = one(p.opts, 'process');
+        const user = one(p.opts, 'user');
+        const [u, g] = user ? user.split(':') : [];
+        if (user && (!/^\d+$/.test(u ?? '') || (g !== undefined && !/^\d+$/.test(g)))) throw new UsageError(`exec: --user ${user}: expected UID[:GID]`);
+        return await execContainer(root, id(), {
+          ...(proc ? { process: loadProcessFile(proc) } : { args: p.args.slice(1) }),
+          env: p.opts.get('env') ?? p.opts.get('e') ?? [],
+          ...(one(p.opts, 'cwd') ? { cwd: one(p.opts, 'cwd')! } : {}),
+          ...(u !== undefined ? { uid: Number(u), gid: Number(g ?? 0) } : {}),
+          ...(p.opts.get('additional-gids') ? { groups: p.opts.get('additional-gids')!.map(Number) } : {}),
+          tty: flag(p.opts, 'tty') || flag(p.opts, 't'),
+          detach: flag(p.opts, 'detach') || flag(p.opts, 'd'),
+          ...(pidFile ? { pidFile } : {}),
+        });
+      }
       case 'state':
         out(`${JSON.stringify(containerState(root, id()), null, 2)}\n`);
         return 0;
@@ -178,6 +194,8 @@ Commands:
   create [--bundle DIR] [--pid-file FILE] ID   make the container; it waits for start
   start ID                                      run the process of a created container
   run [--bundle DIR] [--detach] ID              create and start
+  exec [--process FILE] [--env K=V] [--cwd DIR] [--user UID[:GID]] [--tty] [--detach] [--pid-file FILE] ID [CMD...]
+                                                another process in a running container
   state ID                                      the state as JSON
   kill ID [SIGNAL]                              send a signal (default SIGTERM)
   delete [--force] ID                           remove a stopped (with --force: any) container

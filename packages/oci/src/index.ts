@@ -4,3 +4,4 @@ export * from './state.js';
 export * from './hooks.js';
 export * from './lifecycle.js';
 export * from './features.js';
+export * from './exec.js';

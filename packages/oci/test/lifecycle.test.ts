@@ -1,12 +1,12 @@
 // Root: the lifecycle through the library and a busybox tree (scripts/make-busybox-tree.sh), the way nspawn-oci
 // drives it; the monitor is this test's own script (test/monitor.mjs).
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { containerState, createContainer, defaultSpec, deleteContainer, killContainer, listContainers, startContainer } from '../src/index.js';
+import { containerState, createContainer, defaultSpec, deleteContainer, execContainer, killContainer, listContainers, startContainer } from '../src/index.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'oci-life-'));
@@ -70,6 +70,41 @@ describe('lifecycle (root)', () => {
     await expect(createContainer({ root, id: 'c', bundle, log }, monitor)).rejects.toThrow(/createRuntime hook \/bin\/sleep: timeout after 1 seconds/);
     expect(Date.now() - t0).toBeLessThan(15000);
     expect(existsSync(join(root, 'c'))).toBe(false);
+  });
+  it('puts the container in its cgroupsPath with its pids limit, execs in it, and the delete removes the cgroups', async () => {
+    const cg = `/nspawn-oci-test-${process.pid}`;
+    writeConfig(['sleep', '30'], (s) => {
+      s.linux!.cgroupsPath = cg;
+      s.linux!.resources = { pids: { limit: 77 } };
+    });
+    const pidsDir = `/sys/fs/cgroup/pids${cg}`;
+    try {
+      const pid = await createContainer({ root, id: 'e', bundle, log }, monitor);
+      await startContainer(root, 'e');
+      if (existsSync('/sys/fs/cgroup/pids/cgroup.procs')) {
+        expect(readFileSync(join(pidsDir, 'pids.max'), 'utf8').trim()).toBe('77');
+        expect(readFileSync(join(pidsDir, 'cgroup.procs'), 'utf8').split('\n')).toContain(String(pid));
+      } else {
+        expect(readFileSync(`/proc/${pid}/cgroup`, 'utf8')).toContain(cg);
+      }
+      const code = await execContainer(root, 'e', { args: ['sh', '-c', `echo $(id -u):$(pwd) > /tmp/o; cat /tmp/o; exit 5`], uid: 0, gid: 0, cwd: '/tmp' });
+      expect(code).toBe(5);
+      writeFileSync(join(dir, 'proc.json'), JSON.stringify({ args: ['sh', '-c', 'test "$(id -u)" = 1 && test "$A" = b'], env: ['A=b', 'PATH=/bin'], user: { uid: 1, gid: 1 }, cwd: '/' }));
+      const { loadProcessFile } = await import('../src/index.js');
+      expect(await execContainer(root, 'e', { process: loadProcessFile(join(dir, 'proc.json')) })).toBe(0);
+      await deleteContainer(root, 'e', true, log);
+      expect(existsSync(pidsDir)).toBe(false);
+      expect(existsSync(`/sys/fs/cgroup/unified${cg}`)).toBe(false);
+    } finally {
+      await deleteContainer(root, 'e', true, log).catch(() => {});
+      for (const h of ['pids', 'cpu', 'cpuacct', 'cpuset', 'memory', 'devices', 'freezer', 'blkio', 'systemd', 'unified', '']) {
+        try {
+          rmdirSync(`/sys/fs/cgroup/${h}${cg}`);
+        } catch {
+          // not there
+        }
+      }
+    }
   });
   it('refuses a malformed config.json naming it', async () => {
     writeFileSync(join(bundle, 'config.json'), '{');

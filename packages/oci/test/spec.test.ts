@@ -53,9 +53,17 @@ describe('config.json', () => {
     expect(plan.capabilities?.bounding).toBe((1n << 29n) | (1n << 5n) | (1n << 10n));
     expect(plan.searchPath).toBe(true);
   });
+  it('joins namespaces given by path instead of making them', () => {
+    const s = defaultSpec();
+    s.linux!.namespaces = [{ type: 'mount' }, { type: 'ipc', path: '/proc/1/ns/ipc' }, { type: 'uts', path: '/proc/1/ns/uts' }];
+    const plan = translateSpec(s, { rootfs: scratch, sync: true, console: 'pipe' });
+    expect(plan.nsJoin).toEqual([{ type: CLONE.NEWIPC, path: '/proc/1/ns/ipc' }, { type: CLONE.NEWUTS, path: '/proc/1/ns/uts' }]);
+    expect(plan.cloneFlags & (CLONE.NEWIPC | CLONE.NEWUTS)).toBe(0);
+    expect(plan.hostname).toBe('nspawn-oci');
+  });
   it('refuses what the engine cannot do with a clear line', () => {
     const s = defaultSpec();
-    s.linux!.namespaces = [{ type: 'mount' }, { type: 'ipc', path: '/proc/1/ns/ipc' }];
+    s.linux!.namespaces = [{ type: 'mount' }, { type: 'user', path: '/proc/1/ns/user' }];
     expect(() => translateSpec(s, { rootfs: scratch, sync: true, console: 'pipe' })).toThrow(SpecError);
     const t = defaultSpec();
     t.linux!.namespaces = [{ type: 'pid' }];
