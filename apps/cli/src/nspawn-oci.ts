@@ -5,7 +5,7 @@
 import { writeFileSync, existsSync } from 'node:fs';
 import {
   containerState, createContainer, defaultSpec, deleteContainer, DEFAULT_ROOT, features, killContainer, listContainers,
-  monitorContainer, openLog, parseSignal, startContainer, type MonitorCommand, execContainer, loadProcessFile,
+  monitorContainer, openLog, parseSignal, startContainer, type MonitorCommand, execContainer, loadProcessFile, containerPids, pauseContainer, resumeContainer,
 } from '@nspawn/oci';
 import { fatal } from './fatal.js';
 
@@ -34,7 +34,7 @@ function parse(argv: string[]): Parsed {
       args.push(...argv.slice(i + 1));
       break;
     }
-    if (a.startsWith('-') && a !== '-' && !(command !== undefined && args.length > 0 && command === 'exec')) {
+    if (a.startsWith('-') && a !== '-' && !(command !== undefined && args.length > 0 && (command === 'exec' || command === 'ps'))) {
       const m = /^--?([^=]+)(?:=(.*))?$/.exec(a)!;
       const name = ALIASES[m[1]!] ?? m[1]!;
       let value = m[2];
@@ -142,6 +142,27 @@ async function main(argv: string[]): Promise<number> {
           ...(pidFile ? { pidFile } : {}),
         });
       }
+      case 'pause':
+        pauseContainer(root, id());
+        return 0;
+      case 'resume':
+        resumeContainer(root, id());
+        return 0;
+      case 'ps': {
+        const pids = containerPids(root, id());
+        if (one(p.opts, 'format') === 'json') {
+          out(`${JSON.stringify(pids)}\n`);
+          return 0;
+        }
+        // runc: ps(1) with the given options (default -ef), only the container's lines
+        const { execFileSync } = await import('node:child_process');
+        const lines = execFileSync('ps', p.args.length > 1 ? p.args.slice(1) : ['-ef'], { encoding: 'utf8' }).split('\n');
+        const col = lines[0]!.trim().split(/\s+/).indexOf('PID');
+        if (col < 0) throw new UsageError('ps: the ps options must print a PID column');
+        const want = new Set(pids.map(String));
+        out(`${[lines[0], ...lines.slice(1).filter((l) => want.has(l.trim().split(/\s+/)[col] ?? ''))].join('\n')}\n`);
+        return 0;
+      }
       case 'state':
         out(`${JSON.stringify(containerState(root, id()), null, 2)}\n`);
         return 0;
@@ -196,6 +217,8 @@ Commands:
   run [--bundle DIR] [--detach] ID              create and start
   exec [--process FILE] [--env K=V] [--cwd DIR] [--user UID[:GID]] [--tty] [--detach] [--pid-file FILE] ID [CMD...]
                                                 another process in a running container
+  ps [--format table|json] ID [PS-OPTIONS]      the container's processes
+  pause ID / resume ID                          freeze / thaw it (cgroup freezer)
   state ID                                      the state as JSON
   kill ID [SIGNAL]                              send a signal (default SIGTERM)
   delete [--force] ID                           remove a stopped (with --force: any) container

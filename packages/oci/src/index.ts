@@ -5,3 +5,4 @@ export * from './hooks.js';
 export * from './lifecycle.js';
 export * from './features.js';
 export * from './exec.js';
+export * from './control.js';

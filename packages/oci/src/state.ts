@@ -117,16 +117,24 @@ export function alive(r: Pick<Record_, 'pid' | 'startTime'>): boolean {
   return s !== undefined && s.state !== 'Z' && s.state !== 'X' && s.startTime === r.startTime;
 }
 
+/** Whether the container's cgroups are frozen. */
+export function isFrozen(cgroups: readonly string[] | undefined): boolean {
+  for (const d of cgroups ?? []) {
+    try {
+      if (existsSync(join(d, 'cgroup.freeze')) && readFileSync(join(d, 'cgroup.freeze'), 'utf8').trim() === '1') return true;
+      if (existsSync(join(d, 'freezer.state')) && readFileSync(join(d, 'freezer.state'), 'utf8').trim() !== 'THAWED') return true;
+    } catch {
+      // gone
+    }
+  }
+  return false;
+}
+
 export function statusOf(root: string, r: Record_): Status {
   if (!alive(r)) return 'stopped';
   const st = procStat(r.pid);
   if (existsSync(startSocket(root, r.id))) return 'created';
-  try {
-    const frozen = r.cgroups?.some((c) => existsSync(join(c, 'cgroup.freeze')) && readFileSync(join(c, 'cgroup.freeze'), 'utf8').trim() === '1');
-    if (frozen) return 'paused';
-  } catch {
-    // no freezer
-  }
+  if (isFrozen(r.cgroups)) return 'paused';
   return st ? 'running' : 'stopped';
 }
 

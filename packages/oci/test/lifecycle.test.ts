@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { containerState, createContainer, defaultSpec, deleteContainer, execContainer, killContainer, listContainers, startContainer } from '../src/index.js';
+import { containerState, createContainer, defaultSpec, deleteContainer, execContainer, killContainer, containerPids, pauseContainer, resumeContainer, listContainers, startContainer } from '../src/index.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'oci-life-'));
@@ -90,6 +90,12 @@ describe('lifecycle (root)', () => {
       const code = await execContainer(root, 'e', { args: ['sh', '-c', `echo $(id -u):$(pwd) > /tmp/o; cat /tmp/o; exit 5`], uid: 0, gid: 0, cwd: '/tmp' });
       expect(code).toBe(5);
       writeFileSync(join(dir, 'proc.json'), JSON.stringify({ args: ['sh', '-c', 'test "$(id -u)" = 1 && test "$A" = b'], env: ['A=b', 'PATH=/bin'], user: { uid: 1, gid: 1 }, cwd: '/' }));
+      expect(containerPids(root, 'e')).toContain(pid);
+      pauseContainer(root, 'e');
+      expect(containerState(root, 'e').status).toBe('paused');
+      expect(() => pauseContainer(root, 'e')).toThrow('container e is not running');
+      resumeContainer(root, 'e');
+      expect(containerState(root, 'e').status).toBe('running');
       const { loadProcessFile } = await import('../src/index.js');
       expect(await execContainer(root, 'e', { process: loadProcessFile(join(dir, 'proc.json')) })).toBe(0);
       await deleteContainer(root, 'e', true, log);
