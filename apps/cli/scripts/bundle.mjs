@@ -105,7 +105,7 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   await build({ ...cjs, entryPoints: { 'nspawn-execa': require.resolve('execa') } });
   await build({
     ...cjs,
-    entryPoints: { 'nspawn-net': join(runtimeDir, 'node_modules/@nspawn/net/dist/index.js') },
+    entryPoints: { 'nspawn-net': join(dirname(require.resolve('@nspawn/assembly/package.json')), 'node_modules/@nspawn/net/dist/index.js') },
     define: { 'import.meta.url': '__nspawn_import_meta_url' },
     banner: { js: 'var __nspawn_import_meta_url = require("node:url").pathToFileURL(__filename).href;' },
     plugins: [netlinkPrebuilds],

@@ -92,7 +92,8 @@ export function nspawnOptions() {
     user: 'USERS',
     image: 'FILES',
   };
-  return settings.COMMAND_LINE_OPTIONS.map((o) => {
+  // options the parser takes and the runtime refuses (not built yet) are not offered
+  return settings.COMMAND_LINE_OPTIONS.filter((o) => !o.refused).map((o) => {
     const h = helpLines.get(o.long) ?? {};
     let values;
     if (o.arg !== 'none') {

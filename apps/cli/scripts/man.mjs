@@ -106,12 +106,22 @@ export async function nspawnOptionsMarkdown() {
     } else end();
   }
   end();
+  const term = (o) => `\`${o.long.length > 1 ? `--${o.long}${o.arg === 'required' ? '=VALUE' : o.arg === 'optional' ? '[=VALUE]' : ''}` : `-${o.short}`}\`${o.short && o.long.length > 1 ? `, \`-${o.short}\`` : ''}`;
   const others = settings.COMMAND_LINE_OPTIONS.filter((o) => !seen.has(o.long) && !(o.short && seen.has(o.short)));
-  if (others.length) {
-    md.push('## Accepted for compatibility', '', 'systemd-nspawn options that nspawn parses and checks like systemd-nspawn, and then refuses with "... is not supported yet" (or, where there is nothing to do on this host, accepts and ignores):', '');
-    for (const o of others) {
-      md.push(`\`${o.long.length > 1 ? `--${o.long}${o.arg === 'required' ? '=VALUE' : o.arg === 'optional' ? '[=VALUE]' : ''}` : `-${o.short}`}\`${o.short && o.long.length > 1 ? `, \`-${o.short}\`` : ''}`, ': See systemd-nspawn(1).', '');
-    }
+  const accepted = others.filter((o) => !o.refused);
+  const refused = others.filter((o) => o.refused);
+  if (accepted.length) {
+    md.push('## Accepted for compatibility', '', 'systemd-nspawn options that nspawn parses and checks like systemd-nspawn, with nothing to do on this host:', '');
+    for (const o of accepted) md.push(term(o), ': See systemd-nspawn(1).', '');
+  }
+  if (refused.length) {
+    md.push(
+      '## Refused by this build',
+      '',
+      'systemd-nspawn options that nspawn parses and checks like systemd-nspawn (a bad value gets systemd-nspawn\'s error), and then refuses with "*OPTION* is not supported yet by this nspawn build." (exit status 1, before anything is set up). The `.nspawn` keys of the same features are refused the same way.',
+      '',
+    );
+    for (const o of refused) md.push(term(o), ': Refused: not supported yet.', '');
   }
   return md.join('\n');
 }

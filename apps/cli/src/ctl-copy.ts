@@ -1,7 +1,8 @@
 /** nspawnctl's copy verbs: copy-to, copy-from (tar streamed through the container's own tar) and bind. */
 import { existsSync, mkdirSync } from 'node:fs';
 import { CtlError, type CtlVerb, machine, type CtlOptions } from './ctl-common.js';
-import { type Child, execIn, loadExeca, run, spawnIn, statusOf } from './ctl-exec.js';
+import { bindIn } from '@nspawn/assembly';
+import { loadExeca, run, spawnIn, statusOf } from './ctl-exec.js';
 
 async function bind(args: string[], opts: CtlOptions): Promise<number> {
   if (args.length < 2 || args.length > 3) throw new CtlError('bind needs NAME SOURCE [DESTINATION].');
@@ -9,15 +10,15 @@ async function bind(args: string[], opts: CtlOptions): Promise<number> {
   if (!src.startsWith('/') || !dst.startsWith('/')) throw new CtlError('Source and destination paths must be absolute.');
   if (src.includes(':') || dst.includes(':')) throw new CtlError('Paths with a colon are not supported.');
   const m = await machine(name);
-  const code = await execIn(m, 'root', undefined, [], { bind: `${src}:${dst}${opts.readOnly ? ':ro' : ''}${opts.mkdir ? ':mkdir' : ''}`, stdio: ['ignore', 'inherit', 'inherit'] });
-  if (code !== 0) throw new CtlError(`Failed to bind mount ${src} on ${dst} in machine ${name}.`);
+  const leader = m.leader?.pid;
+  if (!leader) throw new CtlError(`Machine ${m.name} has no leader process.`);
+  try {
+    await bindIn({ leader, source: src, destination: dst, readOnly: opts.readOnly === true, mkdir: opts.mkdir === true });
+  } catch (e) {
+    process.stderr.write(`${(e as Error).message}\n`);
+    throw new CtlError(`Failed to bind mount ${src} on ${dst} in machine ${name}.`);
+  }
   return 0;
-}
-
-/** Waits for both ends of a pipe between a host process and one in the container. */
-async function both(a: Child, b: Child): Promise<[number, number]> {
-  const [ra, rb] = await Promise.all([a, b]);
-  return [statusOf(ra), statusOf(rb)];
 }
 
 /**
@@ -37,10 +38,12 @@ async function copyTo(args: string[], opts: CtlOptions): Promise<number> {
   await loadExeca();
   const inside = spawnIn(m, 'root', ['/bin/sh', '-c', script, 'sh', dst, basename(src), opts.force ? '1' : '0'], [], { stdio: ['pipe', 'inherit', 'inherit'] });
   const tar = run('tar', ['--numeric-owner', '-C', dirname(src), '-cf', '-', basename(src)], { stdio: ['ignore', 'pipe', 'inherit'] });
-  inside.stdin!.on('error', () => {}); // the container side may end first (EPIPE): its status tells
-  if (tar.stdout) tar.stdout.pipe(inside.stdin!);
-  else inside.stdin!.end(); // tar did not start: its status tells
-  const [a, b] = await both(tar, inside);
+  const stdin = inside.process.stdin!;
+  stdin.on('error', () => {}); // the container side may end first (EPIPE): its status tells
+  if (tar.stdout) tar.stdout.pipe(stdin);
+  else stdin.end(); // tar did not start: its status tells
+  const [ra, b] = await Promise.all([tar, inside.done]);
+  const a = statusOf(ra);
   if (a !== 0 || b !== 0) throw new CtlError(`Failed to copy ${src} to ${dst} in machine ${name}.`);
   return 0;
 }
@@ -69,8 +72,8 @@ async function copyFrom(args: string[], opts: CtlOptions): Promise<number> {
     await loadExeca();
     const inside = spawnIn(m, 'root', ['tar', '-C', dirname(src), '-cf', '-', basename(src)], [], { stdio: ['ignore', 'pipe', 'inherit'] });
     const outf = createWriteStream(archive);
-    inside.stdout!.pipe(outf);
-    const code = statusOf(await inside);
+    inside.process.stdout!.pipe(outf);
+    const code = await inside.done;
     await new Promise((r) => outf.close(r));
     if (code !== 0) throw new CtlError(`Failed to copy ${src} from machine ${name}.`);
     await extractTar(archive, pjoin(tmp, 'x'), { label: `the archive of ${src} from machine ${name}` });

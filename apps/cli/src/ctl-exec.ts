@@ -1,13 +1,14 @@
 /**
- * Running commands in a machine's namespaces (the runtime helper's exec-in mode) and on the host, for shell, login,
+ * Running commands in a machine's namespaces (@nspawn/assembly's execIn()/spawnIn()) and on the host, for shell, login,
  * bind and the copy verbs. Child processes go through execa, loaded when a verb first runs one: `nspawnctl list`
  * and the other verbs that only talk to nspawnd do not pay for it.
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
+import { constants } from 'node:os';
 import type { Result, ResultPromise } from 'execa';
 import { signalFromString } from '@nspawn/settings';
-import { helperPath, machineHierarchies, type MachineInfo, nodeTree, parseProcCgroup, probeHost, resolveUser, UserError } from '@nspawn/runtime';
+import { type ExecInOptions, execIn as execInMachine, helperPath, leaderCgroupProcs, spawnIn as spawnInMachine } from '@nspawn/assembly';
+import { type MachineInfo, nodeTree, resolveUser, UserError } from '@nspawn/runtime';
 import { CtlError, err } from './ctl-common.js';
 
 type Stream = 'pipe' | 'inherit' | 'ignore';
@@ -52,30 +53,19 @@ export function statusOf(r: Result, what?: string): number {
   return 255;
 }
 
-/** The cgroup.procs files of the container's PID 1, so what we run inside is accounted to the machine. */
-function leaderCgroupProcs(leader: number): string[] {
-  try {
-    const cg = parseProcCgroup(readFileSync(`/proc/${leader}/cgroup`, 'utf8'));
-    const out: string[] = [];
-    for (const h of machineHierarchies(probeHost().cgroups)) {
-      const p = cg.get(h.key);
-      if (p !== undefined) out.push(join(h.mount, p, 'cgroup.procs'));
-    }
-    return out.slice(0, 16);
-  } catch {
-    return [];
-  }
-}
-
 export interface InOptions {
   pty?: boolean;
-  /** SRC:DST[:ro][:mkdir]: bind mount instead of a command */
-  bind?: string;
-  stdio?: Stdio;
+  stdio?: readonly [Stream, Stream, Stream];
 }
 
-/** Starts CMD in machine M's namespaces as USER, through the helper's exec-in mode (after loadExeca()). */
-export function spawnIn(m: MachineInfo, user: string, cmd: string[] | undefined, extraEnv: string[], opts: InOptions = {}): Child {
+/** A command running in a machine: its process, and its exit status as a shell gives it. */
+export interface InChild {
+  process: ChildProcess;
+  done: Promise<number>;
+}
+
+/** what execIn()/spawnIn() of @nspawn/assembly take for CMD in machine M as USER (its entry in /etc/passwd inside) */
+function inOptions(m: MachineInfo, user: string, cmd: string[] | undefined, extraEnv: string[], opts: InOptions): ExecInOptions {
   const leader = m.leader?.pid;
   if (!leader) throw new CtlError(`Machine ${m.name} has no leader process.`);
   const tree = nodeTree(`/proc/${leader}/root`);
@@ -86,8 +76,6 @@ export function spawnIn(m: MachineInfo, user: string, cmd: string[] | undefined,
     if (e instanceof UserError) throw new CtlError(e.message.replace(`/proc/${leader}/root`, ''));
     throw e;
   }
-  const uid = u?.uid ?? 0;
-  const gid = u?.gid ?? 0;
   const home = u?.home ?? '/root';
   const shell = u?.shell || '/bin/sh';
   const env: Record<string, string> = {
@@ -105,34 +93,40 @@ export function spawnIn(m: MachineInfo, user: string, cmd: string[] | undefined,
     if (i <= 0) throw new CtlError(`Invalid environment assignment ${e}.`);
     env[e.slice(0, i)] = e.slice(i + 1);
   }
-  const argv = ['exec-in', String(leader), '-u', String(uid), '-g', String(gid), '-d', home];
-  if (u?.groups.length) argv.push('-G', u.groups.join(','));
-  for (const c of leaderCgroupProcs(leader)) argv.push('-c', c);
-  if (opts.pty) argv.push('-t');
-  if (opts.bind) argv.push('-b', opts.bind);
-  argv.push('--', ...(opts.bind ? [] : cmd && cmd.length ? cmd : [shell, '-l']));
-  return run(helperPath(), argv, { stdio: opts.stdio ?? 'inherit', env, argv0: 'nspawn-helper' });
+  return {
+    leader,
+    command: cmd && cmd.length ? cmd : [shell, '-l'],
+    env,
+    uid: u?.uid ?? 0,
+    gid: u?.gid ?? 0,
+    groups: u?.groups ?? [],
+    cwd: home,
+    cgroups: leaderCgroupProcs(leader).slice(0, 16),
+    ...(opts.pty ? { pty: true } : {}),
+    ...(opts.stdio ? { stdio: [...opts.stdio] as [Stream, Stream, Stream] } : {}),
+  };
+}
+
+/** Starts CMD in machine M's namespaces as USER (@nspawn/assembly's spawnIn()). */
+export function spawnIn(m: MachineInfo, user: string, cmd: string[] | undefined, extraEnv: string[], opts: InOptions = {}): InChild {
+  const child = spawnInMachine(inOptions(m, user, cmd, extraEnv, opts));
+  const done = new Promise<number>((resolve) => {
+    child.on('error', (e) => {
+      err(`Failed to run ${helperPath()}: ${e.message}\n`);
+      resolve(255);
+    });
+    child.on('close', (code, signal) => resolve(code ?? 128 + ((signal && constants.signals[signal]) || 1)));
+  });
+  return { process: child, done };
 }
 
 /** Runs CMD in machine M's namespaces as USER: stdio and the exit status pass straight through. */
 export async function execIn(m: MachineInfo, user: string, cmd: string[] | undefined, extraEnv: string[], opts: InOptions = {}): Promise<number> {
-  await loadExeca();
-  const child = spawnIn(m, user, cmd, extraEnv, opts);
-  // the terminal's signals reach the command through its process group; we only wait
-  const ignore = () => {};
-  process.on('SIGINT', ignore);
-  process.on('SIGQUIT', ignore);
-  const forward = (s: NodeJS.Signals) => () => child.kill(s);
-  const onTerm = forward('SIGTERM');
-  const onHup = forward('SIGHUP');
-  process.on('SIGTERM', onTerm);
-  process.on('SIGHUP', onHup);
   try {
-    return statusOf(await child, helperPath());
-  } finally {
-    process.off('SIGINT', ignore);
-    process.off('SIGQUIT', ignore);
-    process.off('SIGTERM', onTerm);
-    process.off('SIGHUP', onHup);
+    return await execInMachine(inOptions(m, user, cmd, extraEnv, opts));
+  } catch (e) {
+    if (e instanceof CtlError) throw e;
+    err(`${(e as Error).message}\n`);
+    return 255;
   }
 }

@@ -1,7 +1,8 @@
 /** nspawnctl's image verbs over io.systemd.MachineImage, and the tar transfers (@nspawn/import). */
 import { exportTar, importTar, pullTar, type ProgressFn } from '@nspawn/import';
 import { cleanImages } from '@nspawn/btrfs';
-import { collectLeftovers, isNoDaemon, type MachineImageInfo as Image, type MachineInfo, machineImageSocketPath, nspawndPaths, varlinkCall } from '@nspawn/runtime';
+import { collectLeftovers } from '@nspawn/assembly';
+import { isNoDaemon, type MachineImageInfo as Image, type MachineInfo, machineImageSocketPath, nspawndPaths, varlinkCall } from '@nspawn/runtime';
 import { imageNameIsValid } from '@nspawn/settings';
 import type { CtlOptions } from './ctl-common.js';
 

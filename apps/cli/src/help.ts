@@ -20,12 +20,7 @@ Image:
                             if missing
   -x --ephemeral            Run container with snapshot of root directory, and
                             remove it after exit
-  -i --image=PATH           Root file system disk image (or device node) for
-                            the container
      --read-only            Mount the root directory read-only
-     --volatile[=MODE]      Run the system in volatile mode
-     --pivot-root=PATH[:PATH]
-                            Pivot root to given directory in the container
 
 Execution:
   -a --as-pid2              Maintain a stub init as PID1, invoke binary as PID2
@@ -125,7 +120,6 @@ Mounts:
                             the container
      --overlay-ro=PATH[:PATH...]:PATH
                             Similar, but creates a read-only overlay mount
-     --bind-user=NAME       Bind user from host to container
 
 Input/Output:
      --console=MODE         Select how stdin/stdout/stderr and /dev/console are

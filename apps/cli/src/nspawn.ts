@@ -1,19 +1,11 @@
 /**
- * `nspawn`: systemd-nspawn's command line over @nspawn/settings and @nspawn/runtime. Thin on purpose:
+ * `nspawn`: systemd-nspawn's command line over @nspawn/settings and @nspawn/assembly. Thin on purpose:
  * parse, merge with the .nspawn file, prepare, run, exit with the container's status.
  */
 import { writeSync } from 'node:fs';
 import { OptionError, parseCommandLine, SettingsError } from '@nspawn/settings';
-import {
-  applySettingsFile,
-  ContainerError,
-  handoffContainer,
-  nodePrepareEnv,
-  nodeTree,
-  prepareContainer,
-  runContainer,
-  UserError,
-} from '@nspawn/runtime';
+import { applySettingsFile, UserError } from '@nspawn/runtime';
+import { ContainerError, startContainer } from '@nspawn/assembly';
 import { fatal } from './fatal.js';
 import { HELP, VERSION } from './help.js';
 
@@ -39,10 +31,8 @@ async function main(argv: string[]): Promise<number> {
   }
   const { settings, messages } = applySettingsFile(cl);
   for (const m of messages) say(2, `${m}\n`);
-  const prepared = prepareContainer(settings, nodePrepareEnv(nodeTree), cl.unsupported, cl.settings);
   // the helper in our place when nothing needs Node after the start (it exits with the container's status)
-  await handoffContainer(prepared);
-  return runContainer(prepared);
+  return startContainer(settings, { unsupported: cl.unsupported, commandLine: cl.settings });
 }
 
 main(process.argv.slice(2)).then(

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { REFUSED_OPTIONS } from '@nspawn/settings';
 import { bashCompletion, NSPAWNCTL_VERBS, zshCompletion } from '../scripts/completions.mjs';
 
 const REPO = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
@@ -71,18 +72,24 @@ describe('bash', () => {
     expect(existsSync(built), `${built} is missing: build apps/cli first (pnpm build)`).toBe(true);
     expect(readFileSync(built, 'utf8')).toBe(bashCompletion());
   });
-  it('offers every option systemd-nspawn 252\'s --help lists, long and short', () => {
+  it('offers every option systemd-nspawn 252\'s --help lists, long and short, but those this build refuses', () => {
     const all = complete('_nspawn', ['nspawn', '-']);
     const help = systemdHelpOptions();
     expect(help.length).toBeGreaterThan(60);
     for (const [short, long] of help) {
+      if (REFUSED_OPTIONS.includes(`--${long}`)) {
+        expect(all.filter((o) => o === `--${long}` || o === `--${long}=`), `--${long} is refused but offered`).toEqual([]);
+        if (short) expect(all, `-${short} is refused but offered`).not.toContain(`-${short}`);
+        continue;
+      }
       if (long) expect(all.filter((o) => o === `--${long}` || o === `--${long}=`), `--${long}`).toHaveLength(1);
       if (short) expect(all, `-${short}`).toContain(`-${short}`);
     }
   });
   it('appends "=" exactly to the options whose argument systemd-nspawn\'s getopt requires, and offers none it does not know', () => {
     const long = complete('_nspawn', ['nspawn', '--']);
-    expect(long.length).toBeGreaterThan(60);
+    // (those this build refuses are not offered)
+    expect(long.length).toBeGreaterThan(50);
     const wrong = long.filter((o) => {
       const real = systemdGetopt(o.replace(/^--|=$/g, ''));
       return real === 'unknown' || (real === 'required') !== o.endsWith('=');
@@ -151,7 +158,12 @@ print -- ---images; __nspawn_zsh_image_names`;
     const r = spawnSync('zsh', ['-f', '-c', script], { encoding: 'utf8', env: { ...process.env, NSPAWN_MACHINES_DIR: machines } });
     expect(r.stderr).toBe('');
     const [specs, images] = r.stdout.split('---images\n');
-    for (const [, long] of systemdHelpOptions()) if (long) expect(specs, `--${long}`).toMatch(new RegExp(`^'?--${long}(=-?)?\\[`, 'm'));
+    for (const [, long] of systemdHelpOptions()) {
+      if (!long) continue;
+      const spec = new RegExp(`^'?--${long}(=-?)?\\[`, 'm');
+      if (REFUSED_OPTIONS.includes(`--${long}`)) expect(specs, `--${long} is refused but offered`).not.toMatch(spec);
+      else expect(specs, `--${long}`).toMatch(spec);
+    }
     expect(specs).toMatch(/^--directory=\[Root directory for the container\]:directory:_files -\/$/m);
     expect(images!.split('\n').filter(Boolean).sort()).toEqual(['dc-alpha', 'dc-beta', 'dc-raw']);
   });

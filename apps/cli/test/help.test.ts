@@ -3,7 +3,7 @@
 // what the parser refuses as not supported.
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { COMMAND_LINE_OPTIONS, parseCommandLine } from '@nspawn/settings';
+import { COMMAND_LINE_OPTIONS, REFUSED_OPTIONS } from '@nspawn/settings';
 import { HELP } from '../src/help.js';
 
 /** group -> option names ("--long" or "-x") of a --help text. */
@@ -32,13 +32,7 @@ describe('nspawn --help', () => {
     const listed = new Set([...ours.values()].flat());
     for (const o of COMMAND_LINE_OPTIONS) {
       if (o.long.length === 1) continue;
-      const value = o.arg === 'required' ? '=x' : '';
-      let refused = false;
-      try {
-        refused = parseCommandLine([`--${o.long}${value}`, '/bin/true']).unsupported.length > 0;
-      } catch {
-        refused = false; // a bad dummy value: the option exists and is checked, so it must be listed
-      }
+      const refused = REFUSED_OPTIONS.includes(`--${o.long}`);
       // old spellings systemd-nspawn accepts and does not list either
       if (!refused && !HIDDEN_BY_SYSTEMD.includes(o.long)) expect(listed.has(`--${o.long}`), `--${o.long} missing from --help`).toBe(true);
     }
@@ -56,8 +50,7 @@ describe('nspawn --help', () => {
       for (const n of names.filter((x) => x.startsWith('--') && !listed.has(x))) {
         const def = COMMAND_LINE_OPTIONS.find((o) => `--${o.long}` === n);
         expect(def, `${n} (in systemd-nspawn --help) is unknown to our parser`).toBeDefined();
-        const r = parseCommandLine([`${n}${def!.arg === 'required' ? '=x' : ''}`, '/bin/true']);
-        expect(r.unsupported.length, `${n} is accepted but not in --help`).toBeGreaterThan(0);
+        expect(REFUSED_OPTIONS, `${n} is accepted but not in --help`).toContain(n);
       }
   });
 });

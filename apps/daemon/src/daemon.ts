@@ -8,11 +8,11 @@
 import { chmodSync, mkdirSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import type { Server } from 'node:net';
 import { join } from 'node:path';
+import { collectLeftovers } from '@nspawn/assembly';
 import {
   type CgroupLayout,
   cgroupLayoutFromMountinfo,
   checkVarlinkParams,
-  collectLeftovers,
   formatAddress,
   machineImageSocketPath,
   machineSocketPath,

@@ -1,53 +1,14 @@
 /**
  * Processes nspawnd may signal, pinned: a pidfd (pidfd_open(2)) is taken when a process is checked, and every signal
  * goes through it (pidfd_send_signal(2)), so a process that ended and whose PID the kernel gave to another is never
- * signalled: the call fails with ESRCH instead. Node has no pidfd API; the two system calls are made through koffi
- * (a dependency of nspawnd already, loaded on first use, off the start path). This is a small local stopgap until a
- * shared system-call package offers them. Without pidfds (a kernel before 5.3, no koffi) it falls back to checking
+ * signalled: the call fails with ESRCH instead. Node has no pidfd API; the two system calls are @nspawn/syscall's
+ * pidfdCalls() (koffi, loaded on first use, off the start path). Without pidfds (a kernel before 5.3, no koffi) it falls back to checking
  * the process's start time right before kill(2), which leaves a window of microseconds.
  *
  * Also what /proc says of a process: its start time, PID namespace, cgroup and parent.
  */
 import { closeSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
-import { createRequire } from 'node:module';
-
-type Fn = (...args: unknown[]) => unknown;
-interface Koffi {
-  load(name: string): { func(decl: string): Fn };
-  errno(): number;
-}
-interface PidfdCalls {
-  open(pid: number): number;
-  send(fd: number, signal: number): number;
-  errno(): number;
-}
-
-// the generic syscall numbers (asm-generic/unistd.h), the same on x86-64, arm64 and every other architecture since 5.1
-const SYS_PIDFD_SEND_SIGNAL = 424;
-const SYS_PIDFD_OPEN = 434;
-const ENOSYS = 38;
-
-let calls: PidfdCalls | null | undefined;
-
-function pidfdCalls(): PidfdCalls | null {
-  if (calls !== undefined) return calls;
-  try {
-    const koffi = createRequire(import.meta.url)('koffi') as Koffi;
-    const syscall = koffi.load('libc.so.6').func('long syscall(long nr, ...)');
-    calls = {
-      open: (pid) => Number(syscall(SYS_PIDFD_OPEN, 'int', pid, 'unsigned int', 0)),
-      send: (fd, signal) => Number(syscall(SYS_PIDFD_SEND_SIGNAL, 'int', fd, 'int', signal, 'void *', null, 'unsigned int', 0)),
-      errno: () => koffi.errno(),
-    };
-    const self = calls.open(process.pid);
-    if (self < 0) {
-      if (calls.errno() === ENOSYS) calls = null;
-    } else closeSync(self);
-  } catch {
-    calls = null;
-  }
-  return calls;
-}
+import { pidfdCalls } from '@nspawn/syscall';
 
 /** Loads koffi and checks the kernel now (nspawnd calls it once it listens, so that no call pays for it). */
 export function preparePidfds(): boolean {

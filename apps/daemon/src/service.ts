@@ -3,85 +3,39 @@
  * 0700 directory, and each connection's peer credentials checked), one varlink server answering both. A socket
  * another nspawnd answers on is not taken over; a stale one is replaced.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { chmodSync, existsSync, unlinkSync } from 'node:fs';
 import type { Server, Socket } from 'node:net';
-import { createVarlinkServer, helperPath, varlinkCall, type VarlinkMethod } from '@nspawn/runtime';
+import { peerCredentialsReader, type PeerCredentialsReader } from '@nspawn/assembly';
+import { createVarlinkServer, varlinkCall, type VarlinkMethod } from '@nspawn/runtime';
 import type { Peer } from './admission.js';
 
 export const SERVICE_INFO = { vendor: 'nspawn', product: 'nspawnd', version: '0.1.0', url: 'https://github.com/nspawn' };
 
 /**
- * SO_PEERCRED: Node has no API for it, so the runtime's helper reads it. One `nspawn-helper peercred-server`
- * runs beside us: we write the connection's fd number, it takes a copy of that fd from us (pidfd_getfd) and
- * answers the peer's PID, UID and GID (~0.1 ms; a process per connection would cost ~5 ms here). Should it be
- * gone, `nspawn-helper peercred` with the connection as its stdin does the same once. Only root (UID 0) may talk.
+ * SO_PEERCRED: Node has no API for it, so the runtime's helper reads it (@nspawn/assembly's peerCredentialsReader():
+ * one helper beside us for all connections, ~0.1 ms each, and one of its own for a connection it could not read).
+ * Only root (UID 0) may talk.
  */
 export class PeerCredentials {
-  private server: { proc: ChildProcess; waiting: Array<(line: string) => void>; buf: string } | undefined;
+  private readonly reader: PeerCredentialsReader = peerCredentialsReader();
 
   constructor(private readonly log: (line: string) => void) {}
-
-  private ask(fd: number): Promise<string> {
-    let s = this.server;
-    if (!s || s.proc.exitCode !== null || s.proc.signalCode !== null) {
-      const proc = spawn(helperPath(), ['peercred-server', String(process.pid)], { stdio: ['pipe', 'pipe', 'ignore'] });
-      s = { proc, waiting: [], buf: '' };
-      const srv = s;
-      proc.on('error', () => {});
-      proc.stdin!.on('error', () => {});
-      proc.stdout!.on('data', (d: Buffer) => {
-        srv.buf += d.toString();
-        let i;
-        while ((i = srv.buf.indexOf('\n')) >= 0) {
-          const line = srv.buf.slice(0, i);
-          srv.buf = srv.buf.slice(i + 1);
-          srv.waiting.shift()?.(line);
-        }
-      });
-      proc.on('close', () => {
-        for (const w of srv.waiting.splice(0)) w('-');
-        if (this.server === srv) this.server = undefined;
-      });
-      proc.unref();
-      (proc.stdout as unknown as { unref?: () => void }).unref?.();
-      (proc.stdin as unknown as { unref?: () => void }).unref?.();
-      this.server = s;
-    }
-    const srv = s;
-    return new Promise((resolve) => {
-      srv.waiting.push(resolve);
-      srv.proc.stdin!.write(`${fd}\n`);
-    });
-  }
-
-  private askOnce(fd: number): Promise<string> {
-    return new Promise((resolve) => {
-      const c = spawn(helperPath(), ['peercred'], { stdio: [fd, 'pipe', 'ignore'] });
-      let out = '';
-      c.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-      c.on('error', () => resolve('-'));
-      c.on('close', () => resolve(out.trim() || '-'));
-    });
-  }
 
   /** The peer of SOCK, or a rejection (unknown, or not root: then the connection is refused, and logged). */
   async check(sock: Socket): Promise<Peer> {
     const fd = (sock as unknown as { _handle?: { fd?: number } })._handle?.fd;
     if (typeof fd !== 'number' || fd < 0) throw new Error('no fd');
-    let line = await this.ask(fd);
-    if (line === '-' && !sock.destroyed) line = await this.askOnce(fd);
-    const [pid, uid, gid] = line.trim().split(' ').map(Number);
-    if (uid === undefined || Number.isNaN(uid) || line === '-') throw new Error('peer credentials unknown');
-    if (uid !== 0) {
-      this.log(`refused a connection from UID ${uid} (PID ${pid})`);
+    const c = await this.reader.read(fd);
+    if (!c) throw new Error('peer credentials unknown');
+    if (c.uid !== 0) {
+      this.log(`refused a connection from UID ${c.uid} (PID ${c.pid})`);
       throw new Error('not root');
     }
-    return { pid: pid!, uid, gid: gid! };
+    return { pid: c.pid, uid: c.uid, gid: c.gid };
   }
 
   close(): void {
-    this.server?.proc.kill();
+    this.reader.close();
   }
 }
 

@@ -1,7 +1,7 @@
 /**
  * The containers nspawnd runs itself (systemd-nspawn@.service's part): starting an image as
  * `nspawn --quiet --keep-unit --boot --link-journal=try-guest -D DIR -M NAME` with NAME.nspawn applied, in-process
- * through @nspawn/runtime, its console in the machine's log (rotated), a reboot (exit 133) started again; a spare
+ * through @nspawn/assembly, its console in the machine's log (rotated), a reboot (exit 133) started again; a spare
  * helper kept ready so a start never waits for a process to be made; the machines enabled for autostart; and the
  * cgroups a container that ended without its supervisor leaves behind.
  */
@@ -10,25 +10,19 @@ import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readdirSync, 
 import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import { findImage, ImageError } from '@nspawn/btrfs';
+import { applySettingsFile, type ContainerExtension, prepareStart, runStart } from '@nspawn/assembly';
 import {
-  applySettingsFile,
-  type ContainerExtension,
-  defaultExtensions,
   type HostFacts,
   machineHierarchies,
   machineLogPath,
   machineScope,
-  nodePrepareEnv,
-  nodeTree,
   type NspawndPaths,
-  prepareContainer,
   probeHost,
   releaseMachineSlice,
-  runContainer,
   spawnHelper,
   VarlinkError,
 } from '@nspawn/runtime';
-import { machineNameIsValid, parseCommandLine } from '@nspawn/settings';
+import { machineNameIsValid, type SettingKey, type Settings } from '@nspawn/settings';
 import type { Registry } from './registry.js';
 
 export const EXIT_FORCE_RESTART = 133;
@@ -270,23 +264,32 @@ export class Supervisor {
         this.registry.drop(name);
       },
     };
-    // a command (not a boot) runs with its output straight into the log (no pty to copy from)
-    const argv = command
-      ? ['--quiet', '--keep-unit', '--console=pipe', '-D', dir, '-M', name, '--', ...command]
-      : ['--quiet', '--keep-unit', '--boot', '--link-journal=try-guest', '--console=read-only', '-D', dir, '-M', name];
+    // `nspawn --quiet --keep-unit --boot --link-journal=try-guest --console=read-only -D DIR -M NAME`; a command (not
+    // a boot) runs with its output straight into the log (no pty to copy from): `--console=pipe -D DIR -M NAME -- CMD`.
+    // SET: what NAME.nspawn may not override (what those options set)
+    const base: Settings = command
+      ? { quiet: true, keepUnit: true, consoleMode: 'pipe', directory: dir, machineName: name, parameters: [...command] }
+      : { quiet: true, keepUnit: true, startMode: 'boot', linkJournal: 'guest', linkJournalTry: true, consoleMode: 'read-only', directory: dir, machineName: name };
+    const set: ReadonlySet<SettingKey> = new Set<SettingKey>(command ? ['console-mode', 'directory', 'start-mode'] : ['start-mode', 'link-journal', 'console-mode', 'directory']);
     let lastCode = 1;
     const run = async () => {
       try {
         for (;;) {
-          const cl = parseCommandLine(argv);
-          const { settings, messages } = applySettingsFile(cl);
+          const { settings, messages } = applySettingsFile({ settings: base, set });
           for (const msg of messages) say(msg);
-          const prepared = prepareContainer(settings, nodePrepareEnv(nodeTree), cl.unsupported, cl.settings);
+          const prepared = prepareStart(settings, { commandLine: base });
           // machine.slice stays between the daemon's containers (made once, not for each start); stop() gives it up
           prepared.config.keepMachineSlice = true;
-          const extensions = [...defaultExtensions().filter((x) => x.name !== 'register'), ext];
           say(`-- nspawnd: starting ${name} on ${dir}`);
-          const code = await runContainer(prepared, { log: say, forwardSignals: false, spawnHelper: () => this.takeHelper() }, this.hostFacts(), ['ignore', logFd, logFd], extensions);
+          // nspawnd registers its containers itself (EXT), not through the varlink socket it serves
+          const code = await runStart(prepared, {
+            register: false,
+            extra: [ext],
+            handoff: false,
+            hooks: { log: say, forwardSignals: false, spawnHelper: () => this.takeHelper() },
+            host: this.hostFacts(),
+            stdio: ['ignore', logFd, logFd],
+          });
           say(`-- nspawnd: ${name} ended with status ${code}`);
           lastCode = code;
           if (code === EXIT_FORCE_RESTART && !m.stopping) {

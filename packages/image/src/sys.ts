@@ -2,33 +2,13 @@
  * The few system calls this package needs that Node does not offer, through koffi (an FFI library that installs
  * prebuilt: no compiler): ioctl() for loop devices, flock(), mount()/umount2(), openat2() and mkdirat() for
  * resolving mount points inside an image without following its symlinks out of it. Everything goes through the
- * `ImageSys` interface, so that the rest of the package is testable with a double and so that these calls can move
- * into a shared system-call package unchanged (they have no policy). koffi is loaded on the first call.
+ * `ImageSys` interface, so that the rest of the package is testable with a double. koffi is @nspawn/syscall's, loaded
+ * on the first call.
  */
-import { closeSync, openSync, readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname } from 'node:path';
+import { closeSync, openSync } from 'node:fs';
+import { errno, errnoName, type Fn, libcTable, SysError } from '@nspawn/syscall';
 
-/** A failed system call: `code` is the errno name (EBUSY, ENOENT...), `errno` its number. */
-export class SysError extends Error {
-  override name = 'SysError';
-  constructor(
-    message: string,
-    readonly errno: number,
-    readonly code: string,
-  ) {
-    super(message);
-  }
-}
-
-let errnoNames: Map<number, string> | undefined;
-export function errnoName(n: number): string {
-  if (!errnoNames) {
-    errnoNames = new Map();
-    for (const [k, v] of Object.entries(process.getBuiltinModule('node:os').constants.errno)) if (!errnoNames.has(v)) errnoNames.set(v, k);
-  }
-  return errnoNames.get(n) ?? `E${n}`;
-}
+export { SysError, errnoName };
 
 /** The system calls of this package, one method each, errors thrown as SysError. */
 export interface ImageSys {
@@ -74,29 +54,6 @@ export const UMOUNT_NOFOLLOW = 8;
 const SYS_OPENAT2 = 437;
 const EAGAIN = 11; // the same number on every architecture (the unified syscall table)
 
-type Fn = (...args: unknown[]) => number | bigint;
-interface Koffi {
-  load(name: string): { func(decl: string): Fn };
-  errno(): number;
-  version?: string;
-}
-
-/** koffi's prebuilt binary, loaded directly (about 1.5 ms); koffi's own loader (slower) is the fallback */
-function loadKoffi(): Koffi {
-  const require = createRequire(import.meta.url);
-  try {
-    const main = require.resolve('koffi');
-    const kreq = createRequire(main);
-    const version = (JSON.parse(readFileSync(`${dirname(main)}/package.json`, 'utf8')) as { version: string }).version;
-    const pkgDir = dirname(kreq.resolve(`@koromix/koffi-${process.platform}-${process.arch}/package.json`));
-    const native = kreq(`${pkgDir}/${process.platform}_${process.arch}/koffi.node`) as Koffi;
-    if (native.version === version && typeof native.load === 'function') return native;
-  } catch {
-    // another layout (musl, a bundle): koffi's own loader
-  }
-  return require('koffi') as Koffi;
-}
-
 const DECLS = {
   ioctlPtr: 'int ioctl(int fd, unsigned long req, _Inout_ uint8_t *arg)',
   ioctlInt: 'int ioctl(int fd, unsigned long req, uintptr_t arg)',
@@ -108,26 +65,12 @@ const DECLS = {
   sysOpenat2: 'long syscall(long nr, int dirfd, const char *path, const uint8_t *how, size_t size)',
 } as const;
 
-type Libc = { [K in keyof typeof DECLS]: Fn } & { errno(): number };
+type Libc = Record<keyof typeof DECLS, Fn> & { errno(): number };
 let libc: Libc | undefined;
 
+/** the calls, declared on first use through @nspawn/syscall (which loads koffi on the first) */
 function lib(): Libc {
-  if (libc) return libc;
-  const koffi = loadKoffi();
-  let handle: { func(decl: string): Fn } | undefined;
-  const out = { errno: () => koffi.errno() } as Libc;
-  for (const [k, decl] of Object.entries(DECLS))
-    Object.defineProperty(out, k, {
-      configurable: true,
-      get() {
-        handle ??= koffi.load('libc.so.6');
-        const f = handle.func(decl);
-        Object.defineProperty(out, k, { value: f });
-        return f;
-      },
-    });
-  libc = out;
-  return libc;
+  return (libc ??= Object.assign(libcTable(DECLS), { errno }) as Libc);
 }
 
 function check(r: number | bigint, what: string): number {

@@ -54,3 +54,31 @@ export {
 } from './state.js';
 export { startIpv6Proxy, type PortProxy } from './proxy.js';
 export { startDhcpServer, parseDhcp, buildReply, answer, DHCP, type DhcpServer, type DhcpServerOptions, type DhcpLease, type DhcpMessage } from './dhcp.js';
+export {
+  planNetwork,
+  takenPrefixes,
+  broadcastOf,
+  requestHasLinks,
+  checkNetRequest,
+  NetPlanError,
+  type NetRequest,
+  type PortRequest,
+  type HostFacts,
+  type NetPlan,
+  type Addressing,
+  type PlannedVeth,
+  type PlannedLink,
+  type PlannedHostAddress,
+  type ContainerNetStep,
+} from './plan.js';
+export {
+  applyNetworkPlan,
+  undoNetworkPlan,
+  netlinkEffects,
+  type NetEffects,
+  type NetlinkEffectsOptions,
+  type AppliedNetwork,
+  type ApplyOptions,
+  type UndoOptions,
+} from './apply.js';
+export { startNetwork, readHostFacts, hostNameservers, zoneAddressKeeper, type StartNetworkOptions, type NetworkSession } from './session.js';

@@ -154,8 +154,8 @@ export async function leaveZone(zone: string, opts: ZoneOptions = {}): Promise<b
   }
 }
 
-/** MACVLAN=/IPVLAN= entries: "HOST" or "HOST:CONTAINER" */
-function parsePair(s: string, prefix: string): { parent: string; name: string; altname?: string; full: string } {
+/** MACVLAN=/IPVLAN= entries: "HOST" or "HOST:CONTAINER" (the container's name: CONTAINER, else PREFIX+HOST) */
+export function parsePair(s: string, prefix: string): { parent: string; name: string; altname?: string; full: string } {
   const [parent, cont] = s.split(':');
   if (!parent || !ifnameValid(parent)) throw new RangeError(`Invalid interface name: ${s}`);
   const full = cont ?? prefix + parent;

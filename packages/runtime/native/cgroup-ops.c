@@ -32,13 +32,26 @@ static void cgops_undo(CgOpsPlan *c) {
         c->n_made = 0;
 }
 
+/* Another nspawn's teardown removes an empty machine.slice it made (rmdir fails while any scope is in it), so the
+ * slice can vanish between our mkdir (EEXIST) and the mkdir of our scope below it, or a write into it. ENOENT there
+ * starts the ops again from the first one (each is idempotent: mkdir EEXIST of a non-exclusive directory, writes of
+ * controllers; a directory this run made counts as made), a bounded number of times. */
+#define CGOPS_VANISHED_RETRIES 16
+
 int cgops_run(CgOpsPlan *c, char *err, size_t errsz) {
+        unsigned retries = 0;
         for (size_t i = 0; i < c->n; i++) {
                 CgOp *o = &c->op[i];
                 if (o->kind == 'm') {
-                        if (mkdir(o->path, 0755) == 0)
-                                *PUSH(c->made, c->n_made, c->cap_made) = o->path;
-                        else if (errno != EEXIST || o->exclusive) {
+                        if (mkdir(o->path, 0755) == 0) {
+                                if (!cgops_made(c, o->path))
+                                        *PUSH(c->made, c->n_made, c->cap_made) = o->path;
+                        } else if (errno == EEXIST && cgops_made(c, o->path)) {
+                                /* ours, from before a retry */
+                        } else if (errno == ENOENT && i > 0 && retries < CGOPS_VANISHED_RETRIES) {
+                                retries++;
+                                i = (size_t) -1; /* the parent vanished: again from the first op */
+                        } else if (errno != EEXIST || o->exclusive) {
                                 if (errno == EEXIST)
                                         snprintf(err, errsz, "%s", o->busy);
                                 else
@@ -55,7 +68,10 @@ int cgops_run(CgOpsPlan *c, char *err, size_t errsz) {
                         int e = errno;
                         if (fd >= 0)
                                 close(fd);
-                        if (bad) {
+                        if (bad && e == ENOENT && fd < 0 && retries < CGOPS_VANISHED_RETRIES) {
+                                retries++;
+                                i = (size_t) -1;
+                        } else if (bad) {
                                 snprintf(err, errsz, "Failed to write %s: %s", o->path, strerror(e));
                                 cgops_undo(c);
                                 return -1;

@@ -13,18 +13,21 @@ afterEach(() => rmSync(root, { recursive: true, force: true }));
 describe('base_filesystem_create()', () => {
   it('has systemd 252\'s table, in its order (lib64 only where the architecture has one)', () => {
     expect(baseFilesystemTable('x64').map((e) => e.name)).toEqual(['bin', 'lib', 'root', 'sbin', 'usr', 'var', 'etc', 'proc', 'sys', 'dev', 'lib64']);
-    expect(baseFilesystemTable('arm64').at(-1)).toMatchObject({ name: 'lib64', exists: 'ld-linux-aarch64.so.1' });
+    expect(baseFilesystemTable('arm64').at(-1)).toMatchObject({ name: 'lib64', targets: ['usr/lib64'], exists: 'ld-linux-aarch64.so.1' });
+    expect(baseFilesystemTable('x64').at(-1)).toMatchObject({ name: 'lib64', targets: ['usr/lib64'] });
     expect(baseFilesystemTable('arm').map((e) => e.name)).not.toContain('lib64');
   });
 
   it('makes what a merged-/usr tree lacks: /root 0750, the symlinks whose target exists, directories 0755', () => {
-    for (const d of ['usr/bin', 'usr/lib/x86_64-linux-gnu', 'etc']) mkdirSync(join(root, d), { recursive: true });
+    for (const d of ['usr/bin', 'usr/lib/x86_64-linux-gnu', 'usr/lib64', 'etc']) mkdirSync(join(root, d), { recursive: true });
+    // 252.31+ links /lib64 to usr/lib64 only, never to the multiarch directory even when that holds the loader
     writeFileSync(join(root, 'usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2'), '');
+    writeFileSync(join(root, 'usr/lib64/ld-linux-x86-64.so.2'), '');
     const made = baseFilesystemCreate(root, 0, 'x64');
     expect(made).toEqual(['bin', 'lib', 'root', 'var', 'proc', 'sys', 'dev', 'lib64']);
     expect(readlinkSync(join(root, 'bin'))).toBe('usr/bin');
     expect(readlinkSync(join(root, 'lib'))).toBe('usr/lib');
-    expect(readlinkSync(join(root, 'lib64'))).toBe('usr/lib/x86_64-linux-gnu');
+    expect(readlinkSync(join(root, 'lib64'))).toBe('usr/lib64');
     expect(lstatSync(join(root, 'root')).mode & 0o7777).toBe(0o750);
     expect(lstatSync(join(root, 'var')).mode & 0o7777).toBe(0o755);
     // no usr/sbin: no sbin symlink (systemd makes none either)

@@ -10,7 +10,7 @@
  */
 import { closeSync, constants, fchmodSync, fchownSync, lchownSync, lstatSync, mkdirSync, openSync, readdirSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { ContainerError } from './prepare.js';
+import { ContainerError } from './errors.js';
 
 interface BaseEntry {
   name: string;
@@ -22,12 +22,15 @@ interface BaseEntry {
   ignoreFailure?: boolean;
 }
 
+// 252.31 and later (Debian 12's 252.39 among them) link /lib64 only to usr/lib64: the multiarch target
+// usr/lib/<tuple> of 252.0 was dropped ("base-filesystem: do not attempt to create a /lib64 -> /usr/lib/<tuple>
+// symlink"), since a multiarch tree has its own /lib64 or none.
 const LIB64: Record<string, BaseEntry> = {
-  x64: { name: 'lib64', mode: 0, targets: ['usr/lib/x86_64-linux-gnu', 'usr/lib64'], exists: 'ld-linux-x86-64.so.2' },
-  arm64: { name: 'lib64', mode: 0, targets: ['usr/lib/aarch64-linux-gnu', 'usr/lib64'], exists: 'ld-linux-aarch64.so.1' },
-  riscv64: { name: 'lib64', mode: 0, targets: ['usr/lib/riscv64-linux-gnu', 'usr/lib64'], exists: 'ld-linux-riscv64-lp64d.so.1' },
-  s390x: { name: 'lib64', mode: 0, targets: ['usr/lib/s390x-linux-gnu', 'usr/lib64'], exists: 'ld-lsb-s390x.so.3' },
-  ppc64: { name: 'lib64', mode: 0, targets: ['usr/lib/powerpc64le-linux-gnu', 'usr/lib64'], exists: 'ld64.so.2' },
+  x64: { name: 'lib64', mode: 0, targets: ['usr/lib64'], exists: 'ld-linux-x86-64.so.2' },
+  arm64: { name: 'lib64', mode: 0, targets: ['usr/lib64'], exists: 'ld-linux-aarch64.so.1' },
+  riscv64: { name: 'lib64', mode: 0, targets: ['usr/lib64'], exists: 'ld-linux-riscv64-lp64d.so.1' },
+  s390x: { name: 'lib64', mode: 0, targets: ['usr/lib64'], exists: 'ld-lsb-s390x.so.3' },
+  ppc64: { name: 'lib64', mode: 0, targets: ['usr/lib64'], exists: 'ld64.so.2' },
 };
 
 /** systemd 252's table, in its order, for this machine's architecture. */

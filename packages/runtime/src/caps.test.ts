@@ -19,7 +19,8 @@ import type { Tree } from './host.js';
 import { planContainer } from './plan.js';
 import { encodePlan } from './protocol.js';
 import { decoded } from './test/decode.js';
-import { ContainerError, type PrepareEnv, prepareContainer } from './prepare.js';
+import { type PrepareEnv, prepareContainer } from './prepare.js';
+import { ContainerError } from './errors.js';
 import { bareHost, baseConfig, emptyTree } from './test/fixtures.js';
 
 const caps = (...names: string[]) => capabilityMaskOf(names);

@@ -14,7 +14,7 @@ import {
   unitNameUnescape,
 } from './cgroup.js';
 import { type CgroupLayout, cgroupLayoutFromMountinfo } from './host.js';
-import { ContainerError } from './prepare.js';
+import { ContainerError } from './errors.js';
 
 /** This project's VMs: v1 controllers, name=systemd and cgroup2 at /sys/fs/cgroup/unified. */
 const HYBRID_MOUNTINFO = `31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755

@@ -27,7 +27,7 @@ import {
 } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { type CgroupLayout, cgroupLayoutFromMountinfo } from './host.js';
-import { ContainerError } from './prepare.js';
+import { ContainerError } from './errors.js';
 
 /**
  * DIR/NAME and the parent of P, for cgroup paths made here (absolute, normalized; NAME a plain relative path): what

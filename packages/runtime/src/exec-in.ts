@@ -12,7 +12,7 @@ import type { Stream, Writable } from 'node:stream';
 import { machineHierarchies, parseProcCgroup } from './cgroup.js';
 import { probeHost } from './host.js';
 import { encodeExecIn, type ExecInRequest } from './protocol.js';
-import { helperPath } from './run.js';
+import { helperPath } from './helper-path.js';
 
 /** One of the command's standard descriptors, as child_process takes it. */
 export type ExecInStdio = IOType | number | Stream;

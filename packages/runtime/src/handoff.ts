@@ -12,11 +12,13 @@
 import { closeSync } from 'node:fs';
 import { signalName } from '@nspawn/settings';
 import { type HostFacts, probeHost } from './host.js';
-import { ContainerError, type Prepared } from './prepare.js';
-import { kernelLimitError } from './limits.js';
-import { buildEnvironment, buildRlimits } from './plan.js';
-import { type ContainerExtension, type ContainerRun, defaultExtensions } from './extension.js';
-import { defaultHooks, endMessages, helperPath, planBoot, type RunHooks, setupMachineCgroup, spawningMessage } from './run.js';
+import type { Prepared } from './prepare.js';
+import { ContainerError } from './errors.js';
+import type { ContainerExtension, ContainerRun } from './extension-api.js';
+import { helperPath } from './helper-path.js';
+import { endMessages, planBoot, setupMachineCgroup } from './boot.js';
+import { defaultHooks, type RunHooks } from './hooks.js';
+import { runLifecycle, type Waiter } from './lifecycle.js';
 import { encodePlan } from './protocol.js';
 import { sysAddon } from './sys-addon.js';
 import { nodeCgroupFs, recordingCgroupFs } from './cgroup.js';
@@ -88,54 +90,20 @@ export function handoffContainer(
   p: Prepared,
   opts: { extensions?: readonly ContainerExtension[]; hooks?: Pick<RunHooks, 'log'>; host?: HostFacts; proc?: HandoffProcess; helper?: string } = {},
 ): false | Promise<false> {
-  const extensions = opts.extensions ?? defaultExtensions();
+  const extensions = opts.extensions ?? [];
   const proc = opts.proc ?? nodeHandoffProcess();
   if (handoffBlocker(p, extensions, proc) !== undefined || !proc.execve || !proc.planFd) return false;
-  const hooks = opts.hooks ?? defaultHooks;
-  const cfg = p.config;
-  const run: ContainerRun = { cfg, log: (l) => hooks.log(l), handoff: true };
   const helper = opts.helper ?? helperPath();
-  // what the kernel would refuse halfway is refused before any extension makes anything (-x's snapshot, a lock)
-  const host = opts.host ?? probeHost();
-  const limit = kernelLimitError(cfg, buildEnvironment(cfg, host), buildRlimits(cfg, host));
-  if (limit !== undefined) throw new ContainerError(limit);
-  // setup() of the extensions that ask for it before a hand-over (e.g. the private users' range, whose lock goes
-  // with the execve to the helper), in order; one that returns a promise (-x's copy) is waited for
-  const setups = extensions.filter((x) => x.setupBeforeHandoff);
-  const started: ContainerExtension[] = [];
-  const fail = (e: unknown): never => {
-    for (const x of started.reverse())
-      try {
-        void x.teardown?.(run);
-      } catch (e2) {
-        hooks.log(`${x.name}: ${(e2 as Error).message}`);
-      }
-    throw e;
-  };
-  const setupFrom = (i: number): false | Promise<false> => {
-    for (; i < setups.length; i++) {
-      const x = setups[i]!;
-      started.push(x);
-      let r: void | Promise<void>;
-      try {
-        r = x.setup?.(run);
-      } catch (e) {
-        return fail(e);
-      }
-      if (r instanceof Promise) {
-        const next = i + 1;
-        return r.then(() => setupFrom(next), fail);
-      }
-    }
-    try {
-      if (!p.quiet) hooks.log(spawningMessage(cfg));
-      return handOver(p, run, extensions, hooks, host, proc, helper);
-    } catch (e) {
-      return fail(e);
-    }
-  };
-  return setupFrom(0);
+  const hooks: RunHooks = { log: (l) => (opts.hooks ?? defaultHooks).log(l) };
+  const r = runLifecycle(p, extensions, hooks, opts.host ?? probeHost(), handedOver(proc, helper));
+  return r instanceof Promise ? r.then(() => false) : false;
 }
+
+/** The hand-over's waiter: one boot, the helper in this process's place; returns only by throwing (the exec failed). */
+const handedOver = (proc: HandoffProcess, helper: string): Waiter => ({
+  handoff: true,
+  boots: (p, run, extensions, host, hooks) => handOver(p, run, extensions, hooks, host, proc, helper),
+});
 
 function closeQuietly(fd: number): void {
   try {
@@ -153,7 +121,7 @@ function handOver(
   host: HostFacts,
   proc: HandoffProcess,
   helper: string,
-): false {
+): never {
   const cfg = p.config;
   const { plan } = planBoot(p, run, extensions, host, hooks);
   // the helper will be this process: it goes into the scope from where this process is. It makes the scope too,
@@ -187,5 +155,5 @@ function handOver(
     machine.abandon();
     throw e instanceof ContainerError ? e : new ContainerError(`Failed to hand over to ${helper}: ${(e as Error).message}`);
   }
-  return false; // not reached: execve() replaced this process
+  throw new ContainerError(`Failed to hand over to ${helper}: execve() returned`); // not reached: execve() replaced this process
 }

@@ -151,18 +151,3 @@ export function formatProcessTree(procs: MachineProcess[], leader: number): stri
   if (root) walk(root, '', true, true);
   return out;
 }
-
-/** Sends SIGNAL to every process of the machine (whom 'all') or its leader only. Returns how many got it. */
-export function killMachine(leader: number, signal: number, whom: 'all' | 'leader' = 'all'): number {
-  const pids = whom === 'leader' ? [leader] : machineProcesses(leader).map((p) => p.pid);
-  let n = 0;
-  for (const pid of pids) {
-    try {
-      process.kill(pid, signal);
-      n++;
-    } catch {
-      // gone
-    }
-  }
-  return n;
-}

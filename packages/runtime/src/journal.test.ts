@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { type JournalFs, type JournalOptions, setupJournal } from './journal.js';
-import { ContainerError } from './prepare.js';
+import { ContainerError } from './errors.js';
 
 const ID = '11111111222233334444555555555555';
 const UUID = '11111111-2222-3333-4444-555555555555';

@@ -11,7 +11,7 @@
 import { lchownSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmdirSync, symlinkSync, unlinkSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { LinkJournal } from '@nspawn/settings';
-import { ContainerError } from './prepare.js';
+import { ContainerError } from './errors.js';
 import { type Op, MS } from './protocol.js';
 import type { Tree } from './host.js';
 

@@ -5,7 +5,7 @@
  * process per connection costs 5 ms). nspawnd checks its varlink callers this way.
  */
 import type { ChildProcess } from 'node:child_process';
-import { helperPath } from './run.js';
+import { helperPath } from './helper-path.js';
 
 export interface PeerCredentials {
   pid: number;

@@ -4,7 +4,7 @@
  * randomness), so every rule here is unit-tested without root. The order and flags follow systemd-nspawn
  * 252's outer_child()/inner_child() and mount_all() (src/nspawn/nspawn.c, nspawn-mount.c, nspawn-cgroup.c).
  */
-import type { NetworkConfig } from './network.js';
+import type { NetworkConfig } from './network-config.js';
 import type { CustomMount, LinkJournal, ResolvConfMode, Rlimit, RlimitName, TimezoneMode } from '@nspawn/settings';
 import { RLIMIT_NUMBERS } from '@nspawn/settings';
 import { dirname } from 'node:path';

@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import type { Settings } from '@nspawn/settings';
 import type { Tree } from './host.js';
 import type { SettingsFs } from '@nspawn/settings';
-import { applySettingsFile, ContainerError, determineNames, type PrepareEnv, prepareContainer } from './prepare.js';
+import { applySettingsFile, determineNames, type PrepareEnv, prepareContainer } from './prepare.js';
+import { ContainerError } from './errors.js';
 
 const tree = (dirs: string[] = ['/usr'], files: Record<string, string> = {}): Tree => ({
   root: '/m/box',

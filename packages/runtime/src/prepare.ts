@@ -24,14 +24,12 @@ import { isTerminal, type Tree } from './host.js';
 import { resolveUser } from './users.js';
 import { randomHex } from './random.js';
 import { containerCapabilities, verifyAmbientCapabilities } from './caps.js';
-import type { NetworkConfig } from './network.js';
+import type { NetworkConfig } from './network-config.js';
+import { ContainerError } from './errors.js';
 
 /** os.hostname(), node:os loaded on use (a start that names its machine never needs it) */
 const osHostname = (): string => process.getBuiltinModule('node:os').hostname();
 
-export class ContainerError extends Error {
-  override name = 'ContainerError';
-}
 
 export interface PrepareEnv {
   stdinIsTTY: boolean;

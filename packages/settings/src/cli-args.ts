@@ -38,9 +38,18 @@ export const LONG_OPTIONS: readonly string[] = OPTIONS.filter((o) => o.long.leng
  * The option table (long name, short letter, whether it takes a value), for completions and man pages, in
  * systemd-nspawn's order; an option with only a letter has the letter as its long name.
  */
-export const COMMAND_LINE_OPTIONS: readonly { long: string; short?: string; arg: 'none' | 'required' | 'optional' }[] = OPTIONS.map(
-  ({ long, short, arg }) => (short ? { long, short, arg } : { long, arg }),
+export const COMMAND_LINE_OPTIONS: readonly { long: string; short?: string; arg: 'none' | 'required' | 'optional'; refused?: true }[] = OPTIONS.map(
+  ({ long, short, arg, refused }) => ({ long, ...(short ? { short } : {}), arg, ...(refused ? { refused } : {}) }),
 );
+
+/**
+ * The options this build parses and then refuses (their feature is not built): "--long" (and "-x" for a letter),
+ * from the parser's table. Help, man page and completions must not offer them as working options.
+ */
+export const REFUSED_OPTIONS: readonly string[] = OPTIONS.filter((o) => o.refused).flatMap((o) => [
+  o.long.length > 1 ? `--${o.long}` : `-${o.long}`,
+  ...(o.short && o.long.length > 1 ? [`-${o.short}`] : []),
+]);
 
 /**
  * Parses argv (without the program name) like systemd-nspawn: getopt_long() with "+" (options stop at the first
@@ -69,6 +78,10 @@ export function parseCommandLine(argv: readonly string[], env: { cwd?: string; e
       return cl;
     }
     option.apply(st, value);
+    if (option.refused) {
+      const name = option.long.length > 1 ? `--${option.long}` : `-${option.long}`;
+      if (!cl.unsupported.includes(name)) cl.unsupported.push(name);
+    }
     if (cl.help || cl.version) return cl;
   }
   finish(st);

@@ -56,6 +56,12 @@ export interface OptionDef {
   short?: string;
   arg: ArgKind;
   apply: (st: ParseState, value: string | undefined) => void;
+  /**
+   * Parsed and checked as systemd-nspawn does, then refused by the runtime ("... is not supported yet by this
+   * nspawn build"): the option lands in CommandLine.unsupported. --help, nspawn(1) and the completions never
+   * advertise such an option (apps/cli/test/refused.test.ts derives the set from this table).
+   */
+  refused?: true;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -154,11 +160,9 @@ function veth(st: ParseState, field?: 'networkBridge' | 'networkZone', v?: strin
 
 /** Options accepted for compatibility that have nothing to do on this host, or features not built yet. */
 function unsupported(long: string, arg: ArgKind, short?: string): OptionDef {
-  const name = long.length > 1 ? `--${long}` : `-${long}`;
-  const apply = (st: ParseState) => {
-    if (!st.cl.unsupported.includes(name)) st.cl.unsupported.push(name);
-  };
-  return short ? { long, short, arg, apply } : { long, arg, apply };
+  // parseCommandLine() records a refused option in CommandLine.unsupported
+  const apply = () => {};
+  return short ? { long, short, arg, apply, refused: true } : { long, arg, apply, refused: true };
 }
 
 const capabilities = (long: string, field: 'capability' | 'dropCapability' | 'ambientCapability'): OptionDef => ({
@@ -299,10 +303,11 @@ export const OPTIONS: readonly OptionDef[] = [
   },
   { long: 'network-namespace-path', arg: 'required', apply: (st, v) => put(st, 'networkNamespacePath', resolve(st.cwd, v!), 'network') },
   { long: 'personality', arg: 'required', apply: (st, v) => put(st, 'personality', wrap('personality', v!, parsePersonality), 'personality') },
-  { long: 'image', short: 'i', arg: 'required', apply: (st, v) => put(st, 'image', resolve(st.cwd, v!)) },
+  { long: 'image', short: 'i', arg: 'required', refused: true, apply: (st, v) => put(st, 'image', resolve(st.cwd, v!)) },
   {
     long: 'volatile',
     arg: 'optional',
+    refused: true,
     apply: (st, v) => put(st, 'volatile', v === undefined ? 'yes' : wrap('volatile', v, parseVolatileMode), 'volatile-mode'),
   },
   {
@@ -351,6 +356,7 @@ export const OPTIONS: readonly OptionDef[] = [
   {
     long: 'pivot-root',
     arg: 'required',
+    refused: true,
     apply: (st, v) => put(st, 'pivotRoot', must(pivotRootParse(v!), '--pivot-root', v!, `Failed to parse --pivot-root= argument ${v}`), 'pivot-root'),
   },
   boolean('notify-ready', 'notifyReady', 'notify-ready'),
@@ -412,6 +418,7 @@ export const OPTIONS: readonly OptionDef[] = [
   {
     long: 'bind-user',
     arg: 'required',
+    refused: true,
     apply: (st, v) => {
       if (!validUserGroupName(v!)) throw new SettingsError(`Invalid user name to bind: ${v}`, '--bind-user', v);
       (list(st.cl.settings, 'bindUser') as string[]).push(v!);

@@ -15,6 +15,8 @@ let work: string;
 let tarballs: Map<string, string>;
 let env: NodeJS.ProcessEnv;
 const projects = new Map<string, string>();
+/** each library's README example's output */
+const outputs = new Map<string, string>();
 
 /** CMD ARGS to completion (execa, not rejecting): { status, stdout, stderr, error } */
 async function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}) {
@@ -33,7 +35,7 @@ afterAll(() => {
 
 describe('every library', () => {
   it('is found in packages/* (the five libraries once merged)', () => {
-    expect(libs.map((l) => l.name)).toEqual(expect.arrayContaining(['@nspawn/settings', '@nspawn/runtime']));
+    expect(libs.map((l) => l.name)).toEqual(expect.arrayContaining(['@nspawn/settings', '@nspawn/runtime', '@nspawn/assembly']));
   });
 
   it('the install environment has no C compiler', async () => {
@@ -49,14 +51,31 @@ describe('every library', () => {
       expect(readmeExample(readFileSync(join(lib.dir, 'README.md'), 'utf8')), `${lib.name} README.md`).toBeDefined();
     });
     it(`${lib.name}: installs alone from its tarball and its README example runs`, async () => {
-      const { project } = await checkLibrary(lib, tarballs, work, env);
+      const { project, output } = await checkLibrary(lib, tarballs, work, env);
       projects.set(lib.name, project);
+      outputs.set(lib.name, output);
       // nothing of the workspace leaks in: every @nspawn package came from a tarball
       const installed = join(project, 'node_modules', ...lib.name.split('/'));
       expect(existsSync(join(installed, 'package.json'))).toBe(true);
       expect(readFileSync(join(installed, 'package.json'), 'utf8')).not.toMatch(/workspace:/);
     });
   }
+});
+
+describe('@nspawn/net example', () => {
+  it('gave the container side (a netns of its own) an address and reached the host side from it; nothing is left', async () => {
+    const out = outputs.get('@nspawn/net');
+    expect(out, 'the @nspawn/net example did not run').toBeDefined();
+    const made = /^ve-nt-readme (\d+\.\d+\.\d+\.\d+), host0 (\d+\.\d+\.\d+\.\d+)\/28, DHCP on$/m.exec(out!);
+    expect(made, out).not.toBeNull();
+    expect(out).toContain(`container side: ${made![2]}/28\n`);
+    expect(out).toContain(`container reached the host at ${made![1]}\n`);
+    // cleaned up: the link, the example's nft table, its records
+    expect(existsSync('/sys/class/net/ve-nt-readme')).toBe(false);
+    expect((await run('nft', ['list', 'table', 'ip', 'nt_readme'])).status).not.toBe(0);
+    const state = join(projects.get('@nspawn/net')!, 'net-state');
+    expect((await run('bash', ['-c', `ls ${state}/*.json 2>/dev/null | wc -l`])).stdout.trim()).toBe('0');
+  });
 });
 
 /** ELF e_machine of a file: 62 x86-64, 183 aarch64. */

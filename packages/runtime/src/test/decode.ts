@@ -5,7 +5,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import type { ExecInRequest, HelperPlan } from '../protocol.js';
-import { helperPath } from '../run.js';
+import { helperPath } from '../helper-path.js';
 
 export type Decoded = { ok: true; value: unknown } | { ok: false; error: string; status: number | null };
 

@@ -6,10 +6,10 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, fstatSync, openSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ContainerError, handoffContainer, machineScope, NSPAWN_SLICE_MARKER, nodePrepareEnv, nodeTree, prepareContainer, runContainer } from '../src/index.js';
+import { ContainerError, handoffContainer, machineScope, NSPAWN_SLICE_MARKER, nodePrepareEnv, nodeTree, prepareContainer, runContainer } from '@nspawn/runtime';
 import { storageExtension } from '../src/storage.js';
 import { makeTree, mountsUnder, requireRoot, REPO } from './helpers.js';
-import { decoded } from '../src/test/decode.js';
+import { decoded } from '../../runtime/src/test/decode.js';
 
 beforeAll(requireRoot);
 const cleanups: Array<() => void> = [];
@@ -25,8 +25,9 @@ function script(dir: string, settings: object): string {
   writeFileSync(
     file,
     `import * as rt from ${JSON.stringify(join(REPO, 'packages/runtime/dist/index.js'))};
+import * as assembly from ${JSON.stringify(join(REPO, 'packages/assembly/dist/index.js'))};
 const p = rt.prepareContainer(${JSON.stringify(settings)}, rt.nodePrepareEnv(rt.nodeTree));
-rt.handoffContainer(p);
+rt.handoffContainer(p, { extensions: assembly.defaultExtensions() });
 console.error('not handed over');
 process.exit(99);
 `,

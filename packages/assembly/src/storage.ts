@@ -31,12 +31,13 @@ import {
   removeTree,
 } from '@nspawn/btrfs';
 import { dirname } from 'node:path';
-import type { ContainerExtension, ContainerRun } from './extension.js';
-import type { ContainerConfig } from './plan.js';
-import type { HelperPlan } from './protocol.js';
-import { nodeTree } from './host.js';
-import { ContainerError, verifyOsTree } from './prepare.js';
-import { runRecordOf } from './recovery.js';
+import type { ContainerExtension, ContainerRun } from '@nspawn/runtime';
+import type { ContainerConfig } from '@nspawn/runtime';
+import type { HelperPlan } from '@nspawn/runtime';
+import { nodeTree } from '@nspawn/runtime';
+import { ContainerError } from '@nspawn/runtime';
+import { verifyOsTree } from '@nspawn/runtime';
+import { runRecordOf } from '@nspawn/runtime';
 
 export interface StorageExtensionOptions {
   /** the environment ($NSPAWN_EPHEMERAL, $SYSTEMD_NSPAWN_LOCK); default process.env */

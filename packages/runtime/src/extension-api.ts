@@ -1,15 +1,11 @@
 /**
  * Container extensions: the pieces of a start that live outside the helper's plan (a uid range and its lock, an
- * ephemeral snapshot, network links, registration with nspawnd). runContainer() calls them in order around
- * each boot and in reverse order when tearing down, on every exit path.
+ * ephemeral snapshot, network links, registration with nspawnd). The engine (runContainer(), handoffContainer()) calls
+ * the extensions it is given in order around each boot and in reverse order when tearing down, on every exit path; it
+ * never imports a concrete one (those are @nspawn/assembly's).
  */
 import type { ContainerConfig } from './plan.js';
 import type { HelperPlan } from './protocol.js';
-import { registerExtension } from './register.js';
-import { storageExtension } from './storage.js';
-import { privateUsersExtension } from './private-users.js';
-import { networkExtension } from './network.js';
-import { recoveryExtension } from './recovery.js';
 
 /** What an extension sees of the run it is part of. */
 export interface ContainerRun {
@@ -47,11 +43,4 @@ export interface ContainerExtension {
   detach?(run: ContainerRun): void | Promise<void>;
   /** once per run, after the last boot, on every path (also when setup() threw) */
   teardown?(run: ContainerRun): void | Promise<void>;
-}
-
-/** The extensions every `nspawn` start uses, in order. */
-export function defaultExtensions(): ContainerExtension[] {
-  // the run record first (what the others make is noted in it before it is made: src/recovery.ts), then storage (it
-  // may put the run on a snapshot), then the range for that tree, then the network
-  return [recoveryExtension(), storageExtension(), privateUsersExtension(), networkExtension(), registerExtension()];
 }

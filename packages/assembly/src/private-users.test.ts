@@ -1,8 +1,8 @@
 /** The private-users extension's decisions with stand-in OS effects (no root): what it picks, chowns, maps. */
 import { describe, expect, it } from 'vitest';
 import { UidRangeError, type PickOptions, type UserDb } from '@nspawn/uidrange';
-import type { ContainerConfig } from './plan.js';
-import type { HelperPlan } from './protocol.js';
+import type { ContainerConfig } from '@nspawn/runtime';
+import type { HelperPlan } from '@nspawn/runtime';
 import { hostIdsInRange, privateUsersExtension, type PrivateUsersDeps } from './private-users.js';
 import { baseConfig, basePlan } from './test/fixtures.js';
 

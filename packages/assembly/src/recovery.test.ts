@@ -4,9 +4,9 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { tryLockFile } from '@nspawn/uidrange';
 import { beginRun, collectLeftovers, collectRuns, orphanRuns, type RecoveryOptions, runAlive, runRecordPath } from './recovery.js';
-import { type CgroupFs, type CgroupLayout } from './index.js';
-import { ContainerError } from './prepare.js';
-import { sysAddon } from './sys-addon.js';
+import { type CgroupFs, type CgroupLayout } from '@nspawn/runtime';
+import { ContainerError } from '@nspawn/runtime';
+import { sysAddon } from '@nspawn/runtime';
 
 /** a PID no process has (above any pid_max) */
 const DEAD = 0x7ffffff0;

@@ -3,9 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { hostNetworkdRuns, networkExtension } from './network.js';
-import { handoffBlocker } from './handoff.js';
+import { handoffBlocker } from '@nspawn/runtime';
 import { baseConfig, basePlan } from './test/fixtures.js';
-import type { ContainerConfig } from './plan.js';
+import type { ContainerConfig } from '@nspawn/runtime';
 
 const run = (network: ContainerConfig['network']) => ({ cfg: baseConfig({ privateNetwork: true, ...(network ? { network } : {}) }), log: () => {} });
 

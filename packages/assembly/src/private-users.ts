@@ -22,10 +22,10 @@ import {
   type PickedRange,
   type UserDb,
 } from '@nspawn/uidrange';
-import type { ContainerExtension } from './extension.js';
-import { ContainerError } from './prepare.js';
-import { sysAddon } from './sys-addon.js';
-import { runRecordOf } from './recovery.js';
+import type { ContainerExtension } from '@nspawn/runtime';
+import { ContainerError } from '@nspawn/runtime';
+import { sysAddon } from '@nspawn/runtime';
+import { runRecordOf } from '@nspawn/runtime';
 
 export interface PrivateUsersDeps {
   pick: typeof pickRange;

@@ -35,50 +35,16 @@ import { closeSync, existsSync, fstatSync, ftruncateSync, lstatSync, mkdirSync, 
 import { basename, dirname, join } from 'node:path';
 import { globalLockPath, localLockPath, removeEphemeralOrphan, removeTree } from '@nspawn/btrfs';
 import { LOCK_DIR as UID_LOCK_DIR, tryLockFile, type LockSys, type RangeLock } from '@nspawn/uidrange';
-import type { ContainerExtension } from './extension.js';
-import { type CgroupFs, collectMachineScope, machineHierarchies, machineScope, MACHINE_SLICE, nodeCgroupFs, unitNameUnescape } from './cgroup.js';
-import { type CgroupLayout, cgroupLayoutFromMountinfo } from './host.js';
-import { procStartTime } from './machines.js';
+import type { ContainerExtension } from '@nspawn/runtime';
+import { type CgroupFs, collectMachineScope, machineHierarchies, machineScope, MACHINE_SLICE, nodeCgroupFs, unitNameUnescape } from '@nspawn/runtime';
+import { type CgroupLayout, cgroupLayoutFromMountinfo } from '@nspawn/runtime';
+import { procStartTime } from '@nspawn/runtime';
 import { collectNetworkLeftovers } from './network.js';
-import { ContainerError } from './prepare.js';
-import { sysAddon } from './sys-addon.js';
+import { ContainerError } from '@nspawn/runtime';
+import { sysAddon } from '@nspawn/runtime';
+import { type HeldRun, type RunRecord, setRunRecord } from '@nspawn/runtime';
 
 export const RUNS_DIR = '/run/nspawn/runs';
-
-/** What a run made (or is about to make) on the host: the content of its record. */
-export interface RunRecord {
-  machine: string;
-  /** the process holding the record's lock: nspawn, or the helper that replaced it (the same PID) */
-  pid: number;
-  /** its start time (/proc/PID/stat), so that a reused PID is not taken for it */
-  startTime: number;
-  /** the tree the run started on (a plain run's image locks are beside it) */
-  directory?: string;
-  /** -x: the snapshot, noted before it is made */
-  snapshot?: string;
-  /** -U picked a range: its lock file under /run/systemd/nspawn-uid (noted before the pick) */
-  userns?: boolean;
-  /** networking: a record under /run/nspawn/net (noted before it is written) */
-  net?: boolean;
-  /** --overlay='s scratch directories made for the run (/var/tmp/nspawn-temp-*, or `.#UPPER<hex>` beside an upper one) */
-  scratch?: string[];
-  /** the helper, when it outlives nspawn (nspawnd's containers): the run lives as long as it does */
-  survivor?: { pid: number; startTime: number };
-}
-
-/** One run's record, held by this process. */
-export interface HeldRun {
-  readonly path: string;
-  readonly record: Readonly<RunRecord>;
-  /** adds to the record (written at once: before what it names is made) */
-  note(patch: Partial<RunRecord>): void;
-  /** something could not be removed at the end: release() then keeps the record for a later start to collect */
-  markLeft(): void;
-  /** clears FD_CLOEXEC: the lock goes with an execve() to the helper (plan.inheritedLocks), which removes the file */
-  keepAcrossExec(): number;
-  /** removes the record and lets go of the lock (keeps the file when markLeft() was called); idempotent */
-  release(): void;
-}
 
 /** What a collection found of one run. */
 export interface CollectedRun {
@@ -496,14 +462,6 @@ export async function collectLeftovers(o: RecoveryOptions = {}): Promise<Collect
   return out;
 }
 
-/** the records this process holds, by the run's configuration (the extensions of one run share it) */
-const heldRuns = new WeakMap<object, HeldRun>();
-
-/** The run record this process holds for the run of CFG (undefined without recoveryExtension()). */
-export function runRecordOf(cfg: object): HeldRun | undefined {
-  return heldRuns.get(cfg);
-}
-
 /**
  * The run record (see above) as an extension, first of defaultExtensions(): setup() takes the record (collecting a
  * gone run of the same name first), then collects the other runs that are gone; a hand-over passes the lock to the
@@ -520,7 +478,7 @@ export function recoveryExtension(o: RecoveryOptions = {}): ContainerExtension {
       const cfg = run.cfg;
       const took = (h: HeldRun): void | Promise<void> => {
         held = h;
-        heldRuns.set(cfg, h);
+        setRunRecord(cfg, h);
         const orphans = orphanRuns(cfg.machineName, o);
         if (orphans.length === 0) return;
         return collectRuns(orphans, o).then((cs) => {
@@ -541,7 +499,7 @@ export function recoveryExtension(o: RecoveryOptions = {}): ContainerExtension {
     teardown(run) {
       held?.release();
       held = undefined;
-      heldRuns.delete(run.cfg);
+      setRunRecord(run.cfg, undefined);
     },
   };
 }

@@ -5,14 +5,21 @@
  * error: nspawn then runs unregistered, silently.
  */
 import { existsSync } from 'node:fs';
-import type { ContainerExtension, ContainerRun } from './extension.js';
-import { isNoDaemon, machineSocketPath, registerMachine, unregisterMachine } from './machines.js';
+import type { ContainerExtension, ContainerRun } from '@nspawn/runtime';
+import { isNoDaemon, machineSocketPath, registerMachine, unregisterMachine } from '@nspawn/runtime';
 
 const registered = new WeakMap<ContainerRun, string>();
+/** the extensions registerExtension() made: known by identity, not by their name */
+const made = new WeakSet<ContainerExtension>();
+
+/** Whether X is a registerExtension() (startContainer()'s `register: false` drops it). */
+export function isRegisterExtension(x: ContainerExtension): boolean {
+  return made.has(x);
+}
 
 export function registerExtension(opts: { socket?: string; service?: string } = {}): ContainerExtension {
   const socket = () => opts.socket ?? machineSocketPath();
-  return {
+  const x: ContainerExtension = {
     name: 'register',
     // with no daemon to tell, nothing stays to do after the start (nspawn may hand over to the helper)
     needed: (cfg) => cfg.register !== false && existsSync(socket()),
@@ -54,4 +61,6 @@ export function registerExtension(opts: { socket?: string; service?: string } = 
       }
     },
   };
+  made.add(x);
+  return x;
 }

@@ -1,0 +1,17 @@
+/**
+ * The concrete container extensions of a start (run record, storage, user range, network, registration) and their
+ * order. The engine (@nspawn/runtime) calls whatever extensions it is given; this package decides which.
+ */
+import type { ContainerExtension } from '@nspawn/runtime';
+import { registerExtension } from './register.js';
+import { storageExtension } from './storage.js';
+import { privateUsersExtension } from './private-users.js';
+import { networkExtension } from './network.js';
+import { recoveryExtension } from './recovery.js';
+
+/** The extensions every `nspawn` start uses, in order. */
+export function defaultExtensions(): ContainerExtension[] {
+  // the run record first (what the others make is noted in it before it is made: src/recovery.ts), then storage (it
+  // may put the run on a snapshot), then the range for that tree, then the network
+  return [recoveryExtension(), storageExtension(), privateUsersExtension(), networkExtension(), registerExtension()];
+}
