@@ -96,6 +96,8 @@ export function makeCgroups(id: string, cgroupsPath: string | undefined, resourc
       const levels: string[] = [];
       for (let d = dir; d !== h.mount && !existsSync(d); d = join(d, '..')) levels.unshift(d);
       mkdirSync(dir, { recursive: true });
+      // the default parent is shared by the containers: the last one out removes it (rmdir fails while busy)
+      if (cgroupsPath === undefined && !levels.includes(join(dir, '..'))) made.push(join(dir, '..'));
       made.push(...levels);
       const home = join(h.mount, h.own);
       if (h.controllers.length === 0) plan.unified = { scope: dir, home: join(home, 'cgroup.procs') };
