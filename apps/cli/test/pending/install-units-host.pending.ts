@@ -14,7 +14,6 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bootSystemdHost, REPO, type SystemdHost } from '@nspawn/systemd-host';
 
-
 const NSPAWNCTL = join(REPO, 'apps/cli/bin/nspawnctl');
 let host: SystemdHost;
 
