@@ -34,6 +34,8 @@ if [ $want_test = 1 ]; then
   apt_pkgs+=(clang libc6-dev-arm64-cross libgcc-12-dev-arm64-cross binutils-aarch64-linux-gnu zsh man-db qemu-user-static)
   # the image tests make raw disk images: sfdisk (fdisk), mkfs.vfat, mksquashfs, mkfs.erofs, mkfs.xfs
   apt_pkgs+=(fdisk dosfstools squashfs-tools erofs-utils xfsprogs)
+  # nspawn-oci: the OCI validation suite is built with Debian's Go; runc is its yardstick in the same run
+  apt_pkgs+=(golang-go runc)
 fi
 missing=()
 for p in "${apt_pkgs[@]}"; do

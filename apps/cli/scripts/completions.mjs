@@ -46,6 +46,7 @@ export const NSPAWNCTL_VERBS = {
   logs: 'machines',
   top: 'none',
   web: 'none',
+  'install-units': 'none',
 };
 /**
  * nspawnctl's options: [long, short, value list ('' = no value, undefined = free text), description], the ones of
@@ -70,6 +71,7 @@ export const NSPAWNCTL_OPTIONS = [
   ['uid', '', 'USERS', 'Specify user ID to invoke shell as'],
   ['setenv', 'E', undefined, 'Add an environment variable for shell'],
   ['follow', 'f', '', 'Follow the logs'],
+  ['root', '', undefined, 'Install the units under this directory (install-units)'],
 ];
 
 /** Options as completion data: { long, short, arg, desc, meta, values } from the parser, --help and --X=help. */

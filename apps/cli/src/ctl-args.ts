@@ -16,7 +16,7 @@ interface CtlOption extends GetoptOption {
 const opt = (long: string, short: string | undefined, arg: ArgKind, apply: CtlOption['apply']): CtlOption =>
   short ? { long, short, arg, apply } : { long, arg, apply };
 
-/** machinectl's options[] order, with nspawnctl's own (--follow) after them; --no-pager and --no-ask-password do nothing here */
+/** machinectl's options[] order, with nspawnctl's own (--follow, --root) after them; --no-pager and --no-ask-password do nothing here */
 export const CTL_OPTIONS: readonly CtlOption[] = [
   opt('help', 'h', 'none', () => {}),
   opt('version', undefined, 'none', () => {}),
@@ -52,6 +52,10 @@ export const CTL_OPTIONS: readonly CtlOption[] = [
   opt('uid', undefined, 'required', (o, v) => void (o.uid = v)),
   opt('setenv', 'E', 'required', (o, v) => void o.setenv.push(v)),
   opt('follow', 'f', 'none', (o) => void (o.follow = true)),
+  opt('root', undefined, 'required', (o, v) => {
+    if (!v) throw new CtlError('--root= needs a directory.');
+    o.root = v;
+  }),
 ];
 
 const TABLE = getoptTable(CTL_OPTIONS);

@@ -18,6 +18,8 @@ export interface CtlOptions {
   uid?: string;
   setenv: string[];
   quiet: boolean;
+  /** install-units: the root directory to install into (default /) */
+  root?: string;
 }
 
 /** A failure to tell the user in one line (exit status 1). */

@@ -24,6 +24,10 @@ Machine Commands:
   top                         CPU, memory and tasks per machine, refreshing
   web                         Print the address of nspawnd's web view, with its access token
 
+System Commands:
+  install-units [--root=DIR]  Install nspawn@.service, nspawnd.service and machines.target wiring for
+                              this nspawn into DIR/etc/systemd/system (--force: replace an earlier one)
+
 Image Commands:
   list-images                 Show available container images
   image-status [NAME...]      Show image details
@@ -53,6 +57,7 @@ Options:
      --read-only              Create read-only bind mount or clone
      --mkdir                  Create directory before bind mounting, if missing
   -f --follow                 Follow the console log (logs)
+     --root=DIR               Install the units under DIR (install-units, default /)
   -n --lines=N                Console lines to show (status, default 10)
      --verify=MODE            Verification mode for downloaded images (no, checksum, yes)
      --force                  Replace target file when copying, if necessary

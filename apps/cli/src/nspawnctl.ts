@@ -12,10 +12,11 @@ import { execIn } from './ctl-exec.js';
 import { CTL_HELP } from './ctl-help.js';
 import { imageVerbs, tarVerbs, type Verb } from './ctl-images.js';
 import { machineVerbs } from './ctl-machines.js';
+import { unitVerbs } from './ctl-units.js';
 import { webVerbs } from './ctl-web.js';
 import { fatal } from './fatal.js';
 
-const VERBS: Record<string, CtlVerb> = { ...machineVerbs, ...copyVerbs, ...daemonVerbs, ...webVerbs };
+const VERBS: Record<string, CtlVerb> = { ...machineVerbs, ...copyVerbs, ...daemonVerbs, ...webVerbs, ...unitVerbs };
 
 /** The image verbs get what they need through a context (ctl-images.ts stays free of the other modules). */
 const imageVerb =

@@ -76,7 +76,12 @@ describe('what this build refuses is not advertised', () => {
     // the boot argv the daemon starts an image with (BOOT_ARGV, then -D DIR -M NAME)
     const m = /export const BOOT_ARGV: readonly string\[\] = \[([^\]]*)\]/.exec(daemon);
     expect(m, 'BOOT_ARGV in apps/daemon/src/supervision.ts').not.toBeNull();
-    const argv = [...m![1]!.split(',').map((w) => w.trim().replace(/^'|'$/g, '')), '-D', 'DIR', '-M', 'NAME'];
+    const flags = m![1]!.split(',').map((w) => w.trim().replace(/^'|'$/g, '')).filter((w) => w !== '');
+    // systemd-nspawn@.service's flags, every one of them (nspawnd adds --console=read-only)
+    for (const f of ['--quiet', '--keep-unit', '--boot', '--link-journal=try-guest', '--network-veth', '-U', '--settings=override'])
+      expect(flags).toContain(f);
+    expect(daemon).toContain("[...BOOT_ARGV, '-D', dir, `--machine=${name}`]");
+    const argv = [...flags, '-D', 'DIR', '--machine=NAME'];
     expect(page).toContain(`\`nspawn ${argv.join(' ')}\``);
   });
 });

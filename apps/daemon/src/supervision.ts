@@ -1,6 +1,6 @@
 /**
  * The containers nspawnd runs itself (systemd-nspawn@.service's part): starting an image as
- * `nspawn --quiet --keep-unit --boot --link-journal=try-guest -D DIR -M NAME` with NAME.nspawn applied, in-process
+ * `nspawn BOOT_ARGV -D DIR --machine=NAME` (systemd-nspawn@.service's flags) with NAME.nspawn applied, in-process
  * through @nspawn/assembly, its console in the machine's log (rotated), a reboot (exit 133) started again; a spare
  * helper kept ready so a start never waits for a process to be made; the machines enabled for autostart; and the
  * cgroups a container that ended without its supervisor leaves behind.
@@ -30,8 +30,21 @@ export const EXIT_FORCE_RESTART = 133;
 export const LOG_MAX_BYTES = Number(process.env.NSPAWND_LOG_MAX_BYTES || 1024 * 1024);
 export const LOG_KEEP = 3;
 
-/** What nspawnd starts an image with (`nspawn BOOT_ARGV -D DIR -M NAME`), as nspawnctl(1) says. */
-export const BOOT_ARGV: readonly string[] = ['--quiet', '--keep-unit', '--boot', '--link-journal=try-guest', '--console=read-only'];
+/**
+ * What nspawnd starts an image with (`nspawn BOOT_ARGV -D DIR --machine=NAME`), as nspawnctl(1) says: the flags of
+ * systemd-nspawn@.service (a private network, `--network-veth`, and a private user namespace, `-U`, with the tree's
+ * ownership `auto`), plus `--console=read-only`: the console goes to the machine's log, not to a terminal.
+ */
+export const BOOT_ARGV: readonly string[] = [
+  '--quiet',
+  '--keep-unit',
+  '--boot',
+  '--link-journal=try-guest',
+  '--network-veth',
+  '-U',
+  '--settings=override',
+  '--console=read-only',
+];
 /** What nspawnd runs a command in an image with (`nspawn COMMAND_ARGV -D DIR -M NAME -- CMD`). */
 export const COMMAND_ARGV: readonly string[] = ['--quiet', '--keep-unit', '--console=pipe'];
 
@@ -272,7 +285,7 @@ export class Supervisor {
     // BOOT_ARGV (as nspawn@.service) or, for a command (not a boot), COMMAND_ARGV with its output straight into the
     // log (no pty to copy from), parsed as nspawn parses them; SET: what NAME.nspawn may not override
     const { settings: base, set } = parseCommandLine(
-      command ? [...COMMAND_ARGV, '-D', dir, '-M', name, '--', ...command] : [...BOOT_ARGV, '-D', dir, '-M', name],
+      command ? [...COMMAND_ARGV, '-D', dir, '-M', name, '--', ...command] : [...BOOT_ARGV, '-D', dir, `--machine=${name}`],
     );
     let lastCode = 1;
     const run = async () => {

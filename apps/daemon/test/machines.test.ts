@@ -35,12 +35,22 @@ describe('machines nspawnd runs', () => {
     expect(r.status, r.stderr).toBe(0);
     const t = d.ctl(['list']);
     expect(t.stdout).toMatch(/^MACHINE\s+CLASS\s+SERVICE\s+OS\s+VERSION\s+ADDRESSES$/m);
-    expect(t.stdout).toMatch(/^dm-a\s+container\s+nspawnd\s+busybox\s+1\s+-$/m);
+    // a private network (--network-veth): the container's end of the veth has an address, not the host's
+    expect(t.stdout).toMatch(/^dm-a\s+container\s+nspawnd\s+busybox\s+1\s+\d+\.\d+\.\d+\.\d+/m);
     expect(t.stdout).toMatch(/1 machines listed\./);
     const nl = d.ctl(['list', '--no-legend']);
     expect(nl.stdout.trim().split('\n')).toHaveLength(1);
     const j = JSON.parse(d.ctl(['list', '-o', 'json']).stdout) as Array<Record<string, unknown>>;
-    expect(j).toEqual([{ machine: 'dm-a', class: 'container', service: 'nspawnd', os: 'busybox', version: '1', addresses: [] }]);
+    expect(j).toEqual([{ machine: 'dm-a', class: 'container', service: 'nspawnd', os: 'busybox', version: '1', addresses: expect.any(Array) }]);
+    const addresses = j[0]!.addresses as string[];
+    expect(addresses.length).toBeGreaterThan(0);
+    expect(addresses.some((a) => /^\d+\.\d+\.\d+\.\d+$/.test(a))).toBe(true);
+    // -U: PID 1 of the container runs in a user namespace of its own, root mapped to a range that is not the host's 0
+    const show = JSON.parse(d.ctl(['status', 'dm-a', '-o', 'json']).stdout) as { leader: { pid: number } };
+    const uidMap = readFileSync(`/proc/${show.leader.pid}/uid_map`, 'utf8').trim().split(/\s+/).map(Number);
+    expect(uidMap[0]).toBe(0);
+    expect(uidMap[1]).toBeGreaterThan(0);
+    expect(uidMap[2]).toBe(65536);
     const pretty = d.ctl(['list', '-o', 'json-pretty']).stdout;
     expect(pretty).toContain('\n  {');
   });

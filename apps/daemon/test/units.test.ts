@@ -70,7 +70,16 @@ describe('unit files', () => {
     const argv = line![2]!.replace(/%i/g, 'dm-web').split(' ');
     const cl = parseCommandLine(argv);
     expect(cl.unsupported).toEqual([]);
-    expect(cl.settings).toMatchObject({ machineName: 'dm-web', startMode: 'boot', keepUnit: true });
+    expect(cl.settings).toMatchObject({
+      machineName: 'dm-web',
+      startMode: 'boot',
+      keepUnit: true,
+      networkVeth: true,
+      privateNetwork: true,
+      privateUsers: { mode: 'pick' },
+      privateUsersOwnership: 'auto',
+      settingsMode: 'override',
+    });
     expect(cl.help || cl.version).toBe(false);
   });
 });

@@ -74,6 +74,12 @@ void exec_payload(const Plan *p) {
 
 void child_main(Plan *p) {
         char c;
+        /* cloned into the unified scope: the cgroup namespace is made here, rooted at it (native/cgroup.c).
+         * It is made before the sync point, so that a container waiting there (OCI create)
+         * already shows its own one. In a new user namespace the child has CAP_SYS_ADMIN there from the clone
+         * on, mapped or not, and the namespace belongs to that user namespace either way. */
+        if (p->cgroup.unshare_cgns && unshare(CLONE_NEWCGROUP) < 0)
+                child_die_errno("Failed to unshare cgroup namespace");
         if (p->sync || p->usermap) {
                 if (read(child_sync_fd, &c, 1) != 1)
                         _exit(1); /* the outer side went away */
@@ -90,9 +96,6 @@ void child_main(Plan *p) {
                 if (child_sync_fd >= 0 && poll(&hup, 1, 0) > 0 && (hup.revents & (POLLHUP | POLLRDHUP)))
                         _exit(1);
         }
-        /* cloned into the unified scope: the cgroup namespace is made here, rooted at it (native/cgroup.c) */
-        if (p->cgroup.unshare_cgns && unshare(CLONE_NEWCGROUP) < 0)
-                child_die_errno("Failed to unshare cgroup namespace");
         if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
                 child_die_errno("making / rprivate");
         /* The outer helper chdir()ed into the tree before the clone; the clone moved our cwd into the new mount

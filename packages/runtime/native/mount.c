@@ -125,6 +125,35 @@ int parent_dir_fd(const char *path, const char **base) {
         return dfd;
 }
 
+/* The copy of a host source was made before the clone, so its mount IDs are older than the container's other
+ * mounts and /proc/self/mountinfo (ordered by mount ID on current kernels) would list it first. Once attached,
+ * it is replaced by a fresh copy of itself, so that the mount table keeps the order of the ops. Best effort:
+ * on failure the first copy stays. */
+static void renew_attached_tree(const char *target, int recursive) {
+        int at = open_in_root(target, O_PATH);
+        if (at < 0)
+                return;
+        int fresh = (int) syscall(SYS_open_tree, at, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0));
+        close(at);
+        if (fresh < 0)
+                return;
+        char p[64];
+        at = open_in_root(target, O_PATH);
+        if (at >= 0) {
+                snprintf(p, sizeof p, "/proc/self/fd/%d", at);
+                if (umount2(p, MNT_DETACH) == 0) {
+                        close(at);
+                        at = open_in_root(target, O_PATH);
+                        if (at >= 0)
+                                (void) syscall(SYS_move_mount, fresh, "", at, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
+                }
+                if (at >= 0)
+                        close(at);
+        }
+        close(fresh);
+}
+
+
 /* ---------- mount operations ---------- */
 
 void run_op(const Op *o) {
@@ -192,6 +221,7 @@ void run_op(const Op *o) {
                 } else if (o->tree_fd >= 0) {
                         if (syscall(SYS_move_mount, o->tree_fd, "", tfd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
                                 FAIL("mount(%s on %s)", o->src, o->target);
+                        renew_attached_tree(o->target, (o->mflags & MS_REC) != 0);
                 } else {
                         if (mount(src, fdpath, *o->fstype ? o->fstype : NULL, o->mflags, *o->data ? o->data : NULL) < 0)
                                 FAIL("mount(%s%s%s on %s)", *o->fstype ? o->fstype : "", src && *o->fstype ? " " : "",

@@ -172,6 +172,11 @@ int outer_main(int handoff_fd) {
                 ctl_printf("warning %s\n", err);
                 devices_close(&plan.devices);
         }
+        if (nsjoin_enter(&plan.nsjoin, plan.root, err, sizeof err) < 0) {
+                ctl_printf("error %s\n", err);
+                ctl_printf("exit 1\n");
+                return early_exit();
+        }
         if (netcfg_join_netns(&plan.net, err, sizeof err) < 0) {
                 ctl_printf("error %s\n", err);
                 ctl_printf("exit 1\n");
@@ -203,7 +208,7 @@ int outer_main(int handoff_fd) {
                 cgroup_close(&plan.cgroup);
                 child_sync_fd = sp[1];
                 prctl(PR_SET_PDEATHSIG, SIGKILL);
-                if (getppid() == 0 && !(plan.clone_flags & CLONE_NEWPID))
+                if (getppid() == 0 && !(plan.clone_flags & CLONE_NEWPID) && !nsjoin_has(&plan.nsjoin, CLONE_NEWPID))
                         _exit(1);
                 child_main(&plan);
         }

@@ -200,6 +200,8 @@ static int plan_record(void *ctx, unsigned id, const WireValue *v, char *err, si
                 return netcfg_add(&p->net, 'a', v[0].s, (unsigned) (v[1].u > 6 ? 0 : v[1].u), v[2].s, (unsigned) v[3].u, err, errsz);
         case P_NETROUTE:
                 return netcfg_add(&p->net, 'r', v[0].s, (unsigned) (v[1].u > 6 ? 0 : v[1].u), v[2].s, 0, err, errsz);
+        case P_NSJOIN:
+                return nsjoin_add(&p->nsjoin, (unsigned long) v[0].u, v[1].s, err, errsz);
         case P_NETNS:
                 p->net.netns_path = v[0].s;
                 break;

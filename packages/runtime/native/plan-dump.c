@@ -129,6 +129,17 @@ static void dump_net(const Plan *p) {
         close_(']');
         kstr("netns", p->net.netns_path);
         close_('}');
+        if (p->nsjoin.n) {
+                key("nsJoin");
+                open_('[');
+                for (size_t i = 0; i < p->nsjoin.n; i++) {
+                        open_('{');
+                        knum("type", (unsigned) p->nsjoin.type[i]);
+                        kstr("path", p->nsjoin.path[i]);
+                        close_('}');
+                }
+                close_(']');
+        }
 }
 
 static void dump_host_side(const Plan *p) {

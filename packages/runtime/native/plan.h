@@ -17,6 +17,7 @@
 #include "handoff.h"
 #include "locks.h"
 #include "netcfg.h"
+#include "nsjoin.h"
 #include "seccomp.h"
 #include "util.h"
 #include "wire.h"
@@ -106,6 +107,7 @@ typedef struct {
         DevicesPlan devices;
         CgroupPlan cgroup;
         NetcfgPlan net;
+        NsJoinPlan nsjoin;
         LocksPlan locks;
         CgOpsPlan cgops;
         EphemeralPlan ephemeral; /* -x's snapshot or overlay, removed at the end of a hand-over */

@@ -215,6 +215,8 @@ export interface HelperPlan {
    * --network-namespace-path= the helper joins before it clones.
    */
   net?: { steps: NetStep[]; netns?: string };
+  /** existing namespaces the helper joins by path before it clones (type: a CLONE.NEW* flag; native/nsjoin.c) */
+  nsJoin?: Array<{ type: number; path: string }>;
 }
 
 /** What the helper does after the container's end when it runs in nspawn's place (see src/handoff.ts). */
@@ -266,7 +268,7 @@ const P = {
   KEYRING: 20, SECCOMP: 21, SECCOMPWARN: 22, CGV1: 23, CGV2: 24, DEVBPF: 25, PID2: 26, LOOPBACK: 27, NETUP: 28, NETADDR: 29,
   NETROUTE: 30, NETNS: 31, SEARCH: 32, ENV: 33, STUBENV: 34, ARGV: 35, FALLBACK: 36, FALLBACKARGS: 37, FINALNL: 38, SURVIVE: 39,
   STDOUT: 40, SDNOTIFY: 41, LOCK: 42, LOCKFD: 43, RMSUBVOL: 44, RMMOUNT: 45, RMTREE: 46, CGMKDIR: 47, CGWRITE: 48, CGCHOWN: 49,
-  HANDOFF: 50, HOMSGS: 51, HOSIGNAMES: 52, HORM: 53, HOKILL: 54, HOSLICE: 55, HOMARKER: 56, HOREEXEC: 57,
+  HANDOFF: 50, HOMSGS: 51, HOSIGNAMES: 52, HORM: 53, HOKILL: 54, HOSLICE: 55, HOMARKER: 56, HOREEXEC: 57, NSJOIN: 58,
 } as const;
 
 /** Record ids of an exec-in request (native/wire.h X_*). */
@@ -457,6 +459,7 @@ export function encodePlan(p: HelperPlan): Buffer {
     else w.r(P.NETROUTE).s(st.ifname).u(st.family, 'family').s(st.gateway).e();
   }
   if (p.net?.netns !== undefined) w.r(P.NETNS).s(p.net.netns).e();
+  for (const j of p.nsJoin ?? []) w.r(P.NSJOIN).u(j.type, 'namespace type').s(j.path).e();
   if (p.searchPath) w.r(P.SEARCH).e();
   w.r(P.ENV).S(p.env).e();
   if (p.stubEnv.length) w.r(P.STUBENV).S(p.stubEnv).e();

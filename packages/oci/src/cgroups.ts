@@ -1,0 +1,141 @@
+/**
+ * linux.cgroupsPath and linux.resources on the cgroupfs hierarchies of this host (v1, hybrid, or v2): the
+ * container's directories, made before the create and removed by the delete, with the resources written in them.
+ * An absolute cgroupsPath is relative to each hierarchy's mount point, a relative one to the runtime's own cgroup
+ * there (runc's cgroupfs driver); none: `nspawn-oci/ID` under the runtime's own cgroup.
+ */
+import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { isAbsolute, join, normalize } from 'node:path';
+import type { HelperPlan } from '@nspawn/runtime';
+import { SpecError } from './spec.js';
+
+interface Hierarchy {
+  mount: string;
+  /** v1 controllers (and name=...), or [] for the unified hierarchy */
+  controllers: string[];
+  /** the runtime's own cgroup in it */
+  own: string;
+}
+
+function hierarchies(): Hierarchy[] {
+  const own = new Map<string, string>();
+  for (const line of readFileSync('/proc/self/cgroup', 'utf8').split('\n')) {
+    const m = /^\d+:([^:]*):(.*)$/.exec(line);
+    if (m) own.set(m[1]!, m[2]!);
+  }
+  const out: Hierarchy[] = [];
+  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const f = line.split(' ');
+    const dash = f.indexOf('-');
+    if (dash < 0) continue;
+    const fstype = f[dash + 1];
+    const mount = f[4]!.replace(/\\040/g, ' ');
+    if (fstype === 'cgroup2') out.push({ mount, controllers: [], own: own.get('') ?? '/' });
+    else if (fstype === 'cgroup') {
+      const opts = (f[dash + 3] ?? '').split(',');
+      const controllers = opts.filter((o) => !['rw', 'ro', 'relatime', 'noatime', 'nosuid', 'nodev', 'noexec', 'xattr', 'clone_children'].includes(o) && !o.startsWith('release_agent'));
+      const key = [...own.keys()].find((k) => k !== '' && k.split(',').sort().join(',') === [...controllers].sort().join(','));
+      out.push({ mount, controllers, own: key !== undefined ? own.get(key)! : '/' });
+    }
+  }
+  return out;
+}
+
+type Resources = {
+  pids?: { limit?: number };
+  cpu?: { shares?: number; quota?: number; period?: number; realtimeRuntime?: number; realtimePeriod?: number; cpus?: string; mems?: string };
+  memory?: { limit?: number; reservation?: number; swap?: number; kernel?: number; kernelTCP?: number; swappiness?: number; disableOOMKiller?: boolean };
+  blockIO?: { weight?: number; leafWeight?: number };
+};
+
+/** [controller, file, value] writes of RESOURCES on v1 */
+function v1Writes(r: Resources): Array<[string, string, string]> {
+  const w: Array<[string, string, string]> = [];
+  if (r.pids?.limit !== undefined) w.push(['pids', 'pids.max', r.pids.limit > 0 ? `${r.pids.limit}` : 'max']);
+  const c = r.cpu;
+  if (c) {
+    if (c.shares !== undefined) w.push(['cpu', 'cpu.shares', `${c.shares}`]);
+    if (c.period !== undefined) w.push(['cpu', 'cpu.cfs_period_us', `${c.period}`]);
+    if (c.quota !== undefined) w.push(['cpu', 'cpu.cfs_quota_us', `${c.quota}`]);
+    if (c.realtimePeriod !== undefined) w.push(['cpu', 'cpu.rt_period_us', `${c.realtimePeriod}`]);
+    if (c.realtimeRuntime !== undefined) w.push(['cpu', 'cpu.rt_runtime_us', `${c.realtimeRuntime}`]);
+    if (c.cpus) w.push(['cpuset', 'cpuset.cpus', c.cpus]);
+    if (c.mems) w.push(['cpuset', 'cpuset.mems', c.mems]);
+  }
+  const m = r.memory;
+  if (m) {
+    if (m.limit !== undefined) w.push(['memory', 'memory.limit_in_bytes', `${m.limit}`]);
+    if (m.reservation !== undefined) w.push(['memory', 'memory.soft_limit_in_bytes', `${m.reservation}`]);
+    if (m.swap !== undefined) w.push(['memory', 'memory.memsw.limit_in_bytes', `${m.swap}`]);
+    if (m.swappiness !== undefined) w.push(['memory', 'memory.swappiness', `${m.swappiness}`]);
+    if (m.disableOOMKiller) w.push(['memory', 'memory.oom_control', '1']);
+  }
+  if (r.blockIO?.weight !== undefined) w.push(['blkio', 'blkio.weight', `${r.blockIO.weight}`]);
+  if (r.blockIO?.leafWeight !== undefined) w.push(['blkio', 'blkio.leaf_weight', `${r.blockIO.leafWeight}`]);
+  return w;
+}
+
+export interface ContainerCgroups {
+  /** the directories made (deepest last), to remove at delete */
+  made: string[];
+  plan: NonNullable<HelperPlan['cgroup']>;
+}
+
+/** Makes the container's cgroups and writes RESOURCES; throws a SpecError naming what failed (after undoing). */
+export function makeCgroups(id: string, cgroupsPath: string | undefined, resources: Resources | undefined): ContainerCgroups {
+  const rel = cgroupsPath ?? `nspawn-oci/${id}`;
+  if (rel.includes(':')) throw new SpecError(`linux.cgroupsPath ${rel}: the systemd form (slice:prefix:name) needs --systemd-cgroup`);
+  const made: string[] = [];
+  const plan: ContainerCgroups['plan'] = { v1: [] };
+  const dirs = new Map<string, string>();
+  try {
+    for (const h of hierarchies()) {
+      const dir = normalize(isAbsolute(rel) ? join(h.mount, rel) : join(h.mount, h.own, rel));
+      if (!dir.startsWith(`${h.mount}/`)) throw new SpecError(`linux.cgroupsPath ${rel}: leads out of ${h.mount}`);
+      // every level made here is ours to remove
+      const levels: string[] = [];
+      for (let d = dir; d !== h.mount && !existsSync(d); d = join(d, '..')) levels.unshift(d);
+      mkdirSync(dir, { recursive: true });
+      // the default parent is shared by the containers: the last one out removes it (rmdir fails while busy)
+      if (cgroupsPath === undefined && !levels.includes(join(dir, '..'))) made.push(join(dir, '..'));
+      made.push(...levels);
+      const home = join(h.mount, h.own);
+      if (h.controllers.length === 0) plan.unified = { scope: dir, home: join(home, 'cgroup.procs') };
+      else {
+        if (h.controllers.includes('cpuset')) {
+          // a new cpuset is empty: inherit its parent's cpus and mems, as runc does
+          for (const l of levels) for (const f of ['cpuset.cpus', 'cpuset.mems']) {
+            const v = readFileSync(join(l, '..', f), 'utf8').trim();
+            if (readFileSync(join(l, f), 'utf8').trim() === '') writeFileSync(join(l, f), v);
+          }
+        }
+        plan.v1.push({ scope: join(dir, 'tasks'), home: join(home, 'tasks') });
+        for (const c of h.controllers) dirs.set(c, dir);
+      }
+    }
+    for (const [controller, file, value] of v1Writes(resources ?? {})) {
+      const dir = dirs.get(controller);
+      if (!dir) throw new SpecError(`linux.resources: no ${controller} controller on this host (for ${file})`);
+      try {
+        writeFileSync(join(dir, file), value);
+      } catch (e) {
+        throw new SpecError(`linux.resources: writing ${value} to ${join(dir, file)}: ${(e as Error).message}`);
+      }
+    }
+  } catch (e) {
+    removeCgroups(made);
+    throw e;
+  }
+  return { made, plan };
+}
+
+/** Removes the directories MADE (deepest first); a busy one stays. */
+export function removeCgroups(made: readonly string[]): void {
+  for (const d of [...made].reverse()) {
+    try {
+      rmdirSync(d);
+    } catch {
+      // busy or gone
+    }
+  }
+}

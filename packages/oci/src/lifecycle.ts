@@ -1,0 +1,331 @@
+/**
+ * The container lifecycle of the OCI runtime command line on the engine (@nspawn/runtime runPlan()):
+ *
+ * - create: a detached monitor process (the caller's own command, re-run) holds the helper. The helper clones the
+ *   container and waits at its sync point; the monitor records the state, runs the create hooks and listens on
+ *   ROOT/ID/start.sock; then it tells create the PID (a pipe on fd 3) and create exits.
+ * - start: connects to start.sock; the monitor lets the helper go, removes the socket, answers; start runs the
+ *   poststart hooks.
+ * - state/kill/delete/list read the record; the status is computed (stopped when the process is gone).
+ */
+import { openSync, writeSync, closeSync, unlinkSync } from 'node:fs';
+import { createConnection, createServer, type Server } from 'node:net';
+import { join, resolve } from 'node:path';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { type ContainerEnd, type HelperPlan, runPlan } from '@nspawn/runtime';
+import { runHooks } from './hooks.js';
+import { loadSpec, type Spec, SpecError } from './spec.js';
+import {
+  alive, checkId, containerDir, listIds, loadRecord, makeContainerDir, ociState, type OciState, procStat, type Record_,
+  removeContainerDir, saveRecord, startSocket, StateError, statusOf, writeAtomic,
+} from './state.js';
+import { resolveRootfs, translateSpec } from './translate.js';
+import { makeCgroups, removeCgroups } from './cgroups.js';
+
+
+export interface CreateOptions {
+  root: string;
+  id: string;
+  bundle: string;
+  pidFile?: string;
+  /** log lines (errors, warnings of the helper) */
+  log: (level: 'error' | 'warning' | 'info', msg: string) => void;
+}
+
+/** What the app runs as the monitor: its own command with the monitor verb and these options (JSON). */
+export type MonitorCommand = (opts: { root: string; id: string; bundle: string }) => { file: string; args: string[] };
+
+function prepare(opts: { root: string; id: string; bundle: string }): { spec: Spec; plan: (sync: boolean) => HelperPlan; bundle: string; rootfs: string } {
+  checkId(opts.id);
+  const bundle = resolve(opts.bundle);
+  const spec = loadSpec(join(bundle, 'config.json'));
+  const rootfs = resolveRootfs(bundle, spec.root.path);
+  if (spec.process?.terminal) throw new SpecError('process.terminal: a terminal (--console-socket) is not supported yet');
+  if (spec.process?.apparmorProfile) throw new SpecError('process.apparmorProfile: apparmor is not enabled on this system');
+  // the plan is made now so that a config the engine cannot express fails before anything exists
+  translateSpec(spec, { rootfs, sync: true, console: 'pipe' });
+  return { spec, bundle, rootfs, plan: (sync) => translateSpec(spec, { rootfs, sync, console: 'pipe' }) };
+}
+
+/** `create`: returns the container's PID once it waits for start. */
+export async function createContainer(opts: CreateOptions, monitor: MonitorCommand): Promise<number> {
+  const { bundle } = prepare(opts);
+  makeContainerDir(opts.root, opts.id);
+  const cmd = monitor({ root: opts.root, id: opts.id, bundle });
+  let child: ChildProcess;
+  try {
+    child = spawn(cmd.file, cmd.args, { detached: true, stdio: ['inherit', 'inherit', 'inherit', 'pipe'] });
+  } catch (e) {
+    removeContainerDir(opts.root, opts.id);
+    throw e;
+  }
+  const report = await new Promise<string>((res) => {
+    let buf = '';
+    const s = child.stdio[3] as import('node:net').Socket;
+    s.setEncoding('utf8');
+    s.on('data', (d: string) => (buf += d));
+    s.on('error', () => {});
+    s.on('close', () => res(buf));
+    child.on('error', (e) => res(`error ${e.message}\n`));
+  });
+  const line = report.split('\n')[0] ?? '';
+  if (!line.startsWith('created ')) {
+    // the monitor has ended or is ending: nothing of the container is left but the directory
+    await new Promise<void>((r) => (child.exitCode !== null || child.signalCode !== null ? r() : child.once('exit', () => r())));
+    removeContainerDir(opts.root, opts.id);
+    throw new StateError(line.startsWith('error ') ? line.slice(6) : `the monitor of ${opts.id} ended without a word`);
+  }
+  child.unref();
+  const pid = Number(line.slice(8));
+  if (opts.pidFile) writeAtomic(resolve(opts.pidFile), `${pid}`);
+  return pid;
+}
+
+/**
+ * The monitor (a process of its own, detached): runs the helper with the plan to the container's end. With
+ * foreground (run without --detach) it starts at once and resolves the container's end.
+ */
+export async function monitorContainer(
+  opts: { root: string; id: string; bundle: string; log: CreateOptions['log']; foreground?: boolean; pidFile?: string },
+  reportFd?: number,
+): Promise<ContainerEnd> {
+  const report = (s: string) => {
+    if (reportFd === undefined) return;
+    try {
+      writeSync(reportFd, `${s}\n`);
+      closeSync(reportFd);
+    } catch {
+      // create has gone
+    }
+    reportFd = undefined;
+  };
+  let prep;
+  try {
+    prep = prepare(opts);
+  } catch (e) {
+    report(`error ${(e as Error).message}`);
+    return { kind: 'failed', message: (e as Error).message };
+  }
+  const { spec, bundle, rootfs } = prep;
+  const plan = prep.plan(true);
+  let cgroups;
+  try {
+    cgroups = makeCgroups(opts.id, spec.linux?.cgroupsPath, spec.linux?.resources as Parameters<typeof makeCgroups>[2]);
+  } catch (e) {
+    report(`error ${(e as Error).message}`);
+    return { kind: 'failed', message: (e as Error).message };
+  }
+  plan.cgroup = cgroups.plan;
+  let server: Server | undefined;
+  const sock = startSocket(opts.root, opts.id);
+  const record: Record_ = {
+    ociVersion: spec.ociVersion, id: opts.id, pid: 0, startTime: '', bundle, rootfs, created: new Date().toISOString(), monitor: process.pid,
+  };
+  if (spec.annotations) record.annotations = spec.annotations;
+  record.cgroups = cgroups.made;
+  const stateNow = (status: string): OciState => ({ ociVersion: spec.ociVersion, id: opts.id, status: status as OciState['status'], pid: record.pid, bundle, ...(spec.annotations ? { annotations: spec.annotations } : {}) });
+  const end = await runPlan(plan, {
+    killSignal: 0,
+    hooks: { log: (l) => opts.log('warning', l), forwardSignals: !!opts.foreground },
+    attach: async (pid) => {
+      record.pid = pid;
+      record.startTime = procStat(pid)?.startTime ?? '';
+      // the state is recorded before the hooks run: they may ask for it
+      if (!opts.foreground) {
+        server = createServer();
+        await new Promise<void>((res, rej) => {
+          server!.once('error', rej);
+          server!.listen(sock, () => res());
+        });
+      }
+      saveRecord(opts.root, record);
+      await runHooks('prestart', spec.hooks?.prestart, stateNow('created'));
+      await runHooks('createRuntime', spec.hooks?.createRuntime, stateNow('created'));
+      await runHooks('createContainer', spec.hooks?.createContainer, stateNow('created'));
+      if (opts.foreground) {
+        if (opts.pidFile) writeAtomic(resolve(opts.pidFile), `${pid}`);
+        return;
+      }
+      report(`created ${pid}`);
+      // wait for `start` (or `delete` of the created container: abort)
+      const word = await new Promise<string>((res) => {
+        // a created container killed meanwhile (kill, delete --force): the helper would wait for its go forever
+        const watch = setInterval(() => {
+          if (alive(record)) return;
+          clearInterval(watch);
+          server!.close();
+          res('killed');
+        }, 100);
+        server!.on('connection', (c) => {
+          let got = '';
+          c.setEncoding('utf8');
+          c.on('error', () => {});
+          c.on('data', (d: string) => {
+            got += d;
+            if (!got.includes('\n')) return;
+            const w = got.split('\n')[0]!;
+            clearInterval(watch);
+            server!.close();
+            try {
+              unlinkSync(sock);
+            } catch {
+              // gone already
+            }
+            c.end('ok\n');
+            res(w);
+          });
+        });
+      });
+      if (word !== 'start') throw new Error(`container ${opts.id} deleted before its start`);
+      await runHooks('startContainer', spec.hooks?.startContainer, stateNow('running'));
+    },
+  });
+  if (server?.listening) server.close();
+  try {
+    unlinkSync(sock);
+  } catch {
+    // not there
+  }
+  if (end.kind === 'failed') report(`error ${end.message}`);
+  // a failed start leaves nothing behind; run (foreground) is its own delete
+  if (end.kind === 'failed' || opts.foreground) removeCgroups(cgroups.made);
+  if (opts.foreground && end.kind !== 'failed') {
+    // poststart ran with the start; poststop with the delete (here: now)
+  }
+  return end;
+}
+
+/** `start`: lets a created container run, then runs the poststart hooks. */
+export async function startContainer(root: string, id: string): Promise<void> {
+  const r = loadRecord(root, id);
+  const status = statusOf(root, r);
+  if (status !== 'created') throw new StateError(`cannot start a container that has ${status === 'stopped' ? 'stopped' : `already been started (${status})`}`);
+  await new Promise<void>((res, rej) => {
+    const c = createConnection(startSocket(root, id), () => c.write('start\n'));
+    let got = '';
+    c.setEncoding('utf8');
+    c.on('data', (d: string) => (got += d));
+    c.on('error', (e) => rej(new StateError(`cannot start container ${id}: ${e.message}`)));
+    c.on('close', () => (got.startsWith('ok') ? res() : rej(new StateError(`cannot start container ${id}: its monitor did not answer`))));
+  });
+  const spec = loadSpecQuiet(r.bundle);
+  await runHooks('poststart', spec?.hooks?.poststart, { ...ociState(root, r), status: 'running' });
+}
+
+/** Sends WORD to a created container's monitor and waits for its answer. */
+function tellMonitor(root: string, id: string, word: string): Promise<boolean> {
+  return new Promise((res) => {
+    const c = createConnection(startSocket(root, id), () => c.write(`${word}\n`));
+    let got = '';
+    c.setEncoding('utf8');
+    c.on('data', (d: string) => (got += d));
+    c.on('error', () => res(false));
+    c.on('close', () => res(got.startsWith('ok')));
+  });
+}
+
+function loadSpecQuiet(bundle: string): Spec | undefined {
+  try {
+    return loadSpec(join(bundle, 'config.json'));
+  } catch {
+    return undefined;
+  }
+}
+
+export function containerState(root: string, id: string): OciState {
+  return ociState(root, loadRecord(root, id));
+}
+
+export function listContainers(root: string): Array<OciState & { created: string }> {
+  const out: Array<OciState & { created: string }> = [];
+  for (const id of listIds(root)) {
+    try {
+      const r = loadRecord(root, id);
+      out.push({ ...ociState(root, r), created: r.created });
+    } catch {
+      // removed meanwhile
+    }
+  }
+  return out;
+}
+
+const SIGNALS: Record<string, number> = {
+  HUP: 1, INT: 2, QUIT: 3, ILL: 4, TRAP: 5, ABRT: 6, IOT: 6, BUS: 7, FPE: 8, KILL: 9, USR1: 10, SEGV: 11, USR2: 12, PIPE: 13,
+  ALRM: 14, TERM: 15, STKFLT: 16, CHLD: 17, CONT: 18, STOP: 19, TSTP: 20, TTIN: 21, TTOU: 22, URG: 23, XCPU: 24, XFSZ: 25,
+  VTALRM: 26, PROF: 27, WINCH: 28, IO: 29, POLL: 29, PWR: 30, SYS: 31,
+};
+
+/** A signal as runc's kill takes it: 9, KILL, SIGKILL, RTMIN+3. */
+export function parseSignal(s: string): number {
+  if (/^[0-9]+$/.test(s)) {
+    const n = Number(s);
+    if (n > 0 && n <= 64) return n;
+  }
+  const name = s.toUpperCase().replace(/^SIG/, '');
+  if (SIGNALS[name] !== undefined) return SIGNALS[name]!;
+  const rt = /^RTMIN(?:\+([0-9]+))?$/.exec(name) ?? /^RTMAX(?:-([0-9]+))?$/.exec(name);
+  if (rt) {
+    const n = name.startsWith('RTMIN') ? 34 + Number(rt[1] ?? 0) : 64 - Number(rt[1] ?? 0);
+    if (n >= 34 && n <= 64) return n;
+  }
+  throw new StateError(`unknown signal "${s}"`);
+}
+
+export function killContainer(root: string, id: string, signal: number): void {
+  const r = loadRecord(root, id);
+  const status = statusOf(root, r);
+  if (status === 'stopped') throw new StateError('container not running');
+  process.kill(r.pid, signal);
+}
+
+async function waitGone(r: Pick<Record_, 'pid' | 'startTime'>, ms: number): Promise<boolean> {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    if (!alive(r)) return true;
+    await new Promise((res) => setTimeout(res, 20));
+  }
+  return false;
+}
+
+/** `delete`: a stopped (or, with force, any) container's state goes; poststop hooks run. */
+export async function deleteContainer(root: string, id: string, force: boolean, log: CreateOptions['log']): Promise<void> {
+  const r = loadRecord(root, id);
+  const status = statusOf(root, r);
+  if (status === 'running' || status === 'paused') {
+    if (!force) throw new StateError(`cannot delete container ${id} that is not stopped: ${status}`);
+  }
+  if (status === 'created') await tellMonitor(root, id, 'abort');
+  if (status !== 'stopped') {
+    try {
+      process.kill(r.pid, 'SIGKILL');
+    } catch {
+      // gone
+    }
+    if (!(await waitGone(r, 10000))) throw new StateError(`container ${id}: process ${r.pid} did not end after SIGKILL`);
+  }
+  // the monitor leaves once the helper has: wait for it, so that nothing of the container outlives the delete
+  await waitGone({ pid: r.monitor, startTime: procStat(r.monitor)?.startTime ?? '' }, 5000);
+  const spec = loadSpecQuiet(r.bundle);
+  try {
+    await runHooks('poststop', spec?.hooks?.poststop, { ...ociState(root, r), status: 'stopped' });
+  } catch (e) {
+    log('warning', (e as Error).message);
+  }
+  removeCgroups(r.cgroups ?? []);
+  removeContainerDir(root, id);
+}
+
+/** The log of the runtime: text lines, or runc's JSON lines with --log-format=json. */
+export function openLog(file: string | undefined, format: 'text' | 'json'): CreateOptions['log'] {
+  const fd = file ? openSync(file, 'a') : undefined;
+  return (level, msg) => {
+    const line = format === 'json' ? JSON.stringify({ level, msg, time: new Date().toISOString() }) : `${new Date().toISOString()} ${level}: ${msg}`;
+    try {
+      if (fd !== undefined) writeSync(fd, `${line}\n`);
+      else if (level !== 'info') writeSync(2, `${msg}\n`);
+    } catch {
+      // nowhere to say it
+    }
+  };
+}
+
