@@ -72,6 +72,7 @@ static const WireRecord plan_records[P_COUNT] = {
         [P_HOSLICE] = { "hoslice", "s", R },
         [P_HOMARKER] = { "homarker", "s", 0 },
         [P_HOREEXEC] = { "horeexec", "S", 0 },
+        [P_VOLATILE] = { "volatile", "s", 0 },
 };
 
 static const WireRecord exec_in_records[X_COUNT] = {
