@@ -26,7 +26,8 @@ static int tmpfs_detached(void) {
         int fs = (int) syscall(SYS_fsopen, "tmpfs", FSOPEN_CLOEXEC);
         if (fs < 0)
                 child_die_errno("Failed to mount tmpfs");
-        if (syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "mode", "755", 0) < 0 ||
+        if (syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "source", "tmpfs", 0) < 0 ||
+            syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "mode", "755", 0) < 0 ||
             syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "size", "25%", 0) < 0 ||
             syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "nr_inodes", "1m", 0) < 0 ||
             syscall(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
@@ -125,7 +126,8 @@ static void volatile_overlay(const char *root, int *root_fd) {
         } else {
                 /* the overlay over the root: lowerdir is the tree itself, the kernel allows that without moving it */
                 fs = (int) syscall(SYS_fsopen, "overlay", FSOPEN_CLOEXEC);
-                if (fs < 0 || syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "lowerdir", lower, 0) < 0 ||
+                if (fs < 0 || syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "source", "overlay", 0) < 0 ||
+                    syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "lowerdir", lower, 0) < 0 ||
                     syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "upperdir", upper, 0) < 0 ||
                     syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "workdir", work, 0) < 0 ||
                     syscall(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0 ||
