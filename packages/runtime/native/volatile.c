@@ -64,15 +64,16 @@ static void volatile_yes(int *root_fd) {
         if (usr < 0)
                 child_die_errno("Failed to bind mount /usr");
         remount_ro_recursive(usr, "/usr");
+        /* the tmpfs onto the root (252 mounts it elsewhere and moves it there: the same mount table, the root
+         * listed before /usr), then /usr into it */
         int m = tmpfs_detached();
+        if (syscall(SYS_move_mount, m, "", *root_fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+                child_die_errno("Failed to move the tmpfs onto the container's root");
         if (mkdirat(m, "usr", 0755) < 0 && errno != EEXIST)
                 child_die_errno("Failed to create /usr");
         if (syscall(SYS_move_mount, usr, "", m, "usr", MOVE_MOUNT_F_EMPTY_PATH) < 0)
                 child_die_errno("Failed to bind mount /usr");
         close(usr);
-        /* the tmpfs (with /usr) onto the root, as 252's MS_MOVE of its temporary mount point */
-        if (syscall(SYS_move_mount, m, "", *root_fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
-                child_die_errno("Failed to move the tmpfs onto the container's root");
         close(*root_fd);
         *root_fd = m;
 }
