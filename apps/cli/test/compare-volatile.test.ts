@@ -78,7 +78,7 @@ function volatileMounts(mountinfo: string, tree: string): string[] {
     const generic = (s: string) => s.split(tree).join('TREE').replace(/\/tmp\/nspawn-volatile-[A-Za-z0-9]{6}/g, '/tmp/nspawn-volatile-XXXXXX');
     out.push(`${mp} root=${generic(f[3]!)} ${fstype} ${source} ${f[5]} ${generic(superOpts ?? '')}`);
   }
-  return out.sort();
+  return out;
 }
 
 interface Seen {
