@@ -59,14 +59,14 @@ static void volatile_yes(int *root_fd) {
         else if (!S_ISLNK(st.st_mode))
                 die("Error starting image: if --volatile=yes is used /bin must be a symlink (for merged /usr support) or non-existent (in which case a symlink is created automatically).");
 
-        /* the tree's /usr (with what is mounted below it), read-only; taken before the tmpfs covers the tree */
+        /* the tmpfs first, then a copy of the tree's /usr (with what is mounted below it), read-only, taken before
+         * the tmpfs covers the tree: 252's order of mounts (the kernel lists them in the order they were made) */
+        int m = tmpfs_detached();
         int usr = (int) syscall(SYS_open_tree, *root_fd, "usr", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
         if (usr < 0)
                 child_die_errno("Failed to bind mount /usr");
         remount_ro_recursive(usr, "/usr");
-        /* the tmpfs onto the root (252 mounts it elsewhere and moves it there: the same mount table, the root
-         * listed before /usr), then /usr into it */
-        int m = tmpfs_detached();
+        /* the tmpfs onto the root (252 mounts it elsewhere and moves it there), then /usr into it */
         if (syscall(SYS_move_mount, m, "", *root_fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
                 child_die_errno("Failed to move the tmpfs onto the container's root");
         if (mkdirat(m, "usr", 0755) < 0 && errno != EEXIST)
