@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 import { chmodSync, copyFileSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeTempDir, mountsUnder, requireRootAndSystemdNspawn, runTool, type Tool, TOOLS } from './helpers/containers.js';
+import { makeTempDir, mountsUnder, requireRootAndSystemdNspawn, runTool, type Tool, TOOL_ENV, TOOLS } from './helpers/containers.js';
 
 /** A merged-/usr busybox tree with the top-level directories a read-only root needs, and markers in /etc and /var. */
 function mergedTree(dir: string, bin: 'symlink' | 'directory' | 'file' | 'none' = 'symlink'): void {
@@ -103,12 +103,18 @@ afterAll(() => {
 
 let runNo = 0;
 /** Runs the probe under TOOL in a fresh copy of a tree made by MAKE, with ARGS. */
-async function probe(tool: Tool, args: string[], make: (dir: string) => void = mergedTree, command = ['/usr/bin/sh', '-c', PROBE]): Promise<Seen> {
+async function probe(
+  tool: Tool,
+  args: string[],
+  make: (dir: string) => void = mergedTree,
+  command = ['/usr/bin/sh', '-c', PROBE],
+  env: NodeJS.ProcessEnv = TOOL_ENV,
+): Promise<Seen> {
   const dir = join(tmp.dir, `run${++runNo}-${tool}`, 'tree');
   mkdirSync(dir, { recursive: true });
   make(dir);
   const before = treeListing(dir);
-  const r = await runTool(tool, ['-q', '-D', dir, ...args, ...command]);
+  const r = await runTool(tool, ['-q', '-D', dir, ...args, ...command], { env });
   // (the console is a pseudo-terminal under both: \r\n)
   const [mountinfo = '', ...rest] = r.stdout.replace(/\r\n/g, '\n').split('---\n');
   return {
@@ -186,6 +192,26 @@ describe('--volatile= as systemd-nspawn 252 (setup_volatile_mode)', () => {
     );
     expect(seen.nspawn.rest).toContain('/usr/new-file writable');
     expect(seen.nspawn.rest).toContain('etc marker');
+    expect(seen.nspawn.unchanged).toBe(true);
+  });
+
+  it('the same with a supervising nspawn (the helper spawned, not handed over)', async () => {
+    for (const mode of ['yes', 'state', 'overlay']) {
+      const handed = await probe('nspawn', [`--volatile=${mode}`]);
+      const spawned = await probe('nspawn', [`--volatile=${mode}`], mergedTree, undefined, { ...TOOL_ENV, NSPAWN_HANDOFF: '0' });
+      expect(spawned.status, spawned.stderr).toBe(0);
+      expect(spawned, mode).toEqual(handed);
+    }
+  });
+
+  it('a known difference (runtime README): -U with yes fails under 252 (its idmapped remount of the covered root), runs here', async () => {
+    const seen = await both(['-U', '--volatile=yes']);
+    expect(seen['systemd-nspawn'].status).toBe(1);
+    expect(seen['systemd-nspawn'].stderr).toContain('Failed to set up ID mapped mounts: Device or resource busy');
+    expect(seen.nspawn.status, seen.nspawn.stderr).toBe(0);
+    expect(seen.nspawn.mounts[0]).toMatch(/^\/ root=\/ tmpfs tmpfs rw rw,size=\d+k,nr_inodes=1048576,mode=755,uid=\d+,gid=\d+$/);
+    expect(seen.nspawn.mounts[1]).toMatch(/^\/usr root=TREE\/usr \w+ \S+ ro,relatime,idmapped /);
+    expect(seen.nspawn.rest).toContain('/usr/new-file read-only');
     expect(seen.nspawn.unchanged).toBe(true);
   });
 
