@@ -157,21 +157,22 @@ export function planBoot(
   // setup_machine_id(), on every boot: the machine ID the tree has now wins (its init may have written ours)
   const treeId = treeMachineId(tree);
   if (treeId !== undefined) cfg.uuid = treeId;
-  // setup_journal(): the host side now, the tree's side in the plan; a volatile root is not the tree, its journal
-  // directories are made in the container (the plan's own --link-journal=auto directories)
-  const journal = cfg.volatile ? { ops: undefined, warnings: [] } : setupJournal({
+  // setup_journal(): the host side now, the tree's side in the plan; a volatile root is not the tree: its directories
+  // are made in the container (where /var is writable in every volatile mode)
+  const journal = setupJournal({
     directory: cfg.directory,
     uuid: cfg.uuid,
     mode: cfg.linkJournal ?? 'auto',
     try: cfg.linkJournalTry === true,
-    readOnly: cfg.readOnly,
+    readOnly: cfg.readOnly && !cfg.volatile,
     tree,
     ...(cfg.userns ? { uidShift: cfg.userns.shift } : {}),
+    ...(cfg.volatile ? { inContainer: true } : {}),
   });
   for (const w of journal.warnings) hooks.log(w);
   const overlays = prepareOverlayScratch(cfg);
   try {
-    const plan = planContainer({ ...cfg, overlayScratch: overlays.scratch, ...(journal.ops ? { journalOps: journal.ops } : {}) }, host, tree, {
+    const plan = planContainer({ ...cfg, overlayScratch: overlays.scratch, journalOps: journal.ops }, host, tree, {
       hex128: randomId128, // boot ids are v4 UUIDs, as setup_boot_id() makes them
     });
     plan.notify = { notifyReady: p.notifyReady, restartExits: p.keepUnit };
