@@ -215,6 +215,15 @@ describe('--volatile= as systemd-nspawn 252 (setup_volatile_mode)', () => {
     expect(seen.nspawn.unchanged).toBe(true);
   });
 
+  it('every mode implies --read-only: with -U and chown ownership refused alike, with the --read-only words', async () => {
+    const seen = await both(['--volatile=overlay', '-U', '--private-users-ownership=chown']);
+    for (const tool of TOOLS) {
+      expect(seen[tool].status, tool).toBe(1);
+      expect(seen[tool].stderr, tool).toBe('--read-only and --private-users-ownership=chown may not be combined.');
+      expect(seen[tool].unchanged, tool).toBe(true);
+    }
+  });
+
   it('--volatile alone is yes', async () => {
     const seen = await both(['--volatile']);
     expect(seen['systemd-nspawn'].status, seen['systemd-nspawn'].stderr).toBe(0);
