@@ -226,6 +226,19 @@ describe('--volatile= as systemd-nspawn 252 (setup_volatile_mode)', () => {
     }
   });
 
+  it('-x with each mode (accepted by 252): the same writes and root, the tree unchanged, no snapshot left', async () => {
+    for (const mode of ['yes', 'state', 'overlay']) {
+      const seen = await both(['-x', `--volatile=${mode}`]);
+      expect(seen['systemd-nspawn'].status, `${mode}: ${seen['systemd-nspawn'].stderr}`).toBe(0);
+      // (the file system under the volatile mounts differs: -x is an overlay here, a copy under 252; runtime README)
+      expect(seen.nspawn.status, `${mode}: ${seen.nspawn.stderr}`).toBe(0);
+      expect(seen.nspawn.rest, mode).toBe(seen['systemd-nspawn'].rest);
+      expect(seen.nspawn.mounts.map((m) => m.split(' ')[0]), mode).toEqual(seen['systemd-nspawn'].mounts.map((m) => m.split(' ')[0]));
+      expect(seen.nspawn.unchanged && seen['systemd-nspawn'].unchanged, mode).toBe(true);
+    }
+    for (const run of readdirSync(tmp.dir)) expect(readdirSync(join(tmp.dir, run)), run).toEqual(['tree']);
+  });
+
   it('--volatile alone is yes', async () => {
     const seen = await both(['--volatile']);
     expect(seen['systemd-nspawn'].status, seen['systemd-nspawn'].stderr).toBe(0);
