@@ -21,6 +21,7 @@ Image:
   -x --ephemeral            Run container with snapshot of root directory, and
                             remove it after exit
      --read-only            Mount the root directory read-only
+     --volatile[=MODE]      Run the system in volatile mode
 
 Execution:
   -a --as-pid2              Maintain a stub init as PID1, invoke binary as PID2

@@ -27,6 +27,7 @@
 #include "mount.h"
 #include "stub-init.h"
 #include "util.h"
+#include "volatile.h"
 
 static void loopback_up(void) {
         int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -111,6 +112,8 @@ void child_main(Plan *p) {
         int root_fd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (root_fd < 0)
                 child_die_errno("opening %s", p->root);
+        /* setup_volatile_mode(): a tmpfs or an overlay may go on top of the root, which the ops then fill */
+        volatile_setup(p->volatile_mode, p->root, &root_fd);
         mount_set_root(root_fd);
         close(tree);
         if (p->loopback)

@@ -193,6 +193,11 @@ static int plan_record(void *ctx, unsigned id, const WireValue *v, char *err, si
         case P_LOOPBACK:
                 p->loopback = 1;
                 break;
+        case P_VOLATILE:
+                if (strcmp(v[0].s, "yes") && strcmp(v[0].s, "state") && strcmp(v[0].s, "overlay"))
+                        BAD("unknown volatile mode '%s'", v[0].s);
+                p->volatile_mode = v[0].s;
+                break;
         case P_NETUP:
                 return netcfg_add(&p->net, 'u', v[0].s, 0, NULL, 0, err, errsz);
         case P_NETADDR:

@@ -326,6 +326,8 @@ static void dump_plan(const Plan *p) {
         }
         kbool("asPid2", p->pid2);
         kbool("loopback", p->loopback);
+        if (p->volatile_mode)
+                kstr("volatileMode", p->volatile_mode);
         dump_net(p);
         kbool("searchPath", p->search_path);
         kstrs("env", p->env, p->n_env);

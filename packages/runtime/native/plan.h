@@ -117,6 +117,7 @@ typedef struct {
         int idmap;              /* the root as an idmapped mount: on-disk 0..range-1 seen as shift.. (-U, map) */
         unsigned idmap_shift, idmap_range;
         int idmap_tree;         /* its detached mount, made before the clone (-1: none) */
+        const char *volatile_mode; /* --volatile=yes|state|overlay (NULL: none), native/volatile.c */
 } Plan;
 
 /* the one plan of this process */

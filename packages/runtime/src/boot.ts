@@ -12,6 +12,7 @@ import { type Prepared, randomId128, treeMachineId } from './prepare.js';
 import { ContainerError } from './errors.js';
 import { setupJournal } from './journal.js';
 import { baseFilesystemCreate } from './base-filesystem.js';
+import { volatileTree } from './volatile.js';
 import { type CgroupFs, createMachineCgroup, type MachineCgroup, machineHierarchies, parseProcCgroup } from './cgroup.js';
 import { deviceCgroupProgram, type DeviceFacts, formatDeviceRule, machineDeviceRules, nodeDeviceFacts } from './devices/index.js';
 import type { HelperPlan } from './protocol.js';
@@ -151,19 +152,22 @@ export function planBoot(
 ): { plan: HelperPlan; cleanup: () => void } {
   const cfg = p.config;
   ensureHostScaffolding(host);
-  const tree = nodeTree(cfg.directory);
+  // what the container's root holds: with --volatile=yes|state part of the tree is covered (src/volatile.ts)
+  const tree = volatileTree(nodeTree(cfg.directory), cfg.volatile);
   // setup_machine_id(), on every boot: the machine ID the tree has now wins (its init may have written ours)
   const treeId = treeMachineId(tree);
   if (treeId !== undefined) cfg.uuid = treeId;
-  // setup_journal(): the host side now, the tree's side in the plan
+  // setup_journal(): the host side now, the tree's side in the plan; a volatile root is not the tree: its directories
+  // are made in the container (where /var is writable in every volatile mode)
   const journal = setupJournal({
     directory: cfg.directory,
     uuid: cfg.uuid,
     mode: cfg.linkJournal ?? 'auto',
     try: cfg.linkJournalTry === true,
-    readOnly: cfg.readOnly,
+    readOnly: cfg.readOnly && !cfg.volatile,
     tree,
     ...(cfg.userns ? { uidShift: cfg.userns.shift } : {}),
+    ...(cfg.volatile ? { inContainer: true } : {}),
   });
   for (const w of journal.warnings) hooks.log(w);
   const overlays = prepareOverlayScratch(cfg);
@@ -175,7 +179,8 @@ export function planBoot(
     for (const x of extensions) x.plan?.(run, plan);
     // base_filesystem_create(): /root, /usr, the merged-/usr symlinks ... where the tree lacks them, owned by the
     // container's root as the disk sees it (0 through an idmapped root, else the range's base)
-    baseFilesystemCreate(cfg.directory, cfg.userns && !plan.idmap ? cfg.userns.shift : 0);
+    // (a volatile root gets them from the plan, in the container: src/volatile.ts)
+    if (!cfg.volatile) baseFilesystemCreate(cfg.directory, cfg.userns && !plan.idmap ? cfg.userns.shift : 0);
     return { plan, cleanup: overlays.cleanup };
   } catch (e) {
     overlays.cleanup();

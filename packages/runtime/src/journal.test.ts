@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { type JournalFs, type JournalOptions, setupJournal } from './journal.js';
 import { ContainerError } from './errors.js';
+import { OpFlag } from './protocol.js';
 
 const ID = '11111111222233334444555555555555';
 const UUID = '11111111-2222-3333-4444-555555555555';
@@ -86,6 +87,16 @@ describe('setupJournal (setup_journal())', () => {
     expect(r.host).toEqual(['mkdir /var/log', 'mkdir /var/log/journal', `host: mkdir ${P}`, `mkdir ${P}`]);
     expect(fs.dirs.has(P)).toBe(true);
     expect(binds(r)).toEqual([`${P} -> ${P}`]);
+  });
+  it('a volatile root (inContainer): the directories are plan operations in the container, the tree untouched', () => {
+    const fs = fakeFs();
+    const r = setup({ mode: 'host', inContainer: true }, fs);
+    expect(r.ops.map((o) => `${o.kind} ${o.target}`)).toEqual(['mkdir /var/log', 'mkdir /var/log/journal', `mkdir ${P}`, `mount ${P}`]);
+    expect(r.host).toEqual(['container: mkdir /var/log', 'container: mkdir /var/log/journal', `host: mkdir ${P}`, `container: mkdir ${P}`]);
+    expect([...fs.dirs].filter((d) => d.startsWith('/m/box/var/'))).toEqual([]);
+    // auto with no directory of the machine's on the host: the three directories (try: each may fail), no link
+    const auto = setup({ inContainer: true, tree: { isDirectory: () => false, resolve: () => undefined } }, fakeFs());
+    expect(auto.ops.map((o) => `${o.kind} ${o.target} ${o.flags}`)).toEqual(['mkdir /var 1', 'mkdir /var/log 1', 'mkdir /var/log/journal 1'].map((x) => x.replace(/ 1$/, ` ${OpFlag.OPTIONAL}`)));
   });
   it('host without a persistent journal on the host: an error, skipped with try-host', () => {
     const fs = fakeFs({ dirs: [] });

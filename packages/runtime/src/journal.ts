@@ -12,7 +12,7 @@ import { lchownSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSy
 import { basename, dirname, join, resolve } from 'node:path';
 import type { LinkJournal } from '@nspawn/settings';
 import { ContainerError } from './errors.js';
-import { type Op, MS } from './protocol.js';
+import { type Op, MS, OpFlag } from './protocol.js';
 import type { Tree } from './host.js';
 
 /** What setup_journal() touches on the host. Paths are host paths. */
@@ -109,6 +109,11 @@ export interface JournalOptions {
   tree: Pick<Tree, 'isDirectory' | 'resolve'>;
   /** with a user namespace: the host UID (and GID) of the container's root, the owner of what is made in the tree */
   uidShift?: number;
+  /**
+   * the container's root is not the tree (--volatile=): its directories are made in the container's mount namespace
+   * (mkdir operations in the plan, owned by the container's root there), TREE is the volatile root's view
+   */
+  inContainer?: boolean;
 }
 
 export interface JournalSetup {
@@ -130,6 +135,11 @@ export function setupJournal(opts: JournalOptions, fs: JournalFs = nodeJournalFs
   if (opts.mode === 'no') return out;
   /** userns_mkdir(): PATH in the tree (its parent resolved inside the tree), owned by the container's root */
   const treeMkdir = (path: string) => {
+    if (opts.inContainer) {
+      out.ops.push({ kind: 'mkdir', target: path, mode: 0o755, ...(tryMode ? { flags: OpFlag.OPTIONAL } : {}) });
+      out.host.push(`container: mkdir ${path}`);
+      return;
+    }
     const parent = opts.tree.resolve(dirname(path));
     if (parent === undefined) throw Object.assign(new Error('ENOENT'), { code: 'ENOENT' });
     const host = join(parent, basename(path));

@@ -12,6 +12,7 @@ import type { CgroupHierarchy, HostFacts, Tree } from './host.js';
 import { CLONE, type HelperConsole, type HelperPlan, type HelperRlimit, MOUNT_ATTR, MS, type Op, OpFlag } from './protocol.js';
 import type { ResolvedUser } from './users.js';
 import { nspawnSeccompBytes } from './seccomp/filter.js';
+import { volatileBaseFilesystemOps } from './volatile.js';
 import {
   CAPABILITIES_NOT_IN_BOUNDING_SET,
   capabilitiesUpTo,
@@ -44,7 +45,14 @@ export interface ContainerConfig {
   workingDirectory?: string;
   /** --setenv assignments, in order */
   environment: string[];
+  /** --read-only (also set by every volatile mode, as systemd-nspawn's parse_argv() does) */
   readOnly: boolean;
+  /**
+   * --volatile=yes|state|overlay: the helper puts a tmpfs (yes), a read-only tree with a tmpfs on /var (state) or an
+   * overlay (overlay) in place of the root before the ops (native/volatile.c); nothing the container writes reaches
+   * the tree
+   */
+  volatile?: 'yes' | 'state' | 'overlay';
   customMounts: CustomMount[];
   personality?: 'x86' | 'x86-64';
   console: HelperConsole;
@@ -323,8 +331,11 @@ function escapeOverlay(p: string): string {
   return p.replace(/\\/g, '\\\\').replace(/:/g, '\\:').replace(/,/g, '\\,');
 }
 
+/** etc_writable(): a read-only tree's /etc is writable under --volatile=yes (a tmpfs) and overlay */
+const isEtcWritable = (cfg: ContainerConfig) => !cfg.readOnly || cfg.volatile === 'yes' || cfg.volatile === 'overlay';
+
 function timezoneOps(cfg: ContainerConfig, host: HostFacts, tree: Tree): Op[] {
-  const etcWritable = !cfg.readOnly;
+  const etcWritable = isEtcWritable(cfg);
   let m = cfg.timezone;
   let zone: string | undefined;
   if (m === 'auto' || m === 'symlink') {
@@ -373,7 +384,7 @@ function bindFile(hostPath: string, target: string, remountFlags: number): Op[] 
 }
 
 function resolvConfOps(cfg: ContainerConfig, host: HostFacts): Op[] {
-  const etcWritable = !cfg.readOnly;
+  const etcWritable = isEtcWritable(cfg);
   let m = cfg.resolvConf;
   if (m === 'auto') {
     if (cfg.privateNetwork) m = 'off';
@@ -430,8 +441,12 @@ export function planContainer(cfg: ContainerConfig, host: HostFacts, tree: Tree,
   const api = MS.NOSUID | MS.NOEXEC | MS.NODEV;
   const ops: Op[] = [];
 
-  // --read-only: the whole tree, before the API file systems go on top (bind_remount_recursive)
-  if (cfg.readOnly) ops.push({ kind: 'setattr', target: '/', mountFlags: MOUNT_ATTR.RDONLY, flags: OpFlag.RECURSIVE });
+  // base_filesystem_create() on a volatile root (the helper made it: native/volatile.c); the tree itself is
+  // completed on the host before the start (src/base-filesystem.ts, boot.ts)
+  if (cfg.volatile) ops.push(...volatileBaseFilesystemOps(tree, cfg.volatile));
+  // --read-only: the whole tree, before the API file systems go on top (bind_remount_recursive); a volatile mode
+  // has made what must be read-only so already
+  if (cfg.readOnly && !cfg.volatile) ops.push({ kind: 'setattr', target: '/', mountFlags: MOUNT_ATTR.RDONLY, flags: OpFlag.RECURSIVE });
 
   const customTargets = new Set(cfg.customMounts.map((m) => m.destination));
 
@@ -575,6 +590,7 @@ export function planContainer(cfg: ContainerConfig, host: HostFacts, tree: Tree,
     rlimits: buildRlimits(cfg, host),
     asPid2: cfg.startMode === 'pid2',
     loopback: netns,
+    ...(cfg.volatile ? { volatileMode: cfg.volatile } : {}),
     env,
     argv: [],
     searchPath: false,

@@ -84,6 +84,16 @@ describe('prepareContainer', () => {
   it('--hostname and -M', () => {
     expect(prep({ directory: '/m/box', machineName: 'm', hostname: 'h' }).config).toMatchObject({ machineName: 'm', hostname: 'h' });
   });
+  it('--volatile: every mode implies --read-only (parse_argv()); yes and state allow / (run()), overlay does not', () => {
+    for (const mode of ['yes', 'state', 'overlay'] as const)
+      expect(prep({ directory: '/m/box', volatile: mode }).config).toMatchObject({ volatile: mode, readOnly: true });
+    const off = prep({ directory: '/m/box', volatile: 'no' }).config;
+    expect(off.readOnly).toBe(false);
+    expect(off.volatile).toBeUndefined();
+    expect(prep({ directory: '/', volatile: 'yes' }, env({ exists: () => true })).config.directory).toBe('/');
+    expect(prep({ directory: '/', volatile: 'state' }, env({ exists: () => true })).config.directory).toBe('/');
+    expect(() => prep({ directory: '/', volatile: 'overlay' }, env({ exists: () => true }))).toThrow(/root directory is not supported/);
+  });
   it('features not built yet fail clearly instead of being ignored', () => {
     expect(() => prep({ directory: '/m/box', pivotRoot: { newRoot: '/x' } })).toThrow(new ContainerError('--pivot-root (PivotRoot=) is not supported yet by this nspawn build.'));
     expect(() => prep({ directory: '/m/box' }, env(), ['--slice'])).toThrow(/--slice is not supported yet/);

@@ -77,7 +77,6 @@ function unsupportedFeatures(s: Settings): string[] {
     if (cond) out.push(what);
   };
   add(s.image, '--image');
-  add(s.volatile && s.volatile !== 'no', '--volatile (Volatile=)');
   add(s.privateUsersOwnership === 'foreign' && s.privateUsers && s.privateUsers.mode !== 'no', '--private-users-ownership=foreign');
   add(s.bindUser?.length, '--bind-user (BindUser=)');
   add(s.pivotRoot, '--pivot-root (PivotRoot=)');
@@ -210,7 +209,9 @@ export function prepareContainer(s: Settings, env: PrepareEnv, unsupported: read
   const fromTemplate = s.template !== undefined && !env.exists(directory);
   if (fromTemplate && !env.exists(s.template!)) throw new ContainerError(`Failed to resolve path ${s.template}: No such file or directory`);
   if (!fromTemplate && !env.exists(directory)) throw new ContainerError(`Failed to resolve path ${directory}: No such file or directory`);
-  if (directory === '/' && !s.ephemeral)
+  const volatileMode = s.volatile !== undefined && s.volatile !== 'no' ? s.volatile : undefined;
+  // spawning on the host's root works when it is copied (-x) or replaced (--volatile=yes|state)
+  if (directory === '/' && !s.ephemeral && volatileMode !== 'yes' && volatileMode !== 'state')
     throw new ContainerError(
       'Spawning container on root directory is not supported. Consider using --ephemeral, --volatile=yes or --volatile=state.',
     );
@@ -257,7 +258,8 @@ export function prepareContainer(s: Settings, env: PrepareEnv, unsupported: read
     startMode,
     parameters: s.parameters ?? [],
     environment: s.environment ?? [],
-    readOnly: s.readOnly === true,
+    // parse_argv(): every volatile mode mounts what the tree holds read-only
+    readOnly: s.readOnly === true || volatileMode !== undefined,
     customMounts: s.customMounts ?? [],
     console: consoleMode,
     privateNetwork: s.privateNetwork === true,
@@ -271,6 +273,7 @@ export function prepareContainer(s: Settings, env: PrepareEnv, unsupported: read
   if (quiet) config.quiet = true;
   if (s.register === false) config.register = false;
   if (s.ephemeral) config.ephemeral = true;
+  if (volatileMode) config.volatile = volatileMode;
   if (s.template !== undefined) config.template = s.template;
   if (s.user !== undefined) config.userName = s.user;
   if (user) config.user = user;

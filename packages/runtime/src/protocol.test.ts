@@ -41,6 +41,7 @@ const full: HelperPlan = basePlan({
   cgroup: { v1: [{ scope: '/c/pids/m.scope/tasks', home: '/c/pids/tasks' }], unified: { scope: '/c/u/m.scope', home: '/c/u/cgroup.procs' } },
   asPid2: true,
   loopback: true,
+  volatileMode: 'overlay',
   net: {
     steps: [
       { kind: 'up', ifname: 'host0' },
@@ -163,6 +164,7 @@ const planArb: fc.Arbitrary<HelperPlan> = fc
       chdir: str,
       asPid2: fc.boolean(),
       loopback: fc.boolean(),
+      volatileMode: fc.constantFrom('yes' as const, 'state' as const, 'overlay' as const),
       env: strs(60),
       argv: strs(200),
       searchPath: fc.boolean(),

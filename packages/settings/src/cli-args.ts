@@ -96,8 +96,6 @@ function finish(st: ParseState) {
   if (s.template && s.ephemeral)
     throw new SettingsError('Please specify either --template= or --ephemeral, but not both.', '--template');
   if (s.template && s.image) throw new SettingsError('--template= and --image= may not be combined.', '--template');
-  if (s.ephemeral && s.volatile && s.volatile !== 'no')
-    throw new SettingsError('Cannot combine --ephemeral with --volatile=', '--volatile');
   if (s.exposePorts && !s.privateNetwork && !s.networkNamespacePath)
     throw new SettingsError('Cannot use --port= without private networking.', '--port');
   if (s.networkNamespacePath && (s.privateNetwork || s.networkVeth))

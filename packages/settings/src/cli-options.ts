@@ -307,7 +307,6 @@ export const OPTIONS: readonly OptionDef[] = [
   {
     long: 'volatile',
     arg: 'optional',
-    refused: true,
     apply: (st, v) => put(st, 'volatile', v === undefined ? 'yes' : wrap('volatile', v, parseVolatileMode), 'volatile-mode'),
   },
   {

@@ -81,6 +81,10 @@ const CASES: string[][] = [
   ['--resolv-conf=nope'],
   ['--timezone=nope'],
   ['--volatile=nope'],
+  // 252 takes -x with any volatile mode (the snapshot is then the volatile root's tree)
+  ['-x', '--volatile=yes'],
+  ['--volatile'],
+  ['--volatile=overlay'],
   ['--kill-signal=SIGNOPE'],
   ['--rlimit=FOO=1'],
 ];

@@ -77,6 +77,7 @@ export function canonicalPlan(p: HelperPlan): unknown {
     ...opt('deviceProgram', p.deviceProgram && { cgroup: p.deviceProgram.cgroup, program: hex(p.deviceProgram.program), optional: p.deviceProgram.optional === true }),
     asPid2: p.asPid2,
     loopback: p.loopback,
+    ...opt('volatileMode', p.volatileMode),
     net: {
       steps: (p.net?.steps ?? []).map((s) =>
         s.kind === 'up'
