@@ -6,3 +6,4 @@ export * from './lifecycle.js';
 export * from './features.js';
 export * from './exec.js';
 export * from './control.js';
+export * from './cgroups.js';

@@ -12,8 +12,10 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Settings } from '@nspawn/settings';
 import {
+  type ContainerExtension,
   ContainerError,
   deviceMechanisms,
+  type HeldRun,
   machineHierarchies,
   machineScope,
   nodePrepareEnv,
@@ -23,6 +25,7 @@ import {
   readMachineStats,
   type RunHooks,
   runContainer,
+  setRunRecord,
 } from '../src/index.js';
 import { captureFiles, makeTree, requireRoot } from './helpers.js';
 
@@ -97,10 +100,27 @@ function tree() {
   return t;
 }
 
+/**
+ * The name's run lock, as @nspawn/assembly's recovery extension holds it for a real start (/run/nspawn/runs/NAME.lock):
+ * the engine alone holds none, so it takes an existing scope for a running machine's. A stand-in that only says
+ * "held" (this test starts each name once at a time).
+ */
+const nameLock: ContainerExtension = {
+  name: 'name-lock (test stand-in)',
+  setup(r) {
+    const record = { machine: r.cfg.machineName ?? '', pid: process.pid, startTime: 0 };
+    const held: HeldRun = { path: '/dev/null', record, note: () => {}, markLeft: () => {}, keepAcrossExec: () => -1, release: () => {} };
+    setRunRecord(r.cfg, held);
+  },
+  teardown(r) {
+    setRunRecord(r.cfg, undefined);
+  },
+};
+
 async function run(
   t: ReturnType<typeof tree>,
   settings: Settings,
-  opts: { environ?: NodeJS.ProcessEnv; hooks?: Partial<RunHooks> } = {},
+  opts: { environ?: NodeJS.ProcessEnv; hooks?: Partial<RunHooks>; extensions?: ContainerExtension[] } = {},
 ) {
   const cap = captureFiles(t.dir);
   cleanups.push(cap.close);
@@ -109,7 +129,7 @@ async function run(
     { consoleMode: 'pipe', ...settings, directory: t.root },
     { ...nodePrepareEnv(nodeTree), environ: { ...process.env, ...opts.environ } },
   );
-  const code = await runContainer(prepared, { log: (l) => log.push(l), ...opts.hooks }, undefined, cap.stdio);
+  const code = await runContainer(prepared, { log: (l) => log.push(l), ...opts.hooks }, undefined, cap.stdio, opts.extensions);
   return { code, ...cap.read(), log, name: prepared.config.machineName };
 }
 const sh = (script: string): Settings => ({ parameters: ['/bin/sh', '-c', script] });
@@ -234,7 +254,7 @@ describe('the container\'s cgroup', () => {
     }
     try {
       // made a moment ago: the start holds the name's run lock, so nobody else is setting it up
-      const r = await run(t, { ...sh('cat /proc/self/cgroup | grep -c ":/$"'), machineName: name });
+      const r = await run(t, { ...sh('cat /proc/self/cgroup | grep -c ":/$"'), machineName: name }, { extensions: [nameLock] });
       expect(r.code, r.err).toBe(0);
       // every hierarchy is its root inside (the cgroup namespace's), ours and the ones it stays in where nspawn was
       expect(Number(r.out.trim())).toBe(readFileSync('/proc/self/cgroup', 'utf8').trim().split('\n').length);

@@ -28,6 +28,7 @@ function commands(): string[] {
   const out = ['nspawn'];
   if (existsSync(join(cli.dir, 'src/nspawnctl.ts'))) out.push('nspawnctl');
   if (['nspawnd.ts', 'main.ts', 'cli.ts'].some((f) => existsSync(join(ROOT, 'apps/daemon/src', f)))) out.push('nspawnd');
+  if (existsSync(join(cli.dir, 'src/nspawn-oci.ts'))) out.push('nspawn-oci');
   return out;
 }
 
@@ -58,7 +59,7 @@ describe('the global package', () => {
     expect(files.filter((f) => f.endsWith('.ts') || f.startsWith('src/') || f.startsWith('test/'))).toEqual([]);
   });
 
-  it('has a bin for every command the workspace builds (nspawn, nspawnctl, nspawnd)', async () => {
+  it('has a bin for every command the workspace builds (nspawn, nspawnctl, nspawnd, nspawn-oci)', async () => {
     expect(Object.keys(cli.pkg.bin).sort()).toEqual(commands().sort());
   });
 
