@@ -11,12 +11,14 @@ import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import * as zlib from 'node:zlib';
-import { createSubvolume, deleteSubvolume, imageNameIsValid, lockImage, storeIsBtrfs } from '@nspawn/btrfs';
-import { O_DIRECTORY, O_NOFOLLOW, O_RDONLY, openAt, RENAME_NOREPLACE, removeTreeAt, renameAt2 } from '@nspawn/syscall';
+import { createSubvolume, imageNameIsValid, lockImage, storeIsBtrfs } from '@nspawn/btrfs';
+import { O_DIRECTORY, O_NOFOLLOW, O_RDONLY, openAt, RENAME_NOREPLACE, renameAt2 } from '@nspawn/syscall';
 import { ImportError } from './errors.js';
 import { type ExtractStats, extractTar } from './extract.js';
+import { parseSha256Sums, type ProgressFn } from './fetch.js';
+import { removePartial } from './partial.js';
 
-export type ProgressFn = (done: number, total: number | undefined) => void;
+export { type ProgressFn, parseSha256Sums } from './fetch.js';
 
 export interface ImportOptions {
   /** the image name (default: from the URL or file name, without .tar and compression suffixes) */
@@ -141,17 +143,6 @@ export async function installTarball(file: string, name: string, root: string, l
   }
 }
 
-/** Removes a partial image through descriptors; a subvolume that rmdir will not take goes by ioctl. */
-function removePartial(store: number, tmp: string, tmpPath: string): void {
-  try {
-    removeTreeAt(store, tmp);
-  } catch (e) {
-    const c = (e as { code?: string }).code;
-    if (c !== 'EPERM' && c !== 'ENOTEMPTY' && c !== 'EINVAL') throw e;
-    deleteSubvolume(tmpPath);
-  }
-}
-
 /** import-tar FILE [NAME] */
 export async function importTar(file: string, opts: ImportOptions = {}): Promise<ImportResult> {
   const root = opts.root ?? '/var/lib/machines';
@@ -159,16 +150,6 @@ export async function importTar(file: string, opts: ImportOptions = {}): Promise
   if (!existsSync(file)) throw new ImportError(`${file}: No such file`);
   mkdirSync(root, { recursive: true, mode: 0o700 });
   return installTarball(file, name, root);
-}
-
-/** SHA256SUMS: "HEX  NAME" or "HEX *NAME" per line. */
-export function parseSha256Sums(text: string): Map<string, string> {
-  const m = new Map<string, string>();
-  for (const line of text.split('\n')) {
-    const r = /^([0-9a-fA-F]{64}) [ *](.+)$/.exec(line.trim());
-    if (r) m.set(r[2]!, r[1]!.toLowerCase());
-  }
-  return m;
 }
 
 async function download(url: string, to: string, progress?: ProgressFn): Promise<string> {
