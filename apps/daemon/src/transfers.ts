@@ -4,13 +4,14 @@
  * A transfer writes beside the store and renames when complete; a cancelled or failed one removes what it wrote
  * (the library's AbortSignal path), so nothing is left: no partial file, no temporary, no listed image.
  *
- * "-" as import-raw's FILE or export-raw's FILE is the caller's stdin or stdout: the peer's /proc/PID/fd/0 or 1
- * (the caller is root, checked by the socket; machinectl hands the descriptor over D-Bus instead).
+ * "-" as import-raw's FILE or export-raw's FILE is the caller's stdin or stdout: a duplicate of the peer's
+ * descriptor 0 or 1 by pidfd_getfd(2) (the caller is root, checked by the socket; machinectl hands the descriptor
+ * over D-Bus instead).
  */
-import { closeSync, openSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import { findImage, ImageError } from '@nspawn/btrfs';
 import { type ExportFormat, exportRaw, importFs, importRaw, pullRaw, type VerifyMode } from '@nspawn/import';
+import { pidfdGetfd } from '@nspawn/syscall';
 import { VarlinkError, type VarlinkContext, type VarlinkMethod, type VarlinkParams } from '@nspawn/runtime';
 import { imageNameIsValid } from '@nspawn/settings';
 
@@ -113,9 +114,15 @@ export class Transfers {
       if (n !== undefined && !imageNameIsValid(n)) throw invalid('name');
       return n;
     };
-    const peerFd = (ctx: VarlinkContext, n: 0 | 1) => {
-      if (!ctx.peer) throw failed(`'-' needs a caller on nspawnd's socket (its ${n === 0 ? 'stdin' : 'stdout'})`);
-      return `/proc/${ctx.peer.pid}/fd/${n}`;
+    /** the caller's stdin or stdout: a duplicate of the very descriptor (pidfd_getfd), pipes and sockets included */
+    const peerFd = (ctx: VarlinkContext, n: 0 | 1): number => {
+      const what = n === 0 ? 'standard input' : 'standard output';
+      if (!ctx.peer) throw failed(`'-' needs a caller on nspawnd's socket (its ${what})`);
+      try {
+        return pidfdGetfd(ctx.peer.pid, n);
+      } catch (e) {
+        throw failed(`Cannot get the caller's ${what}: ${(e as Error).message}`);
+      }
     };
     const m: Record<string, [VarlinkParams, VarlinkMethod['handler']]> = {
       'io.nspawn.Transfer.PullRaw': [{ url: { type: 'string', required: true }, name: 'string', verify: 'string', readOnly: 'boolean', keyring: 'string' }, (p, ctx) => {
@@ -133,9 +140,9 @@ export class Transfers {
         const file = p.file as string;
         if (file === '-' && name === undefined) throw failed('Need an image name when importing from standard input.');
         if (file !== '-' && !isAbsolute(file)) throw invalid('file');
-        const path = file === '-' ? peerFd(ctx, 0) : file;
         return this.run(ctx, { type: 'import-raw', remote: file, local: name ?? file }, async (signal, progress) => {
-          const r = await importRaw(path, { root: this.root, ...(name ? { name } : {}), label: file === '-' ? 'standard input' : file, readOnly: p.readOnly === true, signal, progress });
+          const src = file === '-' ? { fd: peerFd(ctx, 0), label: 'standard input' } : file;
+          const r = await importRaw(src, { root: this.root, ...(name ? { name } : {}), readOnly: p.readOnly === true, signal, progress });
           return { name: r.name, path: r.path, size: r.size };
         });
       }],
@@ -167,12 +174,7 @@ export class Transfers {
         }
         return this.run(ctx, { type: 'export-raw', remote: name, local: file }, async (signal, progress) => {
           if (file !== '-') return { size: (await exportRaw(image, file, { ...(format ? { format } : {}), signal, progress })).size };
-          const fd = openSync(peerFd(ctx, 1), 'w');
-          try {
-            return { size: (await exportRaw(image, { fd, label: 'standard output' }, { format: format ?? 'uncompressed', signal, progress })).size };
-          } finally {
-            closeSync(fd);
-          }
+          return { size: (await exportRaw(image, { fd: peerFd(ctx, 1), label: 'standard output' }, { format: format ?? 'uncompressed', signal, progress })).size };
         });
       }],
       'io.nspawn.Transfer.List': [{}, (_p, ctx) => {

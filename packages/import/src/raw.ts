@@ -8,6 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { closeSync, createReadStream, fstatSync, fsyncSync, ftruncateSync, mkdirSync, write } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
+import { Socket } from 'node:net';
 import { type Duplex, Readable } from 'node:stream';
 import * as zlib from 'node:zlib';
 import { imageNameIsValid, lockImage } from '@nspawn/btrfs';
@@ -258,18 +259,19 @@ async function installRaw(
 }
 
 /**
- * import-raw FILE [NAME]: a raw image (gzip, xz, bzip2 or zstd compressed, or not) from FILE, a path (a pipe or
- * /proc/PID/fd/N too: then NAME is needed) into the store.
+ * import-raw FILE [NAME]: a raw image (gzip, xz, bzip2 or zstd compressed, or not) from FILE, a path, or a
+ * descriptor (stdin: a pipe, a socket or a file; then NAME is needed, and the descriptor is closed) into the store.
  */
-export async function importRaw(file: string, opts: RawImportOptions & { label?: string } = {}): Promise<RawResult> {
+export async function importRaw(file: string | { fd: number; label: string }, opts: RawImportOptions & { label?: string } = {}): Promise<RawResult> {
   const root = opts.root ?? '/var/lib/machines';
-  const label = opts.label ?? file;
-  const name = opts.name ?? rawNameFromUrl(file);
+  const label = typeof file === 'string' ? (opts.label ?? file) : file.label;
+  if (typeof file !== 'string' && opts.name === undefined) throw new ImportError(`Need an image name when importing from ${label}.`);
+  const name = opts.name ?? rawNameFromUrl(file as string);
   if (!imageNameIsValid(name)) throw new ImportError(`Cannot use '${name}' (from ${label}) as an image name; give NAME.`);
   let st;
   let fd: number;
   try {
-    fd = openAt(-100, file, O_RDONLY);
+    fd = typeof file === 'string' ? openAt(-100, file, O_RDONLY) : file.fd;
     st = fstatSync(fd);
   } catch (e) {
     throw new ImportError(`Failed to open ${label}: ${(e as { code?: string }).code ?? (e as Error).message}`);
@@ -279,7 +281,10 @@ export async function importRaw(file: string, opts: RawImportOptions & { label?:
     throw new ImportError(`${label} is a directory: import-fs imports directories.`);
   }
   const total = st.isFile() || st.isBlockDevice() ? st.size : undefined;
-  const stream = createReadStream('', { fd, highWaterMark: 1024 * 1024, ...(opts.signal ? { signal: opts.signal } : {}) });
+  // a pipe or socket (stdin) is read as a stream of its own: it may be non-blocking
+  const stream = st.isFIFO() || st.isSocket() ? new Socket({ fd, readable: true, writable: false }) : createReadStream('', { fd, highWaterMark: 1024 * 1024 });
+  const onAbort = () => stream.destroy(Object.assign(new Error('aborted'), { name: 'AbortError' }));
+  opts.signal?.addEventListener('abort', onAbort, { once: true });
   let done = 0;
   async function* counted(): AsyncGenerator<Buffer> {
     try {
@@ -292,6 +297,7 @@ export async function importRaw(file: string, opts: RawImportOptions & { label?:
       if (isAbort(e, opts.signal)) throw cancelled(label);
       throw new ImportError(`Failed to read ${label}: ${(e as { code?: string }).code ?? (e as Error).message}`);
     } finally {
+      opts.signal?.removeEventListener('abort', onAbort);
       stream.destroy();
     }
   }
@@ -357,7 +363,7 @@ async function compressor(format: Exclude<ExportFormat, 'uncompressed'>, signal?
 /**
  * export-raw: the raw image file IMAGE (opened without following a symlink: the store resolves names) to FILE,
  * compressed by FORMAT (default: FILE's suffix). FILE is written as a hidden `.#export-…` beside it and renamed
- * over FILE when complete; OUT_FD (stdout, or a descriptor the caller opened) is written to directly instead.
+ * over FILE when complete; a descriptor given instead (stdout) is written to directly, and closed.
  */
 export async function exportRaw(image: string, file: string | { fd: number; label: string }, opts: RawExportOptions = {}): Promise<{ size: number }> {
   const label = typeof file === 'string' ? file : file.label;
@@ -388,6 +394,21 @@ export async function exportRaw(image: string, file: string | { fd: number; labe
     tmp = `.#export-${basename(file)}-${randomBytes(6).toString('hex')}`;
     out = openAt(dir, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o644);
   } else out = file.fd;
+  const outSt = fstatSync(out);
+  const sock = tmp === undefined && (outSt.isFIFO() || outSt.isSocket()) ? new Socket({ fd: out, readable: false, writable: true }) : undefined;
+  const put = async (chunk: Buffer) => {
+    if (!sock) return writeAll(out, chunk, null);
+    if (!sock.write(chunk)) await new Promise<void>((res, rej) => {
+      const done = (e?: Error) => {
+        sock.off('drain', done);
+        sock.off('error', done);
+        if (e) rej(e);
+        else res();
+      };
+      sock.on('drain', done);
+      sock.on('error', done);
+    });
+  };
   const stream = createReadStream('', { fd: src, highWaterMark: 1024 * 1024, ...(opts.signal ? { signal: opts.signal } : {}) });
   let done = 0;
   async function* counted(): AsyncGenerator<Buffer> {
@@ -405,7 +426,7 @@ export async function exportRaw(image: string, file: string | { fd: number; labe
       const data = c ? through(counted(), c) : Readable.from(counted());
       try {
         for await (const chunk of data as AsyncIterable<Buffer>) {
-          await writeAll(out, chunk, null);
+          await put(chunk);
           size += chunk.length;
         }
       } finally {
@@ -413,6 +434,7 @@ export async function exportRaw(image: string, file: string | { fd: number; labe
       }
     }
     if (opts.signal?.aborted) throw cancelled(label);
+    if (sock) await new Promise<void>((res) => sock.end(res));
     if (tmp !== undefined) {
       fsyncSync(out);
       closeSync(out);
@@ -428,6 +450,9 @@ export async function exportRaw(image: string, file: string | { fd: number; labe
     throw new ImportError(`Failed to export ${image} to ${label}: ${x.code === 'ENOENT' ? `${format} is not installed` : (x.stderr?.trim() || x.code || x.message).split('\n')[0]}`);
   } finally {
     stream.destroy();
+    // a descriptor given is ours to close (the socket wrapping it closes it)
+    if (sock) sock.destroy();
+    else if (typeof file !== 'string') closeSync(out);
     if (tmp !== undefined) {
       if (out >= 0) closeSync(out);
       try {
