@@ -219,7 +219,7 @@ const pull: Verb = async (args, opts, ctx) => {
   const r = await pullTar(args[0]!, {
     ...(args[1] !== undefined ? { name: args[1] } : {}),
     root: nspawndPaths().images,
-    verify: opts.verify !== 'no',
+    verify: opts.verify === 'signature' ? 'signature' : opts.verify !== 'no',
     ...(progress ? { progress } : {}),
     log: (l) => {
       if (!opts.quiet) ctx.err(`${l}\n`);

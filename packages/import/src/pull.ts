@@ -15,7 +15,7 @@ import { createSubvolume, imageNameIsValid, lockImage, storeIsBtrfs } from '@nsp
 import { O_DIRECTORY, O_NOFOLLOW, O_RDONLY, openAt, RENAME_NOREPLACE, renameAt2 } from '@nspawn/syscall';
 import { ImportError } from './errors.js';
 import { type ExtractStats, extractTar } from './extract.js';
-import { parseSha256Sums, type ProgressFn } from './fetch.js';
+import { parseSha256Sums, type ProgressFn, verifyDownload, type VerifyMode } from './fetch.js';
 import { removePartial } from './partial.js';
 
 export { type ProgressFn, parseSha256Sums } from './fetch.js';
@@ -29,7 +29,9 @@ export interface ImportOptions {
 
 export interface PullOptions extends ImportOptions {
   /** check the download against SHA256SUMS beside it (default true) */
-  verify?: boolean;
+  verify?: boolean | VerifyMode;
+  /** the GPG keyring for verify 'signature' (default: systemd's import-pubring.gpg) */
+  keyring?: string;
   progress?: ProgressFn;
   log?: (line: string) => void;
 }
@@ -192,7 +194,9 @@ export async function pullTar(url: string, opts: PullOptions = {}): Promise<Impo
   try {
     opts.log?.(`Downloading ${url}`);
     const sum = await download(url, file, opts.progress);
-    if (opts.verify !== false) {
+    if (opts.verify === 'signature')
+      await verifyDownload(u, sum, { mode: 'signature', ...(opts.keyring ? { keyring: opts.keyring } : {}), ...(opts.log ? { log: opts.log } : {}) });
+    else if (opts.verify !== false && opts.verify !== 'no') {
       const sumsUrl = new URL('SHA256SUMS', u).href;
       let text: string;
       try {
