@@ -45,7 +45,7 @@ export const CTL_OPTIONS: readonly CtlOption[] = [
   }),
   opt('no-ask-password', undefined, 'none', () => {}),
   opt('verify', undefined, 'required', (o, v) => {
-    if (v !== 'yes' && v !== 'no' && v !== 'checksum' && v !== 'signature') throw new CtlError(`Invalid --verify= value '${v}': no, checksum, signature or yes.`);
+    if (v !== 'yes' && v !== 'no' && v !== 'checksum' && v !== 'signature') throw new CtlError(`Failed to parse --verify= setting: ${v}`);
     o.verify = v;
   }),
   opt('force', undefined, 'none', (o) => void (o.force = true)),
