@@ -11,7 +11,8 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { requireRoot, TestDaemon, waitFor } from './helpers.js';
+import { execa } from 'execa';
+import { NSPAWNCTL, requireRoot, TestDaemon, waitFor } from './helpers.js';
 
 let d: TestDaemon;
 let server: Server;
@@ -127,6 +128,36 @@ describe('raw transfers through nspawnd', () => {
     expect(d.ctl(['cancel-transfer', 'x1']).stderr.trim()).toBe('Failed to parse transfer id: x1');
   });
 
+  it('C-c leaves the transfer running in nspawnd (as machinectl); an import from a stalled stdin is cancelled and leaves nothing', async () => {
+    const pull = execa(process.execPath, [NSPAWNCTL, 'pull-raw', '--verify=no', `${base}/stall/dm-stall.raw`, 'dm-bg'], { env: d.env, extendEnv: false, reject: false, stdin: 'ignore' });
+    let err = '';
+    pull.stderr!.on('data', (c: Buffer) => (err += c.toString()));
+    await waitFor(() => /Enqueued transfer job (\d+)/.test(err) && store().some((n) => n.startsWith('.#import-dm-bg-')), 20000, 100);
+    const id = /Enqueued transfer job (\d+)/.exec(err)![1]!;
+    pull.kill('SIGINT');
+    const r = await pull;
+    expect(r.exitCode).toBe(0);
+    expect(err).toContain(`Continuing download in the background. Use "nspawnctl cancel-transfer ${id}" to abort transfer.`);
+    expect(d.ctl(['list-transfers', '--no-legend']).stdout).toMatch(new RegExp(`^${id}\\s+\\d+%\\s+pull-raw\\s+dm-bg\\s`, 'm'));
+    expect(d.ctl(['cancel-transfer', id]).status).toBe(0);
+    // import-raw - from a pipe that gives 1 MiB and then nothing
+    const imp = execa(process.execPath, [NSPAWNCTL, 'import-raw', '-', 'dm-pipe'], { env: d.env, extendEnv: false, reject: false, stdin: 'pipe' });
+    imp.stdin!.write(Buffer.alloc(1024 * 1024, 2));
+    let iid = '';
+    await waitFor(() => {
+      const m = /^(\d+)\s+n\/a\s+import-raw\s+dm-pipe\s+-$/m.exec(d.ctl(['list-transfers', '--no-legend']).stdout);
+      if (m && store().some((n) => n.startsWith('.#import-dm-pipe-'))) iid = m[1]!;
+      return iid !== '';
+    }, 20000, 100);
+    expect(d.ctl(['cancel-transfer', iid]).status).toBe(0);
+    const ri = await imp;
+    imp.stdin!.destroy();
+    expect(ri.exitCode).toBe(1);
+    expect(String(ri.stderr).trim().split('\n').pop()).toBe('Transfer of standard input was cancelled.');
+    expect(store()).toEqual(['dm-pulled.raw']);
+    expect(d.ctl(['list-transfers']).stdout).toBe('No transfers.\n');
+  });
+
   it('import-raw from a file and from stdin; import-fs; export-raw to a file and to stdout', async () => {
     const work = join(d.base, 'work');
     mkdirSync(work, { recursive: true });
@@ -162,6 +193,22 @@ describe('raw transfers through nspawnd', () => {
     expect(r.stderr.trim()).toBe("Image 'dm-tree' is a directory, not a raw image: export-tar exports it.");
     expect(store()).toEqual(['dm-file.raw', 'dm-pulled.raw', 'dm-stdin.raw', 'dm-tree']);
     expect(readdirSync(work).filter((n) => n.startsWith('.#'))).toEqual([]);
+  });
+
+  it('pull-raw shows a progress bar on a terminal', async () => {
+    files.set('/tty/dm-tty.raw', IMG);
+    const c = await execa('script', ['-qfec', `"${process.execPath}" "${NSPAWNCTL}" pull-raw --verify=no ${base}/tty/dm-tty.raw`, '/dev/null'], {
+      env: d.env,
+      extendEnv: false,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      reject: false,
+      stripFinalNewline: false,
+    });
+    expect(c.exitCode, c.stdout).toBe(0);
+    expect(c.stdout).toMatch(/\r\[[#.]+\] +\d+% /);
+    expect(c.stdout).toMatch(/\[#{30}\] 100% 2\.0M\/2\.0M/);
+    expect(c.stdout).toContain("Created new image 'dm-tty'");
+    expect(d.ctl(['remove', 'dm-tty']).status).toBe(0);
   });
 
   it('a raw image that is a symlink out of the store is refused by export-raw and show-image', async () => {

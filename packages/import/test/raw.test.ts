@@ -9,7 +9,7 @@ import { createServer as createNetServer, type Server as NetServer, type Socket 
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { exportRaw, importFs, importRaw, pullRaw, rawNameFromUrl } from '../src/index.js';
 import { type Fixture, makeFixture, storeListing } from './fixture.js';
 
@@ -143,6 +143,8 @@ describe('pullRaw from a local HTTP server', () => {
     const home = join(fx.work, 'gnupg');
     mkdirSync(home, { mode: 0o700 });
     const gpg = (...a: string[]) => execFileSync('gpg', ['--homedir', home, '--batch', '--pinentry-mode', 'loopback', '--passphrase', '', ...a], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // key generation starts a gpg-agent for HOME: stopped at the end, whatever happens
+    onTestFinished(() => void execFileSync('gpgconf', ['--homedir', home, '--kill', 'all'], { stdio: 'ignore' }));
     gpg('--quick-gen-key', 'nspawn test <test@example.invalid>', 'ed25519', 'sign', 'never');
     const keyring = join(fx.work, 'pubring.gpg');
     writeFileSync(keyring, gpg('--export'));
