@@ -53,6 +53,8 @@ const pullRaw: Verb = async (args, opts, ctx) => {
   if (args.length < 1 || args.length > 2) ctx.fail('pull-raw needs URL [NAME].');
   const url = args[0]!;
   if (!/^https?:\/\//.test(url)) ctx.fail(`URL '${url}' is not valid.`);
+  // machinectl: "-" keeps only the hidden, read-only download (.raw-URL-ETAG); here the image is made directly
+  if (args[1] === '-') ctx.fail("pull-raw: '-' as NAME (only the hidden download, as machinectl) is not supported; give NAME.");
   checkName(ctx, args[1]);
   const r = await transfer(ctx, opts, 'io.nspawn.Transfer.PullRaw', { url, ...(args[1] !== undefined ? { name: args[1] } : {}), verify: verifyMode(opts.verify), readOnly: opts.readOnly }, 'download');
   if (!opts.quiet) ctx.err(`Created new image '${String(r.name)}' in ${String(r.path)}.\n`);

@@ -96,6 +96,8 @@ describe('raw transfers through nspawnd', () => {
       expect(r.status).toBe(1);
       expect(r.stderr.trim()).toBe(`Image name '${n}' is invalid.`);
     }
+    expect((await d.ctlAsync(['pull-raw', 'ftp://127.0.0.1/x.raw'])).stderr.trim()).toBe("URL 'ftp://127.0.0.1/x.raw' is not valid.");
+    expect((await d.ctlAsync(['pull-raw', `${base}/bad/dm-bad.raw`, '-'])).stderr.trim()).toBe("pull-raw: '-' as NAME (only the hidden download, as machinectl) is not supported; give NAME.");
     const q = await d.ctlAsync(['pull-raw', '--verify=no', `${base}/q/dm-q.qcow2`]);
     expect(q.status).toBe(1);
     expect(q.stderr.trim().split('\n').pop()).toBe(`Refusing ${base}/q/dm-q.qcow2: it is a qcow2 image, which this nspawn does not convert; convert it first (qemu-img convert -O raw).`);

@@ -151,10 +151,12 @@ const allZero = (b: Buffer) => {
 
 /**
  * Writes CHUNKS into FD from offset 0, leaving holes for all-zero blocks (as systemd's sparse_write()), and sets
- * the size. Refuses qcow2 by its magic and more than LIMIT bytes. Returns the size.
+ * the size. Refuses qcow2 by its magic, and more than LIMIT bytes of data written (holes do not count: a sparse
+ * image larger than the free space is fine, a decompression bomb of data is not). Returns the size.
  */
 export async function writeSparse(fd: number, chunks: AsyncIterable<Buffer>, label: string, limit = Number.MAX_SAFE_INTEGER): Promise<number> {
   let pos = 0;
+  let written = 0;
   let first = true;
   for await (const c of chunks) {
     if (first && c.length > 0) {
@@ -162,7 +164,6 @@ export async function writeSparse(fd: number, chunks: AsyncIterable<Buffer>, lab
       if (c.length >= 4 && c.subarray(0, 4).equals(QCOW2_MAGIC))
         throw new ImportError(`Refusing ${label}: it is a qcow2 image, which this nspawn does not convert; convert it first (qemu-img convert -O raw).`);
     }
-    if (pos + c.length > limit) throw new ImportError(`Refusing ${label}: the image grows past the ${limit} bytes free in the image store.`);
     // non-zero runs of whole blocks (by absolute offset) are written; zero blocks stay holes
     let i = 0;
     while (i < c.length) {
@@ -178,6 +179,8 @@ export async function writeSparse(fd: number, chunks: AsyncIterable<Buffer>, lab
         if (allZero(c.subarray(j, e2))) break;
         j = e2;
       }
+      written += j - i;
+      if (written > limit) throw new ImportError(`Refusing ${label}: the image's data grows past the ${limit} bytes free in the image store.`);
       await writeAll(fd, c.subarray(i, j), pos + i);
       i = j;
     }

@@ -284,6 +284,30 @@ describe('importRaw, exportRaw, importFs', () => {
     rmSync(join(fx.store, 'evil.raw'));
   });
 
+  it('the free-space cap counts data written, not holes: a sparse image larger than the cap passes, data past it does not', async () => {
+    const { openSync, closeSync } = await import('node:fs');
+    const { writeSparse } = await import('../src/index.js');
+    async function* gen(zeros: number, data: number): AsyncGenerator<Buffer> {
+      for (let i = 0; i < zeros; i++) yield Buffer.alloc(1024 * 1024);
+      for (let i = 0; i < data; i++) yield Buffer.alloc(1024 * 1024, 1);
+    }
+    const f = join(fx.work, 'sparse.img');
+    let fd = openSync(f, 'w');
+    try {
+      expect(await writeSparse(fd, gen(64, 1), 'sparse.img', 2 * 1024 * 1024)).toBe(65 * 1024 * 1024);
+    } finally {
+      closeSync(fd);
+    }
+    expect(statSync(f).blocks * 512).toBeLessThanOrEqual(2 * 1024 * 1024);
+    fd = openSync(f, 'w');
+    try {
+      await expect(writeSparse(fd, gen(0, 3), 'sparse.img', 2 * 1024 * 1024)).rejects.toThrow("Refusing sparse.img: the image's data grows past the 2097152 bytes free in the image store.");
+    } finally {
+      closeSync(fd);
+      rmSync(f);
+    }
+  });
+
   it('import-raw refuses qcow2, a directory, and bad names; nothing is left', async () => {
     writeFileSync(join(fx.work, 'q.qcow2'), Buffer.concat([Buffer.from([0x51, 0x46, 0x49, 0xfb]), Buffer.alloc(100)]));
     await expect(importRaw(join(fx.work, 'q.qcow2'), { root: fx.store })).rejects.toThrow('is a qcow2 image');
