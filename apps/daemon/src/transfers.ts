@@ -10,10 +10,14 @@
  */
 import { isAbsolute } from 'node:path';
 import { findImage, ImageError } from '@nspawn/btrfs';
-import { type ExportFormat, exportRaw, importFs, importRaw, pullRaw, type VerifyMode } from '@nspawn/import';
 import { pidfdGetfd } from '@nspawn/syscall';
 import { VarlinkError, type VarlinkContext, type VarlinkMethod, type VarlinkParams } from '@nspawn/runtime';
 import { imageNameIsValid } from '@nspawn/settings';
+
+type VerifyMode = 'no' | 'checksum' | 'signature';
+type ExportFormat = 'uncompressed' | 'xz' | 'gzip' | 'bzip2' | 'zstd';
+/** @nspawn/import's transfers: a bundle of their own (nspawnd-transfers.cjs), loaded at the first transfer */
+const ops = () => import('./transfer-ops.js');
 
 export type TransferType = 'pull-raw' | 'import-raw' | 'import-fs' | 'export-raw';
 
@@ -131,7 +135,7 @@ export class Transfers {
         if (!['no', 'checksum', 'signature'].includes(verify)) throw invalid('verify');
         const url = p.url as string;
         return this.run(ctx, { type: 'pull-raw', remote: url, local: name ?? url, verify }, async (signal, progress) => {
-          const r = await pullRaw(url, { root: this.root, ...(name ? { name } : {}), verify, readOnly: p.readOnly === true, signal, progress, ...(str(p, 'keyring') ? { keyring: str(p, 'keyring')! } : {}) });
+          const r = await (await ops()).pullRaw(url, { root: this.root, ...(name ? { name } : {}), verify, readOnly: p.readOnly === true, signal, progress, ...(str(p, 'keyring') ? { keyring: str(p, 'keyring')! } : {}) });
           return { name: r.name, path: r.path, size: r.size };
         });
       }],
@@ -142,7 +146,7 @@ export class Transfers {
         if (file !== '-' && !isAbsolute(file)) throw invalid('file');
         return this.run(ctx, { type: 'import-raw', remote: file, local: name ?? file }, async (signal, progress) => {
           const src = file === '-' ? { fd: peerFd(ctx, 0), label: 'standard input' } : file;
-          const r = await importRaw(src, { root: this.root, ...(name ? { name } : {}), readOnly: p.readOnly === true, signal, progress });
+          const r = await (await ops()).importRaw(src, { root: this.root, ...(name ? { name } : {}), readOnly: p.readOnly === true, signal, progress });
           return { name: r.name, path: r.path, size: r.size };
         });
       }],
@@ -151,7 +155,7 @@ export class Transfers {
         const dir = p.directory as string;
         if (!isAbsolute(dir)) throw invalid('directory');
         return this.run(ctx, { type: 'import-fs', remote: dir, local: name ?? dir }, async (signal) => {
-          const r = await importFs(dir, { root: this.root, ...(name ? { name } : {}), readOnly: p.readOnly === true, signal });
+          const r = await (await ops()).importFs(dir, { root: this.root, ...(name ? { name } : {}), readOnly: p.readOnly === true, signal });
           return { name: r.name, path: r.path };
         });
       }],
@@ -173,6 +177,7 @@ export class Transfers {
           throw e;
         }
         return this.run(ctx, { type: 'export-raw', remote: name, local: file }, async (signal, progress) => {
+          const { exportRaw } = await ops();
           if (file !== '-') return { size: (await exportRaw(image, file, { ...(format ? { format } : {}), signal, progress })).size };
           return { size: (await exportRaw(image, { fd: peerFd(ctx, 1), label: 'standard output' }, { format: format ?? 'uncompressed', signal, progress })).size };
         });
