@@ -24,9 +24,10 @@ function checkName(ctx: CtlContext, n: string | undefined): void {
 async function transfer(ctx: CtlContext, opts: CtlOptions, method: string, params: Record<string, unknown>, what: string): Promise<Record<string, unknown>> {
   const bar = progressBar(opts.quiet);
   let id: number | undefined;
+  // machinectl's event loop ends with EINTR then, and machinectl fails (status 1)
   const onSignal = () => {
-    if (id !== undefined) ctx.err(`\nContinuing ${what} in the background. Use "nspawnctl cancel-transfer ${id}" to abort transfer.\n`);
-    process.exit(id !== undefined ? 0 : 130);
+    if (id !== undefined && !opts.quiet) ctx.err(`\nContinuing ${what} in the background. Use "nspawnctl cancel-transfer ${id}" to abort transfer.\n`);
+    process.exit(1);
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);

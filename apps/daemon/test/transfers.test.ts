@@ -138,7 +138,7 @@ describe('raw transfers through nspawnd', () => {
     const id = /Enqueued transfer job (\d+)/.exec(err)![1]!;
     pull.kill('SIGINT');
     const r = await pull;
-    expect(r.exitCode).toBe(0);
+    expect(r.exitCode).toBe(1);
     expect(err).toContain(`Continuing download in the background. Use "nspawnctl cancel-transfer ${id}" to abort transfer.`);
     expect(d.ctl(['list-transfers', '--no-legend']).stdout).toMatch(new RegExp(`^${id}\\s+\\d+%\\s+pull-raw\\s+dm-bg\\s`, 'm'));
     expect(d.ctl(['cancel-transfer', id]).status).toBe(0);
