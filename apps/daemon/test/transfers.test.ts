@@ -141,6 +141,13 @@ describe('raw transfers through nspawnd', () => {
     expect(r.exitCode).toBe(1);
     expect(err).toContain(`Continuing download in the background. Use "nspawnctl cancel-transfer ${id}" to abort transfer.`);
     expect(d.ctl(['list-transfers', '--no-legend']).stdout).toMatch(new RegExp(`^${id}\\s+\\d+%\\s+pull-raw\\s+dm-bg\\s`, 'm'));
+    // a second transfer to that name is refused; clean leaves the running one's hidden file alone
+    const again = await d.ctlAsync(['pull-raw', '--verify=no', `${base}/good/dm-pulled.raw.xz`, 'dm-bg']);
+    expect(again.status).toBe(1);
+    expect(again.stderr.trim()).toBe('Transfer for dm-bg already in progress.');
+    const hidden = store().filter((n) => n.startsWith('.#import-dm-bg-'));
+    expect(d.ctl(['clean']).status).toBe(0);
+    expect(store().filter((n) => n.startsWith('.#import-dm-bg-'))).toEqual(hidden);
     expect(d.ctl(['cancel-transfer', id]).status).toBe(0);
     // import-raw - from a pipe that gives 1 MiB and then nothing
     const imp = execa(process.execPath, [NSPAWNCTL, 'import-raw', '-', 'dm-pipe'], { env: d.env, extendEnv: false, reject: false, stdin: 'pipe' });

@@ -109,7 +109,8 @@ describe('pullRaw from a local HTTP server', () => {
     const q = Buffer.concat([Buffer.from([0x51, 0x46, 0x49, 0xfb, 0, 0, 0, 3]), Buffer.alloc(4096)]);
     serve('vm.qcow2', q);
     serve('vm2.qcow2.gz', gzipSync(q));
-    for (const f of ['vm.qcow2', 'vm2.qcow2.gz'])
+    serve('vm3.qcow2.xz', compress('xz', q));
+    for (const f of ['vm.qcow2', 'vm2.qcow2.gz', 'vm3.qcow2.xz'])
       await expect(pullRaw(`${url}/${f}`, { root: fx.store })).rejects.toThrow(`Refusing ${url}/${f}: it is a qcow2 image, which this nspawn does not convert; convert it first (qemu-img convert -O raw).`);
     expect(storeListing(fx.store)).toEqual([]);
   });
