@@ -42,11 +42,11 @@ Image Commands:
 
 Image Transfer Commands:
   pull-tar URL [NAME]         Download a TAR container image
-  import-tar FILE [NAME]      Import a local TAR container image
-  export-tar NAME [FILE]      Export a TAR container image locally
   pull-raw URL [NAME]         Download a RAW container or VM image (qcow2 is refused)
+  import-tar FILE [NAME]      Import a local TAR container image
   import-raw FILE|- [NAME]    Import a local RAW container or VM image (- reads stdin; NAME needed)
   import-fs DIRECTORY [NAME]  Import a local directory container image
+  export-tar NAME [FILE]      Export a TAR container image locally
   export-raw NAME [FILE]      Export a RAW container or VM image locally (- or none: stdout)
   list-transfers              Show list of transfers in progress
   cancel-transfer ID...       Cancel a transfer; nothing of it is left
