@@ -1,7 +1,7 @@
 /**
- * Downloads for pull-raw (and what it verifies them with): HTTP(S) into a file descriptor with a hard cap on the
- * bytes taken (the declared Content-Length, else the store's free space), cancellable through an AbortSignal, a
- * SHA-256 of what arrived; SHA256SUMS beside the URL, and its detached GPG signature SHA256SUMS.gpg checked against
+ * Downloads for pull-raw (and what it verifies them with): HTTP(S) bodies as a stream of chunks checked as they
+ * come (never more than the declared Content-Length, which must fit the given cap, nor more than the cap without
+ * one; a body cut short fails), cancellable through an AbortSignal, with the SHA-256 of what arrived; SHA256SUMS beside the URL, and its detached GPG signature SHA256SUMS.gpg checked against
  * systemd's import keyring as systemd-pull 252 does (gpg(1) in a temporary home, the keyring given, trust model
  * "always").
  */
