@@ -99,7 +99,11 @@ interface Transfer {
   progress: number;
 }
 
-/** machinectl list-transfers: ID PERCENT TYPE LOCAL REMOTE, "N transfers listed." or "No transfers." */
+/**
+ * machinectl 252's list-transfers, its printf() formats: ID right-aligned (at least 2 wide), PERCENT right-aligned
+ * in 6 and "%" (or "n/a" in 7), TYPE, LOCAL and REMOTE padded to their widest; "N transfers listed." or
+ * "No transfers."
+ */
 const listTransfers: Verb = async (_args, opts, ctx) => {
   const all = (await ctx.call('io.nspawn.Transfer.List', {}, true)).filter((t) => typeof t.id === 'number') as unknown as Transfer[];
   all.sort((a, b) => a.id - b.id);
@@ -107,12 +111,17 @@ const listTransfers: Verb = async (_args, opts, ctx) => {
     ctx.out(ctx.json(all, opts));
     return 0;
   }
-  const pct = (p: number) => (p < 0 ? 'n/a' : `${Math.floor(p * 100)}%`);
-  if (all.length === 0) {
-    if (opts.legend) ctx.out('No transfers.\n');
-    return 0;
+  const idw = Math.max(2, ...all.map((t) => String(t.id).length));
+  const w = (k: 'type' | 'local' | 'remote', head: string) => Math.max(head.length, ...all.map((t) => t[k].length));
+  const [tw, lw, rw] = [w('type', 'TYPE'), w('local', 'LOCAL'), w('remote', 'REMOTE')];
+  let s = '';
+  if (opts.legend && all.length > 0) s += `${'ID'.padEnd(idw)} ${'PERCENT'.padEnd(7)} ${'TYPE'.padEnd(tw)} ${'LOCAL'.padEnd(lw)} ${'REMOTE'.padEnd(rw)}\n`;
+  for (const t of all) {
+    const pct = t.progress < 0 ? 'n/a'.padStart(7) : `${String(Math.floor(t.progress * 100)).padStart(6)}%`;
+    s += `${String(t.id).padStart(idw)} ${pct} ${t.type.padEnd(tw)} ${t.local.padEnd(lw)} ${t.remote.padEnd(rw)}\n`;
   }
-  ctx.out(ctx.table(['ID', 'PERCENT', 'TYPE', 'LOCAL', 'REMOTE'], all.map((t) => [String(t.id), pct(t.progress), t.type, t.local, t.remote]), opts, `${all.length} transfers listed.`));
+  if (opts.legend) s += all.length > 0 ? `\n${all.length} transfers listed.\n` : 'No transfers.\n';
+  ctx.out(s);
   return 0;
 };
 
