@@ -42,6 +42,8 @@ const full: HelperPlan = basePlan({
   asPid2: true,
   loopback: true,
   volatileMode: 'overlay',
+  lateSync: true,
+  ociFds: { consoleSocket: 7, pass: [4, 5, 6] },
   net: {
     steps: [
       { kind: 'up', ifname: 'host0' },
@@ -165,6 +167,8 @@ const planArb: fc.Arbitrary<HelperPlan> = fc
       asPid2: fc.boolean(),
       loopback: fc.boolean(),
       volatileMode: fc.constantFrom('yes' as const, 'state' as const, 'overlay' as const),
+      lateSync: fc.boolean(),
+      ociFds: fc.record({ consoleSocket: fc.integer({ min: -1, max: 0xffff }), pass: fc.array(fc.nat(0xffff), { maxLength: 8 }) }, { requiredKeys: ['pass'] }),
       env: strs(60),
       argv: strs(200),
       searchPath: fc.boolean(),

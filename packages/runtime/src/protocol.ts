@@ -219,6 +219,19 @@ export interface HelperPlan {
   net?: { steps: NetStep[]; netns?: string };
   /** existing namespaces the helper joins by path before it clones (type: a CLONE.NEW* flag; native/nsjoin.c) */
   nsJoin?: Array<{ type: number; path: string }>;
+  /**
+   * With sync: the container waits at its sync point after its setup (mounts, pivot_root, console, rlimits), just
+   * before seccomp, the credentials and exec, as runc's exec fifo (OCI create); the `pid` event (and so attach())
+   * comes once it is there. Without it the container waits right after the clone.
+   */
+  lateSync?: boolean;
+  /**
+   * Descriptors the helper was started with (spawnHelper()'s extraFds: 4, 5, ...): CONSOLESOCKET, a connected
+   * AF_UNIX socket the console's master is sent to (SCM_RIGHTS, as runc's --console-socket; the helper keeps no copy),
+   * and PASS, which become 3, 4, ... of the payload (OCI --preserve-fds, LISTEN_FDS). With this record every other
+   * descriptor from 3 + PASS's length on is closed at the payload's exec.
+   */
+  ociFds?: { consoleSocket?: number; pass: number[] };
 }
 
 /** What the helper does after the container's end when it runs in nspawn's place (see src/handoff.ts). */
@@ -272,6 +285,8 @@ const P = {
   STDOUT: 40, SDNOTIFY: 41, LOCK: 42, LOCKFD: 43, RMSUBVOL: 44, RMMOUNT: 45, RMTREE: 46, CGMKDIR: 47, CGWRITE: 48, CGCHOWN: 49,
   HANDOFF: 50, HOMSGS: 51, HOSIGNAMES: 52, HORM: 53, HOKILL: 54, HOSLICE: 55, HOMARKER: 56, HOREEXEC: 57, NSJOIN: 58,
   VOLATILE: 59,
+  // 60..64: other branches' records
+  OCIFDS: 65, LATESYNC: 66,
 } as const;
 
 /** Record ids of an exec-in request (native/wire.h X_*). */
@@ -457,6 +472,8 @@ export function encodePlan(p: HelperPlan): Buffer {
   if (p.asPid2) w.r(P.PID2).e();
   if (p.loopback) w.r(P.LOOPBACK).e();
   if (p.volatileMode) w.r(P.VOLATILE).s(p.volatileMode).e();
+  if (p.lateSync) w.r(P.LATESYNC).e();
+  if (p.ociFds) w.r(P.OCIFDS).i(p.ociFds.consoleSocket ?? -1, 'console socket fd').U(p.ociFds.pass, 'fd').e();
   for (const st of p.net?.steps ?? []) {
     if (st.kind === 'up') w.r(P.NETUP).s(st.ifname).e();
     else if (st.kind === 'address') w.r(P.NETADDR).s(st.ifname).u(st.family, 'family').s(st.address).u(st.prefixLength, 'prefix length').e();

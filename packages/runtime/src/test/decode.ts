@@ -78,6 +78,8 @@ export function canonicalPlan(p: HelperPlan): unknown {
     asPid2: p.asPid2,
     loopback: p.loopback,
     ...opt('volatileMode', p.volatileMode),
+    ...opt('lateSync', p.lateSync ? true : undefined),
+    ...opt('ociFds', p.ociFds && { consoleSocket: String(p.ociFds.consoleSocket ?? -1), pass: p.ociFds.pass.map(n) }),
     net: {
       steps: (p.net?.steps ?? []).map((s) =>
         s.kind === 'up'
