@@ -177,6 +177,9 @@ export async function monitorContainer(
   const plan = prep.plan(true);
   // the container waits for start set up (its console sent), as runc's does at its exec fifo
   plan.lateSync = true;
+  // created for a caller that waits for it (conmon, containerd's shim: subreapers): the helper leaves it to them
+  // once it runs, as runc's create does
+  if (!opts.foreground) plan.leaveAfterStart = true;
   const fds = opts.fds ?? [];
   if (opts.listenFds) plan.env = [...plan.env, `LISTEN_FDS=${opts.listenFds}`, 'LISTEN_PID=1'];
   let consoleSock: Socket | undefined;

@@ -233,6 +233,9 @@ void child_main(Plan *p) {
         if (p->sync && p->late_sync) {
                 if (write(child_sync_fd, "G", 1) != 1 || read(child_sync_fd, &c, 1) != 1)
                         _exit(1); /* the outer side went away */
+                /* the outer helper leaves once we have executed the payload: we must outlive it */
+                if (p->leave)
+                        prctl(PR_SET_PDEATHSIG, 0);
         }
 
         /* setup_seccomp() and seccomp_suppress_sync(): the system call filter, before PR_SET_KEEPCAPS and the UID

@@ -347,6 +347,7 @@ int outer_main(int handoff_fd) {
         int exited = 0, status = 0;
         int last_char = -1; /* the last byte of the container's output we passed on (-1: none yet) */
         int stdin_open = interactive;
+        int child_failed = 0; /* an error came from the child: it is ending */
         Escapes escapes = { 0 };
 
         if (interactive)
@@ -414,6 +415,13 @@ int outer_main(int handoff_fd) {
                         int n = recv_msg(sync_sock, buf, sizeof buf, &fd);
                         if (n <= 0) {
                                 sync_open = 0;
+                                /* OCI create: the payload has been executed (the socket closed with its exec, no
+                                 * error came): it is the nearest subreaper's from here on, as runc leaves it */
+                                if (plan.leave && !exited && !child_failed) {
+                                        ctl_printf("ready\n");
+                                        ctl_printf("left\n");
+                                        return 0;
+                                }
                                 if (!exited) {
                                         ctl_printf("ready\n");
                                         /* the container runs: what systemd-nspawn tells its service manager now */
@@ -428,6 +436,7 @@ int outer_main(int handoff_fd) {
                                         close(notify_fd);
                                 notify_fd = fd;
                         } else if (buf[0] == 'E') {
+                                child_failed = 1;
                                 for (char *q = buf; *q; q++)
                                         if (*q == '\n')
                                                 *q = ' ';

@@ -104,6 +104,7 @@ static int plan_record(void *ctx, unsigned id, const WireValue *v, char *err, si
                 break;
         case P_LATESYNC:
                 p->late_sync = 1;
+                p->leave = v[0].b;
                 break;
         case P_OCIFDS:
                 if (v[0].i < -1 || v[0].i > 0xffff)

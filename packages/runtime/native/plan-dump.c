@@ -328,8 +328,10 @@ static void dump_plan(const Plan *p) {
         kbool("loopback", p->loopback);
         if (p->volatile_mode)
                 kstr("volatileMode", p->volatile_mode);
-        if (p->late_sync)
+        if (p->late_sync) {
                 kbool("lateSync", 1);
+                kbool("leaveAfterStart", p->leave);
+        }
         if (p->oci_fds) {
                 key("ociFds");
                 open_('{');

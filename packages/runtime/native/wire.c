@@ -75,7 +75,7 @@ static const WireRecord plan_records[P_COUNT] = {
         [P_NSJOIN] = { "nsjoin", "us", R },
         [P_VOLATILE] = { "volatile", "s", 0 },
         [P_OCIFDS] = { "ocifds", "iU", 0 },
-        [P_LATESYNC] = { "latesync", "", 0 },
+        [P_LATESYNC] = { "latesync", "b", 0 },
 };
 
 static const WireRecord exec_in_records[X_COUNT] = {

@@ -43,6 +43,7 @@ const full: HelperPlan = basePlan({
   loopback: true,
   volatileMode: 'overlay',
   lateSync: true,
+  leaveAfterStart: true,
   ociFds: { consoleSocket: 7, pass: [4, 5, 6] },
   net: {
     steps: [
@@ -168,6 +169,7 @@ const planArb: fc.Arbitrary<HelperPlan> = fc
       loopback: fc.boolean(),
       volatileMode: fc.constantFrom('yes' as const, 'state' as const, 'overlay' as const),
       lateSync: fc.boolean(),
+      leaveAfterStart: fc.boolean(),
       ociFds: fc.record({ consoleSocket: fc.integer({ min: -1, max: 0xffff }), pass: fc.array(fc.nat(0xffff), { maxLength: 8 }) }, { requiredKeys: ['pass'] }),
       env: strs(60),
       argv: strs(200),

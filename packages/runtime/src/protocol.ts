@@ -226,6 +226,12 @@ export interface HelperPlan {
    */
   lateSync?: boolean;
   /**
+   * With lateSync: once the payload has been executed the helper leaves, its `left` event instead of an exit: the
+   * container's PID 1 goes to the nearest subreaper (conmon, containerd's shim wait for it as runc leaves it to them),
+   * without a parent-death signal. Its end is no longer reported.
+   */
+  leaveAfterStart?: boolean;
+  /**
    * Descriptors the helper was started with (spawnHelper()'s extraFds: 4, 5, ...): CONSOLESOCKET, a connected
    * AF_UNIX socket the console's master is sent to (SCM_RIGHTS, as runc's --console-socket; the helper keeps no copy),
    * and PASS, which become 3, 4, ... of the payload (OCI --preserve-fds, LISTEN_FDS). With this record every other
@@ -472,7 +478,7 @@ export function encodePlan(p: HelperPlan): Buffer {
   if (p.asPid2) w.r(P.PID2).e();
   if (p.loopback) w.r(P.LOOPBACK).e();
   if (p.volatileMode) w.r(P.VOLATILE).s(p.volatileMode).e();
-  if (p.lateSync) w.r(P.LATESYNC).e();
+  if (p.lateSync) w.r(P.LATESYNC).b1(p.leaveAfterStart).e();
   if (p.ociFds) w.r(P.OCIFDS).i(p.ociFds.consoleSocket ?? -1, 'console socket fd').U(p.ociFds.pass, 'fd').e();
   for (const st of p.net?.steps ?? []) {
     if (st.kind === 'up') w.r(P.NETUP).s(st.ifname).e();
@@ -563,6 +569,8 @@ export type HelperEvent =
   /** a message of the container's init on /run/host/notify: one line per tag nspawn handles (READY=1, STATUS=...) */
   | { type: 'notify'; message: string }
   | { type: 'exit'; code: number }
+  /** the helper left the running container to its reaper (plan.leaveAfterStart) */
+  | { type: 'left' }
   | { type: 'signal'; signal: number };
 
 export function parseHelperLine(line: string): HelperEvent | undefined {
@@ -586,6 +594,8 @@ export function parseHelperLine(line: string): HelperEvent | undefined {
       return { type: 'exit', code: Number(rest) };
     case 'signal':
       return { type: 'signal', signal: Number(rest) };
+    case 'left':
+      return { type: 'left' };
     default:
       return undefined;
   }

@@ -26,7 +26,9 @@ type StdioEntry = 'inherit' | 'ignore' | number;
 export type ContainerEnd =
   | { kind: 'exited'; code: number }
   | { kind: 'signaled'; signal: number }
-  | { kind: 'failed'; message: string };
+  | { kind: 'failed'; message: string }
+  /** plan.leaveAfterStart: the container runs on, its PID 1 left to the nearest subreaper */
+  | { kind: 'left'; pid: number };
 
 /**
  * Starts the helper. It waits for its plan on fd 3, so it can be started while the plan is still being made
@@ -147,6 +149,9 @@ export function runPlan(
           break;
         case 'signal':
           end = { kind: 'signaled', signal: e.signal };
+          break;
+        case 'left':
+          end = { kind: 'left', pid };
           break;
         case 'ready':
           if (!opts.notifyReady) ready();
@@ -273,6 +278,9 @@ async function bootLoop(
       case 'failed':
         hooks.log(end.message);
         return 1;
+      case 'left':
+        // nspawn's plans never leave their container
+        return 0;
       case 'exited':
         if (end.code === 0) say(msg.ok);
         else say(msg.fail.replace('{}', String(end.code)));

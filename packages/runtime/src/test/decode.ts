@@ -79,6 +79,7 @@ export function canonicalPlan(p: HelperPlan): unknown {
     loopback: p.loopback,
     ...opt('volatileMode', p.volatileMode),
     ...opt('lateSync', p.lateSync ? true : undefined),
+    ...opt('leaveAfterStart', p.lateSync ? p.leaveAfterStart === true : undefined),
     ...opt('ociFds', p.ociFds && { consoleSocket: String(p.ociFds.consoleSocket ?? -1), pass: p.ociFds.pass.map(n) }),
     net: {
       steps: (p.net?.steps ?? []).map((s) =>
