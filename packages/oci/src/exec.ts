@@ -62,7 +62,9 @@ export async function execContainer(root: string, id: string, o: ExecOptions): P
     ...((p?.terminal ?? o.tty) ? { pty: true } : {}),
   };
   if (o.detach) {
-    const child = spawnIn({ ...opts, stdio: ['ignore', 'ignore', 'ignore'] });
+    // runc's exec --detach: the process keeps the stdio it was given (conmon's pipes); its exit goes to the caller's
+    // subreaper (the helper's exit status is the process's)
+    const child = spawnIn({ ...opts, stdio: ['inherit', 'inherit', 'inherit'] });
     if (o.pidFile && child.pid) writeFileSync(resolve(o.pidFile), `${child.pid}`);
     child.unref();
     return 0;

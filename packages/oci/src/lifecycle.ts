@@ -17,7 +17,7 @@ import { runHooks } from './hooks.js';
 import { loadSpec, type Spec, SpecError } from './spec.js';
 import {
   alive, checkId, containerDir, listIds, loadRecord, makeContainerDir, ociState, type OciState, procStat, type Record_,
-  removeContainerDir, saveRecord, startSocket, StateError, statusOf, writeAtomic,
+  removeContainerDir, saveRecord, socketAddress, startSocket, StateError, statusOf, writeAtomic,
 } from './state.js';
 import { resolveRootfs, translateSpec } from './translate.js';
 import { makeCgroups, removeCgroups } from './cgroups.js';
@@ -237,7 +237,7 @@ export async function monitorContainer(
         server = createServer();
         await new Promise<void>((res, rej) => {
           server!.once('error', rej);
-          server!.listen(sock, () => res());
+          server!.listen(socketAddress(sock), () => res());
         });
       }
       saveRecord(opts.root, record);
@@ -306,7 +306,7 @@ export async function startContainer(root: string, id: string): Promise<void> {
   const status = statusOf(root, r);
   if (status !== 'created') throw new StateError(`cannot start a container that has ${status === 'stopped' ? 'stopped' : `already been started (${status})`}`);
   await new Promise<void>((res, rej) => {
-    const c = createConnection(startSocket(root, id), () => c.write('start\n'));
+    const c = createConnection(socketAddress(startSocket(root, id)), () => c.write('start\n'));
     let got = '';
     c.setEncoding('utf8');
     c.on('data', (d: string) => (got += d));
@@ -320,7 +320,7 @@ export async function startContainer(root: string, id: string): Promise<void> {
 /** Sends WORD to a created container's monitor and waits for its answer. */
 function tellMonitor(root: string, id: string, word: string): Promise<boolean> {
   return new Promise((res) => {
-    const c = createConnection(startSocket(root, id), () => c.write(`${word}\n`));
+    const c = createConnection(socketAddress(startSocket(root, id)), () => c.write(`${word}\n`));
     let got = '';
     c.setEncoding('utf8');
     c.on('data', (d: string) => (got += d));
