@@ -99,7 +99,7 @@ async function main(argv: string[]): Promise<number> {
     const preserve = one(p.opts, 'preserve-fds');
     if (preserve !== undefined && !/^[0-9]+$/.test(preserve)) throw new UsageError(`--preserve-fds ${preserve}: not a number`);
     const preserveFds = Number(preserve ?? 0);
-    const createOpts = { ...(pidFile ? { pidFile } : {}), ...(consoleSocket ? { consoleSocket } : {}), ...(preserveFds ? { preserveFds } : {}) };
+    const createOpts = { ...(pidFile ? { pidFile } : {}), ...(consoleSocket ? { consoleSocket } : {}), ...(preserveFds ? { preserveFds } : {}), ...(flag(p.opts, 'no-new-keyring') ? { noNewKeyring: true } : {}) };
     switch (p.command) {
       case '__monitor': {
         const o = JSON.parse(p.args[0] ?? '{}') as MonitorArgs;

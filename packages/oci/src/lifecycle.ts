@@ -32,6 +32,8 @@ export interface CreateOptions {
   consoleSocket?: string;
   /** --preserve-fds: our descriptors 3.. (after LISTEN_FDS's) that the container's process gets */
   preserveFds?: number;
+  /** --no-new-keyring */
+  noNewKeyring?: boolean;
   /** log lines (errors, warnings of the helper) */
   log: (level: 'error' | 'warning' | 'info', msg: string) => void;
 }
@@ -50,6 +52,7 @@ export interface MonitorArgs {
   fds?: number;
   /** how many of them are LISTEN_FDS's (the process gets LISTEN_FDS=N and LISTEN_PID=1) */
   listenFds?: number;
+  noNewKeyring?: boolean;
 }
 
 /** How many descriptors systemd-style socket activation gave this process (LISTEN_PID ours), as runc's activation.Files(). */
@@ -105,7 +108,7 @@ export async function createContainer(opts: CreateOptions, monitor: MonitorComma
   const fds = listenFds + (opts.preserveFds ?? 0);
   checkPreserved(3 + listenFds, opts.preserveFds ?? 0);
   makeContainerDir(opts.root, opts.id);
-  const cmd = monitor({ root: opts.root, id: opts.id, bundle, ...(consoleSocket ? { consoleSocket } : {}), ...(fds ? { fds, listenFds } : {}) });
+  const cmd = monitor({ root: opts.root, id: opts.id, bundle, ...(consoleSocket ? { consoleSocket } : {}), ...(fds ? { fds, listenFds } : {}), ...(opts.noNewKeyring ? { noNewKeyring: true } : {}) });
   let child: ChildProcess;
   try {
     const passed = Array.from({ length: fds }, (_, i) => 3 + i);
@@ -153,6 +156,8 @@ export async function monitorContainer(
     fds?: number[];
     /** how many of FDS are socket activation's (LISTEN_FDS=N, LISTEN_PID=1 in its environment) */
     listenFds?: number;
+    /** --no-new-keyring: the container stays in the caller's session keyring */
+    noNewKeyring?: boolean;
   },
   reportFd?: number,
 ): Promise<ContainerEnd> {
@@ -177,6 +182,8 @@ export async function monitorContainer(
   const plan = prep.plan(true);
   // the container waits for start set up (its console sent), as runc's does at its exec fifo
   plan.lateSync = true;
+  // a session keyring of its own (runc's default; --no-new-keyring keeps the caller's)
+  if (!opts.noNewKeyring) plan.sessionKeyring = true;
   // created for a caller that waits for it (conmon, containerd's shim: subreapers): the helper leaves it to them
   // once it runs, as runc's create does
   if (!opts.foreground) plan.leaveAfterStart = true;
@@ -210,7 +217,7 @@ export async function monitorContainer(
   if (extraFds.length) plan.ociFds = { pass: fds.map((_, i) => 4 + i), ...(consoleSock ? { consoleSocket: 4 + fds.length } : {}) };
   let cgroups;
   try {
-    cgroups = makeCgroups(opts.id, spec.linux?.cgroupsPath, spec.linux?.resources as Parameters<typeof makeCgroups>[2]);
+    cgroups = makeCgroups(opts.id, spec.linux?.cgroupsPath, spec.linux?.resources as Parameters<typeof makeCgroups>[2], spec.linux?.devices ?? []);
   } catch (e) {
     closePassed();
     report(`error ${(e as Error).message}`);
