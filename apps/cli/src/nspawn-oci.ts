@@ -150,6 +150,7 @@ async function main(argv: string[]): Promise<number> {
           tty: flag(p.opts, 'tty') || flag(p.opts, 't'),
           detach: flag(p.opts, 'detach') || flag(p.opts, 'd'),
           ...(pidFile ? { pidFile } : {}),
+          ...(consoleSocket ? { consoleSocket } : {}),
         });
       }
       case 'pause':

@@ -1,7 +1,8 @@
 /**
  * nspawn-oci under a real engine: podman (Debian 12's 4.3, cgroupfs, no systemd) with `--runtime
  * apps/cli/bin/nspawn-oci`, runc as the yardstick in the same run. An image made with `podman import` from a busybox
- * tree (nothing is pulled); exit codes, `-it` through the console socket (conmon's), `--rm`, `exec`, `kill`, `stop`.
+ * tree (nothing is pulled); exit codes, `-it` through the console socket (conmon's) for run and exec, `--rm`, `exec`,
+ * `kill`, `stop`.
  *
  * Isolated: podman's storage, run root and tmpdir (one set per runtime), the runtimes' --root and the containers'
  * cgroup parent are this test's own (nothing of a user's podman is read or touched; `--network none`: no firewall
@@ -158,6 +159,16 @@ describe.each(RUNTIMES)('podman --runtime %s', (name, rt) => {
     expect(r.code, r.out).toBe(7);
     expect(r.out).toMatch(/\/dev\/pts\/\d+/);
     expect(r.out).toContain('typed-42');
+  });
+
+  it('exec -it: a terminal through the console socket in a running container', async () => {
+    const c = `t-${name}`;
+    expect((await podman(rt, runArgs('-d', '--name', c, IMAGE, 'sleep', '300'))).exitCode).toBe(0);
+    const r = await runTty(rt, ['exec', '-it', c, 'sh'], 'tty; echo typed-$((40+2)); exit 7\n');
+    expect(r.code, r.out).toBe(7);
+    expect(r.out).toMatch(/\/dev\/pts\/\d+/);
+    expect(r.out).toContain('typed-42');
+    expect((await podman(rt, ['rm', '-f', '-t', '0', c])).exitCode).toBe(0);
   });
 
   it('exec: a process in the running container, its output and exit code; kill and stop', async () => {

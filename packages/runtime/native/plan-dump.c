@@ -395,6 +395,8 @@ static void dump_exec_in(const ExecInRequest *r) {
         kstr("cwd", r->cwd);
         kstrs("cgroups", r->cgroups, r->n_cgroups);
         kbool("pty", r->pty);
+        if (r->console_socket)
+                knum("consoleSocketFd", (unsigned long long) (r->console_socket - 1));
         if (r->bind) {
                 key("bind");
                 open_('{');

@@ -144,6 +144,7 @@ export function canonicalExecIn(r: ExecInRequest): unknown {
     ...opt('cwd', r.cwd),
     cgroups: r.cgroups ?? [],
     pty: r.pty === true,
+    ...opt('consoleSocketFd', r.consoleSocketFd === undefined ? undefined : n(r.consoleSocketFd)),
     ...opt('bind', r.bind && { source: r.bind.source, destination: r.bind.destination, readOnly: r.bind.readOnly === true, mkdir: r.bind.mkdir === true }),
   };
 }
