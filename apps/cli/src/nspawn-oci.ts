@@ -5,7 +5,8 @@
 import { writeFileSync, existsSync } from 'node:fs';
 import {
   containerState, createContainer, defaultSpec, deleteContainer, DEFAULT_ROOT, features, killContainer, listContainers,
-  monitorContainer, openLog, parseSignal, startContainer, type MonitorCommand, execContainer, loadProcessFile, containerPids, pauseContainer, resumeContainer,
+  monitorContainer, openLog, parseSignal, startContainer, type MonitorCommand, type MonitorArgs, execContainer, loadProcessFile, containerPids, pauseContainer, resumeContainer,
+  listenFdsOf, checkPreserved,
 } from '@nspawn/oci';
 import { fatal } from './fatal.js';
 
@@ -94,34 +95,43 @@ async function main(argv: string[]): Promise<number> {
     });
     const bundle = one(p.opts, 'bundle') ?? '.';
     const pidFile = one(p.opts, 'pid-file');
+    const consoleSocket = one(p.opts, 'console-socket');
+    const preserve = one(p.opts, 'preserve-fds');
+    if (preserve !== undefined && !/^[0-9]+$/.test(preserve)) throw new UsageError(`--preserve-fds ${preserve}: not a number`);
+    const preserveFds = Number(preserve ?? 0);
+    const createOpts = { ...(pidFile ? { pidFile } : {}), ...(consoleSocket ? { consoleSocket } : {}), ...(preserveFds ? { preserveFds } : {}), ...(flag(p.opts, 'no-new-keyring') ? { noNewKeyring: true } : {}) };
     switch (p.command) {
       case '__monitor': {
-        const o = JSON.parse(p.args[0] ?? '{}') as { root: string; id: string; bundle: string };
+        const o = JSON.parse(p.args[0] ?? '{}') as MonitorArgs;
         // its errors reach create through fd 3; its stderr is the container's, so it logs only to --log
         const quiet = one(p.global, 'log') === undefined;
-        const end = await monitorContainer({ ...o, log: quiet ? () => {} : log }, 3);
+        const { fds, ...rest } = o;
+        const end = await monitorContainer({ ...rest, fds: Array.from({ length: fds ?? 0 }, (_, i) => 4 + i), log: quiet ? () => {} : log }, 3);
         if (end.kind === 'failed') log('error', end.message);
         // nothing of the monitor may keep the process (and so the container's stdio) alive
         process.exit(0);
       }
       case 'create':
-        await createContainer({ root, id: id(), bundle, ...(pidFile ? { pidFile } : {}), log }, monitor);
+        await createContainer({ root, id: id(), bundle, ...createOpts, log }, monitor);
         return 0;
       case 'start':
         await startContainer(root, id());
         return 0;
       case 'run': {
         if (flag(p.opts, 'detach')) {
-          await createContainer({ root, id: id(), bundle, ...(pidFile ? { pidFile } : {}), log }, monitor);
+          await createContainer({ root, id: id(), bundle, ...createOpts, log }, monitor);
           await startContainer(root, id());
           return 0;
         }
         const { makeContainerDir, removeContainerDir } = await import('@nspawn/oci');
+        const listenFds = listenFdsOf(process.env, process.pid);
+        checkPreserved(3 + listenFds, preserveFds);
+        const fds = Array.from({ length: listenFds + preserveFds }, (_, i) => 3 + i);
         makeContainerDir(root, id());
         try {
-          const end = await monitorContainer({ root, id: id(), bundle, log, foreground: true, ...(pidFile ? { pidFile } : {}) });
+          const end = await monitorContainer({ root, id: id(), bundle, log, foreground: true, fds, listenFds, ...createOpts });
           if (end.kind === 'failed') return fail(end.message);
-          return end.kind === 'exited' ? end.code : 128 + end.signal;
+          return end.kind === 'exited' ? end.code : end.kind === 'signaled' ? 128 + end.signal : 0;
         } finally {
           removeContainerDir(root, id());
         }
@@ -140,6 +150,7 @@ async function main(argv: string[]): Promise<number> {
           tty: flag(p.opts, 'tty') || flag(p.opts, 't'),
           detach: flag(p.opts, 'detach') || flag(p.opts, 'd'),
           ...(pidFile ? { pidFile } : {}),
+          ...(consoleSocket ? { consoleSocket } : {}),
         });
       }
       case 'pause':
@@ -212,11 +223,13 @@ const HELP = `nspawn-oci: an OCI runtime (runc's command line) on nspawn's engin
 Usage: nspawn-oci [--root DIR] [--log FILE] [--log-format text|json] COMMAND [OPTIONS] ID
 
 Commands:
-  create [--bundle DIR] [--pid-file FILE] ID   make the container; it waits for start
+  create [--bundle DIR] [--pid-file FILE] [--console-socket SOCK] [--preserve-fds N] [--no-new-keyring] ID
+                                                make the container; it waits for start
   start ID                                      run the process of a created container
-  run [--bundle DIR] [--detach] ID              create and start
-  exec [--process FILE] [--env K=V] [--cwd DIR] [--user UID[:GID]] [--tty] [--detach] [--pid-file FILE] ID [CMD...]
-                                                another process in a running container
+  run [--bundle DIR] [--detach] [create's options] ID
+                                                create and start
+  exec [--process FILE] [--env K=V] [--cwd DIR] [--user UID[:GID]] [--tty] [--detach] [--pid-file FILE]
+       [--console-socket SOCK] ID [CMD...]      another process in a running container
   ps [--format table|json] ID [PS-OPTIONS]      the container's processes
   pause ID / resume ID                          freeze / thaw it (cgroup freezer)
   state ID                                      the state as JSON
@@ -225,6 +238,10 @@ Commands:
   list [--format json] [-q]                     the containers under --root
   features                                      what this runtime supports (JSON)
   spec [--bundle DIR] [--rootless]              write a default config.json
+
+Options:
+  --console-socket SOCK   with process.terminal, the terminal's master is sent to the AF_UNIX socket SOCK
+  --preserve-fds N        our descriptors 3..3+N-1 (after LISTEN_FDS's, when LISTEN_PID is ours) are the process's too
 `;
 
 main(process.argv.slice(2)).then(

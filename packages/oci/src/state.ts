@@ -3,8 +3,8 @@
  * exec.fifo of a created container, and the status, computed as runc does: stopped when the process is gone,
  * created while the fifo waits for `start`, else running.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync, lstatSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync, lstatSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 
 export const DEFAULT_ROOT = '/run/nspawn-oci';
 
@@ -49,6 +49,17 @@ export class StateError extends Error {
 export const containerDir = (root: string, id: string) => join(root, checkId(id));
 /** the socket a created container's monitor waits on for `start` (runc: exec.fifo) */
 export const startSocket = (root: string, id: string) => join(containerDir(root, id), 'start.sock');
+
+/**
+ * The address to bind or connect to for the socket at PATH: PATH, or, past AF_UNIX's 108 bytes (a long --root and
+ * a 64-digit ID, as podman gives), the same file through /proc/self/fd of its directory (opened close-on-exec, kept
+ * for the process's life).
+ */
+export function socketAddress(path: string): string {
+  if (Buffer.byteLength(path) < 100) return path;
+  const fd = openSync(dirname(path), 'r');
+  return `/proc/self/fd/${fd}/${basename(path)}`;
+}
 
 /** Writes FILE atomically (rename of a temporary file in the same directory). */
 export function writeAtomic(file: string, data: string): void {
