@@ -29,7 +29,7 @@ const char *const op_kind_names[OP_KIND_COUNT] = {
         [OP_MOUNT] = "mount", [OP_REMOUNT] = "remount", [OP_SETATTR] = "setattr", [OP_MKDIR] = "mkdir",
         [OP_MKNOD] = "mknod", [OP_SYMLINK] = "symlink", [OP_WRITE] = "write", [OP_RMFILE] = "rmfile",
         [OP_CHOWN] = "chown", [OP_UMOUNT] = "umount", [OP_RMDIR] = "rmdir", [OP_CONSOLE] = "console",
-        [OP_NOTIFY] = "notify",
+        [OP_NOTIFY] = "notify", [OP_BLOB] = "blob", [OP_CHMOD] = "chmod",
 };
 
 static const char *const console_names[] = { "pipe", "interactive", "read-only", "passive" };
@@ -198,6 +198,12 @@ static int plan_record(void *ctx, unsigned id, const WireValue *v, char *err, si
                         BAD("unknown volatile mode '%s'", v[0].s);
                 p->volatile_mode = v[0].s;
                 break;
+        case P_BLOB: {
+                Blob *b = PUSH(p->blobs, p->n_blobs, p->cap_blobs);
+                b->data = v[0].x;
+                b->size = v[0].n;
+                break;
+        }
         case P_NETUP:
                 return netcfg_add(&p->net, 'u', v[0].s, 0, NULL, 0, err, errsz);
         case P_NETADDR:

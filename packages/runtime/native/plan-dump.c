@@ -328,6 +328,16 @@ static void dump_plan(const Plan *p) {
         kbool("loopback", p->loopback);
         if (p->volatile_mode)
                 kstr("volatileMode", p->volatile_mode);
+        key("blobs");
+        open_('[');
+        for (size_t i = 0; i < p->n_blobs; i++) {
+                sep();
+                putchar('"');
+                for (size_t k = 0; k < p->blobs[i].size; k++)
+                        printf("%02x", p->blobs[i].data[k]);
+                putchar('"');
+        }
+        close_(']');
         dump_net(p);
         kbool("searchPath", p->search_path);
         kstrs("env", p->env, p->n_env);

@@ -12,6 +12,7 @@ import type { CgroupHierarchy, HostFacts, Tree } from './host.js';
 import { CLONE, type HelperConsole, type HelperPlan, type HelperRlimit, MOUNT_ATTR, MS, type Op, OpFlag } from './protocol.js';
 import type { ResolvedUser } from './users.js';
 import { nspawnSeccompBytes } from './seccomp/filter.js';
+import { CREDENTIALS_DIRECTORY, type Credential, credentialOps } from './credentials.js';
 import { volatileBaseFilesystemOps } from './volatile.js';
 import {
   CAPABILITIES_NOT_IN_BOUNDING_SET,
@@ -102,6 +103,8 @@ export interface ContainerConfig {
   deviceCgroup?: Array<'v1' | 'bpf'>;
   /** the network options beyond --private-network (src/network.ts) */
   network?: NetworkConfig;
+  /** --set-credential=/--load-credential=, read: a ramfs at /run/host/credentials (src/credentials.ts) */
+  credentials?: Credential[];
 }
 
 export interface PlanRandom {
@@ -155,6 +158,7 @@ export function buildEnvironment(cfg: ContainerConfig, host: HostFacts): string[
   base.push(`container_uuid=${cfg.uuid}`);
   // inner_child(): always, whatever the payload (the socket is there for any of them)
   base.push(`NOTIFY_SOCKET=${NOTIFY_SOCKET_PATH}`);
+  if (cfg.credentials?.length) base.push(`CREDENTIALS_DIRECTORY=${CREDENTIALS_DIRECTORY}`);
   // init sets its own locale (from /etc/locale.conf): only a plain command gets ours
   if (cfg.startMode !== 'boot') base.push('LANG=C.UTF-8');
   return mergeEnv(base, containerHostEnv(hostOsReleaseEnvPairs(host)), cfg.environment);
@@ -517,6 +521,9 @@ export function planContainer(cfg: ContainerConfig, host: HostFacts, tree: Tree,
   );
   // setup_notify_child(): the sd_notify socket, bound before /run/host goes read-only; the outer helper reads it
   ops.push({ kind: 'notify', target: NOTIFY_SOCKET_PATH });
+  // setup_credentials()
+  const creds = credentialOps(cfg.credentials ?? []);
+  ops.push(...creds.ops);
   ops.push({ kind: 'remount', target: '/run/host', mountFlags: roFlags });
 
   // mount_sysfs(): with a private network, sysfs goes under the tmpfs at /sys, then bound into place
@@ -591,6 +598,7 @@ export function planContainer(cfg: ContainerConfig, host: HostFacts, tree: Tree,
     asPid2: cfg.startMode === 'pid2',
     loopback: netns,
     ...(cfg.volatile ? { volatileMode: cfg.volatile } : {}),
+    ...(creds.blobs.length ? { blobs: creds.blobs } : {}),
     env,
     argv: [],
     searchPath: false,

@@ -26,6 +26,7 @@ import { randomHex } from './random.js';
 import { containerCapabilities, verifyAmbientCapabilities } from './caps.js';
 import type { NetworkConfig } from './network-config.js';
 import { ContainerError } from './errors.js';
+import { type CredentialReader, loadCredentials } from './credentials.js';
 
 /** os.hostname(), node:os loaded on use (a start that names its machine never needs it) */
 const osHostname = (): string => process.getBuiltinModule('node:os').hostname();
@@ -40,6 +41,8 @@ export interface PrepareEnv {
   /** SYSTEMD_NSPAWN_API_VFS_WRITABLE and friends */
   environ: NodeJS.ProcessEnv;
   hostname(): string;
+  /** how --load-credential= files and sockets are read (default: nodeCredentialReader) */
+  credentials?: CredentialReader;
 }
 
 export const nodePrepareEnv = (tree: (root: string) => Tree): PrepareEnv => ({
@@ -193,6 +196,8 @@ export function applySettingsFile(cl: { settings: Settings; set: ReadonlySet<Set
 export function prepareContainer(s: Settings, env: PrepareEnv, unsupported: readonly string[] = [], commandLine: Settings = s): Prepared {
   const notYet = [...unsupported, ...unsupportedFeatures(s)];
   if (notYet.length > 0) throw new ContainerError(`${notYet[0]} is not supported yet by this nspawn build.`);
+  // parse_argv(): --load-credential='s file or socket is read before anything else is looked at
+  const credentials = s.credentials?.length ? loadCredentials(s.credentials, env.credentials) : [];
   // verify_arguments()
   const capabilities = containerCapabilities(s, commandLine);
   const ambientError = verifyAmbientCapabilities(capabilities, s.startMode ?? 'pid1');
@@ -287,6 +292,7 @@ export function prepareContainer(s: Settings, env: PrepareEnv, unsupported: read
   if (s.systemCallFilter && (s.systemCallFilter.allow.length > 0 || s.systemCallFilter.deny.length > 0))
     config.systemCallFilter = { allow: [...s.systemCallFilter.allow], deny: [...s.systemCallFilter.deny] };
   if (s.suppressSync) config.suppressSync = true;
+  if (credentials.length > 0) config.credentials = credentials;
   if (seccompDisabled(env.environ.SYSTEMD_SECCOMP)) config.seccomp = false;
   const deviceCgroup = parseDevicePolicyEnv(env.environ.NSPAWN_DEVICE_POLICY);
   if (deviceCgroup !== undefined) config.deviceCgroup = deviceCgroup;

@@ -42,6 +42,7 @@ const full: HelperPlan = basePlan({
   asPid2: true,
   loopback: true,
   volatileMode: 'overlay',
+  blobs: [new Uint8Array([0, 1, 0xff]), new Uint8Array()],
   net: {
     steps: [
       { kind: 'up', ifname: 'host0' },
@@ -120,7 +121,7 @@ const id = fc.integer({ min: 0, max: 0xfffffffe });
 const u64 = fc.bigInt({ min: 0n, max: (1n << 64n) - 1n });
 const limit = fc.oneof(fc.constant('infinity' as const), fc.bigInt({ min: 0n, max: (1n << 63n) - 1n }));
 const insns = (max: number) => fc.uint8Array({ minLength: 1, maxLength: max }).map((a) => new Uint8Array(a.length * 8).map((_, i) => a[i >> 3]! ^ i));
-const OP_KINDS: OpKind[] = ['mount', 'remount', 'setattr', 'mkdir', 'mknod', 'symlink', 'write', 'rmfile', 'chown', 'umount', 'rmdir', 'console', 'notify'];
+const OP_KINDS: OpKind[] = ['mount', 'remount', 'setattr', 'mkdir', 'mknod', 'symlink', 'write', 'rmfile', 'chown', 'umount', 'rmdir', 'console', 'notify', 'blob', 'chmod'];
 const op: fc.Arbitrary<Op> = fc.record(
   {
     kind: fc.constantFrom(...OP_KINDS),
@@ -165,6 +166,7 @@ const planArb: fc.Arbitrary<HelperPlan> = fc
       asPid2: fc.boolean(),
       loopback: fc.boolean(),
       volatileMode: fc.constantFrom('yes' as const, 'state' as const, 'overlay' as const),
+      blobs: fc.array(fc.uint8Array({ maxLength: 64 }), { maxLength: 4 }),
       env: strs(60),
       argv: strs(200),
       searchPath: fc.boolean(),
