@@ -127,5 +127,12 @@ Input/Output:
                             set up for the container.
   -P --pipe                 Equivalent to --console=pipe
 
+Credentials:
+     --set-credential=ID:VALUE
+                            Pass a credential with literal value to container.
+     --load-credential=ID:PATH
+                            Load credential to pass to container from file or
+                            AF_UNIX stream socket.
+
 See nspawn(1) for details.
 `;
