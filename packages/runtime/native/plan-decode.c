@@ -198,6 +198,15 @@ static int plan_record(void *ctx, unsigned id, const WireValue *v, char *err, si
                         BAD("unknown volatile mode '%s'", v[0].s);
                 p->volatile_mode = v[0].s;
                 break;
+        case P_BINDMAP: {
+                for (int k = 0; k < 4; k++)
+                        FITS(v[k].u, 0xfffffffeu, "bind-user map ID");
+                BindMap *m = PUSH(p->bindmaps, p->n_bindmaps, p->cap_bindmaps);
+                m->uid = (unsigned) v[0].u, m->host_uid = (unsigned) v[1].u, m->gid = (unsigned) v[2].u, m->host_gid = (unsigned) v[3].u;
+                if (p->n_bindmaps > 1 && (m->uid <= m[-1].uid || m->gid <= m[-1].gid))
+                        BAD("bind-user maps are not in increasing order");
+                break;
+        }
         case P_BLOB: {
                 Blob *b = PUSH(p->blobs, p->n_blobs, p->cap_blobs);
                 b->data = v[0].x;

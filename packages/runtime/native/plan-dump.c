@@ -328,6 +328,18 @@ static void dump_plan(const Plan *p) {
         kbool("loopback", p->loopback);
         if (p->volatile_mode)
                 kstr("volatileMode", p->volatile_mode);
+        key("bindMaps");
+        open_('[');
+        for (size_t i = 0; i < p->n_bindmaps; i++) {
+                sep();
+                open_('{');
+                knum("uid", p->bindmaps[i].uid);
+                knum("hostUid", p->bindmaps[i].host_uid);
+                knum("gid", p->bindmaps[i].gid);
+                knum("hostGid", p->bindmaps[i].host_gid);
+                close_('}');
+        }
+        close_(']');
         key("blobs");
         open_('[');
         for (size_t i = 0; i < p->n_blobs; i++) {

@@ -58,6 +58,10 @@ typedef struct {
 } Rlim;
 
 typedef struct {
+        unsigned uid, host_uid, gid, host_gid;
+} BindMap;
+
+typedef struct {
         const unsigned char *data; /* points into the message */
         size_t size;
 } Blob;
@@ -123,6 +127,8 @@ typedef struct {
         unsigned idmap_shift, idmap_range;
         int idmap_tree;         /* its detached mount, made before the clone (-1: none) */
         const char *volatile_mode; /* --volatile=yes|state|overlay (NULL: none), native/volatile.c */
+        BindMap *bindmaps;      /* --bind-user: container UID/GID mapped to a host user's own (make_uid_map_string()) */
+        size_t n_bindmaps, cap_bindmaps;
         Blob *blobs;            /* contents of files the "blob" ops write (credentials: any bytes, NUL too) */
         size_t n_blobs, cap_blobs;
 } Plan;

@@ -43,6 +43,10 @@ const full: HelperPlan = basePlan({
   loopback: true,
   volatileMode: 'overlay',
   blobs: [new Uint8Array([0, 1, 0xff]), new Uint8Array()],
+  bindMaps: [
+    { uid: 60514, hostUid: 1000, gid: 60514, hostGid: 1000 },
+    { uid: 60515, hostUid: 1001, gid: 60515, hostGid: 1002 },
+  ],
   net: {
     steps: [
       { kind: 'up', ifname: 'host0' },
@@ -317,6 +321,11 @@ describe('the decoder refuses, with one clear line', () => {
     refused(message([...minimal, rec(10, u(99), u(0), u(0)), END]), /resource 99 is out of range/);
     refused(message([...minimal, rec(29, s('host0'), u(4), s('10.0.0.256'), u(24)), END]), /bad IPv4 address '10.0.0.256'/);
     refused(message([...minimal, rec(7, s('mount'), u(0), s('/a'), s('relative'), s(''), u(0), s(''), u(0), u(0)), END]), /target 'relative' is not absolute/);
+  });
+  it('bind-user maps out of order (the uid map would be refused by the kernel)', () => {
+    const m = (id: number) => rec(61, u(id), u(1000), u(id), u(1000));
+    refused(message([...minimal, m(60515), m(60514), END]), /bind-user maps are not in increasing order/);
+    expect(decoded(message([...minimal, m(60514), m(60515), END]))).toMatchObject({ bindMaps: [{ uid: '60514' }, { uid: '60515' }] });
   });
   it('nothing at all', () => {
     const d = decodeWithHelper(Buffer.alloc(0));

@@ -111,6 +111,11 @@ export interface HelperPlan {
   loopback: boolean;
   /** --volatile=yes|state|overlay: setup_volatile_mode() on the root before the ops (native/volatile.c) */
   volatileMode?: 'yes' | 'state' | 'overlay';
+  /**
+   * --bind-user: with `usermap`, these container UIDs/GIDs map to the host users' own instead of the range's
+   * (make_uid_map_string()); in increasing order
+   */
+  bindMaps?: Array<{ uid: number; hostUid: number; gid: number; hostGid: number }>;
   /** contents of the files the 'blob' ops write, by index (credentials: any bytes) */
   blobs?: Uint8Array[];
   env: string[];
@@ -277,7 +282,7 @@ const P = {
   NETROUTE: 30, NETNS: 31, SEARCH: 32, ENV: 33, STUBENV: 34, ARGV: 35, FALLBACK: 36, FALLBACKARGS: 37, FINALNL: 38, SURVIVE: 39,
   STDOUT: 40, SDNOTIFY: 41, LOCK: 42, LOCKFD: 43, RMSUBVOL: 44, RMMOUNT: 45, RMTREE: 46, CGMKDIR: 47, CGWRITE: 48, CGCHOWN: 49,
   HANDOFF: 50, HOMSGS: 51, HOSIGNAMES: 52, HORM: 53, HOKILL: 54, HOSLICE: 55, HOMARKER: 56, HOREEXEC: 57, NSJOIN: 58,
-  VOLATILE: 59, BLOB: 60,
+  VOLATILE: 59, BLOB: 60, BINDMAP: 61,
 } as const;
 
 /** Record ids of an exec-in request (native/wire.h X_*). */
@@ -464,6 +469,7 @@ export function encodePlan(p: HelperPlan): Buffer {
   if (p.loopback) w.r(P.LOOPBACK).e();
   if (p.volatileMode) w.r(P.VOLATILE).s(p.volatileMode).e();
   for (const b of p.blobs ?? []) w.r(P.BLOB).x(b).e();
+  for (const m of p.bindMaps ?? []) w.r(P.BINDMAP).u(m.uid, 'uid').u(m.hostUid, 'uid').u(m.gid, 'gid').u(m.hostGid, 'gid').e();
   for (const st of p.net?.steps ?? []) {
     if (st.kind === 'up') w.r(P.NETUP).s(st.ifname).e();
     else if (st.kind === 'address') w.r(P.NETADDR).s(st.ifname).u(st.family, 'family').s(st.address).u(st.prefixLength, 'prefix length').e();

@@ -78,6 +78,7 @@ export function canonicalPlan(p: HelperPlan): unknown {
     asPid2: p.asPid2,
     loopback: p.loopback,
     ...opt('volatileMode', p.volatileMode),
+    bindMaps: (p.bindMaps ?? []).map((m) => ({ uid: n(m.uid), hostUid: n(m.hostUid), gid: n(m.gid), hostGid: n(m.hostGid) })),
     blobs: (p.blobs ?? []).map(hex),
     net: {
       steps: (p.net?.steps ?? []).map((s) =>
