@@ -28,3 +28,4 @@ export * from './exec-in.js';
 export * from './peer-credentials.js';
 export * from './native-files.js';
 export * from './credentials.js';
+export * from './bind-user.js';

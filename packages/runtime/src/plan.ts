@@ -12,6 +12,7 @@ import type { CgroupHierarchy, HostFacts, Tree } from './host.js';
 import { CLONE, type HelperConsole, type HelperPlan, type HelperRlimit, MOUNT_ATTR, MS, type Op, OpFlag } from './protocol.js';
 import type { ResolvedUser } from './users.js';
 import { nspawnSeccompBytes } from './seccomp/filter.js';
+import { type BindUser, bindUserMaps, bindUserOps } from './bind-user.js';
 import { CREDENTIALS_DIRECTORY, type Credential, credentialOps } from './credentials.js';
 import { volatileBaseFilesystemOps } from './volatile.js';
 import {
@@ -105,6 +106,13 @@ export interface ContainerConfig {
   network?: NetworkConfig;
   /** --set-credential=/--load-credential=, read: a ramfs at /run/host/credentials (src/credentials.ts) */
   credentials?: Credential[];
+  /** --bind-user= (BindUser=): the host users' names, without duplicates (needs `userns`) */
+  bindUser?: string[];
+  /**
+   * The bound users, resolved against the host and the tree once the range is known (planBoot(): src/bind-user.ts):
+   * their records in /run/host/userdb, their homes (in customMounts) and their IDs in the user namespace's maps
+   */
+  bindUsers?: BindUser[];
 }
 
 export interface PlanRandom {
@@ -524,6 +532,8 @@ export function planContainer(cfg: ContainerConfig, host: HostFacts, tree: Tree,
   // setup_credentials()
   const creds = credentialOps(cfg.credentials ?? []);
   ops.push(...creds.ops);
+  // bind_user_setup()
+  ops.push(...bindUserOps(cfg.bindUsers ?? []));
   ops.push({ kind: 'remount', target: '/run/host', mountFlags: roFlags });
 
   // mount_sysfs(): with a private network, sysfs goes under the tmpfs at /sys, then bound into place
@@ -607,6 +617,7 @@ export function planContainer(cfg: ContainerConfig, host: HostFacts, tree: Tree,
   };
   // the helper writes the map itself (no sync with Node needed for it)
   if (cfg.userns) plan.usermap = { shift: cfg.userns.shift, range: cfg.userns.range };
+  if (cfg.userns && cfg.bindUsers?.length) plan.bindMaps = bindUserMaps(cfg.bindUsers);
   if (cfg.personality !== undefined) plan.personality = PERSONALITY[cfg.personality];
   if (cfg.noNewPrivileges) plan.noNewPrivileges = true;
   if (!cfg.quiet && (cfg.console === 'interactive' || cfg.console === 'read-only')) plan.finalNewline = true;

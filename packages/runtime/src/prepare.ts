@@ -81,7 +81,6 @@ function unsupportedFeatures(s: Settings): string[] {
   };
   add(s.image, '--image');
   add(s.privateUsersOwnership === 'foreign' && s.privateUsers && s.privateUsers.mode !== 'no', '--private-users-ownership=foreign');
-  add(s.bindUser?.length, '--bind-user (BindUser=)');
   add(s.pivotRoot, '--pivot-root (PivotRoot=)');
   return out;
 }
@@ -202,6 +201,8 @@ export function prepareContainer(s: Settings, env: PrepareEnv, unsupported: read
   const capabilities = containerCapabilities(s, commandLine);
   const ambientError = verifyAmbientCapabilities(capabilities, s.startMode ?? 'pid1');
   if (ambientError) throw new ContainerError(ambientError);
+  if (s.bindUser?.length && (s.privateUsers === undefined || s.privateUsers.mode === 'no'))
+    throw new ContainerError('--bind-user= requires --private-users');
 
   const names = determineNames(s, process.cwd(), env.hostname);
   const directory = names.directory;
@@ -293,6 +294,8 @@ export function prepareContainer(s: Settings, env: PrepareEnv, unsupported: read
     config.systemCallFilter = { allow: [...s.systemCallFilter.allow], deny: [...s.systemCallFilter.deny] };
   if (s.suppressSync) config.suppressSync = true;
   if (credentials.length > 0) config.credentials = credentials;
+  // verify_arguments(): duplicates dropped (strv_uniq())
+  if (s.bindUser?.length) config.bindUser = [...new Set(s.bindUser)];
   if (seccompDisabled(env.environ.SYSTEMD_SECCOMP)) config.seccomp = false;
   const deviceCgroup = parseDevicePolicyEnv(env.environ.NSPAWN_DEVICE_POLICY);
   if (deviceCgroup !== undefined) config.deviceCgroup = deviceCgroup;

@@ -434,7 +434,6 @@ export const OPTIONS: readonly OptionDef[] = [
   {
     long: 'bind-user',
     arg: 'required',
-    refused: true,
     apply: (st, v) => {
       if (!validUserGroupName(v!)) throw new SettingsError(`Invalid user name to bind: ${v}`, '--bind-user', v);
       (list(st.cl.settings, 'bindUser') as string[]).push(v!);
