@@ -121,6 +121,7 @@ Mounts:
                             the container
      --overlay-ro=PATH[:PATH...]:PATH
                             Similar, but creates a read-only overlay mount
+     --bind-user=NAME       Bind user from host to container
 
 Input/Output:
      --console=MODE         Select how stdin/stdout/stderr and /dev/console are
