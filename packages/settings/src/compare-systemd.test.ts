@@ -166,6 +166,7 @@ const UNTRUSTED_LINES: Line[] = [
   { text: 'Bind=/tmp:/mnt' },
   { text: 'TemporaryFileSystem=/run/x' },
   { text: 'Inaccessible=relative' },
+  { text: 'BindUser=someone' },
   { text: '[Network]' },
   { text: 'Private=yes' },
   { text: 'Port=tcp:8080:80' },
