@@ -49,8 +49,9 @@ beforeAll(() => {
       `pkbinda:x:4711:4711:Test A:${tmp.dir}/home/pkbinda:/bin/sh`,
       `pkbindb:x:4712:4712::${tmp.dir}/home/pkbindb:/bin/sh`,
       `pkbindc:x:4713:100::${tmp.dir}/home/pkbindb:/bin/sh`,
+      `pkbindd:x:4714:4714::${tmp.dir}/home/missing:/bin/sh`,
     ]),
-    group: add('/etc/group', ['pkbinda:x:4711:', 'pkbindb:x:4712:']),
+    group: add('/etc/group', ['pkbinda:x:4711:', 'pkbindb:x:4712:', 'pkbindd:x:4714:']),
     shadow: add('/etc/shadow', ['pkbinda:$6$pksalt$pkhash:19000:0:99999:7:::', 'pkbindb:!:19000::::::']),
   };
 });
@@ -173,6 +174,15 @@ describe('--bind-user= as systemd-nspawn 252', () => {
     expect(seen.nspawn.status).toBe(1);
     expect(seen['systemd-nspawn'].stderr.split('\n')[0]).toBe(words);
     expect(seen.nspawn.stderr.split('\n')[0]).toBe(words);
+  });
+
+  it('a user whose home is missing: the bind mount fails alike', async () => {
+    const seen = await both(['-U', '--bind-user=pkbindd']);
+    expect(seen['systemd-nspawn'].status).toBe(1);
+    expect(seen.nspawn.status).toBe(1);
+    const first = (s: Seen) => s.stderr.split('\n')[0]!.replace(/ \([A-Z]+\)$/, '');
+    expect(first(seen['systemd-nspawn'])).toBe(`Failed to stat ${tmp.dir}/home/missing: No such file or directory`);
+    expect(first(seen.nspawn)).toBe(first(seen['systemd-nspawn']));
   });
 
   it('a user inside a range given by hand: our own earlier refusal of a range holding host users (252 has none)', async () => {
