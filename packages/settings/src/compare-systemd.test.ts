@@ -55,6 +55,9 @@ const TRUSTED_LINES: Line[] = [
     text: 'DropCapability=63',
     differs: { systemd252: false, ours: true, why: 'capability numbers above 62 are refused since v254 (CAP_LIMIT)' },
   },
+  // credentials have no .nspawn key in systemd (252 nor later): an unknown key, reported, like any other
+  { text: 'SetCredential=a:b' },
+  { text: 'LoadCredential=a:/etc/hostname' },
   { text: 'KillSignal=SIGTERM' },
   { text: 'KillSignal=SIGFOO' },
   { text: 'KillSignal=' },
