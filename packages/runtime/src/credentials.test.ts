@@ -52,8 +52,8 @@ describe('loadCredentials', () => {
   ])('%s: 252 words', (code, words) => {
     expect(() => loadCredentials([{ id: 'a', path: '/x', socket: true }], reader({ '/x': code }))).toThrow(`Failed to read credential '/x': ${words}`);
   });
-  it('refuses more than READ_FULL_BYTES_MAX', () => {
-    const big = new Uint8Array(CREDENTIAL_SIZE_MAX + 1);
+  it('refuses READ_FULL_BYTES_MAX bytes or more', () => {
+    const big = new Uint8Array(CREDENTIAL_SIZE_MAX);
     expect(() => loadCredentials([{ id: 'a', path: '/x', socket: true }], reader({ '/x': big }))).toThrow("Failed to read credential '/x': Argument list too long");
   });
 });

@@ -19,8 +19,11 @@ export interface Credential {
   data: Uint8Array;
 }
 
-/** READ_FULL_BYTES_MAX: what read_full_file_full() reads at most without a size given */
-export const CREDENTIAL_SIZE_MAX = 4 * 1024 * 1024 - 1;
+/**
+ * READ_FULL_BYTES_MAX (64 MiB - 1): read_full_file_full() without a size refuses with E2BIG once its buffer has
+ * grown to it without reaching the end, so a credential is shorter than this
+ */
+export const CREDENTIAL_SIZE_MAX = 64 * 1024 * 1024 - 1;
 
 /** How a credential's file or socket is read (tests give their own). */
 export interface CredentialReader {
@@ -30,13 +33,16 @@ export interface CredentialReader {
   readSocket(path: string): Uint8Array;
 }
 
-/** Reads a socket in a child process: prepareContainer() is synchronous, and a socket is read rarely. */
+/**
+ * Reads a socket in a child process: prepareContainer() is synchronous, and a socket is read rarely. A peer that never
+ * closes its side fails after a minute (252 would wait for ever).
+ */
 const SOCKET_READER = `
 const c = require('node:net').createConnection({ path: process.argv[1] });
 const out = [];
 let n = 0;
 c.on('connect', () => c.end());
-c.on('data', (b) => { n += b.length; if (n > ${CREDENTIAL_SIZE_MAX}) { process.stderr.write('E2BIG'); process.exit(3); } out.push(b); });
+c.on('data', (b) => { n += b.length; if (n >= ${CREDENTIAL_SIZE_MAX}) { process.stderr.write('E2BIG'); process.exit(3); } out.push(b); });
 c.on('end', () => process.stdout.write(Buffer.concat(out)));
 c.on('error', (e) => { process.stderr.write(String(e.code || e.message)); process.exit(2); });
 `;
@@ -46,7 +52,7 @@ const errnoError = (code: string): Error => Object.assign(new Error(code), { cod
 export const nodeCredentialReader: CredentialReader = {
   readFile: (path) => readFileSync(path),
   readSocket: (path) => {
-    const r = spawnSync(process.execPath, ['-e', SOCKET_READER, path], { maxBuffer: CREDENTIAL_SIZE_MAX + 1, timeout: 60_000 });
+    const r = spawnSync(process.execPath, ['-e', SOCKET_READER, path], { maxBuffer: CREDENTIAL_SIZE_MAX, timeout: 60_000 });
     if (r.error) throw r.error;
     if (r.status !== 0) throw errnoError(r.stderr.toString().trim() || 'EIO');
     return new Uint8Array(r.stdout);
@@ -63,10 +69,12 @@ const STRERROR: Readonly<Record<string, string>> = {
   ECONNREFUSED: 'Connection refused',
   ENXIO: 'No such device or address',
   EIO: 'Input/output error',
+  ETIMEDOUT: 'Connection timed out',
+  ENOTSOCK: 'Socket operation on non-socket',
 };
 
 /**
- * The credentials' bytes, in order: a file read whole (at most CREDENTIAL_SIZE_MAX bytes), a socket (only where the
+ * The credentials' bytes, in order: a file read whole (shorter than CREDENTIAL_SIZE_MAX), a socket (only where the
  * path was given absolute) read until its end. Throws 252's "Failed to read credential 'PATH': ERROR".
  */
 export function loadCredentials(list: readonly CredentialSetting[], reader: CredentialReader = nodeCredentialReader): Credential[] {
@@ -81,7 +89,7 @@ export function loadCredentials(list: readonly CredentialSetting[], reader: Cred
         if ((e as NodeJS.ErrnoException).code !== 'ENXIO' || !c.socket) throw e;
         data = reader.readSocket(c.path);
       }
-      if (data.byteLength > CREDENTIAL_SIZE_MAX) throw errnoError('E2BIG');
+      if (data.byteLength >= CREDENTIAL_SIZE_MAX) throw errnoError('E2BIG');
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code ?? '';
       throw new ContainerError(`Failed to read credential '${c.path}': ${STRERROR[code] ?? (code || (e as Error).message)}`);
