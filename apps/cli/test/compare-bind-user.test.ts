@@ -85,6 +85,9 @@ async function run(tool: Tool, args: string[], dir = tree): Promise<Seen> {
       ...cmd,
       ...COMMON_FLAGS,
       '-q',
+      // a machine name of our own: trees named "tree" are common, and a name's scope is taken while it runs
+      '-M',
+      'pk-binduser',
       '-D',
       dir,
       ...args,
