@@ -100,6 +100,8 @@ export function nspawnOptions() {
     template: 'DIRS',
     chdir: '',
     user: 'USERS',
+    'bind-user': 'USERS',
+    'load-credential': '',
     image: 'FILES',
   };
   // options the parser takes and the runtime refuses (not built yet) are not offered

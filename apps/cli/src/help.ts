@@ -121,11 +121,19 @@ Mounts:
                             the container
      --overlay-ro=PATH[:PATH...]:PATH
                             Similar, but creates a read-only overlay mount
+     --bind-user=NAME       Bind user from host to container
 
 Input/Output:
      --console=MODE         Select how stdin/stdout/stderr and /dev/console are
                             set up for the container.
   -P --pipe                 Equivalent to --console=pipe
+
+Credentials:
+     --set-credential=ID:VALUE
+                            Pass a credential with literal value to container.
+     --load-credential=ID:PATH
+                            Load credential to pass to container from file or
+                            AF_UNIX stream socket.
 
 See nspawn(1) for details.
 `;

@@ -30,7 +30,7 @@ const char *const op_kind_names[OP_KIND_COUNT] = {
         [OP_MOUNT] = "mount", [OP_REMOUNT] = "remount", [OP_SETATTR] = "setattr", [OP_MKDIR] = "mkdir",
         [OP_MKNOD] = "mknod", [OP_SYMLINK] = "symlink", [OP_WRITE] = "write", [OP_RMFILE] = "rmfile",
         [OP_CHOWN] = "chown", [OP_UMOUNT] = "umount", [OP_RMDIR] = "rmdir", [OP_CONSOLE] = "console",
-        [OP_NOTIFY] = "notify",
+        [OP_NOTIFY] = "notify", [OP_BLOB] = "blob", [OP_CHMOD] = "chmod",
 };
 
 static const char *const console_names[] = { "pipe", "interactive", "read-only", "passive" };
@@ -215,6 +215,21 @@ static int plan_record(void *ctx, unsigned id, const WireValue *v, char *err, si
                         BAD("unknown volatile mode '%s'", v[0].s);
                 p->volatile_mode = v[0].s;
                 break;
+        case P_BINDMAP: {
+                for (int k = 0; k < 4; k++)
+                        FITS(v[k].u, 0xfffffffeu, "bind-user map ID");
+                BindMap *m = PUSH(p->bindmaps, p->n_bindmaps, p->cap_bindmaps);
+                m->uid = (unsigned) v[0].u, m->host_uid = (unsigned) v[1].u, m->gid = (unsigned) v[2].u, m->host_gid = (unsigned) v[3].u;
+                if (p->n_bindmaps > 1 && (m->uid <= m[-1].uid || m->gid <= m[-1].gid))
+                        BAD("bind-user maps are not in increasing order");
+                break;
+        }
+        case P_BLOB: {
+                Blob *b = PUSH(p->blobs, p->n_blobs, p->cap_blobs);
+                b->data = v[0].x;
+                b->size = v[0].n;
+                break;
+        }
         case P_NETUP:
                 return netcfg_add(&p->net, 'u', v[0].s, 0, NULL, 0, err, errsz);
         case P_NETADDR:

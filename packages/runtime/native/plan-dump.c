@@ -346,6 +346,28 @@ static void dump_plan(const Plan *p) {
                 close_(']');
                 close_('}');
         }
+        key("bindMaps");
+        open_('[');
+        for (size_t i = 0; i < p->n_bindmaps; i++) {
+                sep();
+                open_('{');
+                knum("uid", p->bindmaps[i].uid);
+                knum("hostUid", p->bindmaps[i].host_uid);
+                knum("gid", p->bindmaps[i].gid);
+                knum("hostGid", p->bindmaps[i].host_gid);
+                close_('}');
+        }
+        close_(']');
+        key("blobs");
+        open_('[');
+        for (size_t i = 0; i < p->n_blobs; i++) {
+                sep();
+                putchar('"');
+                for (size_t k = 0; k < p->blobs[i].size; k++)
+                        printf("%02x", p->blobs[i].data[k]);
+                putchar('"');
+        }
+        close_(']');
         dump_net(p);
         kbool("searchPath", p->search_path);
         kstrs("env", p->env, p->n_env);

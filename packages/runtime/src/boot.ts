@@ -20,6 +20,17 @@ import { randomHex } from './random.js';
 import type { ContainerExtension, ContainerRun } from './extension-api.js';
 import type { RunHooks } from './hooks.js';
 import { runRecordOf } from './run-record.js';
+import { hostUserDb, resolveBindUsers } from './bind-user.js';
+import type { CustomMount } from '@nspawn/settings';
+
+/** a host file's text, or undefined when it cannot be read (a missing /etc/shadow is no user database) */
+function readHostFile(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
 
 /** Host-side preparation that must exist before the helper runs (idempotent). */
 export function ensureHostScaffolding(host: HostFacts): void {
@@ -170,9 +181,12 @@ export function planBoot(
     ...(cfg.volatile ? { inContainer: true } : {}),
   });
   for (const w of journal.warnings) hooks.log(w);
+  // bind_user_prepare(): now that the range is settled; the homes are bound after the other custom mounts
+  const bindUsers = cfg.bindUser?.length && cfg.userns ? resolveBindUsers(cfg.bindUser, hostUserDb(readHostFile), tree, cfg.userns.shift, cfg.userns.range) : [];
   const overlays = prepareOverlayScratch(cfg);
   try {
-    const plan = planContainer({ ...cfg, overlayScratch: overlays.scratch, journalOps: journal.ops }, host, tree, {
+    const customMounts = [...cfg.customMounts, ...bindUsers.map((u): CustomMount => ({ type: 'bind', source: u.home, destination: `/run/host/home/${u.name}`, readOnly: false, recursive: false }))];
+    const plan = planContainer({ ...cfg, customMounts, bindUsers, overlayScratch: overlays.scratch, journalOps: journal.ops }, host, tree, {
       hex128: randomId128, // boot ids are v4 UUIDs, as setup_boot_id() makes them
     });
     plan.notify = { notifyReady: p.notifyReady, restartExits: p.keepUnit };

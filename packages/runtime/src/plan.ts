@@ -12,6 +12,8 @@ import type { CgroupHierarchy, HostFacts, Tree } from './host.js';
 import { CLONE, type HelperConsole, type HelperPlan, type HelperRlimit, MOUNT_ATTR, MS, type Op, OpFlag } from './protocol.js';
 import type { ResolvedUser } from './users.js';
 import { nspawnSeccompBytes } from './seccomp/filter.js';
+import { type BindUser, bindUserMaps, bindUserOps } from './bind-user.js';
+import { CREDENTIALS_DIRECTORY, type Credential, credentialOps } from './credentials.js';
 import { volatileBaseFilesystemOps } from './volatile.js';
 import {
   CAPABILITIES_NOT_IN_BOUNDING_SET,
@@ -102,6 +104,15 @@ export interface ContainerConfig {
   deviceCgroup?: Array<'v1' | 'bpf'>;
   /** the network options beyond --private-network (src/network.ts) */
   network?: NetworkConfig;
+  /** --set-credential=/--load-credential=, read: a ramfs at /run/host/credentials (src/credentials.ts) */
+  credentials?: Credential[];
+  /** --bind-user= (BindUser=): the host users' names, without duplicates (needs `userns`) */
+  bindUser?: string[];
+  /**
+   * The bound users, resolved against the host and the tree once the range is known (planBoot(): src/bind-user.ts):
+   * their records in /run/host/userdb, their homes (in customMounts) and their IDs in the user namespace's maps
+   */
+  bindUsers?: BindUser[];
 }
 
 export interface PlanRandom {
@@ -155,6 +166,7 @@ export function buildEnvironment(cfg: ContainerConfig, host: HostFacts): string[
   base.push(`container_uuid=${cfg.uuid}`);
   // inner_child(): always, whatever the payload (the socket is there for any of them)
   base.push(`NOTIFY_SOCKET=${NOTIFY_SOCKET_PATH}`);
+  if (cfg.credentials?.length) base.push(`CREDENTIALS_DIRECTORY=${CREDENTIALS_DIRECTORY}`);
   // init sets its own locale (from /etc/locale.conf): only a plain command gets ours
   if (cfg.startMode !== 'boot') base.push('LANG=C.UTF-8');
   return mergeEnv(base, containerHostEnv(hostOsReleaseEnvPairs(host)), cfg.environment);
@@ -517,6 +529,11 @@ export function planContainer(cfg: ContainerConfig, host: HostFacts, tree: Tree,
   );
   // setup_notify_child(): the sd_notify socket, bound before /run/host goes read-only; the outer helper reads it
   ops.push({ kind: 'notify', target: NOTIFY_SOCKET_PATH });
+  // setup_credentials()
+  const creds = credentialOps(cfg.credentials ?? []);
+  ops.push(...creds.ops);
+  // bind_user_setup()
+  ops.push(...bindUserOps(cfg.bindUsers ?? []));
   ops.push({ kind: 'remount', target: '/run/host', mountFlags: roFlags });
 
   // mount_sysfs(): with a private network, sysfs goes under the tmpfs at /sys, then bound into place
@@ -591,6 +608,7 @@ export function planContainer(cfg: ContainerConfig, host: HostFacts, tree: Tree,
     asPid2: cfg.startMode === 'pid2',
     loopback: netns,
     ...(cfg.volatile ? { volatileMode: cfg.volatile } : {}),
+    ...(creds.blobs.length ? { blobs: creds.blobs } : {}),
     env,
     argv: [],
     searchPath: false,
@@ -599,6 +617,7 @@ export function planContainer(cfg: ContainerConfig, host: HostFacts, tree: Tree,
   };
   // the helper writes the map itself (no sync with Node needed for it)
   if (cfg.userns) plan.usermap = { shift: cfg.userns.shift, range: cfg.userns.range };
+  if (cfg.userns && cfg.bindUsers?.length) plan.bindMaps = bindUserMaps(cfg.bindUsers);
   if (cfg.personality !== undefined) plan.personality = PERSONALITY[cfg.personality];
   if (cfg.noNewPrivileges) plan.noNewPrivileges = true;
   if (!cfg.quiet && (cfg.console === 'interactive' || cfg.console === 'read-only')) plan.finalNewline = true;

@@ -26,6 +26,7 @@ import { randomHex } from './random.js';
 import { containerCapabilities, verifyAmbientCapabilities } from './caps.js';
 import type { NetworkConfig } from './network-config.js';
 import { ContainerError } from './errors.js';
+import { type CredentialReader, loadCredentials } from './credentials.js';
 
 /** os.hostname(), node:os loaded on use (a start that names its machine never needs it) */
 const osHostname = (): string => process.getBuiltinModule('node:os').hostname();
@@ -40,6 +41,8 @@ export interface PrepareEnv {
   /** SYSTEMD_NSPAWN_API_VFS_WRITABLE and friends */
   environ: NodeJS.ProcessEnv;
   hostname(): string;
+  /** how --load-credential= files and sockets are read (default: nodeCredentialReader) */
+  credentials?: CredentialReader;
 }
 
 export const nodePrepareEnv = (tree: (root: string) => Tree): PrepareEnv => ({
@@ -78,7 +81,6 @@ function unsupportedFeatures(s: Settings): string[] {
   };
   add(s.image, '--image');
   add(s.privateUsersOwnership === 'foreign' && s.privateUsers && s.privateUsers.mode !== 'no', '--private-users-ownership=foreign');
-  add(s.bindUser?.length, '--bind-user (BindUser=)');
   add(s.pivotRoot, '--pivot-root (PivotRoot=)');
   return out;
 }
@@ -193,10 +195,14 @@ export function applySettingsFile(cl: { settings: Settings; set: ReadonlySet<Set
 export function prepareContainer(s: Settings, env: PrepareEnv, unsupported: readonly string[] = [], commandLine: Settings = s): Prepared {
   const notYet = [...unsupported, ...unsupportedFeatures(s)];
   if (notYet.length > 0) throw new ContainerError(`${notYet[0]} is not supported yet by this nspawn build.`);
+  // parse_argv(): --load-credential='s file or socket is read before anything else is looked at
+  const credentials = s.credentials?.length ? loadCredentials(s.credentials, env.credentials) : [];
   // verify_arguments()
   const capabilities = containerCapabilities(s, commandLine);
   const ambientError = verifyAmbientCapabilities(capabilities, s.startMode ?? 'pid1');
   if (ambientError) throw new ContainerError(ambientError);
+  if (s.bindUser?.length && (s.privateUsers === undefined || s.privateUsers.mode === 'no'))
+    throw new ContainerError('--bind-user= requires --private-users');
 
   const names = determineNames(s, process.cwd(), env.hostname);
   const directory = names.directory;
@@ -287,6 +293,9 @@ export function prepareContainer(s: Settings, env: PrepareEnv, unsupported: read
   if (s.systemCallFilter && (s.systemCallFilter.allow.length > 0 || s.systemCallFilter.deny.length > 0))
     config.systemCallFilter = { allow: [...s.systemCallFilter.allow], deny: [...s.systemCallFilter.deny] };
   if (s.suppressSync) config.suppressSync = true;
+  if (credentials.length > 0) config.credentials = credentials;
+  // verify_arguments(): duplicates dropped (strv_uniq())
+  if (s.bindUser?.length) config.bindUser = [...new Set(s.bindUser)];
   if (seccompDisabled(env.environ.SYSTEMD_SECCOMP)) config.seccomp = false;
   const deviceCgroup = parseDevicePolicyEnv(env.environ.NSPAWN_DEVICE_POLICY);
   if (deviceCgroup !== undefined) config.deviceCgroup = deviceCgroup;

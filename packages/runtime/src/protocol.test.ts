@@ -45,6 +45,11 @@ const full: HelperPlan = basePlan({
   lateSync: true,
   leaveAfterStart: true,
   ociFds: { consoleSocket: 7, pass: [4, 5, 6] },
+  blobs: [new Uint8Array([0, 1, 0xff]), new Uint8Array()],
+  bindMaps: [
+    { uid: 60514, hostUid: 1000, gid: 60514, hostGid: 1000 },
+    { uid: 60515, hostUid: 1001, gid: 60515, hostGid: 1002 },
+  ],
   net: {
     steps: [
       { kind: 'up', ifname: 'host0' },
@@ -123,7 +128,7 @@ const id = fc.integer({ min: 0, max: 0xfffffffe });
 const u64 = fc.bigInt({ min: 0n, max: (1n << 64n) - 1n });
 const limit = fc.oneof(fc.constant('infinity' as const), fc.bigInt({ min: 0n, max: (1n << 63n) - 1n }));
 const insns = (max: number) => fc.uint8Array({ minLength: 1, maxLength: max }).map((a) => new Uint8Array(a.length * 8).map((_, i) => a[i >> 3]! ^ i));
-const OP_KINDS: OpKind[] = ['mount', 'remount', 'setattr', 'mkdir', 'mknod', 'symlink', 'write', 'rmfile', 'chown', 'umount', 'rmdir', 'console', 'notify'];
+const OP_KINDS: OpKind[] = ['mount', 'remount', 'setattr', 'mkdir', 'mknod', 'symlink', 'write', 'rmfile', 'chown', 'umount', 'rmdir', 'console', 'notify', 'blob', 'chmod'];
 const op: fc.Arbitrary<Op> = fc.record(
   {
     kind: fc.constantFrom(...OP_KINDS),
@@ -171,6 +176,7 @@ const planArb: fc.Arbitrary<HelperPlan> = fc
       lateSync: fc.boolean(),
       leaveAfterStart: fc.boolean(),
       ociFds: fc.record({ consoleSocket: fc.integer({ min: -1, max: 0xffff }), pass: fc.array(fc.nat(0xffff), { maxLength: 8 }) }, { requiredKeys: ['pass'] }),
+      blobs: fc.array(fc.uint8Array({ maxLength: 64 }), { maxLength: 4 }),
       env: strs(60),
       argv: strs(200),
       searchPath: fc.boolean(),
@@ -321,6 +327,11 @@ describe('the decoder refuses, with one clear line', () => {
     refused(message([...minimal, rec(10, u(99), u(0), u(0)), END]), /resource 99 is out of range/);
     refused(message([...minimal, rec(29, s('host0'), u(4), s('10.0.0.256'), u(24)), END]), /bad IPv4 address '10.0.0.256'/);
     refused(message([...minimal, rec(7, s('mount'), u(0), s('/a'), s('relative'), s(''), u(0), s(''), u(0), u(0)), END]), /target 'relative' is not absolute/);
+  });
+  it('bind-user maps out of order (the uid map would be refused by the kernel)', () => {
+    const m = (id: number) => rec(61, u(id), u(1000), u(id), u(1000));
+    refused(message([...minimal, m(60515), m(60514), END]), /bind-user maps are not in increasing order/);
+    expect(decoded(message([...minimal, m(60514), m(60515), END]))).toMatchObject({ bindMaps: [{ uid: '60514' }, { uid: '60515' }] });
   });
   it('nothing at all', () => {
     const d = decodeWithHelper(Buffer.alloc(0));

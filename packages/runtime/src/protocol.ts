@@ -59,7 +59,11 @@ export type OpKind =
   | 'rmdir'
   | 'console'
   /** an AF_UNIX datagram socket bound at target (SO_PASSCRED), passed to the outer helper for sd_notify messages */
-  | 'notify';
+  | 'notify'
+  /** a new file (O_EXCL, no symlink followed) at target holding the plan's blobs[dev], then given `mode` */
+  | 'blob'
+  /** chmod(target, mode), no symlink followed */
+  | 'chmod';
 
 /** One step of the container's file system setup. Paths in `target` are inside the container root. */
 export interface Op {
@@ -107,6 +111,13 @@ export interface HelperPlan {
   loopback: boolean;
   /** --volatile=yes|state|overlay: setup_volatile_mode() on the root before the ops (native/volatile.c) */
   volatileMode?: 'yes' | 'state' | 'overlay';
+  /**
+   * --bind-user: with `usermap`, these container UIDs/GIDs map to the host users' own instead of the range's
+   * (make_uid_map_string()); in increasing order
+   */
+  bindMaps?: Array<{ uid: number; hostUid: number; gid: number; hostGid: number }>;
+  /** contents of the files the 'blob' ops write, by index (credentials: any bytes) */
+  blobs?: Uint8Array[];
   env: string[];
   /** empty means: try `fallback` shells */
   argv: string[];
@@ -290,8 +301,8 @@ const P = {
   NETROUTE: 30, NETNS: 31, SEARCH: 32, ENV: 33, STUBENV: 34, ARGV: 35, FALLBACK: 36, FALLBACKARGS: 37, FINALNL: 38, SURVIVE: 39,
   STDOUT: 40, SDNOTIFY: 41, LOCK: 42, LOCKFD: 43, RMSUBVOL: 44, RMMOUNT: 45, RMTREE: 46, CGMKDIR: 47, CGWRITE: 48, CGCHOWN: 49,
   HANDOFF: 50, HOMSGS: 51, HOSIGNAMES: 52, HORM: 53, HOKILL: 54, HOSLICE: 55, HOMARKER: 56, HOREEXEC: 57, NSJOIN: 58,
-  VOLATILE: 59,
-  // 60..64: other branches' records
+  VOLATILE: 59, BLOB: 60, BINDMAP: 61,
+  // 62..64: other branches' records
   OCIFDS: 65, LATESYNC: 66,
 } as const;
 
@@ -478,6 +489,8 @@ export function encodePlan(p: HelperPlan): Buffer {
   if (p.asPid2) w.r(P.PID2).e();
   if (p.loopback) w.r(P.LOOPBACK).e();
   if (p.volatileMode) w.r(P.VOLATILE).s(p.volatileMode).e();
+  for (const b of p.blobs ?? []) w.r(P.BLOB).x(b).e();
+  for (const m of p.bindMaps ?? []) w.r(P.BINDMAP).u(m.uid, 'uid').u(m.hostUid, 'uid').u(m.gid, 'gid').u(m.hostGid, 'gid').e();
   if (p.lateSync) w.r(P.LATESYNC).b1(p.leaveAfterStart).e();
   if (p.ociFds) w.r(P.OCIFDS).i(p.ociFds.consoleSocket ?? -1, 'console socket fd').U(p.ociFds.pass, 'fd').e();
   for (const st of p.net?.steps ?? []) {

@@ -6,6 +6,7 @@
 import { resolve } from 'node:path';
 import { type Result, errnoText } from './c-util.js';
 import { capabilityFromName } from './capabilities.js';
+import { parseLoadCredential, parseSetCredential } from './credentials.js';
 import { type ArgKind } from './getopt.js';
 import { UNSET, type Unset, assign, id128IsNull, parseCpuSet, parseOomScoreAdjust, syscallFilterWords, validUserGroupName } from './grammar.js';
 import { type CustomMount, type SettingKey, type Settings, SettingsError } from './model.js';
@@ -412,12 +413,27 @@ export const OPTIONS: readonly OptionDef[] = [
   { long: 'pipe', short: 'P', arg: 'none', apply: (st) => put(st, 'consoleMode', 'pipe', 'console-mode') },
   unsupported('oci-bundle', 'required'),
   { long: 'no-pager', arg: 'none', apply: () => {} },
-  unsupported('set-credential', 'required'),
-  unsupported('load-credential', 'required'),
+  {
+    long: 'set-credential',
+    arg: 'required',
+    apply: (st, v) => {
+      const list = (st.cl.settings.credentials ??= []);
+      list.push(parseSetCredential(v!, list));
+      st.cl.set.add('credentials');
+    },
+  },
+  {
+    long: 'load-credential',
+    arg: 'required',
+    apply: (st, v) => {
+      const list = (st.cl.settings.credentials ??= []);
+      list.push(parseLoadCredential(v!, list, st.environ));
+      st.cl.set.add('credentials');
+    },
+  },
   {
     long: 'bind-user',
     arg: 'required',
-    refused: true,
     apply: (st, v) => {
       if (!validUserGroupName(v!)) throw new SettingsError(`Invalid user name to bind: ${v}`, '--bind-user', v);
       (list(st.cl.settings, 'bindUser') as string[]).push(v!);
