@@ -12,6 +12,9 @@
  *   hand-over, and this extension is then not needed after the start;
  * - `--template`: a missing directory is populated from the template (snapshot or copy) under that lock, taken here
  *   (Node holds it for the run).
+ * - `-i/--image`: the disk image opened for the run (src/image.ts: lock, loop devices, the mounts as data for the
+ *   helper), with --read-only, -x (overlay over the read-only partitions, or $NSPAWN_EPHEMERAL=copy: systemd's copy)
+ *   and --image-policy=; such a run is supervised (Node holds the image open) and closes it at teardown.
  * What it makes is noted in the run's record first (src/recovery.ts), so that a later start collects it after a kill -9.
  */
 import { mkdirSync } from 'node:fs';
@@ -38,6 +41,7 @@ import { nodeTree } from '@nspawn/runtime';
 import { ContainerError } from '@nspawn/runtime';
 import { verifyOsTree } from '@nspawn/runtime';
 import { runRecordOf } from '@nspawn/runtime';
+import { openRunImage, type RunImage } from './image.js';
 
 export interface StorageExtensionOptions {
   /** the environment ($NSPAWN_EPHEMERAL, $SYSTEMD_NSPAWN_LOCK); default process.env */
@@ -79,6 +83,7 @@ export function storageExtension(opts: StorageExtensionOptions = {}): ContainerE
   };
   let ephemeral: EphemeralRoot | undefined;
   let lock: ImageLock | undefined;
+  let image: RunImage | undefined;
   // only -x and --template have work of their own; a plain run's locks are the helper's
   const ownsRun = (cfg: ContainerConfig) => cfg.ephemeral === true || cfg.template !== undefined;
   // -x making a snapshot (btrfs), an overlay (elsewhere) or a copy: the helper can remove it at the end in nspawn's
@@ -90,11 +95,13 @@ export function storageExtension(opts: StorageExtensionOptions = {}): ContainerE
   };
   return {
     name: 'storage',
-    needed: (cfg) => ownsRun(cfg) && !handedOverEphemeral(cfg),
+    // an image stays open in Node for the run (its loop devices and lock)
+    needed: (cfg) => cfg.image !== undefined || (ownsRun(cfg) && !handedOverEphemeral(cfg)),
     // a snapshot for a hand-over is made before the exec (and its removal left to the helper)
     setupBeforeHandoff: true,
     plan(run: ContainerRun, plan: HelperPlan) {
       const cfg = run.cfg;
+      if (cfg.image) return; // its lock is held by Node (src/image.ts)
       if (run.handoff && ephemeral) {
         // the helper holds the locks and removes it at the end: a subvolume by ioctl, else the mounts and the tree
         const r = ephemeral.removal();
@@ -119,6 +126,7 @@ export function storageExtension(opts: StorageExtensionOptions = {}): ContainerE
     },
     setup(run: ContainerRun): void | Promise<void> {
       const cfg = run.cfg;
+      if (cfg.image) return setupImage(run);
       if (!ownsRun(cfg)) return;
       // a hand-over (of -x: needed() said so) makes a snapshot or an overlay synchronously, an ioctl or a mount are
       // quick (a signal meanwhile leaves an orphan, which the next start removes: its lock is free); a copy holds
@@ -144,9 +152,17 @@ export function storageExtension(opts: StorageExtensionOptions = {}): ContainerE
       } finally {
         lock?.release();
         lock = undefined;
+        const img = image;
+        image = undefined;
+        if (img) return img.close();
       }
     },
   };
+
+  async function setupImage(run: ContainerRun): Promise<void> {
+    const ephemeral = run.cfg.ephemeral === true && ephemeralMode() === 'copy' ? 'copy' : 'overlay';
+    image = await openRunImage(run, { env, ephemeral });
+  }
 
   function makeEphemeral(cfg: ContainerConfig): EphemeralRoot {
     try {

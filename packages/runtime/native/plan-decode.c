@@ -198,6 +198,8 @@ static int plan_record(void *ctx, unsigned id, const WireValue *v, char *err, si
                         BAD("unknown volatile mode '%s'", v[0].s);
                 p->volatile_mode = v[0].s;
                 break;
+        case P_IMAGE:
+                return image_plan_add(&p->image, v[0].s, v[1].s, v[2].s, v[3].s, v[4].s, v[5].u, v[6].u, v[7].b, err, errsz);
         case P_NETUP:
                 return netcfg_add(&p->net, 'u', v[0].s, 0, NULL, 0, err, errsz);
         case P_NETADDR:

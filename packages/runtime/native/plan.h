@@ -15,6 +15,7 @@
 #include "devices.h"
 #include "ephemeral.h"
 #include "handoff.h"
+#include "image.h"
 #include "locks.h"
 #include "netcfg.h"
 #include "nsjoin.h"
@@ -118,6 +119,7 @@ typedef struct {
         unsigned idmap_shift, idmap_range;
         int idmap_tree;         /* its detached mount, made before the clone (-1: none) */
         const char *volatile_mode; /* --volatile=yes|state|overlay (NULL: none), native/volatile.c */
+        ImagePlan image;        /* -i: the image's mounts on the root (native/image.c) */
 } Plan;
 
 /* the one plan of this process */

@@ -107,6 +107,11 @@ export interface HelperPlan {
   loopback: boolean;
   /** --volatile=yes|state|overlay: setup_volatile_mode() on the root before the ops (native/volatile.c) */
   volatileMode?: 'yes' | 'state' | 'overlay';
+  /**
+   * -i/--image: the image's mounts, made in the container's mount namespace on the (empty) root directory before the
+   * volatile mode and the ops (native/image.c), each target resolved inside the root mounted so far
+   */
+  imageSteps?: ImageMountStep[];
   env: string[];
   /** empty means: try `fallback` shells */
   argv: string[];
@@ -246,6 +251,25 @@ export interface HandoffPlan {
 }
 
 
+/**
+ * One mount of a disk image (@nspawn/image's plan, as the helper takes it). Targets and the overlay's directories
+ * are relative to the root ('' is the root itself). mount: the file system on SOURCE (a loop device the caller keeps
+ * open for the run); tmpfs: SOURCE names it; mkdir: TARGET with MODE; overlay: DATA is its lowerdir/upperdir/workdir
+ * (relative to the root); move: the mount at SOURCE (relative) moved onto TARGET.
+ */
+export interface ImageMountStep {
+  op: 'mount' | 'tmpfs' | 'mkdir' | 'overlay' | 'move';
+  source: string;
+  target: string;
+  fstype: string;
+  data: string;
+  /** MS_* flags */
+  flags: number;
+  mode: number;
+  /** make a missing target (mode 0755) first */
+  mkdir: boolean;
+}
+
 export type NetStep =
   | { kind: 'up'; ifname: string }
   | { kind: 'address'; ifname: string; family: 4 | 6; address: string; prefixLength: number }
@@ -272,6 +296,8 @@ const P = {
   STDOUT: 40, SDNOTIFY: 41, LOCK: 42, LOCKFD: 43, RMSUBVOL: 44, RMMOUNT: 45, RMTREE: 46, CGMKDIR: 47, CGWRITE: 48, CGCHOWN: 49,
   HANDOFF: 50, HOMSGS: 51, HOSIGNAMES: 52, HORM: 53, HOKILL: 54, HOSLICE: 55, HOMARKER: 56, HOREEXEC: 57, NSJOIN: 58,
   VOLATILE: 59,
+  // 60 and 61 belong to parallel branches
+  IMAGE: 62,
 } as const;
 
 /** Record ids of an exec-in request (native/wire.h X_*). */
@@ -457,6 +483,8 @@ export function encodePlan(p: HelperPlan): Buffer {
   if (p.asPid2) w.r(P.PID2).e();
   if (p.loopback) w.r(P.LOOPBACK).e();
   if (p.volatileMode) w.r(P.VOLATILE).s(p.volatileMode).e();
+  for (const m of p.imageSteps ?? [])
+    w.r(P.IMAGE).s(m.op).s(m.source).s(m.target).s(m.fstype).s(m.data).u(m.flags, 'image mount flags').u(m.mode, 'mode').b1(m.mkdir).e();
   for (const st of p.net?.steps ?? []) {
     if (st.kind === 'up') w.r(P.NETUP).s(st.ifname).e();
     else if (st.kind === 'address') w.r(P.NETADDR).s(st.ifname).u(st.family, 'family').s(st.address).u(st.prefixLength, 'prefix length').e();

@@ -303,7 +303,8 @@ export const OPTIONS: readonly OptionDef[] = [
   },
   { long: 'network-namespace-path', arg: 'required', apply: (st, v) => put(st, 'networkNamespacePath', resolve(st.cwd, v!), 'network') },
   { long: 'personality', arg: 'required', apply: (st, v) => put(st, 'personality', wrap('personality', v!, parsePersonality), 'personality') },
-  { long: 'image', short: 'i', arg: 'required', refused: true, apply: (st, v) => put(st, 'image', resolve(st.cwd, v!)) },
+  { long: 'image', short: 'i', arg: 'required', apply: (st, v) => put(st, 'image', resolve(st.cwd, v!)) },
+  { long: 'image-policy', arg: 'required', apply: (st, v) => put(st, 'imagePolicy', v!) },
   {
     long: 'volatile',
     arg: 'optional',
