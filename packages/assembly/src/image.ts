@@ -8,7 +8,7 @@
  * go with the container, and the kernel detaches the loop devices.
  */
 import { mkdirSync } from 'node:fs';
-import { ImageError, type ImageView, type MountStep, type OpenedImage, openImage, openImageView } from '@nspawn/image';
+import { ImageError, type ImageView, type MountStep, nativeArchitecture, type OpenedImage, openImage, openImageView } from '@nspawn/image';
 import {
   ContainerError,
   type ContainerConfig,
@@ -73,6 +73,14 @@ export async function openRunImage(run: ContainerRun, opts: OpenRunImageOptions)
   let view: ImageView | undefined;
   try {
     for (const w of opened.warnings) run.log(w);
+    // systemd 252 uses a root (or /usr) of another architecture when the image has none of this machine's: so do we,
+    // and say so, since its programs then fail to execute unless the host can run them (binfmt_misc)
+    const sys = opened.dissected.partitions.root ?? opened.dissected.partitions.usr;
+    const archs = nativeArchitecture();
+    if (sys?.architecture !== undefined && sys.architecture !== archs.native && sys.architecture !== archs.secondary)
+      run.log(
+        `${opened.path}: the ${sys.designator} partition is for architecture ${sys.architecture}, not this machine's ${archs.native ?? process.arch}; its programs may fail to execute (Exec format error).`,
+      );
     view = openImageView(opened);
     spec.steps = opened.plan().map(imageStepToWire);
     spec.view = { ...(view.root !== undefined ? { root: view.root } : {}), ...(view.usr !== undefined ? { usr: view.usr } : {}) };

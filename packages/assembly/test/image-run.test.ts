@@ -169,7 +169,8 @@ describe('every way out leaves no loop device, mount or lock', () => {
     let second: Result | undefined;
     let loopsWhileBusy: string[] = [];
     const first = await nspawn(['-i', image, '/bin/sh', '-c', 'echo READY; sleep 3; echo first-done'], () => {
-      void nspawn(['-i', image, '/bin/true']).then((r) => {
+      // (another machine name: the same one would be refused first for its cgroup scope)
+      void nspawn(['-M', 'im-run-second', '-i', image, '/bin/true']).then((r) => {
         second = r;
         loopsWhileBusy = fx.loops();
       });
@@ -228,12 +229,12 @@ describe('bad images: one line naming the image, exit 1, no loop device', () => 
     await refused(img, /No suitable root partition found in image/);
   });
 
-  it('a root and /usr of different architectures', async () => {
-    const img = fx.image('arch.raw', [
-      { type: NATIVE.root, size: 16, tree },
-      { type: NATIVE.foreignUsr, size: 16, tree: `${tree}/usr` },
-    ]);
-    await refused(img, /architecture/i);
+  it('a root of another architecture: used, as systemd 252 does, with a one-line notice', async () => {
+    const img = fx.image('arch.raw', [{ type: NATIVE.foreignRoot, size: 32, tree }]);
+    // (the busybox in it is this machine's, so it runs; a foreign binary would fail with "Exec format error")
+    const r = await nspawn(['-i', img, '/bin/true']);
+    expect(r.code).toBe(0);
+    expect(r.err).toMatch(new RegExp(`^${img}: the root partition is for architecture [a-z0-9-]+, not this machine's [a-z0-9-]+; its programs may fail to execute \\(Exec format error\\)\\.\\n$`));
   });
 
   it('--image-policy= refusals (systemd 254 grammar)', async () => {
