@@ -3,7 +3,7 @@
  * dissection, the image policy, one AUTOCLEAR loop device per partition, fsck), its root and /usr file systems are
  * mounted detached for Node to read (the plan's decisions, --user, -b's os-release, the machine ID), and its mounts
  * go into the plan as data: the helper makes them in the container's mount namespace (native/image.c). Node keeps
- * the loop devices and the lock open for the run (the run is supervised, never handed over), so whatever way the run
+ * the loop devices and the lock open for the run (or hands them to the helper with a hand-over), so whatever way the run
  * ends — exit, failure, SIGTERM, kill -9 of nspawn — the descriptors close, the container's namespace and its mounts
  * go with the container, and the kernel detaches the loop devices.
  */

@@ -14,7 +14,8 @@
  *   (Node holds it for the run).
  * - `-i/--image`: the disk image opened for the run (src/image.ts: lock, loop devices, the mounts as data for the
  *   helper), with --read-only, -x (overlay over the read-only partitions, or $NSPAWN_EPHEMERAL=copy: systemd's copy)
- *   and --image-policy=; such a run is supervised (Node holds the image open) and closes it at teardown.
+ *   and --image-policy=. Supervised, Node holds the image open and closes it at teardown; handed over, the helper
+ *   holds the loop devices (plan.heldFds) and the locks (plan.inheritedLocks) until it exits.
  * What it makes is noted in the run's record first (src/recovery.ts), so that a later start collects it after a kill -9.
  */
 import { mkdirSync } from 'node:fs';
@@ -95,13 +96,22 @@ export function storageExtension(opts: StorageExtensionOptions = {}): ContainerE
   };
   return {
     name: 'storage',
-    // an image stays open in Node for the run (its loop devices and lock)
-    needed: (cfg) => cfg.image !== undefined || (ownsRun(cfg) && !handedOverEphemeral(cfg)),
+    // an image is opened before a hand-over too: its loop devices and locks then go to the helper with the exec
+    needed: (cfg) => cfg.image === undefined && ownsRun(cfg) && !handedOverEphemeral(cfg),
     // a snapshot for a hand-over is made before the exec (and its removal left to the helper)
     setupBeforeHandoff: true,
     plan(run: ContainerRun, plan: HelperPlan) {
       const cfg = run.cfg;
-      if (cfg.image) return; // its lock is held by Node (src/image.ts)
+      if (cfg.image) {
+        // supervised, Node holds the image open until teardown; handed over, the helper holds its loop devices and
+        // locks (the view's descriptors close with the exec)
+        if (run.handoff && image) {
+          const kept = image.opened.keepAcrossExec();
+          plan.inheritedLocks = [...(plan.inheritedLocks ?? []), ...kept.locks];
+          plan.heldFds = [...(plan.heldFds ?? []), ...kept.devices];
+        }
+        return;
+      }
       if (run.handoff && ephemeral) {
         // the helper holds the locks and removes it at the end: a subvolume by ioctl, else the mounts and the tree
         const r = ephemeral.removal();

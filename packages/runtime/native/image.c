@@ -56,7 +56,7 @@ int image_plan_add(ImagePlan *p, const char *kind, const char *source, const cha
                 return -1;
         }
         ImageStep *s = PUSH(p->step, p->n, p->cap);
-        *s = (ImageStep) { (ImageStepKind) k, source, target, fstype, data, (unsigned long) flags, (unsigned) mode, mkdir };
+        *s = (ImageStep) { (ImageStepKind) k, source, target, fstype, data, (unsigned long) flags, (unsigned) mode, mkdir, -1 };
         return 0;
 }
 
@@ -188,6 +188,36 @@ static const char *what_of(const ImageStep *s, char *buf, size_t size) {
         return buf;
 }
 
+static const char *mount_failure(int e) {
+        switch (e) {
+        case ENODEV:
+        case EAFNOSUPPORT:
+                return "File system type not supported or not known";
+        case EUCLEAN:
+                return "File system check on image failed";
+        case EBUSY:
+                return "File system already mounted elsewhere";
+        default:
+                return strerror(e);
+        }
+}
+
+int image_prepare(ImagePlan *p, char *err, size_t errsz) {
+        char what[PATH_MAX + 128];
+        for (size_t i = 0; i < p->n; i++) {
+                ImageStep *s = &p->step[i];
+                if (s->kind != IMG_MOUNT)
+                        continue;
+                s->fd = make_fs(s->fstype, s->source, s->data, s->flags);
+                if (s->fd < 0) {
+                        int e = errno;
+                        snprintf(err, errsz, "Failed to mount image %s: %s (%s)", what_of(s, what, sizeof what), mount_failure(e), errno_name(e));
+                        return -1;
+                }
+        }
+        return 0;
+}
+
 void image_setup(const ImagePlan *p, int *root_fd) {
         char what[PATH_MAX + 128];
         for (size_t i = 0; i < p->n; i++) {
@@ -223,6 +253,8 @@ void image_setup(const ImagePlan *p, int *root_fd) {
                         m = make_fs("overlay", "overlay", s->data, s->flags);
                 } else if (s->kind == IMG_TMPFS)
                         m = make_fs("tmpfs", s->source, s->data, s->flags);
+                else if (s->fd >= 0)
+                        m = s->fd; /* image_prepare()'s */
                 else
                         m = make_fs(s->fstype, s->source, s->data, s->flags);
                 if (m < 0) {
@@ -236,7 +268,7 @@ void image_setup(const ImagePlan *p, int *root_fd) {
                 if (dst < 0)
                         child_die_errno("Failed to find the mount point of %s", what);
                 if (syscall(SYS_move_mount, m, "", dst, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
-                        child_die_errno("Failed to mount image %s", what);
+                        child_die_errno("Failed to attach the mount of image %s", what);
                 close(dst);
                 if (!*s->target) {
                         close(*root_fd);

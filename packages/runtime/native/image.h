@@ -19,6 +19,7 @@ typedef struct {
         unsigned long flags;                          /* MS_* */
         unsigned mode;
         int mkdir;
+        int fd; /* mount: its file system, mounted detached by image_prepare() (-1 before) */
 } ImageStep;
 
 typedef struct {
@@ -29,6 +30,11 @@ typedef struct {
 /* adds a step; -1 with ERR for a bad one (an unknown kind, an absolute or escaping target) */
 int image_plan_add(ImagePlan *p, const char *kind, const char *source, const char *target, const char *fstype, const char *data,
                    unsigned long long flags, unsigned long long mode, int mkdir, char *err, size_t errsz);
+
+/* In the outer helper, before the device policy and the cgroup apply to it (they would refuse it the loop devices):
+ * each partition's file system mounted detached, for image_setup() to attach in the container's namespace. -1 with
+ * ERR (naming the device and the error) on failure. */
+int image_prepare(ImagePlan *p, char *err, size_t errsz);
 
 /* Carries out P's steps on the root *ROOT_FD (an O_PATH descriptor of the root's mount; replaced by the top mount
  * when a step mounts on the root itself). IMAGE names the image in messages. Dies (child_error, exit 1) on failure. */

@@ -328,6 +328,15 @@ static void dump_plan(const Plan *p) {
         kbool("loopback", p->loopback);
         if (p->volatile_mode)
                 kstr("volatileMode", p->volatile_mode);
+        if (p->n_held) {
+                key("heldFds");
+                open_('[');
+                for (size_t i = 0; i < p->n_held; i++) {
+                        sep();
+                        printf("%d", p->held_fds[i]);
+                }
+                close_(']');
+        }
         if (p->image.n) {
                 key("imageSteps");
                 open_('[');

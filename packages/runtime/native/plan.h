@@ -120,6 +120,8 @@ typedef struct {
         int idmap_tree;         /* its detached mount, made before the clone (-1: none) */
         const char *volatile_mode; /* --volatile=yes|state|overlay (NULL: none), native/volatile.c */
         ImagePlan image;        /* -i: the image's mounts on the root (native/image.c) */
+        int *held_fds;          /* inherited through a hand-over's exec, held (close-on-exec) until the helper exits */
+        size_t n_held, cap_held;
 } Plan;
 
 /* the one plan of this process */

@@ -75,6 +75,7 @@ static const WireRecord plan_records[P_COUNT] = {
         [P_NSJOIN] = { "nsjoin", "us", R },
         [P_VOLATILE] = { "volatile", "s", 0 },
         [P_IMAGE] = { "image", "sssssuub", R },
+        [P_HOLDFD] = { "holdfd", "u", R },
 };
 
 static const WireRecord exec_in_records[X_COUNT] = {

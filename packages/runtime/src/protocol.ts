@@ -194,6 +194,12 @@ export interface HelperPlan {
    */
   inheritedLocks?: Array<{ fd: number; path: string; exclusive: boolean }>;
   /**
+   * Descriptors this process keeps open across its execve() for the helper to hold until it exits, never passed to the
+   * container (a hand-over of -i: the image's loop devices, AUTOCLEAR, which must stay the image's until the
+   * container's mounts hold them; they detach once the helper and those mounts are gone).
+   */
+  heldFds?: number[];
+  /**
    * btrfs subvolumes (-x's snapshot) the helper destroys after the container ends, before it releases the locks:
    * only in a hand-over (otherwise nspawn removes them).
    */
@@ -298,6 +304,7 @@ const P = {
   VOLATILE: 59,
   // 60 and 61 belong to parallel branches
   IMAGE: 62,
+  HOLDFD: 63,
 } as const;
 
 /** Record ids of an exec-in request (native/wire.h X_*). */
@@ -503,6 +510,7 @@ export function encodePlan(p: HelperPlan): Buffer {
   if (p.stdoutPath !== undefined) w.r(P.STDOUT).s(p.stdoutPath).e();
   if (p.notify) w.r(P.SDNOTIFY).b1(p.notify.notifyReady).b1(p.notify.restartExits).e();
   for (const l of p.locks ?? []) w.r(P.LOCK).s(l.path).b1(l.exclusive).s(l.busy).e();
+  for (const fd of p.heldFds ?? []) w.r(P.HOLDFD).u(fd, 'held fd').e();
   for (const l of p.inheritedLocks ?? []) w.r(P.LOCKFD).u(l.fd, 'lock fd').s(l.path).b1(l.exclusive).e();
   w.each(P.RMSUBVOL, p.removeSubvolumes).each(P.RMMOUNT, p.removeMounts).each(P.RMTREE, p.removeTrees);
   for (const o of p.cgroupOps ?? []) {
