@@ -39,7 +39,13 @@ export function imageStepToWire(s: MountStep): ImageMountStep {
 /** The image of one run, open from setup to teardown. */
 export interface RunImage {
   readonly opened: OpenedImage;
-  readonly view: ImageView;
+  /**
+   * closes the view (before the container mounts the image: a read-write mount waits for the read-only view's
+   * superblock to go); the next boot's plan reads the image again after reopenView()
+   */
+  closeView(): void;
+  /** opens the view again (for the next boot's plan) and points cfg.image.view at it */
+  reopenView(): void;
   /** closes the view, the loop devices and the lock */
   close(): Promise<void>;
 }
@@ -83,7 +89,7 @@ export async function openRunImage(run: ContainerRun, opts: OpenRunImageOptions)
       );
     view = openImageView(opened);
     spec.steps = opened.plan().map(imageStepToWire);
-    spec.view = { ...(view.root !== undefined ? { root: view.root } : {}), ...(view.usr !== undefined ? { usr: view.usr } : {}) };
+    spec.view = viewPaths(view);
     verifyImageTree(cfg, imageTree(spec.view));
     mkdirSync(IMAGE_ROOT_DIRECTORY, { recursive: true, mode: 0o755 });
   } catch (e) {
@@ -92,13 +98,24 @@ export async function openRunImage(run: ContainerRun, opts: OpenRunImageOptions)
     if (e instanceof ImageError) throw new ContainerError(e.message);
     throw e;
   }
-  const v = view;
+  let v: ImageView | undefined = view;
   return {
     opened,
-    view: v,
+    closeView() {
+      v?.close();
+      v = undefined;
+    },
+    reopenView() {
+      if (v) return;
+      v = openImageView(opened);
+      spec.view = viewPaths(v);
+    },
     async close() {
-      v.close();
+      v?.close();
+      v = undefined;
       await opened.close();
     },
   };
 }
+
+const viewPaths = (view: ImageView) => ({ ...(view.root !== undefined ? { root: view.root } : {}), ...(view.usr !== undefined ? { usr: view.usr } : {}) });

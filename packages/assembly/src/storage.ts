@@ -103,6 +103,8 @@ export function storageExtension(opts: StorageExtensionOptions = {}): ContainerE
     plan(run: ContainerRun, plan: HelperPlan) {
       const cfg = run.cfg;
       if (cfg.image) {
+        // the plan is made: the view goes before the container mounts the image (src/image.ts)
+        image?.closeView();
         // supervised, Node holds the image open until teardown; handed over, the helper holds its loop devices and
         // locks (the view's descriptors close with the exec)
         if (run.handoff && image) {
@@ -143,6 +145,14 @@ export function storageExtension(opts: StorageExtensionOptions = {}): ContainerE
       // SIGINT/SIGTERM back as without a hand-over
       if (run.handoff && ephemeralMode() !== 'copy') useEphemeral(cfg, { value: makeEphemeral(cfg) });
       else return setupSupervised(run);
+    },
+    // the next boot's plan reads the image again
+    detach(run: ContainerRun) {
+      try {
+        image?.reopenView();
+      } catch (e) {
+        run.log(`Failed to read ${run.cfg.image?.path} again for the next boot, ignoring: ${(e as Error).message}`);
+      }
     },
     // (after a hand-over nothing runs here: the helper removes the snapshot or the overlay; teardown() of a hand-over
     // that failed before its exec removes it as usual)

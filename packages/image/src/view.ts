@@ -3,15 +3,17 @@
  * namespace of its own and without a holder: each file system mounted *detached* (fsopen/fsconfig/fsmount: in no
  * mount namespace at all), reached through `/proc/PID/fd/N`, and gone when its descriptor is closed, however this
  * process ends (kill -9 included). A runtime reads the image's tree through it while the container's own mounts of
- * the same file systems are made elsewhere (in its mount namespace, from plan()): the view is configured as the plan's
- * mount of that partition (the same read-only and options), so that both share one superblock, and only the view's
- * own mount is read-only, nodev, nosuid and noexec.
+ * the same file systems are made elsewhere (in its mount namespace, from plan()). The view is read-only as
+ * `--read-only` mounts it (ro, norecovery: nothing is written, not even a journal replay), so a writable mount of
+ * the same file system must wait until the view is closed (the kernel refuses a read-write superblock while a
+ * read-only one of the same device lives): close it before the container mounts, open it again to read again.
  */
 import { closeSync } from 'node:fs';
 import { errno, errnoName, type Fn, libcTable } from '@nspawn/syscall';
 import { ImageError } from './errors.js';
 import type { OpenedImage } from './image.js';
-import type { MountPartitionStep } from './plan.js';
+import { type MountPartitionStep, type PlanDevice, planMounts } from './plan.js';
+import type { Designator } from './dissect.js';
 import { MS_RDONLY } from './sys.js';
 
 // the same numbers on x86-64 and arm64 (the unified table)
@@ -75,7 +77,7 @@ function detachedMount(step: MountPartitionStep, image: string): number {
 }
 
 /**
- * The root and /usr partitions of IMG (from its plan()) mounted detached for reading; needs root (CAP_SYS_ADMIN).
+ * The root and /usr partitions of IMG mounted detached and read-only for reading; needs root (CAP_SYS_ADMIN).
  * Throws an ImageError naming the image when a file system cannot be mounted.
  */
 export function openImageView(img: OpenedImage): ImageView {
@@ -93,7 +95,10 @@ export function openImageView(img: OpenedImage): ImageView {
       }
   };
   try {
-    for (const step of img.plan()) {
+    const devices = Object.fromEntries(
+      Object.entries(img.devices).map(([d, l]) => [d, { path: l.path, fd: l.fd, offset: l.offset, size: l.size } satisfies PlanDevice]),
+    ) as Partial<Record<Designator, PlanDevice>>;
+    for (const step of planMounts(img.dissected, devices, { readOnly: true })) {
       if (step.op !== 'mount' || (step.partition !== 'root' && step.partition !== 'usr')) continue;
       const fd = detachedMount(step, img.path);
       fds.push(fd);
