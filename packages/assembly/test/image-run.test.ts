@@ -143,12 +143,15 @@ describe('nspawn -i compared with -D on the same tree', () => {
 });
 
 describe('every way out leaves no loop device, mount or lock', () => {
-  for (const how of ['SIGTERM', 'SIGKILL'] as const) {
-    it(`${how} of nspawn`, async () => {
+  // handed over (the helper in nspawn's place holds the loop devices) and supervised (Node holds them)
+  for (const [how, handoff] of [['SIGTERM', '1'], ['SIGKILL', '1'], ['SIGTERM', '0'], ['SIGKILL', '0']] as const) {
+    it(`${how} of nspawn (${handoff === '1' ? 'handed over' : 'supervised'})`, async () => {
+      let loopsWhileRunning = -1;
       const r = await nspawn(['-i', image, '/bin/sh', '-c', 'echo READY; exec sleep 60'], (pid) => {
-        expect(fx.loops().length).toBe(1);
+        loopsWhileRunning = fx.loops().length;
         process.kill(pid, how);
-      });
+      }, { ...process.env, NSPAWN_HANDOFF: handoff });
+      expect(loopsWhileRunning).toBe(1);
       if (how === 'SIGKILL') expect(r.signal).toBe('SIGKILL');
       expect(await fx.noLoopsLeft()).toEqual([]);
       expect(fx.mounts()).toEqual([]);
