@@ -8,7 +8,7 @@
  * go with the container, and the kernel detaches the loop devices.
  */
 import { mkdirSync } from 'node:fs';
-import { ImageError, type ImageView, type MountStep, nativeArchitecture, type OpenedImage, openImage, openImageView } from '@nspawn/image';
+import type { ImageView, MountStep, OpenedImage } from '@nspawn/image';
 import {
   ContainerError,
   type ContainerConfig,
@@ -18,6 +18,11 @@ import {
   imageTree,
   verifyImageTree,
 } from '@nspawn/runtime';
+
+type ImageModule = typeof import('@nspawn/image');
+let imageModule: Promise<ImageModule> | undefined;
+// loaded by the first -i start only (nspawn's bundle keeps it in a file of its own: apps/cli/scripts/bundle.mjs)
+const loadImage = () => (imageModule ??= import('@nspawn/image'));
 
 /** A step of @nspawn/image's plan as the helper takes it (ImageMountStep). */
 export function imageStepToWire(s: MountStep): ImageMountStep {
@@ -64,6 +69,7 @@ export async function openRunImage(run: ContainerRun, opts: OpenRunImageOptions)
   const cfg: ContainerConfig = run.cfg;
   const spec = cfg.image;
   if (!spec) throw new Error('openRunImage: the run has no image');
+  const { ImageError, nativeArchitecture, openImage, openImageView } = await loadImage();
   let opened: OpenedImage;
   try {
     opened = await openImage(spec.path, {
@@ -99,6 +105,7 @@ export async function openRunImage(run: ContainerRun, opts: OpenRunImageOptions)
     throw e;
   }
   let v: ImageView | undefined = view;
+  const reopen = openImageView;
   return {
     opened,
     closeView() {
@@ -107,7 +114,7 @@ export async function openRunImage(run: ContainerRun, opts: OpenRunImageOptions)
     },
     reopenView() {
       if (v) return;
-      v = openImageView(opened);
+      v = reopen(opened);
       spec.view = viewPaths(v);
     },
     async close() {
