@@ -19,7 +19,6 @@ import {
   unlinkSync,
   writeSync,
 } from 'node:fs';
-import { spawn } from 'node:child_process';
 import { basename, dirname, join, resolve } from 'node:path';
 import { type ImageLock, ImageBusyError, lockImage } from '@nspawn/btrfs';
 import { keepOnExec } from '@nspawn/syscall';
@@ -140,6 +139,8 @@ function runFsck(image: string, designator: Designator, device: string, fstype: 
   const fsck = fsckFor(fstype, env);
   if (!fsck) return Promise.resolve();
   return new Promise((resolvePromise, reject) => {
+    // node:child_process loaded on use (a clean ext4 starts no fsck: most starts never need it)
+    const { spawn } = process.getBuiltinModule('node:child_process');
     const child = spawn(fsck, ['-a', device], { stdio: 'ignore', env: { PATH: env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin' } });
     child.once('error', () => resolvePromise()); // could not run it: systemd ignores that too
     child.once('exit', (code) => {
