@@ -333,7 +333,7 @@ static void dump_plan(const Plan *p) {
                 open_('[');
                 for (size_t i = 0; i < p->n_held; i++) {
                         sep();
-                        printf("%d", p->held_fds[i]);
+                        printf("\"%d\"", p->held_fds[i]);
                 }
                 close_(']');
         }

@@ -3,6 +3,7 @@
  * root (and /usr) partitions mounted read-only where this process can reach them (@nspawn/assembly passes detached
  * mounts, /proc/PID/fd/N), composed into one Tree: paths under /usr go to the /usr partition when the image has one.
  */
+import { lstatSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { nodeTree, type Tree } from './host.js';
 
 /** Host paths of an image's partitions, read-only, for reading (ContainerConfig.image.view). */
@@ -18,67 +19,109 @@ function components(path: string): string[] {
   return path.split('/').filter((c) => c !== '' && c !== '.');
 }
 
-const emptyTree = (root: string): Tree => ({
-  root,
-  resolve: (p) => (components(p).length === 0 ? root : undefined),
-  readFile: () => undefined,
-  isDirectory: (p) => components(p).length === 0,
-  readdir: () => [],
-  lexists: (p) => components(p).length === 0,
-  readlink: () => undefined,
-});
+/** Resolves PATH (components) in the image, following symlinks inside it (across its partitions); HOST maps
+ * resolved components to the host path that holds them. */
+function chase(host: (cs: string[]) => string, path: string, maxLinks = 40): string[] | undefined {
+  const parts = components(path);
+  const done: string[] = [];
+  let links = 0;
+  while (parts.length > 0) {
+    const c = parts.shift()!;
+    if (c === '..') {
+      done.pop();
+      continue;
+    }
+    done.push(c);
+    let st;
+    try {
+      st = lstatSync(host(done), { throwIfNoEntry: false });
+    } catch {
+      return undefined;
+    }
+    if (st === undefined) return undefined;
+    if (st.isSymbolicLink()) {
+      const target = readlinkSync(host(done));
+      done.pop();
+      if (++links > maxLinks) return undefined;
+      if (target.startsWith('/')) done.length = 0;
+      parts.unshift(...components(target));
+    }
+  }
+  return done;
+}
 
 /**
- * The Tree of VIEW. Symlinks are resolved inside the partition a path starts in (a root symlink into /usr, as
- * `/lib -> usr/lib`, is followed by its target's partition when the target is relative to /usr or absolute).
+ * The Tree of VIEW: the root partition's tree with the /usr partition's at /usr, symlinks resolved across them
+ * (`/etc/os-release -> ../usr/lib/os-release`) without ever leaving the image.
  */
 export function imageTree(view: ImageView): Tree {
-  const root = view.root !== undefined ? nodeTree(view.root) : emptyTree('/');
-  if (view.usr === undefined) return root;
-  const usr = nodeTree(view.usr);
-  // the root's own symlink for PATH's first component (/lib -> usr/lib), made a path below /usr, if it is one
-  const viaRootLink = (cs: string[]): string[] | undefined => {
-    if (cs.length === 0) return undefined;
-    const link = root.readlink(`/${cs[0]}`);
-    if (link === undefined) return undefined;
-    const t = components(link);
-    return t[0] === 'usr' ? [...t, ...cs.slice(1)] : undefined;
+  if (view.usr === undefined && view.root !== undefined) return nodeTree(view.root);
+  const usr = view.usr;
+  const root = view.root;
+  // the host path of resolved components: /usr/... in the /usr partition, the rest in the root one (an image without
+  // a root partition has an empty tmpfs there: nothing but /usr exists)
+  const host = (cs: string[]): string => {
+    if (cs[0] === 'usr' && usr !== undefined) return cs.length === 1 ? usr : `${usr}/${cs.slice(1).join('/')}`;
+    if (root === undefined) return cs.length === 0 ? '/' : '/nonexistent/nspawn-image-empty-root';
+    return cs.length === 0 ? root : `${root}/${cs.join('/')}`;
   };
-  const route = (path: string): { tree: Tree; path: string } => {
-    let cs = components(path);
-    cs = viaRootLink(cs) ?? cs;
-    if (cs[0] === 'usr') return { tree: usr, path: `/${cs.slice(1).join('/')}` };
-    return { tree: root, path: `/${cs.join('/')}` };
+  const resolve = (p: string) => {
+    const cs = chase(host, p);
+    return cs === undefined ? undefined : host(cs);
+  };
+  // the parent resolved, the last component as it is
+  const leaf = (p: string): string | undefined => {
+    const cs = components(p);
+    if (cs.length === 0) return host([]);
+    const dir = chase(host, cs.slice(0, -1).join('/'));
+    if (dir === undefined) return undefined;
+    const last = cs.at(-1)!;
+    return last === '..' ? undefined : host([...dir, last]);
   };
   return {
-    root: root.root,
-    resolve: (p) => {
-      const r = route(p);
-      return r.tree.resolve(r.path);
+    root: root ?? usr ?? '/',
+    resolve,
+    readFile(p) {
+      const h = resolve(p);
+      if (h === undefined) return undefined;
+      try {
+        return readFileSync(h, 'utf8');
+      } catch {
+        return undefined;
+      }
     },
-    readFile: (p) => {
-      const r = route(p);
-      return r.tree.readFile(r.path);
+    isDirectory(p) {
+      const h = resolve(p);
+      try {
+        return h !== undefined && statSync(h, { throwIfNoEntry: false })?.isDirectory() === true;
+      } catch {
+        return false;
+      }
     },
-    isDirectory: (p) => {
-      const r = route(p);
-      return r.tree.isDirectory(r.path);
+    readdir(p) {
+      if (root === undefined && components(p).length === 0) return ['usr'];
+      const h = resolve(p);
+      try {
+        return h === undefined ? [] : readdirSync(h);
+      } catch {
+        return [];
+      }
     },
-    readdir: (p) => {
-      const r = route(p);
-      return r.tree.readdir(r.path);
+    lexists(p) {
+      const h = leaf(p);
+      try {
+        return h !== undefined && lstatSync(h, { throwIfNoEntry: false }) !== undefined;
+      } catch {
+        return false;
+      }
     },
-    lexists: (p) => {
-      const cs = components(p);
-      if (cs.length === 1) return root.lexists(p) || cs[0] === 'usr';
-      const r = route(p);
-      return r.tree.lexists(r.path);
-    },
-    readlink: (p) => {
-      const cs = components(p);
-      if (cs.length === 1) return root.readlink(p);
-      const r = route(p);
-      return r.tree.readlink(r.path);
+    readlink(p) {
+      const h = leaf(p);
+      try {
+        return h === undefined ? undefined : readlinkSync(h);
+      } catch {
+        return undefined;
+      }
     },
   };
 }

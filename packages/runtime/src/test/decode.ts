@@ -78,6 +78,13 @@ export function canonicalPlan(p: HelperPlan): unknown {
     asPid2: p.asPid2,
     loopback: p.loopback,
     ...opt('volatileMode', p.volatileMode),
+    ...opt('heldFds', p.heldFds?.length ? p.heldFds.map(n) : undefined),
+    ...opt(
+      'imageSteps',
+      p.imageSteps?.length
+        ? p.imageSteps.map((s) => ({ op: s.op, source: s.source, target: s.target, fstype: s.fstype, data: s.data, flags: n(s.flags), mode: n(s.mode), mkdir: s.mkdir }))
+        : undefined,
+    ),
     net: {
       steps: (p.net?.steps ?? []).map((s) =>
         s.kind === 'up'
