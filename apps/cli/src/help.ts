@@ -20,6 +20,10 @@ Image:
                             if missing
   -x --ephemeral            Run container with snapshot of root directory, and
                             remove it after exit
+  -i --image=PATH           Root file system disk image (or device node) for
+                            the container (raw GPT; no Verity: root hashes
+                            and signed images are not supported)
+     --image-policy=POLICY  Specify disk image dissection policy
      --read-only            Mount the root directory read-only
      --volatile[=MODE]      Run the system in volatile mode
 

@@ -203,6 +203,12 @@ int outer_main(int handoff_fd) {
                 ctl_printf("exit 1\n");
                 return early_exit();
         }
+        /* -i: the image's file systems, while the loop devices are still ours to open (native/image.c) */
+        if (image_prepare(&plan.image, err, sizeof err) < 0) {
+                ctl_printf("error %s\n", err);
+                ctl_printf("exit 1\n");
+                return early_exit();
+        }
         if (plan.idmap && make_idmapped_root(&plan, err, sizeof err) < 0) {
                 ctl_printf("error %s\n", err);
                 ctl_printf("exit 1\n");

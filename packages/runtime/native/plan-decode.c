@@ -230,6 +230,19 @@ static int plan_record(void *ctx, unsigned id, const WireValue *v, char *err, si
                 b->size = v[0].n;
                 break;
         }
+        case P_HOLDFD: {
+                FITS(v[0].u, 0x7fffffffu, "descriptor");
+                int fd = (int) v[0].u;
+                if (!plan_decode_only) {
+                        if (fd < 3 || fcntl(fd, F_GETFD) < 0)
+                                BAD("held fd %d is not open", fd);
+                        (void) fcntl(fd, F_SETFD, FD_CLOEXEC); /* ours: never the container's */
+                }
+                *PUSH(p->held_fds, p->n_held, p->cap_held) = fd;
+                break;
+        }
+        case P_IMAGE:
+                return image_plan_add(&p->image, v[0].s, v[1].s, v[2].s, v[3].s, v[4].s, v[5].u, v[6].u, v[7].b, err, errsz);
         case P_NETUP:
                 return netcfg_add(&p->net, 'u', v[0].s, 0, NULL, 0, err, errsz);
         case P_NETADDR:

@@ -15,6 +15,7 @@
 #include "devices.h"
 #include "ephemeral.h"
 #include "handoff.h"
+#include "image.h"
 #include "locks.h"
 #include "netcfg.h"
 #include "nsjoin.h"
@@ -137,6 +138,9 @@ typedef struct {
         size_t n_bindmaps, cap_bindmaps;
         Blob *blobs;            /* contents of files the "blob" ops write (credentials: any bytes, NUL too) */
         size_t n_blobs, cap_blobs;
+        ImagePlan image;        /* -i: the image's mounts on the root (native/image.c) */
+        int *held_fds;          /* inherited through a hand-over's exec, held (close-on-exec) until the helper exits */
+        size_t n_held, cap_held;
 } Plan;
 
 /* the one plan of this process */

@@ -7,6 +7,7 @@
 import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { type HostFacts, nodeTree } from './host.js';
+import { imageTree } from './image-tree.js';
 import { type ContainerConfig, planContainer } from './plan.js';
 import { type Prepared, randomId128, treeMachineId } from './prepare.js';
 import { ContainerError } from './errors.js';
@@ -147,8 +148,8 @@ export function endMessages(machineName: string): { ok: string; fail: string; sh
   };
 }
 
-export const spawningMessage = (cfg: Pick<ContainerConfig, 'machineName' | 'directory'>) =>
-  `Spawning container ${cfg.machineName} on ${cfg.directory}.\nPress ^] three times within 1s to kill container.`;
+export const spawningMessage = (cfg: Pick<ContainerConfig, 'machineName' | 'directory' | 'image'>) =>
+  `Spawning container ${cfg.machineName} on ${cfg.image?.path ?? cfg.directory}.\nPress ^] three times within 1s to kill container.`;
 
 /**
  * One boot's host side and plan: the machine ID, the journal link, overlay scratch directories, the plan with
@@ -164,7 +165,8 @@ export function planBoot(
   const cfg = p.config;
   ensureHostScaffolding(host);
   // what the container's root holds: with --volatile=yes|state part of the tree is covered (src/volatile.ts)
-  const tree = volatileTree(nodeTree(cfg.directory), cfg.volatile);
+  // an image's tree exists only in the container's namespace: read through the view the assembly made
+  const tree = volatileTree(cfg.image ? imageTree(cfg.image.view) : nodeTree(cfg.directory), cfg.volatile);
   // setup_machine_id(), on every boot: the machine ID the tree has now wins (its init may have written ours)
   const treeId = treeMachineId(tree);
   if (treeId !== undefined) cfg.uuid = treeId;
@@ -178,7 +180,7 @@ export function planBoot(
     readOnly: cfg.readOnly && !cfg.volatile,
     tree,
     ...(cfg.userns ? { uidShift: cfg.userns.shift } : {}),
-    ...(cfg.volatile ? { inContainer: true } : {}),
+    ...(cfg.volatile || cfg.image ? { inContainer: true } : {}),
   });
   for (const w of journal.warnings) hooks.log(w);
   // bind_user_prepare(): now that the range is settled; the homes are bound after the other custom mounts
@@ -194,7 +196,7 @@ export function planBoot(
     // base_filesystem_create(): /root, /usr, the merged-/usr symlinks ... where the tree lacks them, owned by the
     // container's root as the disk sees it (0 through an idmapped root, else the range's base)
     // (a volatile root gets them from the plan, in the container: src/volatile.ts)
-    if (!cfg.volatile) baseFilesystemCreate(cfg.directory, cfg.userns && !plan.idmap ? cfg.userns.shift : 0);
+    if (!cfg.volatile && !cfg.image) baseFilesystemCreate(cfg.directory, cfg.userns && !plan.idmap ? cfg.userns.shift : 0);
     return { plan, cleanup: overlays.cleanup };
   } catch (e) {
     overlays.cleanup();

@@ -29,3 +29,4 @@ export * from './peer-credentials.js';
 export * from './native-files.js';
 export * from './credentials.js';
 export * from './bind-user.js';
+export * from './image-tree.js';

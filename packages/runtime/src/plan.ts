@@ -9,7 +9,8 @@ import type { CustomMount, LinkJournal, ResolvConfMode, Rlimit, RlimitName, Time
 import { RLIMIT_NUMBERS } from '@nspawn/settings';
 import { dirname } from 'node:path';
 import type { CgroupHierarchy, HostFacts, Tree } from './host.js';
-import { CLONE, type HelperConsole, type HelperPlan, type HelperRlimit, MOUNT_ATTR, MS, type Op, OpFlag } from './protocol.js';
+import { CLONE, type HelperConsole, type HelperPlan, type HelperRlimit, type ImageMountStep, MOUNT_ATTR, MS, type Op, OpFlag } from './protocol.js';
+import type { ImageView } from './image-tree.js';
 import type { ResolvedUser } from './users.js';
 import { nspawnSeccompBytes } from './seccomp/filter.js';
 import { type BindUser, bindUserMaps, bindUserOps } from './bind-user.js';
@@ -24,6 +25,16 @@ import {
 } from './caps.js';
 
 export type StartMode = 'pid1' | 'pid2' | 'boot';
+
+/** A disk image as a run uses it (ContainerConfig.image). */
+export interface ContainerImage {
+  /** the image file or block device (messages) */
+  path: string;
+  /** its mounts, in order */
+  steps: ImageMountStep[];
+  /** host paths where this process reads the image's root and /usr partitions (read-only) for the plan's decisions */
+  view: ImageView;
+}
 
 export interface ContainerConfig {
   /** absolute path of the container's root directory */
@@ -55,6 +66,14 @@ export interface ContainerConfig {
    * the tree
    */
   volatile?: 'yes' | 'state' | 'overlay';
+  /**
+   * -i/--image: the image's mounts, which the helper makes on the (empty) directory in the container's mount
+   * namespace before anything else (native/image.c), and where Node reads the image's tree meanwhile (src/image-tree.ts).
+   * @nspawn/assembly opens the image (lock, loop devices) and keeps it open for the run.
+   */
+  image?: ContainerImage;
+  /** --image-policy= as given (checked when the image is opened) */
+  imagePolicy?: string;
   customMounts: CustomMount[];
   personality?: 'x86' | 'x86-64';
   console: HelperConsole;
@@ -455,7 +474,8 @@ export function planContainer(cfg: ContainerConfig, host: HostFacts, tree: Tree,
 
   // base_filesystem_create() on a volatile root (the helper made it: native/volatile.c); the tree itself is
   // completed on the host before the start (src/base-filesystem.ts, boot.ts)
-  if (cfg.volatile) ops.push(...volatileBaseFilesystemOps(tree, cfg.volatile));
+  // (and on an image's root, which only exists in the container's namespace)
+  if (cfg.volatile || cfg.image) ops.push(...volatileBaseFilesystemOps(tree, cfg.volatile ?? 'overlay'));
   // --read-only: the whole tree, before the API file systems go on top (bind_remount_recursive); a volatile mode
   // has made what must be read-only so already
   if (cfg.readOnly && !cfg.volatile) ops.push({ kind: 'setattr', target: '/', mountFlags: MOUNT_ATTR.RDONLY, flags: OpFlag.RECURSIVE });
@@ -609,6 +629,7 @@ export function planContainer(cfg: ContainerConfig, host: HostFacts, tree: Tree,
     loopback: netns,
     ...(cfg.volatile ? { volatileMode: cfg.volatile } : {}),
     ...(creds.blobs.length ? { blobs: creds.blobs } : {}),
+    ...(cfg.image ? { imageSteps: cfg.image.steps } : {}),
     env,
     argv: [],
     searchPath: false,

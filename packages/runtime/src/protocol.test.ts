@@ -50,6 +50,14 @@ const full: HelperPlan = basePlan({
     { uid: 60514, hostUid: 1000, gid: 60514, hostGid: 1000 },
     { uid: 60515, hostUid: 1001, gid: 60515, hostGid: 1002 },
   ],
+  heldFds: [7, 9],
+  imageSteps: [
+    { op: 'tmpfs', source: 'nspawn-image-ephemeral', target: '', fstype: 'tmpfs', data: 'mode=0755', flags: 4, mode: 0, mkdir: false },
+    { op: 'mkdir', source: '', target: 'lower', fstype: '', data: '', flags: 0, mode: 0o755, mkdir: true },
+    { op: 'mount', source: '/dev/loop7', target: 'lower/root', fstype: 'ext4', data: 'discard,norecovery', flags: 5, mode: 0, mkdir: true },
+    { op: 'overlay', source: '', target: 'root', fstype: 'overlay', data: 'lowerdir=lower/root,upperdir=upper/root,workdir=work/root', flags: 4, mode: 0, mkdir: false },
+    { op: 'move', source: 'root', target: '', fstype: '', data: '', flags: 0, mode: 0, mkdir: false },
+  ],
   net: {
     steps: [
       { kind: 'up', ifname: 'host0' },
@@ -99,6 +107,12 @@ describe('a plan through the helper\'s own decoder', () => {
   it('so does what planContainer() makes', () => {
     const plan = planContainer(baseConfig({ parameters: ['/bin/sh', '-c', 'x'], environment: ['A=1'] }), bareHost(), emptyTree(), { hex128: () => '0'.repeat(32) });
     expect(decoded(encodePlan(plan))).toEqual(canonicalPlan(plan));
+  });
+  it('refuses an image step whose paths leave the root, or of an unknown kind', () => {
+    const step = { op: 'mount' as const, source: '/dev/loop0', target: '', fstype: 'ext4', data: '', flags: 0, mode: 0, mkdir: false };
+    for (const bad of [{ target: '/etc' }, { target: 'usr/../../etc' }, { op: 'move' as const, source: '../x' }, { op: 'frob' as never }, { fstype: '' }])
+      expect(() => decoded(encodePlan(basePlan({ imageSteps: [{ ...step, ...bad }] }))), JSON.stringify(bad)).toThrow(/image/);
+    expect(decoded(encodePlan(basePlan({ imageSteps: [step] })))).toMatchObject({ imageSteps: [{ op: 'mount', target: '' }] });
   });
   it('an empty group list is one (setgroups() with none), no list leaves the groups alone', () => {
     expect(decoded(encodePlan(basePlan({ groups: [] })))).toMatchObject({ groups: [] });

@@ -63,6 +63,8 @@ export interface OptionDef {
    * advertise such an option (apps/cli/test/refused.test.ts derives the set from this table).
    */
   refused?: true;
+  /** matched by its full name only (an option beyond systemd-nspawn 252: see GetoptOption.exact) */
+  exact?: true;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -304,7 +306,9 @@ export const OPTIONS: readonly OptionDef[] = [
   },
   { long: 'network-namespace-path', arg: 'required', apply: (st, v) => put(st, 'networkNamespacePath', resolve(st.cwd, v!), 'network') },
   { long: 'personality', arg: 'required', apply: (st, v) => put(st, 'personality', wrap('personality', v!, parsePersonality), 'personality') },
-  { long: 'image', short: 'i', arg: 'required', refused: true, apply: (st, v) => put(st, 'image', resolve(st.cwd, v!)) },
+  { long: 'image', short: 'i', arg: 'required', apply: (st, v) => put(st, 'image', resolve(st.cwd, v!)) },
+  // systemd 254's: matched by its full name only, so that 252's abbreviations (--imag) stay as they were
+  { long: 'image-policy', arg: 'required', exact: true, apply: (st, v) => put(st, 'imagePolicy', v!) },
   {
     long: 'volatile',
     arg: 'optional',

@@ -160,6 +160,8 @@ export interface Settings {
   directory?: string;
   template?: string;
   image?: string;
+  /** --image-policy= (systemd 254's grammar, checked by @nspawn/image when the image is opened) */
+  imagePolicy?: string;
   machineName?: string;
   uuid?: string;
   consoleMode?: ConsoleMode;
@@ -312,6 +314,7 @@ export const SETTING_KEY_OF_FIELD: Readonly<Partial<Record<keyof Settings, Setti
   directory: 'directory',
   template: 'directory',
   image: 'directory',
+  imagePolicy: 'directory',
   consoleMode: 'console-mode',
   useCgns: 'use-cgns',
 };
