@@ -101,6 +101,9 @@ static int plan_record(void *ctx, unsigned id, const WireValue *v, char *err, si
         case P_SYNC:
                 p->sync = 1;
                 break;
+        case P_CGNSLATE:
+                p->cgns_late = 1;
+                break;
         case P_USERMAP:
         case P_IDMAP:
                 FITS(v[0].u, 0xffffffffu, "shift");

@@ -67,6 +67,7 @@ typedef struct {
         const char *root;
         unsigned long clone_flags;
         int sync;               /* wait for "go" from Node after the clone */
+        int cgns_late;          /* PID 1 unshares its cgroup namespace after "go" (systemd put it in payload/ meanwhile) */
         const char *hostname;   /* NULL: leave it */
         Op *ops;
         size_t n_ops, cap_ops;
