@@ -396,6 +396,17 @@ int detach_host_sources(Plan *p, char *err, size_t errsz) {
                 if (is_bind && (o->mflags & MS_REC))
                         flags |= AT_RECURSIVE;
                 o->tree_fd = (int) syscall(SYS_open_tree, AT_FDCWD, o->src, flags);
+                if (o->tree_fd >= 0 && is_bind) {
+                        /* The copy of a shared host mount stays in the host's peer group: what the container then
+                         * mounts below it (a cgroup tmpfs on the host's /sys under -U) would propagate back to the
+                         * host. A slave, as systemd-nspawn's binds are (outer_child() makes "/" MS_SLAVE first):
+                         * the host's mounts still reach the container, none of the container's reach the host. */
+                        struct mount_attr a = { .propagation = MS_SLAVE };
+                        if (syscall(SYS_mount_setattr, o->tree_fd, "", AT_EMPTY_PATH | ((flags & AT_RECURSIVE) ? AT_RECURSIVE : 0), &a, sizeof a) < 0) {
+                                snprintf(err, errsz, "Failed to make the copy of %s a slave mount: %s (%s)", o->src, strerror(errno), errno_name(errno));
+                                return -1;
+                        }
+                }
                 if (o->tree_fd >= 0)
                         continue;
                 if (is_node || (o->flags & OPF_OPTIONAL) || ((o->flags & OPF_IF_EXISTS) && errno == ENOENT)) {
