@@ -462,7 +462,10 @@ int make_idmapped_root(Plan *pl, char *err, size_t errsz) {
                 close(ufd);
                 goto fail;
         }
-        struct { uint64_t set, clr, prop, userns; } a = { .set = 0x00100000 /* MOUNT_ATTR_IDMAP */, .userns = (uint64_t) ufd };
+        /* private as well: the clone of a shared mount (the root of any systemd host) stays in the host's peer group,
+         * and pivot_root() refuses a shared new root (EINVAL); the container's own "/" is made private before the
+         * attach, too late for this one */
+        struct { uint64_t set, clr, prop, userns; } a = { .set = 0x00100000 /* MOUNT_ATTR_IDMAP */, .prop = MS_PRIVATE, .userns = (uint64_t) ufd };
         if (syscall(SYS_mount_setattr, t, "", AT_EMPTY_PATH, &a, sizeof a) < 0) {
                 e = errno;
                 close(t);
