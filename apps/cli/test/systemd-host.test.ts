@@ -202,6 +202,20 @@ describe('nspawn on a systemd host registers with machined as systemd-nspawn 252
   });
 });
 
+describe('-U on a host with shared mount propagation (every systemd host)', () => {
+  it('the idmapped root pivots, and nothing the container mounts reaches the host', async () => {
+    const mounts = async () => (await host.run(['sh', '-c', 'cut -d" " -f5 /proc/self/mountinfo | sort'])).trim();
+    expect(await host.run(['findmnt', '-no', 'PROPAGATION', '/'])).toBe('shared\n');
+    const before = await mounts();
+    for (const extra of [[], ['--private-users-ownership=off']]) {
+      const ours = nspawn(['-q', '-U', ...extra, '-D', INNER_TREE, '-M', 'mh-userns', '/bin/sh', '-c', 'cat /proc/self/uid_map']);
+      expect(await within(30_000, ours.exited), ours.output()).toBe(0);
+      expect(ours.output()).toMatch(/^\s*0\s+[1-9]\d*\s+65536$/m);
+      expect(await mounts()).toBe(before);
+    }
+  });
+});
+
 describe('refusals on a systemd host: one line, nothing registered or made', () => {
   it('a name machined knows already', async () => {
     const ref = start(['systemd-nspawn', '-q', '-D', REF_TREE, '-M', 'mh-dup', 'sleep', '300']);
