@@ -3,8 +3,8 @@
  * systemd-container's machines.target), as root: `nspawnctl install-units` installs the units for the checkout's nspawn
  * and reloads systemd; systemd loads nspawn@NAME.service with our ExecStart= and systemd-nspawn@'s directives; `systemctl
  * enable` wires it under machines.target; a drop-in (what `systemctl edit` writes) overrides ExecStart=, and a second
- * install-units leaves that drop-in alone. (Booting it, `systemctl enable --now`, is test/pending/: it waits for
- * nspawn to use its unit's delegated cgroup.)
+ * install-units leaves that drop-in alone. (Booting it, `systemctl enable --now`, is
+ * test/install-units-boot-host.test.ts.)
  */
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -59,6 +59,17 @@ type NetModule = typeof import('@nspawn/net');
 let netModule: Promise<NetModule> | undefined;
 const loadNet = () => (netModule ??= import('@nspawn/net'));
 
+/** the host side of each run's network: what machined is told (see hostInterfaceOf()) */
+const hostSides = new WeakMap<ContainerRun, string>();
+
+/**
+ * The host-side interface of RUN's network, as systemd-nspawn 252 tells machined (NetworkInterfaces): the bridge
+ * or zone bridge the veth joins, else the veth's host side (ve-NAME); undefined without a veth.
+ */
+export function hostInterfaceOf(run: ContainerRun): string | undefined {
+  return hostSides.get(run);
+}
+
 const hasLinks = (n: NetworkConfig) =>
   !!(n.veth || n.vethExtra?.length || n.macvlan?.length || n.ipvlan?.length || n.interfaces?.length);
 
@@ -107,6 +118,8 @@ export function networkExtension(opts: NetworkExtensionOptions = {}): ContainerE
         const plan = asContainerError(() => net.planNetwork(req, facts));
         for (const w of plan.warnings) run.log(w);
         st.plan = plan;
+        const v = plan.veth;
+        if (v) hostSides.set(run, v.bridged ? (v.bridge ?? v.zoneBridge ?? v.host) : v.host);
         st.recordPath = net.writeRecord(so, plan.record);
       });
     },

@@ -6,6 +6,7 @@
  */
 import { existsSync } from 'node:fs';
 import type { ContainerExtension, ContainerRun } from '@nspawn/runtime';
+import { registeredWithMachined } from './systemd.js';
 import { isNoDaemon, machineSocketPath, registerMachine, unregisterMachine } from '@nspawn/runtime';
 
 const registered = new WeakMap<ContainerRun, string>();
@@ -30,6 +31,8 @@ export function registerExtension(opts: { socket?: string; service?: string } = 
     async attach(run, pid) {
       const cfg = run.cfg;
       if (cfg.register === false || !existsSync(socket())) return;
+      // on a systemd host machined knows the machine: nspawnd reads it from there (no double registration)
+      if (registeredWithMachined(run)) return;
       try {
         await registerMachine(
           {

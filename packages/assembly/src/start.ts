@@ -20,6 +20,7 @@ import {
 } from '@nspawn/runtime';
 import { defaultExtensions } from './extensions.js';
 import { isRegisterExtension } from './register.js';
+import { isSystemdBooted } from '@nspawn/machined';
 
 export interface StartOptions {
   /** the extensions of the start (default: defaultExtensions()) */
@@ -40,6 +41,8 @@ export interface StartOptions {
   unsupported?: readonly string[];
   /** the settings as given on the command line (default: SETTINGS), for the .nspawn file's precedence */
   commandLine?: Settings;
+  /** whether this is a systemd host (default: isSystemdBooted()): --slice= and --property= are allowed there */
+  systemdHost?: () => boolean;
 }
 
 /** The extensions a start with OPTS gets, in order. */
@@ -51,9 +54,15 @@ export function chooseExtensions(opts: Pick<StartOptions, 'extensions' | 'regist
 
 
 /** Prepares SETTINGS for a start (systemd-nspawn's checks and defaults); throws a ContainerError or UserError. */
-export function prepareStart(settings: Settings, opts: Pick<StartOptions, 'env' | 'unsupported' | 'commandLine'> = {}): Prepared {
-  return prepareContainer(settings, opts.env ?? nodePrepareEnv(nodeTree), opts.unsupported ?? [], opts.commandLine ?? settings);
+export function prepareStart(settings: Settings, opts: Pick<StartOptions, 'env' | 'unsupported' | 'commandLine' | 'systemdHost'> = {}): Prepared {
+  let unsupported = opts.unsupported ?? [];
+  // --slice= and --property= are the scope's, which systemd makes on a systemd host (src/systemd.ts)
+  if (unsupported.some((o) => SYSTEMD_OPTIONS.has(o)) && (opts.systemdHost ?? isSystemdBooted)()) unsupported = unsupported.filter((o) => !SYSTEMD_OPTIONS.has(o));
+  return prepareContainer(settings, opts.env ?? nodePrepareEnv(nodeTree), unsupported, opts.commandLine ?? settings);
 }
+
+/** options that mean something on a systemd host only (the scope systemd makes) */
+const SYSTEMD_OPTIONS = new Set(['--slice', '-S', '--property']);
 
 /**
  * Runs PREPARED (from prepareStart()) with the extensions OPTS chooses and resolves to the exit status nspawn exits

@@ -112,6 +112,10 @@ void child_main(Plan *p) {
                 if (read(child_sync_fd, &c, 1) != 1)
                         _exit(1); /* the outer side went away */
         }
+        /* cgns_late (a systemd host): systemd's scope and our payload/ below it exist only now, with us in it; as
+         * systemd-nspawn 252's inner child, the namespace is made here, rooted there */
+        if (p->cgns_late && (p->clone_flags & CLONE_NEWCGROUP) && unshare(CLONE_NEWCGROUP) < 0)
+                child_die_errno("Failed to unshare cgroup namespace");
         if (p->clone_flags & CLONE_NEWUSER) {
                 if (syscall(SYS_setresgid, 0, 0, 0) < 0 || syscall(SYS_setresuid, 0, 0, 0) < 0)
                         child_die_errno("becoming root in the user namespace");

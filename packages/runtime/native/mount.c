@@ -428,6 +428,17 @@ int detach_host_sources(Plan *p, char *err, size_t errsz) {
                 if (is_bind && (o->mflags & MS_REC))
                         flags |= AT_RECURSIVE;
                 o->tree_fd = (int) syscall(SYS_open_tree, AT_FDCWD, o->src, flags);
+                if (o->tree_fd >= 0 && is_bind) {
+                        /* The copy of a shared host mount stays in the host's peer group: what the container then
+                         * mounts below it (a cgroup tmpfs on the host's /sys under -U) would propagate back to the
+                         * host. A slave, as systemd-nspawn's binds are (outer_child() makes "/" MS_SLAVE first):
+                         * the host's mounts still reach the container, none of the container's reach the host. */
+                        struct mount_attr a = { .propagation = MS_SLAVE };
+                        if (syscall(SYS_mount_setattr, o->tree_fd, "", AT_EMPTY_PATH | ((flags & AT_RECURSIVE) ? AT_RECURSIVE : 0), &a, sizeof a) < 0) {
+                                snprintf(err, errsz, "Failed to make the copy of %s a slave mount: %s (%s)", o->src, strerror(errno), errno_name(errno));
+                                return -1;
+                        }
+                }
                 if (o->tree_fd >= 0)
                         continue;
                 if (is_node || (o->flags & OPF_OPTIONAL) || ((o->flags & OPF_IF_EXISTS) && errno == ENOENT)) {
@@ -483,7 +494,10 @@ int make_idmapped_root(Plan *pl, char *err, size_t errsz) {
                 close(ufd);
                 goto fail;
         }
-        struct { uint64_t set, clr, prop, userns; } a = { .set = 0x00100000 /* MOUNT_ATTR_IDMAP */, .userns = (uint64_t) ufd };
+        /* private as well: the clone of a shared mount (the root of any systemd host) stays in the host's peer group,
+         * and pivot_root() refuses a shared new root (EINVAL); the container's own "/" is made private before the
+         * attach, too late for this one */
+        struct { uint64_t set, clr, prop, userns; } a = { .set = 0x00100000 /* MOUNT_ATTR_IDMAP */, .prop = MS_PRIVATE, .userns = (uint64_t) ufd };
         if (syscall(SYS_mount_setattr, t, "", AT_EMPTY_PATH, &a, sizeof a) < 0) {
                 e = errno;
                 close(t);

@@ -241,7 +241,8 @@ int outer_main(int handoff_fd) {
                 return early_exit();
         }
         err[0] = 0;
-        pid_t pid = cgroup_clone(&plan.cgroup, plan.clone_flags, err, sizeof err);
+        /* cgns_late: the namespace is made by PID 1 after "go", rooted where the host put it meanwhile */
+        pid_t pid = cgroup_clone(&plan.cgroup, plan.cgns_late ? plan.clone_flags & ~(unsigned long) CLONE_NEWCGROUP : plan.clone_flags, err, sizeof err);
         if (pid < 0) {
                 if (*err)
                         ctl_printf("error %s\n", err);

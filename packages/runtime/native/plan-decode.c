@@ -118,6 +118,9 @@ static int plan_record(void *ctx, unsigned id, const WireValue *v, char *err, si
                 }
                 p->n_pass_fds = v[1].n;
                 break;
+        case P_CGNSLATE:
+                p->cgns_late = 1;
+                break;
         case P_USERMAP:
         case P_IDMAP:
                 FITS(v[0].u, 0xffffffffu, "shift");

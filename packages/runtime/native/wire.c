@@ -80,6 +80,7 @@ static const WireRecord plan_records[P_COUNT] = {
         [P_BINDMAP] = { "bindmap", "uuuu", R },
         [P_IMAGE] = { "image", "sssssuub", R },
         [P_HOLDFD] = { "holdfd", "u", R },
+        [P_CGNSLATE] = { "cgnslate", "", 0 },
 };
 
 static const WireRecord exec_in_records[X_COUNT] = {

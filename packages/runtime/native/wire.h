@@ -41,6 +41,7 @@ enum {
         P_BLOB, P_BINDMAP, P_IMAGE, P_HOLDFD,
         /* 64: another branch's record */
         P_OCIFDS = 65, P_LATESYNC = 66,
+        P_CGNSLATE = 67, /* the cgroup namespace after the sync point */
         P_COUNT
 };
 

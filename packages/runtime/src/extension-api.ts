@@ -17,8 +17,29 @@ export interface ContainerRun {
   readonly handoff?: boolean;
 }
 
+/** What attach() may answer. */
+export interface AttachResult {
+  /**
+   * The cgroup the container's PID 1 is in now, as a path below each hierarchy's root (e.g.
+   * `/machine.slice/machine-NAME.scope`: systemd's scope on a systemd host, delegated). The engine then does what
+   * systemd-nspawn 252's create_subcgroup() does: payload/ below it with PID 1 moved there (and, with `supervisor`,
+   * supervisor/ with the rest of the cgroup: nspawn and the helper), in the unified and name=systemd hierarchies,
+   * owned by the container's root under a user namespace; PID 1 then makes its cgroup namespace rooted at payload/.
+   */
+  cgroup?: string;
+  /** --keep-unit: the cgroup is the caller's own unit; what else is in it moves to supervisor/ */
+  supervisor?: boolean;
+}
+
 export interface ContainerExtension {
   readonly name: string;
+  /**
+   * Whether this extension gives the container its cgroup (systemd's scope, on a systemd host): the engine then makes
+   * none of its own (no machine.slice/machine-NAME.scope in cgroupfs, no device program of its own: the scope's
+   * device policy is systemd's), clones PID 1 where nspawn is, holds it at the sync point, and takes from attach()'s
+   * AttachResult where it is. Such a run is never handed over.
+   */
+  providesCgroup?(cfg: ContainerConfig): boolean;
   /**
    * Whether this run needs the extension (default: yes). A run that no extension needs can be handed over to the
    * helper (src/handoff.ts): nothing of nspawn's stays to call detach() or teardown().
@@ -38,7 +59,7 @@ export interface ContainerExtension {
    * each boot: the container's PID 1 (host PID) exists and, when plan.sync, waits until every attach() is done
    * (uid maps, network links); a throw aborts the start
    */
-  attach?(run: ContainerRun, pid: number): void | Promise<void>;
+  attach?(run: ContainerRun, pid: number): void | AttachResult | Promise<void | AttachResult>;
   /** each boot, after it ended or failed to start (also when attach() threw or never ran) */
   detach?(run: ContainerRun): void | Promise<void>;
   /** once per run, after the last boot, on every path (also when setup() threw) */

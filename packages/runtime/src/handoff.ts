@@ -73,6 +73,7 @@ export function handoffBlocker(p: Prepared, extensions: readonly ContainerExtens
   const cfg = p.config;
   if (proc.env.NSPAWN_HANDOFF === '0') return 'turned off by $NSPAWN_HANDOFF=0';
   if (cfg.startMode === 'boot') return 'a booted container is planned anew for each boot';
+  for (const x of extensions) if (x.providesCgroup?.(cfg)) return `${x.name} gives the container its cgroup at the sync point`;
   for (const x of extensions) if (x.needed?.(cfg) ?? true) return `${x.name} has work to do after the start`;
   if (cfg.customMounts.some((m) => m.type === 'overlay' && !m.readOnly)) return 'overlay work directories are removed after the end';
   // (last: the addon is loaded only for a run that can be handed over)

@@ -46,6 +46,11 @@ export interface ContainerConfig {
   machineName: string;
   /** --register: announce the machine to nspawnd (default yes; no daemon running is not an error) */
   register?: boolean;
+  /**
+   * What the unit of the machine gets on a systemd host (@nspawn/assembly's systemd extension): --keep-unit,
+   * --slice=, --property=, and the kill signal (KillSignal= of the scope)
+   */
+  unit?: { keepUnit: boolean; killSignal: number; slice?: string; properties?: string[] };
   hostname: string;
   /** dashed UUID */
   uuid: string;

@@ -311,6 +311,10 @@ export function prepareContainer(s: Settings, env: PrepareEnv, unsupported: read
   };
   if (quiet) config.quiet = true;
   if (s.register === false) config.register = false;
+  const killSignal = s.killSignal ?? (startMode === 'boot' ? SIGRTMIN + 3 : 0);
+  config.unit = { keepUnit: s.keepUnit === true, killSignal };
+  if (s.slice !== undefined) config.unit.slice = s.slice;
+  if (s.properties?.length) config.unit.properties = [...s.properties];
   if (s.ephemeral) config.ephemeral = true;
   if (volatileMode) config.volatile = volatileMode;
   if (s.template !== undefined) config.template = s.template;
@@ -352,7 +356,7 @@ export function prepareContainer(s: Settings, env: PrepareEnv, unsupported: read
 
   return {
     config,
-    killSignal: s.killSignal ?? (startMode === 'boot' ? SIGRTMIN + 3 : 0),
+    killSignal,
     quiet,
     keepUnit: s.keepUnit === true,
     notifyReady: s.notifyReady === true,

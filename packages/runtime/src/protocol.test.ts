@@ -58,6 +58,7 @@ const full: HelperPlan = basePlan({
     { op: 'overlay', source: '', target: 'root', fstype: 'overlay', data: 'lowerdir=lower/root,upperdir=upper/root,workdir=work/root', flags: 4, mode: 0, mkdir: false },
     { op: 'move', source: 'root', target: '', fstype: '', data: '', flags: 0, mode: 0, mkdir: false },
   ],
+  cgnsLate: true,
   net: {
     steps: [
       { kind: 'up', ifname: 'host0' },
@@ -191,6 +192,7 @@ const planArb: fc.Arbitrary<HelperPlan> = fc
       leaveAfterStart: fc.boolean(),
       ociFds: fc.record({ consoleSocket: fc.integer({ min: -1, max: 0xffff }), pass: fc.array(fc.nat(0xffff), { maxLength: 8 }) }, { requiredKeys: ['pass'] }),
       blobs: fc.array(fc.uint8Array({ maxLength: 64 }), { maxLength: 4 }),
+      cgnsLate: fc.boolean(),
       env: strs(60),
       argv: strs(200),
       searchPath: fc.boolean(),

@@ -93,6 +93,11 @@ export interface HelperPlan {
   cloneFlags: number;
   /** wait for "go" from Node after the clone (uid maps, network links) */
   sync: boolean;
+  /**
+   * with sync, on a systemd host: PID 1 is cloned where the helper is, without its cgroup namespace, and makes that
+   * namespace only after "go" (systemd's scope and our payload/ below it exist then, with PID 1 in it: src/boot.ts)
+   */
+  cgnsLate?: boolean;
   /** the helper writes `0 shift range` to the container's uid_map and gid_map before it lets it go */
   usermap?: { shift: number; range: number };
   /** the root as an idmapped mount (on-disk 0..range-1 seen as shift..): private users with ownership "map" */
@@ -333,7 +338,7 @@ const P = {
   HANDOFF: 50, HOMSGS: 51, HOSIGNAMES: 52, HORM: 53, HOKILL: 54, HOSLICE: 55, HOMARKER: 56, HOREEXEC: 57, NSJOIN: 58,
   VOLATILE: 59, BLOB: 60, BINDMAP: 61, IMAGE: 62, HOLDFD: 63,
   // 64: another branch's record
-  OCIFDS: 65, LATESYNC: 66,
+  OCIFDS: 65, LATESYNC: 66, CGNSLATE: 67,
 } as const;
 
 /** Record ids of an exec-in request (native/wire.h X_*). */
@@ -480,6 +485,7 @@ export function encodePlan(p: HelperPlan): Buffer {
   w.r(P.ROOT).s(p.root).e();
   w.r(P.CLONE).u(p.cloneFlags, 'clone flags').e();
   if (p.sync) w.r(P.SYNC).e();
+  if (p.cgnsLate) w.r(P.CGNSLATE).e();
   if (p.usermap) w.r(P.USERMAP).u(p.usermap.shift, 'usermap').u(p.usermap.range, 'usermap').e();
   if (p.idmap) w.r(P.IDMAP).u(p.idmap.shift, 'idmap').u(p.idmap.range, 'idmap').e();
   if (p.hostname !== undefined) w.r(P.HOSTNAME).s(p.hostname).e();

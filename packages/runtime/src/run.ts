@@ -9,7 +9,9 @@ import { type HostFacts, probeHost } from './host.js';
 import type { Prepared } from './prepare.js';
 import { type HelperEvent, type HelperPlan, encodePlan, parseHelperLine } from './protocol.js';
 import { helperPath } from './helper-path.js';
-import type { ContainerExtension, ContainerRun } from './extension-api.js';
+import type { AttachResult, ContainerExtension, ContainerRun } from './extension-api.js';
+import { createSubcgroup } from './subcgroup.js';
+import { ContainerError } from './errors.js';
 import { runRecordOf } from './run-record.js';
 import { procStartTime } from './machines.js';
 import { defaultHooks, type RunHooks } from './hooks.js';
@@ -219,6 +221,8 @@ async function bootLoop(
   stdio: StdioTriple | undefined,
 ): Promise<number> {
   const cfg = p.config;
+  // an extension gives the container its cgroup (systemd's scope on a systemd host): none of our own is made
+  const external = extensions.some((x) => x.providesCgroup?.(cfg) === true);
   for (;;) {
     // the helper starts first and waits for its plan: its exec overlaps the planning below
     const child = hooks.spawnHelper?.() ?? spawnHelper(stdio ? { stdio } : {});
@@ -232,7 +236,11 @@ async function bootLoop(
       const plan = boot.plan;
       // a helper that outlives us (nspawnd's): the run lives as long as it does, whoever holds the record
       if (plan.survive && child.pid !== undefined) runRecordOf(cfg)?.note({ survivor: { pid: child.pid, startTime: procStartTime(child.pid) ?? 0 } });
-      if (child.pid !== undefined) machine = setupMachineCgroup(cfg, host, plan, child.pid, hooks);
+      if (external) {
+        // PID 1 waits at the sync point where the helper is, and makes its cgroup namespace once it is in payload/
+        plan.sync = true;
+        plan.cgnsLate = true;
+      } else if (child.pid !== undefined) machine = setupMachineCgroup(cfg, host, plan, child.pid, hooks);
       try {
         machine?.check();
       } catch (e) {
@@ -243,7 +251,20 @@ async function bootLoop(
       end = await runPlan(plan, {
         killSignal: p.killSignal,
         attach: async (pid) => {
-          for (const x of extensions) await x.attach?.(run, pid);
+          let given: AttachResult | undefined;
+          for (const x of extensions) {
+            const r = await x.attach?.(run, pid);
+            if (r?.cgroup !== undefined) given = r;
+          }
+          if (!external) return;
+          if (given?.cgroup === undefined) throw new ContainerError(`Failed to place machine ${cfg.machineName}: no extension said which cgroup it is in.`);
+          createSubcgroup({
+            layout: host.cgroups,
+            cgroup: given.cgroup,
+            pid,
+            ...(given.supervisor ? { supervisor: true } : {}),
+            ...(cfg.userns ? { owner: cfg.userns.shift } : {}),
+          });
         },
         hooks,
         child,

@@ -256,7 +256,9 @@ export const OPTIONS: readonly OptionDef[] = [
       put(st, 'hostname', v === '' ? UNSET : v!, 'hostname');
     },
   },
-  unsupported('slice', 'required', 'S'),
+  // --slice= and --property= mean something on a systemd host (the scope systemd makes): kept, and recorded as
+  // refused, which the assembly lifts there (@nspawn/assembly src/systemd.ts)
+  { long: 'slice', short: 'S', arg: 'required', refused: true, apply: (st, v) => put(st, 'slice', v!, 'slice') },
   {
     long: 'setenv',
     short: 'E',
@@ -323,7 +325,7 @@ export const OPTIONS: readonly OptionDef[] = [
       st.cl.set.add('expose-ports');
     },
   },
-  unsupported('property', 'required'),
+  { long: 'property', arg: 'required', refused: true, apply: (st, v) => void (list(st.cl.settings, 'properties') as string[]).push(v!) },
   {
     long: 'private-users',
     arg: 'optional',
