@@ -22,6 +22,8 @@ Image:
                             remove it after exit
      --read-only            Mount the root directory read-only
      --volatile[=MODE]      Run the system in volatile mode
+     --pivot-root=PATH[:PATH]
+                            Pivot root to given directory in the container
 
 Execution:
   -a --as-pid2              Maintain a stub init as PID1, invoke binary as PID2

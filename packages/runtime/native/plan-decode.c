@@ -198,6 +198,12 @@ static int plan_record(void *ctx, unsigned id, const WireValue *v, char *err, si
                         BAD("unknown volatile mode '%s'", v[0].s);
                 p->volatile_mode = v[0].s;
                 break;
+        case P_PIVOTROOT:
+                if (v[0].s[0] != '/' || (v[1].s[0] && v[1].s[0] != '/'))
+                        BAD("pivot root paths must be absolute ('%s', '%s')", v[0].s, v[1].s);
+                p->pivot_new = v[0].s;
+                p->pivot_old = v[1].s[0] ? v[1].s : NULL;
+                break;
         case P_NETUP:
                 return netcfg_add(&p->net, 'u', v[0].s, 0, NULL, 0, err, errsz);
         case P_NETADDR:

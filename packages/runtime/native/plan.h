@@ -118,6 +118,8 @@ typedef struct {
         unsigned idmap_shift, idmap_range;
         int idmap_tree;         /* its detached mount, made before the clone (-1: none) */
         const char *volatile_mode; /* --volatile=yes|state|overlay (NULL: none), native/volatile.c */
+        const char *pivot_new;     /* --pivot-root=NEW[:OLD] (NULL: none), native/pivot.c */
+        const char *pivot_old;     /* OLD, NULL when the old root goes away */
 } Plan;
 
 /* the one plan of this process */

@@ -74,6 +74,7 @@ static const WireRecord plan_records[P_COUNT] = {
         [P_HOREEXEC] = { "horeexec", "S", 0 },
         [P_NSJOIN] = { "nsjoin", "us", R },
         [P_VOLATILE] = { "volatile", "s", 0 },
+        [P_PIVOTROOT] = { "pivotroot", "ss", 0 },
 };
 
 static const WireRecord exec_in_records[X_COUNT] = {

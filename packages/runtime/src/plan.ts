@@ -13,6 +13,7 @@ import { CLONE, type HelperConsole, type HelperPlan, type HelperRlimit, MOUNT_AT
 import type { ResolvedUser } from './users.js';
 import { nspawnSeccompBytes } from './seccomp/filter.js';
 import { volatileBaseFilesystemOps } from './volatile.js';
+import { rootDirectory } from './root-dir.js';
 import {
   CAPABILITIES_NOT_IN_BOUNDING_SET,
   capabilitiesUpTo,
@@ -53,6 +54,8 @@ export interface ContainerConfig {
    * the tree
    */
   volatile?: 'yes' | 'state' | 'overlay';
+  /** --pivot-root=NEW[:OLD]: NEW inside the tree is the root, the tree moved to OLD or gone (src/root-dir.ts) */
+  pivotRoot?: { newRoot: string; oldRoot?: string };
   customMounts: CustomMount[];
   personality?: 'x86' | 'x86-64';
   console: HelperConsole;
@@ -300,12 +303,12 @@ function customMountOps(cfg: ContainerConfig, host: HostFacts, tree: Tree): Op[]
         break;
       case 'overlay': {
         const scratch = cfg.overlayScratch?.[index];
-        const lowers = [...m.lowers].reverse().map((l) => (l.startsWith('+') ? cfg.directory + l.slice(1) : l));
+        const lowers = [...m.lowers].reverse().map((l) => (l.startsWith('+') ? rootDirectory(cfg) + l.slice(1) : l));
         let data: string;
         if (m.readOnly) {
-          data = `lowerdir=${[m.upper.startsWith('+') ? cfg.directory + m.upper.slice(1) : m.upper, ...lowers].filter((x) => x !== '').map(escapeOverlay).join(':')}`;
+          data = `lowerdir=${[m.upper.startsWith('+') ? rootDirectory(cfg) + m.upper.slice(1) : m.upper, ...lowers].filter((x) => x !== '').map(escapeOverlay).join(':')}`;
         } else {
-          const upper = m.upper === '' ? scratch?.upper : m.upper.startsWith('+') ? cfg.directory + m.upper.slice(1) : m.upper;
+          const upper = m.upper === '' ? scratch?.upper : m.upper.startsWith('+') ? rootDirectory(cfg) + m.upper.slice(1) : m.upper;
           const work = scratch?.work;
           if (upper === undefined || work === undefined) throw new Error(`overlay on ${m.destination}: no upper/work directory prepared`);
           data = `lowerdir=${lowers.map(escapeOverlay).join(':')},upperdir=${escapeOverlay(upper)},workdir=${escapeOverlay(work)}`;
@@ -591,6 +594,7 @@ export function planContainer(cfg: ContainerConfig, host: HostFacts, tree: Tree,
     asPid2: cfg.startMode === 'pid2',
     loopback: netns,
     ...(cfg.volatile ? { volatileMode: cfg.volatile } : {}),
+    ...(cfg.pivotRoot ? { pivotRoot: { ...cfg.pivotRoot } } : {}),
     env,
     argv: [],
     searchPath: false,

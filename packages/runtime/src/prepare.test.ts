@@ -95,8 +95,26 @@ describe('prepareContainer', () => {
     expect(() => prep({ directory: '/', volatile: 'overlay' }, env({ exists: () => true }))).toThrow(/root directory is not supported/);
   });
   it('features not built yet fail clearly instead of being ignored', () => {
-    expect(() => prep({ directory: '/m/box', pivotRoot: { newRoot: '/x' } })).toThrow(new ContainerError('--pivot-root (PivotRoot=) is not supported yet by this nspawn build.'));
+    expect(() => prep({ directory: '/m/box', image: '/m/box.raw' })).toThrow(new ContainerError('--image is not supported yet by this nspawn build.'));
     expect(() => prep({ directory: '/m/box' }, env(), ['--slice'])).toThrow(/--slice is not supported yet/);
+  });
+  it('--pivot-root: the checks look at NEW inside the tree, naming what systemd-nspawn 252 names', () => {
+    const seen: string[] = [];
+    const outer = { ...tree([]), resolve: (p: string) => (p === '/sysroot' ? '/m/box/sysroot' : undefined) };
+    const inner = { ...tree(['/usr']), root: '/m/box/sysroot' };
+    const e = env({ tree: (r) => (seen.push(r), r === '/m/box' ? outer : inner) });
+    const p = prep({ directory: '/m/box', pivotRoot: { newRoot: '/sysroot', oldRoot: '/oldroot' } }, e);
+    expect(p.config.pivotRoot).toEqual({ newRoot: '/sysroot', oldRoot: '/oldroot' });
+    expect(p.config.directory).toBe('/m/box');
+    expect(seen).toEqual(['/m/box', '/m/box/sysroot']);
+    // no /usr in NEW: the message names the directory (pid1), or DIRECTORY/NEW's os-release (boot)
+    const bare = env({ tree: (r) => (r === '/m/box' ? { ...tree(['/usr']), resolve: () => undefined } : { ...tree([]), root: r }) });
+    expect(() => prep({ directory: '/m/box', pivotRoot: { newRoot: '/nope' } }, bare)).toThrow(
+      "Directory /m/box doesn't look like it has an OS tree (/usr/ directory is missing). Refusing.",
+    );
+    expect(() => prep({ directory: '/m/box', startMode: 'boot', pivotRoot: { newRoot: '/nope' } }, bare)).toThrow(
+      "Directory /m/box/nope doesn't look like an OS root directory (os-release file is missing). Refusing.",
+    );
   });
   it('network options reach the config (src/network.ts)', () => {
     expect(prep({ directory: '/m/box', networkVeth: true, privateNetwork: true, exposePorts: [{ protocol: 'tcp', hostPort: 8080, containerPort: 80 }] }).config.network).toEqual({

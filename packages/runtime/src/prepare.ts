@@ -4,7 +4,7 @@
  * setting whose feature this build does not have yet.
  */
 import { existsSync, lstatSync } from 'node:fs';
-import { basename } from 'node:path';
+import { basename, join as pathJoin } from 'node:path';
 import {
   formatDiagnostic,
   loadSettings,
@@ -79,7 +79,6 @@ function unsupportedFeatures(s: Settings): string[] {
   add(s.image, '--image');
   add(s.privateUsersOwnership === 'foreign' && s.privateUsers && s.privateUsers.mode !== 'no', '--private-users-ownership=foreign');
   add(s.bindUser?.length, '--bind-user (BindUser=)');
-  add(s.pivotRoot, '--pivot-root (PivotRoot=)');
   return out;
 }
 
@@ -215,8 +214,11 @@ export function prepareContainer(s: Settings, env: PrepareEnv, unsupported: read
     throw new ContainerError(
       'Spawning container on root directory is not supported. Consider using --ephemeral, --volatile=yes or --volatile=state.',
     );
-  const tree = env.tree(fromTemplate ? s.template! : directory);
-  verifyOsTree(tree, directory, s.startMode ?? 'pid1');
+  // --pivot-root=NEW: the root is NEW inside the tree (src/root-dir.ts); its checks name DIRECTORY/NEW for -b
+  const outer = fromTemplate ? s.template! : directory;
+  let tree = env.tree(outer);
+  if (s.pivotRoot) tree = env.tree(tree.resolve(s.pivotRoot.newRoot) ?? pathJoin(outer, s.pivotRoot.newRoot));
+  verifyOsTree(tree, s.pivotRoot && s.startMode === 'boot' ? pathJoin(directory, s.pivotRoot.newRoot) : directory, s.startMode ?? 'pid1');
 
   let consoleMode: HelperConsole;
   const tty = env.stdinIsTTY && env.stdoutIsTTY;
@@ -274,6 +276,7 @@ export function prepareContainer(s: Settings, env: PrepareEnv, unsupported: read
   if (s.register === false) config.register = false;
   if (s.ephemeral) config.ephemeral = true;
   if (volatileMode) config.volatile = volatileMode;
+  if (s.pivotRoot) config.pivotRoot = { ...s.pivotRoot };
   if (s.template !== undefined) config.template = s.template;
   if (s.user !== undefined) config.userName = s.user;
   if (user) config.user = user;

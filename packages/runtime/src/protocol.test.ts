@@ -42,6 +42,7 @@ const full: HelperPlan = basePlan({
   asPid2: true,
   loopback: true,
   volatileMode: 'overlay',
+  pivotRoot: { newRoot: '/sysroot', oldRoot: '/oldroot' },
   net: {
     steps: [
       { kind: 'up', ifname: 'host0' },
@@ -165,6 +166,7 @@ const planArb: fc.Arbitrary<HelperPlan> = fc
       asPid2: fc.boolean(),
       loopback: fc.boolean(),
       volatileMode: fc.constantFrom('yes' as const, 'state' as const, 'overlay' as const),
+      pivotRoot: fc.record({ newRoot: abs, oldRoot: abs }, { requiredKeys: ['newRoot'] }),
       env: strs(60),
       argv: strs(200),
       searchPath: fc.boolean(),

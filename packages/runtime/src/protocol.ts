@@ -107,6 +107,8 @@ export interface HelperPlan {
   loopback: boolean;
   /** --volatile=yes|state|overlay: setup_volatile_mode() on the root before the ops (native/volatile.c) */
   volatileMode?: 'yes' | 'state' | 'overlay';
+  /** --pivot-root=NEW[:OLD]: setup_pivot_root() before the volatile mode and the ops (native/pivot.c) */
+  pivotRoot?: { newRoot: string; oldRoot?: string };
   env: string[];
   /** empty means: try `fallback` shells */
   argv: string[];
@@ -272,6 +274,8 @@ const P = {
   STDOUT: 40, SDNOTIFY: 41, LOCK: 42, LOCKFD: 43, RMSUBVOL: 44, RMMOUNT: 45, RMTREE: 46, CGMKDIR: 47, CGWRITE: 48, CGCHOWN: 49,
   HANDOFF: 50, HOMSGS: 51, HOSIGNAMES: 52, HORM: 53, HOKILL: 54, HOSLICE: 55, HOMARKER: 56, HOREEXEC: 57, NSJOIN: 58,
   VOLATILE: 59,
+  // 60..63: records of other branches
+  PIVOTROOT: 64,
 } as const;
 
 /** Record ids of an exec-in request (native/wire.h X_*). */
@@ -457,6 +461,7 @@ export function encodePlan(p: HelperPlan): Buffer {
   if (p.asPid2) w.r(P.PID2).e();
   if (p.loopback) w.r(P.LOOPBACK).e();
   if (p.volatileMode) w.r(P.VOLATILE).s(p.volatileMode).e();
+  if (p.pivotRoot) w.r(P.PIVOTROOT).s(p.pivotRoot.newRoot).s(p.pivotRoot.oldRoot ?? '').e();
   for (const st of p.net?.steps ?? []) {
     if (st.kind === 'up') w.r(P.NETUP).s(st.ifname).e();
     else if (st.kind === 'address') w.r(P.NETADDR).s(st.ifname).u(st.family, 'family').s(st.address).u(st.prefixLength, 'prefix length').e();

@@ -355,7 +355,6 @@ export const OPTIONS: readonly OptionDef[] = [
   {
     long: 'pivot-root',
     arg: 'required',
-    refused: true,
     apply: (st, v) => put(st, 'pivotRoot', must(pivotRootParse(v!), '--pivot-root', v!, `Failed to parse --pivot-root= argument ${v}`), 'pivot-root'),
   },
   boolean('notify-ready', 'notifyReady', 'notify-ready'),

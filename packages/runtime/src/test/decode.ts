@@ -78,6 +78,7 @@ export function canonicalPlan(p: HelperPlan): unknown {
     asPid2: p.asPid2,
     loopback: p.loopback,
     ...opt('volatileMode', p.volatileMode),
+    ...opt('pivotRoot', p.pivotRoot && (p.pivotRoot.oldRoot ? { newRoot: p.pivotRoot.newRoot, oldRoot: p.pivotRoot.oldRoot } : { newRoot: p.pivotRoot.newRoot })),
     net: {
       steps: (p.net?.steps ?? []).map((s) =>
         s.kind === 'up'
