@@ -42,6 +42,8 @@ System Identity:
      --uuid=UUID            Set a specific machine UUID for the container
 
 Properties:
+  -S --slice=SLICE          Place the container in the specified slice
+     --property=NAME=VALUE  Set scope unit property
      --register=BOOLEAN     Register container as machine (accepted)
      --keep-unit            Exit with 133 on reboot instead of restarting
 

@@ -20,6 +20,7 @@ import {
 } from '@nspawn/runtime';
 import { defaultExtensions } from './extensions.js';
 import { isRegisterExtension } from './register.js';
+import { applyScopeSettings } from './scope-settings.js';
 
 export interface StartOptions {
   /** the extensions of the start (default: defaultExtensions()) */
@@ -50,9 +51,17 @@ export function chooseExtensions(opts: Pick<StartOptions, 'extensions' | 'regist
 }
 
 
-/** Prepares SETTINGS for a start (systemd-nspawn's checks and defaults); throws a ContainerError or UserError. */
-export function prepareStart(settings: Settings, opts: Pick<StartOptions, 'env' | 'unsupported' | 'commandLine'> = {}): Prepared {
-  return prepareContainer(settings, opts.env ?? nodePrepareEnv(nodeTree), opts.unsupported ?? [], opts.commandLine ?? settings);
+/**
+ * Prepares SETTINGS for a start (systemd-nspawn's checks and defaults, --slice= and --property= for the cgroup nspawn
+ * makes: src/scope-settings.ts); throws a ContainerError or UserError. NOTICE gets 252's notices (default: stderr).
+ */
+export function prepareStart(
+  settings: Settings,
+  opts: Pick<StartOptions, 'env' | 'unsupported' | 'commandLine'> & { notice?: (m: string) => void } = {},
+): Prepared {
+  const prepared = prepareContainer(settings, opts.env ?? nodePrepareEnv(nodeTree), opts.unsupported ?? [], opts.commandLine ?? settings);
+  applyScopeSettings(prepared, settings, opts.notice ?? ((m) => void process.stderr.write(`${m}\n`)));
+  return prepared;
 }
 
 /**

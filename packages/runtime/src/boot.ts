@@ -109,6 +109,8 @@ export function setupMachineCgroup(
     ...(cfg.userns ? { owner: cfg.userns.shift } : {}),
     ...(cgroupFs ? { fs: cgroupFs } : {}),
     ...(cfg.keepMachineSlice ? { keepSlice: true } : {}),
+    ...(cfg.slice ? { slice: cfg.slice } : {}),
+    ...(cfg.cgroupAttributes?.length ? { attributes: cfg.cgroupAttributes, warn: hooks.log } : {}),
     // the run record (src/recovery.ts) is the name's lock: an empty scope of that name is then a gone run's
     ...(runRecordOf(cfg) ? { nameLocked: true } : {}),
   });

@@ -15,6 +15,7 @@ export * from './random.js';
 export * from './caps.js';
 export * from './seccomp/index.js';
 export * from './cgroup.js';
+export { type CgroupAttribute, type CgroupSlice, type CgroupWrite, slicePathLevels } from './cgroup-settings.js';
 export * from './devices/index.js';
 export * from './journal.js';
 export * from './extension-api.js';

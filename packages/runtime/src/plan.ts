@@ -14,6 +14,7 @@ import type { ResolvedUser } from './users.js';
 import { nspawnSeccompBytes } from './seccomp/filter.js';
 import { volatileBaseFilesystemOps } from './volatile.js';
 import { rootDirectory } from './root-dir.js';
+import type { CgroupAttribute, CgroupSlice } from './cgroup-settings.js';
 import {
   CAPABILITIES_NOT_IN_BOUNDING_SET,
   capabilitiesUpTo,
@@ -66,6 +67,10 @@ export interface ContainerConfig {
    */
   /** machine.slice stays when the container's scope goes (a daemon's containers: see MachineCgroupOptions.keepSlice) */
   keepMachineSlice?: boolean;
+  /** --slice= on a host without systemd: the slice the scope goes in instead of machine.slice (src/cgroup-settings.ts) */
+  slice?: CgroupSlice;
+  /** --property= on a host without systemd: the cgroup files the scope gets (src/cgroup-settings.ts) */
+  cgroupAttributes?: CgroupAttribute[];
   userns?: { shift: number; range: number; pick?: boolean; fromOwner?: boolean; ownership?: 'off' | 'chown' | 'map' | 'auto' };
   rlimits: Partial<Record<RlimitName, Rlimit>>;
   resolvConf: ResolvConfMode;

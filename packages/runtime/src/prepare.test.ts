@@ -96,7 +96,7 @@ describe('prepareContainer', () => {
   });
   it('features not built yet fail clearly instead of being ignored', () => {
     expect(() => prep({ directory: '/m/box', image: '/m/box.raw' })).toThrow(new ContainerError('--image is not supported yet by this nspawn build.'));
-    expect(() => prep({ directory: '/m/box' }, env(), ['--slice'])).toThrow(/--slice is not supported yet/);
+    expect(() => prep({ directory: '/m/box' }, env(), ['--root-hash'])).toThrow(/--root-hash is not supported yet/);
   });
   it('--pivot-root: the checks look at NEW inside the tree, naming what systemd-nspawn 252 names', () => {
     const seen: string[] = [];

@@ -120,7 +120,13 @@ describe('parseCommandLine', () => {
     expect(() => parse('--read-only=yes')).toThrow("option '--read-only' doesn't allow an argument");
   });
   it('options of features other hosts have are accepted but recorded as unsupported', () => {
-    expect(parse('--slice=x', '-Z', 'ctx').unsupported).toEqual(['--slice', '--selinux-context']);
+    expect(parse('--slice=x', '-Z', 'ctx').unsupported).toEqual(['--selinux-context']);
+  });
+  it('-S/--slice= and --property= are kept as given (the assembly mangles and lays them out)', () => {
+    const cl = parse('-S', 'foo/bar', '--property=MemoryMax=1M', '--property=TasksMax=4');
+    expect(cl.settings.slice).toBe('foo/bar');
+    expect(cl.settings.properties).toEqual(['MemoryMax=1M', 'TasksMax=4']);
+    expect(cl.unsupported).toEqual([]);
   });
   it('--help and --version', () => {
     expect(parse('-h').help).toBe(true);

@@ -253,7 +253,8 @@ export const OPTIONS: readonly OptionDef[] = [
       put(st, 'hostname', v === '' ? UNSET : v!, 'hostname');
     },
   },
-  unsupported('slice', 'required', 'S'),
+  // --slice= and --property=: the machine's scope (on a host without systemd the cgroup nspawn makes: @nspawn/assembly)
+  { long: 'slice', short: 'S', arg: 'required', apply: (st, v) => put(st, 'slice', v!, 'slice') },
   {
     long: 'setenv',
     short: 'E',
@@ -318,7 +319,7 @@ export const OPTIONS: readonly OptionDef[] = [
       st.cl.set.add('expose-ports');
     },
   },
-  unsupported('property', 'required'),
+  { long: 'property', arg: 'required', apply: (st, v) => void (list(st.cl.settings, 'properties') as string[]).push(v!) },
   {
     long: 'private-users',
     arg: 'optional',

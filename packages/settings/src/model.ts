@@ -157,6 +157,10 @@ export interface Settings {
   quiet?: boolean;
   register?: boolean;
   keepUnit?: boolean;
+  /** --slice= (as given; systemd mangles it into a .slice name) */
+  slice?: string;
+  /** --property=, in order: the scope's unit properties */
+  properties?: string[];
   settingsMode?: SettingsMode;
   useCgns?: boolean;
 }
