@@ -468,6 +468,15 @@ describe('--slice= and --property= without systemd', () => {
     expect(top.path).toBe('machine-top.scope');
     expect(await top.remove()).toEqual([]);
   });
+  it('collectMachineScope() finds a gone run\'s scope in its slice and removes it; the slice stays', async () => {
+    const fs = hybridFs();
+    createMachineCgroup({ name: 'gone', layout: HYBRID, fs, slice, ...noWait });
+    expect((await collectMachineScope('gone', { layout: HYBRID, fs, sleep: async () => {} })).found).toBe(false);
+    const c = await collectMachineScope('gone', { layout: HYBRID, fs, sleep: async () => {}, slice: slice.path });
+    expect(c).toEqual({ found: true, left: [] });
+    expect([...fs.dirs.keys()].filter((d) => d.includes('machine-gone'))).toEqual([]);
+    expect(fs.dirs.has('/sys/fs/cgroup/unified/foo.slice/foo-bar.slice')).toBe(true);
+  });
   it('refuses a path that is not made of slices', () => {
     const fs = hybridFs();
     for (const path of ['../x.slice', 'foo.slice/../../x.slice', 'foo', '/foo.slice'])

@@ -643,16 +643,17 @@ export interface ScopeCollection {
  * The scope of machine NAME after the nspawn that made it is gone (a kill -9): its container dies with its
  * supervisor (the helper has PDEATHSIG towards nspawn, and the container's PID 1 towards the helper), so its processes
  * go on their own. This waits until none is left in the scope in any hierarchy (at most TIMEOUTMS; nothing is
- * killed), then removes the scope, and machine.slice where an nspawn made it and no machine is left in it. Only call
+ * killed), then removes the scope, and machine.slice where an nspawn made it and no machine is left in it (SLICE: the
+ * --slice= path the scope was in instead; that slice stays). Only call
  * it for a scope whose owner is provably gone (src/recovery.ts: its run lock is free).
  */
 export async function collectMachineScope(
   name: string,
-  opts: { layout: CgroupLayout; fs?: CgroupFs; sleep?: (ms: number) => Promise<void>; timeoutMs?: number; sliceMarker?: SliceMarker },
+  opts: { layout: CgroupLayout; fs?: CgroupFs; sleep?: (ms: number) => Promise<void>; timeoutMs?: number; sliceMarker?: SliceMarker; slice?: string },
 ): Promise<ScopeCollection> {
   const fs = opts.fs ?? nodeCgroupFs;
   const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
-  const { path } = machineScope(name);
+  const { path } = machineScope(name, opts.slice);
   const dirs = machineHierarchies(opts.layout)
     .map((h) => ({ h, dir: sub(h.mount, path) }))
     .filter(({ dir }) => fs.exists(dir));
@@ -663,6 +664,7 @@ export async function collectMachineScope(
     await sleep(attempt < 10 ? 2 : 20);
   }
   const left = dirs.flatMap(({ dir }) => removeTree(fs, dir));
-  releaseMachineSlice(opts.layout, fs, opts.sliceMarker);
+  // (a --slice= one stays: whether that run made it is not known here, and a slice nspawn did not make is not its to remove)
+  if (opts.slice === undefined) releaseMachineSlice(opts.layout, fs, opts.sliceMarker);
   return { found: true, left };
 }
