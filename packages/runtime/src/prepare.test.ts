@@ -98,6 +98,11 @@ describe('prepareContainer', () => {
     expect(() => prep({ directory: '/m/box', image: '/m/box.raw' })).toThrow(new ContainerError('--image is not supported yet by this nspawn build.'));
     expect(() => prep({ directory: '/m/box' }, env(), ['--root-hash'])).toThrow(/--root-hash is not supported yet/);
   });
+  it('a bind mount\'s bad option fails the start with 252\'s words (it reads them when it mounts), before its source is looked at', () => {
+    const bind = (options: string) => ({ type: 'bind' as const, source: '/nope', destination: '/mnt', readOnly: false, recursive: true, options });
+    expect(() => prep({ directory: '/m/box', customMounts: [bind('rbind,bogus')] })).toThrow(new ContainerError('Invalid bind mount option: bogus'));
+    expect(() => prep({ directory: '/m/box', customMounts: [bind('norbind')] })).toThrow(/Failed to stat \/nope/);
+  });
   it('--pivot-root: the checks look at NEW inside the tree, naming what systemd-nspawn 252 names', () => {
     const seen: string[] = [];
     const outer = { ...tree([]), resolve: (p: string) => (p === '/sysroot' ? '/m/box/sysroot' : undefined) };

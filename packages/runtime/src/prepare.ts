@@ -6,6 +6,7 @@
 import { existsSync, lstatSync } from 'node:fs';
 import { basename, join as pathJoin } from 'node:path';
 import {
+  bindMountOptionsError,
   formatDiagnostic,
   loadSettings,
   mergeSettings,
@@ -239,6 +240,9 @@ export function prepareContainer(s: Settings, env: PrepareEnv, unsupported: read
     throw new ContainerError(`Working directory ${s.workingDirectory} is not an absolute path.`);
 
   for (const m of s.customMounts ?? []) {
+    // mount_bind(): the options first (252 reads them only when it mounts), then the source
+    const optionsError = bindMountOptionsError(m);
+    if (optionsError !== undefined) throw new ContainerError(optionsError);
     if (m.type === 'bind' && !m.sourceInRoot && !env.exists(m.source))
       throw new ContainerError(`Failed to stat ${m.source}: No such file or directory (--bind ${m.source}:${m.destination})`);
     if (m.type === 'overlay')

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseCommandLine } from './cli-args.js';
+import { bindMountOptionsError } from './mounts.js';
 import { SettingsError } from './model.js';
 
 const env = { cwd: '/work', environ: { HOME: '/root', FROMHOST: 'yes' } };
@@ -69,7 +70,11 @@ describe('parseCommandLine', () => {
     expect(parse('--bind=rel:/dst').settings.customMounts?.[0]).toMatchObject({ source: '/work/rel', destination: '/dst' });
     expect(() => parse('--bind=relative')).toThrow('Failed to parse --bind(-ro)= argument relative: Invalid bind mount specification: Invalid argument');
     expect(() => parse('--bind=/a:relative')).toThrow('Failed to parse --bind(-ro)= argument /a:relative: Invalid bind mount specification: Invalid argument');
-    expect(() => parse('--bind=/a:/b:bogus')).toThrow('Failed to parse --bind(-ro)= argument /a:/b:bogus: Invalid bind mount option: bogus');
+    // 252 reads the options only when it mounts: taken here, refused by the start (bindMountOptionsError())
+    const bogus = parse('--bind=/a:/b:rbind,bogus').settings.customMounts![0]!;
+    expect(bogus).toEqual({ type: 'bind', source: '/a', destination: '/b', readOnly: false, recursive: true, options: 'rbind,bogus' });
+    expect(bindMountOptionsError(bogus)).toBe('Invalid bind mount option: bogus');
+    expect(bindMountOptionsError(cl.settings.customMounts![0]!)).toBeUndefined();
   });
   it('tmpfs and overlay specs', () => {
     expect(parse('--tmpfs=/x').settings.customMounts).toEqual([{ type: 'tmpfs', destination: '/x', options: 'mode=0755' }]);
