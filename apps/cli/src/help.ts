@@ -26,6 +26,8 @@ Image:
      --image-policy=POLICY  Specify disk image dissection policy
      --read-only            Mount the root directory read-only
      --volatile[=MODE]      Run the system in volatile mode
+     --pivot-root=PATH[:PATH]
+                            Pivot root to given directory in the container
 
 Execution:
   -a --as-pid2              Maintain a stub init as PID1, invoke binary as PID2
@@ -44,6 +46,8 @@ System Identity:
      --uuid=UUID            Set a specific machine UUID for the container
 
 Properties:
+  -S --slice=SLICE          Place the container in the specified slice
+     --property=NAME=VALUE  Set scope unit property
      --register=BOOLEAN     Register container as machine (accepted)
      --keep-unit            Exit with 133 on reboot instead of restarting
 

@@ -75,7 +75,7 @@ describe('options and errors', () => {
       [['-D', join(dir, 'missing'), '/bin/true'], `Failed to resolve path ${join(dir, 'missing')}: No such file or directory\n`],
       [['-D', dir, '/bin/true'], `Directory ${dir} doesn't look like it has an OS tree (/usr/ directory is missing). Refusing.\n`],
       [['-b', '-a', '-D', tree], '--boot and --as-pid2 may not be combined.\n'],
-      [['-D', tree, '--pivot-root=/sbin', '/bin/true'], '--pivot-root is not supported yet by this nspawn build.\n'],
+      [['-D', tree, '--root-hash=00', '/bin/true'], '--root-hash is not supported yet by this nspawn build.\n'],
     ];
     for (const [args, err] of cases) {
       const r = await nspawn(args);

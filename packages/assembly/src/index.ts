@@ -1,4 +1,5 @@
 export * from './start.js';
+export { applyScopeSettings, cgroupAttributesFromProperties, sliceFromOption } from './scope-settings.js';
 export * from './extensions.js';
 export * from './recovery.js';
 export * from './storage.js';

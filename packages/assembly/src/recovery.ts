@@ -42,7 +42,7 @@ import { procStartTime } from '@nspawn/runtime';
 import { collectNetworkLeftovers } from './network.js';
 import { ContainerError } from '@nspawn/runtime';
 import { sysAddon } from '@nspawn/runtime';
-import { type HeldRun, type RunRecord, setRunRecord } from '@nspawn/runtime';
+import { type HeldRun, type RunRecord, setRunRecord, slicePathLevels } from '@nspawn/runtime';
 
 export const RUNS_DIR = '/run/nspawn/runs';
 
@@ -184,7 +184,7 @@ function hostLayout(): CgroupLayout {
  * by a run that is gone is collected first (which may wait for its container to leave its scope: then a promise).
  * Throws a ContainerError ("... is in use (is machine NAME already running?)") when a live run has the name.
  */
-export function beginRun(machine: string, init: { directory?: string }, o: RecoveryOptions = {}): HeldRun | Promise<HeldRun> {
+export function beginRun(machine: string, init: { directory?: string; slice?: string }, o: RecoveryOptions = {}): HeldRun | Promise<HeldRun> {
   const path = runRecordPath(machine, o);
   let lock: RangeLock | undefined;
   for (let attempt = 0; !lock; attempt++) {
@@ -210,7 +210,13 @@ export function beginRun(machine: string, init: { directory?: string }, o: Recov
   const size = fstatSync(fd).size;
   const previous = size > 0 ? parseRecord(readFileSync(path, 'utf8')) : undefined;
   const start = (): HeldRun => {
-    const record: RunRecord = { machine, pid: process.pid, startTime: ownStartTime(), ...(init.directory !== undefined ? { directory: init.directory } : {}) };
+    const record: RunRecord = {
+      machine,
+      pid: process.pid,
+      startTime: ownStartTime(),
+      ...(init.directory !== undefined ? { directory: init.directory } : {}),
+      ...(init.slice !== undefined ? { slice: init.slice } : {}),
+    };
     let length = writeRecord(fd, record, size);
     let left = false;
     let released = false;
@@ -335,12 +341,28 @@ async function collectRunAt(path: string, o: RecoveryOptions, ifEmpty?: (machine
   }
 }
 
+/** A record's --slice= path, checked (slicePathLevels() throws for anything else). */
+function isSlicePath(p: string): boolean {
+  try {
+    slicePathLevels(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Removes what the gone run of record R (of MACHINE) made. Call with its lock held. */
 async function collectRecord(machine: string, r: Partial<RunRecord>, o: RecoveryOptions): Promise<CollectedRun> {
   const out: CollectedRun = { machine, removed: [], left: [] };
   const layout = o.layout ?? hostLayout();
   // 1. the scope: its container dies with its supervisor; a scope that keeps processes means the run is not over
-  const scope = await collectMachineScope(machine, { layout, ...(o.cgroupFs ? { fs: o.cgroupFs } : {}), ...(o.drainTimeoutMs !== undefined ? { timeoutMs: o.drainTimeoutMs } : {}) });
+  const scope = await collectMachineScope(machine, {
+    layout,
+    ...(o.cgroupFs ? { fs: o.cgroupFs } : {}),
+    ...(o.drainTimeoutMs !== undefined ? { timeoutMs: o.drainTimeoutMs } : {}),
+    // (--slice=: the scope is in that slice, not machine.slice)
+    ...(typeof r.slice === 'string' && isSlicePath(r.slice) ? { slice: r.slice } : {}),
+  });
   if (scope.left.length > 0) {
     out.left.push(`cgroup ${scope.left[0]}: it still has processes`);
     return out; // its root (a snapshot) may still be in use: everything waits
@@ -489,7 +511,7 @@ export function recoveryExtension(o: RecoveryOptions = {}): ContainerExtension {
           }
         });
       };
-      const h = beginRun(cfg.machineName, { directory: cfg.directory }, o);
+      const h = beginRun(cfg.machineName, { directory: cfg.directory, ...(cfg.slice ? { slice: cfg.slice.path } : {}) }, o);
       return h instanceof Promise ? h.then(took) : took(h);
     },
     plan(run, plan) {

@@ -21,6 +21,7 @@ import {
 import { defaultExtensions } from './extensions.js';
 import { isRegisterExtension } from './register.js';
 import { isSystemdBooted } from '@nspawn/machined';
+import { applyScopeSettings } from './scope-settings.js';
 
 export interface StartOptions {
   /** the extensions of the start (default: defaultExtensions()) */
@@ -53,16 +54,19 @@ export function chooseExtensions(opts: Pick<StartOptions, 'extensions' | 'regist
 }
 
 
-/** Prepares SETTINGS for a start (systemd-nspawn's checks and defaults); throws a ContainerError or UserError. */
-export function prepareStart(settings: Settings, opts: Pick<StartOptions, 'env' | 'unsupported' | 'commandLine' | 'systemdHost'> = {}): Prepared {
-  let unsupported = opts.unsupported ?? [];
-  // --slice= and --property= are the scope's, which systemd makes on a systemd host (src/systemd.ts)
-  if (unsupported.some((o) => SYSTEMD_OPTIONS.has(o)) && (opts.systemdHost ?? isSystemdBooted)()) unsupported = unsupported.filter((o) => !SYSTEMD_OPTIONS.has(o));
-  return prepareContainer(settings, opts.env ?? nodePrepareEnv(nodeTree), unsupported, opts.commandLine ?? settings);
+/**
+ * Prepares SETTINGS for a start (systemd-nspawn's checks and defaults); throws a ContainerError or UserError. On a
+ * host without systemd, --slice= and --property= go to the cgroup nspawn makes (src/scope-settings.ts; NOTICE gets
+ * 252's notices, default: stderr); on a systemd host to the scope systemd makes (src/systemd.ts).
+ */
+export function prepareStart(
+  settings: Settings,
+  opts: Pick<StartOptions, 'env' | 'unsupported' | 'commandLine' | 'systemdHost'> & { notice?: (m: string) => void } = {},
+): Prepared {
+  const prepared = prepareContainer(settings, opts.env ?? nodePrepareEnv(nodeTree), opts.unsupported ?? [], opts.commandLine ?? settings);
+  if (!(opts.systemdHost ?? isSystemdBooted)()) applyScopeSettings(prepared, settings, opts.notice ?? ((m) => void process.stderr.write(`${m}\n`)));
+  return prepared;
 }
-
-/** options that mean something on a systemd host only (the scope systemd makes) */
-const SYSTEMD_OPTIONS = new Set(['--slice', '-S', '--property']);
 
 /**
  * Runs PREPARED (from prepareStart()) with the extensions OPTS chooses and resolves to the exit status nspawn exits

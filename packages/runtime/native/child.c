@@ -28,6 +28,7 @@
 #include "stub-init.h"
 #include "util.h"
 #include "image.h"
+#include "pivot.h"
 #include "volatile.h"
 
 static void loopback_up(void) {
@@ -136,6 +137,10 @@ void child_main(Plan *p) {
         int tree = p->idmap_tree >= 0 ? p->idmap_tree : (int) syscall(SYS_open_tree, AT_FDCWD, ".", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
         if (tree < 0)
                 child_die_errno("bind mount of %s on itself (open_tree)", p->root);
+        /* --pivot-root=NEW:OLD moves the tree away and NEW to where it was: the directory it is mounted on */
+        int mountpoint = p->pivot_old ? open(".", O_PATH | O_DIRECTORY | O_CLOEXEC) : -1;
+        if (p->pivot_old && mountpoint < 0)
+                child_die_errno("opening %s", p->root);
         if (syscall(SYS_move_mount, tree, "", AT_FDCWD, ".", MOVE_MOUNT_F_EMPTY_PATH) < 0)
                 child_die_errno("bind mount of %s on itself (move_mount)", p->root);
         if (fchdir(tree) < 0)
@@ -143,6 +148,10 @@ void child_main(Plan *p) {
         int root_fd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (root_fd < 0)
                 child_die_errno("opening %s", p->root);
+        /* setup_pivot_root(): NEW inside the tree becomes the root (native/pivot.c) */
+        pivot_setup(p->pivot_new, p->pivot_old, p->root, &root_fd, mountpoint);
+        if (mountpoint >= 0)
+                close(mountpoint);
         /* setup_volatile_mode(): a tmpfs or an overlay may go on top of the root, which the ops then fill */
         /* -i: the image's file systems on the (empty) root, before anything else goes on or in it */
         image_setup(&p->image, &root_fd);

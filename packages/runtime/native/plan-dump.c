@@ -398,6 +398,14 @@ static void dump_plan(const Plan *p) {
                 }
                 close_(']');
         }
+        if (p->pivot_new) {
+                key("pivotRoot");
+                open_('{');
+                kstr("newRoot", p->pivot_new);
+                if (p->pivot_old)
+                        kstr("oldRoot", p->pivot_old);
+                close_('}');
+        }
         dump_net(p);
         kbool("searchPath", p->search_path);
         kstrs("env", p->env, p->n_env);

@@ -142,6 +142,8 @@ typedef struct {
         ImagePlan image;        /* -i: the image's mounts on the root (native/image.c) */
         int *held_fds;          /* inherited through a hand-over's exec, held (close-on-exec) until the helper exits */
         size_t n_held, cap_held;
+        const char *pivot_new;     /* --pivot-root=NEW[:OLD] (NULL: none), native/pivot.c */
+        const char *pivot_old;     /* OLD, NULL when the old root goes away */
 } Plan;
 
 /* the one plan of this process */

@@ -14,6 +14,7 @@ import { ContainerError } from './errors.js';
 import { setupJournal } from './journal.js';
 import { baseFilesystemCreate } from './base-filesystem.js';
 import { volatileTree } from './volatile.js';
+import { rootDirectory } from './root-dir.js';
 import { type CgroupFs, createMachineCgroup, type MachineCgroup, machineHierarchies, parseProcCgroup } from './cgroup.js';
 import { deviceCgroupProgram, type DeviceFacts, formatDeviceRule, machineDeviceRules, nodeDeviceFacts } from './devices/index.js';
 import type { HelperPlan } from './protocol.js';
@@ -57,7 +58,7 @@ function prepareOverlayScratch(cfg: ContainerConfig): { scratch: NonNullable<Con
       mkdirSync(join(tmp, 'work'), { mode: 0o700 });
       scratch[i] = { upper: join(tmp, 'src'), work: join(tmp, 'work') };
     } else {
-      const upper = m.upper.startsWith('+') ? join(cfg.directory, m.upper.slice(1)) : m.upper;
+      const upper = m.upper.startsWith('+') ? join(rootDirectory(cfg), m.upper.slice(1)) : m.upper;
       const work = join(dirname(upper), `.#${basename(upper)}${randomHex(8)}`);
       mkdirSync(work, { mode: 0o700 });
       remove.push(work);
@@ -110,7 +111,7 @@ export function setupMachineCgroup(
   cgroupFs?: CgroupFs,
 ): MachineCgroup {
   const mech = deviceMechanisms(cfg, host);
-  const rules = machineDeviceRules(cfg.customMounts, cfg.directory, facts);
+  const rules = machineDeviceRules(cfg.customMounts, rootDirectory(cfg), facts);
   if (!mech.v1 && !mech.bpf && cfg.deviceCgroup === undefined)
     hooks.log('This host has neither a v1 devices controller nor a unified cgroup hierarchy: the container\'s device access is not restricted.');
   const cgroup = createMachineCgroup({
@@ -120,6 +121,8 @@ export function setupMachineCgroup(
     ...(cfg.userns ? { owner: cfg.userns.shift } : {}),
     ...(cgroupFs ? { fs: cgroupFs } : {}),
     ...(cfg.keepMachineSlice ? { keepSlice: true } : {}),
+    ...(cfg.slice ? { slice: cfg.slice } : {}),
+    ...(cfg.cgroupAttributes?.length ? { attributes: cfg.cgroupAttributes, warn: hooks.log } : {}),
     // the run record (src/recovery.ts) is the name's lock: an empty scope of that name is then a gone run's
     ...(runRecordOf(cfg) ? { nameLocked: true } : {}),
   });
@@ -166,14 +169,14 @@ export function planBoot(
   ensureHostScaffolding(host);
   // what the container's root holds: with --volatile=yes|state part of the tree is covered (src/volatile.ts)
   // an image's tree exists only in the container's namespace: read through the view the assembly made
-  const tree = volatileTree(cfg.image ? imageTree(cfg.image.view) : nodeTree(cfg.directory), cfg.volatile);
+  const tree = volatileTree(cfg.image ? imageTree(cfg.image.view) : nodeTree(rootDirectory(cfg)), cfg.volatile);
   // setup_machine_id(), on every boot: the machine ID the tree has now wins (its init may have written ours)
   const treeId = treeMachineId(tree);
   if (treeId !== undefined) cfg.uuid = treeId;
   // setup_journal(): the host side now, the tree's side in the plan; a volatile root is not the tree: its directories
   // are made in the container (where /var is writable in every volatile mode)
   const journal = setupJournal({
-    directory: cfg.directory,
+    directory: rootDirectory(cfg),
     uuid: cfg.uuid,
     mode: cfg.linkJournal ?? 'auto',
     try: cfg.linkJournalTry === true,
@@ -196,7 +199,7 @@ export function planBoot(
     // base_filesystem_create(): /root, /usr, the merged-/usr symlinks ... where the tree lacks them, owned by the
     // container's root as the disk sees it (0 through an idmapped root, else the range's base)
     // (a volatile root gets them from the plan, in the container: src/volatile.ts)
-    if (!cfg.volatile && !cfg.image) baseFilesystemCreate(cfg.directory, cfg.userns && !plan.idmap ? cfg.userns.shift : 0);
+    if (!cfg.volatile && !cfg.image) baseFilesystemCreate(rootDirectory(cfg), cfg.userns && !plan.idmap ? cfg.userns.shift : 0);
     return { plan, cleanup: overlays.cleanup };
   } catch (e) {
     overlays.cleanup();

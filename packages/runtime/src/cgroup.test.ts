@@ -131,7 +131,7 @@ class FakeCgroupFs implements CgroupFs {
       for (const [pid, at] of [...this.where.get(m.mount)!]) if (at === dir || at.startsWith(`${dir}/`)) this.kill(pid);
       return;
     }
-    if (!d.files.has(name) && !['devices.allow', 'devices.deny'].includes(name)) throw err('ENOENT');
+    if (!d.files.has(name) && !['devices.allow', 'devices.deny'].includes(name) && !/^(cpu|memory|pids|blkio)\./.test(name)) throw err('ENOENT');
     this.writes.push(`${p} ${data}`);
     if (name === 'cgroup.subtree_control') d.files.set(name, [d.files.get(name), ...data.split(' ').map((x) => x.slice(1))].filter((x) => x).join(' '));
     else if (!name.startsWith('devices.')) d.files.set(name, data);
@@ -439,6 +439,68 @@ describe('createMachineCgroup on a unified host', () => {
     expect(fs.writes).toEqual(['/sys/fs/cgroup/cgroup.subtree_control +memory +pids', '/sys/fs/cgroup/machine.slice/cgroup.subtree_control +memory +pids']);
     expect(cg.v1Devices).toBe(false);
     expect(cg.unifiedDir).toBe(`/sys/fs/cgroup/${SCOPE}`);
+  });
+});
+
+describe('--slice= and --property= without systemd', () => {
+  const slice = { unit: 'foo-bar.slice', path: 'foo.slice/foo-bar.slice' };
+  const memoryMax = { name: 'MemoryMax', unified: [{ controller: 'memory', file: 'memory.max', value: '1048576\n' }], legacy: [{ controller: 'memory', file: 'memory.limit_in_bytes', value: '1048576\n' }] };
+  const cpuset = { name: 'AllowedCPUs', unified: [{ controller: 'cpuset', file: 'cpuset.cpus', value: '0\n' }], legacy: [] };
+  it('the scope goes in the slice, each level made and removed again (innermost first), machine.slice untouched', async () => {
+    const fs = hybridFs();
+    const cg = createMachineCgroup({ name: 'bbox', layout: HYBRID, fs, slice, ...noWait });
+    expect(cg.path).toBe('foo.slice/foo-bar.slice/machine-bbox.scope');
+    expect(cg.dirs.map((d) => d.dir)).toEqual(machineHierarchies(HYBRID).map((h) => `${h.mount}/foo.slice/foo-bar.slice/machine-bbox.scope`));
+    expect(marker.marked).toBe(false);
+    expect([...fs.dirs.keys()].filter((d) => d.includes('machine.slice'))).toEqual([]);
+    expect(cg.removal().removeSlices.slice(0, 2)).toEqual(['/sys/fs/cgroup/unified/foo.slice/foo-bar.slice', '/sys/fs/cgroup/unified/foo.slice']);
+    expect(await cg.remove()).toEqual([]);
+    expect([...fs.dirs.keys()].filter((d) => d.includes('.slice'))).toEqual([]);
+  });
+  it('a slice that was there stays; the root slice puts the scope at the top', async () => {
+    const fs = hybridFs();
+    fs.mkdir('/sys/fs/cgroup/unified/foo.slice');
+    const cg = createMachineCgroup({ name: 'bbox', layout: HYBRID, fs, slice, ...noWait });
+    expect(await cg.remove()).toEqual([]);
+    expect(fs.dirs.has('/sys/fs/cgroup/unified/foo.slice')).toBe(true);
+    expect(fs.dirs.has('/sys/fs/cgroup/unified/foo.slice/foo-bar.slice')).toBe(false);
+    const top = createMachineCgroup({ name: 'top', layout: HYBRID, fs, slice: { unit: '-.slice', path: '' }, ...noWait });
+    expect(top.path).toBe('machine-top.scope');
+    expect(await top.remove()).toEqual([]);
+  });
+  it('collectMachineScope() finds a gone run\'s scope in its slice and removes it; the slice stays', async () => {
+    const fs = hybridFs();
+    createMachineCgroup({ name: 'gone', layout: HYBRID, fs, slice, ...noWait });
+    expect((await collectMachineScope('gone', { layout: HYBRID, fs, sleep: async () => {} })).found).toBe(false);
+    const c = await collectMachineScope('gone', { layout: HYBRID, fs, sleep: async () => {}, slice: slice.path });
+    expect(c).toEqual({ found: true, left: [] });
+    expect([...fs.dirs.keys()].filter((d) => d.includes('machine-gone'))).toEqual([]);
+    expect(fs.dirs.has('/sys/fs/cgroup/unified/foo.slice/foo-bar.slice')).toBe(true);
+  });
+  it('refuses a path that is not made of slices', () => {
+    const fs = hybridFs();
+    for (const path of ['../x.slice', 'foo.slice/../../x.slice', 'foo', '/foo.slice'])
+      expect(() => createMachineCgroup({ name: 'bbox', layout: HYBRID, fs, slice: { unit: 'x.slice', path }, ...noWait }), path).toThrow(/not a slice path/);
+  });
+  it('properties: the v1 files on a hybrid host (no controllers in the unified one), a warning for what has no v1 file', () => {
+    const fs = hybridFs();
+    const warnings: string[] = [];
+    createMachineCgroup({ name: 'bbox', layout: HYBRID, fs, attributes: [memoryMax, cpuset], warn: (m) => warnings.push(m), ...noWait });
+    expect(fs.writes.filter((w) => /memory\.|cpuset\./.test(w))).toEqual([`/sys/fs/cgroup/memory/${SCOPE}/memory.limit_in_bytes 1048576\n`]);
+    expect(warnings).toEqual(['AllowedCPUs= has no effect: the cgroup controller it needs is not available on this host.']);
+  });
+  it('properties: the unified files on a unified host, their controllers enabled down to the scope', () => {
+    const fs = new FakeCgroupFs([{ mount: '/sys/fs/cgroup', unified: true, files: { 'cgroup.controllers': 'cpu io memory pids', 'cgroup.subtree_control': '' } }], UNIFIED);
+    fs.dirs.get('/sys/fs/cgroup')!.files.set('memory.max', '');
+    const warnings: string[] = [];
+    createMachineCgroup({ name: 'bbox', layout: UNIFIED, fs, slice, attributes: [memoryMax], warn: (m) => warnings.push(m), ...noWait });
+    expect(fs.writes).toEqual([
+      '/sys/fs/cgroup/cgroup.subtree_control +memory +pids',
+      '/sys/fs/cgroup/foo.slice/cgroup.subtree_control +memory +pids',
+      '/sys/fs/cgroup/foo.slice/foo-bar.slice/cgroup.subtree_control +memory +pids',
+      '/sys/fs/cgroup/foo.slice/foo-bar.slice/machine-bbox.scope/memory.max 1048576\n',
+    ]);
+    expect(warnings).toEqual([]);
   });
 });
 

@@ -28,6 +28,8 @@ import {
 import { dirname, join } from 'node:path';
 import { type CgroupLayout, cgroupLayoutFromMountinfo } from './host.js';
 import { ContainerError } from './errors.js';
+import { applyCgroupAttributes, type CgroupAttribute, type CgroupSlice, slicePathLevels } from './cgroup-settings.js';
+import { unitNameEscape } from './unit-name.js';
 
 /**
  * DIR/NAME and the parent of P, for cgroup paths made here (absolute, normalized; NAME a plain relative path): what
@@ -106,40 +108,18 @@ export const nodeSliceMarker: SliceMarker = {
   clear: () => rmSync(NSPAWN_SLICE_MARKER, { force: true }),
 };
 
-/** unit_name_escape(): "/" becomes "-"; "-", "\\", a leading "." and any byte outside [0-9A-Za-z:_.] become \\xNN. */
-export function unitNameEscape(s: string): string {
-  let out = '';
-  Buffer.from(s, 'utf8').forEach((b, i) => {
-    const c = String.fromCharCode(b);
-    if (c === '/') out += '-';
-    else if ((i === 0 && c === '.') || !/^[0-9A-Za-z:_.]$/.test(c)) out += `\\x${b.toString(16).padStart(2, '0')}`;
-    else out += c;
-  });
-  return out;
-}
-
-/** unit_name_unescape(): what unitNameEscape() made, back ("-" is "/", \\xNN a byte); undefined for a malformed escape. */
-export function unitNameUnescape(s: string): string | undefined {
-  const bytes: number[] = [];
-  for (let i = 0; i < s.length; i++) {
-    const c = s[i]!;
-    if (c === '-') bytes.push(0x2f);
-    else if (c === '\\') {
-      const m = /^x([0-9a-fA-F]{2})/.exec(s.slice(i + 1));
-      if (!m) return undefined;
-      bytes.push(parseInt(m[1]!, 16));
-      i += 3;
-    } else bytes.push(...Buffer.from(c, 'utf8'));
-  }
-  return Buffer.from(bytes).toString('utf8');
-}
+export { unitNameEscape, unitNameUnescape } from './unit-name.js';
 
 export const MACHINE_SLICE = 'machine.slice';
 
-/** machined's unit for a machine: machine-NAME.scope, and its cgroup path below a hierarchy's root. */
-export function machineScope(name: string): { unit: string; path: string } {
+/**
+ * machined's unit for a machine: machine-NAME.scope, and its cgroup path below a hierarchy's root, in machine.slice or
+ * in SLICE's path (--slice=: "" for the root slice).
+ */
+export function machineScope(name: string, slice?: string): { unit: string; path: string } {
   const unit = `machine-${unitNameEscape(name)}.scope`;
-  return { unit, path: `${MACHINE_SLICE}/${unit}` };
+  const dir = slice ?? MACHINE_SLICE;
+  return { unit, path: dir === '' ? unit : `${dir}/${unit}` };
 }
 
 export interface CgroupHierarchyDir {
@@ -245,12 +225,15 @@ function removeTree(fs: CgroupFs, dir: string): string[] {
 /** Controllers the accounting needs on cgroup2 (cpu.stat's usage needs none). */
 const UNIFIED_ACCOUNTING = ['memory', 'pids'];
 
-/** Turns on the accounting controllers for DIR's children, where DIR has them and does not enable them yet. */
-function enableAccounting(fs: CgroupFs, dir: string): void {
+/**
+ * Turns on the accounting controllers (and those --property='s settings write, EXTRA) for DIR's children, where DIR
+ * has them and does not enable them yet.
+ */
+function enableAccounting(fs: CgroupFs, dir: string, extra: ReadonlySet<string> = new Set()): void {
   try {
     const available = fs.read(sub(dir, 'cgroup.controllers')).split(/\s+/);
     const enabled = fs.read(sub(dir, 'cgroup.subtree_control')).split(/\s+/);
-    const want = UNIFIED_ACCOUNTING.filter((c) => available.includes(c) && !enabled.includes(c));
+    const want = [...new Set([...UNIFIED_ACCOUNTING, ...extra])].filter((c) => available.includes(c) && !enabled.includes(c));
     if (want.length > 0) fs.write(sub(dir, 'cgroup.subtree_control'), want.map((c) => `+${c}`).join(' '));
   } catch {
     // accounting is best effort: the container runs without it
@@ -289,6 +272,12 @@ export interface MachineCgroupOptions {
    * machine keeps it (as machined's machine.slice stays), and gives it up with releaseMachineSlice()
    */
   keepSlice?: boolean;
+  /** --slice=: the slice instead of machine.slice; its levels made here are removed when empty (no marker) */
+  slice?: CgroupSlice;
+  /** --property=: the cgroup files to write in the scope (src/cgroup-settings.ts) */
+  attributes?: readonly CgroupAttribute[];
+  /** where the warnings of applying ATTRIBUTES go (systemd logs them and goes on) */
+  warn?: (message: string) => void;
 }
 
 /** Where the helper puts the container's PID 1: see native/cgroup.c. */
@@ -343,9 +332,14 @@ function busy(name: string, dir: string): ContainerError {
  */
 export function createMachineCgroup(opts: MachineCgroupOptions): MachineCgroup {
   const fs = opts.fs ?? nodeCgroupFs;
-  const { path } = machineScope(opts.name);
+  const { path } = machineScope(opts.name, opts.slice?.path);
   const hierarchies = machineHierarchies(opts.layout);
-  const made: Array<{ hierarchy: CgroupHierarchyDir; dir: string; slice: string; sliceMade: boolean }> = [];
+  // the slice's levels (machine.slice, or --slice='s: "foo.slice", "foo.slice/foo-bar.slice"); only machine.slice has a marker
+  const levels = opts.slice ? slicePathLevels(opts.slice.path) : [MACHINE_SLICE];
+  const custom = opts.slice !== undefined;
+  const wanted = new Set((opts.attributes ?? []).flatMap((a) => a.unified.map((w) => w.controller)));
+  /** SLICE: the innermost level (undefined for the root slice); SLICESMADE: the levels made here, outermost first */
+  const made: Array<{ hierarchy: CgroupHierarchyDir; dir: string; slice: string | undefined; sliceMade: boolean; slicesMade: string[] }> = [];
   let primaryId: bigint | undefined;
   let v1Devices = false;
   const marker = opts.sliceMarker ?? nodeSliceMarker;
@@ -353,11 +347,22 @@ export function createMachineCgroup(opts: MachineCgroupOptions): MachineCgroup {
 
   /** machine.slice where an nspawn made it and no machine is left in it (rmdir fails on one that has any) */
   const removeSlices = () => {
+    if (custom) {
+      for (const m of made)
+        for (const d of [...m.slicesMade].reverse()) {
+          try {
+            fs.rmdir(d);
+          } catch {
+            // another machine is in it, or it is gone
+          }
+        }
+      return;
+    }
     const ours = marker.has();
     for (const m of made) {
       if (!m.sliceMade && !ours) continue;
       try {
-        fs.rmdir(m.slice);
+        fs.rmdir(m.slice!);
       } catch {
         // another machine is in it, or it is gone
       }
@@ -371,23 +376,23 @@ export function createMachineCgroup(opts: MachineCgroupOptions): MachineCgroup {
 
   try {
     for (const h of hierarchies) {
-      const slice = sub(h.mount, MACHINE_SLICE);
+      const slices = levels.map((l) => sub(h.mount, l));
+      const slice = slices.at(-1);
       const dir = sub(h.mount, path);
       let sliceMade = false;
+      const slicesMade: string[] = [];
       for (let attempt = 0; ; attempt++) {
         // (machine.slice is there already as a rule: asked first, as a failed mkdir costs an exception)
-        if (!fs.exists(slice))
-          try {
-            fs.mkdir(slice);
-            sliceMade = true;
-            marked = true;
-          } catch (e) {
-            if (errCode(e) !== 'EEXIST') throw e;
-          }
-        if (h.unified) {
-          enableAccounting(fs, h.mount);
-          enableAccounting(fs, slice);
-        }
+        for (const sl of slices)
+          if (!fs.exists(sl))
+            try {
+              fs.mkdir(sl);
+              slicesMade.push(sl);
+              if (!custom) sliceMade = marked = true;
+            } catch (e) {
+              if (errCode(e) !== 'EEXIST') throw e;
+            }
+        if (h.unified) for (const d of [h.mount, ...slices]) enableAccounting(fs, d, wanted);
         try {
           fs.mkdir(dir);
           break;
@@ -401,7 +406,7 @@ export function createMachineCgroup(opts: MachineCgroupOptions): MachineCgroup {
           if (removeTree(fs, dir).length > 0) throw busy(opts.name, dir);
         }
       }
-      made.push({ hierarchy: h, dir, slice, sliceMade });
+      made.push({ hierarchy: h, dir, slice, sliceMade, slicesMade });
       if (primaryId === undefined) primaryId = fs.id(dir);
       if (opts.v1DeviceRules && controllersOf(h).includes('devices')) {
         fs.write(sub(dir, 'devices.deny'), 'a');
@@ -418,6 +423,10 @@ export function createMachineCgroup(opts: MachineCgroupOptions): MachineCgroup {
         }
     }
     if (marked) marker.set();
+    if (opts.attributes?.length) {
+      const v1 = new Map(made.flatMap((m) => controllersOf(m.hierarchy).map((c) => [c, m.dir] as const)));
+      applyCgroupAttributes(fs, made.find((m) => m.hierarchy.unified)?.dir, v1, opts.attributes, opts.warn ?? (() => {}));
+    }
   } catch (e) {
     abandon();
     if (e instanceof ContainerError) throw e;
@@ -481,10 +490,11 @@ export function createMachineCgroup(opts: MachineCgroupOptions): MachineCgroup {
     },
     abandon,
     removal() {
-      const ours = marker.has();
+      const ours = !custom && marker.has();
       const out: ReturnType<MachineCgroup['removal']> = {
         removeCgroups: made.map((m) => m.dir),
-        removeSlices: made.filter((m) => m.sliceMade || ours).map((m) => m.slice),
+        // (the levels of a --slice= made here innermost first: an outer one goes once the inner one has)
+        removeSlices: custom ? made.flatMap((m) => [...m.slicesMade].reverse()) : made.filter((m) => m.sliceMade || ours).map((m) => m.slice!),
       };
       if (unified && fs.exists(sub(unified.dir, 'cgroup.kill'))) out.killFile = sub(unified.dir, 'cgroup.kill');
       if (ours && marker.path !== undefined) out.sliceMarker = marker.path;
@@ -572,7 +582,8 @@ export function recordingCgroupFs(real: CgroupFs, name: string): CgroupFs & { re
     mkdir(p) {
       if (pending.has(p) || realExists(p)) throw Object.assign(new Error(`mkdir ${p}: EEXIST`), { code: 'EEXIST' });
       if (!pending.has(parentOf(p)) && !realExists(parentOf(p))) throw Object.assign(new Error(`mkdir ${p}: ENOENT`), { code: 'ENOENT' });
-      const slice = p.endsWith(`/${MACHINE_SLICE}`);
+      // a slice (machine.slice, --slice='s levels) may be there already: only the scope must be new
+      const slice = p.endsWith('.slice');
       ops.push({ kind: 'mkdir', path: p, exclusive: !slice, busy: busyMessage(name, p) });
       pending.add(p);
     },
@@ -632,16 +643,17 @@ export interface ScopeCollection {
  * The scope of machine NAME after the nspawn that made it is gone (a kill -9): its container dies with its
  * supervisor (the helper has PDEATHSIG towards nspawn, and the container's PID 1 towards the helper), so its processes
  * go on their own. This waits until none is left in the scope in any hierarchy (at most TIMEOUTMS; nothing is
- * killed), then removes the scope, and machine.slice where an nspawn made it and no machine is left in it. Only call
+ * killed), then removes the scope, and machine.slice where an nspawn made it and no machine is left in it (SLICE: the
+ * --slice= path the scope was in instead; that slice stays). Only call
  * it for a scope whose owner is provably gone (src/recovery.ts: its run lock is free).
  */
 export async function collectMachineScope(
   name: string,
-  opts: { layout: CgroupLayout; fs?: CgroupFs; sleep?: (ms: number) => Promise<void>; timeoutMs?: number; sliceMarker?: SliceMarker },
+  opts: { layout: CgroupLayout; fs?: CgroupFs; sleep?: (ms: number) => Promise<void>; timeoutMs?: number; sliceMarker?: SliceMarker; slice?: string },
 ): Promise<ScopeCollection> {
   const fs = opts.fs ?? nodeCgroupFs;
   const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
-  const { path } = machineScope(name);
+  const { path } = machineScope(name, opts.slice);
   const dirs = machineHierarchies(opts.layout)
     .map((h) => ({ h, dir: sub(h.mount, path) }))
     .filter(({ dir }) => fs.exists(dir));
@@ -652,6 +664,7 @@ export async function collectMachineScope(
     await sleep(attempt < 10 ? 2 : 20);
   }
   const left = dirs.flatMap(({ dir }) => removeTree(fs, dir));
-  releaseMachineSlice(opts.layout, fs, opts.sliceMarker);
+  // (a --slice= one stays: whether that run made it is not known here, and a slice nspawn did not make is not its to remove)
+  if (opts.slice === undefined) releaseMachineSlice(opts.layout, fs, opts.sliceMarker);
   return { found: true, left };
 }

@@ -76,6 +76,8 @@ export function handoffBlocker(p: Prepared, extensions: readonly ContainerExtens
   for (const x of extensions) if (x.providesCgroup?.(cfg)) return `${x.name} gives the container its cgroup at the sync point`;
   for (const x of extensions) if (x.needed?.(cfg) ?? true) return `${x.name} has work to do after the start`;
   if (cfg.customMounts.some((m) => m.type === 'overlay' && !m.readOnly)) return 'overlay work directories are removed after the end';
+  // (a --property= write that fails is a warning, as systemd's: the helper's cgroup ops would make it fatal)
+  if (cfg.cgroupAttributes?.length) return '--property= settings are applied with warnings for what the host refuses';
   // (last: the addon is loaded only for a run that can be handed over)
   if (!proc.execve || !proc.planFd) return 'no execve() with the plan in a memfd here (the sys addon nspawn-sys.node did not load)';
   return undefined;

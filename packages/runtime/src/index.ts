@@ -16,6 +16,7 @@ export * from './caps.js';
 export * from './seccomp/index.js';
 export * from './cgroup.js';
 export { createSubcgroup, type SubcgroupOptions } from './subcgroup.js';
+export { type CgroupAttribute, type CgroupSlice, type CgroupWrite, slicePathLevels } from './cgroup-settings.js';
 export * from './devices/index.js';
 export * from './journal.js';
 export * from './extension-api.js';

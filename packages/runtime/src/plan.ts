@@ -16,6 +16,8 @@ import { nspawnSeccompBytes } from './seccomp/filter.js';
 import { type BindUser, bindUserMaps, bindUserOps } from './bind-user.js';
 import { CREDENTIALS_DIRECTORY, type Credential, credentialOps } from './credentials.js';
 import { volatileBaseFilesystemOps } from './volatile.js';
+import { rootDirectory } from './root-dir.js';
+import type { CgroupAttribute, CgroupSlice } from './cgroup-settings.js';
 import {
   CAPABILITIES_NOT_IN_BOUNDING_SET,
   capabilitiesUpTo,
@@ -79,6 +81,8 @@ export interface ContainerConfig {
   image?: ContainerImage;
   /** --image-policy= as given (checked when the image is opened) */
   imagePolicy?: string;
+  /** --pivot-root=NEW[:OLD]: NEW inside the tree is the root, the tree moved to OLD or gone (src/root-dir.ts) */
+  pivotRoot?: { newRoot: string; oldRoot?: string };
   customMounts: CustomMount[];
   personality?: 'x86' | 'x86-64';
   console: HelperConsole;
@@ -89,6 +93,10 @@ export interface ContainerConfig {
    */
   /** machine.slice stays when the container's scope goes (a daemon's containers: see MachineCgroupOptions.keepSlice) */
   keepMachineSlice?: boolean;
+  /** --slice= on a host without systemd: the slice the scope goes in instead of machine.slice (src/cgroup-settings.ts) */
+  slice?: CgroupSlice;
+  /** --property= on a host without systemd: the cgroup files the scope gets (src/cgroup-settings.ts) */
+  cgroupAttributes?: CgroupAttribute[];
   userns?: { shift: number; range: number; pick?: boolean; fromOwner?: boolean; ownership?: 'off' | 'chown' | 'map' | 'auto' };
   rlimits: Partial<Record<RlimitName, Rlimit>>;
   resolvConf: ResolvConfMode;
@@ -336,12 +344,12 @@ function customMountOps(cfg: ContainerConfig, host: HostFacts, tree: Tree): Op[]
         break;
       case 'overlay': {
         const scratch = cfg.overlayScratch?.[index];
-        const lowers = [...m.lowers].reverse().map((l) => (l.startsWith('+') ? cfg.directory + l.slice(1) : l));
+        const lowers = [...m.lowers].reverse().map((l) => (l.startsWith('+') ? rootDirectory(cfg) + l.slice(1) : l));
         let data: string;
         if (m.readOnly) {
-          data = `lowerdir=${[m.upper.startsWith('+') ? cfg.directory + m.upper.slice(1) : m.upper, ...lowers].filter((x) => x !== '').map(escapeOverlay).join(':')}`;
+          data = `lowerdir=${[m.upper.startsWith('+') ? rootDirectory(cfg) + m.upper.slice(1) : m.upper, ...lowers].filter((x) => x !== '').map(escapeOverlay).join(':')}`;
         } else {
-          const upper = m.upper === '' ? scratch?.upper : m.upper.startsWith('+') ? cfg.directory + m.upper.slice(1) : m.upper;
+          const upper = m.upper === '' ? scratch?.upper : m.upper.startsWith('+') ? rootDirectory(cfg) + m.upper.slice(1) : m.upper;
           const work = scratch?.work;
           if (upper === undefined || work === undefined) throw new Error(`overlay on ${m.destination}: no upper/work directory prepared`);
           data = `lowerdir=${lowers.map(escapeOverlay).join(':')},upperdir=${escapeOverlay(upper)},workdir=${escapeOverlay(work)}`;
@@ -635,6 +643,7 @@ export function planContainer(cfg: ContainerConfig, host: HostFacts, tree: Tree,
     ...(cfg.volatile ? { volatileMode: cfg.volatile } : {}),
     ...(creds.blobs.length ? { blobs: creds.blobs } : {}),
     ...(cfg.image ? { imageSteps: cfg.image.steps } : {}),
+    ...(cfg.pivotRoot ? { pivotRoot: { ...cfg.pivotRoot } } : {}),
     env,
     argv: [],
     searchPath: false,

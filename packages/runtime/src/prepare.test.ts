@@ -95,8 +95,32 @@ describe('prepareContainer', () => {
     expect(() => prep({ directory: '/', volatile: 'overlay' }, env({ exists: () => true }))).toThrow(/root directory is not supported/);
   });
   it('features not built yet fail clearly instead of being ignored', () => {
-    expect(() => prep({ directory: '/m/box', pivotRoot: { newRoot: '/x' } })).toThrow(new ContainerError('--pivot-root (PivotRoot=) is not supported yet by this nspawn build.'));
-    expect(() => prep({ directory: '/m/box' }, env(), ['--slice'])).toThrow(/--slice is not supported yet/);
+    expect(() => prep({ directory: '/m/box', image: '/m/box.raw', volatile: 'yes' })).toThrow(new ContainerError('--volatile= with --image= is not supported yet by this nspawn build.'));
+    expect(() => prep({ image: '/m/box.raw', pivotRoot: { newRoot: '/x' } })).toThrow(/--pivot-root= with --image= is not supported yet/);
+    expect(() => prep({ directory: '/m/box' }, env(), ['--root-hash'])).toThrow(/--root-hash is not supported yet/);
+  });
+  it('a bind mount\'s bad option fails the start with 252\'s words (it reads them when it mounts), before its source is looked at', () => {
+    const bind = (options: string) => ({ type: 'bind' as const, source: '/nope', destination: '/mnt', readOnly: false, recursive: true, options });
+    expect(() => prep({ directory: '/m/box', customMounts: [bind('rbind,bogus')] })).toThrow(new ContainerError('Invalid bind mount option: bogus'));
+    expect(() => prep({ directory: '/m/box', customMounts: [bind('norbind')] })).toThrow(/Failed to stat \/nope/);
+  });
+  it('--pivot-root: the checks look at NEW inside the tree, naming what systemd-nspawn 252 names', () => {
+    const seen: string[] = [];
+    const outer = { ...tree([]), resolve: (p: string) => (p === '/sysroot' ? '/m/box/sysroot' : undefined) };
+    const inner = { ...tree(['/usr']), root: '/m/box/sysroot' };
+    const e = env({ tree: (r) => (seen.push(r), r === '/m/box' ? outer : inner) });
+    const p = prep({ directory: '/m/box', pivotRoot: { newRoot: '/sysroot', oldRoot: '/oldroot' } }, e);
+    expect(p.config.pivotRoot).toEqual({ newRoot: '/sysroot', oldRoot: '/oldroot' });
+    expect(p.config.directory).toBe('/m/box');
+    expect(seen).toEqual(['/m/box', '/m/box/sysroot']);
+    // no /usr in NEW: the message names the directory (pid1), or DIRECTORY/NEW's os-release (boot)
+    const bare = env({ tree: (r) => (r === '/m/box' ? { ...tree(['/usr']), resolve: () => undefined } : { ...tree([]), root: r }) });
+    expect(() => prep({ directory: '/m/box', pivotRoot: { newRoot: '/nope' } }, bare)).toThrow(
+      "Directory /m/box doesn't look like it has an OS tree (/usr/ directory is missing). Refusing.",
+    );
+    expect(() => prep({ directory: '/m/box', startMode: 'boot', pivotRoot: { newRoot: '/nope' } }, bare)).toThrow(
+      "Directory /m/box/nope doesn't look like an OS root directory (os-release file is missing). Refusing.",
+    );
   });
 
   it('--bind-user= (BindUser=) needs a user namespace (verify_arguments()), and drops duplicates', () => {

@@ -4,8 +4,9 @@
  * setting whose feature this build does not have yet.
  */
 import { existsSync, lstatSync } from 'node:fs';
-import { basename } from 'node:path';
+import { basename, join as pathJoin } from 'node:path';
 import {
+  bindMountOptionsError,
   formatDiagnostic,
   loadSettings,
   mergeSettings,
@@ -86,9 +87,9 @@ function unsupportedFeatures(s: Settings): string[] {
     if (cond) out.push(what);
   };
   add(s.privateUsersOwnership === 'foreign' && s.privateUsers && s.privateUsers.mode !== 'no', '--private-users-ownership=foreign');
-  add(s.pivotRoot, '--pivot-root (PivotRoot=)');
   add(s.image && s.volatile && s.volatile !== 'no', '--volatile= with --image=');
   add(s.image && s.privateUsers && s.privateUsers.mode !== 'no', '--private-users= with --image=');
+  add(s.image && s.pivotRoot, '--pivot-root= with --image=');
   return out;
 }
 
@@ -254,8 +255,11 @@ export function prepareContainer(s: Settings, env: PrepareEnv, unsupported: read
     throw new ContainerError(
       'Spawning container on root directory is not supported. Consider using --ephemeral, --volatile=yes or --volatile=state.',
     );
-  const tree = image !== undefined ? undefined : env.tree(fromTemplate ? s.template! : directory);
-  if (tree) verifyOsTree(tree, directory, s.startMode ?? 'pid1');
+  // --pivot-root=NEW: the root is NEW inside the tree (src/root-dir.ts); its checks name DIRECTORY/NEW for -b
+  const outer = fromTemplate ? s.template! : directory;
+  let tree = image !== undefined ? undefined : env.tree(outer);
+  if (tree && s.pivotRoot) tree = env.tree(tree.resolve(s.pivotRoot.newRoot) ?? pathJoin(outer, s.pivotRoot.newRoot));
+  if (tree) verifyOsTree(tree, s.pivotRoot && s.startMode === 'boot' ? pathJoin(directory, s.pivotRoot.newRoot) : directory, s.startMode ?? 'pid1');
 
   let consoleMode: HelperConsole;
   const tty = env.stdinIsTTY && env.stdoutIsTTY;
@@ -276,6 +280,9 @@ export function prepareContainer(s: Settings, env: PrepareEnv, unsupported: read
     throw new ContainerError(`Working directory ${s.workingDirectory} is not an absolute path.`);
 
   for (const m of s.customMounts ?? []) {
+    // mount_bind(): the options first (252 reads them only when it mounts), then the source
+    const optionsError = bindMountOptionsError(m);
+    if (optionsError !== undefined) throw new ContainerError(optionsError);
     if (m.type === 'bind' && !m.sourceInRoot && !env.exists(m.source))
       throw new ContainerError(`Failed to stat ${m.source}: No such file or directory (--bind ${m.source}:${m.destination})`);
     if (m.type === 'overlay')
@@ -317,6 +324,7 @@ export function prepareContainer(s: Settings, env: PrepareEnv, unsupported: read
   if (s.properties?.length) config.unit.properties = [...s.properties];
   if (s.ephemeral) config.ephemeral = true;
   if (volatileMode) config.volatile = volatileMode;
+  if (s.pivotRoot) config.pivotRoot = { ...s.pivotRoot };
   if (s.template !== undefined) config.template = s.template;
   // the image is opened at setup (@nspawn/assembly), which fills in its mounts and view
   if (image !== undefined) config.image = { path: image, steps: [], view: {} };

@@ -59,6 +59,7 @@ const full: HelperPlan = basePlan({
     { op: 'move', source: 'root', target: '', fstype: '', data: '', flags: 0, mode: 0, mkdir: false },
   ],
   cgnsLate: true,
+  pivotRoot: { newRoot: '/sysroot', oldRoot: '/oldroot' },
   net: {
     steps: [
       { kind: 'up', ifname: 'host0' },
@@ -193,6 +194,7 @@ const planArb: fc.Arbitrary<HelperPlan> = fc
       ociFds: fc.record({ consoleSocket: fc.integer({ min: -1, max: 0xffff }), pass: fc.array(fc.nat(0xffff), { maxLength: 8 }) }, { requiredKeys: ['pass'] }),
       blobs: fc.array(fc.uint8Array({ maxLength: 64 }), { maxLength: 4 }),
       cgnsLate: fc.boolean(),
+      pivotRoot: fc.record({ newRoot: abs, oldRoot: abs }, { requiredKeys: ['newRoot'] }),
       env: strs(60),
       argv: strs(200),
       searchPath: fc.boolean(),

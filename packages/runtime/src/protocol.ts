@@ -128,6 +128,8 @@ export interface HelperPlan {
    * volatile mode and the ops (native/image.c), each target resolved inside the root mounted so far
    */
   imageSteps?: ImageMountStep[];
+  /** --pivot-root=NEW[:OLD]: setup_pivot_root() before the volatile mode and the ops (native/pivot.c) */
+  pivotRoot?: { newRoot: string; oldRoot?: string };
   env: string[];
   /** empty means: try `fallback` shells */
   argv: string[];
@@ -336,9 +338,7 @@ const P = {
   NETROUTE: 30, NETNS: 31, SEARCH: 32, ENV: 33, STUBENV: 34, ARGV: 35, FALLBACK: 36, FALLBACKARGS: 37, FINALNL: 38, SURVIVE: 39,
   STDOUT: 40, SDNOTIFY: 41, LOCK: 42, LOCKFD: 43, RMSUBVOL: 44, RMMOUNT: 45, RMTREE: 46, CGMKDIR: 47, CGWRITE: 48, CGCHOWN: 49,
   HANDOFF: 50, HOMSGS: 51, HOSIGNAMES: 52, HORM: 53, HOKILL: 54, HOSLICE: 55, HOMARKER: 56, HOREEXEC: 57, NSJOIN: 58,
-  VOLATILE: 59, BLOB: 60, BINDMAP: 61, IMAGE: 62, HOLDFD: 63,
-  // 64: another branch's record
-  OCIFDS: 65, LATESYNC: 66, CGNSLATE: 67,
+  VOLATILE: 59, BLOB: 60, BINDMAP: 61, IMAGE: 62, HOLDFD: 63, PIVOTROOT: 64, OCIFDS: 65, LATESYNC: 66, CGNSLATE: 67,
 } as const;
 
 /** Record ids of an exec-in request (native/wire.h X_*). */
@@ -531,6 +531,7 @@ export function encodePlan(p: HelperPlan): Buffer {
   if (p.ociFds) w.r(P.OCIFDS).i(p.ociFds.consoleSocket ?? -1, 'console socket fd').U(p.ociFds.pass, 'fd').e();
   for (const m of p.imageSteps ?? [])
     w.r(P.IMAGE).s(m.op).s(m.source).s(m.target).s(m.fstype).s(m.data).u(m.flags, 'image mount flags').u(m.mode, 'mode').b1(m.mkdir).e();
+  if (p.pivotRoot) w.r(P.PIVOTROOT).s(p.pivotRoot.newRoot).s(p.pivotRoot.oldRoot ?? '').e();
   for (const st of p.net?.steps ?? []) {
     if (st.kind === 'up') w.r(P.NETUP).s(st.ifname).e();
     else if (st.kind === 'address') w.r(P.NETADDR).s(st.ifname).u(st.family, 'family').s(st.address).u(st.prefixLength, 'prefix length').e();

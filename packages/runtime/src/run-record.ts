@@ -13,6 +13,8 @@ export interface RunRecord {
   startTime: number;
   /** the tree the run started on (a plain run's image locks are beside it) */
   directory?: string;
+  /** --slice= (no systemd): the scope's slice path below each hierarchy's root, when not machine.slice */
+  slice?: string;
   /** -x: the snapshot, noted before it is made */
   snapshot?: string;
   /** -U picked a range: its lock file under /run/systemd/nspawn-uid (noted before the pick) */

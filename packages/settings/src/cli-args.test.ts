@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseCommandLine } from './cli-args.js';
+import { bindMountOptionsError } from './mounts.js';
 import { SettingsError } from './model.js';
 
 const env = { cwd: '/work', environ: { HOME: '/root', FROMHOST: 'yes' } };
@@ -69,7 +70,11 @@ describe('parseCommandLine', () => {
     expect(parse('--bind=rel:/dst').settings.customMounts?.[0]).toMatchObject({ source: '/work/rel', destination: '/dst' });
     expect(() => parse('--bind=relative')).toThrow('Failed to parse --bind(-ro)= argument relative: Invalid bind mount specification: Invalid argument');
     expect(() => parse('--bind=/a:relative')).toThrow('Failed to parse --bind(-ro)= argument /a:relative: Invalid bind mount specification: Invalid argument');
-    expect(() => parse('--bind=/a:/b:bogus')).toThrow('Failed to parse --bind(-ro)= argument /a:/b:bogus: Invalid bind mount option: bogus');
+    // 252 reads the options only when it mounts: taken here, refused by the start (bindMountOptionsError())
+    const bogus = parse('--bind=/a:/b:rbind,bogus').settings.customMounts![0]!;
+    expect(bogus).toEqual({ type: 'bind', source: '/a', destination: '/b', readOnly: false, recursive: true, options: 'rbind,bogus' });
+    expect(bindMountOptionsError(bogus)).toBe('Invalid bind mount option: bogus');
+    expect(bindMountOptionsError(cl.settings.customMounts![0]!)).toBeUndefined();
   });
   it('tmpfs and overlay specs', () => {
     expect(parse('--tmpfs=/x').settings.customMounts).toEqual([{ type: 'tmpfs', destination: '/x', options: 'mode=0755' }]);
@@ -120,7 +125,13 @@ describe('parseCommandLine', () => {
     expect(() => parse('--read-only=yes')).toThrow("option '--read-only' doesn't allow an argument");
   });
   it('options of features other hosts have are accepted but recorded as unsupported', () => {
-    expect(parse('--slice=x', '-Z', 'ctx').unsupported).toEqual(['--slice', '--selinux-context']);
+    expect(parse('--slice=x', '-Z', 'ctx').unsupported).toEqual(['--selinux-context']);
+  });
+  it('-S/--slice= and --property= are kept as given (the assembly mangles and lays them out)', () => {
+    const cl = parse('-S', 'foo/bar', '--property=MemoryMax=1M', '--property=TasksMax=4');
+    expect(cl.settings.slice).toBe('foo/bar');
+    expect(cl.settings.properties).toEqual(['MemoryMax=1M', 'TasksMax=4']);
+    expect(cl.unsupported).toEqual([]);
   });
   it('--help and --version', () => {
     expect(parse('-h').help).toBe(true);

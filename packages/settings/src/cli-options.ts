@@ -256,9 +256,8 @@ export const OPTIONS: readonly OptionDef[] = [
       put(st, 'hostname', v === '' ? UNSET : v!, 'hostname');
     },
   },
-  // --slice= and --property= mean something on a systemd host (the scope systemd makes): kept, and recorded as
-  // refused, which the assembly lifts there (@nspawn/assembly src/systemd.ts)
-  { long: 'slice', short: 'S', arg: 'required', refused: true, apply: (st, v) => put(st, 'slice', v!, 'slice') },
+  // --slice= and --property=: the machine's scope (on a host without systemd the cgroup nspawn makes: @nspawn/assembly)
+  { long: 'slice', short: 'S', arg: 'required', apply: (st, v) => put(st, 'slice', v!, 'slice') },
   {
     long: 'setenv',
     short: 'E',
@@ -325,7 +324,7 @@ export const OPTIONS: readonly OptionDef[] = [
       st.cl.set.add('expose-ports');
     },
   },
-  { long: 'property', arg: 'required', refused: true, apply: (st, v) => void (list(st.cl.settings, 'properties') as string[]).push(v!) },
+  { long: 'property', arg: 'required', apply: (st, v) => void (list(st.cl.settings, 'properties') as string[]).push(v!) },
   {
     long: 'private-users',
     arg: 'optional',
@@ -362,7 +361,6 @@ export const OPTIONS: readonly OptionDef[] = [
   {
     long: 'pivot-root',
     arg: 'required',
-    refused: true,
     apply: (st, v) => put(st, 'pivotRoot', must(pivotRootParse(v!), '--pivot-root', v!, `Failed to parse --pivot-root= argument ${v}`), 'pivot-root'),
   },
   boolean('notify-ready', 'notifyReady', 'notify-ready'),

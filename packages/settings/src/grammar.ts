@@ -250,6 +250,31 @@ export function parseCpuSet(v: string): { cpus: number[] | undefined; warnings: 
   return { cpus: cpus.size > 0 ? [...cpus].sort((a, b) => a - b) : undefined, warnings };
 }
 
+/**
+ * CPUAffinity= in a .nspawn file as systemd-nspawn 252 reads it (parse_cpu_set_extend() with warnings): a word that is
+ * not a number or range, or a CPU beyond the set's size, fails the whole file (FATAL: the message 252 logs before
+ * "Failed to parse file"); a range whose start is past its end is a warning. No CPU at all resets the list.
+ */
+export function parseCpuAffinity252(v: string): { cpus: number[] | undefined; warnings: string[]; fatal?: string } {
+  const words = splitWords(v, WHITESPACE + ',', EXTRACT_UNQUOTE);
+  if (!words.ok) return { cpus: undefined, warnings: [], fatal: `Invalid value for CPUAffinity: ${v}` };
+  const cpus = new Set<number>();
+  const warnings: string[] = [];
+  for (const w of words.words) {
+    const r = parseRange(w);
+    if (!r.ok) return { cpus: undefined, warnings, fatal: `Failed to parse CPU affinity '${w}'` };
+    const [lower, upper] = r.value;
+    if (lower > upper) {
+      warnings.push(`Range '${w}' is invalid, ${lower} > ${upper}, ignoring.`);
+      continue;
+    }
+    // (cpu_set_add() from the top down: the first CPU it cannot add is the upper one)
+    if (upper >= CPU_SET_MAX_NCPU) return { cpus: undefined, warnings, fatal: `Cannot add CPU ${upper} to set: Numerical result out of range` };
+    for (let i = lower; i <= upper; i++) cpus.add(i);
+  }
+  return { cpus: cpus.size > 0 ? [...cpus].sort((a, b) => a - b) : undefined, warnings };
+}
+
 /** Writes a CPU list compactly ("0-3 8"). */
 export function formatCpuSet(cpus: readonly number[]): string {
   const sorted = [...new Set(cpus)].sort((a, b) => a - b);

@@ -29,6 +29,7 @@ export type { MergeCommandLine, MergeFile, MergeResult } from './merge.js';
 export { NSPAWN_KEYS, NSPAWN_SECTIONS, lookupKey } from './nspawn-keys.js';
 export type { KeySpec, KeyContext, NspawnSection } from './nspawn-keys.js';
 export { interfacePair } from './net-values.js';
+export { bindMountOptionsError } from './mounts.js';
 export type { InterfaceKind } from './net-values.js';
 export { HOST_NAME_MAX, NAME_MAX, filenameIsValid, hostnameIsValid, imageNameIsValid, machineNameIsValid } from './names.js';
 export type { HostnameFlags } from './names.js';

@@ -28,6 +28,13 @@ export function bindOptionsParse(options: string): { ok: true; recursive: boolea
 
 type BindMount = Extract<CustomMount, { type: 'bind' }>;
 
+/** What 252's parse_mount_bind_options() says when it mounts M, for options it refuses; undefined when they are fine. */
+export function bindMountOptionsError(m: CustomMount): string | undefined {
+  if (m.type !== 'bind' || m.options === undefined) return undefined;
+  const o = bindOptionsParse(m.options);
+  return o.ok ? undefined : o.why;
+}
+
 /** bind_mount_parse(): "SRC[:DST[:OPTIONS]]", "\:" escapes a colon in SRC and DST. */
 export function bindMountParse(s: string, readOnly: boolean, cwd: string): { ok: true; value: BindMount } | { ok: false; why: string } {
   const bad = (errno: Errno) => ({ ok: false as const, why: `Invalid bind mount specification: ${errnoText(errno)}` });
@@ -52,9 +59,11 @@ export function bindMountParse(s: string, readOnly: boolean, cwd: string): { ok:
     m.sourceInRoot = true;
   }
   if (options !== undefined) {
-    const o = bindOptionsParse(options);
-    if (!o.ok) return o;
     m.options = options;
+    // systemd-nspawn 252 reads the options only when it mounts (parse_mount_bind_options()): a bad one fails the
+    // start there ("Invalid bind mount option: X"), not the command line or the .nspawn file (bindMountOptionsError())
+    const o = bindOptionsParse(options);
+    if (!o.ok) return { ok: true, value: m };
     m.recursive = o.recursive;
     if (o.idmapping !== undefined) {
       m.idmapping = o.idmapping;

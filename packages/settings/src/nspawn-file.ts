@@ -144,11 +144,8 @@ const formatRlimit = (name: (typeof RLIMIT_NAMES)[number], r: Rlimit): string =>
     ? formatRlimitValue(name, r.soft)
     : `${formatRlimitValue(name, r.soft)}:${formatRlimitValue(name, r.hard)}`;
 
-function formatInterface(entry: string): string {
-  const i = entry.indexOf(':');
-  const host = i < 0 ? entry : entry.slice(0, i);
-  return escBlank(escColon(host)) + (i < 0 ? '' : `:${escBlank(entry.slice(i + 1))}`);
-}
+/** An Interface=/MACVLAN=/IPVLAN= word: a strv word, as systemd-nspawn 252 reads the key (config_parse_strv()). */
+const formatInterface = quoteStrvWord;
 
 function execLines(s: Settings): Array<[string, string]> {
   const out: Array<[string, string]> = [];

@@ -108,6 +108,8 @@ const VALID: Row[] = [
   ['Files', 'Bind', 'rel:/c', { customMounts: [{ type: 'bind', source: `${CWD}/rel`, destination: '/c', readOnly: false, recursive: true }] }],
   ['Files', 'Bind', '+/var/x', { customMounts: [{ type: 'bind', source: '/var/x', sourceInRoot: true, destination: '/var/x', readOnly: false, recursive: true }] }],
   ['Files', 'Bind', ':/scratch', { customMounts: [{ type: 'bind', source: '', destination: '/scratch', readOnly: false, recursive: true }] }],
+  // 252 reads Bind='s options only when it mounts: a bad one is taken here and fails the start (bindMountOptionsError())
+  ['Files', 'Bind', '/a:/b:bogus', { customMounts: [{ type: 'bind', source: '/a', destination: '/b', readOnly: false, recursive: true, options: 'bogus' }] }],
   [
     'Files',
     'Bind',
@@ -140,6 +142,9 @@ const VALID: Row[] = [
   ['Network', 'Private', 'yes', { privateNetwork: true }],
   ['Network', 'NamespacePath', '/run/netns/foo', { networkNamespacePath: '/run/netns/foo' }],
   ['Network', 'Interface', 'eth1 eth2:host0', { networkInterfaces: ['eth1', 'eth2:host0'] }],
+  // 252 reads these as config_parse_strv(): any word, the start fails for an interface that does not exist
+  ['Network', 'Interface', 'bad/name', { networkInterfaces: ['bad/name'] }],
+  ['Network', 'MACVLAN', 'all', { networkMacvlan: ['all'] }],
   ['Network', 'Interface', '', {}],
   ['Network', 'MACVLAN', 'eth0', { networkMacvlan: ['eth0'] }],
   ['Network', 'IPVLAN', 'eth0:iv0', { networkIpvlan: ['eth0:iv0'] }],
@@ -213,10 +218,7 @@ const INVALID: Array<[section: string, key: string, value: string, message: stri
   ['Exec', 'NoNewPrivileges', '2', 'Failed to parse boolean value'],
   ['Exec', 'OOMScoreAdjust', '1001', 'OOM score adjust value out of range'],
   ['Exec', 'OOMScoreAdjust', 'lots', 'Failed to parse the OOM score adjust value'],
-  ['Exec', 'CPUAffinity', '3-1', 'Invalid CPU range (3 > 1)'],
-  ['Exec', 'CPUAffinity', 'x', 'Failed to parse CPU range, ignoring assignment: x'],
-  ['Exec', 'CPUAffinity', '8192', 'Failed to set CPU(s)'],
-  ['Exec', 'CPUAffinity', '"0', 'Failed to parse CPU set'],
+  ['Exec', 'CPUAffinity', '3-1', "Range '3-1' is invalid, 3 > 1, ignoring."],
   ['Exec', 'ResolvConf', 'sometimes', 'Failed to parse resolv.conf mode'],
   ['Exec', 'ResolvConf', '', 'Failed to parse resolv.conf mode'],
   ['Exec', 'LinkJournal', 'guest-ish', 'Failed to parse link journal mode'],
@@ -229,7 +231,6 @@ const INVALID: Array<[section: string, key: string, value: string, message: stri
   ['Files', 'Bind', '', 'Invalid bind mount specification'],
   ['Files', 'Bind', '/a:rel', 'Invalid bind mount specification'],
   ['Files', 'Bind', '+rel:/x', 'Invalid bind mount specification'],
-  ['Files', 'Bind', '/a:/b:bogus', 'Invalid bind mount option: bogus'],
   ['Files', 'Bind', '/a\\ ', 'Invalid bind mount specification'],
   ['Files', 'BindReadOnly', '/a::', 'Invalid bind mount specification'],
   ['Files', 'TemporaryFileSystem', 'relative', 'Invalid temporary file system specification'],
@@ -258,14 +259,17 @@ const INVALID: Array<[section: string, key: string, value: string, message: stri
   ['Network', 'Port', 'sctp:80', 'Failed to parse host port'],
   ['Network', 'Port', '', 'Failed to parse host port'],
   ['Network', 'Port', '0', 'Failed to parse host port'],
+  ['Network', 'Interface', '"eth0', 'Invalid syntax'],
+  ['Network', 'MACVLAN', "'eth0", 'Invalid syntax'],
+  ['Network', 'IPVLAN', '"a b', 'Invalid syntax'],
 ];
 
 /** Invalid values that make systemd refuse the whole file. */
 const FATAL: Array<[section: string, key: string, value: string, message: string]> = [
-  ['Network', 'Interface', 'bad/name', 'Network interface, interface name not valid: bad/name'],
-  ['Network', 'Interface', 'eth0:bad%d', 'Network interface, interface name not valid: bad%d'],
-  ['Network', 'MACVLAN', 'all', 'MACVLAN network interface, interface name not valid: all'],
-  ['Network', 'IPVLAN', 'eth0\\ ', 'Failed to parse interface name'],
+  // systemd-nspawn 252's parse_cpu_set_extend(): these words fail the whole file (v259 ignores them)
+  ['Exec', 'CPUAffinity', 'x', "Failed to parse CPU affinity 'x'"],
+  ['Exec', 'CPUAffinity', '8192', 'Cannot add CPU 8192 to set: Numerical result out of range'],
+  ['Exec', 'CPUAffinity', '"0', 'Invalid value for CPUAffinity: "0'],
 ];
 
 describe('every .nspawn key', () => {
@@ -328,7 +332,11 @@ describe('list and interplay semantics', () => {
   it('does not reset capability, syscall filter, mount and interface lists with an empty value', () => {
     expect(parse('Exec', 'Capability', 'CAP_CHOWN', '').settings).toEqual({ capability: ['CAP_CHOWN'] });
     expect(parse('Exec', 'SystemCallFilter', 'read', '~', '').settings).toEqual({ systemCallFilter: { allow: ['read'], deny: [] } });
-    expect(parse('Network', 'Interface', 'eth1', '').settings).toEqual({ networkInterfaces: ['eth1'] });
+  });
+
+  it('resets the interface lists with an empty value (252: config_parse_strv())', () => {
+    expect(parse('Network', 'Interface', 'eth1', '').settings).toEqual({});
+    expect(parse('Network', 'MACVLAN', 'eth1', '', 'eth2').settings).toEqual({ networkMacvlan: ['eth2'] });
   });
 
   it('lets the last scalar assignment win', () => {
@@ -341,9 +349,9 @@ describe('list and interplay semantics', () => {
     const caps = parse('Exec', 'Capability', 'CAP_CHOWN bogus CAP_KILL');
     expect(caps.settings).toEqual({ capability: ['CAP_CHOWN', 'CAP_KILL'] });
     expect(caps.diagnostics.map((d) => d.message)).toEqual(['Failed to parse capability, ignoring: bogus']);
-    const cpus = parse('Exec', 'CPUAffinity', '1 x 3-2 2');
+    const cpus = parse('Exec', 'CPUAffinity', '1 3-2 2');
     expect(cpus.settings).toEqual({ cpuAffinity: [1, 2] });
-    expect(cpus.diagnostics).toHaveLength(2);
+    expect(cpus.diagnostics).toHaveLength(1);
     expect(parse('Exec', 'SystemCallFilter', 'read write\\ ').settings).toEqual({ systemCallFilter: { allow: ['read'], deny: [] } });
     expect(parse('Files', 'BindUser', 'alice 9bad carol').settings).toEqual({ bindUser: ['alice'] });
   });

@@ -20,7 +20,7 @@ import {
   id128IsNull,
   linkJournalFromString,
   orUnset,
-  parseCpuSet,
+  parseCpuAffinity252,
   parseOomScoreAdjust,
   parseUserShell,
   personalityFromString,
@@ -30,7 +30,7 @@ import {
 } from './grammar.js';
 import { RLIMIT_NAMES, type RlimitName, type Settings } from './model.js';
 import { bindMountParse, inaccessibleMountParse, overlayMountParse, pivotRootParse, tmpfsMountParse } from './mounts.js';
-import { exposePortParse, ifnameValid, interfacePairsParse, vethExtraParse } from './net-values.js';
+import { exposePortParse, ifnameValid, vethExtraParse } from './net-values.js';
 import { checkAbsolutePath } from './paths.js';
 import { rlimitParse } from './rlimits.js';
 import { signalFromString } from './signals.js';
@@ -80,7 +80,7 @@ const tristate = (field: Fields<boolean>) => setting(field, orUnset(parseBoolean
 
 /** config_parse_strv(): quoted words appended; empty = reset. */
 const strv =
-  (field: 'parameters' | 'environment') =>
+  (field: 'parameters' | 'environment' | 'networkInterfaces' | 'networkMacvlan' | 'networkIpvlan') =>
   (ctx: KeyContext, v: string): void => {
     if (v === '') {
       delete ctx.s[field];
@@ -165,16 +165,12 @@ const rlimit =
     else ctx.warn(`Failed to parse resource limit, ignoring: ${errnoText(r.errno)}`);
   };
 
-const interfaces =
-  (field: 'networkInterfaces' | 'networkMacvlan' | 'networkIpvlan', kind: 'Interface' | 'MACVLAN' | 'IPVLAN') =>
-  (ctx: KeyContext, v: string): void => {
-    const r = interfacePairsParse(kind, v);
-    if (!r.ok) {
-      ctx.fatal(`${r.why} (systemd refuses the file: "Failed to parse file: Invalid argument")`);
-      return;
-    }
-    if (r.value.length > 0) ctx.s[field] = [...(ctx.s[field] ?? []), ...r.value];
-  };
+/**
+ * Interface=, MACVLAN=, IPVLAN=: config_parse_strv() in systemd-nspawn 252, so any word is taken when the file is
+ * read (an interface that does not exist fails the start); v254+ refuses the whole file for an invalid name. A word
+ * HOST:CONTAINER (v254's pair) still names both sides.
+ */
+const interfaces = (field: 'networkInterfaces' | 'networkMacvlan' | 'networkIpvlan') => strv(field);
 
 const addMount = (ctx: KeyContext, m: NonNullable<Settings['customMounts']>[number]): void => {
   ctx.s.customMounts = [...(ctx.s.customMounts ?? []), m];
@@ -280,9 +276,12 @@ const EXEC: Array<[string, (ctx: KeyContext, v: string) => void, number?]> = [
         delete ctx.s.cpuAffinity;
         return;
       }
-      const r = parseCpuSet(v);
+      // systemd-nspawn 252's reading: a bad word refuses the whole file (v259 ignores just the word)
+      const r = parseCpuAffinity252(v);
       for (const w of r.warnings) ctx.warn(w);
+      if (r.fatal !== undefined) return ctx.fatal(r.fatal);
       if (r.cpus) ctx.s.cpuAffinity = [...new Set([...(ctx.s.cpuAffinity ?? []), ...r.cpus])].sort((a, b) => a - b);
+      else if (r.warnings.length === 0) delete ctx.s.cpuAffinity;
     },
   ],
   ['ResolvConf', enumeration('resolvConf', RESOLV_CONF_MODE, 'resolv.conf mode')],
@@ -374,9 +373,9 @@ const FILES: Array<[string, (ctx: KeyContext, v: string) => void, number?]> = [
 const NETWORK: Array<[string, (ctx: KeyContext, v: string) => void, number?]> = [
   ['Private', tristate('privateNetwork')],
   ['NamespacePath', absolutePath('networkNamespacePath'), 259],
-  ['Interface', interfaces('networkInterfaces', 'Interface')],
-  ['MACVLAN', interfaces('networkMacvlan', 'MACVLAN')],
-  ['IPVLAN', interfaces('networkIpvlan', 'IPVLAN')],
+  ['Interface', interfaces('networkInterfaces')],
+  ['MACVLAN', interfaces('networkMacvlan')],
+  ['IPVLAN', interfaces('networkIpvlan')],
   ['VirtualEthernet', tristate('networkVeth')],
   [
     'VirtualEthernetExtra',

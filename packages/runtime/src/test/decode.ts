@@ -91,6 +91,7 @@ export function canonicalPlan(p: HelperPlan): unknown {
         ? p.imageSteps.map((s) => ({ op: s.op, source: s.source, target: s.target, fstype: s.fstype, data: s.data, flags: n(s.flags), mode: n(s.mode), mkdir: s.mkdir }))
         : undefined,
     ),
+    ...opt('pivotRoot', p.pivotRoot && (p.pivotRoot.oldRoot ? { newRoot: p.pivotRoot.newRoot, oldRoot: p.pivotRoot.oldRoot } : { newRoot: p.pivotRoot.newRoot })),
     net: {
       steps: (p.net?.steps ?? []).map((s) =>
         s.kind === 'up'
