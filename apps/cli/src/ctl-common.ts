@@ -40,6 +40,7 @@ export async function machine(name: string): Promise<MachineInfo> {
 
 export function noDaemon(e: unknown): never {
   if (isNoDaemon(e)) throw new CtlError(`nspawnd is not running (no socket at ${machineSocketPath()}).`);
+  if (e instanceof VarlinkError && e.error === 'org.varlink.service.PermissionDenied') throw new CtlError('Access denied: nspawnd lets only root do that.');
   if (e instanceof VarlinkError) throw new CtlError(typeof e.parameters.message === 'string' ? e.parameters.message : e.error);
   throw new CtlError((e as Error).message);
 }

@@ -16,6 +16,9 @@ import { unitVerbs } from './ctl-units.js';
 import { webVerbs } from './ctl-web.js';
 import { fatal } from './fatal.js';
 
+/** What any user may run, as with machinectl: they only read from nspawnd (its socket lets anyone list). */
+const READ_ONLY_VERBS: ReadonlySet<string> = new Set(['list', 'status', 'show', 'list-images', 'image-status']);
+
 const VERBS: Record<string, CtlVerb> = { ...machineVerbs, ...copyVerbs, ...daemonVerbs, ...webVerbs, ...unitVerbs };
 
 /** The image verbs get what they need through a context (ctl-images.ts stays free of the other modules). */
@@ -45,11 +48,11 @@ async function main(argv: string[]): Promise<number> {
     out('nspawnctl 0.1.0\n');
     return 0;
   }
-  if (process.getuid?.() !== 0 && verb !== undefined) {
-    // nspawnd answers root only; say so before trying
-    throw new CtlError('Need to be root: nspawnd answers only root.');
-  }
   const v = verb ?? 'list';
+  if (process.getuid?.() !== 0 && !READ_ONLY_VERBS.has(v)) {
+    // nspawnd lets other users read only (and shell, login, copy and bind enter namespaces); say so before trying
+    throw new CtlError(`Need to be root: only ${[...READ_ONLY_VERBS].join(', ')} work for other users.`);
+  }
   const run = Object.hasOwn(VERBS, v) ? VERBS[v] : Object.hasOwn(imageVerbs, v) ? imageVerb(imageVerbs[v]!) : Object.hasOwn(tarVerbs, v) ? imageVerb(tarVerbs[v]!) : undefined;
   if (!run) throw new CtlError(`Unknown command verb '${v}'.`);
   return run(args, opts);

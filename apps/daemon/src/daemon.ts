@@ -25,7 +25,7 @@ import { type ImageBackend, imageMethods } from './images.js';
 import { machineMethods } from './machine-api.js';
 import { preparePidfds } from './pinned.js';
 import { Registry } from './registry.js';
-import { closeServers, listen, PeerCredentials } from './service.js';
+import { closeServers, guard, listen, PeerCredentials } from './service.js';
 import { Supervisor } from './supervision.js';
 import { WEB_ACCESS_FILE, type WebConfig } from './web/config.js';
 import type { WebServer } from './web/server.js';
@@ -75,15 +75,16 @@ export class Daemon {
 
   /** Loads the state, listens, autostarts the enabled machines. */
   async start(): Promise<void> {
-    for (const d of [this.paths.runtime, this.paths.state]) {
-      mkdirSync(d, { recursive: true, mode: 0o700 });
-      chmodSync(d, 0o700);
-    }
+    // the sockets' directory is open (anyone may list, as with machined); the records and the web token are not
+    mkdirSync(this.paths.runtime, { recursive: true, mode: 0o755 });
+    chmodSync(this.paths.runtime, 0o755);
+    mkdirSync(this.paths.state, { recursive: true, mode: 0o700 });
+    chmodSync(this.paths.state, 0o700);
     // pidfds (koffi and the kernel's answer) ready before any machine is pinned
     if (!preparePidfds()) this.log('no pidfds (pidfd_open(2)): leaders are checked by their start time before each signal');
     const methods = { ...machineMethods(this.registry, this.supervisor), ...(this.images ? imageMethods(this.images, (n) => this.registry.has(n)) : {}) };
     this.methods = methods;
-    this.servers = await listen(this.sockets(), methods, this.creds);
+    this.servers = await listen(this.sockets(), guard(methods, this.log), this.creds);
     try {
       await this.startWeb();
     } catch (e) {
