@@ -23,6 +23,7 @@ import {
 } from '@nspawn/runtime';
 import { type ImageBackend, imageMethods } from './images.js';
 import { machineMethods } from './machine-api.js';
+import { type MachinedView, openMachinedView } from './machined-view.js';
 import { preparePidfds } from './pinned.js';
 import { Registry } from './registry.js';
 import { closeServers, guard, listen, PeerCredentials } from './service.js';
@@ -40,6 +41,8 @@ export interface DaemonOptions {
   pollMs?: number;
   /** serve the web view there (`--web`); its code is loaded only then */
   web?: WebConfig;
+  /** false: never defer to machined (tests on a systemd host); default: when it answers ($NSPAWND_MACHINED=no too) */
+  machined?: boolean;
 }
 
 export class Daemon {
@@ -54,6 +57,8 @@ export class Daemon {
   private reaper: NodeJS.Timeout | undefined;
   private methods: Record<string, VarlinkMethod> = {};
   private readonly webConfig: WebConfig | undefined;
+  private readonly machinedOption: boolean | undefined;
+  private machined: MachinedView | undefined;
   /** the web view, when serving one */
   web: WebServer | undefined;
 
@@ -63,6 +68,7 @@ export class Daemon {
     this.images = opts.images;
     this.pollMs = opts.pollMs ?? 1000;
     this.webConfig = opts.web;
+    this.machinedOption = opts.machined;
     this.registry = new Registry(this.paths.state, this.log);
     this.supervisor = new Supervisor(this.paths, this.registry, this.log);
     this.creds = new PeerCredentials(this.log);
@@ -82,7 +88,10 @@ export class Daemon {
     chmodSync(this.paths.state, 0o700);
     // pidfds (koffi and the kernel's answer) ready before any machine is pinned
     if (!preparePidfds()) this.log('no pidfds (pidfd_open(2)): leaders are checked by their start time before each signal');
-    const methods = { ...machineMethods(this.registry, this.supervisor), ...(this.images ? imageMethods(this.images, (n) => this.registry.has(n)) : {}) };
+    // on a systemd host where machined answers, nspawnd defers to it (machined-view.ts)
+    this.machined = this.machinedOption === false ? undefined : await openMachinedView(this.log);
+    if (this.machined) this.log('a systemd host: machined is the registry, nspawnd lists and signals its machines too');
+    const methods = { ...machineMethods(this.registry, this.supervisor, this.machined), ...(this.images ? imageMethods(this.images, (n) => this.registry.has(n)) : {}) };
     this.methods = methods;
     this.servers = await listen(this.sockets(), guard(methods, this.log), this.creds);
     try {
@@ -161,6 +170,8 @@ export class Daemon {
     await this.web?.close();
     this.web = undefined;
     this.creds.close();
+    this.machined?.close();
+    this.machined = undefined;
     this.reap();
     await this.supervisor.stop();
     if (this.reaper) clearInterval(this.reaper);
