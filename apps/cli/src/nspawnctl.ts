@@ -1,42 +1,16 @@
 /**
  * `nspawnctl`: machinectl over nspawnd's varlink socket. The dispatcher: parse the command line (ctl-args.ts), pick
- * the verb from its group (ctl-machines, ctl-images, ctl-copy, ctl-daemon, ctl-web) and print what fails in one line.
+ * the verb from its group (ctl-machines, ctl-images, ctl-tar, ctl-copy, ctl-daemon, ctl-web, ctl-units) and print
+ * what fails in one line. A group's module is imported when one of its verbs runs: `nspawnctl list` initialises
+ * neither the tar transfers (@nspawn/import: crypto, zlib, streams) nor the copies or the units.
  */
-import { machineImageSocketPath, UserError } from '@nspawn/runtime';
+import { UserError } from '@nspawn/runtime';
 import { OptionError } from '@nspawn/settings';
 import { parseCtlArgs } from './ctl-args.js';
-import { call, CtlError, type CtlVerb, err, json, machine, out, table } from './ctl-common.js';
-import { copyVerbs } from './ctl-copy.js';
-import { daemonVerbs } from './ctl-daemon.js';
-import { execIn } from './ctl-exec.js';
+import { CtlError, err, out } from './ctl-common.js';
 import { CTL_HELP } from './ctl-help.js';
-import { imageVerbs, tarVerbs, type Verb } from './ctl-images.js';
-import { machineVerbs } from './ctl-machines.js';
-import { unitVerbs } from './ctl-units.js';
-import { webVerbs } from './ctl-web.js';
+import { READ_ONLY_VERBS, VERB_GROUPS } from './ctl-verbs.js';
 import { fatal } from './fatal.js';
-
-/** What any user may run, as with machinectl: they only read from nspawnd (its socket lets anyone list). */
-const READ_ONLY_VERBS: ReadonlySet<string> = new Set(['list', 'status', 'show', 'list-images', 'image-status']);
-
-const VERBS: Record<string, CtlVerb> = { ...machineVerbs, ...copyVerbs, ...daemonVerbs, ...webVerbs, ...unitVerbs };
-
-/** The image verbs get what they need through a context (ctl-images.ts stays free of the other modules). */
-const imageVerb =
-  (v: Verb): CtlVerb =>
-  (args, opts) =>
-    v(args, opts, {
-      call: (m, p, more) => call(m, p, more, machineImageSocketPath()),
-      out,
-      err,
-      machine,
-      execIn,
-      table,
-      json,
-      fail: (msg) => {
-        throw new CtlError(msg);
-      },
-    });
 
 async function main(argv: string[]): Promise<number> {
   const { verb, args, opts, help, version } = parseCtlArgs(argv);
@@ -49,12 +23,14 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const v = verb ?? 'list';
+  const group = VERB_GROUPS.find(([names]) => names.includes(v));
+  if (!group) throw new CtlError(`Unknown command verb '${v}'.`);
   if (process.getuid?.() !== 0 && !READ_ONLY_VERBS.has(v)) {
     // nspawnd lets other users read only (and shell, login, copy and bind enter namespaces); say so before trying
     throw new CtlError(`Need to be root: only ${[...READ_ONLY_VERBS].join(', ')} work for other users.`);
   }
-  const run = Object.hasOwn(VERBS, v) ? VERBS[v] : Object.hasOwn(imageVerbs, v) ? imageVerb(imageVerbs[v]!) : Object.hasOwn(tarVerbs, v) ? imageVerb(tarVerbs[v]!) : undefined;
-  if (!run) throw new CtlError(`Unknown command verb '${v}'.`);
+  const run = (await group[1]())[v];
+  if (!run) throw new Error(`verb ${v} missing from its module`);
   return run(args, opts);
 }
 
