@@ -31,7 +31,11 @@ async function main(argv: string[]): Promise<number> {
   }
   const run = (await group[1]())[v];
   if (!run) throw new Error(`verb ${v} missing from its module`);
-  return run(args, opts);
+  const code = await run(args, opts);
+  // the code cache (bin/load.cjs) of `list`'s path, the one most run: saved once after it ran (a cache written at
+  // the exit of another verb, --help say, holds little of it), so that the next starts compile almost nothing
+  if (v === 'list' && code === 0) (globalThis as Record<symbol, (() => void) | undefined>)[Symbol.for('nspawn.saveCodeCache')]?.();
+  return code;
 }
 
 main(process.argv.slice(2)).then(
