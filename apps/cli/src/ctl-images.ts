@@ -1,6 +1,7 @@
 /**
- * nspawnctl's image verbs over io.systemd.MachineImage (the tar transfers: ctl-tar.ts; clean: ctl-clean.ts, imported
- * when it runs: list-images and image-status load neither @nspawn/btrfs nor @nspawn/assembly).
+ * nspawnctl's image verbs over io.systemd.MachineImage (the tar transfers: ctl-tar.ts; clean: ctl-clean.ts, each a
+ * group of its own in ctl-verbs.ts: list-images and image-status load neither @nspawn/import, @nspawn/btrfs nor
+ * @nspawn/assembly).
  */
 import type { MachineImageInfo as Image, MachineInfo } from '@nspawn/runtime';
 import { imageNameIsValid } from '@nspawn/settings';
@@ -162,9 +163,6 @@ const setLimit: Verb = async (args, _opts, ctx) => {
   return 0;
 };
 
-/** `clean`: ctl-clean.ts, imported when it runs (it needs @nspawn/assembly and @nspawn/btrfs). */
-const clean: Verb = async (args, opts, ctx) => (await import('./ctl-clean.js')).clean(args, opts, ctx);
-
 export const imageVerbs: Record<string, Verb> = {
   'list-images': listImages,
   'image-status': imageStatus,
@@ -173,5 +171,4 @@ export const imageVerbs: Record<string, Verb> = {
   'read-only': readOnly,
   remove,
   'set-limit': setLimit,
-  clean,
 };

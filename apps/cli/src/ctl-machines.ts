@@ -5,7 +5,7 @@ import { execIn } from './ctl-exec.js';
 
 /**
  * machined's `.host`: the host itself as a machine. machined's is the host machined runs on; ours is the one
- * nspawnctl runs on: its "leader" is nspawnctl itself, so the helper's exec-in enters no namespace (each is already
+ * nspawnctl runs on: its "leader" is nspawnctl itself, so execIn() enters no namespace (each is already
  * ours), keeps our root and our cgroup, and only changes user and terminal. shell and login reach it without nspawnd.
  */
 const HOST: MachineInfo = { name: '.host', class: 'host', leader: { pid: process.pid } };

@@ -41,7 +41,8 @@ export const VERB_GROUPS: ReadonlyArray<readonly [readonly string[], () => Promi
   [['enable', 'disable', 'logs'], async () => (await import('./ctl-daemon.js')).daemonVerbs],
   [['web'], async () => (await import('./ctl-web.js')).webVerbs],
   [['install-units'], async () => (await import('./ctl-units.js')).unitVerbs],
-  [['list-images', 'image-status', 'clone', 'rename', 'read-only', 'remove', 'set-limit', 'clean'], images((m) => m.imageVerbs)],
+  [['list-images', 'image-status', 'clone', 'rename', 'read-only', 'remove', 'set-limit'], images((m) => m.imageVerbs)],
+  [['clean'], async () => ({ clean: imageVerb((await import('./ctl-clean.js')).clean) })],
   [['pull-tar', 'import-tar', 'export-tar'], async () => Object.fromEntries(Object.entries((await import('./ctl-tar.js')).tarVerbs).map(([k, v]) => [k, imageVerb(v)]))],
 ];
 

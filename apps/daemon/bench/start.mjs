@@ -67,6 +67,8 @@ try {
       return { status: 0 };
     },
     'nspawnctl list': async () => spawnSync(nspawnctl, ['list'], { stdio: 'ignore', env }),
+    // another build beside it (BENCH_NSPAWNCTL_OTHER=path/to/bin/nspawnctl: say main's, for a before/after)
+    ...(process.env.BENCH_NSPAWNCTL_OTHER ? { 'other nspawnctl': async () => spawnSync(process.env.BENCH_NSPAWNCTL_OTHER, ['list'], { stdio: 'ignore', env }) } : {}),
     'node (empty)': async () => spawnSync(process.execPath, [empty], { stdio: 'ignore' }),
   };
   const ctlTimes = Object.fromEntries(Object.keys(ctlCases).map((k) => [k, []]));
