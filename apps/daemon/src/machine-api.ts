@@ -60,7 +60,8 @@ export function machineMethods(registry: Registry, supervisor: Supervisor, machi
     const names = new Set(own.map((m) => m.record.info.name));
     const all = own.map((m) => info(m, metadata));
     if (machined) for (const m of await machined.list(metadata)) if (!names.has(m.name)) all.push(m as unknown as Record<string, unknown>);
-    return all.sort((a, b) => String(a.name).localeCompare(String(b.name)));
+    // by name as code points (strcmp(), as machinectl sorts its table)
+    return all.sort((a, b) => (String(a.name) < String(b.name) ? -1 : String(a.name) > String(b.name) ? 1 : 0));
   };
   return {
     'io.systemd.Machine.Register': {

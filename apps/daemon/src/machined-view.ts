@@ -94,7 +94,7 @@ class BusMachinedView implements MachinedView {
         if (!(e instanceof MachinedError && e.kind === 'no-such-machine')) throw e;
       }
     }
-    return out.sort((a, b) => a.name.localeCompare(b.name));
+    return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
   async get(name: string, metadata: boolean): Promise<MachineInfo | undefined> {
