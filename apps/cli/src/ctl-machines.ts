@@ -1,6 +1,6 @@
 /** nspawnctl's machine verbs: list, status, show, start, poweroff, reboot, terminate, kill, shell, login, top. */
-import { nodeTree, formatAddress, formatProcessTree, isValidMachineName, listMachines, type MachineInfo, machineLogPath, machineProcesses, machineSocketPath, probeHost, readMachineStats } from '@nspawn/runtime';
-import { call, CtlError, type CtlVerb, err, json, machine, noDaemon, out, table, tail, type CtlOptions } from './ctl-common.js';
+import { nodeTree, formatAddress, formatProcessTree, isValidMachineName, type MachineInfo, machineLogPath, machineProcesses, probeHost, readMachineStats } from '@nspawn/runtime';
+import { call, CtlError, type CtlVerb, err, json, machine, machines, out, table, tail, type CtlOptions } from './ctl-common.js';
 import { execIn } from './ctl-exec.js';
 
 /**
@@ -21,7 +21,7 @@ function since(usec: number | undefined): string {
 }
 
 async function list(opts: CtlOptions): Promise<number> {
-  const ms = await listMachines({ socket: machineSocketPath() }).catch(noDaemon);
+  const ms = await machines();
   const rows = ms.map((m) => ({
     machine: m.name,
     class: m.class,
@@ -87,7 +87,7 @@ async function status(names: string[], opts: CtlOptions): Promise<number> {
 }
 
 async function show(names: string[]): Promise<number> {
-  const ms = names.length ? await Promise.all(names.map((n) => machine(n))) : await listMachines({ socket: machineSocketPath() }).catch(noDaemon);
+  const ms = names.length ? await Promise.all(names.map((n) => machine(n))) : await machines();
   const blocks = ms.map((m) =>
     [
       `Name=${m.name}`,
@@ -165,7 +165,7 @@ async function top(opts: CtlOptions): Promise<number> {
   const host = probeHost();
   let prev = new Map<string, { cpu: number; t: number }>();
   const once = async (): Promise<string> => {
-    const ms = await listMachines({ socket: machineSocketPath() }).catch(noDaemon);
+    const ms = await machines();
     const now = performance.now();
     const rows: string[][] = [];
     const next = new Map<string, { cpu: number; t: number }>();

@@ -9,6 +9,14 @@ export const dbusSeparate = {
     b.onResolve({ filter: /^@jellybrick\/dbus-next$/ }, () => ({ path: './nspawn-dbus.cjs', external: true }));
   },
 };
+// @nspawn/cli's bundles keep @nspawn/machined itself in a file of its own as well (nspawnctl reads it only on a
+// systemd host where nspawnd does not run)
+export const machinedSeparate = {
+  name: 'machined-separate',
+  setup(b) {
+    b.onResolve({ filter: /^@nspawn\/machined$/ }, () => ({ path: './nspawn-machined.cjs', external: true }));
+  },
+};
 /** where @nspawn/machined finds its D-Bus library (for its own bundle) */
 export function dbusEntry(require) {
   return createRequire(require.resolve('@nspawn/machined/package.json')).resolve('@jellybrick/dbus-next');

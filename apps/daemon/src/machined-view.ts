@@ -9,7 +9,7 @@
  * machined does not answer when nspawnd starts, is left as it was: nspawnd is the registry.
  */
 import { isSystemdBooted, type Machined, MachinedError, type MachineProperties, openMachined } from '@nspawn/machined';
-import { machineAddresses, type MachineInfo, machineOsRelease, machineUidShift, VarlinkError } from '@nspawn/runtime';
+import { type MachineInfo, machineInfoFromMachined, VarlinkError } from '@nspawn/runtime';
 
 export interface MachinedView {
   /** every machine machined lists, but its hidden ones (`.host`), as machinectl list shows them */
@@ -23,27 +23,8 @@ export interface MachinedView {
   close(): void;
 }
 
-/** machined's answer as io.systemd.Machine's MachineInfo (what nspawnd's own List says of a machine). */
-export function machineInfoFromProperties(p: MachineProperties, metadata: boolean): MachineInfo {
-  const info: MachineInfo = { name: p.Name, class: p.Class || 'container' };
-  if (p.Id && !/^0+$/.test(p.Id)) info.id = p.Id;
-  if (p.Service) info.service = p.Service;
-  if (p.Leader > 0) info.leader = { pid: p.Leader };
-  if (p.RootDirectory) info.rootDirectory = p.RootDirectory;
-  if (p.Unit) info.unit = p.Unit;
-  if (p.Timestamp > 0n) info.timestamp = { realtime: Number(p.Timestamp), monotonic: Number(p.TimestampMonotonic) };
-  if (p.NetworkInterfaces.length > 0) info.ifIndices = p.NetworkInterfaces;
-  if (p.State === 'opening' || p.State === 'running' || p.State === 'closing') info.state = p.State;
-  if (metadata && p.Leader > 0) {
-    // what machined's GetAddresses/GetOSRelease answer, read as nspawnd reads its own machines'
-    const os = machineOsRelease(p.Leader);
-    if (os) info.OSRelease = os;
-    info.addresses = machineAddresses(p.Leader);
-    const shift = machineUidShift(p.Leader);
-    if (shift !== undefined) info.UIDShift = shift;
-  }
-  return info;
-}
+/** machined's answer as io.systemd.Machine's MachineInfo (@nspawn/runtime's machineInfoFromMachined()). */
+export const machineInfoFromProperties = machineInfoFromMachined;
 
 /** A MachinedError as the varlink error nspawnd answers. */
 function varlinkError(e: unknown, name: string): unknown {

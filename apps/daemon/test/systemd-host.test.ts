@@ -2,7 +2,8 @@
  * nspawnd on a systemd host (issue 18, item 2), inside tools/systemd-host's booted Debian 12: machined answers there,
  * so nspawnd defers to it. A machine run by systemd-nspawn 252 (registered with machined, never with nspawnd) is
  * listed by `nspawnctl list` exactly as `machinectl list` lists it, also for a user who is not root; status shows
- * machined's unit; terminate and poweroff go through machined. The host, its nspawnd and every machine go at the end.
+ * machined's unit; terminate and poweroff go through machined; without nspawnd, nspawnctl's read-only verbs ask
+ * machined itself. The host, its nspawnd and every machine go at the end.
  */
 import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
@@ -132,5 +133,30 @@ describe('nspawnd beside machined', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^inner\s+directory\s/m);
     expect(join(ENV.NSPAWND_MACHINES_DIR, 'inner')).toBe(INNER_TREE);
+  });
+
+  it('without nspawnd, nspawnctl\'s read-only verbs ask machined itself: the same list, for root and not', async () => {
+    await referenceMachine('mh-sd3');
+    // stop this nspawnd (Debian's minbase has no pgrep: /proc, and the shell's kill; systemd-run ran node by its path)
+    const killed = await host.run(['sh', '-c', `for p in /proc/[0-9]*; do if tr '\\0' ' ' < $p/cmdline 2>/dev/null | grep -q '^[^ ]*/node ${NSPAWND} '; then echo \${p#/proc/}; kill -TERM \${p#/proc/}; fi; done`]);
+    const all = await host.run(['sh', '-c', `for p in /proc/[0-9]*; do echo "\${p#/proc/}: $(tr '\\0' ' ' < $p/cmdline 2>/dev/null)"; done`]);
+    expect(killed.trim(), all).not.toBe('');
+    await until('nspawnd to stop', async () => (await host.exec(['test', '-e', join(ENV.NSPAWND_RUNTIME_DIR, 'io.systemd.Machine')])).code !== 0);
+    const theirs = rows(await host.run(['machinectl', 'list', '--no-legend', '--no-pager']));
+    expect(theirs).toHaveLength(1);
+    for (const asNobody of [false, true]) {
+      const r = await ctl(['list', '--no-legend'], { asNobody });
+      expect(r.code, r.stderr).toBe(0);
+      expect(rows(r.stdout)).toEqual(theirs);
+    }
+    const s = await ctl(['status', 'mh-sd3'], { asNobody: true });
+    expect(s.code, s.stderr).toBe(0);
+    expect(s.stdout).toMatch(/Unit: machine-mh\\x2dsd3\.scope/);
+    expect((await ctl(['status', 'mh-nosuch'])).stderr).toBe("No machine 'mh-nosuch' known.\n");
+    // what changes needs nspawnd
+    const t = await ctl(['terminate', 'mh-sd3']);
+    expect(t.code).toBe(1);
+    expect(t.stderr).toContain('nspawnd is not running');
+    await host.run(['machinectl', 'terminate', 'mh-sd3']);
   });
 });
