@@ -13,6 +13,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { buildWeb, webSeparate } from '../../daemon/scripts/web-build.mjs';
+import { dbusEntry, dbusSeparate, machinedSeparate } from '../../daemon/scripts/dbus-build.mjs';
 
 const here = join(dirname(fileURLToPath(import.meta.url)), '..');
 const pkg = JSON.parse(readFileSync(join(here, 'package.json'), 'utf8'));
@@ -107,8 +108,10 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     // @nspawn/net (and netlink's large generated code) is a bundle of its own, loaded only by a container with a
     // network: parsing it on every start would cost ~10 ms
     // nspawnd's web view (--web) is a bundle of its own too, with the browser's files in dist/web/
-    plugins: [netlinkPrebuilds, netSeparate, execaSeparate, imageSeparate, webSeparate],
+    plugins: [netlinkPrebuilds, netSeparate, execaSeparate, imageSeparate, machinedSeparate, webSeparate],
   });
+  await build({ ...cjs, entryPoints: { 'nspawn-machined': require.resolve('@nspawn/machined') }, plugins: [dbusSeparate] });
+  await build({ ...cjs, entryPoints: { 'nspawn-dbus': dbusEntry(require) } });
   if (entries.nspawnd) await buildWeb(join(here, 'dist'), cjs);
   await build({ ...cjs, entryPoints: { 'nspawn-execa': require.resolve('execa') } });
   await build({

@@ -1,5 +1,5 @@
 /** What nspawnctl's verbs share: its error, output, nspawnd's varlink calls and machinectl's table and JSON output. */
-import { readFileSync, writeSync } from 'node:fs';
+import { existsSync, readFileSync, writeSync } from 'node:fs';
 import { isNoDaemon, listMachines, type MachineInfo, machineSocketPath, varlinkCall, VarlinkError } from '@nspawn/runtime';
 
 /** The options of the command line (ctl-args.ts), as the verbs see them. */
@@ -33,15 +33,32 @@ export const err = (text: string) => void writeSync(2, text);
 /** A verb: its arguments (after the verb) and the options; resolves to the exit status. */
 export type CtlVerb = (args: string[], opts: CtlOptions) => Promise<number> | number;
 
+/**
+ * Every machine nspawnd lists (or machine NAME). On a systemd host where nspawnd does not run, machined's, asked of
+ * machined itself (ctl-machined.ts), as machinectl would show them; else nspawnd's absence is the error.
+ */
+export async function machines(name?: string): Promise<MachineInfo[]> {
+  try {
+    return await listMachines({ ...(name !== undefined ? { name } : {}), socket: machineSocketPath() });
+  } catch (e) {
+    if (isNoDaemon(e) && existsSync('/run/systemd/system/')) {
+      const { machinedMachines } = await import('./ctl-machined.js');
+      const got = await machinedMachines(name).catch(() => undefined);
+      if (got) return got;
+    }
+    return noDaemon(e);
+  }
+}
+
 export async function machine(name: string): Promise<MachineInfo> {
-  const all = await listMachines({ name, socket: machineSocketPath() }).catch(noDaemon);
-  const m = all[0];
+  const m = (await machines(name))[0];
   if (!m) throw new CtlError(`No machine '${name}' known.`);
   return m;
 }
 
 export function noDaemon(e: unknown): never {
   if (isNoDaemon(e)) throw new CtlError(`nspawnd is not running (no socket at ${machineSocketPath()}).`);
+  if (e instanceof VarlinkError && e.error === 'org.varlink.service.PermissionDenied') throw new CtlError('Access denied: nspawnd lets only root do that.');
   if (e instanceof VarlinkError) throw new CtlError(typeof e.parameters.message === 'string' ? e.parameters.message : e.error);
   throw new CtlError((e as Error).message);
 }

@@ -68,6 +68,7 @@ export interface InChild {
 function inOptions(m: MachineInfo, user: string, cmd: string[] | undefined, extraEnv: string[], opts: InOptions): ExecInOptions {
   const leader = m.leader?.pid;
   if (!leader) throw new CtlError(`Machine ${m.name} has no leader process.`);
+  const host = m.class === 'host';
   const tree = nodeTree(`/proc/${leader}/root`);
   let u;
   try {
@@ -84,8 +85,9 @@ function inOptions(m: MachineInfo, user: string, cmd: string[] | undefined, extr
     USER: u?.name ?? 'root',
     LOGNAME: u?.name ?? 'root',
     SHELL: shell,
-    container: 'nspawn',
   };
+  // a container's processes are told so (as systemd-nspawn's); the host (.host) is no container
+  if (!host) env.container = 'nspawn';
   if (process.env.TERM) env.TERM = process.env.TERM;
   if (process.env.LANG) env.LANG = process.env.LANG;
   for (const e of extraEnv) {
@@ -101,7 +103,8 @@ function inOptions(m: MachineInfo, user: string, cmd: string[] | undefined, extr
     gid: u?.gid ?? 0,
     groups: u?.groups ?? [],
     cwd: home,
-    cgroups: leaderCgroupProcs(leader).slice(0, 16),
+    // in the machine's cgroup (accounted to it); on the host, ours stays (PID 1's is the root)
+    cgroups: host ? [] : leaderCgroupProcs(leader).slice(0, 16),
     ...(opts.pty ? { pty: true } : {}),
     ...(opts.stdio ? { stdio: [...opts.stdio] as [Stream, Stream, Stream] } : {}),
   };

@@ -1,16 +1,19 @@
 export const CTL_HELP = `nspawnctl [OPTIONS...] COMMAND ...
 
-Send control commands to or query nspawnd, the machine registry.
+Send control commands to or query nspawnd, the machine registry. list, status, show, list-images and
+image-status work for any user; the other commands need root.
 
 Machine Commands:
   list                        List running machines
   status NAME...              Show machine details: process tree, addresses, OS, uptime, console
   show [NAME...]              Show properties of one or more machines
   start NAME...               Start container as a service of nspawnd
-  login NAME                  Get a login prompt in a container (getty on a new pty)
+  login [NAME]                Get a login prompt in a container (getty on a new pty); without a name
+                              (or .host) on the local host
   shell [[USER@]NAME [COMMAND...]]
-                              Invoke a command (default: a shell) in a container; its exit status and
-                              stdin/stdout/stderr pass straight through
+                              Invoke a command (default: a shell) in a container, or on the local host
+                              with .host (the default); its exit status and stdin/stdout/stderr pass
+                              straight through
   enable NAME...              Start the container when nspawnd starts
   disable NAME...             Do not start it then
   poweroff NAME...            Power off one or more containers

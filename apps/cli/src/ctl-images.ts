@@ -1,8 +1,10 @@
-/** nspawnctl's image verbs over io.systemd.MachineImage, and the tar transfers (@nspawn/import). */
-import { exportTar, importTar, pullTar, type ProgressFn } from '@nspawn/import';
-import { cleanImages } from '@nspawn/btrfs';
-import { collectLeftovers } from '@nspawn/assembly';
-import { isNoDaemon, type MachineImageInfo as Image, type MachineInfo, machineImageSocketPath, nspawndPaths, varlinkCall } from '@nspawn/runtime';
+/**
+ * nspawnctl's image verbs over io.systemd.MachineImage (the tar transfers: ctl-tar.ts; clean: ctl-clean.ts, each a
+ * group of its own in ctl-verbs.ts: list-images and image-status load neither @nspawn/import, @nspawn/btrfs nor
+ * @nspawn/assembly).
+ */
+import type { ProgressFn } from '@nspawn/import';
+import type { MachineImageInfo as Image, MachineInfo } from '@nspawn/runtime';
 import { imageNameIsValid } from '@nspawn/settings';
 import type { CtlOptions } from './ctl-common.js';
 
@@ -35,7 +37,7 @@ export function formatBytes(n: number | undefined): string {
  * NAMES are image names (image_name_is_valid(), the rule nspawnd and the store apply too): ".", "..", "a/b", ""
  * and the like are refused here with machined's message, before anything is asked or touched.
  */
-function checkImageNames(ctx: CtlContext, ...names: Array<string | undefined>): void {
+export function checkImageNames(ctx: CtlContext, ...names: Array<string | undefined>): void {
   for (const n of names) {
     if (n === undefined || imageNameIsValid(n)) continue;
     // eslint-disable-next-line no-control-regex
@@ -162,27 +164,6 @@ const setLimit: Verb = async (args, _opts, ctx) => {
   return 0;
 };
 
-const clean: Verb = async (_args, opts, ctx) => {
-  // first what runs that are gone (kill -9) left on the host: scopes, snapshots, locks, network (run records)
-  let failed = false;
-  for (const c of await collectLeftovers()) {
-    if (!opts.quiet && c.removed.length > 0) ctx.out(`Removed ${c.removed.join(', ')}${c.machine ? ` left behind by machine '${c.machine}'` : ''}.\n`);
-    for (const l of c.left) ctx.err(`Could not remove what machine '${c.machine}' left behind: ${l}\n`);
-    failed ||= c.left.length > 0;
-  }
-  // then the images, through nspawnd when it runs (else here: the image locks keep running ones)
-  const mode = opts.all ? 'all' : 'hidden';
-  const daemon = await varlinkCall(machineImageSocketPath(), 'org.varlink.service.GetInfo', {}).then(
-    () => true,
-    (e: unknown) => !isNoDaemon(e),
-  );
-  const names = daemon
-    ? (await ctx.call('io.systemd.MachineImage.CleanPool', { mode }, true)).map((g) => g.name).filter((n): n is string => typeof n === 'string')
-    : cleanImages({ root: nspawndPaths().images, all: opts.all });
-  if (!opts.quiet) for (const n of names) ctx.out(`Removed image '${n}'.\n`);
-  return failed ? 1 : 0;
-};
-
 export const imageVerbs: Record<string, Verb> = {
   'list-images': listImages,
   'image-status': imageStatus,
@@ -191,7 +172,6 @@ export const imageVerbs: Record<string, Verb> = {
   'read-only': readOnly,
   remove,
   'set-limit': setLimit,
-  clean,
 };
 
 /** A progress bar on a terminal (stderr), nothing elsewhere. */
@@ -211,39 +191,3 @@ export function progressBar(quiet: boolean): ProgressFn | undefined {
     if (done === total) process.stderr.write('\n');
   };
 }
-
-const pull: Verb = async (args, opts, ctx) => {
-  if (args.length < 1 || args.length > 2) ctx.fail('pull-tar needs URL [NAME].');
-  checkImageNames(ctx, args[1]);
-  const progress = progressBar(opts.quiet);
-  const r = await pullTar(args[0]!, {
-    ...(args[1] !== undefined ? { name: args[1] } : {}),
-    root: nspawndPaths().images,
-    verify: opts.verify === 'signature' ? 'signature' : opts.verify !== 'no',
-    ...(progress ? { progress } : {}),
-    log: (l) => {
-      if (!opts.quiet) ctx.err(`${l}\n`);
-    },
-  });
-  if (!opts.quiet) ctx.err(`Created new image '${r.name}' in ${r.path}.\n`);
-  return 0;
-};
-
-const importVerb: Verb = async (args, opts, ctx) => {
-  if (args.length < 1 || args.length > 2) ctx.fail('import-tar needs FILE [NAME].');
-  checkImageNames(ctx, args[1]);
-  const r = await importTar(args[0]!, { ...(args[1] !== undefined ? { name: args[1] } : {}), root: nspawndPaths().images });
-  if (!opts.quiet) ctx.err(`Imported '${r.name}' into ${r.path}.\n`);
-  return 0;
-};
-
-const exportVerb: Verb = async (args, opts, ctx) => {
-  if (args.length < 1 || args.length > 2) ctx.fail('export-tar needs NAME [FILE].');
-  checkImageNames(ctx, args[0]);
-  const img = (await ctx.call('io.systemd.MachineImage.List', { name: args[0] }))[0] as unknown as Image;
-  await exportTar(img.path!, args[1] ?? '-');
-  if (!opts.quiet && args[1] !== undefined) ctx.err(`Exported '${img.name}' to ${args[1]}.\n`);
-  return 0;
-};
-
-export const tarVerbs: Record<string, Verb> = { 'pull-tar': pull, 'import-tar': importVerb, 'export-tar': exportVerb };

@@ -1,7 +1,14 @@
 /** nspawnctl's machine verbs: list, status, show, start, poweroff, reboot, terminate, kill, shell, login, top. */
-import { nodeTree, formatAddress, formatProcessTree, isValidMachineName, listMachines, type MachineInfo, machineLogPath, machineProcesses, machineSocketPath, probeHost, readMachineStats } from '@nspawn/runtime';
-import { call, CtlError, type CtlVerb, err, json, machine, noDaemon, out, table, tail, type CtlOptions } from './ctl-common.js';
+import { nodeTree, formatAddress, formatProcessTree, isValidMachineName, type MachineInfo, machineLogPath, machineProcesses, probeHost, readMachineStats } from '@nspawn/runtime';
+import { call, CtlError, type CtlVerb, err, json, machine, machines, out, table, tail, type CtlOptions } from './ctl-common.js';
 import { execIn } from './ctl-exec.js';
+
+/**
+ * machined's `.host`: the host itself as a machine. machined's is the host machined runs on; ours is the one
+ * nspawnctl runs on: its "leader" is nspawnctl itself, so execIn() enters no namespace (each is already
+ * ours), keeps our root and our cgroup, and only changes user and terminal. shell and login reach it without nspawnd.
+ */
+const HOST: MachineInfo = { name: '.host', class: 'host', leader: { pid: process.pid } };
 
 const osField = (m: MachineInfo, key: string) => m.OSRelease?.find((l) => l.startsWith(`${key}=`))?.slice(key.length + 1);
 
@@ -14,7 +21,7 @@ function since(usec: number | undefined): string {
 }
 
 async function list(opts: CtlOptions): Promise<number> {
-  const ms = await listMachines({ socket: machineSocketPath() }).catch(noDaemon);
+  const ms = await machines();
   const rows = ms.map((m) => ({
     machine: m.name,
     class: m.class,
@@ -80,7 +87,7 @@ async function status(names: string[], opts: CtlOptions): Promise<number> {
 }
 
 async function show(names: string[]): Promise<number> {
-  const ms = names.length ? await Promise.all(names.map((n) => machine(n))) : await listMachines({ socket: machineSocketPath() }).catch(noDaemon);
+  const ms = names.length ? await Promise.all(names.map((n) => machine(n))) : await machines();
   const blocks = ms.map((m) =>
     [
       `Name=${m.name}`,
@@ -131,15 +138,14 @@ async function shell(args: string[], opts: CtlOptions): Promise<number> {
     if (at > 0) user = target.slice(0, at);
     name = target.slice(at + 1) || '.host';
   }
-  if (name === '.host') throw new CtlError('shell on the host (.host) is not supported: give a machine name.');
-  const m = await machine(name);
+  const m = name === HOST.name ? HOST : await machine(name);
   return execIn(m, user, args.slice(1), opts.setenv);
 }
 
+/** machinectl login: a getty on a new pty of the machine; without a name (or `.host`) on the host's, as machinectl. */
 async function login(args: string[]): Promise<number> {
-  const name = args[0];
-  if (!name) throw new CtlError('login needs a machine name.');
-  const m = await machine(name);
+  const name = args[0] ?? HOST.name;
+  const m = name === HOST.name ? HOST : await machine(name);
   const root = `/proc/${m.leader!.pid}/root`;
   const t = nodeTree(root);
   // a getty on a new pty: agetty where the machine has it, busybox getty else; both then run login
@@ -148,9 +154,10 @@ async function login(args: string[]): Promise<number> {
     : t.resolve('/sbin/getty') !== undefined
       ? ['/sbin/getty', '-n', '-l', '/bin/login', '0', '-', process.env.TERM ?? 'vt220']
       : ['/bin/login'];
-  if (process.stdin.isTTY) err(`Connected to machine ${name}. Press ^] three times within 1s to exit session.\n`);
+  const what = m === HOST ? 'the local host' : `machine ${name}`;
+  if (process.stdin.isTTY) err(`Connected to ${what}. Press ^] three times within 1s to exit session.\n`);
   const code = await execIn(m, 'root', cmd, [], { pty: true });
-  if (process.stdin.isTTY) err(`\nConnection to machine ${name} terminated.\n`);
+  if (process.stdin.isTTY) err(`\nConnection to ${what} terminated.\n`);
   return code;
 }
 
@@ -158,7 +165,7 @@ async function top(opts: CtlOptions): Promise<number> {
   const host = probeHost();
   let prev = new Map<string, { cpu: number; t: number }>();
   const once = async (): Promise<string> => {
-    const ms = await listMachines({ socket: machineSocketPath() }).catch(noDaemon);
+    const ms = await machines();
     const now = performance.now();
     const rows: string[][] = [];
     const next = new Map<string, { cpu: number; t: number }>();

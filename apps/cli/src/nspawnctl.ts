@@ -1,40 +1,16 @@
 /**
  * `nspawnctl`: machinectl over nspawnd's varlink socket. The dispatcher: parse the command line (ctl-args.ts), pick
- * the verb from its group (ctl-machines, ctl-images, ctl-transfers, ctl-copy, ctl-daemon, ctl-web) and print what fails in one line.
+ * the verb from its group (ctl-machines, ctl-images, ctl-tar, ctl-copy, ctl-daemon, ctl-web, ctl-units) and print
+ * what fails in one line. A group's module is imported when one of its verbs runs: `nspawnctl list` initialises
+ * neither the tar transfers (@nspawn/import: crypto, zlib, streams) nor the copies or the units.
  */
-import { machineImageSocketPath, UserError } from '@nspawn/runtime';
+import { UserError } from '@nspawn/runtime';
 import { OptionError } from '@nspawn/settings';
 import { parseCtlArgs } from './ctl-args.js';
-import { call, CtlError, type CtlVerb, err, json, machine, out, table } from './ctl-common.js';
-import { copyVerbs } from './ctl-copy.js';
-import { daemonVerbs } from './ctl-daemon.js';
-import { execIn } from './ctl-exec.js';
+import { CtlError, err, out } from './ctl-common.js';
 import { CTL_HELP } from './ctl-help.js';
-import { imageVerbs, tarVerbs, type Verb } from './ctl-images.js';
-import { machineVerbs } from './ctl-machines.js';
-import { unitVerbs } from './ctl-units.js';
-import { transferVerbs } from './ctl-transfers.js';
-import { webVerbs } from './ctl-web.js';
+import { READ_ONLY_VERBS, VERB_GROUPS } from './ctl-verbs.js';
 import { fatal } from './fatal.js';
-
-const VERBS: Record<string, CtlVerb> = { ...machineVerbs, ...copyVerbs, ...daemonVerbs, ...webVerbs, ...unitVerbs };
-
-/** The image verbs get what they need through a context (ctl-images.ts stays free of the other modules). */
-const imageVerb =
-  (v: Verb): CtlVerb =>
-  (args, opts) =>
-    v(args, opts, {
-      call: (m, p, more, onReply) => call(m, p, more, machineImageSocketPath(), onReply),
-      out,
-      err,
-      machine,
-      execIn,
-      table,
-      json,
-      fail: (msg) => {
-        throw new CtlError(msg);
-      },
-    });
 
 async function main(argv: string[]): Promise<number> {
   const { verb, args, opts, help, version } = parseCtlArgs(argv);
@@ -46,14 +22,20 @@ async function main(argv: string[]): Promise<number> {
     out('nspawnctl 0.1.0\n');
     return 0;
   }
-  if (process.getuid?.() !== 0 && verb !== undefined) {
-    // nspawnd answers root only; say so before trying
-    throw new CtlError('Need to be root: nspawnd answers only root.');
-  }
   const v = verb ?? 'list';
-  const run = Object.hasOwn(VERBS, v) ? VERBS[v] : Object.hasOwn(imageVerbs, v) ? imageVerb(imageVerbs[v]!) : Object.hasOwn(tarVerbs, v) ? imageVerb(tarVerbs[v]!) : Object.hasOwn(transferVerbs, v) ? imageVerb(transferVerbs[v]!) : undefined;
-  if (!run) throw new CtlError(`Unknown command verb '${v}'.`);
-  return run(args, opts);
+  const group = VERB_GROUPS.find(([names]) => names.includes(v));
+  if (!group) throw new CtlError(`Unknown command verb '${v}'.`);
+  if (process.getuid?.() !== 0 && !READ_ONLY_VERBS.has(v)) {
+    // nspawnd lets other users read only (and shell, login, copy and bind enter namespaces); say so before trying
+    throw new CtlError(`Need to be root: only ${[...READ_ONLY_VERBS].join(', ')} work for other users.`);
+  }
+  const run = (await group[1]())[v];
+  if (!run) throw new Error(`verb ${v} missing from its module`);
+  const code = await run(args, opts);
+  // the code cache (bin/load.cjs) of `list`'s path, the one most run: saved once after it ran (a cache written at
+  // the exit of another verb, --help say, holds little of it), so that the next starts compile almost nothing
+  if (v === 'list' && code === 0) (globalThis as Record<symbol, (() => void) | undefined>)[Symbol.for('nspawn.saveCodeCache')]?.();
+  return code;
 }
 
 main(process.argv.slice(2)).then(

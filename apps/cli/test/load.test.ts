@@ -2,7 +2,7 @@
  * bin/load.cjs: the bundle's code cache, made after the run (so it holds the start path's functions), read only
  * from a directory and a file of this user that nobody else can write, made again when V8 refuses it.
  */
-import { execaSync } from 'execa';
+import { execa, execaSync } from 'execa';
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -55,6 +55,36 @@ describe('the code cache', () => {
     const ino = statSync(join(cache, f!)).ino;
     expect(run('nspawn', start, cache).status).toBe(0);
     expect(statSync(join(cache, f!)).ino).toBe(ino);
+  });
+
+  it('nspawnctl saves it after a list that worked, replacing one made at exit (--help), and keeps it', async () => {
+    const cache = join(dir, 'c-ctl');
+    const runtime = join(dir, 'ctl-run');
+    mkdirSync(runtime);
+    // a stand-in nspawnd: List answers "no machine" (an empty list, exit status 0)
+    const { createVarlinkServer, VarlinkError } = await import('@nspawn/runtime');
+    const server = createVarlinkServer({
+      methods: {
+        'io.systemd.Machine.List': () => {
+          throw new VarlinkError('io.systemd.Machine.NoSuchMachine', {});
+        },
+      },
+    });
+    await new Promise<void>((r) => server.listen(join(runtime, 'io.systemd.Machine'), () => r()));
+    try {
+      const ctl = async (args: string[]) =>
+        (await execa(process.execPath, [bin('nspawnctl'), ...args], { env: { NSPAWN_CODE_CACHE: cache, NSPAWND_RUNTIME_DIR: runtime }, reject: false })).exitCode;
+      expect(await ctl(['--help'])).toBe(0);
+      const [f] = files(cache);
+      expect(readFileSync(join(cache, f!))[0]).toBe(0); // made at exit
+      expect(await ctl(['list'])).toBe(0);
+      expect(readFileSync(join(cache, f!))[0]).toBe(1); // saved after list
+      const ino = statSync(join(cache, f!)).ino;
+      expect(await ctl(['list'])).toBe(0);
+      expect(statSync(join(cache, f!)).ino).toBe(ino);
+    } finally {
+      await new Promise<void>((r) => server.close(() => r()));
+    }
   });
 
   it('one refused by V8 (another Node, a damaged file) is made again', () => {

@@ -23,9 +23,10 @@ import {
 } from '@nspawn/runtime';
 import { type ImageBackend, imageMethods } from './images.js';
 import { machineMethods } from './machine-api.js';
+import { type MachinedView, openMachinedView } from './machined-view.js';
 import { preparePidfds } from './pinned.js';
 import { Registry } from './registry.js';
-import { closeServers, listen, PeerCredentials } from './service.js';
+import { closeServers, guard, listen, PeerCredentials } from './service.js';
 import { Supervisor } from './supervision.js';
 import { Transfers } from './transfers.js';
 import { WEB_ACCESS_FILE, type WebConfig } from './web/config.js';
@@ -41,6 +42,8 @@ export interface DaemonOptions {
   pollMs?: number;
   /** serve the web view there (`--web`); its code is loaded only then */
   web?: WebConfig;
+  /** false: never defer to machined (tests on a systemd host); default: when it answers ($NSPAWND_MACHINED=no too) */
+  machined?: boolean;
 }
 
 export class Daemon {
@@ -57,6 +60,8 @@ export class Daemon {
   private reaper: NodeJS.Timeout | undefined;
   private methods: Record<string, VarlinkMethod> = {};
   private readonly webConfig: WebConfig | undefined;
+  private readonly machinedOption: boolean | undefined;
+  private machined: MachinedView | undefined;
   /** the web view, when serving one */
   web: WebServer | undefined;
 
@@ -66,6 +71,7 @@ export class Daemon {
     this.images = opts.images;
     this.pollMs = opts.pollMs ?? 1000;
     this.webConfig = opts.web;
+    this.machinedOption = opts.machined;
     this.registry = new Registry(this.paths.state, this.log);
     this.supervisor = new Supervisor(this.paths, this.registry, this.log);
     this.creds = new PeerCredentials(this.log);
@@ -79,19 +85,23 @@ export class Daemon {
 
   /** Loads the state, listens, autostarts the enabled machines. */
   async start(): Promise<void> {
-    for (const d of [this.paths.runtime, this.paths.state]) {
-      mkdirSync(d, { recursive: true, mode: 0o700 });
-      chmodSync(d, 0o700);
-    }
+    // the sockets' directory is open (anyone may list, as with machined); the records and the web token are not
+    mkdirSync(this.paths.runtime, { recursive: true, mode: 0o755 });
+    chmodSync(this.paths.runtime, 0o755);
+    mkdirSync(this.paths.state, { recursive: true, mode: 0o700 });
+    chmodSync(this.paths.state, 0o700);
     // pidfds (koffi and the kernel's answer) ready before any machine is pinned
     if (!preparePidfds()) this.log('no pidfds (pidfd_open(2)): leaders are checked by their start time before each signal');
+    // on a systemd host where machined answers, nspawnd defers to it (machined-view.ts)
+    this.machined = this.machinedOption === false ? undefined : await openMachinedView(this.log);
+    if (this.machined) this.log('a systemd host: machined is the registry, nspawnd lists and signals its machines too');
     const methods = {
-      ...machineMethods(this.registry, this.supervisor),
+      ...machineMethods(this.registry, this.supervisor, this.machined),
       ...(this.images ? imageMethods(this.images, (n) => this.registry.has(n)) : {}),
       ...(this.transfers ? this.transfers.methods() : {}),
     };
     this.methods = methods;
-    this.servers = await listen(this.sockets(), methods, this.creds);
+    this.servers = await listen(this.sockets(), guard(methods, this.log), this.creds);
     try {
       await this.startWeb();
     } catch (e) {
@@ -170,6 +180,8 @@ export class Daemon {
     this.creds.close();
     // transfers are cancelled: each removes what it wrote
     await this.transfers?.cancelAll();
+    this.machined?.close();
+    this.machined = undefined;
     this.reap();
     await this.supervisor.stop();
     if (this.reaper) clearInterval(this.reaper);

@@ -5,7 +5,6 @@
  * mounted nosuid,nodev,noexec with mode=0700, each file 0400, the directory then 0500 and the mount and its
  * superblock read-only), owned by the container's root, with $CREDENTIALS_DIRECTORY pointing there.
  */
-import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import type { CredentialSetting } from '@nspawn/settings';
 import { ContainerError } from './errors.js';
@@ -52,6 +51,8 @@ const errnoError = (code: string): Error => Object.assign(new Error(code), { cod
 export const nodeCredentialReader: CredentialReader = {
   readFile: (path) => readFileSync(path),
   readSocket: (path) => {
+    // node:child_process only when a credential comes from a socket: off every other start's path (apps/cli/test/startup.test.ts)
+    const { spawnSync } = process.getBuiltinModule('node:child_process');
     const r = spawnSync(process.execPath, ['-e', SOCKET_READER, path], { maxBuffer: CREDENTIAL_SIZE_MAX, timeout: 60_000 });
     if (r.error) throw r.error;
     if (r.status !== 0) throw errnoError(r.stderr.toString().trim() || 'EIO');

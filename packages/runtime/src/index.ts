@@ -23,6 +23,7 @@ export * from './extension-api.js';
 export * from './varlink.js';
 export * from './machines.js';
 export * from './inspect.js';
+export * from './machined-info.js';
 export * from './handoff.js';
 export * from './sys-addon.js';
 export * from './limits.js';

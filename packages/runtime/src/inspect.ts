@@ -3,7 +3,9 @@
  * its OS release, addresses, UID shift and processes. Used by nspawnd's List and by nspawnctl status.
  */
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
-import { chaseInRoot } from './host.js';
+import { join } from 'node:path';
+import { machineHierarchies, parseProcCgroup } from './cgroup.js';
+import { chaseInRoot, probeHost } from './host.js';
 
 /** os-release of the machine's root as KEY=VALUE strings (io.systemd.Machine's OSRelease); undefined if none. */
 export function machineOsRelease(leader: number): string[] | undefined {
@@ -111,13 +113,16 @@ export interface MachineProcess {
 /** Every process in the machine's PID namespace (the leader's and those below it), as the host sees them. */
 export function machineProcesses(leader: number): MachineProcess[] {
   const ns = nsId(leader, 'pid');
-  if (ns === undefined) return [];
+  // another user's machine (its namespaces are not ours to read): the processes of its leader's cgroup and below,
+  // as machinectl status shows the unit's cgroup (cgroup.procs is readable by anyone)
+  const inCgroup = ns === undefined ? cgroupPids(leader) : undefined;
+  if (ns === undefined && inCgroup === undefined) return [];
   const out: MachineProcess[] = [];
-  for (const d of readdirSync('/proc')) {
+  for (const d of inCgroup ? [...inCgroup].map(String) : readdirSync('/proc')) {
     if (!/^\d+$/.test(d)) continue;
     const pid = Number(d);
     try {
-      if (pid !== leader && readlinkSync(`/proc/${pid}/ns/pid`) !== ns) {
+      if (ns !== undefined && pid !== leader && readlinkSync(`/proc/${pid}/ns/pid`) !== ns) {
         // a process of a nested namespace still lists the machine's PID namespace among its NSpid levels: skip it
         continue;
       }
@@ -131,6 +136,26 @@ export function machineProcesses(leader: number): MachineProcess[] {
     }
   }
   return out;
+}
+
+/** The PIDs in LEADER's cgroup and below it (in the first hierarchy systemd manages units in), or undefined. */
+function cgroupPids(leader: number): Set<number> | undefined {
+  try {
+    const cg = parseProcCgroup(readFileSync(`/proc/${leader}/cgroup`, 'utf8'));
+    const h = machineHierarchies(probeHost().cgroups).find((x) => cg.get(x.key) !== undefined);
+    const path = h && cg.get(h.key);
+    if (!h || path === undefined || path === '/') return undefined;
+    const pids = new Set<number>([leader]);
+    const walk = (dir: string, depth: number) => {
+      for (const l of readFileSync(join(dir, 'cgroup.procs'), 'utf8').split('\n')) if (l) pids.add(Number(l));
+      if (depth > 16) return;
+      for (const e of readdirSync(dir, { withFileTypes: true })) if (e.isDirectory()) walk(join(dir, e.name), depth + 1);
+    };
+    walk(join(h.mount, path), 0);
+    return pids;
+  } catch {
+    return undefined;
+  }
 }
 
 /** A process tree as `systemd-cgls` draws it, from the leader down. */
