@@ -222,6 +222,7 @@ int outer_main(int handoff_fd) {
                         plan.ops[i].tree_fd = -1;
                 }
         int sync_sock = sp[0];
+        int detach = 0, child_failed = 0;
         ctl_printf("pid %d\n", pid);
 
         if (plan.usermap) {
@@ -262,12 +263,18 @@ int outer_main(int handoff_fd) {
                                 line[n++] = c;
                 }
                 line[n] = 0;
+                /* "detach": go, then leave once the payload runs, without waiting for it; it is reparented to the
+                 * nearest subreaper (an OCI engine's shim), which then reaps it and learns its exit status */
+                if (strcmp(line, "detach") == 0) {
+                        detach = 1;
+                        strcpy(line, "go");
+                }
                 if (strcmp(line, "go") != 0) {
                         kill(pid, SIGKILL);
                         waitpid(pid, NULL, 0);
                         return 1;
                 }
-                if (write(sync_sock, "g", 1) != 1) {
+                if (write(sync_sock, detach ? "d" : "g", 1) != 1) {
                         /* the child died already; its status is reported below */
                 }
         }
@@ -339,6 +346,14 @@ int outer_main(int handoff_fd) {
                         int n = recv_msg(sync_sock, buf, sizeof buf, &fd);
                         if (n <= 0) {
                                 sync_open = 0;
+                                if (detach && !exited && !child_failed) {
+                                        /* the payload has been executed (the sync socket closes on exec): leave it
+                                         * running; nothing of ours remains with it (no devices detach: the
+                                         * policy stays with its cgroup) */
+                                        ctl_printf("ready\n");
+                                        ctl_printf("detached %d\n", (int) pid);
+                                        return 0;
+                                }
                                 if (!exited) {
                                         ctl_printf("ready\n");
                                         /* the container runs: what systemd-nspawn tells its service manager now */
@@ -353,6 +368,7 @@ int outer_main(int handoff_fd) {
                                         close(notify_fd);
                                 notify_fd = fd;
                         } else if (buf[0] == 'E') {
+                                child_failed = 1;
                                 for (char *q = buf; *q; q++)
                                         if (*q == '\n')
                                                 *q = ' ';
