@@ -36,6 +36,9 @@ if [ $want_test = 1 ]; then
   apt_pkgs+=(fdisk dosfstools squashfs-tools erofs-utils xfsprogs)
   # nspawn-oci: the OCI validation suite is built with Debian's Go; runc is its yardstick in the same run
   apt_pkgs+=(golang-go runc)
+  # nspawn-oci under containerd 1.6 (ctr and the CRI path), started by the tests themselves with their own config;
+  # containernetworking-plugins: the CNI plugins a pod network would use (the tests' pods use the host's)
+  apt_pkgs+=(containerd containernetworking-plugins)
 fi
 missing=()
 for p in "${apt_pkgs[@]}"; do

@@ -8,7 +8,7 @@
  *   poststart hooks.
  * - state/kill/delete/list read the record; the status is computed (stopped when the process is gone).
  */
-import { openSync, writeSync, closeSync, unlinkSync } from 'node:fs';
+import { openSync, writeSync, closeSync, unlinkSync, existsSync } from 'node:fs';
 import { createConnection, createServer, type Server } from 'node:net';
 import { join, resolve } from 'node:path';
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -292,6 +292,13 @@ async function waitGone(r: Pick<Record_, 'pid' | 'startTime'>, ms: number): Prom
 
 /** `delete`: a stopped (or, with force, any) container's state goes; poststop hooks run. */
 export async function deleteContainer(root: string, id: string, force: boolean, log: CreateOptions['log']): Promise<void> {
+  checkId(id);
+  if (force && !existsSync(join(containerDir(root, id), 'state.json'))) {
+    // runc: delete --force of a container that does not exist succeeds, removing what an aborted create left
+    // (containerd's shim deletes twice: once for the task, once more with --force when it shuts down)
+    removeContainerDir(root, id);
+    return;
+  }
   const r = loadRecord(root, id);
   const status = statusOf(root, r);
   if (status === 'running' || status === 'paused') {

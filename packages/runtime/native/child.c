@@ -90,6 +90,10 @@ void child_main(Plan *p) {
                 if (c == 'd') {
                         detached = 1;
                         prctl(PR_SET_PDEATHSIG, 0);
+                        /* the outer helper leaves on this answer: our errors go to stderr from here on */
+                        (void) !send(child_sync_fd, "A", 1, MSG_NOSIGNAL);
+                        close(child_sync_fd);
+                        child_sync_fd = -1;
                 }
         }
         if (p->clone_flags & CLONE_NEWUSER) {

@@ -222,7 +222,7 @@ int outer_main(int handoff_fd) {
                         plan.ops[i].tree_fd = -1;
                 }
         int sync_sock = sp[0];
-        int detach = 0, child_failed = 0;
+        int detach = 0;
         ctl_printf("pid %d\n", pid);
 
         if (plan.usermap) {
@@ -276,6 +276,29 @@ int outer_main(int handoff_fd) {
                 }
                 if (write(sync_sock, detach ? "d" : "g", 1) != 1) {
                         /* the child died already; its status is reported below */
+                }
+                /* detach: once the child has dropped its parent-death signal (it answers 'A'), leave; it is
+                 * reparented to the nearest subreaper, which reaps it. What it says from then on goes to its
+                 * stderr. No devices detach: the policy stays with its cgroup. A child that dies first is
+                 * waited for below, as without detach. */
+                while (detach) {
+                        char buf[4096];
+                        int fd = -1;
+                        int n = recv_msg(sync_sock, buf, sizeof buf, &fd);
+                        if (fd >= 0)
+                                close(fd);
+                        if (n <= 0)
+                                break;
+                        if (buf[0] == 'A') {
+                                ctl_printf("detached %d\n", (int) pid);
+                                return 0;
+                        }
+                        if (buf[0] == 'E' || buf[0] == 'W') {
+                                for (char *q = buf; *q; q++)
+                                        if (*q == '\n')
+                                                *q = ' ';
+                                ctl_printf("%s %s\n", buf[0] == 'E' ? "error" : "warning", buf + 1);
+                        }
                 }
         }
 
@@ -346,14 +369,6 @@ int outer_main(int handoff_fd) {
                         int n = recv_msg(sync_sock, buf, sizeof buf, &fd);
                         if (n <= 0) {
                                 sync_open = 0;
-                                if (detach && !exited && !child_failed) {
-                                        /* the payload has been executed (the sync socket closes on exec): leave it
-                                         * running; nothing of ours remains with it (no devices detach: the
-                                         * policy stays with its cgroup) */
-                                        ctl_printf("ready\n");
-                                        ctl_printf("detached %d\n", (int) pid);
-                                        return 0;
-                                }
                                 if (!exited) {
                                         ctl_printf("ready\n");
                                         /* the container runs: what systemd-nspawn tells its service manager now */
@@ -368,7 +383,6 @@ int outer_main(int handoff_fd) {
                                         close(notify_fd);
                                 notify_fd = fd;
                         } else if (buf[0] == 'E') {
-                                child_failed = 1;
                                 for (char *q = buf; *q; q++)
                                         if (*q == '\n')
                                                 *q = ' ';
