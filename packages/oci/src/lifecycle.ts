@@ -8,7 +8,7 @@
  *   poststart hooks.
  * - state/kill/delete/list read the record; the status is computed (stopped when the process is gone).
  */
-import { openSync, writeSync, closeSync, unlinkSync, existsSync } from 'node:fs';
+import { openSync, writeSync, closeSync, unlinkSync, existsSync, mkdirSync } from 'node:fs';
 import { createConnection, createServer, type Server } from 'node:net';
 import { join, resolve } from 'node:path';
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -16,7 +16,7 @@ import { type ContainerEnd, type HelperPlan, runPlan } from '@nspawn/runtime';
 import { runHooks } from './hooks.js';
 import { loadSpec, type Spec, SpecError } from './spec.js';
 import {
-  alive, checkId, containerDir, listIds, loadRecord, makeContainerDir, ociState, type OciState, procStat, type Record_,
+  alive, checkId, containerDir, LONG_ROOT_SOCKETS, listIds, loadRecord, makeContainerDir, ociState, type OciState, procStat, type Record_,
   removeContainerDir, saveRecord, startSocket, StateError, statusOf, writeAtomic,
 } from './state.js';
 import { resolveRootfs, translateSpec } from './translate.js';
@@ -136,6 +136,7 @@ export async function monitorContainer(
       // the state is recorded before the hooks run: they may ask for it
       if (!opts.foreground) {
         server = createServer();
+        if (sock.startsWith(`${LONG_ROOT_SOCKETS}/`)) mkdirSync(LONG_ROOT_SOCKETS, { recursive: true, mode: 0o700 });
         await new Promise<void>((res, rej) => {
           server!.once('error', rej);
           server!.listen(sock, () => res());

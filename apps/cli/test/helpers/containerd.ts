@@ -134,6 +134,10 @@ export function containerdConfig(dir: string, cri?: CriOptions): string {
       '  stream_server_address = "127.0.0.1"',
       '  stream_server_port = "0"',
       '  disable_apparmor = true',
+      // the pod sandbox's oomScoreAdj -998 needs CAP_SYS_RESOURCE, which this VM's bounding set lacks (runc
+      // fails on it here too: "failed to update /proc/self/oom_score_adj"); containerd's own switch for such hosts
+      // keeps the value at or above ours
+      '  restrict_oom_score_adj = true',
       '  enable_selinux = false',
       `  [${P}.containerd]`,
       '    snapshotter = "overlayfs"',
