@@ -8,7 +8,7 @@
  * configurable); ctr's fifos go under --fifo-dir here. stop() removes the sockets that appeared during the run and
  * /run/containerd if the run made it.
  */
-import { type ResultPromise, execa } from 'execa';
+import { execa } from 'execa';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmodSync, closeSync, existsSync, openSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -94,11 +94,18 @@ export interface CriOptions {
   handlers: Record<string, string>;
 }
 
+export interface CtrResult {
+  exitCode: number | undefined;
+  stdout: string;
+  /** stdout and stderr interleaved */
+  all: string;
+}
+
 export interface Containerd {
   dir: string;
   address: string;
   /** ctr against this containerd (namespace NS, default "default") */
-  ctr(args: string[], ns?: string, opts?: { timeout?: number; input?: string }): ResultPromise<{ reject: false; all: true }>;
+  ctr(args: string[], ns?: string, opts?: { timeout?: number }): Promise<CtrResult>;
   /** the daemon's log so far */
   log(): string;
   /** ends everything this containerd ran (see the file's comment); safe to call twice */
@@ -215,13 +222,10 @@ export async function startContainerd(dir: string, cri?: CriOptions): Promise<Co
   daemon.on('error', () => {});
   const log = () => (existsSync(logFile) ? readFileSync(logFile, 'utf8') : '');
   let stopped = false;
-  const ctr = (args: string[], ns = 'default', opts: { timeout?: number; input?: string } = {}) =>
-    execa(CTR, ['--address', address, '--namespace', ns, ...args], {
-      reject: false,
-      all: true,
-      timeout: opts.timeout ?? 60000,
-      ...(opts.input !== undefined ? { input: opts.input } : { stdin: 'ignore' as const }),
-    });
+  const ctr = async (args: string[], ns = 'default', opts: { timeout?: number } = {}): Promise<CtrResult> => {
+    const r = await execa(CTR, ['--address', address, '--namespace', ns, ...args], { reject: false, all: true, stdin: 'ignore', timeout: opts.timeout ?? 60000 });
+    return { exitCode: r.exitCode, stdout: r.stdout, all: r.all };
+  };
   const stop = async () => {
     if (stopped) return;
     stopped = true;
@@ -234,7 +238,7 @@ export async function startContainerd(dir: string, cri?: CriOptions): Promise<Co
           await ctr(['tasks', 'kill', '-a', '-s', 'SIGKILL', id], ns, { timeout: 20000 });
           for (let i = 0; i < 50; i++) {
             const d = await ctr(['tasks', 'delete', '-f', id], ns, { timeout: 20000 });
-            if (d.exitCode === 0 || /not found/.test(d.all ?? '')) break;
+            if (d.exitCode === 0 || /not found/.test(d.all)) break;
             await sleep(100);
           }
         }
