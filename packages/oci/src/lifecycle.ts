@@ -21,6 +21,7 @@ import {
 } from './state.js';
 import { resolveRootfs, translateSpec } from './translate.js';
 import { makeCgroups, removeCgroups } from './cgroups.js';
+import { containerPids } from './control.js';
 
 
 export interface CreateOptions {
@@ -275,9 +276,23 @@ export function parseSignal(s: string): number {
   throw new StateError(`unknown signal "${s}"`);
 }
 
-export function killContainer(root: string, id: string, signal: number): void {
+/**
+ * `kill`: SIGNAL to the container's PID 1; with ALL (`kill --all`, what containerd's shim sends after PID 1 has
+ * ended) to every process in its cgroups instead, and then a stopped container is no error (as runc).
+ */
+export function killContainer(root: string, id: string, signal: number, all = false): void {
   const r = loadRecord(root, id);
   const status = statusOf(root, r);
+  if (all) {
+    for (const pid of containerPids(root, id)) {
+      try {
+        process.kill(pid, signal);
+      } catch {
+        // gone meanwhile
+      }
+    }
+    return;
+  }
   if (status === 'stopped') throw new StateError('container not running');
   process.kill(r.pid, signal);
 }
