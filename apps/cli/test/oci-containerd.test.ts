@@ -56,7 +56,7 @@ describe('ctr run through containerd-shim-runc-v2 (root)', () => {
     expect((await cd!.ctr(['tasks', 'ls', '-q'])).stdout).toBe('');
   });
 
-  it('a detached task: ctr task ls shows it running with its PID; kill delivers the signal and the shim reaps the status', async () => {
+  it('a detached task: ctr task ls shows it running with its PID; ctr task exec runs in it; kill delivers the signal and the shim reaps the status', async () => {
     const r = await cd!.ctr(['run', '-d', '--runc-binary', runtime, '--runc-root', join(dir, 'runc-root'), '--fifo-dir', join(dir, 'fifo'), IMAGE, 'cr-two', '/bin/sh', '-c', 'trap "exit 42" TERM; while :; do sleep 0.1; done']);
     expect(r.exitCode, r.all).toBe(0);
     let pid = 0;
@@ -71,6 +71,11 @@ describe('ctr run through containerd-shim-runc-v2 (root)', () => {
     expect(readFileSync(`/proc/${pid}/comm`, 'utf8').trim()).toBe('sh');
     const ppid = Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]);
     expect(readFileSync(`/proc/${ppid}/comm`, 'utf8').trim()).toMatch(/^containerd-shim/);
+    // ctr tasks exec: exec --detach --pid-file through the shim; its output and exit status come back through the shim
+    const ex = await cd!.ctr(['tasks', 'exec', '--exec-id', 'cr-x', '--fifo-dir', join(dir, 'fifo'), 'cr-two', '/bin/sh', '-c', 'echo exec in pid ns of $(cat /proc/1/comm); exit 9']);
+    expect(ex.all).toContain('exec in pid ns of sh');
+    expect(ex.exitCode).toBe(9);
+    expect(readFileSync(argvLog, 'utf8')).toMatch(/ exec --process \S+ --detach --pid-file \S+ cr-two$/m);
     const kill = await cd!.ctr(['tasks', 'kill', '-s', 'SIGTERM', 'cr-two']);
     expect(kill.exitCode, kill.all).toBe(0);
     let status = '';

@@ -5,7 +5,7 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { execIn, spawnIn } from '@nspawn/runtime';
+import { execIn, spawnInDetached } from '@nspawn/runtime';
 import type { SpecProcess } from './spec.js';
 import { SpecError } from './spec.js';
 import { loadRecord, StateError, statusOf } from './state.js';
@@ -62,9 +62,10 @@ export async function execContainer(root: string, id: string, o: ExecOptions): P
     ...((p?.terminal ?? o.tty) ? { pty: true } : {}),
   };
   if (o.detach) {
-    const child = spawnIn({ ...opts, stdio: ['ignore', 'ignore', 'ignore'] });
-    if (o.pidFile && child.pid) writeFileSync(resolve(o.pidFile), `${child.pid}`);
-    child.unref();
+    // runc exec --detach: the process keeps our stdio (an engine's shim passes its pipes), the helper leaves, and it
+    // is reparented to our subreaper (the shim), which reaps it; the PID file names the process itself
+    const pid = await spawnInDetached({ ...opts, stdio: ['inherit', 'inherit', 'inherit'] });
+    if (o.pidFile) writeFileSync(resolve(o.pidFile), `${pid}`);
     return 0;
   }
   return execIn(opts);

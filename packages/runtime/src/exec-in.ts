@@ -112,6 +112,49 @@ export function spawnIn(opts: ExecInOptions): ChildProcess {
   );
 }
 
+/**
+ * Starts OPTS.command in the container and leaves it there: resolves the command's host PID once the helper has
+ * forked it, then ends the helper, so that the command is reparented to the nearest subreaper (an OCI engine's shim,
+ * conmon), which reaps it and reads its exit status; what runc's `exec --detach` gives. The helper's child has no
+ * parent-death signal; its stdio are OPTS.stdio (default ours). Rejects, with the helper's stderr's reason, when
+ * entering the container failed.
+ */
+export async function spawnInDetached(opts: ExecInOptions): Promise<number> {
+  const child = spawnIn(opts);
+  const helper = child.pid;
+  let ended: string | undefined;
+  child.once('exit', (code, signal) => (ended = signal ?? `exit status ${code}`));
+  child.once('error', (e) => (ended = e.message));
+  if (helper === undefined) {
+    await new Promise((r) => setTimeout(r, 0));
+    throw new Error(`exec-in: the helper did not start (${ended ?? 'no PID'})`);
+  }
+  try {
+    // the helper forks the command once it has entered the container (native/execin.c): its only child
+    for (;;) {
+      let kids = '';
+      try {
+        kids = readFileSync(`/proc/${helper}/task/${helper}/children`, 'utf8').trim();
+      } catch {
+        // gone: its exit says why
+      }
+      if (kids !== '') return Number(kids.split(' ')[0]);
+      if (ended !== undefined) throw new Error(`exec-in: entering the container failed (${ended})`);
+      await new Promise((r) => setTimeout(r, 2));
+    }
+  } finally {
+    if (ended === undefined) {
+      const gone = new Promise<void>((r) => child.once('exit', () => r()));
+      try {
+        process.kill(helper, 'SIGKILL');
+      } catch {
+        // gone already
+      }
+      await gone;
+    }
+  }
+}
+
 const exitStatus = (code: number | null, signal: NodeJS.Signals | null): number => {
   if (code !== null) return code;
   const n = signal ? process.getBuiltinModule('node:os').constants.signals[signal] : undefined;
