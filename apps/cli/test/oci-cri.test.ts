@@ -131,6 +131,27 @@ describe('CRI: a pod with runtime_handler "nspawn" through containerd (root)', (
         expect(readFileSync(argvLog, 'utf8')).toMatch(new RegExp(`create --bundle \\S+ --pid-file \\S+ ${cid}$`, 'm'));
         await cri!.runtime('RemoveContainer', { container_id: cid });
       }
+      // a running container in the pod's PID namespace (the CRI's default): ExecSync (what the kubelet's exec probes
+      // call) and StopContainer (SIGTERM: sleep is not a PID 1 there, so it dies of it)
+      const long = await cri!.runtime<{ container_id: string }>('CreateContainer', {
+        pod_sandbox_id: podId,
+        sandbox_config: sandboxConfig,
+        config: { metadata: { name: 'cr-long', attempt: 0 }, image: { image: BUSYBOX }, command: ['sleep', '300'], log_path: 'cr-long.log', linux: {} },
+      });
+      await cri!.runtime('StartContainer', { container_id: long.container_id });
+      const probe = await cri!.runtime<{ stdout: Buffer; stderr: Buffer; exit_code: number }>('ExecSync', {
+        container_id: long.container_id,
+        cmd: ['/bin/sh', '-c', 'echo probe in $(cat /proc/1/comm); echo oops >&2; exit 4'],
+        timeout: 20,
+      });
+      expect(probe.stdout.toString()).toBe('probe in pause\n');
+      expect(probe.stderr.toString()).toBe('oops\n');
+      expect(probe.exit_code).toBe(4);
+      await cri!.runtime('StopContainer', { container_id: long.container_id, timeout: 1 });
+      const ls = await cri!.runtime<{ status: { state: string; exit_code: number } }>('ContainerStatus', { container_id: long.container_id });
+      expect(ls.status.state).toBe('CONTAINER_EXITED');
+      expect(ls.status.exit_code).toBe(128 + 15);
+      await cri!.runtime('RemoveContainer', { container_id: long.container_id });
       const list = await cri!.runtime<{ containers: unknown[] }>('ListContainers', { filter: { pod_sandbox_id: podId } });
       expect(list.containers).toEqual([]);
     } finally {
