@@ -121,7 +121,7 @@ async function main(argv: string[]): Promise<number> {
         try {
           const end = await monitorContainer({ root, id: id(), bundle, log, foreground: true, ...(pidFile ? { pidFile } : {}) });
           if (end.kind === 'failed') return fail(end.message);
-          return end.kind === 'exited' ? end.code : end.kind === 'signaled' ? 128 + end.signal : 0;
+          return end.kind === 'exited' ? end.code : 128 + end.signal;
         } finally {
           removeContainerDir(root, id());
         }

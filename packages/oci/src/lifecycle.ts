@@ -127,9 +127,6 @@ export async function monitorContainer(
   const stateNow = (status: string): OciState => ({ ociVersion: spec.ociVersion, id: opts.id, status: status as OciState['status'], pid: record.pid, bundle, ...(spec.annotations ? { annotations: spec.annotations } : {}) });
   const end = await runPlan(plan, {
     killSignal: 0,
-    // create/start: the helper leaves once the payload runs, so that the container's PID 1 is reparented to the
-    // engine's subreaper (containerd's shim, conmon), which reaps it and reads its exit status, as with runc
-    detach: !opts.foreground,
     hooks: { log: (l) => opts.log('warning', l), forwardSignals: !!opts.foreground },
     attach: async (pid) => {
       record.pid = pid;

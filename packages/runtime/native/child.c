@@ -74,8 +74,7 @@ void exec_payload(const Plan *p) {
 }
 
 void child_main(Plan *p) {
-        char c = 0;
-        int detached = 0;
+        char c;
         /* cloned into the unified scope: the cgroup namespace is made here, rooted at it (native/cgroup.c).
          * It is made before the sync point, so that a container waiting there (OCI create)
          * already shows its own one. In a new user namespace the child has CAP_SYS_ADMIN there from the clone
@@ -85,16 +84,6 @@ void child_main(Plan *p) {
         if (p->sync || p->usermap) {
                 if (read(child_sync_fd, &c, 1) != 1)
                         _exit(1); /* the outer side went away */
-                /* 'd': the outer helper leaves once the payload runs (OCI create/start under a shim): the
-                 * container must outlive it */
-                if (c == 'd') {
-                        detached = 1;
-                        prctl(PR_SET_PDEATHSIG, 0);
-                        /* the outer helper leaves on this answer: our errors go to stderr from here on */
-                        (void) !send(child_sync_fd, "A", 1, MSG_NOSIGNAL);
-                        close(child_sync_fd);
-                        child_sync_fd = -1;
-                }
         }
         if (p->clone_flags & CLONE_NEWUSER) {
                 if (syscall(SYS_setresgid, 0, 0, 0) < 0 || syscall(SYS_setresuid, 0, 0, 0) < 0)
@@ -103,8 +92,7 @@ void child_main(Plan *p) {
                         child_die_errno("setgroups");
                 /* The credential change cleared the parent-death signal: arm it again, so that the container
                  * still dies with the outer helper (kill -9 of nspawn), and quit if the outer already went. */
-                if (!detached)
-                        prctl(PR_SET_PDEATHSIG, SIGKILL);
+                prctl(PR_SET_PDEATHSIG, SIGKILL);
                 struct pollfd hup = { .fd = child_sync_fd, .events = POLLRDHUP };
                 if (child_sync_fd >= 0 && poll(&hup, 1, 0) > 0 && (hup.revents & (POLLHUP | POLLRDHUP)))
                         _exit(1);

@@ -222,7 +222,6 @@ int outer_main(int handoff_fd) {
                         plan.ops[i].tree_fd = -1;
                 }
         int sync_sock = sp[0];
-        int detach = 0;
         ctl_printf("pid %d\n", pid);
 
         if (plan.usermap) {
@@ -263,42 +262,13 @@ int outer_main(int handoff_fd) {
                                 line[n++] = c;
                 }
                 line[n] = 0;
-                /* "detach": go, then leave once the payload runs, without waiting for it; it is reparented to the
-                 * nearest subreaper (an OCI engine's shim), which then reaps it and learns its exit status */
-                if (strcmp(line, "detach") == 0) {
-                        detach = 1;
-                        strcpy(line, "go");
-                }
                 if (strcmp(line, "go") != 0) {
                         kill(pid, SIGKILL);
                         waitpid(pid, NULL, 0);
                         return 1;
                 }
-                if (write(sync_sock, detach ? "d" : "g", 1) != 1) {
+                if (write(sync_sock, "g", 1) != 1) {
                         /* the child died already; its status is reported below */
-                }
-                /* detach: once the child has dropped its parent-death signal (it answers 'A'), leave; it is
-                 * reparented to the nearest subreaper, which reaps it. What it says from then on goes to its
-                 * stderr. No devices detach: the policy stays with its cgroup. A child that dies first is
-                 * waited for below, as without detach. */
-                while (detach) {
-                        char buf[4096];
-                        int fd = -1;
-                        int n = recv_msg(sync_sock, buf, sizeof buf, &fd);
-                        if (fd >= 0)
-                                close(fd);
-                        if (n <= 0)
-                                break;
-                        if (buf[0] == 'A') {
-                                ctl_printf("detached %d\n", (int) pid);
-                                return 0;
-                        }
-                        if (buf[0] == 'E' || buf[0] == 'W') {
-                                for (char *q = buf; *q; q++)
-                                        if (*q == '\n')
-                                                *q = ' ';
-                                ctl_printf("%s %s\n", buf[0] == 'E' ? "error" : "warning", buf + 1);
-                        }
                 }
         }
 

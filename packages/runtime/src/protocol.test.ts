@@ -336,7 +336,6 @@ describe('parseHelperLine', () => {
   it('parses every event', () => {
     expect(parseHelperLine('pid 42')).toEqual({ type: 'pid', pid: 42 });
     expect(parseHelperLine('ready')).toEqual({ type: 'ready' });
-    expect(parseHelperLine('detached 42')).toEqual({ type: 'detached', pid: 42 });
     expect(parseHelperLine('error mount(x): EPERM')).toEqual({ type: 'error', message: 'mount(x): EPERM' });
     expect(parseHelperLine('warning bind failed')).toEqual({ type: 'warning', message: 'bind failed' });
     expect(parseHelperLine('escape poweroff')).toEqual({ type: 'escape', action: 'poweroff' });

@@ -540,8 +540,6 @@ export function encodeMoveBack(ifnames: readonly string[]): Buffer {
 export type HelperEvent =
   | { type: 'pid'; pid: number }
   | { type: 'ready' }
-  /** after a "detach" go: the helper has left, the container's PID 1 runs on without it */
-  | { type: 'detached'; pid: number }
   | { type: 'error'; message: string }
   | { type: 'warning'; message: string }
   | { type: 'escape'; action: 'kill' | 'poweroff' | 'reboot' }
@@ -559,8 +557,6 @@ export function parseHelperLine(line: string): HelperEvent | undefined {
       return { type: 'pid', pid: Number(rest) };
     case 'ready':
       return { type: 'ready' };
-    case 'detached':
-      return { type: 'detached', pid: Number(rest) };
     case 'error':
       return { type: 'error', message: rest };
     case 'warning':

@@ -26,9 +26,7 @@ type StdioEntry = 'inherit' | 'ignore' | number;
 export type ContainerEnd =
   | { kind: 'exited'; code: number }
   | { kind: 'signaled'; signal: number }
-  | { kind: 'failed'; message: string }
-  /** runPlan() with detach: the helper has left once the payload ran; the container's PID 1 runs on */
-  | { kind: 'detached'; pid: number };
+  | { kind: 'failed'; message: string };
 
 /**
  * Starts the helper. It waits for its plan on fd 3, so it can be started while the plan is still being made
@@ -59,11 +57,6 @@ export function runPlan(
     child?: ChildProcess;
     /** --notify-ready=yes: hooks.onReady() waits for READY=1 from the container's init */
     notifyReady?: boolean;
-    /**
-     * with sync: the helper leaves once the payload runs (the container's PID 1 is reparented to the nearest
-     * subreaper, as runc's is: an OCI engine's shim reaps it); the end is { kind: 'detached' }
-     */
-    detach?: boolean;
   },
 ): Promise<ContainerEnd> {
   const hooks = opts.hooks ?? defaultHooks;
@@ -120,7 +113,7 @@ export function runPlan(
             Promise.resolve()
               .then(() => opts.attach?.(e.pid))
               .then(
-                () => ctl.write(opts.detach ? 'detach\n' : 'go\n'),
+                () => ctl.write('go\n'),
                 (err: unknown) => {
                   error ??= (err as Error).message;
                   ctl.write('abort\n');
@@ -143,9 +136,6 @@ export function runPlan(
               // gone
             }
           }
-          break;
-        case 'detached':
-          end = { kind: 'detached', pid: e.pid };
           break;
         case 'exit':
           end = { kind: 'exited', code: e.code };
