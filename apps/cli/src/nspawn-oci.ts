@@ -5,7 +5,8 @@
 import { writeFileSync, existsSync } from 'node:fs';
 import {
   containerState, createContainer, defaultSpec, deleteContainer, DEFAULT_ROOT, features, killContainer, listContainers,
-  monitorContainer, openLog, parseSignal, startContainer, type MonitorCommand, execContainer, loadProcessFile, containerPids, pauseContainer, resumeContainer,
+  monitorContainer, openLog, parseSignal, startContainer, type MonitorCommand, type MonitorArgs, execContainer, loadProcessFile, containerPids, pauseContainer, resumeContainer,
+  listenFdsOf, checkPreserved,
 } from '@nspawn/oci';
 import { fatal } from './fatal.js';
 
@@ -94,34 +95,43 @@ async function main(argv: string[]): Promise<number> {
     });
     const bundle = one(p.opts, 'bundle') ?? '.';
     const pidFile = one(p.opts, 'pid-file');
+    const consoleSocket = one(p.opts, 'console-socket');
+    const preserve = one(p.opts, 'preserve-fds');
+    if (preserve !== undefined && !/^[0-9]+$/.test(preserve)) throw new UsageError(`--preserve-fds ${preserve}: not a number`);
+    const preserveFds = Number(preserve ?? 0);
+    const createOpts = { ...(pidFile ? { pidFile } : {}), ...(consoleSocket ? { consoleSocket } : {}), ...(preserveFds ? { preserveFds } : {}), ...(flag(p.opts, 'no-new-keyring') ? { noNewKeyring: true } : {}) };
     switch (p.command) {
       case '__monitor': {
-        const o = JSON.parse(p.args[0] ?? '{}') as { root: string; id: string; bundle: string };
+        const o = JSON.parse(p.args[0] ?? '{}') as MonitorArgs;
         // its errors reach create through fd 3; its stderr is the container's, so it logs only to --log
         const quiet = one(p.global, 'log') === undefined;
-        const end = await monitorContainer({ ...o, log: quiet ? () => {} : log }, 3);
+        const { fds, ...rest } = o;
+        const end = await monitorContainer({ ...rest, fds: Array.from({ length: fds ?? 0 }, (_, i) => 4 + i), log: quiet ? () => {} : log }, 3);
         if (end.kind === 'failed') log('error', end.message);
         // nothing of the monitor may keep the process (and so the container's stdio) alive
         process.exit(0);
       }
       case 'create':
-        await createContainer({ root, id: id(), bundle, ...(pidFile ? { pidFile } : {}), log }, monitor);
+        await createContainer({ root, id: id(), bundle, ...createOpts, log }, monitor);
         return 0;
       case 'start':
         await startContainer(root, id());
         return 0;
       case 'run': {
         if (flag(p.opts, 'detach')) {
-          await createContainer({ root, id: id(), bundle, ...(pidFile ? { pidFile } : {}), log }, monitor);
+          await createContainer({ root, id: id(), bundle, ...createOpts, log }, monitor);
           await startContainer(root, id());
           return 0;
         }
         const { makeContainerDir, removeContainerDir } = await import('@nspawn/oci');
+        const listenFds = listenFdsOf(process.env, process.pid);
+        checkPreserved(3 + listenFds, preserveFds);
+        const fds = Array.from({ length: listenFds + preserveFds }, (_, i) => 3 + i);
         makeContainerDir(root, id());
         try {
-          const end = await monitorContainer({ root, id: id(), bundle, log, foreground: true, ...(pidFile ? { pidFile } : {}) });
+          const end = await monitorContainer({ root, id: id(), bundle, log, foreground: true, fds, listenFds, ...createOpts });
           if (end.kind === 'failed') return fail(end.message);
-          return end.kind === 'exited' ? end.code : 128 + end.signal;
+          return end.kind === 'exited' ? end.code : end.kind === 'signaled' ? 128 + end.signal : 0;
         } finally {
           removeContainerDir(root, id());
         }
@@ -140,6 +150,7 @@ async function main(argv: string[]): Promise<number> {
           tty: flag(p.opts, 'tty') || flag(p.opts, 't'),
           detach: flag(p.opts, 'detach') || flag(p.opts, 'd'),
           ...(pidFile ? { pidFile } : {}),
+          ...(consoleSocket ? { consoleSocket } : {}),
         });
       }
       case 'pause':

@@ -46,7 +46,42 @@ type Resources = {
   cpu?: { shares?: number; quota?: number; period?: number; realtimeRuntime?: number; realtimePeriod?: number; cpus?: string; mems?: string };
   memory?: { limit?: number; reservation?: number; swap?: number; kernel?: number; kernelTCP?: number; swappiness?: number; disableOOMKiller?: boolean };
   blockIO?: { weight?: number; leafWeight?: number };
+  devices?: Array<{ allow: boolean; type?: string; major?: number; minor?: number; access?: string }>;
 };
+
+/** A node the container gets (linux.devices): allowed to it, as runc allows what it creates. */
+export interface DeviceNode {
+  type: string;
+  major?: number;
+  minor?: number;
+}
+
+/**
+ * What runc allows every container after the config's rules (libcontainer/specconv AllowedDevices): mknod of any
+ * node, and the nodes it makes itself (null, random, full, tty, zero, urandom, ptys, ptmx, tun).
+ */
+const ALLOWED_DEVICES = ['c *:* m', 'b *:* m', 'c 1:3 rwm', 'c 1:8 rwm', 'c 1:7 rwm', 'c 5:0 rwm', 'c 1:5 rwm', 'c 1:9 rwm', 'c 136:* rwm', 'c 5:2 rwm', 'c 10:200 rwm'];
+
+/**
+ * The v1 devices controller's writes ([file, rule]): the config's rules in order (allow/deny, type, major, minor,
+ * access; missing fields are wildcards), then the container's own nodes and runc's allowed devices. A deny of
+ * everything (runc's default config starts so) is written as "a".
+ */
+export function deviceRules(rules: NonNullable<Resources['devices']>, nodes: readonly DeviceNode[]): Array<['devices.allow' | 'devices.deny', string]> {
+  const out: Array<['devices.allow' | 'devices.deny', string]> = [];
+  const num = (n: number | undefined) => (n === undefined || n < 0 ? '*' : `${n}`);
+  for (const r of rules) {
+    const type = r.type ?? 'a';
+    if (!['a', 'b', 'c'].includes(type)) throw new SpecError(`linux.resources.devices: unknown type "${type}"`);
+    const access = r.access ?? 'rwm';
+    if (!/^[rwm]+$/.test(access)) throw new SpecError(`linux.resources.devices: bad access "${access}"`);
+    const all = type === 'a' && r.major === undefined && r.minor === undefined && /r/.test(access) && /w/.test(access) && /m/.test(access);
+    out.push([r.allow ? 'devices.allow' : 'devices.deny', all ? 'a' : `${type} ${num(r.major)}:${num(r.minor)} ${access}`]);
+  }
+  for (const d of nodes) if (d.type === 'c' || d.type === 'b' || d.type === 'u') out.push(['devices.allow', `${d.type === 'b' ? 'b' : 'c'} ${num(d.major)}:${num(d.minor)} rwm`]);
+  for (const r of ALLOWED_DEVICES) out.push(['devices.allow', r]);
+  return out;
+}
 
 /** [controller, file, value] writes of RESOURCES on v1 */
 function v1Writes(r: Resources): Array<[string, string, string]> {
@@ -82,7 +117,7 @@ export interface ContainerCgroups {
 }
 
 /** Makes the container's cgroups and writes RESOURCES; throws a SpecError naming what failed (after undoing). */
-export function makeCgroups(id: string, cgroupsPath: string | undefined, resources: Resources | undefined): ContainerCgroups {
+export function makeCgroups(id: string, cgroupsPath: string | undefined, resources: Resources | undefined, nodes: readonly DeviceNode[] = []): ContainerCgroups {
   const rel = cgroupsPath ?? `nspawn-oci/${id}`;
   if (rel.includes(':')) throw new SpecError(`linux.cgroupsPath ${rel}: the systemd form (slice:prefix:name) needs --systemd-cgroup`);
   const made: string[] = [];
@@ -111,6 +146,17 @@ export function makeCgroups(id: string, cgroupsPath: string | undefined, resourc
         }
         plan.v1.push({ scope: join(dir, 'tasks'), home: join(home, 'tasks') });
         for (const c of h.controllers) dirs.set(c, dir);
+      }
+    }
+    // the device policy (v1 devices controller; a unified-only host has none here)
+    const devDir = dirs.get('devices');
+    if (devDir) {
+      for (const [file, rule] of deviceRules(resources?.devices ?? [], nodes)) {
+        try {
+          writeFileSync(join(devDir, file), rule);
+        } catch (e) {
+          throw new SpecError(`linux.resources.devices: writing "${rule}" to ${join(devDir, file)}: ${(e as Error).message}`);
+        }
       }
     }
     for (const [controller, file, value] of v1Writes(resources ?? {})) {

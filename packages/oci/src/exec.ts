@@ -4,8 +4,9 @@
  * from the command line.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
+import { createConnection, type Socket } from 'node:net';
 import { join, resolve } from 'node:path';
-import { execIn, spawnInDetached } from '@nspawn/runtime';
+import { execIn, spawnIn } from '@nspawn/runtime';
 import type { SpecProcess } from './spec.js';
 import { SpecError } from './spec.js';
 import { loadRecord, StateError, statusOf } from './state.js';
@@ -22,6 +23,8 @@ export interface ExecOptions {
   tty?: boolean;
   detach?: boolean;
   pidFile?: string;
+  /** --console-socket: with a terminal, its master goes to this AF_UNIX socket (runc's exec) */
+  consoleSocket?: string;
 }
 
 /** Reads a --process FILE: one line naming the file when it is not a process object. */
@@ -50,6 +53,19 @@ export async function execContainer(root: string, id: string, o: ExecOptions): P
   const gid = p?.user.gid ?? o.gid;
   const groups = p?.user.additionalGids ?? o.groups;
   const cwd = p?.cwd ?? o.cwd;
+  const terminal = (p?.terminal ?? o.tty) === true;
+  // runc's words (utils_linux.go validateProcessSpec, runner.run)
+  if (terminal && o.detach && !o.consoleSocket) throw new SpecError('cannot allocate tty if runc will detach without setting console socket');
+  if (!terminal && o.consoleSocket) throw new SpecError('cannot use console socket if runc will not detach or allocate tty');
+  let consoleSocket: Socket | undefined;
+  if (o.consoleSocket) {
+    const path = resolve(o.consoleSocket);
+    consoleSocket = await new Promise<Socket>((res, rej) => {
+      const c = createConnection(path);
+      c.once('connect', () => res(c));
+      c.once('error', (e) => rej(new StateError(`--console-socket ${path}: ${e.message}`)));
+    });
+  }
   const opts = {
     leader: r.pid,
     command,
@@ -59,14 +75,19 @@ export async function execContainer(root: string, id: string, o: ExecOptions): P
     ...(groups ? { groups } : {}),
     ...(cwd ? { cwd } : {}),
     ...(cgroups.length ? { cgroups } : {}),
-    ...((p?.terminal ?? o.tty) ? { pty: true } : {}),
+    ...(terminal ? { pty: true } : {}),
+    ...(consoleSocket ? { consoleSocket } : {}),
   };
   if (o.detach) {
-    // runc exec --detach: the process keeps our stdio (an engine's shim passes its pipes), the helper leaves, and it
-    // is reparented to our subreaper (the shim), which reaps it; the PID file names the process itself
-    const pid = await spawnInDetached({ ...opts, stdio: ['inherit', 'inherit', 'inherit'] });
-    if (o.pidFile) writeFileSync(resolve(o.pidFile), `${pid}`);
+    // runc's exec --detach: the process keeps the stdio it was given (conmon's pipes); its exit goes to the caller's
+    // subreaper (the helper's exit status is the process's)
+    const child = spawnIn({ ...opts, stdio: ['inherit', 'inherit', 'inherit'] });
+    consoleSocket?.destroy();
+    if (o.pidFile && child.pid) writeFileSync(resolve(o.pidFile), `${child.pid}`);
+    child.unref();
     return 0;
   }
-  return execIn(opts);
+  const done = execIn(opts);
+  consoleSocket?.destroy();
+  return done;
 }

@@ -8,16 +8,16 @@
  *   poststart hooks.
  * - state/kill/delete/list read the record; the status is computed (stopped when the process is gone).
  */
-import { openSync, writeSync, closeSync, unlinkSync, existsSync, mkdirSync } from 'node:fs';
-import { createConnection, createServer, type Server } from 'node:net';
+import { openSync, writeSync, closeSync, unlinkSync, fstatSync, existsSync } from 'node:fs';
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { join, resolve } from 'node:path';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { type ContainerEnd, type HelperPlan, runPlan } from '@nspawn/runtime';
 import { runHooks } from './hooks.js';
 import { loadSpec, type Spec, SpecError } from './spec.js';
 import {
-  alive, checkId, containerDir, LONG_ROOT_SOCKETS, listIds, loadRecord, makeContainerDir, ociState, type OciState, procStat, type Record_,
-  removeContainerDir, saveRecord, startSocket, StateError, statusOf, writeAtomic,
+  alive, checkId, containerDir, listIds, loadRecord, makeContainerDir, ociState, type OciState, procStat, type Record_,
+  removeContainerDir, saveRecord, socketAddress, startSocket, StateError, statusOf, writeAtomic,
 } from './state.js';
 import { resolveRootfs, translateSpec } from './translate.js';
 import { makeCgroups, removeCgroups } from './cgroups.js';
@@ -29,33 +29,91 @@ export interface CreateOptions {
   id: string;
   bundle: string;
   pidFile?: string;
+  /** --console-socket: an AF_UNIX socket the terminal's master is sent to (process.terminal) */
+  consoleSocket?: string;
+  /** --preserve-fds: our descriptors 3.. (after LISTEN_FDS's) that the container's process gets */
+  preserveFds?: number;
+  /** --no-new-keyring */
+  noNewKeyring?: boolean;
   /** log lines (errors, warnings of the helper) */
   log: (level: 'error' | 'warning' | 'info', msg: string) => void;
 }
 
-/** What the app runs as the monitor: its own command with the monitor verb and these options (JSON). */
-export type MonitorCommand = (opts: { root: string; id: string; bundle: string }) => { file: string; args: string[] };
+/**
+ * What the app runs as the monitor: its own command with the monitor verb and these options (JSON). The monitor
+ * gets a pipe on fd 3 (its report to create) and FDS descriptors from 4 on (LISTEN_FDS's, then --preserve-fds').
+ */
+export type MonitorCommand = (opts: MonitorArgs) => { file: string; args: string[] };
+export interface MonitorArgs {
+  root: string;
+  id: string;
+  bundle: string;
+  consoleSocket?: string;
+  /** descriptors the monitor got from 4 on, for the container's process (3, 4, ...) */
+  fds?: number;
+  /** how many of them are LISTEN_FDS's (the process gets LISTEN_FDS=N and LISTEN_PID=1) */
+  listenFds?: number;
+  noNewKeyring?: boolean;
+}
 
-function prepare(opts: { root: string; id: string; bundle: string }): { spec: Spec; plan: (sync: boolean) => HelperPlan; bundle: string; rootfs: string } {
+/** How many descriptors systemd-style socket activation gave this process (LISTEN_PID ours), as runc's activation.Files(). */
+export function listenFdsOf(env: NodeJS.ProcessEnv, pid: number): number {
+  if (!env.LISTEN_FDS || Number(env.LISTEN_PID) !== pid) return 0;
+  const n = Number(env.LISTEN_FDS);
+  return Number.isInteger(n) && n > 0 ? n : 0;
+}
+
+/** runc's checks of --preserve-fds: each of the N descriptors after BASE must be open. */
+export function checkPreserved(base: number, n: number): void {
+  for (let i = 0; i < n; i++) {
+    try {
+      fstatSync(base + i);
+    } catch (e) {
+      throw new StateError(`unable to stat preserved-fd ${i} (of ${n}): ${(e as Error).message}`);
+    }
+  }
+}
+
+function prepare(opts: { root: string; id: string; bundle: string; consoleSocket?: string; foreground?: boolean }): { spec: Spec; plan: (sync: boolean) => HelperPlan; bundle: string; rootfs: string } {
   checkId(opts.id);
   const bundle = resolve(opts.bundle);
   const spec = loadSpec(join(bundle, 'config.json'));
   const rootfs = resolveRootfs(bundle, spec.root.path);
-  if (spec.process?.terminal) throw new SpecError('process.terminal: a terminal (--console-socket) is not supported yet');
+  const terminal = spec.process?.terminal === true;
+  // runc's words (utils_linux.go validateProcessSpec, runner.run)
+  if (terminal && !opts.consoleSocket && !opts.foreground) throw new SpecError('cannot allocate tty if runc will detach without setting console socket');
+  if (!terminal && opts.consoleSocket) throw new SpecError('cannot use console socket if runc will not detach or allocate tty');
   if (spec.process?.apparmorProfile) throw new SpecError('process.apparmorProfile: apparmor is not enabled on this system');
+  // a terminal: the helper makes it in the container's devpts; its master goes to the console socket, or (run in
+  // the foreground) the helper forwards it to ours
+  const console = !terminal ? 'pipe' : opts.consoleSocket ? 'passive' : 'interactive';
   // the plan is made now so that a config the engine cannot express fails before anything exists
-  translateSpec(spec, { rootfs, sync: true, console: 'pipe' });
-  return { spec, bundle, rootfs, plan: (sync) => translateSpec(spec, { rootfs, sync, console: 'pipe' }) };
+  translateSpec(spec, { rootfs, sync: true, console });
+  return { spec, bundle, rootfs, plan: (sync) => translateSpec(spec, { rootfs, sync, console }) };
+}
+
+/** Connects to the --console-socket (the caller listens on it: conmon, containerd's shim). */
+function connectConsole(path: string): Promise<Socket> {
+  return new Promise((res, rej) => {
+    const c = createConnection(path);
+    c.once('connect', () => res(c));
+    c.once('error', (e) => rej(new StateError(`--console-socket ${path}: ${e.message}`)));
+  });
 }
 
 /** `create`: returns the container's PID once it waits for start. */
 export async function createContainer(opts: CreateOptions, monitor: MonitorCommand): Promise<number> {
-  const { bundle } = prepare(opts);
+  const consoleSocket = opts.consoleSocket ? resolve(opts.consoleSocket) : undefined;
+  const { bundle } = prepare({ ...opts, ...(consoleSocket ? { consoleSocket } : {}) });
+  const listenFds = listenFdsOf(process.env, process.pid);
+  const fds = listenFds + (opts.preserveFds ?? 0);
+  checkPreserved(3 + listenFds, opts.preserveFds ?? 0);
   makeContainerDir(opts.root, opts.id);
-  const cmd = monitor({ root: opts.root, id: opts.id, bundle });
+  const cmd = monitor({ root: opts.root, id: opts.id, bundle, ...(consoleSocket ? { consoleSocket } : {}), ...(fds ? { fds, listenFds } : {}), ...(opts.noNewKeyring ? { noNewKeyring: true } : {}) });
   let child: ChildProcess;
   try {
-    child = spawn(cmd.file, cmd.args, { detached: true, stdio: ['inherit', 'inherit', 'inherit', 'pipe'] });
+    const passed = Array.from({ length: fds }, (_, i) => 3 + i);
+    child = spawn(cmd.file, cmd.args, { detached: true, stdio: ['inherit', 'inherit', 'inherit', 'pipe', ...passed] });
   } catch (e) {
     removeContainerDir(opts.root, opts.id);
     throw e;
@@ -87,7 +145,21 @@ export async function createContainer(opts: CreateOptions, monitor: MonitorComma
  * foreground (run without --detach) it starts at once and resolves the container's end.
  */
 export async function monitorContainer(
-  opts: { root: string; id: string; bundle: string; log: CreateOptions['log']; foreground?: boolean; pidFile?: string },
+  opts: {
+    root: string;
+    id: string;
+    bundle: string;
+    log: CreateOptions['log'];
+    foreground?: boolean;
+    pidFile?: string;
+    consoleSocket?: string;
+    /** our descriptors the container's process gets as 3, 4, ... (they are closed here once the helper has them) */
+    fds?: number[];
+    /** how many of FDS are socket activation's (LISTEN_FDS=N, LISTEN_PID=1 in its environment) */
+    listenFds?: number;
+    /** --no-new-keyring: the container stays in the caller's session keyring */
+    noNewKeyring?: boolean;
+  },
   reportFd?: number,
 ): Promise<ContainerEnd> {
   const report = (s: string) => {
@@ -109,10 +181,46 @@ export async function monitorContainer(
   }
   const { spec, bundle, rootfs } = prep;
   const plan = prep.plan(true);
+  // the container waits for start set up (its console sent), as runc's does at its exec fifo
+  plan.lateSync = true;
+  // a session keyring of its own (runc's default; --no-new-keyring keeps the caller's)
+  if (!opts.noNewKeyring) plan.sessionKeyring = true;
+  // created for a caller that waits for it (conmon, containerd's shim: subreapers): the helper leaves it to them
+  // once it runs, as runc's create does
+  if (!opts.foreground) plan.leaveAfterStart = true;
+  const fds = opts.fds ?? [];
+  if (opts.listenFds) plan.env = [...plan.env, `LISTEN_FDS=${opts.listenFds}`, 'LISTEN_PID=1'];
+  let consoleSock: Socket | undefined;
+  const closePassed = () => {
+    // run in the foreground: they are the runtime's own (which may be Node's, when the caller named more than it
+    // passed), and it ends with the container
+    if (opts.foreground) fds.length = 0;
+    for (const fd of fds) {
+      try {
+        closeSync(fd);
+      } catch {
+        // closed already
+      }
+    }
+    fds.length = 0;
+    consoleSock?.destroy();
+  };
+  if (opts.consoleSocket) {
+    try {
+      consoleSock = await connectConsole(opts.consoleSocket);
+    } catch (e) {
+      closePassed();
+      report(`error ${(e as Error).message}`);
+      return { kind: 'failed', message: (e as Error).message };
+    }
+  }
+  const extraFds = [...fds, ...(consoleSock ? [consoleSock] : [])];
+  if (extraFds.length) plan.ociFds = { pass: fds.map((_, i) => 4 + i), ...(consoleSock ? { consoleSocket: 4 + fds.length } : {}) };
   let cgroups;
   try {
-    cgroups = makeCgroups(opts.id, spec.linux?.cgroupsPath, spec.linux?.resources as Parameters<typeof makeCgroups>[2]);
+    cgroups = makeCgroups(opts.id, spec.linux?.cgroupsPath, spec.linux?.resources as Parameters<typeof makeCgroups>[2], spec.linux?.devices ?? []);
   } catch (e) {
+    closePassed();
     report(`error ${(e as Error).message}`);
     return { kind: 'failed', message: (e as Error).message };
   }
@@ -125,8 +233,9 @@ export async function monitorContainer(
   if (spec.annotations) record.annotations = spec.annotations;
   record.cgroups = cgroups.made;
   const stateNow = (status: string): OciState => ({ ociVersion: spec.ociVersion, id: opts.id, status: status as OciState['status'], pid: record.pid, bundle, ...(spec.annotations ? { annotations: spec.annotations } : {}) });
-  const end = await runPlan(plan, {
+  const ending = runPlan(plan, {
     killSignal: 0,
+    ...(extraFds.length ? { extraFds } : {}),
     hooks: { log: (l) => opts.log('warning', l), forwardSignals: !!opts.foreground },
     attach: async (pid) => {
       record.pid = pid;
@@ -134,10 +243,9 @@ export async function monitorContainer(
       // the state is recorded before the hooks run: they may ask for it
       if (!opts.foreground) {
         server = createServer();
-        if (sock.startsWith(`${LONG_ROOT_SOCKETS}/`)) mkdirSync(LONG_ROOT_SOCKETS, { recursive: true, mode: 0o700 });
         await new Promise<void>((res, rej) => {
           server!.once('error', rej);
-          server!.listen(sock, () => res());
+          server!.listen(socketAddress(sock), () => res());
         });
       }
       saveRecord(opts.root, record);
@@ -182,6 +290,9 @@ export async function monitorContainer(
       await runHooks('startContainer', spec.hooks?.startContainer, stateNow('running'));
     },
   });
+  // the helper has its copies (runPlan() spawned it): ours would keep pipes and sockets open for the container's life
+  closePassed();
+  const end = await ending;
   if (server?.listening) server.close();
   try {
     unlinkSync(sock);
@@ -203,7 +314,7 @@ export async function startContainer(root: string, id: string): Promise<void> {
   const status = statusOf(root, r);
   if (status !== 'created') throw new StateError(`cannot start a container that has ${status === 'stopped' ? 'stopped' : `already been started (${status})`}`);
   await new Promise<void>((res, rej) => {
-    const c = createConnection(startSocket(root, id), () => c.write('start\n'));
+    const c = createConnection(socketAddress(startSocket(root, id)), () => c.write('start\n'));
     let got = '';
     c.setEncoding('utf8');
     c.on('data', (d: string) => (got += d));
@@ -217,7 +328,7 @@ export async function startContainer(root: string, id: string): Promise<void> {
 /** Sends WORD to a created container's monitor and waits for its answer. */
 function tellMonitor(root: string, id: string, word: string): Promise<boolean> {
   return new Promise((res) => {
-    const c = createConnection(startSocket(root, id), () => c.write(`${word}\n`));
+    const c = createConnection(socketAddress(startSocket(root, id)), () => c.write(`${word}\n`));
     let got = '';
     c.setEncoding('utf8');
     c.on('data', (d: string) => (got += d));

@@ -3,9 +3,8 @@
  * exec.fifo of a created container, and the status, computed as runc does: stopped when the process is gone,
  * created while the fifo waits for `start`, else running.
  */
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, writeFileSync, lstatSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync, lstatSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 
 export const DEFAULT_ROOT = '/run/nspawn-oci';
 
@@ -49,21 +48,17 @@ export class StateError extends Error {
 
 export const containerDir = (root: string, id: string) => join(root, checkId(id));
 /** the socket a created container's monitor waits on for `start` (runc: exec.fifo) */
-/** Where a unix socket's path ends: sun_path holds 107 bytes and a NUL. */
-const SUN_PATH_MAX = 107;
-/** Where the start socket goes when ROOT/ID/start.sock is too long for a unix socket's path. */
-export const LONG_ROOT_SOCKETS = '/run/nspawn-oci-start';
+export const startSocket = (root: string, id: string) => join(containerDir(root, id), 'start.sock');
 
 /**
- * The socket of a created container's monitor: ROOT/ID/start.sock, or, when that path is longer than a unix
- * socket's can be (a long --root, a 64-hex-digit id as containerd gives), LONG_ROOT_SOCKETS/HASH.sock named by
- * the container directory's absolute path.
+ * The address to bind or connect to for the socket at PATH: PATH, or, past AF_UNIX's 108 bytes (a long --root and
+ * a 64-digit ID, as podman gives), the same file through /proc/self/fd of its directory (opened close-on-exec, kept
+ * for the process's life).
  */
-export function startSocket(root: string, id: string): string {
-  const dir = resolve(containerDir(root, id));
-  const inDir = join(dir, 'start.sock');
-  if (Buffer.byteLength(inDir) <= SUN_PATH_MAX) return inDir;
-  return join(LONG_ROOT_SOCKETS, `${createHash('sha256').update(dir).digest('hex').slice(0, 40)}.sock`);
+export function socketAddress(path: string): string {
+  if (Buffer.byteLength(path) < 100) return path;
+  const fd = openSync(dirname(path), 'r');
+  return `/proc/self/fd/${fd}/${basename(path)}`;
 }
 
 /** Writes FILE atomically (rename of a temporary file in the same directory). */
@@ -102,15 +97,6 @@ export function makeContainerDir(root: string, id: string): string {
 }
 
 export function removeContainerDir(root: string, id: string): void {
-  const sock = startSocket(root, id);
-  if (sock.startsWith(`${LONG_ROOT_SOCKETS}/`)) {
-    rmSync(sock, { force: true });
-    try {
-      rmdirSync(LONG_ROOT_SOCKETS);
-    } catch {
-      // other containers' sockets are there
-    }
-  }
   const dir = containerDir(root, id);
   if (!existsSync(dir) || !lstatSync(dir).isDirectory()) return;
   rmSync(dir, { recursive: true, force: true });

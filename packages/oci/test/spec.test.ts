@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CLONE, MS } from '@nspawn/runtime';
-import { defaultSpec, loadSpec, parseMountOptions, parseSignal, resolveRootfs, SpecError, translateSpec, validateSpec, checkId } from '../src/index.js';
+import { defaultSpec, loadSpec, parseMountOptions, parseSignal, resolveRootfs, SpecError, translateSpec, validateSpec, checkId, deviceRules, listenFdsOf } from '../src/index.js';
 
 const scratch = mkdtempSync(join(tmpdir(), 'oci-unit-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
@@ -83,5 +83,39 @@ describe('command line values', () => {
     expect(checkId('abc-1.2_x')).toBe('abc-1.2_x');
     expect(() => checkId('../x')).toThrow(/invalid container id/);
     expect(() => checkId('')).toThrow(/cannot be empty/);
+  });
+});
+
+describe('the device cgroup policy (v1 devices controller, as runc writes it)', () => {
+  it('the config\'s rules in order, then the container\'s nodes, then runc\'s allowed devices', () => {
+    const rules = deviceRules(
+      [
+        { allow: false, access: 'rwm' },
+        { allow: true, type: 'c', major: 10, minor: 229, access: 'rw' },
+        { allow: false, type: 'b', major: 8 },
+      ],
+      [{ type: 'c', major: 4, minor: 64 }, { type: 'p' }],
+    );
+    expect(rules.slice(0, 4)).toEqual([
+      ['devices.deny', 'a'],
+      ['devices.allow', 'c 10:229 rw'],
+      ['devices.deny', 'b 8:* rwm'],
+      ['devices.allow', 'c 4:64 rwm'],
+    ]);
+    expect(rules.slice(4).map((r) => r[1])).toEqual(['c *:* m', 'b *:* m', 'c 1:3 rwm', 'c 1:8 rwm', 'c 1:7 rwm', 'c 5:0 rwm', 'c 1:5 rwm', 'c 1:9 rwm', 'c 136:* rwm', 'c 5:2 rwm', 'c 10:200 rwm']);
+    expect(rules.slice(4).every((r) => r[0] === 'devices.allow')).toBe(true);
+  });
+  it('refuses a rule it cannot write, naming the field', () => {
+    expect(() => deviceRules([{ allow: true, type: 'x' }], [])).toThrow('linux.resources.devices: unknown type "x"');
+    expect(() => deviceRules([{ allow: true, type: 'c', access: 'rwx' }], [])).toThrow('linux.resources.devices: bad access "rwx"');
+  });
+});
+
+describe('listenFdsOf (runc: activation.Files)', () => {
+  it('counts LISTEN_FDS only when LISTEN_PID is the runtime\'s', () => {
+    expect(listenFdsOf({ LISTEN_FDS: '2', LISTEN_PID: '77' }, 77)).toBe(2);
+    expect(listenFdsOf({ LISTEN_FDS: '2', LISTEN_PID: '78' }, 77)).toBe(0);
+    expect(listenFdsOf({ LISTEN_FDS: 'x', LISTEN_PID: '77' }, 77)).toBe(0);
+    expect(listenFdsOf({}, 77)).toBe(0);
   });
 });

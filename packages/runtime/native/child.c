@@ -73,6 +73,32 @@ void exec_payload(const Plan *p) {
         child_die_errno("execv(%s) failed", tried);
 }
 
+/* OCI --preserve-fds and LISTEN_FDS: the plan's descriptors become 3, 4, ... of the payload (open across its exec);
+ * every other one above 2 is close-on-exec already (outer_main()) */
+static void pass_fds(const Plan *p) {
+        int n = (int) p->n_pass_fds;
+        /* the sync socket out of the way of the targets first */
+        if (child_sync_fd < 3 + n) {
+                int s = fcntl(child_sync_fd, F_DUPFD_CLOEXEC, 3 + n);
+                if (s < 0)
+                        child_die_errno("moving the sync socket");
+                close(child_sync_fd);
+                child_sync_fd = s;
+        }
+        int *tmp = xcalloc((size_t) n + 1, sizeof *tmp);
+        for (int i = 0; i < n; i++) {
+                tmp[i] = fcntl(p->pass_fds[i], F_DUPFD_CLOEXEC, 3 + n);
+                if (tmp[i] < 0)
+                        child_die_errno("preserved file descriptor %d", i);
+        }
+        for (int i = 0; i < n; i++) {
+                if (dup2(tmp[i], 3 + i) < 0)
+                        child_die_errno("dup2 of preserved file descriptor %d", i);
+                close(tmp[i]);
+        }
+        free(tmp);
+}
+
 void child_main(Plan *p) {
         char c;
         /* cloned into the unified scope: the cgroup namespace is made here, rooted at it (native/cgroup.c).
@@ -81,7 +107,7 @@ void child_main(Plan *p) {
          * on, mapped or not, and the namespace belongs to that user namespace either way. */
         if (p->cgroup.unshare_cgns && unshare(CLONE_NEWCGROUP) < 0)
                 child_die_errno("Failed to unshare cgroup namespace");
-        if (p->sync || p->usermap) {
+        if ((p->sync && !p->late_sync) || p->usermap) {
                 if (read(child_sync_fd, &c, 1) != 1)
                         _exit(1); /* the outer side went away */
         }
@@ -198,6 +224,18 @@ void child_main(Plan *p) {
                         want.rlim_cur = want.rlim_max;
                 if (setrlimit(res, &want) < 0)
                         child_die_errno("setrlimit(%d)", p->rlimits[i].res);
+        }
+
+        if (p->oci_fds)
+                pass_fds(p);
+        /* OCI create: the container is set up and waits here for start (runc's exec fifo), before the filter and
+         * the credentials */
+        if (p->sync && p->late_sync) {
+                if (write(child_sync_fd, "G", 1) != 1 || read(child_sync_fd, &c, 1) != 1)
+                        _exit(1); /* the outer side went away */
+                /* the outer helper leaves once we have executed the payload: we must outlive it */
+                if (p->leave)
+                        prctl(PR_SET_PDEATHSIG, 0);
         }
 
         /* setup_seccomp() and seccomp_suppress_sync(): the system call filter, before PR_SET_KEEPCAPS and the UID

@@ -18,6 +18,7 @@
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -67,6 +68,11 @@ static int request_record(void *ctx, unsigned id, const WireValue *v, char *err,
                 break;
         case X_PTY:
                 r->pty = 1;
+                break;
+        case X_CONSOLESOCK:
+                if (v[0].u > 0xffff)
+                        return snprintf(err, errsz, "console socket fd %llu", (unsigned long long) v[0].u), -1;
+                r->console_socket = 1 + (int) v[0].u;
                 break;
         case X_BIND:
                 if (!*v[0].s || !*v[1].s)
@@ -450,6 +456,9 @@ int execin_main(int argc, char **argv) {
                 snprintf(slave, sizeof slave, "/dev/pts/%u", n);
                 console_copy_winsize(master);
         }
+        /* the console socket is not the command's */
+        if (r.console_socket && fcntl(r.console_socket - 1, F_SETFD, FD_CLOEXEC) < 0)
+                return execin_fail("the console socket");
         pid_t pid = fork();
         if (pid < 0)
                 return execin_fail("fork");
@@ -482,7 +491,28 @@ int execin_main(int argc, char **argv) {
         sigaction(SIGTERM, &sa, NULL);
         sigaction(SIGHUP, &sa, NULL);
         int st;
-        if (r.pty)
+        if (r.pty && r.console_socket) {
+                /* OCI exec --console-socket: the master goes to the caller's socket (runc's message: its name), no copy kept */
+                static const char name[] = "/dev/ptmx";
+                struct iovec iov = { .iov_base = (void *) name, .iov_len = sizeof name - 1 };
+                union {
+                        struct cmsghdr h;
+                        char buf[CMSG_SPACE(sizeof(int))];
+                } u;
+                memset(&u, 0, sizeof u);
+                struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf };
+                struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+                cm->cmsg_level = SOL_SOCKET;
+                cm->cmsg_type = SCM_RIGHTS;
+                cm->cmsg_len = CMSG_LEN(sizeof(int));
+                memcpy(CMSG_DATA(cm), &master, sizeof(int));
+                if (sendmsg(r.console_socket - 1, &m, MSG_NOSIGNAL) < 0) {
+                        fprintf(stderr, "nspawn-helper exec-in: sending the terminal to the console socket: %s\n", strerror(errno));
+                        kill(pid, SIGKILL);
+                }
+                close(master);
+                close(r.console_socket - 1);
+        } else if (r.pty)
                 return execin_relay(master, pid);
         while (waitpid(pid, &st, 0) < 0)
                 if (errno != EINTR)

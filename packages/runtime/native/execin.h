@@ -34,6 +34,7 @@ typedef struct {
         const char **cgroups;
         size_t n_cgroups;
         int pty;
+        int console_socket; /* with pty: 1 + a connected AF_UNIX socket the master goes to (OCI exec --console-socket); 0: none */
         int bind;
         const char *bind_src, *bind_dst;
         int bind_ro, bind_mkdir;

@@ -64,6 +64,33 @@ static int read_plan(int handoff_fd) {
         return 2;
 }
 
+/* The console's master when the plan has a console socket (OCI --console-socket): sent there with SCM_RIGHTS
+ * and runc's message (the name), no copy kept. Returns the master to forward, -1 when sent, -2 on failure. */
+static int take_master(int fd) {
+        if (plan.console_socket < 0)
+                return fd;
+        static const char name[] = "/dev/ptmx";
+        struct iovec iov = { .iov_base = (void *) name, .iov_len = sizeof name - 1 };
+        union {
+                struct cmsghdr h;
+                char buf[CMSG_SPACE(sizeof(int))];
+        } u;
+        memset(&u, 0, sizeof u);
+        struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf };
+        struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+        cm->cmsg_level = SOL_SOCKET;
+        cm->cmsg_type = SCM_RIGHTS;
+        cm->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+        int r = sendmsg(plan.console_socket, &m, MSG_NOSIGNAL) < 0 ? -2 : -1;
+        if (r == -2)
+                ctl_printf("error Failed to send the console to the console socket: %s (%s)\n", strerror(errno), errno_name(errno));
+        close(fd);
+        close(plan.console_socket);
+        plan.console_socket = -1;
+        return r;
+}
+
 int outer_main(int handoff_fd) {
         if (handoff_fd >= 0) {
                 /* In nspawn's place: what Node set up for itself goes (it ignores SIGPIPE, for one); no parent to die
@@ -222,7 +249,12 @@ int outer_main(int handoff_fd) {
                         plan.ops[i].tree_fd = -1;
                 }
         int sync_sock = sp[0];
-        ctl_printf("pid %d\n", pid);
+        /* the preserved descriptors are the child's now */
+        for (size_t i = 0; i < plan.n_pass_fds; i++)
+                close(plan.pass_fds[i]);
+        int late = plan.sync && plan.late_sync;
+        if (!late)
+                ctl_printf("pid %d\n", pid);
 
         if (plan.usermap) {
                 /* private users: the map, from the host side (no Node needed, so such a run can be handed over) */
@@ -240,9 +272,43 @@ int outer_main(int handoff_fd) {
                         waitpid(pid, NULL, 0);
                         return 1;
                 }
-                if (!plan.sync && write(sync_sock, "g", 1) != 1) {
+                if ((!plan.sync || late) && write(sync_sock, "g", 1) != 1) {
                         /* the child died already; its status is reported below */
                 }
+        }
+
+        int early_master = -1, early_notify = -1;
+        if (late) {
+                /* the child sets itself up to its gate (child_main()); its console and messages meanwhile */
+                for (;;) {
+                        char buf[4096];
+                        int fd = -1;
+                        int n = recv_msg(sync_sock, buf, sizeof buf, &fd);
+                        if (n > 0 && buf[0] == 'G')
+                                break;
+                        if (n <= 0) {
+                                kill(pid, SIGKILL);
+                                waitpid(pid, NULL, 0);
+                                return 1;
+                        }
+                        if (buf[0] == 'P' && fd >= 0) {
+                                early_master = take_master(fd);
+                                if (early_master == -2) {
+                                        kill(pid, SIGKILL);
+                                        waitpid(pid, NULL, 0);
+                                        return 1;
+                                }
+                        } else if (buf[0] == 'N' && fd >= 0) {
+                                early_notify = fd;
+                        } else if (buf[0] == 'E' || buf[0] == 'W') {
+                                for (char *q = buf; *q; q++)
+                                        if (*q == '\n')
+                                                *q = ' ';
+                                ctl_printf("%s %s\n", buf[0] == 'E' ? "error" : "warning", buf + 1);
+                        } else if (fd >= 0)
+                                close(fd);
+                }
+                ctl_printf("pid %d\n", pid);
         }
 
         if (plan.sync) {
@@ -281,10 +347,20 @@ int outer_main(int handoff_fd) {
         int exited = 0, status = 0;
         int last_char = -1; /* the last byte of the container's output we passed on (-1: none yet) */
         int stdin_open = interactive;
+        int child_failed = 0; /* an error came from the child: it is ending */
         Escapes escapes = { 0 };
 
         if (interactive)
                 console_raw();
+        notify_fd = early_notify;
+        if (early_master >= 0) {
+                master = early_master;
+                int fl = fcntl(master, F_GETFL);
+                fcntl(master, F_SETFL, fl | O_NONBLOCK);
+                console_copy_winsize(master);
+                if (forward_out && (master_watch = ptyfwd_watch(master)) < 0)
+                        forward_out = 0;
+        }
 
         for (;;) {
                 struct pollfd p[5];
@@ -339,6 +415,13 @@ int outer_main(int handoff_fd) {
                         int n = recv_msg(sync_sock, buf, sizeof buf, &fd);
                         if (n <= 0) {
                                 sync_open = 0;
+                                /* OCI create: the payload has been executed (the socket closed with its exec, no
+                                 * error came): it is the nearest subreaper's from here on, as runc leaves it */
+                                if (plan.leave && !exited && !child_failed) {
+                                        ctl_printf("ready\n");
+                                        ctl_printf("left\n");
+                                        return 0;
+                                }
                                 if (!exited) {
                                         ctl_printf("ready\n");
                                         /* the container runs: what systemd-nspawn tells its service manager now */
@@ -353,6 +436,7 @@ int outer_main(int handoff_fd) {
                                         close(notify_fd);
                                 notify_fd = fd;
                         } else if (buf[0] == 'E') {
+                                child_failed = 1;
                                 for (char *q = buf; *q; q++)
                                         if (*q == '\n')
                                                 *q = ' ';
@@ -362,7 +446,7 @@ int outer_main(int handoff_fd) {
                                         if (*q == '\n')
                                                 *q = ' ';
                                 ctl_printf("warning %s\n", buf + 1);
-                        } else if (buf[0] == 'P' && fd >= 0) {
+                        } else if (buf[0] == 'P' && fd >= 0 && (fd = take_master(fd)) >= 0) {
                                 master = fd;
                                 int fl = fcntl(master, F_GETFL);
                                 fcntl(master, F_SETFL, fl | O_NONBLOCK);

@@ -21,6 +21,7 @@ Plan plan = {
         .uid = -1,
         .gid = -1,
         .idmap_tree = -1,
+        .console_socket = -1,
         .devices = DEVICES_PLAN_INIT,
         .cgroup = CGROUP_PLAN_INIT,
 };
@@ -100,6 +101,22 @@ static int plan_record(void *ctx, unsigned id, const WireValue *v, char *err, si
                 break;
         case P_SYNC:
                 p->sync = 1;
+                break;
+        case P_LATESYNC:
+                p->late_sync = 1;
+                p->leave = v[0].b;
+                break;
+        case P_OCIFDS:
+                if (v[0].i < -1 || v[0].i > 0xffff)
+                        BAD("console socket fd %lld", (long long) v[0].i);
+                p->oci_fds = 1;
+                p->console_socket = (int) v[0].i;
+                p->pass_fds = xcalloc(v[1].n + 1, sizeof *p->pass_fds);
+                for (size_t i = 0; i < v[1].n; i++) {
+                        FITS(v[1].nums[i], 0xffff, "fd");
+                        p->pass_fds[i] = (int) v[1].nums[i];
+                }
+                p->n_pass_fds = v[1].n;
                 break;
         case P_USERMAP:
         case P_IDMAP:

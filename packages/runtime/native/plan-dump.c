@@ -328,6 +328,24 @@ static void dump_plan(const Plan *p) {
         kbool("loopback", p->loopback);
         if (p->volatile_mode)
                 kstr("volatileMode", p->volatile_mode);
+        if (p->late_sync) {
+                kbool("lateSync", 1);
+                kbool("leaveAfterStart", p->leave);
+        }
+        if (p->oci_fds) {
+                key("ociFds");
+                open_('{');
+                key("consoleSocket");
+                printf("\"%d\"", p->console_socket);
+                key("pass");
+                open_('[');
+                for (size_t i = 0; i < p->n_pass_fds; i++) {
+                        sep();
+                        printf("\"%d\"", p->pass_fds[i]);
+                }
+                close_(']');
+                close_('}');
+        }
         dump_net(p);
         kbool("searchPath", p->search_path);
         kstrs("env", p->env, p->n_env);
@@ -377,6 +395,8 @@ static void dump_exec_in(const ExecInRequest *r) {
         kstr("cwd", r->cwd);
         kstrs("cgroups", r->cgroups, r->n_cgroups);
         kbool("pty", r->pty);
+        if (r->console_socket)
+                knum("consoleSocketFd", (unsigned long long) (r->console_socket - 1));
         if (r->bind) {
                 key("bind");
                 open_('{');

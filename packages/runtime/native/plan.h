@@ -67,6 +67,12 @@ typedef struct {
         const char *root;
         unsigned long clone_flags;
         int sync;               /* wait for "go" from Node after the clone */
+        int late_sync;          /* with sync: the child waits after its setup, just before seccomp and exec (OCI create) */
+        int leave;              /* with late_sync: once the payload runs, we leave it to our reaper (OCI create) */
+        int console_socket;     /* -1, or a connected AF_UNIX socket: the console's master goes there (SCM_RIGHTS) */
+        int *pass_fds;          /* our fds that become 3, 4, ... of the payload (OCI --preserve-fds, LISTEN_FDS) */
+        size_t n_pass_fds;
+        int oci_fds;            /* the ocifds record was given: fds from 3 + n_pass_fds on are closed at exec */
         const char *hostname;   /* NULL: leave it */
         Op *ops;
         size_t n_ops, cap_ops;

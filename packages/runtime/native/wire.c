@@ -74,6 +74,8 @@ static const WireRecord plan_records[P_COUNT] = {
         [P_HOREEXEC] = { "horeexec", "S", 0 },
         [P_NSJOIN] = { "nsjoin", "us", R },
         [P_VOLATILE] = { "volatile", "s", 0 },
+        [P_OCIFDS] = { "ocifds", "iU", 0 },
+        [P_LATESYNC] = { "latesync", "b", 0 },
 };
 
 static const WireRecord exec_in_records[X_COUNT] = {
@@ -88,6 +90,7 @@ static const WireRecord exec_in_records[X_COUNT] = {
         [X_CGROUPS] = { "cgroups", "S", 0 },
         [X_PTY] = { "pty", "", 0 },
         [X_BIND] = { "bind", "ssbb", 0 },
+        [X_CONSOLESOCK] = { "consolesock", "u", 0 },
 };
 
 static const WireRecord move_back_records[M_COUNT] = {

@@ -33,6 +33,8 @@ export interface ExecInOptions {
   cwd?: string;
   /** a new pty of the container as its controlling terminal, copied to our stdio (^] three times ends it) */
   pty?: boolean;
+  /** with pty: a connected AF_UNIX socket its master is sent to (SCM_RIGHTS, as runc's exec --console-socket), not copied to our stdio */
+  consoleSocket?: import('node:net').Socket;
   /** the cgroup.procs files to join first (default: leaderCgroupProcs(leader), accounted to the machine) */
   cgroups?: string[];
   /** its stdin, stdout, stderr (default: ours) */
@@ -75,11 +77,11 @@ export function leaderCgroupProcs(leader: number): string[] {
 const envList = (env: ExecInOptions['env']): string[] =>
   env === undefined ? [] : Array.isArray(env) ? [...env] : Object.entries(env).map(([k, v]) => `${k}=${v}`);
 
-function startHelper(req: ExecInRequest, stdio: ExecInStdio[], helper: string | undefined): ChildProcess {
+function startHelper(req: ExecInRequest, stdio: ExecInStdio[], helper: string | undefined, extra: ExecInStdio[] = []): ChildProcess {
   const bytes = encodeExecIn(req); // (throws before anything runs on a value the helper could not take)
   const { spawn } = process.getBuiltinModule('node:child_process');
   // the helper's own environment is empty: the command's is in the request
-  const child = spawn(helper ?? helperPath(), ['exec-in'], { stdio: [...stdio, 'pipe'], env: {}, argv0: 'nspawn-helper' });
+  const child = spawn(helper ?? helperPath(), ['exec-in'], { stdio: [...stdio, 'pipe', ...extra], env: {}, argv0: 'nspawn-helper' });
   const requestPipe = child.stdio[3] as Writable | null;
   requestPipe?.on('error', () => {
     // the helper went away before it read its request: its exit says why
@@ -106,53 +108,12 @@ export function spawnIn(opts: ExecInOptions): ChildProcess {
       ...(opts.cwd !== undefined ? { cwd: opts.cwd } : {}),
       cgroups: opts.cgroups ?? leaderCgroupProcs(opts.leader),
       ...(opts.pty ? { pty: true } : {}),
+      ...(opts.pty && opts.consoleSocket ? { consoleSocketFd: 4 } : {}),
     },
     opts.stdio ?? ['inherit', 'inherit', 'inherit'],
     opts.helper,
+    opts.pty && opts.consoleSocket ? [opts.consoleSocket] : [],
   );
-}
-
-/**
- * Starts OPTS.command in the container and leaves it there: resolves the command's host PID once the helper has
- * forked it, then ends the helper, so that the command is reparented to the nearest subreaper (an OCI engine's shim,
- * conmon), which reaps it and reads its exit status; what runc's `exec --detach` gives. The helper's child has no
- * parent-death signal; its stdio are OPTS.stdio (default ours). Rejects, with the helper's stderr's reason, when
- * entering the container failed.
- */
-export async function spawnInDetached(opts: ExecInOptions): Promise<number> {
-  const child = spawnIn(opts);
-  const helper = child.pid;
-  let ended: string | undefined;
-  child.once('exit', (code, signal) => (ended = signal ?? `exit status ${code}`));
-  child.once('error', (e) => (ended = e.message));
-  if (helper === undefined) {
-    await new Promise((r) => setTimeout(r, 0));
-    throw new Error(`exec-in: the helper did not start (${ended ?? 'no PID'})`);
-  }
-  try {
-    // the helper forks the command once it has entered the container (native/execin.c): its only child
-    for (;;) {
-      let kids = '';
-      try {
-        kids = readFileSync(`/proc/${helper}/task/${helper}/children`, 'utf8').trim();
-      } catch {
-        // gone: its exit says why
-      }
-      if (kids !== '') return Number(kids.split(' ')[0]);
-      if (ended !== undefined) throw new Error(`exec-in: entering the container failed (${ended})`);
-      await new Promise((r) => setTimeout(r, 2));
-    }
-  } finally {
-    if (ended === undefined) {
-      const gone = new Promise<void>((r) => child.once('exit', () => r()));
-      try {
-        process.kill(helper, 'SIGKILL');
-      } catch {
-        // gone already
-      }
-      await gone;
-    }
-  }
 }
 
 const exitStatus = (code: number | null, signal: NodeJS.Signals | null): number => {

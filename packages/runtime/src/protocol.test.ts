@@ -42,6 +42,9 @@ const full: HelperPlan = basePlan({
   asPid2: true,
   loopback: true,
   volatileMode: 'overlay',
+  lateSync: true,
+  leaveAfterStart: true,
+  ociFds: { consoleSocket: 7, pass: [4, 5, 6] },
   net: {
     steps: [
       { kind: 'up', ifname: 'host0' },
@@ -165,6 +168,9 @@ const planArb: fc.Arbitrary<HelperPlan> = fc
       asPid2: fc.boolean(),
       loopback: fc.boolean(),
       volatileMode: fc.constantFrom('yes' as const, 'state' as const, 'overlay' as const),
+      lateSync: fc.boolean(),
+      leaveAfterStart: fc.boolean(),
+      ociFds: fc.record({ consoleSocket: fc.integer({ min: -1, max: 0xffff }), pass: fc.array(fc.nat(0xffff), { maxLength: 8 }) }, { requiredKeys: ['pass'] }),
       env: strs(60),
       argv: strs(200),
       searchPath: fc.boolean(),
@@ -218,7 +224,7 @@ describe('property: whatever the values, the decoder sees exactly the plan that 
   it('random exec-in requests', () => {
     const req: fc.Arbitrary<ExecInRequest> = fc.oneof(
       fc.record(
-        { leader: fc.integer({ min: 2, max: 0x7fffffff }), command: fc.array(str, { minLength: 1, maxLength: 50 }), env: strs(30), uid: id, gid: id, groups: fc.array(id, { maxLength: 8 }), cwd: str, cgroups: strs(8), pty: fc.boolean() },
+        { leader: fc.integer({ min: 2, max: 0x7fffffff }), command: fc.array(str, { minLength: 1, maxLength: 50 }), env: strs(30), uid: id, gid: id, groups: fc.array(id, { maxLength: 8 }), cwd: str, cgroups: strs(8), pty: fc.boolean(), consoleSocketFd: fc.nat(0xffff) },
         { requiredKeys: ['leader', 'command'] },
       ),
       fc.record({ leader: fc.integer({ min: 2, max: 0x7fffffff }), bind: fc.record({ source: abs, destination: abs, readOnly: fc.boolean(), mkdir: fc.boolean() }) }),

@@ -219,6 +219,25 @@ export interface HelperPlan {
   net?: { steps: NetStep[]; netns?: string };
   /** existing namespaces the helper joins by path before it clones (type: a CLONE.NEW* flag; native/nsjoin.c) */
   nsJoin?: Array<{ type: number; path: string }>;
+  /**
+   * With sync: the container waits at its sync point after its setup (mounts, pivot_root, console, rlimits), just
+   * before seccomp, the credentials and exec, as runc's exec fifo (OCI create); the `pid` event (and so attach())
+   * comes once it is there. Without it the container waits right after the clone.
+   */
+  lateSync?: boolean;
+  /**
+   * With lateSync: once the payload has been executed the helper leaves, its `left` event instead of an exit: the
+   * container's PID 1 goes to the nearest subreaper (conmon, containerd's shim wait for it as runc leaves it to them),
+   * without a parent-death signal. Its end is no longer reported.
+   */
+  leaveAfterStart?: boolean;
+  /**
+   * Descriptors the helper was started with (spawnHelper()'s extraFds: 4, 5, ...): CONSOLESOCKET, a connected
+   * AF_UNIX socket the console's master is sent to (SCM_RIGHTS, as runc's --console-socket; the helper keeps no copy),
+   * and PASS, which become 3, 4, ... of the payload (OCI --preserve-fds, LISTEN_FDS). With this record every other
+   * descriptor from 3 + PASS's length on is closed at the payload's exec.
+   */
+  ociFds?: { consoleSocket?: number; pass: number[] };
 }
 
 /** What the helper does after the container's end when it runs in nspawn's place (see src/handoff.ts). */
@@ -272,10 +291,12 @@ const P = {
   STDOUT: 40, SDNOTIFY: 41, LOCK: 42, LOCKFD: 43, RMSUBVOL: 44, RMMOUNT: 45, RMTREE: 46, CGMKDIR: 47, CGWRITE: 48, CGCHOWN: 49,
   HANDOFF: 50, HOMSGS: 51, HOSIGNAMES: 52, HORM: 53, HOKILL: 54, HOSLICE: 55, HOMARKER: 56, HOREEXEC: 57, NSJOIN: 58,
   VOLATILE: 59,
+  // 60..64: other branches' records
+  OCIFDS: 65, LATESYNC: 66,
 } as const;
 
 /** Record ids of an exec-in request (native/wire.h X_*). */
-const X = { END: 0, LEADER: 1, COMMAND: 2, ENV: 3, UID: 4, GID: 5, GROUPS: 6, CWD: 7, CGROUPS: 8, PTY: 9, BIND: 10 } as const;
+const X = { END: 0, LEADER: 1, COMMAND: 2, ENV: 3, UID: 4, GID: 5, GROUPS: 6, CWD: 7, CGROUPS: 8, PTY: 9, BIND: 10, CONSOLESOCK: 11 } as const;
 
 /** Record ids of a move-back request (native/wire.h M_*). */
 const M = { END: 0, IFNAMES: 1 } as const;
@@ -457,6 +478,8 @@ export function encodePlan(p: HelperPlan): Buffer {
   if (p.asPid2) w.r(P.PID2).e();
   if (p.loopback) w.r(P.LOOPBACK).e();
   if (p.volatileMode) w.r(P.VOLATILE).s(p.volatileMode).e();
+  if (p.lateSync) w.r(P.LATESYNC).b1(p.leaveAfterStart).e();
+  if (p.ociFds) w.r(P.OCIFDS).i(p.ociFds.consoleSocket ?? -1, 'console socket fd').U(p.ociFds.pass, 'fd').e();
   for (const st of p.net?.steps ?? []) {
     if (st.kind === 'up') w.r(P.NETUP).s(st.ifname).e();
     else if (st.kind === 'address') w.r(P.NETADDR).s(st.ifname).u(st.family, 'family').s(st.address).u(st.prefixLength, 'prefix length').e();
@@ -512,6 +535,8 @@ export interface ExecInRequest {
   cwd?: string;
   cgroups?: string[];
   pty?: boolean;
+  /** with pty: the helper's fd of a connected AF_UNIX socket the pty's master is sent to (OCI exec --console-socket) instead of being relayed */
+  consoleSocketFd?: number;
   bind?: { source: string; destination: string; readOnly?: boolean; mkdir?: boolean };
 }
 
@@ -527,6 +552,7 @@ export function encodeExecIn(r: ExecInRequest): Buffer {
   if (r.cwd !== undefined) w.r(X.CWD).s(r.cwd).e();
   if (r.cgroups !== undefined) w.r(X.CGROUPS).S(r.cgroups).e();
   if (r.pty) w.r(X.PTY).e();
+  if (r.consoleSocketFd !== undefined) w.r(X.CONSOLESOCK).u(r.consoleSocketFd, 'console socket fd').e();
   if (r.bind) w.r(X.BIND).s(r.bind.source).s(r.bind.destination).b1(r.bind.readOnly).b1(r.bind.mkdir).e();
   return w.done();
 }
@@ -546,6 +572,8 @@ export type HelperEvent =
   /** a message of the container's init on /run/host/notify: one line per tag nspawn handles (READY=1, STATUS=...) */
   | { type: 'notify'; message: string }
   | { type: 'exit'; code: number }
+  /** the helper left the running container to its reaper (plan.leaveAfterStart) */
+  | { type: 'left' }
   | { type: 'signal'; signal: number };
 
 export function parseHelperLine(line: string): HelperEvent | undefined {
@@ -569,6 +597,8 @@ export function parseHelperLine(line: string): HelperEvent | undefined {
       return { type: 'exit', code: Number(rest) };
     case 'signal':
       return { type: 'signal', signal: Number(rest) };
+    case 'left':
+      return { type: 'left' };
     default:
       return undefined;
   }

@@ -26,17 +26,22 @@ type StdioEntry = 'inherit' | 'ignore' | number;
 export type ContainerEnd =
   | { kind: 'exited'; code: number }
   | { kind: 'signaled'; signal: number }
-  | { kind: 'failed'; message: string };
+  | { kind: 'failed'; message: string }
+  /** plan.leaveAfterStart: the container runs on, its PID 1 left to the nearest subreaper */
+  | { kind: 'left'; pid: number };
 
 /**
  * Starts the helper. It waits for its plan on fd 3, so it can be started while the plan is still being made
  * (its start-up then overlaps ours); closing fd 3 without a plan makes it leave quietly.
  */
-export function spawnHelper(opts: { helper?: string; stdio?: StdioTriple } = {}): ChildProcess {
+export function spawnHelper(opts: { helper?: string; stdio?: StdioTriple; extraFds?: ExtraFd[] } = {}): ChildProcess {
   // loaded here, not at start-up: a run handed over to the helper (src/handoff.ts) never needs child_process
   const { spawn } = process.getBuiltinModule('node:child_process');
-  return spawn(opts.helper ?? helperPath(), [], { argv0: 'nspawn-helper', stdio: [...(opts.stdio ?? ['inherit', 'inherit', 'inherit']), 'pipe'] });
+  return spawn(opts.helper ?? helperPath(), [], { argv0: 'nspawn-helper', stdio: [...(opts.stdio ?? ['inherit', 'inherit', 'inherit']), 'pipe', ...(opts.extraFds ?? [])] });
 }
+
+/** A descriptor the helper gets after its control socket (fd 4, 5, ...): one of ours, or a connected socket's. */
+export type ExtraFd = number | import('node:net').Socket;
 
 /** Runs the helper once with a plan and resolves how the container ended. */
 export function runPlan(
@@ -53,6 +58,8 @@ export function runPlan(
     helper?: string;
     /** the container's stdin, stdout, stderr (default: ours) */
     stdio?: StdioTriple;
+    /** descriptors the helper gets as 4, 5, ... (the plan's ociFds name them) */
+    extraFds?: ExtraFd[];
     /** a helper from spawnHelper() that has not been given a plan yet */
     child?: ChildProcess;
     /** --notify-ready=yes: hooks.onReady() waits for READY=1 from the container's init */
@@ -142,6 +149,9 @@ export function runPlan(
           break;
         case 'signal':
           end = { kind: 'signaled', signal: e.signal };
+          break;
+        case 'left':
+          end = { kind: 'left', pid };
           break;
         case 'ready':
           if (!opts.notifyReady) ready();
@@ -268,6 +278,9 @@ async function bootLoop(
       case 'failed':
         hooks.log(end.message);
         return 1;
+      case 'left':
+        // nspawn's plans never leave their container
+        return 0;
       case 'exited':
         if (end.code === 0) say(msg.ok);
         else say(msg.fail.replace('{}', String(end.code)));

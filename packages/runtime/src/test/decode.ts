@@ -78,6 +78,9 @@ export function canonicalPlan(p: HelperPlan): unknown {
     asPid2: p.asPid2,
     loopback: p.loopback,
     ...opt('volatileMode', p.volatileMode),
+    ...opt('lateSync', p.lateSync ? true : undefined),
+    ...opt('leaveAfterStart', p.lateSync ? p.leaveAfterStart === true : undefined),
+    ...opt('ociFds', p.ociFds && { consoleSocket: String(p.ociFds.consoleSocket ?? -1), pass: p.ociFds.pass.map(n) }),
     net: {
       steps: (p.net?.steps ?? []).map((s) =>
         s.kind === 'up'
@@ -141,6 +144,7 @@ export function canonicalExecIn(r: ExecInRequest): unknown {
     ...opt('cwd', r.cwd),
     cgroups: r.cgroups ?? [],
     pty: r.pty === true,
+    ...opt('consoleSocketFd', r.consoleSocketFd === undefined ? undefined : n(r.consoleSocketFd)),
     ...opt('bind', r.bind && { source: r.bind.source, destination: r.bind.destination, readOnly: r.bind.readOnly === true, mkdir: r.bind.mkdir === true }),
   };
 }
