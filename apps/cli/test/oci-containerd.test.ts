@@ -35,7 +35,7 @@ afterAll(async () => {
 }, 120000);
 
 const runArgs = (id: string, cmd: string[], extra: string[] = []) => [
-  'run', '--rm', '--runc-binary', runtime, '--runc-root', join(dir, 'runc-root'), '--fifo-dir', join(dir, 'fifo'), ...extra, IMAGE, id, ...cmd,
+  'run', '--rm', '--runc-binary', runtime, '--runc-root', join(dir, 'containerd', 'runc-root'), '--fifo-dir', join(dir, 'fifo'), ...extra, IMAGE, id, ...cmd,
 ];
 
 describe('ctr run through containerd-shim-runc-v2 (root)', () => {
@@ -51,13 +51,13 @@ describe('ctr run through containerd-shim-runc-v2 (root)', () => {
     expect(verbs).toContain('delete');
     expect(calls[0]).toMatch(/create --bundle \S+ --pid-file \S+init\.pid cr-one$/);
     // nothing of it is left: no state, no rootfs mount, no task
-    expect(existsSync(join(dir, 'runc-root/default/cr-one'))).toBe(false);
+    expect(existsSync(join(dir, 'containerd/runc-root/default/cr-one'))).toBe(false);
     expect(mountsUnder(join(dir, 'containerd/state')).length).toBe(0);
     expect((await cd!.ctr(['tasks', 'ls', '-q'])).stdout).toBe('');
   });
 
   it('a detached task: ctr task ls shows it running with its PID; ctr task exec runs in it; kill delivers the signal and the shim reaps the status', async () => {
-    const r = await cd!.ctr(['run', '-d', '--runc-binary', runtime, '--runc-root', join(dir, 'runc-root'), '--fifo-dir', join(dir, 'fifo'), IMAGE, 'cr-two', '/bin/sh', '-c', 'trap "exit 42" TERM; while :; do sleep 0.1; done']);
+    const r = await cd!.ctr(['run', '-d', '--runc-binary', runtime, '--runc-root', join(dir, 'containerd', 'runc-root'), '--fifo-dir', join(dir, 'fifo'), IMAGE, 'cr-two', '/bin/sh', '-c', 'trap "exit 42" TERM; while :; do sleep 0.1; done']);
     expect(r.exitCode, r.all).toBe(0);
     let pid = 0;
     for (let i = 0; i < 100 && pid === 0; i++) {
@@ -91,7 +91,7 @@ describe('ctr run through containerd-shim-runc-v2 (root)', () => {
     // ctr prints the exit status of the task it deletes
     expect(del.all).toMatch(/42/);
     expect((await cd!.ctr(['containers', 'rm', 'cr-two'])).exitCode).toBe(0);
-    expect(existsSync(join(dir, 'runc-root/default/cr-two'))).toBe(false);
+    expect(existsSync(join(dir, 'containerd/runc-root/default/cr-two'))).toBe(false);
   });
 
   it('a bad runtime answer reaches ctr: a command that does not exist fails the start and leaves no task', async () => {
@@ -100,6 +100,6 @@ describe('ctr run through containerd-shim-runc-v2 (root)', () => {
     expect(r.all).toMatch(/no\/such\/command/);
     expect((await cd!.ctr(['tasks', 'ls', '-q'])).stdout).toBe('');
     await cd!.ctr(['containers', 'rm', 'cr-bad']);
-    expect(existsSync(join(dir, 'runc-root/default/cr-bad'))).toBe(false);
+    expect(existsSync(join(dir, 'containerd/runc-root/default/cr-bad'))).toBe(false);
   });
 });

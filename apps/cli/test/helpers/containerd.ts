@@ -236,10 +236,11 @@ export async function startContainerd(dir: string, cri?: CriOptions): Promise<Co
         const tasks = await ctr(['tasks', 'ls', '-q'], ns, { timeout: 20000 });
         for (const id of tasks.stdout.split('\n').filter(Boolean)) {
           await ctr(['tasks', 'kill', '-a', '-s', 'SIGKILL', id], ns, { timeout: 20000 });
-          for (let i = 0; i < 50; i++) {
-            const d = await ctr(['tasks', 'delete', '-f', id], ns, { timeout: 20000 });
+          // (bounded: a task whose exit never reaches the shim would hang a delete; what is left after is ended below)
+          for (let i = 0; i < 3; i++) {
+            const d = await ctr(['tasks', 'delete', '-f', id], ns, { timeout: 5000 });
             if (d.exitCode === 0 || /not found/.test(d.all)) break;
-            await sleep(100);
+            await sleep(200);
           }
         }
         const cs = await ctr(['containers', 'ls', '-q'], ns, { timeout: 20000 });
@@ -260,6 +261,18 @@ export async function startContainerd(dir: string, cri?: CriOptions): Promise<Co
         process.kill(pid, 'SIGKILL');
       } catch {
         // gone
+      }
+    }
+    // containers the runtime still knows (state under DIR/*-root/NAMESPACE/ID): its own delete --force ends their
+    // processes and removes their cgroups
+    for (const rootName of readdirSync(dir).filter((n) => n.endsWith('-root'))) {
+      for (const ns of readdirSync(join(dir, rootName))) {
+        const nsRoot = join(dir, rootName, ns);
+        for (const id of readdirSync(nsRoot)) {
+          if (!existsSync(join(nsRoot, id, 'state.json'))) continue;
+          errors.push(`container ${id} was left in ${nsRoot}; deleted`);
+          await execa(process.execPath, [NSPAWN_OCI_BIN, '--root', nsRoot, 'delete', '--force', id], { reject: false, timeout: 30000 });
+        }
       }
     }
     for (const m of mountsUnder(dir)) {
