@@ -39,6 +39,14 @@ const netSeparate = {
     b.onResolve({ filter: /^@nspawn\/net$/ }, () => ({ path: './nspawn-net.cjs', external: true }));
   },
 };
+// @nspawn/image (disk images, -i) is a bundle of its own, loaded by the first -i start: parsing it (and its
+// node:child_process) on every start would cost start-up time
+const imageSeparate = {
+  name: 'image-separate',
+  setup(b) {
+    b.onResolve({ filter: /^@nspawn\/image$/ }, () => ({ path: './nspawn-image.cjs', external: true }));
+  },
+};
 // execa (child processes of nspawnctl's shell, login, bind and copy verbs) is a bundle of its own, required when
 // such a verb first runs a process: in the command's bundle it would be read at every start of `nspawnctl list`
 const execaSeparate = {
@@ -99,10 +107,16 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     // @nspawn/net (and netlink's large generated code) is a bundle of its own, loaded only by a container with a
     // network: parsing it on every start would cost ~10 ms
     // nspawnd's web view (--web) is a bundle of its own too, with the browser's files in dist/web/
-    plugins: [netlinkPrebuilds, netSeparate, execaSeparate, webSeparate],
+    plugins: [netlinkPrebuilds, netSeparate, execaSeparate, imageSeparate, webSeparate],
   });
   if (entries.nspawnd) await buildWeb(join(here, 'dist'), cjs);
   await build({ ...cjs, entryPoints: { 'nspawn-execa': require.resolve('execa') } });
+  await build({
+    ...cjs,
+    entryPoints: { 'nspawn-image': join(dirname(require.resolve('@nspawn/assembly/package.json')), 'node_modules/@nspawn/image/dist/index.js') },
+    define: { 'import.meta.url': '__nspawn_import_meta_url' },
+    banner: { js: 'var __nspawn_import_meta_url = require("node:url").pathToFileURL(__filename).href;' },
+  });
   await build({
     ...cjs,
     entryPoints: { 'nspawn-net': join(dirname(require.resolve('@nspawn/assembly/package.json')), 'node_modules/@nspawn/net/dist/index.js') },

@@ -45,10 +45,14 @@ export const CTL_OPTIONS: readonly CtlOption[] = [
   }),
   opt('no-ask-password', undefined, 'none', () => {}),
   opt('verify', undefined, 'required', (o, v) => {
-    if (v !== 'yes' && v !== 'no' && v !== 'checksum') throw new CtlError(`Invalid --verify= value '${v}': yes, no or checksum.`);
+    if (v !== 'yes' && v !== 'no' && v !== 'checksum' && v !== 'signature') throw new CtlError(`Failed to parse --verify= setting: ${v}`);
     o.verify = v;
   }),
   opt('force', undefined, 'none', (o) => void (o.force = true)),
+  opt('format', undefined, 'required', (o, v) => {
+    if (v !== 'uncompressed' && v !== 'xz' && v !== 'gzip' && v !== 'bzip2' && v !== 'zstd') throw new CtlError(`Unknown format: ${v}`);
+    o.format = v;
+  }),
   opt('uid', undefined, 'required', (o, v) => void (o.uid = v)),
   opt('setenv', 'E', 'required', (o, v) => void o.setenv.push(v)),
   opt('follow', 'f', 'none', (o) => void (o.follow = true)),

@@ -12,7 +12,9 @@ export interface CtlOptions {
   mkdir: boolean;
   follow: boolean;
   lines: number;
-  verify: 'yes' | 'no' | 'checksum';
+  verify: 'yes' | 'no' | 'checksum' | 'signature';
+  /** export-raw: the compression (default: from the file's suffix) */
+  format?: 'uncompressed' | 'xz' | 'gzip' | 'bzip2' | 'zstd';
   force: boolean;
   all: boolean;
   uid?: string;
@@ -44,9 +46,15 @@ export function noDaemon(e: unknown): never {
   throw new CtlError((e as Error).message);
 }
 
-export async function call(method: string, params: Record<string, unknown>, more = false, socket = machineSocketPath()): Promise<Record<string, unknown>[]> {
+export async function call(
+  method: string,
+  params: Record<string, unknown>,
+  more = false,
+  socket = machineSocketPath(),
+  onReply?: (reply: Record<string, unknown>) => void,
+): Promise<Record<string, unknown>[]> {
   try {
-    return await varlinkCall(socket, method, params, { more });
+    return await varlinkCall(socket, method, params, { more, ...(onReply ? { onReply } : {}) });
   } catch (e) {
     if (e instanceof VarlinkError && e.error === 'io.systemd.Machine.NoSuchMachine') throw new CtlError(`No machine '${String(params.name)}' known.`);
     if (e instanceof VarlinkError && e.error === 'io.systemd.MachineImage.NoSuchImage')

@@ -31,6 +31,7 @@ System Commands:
 Image Commands:
   list-images                 Show available container images
   image-status [NAME...]      Show image details
+  show-image [NAME...]        Show properties of image (or of the pool, without NAME)
   clone NAME NAME             Clone an image
   rename NAME NAME            Rename an image
   read-only NAME [BOOL]       Mark or unmark image read-only
@@ -41,8 +42,14 @@ Image Commands:
 
 Image Transfer Commands:
   pull-tar URL [NAME]         Download a TAR container image
+  pull-raw URL [NAME]         Download a RAW container or VM image (qcow2 is refused)
   import-tar FILE [NAME]      Import a local TAR container image
+  import-raw FILE|- [NAME]    Import a local RAW container or VM image (- reads stdin; NAME needed)
+  import-fs DIRECTORY [NAME]  Import a local directory container image
   export-tar NAME [FILE]      Export a TAR container image locally
+  export-raw NAME [FILE]      Export a RAW container or VM image locally (- or none: stdout)
+  list-transfers              Show list of transfers in progress
+  cancel-transfer ID...       Cancel a transfer; nothing of it is left
 
 Options:
   -h --help                   Show this help
@@ -54,14 +61,17 @@ Options:
      --kill-whom=WHOM         Whom to send signal to: leader or all
      --uid=USER               Specify user ID to invoke shell as
   -E --setenv=VAR=VALUE       Add an environment variable for shell
-     --read-only              Create read-only bind mount or clone
+     --read-only              Create read-only bind mount, clone or imported image
      --mkdir                  Create directory before bind mounting, if missing
   -f --follow                 Follow the console log (logs)
      --root=DIR               Install the units under DIR (install-units, default /)
   -n --lines=N                Console lines to show (status, default 10)
-     --verify=MODE            Verification mode for downloaded images (no, checksum, yes)
+     --verify=MODE            Verification mode for downloaded images (no, checksum,
+                              signature; yes: checksum)
+     --format=FORMAT          Compress exported image (uncompressed, xz, gzip, bzip2, zstd)
      --force                  Replace target file when copying, if necessary
-  -a --all                    With clean: remove all unused images, not only hidden ones
+  -a --all                    With clean: remove all unused images, not only hidden ones;
+                              with show-image: show empty properties too
   -q --quiet                  Suppress output
      --no-ask-password        Do not ask for system passwords (nspawnctl never does)
 

@@ -7,7 +7,7 @@ import { imageNameIsValid } from '@nspawn/settings';
 import type { CtlOptions } from './ctl-common.js';
 
 export interface CtlContext {
-  call(method: string, params: Record<string, unknown>, more?: boolean): Promise<Record<string, unknown>[]>;
+  call(method: string, params: Record<string, unknown>, more?: boolean, onReply?: (reply: Record<string, unknown>) => void): Promise<Record<string, unknown>[]>;
   out(text: string): void;
   err(text: string): void;
   machine(name: string): Promise<MachineInfo>;
@@ -195,7 +195,7 @@ export const imageVerbs: Record<string, Verb> = {
 };
 
 /** A progress bar on a terminal (stderr), nothing elsewhere. */
-function progressBar(quiet: boolean): ProgressFn | undefined {
+export function progressBar(quiet: boolean): ProgressFn | undefined {
   if (quiet || !process.stderr.isTTY) return undefined;
   let last = 0;
   return (done, total) => {
@@ -219,7 +219,7 @@ const pull: Verb = async (args, opts, ctx) => {
   const r = await pullTar(args[0]!, {
     ...(args[1] !== undefined ? { name: args[1] } : {}),
     root: nspawndPaths().images,
-    verify: opts.verify !== 'no',
+    verify: opts.verify === 'signature' ? 'signature' : opts.verify !== 'no',
     ...(progress ? { progress } : {}),
     log: (l) => {
       if (!opts.quiet) ctx.err(`${l}\n`);

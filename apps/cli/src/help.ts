@@ -20,6 +20,10 @@ Image:
                             if missing
   -x --ephemeral            Run container with snapshot of root directory, and
                             remove it after exit
+  -i --image=PATH           Root file system disk image (or device node) for
+                            the container (raw GPT; no Verity: root hashes
+                            and signed images are not supported)
+     --image-policy=POLICY  Specify disk image dissection policy
      --read-only            Mount the root directory read-only
      --volatile[=MODE]      Run the system in volatile mode
 
@@ -121,11 +125,19 @@ Mounts:
                             the container
      --overlay-ro=PATH[:PATH...]:PATH
                             Similar, but creates a read-only overlay mount
+     --bind-user=NAME       Bind user from host to container
 
 Input/Output:
      --console=MODE         Select how stdin/stdout/stderr and /dev/console are
                             set up for the container.
   -P --pipe                 Equivalent to --console=pipe
+
+Credentials:
+     --set-credential=ID:VALUE
+                            Pass a credential with literal value to container.
+     --load-credential=ID:PATH
+                            Load credential to pass to container from file or
+                            AF_UNIX stream socket.
 
 See nspawn(1) for details.
 `;

@@ -223,11 +223,13 @@ const HELP = `nspawn-oci: an OCI runtime (runc's command line) on nspawn's engin
 Usage: nspawn-oci [--root DIR] [--log FILE] [--log-format text|json] COMMAND [OPTIONS] ID
 
 Commands:
-  create [--bundle DIR] [--pid-file FILE] ID   make the container; it waits for start
+  create [--bundle DIR] [--pid-file FILE] [--console-socket SOCK] [--preserve-fds N] [--no-new-keyring] ID
+                                                make the container; it waits for start
   start ID                                      run the process of a created container
-  run [--bundle DIR] [--detach] ID              create and start
-  exec [--process FILE] [--env K=V] [--cwd DIR] [--user UID[:GID]] [--tty] [--detach] [--pid-file FILE] ID [CMD...]
-                                                another process in a running container
+  run [--bundle DIR] [--detach] [create's options] ID
+                                                create and start
+  exec [--process FILE] [--env K=V] [--cwd DIR] [--user UID[:GID]] [--tty] [--detach] [--pid-file FILE]
+       [--console-socket SOCK] ID [CMD...]      another process in a running container
   ps [--format table|json] ID [PS-OPTIONS]      the container's processes
   pause ID / resume ID                          freeze / thaw it (cgroup freezer)
   state ID                                      the state as JSON
@@ -236,6 +238,10 @@ Commands:
   list [--format json] [-q]                     the containers under --root
   features                                      what this runtime supports (JSON)
   spec [--bundle DIR] [--rootless]              write a default config.json
+
+Options:
+  --console-socket SOCK   with process.terminal, the terminal's master is sent to the AF_UNIX socket SOCK
+  --preserve-fds N        our descriptors 3..3+N-1 (after LISTEN_FDS's, when LISTEN_PID is ours) are the process's too
 `;
 
 main(process.argv.slice(2)).then(

@@ -1,6 +1,6 @@
 /**
  * `nspawnctl`: machinectl over nspawnd's varlink socket. The dispatcher: parse the command line (ctl-args.ts), pick
- * the verb from its group (ctl-machines, ctl-images, ctl-copy, ctl-daemon, ctl-web) and print what fails in one line.
+ * the verb from its group (ctl-machines, ctl-images, ctl-transfers, ctl-copy, ctl-daemon, ctl-web) and print what fails in one line.
  */
 import { machineImageSocketPath, UserError } from '@nspawn/runtime';
 import { OptionError } from '@nspawn/settings';
@@ -13,6 +13,7 @@ import { CTL_HELP } from './ctl-help.js';
 import { imageVerbs, tarVerbs, type Verb } from './ctl-images.js';
 import { machineVerbs } from './ctl-machines.js';
 import { unitVerbs } from './ctl-units.js';
+import { transferVerbs } from './ctl-transfers.js';
 import { webVerbs } from './ctl-web.js';
 import { fatal } from './fatal.js';
 
@@ -23,7 +24,7 @@ const imageVerb =
   (v: Verb): CtlVerb =>
   (args, opts) =>
     v(args, opts, {
-      call: (m, p, more) => call(m, p, more, machineImageSocketPath()),
+      call: (m, p, more, onReply) => call(m, p, more, machineImageSocketPath(), onReply),
       out,
       err,
       machine,
@@ -50,7 +51,7 @@ async function main(argv: string[]): Promise<number> {
     throw new CtlError('Need to be root: nspawnd answers only root.');
   }
   const v = verb ?? 'list';
-  const run = Object.hasOwn(VERBS, v) ? VERBS[v] : Object.hasOwn(imageVerbs, v) ? imageVerb(imageVerbs[v]!) : Object.hasOwn(tarVerbs, v) ? imageVerb(tarVerbs[v]!) : undefined;
+  const run = Object.hasOwn(VERBS, v) ? VERBS[v] : Object.hasOwn(imageVerbs, v) ? imageVerb(imageVerbs[v]!) : Object.hasOwn(tarVerbs, v) ? imageVerb(tarVerbs[v]!) : Object.hasOwn(transferVerbs, v) ? imageVerb(transferVerbs[v]!) : undefined;
   if (!run) throw new CtlError(`Unknown command verb '${v}'.`);
   return run(args, opts);
 }

@@ -103,6 +103,12 @@ describe('side by side with machinectl 252', () => {
     ['list', '--', '-q'],
     ['shell', 'box', '--x'],
     ['shell', '-q', 'box', '-X', '--x'],
+    ['--format=foo', 'list-transfers'],
+    ['--format=xz', 'export-raw', 'a'],
+    ['--format', 'bzip2', 'list-transfers'],
+    ['--verify=foo', 'pull-raw', 'http://127.0.0.1/x.raw'],
+    ['--verify=signature', 'list-transfers'],
+    ['--verify=checksum', 'list-transfers'],
   ];
   it.each(cases.map((c) => [c.join(' '), c] as const))('%s', (_name, argv) => {
     const theirs = verdict('machinectl', argv);

@@ -19,11 +19,14 @@ export const webSeparate = {
   name: 'web-separate',
   setup(b) {
     b.onResolve({ filter: /^\.\/web\/server\.js$/ }, () => ({ path: './nspawnd-web.cjs', external: true }));
+    // the image transfers (@nspawn/import) likewise, loaded at the first transfer
+    b.onResolve({ filter: /^\.\/transfer-ops\.js$/ }, () => ({ path: './nspawnd-transfers.cjs', external: true }));
   },
 };
 
 /**
- * Builds the view into OUTDIR: nspawnd-web.cjs, nspawnd-import.cjs and web/. CJS: the caller's esbuild options
+ * Builds the view into OUTDIR: nspawnd-web.cjs, nspawnd-import.cjs, nspawnd-transfers.cjs (nspawnd's image
+ * transfers) and web/. CJS: the caller's esbuild options
  * for a Node bundle (format, target, minification); EXTERNAL: what stays in node_modules (koffi).
  */
 export async function buildWeb(outdir, cjs, external = ['koffi']) {
@@ -38,7 +41,14 @@ export async function buildWeb(outdir, cjs, external = ['koffi']) {
     define: { 'import.meta.url': '__nspawn_web_meta_url', 'import.meta.dirname': '__dirname' },
     banner: { js: 'var __nspawn_web_meta_url = require("node:url").pathToFileURL(__filename).href;' },
   };
-  await build({ ...node, entryPoints: { 'nspawnd-web': join(daemon, 'src/web/server.ts'), 'nspawnd-import': join(daemon, 'src/web/import-child.ts') } });
+  await build({
+    ...node,
+    entryPoints: {
+      'nspawnd-web': join(daemon, 'src/web/server.ts'),
+      'nspawnd-import': join(daemon, 'src/web/import-child.ts'),
+      'nspawnd-transfers': join(daemon, 'src/transfer-ops.ts'),
+    },
+  });
   await buildWebAssets(join(outdir, 'web'));
 }
 

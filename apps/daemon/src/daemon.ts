@@ -2,7 +2,7 @@
  * nspawnd: the machine registry (machined) and the supervisor of the containers it starts, put together. Each
  * concern has its module: the registry and its persistence (registry.ts), what a Register call must satisfy
  * (admission.ts), pinned processes (pinned.ts), the io.systemd.Machine methods (machine-api.ts), the containers
- * nspawnd runs (supervision.ts), the image methods (images.ts, image-backend.ts) and the sockets (service.ts).
+ * nspawnd runs (supervision.ts), the image methods (images.ts, image-backend.ts), the image transfers (transfers.ts) and the sockets (service.ts).
  * Thin over @nspawn/runtime: varlink, the registry model and inspection live there.
  */
 import { chmodSync, mkdirSync, readFileSync, rmSync, writeSync } from 'node:fs';
@@ -27,6 +27,7 @@ import { preparePidfds } from './pinned.js';
 import { Registry } from './registry.js';
 import { closeServers, listen, PeerCredentials } from './service.js';
 import { Supervisor } from './supervision.js';
+import { Transfers } from './transfers.js';
 import { WEB_ACCESS_FILE, type WebConfig } from './web/config.js';
 import type { WebServer } from './web/server.js';
 
@@ -50,6 +51,8 @@ export class Daemon {
   private readonly registry: Registry;
   private readonly supervisor: Supervisor;
   private readonly creds: PeerCredentials;
+  /** pull-raw, import-raw, import-fs, export-raw in progress (with an image store) */
+  readonly transfers: Transfers | undefined;
   private servers: Server[] = [];
   private reaper: NodeJS.Timeout | undefined;
   private methods: Record<string, VarlinkMethod> = {};
@@ -66,6 +69,7 @@ export class Daemon {
     this.registry = new Registry(this.paths.state, this.log);
     this.supervisor = new Supervisor(this.paths, this.registry, this.log);
     this.creds = new PeerCredentials(this.log);
+    if (this.images) this.transfers = new Transfers(this.paths.images, this.log);
   }
 
   private sockets(): string[] {
@@ -81,7 +85,11 @@ export class Daemon {
     }
     // pidfds (koffi and the kernel's answer) ready before any machine is pinned
     if (!preparePidfds()) this.log('no pidfds (pidfd_open(2)): leaders are checked by their start time before each signal');
-    const methods = { ...machineMethods(this.registry, this.supervisor), ...(this.images ? imageMethods(this.images, (n) => this.registry.has(n)) : {}) };
+    const methods = {
+      ...machineMethods(this.registry, this.supervisor),
+      ...(this.images ? imageMethods(this.images, (n) => this.registry.has(n)) : {}),
+      ...(this.transfers ? this.transfers.methods() : {}),
+    };
     this.methods = methods;
     this.servers = await listen(this.sockets(), methods, this.creds);
     try {
@@ -160,6 +168,8 @@ export class Daemon {
     await this.web?.close();
     this.web = undefined;
     this.creds.close();
+    // transfers are cancelled: each removes what it wrote
+    await this.transfers?.cancelAll();
     this.reap();
     await this.supervisor.stop();
     if (this.reaper) clearInterval(this.reaper);

@@ -18,6 +18,7 @@ import {
   setImageReadOnly,
   setSubvolumeLimit,
 } from '@nspawn/btrfs';
+import { statSync } from 'node:fs';
 import { nodeTree, VarlinkError } from '@nspawn/runtime';
 import type { ImageBackend, ImageInfo } from './images.js';
 
@@ -32,6 +33,15 @@ function describe(i: StoreImage): ImageInfo {
   if (i.usage !== undefined) out.usage = i.usage;
   if (i.usageExclusive !== undefined) out.usageExclusive = i.usageExclusive;
   if (i.limit !== undefined) out.limit = i.limit;
+  if (i.type === 'raw') {
+    // machined's image_make() for a raw file: the limit is its size, all of its usage is exclusive
+    try {
+      out.limit = out.limitExclusive = statSync(i.path).size;
+      if (i.usage !== undefined) out.usageExclusive = i.usage;
+    } catch {
+      // gone meanwhile
+    }
+  }
   if (i.type !== 'raw') {
     const t = nodeTree(i.path);
     const host = t.readFile('/etc/hostname')?.trim();

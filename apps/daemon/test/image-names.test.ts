@@ -80,6 +80,11 @@ describe('image names through nspawnctl', () => {
         ['export-tar', name, out],
         ['import-tar', tarball, name],
         ['pull-tar', 'http://127.0.0.1:1/dm-x.tar', name],
+        ['show-image', name],
+        ['export-raw', name, out],
+        ['import-raw', tarball, name],
+        ['import-fs', d.base, name],
+        ['pull-raw', 'http://127.0.0.1:1/dm-x.raw', name],
       ];
       for (const v of verbs) {
         const r = d.ctl(v);
@@ -104,6 +109,8 @@ describe('image names through nspawnctl', () => {
         ['remove', name],
         ['set-limit', name, '1G'],
         ['export-tar', name, out],
+        ['show-image', name],
+        ['export-raw', name, out],
       ]) {
         const r = d.ctl(v);
         expect(r.status, v.join(' ')).toBe(1);
@@ -158,6 +165,11 @@ describe('image names through io.systemd.MachineImage', () => {
       await expect(call('Clone', { name, newName: 'dm-new' })).rejects.toMatchObject(invalid('name'));
       await expect(call('Clone', { name: 'dm-img', newName: name })).rejects.toMatchObject(invalid('newName'));
       await expect(call('Remove', { name })).rejects.toMatchObject(invalid('name'));
+      const transfer = (m: string, p: Record<string, unknown>) => varlinkCall(sock(), `io.nspawn.Transfer.${m}`, p, { timeoutMs: 20000 });
+      await expect(transfer('PullRaw', { url: 'http://127.0.0.1:1/dm-x.raw', name })).rejects.toMatchObject(invalid('name'));
+      await expect(transfer('ImportRaw', { file: '/dev/null', name })).rejects.toMatchObject(invalid('name'));
+      await expect(transfer('ImportFs', { directory: d.base, name })).rejects.toMatchObject(invalid('name'));
+      await expect(transfer('ExportRaw', { name, file: join(d.base, 'dm-out.raw') })).rejects.toMatchObject(invalid('name'));
     }
     for (const [m, p, field] of [
       ['List', { name: 5 }, 'name'],

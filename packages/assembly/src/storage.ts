@@ -12,6 +12,10 @@
  *   hand-over, and this extension is then not needed after the start;
  * - `--template`: a missing directory is populated from the template (snapshot or copy) under that lock, taken here
  *   (Node holds it for the run).
+ * - `-i/--image`: the disk image opened for the run (src/image.ts: lock, loop devices, the mounts as data for the
+ *   helper), with --read-only, -x (overlay over the read-only partitions, or $NSPAWN_EPHEMERAL=copy: systemd's copy)
+ *   and --image-policy=. Supervised, Node holds the image open and closes it at teardown; handed over, the helper
+ *   holds the loop devices (plan.heldFds) and the locks (plan.inheritedLocks) until it exits.
  * What it makes is noted in the run's record first (src/recovery.ts), so that a later start collects it after a kill -9.
  */
 import { mkdirSync } from 'node:fs';
@@ -38,6 +42,7 @@ import { nodeTree } from '@nspawn/runtime';
 import { ContainerError } from '@nspawn/runtime';
 import { verifyOsTree } from '@nspawn/runtime';
 import { runRecordOf } from '@nspawn/runtime';
+import { openRunImage, type RunImage } from './image.js';
 
 export interface StorageExtensionOptions {
   /** the environment ($NSPAWN_EPHEMERAL, $SYSTEMD_NSPAWN_LOCK); default process.env */
@@ -79,6 +84,7 @@ export function storageExtension(opts: StorageExtensionOptions = {}): ContainerE
   };
   let ephemeral: EphemeralRoot | undefined;
   let lock: ImageLock | undefined;
+  let image: RunImage | undefined;
   // only -x and --template have work of their own; a plain run's locks are the helper's
   const ownsRun = (cfg: ContainerConfig) => cfg.ephemeral === true || cfg.template !== undefined;
   // -x making a snapshot (btrfs), an overlay (elsewhere) or a copy: the helper can remove it at the end in nspawn's
@@ -90,11 +96,24 @@ export function storageExtension(opts: StorageExtensionOptions = {}): ContainerE
   };
   return {
     name: 'storage',
-    needed: (cfg) => ownsRun(cfg) && !handedOverEphemeral(cfg),
+    // an image is opened before a hand-over too: its loop devices and locks then go to the helper with the exec
+    needed: (cfg) => cfg.image === undefined && ownsRun(cfg) && !handedOverEphemeral(cfg),
     // a snapshot for a hand-over is made before the exec (and its removal left to the helper)
     setupBeforeHandoff: true,
     plan(run: ContainerRun, plan: HelperPlan) {
       const cfg = run.cfg;
+      if (cfg.image) {
+        // the plan is made: the view goes before the container mounts the image (src/image.ts)
+        image?.closeView();
+        // supervised, Node holds the image open until teardown; handed over, the helper holds its loop devices and
+        // locks (the view's descriptors close with the exec)
+        if (run.handoff && image) {
+          const kept = image.opened.keepAcrossExec();
+          plan.inheritedLocks = [...(plan.inheritedLocks ?? []), ...kept.locks];
+          plan.heldFds = [...(plan.heldFds ?? []), ...kept.devices];
+        }
+        return;
+      }
       if (run.handoff && ephemeral) {
         // the helper holds the locks and removes it at the end: a subvolume by ioctl, else the mounts and the tree
         const r = ephemeral.removal();
@@ -119,12 +138,21 @@ export function storageExtension(opts: StorageExtensionOptions = {}): ContainerE
     },
     setup(run: ContainerRun): void | Promise<void> {
       const cfg = run.cfg;
+      if (cfg.image) return setupImage(run);
       if (!ownsRun(cfg)) return;
       // a hand-over (of -x: needed() said so) makes a snapshot or an overlay synchronously, an ioctl or a mount are
       // quick (a signal meanwhile leaves an orphan, which the next start removes: its lock is free); a copy holds
       // SIGINT/SIGTERM back as without a hand-over
       if (run.handoff && ephemeralMode() !== 'copy') useEphemeral(cfg, { value: makeEphemeral(cfg) });
       else return setupSupervised(run);
+    },
+    // the next boot's plan reads the image again
+    detach(run: ContainerRun) {
+      try {
+        image?.reopenView();
+      } catch (e) {
+        run.log(`Failed to read ${run.cfg.image?.path} again for the next boot, ignoring: ${(e as Error).message}`);
+      }
     },
     // (after a hand-over nothing runs here: the helper removes the snapshot or the overlay; teardown() of a hand-over
     // that failed before its exec removes it as usual)
@@ -144,9 +172,17 @@ export function storageExtension(opts: StorageExtensionOptions = {}): ContainerE
       } finally {
         lock?.release();
         lock = undefined;
+        const img = image;
+        image = undefined;
+        if (img) return img.close();
       }
     },
   };
+
+  async function setupImage(run: ContainerRun): Promise<void> {
+    const ephemeral = run.cfg.ephemeral === true && ephemeralMode() === 'copy' ? 'copy' : 'overlay';
+    image = await openRunImage(run, { env, ephemeral });
+  }
 
   function makeEphemeral(cfg: ContainerConfig): EphemeralRoot {
     try {

@@ -11,7 +11,7 @@
  * Protocol: one JSON line on the holder's stdin ({ image, where, steps }), one JSON line back ({ ok, where } or
  * { error }), then the holder waits for its stdin to close.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { accessSync, constants as fsc, existsSync, mkdirSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -134,6 +134,8 @@ export function startHolder(
     process.execPath,
     holderScript(env),
   ];
+  // node:child_process loaded on use: this package is on nspawn -i's start path, which never starts a holder
+  const { spawn } = process.getBuiltinModule('node:child_process');
   const child: ChildProcess = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'], env: { PATH: env.PATH ?? '/usr/bin:/bin' } });
   let exited = false;
   const gone = new Promise<void>((res) => child.once('exit', () => ((exited = true), res())));

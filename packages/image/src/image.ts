@@ -19,9 +19,9 @@ import {
   unlinkSync,
   writeSync,
 } from 'node:fs';
-import { spawn } from 'node:child_process';
 import { basename, dirname, join, resolve } from 'node:path';
 import { type ImageLock, ImageBusyError, lockImage } from '@nspawn/btrfs';
+import { keepOnExec } from '@nspawn/syscall';
 import { type Designator, type DissectedImage, type DissectOptions, dissectImage } from './dissect.js';
 import { ImageError, imageError } from './errors.js';
 import { startHolder } from './holder.js';
@@ -105,6 +105,13 @@ export interface OpenedImage {
    * the devices are detached unless `{ wait: false }`.
    */
   close(opts?: CloseOptions): Promise<void>;
+  /**
+   * For a program this process execve()s in its place (the runtime's helper after a hand-over): clears FD_CLOEXEC on
+   * the lock files and the loop devices and returns them. That program holds them from then on (the loop devices for
+   * as long as the mounts made from plan() need them to stay the image's) and releases the locks as release() would
+   * (the exclusive holder removes the files). This process must not close() the image afterwards.
+   */
+  keepAcrossExec(): { locks: Array<{ fd: number; path: string; exclusive: boolean }>; devices: number[] };
   [Symbol.asyncDispose](): Promise<void>;
 }
 
@@ -132,6 +139,8 @@ function runFsck(image: string, designator: Designator, device: string, fstype: 
   const fsck = fsckFor(fstype, env);
   if (!fsck) return Promise.resolve();
   return new Promise((resolvePromise, reject) => {
+    // node:child_process loaded on use (a clean ext4 starts no fsck: most starts never need it)
+    const { spawn } = process.getBuiltinModule('node:child_process');
     const child = spawn(fsck, ['-a', device], { stdio: 'ignore', env: { PATH: env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin' } });
     child.once('error', () => resolvePromise()); // could not run it: systemd ignores that too
     child.once('exit', (code) => {
@@ -228,6 +237,7 @@ export async function openImage(path: string, opts: OpenImageOptions = {}): Prom
     undo.length = 0;
   };
   try {
+    let heldLock: ImageLock | undefined;
     // the lock: exclusive for a writable image, shared when it is only read (read-only, or below an overlay)
     if (opts.lock ?? !falsy(env.SYSTEMD_NSPAWN_LOCK)) {
       let lock: ImageLock;
@@ -238,6 +248,7 @@ export async function openImage(path: string, opts: OpenImageOptions = {}): Prom
         throw imageError(image, 'Failed to create image lock', e);
       }
       undo.push(() => lock.release());
+      heldLock = lock;
     }
 
     // what the loop devices are made over: the image, or its copy for -x the systemd way
@@ -418,6 +429,14 @@ export async function openImage(path: string, opts: OpenImageOptions = {}): Prom
         return { where: holder.where, root: holder.root, pid: holder.pid, steps, unmount };
       },
       close,
+      keepAcrossExec() {
+        const locks = [heldLock?.local, heldLock?.global].flatMap((l) => (l ? [{ fd: l.keepAcrossExec(), path: l.path, exclusive: l.exclusive }] : []));
+        const fds = Object.values(devices).map((l) => {
+          keepOnExec(l.fd);
+          return l.fd;
+        });
+        return { locks, devices: fds };
+      },
       [Symbol.asyncDispose]: () => close(),
     };
     return opened;

@@ -11,12 +11,14 @@ import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import * as zlib from 'node:zlib';
-import { createSubvolume, deleteSubvolume, imageNameIsValid, lockImage, storeIsBtrfs } from '@nspawn/btrfs';
-import { O_DIRECTORY, O_NOFOLLOW, O_RDONLY, openAt, RENAME_NOREPLACE, removeTreeAt, renameAt2 } from '@nspawn/syscall';
+import { createSubvolume, imageNameIsValid, lockImage, storeIsBtrfs } from '@nspawn/btrfs';
+import { O_DIRECTORY, O_NOFOLLOW, O_RDONLY, openAt, RENAME_NOREPLACE, renameAt2 } from '@nspawn/syscall';
 import { ImportError } from './errors.js';
 import { type ExtractStats, extractTar } from './extract.js';
+import { parseSha256Sums, type ProgressFn, verifyDownload, type VerifyMode } from './fetch.js';
+import { removePartial } from './partial.js';
 
-export type ProgressFn = (done: number, total: number | undefined) => void;
+export { type ProgressFn, parseSha256Sums } from './fetch.js';
 
 export interface ImportOptions {
   /** the image name (default: from the URL or file name, without .tar and compression suffixes) */
@@ -27,7 +29,9 @@ export interface ImportOptions {
 
 export interface PullOptions extends ImportOptions {
   /** check the download against SHA256SUMS beside it (default true) */
-  verify?: boolean;
+  verify?: boolean | VerifyMode;
+  /** the GPG keyring for verify 'signature' (default: systemd's import-pubring.gpg) */
+  keyring?: string;
   progress?: ProgressFn;
   log?: (line: string) => void;
 }
@@ -141,17 +145,6 @@ export async function installTarball(file: string, name: string, root: string, l
   }
 }
 
-/** Removes a partial image through descriptors; a subvolume that rmdir will not take goes by ioctl. */
-function removePartial(store: number, tmp: string, tmpPath: string): void {
-  try {
-    removeTreeAt(store, tmp);
-  } catch (e) {
-    const c = (e as { code?: string }).code;
-    if (c !== 'EPERM' && c !== 'ENOTEMPTY' && c !== 'EINVAL') throw e;
-    deleteSubvolume(tmpPath);
-  }
-}
-
 /** import-tar FILE [NAME] */
 export async function importTar(file: string, opts: ImportOptions = {}): Promise<ImportResult> {
   const root = opts.root ?? '/var/lib/machines';
@@ -159,16 +152,6 @@ export async function importTar(file: string, opts: ImportOptions = {}): Promise
   if (!existsSync(file)) throw new ImportError(`${file}: No such file`);
   mkdirSync(root, { recursive: true, mode: 0o700 });
   return installTarball(file, name, root);
-}
-
-/** SHA256SUMS: "HEX  NAME" or "HEX *NAME" per line. */
-export function parseSha256Sums(text: string): Map<string, string> {
-  const m = new Map<string, string>();
-  for (const line of text.split('\n')) {
-    const r = /^([0-9a-fA-F]{64}) [ *](.+)$/.exec(line.trim());
-    if (r) m.set(r[2]!, r[1]!.toLowerCase());
-  }
-  return m;
 }
 
 async function download(url: string, to: string, progress?: ProgressFn): Promise<string> {
@@ -211,7 +194,9 @@ export async function pullTar(url: string, opts: PullOptions = {}): Promise<Impo
   try {
     opts.log?.(`Downloading ${url}`);
     const sum = await download(url, file, opts.progress);
-    if (opts.verify !== false) {
+    if (opts.verify === 'signature')
+      await verifyDownload(u, sum, { mode: 'signature', ...(opts.keyring ? { keyring: opts.keyring } : {}), ...(opts.log ? { log: opts.log } : {}) });
+    else if (opts.verify !== false && opts.verify !== 'no') {
       const sumsUrl = new URL('SHA256SUMS', u).href;
       let text: string;
       try {

@@ -27,6 +27,7 @@
 #include "mount.h"
 #include "stub-init.h"
 #include "util.h"
+#include "image.h"
 #include "volatile.h"
 
 static void loopback_up(void) {
@@ -139,6 +140,8 @@ void child_main(Plan *p) {
         if (root_fd < 0)
                 child_die_errno("opening %s", p->root);
         /* setup_volatile_mode(): a tmpfs or an overlay may go on top of the root, which the ops then fill */
+        /* -i: the image's file systems on the (empty) root, before anything else goes on or in it */
+        image_setup(&p->image, &root_fd);
         volatile_setup(p->volatile_mode, p->root, &root_fd);
         mount_set_root(root_fd);
         close(tree);

@@ -315,6 +315,38 @@ void run_op(const Op *o) {
                         FAIL("writing %s", o->target);
                 }
                 close(f);
+        } else if (o->kind == OP_BLOB) {
+                /* setup_credentials(): blob number DEV written to a new file (never an existing one, nor through a
+                 * symlink), then given MODE */
+                if (o->dev >= plan.n_blobs) {
+                        errno = EINVAL;
+                        FAIL("Failed to create %s: no such blob in the plan", o->target);
+                }
+                const Blob *bl = &plan.blobs[o->dev];
+                const char *base;
+                int dfd = parent_dir_fd(o->target, &base);
+                if (dfd < 0)
+                        FAIL("Failed to create %s", o->target);
+                int f = openat(dfd, base, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
+                close(dfd);
+                if (f < 0)
+                        FAIL("Failed to create %s", o->target);
+                if (write_all(f, bl->data, bl->size) < 0) {
+                        close(f);
+                        FAIL("Failed to write %s", o->target);
+                }
+                if (fchmod(f, o->mode & 07777) < 0) {
+                        close(f);
+                        FAIL("Failed to adjust access mode of %s", o->target);
+                }
+                close(f);
+        } else if (o->kind == OP_CHMOD) {
+                tfd = open_in_root(o->target, O_PATH | O_NOFOLLOW);
+                if (tfd < 0)
+                        FAIL("Failed to adjust access mode of %s", o->target);
+                snprintf(fdpath, sizeof fdpath, "/proc/self/fd/%d", tfd);
+                if (chmod(fdpath, o->mode & 07777) < 0)
+                        FAIL("Failed to adjust access mode of %s", o->target);
         } else if (o->kind == OP_NOTIFY) {
                 /* setup_notify_child(): a datagram socket with SO_PASSCRED at the target, for the container's init
                  * to sd_notify() us; the outer helper reads it (the fd goes over the sync socket) */

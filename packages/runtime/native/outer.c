@@ -25,6 +25,25 @@
 #include "plan.h"
 #include "ptyfwd.h"
 
+/* make_uid_map_string(): "0 SHIFT RANGE", or with --bind-user the range split around each bound user's container
+ * ID, which maps to the host user's own (GIDS: the group map). The maps fit: at most 64 users, 3 lines each. */
+static void usermap_string(char *out, size_t size, int gids) {
+        unsigned prev = 0;
+        size_t n = 0;
+        out[0] = 0;
+        for (size_t i = 0; i < plan.n_bindmaps && n < size; i++) {
+                unsigned c = gids ? plan.bindmaps[i].gid : plan.bindmaps[i].uid;
+                unsigned h = gids ? plan.bindmaps[i].host_gid : plan.bindmaps[i].host_uid;
+                if (c > prev)
+                        n += (size_t) snprintf(out + n, size - n, "%u %u %u\n", prev, plan.usermap_shift + prev, c - prev);
+                if (n < size)
+                        n += (size_t) snprintf(out + n, size - n, "%u %u 1\n", c, h);
+                prev = c + 1;
+        }
+        if (plan.usermap_range > prev && n < size)
+                snprintf(out + n, size - n, "%u %u %u\n", prev, plan.usermap_shift + prev, plan.usermap_range - prev);
+}
+
 static void release_locks(void) {
         locks_release(&plan.locks);
 }
@@ -184,6 +203,12 @@ int outer_main(int handoff_fd) {
                 ctl_printf("exit 1\n");
                 return early_exit();
         }
+        /* -i: the image's file systems, while the loop devices are still ours to open (native/image.c) */
+        if (image_prepare(&plan.image, err, sizeof err) < 0) {
+                ctl_printf("error %s\n", err);
+                ctl_printf("exit 1\n");
+                return early_exit();
+        }
         if (plan.idmap && make_idmapped_root(&plan, err, sizeof err) < 0) {
                 ctl_printf("error %s\n", err);
                 ctl_printf("exit 1\n");
@@ -258,11 +283,12 @@ int outer_main(int handoff_fd) {
 
         if (plan.usermap) {
                 /* private users: the map, from the host side (no Node needed, so such a run can be handed over) */
-                char map[64], path[64];
-                snprintf(map, sizeof map, "0 %u %u\n", plan.usermap_shift, plan.usermap_range);
+                char map[4096], path[64];
+                usermap_string(map, sizeof map, 0);
                 snprintf(path, sizeof path, "/proc/%d/uid_map", pid);
                 int ok = write_small_file(path, map) == 0;
                 if (ok) {
+                        usermap_string(map, sizeof map, 1);
                         snprintf(path, sizeof path, "/proc/%d/gid_map", pid);
                         ok = write_small_file(path, map) == 0;
                 }

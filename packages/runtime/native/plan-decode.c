@@ -30,7 +30,7 @@ const char *const op_kind_names[OP_KIND_COUNT] = {
         [OP_MOUNT] = "mount", [OP_REMOUNT] = "remount", [OP_SETATTR] = "setattr", [OP_MKDIR] = "mkdir",
         [OP_MKNOD] = "mknod", [OP_SYMLINK] = "symlink", [OP_WRITE] = "write", [OP_RMFILE] = "rmfile",
         [OP_CHOWN] = "chown", [OP_UMOUNT] = "umount", [OP_RMDIR] = "rmdir", [OP_CONSOLE] = "console",
-        [OP_NOTIFY] = "notify",
+        [OP_NOTIFY] = "notify", [OP_BLOB] = "blob", [OP_CHMOD] = "chmod",
 };
 
 static const char *const console_names[] = { "pipe", "interactive", "read-only", "passive" };
@@ -215,6 +215,34 @@ static int plan_record(void *ctx, unsigned id, const WireValue *v, char *err, si
                         BAD("unknown volatile mode '%s'", v[0].s);
                 p->volatile_mode = v[0].s;
                 break;
+        case P_BINDMAP: {
+                for (int k = 0; k < 4; k++)
+                        FITS(v[k].u, 0xfffffffeu, "bind-user map ID");
+                BindMap *m = PUSH(p->bindmaps, p->n_bindmaps, p->cap_bindmaps);
+                m->uid = (unsigned) v[0].u, m->host_uid = (unsigned) v[1].u, m->gid = (unsigned) v[2].u, m->host_gid = (unsigned) v[3].u;
+                if (p->n_bindmaps > 1 && (m->uid <= m[-1].uid || m->gid <= m[-1].gid))
+                        BAD("bind-user maps are not in increasing order");
+                break;
+        }
+        case P_BLOB: {
+                Blob *b = PUSH(p->blobs, p->n_blobs, p->cap_blobs);
+                b->data = v[0].x;
+                b->size = v[0].n;
+                break;
+        }
+        case P_HOLDFD: {
+                FITS(v[0].u, 0x7fffffffu, "descriptor");
+                int fd = (int) v[0].u;
+                if (!plan_decode_only) {
+                        if (fd < 3 || fcntl(fd, F_GETFD) < 0)
+                                BAD("held fd %d is not open", fd);
+                        (void) fcntl(fd, F_SETFD, FD_CLOEXEC); /* ours: never the container's */
+                }
+                *PUSH(p->held_fds, p->n_held, p->cap_held) = fd;
+                break;
+        }
+        case P_IMAGE:
+                return image_plan_add(&p->image, v[0].s, v[1].s, v[2].s, v[3].s, v[4].s, v[5].u, v[6].u, v[7].b, err, errsz);
         case P_NETUP:
                 return netcfg_add(&p->net, 'u', v[0].s, 0, NULL, 0, err, errsz);
         case P_NETADDR:

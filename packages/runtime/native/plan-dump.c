@@ -346,6 +346,56 @@ static void dump_plan(const Plan *p) {
                 close_(']');
                 close_('}');
         }
+        key("bindMaps");
+        open_('[');
+        for (size_t i = 0; i < p->n_bindmaps; i++) {
+                sep();
+                open_('{');
+                knum("uid", p->bindmaps[i].uid);
+                knum("hostUid", p->bindmaps[i].host_uid);
+                knum("gid", p->bindmaps[i].gid);
+                knum("hostGid", p->bindmaps[i].host_gid);
+                close_('}');
+        }
+        close_(']');
+        key("blobs");
+        open_('[');
+        for (size_t i = 0; i < p->n_blobs; i++) {
+                sep();
+                putchar('"');
+                for (size_t k = 0; k < p->blobs[i].size; k++)
+                        printf("%02x", p->blobs[i].data[k]);
+                putchar('"');
+        }
+        close_(']');
+        if (p->n_held) {
+                key("heldFds");
+                open_('[');
+                for (size_t i = 0; i < p->n_held; i++) {
+                        sep();
+                        printf("\"%d\"", p->held_fds[i]);
+                }
+                close_(']');
+        }
+        if (p->image.n) {
+                key("imageSteps");
+                open_('[');
+                for (size_t i = 0; i < p->image.n; i++) {
+                        const ImageStep *s = &p->image.step[i];
+                        sep();
+                        open_('{');
+                        kstr("op", image_step_names[s->kind]);
+                        kstr("source", s->source);
+                        kstr("target", s->target);
+                        kstr("fstype", s->fstype);
+                        kstr("data", s->data);
+                        knum("flags", s->flags);
+                        knum("mode", s->mode);
+                        kbool("mkdir", s->mkdir);
+                        close_('}');
+                }
+                close_(']');
+        }
         dump_net(p);
         kbool("searchPath", p->search_path);
         kstrs("env", p->env, p->n_env);

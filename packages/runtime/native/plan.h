@@ -15,6 +15,7 @@
 #include "devices.h"
 #include "ephemeral.h"
 #include "handoff.h"
+#include "image.h"
 #include "locks.h"
 #include "netcfg.h"
 #include "nsjoin.h"
@@ -34,7 +35,7 @@
 
 typedef enum {
         OP_MOUNT, OP_REMOUNT, OP_SETATTR, OP_MKDIR, OP_MKNOD, OP_SYMLINK, OP_WRITE, OP_RMFILE, OP_CHOWN, OP_UMOUNT,
-        OP_RMDIR, OP_CONSOLE, OP_NOTIFY, OP_KIND_COUNT
+        OP_RMDIR, OP_CONSOLE, OP_NOTIFY, OP_BLOB, OP_CHMOD, OP_KIND_COUNT
 } OpKind;
 
 /* the kinds' names, as src/protocol.ts's OpKind spells them */
@@ -56,6 +57,15 @@ typedef struct {
         int res;
         struct rlimit lim;
 } Rlim;
+
+typedef struct {
+        unsigned uid, host_uid, gid, host_gid;
+} BindMap;
+
+typedef struct {
+        const unsigned char *data; /* points into the message */
+        size_t size;
+} Blob;
 
 typedef struct {
         const char *path, *argv0;
@@ -124,6 +134,13 @@ typedef struct {
         unsigned idmap_shift, idmap_range;
         int idmap_tree;         /* its detached mount, made before the clone (-1: none) */
         const char *volatile_mode; /* --volatile=yes|state|overlay (NULL: none), native/volatile.c */
+        BindMap *bindmaps;      /* --bind-user: container UID/GID mapped to a host user's own (make_uid_map_string()) */
+        size_t n_bindmaps, cap_bindmaps;
+        Blob *blobs;            /* contents of files the "blob" ops write (credentials: any bytes, NUL too) */
+        size_t n_blobs, cap_blobs;
+        ImagePlan image;        /* -i: the image's mounts on the root (native/image.c) */
+        int *held_fds;          /* inherited through a hand-over's exec, held (close-on-exec) until the helper exits */
+        size_t n_held, cap_held;
 } Plan;
 
 /* the one plan of this process */

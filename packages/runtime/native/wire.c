@@ -76,6 +76,10 @@ static const WireRecord plan_records[P_COUNT] = {
         [P_VOLATILE] = { "volatile", "s", 0 },
         [P_OCIFDS] = { "ocifds", "iU", 0 },
         [P_LATESYNC] = { "latesync", "b", 0 },
+        [P_BLOB] = { "blob", "x", R },
+        [P_BINDMAP] = { "bindmap", "uuuu", R },
+        [P_IMAGE] = { "image", "sssssuub", R },
+        [P_HOLDFD] = { "holdfd", "u", R },
 };
 
 static const WireRecord exec_in_records[X_COUNT] = {

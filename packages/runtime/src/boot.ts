@@ -7,6 +7,7 @@
 import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { type HostFacts, nodeTree } from './host.js';
+import { imageTree } from './image-tree.js';
 import { type ContainerConfig, planContainer } from './plan.js';
 import { type Prepared, randomId128, treeMachineId } from './prepare.js';
 import { ContainerError } from './errors.js';
@@ -20,6 +21,17 @@ import { randomHex } from './random.js';
 import type { ContainerExtension, ContainerRun } from './extension-api.js';
 import type { RunHooks } from './hooks.js';
 import { runRecordOf } from './run-record.js';
+import { hostUserDb, resolveBindUsers } from './bind-user.js';
+import type { CustomMount } from '@nspawn/settings';
+
+/** a host file's text, or undefined when it cannot be read (a missing /etc/shadow is no user database) */
+function readHostFile(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
 
 /** Host-side preparation that must exist before the helper runs (idempotent). */
 export function ensureHostScaffolding(host: HostFacts): void {
@@ -136,8 +148,8 @@ export function endMessages(machineName: string): { ok: string; fail: string; sh
   };
 }
 
-export const spawningMessage = (cfg: Pick<ContainerConfig, 'machineName' | 'directory'>) =>
-  `Spawning container ${cfg.machineName} on ${cfg.directory}.\nPress ^] three times within 1s to kill container.`;
+export const spawningMessage = (cfg: Pick<ContainerConfig, 'machineName' | 'directory' | 'image'>) =>
+  `Spawning container ${cfg.machineName} on ${cfg.image?.path ?? cfg.directory}.\nPress ^] three times within 1s to kill container.`;
 
 /**
  * One boot's host side and plan: the machine ID, the journal link, overlay scratch directories, the plan with
@@ -153,7 +165,8 @@ export function planBoot(
   const cfg = p.config;
   ensureHostScaffolding(host);
   // what the container's root holds: with --volatile=yes|state part of the tree is covered (src/volatile.ts)
-  const tree = volatileTree(nodeTree(cfg.directory), cfg.volatile);
+  // an image's tree exists only in the container's namespace: read through the view the assembly made
+  const tree = volatileTree(cfg.image ? imageTree(cfg.image.view) : nodeTree(cfg.directory), cfg.volatile);
   // setup_machine_id(), on every boot: the machine ID the tree has now wins (its init may have written ours)
   const treeId = treeMachineId(tree);
   if (treeId !== undefined) cfg.uuid = treeId;
@@ -167,12 +180,15 @@ export function planBoot(
     readOnly: cfg.readOnly && !cfg.volatile,
     tree,
     ...(cfg.userns ? { uidShift: cfg.userns.shift } : {}),
-    ...(cfg.volatile ? { inContainer: true } : {}),
+    ...(cfg.volatile || cfg.image ? { inContainer: true } : {}),
   });
   for (const w of journal.warnings) hooks.log(w);
+  // bind_user_prepare(): now that the range is settled; the homes are bound after the other custom mounts
+  const bindUsers = cfg.bindUser?.length && cfg.userns ? resolveBindUsers(cfg.bindUser, hostUserDb(readHostFile), tree, cfg.userns.shift, cfg.userns.range) : [];
   const overlays = prepareOverlayScratch(cfg);
   try {
-    const plan = planContainer({ ...cfg, overlayScratch: overlays.scratch, journalOps: journal.ops }, host, tree, {
+    const customMounts = [...cfg.customMounts, ...bindUsers.map((u): CustomMount => ({ type: 'bind', source: u.home, destination: `/run/host/home/${u.name}`, readOnly: false, recursive: false }))];
+    const plan = planContainer({ ...cfg, customMounts, bindUsers, overlayScratch: overlays.scratch, journalOps: journal.ops }, host, tree, {
       hex128: randomId128, // boot ids are v4 UUIDs, as setup_boot_id() makes them
     });
     plan.notify = { notifyReady: p.notifyReady, restartExits: p.keepUnit };
@@ -180,7 +196,7 @@ export function planBoot(
     // base_filesystem_create(): /root, /usr, the merged-/usr symlinks ... where the tree lacks them, owned by the
     // container's root as the disk sees it (0 through an idmapped root, else the range's base)
     // (a volatile root gets them from the plan, in the container: src/volatile.ts)
-    if (!cfg.volatile) baseFilesystemCreate(cfg.directory, cfg.userns && !plan.idmap ? cfg.userns.shift : 0);
+    if (!cfg.volatile && !cfg.image) baseFilesystemCreate(cfg.directory, cfg.userns && !plan.idmap ? cfg.userns.shift : 0);
     return { plan, cleanup: overlays.cleanup };
   } catch (e) {
     overlays.cleanup();

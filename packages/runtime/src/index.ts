@@ -27,3 +27,6 @@ export * from './limits.js';
 export * from './exec-in.js';
 export * from './peer-credentials.js';
 export * from './native-files.js';
+export * from './credentials.js';
+export * from './bind-user.js';
+export * from './image-tree.js';

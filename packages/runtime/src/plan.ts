@@ -9,9 +9,12 @@ import type { CustomMount, LinkJournal, ResolvConfMode, Rlimit, RlimitName, Time
 import { RLIMIT_NUMBERS } from '@nspawn/settings';
 import { dirname } from 'node:path';
 import type { CgroupHierarchy, HostFacts, Tree } from './host.js';
-import { CLONE, type HelperConsole, type HelperPlan, type HelperRlimit, MOUNT_ATTR, MS, type Op, OpFlag } from './protocol.js';
+import { CLONE, type HelperConsole, type HelperPlan, type HelperRlimit, type ImageMountStep, MOUNT_ATTR, MS, type Op, OpFlag } from './protocol.js';
+import type { ImageView } from './image-tree.js';
 import type { ResolvedUser } from './users.js';
 import { nspawnSeccompBytes } from './seccomp/filter.js';
+import { type BindUser, bindUserMaps, bindUserOps } from './bind-user.js';
+import { CREDENTIALS_DIRECTORY, type Credential, credentialOps } from './credentials.js';
 import { volatileBaseFilesystemOps } from './volatile.js';
 import {
   CAPABILITIES_NOT_IN_BOUNDING_SET,
@@ -22,6 +25,16 @@ import {
 } from './caps.js';
 
 export type StartMode = 'pid1' | 'pid2' | 'boot';
+
+/** A disk image as a run uses it (ContainerConfig.image). */
+export interface ContainerImage {
+  /** the image file or block device (messages) */
+  path: string;
+  /** its mounts, in order */
+  steps: ImageMountStep[];
+  /** host paths where this process reads the image's root and /usr partitions (read-only) for the plan's decisions */
+  view: ImageView;
+}
 
 export interface ContainerConfig {
   /** absolute path of the container's root directory */
@@ -53,6 +66,14 @@ export interface ContainerConfig {
    * the tree
    */
   volatile?: 'yes' | 'state' | 'overlay';
+  /**
+   * -i/--image: the image's mounts, which the helper makes on the (empty) directory in the container's mount
+   * namespace before anything else (native/image.c), and where Node reads the image's tree meanwhile (src/image-tree.ts).
+   * @nspawn/assembly opens the image (lock, loop devices) and keeps it open for the run.
+   */
+  image?: ContainerImage;
+  /** --image-policy= as given (checked when the image is opened) */
+  imagePolicy?: string;
   customMounts: CustomMount[];
   personality?: 'x86' | 'x86-64';
   console: HelperConsole;
@@ -102,6 +123,15 @@ export interface ContainerConfig {
   deviceCgroup?: Array<'v1' | 'bpf'>;
   /** the network options beyond --private-network (src/network.ts) */
   network?: NetworkConfig;
+  /** --set-credential=/--load-credential=, read: a ramfs at /run/host/credentials (src/credentials.ts) */
+  credentials?: Credential[];
+  /** --bind-user= (BindUser=): the host users' names, without duplicates (needs `userns`) */
+  bindUser?: string[];
+  /**
+   * The bound users, resolved against the host and the tree once the range is known (planBoot(): src/bind-user.ts):
+   * their records in /run/host/userdb, their homes (in customMounts) and their IDs in the user namespace's maps
+   */
+  bindUsers?: BindUser[];
 }
 
 export interface PlanRandom {
@@ -155,6 +185,7 @@ export function buildEnvironment(cfg: ContainerConfig, host: HostFacts): string[
   base.push(`container_uuid=${cfg.uuid}`);
   // inner_child(): always, whatever the payload (the socket is there for any of them)
   base.push(`NOTIFY_SOCKET=${NOTIFY_SOCKET_PATH}`);
+  if (cfg.credentials?.length) base.push(`CREDENTIALS_DIRECTORY=${CREDENTIALS_DIRECTORY}`);
   // init sets its own locale (from /etc/locale.conf): only a plain command gets ours
   if (cfg.startMode !== 'boot') base.push('LANG=C.UTF-8');
   return mergeEnv(base, containerHostEnv(hostOsReleaseEnvPairs(host)), cfg.environment);
@@ -443,7 +474,8 @@ export function planContainer(cfg: ContainerConfig, host: HostFacts, tree: Tree,
 
   // base_filesystem_create() on a volatile root (the helper made it: native/volatile.c); the tree itself is
   // completed on the host before the start (src/base-filesystem.ts, boot.ts)
-  if (cfg.volatile) ops.push(...volatileBaseFilesystemOps(tree, cfg.volatile));
+  // (and on an image's root, which only exists in the container's namespace)
+  if (cfg.volatile || cfg.image) ops.push(...volatileBaseFilesystemOps(tree, cfg.volatile ?? 'overlay'));
   // --read-only: the whole tree, before the API file systems go on top (bind_remount_recursive); a volatile mode
   // has made what must be read-only so already
   if (cfg.readOnly && !cfg.volatile) ops.push({ kind: 'setattr', target: '/', mountFlags: MOUNT_ATTR.RDONLY, flags: OpFlag.RECURSIVE });
@@ -517,6 +549,11 @@ export function planContainer(cfg: ContainerConfig, host: HostFacts, tree: Tree,
   );
   // setup_notify_child(): the sd_notify socket, bound before /run/host goes read-only; the outer helper reads it
   ops.push({ kind: 'notify', target: NOTIFY_SOCKET_PATH });
+  // setup_credentials()
+  const creds = credentialOps(cfg.credentials ?? []);
+  ops.push(...creds.ops);
+  // bind_user_setup()
+  ops.push(...bindUserOps(cfg.bindUsers ?? []));
   ops.push({ kind: 'remount', target: '/run/host', mountFlags: roFlags });
 
   // mount_sysfs(): with a private network, sysfs goes under the tmpfs at /sys, then bound into place
@@ -591,6 +628,8 @@ export function planContainer(cfg: ContainerConfig, host: HostFacts, tree: Tree,
     asPid2: cfg.startMode === 'pid2',
     loopback: netns,
     ...(cfg.volatile ? { volatileMode: cfg.volatile } : {}),
+    ...(creds.blobs.length ? { blobs: creds.blobs } : {}),
+    ...(cfg.image ? { imageSteps: cfg.image.steps } : {}),
     env,
     argv: [],
     searchPath: false,
@@ -599,6 +638,7 @@ export function planContainer(cfg: ContainerConfig, host: HostFacts, tree: Tree,
   };
   // the helper writes the map itself (no sync with Node needed for it)
   if (cfg.userns) plan.usermap = { shift: cfg.userns.shift, range: cfg.userns.range };
+  if (cfg.userns && cfg.bindUsers?.length) plan.bindMaps = bindUserMaps(cfg.bindUsers);
   if (cfg.personality !== undefined) plan.personality = PERSONALITY[cfg.personality];
   if (cfg.noNewPrivileges) plan.noNewPrivileges = true;
   if (!cfg.quiet && (cfg.console === 'interactive' || cfg.console === 'read-only')) plan.finalNewline = true;

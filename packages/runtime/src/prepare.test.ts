@@ -98,6 +98,19 @@ describe('prepareContainer', () => {
     expect(() => prep({ directory: '/m/box', pivotRoot: { newRoot: '/x' } })).toThrow(new ContainerError('--pivot-root (PivotRoot=) is not supported yet by this nspawn build.'));
     expect(() => prep({ directory: '/m/box' }, env(), ['--slice'])).toThrow(/--slice is not supported yet/);
   });
+
+  it('--bind-user= (BindUser=) needs a user namespace (verify_arguments()), and drops duplicates', () => {
+    expect(() => prep({ directory: '/m/box', bindUser: ['alice'] })).toThrow(new ContainerError('--bind-user= requires --private-users'));
+    expect(() => prep({ directory: '/m/box', bindUser: ['alice'], privateUsers: { mode: 'no' } })).toThrow('--bind-user= requires --private-users');
+    const p = prep({ directory: '/m/box', bindUser: ['alice', 'bob', 'alice'], privateUsers: { mode: 'pick' } });
+    expect(p.config.bindUser).toEqual(['alice', 'bob']);
+  });
+  it('reads --load-credential= at prepare and keeps --set-credential= values', () => {
+    const reader = { readFile: (p: string) => { if (p === '/c') return new Uint8Array([1, 2]); throw Object.assign(new Error('x'), { code: 'ENOENT' }); }, readSocket: () => new Uint8Array() };
+    const p = prep({ directory: '/m/box', credentials: [{ id: 'a', data: new Uint8Array([9]) }, { id: 'b', path: '/c', socket: true }] }, env({ credentials: reader }));
+    expect(p.config.credentials).toEqual([{ id: 'a', data: new Uint8Array([9]) }, { id: 'b', data: new Uint8Array([1, 2]) }]);
+    expect(() => prep({ directory: '/m/box', credentials: [{ id: 'b', path: '/nope', socket: true }] }, env({ credentials: reader }))).toThrow("Failed to read credential '/nope': No such file or directory");
+  });
   it('network options reach the config (src/network.ts)', () => {
     expect(prep({ directory: '/m/box', networkVeth: true, privateNetwork: true, exposePorts: [{ protocol: 'tcp', hostPort: 8080, containerPort: 80 }] }).config.network).toEqual({
       veth: true,

@@ -26,6 +26,7 @@ import { randomHex } from './random.js';
 import { containerCapabilities, verifyAmbientCapabilities } from './caps.js';
 import type { NetworkConfig } from './network-config.js';
 import { ContainerError } from './errors.js';
+import { type CredentialReader, loadCredentials } from './credentials.js';
 
 /** os.hostname(), node:os loaded on use (a start that names its machine never needs it) */
 const osHostname = (): string => process.getBuiltinModule('node:os').hostname();
@@ -40,6 +41,8 @@ export interface PrepareEnv {
   /** SYSTEMD_NSPAWN_API_VFS_WRITABLE and friends */
   environ: NodeJS.ProcessEnv;
   hostname(): string;
+  /** how --load-credential= files and sockets are read (default: nodeCredentialReader) */
+  credentials?: CredentialReader;
 }
 
 export const nodePrepareEnv = (tree: (root: string) => Tree): PrepareEnv => ({
@@ -70,16 +73,22 @@ export function verifyOsTree(tree: Pick<Tree, 'resolve' | 'isDirectory'>, direct
     throw new ContainerError(`Directory ${directory} doesn't look like it has an OS tree (/usr/ directory is missing). Refusing.`);
 }
 
+/**
+ * The directory a container of a disk image (-i) gets as its root: empty, the same for every such container, since
+ * the image's file systems are mounted on it only in the container's own mount namespace (native/image.c).
+ */
+export const IMAGE_ROOT_DIRECTORY = '/run/nspawn/image-root';
+
 /** Features parsed from the command line or a .nspawn file that later work will implement. */
 function unsupportedFeatures(s: Settings): string[] {
   const out: string[] = [];
   const add = (cond: unknown, what: string) => {
     if (cond) out.push(what);
   };
-  add(s.image, '--image');
   add(s.privateUsersOwnership === 'foreign' && s.privateUsers && s.privateUsers.mode !== 'no', '--private-users-ownership=foreign');
-  add(s.bindUser?.length, '--bind-user (BindUser=)');
   add(s.pivotRoot, '--pivot-root (PivotRoot=)');
+  add(s.image && s.volatile && s.volatile !== 'no', '--volatile= with --image=');
+  add(s.image && s.privateUsers && s.privateUsers.mode !== 'no', '--private-users= with --image=');
   return out;
 }
 
@@ -130,6 +139,24 @@ export function treeMachineId(tree: Pick<Tree, 'readFile'>): string | undefined 
   return id128ToUuid(m[1]!.toLowerCase());
 }
 
+/**
+ * An image's tree, once the image is open (cfg.image.view): the checks prepareContainer() made on a directory's tree —
+ * the OS tree (named by the image), --user, the machine ID. Changes CFG.
+ */
+export function verifyImageTree(cfg: ContainerConfig, tree: Tree): void {
+  const image = cfg.image?.path ?? cfg.directory;
+  if (cfg.startMode === 'boot') {
+    if (tree.resolve('/etc/os-release') === undefined && tree.resolve('/usr/lib/os-release') === undefined)
+      throw new ContainerError(`Image ${image} doesn't look like an OS root directory (os-release file is missing). Refusing.`);
+  } else if (!tree.isDirectory('/usr')) throw new ContainerError(`Image ${image} doesn't look like it has an OS tree (/usr/ directory is missing). Refusing.`);
+  if (cfg.userName !== undefined) {
+    const user = resolveUser(tree, cfg.userName);
+    if (user) cfg.user = user;
+  }
+  const id = treeMachineId(tree);
+  if (id !== undefined) cfg.uuid = id;
+}
+
 export interface Prepared {
   config: ContainerConfig;
   /** 0 when none was chosen: SIGINT/SIGTERM then kill the container at once, like systemd-nspawn */
@@ -151,11 +178,15 @@ export function determineNames(
   hostname: () => string = osHostname,
 ): { directory: string; machineName: string } {
   let directory = s.directory;
+  // -i: the image's file systems are mounted on an empty directory in the container's namespace only
+  if (s.image !== undefined) directory = IMAGE_ROOT_DIRECTORY;
   if (directory === undefined && s.machineName !== undefined) directory = `/var/lib/machines/${s.machineName}`;
   if (directory === undefined) directory = cwd;
   let machineName = s.machineName;
   if (machineName === undefined) {
-    machineName = hostnameCleanup(directory === '/' ? hostname() : basename(directory));
+    // an image's name without its .raw suffix
+    const fromImage = s.image !== undefined ? basename(s.image).replace(/(.)\.raw$/, '$1') : undefined;
+    machineName = hostnameCleanup(fromImage ?? (directory === '/' ? hostname() : basename(directory)));
     if (!hostnameIsValid(machineName)) throw new ContainerError('Failed to determine machine name automatically, please use -M.');
   }
   return { directory, machineName };
@@ -193,10 +224,14 @@ export function applySettingsFile(cl: { settings: Settings; set: ReadonlySet<Set
 export function prepareContainer(s: Settings, env: PrepareEnv, unsupported: readonly string[] = [], commandLine: Settings = s): Prepared {
   const notYet = [...unsupported, ...unsupportedFeatures(s)];
   if (notYet.length > 0) throw new ContainerError(`${notYet[0]} is not supported yet by this nspawn build.`);
+  // parse_argv(): --load-credential='s file or socket is read before anything else is looked at
+  const credentials = s.credentials?.length ? loadCredentials(s.credentials, env.credentials) : [];
   // verify_arguments()
   const capabilities = containerCapabilities(s, commandLine);
   const ambientError = verifyAmbientCapabilities(capabilities, s.startMode ?? 'pid1');
   if (ambientError) throw new ContainerError(ambientError);
+  if (s.bindUser?.length && (s.privateUsers === undefined || s.privateUsers.mode === 'no'))
+    throw new ContainerError('--bind-user= requires --private-users');
 
   const names = determineNames(s, process.cwd(), env.hostname);
   const directory = names.directory;
@@ -206,17 +241,21 @@ export function prepareContainer(s: Settings, env: PrepareEnv, unsupported: read
   // --template and -x together come from a .nspawn file here (the command line refuses them at parse time)
   if (s.template !== undefined && s.ephemeral) throw new ContainerError('--ephemeral and --template= may not be combined.');
   // --template fills a missing directory at setup (src/storage.ts): until then the template stands for the tree
-  const fromTemplate = s.template !== undefined && !env.exists(directory);
+  // an image (-i) is opened by the assembly at setup: its tree is checked there (verifyImageTree())
+  const image = s.image;
+  const fromTemplate = image === undefined && s.template !== undefined && !env.exists(directory);
   if (fromTemplate && !env.exists(s.template!)) throw new ContainerError(`Failed to resolve path ${s.template}: No such file or directory`);
-  if (!fromTemplate && !env.exists(directory)) throw new ContainerError(`Failed to resolve path ${directory}: No such file or directory`);
+  if (image !== undefined) {
+    if (!env.exists(image)) throw new ContainerError(`Failed to resolve path ${image}: No such file or directory`);
+  } else if (!fromTemplate && !env.exists(directory)) throw new ContainerError(`Failed to resolve path ${directory}: No such file or directory`);
   const volatileMode = s.volatile !== undefined && s.volatile !== 'no' ? s.volatile : undefined;
   // spawning on the host's root works when it is copied (-x) or replaced (--volatile=yes|state)
-  if (directory === '/' && !s.ephemeral && volatileMode !== 'yes' && volatileMode !== 'state')
+  if (image === undefined && directory === '/' && !s.ephemeral && volatileMode !== 'yes' && volatileMode !== 'state')
     throw new ContainerError(
       'Spawning container on root directory is not supported. Consider using --ephemeral, --volatile=yes or --volatile=state.',
     );
-  const tree = env.tree(fromTemplate ? s.template! : directory);
-  verifyOsTree(tree, directory, s.startMode ?? 'pid1');
+  const tree = image !== undefined ? undefined : env.tree(fromTemplate ? s.template! : directory);
+  if (tree) verifyOsTree(tree, directory, s.startMode ?? 'pid1');
 
   let consoleMode: HelperConsole;
   const tty = env.stdinIsTTY && env.stdoutIsTTY;
@@ -232,7 +271,7 @@ export function prepareContainer(s: Settings, env: PrepareEnv, unsupported: read
   }
   const quiet = s.quiet === true || consoleMode === 'pipe';
 
-  const user = s.user !== undefined ? resolveUser(tree, s.user) : undefined;
+  const user = s.user !== undefined && tree ? resolveUser(tree, s.user) : undefined;
   if (s.workingDirectory !== undefined && !s.workingDirectory.startsWith('/'))
     throw new ContainerError(`Working directory ${s.workingDirectory} is not an absolute path.`);
 
@@ -254,7 +293,7 @@ export function prepareContainer(s: Settings, env: PrepareEnv, unsupported: read
     directory,
     machineName,
     hostname: s.hostname ?? machineName,
-    uuid: treeMachineId(tree) ?? s.uuid ?? (s.machineId ? id128ToUuid(s.machineId) : id128ToUuid(randomId128())),
+    uuid: (tree && treeMachineId(tree)) ?? s.uuid ?? (s.machineId ? id128ToUuid(s.machineId) : id128ToUuid(randomId128())),
     startMode,
     parameters: s.parameters ?? [],
     environment: s.environment ?? [],
@@ -275,6 +314,12 @@ export function prepareContainer(s: Settings, env: PrepareEnv, unsupported: read
   if (s.ephemeral) config.ephemeral = true;
   if (volatileMode) config.volatile = volatileMode;
   if (s.template !== undefined) config.template = s.template;
+  // the image is opened at setup (@nspawn/assembly), which fills in its mounts and view
+  if (image !== undefined) config.image = { path: image, steps: [], view: {} };
+  if (s.imagePolicy !== undefined) {
+    if (image === undefined) throw new ContainerError('--image-policy= is only supported with --image=.');
+    config.imagePolicy = s.imagePolicy;
+  }
   if (s.user !== undefined) config.userName = s.user;
   if (user) config.user = user;
   if (s.workingDirectory !== undefined) config.workingDirectory = s.workingDirectory;
@@ -287,6 +332,9 @@ export function prepareContainer(s: Settings, env: PrepareEnv, unsupported: read
   if (s.systemCallFilter && (s.systemCallFilter.allow.length > 0 || s.systemCallFilter.deny.length > 0))
     config.systemCallFilter = { allow: [...s.systemCallFilter.allow], deny: [...s.systemCallFilter.deny] };
   if (s.suppressSync) config.suppressSync = true;
+  if (credentials.length > 0) config.credentials = credentials;
+  // verify_arguments(): duplicates dropped (strv_uniq())
+  if (s.bindUser?.length) config.bindUser = [...new Set(s.bindUser)];
   if (seccompDisabled(env.environ.SYSTEMD_SECCOMP)) config.seccomp = false;
   const deviceCgroup = parseDevicePolicyEnv(env.environ.NSPAWN_DEVICE_POLICY);
   if (deviceCgroup !== undefined) config.deviceCgroup = deviceCgroup;

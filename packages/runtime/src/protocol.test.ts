@@ -45,6 +45,19 @@ const full: HelperPlan = basePlan({
   lateSync: true,
   leaveAfterStart: true,
   ociFds: { consoleSocket: 7, pass: [4, 5, 6] },
+  blobs: [new Uint8Array([0, 1, 0xff]), new Uint8Array()],
+  bindMaps: [
+    { uid: 60514, hostUid: 1000, gid: 60514, hostGid: 1000 },
+    { uid: 60515, hostUid: 1001, gid: 60515, hostGid: 1002 },
+  ],
+  heldFds: [7, 9],
+  imageSteps: [
+    { op: 'tmpfs', source: 'nspawn-image-ephemeral', target: '', fstype: 'tmpfs', data: 'mode=0755', flags: 4, mode: 0, mkdir: false },
+    { op: 'mkdir', source: '', target: 'lower', fstype: '', data: '', flags: 0, mode: 0o755, mkdir: true },
+    { op: 'mount', source: '/dev/loop7', target: 'lower/root', fstype: 'ext4', data: 'discard,norecovery', flags: 5, mode: 0, mkdir: true },
+    { op: 'overlay', source: '', target: 'root', fstype: 'overlay', data: 'lowerdir=lower/root,upperdir=upper/root,workdir=work/root', flags: 4, mode: 0, mkdir: false },
+    { op: 'move', source: 'root', target: '', fstype: '', data: '', flags: 0, mode: 0, mkdir: false },
+  ],
   net: {
     steps: [
       { kind: 'up', ifname: 'host0' },
@@ -95,6 +108,12 @@ describe('a plan through the helper\'s own decoder', () => {
     const plan = planContainer(baseConfig({ parameters: ['/bin/sh', '-c', 'x'], environment: ['A=1'] }), bareHost(), emptyTree(), { hex128: () => '0'.repeat(32) });
     expect(decoded(encodePlan(plan))).toEqual(canonicalPlan(plan));
   });
+  it('refuses an image step whose paths leave the root, or of an unknown kind', () => {
+    const step = { op: 'mount' as const, source: '/dev/loop0', target: '', fstype: 'ext4', data: '', flags: 0, mode: 0, mkdir: false };
+    for (const bad of [{ target: '/etc' }, { target: 'usr/../../etc' }, { op: 'move' as const, source: '../x' }, { op: 'frob' as never }, { fstype: '' }])
+      expect(() => decoded(encodePlan(basePlan({ imageSteps: [{ ...step, ...bad }] }))), JSON.stringify(bad)).toThrow(/image/);
+    expect(decoded(encodePlan(basePlan({ imageSteps: [step] })))).toMatchObject({ imageSteps: [{ op: 'mount', target: '' }] });
+  });
   it('an empty group list is one (setgroups() with none), no list leaves the groups alone', () => {
     expect(decoded(encodePlan(basePlan({ groups: [] })))).toMatchObject({ groups: [] });
     expect(decoded(encodePlan(basePlan()))).not.toHaveProperty('groups');
@@ -123,7 +142,7 @@ const id = fc.integer({ min: 0, max: 0xfffffffe });
 const u64 = fc.bigInt({ min: 0n, max: (1n << 64n) - 1n });
 const limit = fc.oneof(fc.constant('infinity' as const), fc.bigInt({ min: 0n, max: (1n << 63n) - 1n }));
 const insns = (max: number) => fc.uint8Array({ minLength: 1, maxLength: max }).map((a) => new Uint8Array(a.length * 8).map((_, i) => a[i >> 3]! ^ i));
-const OP_KINDS: OpKind[] = ['mount', 'remount', 'setattr', 'mkdir', 'mknod', 'symlink', 'write', 'rmfile', 'chown', 'umount', 'rmdir', 'console', 'notify'];
+const OP_KINDS: OpKind[] = ['mount', 'remount', 'setattr', 'mkdir', 'mknod', 'symlink', 'write', 'rmfile', 'chown', 'umount', 'rmdir', 'console', 'notify', 'blob', 'chmod'];
 const op: fc.Arbitrary<Op> = fc.record(
   {
     kind: fc.constantFrom(...OP_KINDS),
@@ -171,6 +190,7 @@ const planArb: fc.Arbitrary<HelperPlan> = fc
       lateSync: fc.boolean(),
       leaveAfterStart: fc.boolean(),
       ociFds: fc.record({ consoleSocket: fc.integer({ min: -1, max: 0xffff }), pass: fc.array(fc.nat(0xffff), { maxLength: 8 }) }, { requiredKeys: ['pass'] }),
+      blobs: fc.array(fc.uint8Array({ maxLength: 64 }), { maxLength: 4 }),
       env: strs(60),
       argv: strs(200),
       searchPath: fc.boolean(),
@@ -321,6 +341,11 @@ describe('the decoder refuses, with one clear line', () => {
     refused(message([...minimal, rec(10, u(99), u(0), u(0)), END]), /resource 99 is out of range/);
     refused(message([...minimal, rec(29, s('host0'), u(4), s('10.0.0.256'), u(24)), END]), /bad IPv4 address '10.0.0.256'/);
     refused(message([...minimal, rec(7, s('mount'), u(0), s('/a'), s('relative'), s(''), u(0), s(''), u(0), u(0)), END]), /target 'relative' is not absolute/);
+  });
+  it('bind-user maps out of order (the uid map would be refused by the kernel)', () => {
+    const m = (id: number) => rec(61, u(id), u(1000), u(id), u(1000));
+    refused(message([...minimal, m(60515), m(60514), END]), /bind-user maps are not in increasing order/);
+    expect(decoded(message([...minimal, m(60514), m(60515), END]))).toMatchObject({ bindMaps: [{ uid: '60514' }, { uid: '60515' }] });
   });
   it('nothing at all', () => {
     const d = decodeWithHelper(Buffer.alloc(0));

@@ -59,7 +59,11 @@ export type OpKind =
   | 'rmdir'
   | 'console'
   /** an AF_UNIX datagram socket bound at target (SO_PASSCRED), passed to the outer helper for sd_notify messages */
-  | 'notify';
+  | 'notify'
+  /** a new file (O_EXCL, no symlink followed) at target holding the plan's blobs[dev], then given `mode` */
+  | 'blob'
+  /** chmod(target, mode), no symlink followed */
+  | 'chmod';
 
 /** One step of the container's file system setup. Paths in `target` are inside the container root. */
 export interface Op {
@@ -107,6 +111,18 @@ export interface HelperPlan {
   loopback: boolean;
   /** --volatile=yes|state|overlay: setup_volatile_mode() on the root before the ops (native/volatile.c) */
   volatileMode?: 'yes' | 'state' | 'overlay';
+  /**
+   * --bind-user: with `usermap`, these container UIDs/GIDs map to the host users' own instead of the range's
+   * (make_uid_map_string()); in increasing order
+   */
+  bindMaps?: Array<{ uid: number; hostUid: number; gid: number; hostGid: number }>;
+  /** contents of the files the 'blob' ops write, by index (credentials: any bytes) */
+  blobs?: Uint8Array[];
+  /**
+   * -i/--image: the image's mounts, made in the container's mount namespace on the (empty) root directory before the
+   * volatile mode and the ops (native/image.c), each target resolved inside the root mounted so far
+   */
+  imageSteps?: ImageMountStep[];
   env: string[];
   /** empty means: try `fallback` shells */
   argv: string[];
@@ -189,6 +205,12 @@ export interface HelperPlan {
    */
   inheritedLocks?: Array<{ fd: number; path: string; exclusive: boolean }>;
   /**
+   * Descriptors this process keeps open across its execve() for the helper to hold until it exits, never passed to the
+   * container (a hand-over of -i: the image's loop devices, AUTOCLEAR, which must stay the image's until the
+   * container's mounts hold them; they detach once the helper and those mounts are gone).
+   */
+  heldFds?: number[];
+  /**
    * btrfs subvolumes (-x's snapshot) the helper destroys after the container ends, before it releases the locks:
    * only in a hand-over (otherwise nspawn removes them).
    */
@@ -265,6 +287,25 @@ export interface HandoffPlan {
 }
 
 
+/**
+ * One mount of a disk image (@nspawn/image's plan, as the helper takes it). Targets and the overlay's directories
+ * are relative to the root ('' is the root itself). mount: the file system on SOURCE (a loop device the caller keeps
+ * open for the run); tmpfs: SOURCE names it; mkdir: TARGET with MODE; overlay: DATA is its lowerdir/upperdir/workdir
+ * (relative to the root); move: the mount at SOURCE (relative) moved onto TARGET.
+ */
+export interface ImageMountStep {
+  op: 'mount' | 'tmpfs' | 'mkdir' | 'overlay' | 'move';
+  source: string;
+  target: string;
+  fstype: string;
+  data: string;
+  /** MS_* flags */
+  flags: number;
+  mode: number;
+  /** make a missing target (mode 0755) first */
+  mkdir: boolean;
+}
+
 export type NetStep =
   | { kind: 'up'; ifname: string }
   | { kind: 'address'; ifname: string; family: 4 | 6; address: string; prefixLength: number }
@@ -290,8 +331,8 @@ const P = {
   NETROUTE: 30, NETNS: 31, SEARCH: 32, ENV: 33, STUBENV: 34, ARGV: 35, FALLBACK: 36, FALLBACKARGS: 37, FINALNL: 38, SURVIVE: 39,
   STDOUT: 40, SDNOTIFY: 41, LOCK: 42, LOCKFD: 43, RMSUBVOL: 44, RMMOUNT: 45, RMTREE: 46, CGMKDIR: 47, CGWRITE: 48, CGCHOWN: 49,
   HANDOFF: 50, HOMSGS: 51, HOSIGNAMES: 52, HORM: 53, HOKILL: 54, HOSLICE: 55, HOMARKER: 56, HOREEXEC: 57, NSJOIN: 58,
-  VOLATILE: 59,
-  // 60..64: other branches' records
+  VOLATILE: 59, BLOB: 60, BINDMAP: 61, IMAGE: 62, HOLDFD: 63,
+  // 64: another branch's record
   OCIFDS: 65, LATESYNC: 66,
 } as const;
 
@@ -478,8 +519,12 @@ export function encodePlan(p: HelperPlan): Buffer {
   if (p.asPid2) w.r(P.PID2).e();
   if (p.loopback) w.r(P.LOOPBACK).e();
   if (p.volatileMode) w.r(P.VOLATILE).s(p.volatileMode).e();
+  for (const b of p.blobs ?? []) w.r(P.BLOB).x(b).e();
+  for (const m of p.bindMaps ?? []) w.r(P.BINDMAP).u(m.uid, 'uid').u(m.hostUid, 'uid').u(m.gid, 'gid').u(m.hostGid, 'gid').e();
   if (p.lateSync) w.r(P.LATESYNC).b1(p.leaveAfterStart).e();
   if (p.ociFds) w.r(P.OCIFDS).i(p.ociFds.consoleSocket ?? -1, 'console socket fd').U(p.ociFds.pass, 'fd').e();
+  for (const m of p.imageSteps ?? [])
+    w.r(P.IMAGE).s(m.op).s(m.source).s(m.target).s(m.fstype).s(m.data).u(m.flags, 'image mount flags').u(m.mode, 'mode').b1(m.mkdir).e();
   for (const st of p.net?.steps ?? []) {
     if (st.kind === 'up') w.r(P.NETUP).s(st.ifname).e();
     else if (st.kind === 'address') w.r(P.NETADDR).s(st.ifname).u(st.family, 'family').s(st.address).u(st.prefixLength, 'prefix length').e();
@@ -498,6 +543,7 @@ export function encodePlan(p: HelperPlan): Buffer {
   if (p.stdoutPath !== undefined) w.r(P.STDOUT).s(p.stdoutPath).e();
   if (p.notify) w.r(P.SDNOTIFY).b1(p.notify.notifyReady).b1(p.notify.restartExits).e();
   for (const l of p.locks ?? []) w.r(P.LOCK).s(l.path).b1(l.exclusive).s(l.busy).e();
+  for (const fd of p.heldFds ?? []) w.r(P.HOLDFD).u(fd, 'held fd').e();
   for (const l of p.inheritedLocks ?? []) w.r(P.LOCKFD).u(l.fd, 'lock fd').s(l.path).b1(l.exclusive).e();
   w.each(P.RMSUBVOL, p.removeSubvolumes).each(P.RMMOUNT, p.removeMounts).each(P.RMTREE, p.removeTrees);
   for (const o of p.cgroupOps ?? []) {

@@ -89,13 +89,13 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
 
 /**
  * Calls METHOD on the varlink service at SOCKET. With more: every reply until the last (continues false).
- * Rejects with VarlinkError on an error reply, with the socket error (ENOENT, ECONNREFUSED) when nothing listens.
+ * ONREPLY sees each reply as it comes (progress of a long call). Rejects with VarlinkError on an error reply, with the socket error (ENOENT, ECONNREFUSED) when nothing listens.
  */
 export function varlinkCall(
   socket: string,
   method: string,
   parameters: Record<string, unknown> = {},
-  opts: { more?: boolean; timeoutMs?: number } = {},
+  opts: { more?: boolean; timeoutMs?: number; onReply?: (parameters: Record<string, unknown>) => void } = {},
 ): Promise<Record<string, unknown>[]> {
   return new Promise((resolve, reject) => {
     const s = net().connect(socket);
@@ -131,6 +131,7 @@ export function varlinkCall(
           return;
         }
         replies.push(params);
+        opts.onReply?.(params);
         if (!m.continues) {
           finish();
           return;

@@ -38,9 +38,8 @@ export const LONG_OPTIONS: readonly string[] = OPTIONS.filter((o) => o.long.leng
  * The option table (long name, short letter, whether it takes a value), for completions and man pages, in
  * systemd-nspawn's order; an option with only a letter has the letter as its long name.
  */
-export const COMMAND_LINE_OPTIONS: readonly { long: string; short?: string; arg: 'none' | 'required' | 'optional'; refused?: true }[] = OPTIONS.map(
-  ({ long, short, arg, refused }) => ({ long, ...(short ? { short } : {}), arg, ...(refused ? { refused } : {}) }),
-);
+export const COMMAND_LINE_OPTIONS: readonly { long: string; short?: string; arg: 'none' | 'required' | 'optional'; refused?: true; exact?: true }[] =
+  OPTIONS.map(({ long, short, arg, refused, exact }) => ({ long, ...(short ? { short } : {}), arg, ...(refused ? { refused } : {}), ...(exact ? { exact } : {}) }));
 
 /**
  * The options this build parses and then refuses (their feature is not built): "--long" (and "-x" for a letter),

@@ -6,6 +6,7 @@
 import { resolve } from 'node:path';
 import { type Result, errnoText } from './c-util.js';
 import { capabilityFromName } from './capabilities.js';
+import { parseLoadCredential, parseSetCredential } from './credentials.js';
 import { type ArgKind } from './getopt.js';
 import { UNSET, type Unset, assign, id128IsNull, parseCpuSet, parseOomScoreAdjust, syscallFilterWords, validUserGroupName } from './grammar.js';
 import { type CustomMount, type SettingKey, type Settings, SettingsError } from './model.js';
@@ -62,6 +63,8 @@ export interface OptionDef {
    * advertise such an option (apps/cli/test/refused.test.ts derives the set from this table).
    */
   refused?: true;
+  /** matched by its full name only (an option beyond systemd-nspawn 252: see GetoptOption.exact) */
+  exact?: true;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -303,7 +306,9 @@ export const OPTIONS: readonly OptionDef[] = [
   },
   { long: 'network-namespace-path', arg: 'required', apply: (st, v) => put(st, 'networkNamespacePath', resolve(st.cwd, v!), 'network') },
   { long: 'personality', arg: 'required', apply: (st, v) => put(st, 'personality', wrap('personality', v!, parsePersonality), 'personality') },
-  { long: 'image', short: 'i', arg: 'required', refused: true, apply: (st, v) => put(st, 'image', resolve(st.cwd, v!)) },
+  { long: 'image', short: 'i', arg: 'required', apply: (st, v) => put(st, 'image', resolve(st.cwd, v!)) },
+  // systemd 254's: matched by its full name only, so that 252's abbreviations (--imag) stay as they were
+  { long: 'image-policy', arg: 'required', exact: true, apply: (st, v) => put(st, 'imagePolicy', v!) },
   {
     long: 'volatile',
     arg: 'optional',
@@ -412,12 +417,27 @@ export const OPTIONS: readonly OptionDef[] = [
   { long: 'pipe', short: 'P', arg: 'none', apply: (st) => put(st, 'consoleMode', 'pipe', 'console-mode') },
   unsupported('oci-bundle', 'required'),
   { long: 'no-pager', arg: 'none', apply: () => {} },
-  unsupported('set-credential', 'required'),
-  unsupported('load-credential', 'required'),
+  {
+    long: 'set-credential',
+    arg: 'required',
+    apply: (st, v) => {
+      const list = (st.cl.settings.credentials ??= []);
+      list.push(parseSetCredential(v!, list));
+      st.cl.set.add('credentials');
+    },
+  },
+  {
+    long: 'load-credential',
+    arg: 'required',
+    apply: (st, v) => {
+      const list = (st.cl.settings.credentials ??= []);
+      list.push(parseLoadCredential(v!, list, st.environ));
+      st.cl.set.add('credentials');
+    },
+  },
   {
     long: 'bind-user',
     arg: 'required',
-    refused: true,
     apply: (st, v) => {
       if (!validUserGroupName(v!)) throw new SettingsError(`Invalid user name to bind: ${v}`, '--bind-user', v);
       (list(st.cl.settings, 'bindUser') as string[]).push(v!);

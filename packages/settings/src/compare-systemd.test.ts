@@ -55,6 +55,9 @@ const TRUSTED_LINES: Line[] = [
     text: 'DropCapability=63',
     differs: { systemd252: false, ours: true, why: 'capability numbers above 62 are refused since v254 (CAP_LIMIT)' },
   },
+  // credentials have no .nspawn key in systemd (252 nor later): an unknown key, reported, like any other
+  { text: 'SetCredential=a:b' },
+  { text: 'LoadCredential=a:/etc/hostname' },
   { text: 'KillSignal=SIGTERM' },
   { text: 'KillSignal=SIGFOO' },
   { text: 'KillSignal=' },
@@ -166,6 +169,7 @@ const UNTRUSTED_LINES: Line[] = [
   { text: 'Bind=/tmp:/mnt' },
   { text: 'TemporaryFileSystem=/run/x' },
   { text: 'Inaccessible=relative' },
+  { text: 'BindUser=someone' },
   { text: '[Network]' },
   { text: 'Private=yes' },
   { text: 'Port=tcp:8080:80' },

@@ -17,6 +17,8 @@ export interface GetoptOption {
   readonly long?: string;
   readonly short?: string;
   readonly arg: ArgKind;
+  /** matched by its full name only: an option beyond systemd-nspawn 252 stays out of 252's abbreviations */
+  readonly exact?: boolean;
 }
 
 /**
@@ -64,7 +66,7 @@ function findLong<O extends GetoptOption>(table: GetoptTable<O>, name: string, t
   let found: O | undefined;
   let ambiguous: O[] | undefined;
   for (const o of table.options) {
-    if (o.long === undefined || !o.long.startsWith(name)) continue;
+    if (o.long === undefined || o.exact || !o.long.startsWith(name)) continue;
     if (found === undefined) found = o;
     // glibc: another option with the same argument kind and the same meaning is not a second possibility
     else if (o !== found) (ambiguous ??= [found]).push(o);

@@ -5,6 +5,7 @@ export { CAPABILITIES, capabilityFromName, capabilityName } from './capabilities
 export { CONSOLE_MODES, RESOLV_CONF_MODES, TIMEZONE_MODES } from './grammar.js';
 export { SIGRTMAX, SIGRTMIN, signalFromString, signalName } from './signals.js';
 export { parseRlimitName } from './rlimits.js';
+export { credentialNameValid, cunescapeBytes } from './credentials.js';
 export { getopt, getoptTable, defaultOrdering, OptionError } from './getopt.js';
 export type { ArgKind, GetoptItem, GetoptOption, GetoptOrdering, GetoptTable } from './getopt.js';
 export { parseNspawnFile, formatNspawnFile, quoteStrvWord } from './nspawn-file.js';

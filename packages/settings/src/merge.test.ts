@@ -76,6 +76,7 @@ Port=80
       `Ignoring network settings, file ${PATH} is not trusted.`,
       `Ignoring Port= setting, file ${PATH} is not trusted.`,
       `Ignoring PrivateUsers= and PrivateUsersChown= settings, file ${PATH} is not trusted.`,
+      `Ignoring bind user setting, file ${PATH} is not trusted.`,
       `Ignoring SystemCallFilter= settings, file ${PATH} is not trusted.`,
       `Ignoring LimitCPU= setting, file '${PATH}' is not trusted.`,
       `Ignoring LimitNOFILE= setting, file '${PATH}' is not trusted.`,
@@ -84,7 +85,7 @@ Port=80
       `Ignoring journal link setting, file '${PATH}' is not trusted.`,
     ]);
     // what is not privileged still applies, DropCapability= included
-    expect(r.settings).toEqual({ hostname: 'plain', dropCapability: ['CAP_MKNOD'], bindUser: ['alice'] });
+    expect(r.settings).toEqual({ hostname: 'plain', dropCapability: ['CAP_MKNOD'] });
   });
 
   it('applies everything from a trusted file (or with --settings=trusted)', () => {

@@ -133,7 +133,8 @@ const RULES_AFTER_CAPS: readonly Rule[] = [
     present: (f) => (f.exposePorts?.length ?? 0) > 0,
   },
   copy('userns', ['privateUsers', 'privateUsersOwnership'], 'Ignoring PrivateUsers= and PrivateUsersChown= settings, file %s is not trusted.'),
-  { ...copy('bind-user', ['bindUser']), present: (f) => (f.bindUser?.length ?? 0) > 0 },
+  // Debian's 252 (252.39, like later stable releases) ignores BindUser= from an untrusted file; v252.31's source does not
+  { ...copy('bind-user', ['bindUser'], 'Ignoring bind user setting, file %s is not trusted.'), present: (f) => (f.bindUser?.length ?? 0) > 0 },
   copy('bind-user-shell', ['bindUserShell']),
   copy('notify-ready', ['notifyReady']),
 ];

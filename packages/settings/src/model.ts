@@ -68,6 +68,13 @@ export type CustomMount =
 
 export type BindIdmapping = 'noidmap' | 'idmap' | 'rootidmap' | 'owneridmap';
 
+/**
+ * A credential for the container (--set-credential=, --load-credential=; systemd has no .nspawn key for them): its
+ * ID and either its bytes or the file to read them from when the container starts (`socket`: the path may be an
+ * AF_UNIX stream socket to read from, as an absolute --load-credential= PATH may be).
+ */
+export type CredentialSetting = { id: string; data: Uint8Array } | { id: string; path: string; socket: boolean };
+
 export interface ExposePort {
   protocol: 'tcp' | 'udp';
   hostPort: number;
@@ -122,6 +129,8 @@ export interface Settings {
   customMounts?: CustomMount[];
   privateUsersOwnership?: UserNamespaceOwnership;
   bindUser?: string[];
+  /** --set-credential=/--load-credential= in the order given (command line only) */
+  credentials?: CredentialSetting[];
   /**
    * BindUserShell= (systemd v258+): an absolute path = use this shell in the bound user records; true = copy the
    * host user's shell; false = do not copy it (systemd's default).
@@ -151,6 +160,8 @@ export interface Settings {
   directory?: string;
   template?: string;
   image?: string;
+  /** --image-policy= (systemd 254's grammar, checked by @nspawn/image when the image is opened) */
+  imagePolicy?: string;
   machineName?: string;
   uuid?: string;
   consoleMode?: ConsoleMode;
@@ -288,6 +299,7 @@ export const SETTING_KEY_OF_FIELD: Readonly<Partial<Record<keyof Settings, Setti
   volatile: 'volatile-mode',
   customMounts: 'custom-mounts',
   bindUser: 'bind-user',
+  credentials: 'credentials',
   bindUserShell: 'bind-user-shell',
   privateNetwork: 'network',
   networkNamespacePath: 'network',
@@ -302,6 +314,7 @@ export const SETTING_KEY_OF_FIELD: Readonly<Partial<Record<keyof Settings, Setti
   directory: 'directory',
   template: 'directory',
   image: 'directory',
+  imagePolicy: 'directory',
   consoleMode: 'console-mode',
   useCgns: 'use-cgns',
 };

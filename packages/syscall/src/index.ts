@@ -17,4 +17,4 @@ export {
 export * from './fs.js';
 export { removeTreeAt, type RemoveAtResult } from './remove.js';
 export { siphash24, hexKey } from './siphash.js';
-export { pidfdCalls, type PidfdCalls } from './pidfd.js';
+export { pidfdCalls, pidfdGetfd, type PidfdCalls } from './pidfd.js';

@@ -3,6 +3,7 @@
  * another process that got its PID after it ended (the call fails with ESRCH instead). Node has no API for them.
  */
 import { closeSync } from 'node:fs';
+import { errnoName, SysError } from './errors.js';
 import { errno, libcFn } from './koffi.js';
 
 // the generic syscall numbers (asm-generic/unistd.h), the same on x86-64, arm64 and every other architecture since 5.1
@@ -46,4 +47,27 @@ export function pidfdCalls(): PidfdCalls | null {
     calls = null;
   }
   return calls;
+}
+
+const SYS_PIDFD_GETFD = 438;
+const fail = (n: number, what: string) => new SysError(`${what}: ${errnoName(n)}`, n, errnoName(n));
+let getfd: ((nr: number, pidfd: number, target: number, flags: number) => number | bigint) | undefined;
+
+/**
+ * A duplicate of descriptor TARGET of process PID (pidfd_getfd(2), Linux 5.6; needs ptrace rights over it: root):
+ * the very open file description, whatever it is (a pipe, a socket, a terminal, a file). Throws SysError.
+ */
+export function pidfdGetfd(pid: number, target: number): number {
+  const c = pidfdCalls();
+  if (!c) throw fail(ENOSYS, 'pidfd_open');
+  const pidfd = c.open(pid);
+  if (pidfd < 0) throw fail(c.errno(), `pidfd_open(${pid})`);
+  try {
+    getfd ??= libcFn('long syscall(long nr, int pidfd, int targetfd, unsigned int flags)') as unknown as typeof getfd;
+    const fd = Number(getfd!(SYS_PIDFD_GETFD, pidfd, target, 0));
+    if (fd < 0) throw fail(errno(), `pidfd_getfd(${pid}, ${target})`);
+    return fd;
+  } finally {
+    closeSync(pidfd);
+  }
 }

@@ -291,3 +291,25 @@ describe('removeTreeAt', () => {
     }
   });
 });
+
+describe('pidfdGetfd', () => {
+  it("duplicates another process's descriptor: its stdin, from which we then read what we sent it", async () => {
+    const { pidfdGetfd } = await import('../src/index.js');
+    const { readSync } = await import('node:fs');
+    const child = spawn('sleep', ['30'], { stdio: ['pipe', 'ignore', 'ignore'] });
+    try {
+      await new Promise<void>((r) => child.stdin!.write('sent to the child', () => r()));
+      const fd = pidfdGetfd(child.pid!, 0);
+      try {
+        const buf = Buffer.alloc(64);
+        const n = readSync(fd, buf, 0, buf.length, null);
+        expect(buf.subarray(0, n).toString()).toBe('sent to the child');
+      } finally {
+        closeSync(fd);
+      }
+      expect(() => pidfdGetfd(child.pid!, 999)).toThrow(/pidfd_getfd\(\d+, 999\): EBADF/);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+});

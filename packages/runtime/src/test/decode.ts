@@ -81,6 +81,15 @@ export function canonicalPlan(p: HelperPlan): unknown {
     ...opt('lateSync', p.lateSync ? true : undefined),
     ...opt('leaveAfterStart', p.lateSync ? p.leaveAfterStart === true : undefined),
     ...opt('ociFds', p.ociFds && { consoleSocket: String(p.ociFds.consoleSocket ?? -1), pass: p.ociFds.pass.map(n) }),
+    bindMaps: (p.bindMaps ?? []).map((m) => ({ uid: n(m.uid), hostUid: n(m.hostUid), gid: n(m.gid), hostGid: n(m.hostGid) })),
+    blobs: (p.blobs ?? []).map(hex),
+    ...opt('heldFds', p.heldFds?.length ? p.heldFds.map(n) : undefined),
+    ...opt(
+      'imageSteps',
+      p.imageSteps?.length
+        ? p.imageSteps.map((s) => ({ op: s.op, source: s.source, target: s.target, fstype: s.fstype, data: s.data, flags: n(s.flags), mode: n(s.mode), mkdir: s.mkdir }))
+        : undefined,
+    ),
     net: {
       steps: (p.net?.steps ?? []).map((s) =>
         s.kind === 'up'

@@ -1,0 +1,112 @@
+/**
+ * A read-only view of an opened image's root and /usr partitions for the process that opened it, without a mount
+ * namespace of its own and without a holder: each file system mounted *detached* (fsopen/fsconfig/fsmount: in no
+ * mount namespace at all), reached through `/proc/PID/fd/N`, and gone when its descriptor is closed, however this
+ * process ends (kill -9 included). A runtime reads the image's tree through it while the container's own mounts of
+ * the same file systems are made elsewhere (in its mount namespace, from plan()). The view is read-only as
+ * `--read-only` mounts it (ro, norecovery: nothing is written, not even a journal replay), so a writable mount of
+ * the same file system must wait until the view is closed (the kernel refuses a read-write superblock while a
+ * read-only one of the same device lives): close it before the container mounts, open it again to read again.
+ */
+import { closeSync } from 'node:fs';
+import { errno, errnoName, type Fn, libcTable } from '@nspawn/syscall';
+import { ImageError } from './errors.js';
+import type { OpenedImage } from './image.js';
+import { type MountPartitionStep, type PlanDevice, planMounts } from './plan.js';
+import type { Designator } from './dissect.js';
+import { MS_RDONLY } from './sys.js';
+
+// the same numbers on x86-64 and arm64 (the unified table)
+const SYS_FSOPEN = 430;
+const SYS_FSCONFIG = 431;
+const SYS_FSMOUNT = 432;
+const FSOPEN_CLOEXEC = 1;
+const FSMOUNT_CLOEXEC = 1;
+const FSCONFIG_SET_FLAG = 0;
+const FSCONFIG_SET_STRING = 1;
+const FSCONFIG_CMD_CREATE = 6;
+const MOUNT_ATTR_RDONLY = 0x1;
+const MOUNT_ATTR_NOSUID = 0x2;
+const MOUNT_ATTR_NODEV = 0x4;
+const MOUNT_ATTR_NOEXEC = 0x8;
+
+const DECLS = {
+  fsopen: 'long syscall(long nr, const char *fsname, unsigned int flags)',
+  fsconfig: 'long syscall(long nr, int fd, unsigned int cmd, const char *key, const char *value, int aux)',
+  fsmount: 'long syscall(long nr, int fd, unsigned int flags, unsigned int attrs)',
+} as const;
+let libc: Record<keyof typeof DECLS, Fn> | undefined;
+const lib = () => (libc ??= libcTable(DECLS));
+
+/** The view: host paths of the partitions' trees, valid until close(). */
+export interface ImageView {
+  /** the root partition's tree; undefined when the image only has /usr */
+  readonly root?: string;
+  /** the /usr partition's tree, when it has one of its own */
+  readonly usr?: string;
+  /** closes the detached mounts (idempotent) */
+  close(): void;
+}
+
+function detachedMount(step: MountPartitionStep, image: string): number {
+  const fail = (what: string): never => {
+    const code = errnoName(errno());
+    throw new ImageError(`${image}: Failed to mount the ${step.partition} partition (${step.fstype}, ${step.device.path}) to read it: ${what}: ${code}`, code, image);
+  };
+  const fs = Number(lib().fsopen(SYS_FSOPEN, step.fstype, FSOPEN_CLOEXEC));
+  if (fs < 0) fail('fsopen');
+  try {
+    const set = (key: string, value: string | null) => {
+      const cmd = value === null ? FSCONFIG_SET_FLAG : FSCONFIG_SET_STRING;
+      if (Number(lib().fsconfig(SYS_FSCONFIG, fs, cmd, key, value, 0)) < 0) fail(`option ${key}`);
+    };
+    set('source', step.device.path);
+    if (step.flags & MS_RDONLY) set('ro', null);
+    for (const o of step.data.split(',').filter(Boolean)) {
+      const eq = o.indexOf('=');
+      if (eq < 0) set(o, null);
+      else set(o.slice(0, eq), o.slice(eq + 1));
+    }
+    if (Number(lib().fsconfig(SYS_FSCONFIG, fs, FSCONFIG_CMD_CREATE, null, null, 0)) < 0) fail('create');
+    const m = Number(lib().fsmount(SYS_FSMOUNT, fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC));
+    if (m < 0) fail('fsmount');
+    return m;
+  } finally {
+    closeSync(fs);
+  }
+}
+
+/**
+ * The root and /usr partitions of IMG mounted detached and read-only for reading; needs root (CAP_SYS_ADMIN).
+ * Throws an ImageError naming the image when a file system cannot be mounted.
+ */
+export function openImageView(img: OpenedImage): ImageView {
+  const fds: number[] = [];
+  const paths: { root?: string; usr?: string } = {};
+  let closed = false;
+  const close = () => {
+    if (closed) return;
+    closed = true;
+    for (const fd of fds.splice(0))
+      try {
+        closeSync(fd);
+      } catch {
+        // gone already
+      }
+  };
+  try {
+    const devices = Object.fromEntries(
+      Object.entries(img.devices).map(([d, l]) => [d, { path: l.path, fd: l.fd, offset: l.offset, size: l.size } satisfies PlanDevice]),
+    ) as Partial<Record<Designator, PlanDevice>>;
+    for (const step of planMounts(img.dissected, devices, { readOnly: true })) {
+      if (step.op !== 'mount' || (step.partition !== 'root' && step.partition !== 'usr')) continue;
+      const fd = detachedMount(step, img.path);
+      fds.push(fd);
+      paths[step.partition] = `/proc/${process.pid}/fd/${fd}`;
+    }
+  } catch (e) {
+    close();
+    throw e;
+  }
+  return { ...paths, close };
+}
