@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 
 /** The prefixes tests name what they make with (CONTRIBUTING.md: "Name everything a test makes ..."). */
-export const TEST_PREFIXES = ['ut-', 'bt-', 'nt-', 'ov-', 'dm-', 'pk-', 'dc-', 'st-', 'mh-', 'im-', 'sc-', 'rc-'];
+export const TEST_PREFIXES = ['ut-', 'bt-', 'nt-', 'ov-', 'dm-', 'pk-', 'dc-', 'st-', 'mh-', 'im-', 'sc-', 'rc-', 'cr-'];
 const prefixed = new RegExp(`^(?:nspawn-|${TEST_PREFIXES.join('|')})`);
 
 /** Debian packages of the tools, for the error message. */

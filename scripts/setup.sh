@@ -36,6 +36,9 @@ if [ $want_test = 1 ]; then
   apt_pkgs+=(fdisk dosfstools squashfs-tools erofs-utils xfsprogs)
   # nspawn-oci: the OCI validation suite is built with Debian's Go; runc is its yardstick in the same run
   apt_pkgs+=(golang-go runc)
+  # nspawn-oci under containerd 1.6 (ctr and the CRI path), started by the tests themselves with their own config;
+  # containernetworking-plugins: the CNI plugins a pod network would use (the tests' pods use the host's)
+  apt_pkgs+=(containerd containernetworking-plugins)
   # nspawn-oci under a real engine (apps/cli/test/oci-podman.test.ts, the podman bench): podman with conmon; the
   # -it test gives podman a terminal with script(1) (util-linux, above)
   apt_pkgs+=(podman conmon)

@@ -179,7 +179,7 @@ async function main(argv: string[]): Promise<number> {
         return 0;
       case 'kill': {
         const sig = parseSignal(p.args[1] ?? 'SIGTERM');
-        killContainer(root, id(), sig);
+        killContainer(root, id(), sig, flag(p.opts, 'all'));
         return 0;
       }
       case 'delete':

@@ -8,7 +8,7 @@
  *   poststart hooks.
  * - state/kill/delete/list read the record; the status is computed (stopped when the process is gone).
  */
-import { openSync, writeSync, closeSync, unlinkSync, fstatSync } from 'node:fs';
+import { openSync, writeSync, closeSync, unlinkSync, fstatSync, existsSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { join, resolve } from 'node:path';
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -21,6 +21,7 @@ import {
 } from './state.js';
 import { resolveRootfs, translateSpec } from './translate.js';
 import { makeCgroups, removeCgroups } from './cgroups.js';
+import { containerPids } from './control.js';
 
 
 export interface CreateOptions {
@@ -383,9 +384,23 @@ export function parseSignal(s: string): number {
   throw new StateError(`unknown signal "${s}"`);
 }
 
-export function killContainer(root: string, id: string, signal: number): void {
+/**
+ * `kill`: SIGNAL to the container's PID 1; with ALL (`kill --all`, what containerd's shim sends after PID 1 has
+ * ended) to every process in its cgroups instead, and then a stopped container is no error (as runc).
+ */
+export function killContainer(root: string, id: string, signal: number, all = false): void {
   const r = loadRecord(root, id);
   const status = statusOf(root, r);
+  if (all) {
+    for (const pid of containerPids(root, id)) {
+      try {
+        process.kill(pid, signal);
+      } catch {
+        // gone meanwhile
+      }
+    }
+    return;
+  }
   if (status === 'stopped') throw new StateError('container not running');
   process.kill(r.pid, signal);
 }
@@ -401,6 +416,13 @@ async function waitGone(r: Pick<Record_, 'pid' | 'startTime'>, ms: number): Prom
 
 /** `delete`: a stopped (or, with force, any) container's state goes; poststop hooks run. */
 export async function deleteContainer(root: string, id: string, force: boolean, log: CreateOptions['log']): Promise<void> {
+  checkId(id);
+  if (force && !existsSync(join(containerDir(root, id), 'state.json'))) {
+    // runc: delete --force of a container that does not exist succeeds, removing what an aborted create left
+    // (containerd's shim deletes twice: once for the task, once more with --force when it shuts down)
+    removeContainerDir(root, id);
+    return;
+  }
   const r = loadRecord(root, id);
   const status = statusOf(root, r);
   if (status === 'running' || status === 'paused') {

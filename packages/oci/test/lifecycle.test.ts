@@ -112,6 +112,35 @@ describe('lifecycle (root)', () => {
       }
     }
   });
+  it('after start the container runs without its helper or monitor (a subreaper would reap it); kill --all reaches every process of its cgroups, and on a stopped container is no error', async () => {
+    writeConfig(['sh', '-c', 'sleep 30 & sleep 30; wait']);
+    const pid = await createContainer({ root, id: 'f', bundle, log }, monitor);
+    try {
+      await startContainer(root, 'f');
+      // the helper (its parent until the start) has left: PID 1 was reparented
+      let ppidComm = '';
+      for (let i = 0; i < 100; i++) {
+        const ppid = Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]);
+        ppidComm = readFileSync(`/proc/${ppid}/comm`, 'utf8').trim();
+        if (ppidComm !== 'nspawn-helper') break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(ppidComm).not.toBe('nspawn-helper');
+      let pids: number[] = [];
+      for (let i = 0; i < 100 && pids.length < 3; i++) {
+        pids = containerPids(root, 'f');
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(pids.length).toBe(3);
+      killContainer(root, 'f', 9, true);
+      await waitStatus('f', 'stopped');
+      for (const p of pids) expect(existsSync(`/proc/${p}/stat`) && !readFileSync(`/proc/${p}/stat`, 'utf8').includes(') Z')).toBe(false);
+      expect(() => killContainer(root, 'f', 9, true)).not.toThrow();
+      expect(() => killContainer(root, 'f', 9)).toThrow('container not running');
+    } finally {
+      await deleteContainer(root, 'f', true, log);
+    }
+  });
   it('refuses a malformed config.json naming it', async () => {
     writeFileSync(join(bundle, 'config.json'), '{');
     await expect(createContainer({ root, id: 'd', bundle, log }, monitor)).rejects.toThrow(/config\.json: not JSON/);

@@ -250,8 +250,11 @@ void child_main(Plan *p) {
                 if (write(child_sync_fd, "G", 1) != 1 || read(child_sync_fd, &c, 1) != 1)
                         _exit(1); /* the outer side went away */
                 /* the outer helper leaves once we have executed the payload: we must outlive it */
-                if (p->leave)
+                if (p->leave) {
                         prctl(PR_SET_PDEATHSIG, 0);
+                        /* and whatever fails from here on is for the caller's eyes too (runc prints it) */
+                        child_errors_to_stderr = 1;
+                }
         }
 
         /* setup_seccomp() and seccomp_suppress_sync(): the system call filter, before PR_SET_KEEPCAPS and the UID

@@ -13,6 +13,7 @@
 #include "util.h"
 
 int child_sync_fd = -1;
+int child_errors_to_stderr = 0;
 
 void ctl_printf(const char *fmt, ...) {
         char buf[4200];
@@ -46,7 +47,7 @@ static void child_send(char tag, const char *msg) {
                 n = sizeof buf - 1;
         if (child_sync_fd >= 0)
                 (void) !send(child_sync_fd, buf, (size_t) n, MSG_NOSIGNAL);
-        else if (tag == 'E')
+        if (tag == 'E' && (child_sync_fd < 0 || child_errors_to_stderr))
                 fprintf(stderr, "nspawn-helper: %s\n", msg);
 }
 

@@ -16,6 +16,8 @@ void ctl_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* the child's end of the child<->outer socket (-1 in the outer helper) */
 extern int child_sync_fd;
+/* the child's errors go to its stderr too (OCI create left to a subreaper: nobody else reads them once we exec) */
+extern int child_errors_to_stderr;
 
 /* an error of the child, for the outer helper to pass on (on stderr when there is no socket) */
 void child_error(const char *msg);

@@ -431,7 +431,8 @@ int outer_main(int handoff_fd) {
                                         ho_signal((int) si.ssi_signo, pid);
                         }
                         int st;
-                        if (!exited && waitpid(pid, &st, WNOHANG) == pid) {
+                        /* (left to a subreaper: its status is the subreaper's to reap, not ours) */
+                        if (!exited && !plan.leave && waitpid(pid, &st, WNOHANG) == pid) {
                                 exited = 1;
                                 status = st;
                         }
@@ -444,8 +445,11 @@ int outer_main(int handoff_fd) {
                                 sync_open = 0;
                                 /* OCI create: the payload has been executed (the socket closed with its exec, no
                                  * error came): it is the nearest subreaper's from here on, as runc leaves it */
-                                if (plan.leave && !exited && !child_failed) {
-                                        ctl_printf("ready\n");
+                                /* a child that failed before its exec is left too (its error came above): dying
+                                 * or a zombie, it goes to the subreaper, which reaps it and reads its status */
+                                if (plan.leave && !exited) {
+                                        if (!child_failed)
+                                                ctl_printf("ready\n");
                                         ctl_printf("left\n");
                                         return 0;
                                 }
