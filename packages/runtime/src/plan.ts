@@ -16,6 +16,9 @@ import { nspawnSeccompBytes } from './seccomp/filter.js';
 import { type BindUser, bindUserMaps, bindUserOps } from './bind-user.js';
 import { CREDENTIALS_DIRECTORY, type Credential, credentialOps } from './credentials.js';
 import { volatileBaseFilesystemOps } from './volatile.js';
+import { containerHostEnv, hostOsReleaseEnvPairs, mergeEnv } from './environment.js';
+
+export { containerHostEnv, mergeEnv } from './environment.js';
 import { rootDirectory } from './root-dir.js';
 import type { CgroupAttribute, CgroupSlice } from './cgroup-settings.js';
 import {
@@ -165,28 +168,6 @@ const S_IFBLK = 0o060000;
 const S_IFREG = 0o100000;
 const S_IFSOCK = 0o140000;
 
-/** The os-release keys systemd-nspawn passes on as $container_host_* (load_os_release_pairs_with_prefix). */
-export function containerHostEnv(pairs: Record<string, string> | undefined): string[] {
-  if (!pairs) return [];
-  const out: string[] = [];
-  for (const [k, v] of Object.entries(pairs)) out.push(`container_host_${k.toLowerCase()}=${v}`);
-  return out;
-}
-
-/** strv_env_merge(): later assignments replace earlier ones with the same name, keeping the first position. */
-export function mergeEnv(...lists: string[][]): string[] {
-  const order: string[] = [];
-  const val = new Map<string, string>();
-  for (const l of lists)
-    for (const a of l) {
-      const i = a.indexOf('=');
-      const k = i < 0 ? a : a.slice(0, i);
-      if (!val.has(k)) order.push(k);
-      val.set(k, a);
-    }
-  return order.map((k) => val.get(k)!);
-}
-
 export function buildEnvironment(cfg: ContainerConfig, host: HostFacts): string[] {
   const base = [`PATH=${DEFAULT_PATH}`, 'container=systemd-nspawn'];
   if (host.term !== undefined) base.push(`TERM=${host.term}`);
@@ -202,18 +183,6 @@ export function buildEnvironment(cfg: ContainerConfig, host: HostFacts): string[
   // init sets its own locale (from /etc/locale.conf): only a plain command gets ours
   if (cfg.startMode !== 'boot') base.push('LANG=C.UTF-8');
   return mergeEnv(base, containerHostEnv(hostOsReleaseEnvPairs(host)), cfg.environment);
-}
-
-/** systemd 252 passes only these keys (load_os_release_pairs_with_prefix with the container_host_ prefix). */
-const HOST_OS_RELEASE_KEYS = ['ID', 'VERSION_ID', 'BUILD_ID', 'VARIANT_ID', 'IMAGE_ID', 'IMAGE_VERSION'];
-function hostOsReleaseEnvPairs(host: HostFacts): Record<string, string> | undefined {
-  if (!host.osRelease) return undefined;
-  const out: Record<string, string> = {};
-  for (const k of HOST_OS_RELEASE_KEYS) {
-    const v = host.osRelease.pairs[k];
-    if (v !== undefined) out[k] = v;
-  }
-  return out;
 }
 
 /** The default rlimits systemd-nspawn gives the payload (initialize_rlimits), with the user's on top. */
