@@ -89,7 +89,7 @@ describe('a user who is not root', () => {
     for (const args of [['terminate', NAME], ['poweroff', NAME], ['start', 'dm-other'], ['shell', NAME, '/bin/true'], ['login'], ['remove', NAME]]) {
       const r = asNobody(args);
       expect(r.status, args.join(' ')).toBe(1);
-      expect(r.stderr).toBe('Need to be root: only list, status, show, list-images, image-status work for other users.\n');
+      expect(r.stderr).toBe('Need to be root: only list, status, show, list-images, image-status, show-image, list-transfers work for other users.\n');
     }
     expect(d.list()).toContain(NAME);
   });

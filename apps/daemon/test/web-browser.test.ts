@@ -136,7 +136,7 @@ describe('machines', () => {
     await row('dm-web-a').locator('button[data-action=start]').click();
     await page.locator('#machines tr[data-machine="dm-web-a"][data-state=running]').waitFor({ timeout: 20000 });
     expect(running()).toContain('dm-web-a');
-    await expect.poll(() => row('dm-web-a').locator('td.os').textContent()).toBe('BusyBox (nspawn default image)');
+    await expect.poll(() => row('dm-web-a').locator('td.os').textContent(), { timeout: 15000 }).toBe('BusyBox (nspawn default image)');
   });
 
   it('shows the machine: console live, charts drawing, settings file, the shell line', async () => {

@@ -266,30 +266,51 @@ describe('ranges given by hand', () => {
 });
 
 describe('concurrency', () => {
-  /** starts, collects every container's uid_map while they all run (each sleeps), returns the bases */
-  async function startAll(cmds: Array<[string, string[]]>): Promise<number[]> {
+  /**
+   * Starts CMDS, each printing its uid_map and then waiting at a gate (GATE, bound on /home, gets a file "go" once
+   * every container has printed): all of them run at the same time, however slowly a loaded machine starts them (a
+   * container that ended before the last one picked its range would rightly free its range for it). Returns the bases.
+   */
+  async function startAll(cmds: Array<[string, string[]]>, gate: string): Promise<number[]> {
     const kids = cmds.map(([bin, args]) => {
       const c = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
       let out = '';
       let err = '';
       c.stdout!.on('data', (d) => (out += d));
       c.stderr!.on('data', (d) => (err += d));
-      return { c, get out() { return out; }, get err() { return err; } };
+      let ended = false;
+      c.once('exit', () => (ended = true));
+      return { c, get out() { return out; }, get err() { return err; }, get ended() { return ended; } };
     });
+    try {
+      // every container printed its map while none has ended (one that fails ends: its status is checked below)
+      for (let i = 0; i < 2000 && !kids.every((k) => /^\s*0\s+\d+\s+\d+\s*$/m.test(k.out)) && !kids.some((k) => k.ended); i++) await sleep(50);
+    } finally {
+      writeFileSync(join(gate, 'go'), '');
+    }
     const codes = await Promise.all(kids.map((k) => exited(k.c)));
     codes.forEach((code, i) => expect(code, `${cmds[i]![1].join(' ')}: ${kids[i]!.err}`).toBe(0));
     return kids.map((k) => mapOf(k.out)[1]);
   }
+  /** a fresh gate directory for startAll() */
+  function gateDir(name: string): string {
+    const g = join(fsDirs.find((f) => f.fs === 'ext4')!.dir, `${name}-gate`);
+    rmSync(g, { recursive: true, force: true });
+    mkdirSync(g);
+    return g;
+  }
+  const waitAtGate = 'cat /proc/self/uid_map; while [ ! -e /home/go ]; do sleep 0.1; done';
 
   it('50 containers started at once with -U get 50 disjoint ranges (all first try the tree owner\'s range)', async () => {
     const t = tree('ext4', 'c50');
     const owner = 0x7e0000;
     chownSync(t, owner, owner); // the top only: every start's first candidate is the same range
+    const gate = gateDir('c50');
     const cmds: Array<[string, string[]]> = [];
     for (let i = 0; i < 50; i++)
       // --read-only: one tree for all, under a shared image lock
-      cmds.push([NSPAWN_BIN, [...base, '-U', '--private-users-ownership=off', '--read-only', '-D', t, '-M', `ut-c50-${i}`, 'sh', '-c', 'cat /proc/self/uid_map; sleep 8']]);
-    const bases = await startAll(cmds);
+      cmds.push([NSPAWN_BIN, [...base, '-U', '--private-users-ownership=off', '--read-only', `--bind-ro=${gate}:/home`, '-D', t, '-M', `ut-c50-${i}`, 'sh', '-c', waitAtGate]]);
+    const bases = await startAll(cmds, gate);
     // (on a failure: which ranges were shared, by whom)
     const shared = bases.map((b, i) => [b, i] as const).filter(([b]) => bases.indexOf(b) !== bases.lastIndexOf(b));
     expect(new Set(bases).size, `shared ranges (base, container): ${JSON.stringify(shared)}`).toBe(50);
@@ -299,14 +320,15 @@ describe('concurrency', () => {
 
   it('nspawn and systemd-nspawn started together never share a range', async () => {
     const owner = 0x7f0000;
+    const gate = gateDir('mix');
     const cmds: Array<[string, string[]]> = [];
     for (let i = 0; i < 10; i++) {
       const t = tree('ext4', `mix-${i}`);
       chownSync(t, owner, owner);
-      const args = [...base, '-U', '--private-users-ownership=off', '-D', t, '-M', `ut-mix-${i % 5}`, 'sh', '-c', 'cat /proc/self/uid_map; sleep 8'];
+      const args = [...base, '-U', '--private-users-ownership=off', `--bind-ro=${gate}:/home`, '-D', t, '-M', `ut-mix-${i % 5}`, 'sh', '-c', waitAtGate];
       cmds.push(i % 2 === 0 ? [NSPAWN_BIN, args] : ['systemd-nspawn', args]);
     }
-    const bases = await startAll(cmds);
+    const bases = await startAll(cmds, gate);
     expect(new Set(bases).size).toBe(10);
   }, 120000);
 });
