@@ -83,8 +83,8 @@ void child_die_errno(const char *fmt, ...) {
         _exit(1);
 }
 
-int send_fd(int sock, int fd, char c) {
-        struct iovec iov = { .iov_base = &c, .iov_len = 1 };
+int send_fd_with(int sock, int fd, const void *data, size_t len) {
+        struct iovec iov = { .iov_base = (void *) data, .iov_len = len };
         union {
                 struct cmsghdr h;
                 char buf[CMSG_SPACE(sizeof(int))];
@@ -97,6 +97,10 @@ int send_fd(int sock, int fd, char c) {
         cm->cmsg_len = CMSG_LEN(sizeof(int));
         memcpy(CMSG_DATA(cm), &fd, sizeof(int));
         return sendmsg(sock, &m, MSG_NOSIGNAL) < 0 ? -1 : 0;
+}
+
+int send_fd(int sock, int fd, char c) {
+        return send_fd_with(sock, fd, &c, 1);
 }
 
 int recv_msg(int sock, char *buf, size_t sz, int *fd_out) {

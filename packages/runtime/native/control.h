@@ -33,6 +33,8 @@ void child_die_errno(const char *fmt, ...) __attribute__((noreturn, format(print
 
 /* passes FD over SOCK, tagged: 'P' the console's pty master, 'N' the notify socket; 0 or -1 */
 int send_fd(int sock, int fd, char tag);
+/* FD over SOCK (SCM_RIGHTS) with DATA (LEN bytes, at least one) as the message; -1 with errno on failure */
+int send_fd_with(int sock, int fd, const void *data, size_t len);
 
 /* one datagram of SOCK into BUF (NUL-terminated), a descriptor that came with it into *FD_OUT; as recvmsg() */
 int recv_msg(int sock, char *buf, size_t sz, int *fd_out);

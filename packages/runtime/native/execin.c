@@ -1,5 +1,6 @@
 /* "nspawn-helper exec-in" (execin.h). */
 #define _GNU_SOURCE
+#include "control.h"
 #include "execin.h"
 
 #include <errno.h>
@@ -494,19 +495,7 @@ int execin_main(int argc, char **argv) {
         if (r.pty && r.console_socket) {
                 /* OCI exec --console-socket: the master goes to the caller's socket (runc's message: its name), no copy kept */
                 static const char name[] = "/dev/ptmx";
-                struct iovec iov = { .iov_base = (void *) name, .iov_len = sizeof name - 1 };
-                union {
-                        struct cmsghdr h;
-                        char buf[CMSG_SPACE(sizeof(int))];
-                } u;
-                memset(&u, 0, sizeof u);
-                struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf };
-                struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
-                cm->cmsg_level = SOL_SOCKET;
-                cm->cmsg_type = SCM_RIGHTS;
-                cm->cmsg_len = CMSG_LEN(sizeof(int));
-                memcpy(CMSG_DATA(cm), &master, sizeof(int));
-                if (sendmsg(r.console_socket - 1, &m, MSG_NOSIGNAL) < 0) {
+                if (send_fd_with(r.console_socket - 1, master, name, sizeof name - 1) < 0) {
                         fprintf(stderr, "nspawn-helper exec-in: sending the terminal to the console socket: %s\n", strerror(errno));
                         kill(pid, SIGKILL);
                 }

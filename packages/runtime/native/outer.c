@@ -89,19 +89,7 @@ static int take_master(int fd) {
         if (plan.console_socket < 0)
                 return fd;
         static const char name[] = "/dev/ptmx";
-        struct iovec iov = { .iov_base = (void *) name, .iov_len = sizeof name - 1 };
-        union {
-                struct cmsghdr h;
-                char buf[CMSG_SPACE(sizeof(int))];
-        } u;
-        memset(&u, 0, sizeof u);
-        struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf };
-        struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
-        cm->cmsg_level = SOL_SOCKET;
-        cm->cmsg_type = SCM_RIGHTS;
-        cm->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(cm), &fd, sizeof(int));
-        int r = sendmsg(plan.console_socket, &m, MSG_NOSIGNAL) < 0 ? -2 : -1;
+        int r = send_fd_with(plan.console_socket, fd, name, sizeof name - 1) < 0 ? -2 : -1;
         if (r == -2)
                 ctl_printf("error Failed to send the console to the console socket: %s (%s)\n", strerror(errno), errno_name(errno));
         close(fd);
