@@ -27,7 +27,7 @@ import { ImageError, imageError } from './errors.js';
 import { startHolder } from './holder.js';
 import { attachLoop, blockDeviceSize, boundLoopDevices, type LoopDevice } from './loop.js';
 import { executePlan, type MountedTree } from './mount.js';
-import { type MountStep, mountedPartitions, planMounts, type PlanDevice } from './plan.js';
+import { type MountStep, mountedPartitions, planMounts, type PlanDevice, type PlanOptions } from './plan.js';
 import { applyImagePolicy, type ImagePolicy, parseImagePolicy } from './policy.js';
 import { extNeedsFsck } from './fsprobe.js';
 import { fdReader } from './reader.js';
@@ -95,8 +95,11 @@ export interface OpenedImage {
   readonly ephemeral: false | 'overlay' | 'copy';
   /** notices systemd prints (a Verity partition used without integrity checking, the backup GPT header used) */
   readonly warnings: readonly string[];
-  /** the mount steps (data for a process in another mount namespace: see plan.ts) */
-  plan(): MountStep[];
+  /**
+   * the mount steps (data for a process in another mount namespace: see plan.ts); OPTS: the container's UID shift
+   * (uid=/gid=, idmapped mounts) for a run with a user namespace
+   */
+  plan(opts?: Pick<PlanOptions, 'uidShift' | 'idmap' | 'inUserNamespace'>): MountStep[];
   /** mounts the image at WHERE (private namespace: optional, a private tmpfs by default) */
   mount(where?: string, opts?: MountOptions): Promise<MountedImage>;
   /**
@@ -360,7 +363,8 @@ export async function openImage(path: string, opts: OpenImageOptions = {}): Prom
         Object.entries(devices).map(([d, l]) => [d, { path: l.path, fd: l.fd, offset: l.offset, size: l.size } satisfies PlanDevice]),
       ) as Partial<Record<Designator, PlanDevice>>;
     // -x --read-only needs no overlay: nothing is written anyway
-    const plan = () => planMounts(dissected, planDevices(), { readOnly, overlay: ephemeral === 'overlay' && !readOnly, bootPartitions: opts.bootPartitions === true });
+    const plan = (popts: Pick<PlanOptions, 'uidShift' | 'idmap' | 'inUserNamespace'> = {}) =>
+      planMounts(dissected, planDevices(), { ...popts, readOnly, overlay: ephemeral === 'overlay' && !readOnly, bootPartitions: opts.bootPartitions === true });
 
     const mounted = new Set<() => Promise<void>>();
     let closed = false;

@@ -44,11 +44,13 @@ export interface ImageView {
   readonly root?: string;
   /** the /usr partition's tree, when it has one of its own */
   readonly usr?: string;
+  /** with `writable`: every mounted partition's tree, in mount order, and whether it is read-only (the image's flag) */
+  readonly partitions?: ReadonlyArray<{ designator: Designator; path: string; readOnly: boolean }>;
   /** closes the detached mounts (idempotent) */
   close(): void;
 }
 
-function detachedMount(step: MountPartitionStep, image: string): number {
+function detachedMount(step: MountPartitionStep, image: string, writable = false): number {
   const fail = (what: string): never => {
     const code = errnoName(errno());
     throw new ImageError(`${image}: Failed to mount the ${step.partition} partition (${step.fstype}, ${step.device.path}) to read it: ${what}: ${code}`, code, image);
@@ -68,7 +70,7 @@ function detachedMount(step: MountPartitionStep, image: string): number {
       else set(o.slice(0, eq), o.slice(eq + 1));
     }
     if (Number(lib().fsconfig(SYS_FSCONFIG, fs, FSCONFIG_CMD_CREATE, null, null, 0)) < 0) fail('create');
-    const m = Number(lib().fsmount(SYS_FSMOUNT, fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC));
+    const m = Number(lib().fsmount(SYS_FSMOUNT, fs, FSMOUNT_CLOEXEC, (writable ? 0 : MOUNT_ATTR_RDONLY) | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC));
     if (m < 0) fail('fsmount');
     return m;
   } finally {
@@ -76,13 +78,25 @@ function detachedMount(step: MountPartitionStep, image: string): number {
   }
 }
 
+/** What openImageView() mounts. */
+export interface ImageViewOptions {
+  /**
+   * every partition, read-write where the image and the partition allow it (`partitions` then names each), for a
+   * change to the image's files such as nspawn's `--private-users-ownership=chown`; close it before anything else
+   * mounts the image (default: the root and /usr, read-only)
+   */
+  writable?: boolean;
+}
+
 /**
- * The root and /usr partitions of IMG mounted detached and read-only for reading; needs root (CAP_SYS_ADMIN).
- * Throws an ImageError naming the image when a file system cannot be mounted.
+ * The root and /usr partitions of IMG mounted detached and read-only for reading (or, with `writable`, every
+ * partition read-write); needs root (CAP_SYS_ADMIN). Throws an ImageError naming the image when a file system cannot
+ * be mounted.
  */
-export function openImageView(img: OpenedImage): ImageView {
+export function openImageView(img: OpenedImage, opts: ImageViewOptions = {}): ImageView {
   const fds: number[] = [];
   const paths: { root?: string; usr?: string } = {};
+  const partitions: Array<{ designator: Designator; path: string; readOnly: boolean }> = [];
   let closed = false;
   const close = () => {
     if (closed) return;
@@ -98,15 +112,18 @@ export function openImageView(img: OpenedImage): ImageView {
     const devices = Object.fromEntries(
       Object.entries(img.devices).map(([d, l]) => [d, { path: l.path, fd: l.fd, offset: l.offset, size: l.size } satisfies PlanDevice]),
     ) as Partial<Record<Designator, PlanDevice>>;
-    for (const step of planMounts(img.dissected, devices, { readOnly: true })) {
-      if (step.op !== 'mount' || (step.partition !== 'root' && step.partition !== 'usr')) continue;
-      const fd = detachedMount(step, img.path);
+    const writable = opts.writable === true;
+    for (const step of planMounts(img.dissected, devices, { readOnly: !writable || img.readOnly })) {
+      if (step.op !== 'mount' || (!writable && step.partition !== 'root' && step.partition !== 'usr')) continue;
+      const fd = detachedMount(step, img.path, writable && !(step.flags & MS_RDONLY));
       fds.push(fd);
-      paths[step.partition] = `/proc/${process.pid}/fd/${fd}`;
+      const path = `/proc/${process.pid}/fd/${fd}`;
+      if (step.partition === 'root' || step.partition === 'usr') paths[step.partition] = path;
+      if (writable) partitions.push({ designator: step.partition, path, readOnly: (step.flags & MS_RDONLY) !== 0 });
     }
   } catch (e) {
     close();
     throw e;
   }
-  return { ...paths, close };
+  return { ...paths, ...(opts.writable ? { partitions } : {}), close };
 }

@@ -394,6 +394,8 @@ static void dump_plan(const Plan *p) {
                         knum("flags", s->flags);
                         knum("mode", s->mode);
                         kbool("mkdir", s->mkdir);
+                        if (s->idmap)
+                                kbool("idmap", s->idmap);
                         close_('}');
                 }
                 close_(']');

@@ -7,7 +7,7 @@
 import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { type HostFacts, nodeTree } from './host.js';
-import { imageTree } from './image-tree.js';
+import { imageRootTree } from './image-tree.js';
 import { type ContainerConfig, planContainer } from './plan.js';
 import { type Prepared, randomId128, treeMachineId } from './prepare.js';
 import { ContainerError } from './errors.js';
@@ -169,7 +169,7 @@ export function planBoot(
   ensureHostScaffolding(host);
   // what the container's root holds: with --volatile=yes|state part of the tree is covered (src/volatile.ts)
   // an image's tree exists only in the container's namespace: read through the view the assembly made
-  const tree = volatileTree(cfg.image ? imageTree(cfg.image.view) : nodeTree(rootDirectory(cfg)), cfg.volatile);
+  const tree = volatileTree(cfg.image ? imageRootTree(cfg.image.view, cfg.pivotRoot) : nodeTree(rootDirectory(cfg)), cfg.volatile);
   // setup_machine_id(), on every boot: the machine ID the tree has now wins (its init may have written ours)
   const treeId = treeMachineId(tree);
   if (treeId !== undefined) cfg.uuid = treeId;

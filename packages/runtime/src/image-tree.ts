@@ -125,3 +125,14 @@ export function imageTree(view: ImageView): Tree {
     },
   };
 }
+
+/**
+ * The container's root in an image: the image's tree, or with --pivot-root=NEW the tree at NEW inside it (systemd
+ * 252 pivots after mounting the image's root and /usr). A NEW the image lacks: an empty tree (the helper then fails
+ * to pivot with 252's words).
+ */
+export function imageRootTree(view: ImageView, pivotRoot?: { newRoot: string }): Tree {
+  const tree = imageTree(view);
+  if (!pivotRoot) return tree;
+  return nodeTree(tree.resolve(pivotRoot.newRoot) ?? '/nonexistent/nspawn-image-pivot-root');
+}

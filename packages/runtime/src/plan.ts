@@ -39,6 +39,8 @@ export interface ContainerImage {
   steps: ImageMountStep[];
   /** host paths where this process reads the image's root and /usr partitions (read-only) for the plan's decisions */
   view: ImageView;
+  /** -U with ownership map: the partitions' file systems as idmapped mounts into the container's range */
+  idmap?: boolean;
 }
 
 export interface ContainerConfig {

@@ -54,9 +54,10 @@ const full: HelperPlan = basePlan({
   imageSteps: [
     { op: 'tmpfs', source: 'nspawn-image-ephemeral', target: '', fstype: 'tmpfs', data: 'mode=0755', flags: 4, mode: 0, mkdir: false },
     { op: 'mkdir', source: '', target: 'lower', fstype: '', data: '', flags: 0, mode: 0o755, mkdir: true },
-    { op: 'mount', source: '/dev/loop7', target: 'lower/root', fstype: 'ext4', data: 'discard,norecovery', flags: 5, mode: 0, mkdir: true },
+    { op: 'mount', source: '/dev/loop7', target: 'lower/root', fstype: 'ext4', data: 'discard,norecovery', flags: 5, mode: 0, mkdir: true, idmap: true },
     { op: 'overlay', source: '', target: 'root', fstype: 'overlay', data: 'lowerdir=lower/root,upperdir=upper/root,workdir=work/root', flags: 4, mode: 0, mkdir: false },
     { op: 'move', source: 'root', target: '', fstype: '', data: '', flags: 0, mode: 0, mkdir: false },
+    { op: 'barrier', source: '', target: '', fstype: '', data: '', flags: 0, mode: 0, mkdir: false },
   ],
   cgnsLate: true,
   pivotRoot: { newRoot: '/sysroot', oldRoot: '/oldroot' },
@@ -115,6 +116,8 @@ describe('a plan through the helper\'s own decoder', () => {
     for (const bad of [{ target: '/etc' }, { target: 'usr/../../etc' }, { op: 'move' as const, source: '../x' }, { op: 'frob' as never }, { fstype: '' }])
       expect(() => decoded(encodePlan(basePlan({ imageSteps: [{ ...step, ...bad }] }))), JSON.stringify(bad)).toThrow(/image/);
     expect(decoded(encodePlan(basePlan({ imageSteps: [step] })))).toMatchObject({ imageSteps: [{ op: 'mount', target: '' }] });
+    // only a file system's mount can be idmapped
+    expect(() => decoded(encodePlan(basePlan({ imageSteps: [{ ...step, op: 'tmpfs', idmap: true }] })))).toThrow(/only a mount can be idmapped/);
   });
   it('an empty group list is one (setgroups() with none), no list leaves the groups alone', () => {
     expect(decoded(encodePlan(basePlan({ groups: [] })))).toMatchObject({ groups: [] });

@@ -301,7 +301,8 @@ export interface HandoffPlan {
  * (relative to the root); move: the mount at SOURCE (relative) moved onto TARGET.
  */
 export interface ImageMountStep {
-  op: 'mount' | 'tmpfs' | 'mkdir' | 'overlay' | 'move';
+  /** barrier: the root (and /usr) are in place; --pivot-root= and --volatile= apply here, before the steps after it */
+  op: 'mount' | 'tmpfs' | 'mkdir' | 'overlay' | 'move' | 'barrier';
   source: string;
   target: string;
   fstype: string;
@@ -311,6 +312,11 @@ export interface ImageMountStep {
   mode: number;
   /** make a missing target (mode 0755) first */
   mkdir: boolean;
+  /**
+   * mount: an idmapped mount, on-disk 0..range-1 seen as the container's range (plan.usermap), made by the outer
+   * helper with the host's privileges (-U with ownership map: systemd's DISSECT_IMAGE_MOUNT_IDMAPPED)
+   */
+  idmap?: boolean;
 }
 
 export type NetStep =
@@ -530,7 +536,7 @@ export function encodePlan(p: HelperPlan): Buffer {
   if (p.lateSync) w.r(P.LATESYNC).b1(p.leaveAfterStart).e();
   if (p.ociFds) w.r(P.OCIFDS).i(p.ociFds.consoleSocket ?? -1, 'console socket fd').U(p.ociFds.pass, 'fd').e();
   for (const m of p.imageSteps ?? [])
-    w.r(P.IMAGE).s(m.op).s(m.source).s(m.target).s(m.fstype).s(m.data).u(m.flags, 'image mount flags').u(m.mode, 'mode').b1(m.mkdir).e();
+    w.r(P.IMAGE).s(m.op).s(m.source).s(m.target).s(m.fstype).s(m.data).u(m.flags, 'image mount flags').u(m.mode, 'mode').b1(m.mkdir).b1(m.idmap === true).e();
   if (p.pivotRoot) w.r(P.PIVOTROOT).s(p.pivotRoot.newRoot).s(p.pivotRoot.oldRoot ?? '').e();
   for (const st of p.net?.steps ?? []) {
     if (st.kind === 'up') w.r(P.NETUP).s(st.ifname).e();

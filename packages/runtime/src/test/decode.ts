@@ -88,7 +88,7 @@ export function canonicalPlan(p: HelperPlan): unknown {
     ...opt(
       'imageSteps',
       p.imageSteps?.length
-        ? p.imageSteps.map((s) => ({ op: s.op, source: s.source, target: s.target, fstype: s.fstype, data: s.data, flags: n(s.flags), mode: n(s.mode), mkdir: s.mkdir }))
+        ? p.imageSteps.map((s) => ({ op: s.op, source: s.source, target: s.target, fstype: s.fstype, data: s.data, flags: n(s.flags), mode: n(s.mode), mkdir: s.mkdir, ...(s.idmap ? { idmap: true } : {}) }))
         : undefined,
     ),
     ...opt('pivotRoot', p.pivotRoot && (p.pivotRoot.oldRoot ? { newRoot: p.pivotRoot.newRoot, oldRoot: p.pivotRoot.oldRoot } : { newRoot: p.pivotRoot.newRoot })),
