@@ -24,12 +24,24 @@ let imageModule: Promise<ImageModule> | undefined;
 // loaded by the first -i start only (nspawn's bundle keeps it in a file of its own: apps/cli/scripts/bundle.mjs)
 const loadImage = () => (imageModule ??= import('@nspawn/image'));
 
+const NONE = { source: '', fstype: '', data: '', flags: 0, mode: 0, mkdir: false };
+
 /** A step of @nspawn/image's plan as the helper takes it (ImageMountStep). */
 export function imageStepToWire(s: MountStep): ImageMountStep {
-  const none = { source: '', fstype: '', data: '', flags: 0, mode: 0, mkdir: false };
+  const none = NONE;
   switch (s.op) {
     case 'mount':
-      return { ...none, op: 'mount', source: s.device.path, target: s.target, fstype: s.fstype, data: s.data, flags: s.flags, mkdir: s.mkdir };
+      return {
+        ...none,
+        op: 'mount',
+        source: s.device.path,
+        target: s.target,
+        fstype: s.fstype,
+        data: s.data,
+        flags: s.flags,
+        mkdir: s.mkdir,
+        ...(s.idmap ? { idmap: true } : {}),
+      };
     case 'tmpfs':
       return { ...none, op: 'tmpfs', source: s.source, target: s.target, fstype: 'tmpfs', data: s.data, flags: s.flags };
     case 'mkdir':
@@ -39,6 +51,32 @@ export function imageStepToWire(s: MountStep): ImageMountStep {
     case 'move':
       return { ...none, op: 'move', source: s.from, target: s.target };
   }
+}
+
+/**
+ * The plan's steps as the helper takes them, with the barrier where systemd 252 applies --pivot-root= and --volatile=:
+ * outer_child() mounts the image's root and /usr (DISSECT_IMAGE_MOUNT_ROOT_ONLY), pivots, applies the volatile
+ * mode, then mounts the other partitions (DISSECT_IMAGE_MOUNT_NON_ROOT_ONLY) in the root it then has. The overlays
+ * of -x are assembled in one go (their staging tmpfs is gone from reach once the root is moved over it): the barrier
+ * follows them.
+ */
+export function imageStepsToWire(steps: readonly MountStep[]): ImageMountStep[] {
+  const wire = steps.map(imageStepToWire);
+  const overlaid = steps.some((s) => s.op === 'overlay');
+  let at = wire.length;
+  if (!overlaid) {
+    const rest = steps.findIndex((s) => s.op === 'mount' && s.partition !== 'root' && s.partition !== 'usr');
+    if (rest >= 0) at = rest;
+  }
+  wire.splice(at, 0, { ...NONE, op: 'barrier', target: '' });
+  return wire;
+}
+
+const runImages = new WeakMap<ContainerConfig, RunImage>();
+
+/** The image opened for the run of CFG (by the storage extension), for the other extensions (-U's chown). */
+export function runImageOf(cfg: ContainerConfig): RunImage | undefined {
+  return runImages.get(cfg);
 }
 
 /** The image of one run, open from setup to teardown. */
@@ -51,6 +89,17 @@ export interface RunImage {
   closeView(): void;
   /** opens the view again (for the next boot's plan) and points cfg.image.view at it */
   reopenView(): void;
+  /**
+   * the steps for the helper (cfg.image.steps), for a run with USERNS (-U: the container's range; IDMAP: its file
+   * systems as idmapped mounts, where they take no uid=/gid=)
+   */
+  steps(userns?: { shift: number; idmap: boolean }): ImageMountStep[];
+  /**
+   * --private-users-ownership=chown on an image (systemd's recursive_chown() on the mounted image): each writable
+   * partition mounted detached and read-write (the read-only view closed meanwhile) is given to CHOWN, then
+   * unmounted. Refused for -x's overlay (the writes would go nowhere).
+   */
+  chown(chown: (dir: string) => void): void;
   /** closes the view, the loop devices and the lock */
   close(): Promise<void>;
 }
@@ -94,7 +143,7 @@ export async function openRunImage(run: ContainerRun, opts: OpenRunImageOptions)
         `${opened.path}: the ${sys.designator} partition is for architecture ${sys.architecture}, not this machine's ${archs.native ?? process.arch}; its programs may fail to execute (Exec format error).`,
       );
     view = openImageView(opened);
-    spec.steps = opened.plan().map(imageStepToWire);
+    spec.steps = imageStepsToWire(opened.plan());
     spec.view = viewPaths(view);
     verifyImageTree(cfg, imageTree(spec.view));
     mkdirSync(IMAGE_ROOT_DIRECTORY, { recursive: true, mode: 0o755 });
@@ -106,7 +155,7 @@ export async function openRunImage(run: ContainerRun, opts: OpenRunImageOptions)
   }
   let v: ImageView | undefined = view;
   const reopen = openImageView;
-  return {
+  const runImage: RunImage = {
     opened,
     closeView() {
       v?.close();
@@ -117,12 +166,40 @@ export async function openRunImage(run: ContainerRun, opts: OpenRunImageOptions)
       v = reopen(opened);
       spec.view = viewPaths(v);
     },
+    steps(userns) {
+      if (!userns) return imageStepsToWire(opened.plan());
+      return imageStepsToWire(opened.plan({ uidShift: userns.shift, idmap: userns.idmap, inUserNamespace: true }));
+    },
+    chown(chown) {
+      if (opened.ephemeral === 'overlay' && !opened.readOnly)
+        throw new ContainerError(`${opened.path}: changing the owner of its files (--private-users-ownership=chown) is not possible on -x's overlay; NSPAWN_EPHEMERAL=copy runs -x on a copy of the image as systemd does.`);
+      // the read-only view goes first: the kernel keeps one superblock per device, read-only or not
+      const hadView = v !== undefined;
+      v?.close();
+      v = undefined;
+      const w = reopen(opened, { writable: true });
+      try {
+        // each partition in turn (recursive_chown() crosses into them: ours stops at mount points); read-only ones
+        // are skipped, as recurse_fd() skips a read-only file system
+        // (PATH/.: the tree behind the magic link, which O_NOFOLLOW would refuse)
+        for (const p of w.partitions ?? []) if (!p.readOnly) chown(`${p.path}/.`);
+      } finally {
+        w.close();
+        if (hadView) {
+          v = reopen(opened);
+          spec.view = viewPaths(v);
+        }
+      }
+    },
     async close() {
+      runImages.delete(cfg);
       v?.close();
       v = undefined;
       await opened.close();
     },
   };
+  runImages.set(cfg, runImage);
+  return runImage;
 }
 
 const viewPaths = (view: ImageView) => ({ ...(view.root !== undefined ? { root: view.root } : {}), ...(view.usr !== undefined ? { usr: view.usr } : {}) });

@@ -103,6 +103,8 @@ export function storageExtension(opts: StorageExtensionOptions = {}): ContainerE
     plan(run: ContainerRun, plan: HelperPlan) {
       const cfg = run.cfg;
       if (cfg.image) {
+        // the steps for this boot, with -U's range (set up by the private-users extension after us)
+        if (image) plan.imageSteps = cfg.image.steps = image.steps(cfg.userns ? { shift: cfg.userns.shift, idmap: cfg.image.idmap === true } : undefined);
         // the plan is made: the view goes before the container mounts the image (src/image.ts)
         image?.closeView();
         // supervised, Node holds the image open until teardown; handed over, the helper holds its loop devices and
@@ -180,7 +182,10 @@ export function storageExtension(opts: StorageExtensionOptions = {}): ContainerE
   };
 
   async function setupImage(run: ContainerRun): Promise<void> {
-    const ephemeral = run.cfg.ephemeral === true && ephemeralMode() === 'copy' ? 'copy' : 'overlay';
+    // -x with --private-users-ownership=chown: on a copy, as systemd 252 does (it chowns its copy); chowning through
+    // the overlay would copy every file up into memory
+    const copy = ephemeralMode() === 'copy' || run.cfg.userns?.ownership === 'chown';
+    const ephemeral = run.cfg.ephemeral === true && copy ? 'copy' : 'overlay';
     image = await openRunImage(run, { env, ephemeral });
   }
 
