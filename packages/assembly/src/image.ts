@@ -118,7 +118,7 @@ export async function openRunImage(run: ContainerRun, opts: OpenRunImageOptions)
   const cfg: ContainerConfig = run.cfg;
   const spec = cfg.image;
   if (!spec) throw new Error('openRunImage: the run has no image');
-  const { ImageError, nativeArchitecture, openImage, openImageView } = await loadImage();
+  const { ImageError, mountedPartitions, nativeArchitecture, openImage, openImageView } = await loadImage();
   let opened: OpenedImage;
   try {
     opened = await openImage(spec.path, {
@@ -171,7 +171,8 @@ export async function openRunImage(run: ContainerRun, opts: OpenRunImageOptions)
       return imageStepsToWire(opened.plan({ uidShift: userns.shift, idmap: userns.idmap, inUserNamespace: true }));
     },
     chown(chown) {
-      if (opened.ephemeral === 'overlay' && !opened.readOnly)
+      // (-x's overlay: nothing to do when every partition is read-only, which recurse_fd() skips)
+      if (opened.ephemeral === 'overlay' && !opened.readOnly && mountedPartitions(opened.dissected).some((p) => p.rw))
         throw new ContainerError(`${opened.path}: changing the owner of its files (--private-users-ownership=chown) is not possible on -x's overlay; NSPAWN_EPHEMERAL=copy runs -x on a copy of the image as systemd does.`);
       // the read-only view goes first: the kernel keeps one superblock per device, read-only or not
       const hadView = v !== undefined;

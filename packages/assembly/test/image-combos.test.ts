@@ -10,7 +10,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { copyFileSync, existsSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ImageFixture } from './image-fixture.js';
+import { ImageFixture, NATIVE } from './image-fixture.js';
 import { NSPAWN_BIN, requireRoot } from './helpers.js';
 
 requireRoot();
@@ -221,6 +221,31 @@ describe('-U on an image as on the same tree with -D', () => {
       expect(i, args.join(' ')).toMatchObject({ code: 1, err: `${message}\n` });
     }
     expect(fx.sha256(image)).toBe(before);
+    expect(await fx.noLoopsLeft()).toEqual([]);
+  });
+});
+
+describe('an image with a /usr partition of its own', () => {
+  it('-U idmaps both partitions (252 fails here: its root remount has /usr below it), and --volatile=yes -U too', async () => {
+    const rootOnly = fx.path('split-root');
+    execFileSync('cp', ['-a', merged, rootOnly]);
+    execFileSync('find', [`${rootOnly}/usr`, '-mindepth', '1', '-delete']);
+    const img = fx.image('split-u.raw', [
+      { type: NATIVE.root, size: 16, tree: rootOnly },
+      { type: NATIVE.usr, size: 32, tree: `${merged}/usr` },
+    ]);
+    const before = fx.sha256(img);
+    const probe = sh(
+      'awk \'$5=="/"||$5=="/usr"{o=$6; sub(/,.*/,"",o); print $5, o, ($6 ~ /idmapped/ ? "idmapped" : "plain")}\' /proc/self/mountinfo; stat -c %u:%g /usr/bin/busybox',
+    );
+    const u = await nspawn(['-U', '--read-only', '-i', img, ...probe]);
+    expect(u.code, u.err).toBe(0);
+    expect(u.out).toBe('/ ro idmapped\n/usr ro idmapped\n0:0\n');
+    const v = await nspawn(['-U', '--volatile=yes', '-i', img, ...probe]);
+    expect(v.code, v.err).toBe(0);
+    // (the tmpfs root is the container's root's own: not idmapped)
+    expect(v.out).toBe('/ rw plain\n/usr ro idmapped\n0:0\n');
+    expect(fx.sha256(img)).toBe(before);
     expect(await fx.noLoopsLeft()).toEqual([]);
   });
 });
