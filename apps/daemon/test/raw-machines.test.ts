@@ -8,6 +8,7 @@ import { readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from '
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeBusybox, requireRoot, TestDaemon, waitFor } from './helpers.js';
+import { httpRequest } from './web-helpers.js';
 
 let d: TestDaemon;
 let image: string;
@@ -39,7 +40,7 @@ beforeAll(async () => {
   execFileSync('dd', [`if=${fs}`, `of=${image}`, 'bs=1M', 'seek=1', 'conv=notrunc,sparse', 'status=none']);
   rmSync(fs);
   rmSync(tree, { recursive: true, force: true });
-  await d.start();
+  await d.start({ NSPAWND_WEB: '127.0.0.1:0' });
 });
 
 afterAll(async () => {
@@ -47,6 +48,17 @@ afterAll(async () => {
 });
 
 describe('a raw image in the store', () => {
+  it('is offered by the web view as a machine to start (state off)', async () => {
+    const r = d.ctl(['web']);
+    expect(r.status, r.stderr).toBe(0);
+    const u = new URL(r.stdout.trim());
+    const cookie = `nspawnd-web-${u.port}=${u.searchParams.get('token')!}`;
+    const list = await httpRequest(u.origin, 'GET', '/api/machines', { Cookie: cookie });
+    expect(list.status).toBe(200);
+    const rows = (JSON.parse(list.body) as { machines: Array<{ name: string; state: string }> }).machines;
+    expect(rows.find((m) => m.name === 'dm-raw')).toMatchObject({ name: 'dm-raw', state: 'off' });
+  });
+
   it('starts with -U (its root idmapped into the picked range), is listed, and goes without a loop device left', async () => {
     const r = d.ctl(['start', 'dm-raw']);
     expect(r.status, r.stderr).toBe(0);
