@@ -9,6 +9,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { copyFileSync, existsSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { pickRange } from '@nspawn/uidrange';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ImageFixture, NATIVE } from './image-fixture.js';
 import { NSPAWN_BIN, requireRoot } from './helpers.js';
@@ -196,6 +197,37 @@ describe('-U on an image as on the same tree with -D', () => {
     const im = await nspawn(['-U', '--private-users-ownership=map', '-i', image, '/bin/true']);
     expect(dm).toMatchObject({ code: 1, err: `UID base of ${dir} is not zero, UID mapping not supported.\n` });
     expect(im).toMatchObject({ code: 1, err: `UID base of ${image} is not zero, UID mapping not supported.\n` });
+    expect(await fx.noLoopsLeft()).toEqual([]);
+  });
+
+  it('-U on a shifted image whose range is taken: chowned into another (auto falls back to chown), refused on -x\'s overlay', async () => {
+    const { image } = pair('taken');
+    const shifted = ['--private-users=805306368:65536', '--private-users-ownership=chown'];
+    expect((await nspawn([...shifted, '-i', image, '/bin/true'])).code).toBe(0);
+    // the image's own range held by someone else: pick takes another, and the image must be chowned into it
+    const held = pickRange({ first: 805306368 });
+    try {
+      expect(held.base).toBe(805306368);
+      const before = fx.sha256(image);
+      const x = await nspawn(['-x', '-U', '-i', image, '/bin/true']);
+      expect(x).toMatchObject({
+        code: 1,
+        err: `${image}: changing the owner of its files (--private-users-ownership=chown) is not possible on -x's overlay; NSPAWN_EPHEMERAL=copy runs -x on a copy of the image as systemd does.\n`,
+      });
+      expect(fx.sha256(image)).toBe(before);
+      const copy = await nspawn(['-x', '-U', '-i', image, ...sh('stat -c %u:%g /etc/passwd')], undefined, { ...process.env, NSPAWN_EPHEMERAL: 'copy' });
+      expect({ code: copy.code, err: copy.err, out: copy.out }).toEqual({ code: 0, err: '', out: '0:0\n' });
+      expect(fx.sha256(image)).toBe(before);
+      const w = await nspawn(['-U', '-i', image, ...sh('stat -c %u:%g /etc/passwd; cat /proc/self/uid_map')]);
+      expect({ code: w.code, err: w.err }).toEqual({ code: 0, err: '' });
+      const base = baseOf(w.out);
+      expect(base).not.toBe(805306368);
+      expect(w.out.split('\n')[0]).toBe('0:0');
+      const after = await nspawn(['--read-only', '-i', image, ...sh('stat -c %u /etc/passwd')]);
+      expect(after.out).toBe(`${base}\n`);
+    } finally {
+      held.release();
+    }
     expect(await fx.noLoopsLeft()).toEqual([]);
   });
 
