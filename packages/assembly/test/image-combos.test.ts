@@ -102,9 +102,10 @@ afterAll(async () => {
 
 /** a fresh copy of TREE and an image made of another copy (so that writes by one run never reach the other) */
 function pair(name: string, from = tree): { dir: string; image: string } {
-  const dir = fx.path(`${name}-tree`);
+  // (the machine names come from these: im-cb-* is ours alone on a machine shared with other test runs)
+  const dir = fx.path(`im-cb-${name}-tree`);
   execFileSync('cp', ['-a', from, dir]);
-  return { dir, image: fx.simple(`${name}.raw`, from) };
+  return { dir, image: fx.simple(`im-cb-${name}.raw`, from) };
 }
 
 /** the range lock file of BASE is held by some open file description (/proc/locks) */
@@ -134,7 +135,7 @@ describe('-U on an image as on the same tree with -D', () => {
     expect(i.out).toBe('map 0 BASE 65536\nowners 0:0 0:0 0:0 \nnew 0:0\nroot idmapped\n');
     // what the container wrote is stored unshifted, as with the -D tree: the image is not chowned
     const after = await nspawn(['--read-only', '-i', image, ...sh('touch /x 2>/dev/null; stat -c %u:%g /etc/passwd')]);
-    expect(after.out).toBe('0:0\n');
+    expect({ code: after.code, out: after.out }, after.err).toEqual({ code: 0, out: '0:0\n' });
     expect(await fx.noLoopsLeft()).toEqual([]);
   });
 
@@ -262,7 +263,7 @@ describe('an image with a /usr partition of its own', () => {
     const rootOnly = fx.path('split-root');
     execFileSync('cp', ['-a', merged, rootOnly]);
     execFileSync('find', [`${rootOnly}/usr`, '-mindepth', '1', '-delete']);
-    const img = fx.image('split-u.raw', [
+    const img = fx.image('im-cb-split-u.raw', [
       { type: NATIVE.root, size: 16, tree: rootOnly },
       { type: NATIVE.usr, size: 32, tree: `${merged}/usr` },
     ]);
@@ -357,7 +358,7 @@ describe('-b -U -i: an image booted in a user namespace', () => {
   it('boots busybox init with the partition idmapped, and powers off', async () => {
     const bootTree = fx.tree('boot-tree');
     writeFileSync(`${bootTree}/etc/inittab`, '::sysinit:/bin/sh -c "echo booted as $(id -u) on $(grep -c idmapped /proc/self/mountinfo) idmapped mount"\n::once:/sbin/poweroff\n::shutdown:/bin/sync\n');
-    const img = fx.simple('boot-u.raw', bootTree);
+    const img = fx.simple('im-cb-boot-u.raw', bootTree);
     const r = await nspawn(['-b', '-U', '-i', img]);
     expect(r.code, r.err).toBe(0);
     expect(r.out).toContain('booted as 0 on 1 idmapped mount');
@@ -407,7 +408,7 @@ describe('every way out of -U -i leaves no loop device, mount, held range lock o
   ] as const) {
     const copy = ephemeral === 'copy';
     it(`${how} of nspawn ${extra.join(' ')}${copy ? ' (NSPAWN_EPHEMERAL=copy)' : ''} (${handoff === '1' ? 'handed over' : 'supervised'})`, async () => {
-      const image = fx.simple(`way-out-${how}-${handoff}${extra.join('')}${ephemeral}.raw`);
+      const image = fx.simple(`im-cb-way-out-${how}-${handoff}${extra.join('')}${ephemeral}.raw`);
       const before = fx.sha256(image);
       let base = -1;
       let heldWhileRunning = false;
