@@ -7,6 +7,7 @@
 import type { OciDeviceNode, OciSettings } from '@nspawn/settings';
 import { capabilityMaskOf, type CapabilityQuintet, capabilitiesUpTo, type ContainerCapabilities } from './caps.js';
 import { ContainerError } from './errors.js';
+import type { DeviceRule } from './devices/policy.js';
 import type { HelperConsole, HelperPlan, Op } from './protocol.js';
 
 /** The OCI parts a run uses (ContainerConfig.oci). */
@@ -104,4 +105,19 @@ export function applyOciUser(plan: HelperPlan, run: OciRun): void {
   plan.uid = run.uid ?? 0;
   plan.gid = run.gid ?? 0;
   plan.groups = run.groups ?? [];
+}
+
+/**
+ * The device policy's rules for the bundle's device nodes: mknod only ("m"). systemd-nspawn makes them in its outer
+ * child, before the container is in the machine's scope and under its device policy, so making them is never refused
+ * there; using them takes what the policy (linux.resources.devices) allows.
+ */
+export function ociDeviceRules(run: OciRun | undefined): DeviceRule[] {
+  const out: DeviceRule[] = [];
+  for (const d of run?.devices ?? []) {
+    const type = d.mode & 0o170000;
+    if (type !== 0o020000 && type !== 0o060000) continue;
+    out.push({ type: type === 0o020000 ? 'c' : 'b', major: d.major ?? 0, minor: d.minor ?? 0, access: 'm' });
+  }
+  return out;
 }

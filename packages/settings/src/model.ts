@@ -202,7 +202,7 @@ export interface OciCapabilities {
 /** An extra device node of an OCI bundle (linux.devices): mknod(PATH, MODE, makedev(MAJOR, MINOR)), then chown. */
 export interface OciDeviceNode {
   path: string;
-  /** file type and permission bits as systemd computes them (type and fileMode, in the file's key order) */
+  /** file type and permission bits (type, then fileMode's permission bits: default 0644) */
   mode: number;
   major?: number;
   minor?: number;

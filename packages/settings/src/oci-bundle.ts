@@ -3,10 +3,11 @@
  * oci_load() and its dispatch tables) into the Settings model, with the same subset, the same refusals and the same
  * wording. Pure: the caller reads the file. Not the runc-style runtime (@nspawn/oci).
  *
- * systemd 252's quirks are kept, since a bundle must behave as under systemd-nspawn 252 (see the README):
+ * The reference is systemd-stable v252.31 (Debian 12's 252.39 behaves the same), whose quirks are kept, since a
+ * bundle must behave as under that systemd-nspawn (see the README):
  * - process.noNewPrivileges and root.readonly are read and checked but have no effect (252 stores a bool into an
  *   int tristate that stays "unset");
- * - linux.sysctl refuses every valid key (252 tests the key's validity the wrong way round);
+ * - linux.sysctl is checked and never applied (merge_settings() does not take it);
  * - hooks.prestart/poststart/poststop must be objects (252's table; an array, as the spec has it, is refused), and
  *   hooks are never run;
  * - apparmorProfile, selinuxLabel, intelRdt, mountLabel, memory.kernel/kernelTCP/swapiness/disableOOMKiller and
@@ -451,7 +452,7 @@ export function parseOciBundle(text: string, bundle: string): OciBundle {
           mandatory: true,
           cb: (x, ff) => {
             const n = str(x);
-            if (!['pid', 'network', 'mount', 'ipc', 'uts', 'user', 'cgroup'].includes(n)) fail(x, ff, `Unknown cgroup type, refusing: ${n}`);
+            if (!['pid', 'network', 'mount', 'ipc', 'uts', 'user', 'cgroup'].includes(n)) fail(x, ff, `Unknown namespace type, refusing: ${n}`);
             d.type = n;
           },
         },
@@ -466,7 +467,7 @@ export function parseOciBundle(text: string, bundle: string): OciBundle {
       if (seen.has(d.type!)) fail(e, f, 'Duplicate namespace specification, refusing.');
       seen.add(d.type!);
     });
-    if (!seen.has('mount')) fail(v, field, "Containers without file system namespace aren't supported.");
+    if (!seen.has('mount')) fail(v, field, "Containers without a mount namespace aren't supported.");
     s.privateNetwork = seen.has('network');
     s.privateUsers = seen.has('user') ? { mode: 'fixed', ...userRange } : { mode: 'no' };
     s.useCgns = seen.has('cgroup');
@@ -522,7 +523,7 @@ export function parseOciBundle(text: string, bundle: string): OciBundle {
           cb: (x, ff) => {
             const k = jsonInteger(x);
             if (k > 0o7777n) fail(x, ff, 'fileMode out of range, refusing.');
-            node.mode = Number(k); // replaces the type bits too, as 252 does
+            node.mode = (node.mode & S_IFMT) | Number(k); // the permission bits (Debian's 252.39 keeps the type, in either key order)
           },
         },
         { name: 'uid', type: 'unsigned', cb: (x, ff) => void (node.uid = uidGid(x, ff)) },
@@ -552,8 +553,7 @@ export function parseOciBundle(text: string, bundle: string): OciBundle {
     if (v.type !== 'object') return;
     for (const [k, w] of v.entries) {
       if (w.type !== 'string') fail(v, field, 'sysctl parameter is not a string, refusing.');
-      // sic: 252 refuses the valid keys
-      if (ociSysctlKeyValid(k)) fail(v, field, `sysctl key invalid, refusing: ${k}`);
+      if (!ociSysctlKeyValid(k)) fail(v, field, `sysctl key invalid, refusing: ${k}`);
       (oci.sysctl ??= []).push([k, str(w)]);
     }
   };
@@ -1030,8 +1030,6 @@ export function mergeOciBundle(cli: MergeCommandLine, bundle: OciBundle): MergeR
   }
   if (fileOci.consoleSize) oci.consoleSize = { ...fileOci.consoleSize };
   if (fileOci.devices) oci.devices = structuredClone(fileOci.devices);
-  if (fileOci.sysctl) oci.sysctl = structuredClone(fileOci.sysctl);
-  if (fileOci.hooks) oci.hooks = structuredClone(fileOci.hooks);
   out.oci = oci;
   return merged;
 }
