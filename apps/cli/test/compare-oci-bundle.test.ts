@@ -10,8 +10,9 @@
 import { cpSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeTempDir, mountsUnder, requireRootAndSystemdNspawn, runTool, type Tool, TOOL_ENV, TOOLS } from './helpers/containers.js';
+import { makeTempDir, mountsUnder, NSPAWN_BIN, requireRootAndSystemdNspawn, runTool, SYSTEMD_NSPAWN, type Tool, TOOL_ENV, TOOLS } from './helpers/containers.js';
 import { makeBusyboxTree } from './helpers/busybox-tree.js';
+import { PtySession } from './helpers/pty.js';
 
 /** root.path's name: the machine's name under both tools (unique to this test) */
 const ROOT = 'nt-ocib-root';
@@ -207,6 +208,19 @@ describe('--oci-bundle= as systemd-nspawn 252', () => {
     // nspawn makes the scope itself here and gives it the properties (systemd's scope would have them with machined)
     expect(seen.nspawn.status).toBe(0);
     expect(seen.nspawn.lines).toEqual(['100']);
+  });
+
+  it('process.consoleSize: the pty gets it instead of the terminal\'s size', async () => {
+    const sizes = {} as Record<Tool, string>;
+    for (const tool of TOOLS) {
+      const b = makeBundle(tool, bundle({}, { args: ['/bin/sh', '-c', 'echo "size: $(stty size 2>&1)"'], consoleSize: { height: 30, width: 100 } }), ++runNo);
+      const bin = tool === 'systemd-nspawn' ? SYSTEMD_NSPAWN : `${process.execPath} ${NSPAWN_BIN}`;
+      const pty = new PtySession(`stty rows 50 cols 160; ${bin} -q --register=no --keep-unit --oci-bundle=${b}`, { env: TOOL_ENV });
+      sizes[tool] = (await pty.expect(/size: (.*)\n/, `${tool}'s stty size`, 30000))[1]!;
+      expect(await pty.wait(`${tool} to end`, 30000)).toBe(0);
+      expect(leftovers(b)).toEqual([]);
+    }
+    expect(sizes).toEqual({ 'systemd-nspawn': '30 100', nspawn: '30 100' });
   });
 
   it('a user namespace from the mappings, a network namespace of its own', async () => {

@@ -45,9 +45,15 @@ describe('ociRunOf()', () => {
     expect(() => ociRunOf(oci({ linux: { namespaces: [{ type: 'mount' }, { type: 'uts' }] } }), 'pipe')).toThrow(
       'An OCI bundle without the ipc, pid namespaces (linux.namespaces) is not supported yet by this nspawn build.',
     );
+  });
+
+  it('takes the console size where nspawn forwards a pty', () => {
     const size = oci({ process: { consoleSize: { width: 80, height: 24 } } });
-    expect(() => ociRunOf(size, 'interactive')).toThrow('OCI process.consoleSize is not supported yet by this nspawn build.');
+    expect(ociRunOf(size, 'interactive')).toEqual({ consoleSize: { width: 80, height: 24 } });
+    expect(ociRunOf(size, 'read-only')).toEqual({ consoleSize: { width: 80, height: 24 } });
     expect(ociRunOf(size, 'pipe')).toEqual({});
+    expect(ociRunOf(size, 'passive')).toEqual({});
+    expect(planContainer(baseConfig({ console: 'read-only', oci: { consoleSize: { width: 80, height: 24 } } }), host, tree, { hex128: () => 'ab'.repeat(16) }).consoleSize).toEqual({ width: 80, height: 24 });
   });
 });
 

@@ -20,18 +20,18 @@ export interface OciRun {
   capabilities?: Partial<CapabilityQuintet>;
   /** linux.devices */
   devices?: OciDeviceNode[];
+  /** process.consoleSize, for a console nspawn forwards (interactive, read-only) */
+  consoleSize?: { width: number; height: number };
 }
 
 const notYet = (what: string) => new ContainerError(`${what} is not supported yet by this nspawn build.`);
 
 /**
  * The run's OCI parts from the merged settings' `oci`, or undefined. Throws a ContainerError for what the engine
- * cannot do yet: a console size on a terminal, a container without a PID, IPC or UTS namespace of its own, a seccomp
- * filter of the bundle's.
+ * cannot do yet: a container without a PID, IPC or UTS namespace of its own, a seccomp filter of the bundle's.
  */
 export function ociRunOf(oci: OciSettings | undefined, console: HelperConsole): OciRun | undefined {
   if (!oci) return undefined;
-  if (oci.consoleSize && console !== 'pipe') throw notYet('OCI process.consoleSize');
   if (oci.namespaces && oci.namespaces.length < 3) {
     const missing = (['ipc', 'pid', 'uts'] as const).filter((n) => !oci.namespaces!.includes(n));
     throw notYet(`An OCI bundle without the ${missing.join(', ')} namespace${missing.length > 1 ? 's' : ''} (linux.namespaces)`);
@@ -50,6 +50,8 @@ export function ociRunOf(oci: OciSettings | undefined, console: HelperConsole): 
     run.capabilities = q;
   }
   if (oci.devices?.length) run.devices = oci.devices.map((d) => ({ ...d }));
+  // pty_forward_set_width_height(): only where nspawn forwards a pty
+  if (oci.consoleSize && (console === 'interactive' || console === 'read-only')) run.consoleSize = { ...oci.consoleSize };
   return run;
 }
 

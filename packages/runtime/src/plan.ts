@@ -638,6 +638,7 @@ export function planContainer(cfg: ContainerConfig, host: HostFacts, tree: Tree,
   if (cfg.userns && cfg.bindUsers?.length) plan.bindMaps = bindUserMaps(cfg.bindUsers);
   if (cfg.personality !== undefined) plan.personality = PERSONALITY[cfg.personality];
   if (cfg.noNewPrivileges) plan.noNewPrivileges = true;
+  if (cfg.oci?.consoleSize) plan.consoleSize = { ...cfg.oci.consoleSize };
   if (!cfg.quiet && (cfg.console === 'interactive' || cfg.console === 'read-only')) plan.finalNewline = true;
   if (cfg.oomScoreAdjust !== undefined) plan.oomScoreAdjust = cfg.oomScoreAdjust;
   if (cfg.cpuAffinity?.length) plan.cpuAffinity = [...cfg.cpuAffinity];
