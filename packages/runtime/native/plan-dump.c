@@ -425,6 +425,13 @@ static void dump_plan(const Plan *p) {
         close_(']');
         kstrs("fallbackArgs", p->fallback_args, p->n_fallback_args);
         kbool("finalNewline", p->final_newline);
+        if (p->win_cols) {
+                key("consoleSize");
+                open_('{');
+                knum("width", p->win_cols);
+                knum("height", p->win_rows);
+                close_('}');
+        }
         kbool("survive", p->survive);
         kstr("stdoutPath", p->stdout_path);
         if (p->sd_notify) {

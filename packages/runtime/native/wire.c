@@ -81,6 +81,7 @@ static const WireRecord plan_records[P_COUNT] = {
         [P_IMAGE] = { "image", "sssssuub", R },
         [P_HOLDFD] = { "holdfd", "u", R },
         [P_CGNSLATE] = { "cgnslate", "", 0 },
+        [P_WINSIZE] = { "winsize", "uu", 0 },
         [P_PIVOTROOT] = { "pivotroot", "ss", 0 },
 };
 

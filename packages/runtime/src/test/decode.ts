@@ -109,6 +109,7 @@ export function canonicalPlan(p: HelperPlan): unknown {
     fallback: p.fallback,
     fallbackArgs: p.fallbackArgs ?? [],
     finalNewline: p.finalNewline === true,
+    ...opt('consoleSize', p.consoleSize && { width: String(p.consoleSize.width), height: String(p.consoleSize.height) }),
     survive: p.survive === true,
     ...opt('stdoutPath', p.stdoutPath),
     ...opt('notify', p.notify && { notifyReady: p.notify.notifyReady, restartExits: p.notify.restartExits }),
