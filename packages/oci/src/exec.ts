@@ -87,8 +87,10 @@ export async function execContainer(root: string, id: string, o: ExecOptions): P
   };
   if (o.detach) {
     // runc's exec --detach: the process keeps the stdio it was given (conmon's pipes); its exit goes to the caller's
-    // subreaper (the helper's exit status is the process's)
-    const child = spawnIn({ ...opts, stdio: ['inherit', 'inherit', 'inherit'] });
+    // subreaper (the helper's exit status is the process's). With a terminal its stdio is the pty: the helper keeps
+    // none of ours (containerd's shim reads exec's output to its end before it takes the console's master)
+    const std = terminal ? 'ignore' : 'inherit';
+    const child = spawnIn({ ...opts, stdio: [std, std, std] });
     consoleSocket?.destroy();
     if (o.pidFile && child.pid) writeFileSync(resolve(o.pidFile), `${child.pid}`);
     child.unref();
