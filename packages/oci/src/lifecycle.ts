@@ -229,6 +229,7 @@ export async function monitorContainer(
     return { kind: 'failed', message: (e as Error).message };
   }
   plan.cgroup = cgroups.plan;
+  if (cgroups.deviceProgram) plan.deviceProgram = cgroups.deviceProgram;
   let server: Server | undefined;
   const sock = startSocket(opts.root, opts.id);
   const record: Record_ = {
