@@ -11,7 +11,7 @@
  * the process opens it (no capability needed) with the default rules (denied) and with a rule allowing it.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -61,17 +61,17 @@ function config(id: string, rules: Array<Record<string, unknown>>): void {
   writeFileSync(join(bundle, 'config.json'), JSON.stringify(spec, null, 2));
 }
 
-/** `RUNTIME run` in a mount namespace whose /sys/fs/cgroup is the unified hierarchy only. */
-function runUnifiedOnly(rt: (typeof runtimes)[number], id: string): Promise<{ code: number | null; out: string }> {
+/** `RUNTIME ARGS` (default: run ID) in a mount namespace whose /sys/fs/cgroup is the unified hierarchy only. */
+function runUnifiedOnly(rt: (typeof runtimes)[number], id: string, args = ['run', '-b', bundle, id], stdio: 'pipe' | number = 'pipe'): Promise<{ code: number | null; out: string }> {
   const setup = 'umount -R /sys/fs/cgroup && mount -t cgroup2 cgroup2 /sys/fs/cgroup && exec "$@"';
   return new Promise((res) => {
-    const p = spawn('unshare', ['-m', '--propagation', 'private', 'sh', '-c', setup, 'sh', ...rt.argv, '--root', join(base!.dir, `root-${rt.name}`), 'run', '-b', bundle, id], {
+    const p = spawn('unshare', ['-m', '--propagation', 'private', 'sh', '-c', setup, 'sh', ...rt.argv, '--root', join(base!.dir, `root-${rt.name}`), ...args], {
       env: ENV,
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: ['ignore', stdio, stdio],
     });
     let out = '';
-    p.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-    p.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    p.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+    p.stderr?.on('data', (d: Buffer) => (out += d.toString()));
     const timer = setTimeout(() => p.kill('SIGKILL'), 60_000);
     p.on('close', (code) => {
       clearTimeout(timer);
@@ -134,5 +134,39 @@ describe('linux.resources.devices on the unified hierarchy only: a BPF device pr
       expect(existsSync(join(UNIFIED, id)), `${rt.name}: cgroup left`).toBe(false);
       expect(readdirSync(join(base!.dir, `root-${rt.name}`))).toEqual([]);
     }
+  });
+
+  it('create, start (the helper leaves the container to its caller), exec: the program stays attached; delete takes it with the cgroup', async () => {
+    const seen: Record<string, string> = {};
+    for (const rt of runtimes) {
+      const id = `cr-devbpf-life-${rt.name}`;
+      cgroupNames.push(id);
+      config(id, [{ allow: false, access: 'rwm' }]);
+      const spec = JSON.parse(readFileSync(join(bundle, 'config.json'), 'utf8'));
+      spec.process.args = ['sleep', '1000'];
+      writeFileSync(join(bundle, 'config.json'), JSON.stringify(spec, null, 2));
+      // the container's stdio is create's: a file, so that nothing waits for it to close
+      const log = openSync(join(base!.dir, `${id}.log`), 'a');
+      try {
+        const c = await runUnifiedOnly(rt, id, ['create', '-b', bundle, id], log);
+        expect(c.code, `${rt.name} create: ${readFileSync(join(base!.dir, `${id}.log`), 'utf8')}`).toBe(0);
+        const s1 = await runUnifiedOnly(rt, id, ['start', id], log);
+        expect(s1.code, `${rt.name} start`).toBe(0);
+        const e = await runUnifiedOnly(rt, id, ['exec', id, 'sh', '-c', 'head -c 0 /dev/null && echo null-ok; (exec 3</tmp/fuse) && echo fuse-opened; true']);
+        expect(e.code, `${rt.name} exec: ${e.out}`).toBe(0);
+        expect(e.out, rt.name).toContain('null-ok');
+        expect(e.out, rt.name).not.toContain('fuse-opened');
+        expect(e.out, rt.name).toMatch(/fuse.*Operation not permitted/);
+        seen[rt.name] = e.out.split('\n').filter((l) => /null-ok|fuse/.test(l)).map((l) => l.replace(/^.*?fuse/, 'fuse')).sort().join('\n');
+        // the container's PID 1 is in the cgroup asked for, in the unified hierarchy the host sees
+        expect(readFileSync(join(UNIFIED, id, 'cgroup.procs'), 'utf8').trim()).not.toBe('');
+      } finally {
+        await runUnifiedOnly(rt, id, ['delete', '-f', id]);
+        closeSync(log);
+      }
+      expect(existsSync(join(UNIFIED, id)), `${rt.name}: cgroup left`).toBe(false);
+      expect(readdirSync(join(base!.dir, `root-${rt.name}`))).toEqual([]);
+    }
+    expect(seen['nspawn-oci']).toBe(seen.runc);
   });
 });
