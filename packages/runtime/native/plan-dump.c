@@ -464,6 +464,15 @@ static void dump_exec_in(const ExecInRequest *r) {
         kbool("pty", r->pty);
         if (r->console_socket)
                 knum("consoleSocketFd", (unsigned long long) (r->console_socket - 1));
+        if (r->n_pass_fds) {
+                key("passFds");
+                open_('[');
+                for (size_t i = 0; i < r->n_pass_fds; i++) {
+                        sep();
+                        printf("\"%d\"", r->pass_fds[i]);
+                }
+                close_(']');
+        }
         if (r->bind) {
                 key("bind");
                 open_('{');

@@ -98,6 +98,7 @@ static const WireRecord exec_in_records[X_COUNT] = {
         [X_PTY] = { "pty", "", 0 },
         [X_BIND] = { "bind", "ssbb", 0 },
         [X_CONSOLESOCK] = { "consolesock", "u", 0 },
+        [X_PASSFDS] = { "passfds", "U", 0 },
 };
 
 static const WireRecord move_back_records[M_COUNT] = {

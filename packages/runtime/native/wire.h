@@ -44,7 +44,7 @@ enum {
 };
 
 /* exec-in (src/protocol.ts ExecInRequest) */
-enum { X_END, X_LEADER, X_COMMAND, X_ENV, X_UID, X_GID, X_GROUPS, X_CWD, X_CGROUPS, X_PTY, X_BIND, X_CONSOLESOCK, X_COUNT };
+enum { X_END, X_LEADER, X_COMMAND, X_ENV, X_UID, X_GID, X_GROUPS, X_CWD, X_CGROUPS, X_PTY, X_BIND, X_CONSOLESOCK, X_PASSFDS, X_COUNT };
 
 /* --move-back (src/protocol.ts encodeMoveBack()) */
 enum { M_END, M_IFNAMES, M_COUNT };

@@ -250,7 +250,7 @@ describe('property: whatever the values, the decoder sees exactly the plan that 
   it('random exec-in requests', () => {
     const req: fc.Arbitrary<ExecInRequest> = fc.oneof(
       fc.record(
-        { leader: fc.integer({ min: 2, max: 0x7fffffff }), command: fc.array(str, { minLength: 1, maxLength: 50 }), env: strs(30), uid: id, gid: id, groups: fc.array(id, { maxLength: 8 }), cwd: str, cgroups: strs(8), pty: fc.boolean(), consoleSocketFd: fc.nat(0xffff) },
+        { leader: fc.integer({ min: 2, max: 0x7fffffff }), command: fc.array(str, { minLength: 1, maxLength: 50 }), env: strs(30), uid: id, gid: id, groups: fc.array(id, { maxLength: 8 }), cwd: str, cgroups: strs(8), pty: fc.boolean(), consoleSocketFd: fc.nat(0xffff), passFds: fc.array(fc.nat(0xffff), { maxLength: 6 }) },
         { requiredKeys: ['leader', 'command'] },
       ),
       fc.record({ leader: fc.integer({ min: 2, max: 0x7fffffff }), bind: fc.record({ source: abs, destination: abs, readOnly: fc.boolean(), mkdir: fc.boolean() }) }),

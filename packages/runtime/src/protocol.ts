@@ -347,7 +347,7 @@ const P = {
 } as const;
 
 /** Record ids of an exec-in request (native/wire.h X_*). */
-const X = { END: 0, LEADER: 1, COMMAND: 2, ENV: 3, UID: 4, GID: 5, GROUPS: 6, CWD: 7, CGROUPS: 8, PTY: 9, BIND: 10, CONSOLESOCK: 11 } as const;
+const X = { END: 0, LEADER: 1, COMMAND: 2, ENV: 3, UID: 4, GID: 5, GROUPS: 6, CWD: 7, CGROUPS: 8, PTY: 9, BIND: 10, CONSOLESOCK: 11, PASSFDS: 12 } as const;
 
 /** Record ids of a move-back request (native/wire.h M_*). */
 const M = { END: 0, IFNAMES: 1 } as const;
@@ -596,6 +596,8 @@ export interface ExecInRequest {
   pty?: boolean;
   /** with pty: the helper's fd of a connected AF_UNIX socket the pty's master is sent to (OCI exec --console-socket) instead of being relayed */
   consoleSocketFd?: number;
+  /** the helper's fds that become the command's 3, 4, ... in this order (OCI exec --preserve-fds); every other fd of the helper stays out */
+  passFds?: number[];
   bind?: { source: string; destination: string; readOnly?: boolean; mkdir?: boolean };
 }
 
@@ -612,6 +614,7 @@ export function encodeExecIn(r: ExecInRequest): Buffer {
   if (r.cgroups !== undefined) w.r(X.CGROUPS).S(r.cgroups).e();
   if (r.pty) w.r(X.PTY).e();
   if (r.consoleSocketFd !== undefined) w.r(X.CONSOLESOCK).u(r.consoleSocketFd, 'console socket fd').e();
+  if (r.passFds !== undefined && r.passFds.length > 0) w.r(X.PASSFDS).U(r.passFds, 'fd').e();
   if (r.bind) w.r(X.BIND).s(r.bind.source).s(r.bind.destination).b1(r.bind.readOnly).b1(r.bind.mkdir).e();
   return w.done();
 }

@@ -157,6 +157,7 @@ export function canonicalExecIn(r: ExecInRequest): unknown {
     cgroups: r.cgroups ?? [],
     pty: r.pty === true,
     ...opt('consoleSocketFd', r.consoleSocketFd === undefined ? undefined : n(r.consoleSocketFd)),
+    ...opt('passFds', r.passFds?.length ? r.passFds.map(n) : undefined),
     ...opt('bind', r.bind && { source: r.bind.source, destination: r.bind.destination, readOnly: r.bind.readOnly === true, mkdir: r.bind.mkdir === true }),
   };
 }
