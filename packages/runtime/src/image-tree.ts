@@ -5,6 +5,19 @@
  */
 import { lstatSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { nodeTree, type Tree } from './host.js';
+import type { ImageMountStep } from './protocol.js';
+
+/** A disk image as a run uses it (ContainerConfig.image). */
+export interface ContainerImage {
+  /** the image file or block device (messages) */
+  path: string;
+  /** its mounts, in order */
+  steps: ImageMountStep[];
+  /** host paths where this process reads the image's root and /usr partitions (read-only) for the plan's decisions */
+  view: ImageView;
+  /** -U with ownership map: the partitions' file systems as idmapped mounts into the container's range */
+  idmap?: boolean;
+}
 
 /** Host paths of an image's partitions, read-only, for reading (ContainerConfig.image.view). */
 export interface ImageView {

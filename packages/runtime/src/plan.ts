@@ -9,8 +9,8 @@ import type { CustomMount, LinkJournal, ResolvConfMode, Rlimit, RlimitName, Time
 import { RLIMIT_NUMBERS } from '@nspawn/settings';
 import { dirname } from 'node:path';
 import type { CgroupHierarchy, HostFacts, Tree } from './host.js';
-import { CLONE, type HelperConsole, type HelperPlan, type HelperRlimit, type ImageMountStep, MOUNT_ATTR, MS, type Op, OpFlag } from './protocol.js';
-import type { ImageView } from './image-tree.js';
+import { CLONE, type HelperConsole, type HelperPlan, type HelperRlimit, MOUNT_ATTR, MS, type Op, OpFlag } from './protocol.js';
+import type { ContainerImage } from './image-tree.js';
 import type { ResolvedUser } from './users.js';
 import { nspawnSeccompBytes } from './seccomp/filter.js';
 import { type BindUser, bindUserMaps, bindUserOps } from './bind-user.js';
@@ -31,18 +31,6 @@ import {
 } from './caps.js';
 
 export type StartMode = 'pid1' | 'pid2' | 'boot';
-
-/** A disk image as a run uses it (ContainerConfig.image). */
-export interface ContainerImage {
-  /** the image file or block device (messages) */
-  path: string;
-  /** its mounts, in order */
-  steps: ImageMountStep[];
-  /** host paths where this process reads the image's root and /usr partitions (read-only) for the plan's decisions */
-  view: ImageView;
-  /** -U with ownership map: the partitions' file systems as idmapped mounts into the container's range */
-  idmap?: boolean;
-}
 
 export interface ContainerConfig {
   /** absolute path of the container's root directory */
