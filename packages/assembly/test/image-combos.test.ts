@@ -394,6 +394,29 @@ describe('-M NAME finds /var/lib/machines/NAME.raw, as 252\'s image_find() does'
   });
 });
 
+describe('nspawn@NAME (systemd-nspawn@.service\'s command line) for a raw machine', () => {
+  it('boots /var/lib/machines/NAME.raw with --machine=NAME alone, in a user namespace with its veth', async () => {
+    const name = `im-cb-unit-${process.pid}`;
+    const path = `/var/lib/machines/${name}.raw`;
+    const bootTree = fx.tree('unit-tree');
+    writeFileSync(
+      `${bootTree}/etc/inittab`,
+      '::sysinit:/bin/sh -c "echo unit-boot as $(id -u) on $(grep -c idmapped /proc/self/mountinfo) idmapped; test -e /sys/class/net/host0 && echo with host0"\n::once:/sbin/poweroff\n::shutdown:/bin/sync\n',
+    );
+    copyFileSync(fx.simple('unit.raw', bootTree), path);
+    try {
+      // ExecStart= of systemd 252's systemd-nspawn@.service (nspawnctl install-units writes the same for nspawn)
+      const flags = ['--keep-unit', '--boot', '--link-journal=try-guest', '--network-veth', '-U', '--settings=override', `--machine=${name}`];
+      const r = await nspawn(flags);
+      expect(r.code, r.err).toBe(0);
+      expect(r.out).toContain('unit-boot as 0 on 1 idmapped\nwith host0\n');
+    } finally {
+      rmSync(path, { force: true });
+    }
+    expect(execFileSync('ip', ['-br', 'link']).toString()).not.toContain(`ve-${name.slice(0, 8)}`);
+  });
+});
+
 describe('every way out of -U -i leaves no loop device, mount, held range lock or snapshot', () => {
   for (const [how, handoff, extra, ephemeral] of [
     ['SIGTERM', '1', [], ''],
