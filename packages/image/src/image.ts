@@ -5,7 +5,6 @@
  * (ours, the default), the partitions dissected, a loop device per partition by offset, fsck of the writable ones,
  * and then a mount plan, host-side mounts in a namespace that dies with us, and a close() that leaves nothing.
  */
-import { randomBytes } from 'node:crypto';
 import {
   chmodSync,
   closeSync,
@@ -154,7 +153,7 @@ function runFsck(image: string, designator: Designator, device: string, fstype: 
 
 /** `.#machine.NAME<16 hex>` beside the image, systemd's tempfn_random(image, "machine."). */
 export function ephemeralCopyPath(image: string): string {
-  return join(dirname(image), `.#machine.${basename(image)}${randomBytes(8).toString('hex')}`);
+  return join(dirname(image), `.#machine.${basename(image)}${process.getBuiltinModule('node:crypto').randomBytes(8).toString('hex')}`);
 }
 
 function copyImage(src: string, dst: string, readOnly: boolean, isBlock: boolean): void {
