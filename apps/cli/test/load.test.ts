@@ -57,6 +57,20 @@ describe('the code cache', () => {
     expect(statSync(join(cache, f!)).ino).toBe(ino);
   });
 
+  it('the parts a start loads lazily (dist/nspawn-*.cjs) have caches of their own, made and then used the same way', () => {
+    const cache = join(dir, 'c-parts');
+    // --property= on a host without systemd: its part, and @nspawn/machined's parser (refused: nothing is made)
+    const start = ['-q', '-D', tree, '-M', 'ld-parts', '--property=Bogus=1', '/bin/true'];
+    const first = run('nspawn', start, cache);
+    expect(first.stderr).toContain('Bogus=1');
+    const made = files(cache).sort();
+    expect(made.map((f) => f.split('@')[0])).toEqual(['nspawn-machined', 'nspawn-scope', 'nspawn']);
+    const inodes = made.map((f) => statSync(join(cache, f)).ino);
+    expect(run('nspawn', start, cache).stderr).toContain('Bogus=1');
+    expect(files(cache).sort()).toEqual(made);
+    expect(made.map((f) => statSync(join(cache, f)).ino)).toEqual(inodes); // accepted: not made again
+  });
+
   it('nspawnctl saves it after a list that worked, replacing one made at exit (--help), and keeps it', async () => {
     const cache = join(dir, 'c-ctl');
     const runtime = join(dir, 'ctl-run');

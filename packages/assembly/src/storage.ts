@@ -42,7 +42,7 @@ import { nodeTree } from '@nspawn/runtime';
 import { ContainerError } from '@nspawn/runtime';
 import { verifyOsTree } from '@nspawn/runtime';
 import { runRecordOf } from '@nspawn/runtime';
-import { openRunImage, type RunImage } from './image.js';
+import type { RunImage } from './image.js';
 
 export interface StorageExtensionOptions {
   /** the environment ($NSPAWN_EPHEMERAL, $SYSTEMD_NSPAWN_LOCK); default process.env */
@@ -181,6 +181,8 @@ export function storageExtension(opts: StorageExtensionOptions = {}): ContainerE
 
   async function setupImage(run: ContainerRun): Promise<void> {
     const ephemeral = run.cfg.ephemeral === true && ephemeralMode() === 'copy' ? 'copy' : 'overlay';
+    // (src/image.ts is loaded by an -i start only: nspawn's bundle keeps it in a file of its own)
+    const { openRunImage } = await import('./image.js');
     image = await openRunImage(run, { env, ephemeral });
   }
 
