@@ -72,7 +72,8 @@ const netlinkPrebuilds = {
 /**
  * The parts of nspawn's start that only some starts need, each a bundle of its own (dist/PART.cjs) loaded when it is
  * first needed, with a code cache of its own (bin/load.cjs): the systemd extension (systemd hosts), --slice=/--property=
- * without systemd, -i's glue. Keyed by the module (of @nspawn/assembly) that starts the part.
+ * without systemd, -i's glue with the part of @nspawn/image it uses. Keyed by the module (of @nspawn/assembly) that
+ * starts the part.
  */
 export function startParts(require) {
   const assembly = realpathSync(join(dirname(require.resolve('@nspawn/assembly/package.json')), 'dist'));
@@ -90,12 +91,18 @@ const partsSeparate = (parts) => ({
   },
 });
 /**
- * For the bundle of a part: the modules of the command's bundle (@nspawn/runtime, @nspawn/settings, the rest of
- * @nspawn/assembly) are not copied into it but taken from the command's, `nspawn-shared:PATH` (one ContainerError
- * class, one record of the runs machined knows...); the other parts and the libraries with bundles of their own stay
- * apart. SHARED collects the modules taken.
+ * The libraries a part bundles with it (only what it uses of them: -i's glue needs 60 of @nspawn/image's 130 KB, and
+ * its bundle would copy @nspawn/btrfs and @nspawn/settings, which nspawn's has)
  */
-const sharedWithCommand = (parts, entry, shared) => ({
+const PART_INLINE = { 'nspawn-image-run': /[\\/]packages[\\/]image[\\/]dist[\\/]/ };
+/**
+ * For the bundle of a part: the modules of the command's bundle (@nspawn/runtime, @nspawn/settings, the rest of
+ * @nspawn/assembly, @nspawn/btrfs, @nspawn/syscall, @nspawn/uidrange) are not copied into it but taken from the
+ * command's, `nspawn-shared:PATH` (one ContainerError class, one record of the runs machined knows, one image lock
+ * registry...); the other parts and the libraries with bundles of their own stay apart, those of PART_INLINE go in.
+ * SHARED collects the modules taken.
+ */
+const sharedWithCommand = (parts, entry, shared, inline) => ({
   name: 'shared-with-command',
   setup(b) {
     const partFiles = new Map(Object.entries(parts).map(([name, file]) => [file, name]));
@@ -104,10 +111,10 @@ const sharedWithCommand = (parts, entry, shared) => ({
       const r = await b.resolve(args.path, { kind: args.kind, resolveDir: args.resolveDir, importer: args.importer, pluginData: 'shared-with-command' });
       if (r.errors.length > 0 || r.external) return r;
       const file = realpathSync(r.path);
-      if (file === entry) return undefined;
+      if (file === entry || inline?.test(file)) return undefined;
       const part = partFiles.get(file);
       if (part) return { path: `./${part}.cjs`, external: true, sideEffects: false };
-      if (!/[\\/]packages[\\/](runtime|settings|assembly)[\\/]dist[\\/]/.test(file))
+      if (!/[\\/]packages[\\/](runtime|settings|assembly|btrfs|syscall|uidrange)[\\/]dist[\\/]/.test(file))
         throw new Error(`${relative(here, args.importer)}: ${args.path} is neither in nspawn's bundle nor a bundle of its own`);
       const id = relative(join(here, '../..'), file);
       shared.add(id);
@@ -200,7 +207,13 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
         write: false,
         define: { 'import.meta.url': '__nspawn_import_meta_url' },
         banner: { js: 'var __nspawn_import_meta_url = require("node:url").pathToFileURL(__filename).href;' },
-        plugins: [netSeparate, execaSeparate, imageSeparate, machinedSeparate, sharedWithCommand(parts, file, shared)],
+        plugins: [
+          netSeparate,
+          execaSeparate,
+          ...(name === 'nspawn-image-run' ? [] : [imageSeparate]),
+          machinedSeparate,
+          sharedWithCommand(parts, file, shared, PART_INLINE[name]),
+        ],
       });
       for (const f of r.outputFiles) {
         writeFileSync(f.path, f.contents);
