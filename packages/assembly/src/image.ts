@@ -1,7 +1,9 @@
 /**
  * -i/--image: a disk image as a run's root, through @nspawn/image. At setup the image is opened (its lock, the
  * dissection, the image policy, one AUTOCLEAR loop device per partition, fsck), its root and /usr file systems are
- * mounted detached for Node to read (the plan's decisions, --user, -b's os-release, the machine ID), and its mounts
+ * mounted detached for Node to read (the plan's decisions, --user, -b's os-release, the machine ID) as the container
+ * mounts them, so that the container's mounts share their superblocks (one mount of each file system per run, not
+ * two: @nspawn/image's shared view), and its mounts
  * go into the plan as data: the helper makes them in the container's mount namespace (native/image.c). Node keeps
  * the loop devices and the lock open for the run (or hands them to the helper with a hand-over), so whatever way the run
  * ends — exit, failure, SIGTERM, kill -9 of nspawn — the descriptors close, the container's namespace and its mounts
@@ -45,10 +47,12 @@ export function imageStepToWire(s: MountStep): ImageMountStep {
 export interface RunImage {
   readonly opened: OpenedImage;
   /**
-   * closes the view (before the container mounts the image: a read-write mount waits for the read-only view's
-   * superblock to go); the next boot's plan reads the image again after reopenView()
+   * before the container mounts the image: closes a view that is not shared (a read-write mount would wait for its
+   * read-only superblock to go); a shared one stays open, its file systems are the container's
    */
   closeView(): void;
+  /** the view's descriptors for the helper to hold after a hand-over (FD_CLOEXEC cleared), none when it is closed */
+  keepViewAcrossExec(): number[];
   /** opens the view again (for the next boot's plan) and points cfg.image.view at it */
   reopenView(): void;
   /** closes the view, the loop devices and the lock */
@@ -93,7 +97,7 @@ export async function openRunImage(run: ContainerRun, opts: OpenRunImageOptions)
       run.log(
         `${opened.path}: the ${sys.designator} partition is for architecture ${sys.architecture}, not this machine's ${archs.native ?? process.arch}; its programs may fail to execute (Exec format error).`,
       );
-    view = openImageView(opened);
+    view = openImageView(opened, { shared: true });
     spec.steps = opened.plan().map(imageStepToWire);
     spec.view = viewPaths(view);
     verifyImageTree(cfg, imageTree(spec.view));
@@ -109,12 +113,14 @@ export async function openRunImage(run: ContainerRun, opts: OpenRunImageOptions)
   return {
     opened,
     closeView() {
+      if (v?.shared) return;
       v?.close();
       v = undefined;
     },
+    keepViewAcrossExec: () => v?.keepAcrossExec() ?? [],
     reopenView() {
       if (v) return;
-      v = reopen(opened);
+      v = reopen(opened, { shared: true });
       spec.view = viewPaths(v);
     },
     async close() {

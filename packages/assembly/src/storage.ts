@@ -103,14 +103,14 @@ export function storageExtension(opts: StorageExtensionOptions = {}): ContainerE
     plan(run: ContainerRun, plan: HelperPlan) {
       const cfg = run.cfg;
       if (cfg.image) {
-        // the plan is made: the view goes before the container mounts the image (src/image.ts)
+        // the plan is made: a view that is not shared goes before the container mounts the image (src/image.ts)
         image?.closeView();
-        // supervised, Node holds the image open until teardown; handed over, the helper holds its loop devices and
-        // locks (the view's descriptors close with the exec)
+        // supervised, Node holds the image open until teardown; handed over, the helper holds its loop devices,
+        // locks and the view's mounts (whose superblocks the container's mounts share)
         if (run.handoff && image) {
           const kept = image.opened.keepAcrossExec();
           plan.inheritedLocks = [...(plan.inheritedLocks ?? []), ...kept.locks];
-          plan.heldFds = [...(plan.heldFds ?? []), ...kept.devices];
+          plan.heldFds = [...(plan.heldFds ?? []), ...kept.devices, ...image.keepViewAcrossExec()];
         }
         return;
       }

@@ -7,9 +7,15 @@
  * `--read-only` mounts it (ro, norecovery: nothing is written, not even a journal replay), so a writable mount of
  * the same file system must wait until the view is closed (the kernel refuses a read-write superblock while a
  * read-only one of the same device lives): close it before the container mounts, open it again to read again.
+ *
+ * A *shared* view (`{ shared: true }`) is made of the file systems as plan() mounts them (read-write for a writable
+ * image, with its options), mounted read-only for this process: the container's mount of the same device then gets
+ * the same superblock from the kernel instead of mounting the file system a second time (and unmounting the view's
+ * first: for an ext4 image each is a superblock read and write, a journal and flushes of the image file). Such a view
+ * stays open while the container runs (a hand-over passes its descriptors to the helper: keepAcrossExec()).
  */
 import { closeSync } from 'node:fs';
-import { errno, errnoName, type Fn, libcTable } from '@nspawn/syscall';
+import { errno, errnoName, type Fn, keepOnExec, libcTable } from '@nspawn/syscall';
 import { ImageError } from './errors.js';
 import type { OpenedImage } from './image.js';
 import { type MountPartitionStep, type PlanDevice, planMounts } from './plan.js';
@@ -44,8 +50,20 @@ export interface ImageView {
   readonly root?: string;
   /** the /usr partition's tree, when it has one of its own */
   readonly usr?: string;
+  /** whether the file systems are mounted as the container mounts them (openImageView()'s `shared`) */
+  readonly shared: boolean;
+  /** the detached mounts' descriptors, FD_CLOEXEC cleared: for a program exec'd in this process's place to hold */
+  keepAcrossExec(): number[];
   /** closes the detached mounts (idempotent) */
   close(): void;
+}
+
+export interface ImageViewOptions {
+  /**
+   * mount the file systems as plan() does (read-write for a writable image), read-only for this process only, so that
+   * the container's mounts share their superblocks (default false: read-only and without journal replay)
+   */
+  shared?: boolean;
 }
 
 function detachedMount(step: MountPartitionStep, image: string): number {
@@ -80,7 +98,8 @@ function detachedMount(step: MountPartitionStep, image: string): number {
  * The root and /usr partitions of IMG mounted detached and read-only for reading; needs root (CAP_SYS_ADMIN).
  * Throws an ImageError naming the image when a file system cannot be mounted.
  */
-export function openImageView(img: OpenedImage): ImageView {
+export function openImageView(img: OpenedImage, opts: ImageViewOptions = {}): ImageView {
+  const shared = opts.shared === true;
   const fds: number[] = [];
   const paths: { root?: string; usr?: string } = {};
   let closed = false;
@@ -98,7 +117,7 @@ export function openImageView(img: OpenedImage): ImageView {
     const devices = Object.fromEntries(
       Object.entries(img.devices).map(([d, l]) => [d, { path: l.path, fd: l.fd, offset: l.offset, size: l.size } satisfies PlanDevice]),
     ) as Partial<Record<Designator, PlanDevice>>;
-    for (const step of planMounts(img.dissected, devices, { readOnly: true })) {
+    for (const step of shared ? img.plan() : planMounts(img.dissected, devices, { readOnly: true })) {
       if (step.op !== 'mount' || (step.partition !== 'root' && step.partition !== 'usr')) continue;
       const fd = detachedMount(step, img.path);
       fds.push(fd);
@@ -108,5 +127,10 @@ export function openImageView(img: OpenedImage): ImageView {
     close();
     throw e;
   }
-  return { ...paths, close };
+  const keepAcrossExec = () =>
+    fds.map((fd) => {
+      keepOnExec(fd);
+      return fd;
+    });
+  return { ...paths, shared, keepAcrossExec, close };
 }
