@@ -94,7 +94,7 @@ const partsSeparate = (parts) => ({
  * The libraries a part bundles with it (only what it uses of them: -i's glue needs 60 of @nspawn/image's 130 KB, and
  * its bundle would copy @nspawn/btrfs and @nspawn/settings, which nspawn's has)
  */
-const PART_INLINE = { 'nspawn-image-run': /[\\/]packages[\\/]image[\\/]dist[\\/]/ };
+const PART_INLINE = { 'nspawn-image-run': /[\\/]packages[\\/](image[\\/]dist[\\/]|assembly[\\/]dist[\\/]image-sys\.js$)/ };
 /**
  * For the bundle of a part: the modules of the command's bundle (@nspawn/runtime, @nspawn/settings, the rest of
  * @nspawn/assembly, @nspawn/btrfs, @nspawn/syscall, @nspawn/uidrange) are not copied into it but taken from the

@@ -10,7 +10,7 @@
  * go with the container, and the kernel detaches the loop devices.
  */
 import { mkdirSync } from 'node:fs';
-import type { ImageView, MountStep, OpenedImage } from '@nspawn/image';
+import type { ImageSys, ImageView, MountStep, OpenedImage } from '@nspawn/image';
 import {
   ContainerError,
   type ContainerConfig,
@@ -20,6 +20,7 @@ import {
   imageTree,
   verifyImageTree,
 } from '@nspawn/runtime';
+import { addonImageSys } from './image-sys.js';
 
 type ImageModule = typeof import('@nspawn/image');
 let imageModule: Promise<ImageModule> | undefined;
@@ -73,10 +74,14 @@ export async function openRunImage(run: ContainerRun, opts: OpenRunImageOptions)
   const cfg: ContainerConfig = run.cfg;
   const spec = cfg.image;
   if (!spec) throw new Error('openRunImage: the run has no image');
-  const { ImageError, nativeArchitecture, openImage, openImageView } = await loadImage();
+  const { ImageError, nativeArchitecture, openImage, openImageView, realSys } = await loadImage();
+  // the system calls through the runtime's addon, without koffi (src/image-sys.ts)
+  const calls = addonImageSys(realSys);
+  const imageSys: ImageSys = calls?.sys ?? realSys;
   let opened: OpenedImage;
   try {
     opened = await openImage(spec.path, {
+      ...(calls ? { sys: calls.sys, lockSys: calls.lockSys } : {}),
       readOnly: cfg.readOnly,
       ephemeral: cfg.ephemeral === true ? (opts.ephemeral ?? 'overlay') : false,
       ...(cfg.imagePolicy !== undefined ? { imagePolicy: cfg.imagePolicy } : {}),
@@ -97,7 +102,7 @@ export async function openRunImage(run: ContainerRun, opts: OpenRunImageOptions)
       run.log(
         `${opened.path}: the ${sys.designator} partition is for architecture ${sys.architecture}, not this machine's ${archs.native ?? process.arch}; its programs may fail to execute (Exec format error).`,
       );
-    view = openImageView(opened, { shared: true });
+    view = openImageView(opened, { shared: true, sys: imageSys });
     spec.steps = opened.plan().map(imageStepToWire);
     spec.view = viewPaths(view);
     verifyImageTree(cfg, imageTree(spec.view));
@@ -120,7 +125,7 @@ export async function openRunImage(run: ContainerRun, opts: OpenRunImageOptions)
     keepViewAcrossExec: () => v?.keepAcrossExec() ?? [],
     reopenView() {
       if (v) return;
-      v = reopen(opened, { shared: true });
+      v = reopen(opened, { shared: true, sys: imageSys });
       spec.view = viewPaths(v);
     },
     async close() {

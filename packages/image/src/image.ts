@@ -20,7 +20,7 @@ import {
 } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { type ImageLock, ImageBusyError, lockImage } from '@nspawn/btrfs';
-import { keepOnExec } from '@nspawn/syscall';
+import { keepOnExec, type LockSys } from '@nspawn/syscall';
 import { type Designator, type DissectedImage, type DissectOptions, dissectImage } from './dissect.js';
 import { ImageError, imageError } from './errors.js';
 import { startHolder } from './holder.js';
@@ -56,6 +56,8 @@ export interface OpenImageOptions {
   env?: NodeJS.ProcessEnv;
   /** the system calls (a double in tests) */
   sys?: ImageSys;
+  /** the image lock's calls (@nspawn/syscall's LockSys, e.g. a native addon's; default koffi's) */
+  lockSys?: LockSys;
 }
 
 export interface MountOptions {
@@ -241,7 +243,7 @@ export async function openImage(path: string, opts: OpenImageOptions = {}): Prom
     if (opts.lock ?? !falsy(env.SYSTEMD_NSPAWN_LOCK)) {
       let lock: ImageLock;
       try {
-        lock = lockImage(image, { shared: readOnly || ephemeral !== false, env });
+        lock = lockImage(image, { shared: readOnly || ephemeral !== false, env, ...(opts.lockSys ? { sys: opts.lockSys } : {}) });
       } catch (e) {
         if (e instanceof ImageBusyError) throw new ImageError(`Disk image ${image} is currently busy.`, 'EBUSY', image);
         throw imageError(image, 'Failed to create image lock', e);
@@ -431,7 +433,7 @@ export async function openImage(path: string, opts: OpenImageOptions = {}): Prom
       keepAcrossExec() {
         const locks = [heldLock?.local, heldLock?.global].flatMap((l) => (l ? [{ fd: l.keepAcrossExec(), path: l.path, exclusive: l.exclusive }] : []));
         const fds = Object.values(devices).map((l) => {
-          keepOnExec(l.fd);
+          (sys.keepOnExec ?? keepOnExec)(l.fd);
           return l.fd;
         });
         return { locks, devices: fds };

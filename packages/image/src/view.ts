@@ -15,34 +15,16 @@
  * stays open while the container runs (a hand-over passes its descriptors to the helper: keepAcrossExec()).
  */
 import { closeSync } from 'node:fs';
-import { errno, errnoName, type Fn, keepOnExec, libcTable } from '@nspawn/syscall';
 import { ImageError } from './errors.js';
 import type { OpenedImage } from './image.js';
 import { type MountPartitionStep, type PlanDevice, planMounts } from './plan.js';
 import type { Designator } from './dissect.js';
-import { MS_RDONLY } from './sys.js';
+import { errCode, type ImageSys, MS_RDONLY, realSys } from './sys.js';
 
-// the same numbers on x86-64 and arm64 (the unified table)
-const SYS_FSOPEN = 430;
-const SYS_FSCONFIG = 431;
-const SYS_FSMOUNT = 432;
-const FSOPEN_CLOEXEC = 1;
-const FSMOUNT_CLOEXEC = 1;
-const FSCONFIG_SET_FLAG = 0;
-const FSCONFIG_SET_STRING = 1;
-const FSCONFIG_CMD_CREATE = 6;
 const MOUNT_ATTR_RDONLY = 0x1;
 const MOUNT_ATTR_NOSUID = 0x2;
 const MOUNT_ATTR_NODEV = 0x4;
 const MOUNT_ATTR_NOEXEC = 0x8;
-
-const DECLS = {
-  fsopen: 'long syscall(long nr, const char *fsname, unsigned int flags)',
-  fsconfig: 'long syscall(long nr, int fd, unsigned int cmd, const char *key, const char *value, int aux)',
-  fsmount: 'long syscall(long nr, int fd, unsigned int flags, unsigned int attrs)',
-} as const;
-let libc: Record<keyof typeof DECLS, Fn> | undefined;
-const lib = () => (libc ??= libcTable(DECLS));
 
 /** The view: host paths of the partitions' trees, valid until close(). */
 export interface ImageView {
@@ -64,33 +46,22 @@ export interface ImageViewOptions {
    * the container's mounts share their superblocks (default false: read-only and without journal replay)
    */
   shared?: boolean;
+  /** the system calls (default realSys: koffi's) */
+  sys?: ImageSys;
 }
 
-function detachedMount(step: MountPartitionStep, image: string): number {
-  const fail = (what: string): never => {
-    const code = errnoName(errno());
-    throw new ImageError(`${image}: Failed to mount the ${step.partition} partition (${step.fstype}, ${step.device.path}) to read it: ${what}: ${code}`, code, image);
-  };
-  const fs = Number(lib().fsopen(SYS_FSOPEN, step.fstype, FSOPEN_CLOEXEC));
-  if (fs < 0) fail('fsopen');
+function detachedMount(step: MountPartitionStep, image: string, sys: ImageSys): number {
+  const options: Array<[string, string | null]> = [['source', step.device.path]];
+  if (step.flags & MS_RDONLY) options.push(['ro', null]);
+  for (const o of step.data.split(',').filter(Boolean)) {
+    const eq = o.indexOf('=');
+    options.push(eq < 0 ? [o, null] : [o.slice(0, eq), o.slice(eq + 1)]);
+  }
   try {
-    const set = (key: string, value: string | null) => {
-      const cmd = value === null ? FSCONFIG_SET_FLAG : FSCONFIG_SET_STRING;
-      if (Number(lib().fsconfig(SYS_FSCONFIG, fs, cmd, key, value, 0)) < 0) fail(`option ${key}`);
-    };
-    set('source', step.device.path);
-    if (step.flags & MS_RDONLY) set('ro', null);
-    for (const o of step.data.split(',').filter(Boolean)) {
-      const eq = o.indexOf('=');
-      if (eq < 0) set(o, null);
-      else set(o.slice(0, eq), o.slice(eq + 1));
-    }
-    if (Number(lib().fsconfig(SYS_FSCONFIG, fs, FSCONFIG_CMD_CREATE, null, null, 0)) < 0) fail('create');
-    const m = Number(lib().fsmount(SYS_FSMOUNT, fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC));
-    if (m < 0) fail('fsmount');
-    return m;
-  } finally {
-    closeSync(fs);
+    return (sys.fsmount ?? realSys.fsmount!)(step.fstype, options, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
+  } catch (e) {
+    const code = errCode(e) ?? 'EIO';
+    throw new ImageError(`${image}: Failed to mount the ${step.partition} partition (${step.fstype}, ${step.device.path}) to read it: ${(e as Error).message}`, code, image);
   }
 }
 
@@ -100,6 +71,7 @@ function detachedMount(step: MountPartitionStep, image: string): number {
  */
 export function openImageView(img: OpenedImage, opts: ImageViewOptions = {}): ImageView {
   const shared = opts.shared === true;
+  const sys = opts.sys ?? realSys;
   const fds: number[] = [];
   const paths: { root?: string; usr?: string } = {};
   let closed = false;
@@ -119,7 +91,7 @@ export function openImageView(img: OpenedImage, opts: ImageViewOptions = {}): Im
     ) as Partial<Record<Designator, PlanDevice>>;
     for (const step of shared ? img.plan() : planMounts(img.dissected, devices, { readOnly: true })) {
       if (step.op !== 'mount' || (step.partition !== 'root' && step.partition !== 'usr')) continue;
-      const fd = detachedMount(step, img.path);
+      const fd = detachedMount(step, img.path, sys);
       fds.push(fd);
       paths[step.partition] = `/proc/${process.pid}/fd/${fd}`;
     }
@@ -129,7 +101,7 @@ export function openImageView(img: OpenedImage, opts: ImageViewOptions = {}): Im
   }
   const keepAcrossExec = () =>
     fds.map((fd) => {
-      keepOnExec(fd);
+      (sys.keepOnExec ?? realSys.keepOnExec!)(fd);
       return fd;
     });
   return { ...paths, shared, keepAcrossExec, close };
