@@ -133,13 +133,14 @@ function run(name, env, req) {
     written = true;
     writeCache(cacheFile, kind, script.createCachedData());
   };
-  const save = () => {
-    if (loadedKind !== KIND_SAVED) write(KIND_SAVED);
+  // FORCE: also when the cache loaded was saved (it may lack what this run compiled)
+  const save = (force = false) => {
+    if (force || loadedKind !== KIND_SAVED) write(KIND_SAVED);
   };
   process.once('exit', () => {
     if (loadedKind === undefined) write(KIND_EXIT);
   });
-  loaded.push([name, save]);
+  loaded.push([name, save, loadedKind === KIND_SAVED]);
   const mod = { exports: {}, filename: file, id: file };
   script.runInThisContext()(mod.exports, req(file), mod, file, path.dirname(file));
   return { exports: mod.exports, save };
@@ -181,11 +182,15 @@ function requireFor(env) {
 
 /**
  * Runs dist/NAME.cjs (see run()) and the parts it requires lazily. Returns save(): writes the cache of every bundle
- * run so far (the command's and the parts'), unless the one each loaded was itself saved.
+ * run so far (the command's and the parts'), unless the one each loaded was itself saved. A run that loaded a part
+ * without a saved cache took a path the command's saved cache may not hold (the first -i start after plain ones: the
+ * command's own image code): the command's cache is saved again then, with what this run compiled, so that the next
+ * such start compiles nothing either.
  */
 function load(name, env = process.env) {
   const save = () => {
-    for (const [, s] of loaded) s();
+    const newPath = loaded.slice(1).some(([, , hadSaved]) => !hadSaved);
+    for (const [i, [, s]] of loaded.entries()) s(i === 0 && newPath);
   };
   globalThis[Symbol.for('nspawn.saveCodeCache')] = save;
   run(name, env, requireFor(env));

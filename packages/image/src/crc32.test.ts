@@ -1,9 +1,18 @@
 import { randomBytes } from 'node:crypto';
 import { crc32 as zlibCrc32 } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { crc32 } from './crc32.js';
+import { CRC32_TABLE, crc32 } from './crc32.js';
 
 describe('crc32', () => {
+  it('its table is the polynomial\'s', () => {
+    for (let n = 0; n < 256; n++) {
+      let c = n;
+      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+      expect(CRC32_TABLE[n]).toBe(c >>> 0);
+    }
+    expect(CRC32_TABLE.length).toBe(256);
+  });
+
   it("is zlib's CRC-32: the check value, empty input, random buffers and a continued sum", () => {
     expect(crc32(Buffer.from('123456789'))).toBe(0xcbf43926);
     expect(crc32(new Uint8Array(0))).toBe(0);
