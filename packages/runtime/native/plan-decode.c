@@ -121,6 +121,11 @@ static int plan_record(void *ctx, unsigned id, const WireValue *v, char *err, si
         case P_CGNSLATE:
                 p->cgns_late = 1;
                 break;
+        case P_WINSIZE:
+                FITS(v[0].u, 0xffff, "console width");
+                FITS(v[1].u, 0xffff, "console height");
+                p->win_cols = (unsigned) v[0].u, p->win_rows = (unsigned) v[1].u;
+                break;
         case P_USERMAP:
         case P_IDMAP:
                 FITS(v[0].u, 0xffffffffu, "shift");

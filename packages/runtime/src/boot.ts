@@ -16,6 +16,7 @@ import { baseFilesystemCreate } from './base-filesystem.js';
 import { volatileTree } from './volatile.js';
 import { rootDirectory } from './root-dir.js';
 import { type CgroupFs, createMachineCgroup, type MachineCgroup, machineHierarchies, parseProcCgroup } from './cgroup.js';
+import { ociDeviceRules } from './oci-bundle.js';
 import { deviceCgroupProgram, type DeviceFacts, formatDeviceRule, machineDeviceRules, nodeDeviceFacts } from './devices/index.js';
 import type { HelperPlan } from './protocol.js';
 import { randomHex } from './random.js';
@@ -111,7 +112,7 @@ export function setupMachineCgroup(
   cgroupFs?: CgroupFs,
 ): MachineCgroup {
   const mech = deviceMechanisms(cfg, host);
-  const rules = machineDeviceRules(cfg.customMounts, rootDirectory(cfg), facts);
+  const rules = [...machineDeviceRules(cfg.customMounts, rootDirectory(cfg), facts), ...ociDeviceRules(cfg.oci)];
   if (!mech.v1 && !mech.bpf && cfg.deviceCgroup === undefined)
     hooks.log('This host has neither a v1 devices controller nor a unified cgroup hierarchy: the container\'s device access is not restricted.');
   const cgroup = createMachineCgroup({

@@ -232,6 +232,22 @@ describe('determineNames and the settings file', () => {
     expect(r.settings.customMounts).toBeUndefined();
     expect(r.messages).toEqual(['Ignoring TemporaryFileSystem=, Bind= and BindReadOnly= settings, file /m/box.nspawn is not trusted.']);
   });
+  it('--oci-bundle=: the bundle instead of any .nspawn file, and its refusal as one line', () => {
+    const files = fs({
+      '/b/config.json': JSON.stringify({ ociVersion: '1.0.0', root: { path: 'box' }, hostname: 'oci', process: { args: ['/bin/true'], user: { uid: 5, gid: 6 } } }),
+      '/run/systemd/nspawn/box.nspawn': '[Exec]\nHostname=file\n',
+      '/bad/config.json': '{"ociVersion":"1.0.0","foo":1}',
+    });
+    const r = applySettingsFile({ settings: { ociBundle: '/b' }, set: new Set() }, files);
+    expect(r.settings).toMatchObject({ directory: '/b/box', hostname: 'oci', parameters: ['/bin/true'], oci: { bundle: '/b', uid: 5, gid: 6 } });
+    expect(r.path).toBe('/b/config.json');
+    expect(() => applySettingsFile({ settings: { ociBundle: '/bad' }, set: new Set() }, files)).toThrow("/bad/config.json:1:29: foo: Unexpected OCI element 'foo' of type 'unsigned'.");
+    // the bundle's user and capabilities reach the config
+    const e = env({ exists: (p) => p === '/b/box' });
+    const p = prepareContainer(r.settings, e);
+    expect(p.config).toMatchObject({ directory: '/b/box', machineName: 'box', oci: { uid: 5, gid: 6 } });
+    expect(p.config.user).toBeUndefined();
+  });
   it('--settings=no reads nothing; diagnostics name file and line', () => {
     const files = fs({ '/m/box.nspawn': '[Exec]\nNope=1\n' });
     expect(applySettingsFile({ settings: { directory: '/m/box', settingsMode: 'no' }, set: new Set() }, files).messages).toEqual([]);

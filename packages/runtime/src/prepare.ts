@@ -8,7 +8,9 @@ import { basename, join as pathJoin } from 'node:path';
 import {
   bindMountOptionsError,
   formatDiagnostic,
+  loadOciBundle,
   loadSettings,
+  mergeOciBundle,
   mergeSettings,
   parseBoolean,
   type SettingKey,
@@ -28,6 +30,7 @@ import { containerCapabilities, verifyAmbientCapabilities } from './caps.js';
 import type { NetworkConfig } from './network-config.js';
 import { ContainerError } from './errors.js';
 import { type CredentialReader, loadCredentials } from './credentials.js';
+import { ociRunOf } from './oci-bundle.js';
 
 /** os.hostname(), node:os loaded on use (a start that names its machine never needs it) */
 const osHostname = (): string => process.getBuiltinModule('node:os').hostname();
@@ -207,6 +210,12 @@ export interface SettingsLoad {
  * would refuse to start because of the file.
  */
 export function applySettingsFile(cl: { settings: Settings; set: ReadonlySet<SettingKey> }, fs?: SettingsFs): SettingsLoad {
+  // load_oci_bundle(): a bundle's config.json instead of any .nspawn file (trusted; refusals are OciBundleErrors)
+  if (cl.settings.ociBundle !== undefined) {
+    const bundle = loadOciBundle(cl.settings.ociBundle, fs);
+    const merged = mergeOciBundle(cl, bundle);
+    return { settings: merged.settings, messages: merged.warnings, path: bundle.path };
+  }
   const mode = cl.settings.settingsMode ?? 'yes';
   if (mode === 'no') return { settings: cl.settings, messages: [] };
   const { directory, machineName } = determineNames(cl.settings);
@@ -348,6 +357,8 @@ export function prepareContainer(s: Settings, env: PrepareEnv, unsupported: read
   // verify_arguments(): duplicates dropped (strv_uniq())
   if (s.bindUser?.length) config.bindUser = [...new Set(s.bindUser)];
   if (seccompDisabled(env.environ.SYSTEMD_SECCOMP)) config.seccomp = false;
+  const oci = ociRunOf(s.oci, consoleMode);
+  if (oci) config.oci = oci;
   const deviceCgroup = parseDevicePolicyEnv(env.environ.NSPAWN_DEVICE_POLICY);
   if (deviceCgroup !== undefined) config.deviceCgroup = deviceCgroup;
   const network = networkConfig(s, env.environ);

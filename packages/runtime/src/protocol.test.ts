@@ -60,6 +60,7 @@ const full: HelperPlan = basePlan({
   ],
   cgnsLate: true,
   pivotRoot: { newRoot: '/sysroot', oldRoot: '/oldroot' },
+  consoleSize: { width: 132, height: 43 },
   net: {
     steps: [
       { kind: 'up', ifname: 'host0' },
@@ -194,6 +195,7 @@ const planArb: fc.Arbitrary<HelperPlan> = fc
       ociFds: fc.record({ consoleSocket: fc.integer({ min: -1, max: 0xffff }), pass: fc.array(fc.nat(0xffff), { maxLength: 8 }) }, { requiredKeys: ['pass'] }),
       blobs: fc.array(fc.uint8Array({ maxLength: 64 }), { maxLength: 4 }),
       cgnsLate: fc.boolean(),
+      consoleSize: fc.record({ width: fc.integer({ min: 1, max: 0xffff }), height: fc.integer({ min: 1, max: 0xffff }) }),
       pivotRoot: fc.record({ newRoot: abs, oldRoot: abs }, { requiredKeys: ['newRoot'] }),
       env: strs(60),
       argv: strs(200),
@@ -248,7 +250,7 @@ describe('property: whatever the values, the decoder sees exactly the plan that 
   it('random exec-in requests', () => {
     const req: fc.Arbitrary<ExecInRequest> = fc.oneof(
       fc.record(
-        { leader: fc.integer({ min: 2, max: 0x7fffffff }), command: fc.array(str, { minLength: 1, maxLength: 50 }), env: strs(30), uid: id, gid: id, groups: fc.array(id, { maxLength: 8 }), cwd: str, cgroups: strs(8), pty: fc.boolean(), consoleSocketFd: fc.nat(0xffff) },
+        { leader: fc.integer({ min: 2, max: 0x7fffffff }), command: fc.array(str, { minLength: 1, maxLength: 50 }), env: strs(30), uid: id, gid: id, groups: fc.array(id, { maxLength: 8 }), cwd: str, cgroups: strs(8), pty: fc.boolean(), consoleSocketFd: fc.nat(0xffff), passFds: fc.array(fc.nat(0xffff), { maxLength: 6 }) },
         { requiredKeys: ['leader', 'command'] },
       ),
       fc.record({ leader: fc.integer({ min: 2, max: 0x7fffffff }), bind: fc.record({ source: abs, destination: abs, readOnly: fc.boolean(), mkdir: fc.boolean() }) }),

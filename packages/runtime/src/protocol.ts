@@ -131,6 +131,11 @@ export interface HelperPlan {
   /** --pivot-root=NEW[:OLD]: setup_pivot_root() before the volatile mode and the ops (native/pivot.c) */
   pivotRoot?: { newRoot: string; oldRoot?: string };
   env: string[];
+  /**
+   * The console's size (an OCI bundle's process.consoleSize): the pty gets it instead of the caller's terminal's, and
+   * keeps it when that terminal is resized (pty_forward_set_width_height())
+   */
+  consoleSize?: { width: number; height: number };
   /** empty means: try `fallback` shells */
   argv: string[];
   /** execvpe() with the container's PATH when argv[0] has no slash */
@@ -338,11 +343,11 @@ const P = {
   NETROUTE: 30, NETNS: 31, SEARCH: 32, ENV: 33, STUBENV: 34, ARGV: 35, FALLBACK: 36, FALLBACKARGS: 37, FINALNL: 38, SURVIVE: 39,
   STDOUT: 40, SDNOTIFY: 41, LOCK: 42, LOCKFD: 43, RMSUBVOL: 44, RMMOUNT: 45, RMTREE: 46, CGMKDIR: 47, CGWRITE: 48, CGCHOWN: 49,
   HANDOFF: 50, HOMSGS: 51, HOSIGNAMES: 52, HORM: 53, HOKILL: 54, HOSLICE: 55, HOMARKER: 56, HOREEXEC: 57, NSJOIN: 58,
-  VOLATILE: 59, BLOB: 60, BINDMAP: 61, IMAGE: 62, HOLDFD: 63, PIVOTROOT: 64, OCIFDS: 65, LATESYNC: 66, CGNSLATE: 67,
+  VOLATILE: 59, BLOB: 60, BINDMAP: 61, IMAGE: 62, HOLDFD: 63, PIVOTROOT: 64, OCIFDS: 65, LATESYNC: 66, CGNSLATE: 67, WINSIZE: 68,
 } as const;
 
 /** Record ids of an exec-in request (native/wire.h X_*). */
-const X = { END: 0, LEADER: 1, COMMAND: 2, ENV: 3, UID: 4, GID: 5, GROUPS: 6, CWD: 7, CGROUPS: 8, PTY: 9, BIND: 10, CONSOLESOCK: 11 } as const;
+const X = { END: 0, LEADER: 1, COMMAND: 2, ENV: 3, UID: 4, GID: 5, GROUPS: 6, CWD: 7, CGROUPS: 8, PTY: 9, BIND: 10, CONSOLESOCK: 11, PASSFDS: 12 } as const;
 
 /** Record ids of a move-back request (native/wire.h M_*). */
 const M = { END: 0, IFNAMES: 1 } as const;
@@ -486,6 +491,7 @@ export function encodePlan(p: HelperPlan): Buffer {
   w.r(P.CLONE).u(p.cloneFlags, 'clone flags').e();
   if (p.sync) w.r(P.SYNC).e();
   if (p.cgnsLate) w.r(P.CGNSLATE).e();
+  if (p.consoleSize) w.r(P.WINSIZE).u(p.consoleSize.width, 'console width').u(p.consoleSize.height, 'console height').e();
   if (p.usermap) w.r(P.USERMAP).u(p.usermap.shift, 'usermap').u(p.usermap.range, 'usermap').e();
   if (p.idmap) w.r(P.IDMAP).u(p.idmap.shift, 'idmap').u(p.idmap.range, 'idmap').e();
   if (p.hostname !== undefined) w.r(P.HOSTNAME).s(p.hostname).e();
@@ -590,6 +596,8 @@ export interface ExecInRequest {
   pty?: boolean;
   /** with pty: the helper's fd of a connected AF_UNIX socket the pty's master is sent to (OCI exec --console-socket) instead of being relayed */
   consoleSocketFd?: number;
+  /** the helper's fds that become the command's 3, 4, ... in this order (OCI exec --preserve-fds); every other fd of the helper stays out */
+  passFds?: number[];
   bind?: { source: string; destination: string; readOnly?: boolean; mkdir?: boolean };
 }
 
@@ -606,6 +614,7 @@ export function encodeExecIn(r: ExecInRequest): Buffer {
   if (r.cgroups !== undefined) w.r(X.CGROUPS).S(r.cgroups).e();
   if (r.pty) w.r(X.PTY).e();
   if (r.consoleSocketFd !== undefined) w.r(X.CONSOLESOCK).u(r.consoleSocketFd, 'console socket fd').e();
+  if (r.passFds !== undefined && r.passFds.length > 0) w.r(X.PASSFDS).U(r.passFds, 'fd').e();
   if (r.bind) w.r(X.BIND).s(r.bind.source).s(r.bind.destination).b1(r.bind.readOnly).b1(r.bind.mkdir).e();
   return w.done();
 }
