@@ -296,7 +296,7 @@ export class Supervisor {
         for (;;) {
           const { settings, messages } = applySettingsFile({ settings: base, set });
           for (const msg of messages) say(msg);
-          const prepared = prepareStart(settings, { commandLine: base });
+          const prepared = await prepareStart(settings, { commandLine: base });
           // machine.slice stays between the daemon's containers (made once, not for each start); stop() gives it up
           prepared.config.keepMachineSlice = true;
           say(`-- nspawnd: starting ${name} on ${dir}`);

@@ -1,14 +1,16 @@
 /**
  * -i/--image: a disk image as a run's root, through @nspawn/image. At setup the image is opened (its lock, the
  * dissection, the image policy, one AUTOCLEAR loop device per partition, fsck), its root and /usr file systems are
- * mounted detached for Node to read (the plan's decisions, --user, -b's os-release, the machine ID), and its mounts
+ * mounted detached for Node to read (the plan's decisions, --user, -b's os-release, the machine ID) as the container
+ * mounts them, so that the container's mounts share their superblocks (one mount of each file system per run, not
+ * two: @nspawn/image's shared view), and its mounts
  * go into the plan as data: the helper makes them in the container's mount namespace (native/image.c). Node keeps
  * the loop devices and the lock open for the run (or hands them to the helper with a hand-over), so whatever way the run
  * ends — exit, failure, SIGTERM, kill -9 of nspawn — the descriptors close, the container's namespace and its mounts
  * go with the container, and the kernel detaches the loop devices.
  */
 import { mkdirSync } from 'node:fs';
-import type { ImageView, MountStep, OpenedImage } from '@nspawn/image';
+import type { ImageSys, ImageView, MountStep, OpenedImage } from '@nspawn/image';
 import {
   ContainerError,
   type ContainerConfig,
@@ -18,6 +20,8 @@ import {
   imageTree,
   verifyImageTree,
 } from '@nspawn/runtime';
+import { addonImageSys } from './image-sys.js';
+import { setRunImage } from './image-registry.js';
 
 type ImageModule = typeof import('@nspawn/image');
 let imageModule: Promise<ImageModule> | undefined;
@@ -72,21 +76,16 @@ export function imageStepsToWire(steps: readonly MountStep[]): ImageMountStep[] 
   return wire;
 }
 
-const runImages = new WeakMap<ContainerConfig, RunImage>();
-
-/** The image opened for the run of CFG (by the storage extension), for the other extensions (-U's chown). */
-export function runImageOf(cfg: ContainerConfig): RunImage | undefined {
-  return runImages.get(cfg);
-}
-
 /** The image of one run, open from setup to teardown. */
 export interface RunImage {
   readonly opened: OpenedImage;
   /**
-   * closes the view (before the container mounts the image: a read-write mount waits for the read-only view's
-   * superblock to go); the next boot's plan reads the image again after reopenView()
+   * before the container mounts the image: closes a view that is not shared (a read-write mount would wait for its
+   * read-only superblock to go); a shared one stays open, its file systems are the container's
    */
   closeView(): void;
+  /** the view's descriptors for the helper to hold after a hand-over (FD_CLOEXEC cleared), none when it is closed */
+  keepViewAcrossExec(): number[];
   /** opens the view again (for the next boot's plan) and points cfg.image.view at it */
   reopenView(): void;
   /**
@@ -118,10 +117,14 @@ export async function openRunImage(run: ContainerRun, opts: OpenRunImageOptions)
   const cfg: ContainerConfig = run.cfg;
   const spec = cfg.image;
   if (!spec) throw new Error('openRunImage: the run has no image');
-  const { ImageError, mountedPartitions, nativeArchitecture, openImage, openImageView } = await loadImage();
+  const { ImageError, mountedPartitions, nativeArchitecture, openImage, openImageView, realSys } = await loadImage();
+  // the system calls through the runtime's addon, without koffi (src/image-sys.ts)
+  const calls = addonImageSys(realSys);
+  const imageSys: ImageSys = calls?.sys ?? realSys;
   let opened: OpenedImage;
   try {
     opened = await openImage(spec.path, {
+      ...(calls ? { sys: calls.sys, lockSys: calls.lockSys } : {}),
       readOnly: cfg.readOnly,
       ephemeral: cfg.ephemeral === true ? (opts.ephemeral ?? 'overlay') : false,
       ...(cfg.imagePolicy !== undefined ? { imagePolicy: cfg.imagePolicy } : {}),
@@ -142,7 +145,7 @@ export async function openRunImage(run: ContainerRun, opts: OpenRunImageOptions)
       run.log(
         `${opened.path}: the ${sys.designator} partition is for architecture ${sys.architecture}, not this machine's ${archs.native ?? process.arch}; its programs may fail to execute (Exec format error).`,
       );
-    view = openImageView(opened);
+    view = openImageView(opened, { shared: true, sys: imageSys });
     spec.steps = imageStepsToWire(opened.plan());
     spec.view = viewPaths(view);
     verifyImageTree(cfg, imageTree(spec.view));
@@ -158,12 +161,14 @@ export async function openRunImage(run: ContainerRun, opts: OpenRunImageOptions)
   const runImage: RunImage = {
     opened,
     closeView() {
+      if (v?.shared) return;
       v?.close();
       v = undefined;
     },
+    keepViewAcrossExec: () => v?.keepAcrossExec() ?? [],
     reopenView() {
       if (v) return;
-      v = reopen(opened);
+      v = reopen(opened, { shared: true, sys: imageSys });
       spec.view = viewPaths(v);
     },
     steps(userns) {
@@ -178,7 +183,7 @@ export async function openRunImage(run: ContainerRun, opts: OpenRunImageOptions)
       const hadView = v !== undefined;
       v?.close();
       v = undefined;
-      const w = reopen(opened, { writable: true });
+      const w = reopen(opened, { writable: true, sys: imageSys });
       try {
         // each partition in turn (recursive_chown() crosses into them: ours stops at mount points); read-only ones
         // are skipped, as recurse_fd() skips a read-only file system
@@ -187,19 +192,19 @@ export async function openRunImage(run: ContainerRun, opts: OpenRunImageOptions)
       } finally {
         w.close();
         if (hadView) {
-          v = reopen(opened);
+          v = reopen(opened, { shared: true, sys: imageSys });
           spec.view = viewPaths(v);
         }
       }
     },
     async close() {
-      runImages.delete(cfg);
+      setRunImage(cfg, undefined);
       v?.close();
       v = undefined;
       await opened.close();
     },
   };
-  runImages.set(cfg, runImage);
+  setRunImage(cfg, runImage);
   return runImage;
 }
 

@@ -26,7 +26,7 @@ import type { ContainerExtension } from '@nspawn/runtime';
 import { ContainerError } from '@nspawn/runtime';
 import { sysAddon } from '@nspawn/runtime';
 import { runRecordOf } from '@nspawn/runtime';
-import { runImageOf } from './image.js';
+import { runImageOf } from './image-registry.js';
 
 export interface PrivateUsersDeps {
   pick: typeof pickRange;

@@ -5,7 +5,6 @@
  * (ours, the default), the partitions dissected, a loop device per partition by offset, fsck of the writable ones,
  * and then a mount plan, host-side mounts in a namespace that dies with us, and a close() that leaves nothing.
  */
-import { randomBytes } from 'node:crypto';
 import {
   chmodSync,
   closeSync,
@@ -21,7 +20,7 @@ import {
 } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { type ImageLock, ImageBusyError, lockImage } from '@nspawn/btrfs';
-import { keepOnExec } from '@nspawn/syscall';
+import { keepOnExec, type LockSys } from '@nspawn/syscall';
 import { type Designator, type DissectedImage, type DissectOptions, dissectImage } from './dissect.js';
 import { ImageError, imageError } from './errors.js';
 import { startHolder } from './holder.js';
@@ -57,6 +56,8 @@ export interface OpenImageOptions {
   env?: NodeJS.ProcessEnv;
   /** the system calls (a double in tests) */
   sys?: ImageSys;
+  /** the image lock's calls (@nspawn/syscall's LockSys, e.g. a native addon's; default koffi's) */
+  lockSys?: LockSys;
 }
 
 export interface MountOptions {
@@ -157,7 +158,7 @@ function runFsck(image: string, designator: Designator, device: string, fstype: 
 
 /** `.#machine.NAME<16 hex>` beside the image, systemd's tempfn_random(image, "machine."). */
 export function ephemeralCopyPath(image: string): string {
-  return join(dirname(image), `.#machine.${basename(image)}${randomBytes(8).toString('hex')}`);
+  return join(dirname(image), `.#machine.${basename(image)}${process.getBuiltinModule('node:crypto').randomBytes(8).toString('hex')}`);
 }
 
 function copyImage(src: string, dst: string, readOnly: boolean, isBlock: boolean): void {
@@ -245,7 +246,7 @@ export async function openImage(path: string, opts: OpenImageOptions = {}): Prom
     if (opts.lock ?? !falsy(env.SYSTEMD_NSPAWN_LOCK)) {
       let lock: ImageLock;
       try {
-        lock = lockImage(image, { shared: readOnly || ephemeral !== false, env });
+        lock = lockImage(image, { shared: readOnly || ephemeral !== false, env, ...(opts.lockSys ? { sys: opts.lockSys } : {}) });
       } catch (e) {
         if (e instanceof ImageBusyError) throw new ImageError(`Disk image ${image} is currently busy.`, 'EBUSY', image);
         throw imageError(image, 'Failed to create image lock', e);
@@ -436,7 +437,7 @@ export async function openImage(path: string, opts: OpenImageOptions = {}): Prom
       keepAcrossExec() {
         const locks = [heldLock?.local, heldLock?.global].flatMap((l) => (l ? [{ fd: l.keepAcrossExec(), path: l.path, exclusive: l.exclusive }] : []));
         const fds = Object.values(devices).map((l) => {
-          keepOnExec(l.fd);
+          (sys.keepOnExec ?? keepOnExec)(l.fd);
           return l.fd;
         });
         return { locks, devices: fds };
