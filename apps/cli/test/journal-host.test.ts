@@ -88,19 +88,26 @@ interface Side {
  * directory of its own on both sides, none of an earlier test's in the way.
  */
 const trees = new Set<string>();
-async function debian(name: string): Promise<Side> {
-  const id = newId();
+async function debian(name: string, opts: { emptyMachineId?: boolean } = {}): Promise<Side> {
+  // an empty /etc/machine-id: the ID is the UUID the tool picks (known once it has registered)
+  const id = opts.emptyMachineId ? '' : newId();
   const tree = `/var/lib/machines/${name}`;
   if (!trees.has(name)) {
-    await addDebianTree(host, name, { machineId: id });
+    await addDebianTree(host, name, { machineId: newId() });
     trees.add(name);
-  } else await host.run(['sh', '-c', `echo ${id} > ${tree}/etc/machine-id`]);
+  }
+  await host.run(['sh', '-c', id ? `printf '%s\\n' ${id} > ${tree}/etc/machine-id` : `: > ${tree}/etc/machine-id`]);
   return { name, id, tree };
 }
 
 /** waits until NAME has booted (its journal, read through machined, says so), then logs a line inside it */
 async function bootedAndMarked(side: Side): Promise<void> {
   const out = () => side.run?.output() ?? '';
+  if (!side.id) {
+    // the container's UUID, as machined has it (Id=, 32 hex digits)
+    side.id = await until(async () => (await host.exec(['machinectl', 'show', '-p', 'Id', '--value', side.name])).stdout.trim(), 30_000);
+    expect(side.id, `${side.name} did not register:\n${out()}`).toMatch(/^[0-9a-f]{32}$/);
+  }
   // this boot's line, by the machine ID the test gave the tree: the tree keeps earlier tests' journals (other IDs), and
   // while our nspawn's leader is registered but not yet in its root, machined opens the host's root for -M, whose
   // journal has a "Startup finished" of its own (FACTS-systemd-host.md)
@@ -187,6 +194,19 @@ describe('the journal of a booted Debian container on a systemd host, as systemd
       }
       await powerOff(ours, ref);
     }
+  });
+
+  it('an empty /etc/machine-id: the UUID the tool picks names the link, and systemd inside commits it to the tree', { timeout: 180_000 }, async () => {
+    const ours = await debian('mh-jours', { emptyMachineId: true });
+    const ref = await debian('mh-jref', { emptyMachineId: true });
+    await bootBoth(ours, ref, ['--link-journal=try-guest']);
+    for (const s of [ours, ref]) {
+      // "Initializing machine ID from container UUID.", then systemd-machine-id-commit.service writes it to the tree
+      expect(await until(async () => (await host.run(['cat', `${s.tree}/etc/machine-id`])).trim() === s.id, 10_000), s.name).toBe(true);
+      expect(await host.run(['readlink', `/var/log/journal/${s.id}`])).toBe(`${s.tree}/var/log/journal/${s.id}\n`);
+      await visibleEverywhere(s);
+    }
+    await powerOff(ours, ref);
   });
 
   it('-U --link-journal=guest: the journal directory made in the idmapped tree is the container root\'s, so its journald writes there', { timeout: 180_000 }, async () => {
