@@ -261,6 +261,22 @@ describe('the journal of a booted Debian container on a systemd host, as systemd
     expect(await machines()).toBe('');
   });
 
+  it('-U --private-users-ownership=chown --link-journal=guest: the tree chowned into the range, the journal directory with it', { timeout: 240_000 }, async () => {
+    // last of the Debian tests: the trees stay chowned
+    const ours = await debian('mh-jours');
+    const ref = await debian('mh-jref');
+    await bootBoth(ours, ref, ['-U', '--private-users-ownership=chown', '--link-journal=guest']);
+    for (const s of [ours, ref]) {
+      const base = await owner(s.tree);
+      expect(base, s.name).not.toBe('0:0');
+      // the directory made for the link belongs to the container's root: the range's base on the disk
+      expect((await owner(`${s.tree}/var/log/journal/${s.id}`)).split(':')[0], s.name).toBe(base.split(':')[0]);
+      expect(await exists(`${s.tree}/var/log/journal/${s.id}/system.journal`), s.name).toBe(true);
+      await visibleEverywhere(s);
+    }
+    await powerOff(ours, ref);
+  });
+
   it('-x links no journal (252: not in ephemeral mode), and refuses --link-journal=host|guest without try-', { timeout: 120_000 }, async () => {
     for (const [argv0, name] of [[['node', NSPAWN], 'mh-jeph'], [['systemd-nspawn'], 'mh-jephref']] as const) {
       const uuid = newId();
