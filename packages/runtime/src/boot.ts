@@ -4,7 +4,7 @@
  * plan with what the extensions add, the machine's cgroup with its device policy, and what nspawn says at the start
  * and the end.
  */
-import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lchownSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { type HostFacts, nodeTree } from './host.js';
 import { imageRootTree } from './image-tree.js';
@@ -175,15 +175,17 @@ export function planBoot(
   const treeId = treeMachineId(tree);
   if (treeId !== undefined) cfg.uuid = treeId;
   // setup_journal(): the host side now, the tree's side in the plan; a volatile root is not the tree: its directories
-  // are made in the container (where /var is writable in every volatile mode)
+  // are made in the container (where /var is writable in every volatile mode). An ephemeral snapshot links nothing
+  // (252: "Don't link journals in ephemeral mode", not even /var/log/journal made): a link to a tree that goes away
+  // would outlive it on the host. What it makes in the tree is chowned below, once the plan says whether the root is
+  // an idmapped mount.
   const journal = setupJournal({
     directory: rootDirectory(cfg),
     uuid: cfg.uuid,
-    mode: cfg.linkJournal ?? 'auto',
+    mode: cfg.ephemeral ? 'no' : (cfg.linkJournal ?? 'auto'),
     try: cfg.linkJournalTry === true,
     readOnly: cfg.readOnly && !cfg.volatile,
     tree,
-    ...(cfg.userns ? { uidShift: cfg.userns.shift } : {}),
     ...(cfg.volatile || cfg.image ? { inContainer: true } : {}),
   });
   for (const w of journal.warnings) hooks.log(w);
@@ -201,6 +203,10 @@ export function planBoot(
     // container's root as the disk sees it (0 through an idmapped root, else the range's base)
     // (a volatile root gets them from the plan, in the container: src/volatile.ts)
     if (!cfg.volatile && !cfg.image) baseFilesystemCreate(rootDirectory(cfg), cfg.userns && !plan.idmap ? cfg.userns.shift : 0);
+    // userns_mkdir() of setup_journal(): the journal's directories belong to the container's root too; through an
+    // idmapped root that is 0 on the disk (what mkdir made), else the range's base, or the container's journald
+    // cannot write its files there (it falls back to /run/log/journal, and nothing reaches the host's link)
+    if (cfg.userns && !plan.idmap) for (const d of journal.made) lchownSync(d, cfg.userns.shift, cfg.userns.shift);
     return { plan, cleanup: overlays.cleanup };
   } catch (e) {
     overlays.cleanup();

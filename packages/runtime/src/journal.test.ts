@@ -68,7 +68,7 @@ const binds = (r: ReturnType<typeof setupJournal>) => r.ops.filter((o) => o.kind
 
 describe('setupJournal (setup_journal())', () => {
   it('no: nothing at all', () => {
-    expect(setup({ mode: 'no' }, fakeFs())).toEqual({ ops: [], warnings: [], host: [] });
+    expect(setup({ mode: 'no' }, fakeFs())).toEqual({ ops: [], warnings: [], host: [], made: [] });
   });
   it('auto: the missing /var/log/journal directories in the tree, and no link when the host has none', () => {
     const r = setup({}, fakeFs());
@@ -157,6 +157,15 @@ describe('setupJournal (setup_journal())', () => {
     const fs = fakeFs();
     setup({ mode: 'host', uidShift: 1879048192 }, fs);
     expect(fs.chowned).toEqual(['/m/box/var/log', '/m/box/var/log/journal', `/m/box${P}`].map((d) => `${d} 1879048192:1879048192`));
+  });
+  it('made: the host paths of what was made in the tree, for a caller that chowns once it knows the root is not idmapped', () => {
+    const fs = fakeFs();
+    const r = setup({ mode: 'guest' }, fs);
+    expect(r.made).toEqual(['/m/box/var/log', '/m/box/var/log/journal', `/m/box${P}`]);
+    // no uidShift: nothing chowned here (an idmapped root wants the disk's 0, which mkdir gave)
+    expect(fs.chowned).toEqual([]);
+    // what existed is not listed
+    expect(setup({ mode: 'guest' }, fs).made).toEqual([]);
   });
   it('a tree without /var gets it too', () => {
     const fs = fakeFs();

@@ -107,7 +107,11 @@ export interface JournalOptions {
   /** the tree is mounted read-only in the container (--read-only): directories it lacks cannot be made */
   readOnly: boolean;
   tree: Pick<Tree, 'isDirectory' | 'resolve'>;
-  /** with a user namespace: the host UID (and GID) of the container's root, the owner of what is made in the tree */
+  /**
+   * with a user namespace: the host UID (and GID) of the container's root, the owner of what is made in the tree.
+   * Leave it out where the root will be an idmapped mount (the disk's owner is then 0, which is what mkdir gives) or
+   * where the caller chowns JournalSetup.made itself once it knows (planBoot() does: the idmap is decided later)
+   */
   uidShift?: number;
   /**
    * the container's root is not the tree (--volatile=): its directories are made in the container's mount namespace
@@ -123,6 +127,8 @@ export interface JournalSetup {
   warnings: string[];
   /** what was done on disk, for the record (tests): "mkdir /var/log" in the tree, "host: mkdir ..." on the host */
   host: string[];
+  /** the directories made in the tree, as host paths (userns_mkdir(): to be owned by the container's root) */
+  made: string[];
 }
 
 /**
@@ -131,7 +137,7 @@ export interface JournalSetup {
  * modes that need one (host, guest); auto and the try- variants then link nothing.
  */
 export function setupJournal(opts: JournalOptions, fs: JournalFs = nodeJournalFs): JournalSetup {
-  const out: JournalSetup = { ops: [], warnings: [], host: [] };
+  const out: JournalSetup = { ops: [], warnings: [], host: [], made: [] };
   if (opts.mode === 'no') return out;
   /** userns_mkdir(): PATH in the tree (its parent resolved inside the tree), owned by the container's root */
   const treeMkdir = (path: string) => {
@@ -150,6 +156,7 @@ export function setupJournal(opts: JournalOptions, fs: JournalFs = nodeJournalFs
       throw e;
     }
     out.host.push(`mkdir ${path}`);
+    out.made.push(host);
     if (opts.uidShift !== undefined) fs.chown(host, opts.uidShift, opts.uidShift);
   };
   const tryMode = opts.try || opts.mode === 'auto';

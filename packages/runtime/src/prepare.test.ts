@@ -216,6 +216,12 @@ describe('prepareContainer', () => {
     expect(prep({ directory: '/m/box', linkJournal: 'auto' }).config.linkJournal).toBeUndefined();
     expect(prep({ directory: '/m/box' }).notifyReady).toBe(false);
   });
+  it('-x with --link-journal=host|guest is refused, as 252\'s verify_arguments(); try-, auto and no are not', () => {
+    for (const linkJournal of ['host', 'guest'] as const)
+      expect(() => prep({ directory: '/m/box', ephemeral: true, linkJournal })).toThrow('--ephemeral and --link-journal={host,guest} may not be combined.');
+    for (const linkJournal of ['host', 'guest'] as const) expect(prep({ directory: '/m/box', ephemeral: true, linkJournal, linkJournalTry: true }).config.ephemeral).toBe(true);
+    for (const linkJournal of ['auto', 'no'] as const) expect(prep({ directory: '/m/box', ephemeral: true, linkJournal }).config.ephemeral).toBe(true);
+  });
   it("the tree's machine ID is the container's UUID; empty, missing or 'uninitialized' leave it to --uuid", () => {
     const withId = (text: string) => env({}, tree(['/usr'], { '/etc/machine-id': text }));
     const uuid = '11111111-2222-3333-4444-555555555555';

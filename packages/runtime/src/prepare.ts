@@ -280,6 +280,9 @@ export function prepareContainer(s: Settings, env: PrepareEnv, unsupported: read
   const machineName = s.machineName === undefined && commandLine.ephemeral === true ? `${names.machineName}-${randomHex(8)}` : names.machineName;
   // --template and -x together come from a .nspawn file here (the command line refuses them at parse time)
   if (s.template !== undefined && s.ephemeral) throw new ContainerError('--ephemeral and --template= may not be combined.');
+  // verify_arguments(): -x links no journal (src/boot.ts); asking for a link without try- is refused, also from a file
+  if (s.ephemeral && (s.linkJournal === 'host' || s.linkJournal === 'guest') && !s.linkJournalTry)
+    throw new ContainerError('--ephemeral and --link-journal={host,guest} may not be combined.');
   // --template fills a missing directory at setup (src/storage.ts): until then the template stands for the tree
   // an image (-i) is opened by the assembly at setup: its tree is checked there (verifyImageTree())
   // -M NAME found NAME.raw: run it as -i does (and read-only when the image is, unless -x)

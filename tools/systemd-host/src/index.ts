@@ -16,7 +16,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { execa } from 'execa';
 import { randomBytes } from 'node:crypto';
-import { existsSync, lstatSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, rmdirSync, closeSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, rmdirSync, closeSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -24,6 +24,8 @@ import { fileURLToPath } from 'node:url';
 export const REPO = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
 /** The build script of the tree (cached in /var/cache/nspawn-test/systemd-host-bookworm). */
 export const MAKE_SYSTEMD_HOST = join(REPO, 'scripts/make-systemd-host.sh');
+/** The Debian 12 tree's build script (debootstrap with systemd and dbus, cached in /var/cache/nspawn-test/debian-bookworm). */
+export const MAKE_DEBIAN_TREE = join(REPO, 'scripts/make-debian-tree.sh');
 /** Node inside the host: the host's /usr/local is bound in. */
 export const HOST_NODE = '/usr/local/bin/node';
 /** The busybox tree inside the host, for containers of the tests. */
@@ -106,6 +108,24 @@ export async function makeSystemdHostTree(dir: string): Promise<void> {
     timeout: 20 * 60_000,
     killSignal: 'SIGKILL',
   });
+}
+
+/**
+ * A bootable Debian 12 tree (systemd, dbus: scripts/make-debian-tree.sh's cached debootstrap, the tree the host is
+ * built from) at /var/lib/machines/NAME inside HOST, for containers that boot (`-b`) where the busybox tree's init
+ * will not do (the journal, units). A copy of the cache made from outside into the host's root (no reflink on ext4:
+ * about 0.6 s, 241 MB), removed with the host. MACHINEID (32 hex digits) is written to its /etc/machine-id; without it
+ * the file stays empty, as debootstrap left it (systemd-nspawn then picks a random UUID, which PID 1 commits).
+ * Resolves to the path inside the host.
+ */
+export async function addDebianTree(host: Pick<SystemdHost, 'dir'>, name: string, opts: { machineId?: string } = {}): Promise<string> {
+  if (!/^[a-zA-Z0-9][a-zA-Z0-9-]{0,60}$/.test(name)) throw new Error(`bad tree name ${JSON.stringify(name)}`);
+  if (opts.machineId !== undefined && !/^[0-9a-f]{32}$/.test(opts.machineId)) throw new Error(`bad machine ID ${JSON.stringify(opts.machineId)}`);
+  const inside = `/var/lib/machines/${name}`;
+  const dir = join(host.dir, inside);
+  await execa('bash', [MAKE_DEBIAN_TREE, dir], { stdin: 'ignore', stdout: 'ignore', stderr: 'inherit', timeout: 20 * 60_000, killSignal: 'SIGKILL' });
+  if (opts.machineId !== undefined) writeFileSync(join(dir, 'etc/machine-id'), `${opts.machineId}\n`);
+  return inside;
 }
 
 /** The cgroup hierarchies systemd-nspawn --keep-unit works in: cgroup2 (unified) and name=systemd. */
