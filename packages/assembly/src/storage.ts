@@ -42,7 +42,7 @@ import { nodeTree } from '@nspawn/runtime';
 import { ContainerError } from '@nspawn/runtime';
 import { verifyOsTree } from '@nspawn/runtime';
 import { runRecordOf } from '@nspawn/runtime';
-import type { RunImage } from './image.js';
+import type { RunImage } from './image-registry.js';
 
 export interface StorageExtensionOptions {
   /** the environment ($NSPAWN_EPHEMERAL, $SYSTEMD_NSPAWN_LOCK); default process.env */
