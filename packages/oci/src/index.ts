@@ -8,3 +8,4 @@ export * from './exec.js';
 export * from './control.js';
 export * from './cgroups.js';
 export * from './devicefilter.js';
+export * from './seccomp.js';

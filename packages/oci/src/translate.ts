@@ -1,10 +1,12 @@
 /**
  * config.json → the engine's HelperPlan (@nspawn/runtime): namespaces, mounts, devices, masked and readonly
- * paths, sysctl, the process (user, cwd, env, capabilities, rlimits, noNewPrivileges, oomScoreAdj).
+ * paths, sysctl, the process (user, cwd, env, capabilities, rlimits, noNewPrivileges, oomScoreAdj), the seccomp
+ * profile (seccomp.ts).
  */
 import { lstatSync, realpathSync, statSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { capabilityMaskOf, CLONE, type HelperPlan, type HelperRlimit, MS, MOUNT_ATTR, type Op, OpFlag } from '@nspawn/runtime';
+import { compileOciSeccomp } from './seccomp.js';
 import { type Spec, SpecError } from './spec.js';
 
 const NS_FLAG: Record<string, number> = {
@@ -238,6 +240,13 @@ export function translateSpec(spec: Spec, opts: TranslateOptions): HelperPlan {
     plan.usermap = { shift: u[0]!.hostID, range: u[0]!.size };
   }
   if (proc.noNewPrivileges) plan.noNewPrivileges = true;
+  // runc: without noNewPrivileges the filter goes in while the process is still privileged (loading one needs
+  // CAP_SYS_ADMIN then), with it as late as it can, after no_new_privs and just before exec
+  const seccomp = linux.seccomp === undefined || linux.seccomp === null ? undefined : compileOciSeccomp(linux.seccomp);
+  if (seccomp) {
+    plan.seccomp = seccomp.bytes;
+    plan.seccompOci = { flags: seccomp.flags, late: proc.noNewPrivileges === true };
+  }
   if (proc.oomScoreAdj !== undefined) plan.oomScoreAdjust = proc.oomScoreAdj;
   const c = proc.capabilities;
   if (c) {

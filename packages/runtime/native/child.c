@@ -261,7 +261,7 @@ void child_main(Plan *p) {
 
         /* setup_seccomp() and seccomp_suppress_sync(): the system call filter, before PR_SET_KEEPCAPS and the UID
          * change (inner_child(): seccomp -> keepcaps -> change uid -> drop capabilities -> no_new_privs -> exec) */
-        if (seccomp_install(&p->seccomp) < 0)
+        if (!p->seccomp.late && seccomp_install(&p->seccomp) < 0)
                 child_die_errno("Failed to install seccomp filter");
 
         if (p->caps.set && caps_keep_across_uid_change() < 0)
@@ -288,6 +288,9 @@ void child_main(Plan *p) {
                 child_die_errno("Failed to disable new privileges");
         if (p->chdir && chdir(p->chdir) < 0)
                 child_die_errno("Failed to change to specified working directory %s", p->chdir);
+        /* runc with noNewPrivileges: the filter as close to execve() as it can be (no privilege needed for it now) */
+        if (p->seccomp.late && seccomp_install(&p->seccomp) < 0)
+                child_die_errno("error loading seccomp filter into kernel");
 
         if (p->pid2)
                 stub_init(p);

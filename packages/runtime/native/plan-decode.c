@@ -200,6 +200,11 @@ static int plan_record(void *ctx, unsigned id, const WireValue *v, char *err, si
                 break;
         case P_SECCOMP:
                 return seccomp_plan_set(&p->seccomp, v[0].x, v[0].n, err, errsz);
+        case P_SECCOMPOCI:
+                FITS(v[0].u, 0xffffffffu, "seccomp filter flags");
+                p->seccomp.flags = (unsigned) v[0].u;
+                p->seccomp.late = v[1].b;
+                break;
         case P_SECCOMPWARN:
                 strlist_push(&p->seccomp.warnings, v[0].s);
                 break;

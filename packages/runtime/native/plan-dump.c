@@ -318,6 +318,13 @@ static void dump_plan(const Plan *p) {
                 putchar('"');
         }
         kstrs("seccompWarnings", p->seccomp.warnings.v, p->seccomp.warnings.n);
+        if (p->seccomp.flags || p->seccomp.late) {
+                key("seccompOci");
+                open_('{');
+                knum("flags", p->seccomp.flags);
+                kbool("late", p->seccomp.late);
+                close_('}');
+        }
         if (p->devices.insns) {
                 key("deviceProgram");
                 open_('{');

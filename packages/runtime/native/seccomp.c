@@ -1,7 +1,8 @@
 /*
  * The seccomp filter of the container's payload (seccomp.h). It is installed after the resource limits, before
  * PR_SET_KEEPCAPS, the UID change and the capability drop: the container's root still has CAP_SYS_ADMIN (in its user
- * namespace) at that point, so no PR_SET_NO_NEW_PRIVS is needed, as in systemd.
+ * namespace) at that point, so no PR_SET_NO_NEW_PRIVS is needed, as in systemd. An OCI container with
+ * noNewPrivileges gets it last instead, after no_new_privs and just before exec, as runc loads it (`late`).
  */
 #define _GNU_SOURCE
 #include "seccomp.h"
@@ -11,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "control.h"
 
@@ -46,5 +49,7 @@ int seccomp_install(const SeccompPlan *s) {
         for (size_t i = 0; i < s->warnings.n; i++)
                 child_warning(s->warnings.v[i]);
         struct sock_fprog fp = { .len = s->len, .filter = s->prog };
+        if (s->flags)
+                return (int) syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, s->flags, &fp);
         return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &fp, 0, 0);
 }

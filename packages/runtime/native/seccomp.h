@@ -13,6 +13,8 @@ typedef struct {
         struct sock_filter *prog; /* NULL: no filter planned */
         unsigned short len;
         StrList warnings;         /* what systemd-nspawn logs while it builds its filters, reported at install time */
+        unsigned flags;           /* seccomp(2)'s SECCOMP_FILTER_FLAG_* (an OCI profile's flags); 0: prctl() as systemd */
+        int late;                 /* installed last, after no_new_privs, just before exec (runc with noNewPrivileges) */
 } SeccompPlan;
 
 /* The plan's program: N bytes, 8 per instruction (u16 code, u8 jt, u8 jf, u32 k; little-endian). Returns -1 with ERR

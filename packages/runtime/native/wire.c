@@ -76,6 +76,7 @@ static const WireRecord plan_records[P_COUNT] = {
         [P_VOLATILE] = { "volatile", "s", 0 },
         [P_OCIFDS] = { "ocifds", "iU", 0 },
         [P_LATESYNC] = { "latesync", "b", 0 },
+        [P_SECCOMPOCI] = { "seccompoci", "ub", 0 },
         [P_BLOB] = { "blob", "x", R },
         [P_BINDMAP] = { "bindmap", "uuuu", R },
         [P_IMAGE] = { "image", "sssssuubb", R },

@@ -194,6 +194,7 @@ const planArb: fc.Arbitrary<HelperPlan> = fc
       loopback: fc.boolean(),
       volatileMode: fc.constantFrom('yes' as const, 'state' as const, 'overlay' as const),
       lateSync: fc.boolean(),
+      seccompOci: fc.record({ flags: fc.nat(7), late: fc.boolean() }),
       leaveAfterStart: fc.boolean(),
       ociFds: fc.record({ consoleSocket: fc.integer({ min: -1, max: 0xffff }), pass: fc.array(fc.nat(0xffff), { maxLength: 8 }) }, { requiredKeys: ['pass'] }),
       blobs: fc.array(fc.uint8Array({ maxLength: 64 }), { maxLength: 4 }),

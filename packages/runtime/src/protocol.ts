@@ -183,6 +183,12 @@ export interface HelperPlan {
   /** what systemd-nspawn logs while it builds its filters, reported when the filter is installed */
   seccompWarnings?: string[];
   /**
+   * An OCI profile's filter: FLAGS for seccomp(2) (SECCOMP_FILTER_FLAG_TSYNC, _LOG, _SPEC_ALLOW; 0: prctl() as
+   * systemd), and LATE: installed last, after no_new_privs and just before exec, as runc loads a profile when the
+   * process has noNewPrivileges (without it, where systemd's goes: before the UID change, while still privileged).
+   */
+  seccompOci?: { flags: number; late: boolean };
+  /**
    * The device policy on cgroup2 (src/devices/): a BPF_PROG_TYPE_CGROUP_DEVICE program (struct bpf_insn array)
    * that the outer helper loads and attaches to CGROUP (the container's directory in the unified hierarchy) before
    * it clones, and detaches when the container has ended. OPTIONAL: a failure is a warning (the v1 devices
@@ -349,7 +355,7 @@ const P = {
   NETROUTE: 30, NETNS: 31, SEARCH: 32, ENV: 33, STUBENV: 34, ARGV: 35, FALLBACK: 36, FALLBACKARGS: 37, FINALNL: 38, SURVIVE: 39,
   STDOUT: 40, SDNOTIFY: 41, LOCK: 42, LOCKFD: 43, RMSUBVOL: 44, RMMOUNT: 45, RMTREE: 46, CGMKDIR: 47, CGWRITE: 48, CGCHOWN: 49,
   HANDOFF: 50, HOMSGS: 51, HOSIGNAMES: 52, HORM: 53, HOKILL: 54, HOSLICE: 55, HOMARKER: 56, HOREEXEC: 57, NSJOIN: 58,
-  VOLATILE: 59, BLOB: 60, BINDMAP: 61, IMAGE: 62, HOLDFD: 63, PIVOTROOT: 64, OCIFDS: 65, LATESYNC: 66, CGNSLATE: 67, WINSIZE: 68,
+  VOLATILE: 59, BLOB: 60, BINDMAP: 61, IMAGE: 62, HOLDFD: 63, PIVOTROOT: 64, OCIFDS: 65, LATESYNC: 66, CGNSLATE: 67, WINSIZE: 68, SECCOMPOCI: 69,
 } as const;
 
 /** Record ids of an exec-in request (native/wire.h X_*). */
@@ -531,6 +537,7 @@ export function encodePlan(p: HelperPlan): Buffer {
   if (p.sessionKeyring) w.r(P.KEYRING).e();
   if (p.seccomp) w.r(P.SECCOMP).x(p.seccomp).e();
   w.each(P.SECCOMPWARN, p.seccompWarnings);
+  if (p.seccompOci && (p.seccompOci.flags || p.seccompOci.late)) w.r(P.SECCOMPOCI).u(p.seccompOci.flags, 'seccomp flags').b1(p.seccompOci.late).e();
   for (const c of p.cgroup?.v1 ?? []) w.r(P.CGV1).s(c.scope).s(c.home).e();
   if (p.cgroup?.unified) w.r(P.CGV2).s(p.cgroup.unified.scope).s(p.cgroup.unified.home).e();
   if (p.deviceProgram) w.r(P.DEVBPF).b1(p.deviceProgram.optional).s(p.deviceProgram.cgroup).x(p.deviceProgram.program).e();

@@ -12,7 +12,7 @@
  * reaches 255 instructions; a farther one goes through an inserted `ja`.
  */
 import { AUDIT_ARCH, BPF, BPF_MAXINSNS, SECCOMP_DATA, type SockFilter, bpfJump, bpfStmt, encodeFilter } from './bpf.js';
-import type { AbiPolicy, ArgRule, Decision, NspawnSeccompOptions, SeccompPolicy } from './policy.js';
+import type { AbiPolicy, ArgCheck, ArgRule, Decision, NspawnSeccompOptions, SeccompPolicy } from './policy.js';
 import { nspawnSeccompPolicy, SECCOMP_ALLOW } from './policy.js';
 import { X32_SYSCALL_BIT } from './syscalls-x86.js';
 import { containerCapabilities } from '../caps.js';
@@ -53,6 +53,47 @@ const cond = (code: number, k: number, jt: number | typeof FAIL, jf: number | ty
   return ins;
 };
 
+const lo32 = (v: bigint) => Number(v & 0xffffffffn);
+const hi32 = (v: bigint) => Number((v >> 32n) & 0xffffffffn);
+const AND_K = BPF.ALU | BPF.AND | BPF.K;
+
+/**
+ * The comparisons OCI profiles add (libseccomp's SCMP_CMP_NE, _LT, _GE, _GT, _MASKED_EQ), unsigned. A check that
+ * holds ends at the instruction after it (a jump to "the end" is a count of the instructions left in the check), one
+ * that does not goes to FAIL. On a 64-bit ABI the high words decide unless they are equal.
+ */
+function ociCheck(c: ArgCheck, args64: boolean): Pending[] {
+  const ldLo = bpfStmt(LD_ABS, SECCOMP_DATA.argLo(c.arg));
+  const ldHi = bpfStmt(LD_ABS, SECCOMP_DATA.argHi(c.arg));
+  const vLo = lo32(c.value);
+  const vHi = hi32(c.value);
+  switch (c.op) {
+    case 'ne':
+      // not (both words equal)
+      if (!args64) return [ldLo, cond(JEQ, vLo, FAIL, 0)];
+      return [ldLo, cond(JEQ, vLo, 0, 2), ldHi, cond(JEQ, vHi, FAIL, 0)];
+    case 'masked_eq': {
+      const m = c.mask ?? 0n;
+      const lowPart = [ldLo, bpfStmt(AND_K, lo32(m)), cond(JEQ, vLo, 0, FAIL)];
+      if (!args64) return lowPart;
+      return [...lowPart, ldHi, bpfStmt(AND_K, hi32(m)), cond(JEQ, vHi, 0, FAIL)];
+    }
+    case 'gt':
+    case 'ge': {
+      const last = c.op === 'gt' ? JGT : JGE;
+      if (!args64) return [ldLo, cond(last, vLo, 0, FAIL)];
+      // high word greater: holds (skip the rest); smaller: fails; equal: the low word decides
+      return [ldHi, cond(JGT, vHi, 3, 0), cond(JEQ, vHi, 0, FAIL), ldLo, cond(last, vLo, 0, FAIL)];
+    }
+    case 'lt':
+      // not (ARG >= VALUE)
+      if (!args64) return [ldLo, cond(JGE, vLo, FAIL, 0)];
+      return [ldHi, cond(JGT, vHi, FAIL, 0), cond(JEQ, vHi, 0, 2), ldLo, cond(JGE, vLo, FAIL, 0)];
+    default:
+      throw new Error(`unknown argument comparison ${c.op}`);
+  }
+}
+
 /** The checks of one rule, then its return; any check that does not hold jumps past the return. */
 function ruleCode(rule: ArgRule, args64: boolean): SockFilter[] {
   const lo = (v: bigint) => Number(v & 0xffffffffn);
@@ -77,7 +118,7 @@ function ruleCode(rule: ArgRule, args64: boolean): SockFilter[] {
       }
       check.push(bpfStmt(LD_ABS, SECCOMP_DATA.argLo(c.arg)));
       check.push(cond(JGT, lo(c.value), FAIL, 0));
-    } else {
+    } else if (c.op === 'set') {
       // any bit of VALUE set (libseccomp's masked compare of a one-bit flag with itself); the high word only on
       // a 64-bit ABI and when VALUE has high bits
       const high = args64 && hi(c.value) !== 0;
@@ -90,7 +131,7 @@ function ruleCode(rule: ArgRule, args64: boolean): SockFilter[] {
         check.push(cond(JSET, hi(c.value), 0, FAIL));
       }
       if (lo(c.value) === 0 && !high) check.push(cond(JEQ, 0, FAIL, FAIL)); // no bit to look for: never holds
-    }
+    } else check.push(...ociCheck(c, args64));
     code.push(...check);
   }
   code.push(bpfStmt(RET_K, rule.action));
@@ -114,15 +155,22 @@ function ranges(p: AbiPolicy, lo: number, hi: number): Range[] {
     else out.push({ lo: from, hi: to, d });
   };
   const def: Decision = { rules: [], otherwise: p.defaultAction };
+  // numbers without a decision: the default, or above a limit another action (runc's -ENOSYS stub)
+  const gap = (from: number, to: number) => {
+    const a = p.above;
+    if (!a || to <= a.nr) return push(from, to, def);
+    if (from <= a.nr) push(from, a.nr, def);
+    push(Math.max(from, a.nr + 1), to, { rules: [], otherwise: a.action });
+  };
   let next = lo;
   for (const [nr, d] of p.decisions) {
     // decisions are in ascending order
     if (nr < lo || nr > hi) continue;
-    if (nr > next) push(next, nr - 1, def);
+    if (nr > next) gap(next, nr - 1);
     push(nr, nr, d);
     next = nr + 1;
   }
-  if (next <= hi) push(next, hi, def);
+  if (next <= hi) gap(next, hi);
   return out;
 }
 
@@ -160,7 +208,9 @@ export function buildSeccompProgram(policy: SeccompPolicy): SockFilter[] {
   const x86_64 = byAbi.get('x86_64');
   const x32 = byAbi.get('x32');
   const i386 = byAbi.get('i386');
-  const allow = [bpfStmt(RET_K, SECCOMP_ALLOW)];
+  // other architectures and ABIs without a policy: allowed for systemd's filters, libseccomp's bad-architecture
+  // action for an OCI profile's
+  const allow = [bpfStmt(RET_K, policy.otherArch ?? SECCOMP_ALLOW)];
 
   // the x86_64 token: [ld nr][nr >= X32 bit ? x32 : x86_64][x86_64 tree][x32 tree]
   let token64: SockFilter[] = [];

@@ -133,11 +133,18 @@ export const NSPAWN_ALLOW_LIST: ReadonlyArray<readonly [capability: bigint, name
   [capBit('sys_tty_config'), 'vhangup'],
 ];
 
-/** One comparison of a system call argument: equal to VALUE, any bit of VALUE set, or at most VALUE (unsigned). */
+/**
+ * One comparison of a system call argument, unsigned as libseccomp's (SCMP_CMP_*): equal to VALUE, any bit of VALUE
+ * set (systemd's flag tests), at most VALUE; and for OCI profiles not equal, less than, at least, greater than, and
+ * `masked_eq` (ARG & MASK equals VALUE). On a 64-bit ABI the whole 64-bit argument is compared, elsewhere its low
+ * 32 bits with the low 32 bits of VALUE (and MASK).
+ */
 export interface ArgCheck {
   arg: number;
-  op: 'eq' | 'set' | 'le';
+  op: 'eq' | 'set' | 'le' | 'ne' | 'lt' | 'ge' | 'gt' | 'masked_eq';
   value: bigint;
+  /** masked_eq only */
+  mask?: bigint;
 }
 
 /** An errno (or other action) taken when every check holds. */
@@ -159,10 +166,17 @@ export interface AbiPolicy {
   /** decisions for the numbers the filters know, in ascending order; any other number gets DEFAULT */
   decisions: Map<number, Decision>;
   defaultAction: number;
+  /** numbers above NR without a decision get ACTION instead of the default (runc's -ENOSYS stub for new calls) */
+  above?: { nr: number; action: number };
 }
 
 export interface SeccompPolicy {
   abis: AbiPolicy[];
+  /**
+   * The action for a call of an architecture (or x86 ABI) without a policy here: systemd's filters let them through
+   * (the default, SECCOMP_RET_ALLOW); libseccomp's filters for an OCI profile take their bad-architecture action.
+   */
+  otherArch?: number;
   /** what systemd-nspawn logs while building its filters ("Failed to add rule for system call @foo on x86, ...") */
   warnings: string[];
 }

@@ -75,6 +75,7 @@ export function canonicalPlan(p: HelperPlan): unknown {
     sessionKeyring: p.sessionKeyring === true,
     ...opt('seccomp', p.seccomp && hex(p.seccomp)),
     seccompWarnings: p.seccompWarnings ?? [],
+    ...opt('seccompOci', p.seccompOci && (p.seccompOci.flags || p.seccompOci.late) ? { flags: n(p.seccompOci.flags), late: p.seccompOci.late } : undefined),
     ...opt('deviceProgram', p.deviceProgram && { cgroup: p.deviceProgram.cgroup, program: hex(p.deviceProgram.program), optional: p.deviceProgram.optional === true }),
     asPid2: p.asPid2,
     loopback: p.loopback,
