@@ -88,6 +88,8 @@ beforeAll(async () => {
   };
   writeFileSync(join(d, 'registries.conf'), 'unqualified-search-registries = []\n');
   await execa(join(REPO, 'scripts/make-busybox-tree.sh'), [join(d, 'tree')], { stdout: 'ignore' });
+  // the seccomp probe (oci-seccomp.test.ts's) in the image: a system call per argument, its errno
+  await execa('gcc', ['-static', '-O1', '-o', join(d, 'tree/probe'), join(REPO, 'apps/cli/test/fixtures/seccomp-probe.c')]);
   await execa('tar', ['-C', join(d, 'tree'), '-cf', join(d, 'tree.tar'), '.']);
   for (const [, rt] of RUNTIMES) await execa('podman', podmanArgs(rt, ['import', join(d, 'tree.tar'), IMAGE]), { env, extendEnv: false, stdin: 'ignore', stdout: 'ignore' });
 }, 180000);
@@ -205,4 +207,23 @@ describe.each(RUNTIMES)('podman --runtime %s', (name, rt) => {
     expect((await podman(rt, ['rm', x])).exitCode).toBe(0);
     expect(readdirSync(stateOf(name))).toEqual([]);
   });
+});
+
+describe('podman\'s default seccomp profile (linux.seccomp) under both runtimes', () => {
+  // perf_event_open(NULL, ...): EFAULT without a filter, EPERM from the profile (no CAP_SYS_ADMIN); personality with
+  // a value the profile does not list: its default (ENOSYS); a number beyond every table: runc's -ENOSYS stub
+  const PROBE = ['/probe', 'status', 'perf_event_open=298,0,0,0,0,0', 'personality=135,0x40000', 'getpid=39', 'beyond=999'];
+  it('the same filter: Seccomp: 2, the same errno for each call as under runc; unconfined: none', async () => {
+    const out: Record<string, string[]> = {};
+    for (const [name, rt] of RUNTIMES) {
+      const r = await podman(rt, runArgs('--rm', IMAGE, ...PROBE));
+      expect(r.exitCode, r.all).toBe(0);
+      out[name] = r.stdout.split('\n');
+      const u = await podman(rt, runArgs('--rm', '--security-opt', 'seccomp=unconfined', IMAGE, ...PROBE));
+      expect(u.exitCode, u.all).toBe(0);
+      expect(u.stdout.split('\n'), `${name} unconfined`).toEqual(expect.arrayContaining(['Seccomp:\t0', 'perf_event_open: EFAULT', 'personality: ok']));
+    }
+    expect(out['nspawn-oci']).toEqual(out.runc);
+    expect(out['nspawn-oci']).toEqual(expect.arrayContaining(['Seccomp:\t2', 'perf_event_open: EPERM', 'personality: ENOSYS', 'getpid: ok', 'beyond: ENOSYS']));
+  }, 120000);
 });
