@@ -201,6 +201,30 @@ describe('nspawn-oci linux.seccomp beside runc', () => {
     expect(lines).toEqual(expect.arrayContaining(['getppid: EPERM', 'i386-getpid: killed by signal 31', 'x32-getpid: killed by signal 31']));
   }, 60_000);
 
+  it('exec: a process exec\'d into the container is under the same filter', async () => {
+    const spec = structuredClone(template);
+    spec.process.args = ['sleep', '60'];
+    spec.linux.seccomp = { defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['getppid'], action: 'SCMP_ACT_ERRNO', errnoRet: 13 }] };
+    writeFileSync(join(bundle, 'config.json'), JSON.stringify(spec, null, 2));
+    const outs: string[] = [];
+    for (const [rt, st] of [['/usr/sbin/runc', 'state-runc'], [NSPAWN_OCI, 'state-oci']] as const) {
+      const root = join(base!.dir, st);
+      const id = `oci-seccomp-${process.pid}-${serial++}`;
+      try {
+        const c = await execa(rt, ['--root', root, 'create', '-b', bundle, id], { env: ENV, reject: false, stdin: 'ignore', stdout: 'ignore', stderr: 'ignore' });
+        expect(c.exitCode).toBe(0);
+        expect((await execa(rt, ['--root', root, 'start', id], { env: ENV, reject: false })).exitCode).toBe(0);
+        const e = await execa(rt, ['--root', root, 'exec', id, '/probe', 'status', call('getppid', GETPPID), call('getpid', 39)], { env: ENV, reject: false });
+        expect(e.exitCode, e.stderr).toBe(0);
+        outs.push(e.stdout);
+      } finally {
+        await execa(rt, ['--root', root, 'delete', '-f', id], { env: ENV, reject: false });
+      }
+    }
+    expect(outs[1]).toBe(outs[0]);
+    expect(outs[1]!.split('\n')).toEqual(expect.arrayContaining(['Seccomp:\t2', 'getppid: EACCES', 'getpid: ok']));
+  }, 60_000);
+
   it('no profile, or an empty one: no filter (Seccomp: 0)', async () => {
     for (const p of [undefined, {}, { syscalls: [] }]) expect(await same(p, ['status'])).toContain('Seccomp:\t0');
     expect(await same(ALLOW_ALL, ['status'])).toContain('Seccomp:\t2');
