@@ -2,7 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { parseOciBundle } from '@nspawn/settings';
 import type { HostFacts, Tree } from './host.js';
 import { type ContainerConfig, planContainer } from './plan.js';
-import { ociCapabilityQuintet, ociDeviceOps, ociDeviceRules, ociRunOf } from './oci-bundle.js';
+import { applyOciSeccomp, ociCapabilityQuintet, ociDeviceOps, ociDeviceRules, ociRunOf } from './oci-bundle.js';
+import type { HelperPlan } from './protocol.js';
+import { AUDIT_ARCH, decodeFilter, runFilter, SECCOMP_RET } from './seccomp/bpf.js';
 import { baseConfig } from './test/fixtures.js';
 
 const B = '/srv/b';
@@ -41,10 +43,26 @@ describe('ociRunOf()', () => {
   });
 
   it('refuses what the engine cannot do yet, naming it', () => {
-    expect(() => ociRunOf(oci({ linux: { seccomp: { defaultAction: 'SCMP_ACT_ALLOW' } } }), 'pipe')).toThrow("An OCI bundle's seccomp filter (linux.seccomp) is not supported yet by this nspawn build.");
     expect(() => ociRunOf(oci({ linux: { namespaces: [{ type: 'mount' }, { type: 'uts' }] } }), 'pipe')).toThrow(
       'An OCI bundle without the ipc, pid namespaces (linux.namespaces) is not supported yet by this nspawn build.',
     );
+  });
+
+  it('takes linux.seccomp: 252\'s filter in place of nspawn\'s, with no_new_privs; libseccomp\'s refusals fail the start', () => {
+    const sc = { defaultAction: 'SCMP_ACT_ALLOW', architectures: [], syscalls: [{ names: ['getppid', 'no_such'], action: 'SCMP_ACT_ERRNO', args: [] }] };
+    const run = ociRunOf(oci({ linux: { seccomp: sc } }), 'pipe');
+    expect(run?.seccomp).toEqual(sc);
+    const plan = { noNewPrivileges: false } as HelperPlan;
+    applyOciSeccomp(plan, run!.seccomp!, false);
+    expect(plan.noNewPrivileges).toBe(true);
+    const prog = decodeFilter(plan.seccomp!);
+    expect(runFilter(prog, { nr: 110, arch: AUDIT_ARCH.X86_64 })).toBe((SECCOMP_RET.ERRNO | 1) >>> 0);
+    expect(runFilter(prog, { nr: 39, arch: AUDIT_ARCH.X86_64 })).toBe(SECCOMP_RET.ALLOW);
+    expect(runFilter(prog, { nr: 20, arch: AUDIT_ARCH.I386 })).toBe(SECCOMP_RET.KILL_THREAD);
+    expect(() => applyOciSeccomp(plan, sc, true)).toThrow('--suppress-sync= with an OCI bundle');
+    expect(() => applyOciSeccomp(plan, { ...sc, syscalls: [{ names: ['getppid'], action: 'SCMP_ACT_ALLOW', args: [] }] }, false)).toThrow(/default action SCMP_ACT_ALLOW, which libseccomp refuses/);
+    const twice = [{ index: 0, value: 1n, valueTwo: 0n, op: 'SCMP_CMP_EQ' }, { index: 0, value: 2n, valueTwo: 0n, op: 'SCMP_CMP_EQ' }];
+    expect(() => applyOciSeccomp(plan, { ...sc, syscalls: [{ names: ['getppid'], action: 'SCMP_ACT_ERRNO', args: twice }] }, false)).toThrow(/argument 0 twice/);
   });
 
   it('takes the console size where nspawn forwards a pty', () => {

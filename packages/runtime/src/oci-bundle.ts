@@ -4,9 +4,10 @@
  * the capability quintet (drop_capabilities()), the extra device nodes (make_extra_nodes()). What the engine does not
  * do yet is refused before anything is made.
  */
-import type { OciDeviceNode, OciSettings } from '@nspawn/settings';
+import type { OciDeviceNode, OciSeccomp, OciSettings } from '@nspawn/settings';
 import { capabilityMaskOf, type CapabilityQuintet, capabilitiesUpTo, type ContainerCapabilities } from './caps.js';
 import { ContainerError } from './errors.js';
+import { nspawnOciSeccompBytes, OciSeccompError } from './seccomp/oci-nspawn.js';
 import type { DeviceRule } from './devices/policy.js';
 import type { HelperConsole, HelperPlan, Op } from './protocol.js';
 
@@ -20,6 +21,8 @@ export interface OciRun {
   capabilities?: Partial<CapabilityQuintet>;
   /** linux.devices */
   devices?: OciDeviceNode[];
+  /** linux.seccomp: the filter that replaces nspawn's own (src/seccomp/oci-nspawn.ts) */
+  seccomp?: OciSeccomp;
   /** process.consoleSize, for a console nspawn forwards (interactive, read-only) */
   consoleSize?: { width: number; height: number };
 }
@@ -28,16 +31,16 @@ const notYet = (what: string) => new ContainerError(`${what} is not supported ye
 
 /**
  * The run's OCI parts from the merged settings' `oci`, or undefined. Throws a ContainerError for what the engine
- * cannot do yet: a container without a PID, IPC or UTS namespace of its own, a seccomp filter of the bundle's.
+ * cannot do yet: a container without a PID, IPC or UTS namespace of its own.
  */
 export function ociRunOf(oci: OciSettings | undefined, console: HelperConsole): OciRun | undefined {
   if (!oci) return undefined;
+  const run: OciRun = {};
   if (oci.namespaces && oci.namespaces.length < 3) {
     const missing = (['ipc', 'pid', 'uts'] as const).filter((n) => !oci.namespaces!.includes(n));
     throw notYet(`An OCI bundle without the ${missing.join(', ')} namespace${missing.length > 1 ? 's' : ''} (linux.namespaces)`);
   }
-  if (oci.seccomp) throw notYet("An OCI bundle's seccomp filter (linux.seccomp)");
-  const run: OciRun = {};
+  if (oci.seccomp) run.seccomp = structuredClone(oci.seccomp);
   if (oci.uid !== undefined) run.uid = oci.uid;
   if (oci.gid !== undefined) run.gid = oci.gid;
   if (oci.supplementaryGids?.length) run.groups = [...oci.supplementaryGids];
@@ -122,4 +125,19 @@ export function ociDeviceRules(run: OciRun | undefined): DeviceRule[] {
     out.push({ type: type === 0o020000 ? 'c' : 'b', major: d.major ?? 0, minor: d.minor ?? 0, access: 'm' });
   }
   return out;
+}
+
+/**
+ * systemd-nspawn 252 with a bundle's linux.seccomp: its filter instead of nspawn's, and no_new_privs (libseccomp's
+ * seccomp_load() sets it). 252 stacks --suppress-sync's filter on top of it; the plan carries one program.
+ */
+export function applyOciSeccomp(plan: HelperPlan, sc: OciSeccomp, suppressSync: boolean): void {
+  if (suppressSync) throw notYet("--suppress-sync= with an OCI bundle's seccomp filter (linux.seccomp)");
+  try {
+    plan.seccomp = nspawnOciSeccompBytes(sc);
+  } catch (e) {
+    if (e instanceof OciSeccompError) throw new ContainerError(e.message);
+    throw e;
+  }
+  plan.noNewPrivileges = true;
 }

@@ -17,7 +17,7 @@ import { type BindUser, bindUserMaps, bindUserOps } from './bind-user.js';
 import { CREDENTIALS_DIRECTORY, type Credential, credentialOps } from './credentials.js';
 import { volatileBaseFilesystemOps } from './volatile.js';
 import { containerHostEnv, hostOsReleaseEnvPairs, mergeEnv } from './environment.js';
-import { applyOciUser, ociCapabilityQuintet, ociDeviceOps, type OciRun } from './oci-bundle.js';
+import { applyOciSeccomp, applyOciUser, ociCapabilityQuintet, ociDeviceOps, type OciRun } from './oci-bundle.js';
 
 export { containerHostEnv, mergeEnv } from './environment.js';
 import { rootDirectory } from './root-dir.js';
@@ -653,10 +653,10 @@ export function planContainer(cfg: ContainerConfig, host: HostFacts, tree: Tree,
     plan.capabilities = quintet;
     if (dropped !== 0n && !cfg.quiet) plan.capabilityWarning = CAPABILITIES_NOT_IN_BOUNDING_SET;
   }
-  // setup_keyring(): a session keyring of its own, so the caller's session keys do not leak in
-  plan.sessionKeyring = true;
-  // setup_seccomp() with arg_caps_retain (the capability-gated groups), then seccomp_suppress_sync()
-  if (cfg.seccomp !== false) {
+  plan.sessionKeyring = true; // setup_keyring(): a session keyring of its own, so the caller's session keys do not leak in
+  // the bundle's filter in place of nspawn's (oci-bundle.ts), or setup_seccomp() with arg_caps_retain, then seccomp_suppress_sync()
+  if (cfg.seccomp !== false && cfg.oci?.seccomp) applyOciSeccomp(plan, cfg.oci.seccomp, cfg.suppressSync === true);
+  else if (cfg.seccomp !== false) {
     const filter = nspawnSeccompBytes({
       retainedCapabilities: caps.retain,
       allow: cfg.systemCallFilter?.allow ?? [],
