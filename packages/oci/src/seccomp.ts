@@ -166,6 +166,16 @@ function rulesOf(call: SpecSeccompSyscall, action: number): ArgRule[] {
  * undefined when runc loads none. Throws a SpecError with runc's wording for what runc refuses.
  */
 export function compileOciSeccomp(raw: unknown): OciSeccompFilter | undefined {
+  // the same spec object is translated twice by a create (checked, then planned): compiled once
+  const hit = typeof raw === 'object' && raw !== null ? COMPILED.get(raw) : undefined;
+  if (hit) return hit.filter;
+  const filter = compile(raw);
+  if (typeof raw === 'object' && raw !== null) COMPILED.set(raw, { filter });
+  return filter;
+}
+const COMPILED = new WeakMap<object, { filter: OciSeccompFilter | undefined }>();
+
+function compile(raw: unknown): OciSeccompFilter | undefined {
   const cfg = checkShape(raw);
   const syscalls = cfg.syscalls ?? [];
   if ((cfg.defaultAction ?? '') === '' && syscalls.length === 0) return undefined;

@@ -211,10 +211,17 @@ export function expandSyscallItem(name: string, exclude: ReadonlySet<string>, ou
 
 /** The number of NAME on ABI, or undefined where the ABI does not have it (libseccomp's EDOM: skipped). */
 export function syscallNumber(abi: X86Abi, name: string): number | undefined {
-  const t = SYSCALL_TABLES[abi];
-  const i = t.indexOf(name);
-  return i >= 0 && i % 2 === 0 ? (t[i + 1] as number) : undefined;
+  let m = NUMBERS.get(abi);
+  if (!m) {
+    const t = SYSCALL_TABLES[abi];
+    m = new Map();
+    for (let i = 0; i < t.length; i += 2) m.set(t[i] as string, t[i + 1] as number);
+    NUMBERS.set(abi, m);
+  }
+  return m.get(name);
 }
+/** name → number per ABI, made on first use (an OCI profile looks up hundreds of names) */
+const NUMBERS = new Map<X86Abi, Map<string, number>>();
 
 /** The name of NR on ABI, or undefined for a number the ABI does not have. */
 export function syscallName(abi: X86Abi, nr: number): string | undefined {
