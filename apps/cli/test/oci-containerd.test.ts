@@ -7,7 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { rmdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execa } from 'execa';
 import { makeBusyboxTree } from './helpers/busybox-tree.js';
+import { REPO } from './helpers/containers.js';
 import { argvLoggingRuntime, cgroupDirs, type Containerd, CTR, dockerArchive, mountsUnder, requireContainerd, startContainerd } from './helpers/containerd.js';
 
 const IMAGE = 'localhost/cr-busybox:1';
@@ -22,6 +24,8 @@ beforeAll(async () => {
   argvLog = join(dir, 'argv.log');
   runtime = argvLoggingRuntime(dir, argvLog);
   makeBusyboxTree(join(dir, 'tree'), { probe: false });
+  // the seccomp probe (oci-seccomp.test.ts's) in the image
+  await execa('gcc', ['-static', '-O1', '-o', join(dir, 'tree/probe'), join(REPO, 'apps/cli/test/fixtures/seccomp-probe.c')]);
   await dockerArchive(join(dir, 'tree'), join(dir, 'busybox.tar'), IMAGE, { Cmd: ['/bin/sh'] });
   cd = await startContainerd(join(dir, 'containerd'));
   const imp = await cd.ctr(['images', 'import', join(dir, 'busybox.tar')]);
@@ -159,6 +163,20 @@ describe('ctr with a terminal (the shim\'s console socket), runc and nspawn-oci 
     { name: 'runc', binary: RUNC, root: join(dir, 'containerd', 'runc-root-runc') },
     { name: 'nspawn-oci', binary: runtime, root: join(dir, 'containerd', 'runc-root') },
   ];
+
+  it('ctr run --seccomp: containerd\'s default profile, the same errno for each call under both, Seccomp: 2', async () => {
+    const seen: Record<string, string> = {};
+    for (const rt of runtimes()) {
+      const id = `cr-sc-${rt.name}`;
+      const r = await cd!.ctr(['run', '--rm', '--seccomp', '--runc-binary', rt.binary, '--runc-root', rt.root, '--fifo-dir', join(dir, 'fifo'), IMAGE, id,
+        '/probe', 'status', 'perf_event_open=298,0,0,0,0,0', 'personality=135,0x40000', 'getpid=39', 'beyond=999', 'i386-getpid=i386:20']);
+      expect(r.exitCode, r.all).toBe(0);
+      seen[rt.name] = r.stdout;
+    }
+    expect(seen['nspawn-oci']).toBe(seen.runc);
+    expect(seen['nspawn-oci']!.split(/\r?\n/)).toEqual(expect.arrayContaining(['Seccomp:\t2', 'perf_event_open: EPERM', 'getpid: ok']));
+    expect((await cd!.ctr(['tasks', 'ls', '-q'])).stdout).toBe('');
+  }, 120000);
 
   it('ctr run -t: the process has the pty (tty, stty size 30 100), stdin and stdout go through it, its exit status comes back, nothing is left', async () => {
     const seen: Record<string, string> = {};
