@@ -34,10 +34,11 @@ import {
 import { SpecError } from './spec.js';
 
 export interface SpecSeccompArg {
-  index: number;
-  value: number;
-  valueTwo?: number;
-  op: string;
+  index?: number;
+  /** a bigint past 2^53 (loadSpec() keeps the digits) */
+  value: number | bigint;
+  valueTwo?: number | bigint;
+  op?: string;
 }
 
 export interface SpecSeccompSyscall {
@@ -117,6 +118,8 @@ function actionValue(name: string, errnoRet: number | undefined): number {
 
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const isU = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0;
+/** an argument's value: a number, or a bigint for one past 2^53 (loadSpec() keeps its digits), at most 2^64-1 */
+const isU64 = (v: unknown): boolean => (typeof v === 'bigint' && v >= 0n && v < 1n << 64n) || (isU(v) && v <= Number.MAX_SAFE_INTEGER);
 
 /** The JSON's shape (what runc's Go decoder would refuse to unmarshal), one line naming the field. */
 function checkShape(raw: unknown): SpecSeccomp {
@@ -141,9 +144,11 @@ function checkShape(raw: unknown): SpecSeccomp {
       const f = `syscalls[${i}].args[${j}]`;
       if (!isObj(a)) bad(f, 'not an object');
       const aa = a as Record<string, unknown>;
-      for (const k of ['index', 'value', 'valueTwo'])
-        if ((aa[k] !== undefined || k === 'index') && !isU(aa[k])) bad(`${f}.${k}`, 'missing or not an unsigned integer');
-      if (typeof aa.op !== 'string') bad(`${f}.op`, 'missing or not a string');
+      // Go's decoder: a missing index or value is 0, a missing op "" (refused below as not a valid operator)
+      if (aa.index !== undefined && !isU(aa.index)) bad(`${f}.index`, 'not an unsigned integer');
+      for (const k of ['value', 'valueTwo'])
+        if (aa[k] !== undefined && !isU64(aa[k])) bad(`${f}.${k}`, 'not a 64-bit unsigned integer (one past 2^53 loses its digits in JSON.parse(): read the file with loadSpec())');
+      if (aa.op !== undefined && typeof aa.op !== 'string') bad(`${f}.op`, 'not a string');
     });
   });
   return s as SpecSeccomp;
@@ -152,9 +157,10 @@ function checkShape(raw: unknown): SpecSeccomp {
 /** One rule as libseccomp gets it from runc's matchCall(): several, one check each, when an index repeats. */
 function rulesOf(call: SpecSeccompSyscall, action: number): ArgRule[] {
   const checks: ArgCheck[] = (call.args ?? []).map((a) => {
-    const op = OPERATORS[a.op]!;
-    const v = BigInt(a.value);
-    return op === 'masked_eq' ? { arg: a.index, op, mask: v, value: BigInt(a.valueTwo ?? 0) } : { arg: a.index, op, value: v };
+    const op = OPERATORS[a.op ?? '']!;
+    const v = BigInt(a.value ?? 0);
+    const arg = a.index ?? 0;
+    return op === 'masked_eq' ? { arg, op, mask: v, value: BigInt(a.valueTwo ?? 0) } : { arg, op, value: v };
   });
   const seen = new Set<number>();
   const repeats = checks.some((c) => seen.size === seen.add(c.arg).size);
@@ -200,7 +206,7 @@ function compile(raw: unknown): OciSeccompFilter | undefined {
   checkAction(cfg.defaultAction ?? '');
   for (const c of syscalls) {
     checkAction(c.action);
-    for (const a of c.args ?? []) if (!OPERATORS[a.op]) throw new SpecError(`linux.seccomp: string ${a.op} is not a valid operator for seccomp`);
+    for (const a of c.args ?? []) if (!OPERATORS[a.op ?? '']) throw new SpecError(`linux.seccomp: string ${a.op ?? ''} is not a valid operator for seccomp`);
   }
   // InitSeccomp(): a seccomp agent is what SCMP_ACT_NOTIFY needs, and this runtime has none to hand the fd to
   if (cfg.defaultAction === 'SCMP_ACT_NOTIFY') throw new SpecError('linux.seccomp: SCMP_ACT_NOTIFY cannot be used as default action');
@@ -216,7 +222,7 @@ function compile(raw: unknown): OciSeccompFilter | undefined {
     for (const name of c.names) {
       if (name === '') throw new SpecError('linux.seccomp: empty string is not a valid syscall');
       for (const a of c.args ?? [])
-        if (a.index > 5) throw new SpecError(`linux.seccomp: error creating seccomp syscall condition for syscall ${name}: syscalls only have up to 6 arguments (${a.index} given)`);
+        if ((a.index ?? 0) > 5) throw new SpecError(`linux.seccomp: error creating seccomp syscall condition for syscall ${name}: syscalls only have up to 6 arguments (${a.index} given)`);
       if (action === defaultAction) continue; // runc: redundant, skipped
       for (const abi of abis) {
         const nr = syscallNumber(abi, name);

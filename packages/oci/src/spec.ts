@@ -80,6 +80,15 @@ export class SpecError extends Error {
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const isStrArr = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');
 
+/**
+ * JSON.parse()'s reviver: a seccomp argument's `value`/`valueTwo` past 2^53 (a 64-bit mask, -1 as an unsigned
+ * long) becomes a bigint with its exact digits, as Go's decoder reads them into a uint64 for runc.
+ */
+function exactSeccompValues(key: string, v: unknown, ctx?: { source?: string }): unknown {
+  if ((key === 'value' || key === 'valueTwo') && typeof v === 'number' && !Number.isSafeInteger(v) && ctx?.source && /^\d+$/.test(ctx.source)) return BigInt(ctx.source);
+  return v;
+}
+
 /** Reads and checks FILE (a bundle's config.json). */
 export function loadSpec(file: string): Spec {
   let text: string;
@@ -90,7 +99,7 @@ export function loadSpec(file: string): Spec {
   }
   let raw: unknown;
   try {
-    raw = JSON.parse(text);
+    raw = JSON.parse(text, exactSeccompValues);
   } catch (e) {
     throw new SpecError(`${file}: not JSON: ${(e as Error).message}`);
   }

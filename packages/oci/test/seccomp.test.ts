@@ -3,10 +3,12 @@
  * x86_64: the root integration test apps/cli/test/oci-seccomp.test.ts runs them beside runc), and the plan
  * translateSpec() makes of it.
  */
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { AUDIT_ARCH, decodeFilter, runFilter, SECCOMP_RET, syscallNumber, X32_SYSCALL_BIT } from '@nspawn/runtime';
 import { describe, expect, it } from 'vitest';
-import { compileOciSeccomp, defaultSpec, features, SpecError, translateSpec } from '../src/index.js';
+import { compileOciSeccomp, defaultSpec, features, loadSpec, SpecError, translateSpec } from '../src/index.js';
 
 const errno = (e: number) => (SECCOMP_RET.ERRNO | e) >>> 0;
 function decide(profile: unknown, name: string, args: bigint[] = [], abi: 'x86_64' | 'i386' | 'x32' = 'x86_64'): number {
@@ -75,6 +77,26 @@ describe('compileOciSeccomp', () => {
     expect(f.bytes.length / 8).toBeLessThan(4096);
     expect(decide(profile, 'personality', [0xffffffffn])).toBe(SECCOMP_RET.ALLOW);
     expect(decide(profile, 'personality', [0x40000n])).toBe(errno(38));
+  });
+
+  it('64-bit values past 2^53 keep their digits through loadSpec(); a missing index or value is 0, as Go decodes it', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'oci-seccomp-unit-'));
+    try {
+      const spec = defaultSpec();
+      spec.linux!.seccomp = { defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['getppid'], action: 'SCMP_ACT_ERRNO', args: [{ index: 1, value: 0, op: 'SCMP_CMP_EQ' }] }, { names: ['getsid'], action: 'SCMP_ACT_ERRNO', args: [{ op: 'SCMP_CMP_EQ' }] }] };
+      const text = JSON.stringify(spec).replace('"value":0', '"value":18446744073709551615');
+      writeFileSync(join(dir, 'config.json'), text);
+      const loaded = loadSpec(join(dir, 'config.json'));
+      const prog = decodeFilter(compileOciSeccomp(loaded.linux!.seccomp)!.bytes);
+      const at = (name: string, args: bigint[]) => runFilter(prog, { nr: syscallNumber('x86_64', name)!, arch: AUDIT_ARCH.X86_64, args });
+      expect(at('getppid', [0n, (1n << 64n) - 1n])).toBe(errno(1));
+      expect(at('getppid', [0n, (1n << 64n) - 2n])).toBe(SECCOMP_RET.ALLOW);
+      expect(at('getppid', [0n, 0n])).toBe(SECCOMP_RET.ALLOW);
+      expect(at('getsid', [0n])).toBe(errno(1));
+      expect(at('getsid', [1n])).toBe(SECCOMP_RET.ALLOW);
+    } finally {
+      rmSync(dir, { recursive: true });
+    }
   });
 
   it('refuses what runc refuses, with its words', () => {
