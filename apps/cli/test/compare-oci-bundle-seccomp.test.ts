@@ -79,6 +79,20 @@ describe('--oci-bundle= linux.seccomp as systemd-nspawn 252', () => {
     expect(seen.lines).toEqual(expect.arrayContaining(['NoNewPrivs:\t1', 'Seccomp:\t2', 'Seccomp_filters:\t1', 'getppid-1-0: EPERM', 'kexec: killed by signal 31', 'x32-getpid: killed by signal 31', 'beyond: ENOSYS']));
   }, 120_000);
 
+  it('x86\'s socketcall() and ipc(): a socket or IPC call\'s rule holds for its multiplexed form too, without its comparisons', async () => {
+    const profile = {
+      defaultAction: 'SCMP_ACT_ALLOW',
+      architectures: ['SCMP_ARCH_X86'],
+      syscalls: [
+        { names: ['socket', 'semget'], action: 'SCMP_ACT_ERRNO' },
+        { names: ['bind'], action: 'SCMP_ACT_TRAP', args: [{ index: 0, value: 99, op: 'SCMP_CMP_EQ' }] },
+      ],
+    };
+    const seen = await same(profile, ['i386-socket=i386:359,99', 'i386-socketcall=i386:102,1,0', 'i386-ipc-semget=i386:117,2,0', 'i386-bind-99=i386:361,99', 'i386-bind-0=i386:361,0', 'i386-socketcall-bind=i386:102,2,0', 'i386-socketcall-listen=i386:102,4,0']);
+    expect(seen.status).toBe(0);
+    expect(seen.lines).toEqual(['i386-socket: EPERM', 'i386-socketcall: EPERM', 'i386-ipc-semget: EPERM', 'i386-bind-99: SIGSYS', 'i386-bind-0: ENOTSOCK', 'i386-socketcall-bind: SIGSYS', 'i386-socketcall-listen: EFAULT']);
+  }, 120_000);
+
   it('what libseccomp refuses fails the start under both: a rule with the default action, an argument compared twice', async () => {
     for (const profile of [
       { defaultAction: 'SCMP_ACT_ERRNO', syscalls: [{ names: ['getppid'], action: 'SCMP_ACT_ERRNO' }] },

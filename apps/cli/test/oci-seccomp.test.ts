@@ -116,6 +116,10 @@ describe('nspawn-oci linux.seccomp beside runc', () => {
       call('i386-getpid', 'i386:20'),
       call('x32-getpid', 'x32:39'),
       call('i386-9999', 'i386:9999'),
+      // the NETLINK_AUDIT rule (no CAP_AUDIT_WRITE in the spec): x86_64, x86's direct socket(), x86's socketcall()
+      call('socket-audit', 41, 16, 3, 9),
+      call('i386-socket-audit', 'i386:359', 16, 3, 9),
+      call('i386-socketcall', 'i386:102', 1, 0),
     ];
     for (const nnp of [true, false]) {
       const lines = await same(profile, args, nnp);
@@ -125,6 +129,9 @@ describe('nspawn-oci linux.seccomp beside runc', () => {
       expect(lines).toContain('kexec_load: EPERM');
       expect(lines).toContain('getpid: ok');
     }
+    // podman's own default capabilities have no CAP_AUDIT_WRITE: the profile keeps its NETLINK_AUDIT rules
+    const noAudit = await same(podmanProfile(caps.filter((c) => c !== 'CAP_AUDIT_WRITE')), args);
+    expect(noAudit).toContain('socket-audit: EINVAL');
   }, 120_000);
 
   it('each action: ERRNO with and without errnoRet, KILL, KILL_THREAD, KILL_PROCESS, TRAP, LOG, TRACE, ALLOW', async () => {
@@ -194,6 +201,14 @@ describe('nspawn-oci linux.seccomp beside runc', () => {
     const lines = await same(profile, args);
     expect(lines).toEqual(expect.arrayContaining([`getppid-0: EPERM`, `geteuid-${V.toString(16)}: EINTR`, 'gettid-100000005: E2BIG', 'gettid-1000000f5: ok', 'i386-gettid-200000005: E2BIG', 'sched_yield-1-6: ENOEXEC', 'getsid-2: EBADF', 'getpgid-200: EAGAIN']));
   }, 120_000);
+
+  it('x86\'s socketcall() and ipc(): a rule for a socket or IPC call holds for its multiplexed form too, without its comparisons', async () => {
+    const profile = { defaultAction: 'SCMP_ACT_ALLOW', architectures: ['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86'], syscalls: [{ names: ['socket'], action: 'SCMP_ACT_ERRNO', errnoRet: 13 }, { names: ['bind'], action: 'SCMP_ACT_ERRNO', errnoRet: 6, args: [{ index: 0, value: 99, op: 'SCMP_CMP_EQ' }] }, { names: ['semget'], action: 'SCMP_ACT_ERRNO', errnoRet: 5 }, { names: ['recv'], action: 'SCMP_ACT_ERRNO', errnoRet: 7 }] };
+    const { runc, oci } = await both(profile, [call('socket', 41, 99), call('i386-socket', 'i386:359', 99), call('i386-socketcall', 'i386:102', 1, 0), call('i386-socketcall-bind-99', 'i386:102', 2, 99), call('i386-socketcall-bind-0', 'i386:102', 2, 0), call('i386-bind-99', 'i386:361', 99), call('i386-ipc-semget', 'i386:117', 2, 0), call('i386-socketcall-recv', 'i386:102', 10, 0)]);
+    expect(runc.code, runc.err).toBe(0);
+    expect(oci.out).toBe(runc.out);
+    expect(oci.out.split('\n')).toEqual(expect.arrayContaining(['i386-socketcall: EACCES', 'i386-ipc-semget: EIO', 'i386-socketcall-recv: E2BIG', 'i386-bind-99: ENXIO', 'i386-socketcall-bind-0: ENXIO']));
+  }, 60_000);
 
   it('an ABI the profile does not list: killed (libseccomp\'s bad-architecture action)', async () => {
     const profile = { defaultAction: 'SCMP_ACT_ALLOW', architectures: ['SCMP_ARCH_X86_64', 'SCMP_ARCH_AARCH64'], syscalls: [{ names: ['getppid'], action: 'SCMP_ACT_ERRNO' }] };

@@ -28,6 +28,7 @@ import {
   encodeFilter,
   SECCOMP_RET,
   SYSCALL_TABLES,
+  multiplexedCall,
   syscallNumber,
   type X86Abi,
 } from '@nspawn/runtime';
@@ -232,6 +233,16 @@ function compile(raw: unknown): OciSeccompFilter | undefined {
         if (!e) m.set(nr, (e = { rules: [] }));
         if ((c.args ?? []).length === 0) e.full ??= action;
         else e.rules.push(...rulesOf(c, action));
+      }
+      // libseccomp on x86: a rule for a socket or SysV IPC call also holds for its multiplexed form, socketcall(2)/
+      // ipc(2) with that call's number as the first argument, without the rule's comparisons (its arguments are in
+      // memory there, out of a filter's reach)
+      const mux = abis.has('i386') ? multiplexedCall(name) : undefined;
+      if (mux) {
+        const m = perAbi.get('i386')!;
+        let e = m.get(mux.nr);
+        if (!e) m.set(mux.nr, (e = { rules: [] }));
+        e.rules.push({ checks: [{ arg: 0, op: 'eq', value: BigInt(mux.call) }], action });
       }
     }
   }

@@ -5,14 +5,15 @@
  * the settings reader refuses it as an unexpected element), SCMP_ACT_KILL kills the thread, TRACE is refused by
  * the reader; the native ABI (x86_64) always, SCMP_ARCH_X86/X32/NATIVE add theirs, a call of another ABI gets
  * libseccomp's bad-architecture action (SCMP_ACT_KILL); no -ENOSYS stub; seccomp_rule_add_array() per name (an
- * unknown name skipped): every comparison of a rule must hold, and libseccomp refuses a rule with the filter's
+ * unknown name skipped; on x86 a socket or SysV IPC call's rule holds for its socketcall()/ipc() form too, without
+ * its comparisons): every comparison of a rule must hold, and libseccomp refuses a rule with the filter's
  * default action (EACCES) and a rule naming one argument twice (EINVAL), which fails the start. libseccomp's
  * seccomp_load() also sets no_new_privs (SCMP_FLTATR_CTL_NNP, which 252 leaves on here).
  */
 import type { OciSeccomp } from '@nspawn/settings';
 import { encodeFilter, SECCOMP_RET } from './bpf.js';
 import { buildSeccompProgram } from './filter.js';
-import { type AbiPolicy, type ArgCheck, type ArgRule, type Decision, seccompErrno, syscallNumber } from './policy.js';
+import { type AbiPolicy, type ArgCheck, type ArgRule, type Decision, multiplexedCall, seccompErrno, syscallNumber } from './policy.js';
 import type { X86Abi } from './syscalls-x86.js';
 
 const EPERM = 1;
@@ -53,7 +54,8 @@ export function nspawnOciSeccompBytes(sc: OciSeccomp): Uint8Array {
       return op === 'masked_eq' ? { arg: a.index, op, mask: a.value, value: a.valueTwo } : { arg: a.index, op, value: a.value };
     });
     for (const name of rule.names) {
-      const known = (['x86_64', 'i386', 'x32'] as const).some((abi) => syscallNumber(abi, name) !== undefined);
+      const mux = multiplexedCall(name);
+      const known = mux !== undefined || (['x86_64', 'i386', 'x32'] as const).some((abi) => syscallNumber(abi, name) !== undefined);
       if (!known) continue; // seccomp_syscall_resolve_name(): unknown, skipped
       if (action === def)
         throw new OciSeccompError(`linux.seccomp: the rule for ${name} has the default action ${rule.action}, which libseccomp refuses: Permission denied`);
@@ -69,6 +71,13 @@ export function nspawnOciSeccompBytes(sc: OciSeccomp): Uint8Array {
         if (!e) m.set(nr, (e = { rules: [] }));
         if (checks.length === 0) e.full ??= action;
         else e.rules.push({ checks, action });
+      }
+      // x86: also socketcall(2)/ipc(2) with the call's number, without the comparisons (libseccomp's multiplexing)
+      if (mux && abis.has('i386')) {
+        const m = per.get('i386')!;
+        let e = m.get(mux.nr);
+        if (!e) m.set(mux.nr, (e = { rules: [] }));
+        e.rules.push({ checks: [{ arg: 0, op: 'eq', value: BigInt(mux.call) }], action });
       }
     }
   }

@@ -223,6 +223,22 @@ export function syscallNumber(abi: X86Abi, name: string): number | undefined {
 /** name → number per ABI, made on first use (an OCI profile looks up hundreds of names) */
 const NUMBERS = new Map<X86Abi, Map<string, number>>();
 
+/** socketcall(2)'s SYS_* and ipc(2)'s call numbers (linux/net.h, linux/ipc.h) */
+const SOCKETCALLS = ['socket', 'bind', 'connect', 'listen', 'accept', 'getsockname', 'getpeername', 'socketpair', 'send', 'recv',
+  'sendto', 'recvfrom', 'shutdown', 'setsockopt', 'getsockopt', 'sendmsg', 'recvmsg', 'accept4', 'recvmmsg', 'sendmmsg'];
+const IPCCALLS: Record<string, number> = { semop: 1, semget: 2, semctl: 3, semtimedop: 4, msgsnd: 11, msgrcv: 12, msgget: 13, msgctl: 14, shmat: 21, shmdt: 22, shmget: 23, shmctl: 24 };
+
+/**
+ * The multiplexed form of NAME on x86 (i386): the socketcall()/ipc() number and the call's number in it, where
+ * libseccomp adds a rule for a socket or SysV IPC call on x86 (with only that first argument compared).
+ */
+export function multiplexedCall(name: string): { nr: number; call: number } | undefined {
+  const s = SOCKETCALLS.indexOf(name);
+  if (s >= 0) return { nr: syscallNumber('i386', 'socketcall')!, call: s + 1 };
+  const i = IPCCALLS[name];
+  return i === undefined ? undefined : { nr: syscallNumber('i386', 'ipc')!, call: i };
+}
+
 /** The name of NR on ABI, or undefined for a number the ABI does not have. */
 export function syscallName(abi: X86Abi, nr: number): string | undefined {
   const t = SYSCALL_TABLES[abi];
