@@ -14,7 +14,7 @@ import { join, resolve } from 'node:path';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { type ContainerEnd, type HelperPlan, runPlan } from '@nspawn/runtime';
 import { runHooks } from './hooks.js';
-import { loadSpec, type Spec, SpecError } from './spec.js';
+import { HOOK_NAMES, loadSpec, type HookName, type Spec, SpecError } from './spec.js';
 import {
   alive, checkId, containerDir, listIds, loadRecord, makeContainerDir, ociState, type OciState, procStat, type Record_,
   removeContainerDir, saveRecord, socketAddress, startSocket, StateError, statusOf, writeAtomic,
@@ -232,6 +232,7 @@ export async function monitorContainer(
   };
   if (spec.annotations) record.annotations = spec.annotations;
   record.cgroups = cgroups.made;
+  record.hooks = HOOK_NAMES.filter((k) => (spec.hooks?.[k]?.length ?? 0) > 0);
   const stateNow = (status: string): OciState => ({ ociVersion: spec.ociVersion, id: opts.id, status: status as OciState['status'], pid: record.pid, bundle, ...(spec.annotations ? { annotations: spec.annotations } : {}) });
   const ending = runPlan(plan, {
     killSignal: 0,
@@ -321,8 +322,7 @@ export async function startContainer(root: string, id: string): Promise<void> {
     c.on('error', (e) => rej(new StateError(`cannot start container ${id}: ${e.message}`)));
     c.on('close', () => (got.startsWith('ok') ? res() : rej(new StateError(`cannot start container ${id}: its monitor did not answer`))));
   });
-  const spec = loadSpecQuiet(r.bundle);
-  await runHooks('poststart', spec?.hooks?.poststart, { ...ociState(root, r), status: 'running' });
+  await runHooks('poststart', hooksOf(r, 'poststart'), { ...ociState(root, r), status: 'running' });
 }
 
 /** Sends WORD to a created container's monitor and waits for its answer. */
@@ -335,6 +335,12 @@ function tellMonitor(root: string, id: string, word: string): Promise<boolean> {
     c.on('error', () => res(false));
     c.on('close', () => res(got.startsWith('ok')));
   });
+}
+
+/** The config's hooks of KIND, from the bundle; none when the record says the config had none at create. */
+function hooksOf(r: Record_, kind: HookName) {
+  if (r.hooks && !r.hooks.includes(kind)) return undefined;
+  return loadSpecQuiet(r.bundle)?.hooks?.[kind];
 }
 
 function loadSpecQuiet(bundle: string): Spec | undefined {
@@ -439,9 +445,8 @@ export async function deleteContainer(root: string, id: string, force: boolean, 
   }
   // the monitor leaves once the helper has: wait for it, so that nothing of the container outlives the delete
   await waitGone({ pid: r.monitor, startTime: procStat(r.monitor)?.startTime ?? '' }, 5000);
-  const spec = loadSpecQuiet(r.bundle);
   try {
-    await runHooks('poststop', spec?.hooks?.poststop, { ...ociState(root, r), status: 'stopped' });
+    await runHooks('poststop', hooksOf(r, 'poststop'), { ...ociState(root, r), status: 'stopped' });
   } catch (e) {
     log('warning', (e as Error).message);
   }
