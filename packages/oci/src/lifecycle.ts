@@ -233,11 +233,17 @@ export async function monitorContainer(
   if (spec.annotations) record.annotations = spec.annotations;
   record.cgroups = cgroups.made;
   record.hooks = HOOK_NAMES.filter((k) => (spec.hooks?.[k]?.length ?? 0) > 0);
+  // `start` is answered once the payload has been executed (the helper's "ready": its sync socket closed with the
+  // exec), or once the helper has ended without it (a failed exec: its error is the container's end), as runc's
+  // start returns once its init has been let go past the exec fifo: a signal sent right after start reaches the
+  // payload, not a process that is still becoming it
+  let executed: () => void = () => {};
+  const execution = new Promise<void>((res) => (executed = res));
   const stateNow = (status: string): OciState => ({ ociVersion: spec.ociVersion, id: opts.id, status: status as OciState['status'], pid: record.pid, bundle, ...(spec.annotations ? { annotations: spec.annotations } : {}) });
   const ending = runPlan(plan, {
     killSignal: 0,
     ...(extraFds.length ? { extraFds } : {}),
-    hooks: { log: (l) => opts.log('warning', l), forwardSignals: !!opts.foreground },
+    hooks: { log: (l) => opts.log('warning', l), forwardSignals: !!opts.foreground, onReady: () => executed() },
     attach: async (pid) => {
       record.pid = pid;
       record.startTime = procStat(pid)?.startTime ?? '';
@@ -282,7 +288,8 @@ export async function monitorContainer(
             } catch {
               // gone already
             }
-            c.end('ok\n');
+            if (w === 'start') void execution.then(() => c.end('ok\n'));
+            else c.end('ok\n');
             res(w);
           });
         });
@@ -294,6 +301,7 @@ export async function monitorContainer(
   // the helper has its copies (runPlan() spawned it): ours would keep pipes and sockets open for the container's life
   closePassed();
   const end = await ending;
+  executed();
   if (server?.listening) server.close();
   try {
     unlinkSync(sock);
