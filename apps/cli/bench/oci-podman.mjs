@@ -101,7 +101,8 @@ try {
   }
   // vfs storage: plain directories, no mounts; refuse to delete across one all the same
   if (readFileSync('/proc/self/mountinfo', 'utf8').includes(` ${dir}/`)) console.error(`bench: mounts left under ${dir}; not removed`);
-  else rmSync(dir, { recursive: true, force: true });
+  else if (process.env.BENCH_PODMAN_KEEP !== "1") rmSync(dir, { recursive: true, force: true });
+  else console.error(`bench: kept ${dir}`);
 }
 if (failed) process.exit(1);
 

@@ -87,9 +87,22 @@ function prepare(opts: { root: string; id: string; bundle: string; consoleSocket
   // a terminal: the helper makes it in the container's devpts; its master goes to the console socket, or (run in
   // the foreground) the helper forwards it to ours
   const console = !terminal ? 'pipe' : opts.consoleSocket ? 'passive' : 'interactive';
-  // the plan is made now so that a config the engine cannot express fails before anything exists
-  translateSpec(spec, { rootfs, sync: true, console });
-  return { spec, bundle, rootfs, plan: (sync) => translateSpec(spec, { rootfs, sync, console }) };
+  // the plan is made now so that a config the engine cannot express fails before anything exists (once: the
+  // monitor runs this one)
+  const first = translateSpec(spec, { rootfs, sync: true, console });
+  let used = false;
+  return {
+    spec,
+    bundle,
+    rootfs,
+    plan: (sync) => {
+      if (sync && !used) {
+        used = true;
+        return first;
+      }
+      return translateSpec(spec, { rootfs, sync, console });
+    },
+  };
 }
 
 /** Connects to the --console-socket (the caller listens on it: conmon, containerd's shim). */
