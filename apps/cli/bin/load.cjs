@@ -91,11 +91,18 @@ function writeCache(file, kind, data) {
   }
 }
 
+/** the bundles this process loaded through this file: [name, save] in load order (the first is the command's) */
+const loaded = [];
+/** what the command's bundle shares with the parts it loads lazily (registered by the bundle: scripts/bundle.mjs) */
+const SHARED = Symbol.for('nspawn.shared');
+const PART = /^\.\/(nspawn-[a-z0-9-]+)\.cjs$/;
+
 /**
- * Runs dist/NAME.cjs as Node would run it with require(), from the code cache when there is a usable one. Returns
- * save(): writes the cache now, unless the one loaded was itself saved (and accepted).
+ * Runs dist/NAME.cjs as Node would run it with require(), from the code cache when there is a usable one, with
+ * REQ as its require(). Returns its exports and save(): writes the cache now, unless the one loaded was itself saved
+ * (and accepted).
  */
-function load(name, env = process.env) {
+function run(name, env, req) {
   const file = path.join(__dirname, '..', 'dist', `${name}.cjs`);
   const fd = fs.openSync(file, 'r');
   let source;
@@ -126,16 +133,71 @@ function load(name, env = process.env) {
     written = true;
     writeCache(cacheFile, kind, script.createCachedData());
   };
-  const save = () => {
-    if (loadedKind !== KIND_SAVED) write(KIND_SAVED);
+  // FORCE: also when the cache loaded was saved (it may lack what this run compiled)
+  const save = (force = false) => {
+    if (force || loadedKind !== KIND_SAVED) write(KIND_SAVED);
   };
   process.once('exit', () => {
     if (loadedKind === undefined) write(KIND_EXIT);
   });
-  globalThis[Symbol.for('nspawn.saveCodeCache')] = save;
+  loaded.push([name, save, loadedKind === KIND_SAVED]);
   const mod = { exports: {}, filename: file, id: file };
-  script.runInThisContext()(mod.exports, createRequire(file), mod, file, path.dirname(file));
+  script.runInThisContext()(mod.exports, req(file), mod, file, path.dirname(file));
+  return { exports: mod.exports, save };
+}
+
+/**
+ * The require() a bundle gets: Node's, except for the parts it loads lazily, dist/nspawn-*.cjs (@nspawn/net,
+ * @nspawn/image, @nspawn/machined, execa, the start's optional pieces...), which are run here too, each with a code
+ * cache of its own (Node's require() would compile them at every start), once; and for `nspawn-shared:ID`, what the
+ * command's bundle shares with them (the one instance of @nspawn/runtime and the like).
+ */
+function requireFor(env) {
+  const parts = new Map();
+  const make = (file) => {
+    const plain = createRequire(file);
+    const req = (id) => {
+      const part = PART.exec(id);
+      if (part && path.dirname(file) === path.join(__dirname, '..', 'dist')) {
+        let m = parts.get(part[1]);
+        if (!m) {
+          m = run(part[1], env, make).exports;
+          parts.set(part[1], m);
+        }
+        return m;
+      }
+      if (id.startsWith('nspawn-shared:')) {
+        const shared = globalThis[SHARED]?.[id.slice(14)];
+        if (!shared) throw new Error(`${path.basename(file)}: ${id} is not shared by the command's bundle`);
+        return shared;
+      }
+      return plain(id);
+    };
+    req.resolve = plain.resolve;
+    req.cache = plain.cache;
+    return req;
+  };
+  return make;
+}
+
+/**
+ * Runs dist/NAME.cjs (see run()) and the parts it requires lazily. Returns save(): writes the cache of every bundle
+ * run so far (the command's and the parts'), unless the one each loaded was itself saved. A run that loaded a part
+ * without a saved cache took a path the command's saved cache may not hold (the first -i start after plain ones: the
+ * command's own image code): the command's cache is saved again then, with what this run compiled, so that the next
+ * such start compiles nothing either.
+ */
+function load(name, env = process.env) {
+  const save = () => {
+    const newPath = loaded.slice(1).some(([, , hadSaved]) => !hadSaved);
+    for (const [i, [, s]] of loaded.entries()) s(i === 0 && newPath);
+  };
+  globalThis[Symbol.for('nspawn.saveCodeCache')] = save;
+  run(name, env, requireFor(env));
   return save;
 }
 
-module.exports = { load, cacheDir };
+/** The names of the bundles run so far by load(), the command's first. */
+const loadedBundles = () => loaded.map(([n]) => n);
+
+module.exports = { load, cacheDir, loadedBundles };

@@ -23,6 +23,9 @@ Image:
   -i --image=PATH           Root file system disk image (or device node) for
                             the container (raw GPT; no Verity: root hashes
                             and signed images are not supported)
+     --oci-bundle=PATH      OCI bundle directory (its config.json read as
+                            systemd-nspawn 252 reads it, instead of a .nspawn
+                            file)
      --image-policy=POLICY  Specify disk image dissection policy
      --read-only            Mount the root directory read-only
      --volatile[=MODE]      Run the system in volatile mode

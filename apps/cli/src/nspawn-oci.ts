@@ -144,7 +144,13 @@ async function main(argv: string[]): Promise<number> {
         const user = one(p.opts, 'user');
         const [u, g] = user ? user.split(':') : [];
         if (user && (!/^\d+$/.test(u ?? '') || (g !== undefined && !/^\d+$/.test(g)))) throw new UsageError(`exec: --user ${user}: expected UID[:GID]`);
-        return await execContainer(root, id(), {
+        // runc's exec.go: a failure before the process runs is "exec failed: ..." and status 255
+        const failed = (e: unknown): number => {
+          if (!(e instanceof Error) || !['SpecError', 'StateError'].includes(e.name)) throw e;
+          fail(`exec failed: ${e.message}`);
+          return 255;
+        };
+        return await (async () => execContainer(root, id(), {
           ...(proc ? { process: loadProcessFile(proc) } : { args: p.args.slice(1) }),
           env: p.opts.get('env') ?? p.opts.get('e') ?? [],
           ...(one(p.opts, 'cwd') ? { cwd: one(p.opts, 'cwd')! } : {}),
@@ -154,7 +160,8 @@ async function main(argv: string[]): Promise<number> {
           detach: flag(p.opts, 'detach') || flag(p.opts, 'd'),
           ...(pidFile ? { pidFile } : {}),
           ...(consoleSocket ? { consoleSocket } : {}),
-        });
+          ...(preserveFds ? { preserveFds } : {}),
+        }))().catch(failed);
       }
       case 'pause':
         pauseContainer(root, id());
@@ -232,7 +239,8 @@ Commands:
   run [--bundle DIR] [--detach] [create's options] ID
                                                 create and start
   exec [--process FILE] [--env K=V] [--cwd DIR] [--user UID[:GID]] [--tty] [--detach] [--pid-file FILE]
-       [--console-socket SOCK] ID [CMD...]      another process in a running container
+       [--console-socket SOCK] [--preserve-fds N] ID [CMD...]
+                                                another process in a running container
   ps [--format table|json] ID [PS-OPTIONS]      the container's processes
   pause ID / resume ID                          freeze / thaw it (cgroup freezer)
   state ID                                      the state as JSON
@@ -244,7 +252,8 @@ Commands:
 
 Options:
   --console-socket SOCK   with process.terminal, the terminal's master is sent to the AF_UNIX socket SOCK
-  --preserve-fds N        our descriptors 3..3+N-1 (after LISTEN_FDS's, when LISTEN_PID is ours) are the process's too
+  --preserve-fds N        our descriptors 3..3+N-1 (create/run: after LISTEN_FDS's, when LISTEN_PID is ours) are the
+                          process's too
 `;
 
 main(process.argv.slice(2)).then(

@@ -9,12 +9,11 @@
  *
  * Needs root and /usr/bin/systemd-nspawn; it fails, never skips, without them.
  */
-import { createHash } from 'node:crypto';
-import { chmodSync, copyFileSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, readdirSync, rmdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execaSync } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeTempDir, mountsUnder, requireRootAndSystemdNspawn, runTool, type Tool, TOOL_ENV, TOOLS } from './helpers/containers.js';
+import { makeTempDir, mountsUnder, requireRootAndSystemdNspawn, runTool, type Tool, TOOL_ENV, TOOLS, treeListing } from './helpers/containers.js';
 
 /** A tree with a busybox OS in /sysroot (and /sysroot/oldroot), and an outer /usr and marker that NEW hides. */
 function pivotTree(dir: string): void {
@@ -29,23 +28,6 @@ function pivotTree(dir: string): void {
   writeFileSync(join(os, 'etc/marker'), 'inner marker\n');
   mkdirSync(join(dir, 'usr'), { mode: 0o755 });
   writeFileSync(join(dir, 'outer-marker'), 'outer marker\n');
-}
-
-/** Every entry of the tree: path, type, mode, owner, and a symlink's target or a file's content hash. */
-function treeListing(dir: string): string[] {
-  const out: string[] = [];
-  const walk = (rel: string) => {
-    const p = join(dir, rel);
-    const st = lstatSync(p);
-    const head = `${rel || '.'} ${(st.mode & 0o7777).toString(8)} ${st.uid}:${st.gid}`;
-    if (st.isSymbolicLink()) out.push(`${head} -> ${readlinkSync(p)}`);
-    else if (st.isDirectory()) {
-      out.push(`${head} dir`);
-      for (const n of readdirSync(p).sort()) walk(rel ? `${rel}/${n}` : n);
-    } else out.push(`${head} ${createHash('sha256').update(readFileSync(p)).digest('hex').slice(0, 16)}`);
-  };
-  walk('');
-  return out;
 }
 
 const PROBE = [

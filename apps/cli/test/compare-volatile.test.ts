@@ -8,11 +8,10 @@
  *
  * Needs root and /usr/bin/systemd-nspawn; it fails, never skips, without them.
  */
-import { createHash } from 'node:crypto';
-import { chmodSync, copyFileSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeTempDir, mountsUnder, requireRootAndSystemdNspawn, runTool, type Tool, TOOL_ENV, TOOLS } from './helpers/containers.js';
+import { makeTempDir, mountsUnder, requireRootAndSystemdNspawn, runTool, type Tool, TOOL_ENV, TOOLS, treeListing } from './helpers/containers.js';
 
 /** A merged-/usr busybox tree with the top-level directories a read-only root needs, and markers in /etc and /var. */
 function mergedTree(dir: string, bin: 'symlink' | 'directory' | 'file' | 'none' = 'symlink'): void {
@@ -31,23 +30,6 @@ function mergedTree(dir: string, bin: 'symlink' | 'directory' | 'file' | 'none' 
   else if (bin === 'file') writeFileSync(join(dir, 'bin'), '');
   symlinkSync('usr/lib', join(dir, 'lib'));
   symlinkSync('usr/sbin', join(dir, 'sbin'));
-}
-
-/** Every entry of the tree: path, type, mode, owner, and a symlink's target or a file's content hash. */
-function treeListing(dir: string): string[] {
-  const out: string[] = [];
-  const walk = (rel: string) => {
-    const p = join(dir, rel);
-    const st = lstatSync(p);
-    const head = `${rel || '.'} ${(st.mode & 0o7777).toString(8)} ${st.uid}:${st.gid}`;
-    if (st.isSymbolicLink()) out.push(`${head} -> ${readlinkSync(p)}`);
-    else if (st.isDirectory()) {
-      out.push(`${head} dir`);
-      for (const n of readdirSync(p).sort()) walk(rel ? `${rel}/${n}` : n);
-    } else out.push(`${head} ${createHash('sha256').update(readFileSync(p)).digest('hex').slice(0, 16)}`);
-  };
-  walk('');
-  return out;
 }
 
 const PROBE = [

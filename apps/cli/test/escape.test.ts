@@ -15,11 +15,10 @@
  *
  * Needs root, gcc and /usr/bin/systemd-nspawn; it fails, never skips, without them.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { execa, execaSync } from 'execa';
-import { chmodSync, closeSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { execa } from 'execa';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   COMMON_FLAGS,
@@ -33,8 +32,7 @@ import {
   TOOL_ENV,
   TOOLS,
 } from './helpers/containers.js';
-
-const PROBE_SOURCE = fileURLToPath(new URL('./fixtures/escape-probe.c', import.meta.url));
+import { ESCAPE_RESULT, type EscapeHost, hostState, type HostState, setUpEscapeHost } from './helpers/escape-host.js';
 
 /** Every attempt of the battery, in the probe's order (only=reboot is run on its own). */
 const ATTEMPTS = [
@@ -223,74 +221,24 @@ let rootDev = '';
 let hostBefore: HostState | undefined;
 const table = new Map<string, Map<string, string>>(); // "variant tool" -> attempt -> result
 
-interface HostState {
-  hostname: string;
-  corePattern: string;
-  /** the host's API mounts: mount point, options, super options */
-  apiMounts: string[];
-}
-
-/** The host sleep is running (not gone, not a zombie: its exit is not seen by Node while a run blocks). */
-function sleeperAlive(): boolean {
-  try {
-    const stat = readFileSync(`/proc/${sleeper!.pid}/stat`, 'utf8');
-    return !/^\d+ \(.*\) [ZX]/.test(stat);
-  } catch {
-    return false;
-  }
-}
-
-function hostState(): HostState {
-  const apiMounts = readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .filter((l) => l !== '')
-    .map((l) => {
-      const f = l.split(' ');
-      const sep = f.indexOf('-', 6);
-      return `${f[4]} ${f[5]} ${f[sep + 1]} ${f[sep + 3]}`;
-    })
-    .filter((l) => /^\/(proc|sys|dev|run)?(\/|\s)/.test(l) && !l.startsWith('/run/systemd/nspawn'))
-    .sort();
-  return {
-    hostname: readFileSync('/proc/sys/kernel/hostname', 'utf8'),
-    corePattern: readFileSync('/proc/sys/kernel/core_pattern', 'utf8'),
-    apiMounts,
-  };
-}
+let host: EscapeHost | undefined;
+const sleeperAlive = () => host!.sleeperAlive();
 
 beforeAll(() => {
   requireRootAndSystemdNspawn();
-  base = makeTempDir('nspawn-escape-');
-  probe = join(base.dir, 'escape-probe');
-  try {
-    execaSync('gcc', ['-static', '-O2', '-Wall', '-o', probe, PROBE_SOURCE], { stdin: 'ignore', stdout: 'ignore', stderr: 'pipe' });
-  } catch (e) {
-    throw new Error(`compiling ${PROBE_SOURCE} with gcc -static failed (Debian: apt-get install gcc libc6-dev): ${(e as { stderr?: Buffer }).stderr ?? e}`);
-  }
-  marker = join(base.dir, 'host-marker');
-  writeFileSync(marker, 'only the host has this\n');
-  writeFileSync(join(base.dir, 'host-secret'), 'a host file open on fd 9\n');
-  fd9 = openSync(join(base.dir, 'host-secret'), 'r');
-  sleeper = spawn('sleep', ['600'], { stdio: 'ignore' });
-  // the device of the file system the trees live on: what the probe makes a node for
-  const dev = statSync(base.dir, { bigint: true }).dev;
-  rootDev = `${Number(((dev >> 8n) & 0xfffn) | ((dev >> 32n) & ~0xfffn))}:${Number((dev & 0xffn) | ((dev >> 12n) & ~0xffn))}`;
-  hostBefore = hostState();
+  host = setUpEscapeHost('nspawn-escape-');
+  ({ base, probe, marker, sleeper, fd9, rootDev, before: hostBefore } = host);
 });
 
 afterAll(() => {
-  const alive = sleeper?.pid !== undefined && sleeperAlive();
-  sleeper?.kill('SIGKILL');
-  if (fd9 >= 0) closeSync(fd9);
   const lines: string[] = [];
   for (const [k, m] of table) lines.push(`  ${k}: ${[...m].map(([a, r]) => `${a}=${r}`).join(' ')}`);
   console.log(`escape battery results:\n${lines.join('\n')}`);
-  if (!base) return;
-  const dir = base.dir;
-  const left = base.remove();
+  if (!host) return;
+  const { alive, dir, left, removed } = host.finish();
   expect(alive, 'the host sleep survived every run').toBe(true);
   expect(left, `mounts left under ${dir}`).toEqual([]);
-  expect(existsSync(dir), `${dir} was not removed`).toBe(false);
+  expect(removed, `${dir} was not removed`).toBe(true);
 });
 
 interface Run {
@@ -343,12 +291,10 @@ async function runProbe(tool: Tool, variant: Variant, probeArgs: string[]): Prom
   };
 }
 
-const RESULT = /^([a-z0-9-]+): (ok|E[A-Z0-9]+)$/;
-
 function results(run: Run): Map<string, string> {
   const m = new Map<string, string>();
   for (const l of run.out) {
-    const x = RESULT.exec(l);
+    const x = ESCAPE_RESULT.exec(l);
     if (x) {
       expect(m.has(x[1]!), `attempt ${x[1]} reported twice`).toBe(false);
       m.set(x[1]!, x[2]!);

@@ -3,7 +3,7 @@
  * from a directory and a file of this user that nobody else can write, made again when V8 refuses it.
  */
 import { execa, execaSync } from 'execa';
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -55,6 +55,45 @@ describe('the code cache', () => {
     const ino = statSync(join(cache, f!)).ino;
     expect(run('nspawn', start, cache).status).toBe(0);
     expect(statSync(join(cache, f!)).ino).toBe(ino);
+  });
+
+  it('the parts a start loads lazily (dist/nspawn-*.cjs) have caches of their own, made and then used the same way', () => {
+    const cache = join(dir, 'c-parts');
+    // --property= on a host without systemd: its part, and @nspawn/machined's parser (refused: nothing is made)
+    const start = ['-q', '-D', tree, '-M', 'ld-parts', '--property=Bogus=1', '/bin/true'];
+    const first = run('nspawn', start, cache);
+    expect(first.stderr).toContain('Bogus=1');
+    const made = files(cache).sort();
+    expect(made.map((f) => f.split('@')[0])).toEqual(['nspawn-machined', 'nspawn-scope', 'nspawn']);
+    const inodes = made.map((f) => statSync(join(cache, f)).ino);
+    expect(run('nspawn', start, cache).stderr).toContain('Bogus=1');
+    expect(files(cache).sort()).toEqual(made);
+    expect(made.map((f) => statSync(join(cache, f)).ino)).toEqual(inodes); // accepted: not made again
+  });
+
+  it("a start that loads a part for the first time saves the command's cache again (a saved one may lack that path)", () => {
+    expect(process.getuid?.(), 'needs root: it starts containers').toBe(0);
+    const image = join(dir, 'box.raw');
+    writeFileSync(image, '');
+    truncateSync(image, 34 << 20);
+    const rootType = process.arch === 'arm64' ? 'B921B045-1DF0-41C3-AF44-4C6F280D3FAE' : '4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709';
+    execaSync('sfdisk', ['-q', image], { input: `label: gpt\nstart=2048, size=65536, type=${rootType}\n` });
+    execaSync('mkfs.ext4', ['-q', '-F', '-b', '4096', '-E', 'offset=1048576', '-d', tree, image, '32M']);
+    const cache = join(dir, 'c-path');
+    const ino = () => Object.fromEntries(files(cache).map((f) => [f.split('@')[0], [statSync(join(cache, f)).ino, readFileSync(join(cache, f))[0]]]));
+    const plain = ['-q', '-D', tree, '-M', 'ld-path', '/bin/true'];
+    const fromImage = ['-q', '-i', image, '-M', 'ld-path', '/bin/true'];
+    expect(run('nspawn', plain, cache).status).toBe(0);
+    const first = ino();
+    expect(Object.keys(first)).toEqual(['nspawn']);
+    expect(run('nspawn', fromImage, cache).status).toBe(0);
+    const second = ino();
+    expect(Object.keys(second).sort()).toEqual(['nspawn', 'nspawn-image-run']);
+    expect(second.nspawn![0]).not.toBe(first.nspawn![0]); // saved again, with the command's image code
+    expect([second.nspawn![1], second['nspawn-image-run']![1]]).toEqual([1, 1]);
+    expect(run('nspawn', fromImage, cache).status).toBe(0);
+    expect(run('nspawn', plain, cache).status).toBe(0);
+    expect(ino()).toEqual(second); // complete now: nothing is written again
   });
 
   it('nspawnctl saves it after a list that worked, replacing one made at exit (--help), and keeps it', async () => {

@@ -11,15 +11,13 @@
  *
  * Needs root, gcc and runc (scripts/setup.sh --test); fails, never skips, without them.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { execa, execaSync } from 'execa';
-import { chmodSync, closeSync, copyFileSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { execa } from 'execa';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeTempDir, mountsUnder, REPO } from './helpers/containers.js';
-
-const PROBE_SOURCE = fileURLToPath(new URL('./fixtures/escape-probe.c', import.meta.url));
+import { mountsUnder, REPO } from './helpers/containers.js';
+import { type EscapeHost, escapeResults, hostState, type HostState, setUpEscapeHost } from './helpers/escape-host.js';
 const NSPAWN_OCI = join(REPO, 'apps/cli/bin/nspawn-oci');
 const RUNTIMES = [
   ['runc', '/usr/sbin/runc'],
@@ -37,65 +35,30 @@ interface Difference {
 }
 const DIFFERENCES: Difference[] = [];
 
-let base: ReturnType<typeof makeTempDir> | undefined;
+let host: EscapeHost | undefined;
+let base: EscapeHost['base'] | undefined;
 let probe = '';
 let marker = '';
 let sleeper: ChildProcess | undefined;
 let fd9 = -1;
 let rootDev = '';
-let hostBefore: ReturnType<typeof hostState> | undefined;
-
-function hostState() {
-  const apiMounts = readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .filter((l) => l !== '')
-    .map((l) => {
-      const f = l.split(' ');
-      const sep = f.indexOf('-', 6);
-      return `${f[4]} ${f[5]} ${f[sep + 1]} ${f[sep + 3]}`;
-    })
-    .filter((l) => /^\/(proc|sys|dev|run)?(\/|\s)/.test(l) && !l.startsWith('/run/systemd/nspawn') && !l.startsWith('/run/netns'))
-    .sort();
-  return { hostname: readFileSync('/proc/sys/kernel/hostname', 'utf8'), corePattern: readFileSync('/proc/sys/kernel/core_pattern', 'utf8'), apiMounts };
-}
-
-function sleeperAlive(): boolean {
-  try {
-    return !/^\d+ \(.*\) [ZX]/.test(readFileSync(`/proc/${sleeper!.pid}/stat`, 'utf8'));
-  } catch {
-    return false;
-  }
-}
+let hostBefore: HostState | undefined;
+const sleeperAlive = () => host!.sleeperAlive();
 
 beforeAll(() => {
   if (process.getuid?.() !== 0) throw new Error('oci-escape: needs root');
   if (!existsSync('/usr/sbin/runc')) throw new Error('oci-escape: runc is missing (scripts/setup.sh --test installs it)');
-  base = makeTempDir('oci-escape-');
-  probe = join(base.dir, 'escape-probe');
-  execaSync('gcc', ['-static', '-O2', '-Wall', '-o', probe, PROBE_SOURCE], { stdin: 'ignore', stdout: 'ignore' });
-  marker = join(base.dir, 'host-marker');
-  writeFileSync(marker, 'only the host has this\n');
-  writeFileSync(join(base.dir, 'host-secret'), 'a host file open on fd 9\n');
-  fd9 = openSync(join(base.dir, 'host-secret'), 'r');
-  sleeper = spawn('sleep', ['600'], { stdio: 'ignore' });
-  const dev = statSync(base.dir, { bigint: true }).dev;
-  rootDev = `${Number(((dev >> 8n) & 0xfffn) | ((dev >> 32n) & ~0xfffn))}:${Number((dev & 0xffn) | ((dev >> 12n) & ~0xffn))}`;
-  hostBefore = hostState();
+  host = setUpEscapeHost('oci-escape-');
+  ({ base, probe, marker, sleeper, fd9, rootDev, before: hostBefore } = host);
 });
 
 afterAll(() => {
-  const alive = sleeper?.pid !== undefined && sleeperAlive();
-  sleeper?.kill('SIGKILL');
-  if (fd9 >= 0) closeSync(fd9);
-  if (!base) return;
-  const dir = base.dir;
-  const left = base.remove();
+  if (!host) return;
+  const { alive, dir, left, removed } = host.finish();
   expect(alive, 'the host sleep survived every run').toBe(true);
   expect(left, `mounts left under ${dir}`).toEqual([]);
-  expect(existsSync(dir)).toBe(false);
+  expect(removed, `${dir} was not removed`).toBe(true);
 });
-
-const RESULT = /^([a-z0-9-]+): (ok|E[A-Z0-9]+)$/;
 
 async function runProbe(name: Runtime, path: string, probeArgs: string[]) {
   const runDir = join(base!.dir, name);
@@ -122,12 +85,7 @@ async function runProbe(name: Runtime, path: string, probeArgs: string[]) {
   expect(mountsUnder(runDir), `${name}: mounts left in the host`).toEqual([]);
   expect(readdirSync(state), `${name}: state left`).toEqual([]);
   const out = String(r.stdout ?? '').split('\n').filter((l) => l !== '');
-  const res = new Map<string, string>();
-  for (const l of out) {
-    const x = RESULT.exec(l);
-    if (x) res.set(x[1]!, x[2]!);
-  }
-  return { status: r.exitCode, out, stderr: String(r.stderr ?? ''), res, keyring: existsSync(report) ? readFileSync(report, 'utf8').split('\n').filter((l) => l !== '') : ['(no report)'] };
+  return { status: r.exitCode, out, stderr: String(r.stderr ?? ''), res: escapeResults(out), keyring: existsSync(report) ? readFileSync(report, 'utf8').split('\n').filter((l) => l !== '') : ['(no report)'] };
 }
 
 describe('escape battery inside an OCI container: nspawn-oci ends every attempt as runc does', () => {

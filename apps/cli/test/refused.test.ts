@@ -80,8 +80,11 @@ describe('what this build refuses is not advertised', () => {
     // systemd-nspawn@.service's flags, every one of them (nspawnd adds --console=read-only)
     for (const f of ['--quiet', '--keep-unit', '--boot', '--link-journal=try-guest', '--network-veth', '-U', '--settings=override'])
       expect(flags).toContain(f);
-    expect(daemon).toContain("[...BOOT_ARGV, '-D', dir, `--machine=${name}`]");
+    // -D for a directory, -i for NAME.raw (the flag chosen by the store's resolver)
+    expect(daemon).toContain("[...BOOT_ARGV, flag, dir, `--machine=${name}`]");
+    expect(daemon).toContain("flag: img.type === 'raw' ? '-i' : '-D'");
     const argv = [...flags, '-D', 'DIR', '--machine=NAME'];
     expect(page).toContain(`\`nspawn ${argv.join(' ')}\``);
+    expect(page).toContain('`-i` *NAME*`.raw` instead of `-D DIR`');
   });
 });

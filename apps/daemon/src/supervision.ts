@@ -186,12 +186,15 @@ export class Supervisor {
     }
   }
 
-  /** The image directory of NAME, through the store's one resolver (never a path out of the store). */
-  private imageDir(name: string): string {
+  /**
+   * The image of NAME, through the store's one resolver (never a path out of the store): a directory (`-D`) or a raw
+   * disk image NAME.raw (`-i`), as systemd-nspawn@.service's `--machine=NAME` finds either.
+   */
+  private imageDir(name: string): { flag: '-D' | '-i'; path: string } {
     try {
       const img = findImage(name, { root: this.paths.images });
       // a symlink in the store is started where it leads (inside the store): the path the lock and registration name
-      if (img.type !== 'raw') return img.symlink ? img.realPath : img.path;
+      return { flag: img.type === 'raw' ? '-i' : '-D', path: img.symlink ? img.realPath : img.path };
     } catch (e) {
       if (!(e instanceof ImageError)) throw e;
       // a symlink out of the store: said as it is, not as a missing image
@@ -215,7 +218,7 @@ export class Supervisor {
       if (command) throw new VarlinkError('io.systemd.Machine.MachineExists', { message: `Machine '${name}' is running already` });
       return { ended: Promise.resolve(0) };
     }
-    const dir = this.imageDir(name);
+    const { flag, path: dir } = this.imageDir(name);
     mkdirSync(this.paths.logs, { recursive: true, mode: 0o750 });
     const logPath = machineLogPath(name, { ...process.env, NSPAWND_LOG_DIR: this.paths.logs });
     const logFd = openSync(logPath, 'a', 0o640);
@@ -285,7 +288,7 @@ export class Supervisor {
     // BOOT_ARGV (as nspawn@.service) or, for a command (not a boot), COMMAND_ARGV with its output straight into the
     // log (no pty to copy from), parsed as nspawn parses them; SET: what NAME.nspawn may not override
     const { settings: base, set } = parseCommandLine(
-      command ? [...COMMAND_ARGV, '-D', dir, '-M', name, '--', ...command] : [...BOOT_ARGV, '-D', dir, `--machine=${name}`],
+      command ? [...COMMAND_ARGV, flag, dir, '-M', name, '--', ...command] : [...BOOT_ARGV, flag, dir, `--machine=${name}`],
     );
     let lastCode = 1;
     const run = async () => {
@@ -293,7 +296,7 @@ export class Supervisor {
         for (;;) {
           const { settings, messages } = applySettingsFile({ settings: base, set });
           for (const msg of messages) say(msg);
-          const prepared = prepareStart(settings, { commandLine: base });
+          const prepared = await prepareStart(settings, { commandLine: base });
           // machine.slice stays between the daemon's containers (made once, not for each start); stop() gives it up
           prepared.config.keepMachineSlice = true;
           say(`-- nspawnd: starting ${name} on ${dir}`);

@@ -5,7 +5,9 @@ export * from './recovery.js';
 export * from './storage.js';
 export * from './private-users.js';
 export * from './register.js';
-export { systemdExtension, registeredWithMachined, type SystemdExtensionOptions } from './systemd.js';
+export { systemdExtension, type SystemdExtensionOptions } from './systemd.js';
+export { registeredWithMachined, sdBooted } from './systemd-host.js';
+export { lazySystemdExtension } from './systemd-lazy.js';
 export { networkExtension, hostInterfaceOf, helperLocker, helperMover, collectNetworkLeftovers, hostNetworkdRuns, type NetworkExtensionOptions } from './network.js';
 // what the apps need of the engine, so that they need nothing else of it for a start or an entry
 export {

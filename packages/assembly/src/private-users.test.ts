@@ -35,6 +35,40 @@ function harness(userns: ContainerConfig['userns'], o: { idmap?: boolean; users?
   return { ext, run, cfg, log };
 }
 
+describe('privateUsersExtension on a disk image (-i)', () => {
+  it('reads the range off the image\'s root (its view), marks its partitions idmapped, and leaves the root directory alone', async () => {
+    const h = harness({ shift: 0, range: 65536, pick: true }, { dir: '/run/nspawn/image-root' });
+    // the view of the root partition: here a directory owned by root (base 0)
+    h.cfg.image = { path: '/m/box.raw', steps: [], view: { root: '/' } };
+    await h.ext.setup!(h.run);
+    expect(h.cfg.userns!.shift).toBe(0x5a0000);
+    expect(h.cfg.image.idmap).toBe(true);
+    const plan: HelperPlan = basePlan();
+    h.ext.plan!(h.run, plan);
+    // (the image's mounts are idmapped one by one by the helper: not the empty directory under them)
+    expect(plan.idmap).toBeUndefined();
+    expect(h.log).toEqual(['pick first=0 machine=box']);
+  });
+  it('an image with only /usr: its root is an empty tmpfs, root\'s (base 0, nothing stat()ed)', async () => {
+    const h = harness({ shift: 0, range: 65536, pick: true }, { dir: '/run/nspawn/image-root' });
+    h.cfg.image = { path: '/m/usr.raw', steps: [], view: { usr: '/nonexistent/usr-view' } };
+    await h.ext.setup!(h.run);
+    expect(h.cfg.image.idmap).toBe(true);
+    expect(h.log).toEqual(['pick first=0 machine=box']);
+  });
+  it('ownership map where idmapped mounts are not available: 252\'s refusal; auto falls back to chown, which a read-only image skips', async () => {
+    const m = harness({ shift: 0, range: 65536, pick: true, ownership: 'map' }, { dir: '/run/nspawn/image-root', idmap: false });
+    m.cfg.image = { path: '/m/box.raw', steps: [], view: { root: '/' } };
+    expect(() => m.ext.setup!(m.run)).toThrow('ID mapped mounts are apparently not available, sorry.');
+    const a = harness({ shift: 0, range: 65536, pick: true }, { dir: '/run/nspawn/image-root', idmap: false });
+    a.cfg.image = { path: '/m/box.raw', steps: [], view: { root: '/' } };
+    a.cfg.readOnly = true;
+    await a.ext.setup!(a.run);
+    expect(a.cfg.image.idmap).toBeUndefined();
+    expect(a.log).toEqual(['pick first=0 machine=box']); // no chown
+  });
+});
+
 describe('privateUsersExtension', () => {
   it('-U: picks (first candidate: the owner of / is root, so 0), maps by idmapped mount, releases at teardown', async () => {
     const h = harness({ shift: 0, range: 65536, pick: true });

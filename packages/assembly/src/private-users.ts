@@ -26,6 +26,7 @@ import type { ContainerExtension } from '@nspawn/runtime';
 import { ContainerError } from '@nspawn/runtime';
 import { sysAddon } from '@nspawn/runtime';
 import { runRecordOf } from '@nspawn/runtime';
+import { runImageOf } from './image-registry.js';
 
 export interface PrivateUsersDeps {
   pick: typeof pickRange;
@@ -72,20 +73,28 @@ export function privateUsersExtension(deps: PrivateUsersDeps = nodeDeps): Contai
     setup(run) {
       const u = run.cfg.userns;
       if (!u) return;
-      const dir = run.cfg.directory;
+      // -i: the image's root as the storage extension opened it (read through its view); systemd 252 mounts the
+      // image's root first and reads the range off it (determine_uid_shift()); an image with only /usr has an empty
+      // tmpfs for its root, root's
+      const image = run.cfg.image;
+      const dir = image ? (image.view.root ?? image.view.usr ?? run.cfg.directory) : run.cfg.directory;
+      const what = image ? image.path : dir;
       try {
         const byHand = !u.pick && !u.fromOwner;
         let owner: number | undefined;
         if (!byHand) {
-          const st = statSync(dir);
-          owner = ownerBase(st.uid, st.gid, dir);
+          if (image && image.view.root === undefined) owner = 0;
+          else {
+            const st = statSync(dir);
+            owner = ownerBase(st.uid, st.gid, what);
+          }
         }
         const d = resolveOwnership({
           mode: u.pick ? 'pick' : 'fixed',
           ...(u.ownership ? { requested: u.ownership } : {}),
           ...(byHand ? { shift: u.shift } : {}),
           ...(owner !== undefined ? { ownerBase: owner } : {}),
-          directory: dir,
+          directory: what,
           readOnly: run.cfg.readOnly,
         });
         if (u.pick) {
@@ -113,16 +122,26 @@ export function privateUsersExtension(deps: PrivateUsersDeps = nodeDeps): Contai
           else if (d.fallback) own = 'chown';
           else throw new UidRangeError('ID mapped mounts are apparently not available, sorry.', 'EOPNOTSUPP');
         }
-        if (own === 'chown') {
-          deps.shift(dir, u.shift, u.range);
+        if (own === 'chown' && !image) deps.shift(dir, u.shift, u.range);
+        // an image: its partitions mounted writable and chowned (recursive_chown() on the mounted image), unless they
+        // carry the range already (path_patch_uid()'s check of the top directory) or are read-only (skipped by 252)
+        else if (own === 'chown' && owner !== u.shift && !run.cfg.readOnly) {
+          const img = runImageOf(run.cfg);
+          if (!img) throw new Error('private users: the image is not open');
+          const { shift, range } = u;
+          img.chown((d) => deps.shift(d, shift, range));
         }
+        // -i: the partitions' file systems as idmapped mounts (systemd's DISSECT_IMAGE_MOUNT_IDMAPPED), made by the
+        // helper with the steps the storage extension plans
+        if (image && idmap) image.idmap = true;
       } catch (e) {
         fail(e);
       }
     },
     plan(run, plan) {
       const u = run.cfg.userns;
-      if (u && idmap) plan.idmap = { shift: u.shift, range: u.range };
+      // (an image's mounts are idmapped one by one instead: the directory under them is an empty one)
+      if (u && idmap && !run.cfg.image) plan.idmap = { shift: u.shift, range: u.range };
       // handed over: the lock goes with the exec, and the helper holds and releases it
       if (picked && run.handoff) plan.inheritedLocks = [...(plan.inheritedLocks ?? []), { fd: picked.keepAcrossExec(), path: picked.lockPath, exclusive: true }];
     },

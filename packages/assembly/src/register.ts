@@ -6,7 +6,7 @@
  */
 import { existsSync } from 'node:fs';
 import type { ContainerExtension, ContainerRun } from '@nspawn/runtime';
-import { registeredWithMachined } from './systemd.js';
+import { registeredWithMachined } from './systemd-host.js';
 import { isNoDaemon, machineSocketPath, registerMachine, unregisterMachine } from '@nspawn/runtime';
 
 const registered = new WeakMap<ContainerRun, string>();

@@ -20,8 +20,7 @@ import {
 } from '@nspawn/runtime';
 import { defaultExtensions } from './extensions.js';
 import { isRegisterExtension } from './register.js';
-import { isSystemdBooted } from '@nspawn/machined';
-import { applyScopeSettings } from './scope-settings.js';
+import { sdBooted } from './systemd-host.js';
 
 export interface StartOptions {
   /** the extensions of the start (default: defaultExtensions()) */
@@ -42,7 +41,7 @@ export interface StartOptions {
   unsupported?: readonly string[];
   /** the settings as given on the command line (default: SETTINGS), for the .nspawn file's precedence */
   commandLine?: Settings;
-  /** whether this is a systemd host (default: isSystemdBooted()): --slice= and --property= are allowed there */
+  /** whether this is a systemd host (default: sdBooted()): --slice= and --property= are allowed there */
   systemdHost?: () => boolean;
 }
 
@@ -56,15 +55,19 @@ export function chooseExtensions(opts: Pick<StartOptions, 'extensions' | 'regist
 
 /**
  * Prepares SETTINGS for a start (systemd-nspawn's checks and defaults); throws a ContainerError or UserError. On a
- * host without systemd, --slice= and --property= go to the cgroup nspawn makes (src/scope-settings.ts; NOTICE gets
- * 252's notices, default: stderr); on a systemd host to the scope systemd makes (src/systemd.ts).
+ * host without systemd, --slice= and --property= go to the cgroup nspawn makes (src/scope-settings.ts, loaded only
+ * when one of them is given; NOTICE gets 252's notices, default: stderr); on a systemd host to the scope systemd makes
+ * (src/systemd.ts).
  */
-export function prepareStart(
+export async function prepareStart(
   settings: Settings,
   opts: Pick<StartOptions, 'env' | 'unsupported' | 'commandLine' | 'systemdHost'> & { notice?: (m: string) => void } = {},
-): Prepared {
+): Promise<Prepared> {
   const prepared = prepareContainer(settings, opts.env ?? nodePrepareEnv(nodeTree), opts.unsupported ?? [], opts.commandLine ?? settings);
-  if (!(opts.systemdHost ?? isSystemdBooted)()) applyScopeSettings(prepared, settings, opts.notice ?? ((m) => void process.stderr.write(`${m}\n`)));
+  if ((settings.slice !== undefined || settings.properties?.length) && !(opts.systemdHost ?? sdBooted)()) {
+    const { applyScopeSettings } = await import('./scope-settings.js');
+    applyScopeSettings(prepared, settings, opts.notice ?? ((m) => void process.stderr.write(`${m}\n`)));
+  }
   return prepared;
 }
 
@@ -80,6 +83,6 @@ export async function runStart(prepared: Prepared, opts: StartOptions = {}): Pro
 }
 
 /** startContainer(settings): prepareStart() then runStart(). */
-export function startContainer(settings: Settings, opts: StartOptions = {}): Promise<number> {
-  return runStart(prepareStart(settings, opts), opts);
+export async function startContainer(settings: Settings, opts: StartOptions = {}): Promise<number> {
+  return runStart(await prepareStart(settings, opts), opts);
 }

@@ -42,7 +42,7 @@ import { nodeTree } from '@nspawn/runtime';
 import { ContainerError } from '@nspawn/runtime';
 import { verifyOsTree } from '@nspawn/runtime';
 import { runRecordOf } from '@nspawn/runtime';
-import { openRunImage, type RunImage } from './image.js';
+import type { RunImage } from './image.js';
 
 export interface StorageExtensionOptions {
   /** the environment ($NSPAWN_EPHEMERAL, $SYSTEMD_NSPAWN_LOCK); default process.env */
@@ -103,14 +103,16 @@ export function storageExtension(opts: StorageExtensionOptions = {}): ContainerE
     plan(run: ContainerRun, plan: HelperPlan) {
       const cfg = run.cfg;
       if (cfg.image) {
-        // the plan is made: the view goes before the container mounts the image (src/image.ts)
+        // the steps for this boot, with -U's range (set up by the private-users extension after us)
+        if (image) plan.imageSteps = cfg.image.steps = image.steps(cfg.userns ? { shift: cfg.userns.shift, idmap: cfg.image.idmap === true } : undefined);
+        // the plan is made: a view that is not shared goes before the container mounts the image (src/image.ts)
         image?.closeView();
-        // supervised, Node holds the image open until teardown; handed over, the helper holds its loop devices and
-        // locks (the view's descriptors close with the exec)
+        // supervised, Node holds the image open until teardown; handed over, the helper holds its loop devices,
+        // locks and the view's mounts (whose superblocks the container's mounts share)
         if (run.handoff && image) {
           const kept = image.opened.keepAcrossExec();
           plan.inheritedLocks = [...(plan.inheritedLocks ?? []), ...kept.locks];
-          plan.heldFds = [...(plan.heldFds ?? []), ...kept.devices];
+          plan.heldFds = [...(plan.heldFds ?? []), ...kept.devices, ...image.keepViewAcrossExec()];
         }
         return;
       }
@@ -180,7 +182,12 @@ export function storageExtension(opts: StorageExtensionOptions = {}): ContainerE
   };
 
   async function setupImage(run: ContainerRun): Promise<void> {
-    const ephemeral = run.cfg.ephemeral === true && ephemeralMode() === 'copy' ? 'copy' : 'overlay';
+    // -x with --private-users-ownership=chown: on a copy, as systemd 252 does (it chowns its copy); chowning through
+    // the overlay would copy every file up into memory
+    const copy = ephemeralMode() === 'copy' || run.cfg.userns?.ownership === 'chown';
+    const ephemeral = run.cfg.ephemeral === true && copy ? 'copy' : 'overlay';
+    // (src/image.ts is loaded by an -i start only: nspawn's bundle keeps it in a file of its own)
+    const { openRunImage } = await import('./image.js');
     image = await openRunImage(run, { env, ephemeral });
   }
 

@@ -2,7 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { BusError, Machined, type MethodCall, recordingBus, Variant } from '@nspawn/machined';
 import type { ContainerConfig, ContainerRun } from '@nspawn/runtime';
 import { ContainerError } from '@nspawn/runtime';
-import { registeredWithMachined, systemdExtension } from './systemd.js';
+import { systemdExtension } from './systemd.js';
+import { registeredWithMachined } from './systemd-host.js';
+import { lazySystemdExtension } from './systemd-lazy.js';
 import { chooseExtensions } from './start.js';
 import { baseConfig, basePlan } from './test/fixtures.js';
 
@@ -130,6 +132,39 @@ describe('systemdExtension', () => {
     const bad = systemdExtension({ booted: () => true, open: async () => (opened++, new Machined(services())) });
     await expect(bad.setup!(runOf({ unit: { keepUnit: false, killSignal: 0, properties: ['Bogus=1'] } }))).rejects.toThrow(ContainerError);
     expect(opened).toBe(0);
+  });
+
+  it('loaded lazily (defaultExtensions()): nothing without systemd; on a systemd host the extension itself, delegated to', async () => {
+    let opened = 0;
+    const off = lazySystemdExtension({ booted: () => false, open: async () => (opened++, new Machined(services())) });
+    const r0 = runOf();
+    expect(off.needed!(r0.cfg)).toBe(false);
+    expect(off.providesCgroup!(r0.cfg)).toBe(false);
+    await off.setup!(r0);
+    const p0 = basePlan();
+    off.plan!(r0, p0);
+    expect(p0.sync).toBe(false);
+    expect(await off.attach!(r0, 4242)).toBeUndefined();
+    await off.detach!(r0);
+    await off.teardown!(r0);
+    expect(opened).toBe(0);
+
+    const bus = services();
+    const on = lazySystemdExtension({ booted: () => true, open: async () => new Machined(bus) });
+    const run = runOf();
+    expect(on.needed!(run.cfg)).toBe(true);
+    expect(on.providesCgroup!(run.cfg)).toBe(true);
+    await on.setup!(run);
+    const plan = basePlan();
+    on.plan!(run, plan);
+    expect(plan.sync).toBe(true);
+    expect(await on.attach!(run, 4242)).toEqual({ cgroup: '/machine.slice/machine-tree.scope' });
+    expect(registeredWithMachined(run)).toBe(true);
+    await on.detach!(run);
+    expect(bus.calls.at(-1)).toMatchObject({ member: 'UnregisterMachine', body: ['tree'] });
+    expect(registeredWithMachined(run)).toBe(false);
+    await on.teardown!(run);
+    expect(bus.closed).toBe(true);
   });
 
   it('is part of every start, before nspawnd\'s registration', () => {

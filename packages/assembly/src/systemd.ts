@@ -18,7 +18,6 @@ import { readFileSync } from 'node:fs';
 import type { AttachResult, ContainerExtension, ContainerRun } from '@nspawn/runtime';
 import { ContainerError } from '@nspawn/runtime';
 import {
-  isSystemdBooted,
   keepUnitRegisterError,
   type Machined,
   MachinedError,
@@ -29,9 +28,10 @@ import {
   PropertyError,
 } from '@nspawn/machined';
 import { hostInterfaceOf } from './network.js';
+import { noteRegisteredWithMachined, sdBooted } from './systemd-host.js';
 
 export interface SystemdExtensionOptions {
-  /** whether this is a systemd host (default: isSystemdBooted(), sd_booted()) */
+  /** whether this is a systemd host (default: sdBooted(), sd_booted()) */
   booted?: () => boolean;
   /** the machined client (default: openMachined(), the system bus) */
   open?: () => Promise<Machined>;
@@ -50,14 +50,6 @@ interface SystemdState {
   /** the scope allocated for this boot (detach() ends it) */
   scope?: string;
   offStop?: () => void;
-}
-
-/** the runs whose machine machined knows now: registerExtension() does not tell nspawnd about them too */
-const withMachined = new WeakSet<ContainerRun>();
-
-/** Whether machined knows RUN's machine (then nspawnd is not told: it reads machines from machined). */
-export function registeredWithMachined(run: ContainerRun): boolean {
-  return withMachined.has(run);
 }
 
 const SIGKILL = 9;
@@ -88,7 +80,7 @@ function ifindex(name: string): number | undefined {
 const asContainerError = (e: unknown): unknown => (e instanceof MachinedError || e instanceof PropertyError ? new ContainerError((e as Error).message) : e);
 
 export function systemdExtension(opts: SystemdExtensionOptions = {}): ContainerExtension {
-  const booted = opts.booted ?? (() => isSystemdBooted());
+  const booted = opts.booted ?? sdBooted;
   const open = opts.open ?? (() => openMachined());
   const states = new WeakMap<ContainerRun, SystemdState>();
   // (asked once per extension: the answer does not change during a start)
@@ -177,7 +169,7 @@ export function systemdExtension(opts: SystemdExtensionOptions = {}): ContainerE
         if (st.mode === 'register') {
           const reg = await machined.register(spec(run, pid, 'register'));
           st.registered = reg.name;
-          withMachined.add(run);
+          noteRegisteredWithMachined(run, true);
           cgroup = reg.controlGroup;
           unitPath = reg.unitObjectPath;
         } else {
@@ -209,7 +201,7 @@ export function systemdExtension(opts: SystemdExtensionOptions = {}): ContainerE
       if (!st) return;
       st.offStop?.();
       delete st.offStop;
-      withMachined.delete(run);
+      noteRegisteredWithMachined(run, false);
       if (st.registered !== undefined) {
         const name = st.registered;
         delete st.registered;

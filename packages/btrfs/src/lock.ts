@@ -11,7 +11,7 @@
  */
 import { closeSync, constants as fsc, mkdirSync, openSync, statSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join } from 'node:path';
-import { lockHeldElsewhere, makeLockFile as takeLockFile, type LockFile as SharedLockFile } from '@nspawn/syscall';
+import { lockHeldElsewhere, type LockSys, makeLockFile as takeLockFile, type LockFile as SharedLockFile } from '@nspawn/syscall';
 import { errCode, SysError } from './sys.js';
 
 export const GLOBAL_LOCK_DIR = '/run/systemd/nspawn/locks';
@@ -43,10 +43,10 @@ export interface LockFile {
  * the kernel has no OFD locks; retries when the previous holder unlinked the file between our open and our lock.
  * Throws ImageBusyError when it is held.
  */
-export function makeLockFile(path: string, exclusive: boolean): LockFile {
+export function makeLockFile(path: string, exclusive: boolean, sys?: LockSys): LockFile {
   let l: SharedLockFile | undefined;
   try {
-    l = takeLockFile(path, { shared: !exclusive });
+    l = takeLockFile(path, { shared: !exclusive, ...(sys ? { sys } : {}) });
   } catch (e) {
     if (errCode(e) === 'EAGAIN' || errCode(e) === 'EACCES') throw new ImageBusyError(`${path} is locked by another process`, path);
     throw e;
@@ -92,6 +92,8 @@ export interface LockImageOptions {
   shared?: boolean;
   /** $SYSTEMD_NSPAWN_LOCK: "0"/"no"... turns locking off (default: process.env) */
   env?: NodeJS.ProcessEnv;
+  /** the lock calls (e.g. a native addon's: @nspawn/syscall's LockSys), in place of koffi's */
+  sys?: LockSys;
 }
 
 /** $SYSTEMD_NSPAWN_LOCK set to a false boolean: no image locks at all (as for systemd). */
@@ -118,7 +120,7 @@ export function lockImage(path: string, opts: LockImageOptions = {}): ImageLock 
   let local: LockFile | undefined;
   if (!path.startsWith('/dev/')) {
     try {
-      local = makeLockFile(localLockPath(path), exclusive);
+      local = makeLockFile(localLockPath(path), exclusive, opts.sys);
     } catch (e) {
       if (!(errCode(e) === 'EROFS' && !exclusive)) throw busyMessage(e, path);
     }
@@ -127,7 +129,7 @@ export function lockImage(path: string, opts: LockImageOptions = {}): ImageLock 
   if (globalPath !== undefined) {
     try {
       mkdirSync(GLOBAL_LOCK_DIR, { recursive: true, mode: 0o700 });
-      global = makeLockFile(globalPath, exclusive);
+      global = makeLockFile(globalPath, exclusive, opts.sys);
     } catch (e) {
       local?.release();
       throw busyMessage(e, path);

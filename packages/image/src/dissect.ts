@@ -7,7 +7,6 @@
  * file system without a partition table as the root. Pure: a BlockReader in, a DissectedImage (or an ImageError
  * with 252's message) out.
  */
-import { createHmac } from 'node:crypto';
 import { ImageError } from './errors.js';
 import { fstypeIsReadOnly, probeFilesystem } from './fsprobe.js';
 import {
@@ -148,7 +147,8 @@ export function varPartitionUuid(machineId: string): string {
   const key = Buffer.from(machineId.replace(/-/g, ''), 'hex');
   if (key.length !== 16) throw new Error(`not a machine ID: ${machineId}`);
   const app = Buffer.from(partitionTypeUuid('var').replace(/-/g, ''), 'hex');
-  const h = createHmac('sha256', key).update(app).digest().subarray(0, 16);
+  // (node:crypto loaded here: a dissection without a /var machine ID does not need it)
+  const h = process.getBuiltinModule('node:crypto').createHmac('sha256', key).update(app).digest().subarray(0, 16);
   h[6] = (h[6]! & 0x0f) | 0x40;
   h[8] = (h[8]! & 0x3f) | 0x80;
   const x = h.toString('hex');

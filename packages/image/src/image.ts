@@ -5,7 +5,6 @@
  * (ours, the default), the partitions dissected, a loop device per partition by offset, fsck of the writable ones,
  * and then a mount plan, host-side mounts in a namespace that dies with us, and a close() that leaves nothing.
  */
-import { randomBytes } from 'node:crypto';
 import {
   chmodSync,
   closeSync,
@@ -21,13 +20,13 @@ import {
 } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { type ImageLock, ImageBusyError, lockImage } from '@nspawn/btrfs';
-import { keepOnExec } from '@nspawn/syscall';
+import { keepOnExec, type LockSys } from '@nspawn/syscall';
 import { type Designator, type DissectedImage, type DissectOptions, dissectImage } from './dissect.js';
 import { ImageError, imageError } from './errors.js';
 import { startHolder } from './holder.js';
 import { attachLoop, blockDeviceSize, boundLoopDevices, type LoopDevice } from './loop.js';
 import { executePlan, type MountedTree } from './mount.js';
-import { type MountStep, mountedPartitions, planMounts, type PlanDevice } from './plan.js';
+import { type MountStep, mountedPartitions, planMounts, type PlanDevice, type PlanOptions } from './plan.js';
 import { applyImagePolicy, type ImagePolicy, parseImagePolicy } from './policy.js';
 import { extNeedsFsck } from './fsprobe.js';
 import { fdReader } from './reader.js';
@@ -57,6 +56,8 @@ export interface OpenImageOptions {
   env?: NodeJS.ProcessEnv;
   /** the system calls (a double in tests) */
   sys?: ImageSys;
+  /** the image lock's calls (@nspawn/syscall's LockSys, e.g. a native addon's; default koffi's) */
+  lockSys?: LockSys;
 }
 
 export interface MountOptions {
@@ -95,8 +96,11 @@ export interface OpenedImage {
   readonly ephemeral: false | 'overlay' | 'copy';
   /** notices systemd prints (a Verity partition used without integrity checking, the backup GPT header used) */
   readonly warnings: readonly string[];
-  /** the mount steps (data for a process in another mount namespace: see plan.ts) */
-  plan(): MountStep[];
+  /**
+   * the mount steps (data for a process in another mount namespace: see plan.ts); OPTS: the container's UID shift
+   * (uid=/gid=, idmapped mounts) for a run with a user namespace
+   */
+  plan(opts?: Pick<PlanOptions, 'uidShift' | 'idmap' | 'inUserNamespace'>): MountStep[];
   /** mounts the image at WHERE (private namespace: optional, a private tmpfs by default) */
   mount(where?: string, opts?: MountOptions): Promise<MountedImage>;
   /**
@@ -154,7 +158,7 @@ function runFsck(image: string, designator: Designator, device: string, fstype: 
 
 /** `.#machine.NAME<16 hex>` beside the image, systemd's tempfn_random(image, "machine."). */
 export function ephemeralCopyPath(image: string): string {
-  return join(dirname(image), `.#machine.${basename(image)}${randomBytes(8).toString('hex')}`);
+  return join(dirname(image), `.#machine.${basename(image)}${process.getBuiltinModule('node:crypto').randomBytes(8).toString('hex')}`);
 }
 
 function copyImage(src: string, dst: string, readOnly: boolean, isBlock: boolean): void {
@@ -242,7 +246,7 @@ export async function openImage(path: string, opts: OpenImageOptions = {}): Prom
     if (opts.lock ?? !falsy(env.SYSTEMD_NSPAWN_LOCK)) {
       let lock: ImageLock;
       try {
-        lock = lockImage(image, { shared: readOnly || ephemeral !== false, env });
+        lock = lockImage(image, { shared: readOnly || ephemeral !== false, env, ...(opts.lockSys ? { sys: opts.lockSys } : {}) });
       } catch (e) {
         if (e instanceof ImageBusyError) throw new ImageError(`Disk image ${image} is currently busy.`, 'EBUSY', image);
         throw imageError(image, 'Failed to create image lock', e);
@@ -360,7 +364,8 @@ export async function openImage(path: string, opts: OpenImageOptions = {}): Prom
         Object.entries(devices).map(([d, l]) => [d, { path: l.path, fd: l.fd, offset: l.offset, size: l.size } satisfies PlanDevice]),
       ) as Partial<Record<Designator, PlanDevice>>;
     // -x --read-only needs no overlay: nothing is written anyway
-    const plan = () => planMounts(dissected, planDevices(), { readOnly, overlay: ephemeral === 'overlay' && !readOnly, bootPartitions: opts.bootPartitions === true });
+    const plan = (popts: Pick<PlanOptions, 'uidShift' | 'idmap' | 'inUserNamespace'> = {}) =>
+      planMounts(dissected, planDevices(), { ...popts, readOnly, overlay: ephemeral === 'overlay' && !readOnly, bootPartitions: opts.bootPartitions === true });
 
     const mounted = new Set<() => Promise<void>>();
     let closed = false;
@@ -432,7 +437,7 @@ export async function openImage(path: string, opts: OpenImageOptions = {}): Prom
       keepAcrossExec() {
         const locks = [heldLock?.local, heldLock?.global].flatMap((l) => (l ? [{ fd: l.keepAcrossExec(), path: l.path, exclusive: l.exclusive }] : []));
         const fds = Object.values(devices).map((l) => {
-          keepOnExec(l.fd);
+          (sys.keepOnExec ?? keepOnExec)(l.fd);
           return l.fd;
         });
         return { locks, devices: fds };

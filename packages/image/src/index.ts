@@ -13,4 +13,4 @@ export { type ImagePolicy, DESIGNATORS, applyImagePolicy, parseImagePolicy, poli
 export { type Holder, HOLDER_DEFAULT_WHERE, holderScript, startHolder } from './holder.js';
 export { type CloseOptions, type MountedImage, type MountOptions, type OpenedImage, type OpenImageOptions, ephemeralCopyPath, openImage } from './image.js';
 export { type ImageInspection, type ImageMetadata, type InspectOptions, inspectImage, parseEnvFile, readFileInRoot, readMetadata } from './inspect.js';
-export { type ImageView, openImageView } from './view.js';
+export { type ImageView, type ImageViewOptions, openImageView } from './view.js';

@@ -106,6 +106,9 @@ function mountFailure(code: string | undefined): string {
  * the mounted tree; throws an ImageError (after undoing what was mounted) when a step fails.
  */
 export function executePlan(steps: readonly MountStep[], where: string, image: string, sys: ImageSys = realSys): MountedTree {
+  // idmapped mounts need a user namespace carrying the range: the runtime's helper makes them, not this executor
+  if (steps.some((s) => s.op === 'mount' && s.idmap))
+    throw new ImageError(`${image}: idmapped mounts (a plan with idmap) are made by the container runtime, not by executePlan().`, 'EOPNOTSUPP', image);
   const baseDev = statSync(where).dev;
   let stacked = 0; // mounts stacked on WHERE itself
   const targets: string[] = [];

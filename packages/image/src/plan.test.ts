@@ -66,6 +66,22 @@ describe('planMounts', () => {
     expect(steps[0]).toMatchObject({ data: 'discard' });
   });
 
+  it('with idmap (-U, ownership map): the other file systems are marked idmapped (DISSECT_IMAGE_MOUNT_IDMAPPED)', () => {
+    const steps = planMounts(all, devices(all), { bootPartitions: true, uidShift: 65536, idmap: true });
+    const mounts = steps.filter((s) => s.op === 'mount');
+    expect(mounts.filter((s) => s.idmap).map((s) => s.partition)).toEqual(['root', 'usr', 'home', 'srv', 'var', 'tmp']);
+    expect(mounts.find((s) => s.partition === 'esp')).toMatchObject({ data: 'discard,uid=65536,gid=65536' });
+    expect(mounts.find((s) => s.partition === 'esp')?.idmap).toBeUndefined();
+    // no shift (identity), no idmap
+    expect(planMounts(all, devices(all), { idmap: true }).some((s) => s.op === 'mount' && s.idmap)).toBe(false);
+  });
+
+  it('in the container\'s user namespace the root tmpfs of a /usr-only image gets no host uid=/gid=', () => {
+    const usr = dissected([{ role: 'usr' }]);
+    expect(planMounts(usr, devices(usr), { uidShift: 65536 })[0]).toMatchObject({ op: 'tmpfs', data: 'uid=65536,gid=65536' });
+    expect(planMounts(usr, devices(usr), { uidShift: 65536, inUserNamespace: true })[0]).toMatchObject({ op: 'tmpfs', data: '' });
+  });
+
   it('an image with only /usr gets a tmpfs root', () => {
     const usr = dissected([{ role: 'usr' }]);
     expect(planMounts(usr, devices(usr))).toMatchObject([

@@ -36,6 +36,11 @@ export interface MountPartitionStep {
   readonly data: string;
   /** create a missing target inside the root first (mode 0755; EROFS: the mount fails) */
   readonly mkdir: boolean;
+  /**
+   * make it an idmapped mount into the container's UID range (PlanOptions.idmap): on-disk 0..range-1 seen as the
+   * range (systemd's DISSECT_IMAGE_MOUNT_IDMAPPED); for the runtime's helper, which makes it with the host's privileges
+   */
+  readonly idmap?: boolean;
   /** the ESP's rule: TARGET (/efi) unless it is missing and FALLBACK (/boot) is an empty directory nothing is mounted on */
   readonly fallback?: string;
   /** make it a private mount right away (the root mount: nothing below it propagates anywhere) */
@@ -89,6 +94,16 @@ export interface PlanOptions {
   bootPartitions?: boolean;
   /** uid=/gid= for file systems that take them (vfat...), as systemd passes the container's UID shift */
   uidShift?: number;
+  /**
+   * with uidShift: the other file systems (ext4, btrfs, xfs...) are marked `idmap` (systemd 252's mount_partition()
+   * with DISSECT_IMAGE_MOUNT_IDMAPPED: uid=/gid= where the file system takes them, an idmapped mount otherwise)
+   */
+  idmap?: boolean;
+  /**
+   * the steps are carried out by root of the container's user namespace (the runtime's helper with -U): its tmpfs
+   * mounts get no uid=/gid= (they belong to that root already, and a host UID is not valid there)
+   */
+  inUserNamespace?: boolean;
 }
 
 /** The partitions in mount order and where they go (relative to the root). */
@@ -118,9 +133,11 @@ function mountOf(p: DissectedPartition, device: PlanDevice, target: string, rw: 
   const fstype = p.fstype!;
   const data: string[] = [];
   if (fstypeCanDiscard(fstype)) data.push('discard'); // DISSECT_IMAGE_DISCARD_ON_LOOP: ours are always loop devices
-  if (opts.uidShift && fstypeCanUidGid(fstype)) data.push(`uid=${opts.uidShift}`, `gid=${opts.uidShift}`);
+  const uidGid = fstypeCanUidGid(fstype);
+  if (opts.uidShift && uidGid) data.push(`uid=${opts.uidShift}`, `gid=${opts.uidShift}`);
   if (!rw && fstypeNeedsNorecovery(fstype)) data.push('norecovery'); // else ext4 & co. replay their journal anyway
   return {
+    ...(opts.uidShift && opts.idmap && !uidGid ? { idmap: true } : {}),
     op: 'mount',
     partition: p.designator,
     device,
@@ -132,6 +149,9 @@ function mountOf(p: DissectedPartition, device: PlanDevice, target: string, rw: 
     ...extra,
   };
 }
+
+/** mount_root_tmpfs(): the root tmpfs of an image with only /usr, owned by the container's root */
+const tmpfsOwner = (opts: PlanOptions) => (opts.uidShift && !opts.inUserNamespace ? `uid=${opts.uidShift},gid=${opts.uidShift}` : '');
 
 /**
  * The mount steps of IMG with DEVICES (a loop device per mounted partition). Throws when a partition to mount has no
@@ -153,7 +173,7 @@ export function planMounts(img: DissectedImage, devices: Partial<Record<Designat
       const rw = p.rw && !opts.readOnly;
       const target = targetOf(p.designator);
       if (p.designator === 'usr' && !img.partitions.root)
-        steps.push({ op: 'tmpfs', source: 'rootfs', target: '', flags: MS_NODEV, data: opts.uidShift ? `uid=${opts.uidShift},gid=${opts.uidShift}` : '', private: true });
+        steps.push({ op: 'tmpfs', source: 'rootfs', target: '', flags: MS_NODEV, data: tmpfsOwner(opts), private: true });
       steps.push(
         mountOf(p, dev(p), target, rw, opts, {
           ...(p.designator === 'root' ? { private: true } : {}),
@@ -174,7 +194,7 @@ export function planMounts(img: DissectedImage, devices: Partial<Record<Designat
     steps.push({ op: 'mkdir', target: `work/${p.designator}`, mode: 0o755 });
   }
   // an image with only /usr: its root is a tmpfs of its own, writable anyway
-  if (!img.partitions.root) steps.push({ op: 'tmpfs', source: 'rootfs', target: 'root', flags: MS_NODEV, data: opts.uidShift ? `uid=${opts.uidShift},gid=${opts.uidShift}` : '' });
+  if (!img.partitions.root) steps.push({ op: 'tmpfs', source: 'rootfs', target: 'root', flags: MS_NODEV, data: tmpfsOwner(opts) });
   for (const p of parts) {
     const target = targetOf(p.designator);
     steps.push({

@@ -6,7 +6,7 @@
  * on the first call.
  */
 import { closeSync, openSync } from 'node:fs';
-import { errno, errnoName, type Fn, libcTable, SysError } from '@nspawn/syscall';
+import { errno, errnoName, type Fn, keepOnExec, libcTable, SysError } from '@nspawn/syscall';
 
 export { SysError, errnoName };
 
@@ -28,6 +28,14 @@ export interface ImageSys {
   open(path: string, flags: number): number;
   /** close(2) */
   close(fd: number): void;
+  /**
+   * a detached mount (fsopen, fsconfig of OPTIONS, create, fsmount with the MOUNT_ATTR_* ATTRS), close-on-exec: its
+   * descriptor; OPTIONS [key, value] pairs, a null value a flag; throws a SysError naming the step (optional in a
+   * double: realSys's then)
+   */
+  fsmount?(fstype: string, options: ReadonlyArray<readonly [string, string | null]>, attrs: number): number;
+  /** clears FD_CLOEXEC (optional in a double: realSys's then) */
+  keepOnExec?(fd: number): void;
 }
 
 // fcntl.h, mount.h, openat2.h (the same values on x86-64 and arm64)
@@ -54,7 +62,20 @@ export const UMOUNT_NOFOLLOW = 8;
 const SYS_OPENAT2 = 437;
 const EAGAIN = 11; // the same number on every architecture (the unified syscall table)
 
+// the same numbers on x86-64 and arm64 (the unified table)
+const SYS_FSOPEN = 430;
+const SYS_FSCONFIG = 431;
+const SYS_FSMOUNT = 432;
+const FSOPEN_CLOEXEC = 1;
+const FSMOUNT_CLOEXEC = 1;
+const FSCONFIG_SET_FLAG = 0;
+const FSCONFIG_SET_STRING = 1;
+const FSCONFIG_CMD_CREATE = 6;
+
 const DECLS = {
+  fsopen: 'long syscall(long nr, const char *fsname, unsigned int flags)',
+  fsconfig: 'long syscall(long nr, int fd, unsigned int cmd, const char *key, const char *value, int aux)',
+  fsmount: 'long syscall(long nr, int fd, unsigned int flags, unsigned int attrs)',
   ioctlPtr: 'int ioctl(int fd, unsigned long req, _Inout_ uint8_t *arg)',
   ioctlInt: 'int ioctl(int fd, unsigned long req, uintptr_t arg)',
   flock: 'int flock(int fd, int op)',
@@ -119,6 +140,18 @@ export const realSys: ImageSys = {
   close(fd) {
     closeSync(fd);
   },
+  fsmount(fstype, options, attrs) {
+    const fs = check(lib().fsopen(SYS_FSOPEN, fstype, FSOPEN_CLOEXEC), 'fsopen');
+    try {
+      for (const [key, value] of options)
+        check(lib().fsconfig(SYS_FSCONFIG, fs, value === null ? FSCONFIG_SET_FLAG : FSCONFIG_SET_STRING, key, value, 0), `option ${key}`);
+      check(lib().fsconfig(SYS_FSCONFIG, fs, FSCONFIG_CMD_CREATE, null, null, 0), 'create');
+      return check(lib().fsmount(SYS_FSMOUNT, fs, FSMOUNT_CLOEXEC, attrs), 'fsmount');
+    } finally {
+      closeSync(fs);
+    }
+  },
+  keepOnExec,
 };
 
 /** The errno name of an error (SysError or Node's), if any. */

@@ -5,7 +5,7 @@
  * backup header at the last LBA when the primary is bad, 512- and 4096-byte sectors, and the MBR (dos) table. Pure:
  * it reads through a BlockReader and throws an ImageError naming the image for whatever it refuses.
  */
-import { crc32 } from 'node:zlib';
+import { crc32 } from './crc32.js';
 import { ImageError } from './errors.js';
 import type { BlockReader } from './reader.js';
 

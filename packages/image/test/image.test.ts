@@ -3,10 +3,10 @@
 // close, after an error, and after kill -9 of their owner.
 import { spawn } from 'node:child_process';
 import { execa, execaSync } from 'execa';
-import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { executePlan, ImageError, inspectImage, openImage, type OpenedImage } from '../src/index.js';
+import { executePlan, ImageError, inspectImage, openImage, openImageView, type OpenedImage } from '../src/index.js';
 import { globalLockPath } from '@nspawn/btrfs';
 import { buildGpt } from '../src/test/build.js';
 import { alive, Fixture, NATIVE, sha256, TYPES } from './fixture.js';
@@ -248,6 +248,30 @@ describe('mounting from the plan, elsewhere', () => {
       expect(r.stdout).toMatch(/ID=busybox/);
       expect(fx.mounts()).toEqual([]);
       expect(typeof executePlan).toBe('function');
+    } finally {
+      await closed(img);
+    }
+  });
+
+  it('a shared view: the file systems as plan() mounts them (read-write), read-only for us; the mount shares its superblock', async () => {
+    const where = fx.path('mnt-shared');
+    mkdirSync(where);
+    const img = await openImage(simple);
+    try {
+      const view = openImageView(img, { shared: true });
+      try {
+        expect(view.shared).toBe(true);
+        expect(readFileSync(join(view.root!, 'etc/os-release'), 'utf8')).toMatch(/BusyBox/);
+        expect(() => writeFileSync(join(view.root!, 'im-shared'), 'x')).toThrow(/EROFS/);
+        // a read-write mount of the same device while the view lives (a view that is not shared refuses it: EBUSY)
+        await img.mount(where, { namespace: 'current' });
+        expect(statSync(where).dev).toBe(statSync(view.root!).dev);
+        writeFileSync(join(where, 'im-shared'), 'through the mount\n');
+        expect(readFileSync(join(view.root!, 'im-shared'), 'utf8')).toBe('through the mount\n');
+        unlinkSync(join(where, 'im-shared'));
+      } finally {
+        view.close();
+      }
     } finally {
       await closed(img);
     }

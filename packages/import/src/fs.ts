@@ -11,10 +11,10 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, mkdirSync, realpathSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createSubvolume, imageNameIsValid, lockImage, setSubvolumeReadOnly, storeIsBtrfs } from '@nspawn/btrfs';
-import { O_DIRECTORY, O_NOFOLLOW, O_PATH, O_RDONLY, openAt, RENAME_NOREPLACE, renameAt2 } from '@nspawn/syscall';
+import { O_DIRECTORY, O_NOFOLLOW, O_PATH, O_RDONLY, openAt } from '@nspawn/syscall';
 import { ImportError } from './errors.js';
 import { cancelled } from './fetch.js';
-import { removePartial } from './partial.js';
+import { publishImage, removePartial } from './partial.js';
 
 export interface FsImportOptions {
   /** the image name (default: the directory's last component) */
@@ -72,12 +72,7 @@ export async function importFs(dir: string, opts: FsImportOptions = {}): Promise
     if (opts.signal?.aborted) throw cancelled(dir);
     if (r.failed) throw new ImportError(`Failed to copy ${dir}: ${r.code === 'ENOENT' ? 'cp is not installed' : r.stderr.trim().split('\n')[0] || r.shortMessage}`);
     if (subvolume && opts.readOnly) setSubvolumeReadOnly(tmpPath, true);
-    try {
-      renameAt2(store, tmp, store, name, RENAME_NOREPLACE);
-    } catch (e) {
-      if ((e as { code?: string }).code === 'EEXIST') throw new ImportError(`Image '${name}' already exists in ${root}: not replacing it.`);
-      throw e;
-    }
+    publishImage(store, tmp, name, root);
     made = false;
     return { name, path: join(root, name), subvolume };
   } finally {

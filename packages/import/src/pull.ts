@@ -12,11 +12,11 @@ import { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import * as zlib from 'node:zlib';
 import { createSubvolume, imageNameIsValid, lockImage, storeIsBtrfs } from '@nspawn/btrfs';
-import { O_DIRECTORY, O_NOFOLLOW, O_RDONLY, openAt, RENAME_NOREPLACE, renameAt2 } from '@nspawn/syscall';
+import { O_DIRECTORY, O_NOFOLLOW, O_RDONLY, openAt } from '@nspawn/syscall';
 import { ImportError } from './errors.js';
 import { type ExtractStats, extractTar } from './extract.js';
 import { parseSha256Sums, type ProgressFn, verifyDownload, type VerifyMode } from './fetch.js';
-import { removePartial } from './partial.js';
+import { parseHttpUrl, publishImage, removePartial } from './partial.js';
 
 export { type ProgressFn, parseSha256Sums } from './fetch.js';
 
@@ -126,12 +126,7 @@ export async function installTarball(file: string, name: string, root: string, l
     const stats = await extractTar(plain, tmpPath, { label });
     // the name may have been taken while we extracted: never replace
     checkTarget(root, name);
-    try {
-      renameAt2(store, tmp, store, name, RENAME_NOREPLACE);
-    } catch (e) {
-      if ((e as { code?: string }).code === 'EEXIST') throw new ImportError(`Image '${name}' already exists in ${root}: not replacing it.`);
-      throw e;
-    }
+    publishImage(store, tmp, name, root);
     made = false;
     return { name, path: join(root, name), stats };
   } finally {
@@ -179,13 +174,7 @@ async function download(url: string, to: string, progress?: ProgressFn): Promise
 
 /** pull-tar URL [NAME] */
 export async function pullTar(url: string, opts: PullOptions = {}): Promise<ImportResult> {
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    throw new ImportError(`Invalid URL '${url}'.`);
-  }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new ImportError(`Only http:// and https:// URLs are supported: ${url}`);
+  const u = parseHttpUrl(url);
   const root = opts.root ?? '/var/lib/machines';
   const name = opts.name ?? imageNameFromUrl(u.pathname);
   mkdirSync(root, { recursive: true, mode: 0o700 });

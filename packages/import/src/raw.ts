@@ -12,8 +12,9 @@ import { Socket } from 'node:net';
 import { type Duplex, Readable } from 'node:stream';
 import * as zlib from 'node:zlib';
 import { imageNameIsValid, lockImage } from '@nspawn/btrfs';
-import { fchmod, O_CREAT, O_DIRECTORY, O_EXCL, O_NOFOLLOW, O_RDONLY, O_WRONLY, openAt, RENAME_NOREPLACE, renameAt2, unlinkAt } from '@nspawn/syscall';
+import { fchmod, O_CREAT, O_DIRECTORY, O_EXCL, O_NOFOLLOW, O_RDONLY, O_WRONLY, openAt, renameAt2, unlinkAt } from '@nspawn/syscall';
 import { ImportError } from './errors.js';
+import { parseHttpUrl, publishImage } from './partial.js';
 import { cancelled, freeBytes, isAbort, openDownload, type ProgressFn, verifyDownload, type VerifyMode } from './fetch.js';
 
 export type Compression = 'gzip' | 'xz' | 'bzip2' | 'zstd' | 'none';
@@ -238,12 +239,7 @@ async function installRaw(
       closeSync(fd);
     }
     checkTarget(store, root, name);
-    try {
-      renameAt2(store, tmp, store, `${name}.raw`, RENAME_NOREPLACE);
-    } catch (e) {
-      if ((e as { code?: string }).code === 'EEXIST') throw new ImportError(`Image '${name}' already exists in ${root}: not replacing it.`);
-      throw e;
-    }
+    publishImage(store, tmp, `${name}.raw`, root, name);
     tmp = undefined;
     return { name, path: join(root, `${name}.raw`), size };
   } catch (e) {
@@ -310,13 +306,7 @@ export async function importRaw(file: string | { fd: number; label: string }, op
 
 /** pull-raw URL [NAME]: download (checked as it comes), verify (SHA256SUMS, its signature), install. */
 export async function pullRaw(url: string, opts: RawPullOptions = {}): Promise<RawResult> {
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    throw new ImportError(`Invalid URL '${url}'.`);
-  }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new ImportError(`Only http:// and https:// URLs are supported: ${url}`);
+  const u = parseHttpUrl(url);
   const root = opts.root ?? '/var/lib/machines';
   const name = opts.name ?? rawNameFromUrl(decodeURIComponent(u.pathname));
   if (!imageNameIsValid(name)) throw new ImportError(`Cannot use '${name}' (from ${url}) as an image name; give NAME.`);

@@ -7,6 +7,7 @@
 import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join, normalize } from 'node:path';
 import type { HelperPlan } from '@nspawn/runtime';
+import { deviceFilterProgram } from './devicefilter.js';
 import { SpecError } from './spec.js';
 
 interface Hierarchy {
@@ -114,6 +115,8 @@ export interface ContainerCgroups {
   /** the directories made (deepest last), to remove at delete */
   made: string[];
   plan: NonNullable<HelperPlan['cgroup']>;
+  /** with no v1 devices controller: the device policy as a BPF program for the container's cgroup2 directory */
+  deviceProgram?: NonNullable<HelperPlan['deviceProgram']>;
 }
 
 /** Makes the container's cgroups and writes RESOURCES; throws a SpecError naming what failed (after undoing). */
@@ -123,6 +126,7 @@ export function makeCgroups(id: string, cgroupsPath: string | undefined, resourc
   const made: string[] = [];
   const plan: ContainerCgroups['plan'] = { v1: [] };
   const dirs = new Map<string, string>();
+  let deviceProgram: ContainerCgroups['deviceProgram'];
   try {
     for (const h of hierarchies()) {
       const dir = normalize(isAbsolute(rel) ? join(h.mount, rel) : join(h.mount, h.own, rel));
@@ -148,10 +152,13 @@ export function makeCgroups(id: string, cgroupsPath: string | undefined, resourc
         for (const c of h.controllers) dirs.set(c, dir);
       }
     }
-    // the device policy (v1 devices controller; a unified-only host has none here)
+    // the device policy: the v1 devices controller where there is one (a hybrid host: runc's fs driver uses it
+    // too); else, on the unified hierarchy, a BPF program of the same rules (runc's fs2 driver)
     const devDir = dirs.get('devices');
+    const rules = deviceRules(resources?.devices ?? [], nodes);
+    if (!devDir && plan.unified) deviceProgram = { cgroup: plan.unified.scope, program: deviceFilterProgram(rules) };
     if (devDir) {
-      for (const [file, rule] of deviceRules(resources?.devices ?? [], nodes)) {
+      for (const [file, rule] of rules) {
         try {
           writeFileSync(join(devDir, file), rule);
         } catch (e) {
@@ -172,7 +179,7 @@ export function makeCgroups(id: string, cgroupsPath: string | undefined, resourc
     removeCgroups(made);
     throw e;
   }
-  return { made, plan };
+  return { made, plan, ...(deviceProgram ? { deviceProgram } : {}) };
 }
 
 /** Removes the directories MADE (deepest first); a busy one stays. */

@@ -9,6 +9,7 @@ import { join, resolve } from 'node:path';
 import { execIn, spawnIn } from '@nspawn/runtime';
 import type { SpecProcess } from './spec.js';
 import { SpecError } from './spec.js';
+import { checkPreserved } from './lifecycle.js';
 import { loadRecord, StateError, statusOf } from './state.js';
 
 export interface ExecOptions {
@@ -25,6 +26,8 @@ export interface ExecOptions {
   pidFile?: string;
   /** --console-socket: with a terminal, its master goes to this AF_UNIX socket (runc's exec) */
   consoleSocket?: string;
+  /** --preserve-fds N: our descriptors 3..3+N-1 are the process's 3..3+N-1 (runc's exec: no LISTEN_FDS here) */
+  preserveFds?: number;
 }
 
 /** Reads a --process FILE: one line naming the file when it is not a process object. */
@@ -57,6 +60,9 @@ export async function execContainer(root: string, id: string, o: ExecOptions): P
   // runc's words (utils_linux.go validateProcessSpec, runner.run)
   if (terminal && o.detach && !o.consoleSocket) throw new SpecError('cannot allocate tty if runc will detach without setting console socket');
   if (!terminal && o.consoleSocket) throw new SpecError('cannot use console socket if runc will not detach or allocate tty');
+  // runc's runner.run(): each one must be open (exec passes no LISTEN_FDS, so they start at 3)
+  const preserve = o.preserveFds ?? 0;
+  checkPreserved(3, preserve);
   let consoleSocket: Socket | undefined;
   if (o.consoleSocket) {
     const path = resolve(o.consoleSocket);
@@ -77,11 +83,14 @@ export async function execContainer(root: string, id: string, o: ExecOptions): P
     ...(cgroups.length ? { cgroups } : {}),
     ...(terminal ? { pty: true } : {}),
     ...(consoleSocket ? { consoleSocket } : {}),
+    ...(preserve ? { passFds: Array.from({ length: preserve }, (_, i) => 3 + i) } : {}),
   };
   if (o.detach) {
     // runc's exec --detach: the process keeps the stdio it was given (conmon's pipes); its exit goes to the caller's
-    // subreaper (the helper's exit status is the process's)
-    const child = spawnIn({ ...opts, stdio: ['inherit', 'inherit', 'inherit'] });
+    // subreaper (the helper's exit status is the process's). With a terminal its stdio is the pty: the helper keeps
+    // none of ours (containerd's shim reads exec's output to its end before it takes the console's master)
+    const std = terminal ? 'ignore' : 'inherit';
+    const child = spawnIn({ ...opts, stdio: [std, std, std] });
     consoleSocket?.destroy();
     if (o.pidFile && child.pid) writeFileSync(resolve(o.pidFile), `${child.pid}`);
     child.unref();

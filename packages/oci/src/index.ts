@@ -7,3 +7,4 @@ export * from './features.js';
 export * from './exec.js';
 export * from './control.js';
 export * from './cgroups.js';
+export * from './devicefilter.js';

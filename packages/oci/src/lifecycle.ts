@@ -117,7 +117,7 @@ function connectConsole(path: string): Promise<Socket> {
 /** `create`: returns the container's PID once it waits for start. */
 export async function createContainer(opts: CreateOptions, monitor: MonitorCommand): Promise<number> {
   const consoleSocket = opts.consoleSocket ? resolve(opts.consoleSocket) : undefined;
-  const { bundle } = prepare({ ...opts, ...(consoleSocket ? { consoleSocket } : {}) });
+  const { bundle, spec } = prepare({ ...opts, ...(consoleSocket ? { consoleSocket } : {}) });
   const listenFds = listenFdsOf(process.env, process.pid);
   const fds = listenFds + (opts.preserveFds ?? 0);
   checkPreserved(3 + listenFds, opts.preserveFds ?? 0);
@@ -126,7 +126,11 @@ export async function createContainer(opts: CreateOptions, monitor: MonitorComma
   let child: ChildProcess;
   try {
     const passed = Array.from({ length: fds }, (_, i) => 3 + i);
-    child = spawn(cmd.file, cmd.args, { detached: true, stdio: ['inherit', 'inherit', 'inherit', 'pipe', ...passed] });
+    // without a terminal the container's stdio is create's; with one it is the pty, and nothing of ours may keep
+    // create's stdio open (containerd's shim reads create's output to its end before it takes the console's master;
+    // runc's init has none of it either)
+    const std = spec.process?.terminal ? 'ignore' : 'inherit';
+    child = spawn(cmd.file, cmd.args, { detached: true, stdio: [std, std, std, 'pipe', ...passed] });
   } catch (e) {
     removeContainerDir(opts.root, opts.id);
     throw e;
@@ -238,6 +242,7 @@ export async function monitorContainer(
     return { kind: 'failed', message: (e as Error).message };
   }
   plan.cgroup = cgroups.plan;
+  if (cgroups.deviceProgram) plan.deviceProgram = cgroups.deviceProgram;
   let server: Server | undefined;
   const sock = startSocket(opts.root, opts.id);
   const record: Record_ = {

@@ -148,14 +148,16 @@ void child_main(Plan *p) {
         int root_fd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (root_fd < 0)
                 child_die_errno("opening %s", p->root);
+        /* -i: the image's root (and /usr) on the (empty) root, before anything else goes on or in it */
+        size_t image_rest = image_setup(&p->image, &root_fd, 0);
         /* setup_pivot_root(): NEW inside the tree becomes the root (native/pivot.c) */
         pivot_setup(p->pivot_new, p->pivot_old, p->root, &root_fd, mountpoint);
         if (mountpoint >= 0)
                 close(mountpoint);
         /* setup_volatile_mode(): a tmpfs or an overlay may go on top of the root, which the ops then fill */
-        /* -i: the image's file systems on the (empty) root, before anything else goes on or in it */
-        image_setup(&p->image, &root_fd);
         volatile_setup(p->volatile_mode, p->root, &root_fd);
+        /* -i: the image's other partitions, as systemd 252 mounts them: after the pivot and the volatile mode */
+        image_setup(&p->image, &root_fd, image_rest);
         mount_set_root(root_fd);
         close(tree);
         if (p->loopback)

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "control.h"
+#include "plan.h"
 #include "mount.h"
 #include "util.h"
 
@@ -58,6 +59,12 @@ void console_restore(void) {
 
 void console_copy_winsize(int master) {
         struct winsize ws;
+        /* a fixed size (an OCI bundle's consoleSize) wins over the terminal's, also when that one is resized */
+        if (plan.win_cols) {
+                ws = (struct winsize) { .ws_row = (unsigned short) plan.win_rows, .ws_col = (unsigned short) plan.win_cols };
+                (void) ioctl(master, TIOCSWINSZ, &ws);
+                return;
+        }
         if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 || ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) == 0)
                 (void) ioctl(master, TIOCSWINSZ, &ws);
 }

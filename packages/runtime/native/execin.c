@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/close_range.h>
 #include <linux/filter.h>
 #include <linux/mount.h>
 #include <linux/seccomp.h>
@@ -75,6 +76,15 @@ static int request_record(void *ctx, unsigned id, const WireValue *v, char *err,
                         return snprintf(err, errsz, "console socket fd %llu", (unsigned long long) v[0].u), -1;
                 r->console_socket = 1 + (int) v[0].u;
                 break;
+        case X_PASSFDS:
+                r->pass_fds = xcalloc(v[0].n + 1, sizeof *r->pass_fds);
+                for (size_t i = 0; i < v[0].n; i++) {
+                        if (v[0].nums[i] > 0xffff)
+                                return snprintf(err, errsz, "fd %llu", (unsigned long long) v[0].nums[i]), -1;
+                        r->pass_fds[i] = (int) v[0].nums[i];
+                }
+                r->n_pass_fds = v[0].n;
+                break;
         case X_BIND:
                 if (!*v[0].s || !*v[1].s)
                         return snprintf(err, errsz, "an empty path"), -1;
@@ -96,6 +106,28 @@ int execin_request_decode(const WireMessage *m, ExecInRequest *r, char *err, siz
         }
         if (!r->env)
                 r->env = (const char **) none;
+        return 0;
+}
+
+/*
+ * In the command's process before its exec: the passed fds become its 3, 4, ... (runc's ExtraFiles), each through a
+ * copy above the targets first (a source may be another's target), the sources themselves closed at the exec.
+ * Returns -1 with errno.
+ */
+static int execin_pass_fds(const ExecInRequest *r) {
+        int n = (int) r->n_pass_fds;
+        int *tmp = xcalloc((size_t) n + 1, sizeof *tmp);
+        for (int i = 0; i < n; i++) {
+                tmp[i] = fcntl(r->pass_fds[i], F_DUPFD_CLOEXEC, 3 + n);
+                if (tmp[i] < 0 || fcntl(r->pass_fds[i], F_SETFD, FD_CLOEXEC) < 0)
+                        return -1;
+        }
+        for (int i = 0; i < n; i++) {
+                if (dup2(tmp[i], 3 + i) < 0)
+                        return -1;
+                close(tmp[i]);
+        }
+        free(tmp);
         return 0;
 }
 
@@ -477,6 +509,15 @@ int execin_main(int argc, char **argv) {
                         if (s > 2)
                                 close(s);
                 }
+                if (r.n_pass_fds && execin_pass_fds(&r) < 0) {
+                        fprintf(stderr, "nspawn-helper exec-in: passing the preserved descriptors: %s\n", strerror(errno));
+                        _exit(255);
+                }
+                /* nothing else we inherited reaches the command (runc: CloseExecFrom(3 + passed)) */
+                if (syscall(SYS_close_range, 3 + (unsigned) r.n_pass_fds, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
+                        fprintf(stderr, "nspawn-helper exec-in: close_range: %s\n", strerror(errno));
+                        _exit(255);
+                }
                 signal(SIGINT, SIG_DFL);
                 signal(SIGQUIT, SIG_DFL);
                 environ = (char **) r.env; /* the command's environment (execvp() searches its PATH) */
@@ -485,6 +526,9 @@ int execin_main(int argc, char **argv) {
                 _exit(errno == ENOENT ? 127 : 126);
         }
         execin_child = pid;
+        /* the command's descriptors are its own: a pipe it writes to ends with it, not with us */
+        for (size_t i = 0; i < r.n_pass_fds; i++)
+                close(r.pass_fds[i]);
         /* the terminal's ^C and ^\ reach the child through its process group; the rest we pass on */
         signal(SIGINT, SIG_IGN);
         signal(SIGQUIT, SIG_IGN);

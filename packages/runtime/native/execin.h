@@ -35,6 +35,8 @@ typedef struct {
         size_t n_cgroups;
         int pty;
         int console_socket; /* with pty: 1 + a connected AF_UNIX socket the master goes to (OCI exec --console-socket); 0: none */
+        int *pass_fds;      /* our fds that become the command's 3, 4, ... (OCI exec --preserve-fds) */
+        size_t n_pass_fds;
         int bind;
         const char *bind_src, *bind_dst;
         int bind_ro, bind_mkdir;

@@ -17,9 +17,10 @@
 #include <unistd.h>
 
 #include "control.h"
+#include "mount.h"
 #include "util.h"
 
-const char *const image_step_names[IMG_KIND_COUNT] = { "mount", "tmpfs", "mkdir", "overlay", "move" };
+const char *const image_step_names[IMG_KIND_COUNT] = { "mount", "tmpfs", "mkdir", "overlay", "move", "barrier" };
 
 /* a relative path that stays inside the root lexically: no leading '/', no ".." component ("" is the root) */
 static int relative_ok(const char *p) {
@@ -35,7 +36,7 @@ static int relative_ok(const char *p) {
 }
 
 int image_plan_add(ImagePlan *p, const char *kind, const char *source, const char *target, const char *fstype, const char *data,
-                   unsigned long long flags, unsigned long long mode, int mkdir, char *err, size_t errsz) {
+                   unsigned long long flags, unsigned long long mode, int mkdir, int idmap, char *err, size_t errsz) {
         size_t k = 0;
         while (k < IMG_KIND_COUNT && strcmp(kind, image_step_names[k]))
                 k++;
@@ -55,8 +56,12 @@ int image_plan_add(ImagePlan *p, const char *kind, const char *source, const cha
                 snprintf(err, errsz, "record 'image': a mount without a file system type");
                 return -1;
         }
+        if (idmap && k != IMG_MOUNT) {
+                snprintf(err, errsz, "record 'image': only a mount can be idmapped");
+                return -1;
+        }
         ImageStep *s = PUSH(p->step, p->n, p->cap);
-        *s = (ImageStep) { (ImageStepKind) k, source, target, fstype, data, (unsigned long) flags, (unsigned) mode, mkdir, -1 };
+        *s = (ImageStep) { (ImageStepKind) k, source, target, fstype, data, (unsigned long) flags, (unsigned) mode, mkdir, idmap, -1 };
         return 0;
 }
 
@@ -202,8 +207,9 @@ static const char *mount_failure(int e) {
         }
 }
 
-int image_prepare(ImagePlan *p, char *err, size_t errsz) {
+int image_prepare(ImagePlan *p, unsigned shift, unsigned range, char *err, size_t errsz) {
         char what[PATH_MAX + 128];
+        int userns = -1;
         for (size_t i = 0; i < p->n; i++) {
                 ImageStep *s = &p->step[i];
                 if (s->kind != IMG_MOUNT)
@@ -212,16 +218,41 @@ int image_prepare(ImagePlan *p, char *err, size_t errsz) {
                 if (s->fd < 0) {
                         int e = errno;
                         snprintf(err, errsz, "Failed to mount image %s: %s (%s)", what_of(s, what, sizeof what), mount_failure(e), errno_name(e));
-                        return -1;
+                        goto fail;
+                }
+                if (!s->idmap)
+                        continue;
+                if (range == 0) {
+                        snprintf(err, errsz, "record 'image': an idmapped mount without a user namespace range");
+                        goto fail;
+                }
+                if (userns < 0 && (userns = idmap_userns(shift, range)) < 0) {
+                        int e = errno;
+                        snprintf(err, errsz, "Failed to set up ID mapped mounts: %s (%s)", strerror(e), errno_name(e));
+                        goto fail;
+                }
+                struct { uint64_t set, clr, prop, userns; } a = { .set = 0x00100000 /* MOUNT_ATTR_IDMAP */, .userns = (uint64_t) userns };
+                if (syscall(SYS_mount_setattr, s->fd, "", AT_EMPTY_PATH, &a, sizeof a) < 0) {
+                        int e = errno;
+                        snprintf(err, errsz, "Failed to set up ID mapped mounts for image %s: %s (%s)", what_of(s, what, sizeof what), strerror(e), errno_name(e));
+                        goto fail;
                 }
         }
+        if (userns >= 0)
+                close(userns);
         return 0;
+fail:
+        if (userns >= 0)
+                close(userns);
+        return -1;
 }
 
-void image_setup(const ImagePlan *p, int *root_fd) {
+size_t image_setup(const ImagePlan *p, int *root_fd, size_t from) {
         char what[PATH_MAX + 128];
-        for (size_t i = 0; i < p->n; i++) {
+        for (size_t i = from; i < p->n; i++) {
                 const ImageStep *s = &p->step[i];
+                if (s->kind == IMG_BARRIER)
+                        return i + 1;
                 what_of(s, what, sizeof what);
                 if (s->kind == IMG_MKDIR) {
                         int d = resolve_dir(*root_fd, s->target, 1, s->mode);
@@ -276,4 +307,5 @@ void image_setup(const ImagePlan *p, int *root_fd) {
                 } else
                         close(m);
         }
+        return p->n;
 }

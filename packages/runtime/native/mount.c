@@ -457,15 +457,20 @@ int detach_host_sources(Plan *p, char *err, size_t errsz) {
 /* The tree (our cwd) cloned as a detached mount with MOUNT_ATTR_IDMAP, made with the host's privileges before the
  * clone, as systemd's remount_idmap(): a throwaway user namespace carries "0 SHIFT RANGE" plus host root mapped to
  * 2147483646 (REMOUNT_IDMAPPING_HOST_ROOT). The child attaches it instead of a plain bind of the tree. */
-int make_idmapped_root(Plan *pl, char *err, size_t errsz) {
+int idmap_userns(unsigned shift, unsigned range) {
         char map[128];
-        snprintf(map, sizeof map, "0 %u %u\n%u 0 1\n", pl->idmap_shift, pl->idmap_range, 2147483646u);
+        snprintf(map, sizeof map, "0 %u %u\n%u 0 1\n", shift, range, 2147483646u);
         int p[2];
         if (pipe2(p, O_CLOEXEC) < 0)
-                goto fail;
+                return -1;
         pid_t pid = (pid_t) syscall(SYS_clone, CLONE_NEWUSER | SIGCHLD, NULL, NULL, NULL, NULL);
-        if (pid < 0)
-                goto fail;
+        if (pid < 0) {
+                int e = errno;
+                close(p[0]);
+                close(p[1]);
+                errno = e;
+                return -1;
+        }
         if (pid == 0) {
                 char c;
                 close(p[1]);
@@ -487,6 +492,12 @@ int make_idmapped_root(Plan *pl, char *err, size_t errsz) {
         close(p[1]);
         (void) waitpid(pid, NULL, 0);
         errno = e;
+        return ufd;
+}
+
+int make_idmapped_root(Plan *pl, char *err, size_t errsz) {
+        int e;
+        int ufd = idmap_userns(pl->idmap_shift, pl->idmap_range);
         if (ufd < 0)
                 goto fail;
         int t = (int) syscall(SYS_open_tree, AT_FDCWD, ".", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);

@@ -30,3 +30,7 @@ int detach_host_sources(Plan *p, char *err, size_t errsz);
 /* Outer helper, before the clone: the tree (our cwd) as an idmapped detached mount (private users, ownership
  * "map"), as systemd's remount_idmap(); -1 with ERR. */
 int make_idmapped_root(Plan *p, char *err, size_t errsz);
+
+/* A user namespace for idmapped mounts: "0 SHIFT RANGE" plus host root as 2147483646 (systemd's make_userns() with
+ * REMOUNT_IDMAPPING_HOST_ROOT), from a short-lived child; its descriptor, or -1 with errno. */
+int idmap_userns(unsigned shift, unsigned range);

@@ -192,7 +192,7 @@ int outer_main(int handoff_fd) {
                 return early_exit();
         }
         /* -i: the image's file systems, while the loop devices are still ours to open (native/image.c) */
-        if (image_prepare(&plan.image, err, sizeof err) < 0) {
+        if (image_prepare(&plan.image, plan.usermap ? plan.usermap_shift : 0, plan.usermap ? plan.usermap_range : 0, err, sizeof err) < 0) {
                 ctl_printf("error %s\n", err);
                 ctl_printf("exit 1\n");
                 return early_exit();

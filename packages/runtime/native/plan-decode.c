@@ -121,6 +121,11 @@ static int plan_record(void *ctx, unsigned id, const WireValue *v, char *err, si
         case P_CGNSLATE:
                 p->cgns_late = 1;
                 break;
+        case P_WINSIZE:
+                FITS(v[0].u, 0xffff, "console width");
+                FITS(v[1].u, 0xffff, "console height");
+                p->win_cols = (unsigned) v[0].u, p->win_rows = (unsigned) v[1].u;
+                break;
         case P_USERMAP:
         case P_IDMAP:
                 FITS(v[0].u, 0xffffffffu, "shift");
@@ -245,7 +250,7 @@ static int plan_record(void *ctx, unsigned id, const WireValue *v, char *err, si
                 break;
         }
         case P_IMAGE:
-                return image_plan_add(&p->image, v[0].s, v[1].s, v[2].s, v[3].s, v[4].s, v[5].u, v[6].u, v[7].b, err, errsz);
+                return image_plan_add(&p->image, v[0].s, v[1].s, v[2].s, v[3].s, v[4].s, v[5].u, v[6].u, v[7].b, v[8].b, err, errsz);
         case P_PIVOTROOT:
                 if (v[0].s[0] != '/' || (v[1].s[0] && v[1].s[0] != '/'))
                         BAD("pivot root paths must be absolute ('%s', '%s')", v[0].s, v[1].s);

@@ -394,6 +394,8 @@ static void dump_plan(const Plan *p) {
                         knum("flags", s->flags);
                         knum("mode", s->mode);
                         kbool("mkdir", s->mkdir);
+                        if (s->idmap)
+                                kbool("idmap", s->idmap);
                         close_('}');
                 }
                 close_(']');
@@ -425,6 +427,13 @@ static void dump_plan(const Plan *p) {
         close_(']');
         kstrs("fallbackArgs", p->fallback_args, p->n_fallback_args);
         kbool("finalNewline", p->final_newline);
+        if (p->win_cols) {
+                key("consoleSize");
+                open_('{');
+                knum("width", p->win_cols);
+                knum("height", p->win_rows);
+                close_('}');
+        }
         kbool("survive", p->survive);
         kstr("stdoutPath", p->stdout_path);
         if (p->sd_notify) {
@@ -457,6 +466,15 @@ static void dump_exec_in(const ExecInRequest *r) {
         kbool("pty", r->pty);
         if (r->console_socket)
                 knum("consoleSocketFd", (unsigned long long) (r->console_socket - 1));
+        if (r->n_pass_fds) {
+                key("passFds");
+                open_('[');
+                for (size_t i = 0; i < r->n_pass_fds; i++) {
+                        sep();
+                        printf("\"%d\"", r->pass_fds[i]);
+                }
+                close_(']');
+        }
         if (r->bind) {
                 key("bind");
                 open_('{');

@@ -111,6 +111,7 @@ typedef struct {
         int notify_ready;       /* READY=1 only when the container's init sends it */
         int restart_exits;      /* a reboot ends nspawn (exit 133): STOPPING=1 with "Restarting..." */
         int final_newline;      /* end the forwarded console output with a newline if it did not */
+        unsigned win_cols, win_rows; /* the console's fixed size (0: the caller's terminal's), console.c */
         int survive;            /* outlive whoever started us (nspawnd: its containers survive its restart) */
         const char *stdout_path; /* our stdout and stderr become this file (appending) */
         int no_new_privs;

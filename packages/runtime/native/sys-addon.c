@@ -12,6 +12,10 @@
  *   - keepOnExec(fd): clears FD_CLOEXEC, so that the lock goes with the exec to the helper.
  *   - memfd(name, bytes): a sealed memfd holding BYTES, read from its start, not close-on-exec: the hand-over's plan
  *     goes to the helper in it (its descriptor number is the helper's only argument).
+ *   - ioctl(fd, req, arg), flock(fd, op) and fsmount(fstype, options, attrs) (fsopen, fsconfig, fsmount: a detached
+ *     mount), ofdLock(fd, wait, shared): what `nspawn -i` asks the kernel for (@nspawn/image's loop devices, its lock
+ *     and its view of the image), so that an image start does not load koffi either (src/image-sys.ts in the
+ *     assembly hands them to @nspawn/image).
  * Nothing else; without the addon (no compiler, another C library) nothing is handed over (the helper runs as
  * nspawn's child) and -U's lock goes through koffi. Not part of the helper: it runs inside Node, and the helper never
  * does.
@@ -26,11 +30,16 @@
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include <linux/mount.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 
 #include "ofd-lock.h"
 
@@ -53,6 +62,7 @@ extern napi_status napi_get_undefined(napi_env env, napi_value *result);
 extern napi_status napi_get_buffer_info(napi_env env, napi_value value, void **data, size_t *length);
 extern napi_status napi_get_typedarray_info(napi_env env, napi_value typedarray, int *type, size_t *length, void **data, napi_value *arraybuffer, size_t *byte_offset);
 extern napi_status napi_create_int32(napi_env env, int32_t value, napi_value *result);
+extern napi_status napi_get_value_int64(napi_env env, napi_value value, int64_t *result);
 
 /* A JavaScript string as a new C string; NULL when it is not a string (or out of memory). */
 static char *c_string(napi_env env, napi_value v) {
@@ -144,19 +154,21 @@ static int fd_arg(napi_env env, napi_callback_info info) {
         return fd;
 }
 
-/* ofdLock(fd[, wait]): true when the exclusive lock is taken, false when another holds it (without WAIT); throws
- * on any other error. */
+/* ofdLock(fd[, wait[, shared]]): true when the lock (exclusive, or shared with SHARED) is taken, false when another
+ * holds it (without WAIT); throws on any other error. */
 static napi_value js_ofd_lock(napi_env env, napi_callback_info info) {
-        size_t argc = 2;
-        napi_value args[2];
-        int32_t fd = -1, wait = 0;
+        size_t argc = 3;
+        napi_value args[3];
+        int32_t fd = -1, wait = 0, shared = 0;
         if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != 0 || argc < 1 || napi_get_value_int32(env, args[0], &fd) != 0 || fd < 0) {
                 napi_throw_error(env, "EINVAL", "a file descriptor is expected");
                 return NULL;
         }
         if (argc > 1)
                 (void) napi_get_value_int32(env, args[1], &wait);
-        int r = ofd_lock(fd, 1, wait);
+        if (argc > 2)
+                (void) napi_get_value_int32(env, args[2], &shared);
+        int r = ofd_lock(fd, !shared, wait);
         napi_value out;
         if (r == 0 || errno == EAGAIN || errno == EACCES || errno == EWOULDBLOCK) {
                 napi_get_boolean(env, r == 0, &out);
@@ -164,6 +176,135 @@ static napi_value js_ofd_lock(napi_env env, napi_callback_info info) {
         }
         throw_errno(env, errno);
         return NULL;
+}
+
+/* throws the errno E with code its name and message "WHAT: NAME" */
+static void throw_errno_at(napi_env env, int e, const char *what) {
+        const char *name = strerrorname_np(e) ? strerrorname_np(e) : "EIO";
+        char msg[256];
+        snprintf(msg, sizeof msg, "%s: %s", what, name);
+        napi_throw_error(env, name, msg);
+}
+
+/* ioctl(fd, req, arg): ARG a Buffer (passed by pointer, read and written in place) or a number (by value); the
+ * result (>= 0). Throws with the errno name as code. */
+static napi_value js_ioctl(napi_env env, napi_callback_info info) {
+        size_t argc = 3;
+        napi_value args[3];
+        int32_t fd = -1;
+        int64_t req = 0, val = 0;
+        void *buf = NULL;
+        size_t len = 0;
+        if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != 0 || argc < 3 || napi_get_value_int32(env, args[0], &fd) != 0 || fd < 0 ||
+            napi_get_value_int64(env, args[1], &req) != 0) {
+                napi_throw_error(env, "EINVAL", "ioctl(fd, req, arg) takes a descriptor, a request and a Buffer or a number");
+                return NULL;
+        }
+        int r;
+        if (napi_get_buffer_info(env, args[2], &buf, &len) == 0)
+                r = ioctl(fd, (unsigned long) req, buf);
+        else if (napi_get_value_int64(env, args[2], &val) == 0)
+                r = ioctl(fd, (unsigned long) req, (unsigned long) val);
+        else {
+                napi_throw_error(env, "EINVAL", "ioctl(): the argument is neither a Buffer nor a number");
+                return NULL;
+        }
+        if (r < 0) {
+                throw_errno(env, errno);
+                return NULL;
+        }
+        napi_value out;
+        napi_create_int32(env, r, &out);
+        return out;
+}
+
+/* flock(fd, op). Throws with the errno name as code. */
+static napi_value js_flock(napi_env env, napi_callback_info info) {
+        size_t argc = 2;
+        napi_value args[2];
+        int32_t fd = -1, op = 0;
+        if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != 0 || argc < 2 || napi_get_value_int32(env, args[0], &fd) != 0 || fd < 0 ||
+            napi_get_value_int32(env, args[1], &op) != 0) {
+                napi_throw_error(env, "EINVAL", "flock(fd, op) takes a descriptor and an operation");
+                return NULL;
+        }
+        if (flock(fd, op) < 0) {
+                throw_errno(env, errno);
+                return NULL;
+        }
+        napi_value out;
+        napi_get_undefined(env, &out);
+        return out;
+}
+
+/* fsmount(fstype, options, attrs): a detached mount of a new (or shared) superblock of FSTYPE, close-on-exec:
+ * fsopen(), fsconfig() of each of OPTIONS ([key, value, key, value...], a null value sets a flag), FSCONFIG_CMD_CREATE,
+ * fsmount() with the MOUNT_ATTR_* ATTRS; its descriptor. Throws with the errno name as code and the step ("fsopen",
+ * "option KEY", "create", "fsmount") in the message. */
+static napi_value js_fsmount(napi_env env, napi_callback_info info) {
+        size_t argc = 3;
+        napi_value args[3];
+        int32_t attrs = 0;
+        uint32_t n = 0;
+        if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != 0 || argc < 3 || napi_get_array_length(env, args[1], &n) != 0 || (n & 1) ||
+            napi_get_value_int32(env, args[2], &attrs) != 0) {
+                napi_throw_error(env, "EINVAL", "fsmount(fstype, [key, value...], attrs) takes a type, pairs of options and attributes");
+                return NULL;
+        }
+        char *fstype = c_string(env, args[0]);
+        if (!fstype) {
+                napi_throw_error(env, "EINVAL", "fsmount(): the file system type is not a string");
+                return NULL;
+        }
+        int fs = (int) syscall(SYS_fsopen, fstype, FSOPEN_CLOEXEC);
+        free(fstype);
+        if (fs < 0) {
+                throw_errno_at(env, errno, "fsopen");
+                return NULL;
+        }
+        for (uint32_t i = 0; i < n; i += 2) {
+                napi_value k, v;
+                char *key = NULL, *value = NULL;
+                if (napi_get_element(env, args[1], i, &k) == 0)
+                        key = c_string(env, k);
+                if (napi_get_element(env, args[1], i + 1, &v) == 0)
+                        value = c_string(env, v); /* NULL: a flag */
+                if (!key) {
+                        free(value);
+                        close(fs);
+                        napi_throw_error(env, "EINVAL", "fsmount(): an option's key is not a string");
+                        return NULL;
+                }
+                int r = (int) syscall(SYS_fsconfig, fs, value ? FSCONFIG_SET_STRING : FSCONFIG_SET_FLAG, key, value, 0);
+                int e = errno;
+                if (r < 0) {
+                        char what[160];
+                        snprintf(what, sizeof what, "option %s", key);
+                        free(key);
+                        free(value);
+                        close(fs);
+                        throw_errno_at(env, e, what);
+                        return NULL;
+                }
+                free(key);
+                free(value);
+        }
+        if (syscall(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0) {
+                int e = errno;
+                close(fs);
+                throw_errno_at(env, e, "create");
+                return NULL;
+        }
+        int m = (int) syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC, (unsigned int) attrs);
+        int e = errno;
+        close(fs);
+        if (m < 0) {
+                throw_errno_at(env, e, "fsmount");
+                return NULL;
+        }
+        napi_value out;
+        napi_create_int32(env, m, &out);
+        return out;
 }
 
 /* keepOnExec(fd): clears FD_CLOEXEC. */
@@ -232,7 +373,8 @@ napi_value napi_register_module_v1(napi_env env, napi_value exports) {
         static const struct {
                 const char *name;
                 napi_callback cb;
-        } fns[] = { { "execve", js_execve }, { "ofdLock", js_ofd_lock }, { "keepOnExec", js_keep_on_exec }, { "memfd", js_memfd } };
+        } fns[] = { { "execve", js_execve }, { "ofdLock", js_ofd_lock }, { "keepOnExec", js_keep_on_exec }, { "memfd", js_memfd },
+                    { "ioctl", js_ioctl },     { "flock", js_flock },     { "fsmount", js_fsmount } };
         for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
                 napi_value f;
                 if (napi_create_function(env, fns[i].name, strlen(fns[i].name), fns[i].cb, NULL, &f) == 0)

@@ -78,9 +78,10 @@ static const WireRecord plan_records[P_COUNT] = {
         [P_LATESYNC] = { "latesync", "b", 0 },
         [P_BLOB] = { "blob", "x", R },
         [P_BINDMAP] = { "bindmap", "uuuu", R },
-        [P_IMAGE] = { "image", "sssssuub", R },
+        [P_IMAGE] = { "image", "sssssuubb", R },
         [P_HOLDFD] = { "holdfd", "u", R },
         [P_CGNSLATE] = { "cgnslate", "", 0 },
+        [P_WINSIZE] = { "winsize", "uu", 0 },
         [P_PIVOTROOT] = { "pivotroot", "ss", 0 },
 };
 
@@ -97,6 +98,7 @@ static const WireRecord exec_in_records[X_COUNT] = {
         [X_PTY] = { "pty", "", 0 },
         [X_BIND] = { "bind", "ssbb", 0 },
         [X_CONSOLESOCK] = { "consolesock", "u", 0 },
+        [X_PASSFDS] = { "passfds", "U", 0 },
 };
 
 static const WireRecord move_back_records[M_COUNT] = {

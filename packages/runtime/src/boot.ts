@@ -7,7 +7,7 @@
 import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { type HostFacts, nodeTree } from './host.js';
-import { imageTree } from './image-tree.js';
+import { imageRootTree } from './image-tree.js';
 import { type ContainerConfig, planContainer } from './plan.js';
 import { type Prepared, randomId128, treeMachineId } from './prepare.js';
 import { ContainerError } from './errors.js';
@@ -16,6 +16,7 @@ import { baseFilesystemCreate } from './base-filesystem.js';
 import { volatileTree } from './volatile.js';
 import { rootDirectory } from './root-dir.js';
 import { type CgroupFs, createMachineCgroup, type MachineCgroup, machineHierarchies, parseProcCgroup } from './cgroup.js';
+import { ociDeviceRules } from './oci-bundle.js';
 import { deviceCgroupProgram, type DeviceFacts, formatDeviceRule, machineDeviceRules, nodeDeviceFacts } from './devices/index.js';
 import type { HelperPlan } from './protocol.js';
 import { randomHex } from './random.js';
@@ -111,7 +112,7 @@ export function setupMachineCgroup(
   cgroupFs?: CgroupFs,
 ): MachineCgroup {
   const mech = deviceMechanisms(cfg, host);
-  const rules = machineDeviceRules(cfg.customMounts, rootDirectory(cfg), facts);
+  const rules = [...machineDeviceRules(cfg.customMounts, rootDirectory(cfg), facts), ...ociDeviceRules(cfg.oci)];
   if (!mech.v1 && !mech.bpf && cfg.deviceCgroup === undefined)
     hooks.log('This host has neither a v1 devices controller nor a unified cgroup hierarchy: the container\'s device access is not restricted.');
   const cgroup = createMachineCgroup({
@@ -169,7 +170,7 @@ export function planBoot(
   ensureHostScaffolding(host);
   // what the container's root holds: with --volatile=yes|state part of the tree is covered (src/volatile.ts)
   // an image's tree exists only in the container's namespace: read through the view the assembly made
-  const tree = volatileTree(cfg.image ? imageTree(cfg.image.view) : nodeTree(rootDirectory(cfg)), cfg.volatile);
+  const tree = volatileTree(cfg.image ? imageRootTree(cfg.image.view, cfg.pivotRoot) : nodeTree(rootDirectory(cfg)), cfg.volatile);
   // setup_machine_id(), on every boot: the machine ID the tree has now wins (its init may have written ours)
   const treeId = treeMachineId(tree);
   if (treeId !== undefined) cfg.uuid = treeId;

@@ -8,6 +8,7 @@ import {
   machineScope,
   parseProcCgroup,
   readMachineStats,
+  recordingCgroupFs,
   type CgroupPlacement,
   type SliceMarker,
   unitNameEscape,
@@ -289,6 +290,33 @@ describe('createMachineCgroup on a hybrid host', () => {
     expect(await b.remove()).toEqual([]);
     expect([...fs.dirs.keys()].filter((d) => d.includes('machine'))).toEqual([]);
     expect(marker.marked).toBe(false);
+  });
+
+  it('for the helper (hand-over), the ops make machine.slice again before each scope when it is there now: another nspawn may remove it first', async () => {
+    const fs = hybridFs();
+    const a = createMachineCgroup({ name: 'a', layout: HYBRID, fs, ...noWait });
+    const rec = recordingCgroupFs(fs, 'b');
+    createMachineCgroup({ name: 'b', layout: HYBRID, fs: rec, ...noWait });
+    const mkdirs = rec.ops.filter((o) => o.kind === 'mkdir').map((o) => `${o.path}${o.kind === 'mkdir' && o.exclusive ? ' exclusive' : ''}`);
+    expect(mkdirs).toEqual(machineHierarchies(HYBRID).flatMap((h) => [`${h.mount}/machine.slice`, `${h.mount}/machine.slice/machine-b.scope exclusive`]));
+    // every op in a slice comes after that slice's mkdir (the helper's retry starts from the first op)
+    for (const [i, o] of rec.ops.entries()) {
+      const slice = /^(.*\/machine\.slice)\//.exec(o.path)?.[1];
+      if (slice) expect(rec.ops.slice(0, i).some((x) => x.kind === 'mkdir' && x.path === slice), `${o.kind} ${o.path}`).toBe(true);
+    }
+    // a's teardown removes the empty slice before the helper runs the ops: each mkdir can still succeed in order
+    expect(await a.remove()).toEqual([]);
+    expect(fs.dirs.has('/sys/fs/cgroup/unified/machine.slice')).toBe(false);
+    for (const o of rec.ops) if (o.kind === 'mkdir') fs.mkdir(o.path);
+    expect(fs.dirs.has('/sys/fs/cgroup/unified/machine.slice/machine-b.scope')).toBe(true);
+  });
+
+  it('for the helper, with no machine.slice yet: one mkdir of it (made here), then the scope', () => {
+    const fs = hybridFs();
+    const rec = recordingCgroupFs(fs, 'c');
+    createMachineCgroup({ name: 'c', layout: HYBRID, fs: rec, ...noWait });
+    const unified = rec.ops.filter((o) => o.kind === 'mkdir' && o.path.startsWith('/sys/fs/cgroup/unified/')).map((o) => o.path);
+    expect(unified).toEqual(['/sys/fs/cgroup/unified/machine.slice', '/sys/fs/cgroup/unified/machine.slice/machine-c.scope']);
   });
 
   it('keepSlice: machine.slice stays between a daemon\'s containers; releaseMachineSlice() gives it up', async () => {

@@ -577,6 +577,20 @@ export function recordingCgroupFs(real: CgroupFs, name: string): CgroupFs & { re
     if (v === undefined) seen.set(p, (v = real.exists(p)));
     return v;
   };
+  /**
+   * The slices DIR is in (DIR too) that are there now get a non-exclusive mkdir op (EEXIST is fine) before the first op
+   * in them: another nspawn's teardown may remove an empty machine.slice before the helper runs the ops, and the
+   * helper's retry on ENOENT (native/cgroup-ops.c) starts again from the first op, which then makes it again.
+   */
+  const ensured = new Set<string>();
+  const ensureSlices = (dir: string) => {
+    const there: string[] = [];
+    for (let d = dir; d.endsWith('.slice') && !pending.has(d) && !ensured.has(d); d = parentOf(d)) there.unshift(d);
+    for (const d of there) {
+      ensured.add(d);
+      ops.push({ kind: 'mkdir', path: d, exclusive: false, busy: busyMessage(name, d) });
+    }
+  };
   const fs: CgroupFs & { ops: CgroupOp[] } = {
     ops,
     mkdir(p) {
@@ -584,6 +598,7 @@ export function recordingCgroupFs(real: CgroupFs, name: string): CgroupFs & { re
       if (!pending.has(parentOf(p)) && !realExists(parentOf(p))) throw Object.assign(new Error(`mkdir ${p}: ENOENT`), { code: 'ENOENT' });
       // a slice (machine.slice, --slice='s levels) may be there already: only the scope must be new
       const slice = p.endsWith('.slice');
+      if (!slice) ensureSlices(parentOf(p));
       ops.push({ kind: 'mkdir', path: p, exclusive: !slice, busy: busyMessage(name, p) });
       pending.add(p);
     },
@@ -600,6 +615,7 @@ export function recordingCgroupFs(real: CgroupFs, name: string): CgroupFs & { re
       return '';
     },
     write(p, ...data) {
+      ensureSlices(parentOf(p));
       ops.push({ kind: 'write', path: p, data });
       if (data.length > 0) written.set(p, data.at(-1)!);
     },

@@ -35,6 +35,8 @@ export interface ExecInOptions {
   pty?: boolean;
   /** with pty: a connected AF_UNIX socket its master is sent to (SCM_RIGHTS, as runc's exec --console-socket), not copied to our stdio */
   consoleSocket?: import('node:net').Socket;
+  /** our descriptors that become the command's 3, 4, ... in this order (OCI exec --preserve-fds); nothing else of ours reaches it */
+  passFds?: number[];
   /** the cgroup.procs files to join first (default: leaderCgroupProcs(leader), accounted to the machine) */
   cgroups?: string[];
   /** its stdin, stdout, stderr (default: ours) */
@@ -97,6 +99,9 @@ function startHelper(req: ExecInRequest, stdio: ExecInStdio[], helper: string | 
  */
 export function spawnIn(opts: ExecInOptions): ChildProcess {
   if (opts.command.length === 0) throw new Error('spawnIn(): an empty command');
+  // the helper's fd 3 is the request, 4 the console socket (when there is one), the passed descriptors after them
+  const socket = opts.pty && opts.consoleSocket ? [opts.consoleSocket] : [];
+  const pass = opts.passFds ?? [];
   return startHelper(
     {
       leader: opts.leader,
@@ -109,10 +114,11 @@ export function spawnIn(opts: ExecInOptions): ChildProcess {
       cgroups: opts.cgroups ?? leaderCgroupProcs(opts.leader),
       ...(opts.pty ? { pty: true } : {}),
       ...(opts.pty && opts.consoleSocket ? { consoleSocketFd: 4 } : {}),
+      ...(pass.length ? { passFds: pass.map((_, i) => 4 + socket.length + i) } : {}),
     },
     opts.stdio ?? ['inherit', 'inherit', 'inherit'],
     opts.helper,
-    opts.pty && opts.consoleSocket ? [opts.consoleSocket] : [],
+    [...socket, ...pass],
   );
 }
 

@@ -5,6 +5,19 @@
  */
 import { lstatSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { nodeTree, type Tree } from './host.js';
+import type { ImageMountStep } from './protocol.js';
+
+/** A disk image as a run uses it (ContainerConfig.image). */
+export interface ContainerImage {
+  /** the image file or block device (messages) */
+  path: string;
+  /** its mounts, in order */
+  steps: ImageMountStep[];
+  /** host paths where this process reads the image's root and /usr partitions (read-only) for the plan's decisions */
+  view: ImageView;
+  /** -U with ownership map: the partitions' file systems as idmapped mounts into the container's range */
+  idmap?: boolean;
+}
 
 /** Host paths of an image's partitions, read-only, for reading (ContainerConfig.image.view). */
 export interface ImageView {
@@ -124,4 +137,15 @@ export function imageTree(view: ImageView): Tree {
       }
     },
   };
+}
+
+/**
+ * The container's root in an image: the image's tree, or with --pivot-root=NEW the tree at NEW inside it (systemd
+ * 252 pivots after mounting the image's root and /usr). A NEW the image lacks: an empty tree (the helper then fails
+ * to pivot with 252's words).
+ */
+export function imageRootTree(view: ImageView, pivotRoot?: { newRoot: string }): Tree {
+  const tree = imageTree(view);
+  if (!pivotRoot) return tree;
+  return nodeTree(tree.resolve(pivotRoot.newRoot) ?? '/nonexistent/nspawn-image-pivot-root');
 }

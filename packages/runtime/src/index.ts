@@ -20,6 +20,7 @@ export { type CgroupAttribute, type CgroupSlice, type CgroupWrite, slicePathLeve
 export * from './devices/index.js';
 export * from './journal.js';
 export * from './extension-api.js';
+export * from './test-fakes.js';
 export * from './varlink.js';
 export * from './machines.js';
 export * from './inspect.js';

@@ -9,14 +9,15 @@ import type { CustomMount, LinkJournal, ResolvConfMode, Rlimit, RlimitName, Time
 import { RLIMIT_NUMBERS } from '@nspawn/settings';
 import { dirname } from 'node:path';
 import type { CgroupHierarchy, HostFacts, Tree } from './host.js';
-import { CLONE, type HelperConsole, type HelperPlan, type HelperRlimit, type ImageMountStep, MOUNT_ATTR, MS, type Op, OpFlag } from './protocol.js';
-import type { ImageView } from './image-tree.js';
+import { CLONE, type HelperConsole, type HelperPlan, type HelperRlimit, MOUNT_ATTR, MS, type Op, OpFlag } from './protocol.js';
+import type { ContainerImage } from './image-tree.js';
 import type { ResolvedUser } from './users.js';
 import { nspawnSeccompBytes } from './seccomp/filter.js';
 import { type BindUser, bindUserMaps, bindUserOps } from './bind-user.js';
 import { CREDENTIALS_DIRECTORY, type Credential, credentialOps } from './credentials.js';
 import { volatileBaseFilesystemOps } from './volatile.js';
 import { containerHostEnv, hostOsReleaseEnvPairs, mergeEnv } from './environment.js';
+import { applyOciUser, ociCapabilityQuintet, ociDeviceOps, type OciRun } from './oci-bundle.js';
 
 export { containerHostEnv, mergeEnv } from './environment.js';
 import { rootDirectory } from './root-dir.js';
@@ -30,16 +31,6 @@ import {
 } from './caps.js';
 
 export type StartMode = 'pid1' | 'pid2' | 'boot';
-
-/** A disk image as a run uses it (ContainerConfig.image). */
-export interface ContainerImage {
-  /** the image file or block device (messages) */
-  path: string;
-  /** its mounts, in order */
-  steps: ImageMountStep[];
-  /** host paths where this process reads the image's root and /usr partitions (read-only) for the plan's decisions */
-  view: ImageView;
-}
 
 export interface ContainerConfig {
   /** absolute path of the container's root directory */
@@ -148,6 +139,8 @@ export interface ContainerConfig {
    * their records in /run/host/userdb, their homes (in customMounts) and their IDs in the user namespace's maps
    */
   bindUsers?: BindUser[];
+  /** --oci-bundle=: the bundle's numeric user, capability quintet and device nodes (src/oci-bundle.ts) */
+  oci?: OciRun;
 }
 
 export interface PlanRandom {
@@ -171,7 +164,8 @@ const S_IFSOCK = 0o140000;
 export function buildEnvironment(cfg: ContainerConfig, host: HostFacts): string[] {
   const base = [`PATH=${DEFAULT_PATH}`, 'container=systemd-nspawn'];
   if (host.term !== undefined) base.push(`TERM=${host.term}`);
-  const isRoot = cfg.user === undefined;
+  // an OCI bundle's numeric UID other than 0 gets neither HOME nor USER (inner_child())
+  const isRoot = cfg.user === undefined && (cfg.oci?.uid ?? 0) === 0;
   if (cfg.user || isRoot) base.push(`HOME=${cfg.user?.home ?? '/root'}`);
   if (cfg.userName !== undefined || isRoot) {
     base.push(`USER=${cfg.userName ?? 'root'}`, `LOGNAME=${cfg.userName ?? 'root'}`);
@@ -326,14 +320,23 @@ function customMountOps(cfg: ContainerConfig, host: HostFacts, tree: Tree): Op[]
         ops.push({ kind: 'mount', source: 'overlay', target: m.destination, fstype: 'overlay', mountFlags: m.readOnly ? MS.RDONLY : 0, data, flags: OpFlag.MKDIR });
         break;
       }
-      case 'inaccessible':
+      case 'inaccessible': {
+        // graceful (an OCI bundle's maskedPaths): a missing path, or a failing mount, is skipped
+        if (m.graceful && tree.resolve(m.destination) === undefined) break;
+        const graceful = m.graceful ? { flags: OpFlag.OPTIONAL } : {};
         ops.push({
           kind: 'mount',
           source: tree.isDirectory(m.destination) ? `${dirname(host.inaccessibleFile)}/dir` : host.inaccessibleFile,
           target: m.destination,
           mountFlags: MS.BIND,
+          ...graceful,
         });
-        ops.push({ kind: 'remount', target: m.destination, mountFlags: roFlags });
+        ops.push({ kind: 'remount', target: m.destination, mountFlags: roFlags, ...graceful });
+        break;
+      }
+      case 'arbitrary':
+        // mount_arbitrary(): the file system with the options as its data and no flags, on a made mount point
+        ops.push({ kind: 'mount', source: m.source ?? 'none', target: m.destination, fstype: m.fstype, mountFlags: 0, ...(m.options !== undefined ? { data: m.options } : {}), flags: OpFlag.MKDIR });
         break;
     }
   });
@@ -493,6 +496,7 @@ export function planContainer(cfg: ContainerConfig, host: HostFacts, tree: Tree,
   }
 
   ops.push(...devOps(host, userns));
+  if (cfg.oci?.devices) ops.push(...ociDeviceOps(cfg.oci.devices));
   // make_inaccessible_nodes(/run/host): a node of every type, mode 0000, for masking from inside the container
   ops.push({ kind: 'mkdir', target: '/run/host/inaccessible', mode: 0o755, flags: OpFlag.OPTIONAL });
   for (const [name, type] of [['reg', S_IFREG], ['dir', 0], ['fifo', S_IFIFO], ['sock', S_IFSOCK], ['chr', S_IFCHR], ['blk', S_IFBLK]] as const)
@@ -624,6 +628,7 @@ export function planContainer(cfg: ContainerConfig, host: HostFacts, tree: Tree,
   if (cfg.userns && cfg.bindUsers?.length) plan.bindMaps = bindUserMaps(cfg.bindUsers);
   if (cfg.personality !== undefined) plan.personality = PERSONALITY[cfg.personality];
   if (cfg.noNewPrivileges) plan.noNewPrivileges = true;
+  if (cfg.oci?.consoleSize) plan.consoleSize = { ...cfg.oci.consoleSize };
   if (!cfg.quiet && (cfg.console === 'interactive' || cfg.console === 'read-only')) plan.finalNewline = true;
   if (cfg.oomScoreAdjust !== undefined) plan.oomScoreAdjust = cfg.oomScoreAdjust;
   if (cfg.cpuAffinity?.length) plan.cpuAffinity = [...cfg.cpuAffinity];
@@ -631,7 +636,8 @@ export function planContainer(cfg: ContainerConfig, host: HostFacts, tree: Tree,
     plan.uid = cfg.user.uid;
     plan.gid = cfg.user.gid;
     plan.groups = cfg.user.groups;
-  } else {
+  } else if (cfg.oci) applyOciUser(plan, cfg.oci);
+  else {
     plan.uid = 0;
     plan.gid = 0;
     plan.groups = [];
@@ -640,9 +646,13 @@ export function planContainer(cfg: ContainerConfig, host: HostFacts, tree: Tree,
   // host's, or a full one in a user namespace of its own (capability_quintet_mangle())
   const caps = cfg.capabilities ?? defaultContainerCapabilities({ privateNetwork: netns, ...(cfg.userns ? { usernsShift: cfg.userns.shift } : {}) });
   const hostCaps = host.capabilities ?? { bounding: capabilitiesUpTo(63), lastCap: 63 };
-  const { quintet, dropped } = capabilityQuintet(caps, cfg.user?.uid ?? 0, userns ? capabilitiesUpTo(hostCaps.lastCap) : hostCaps.bounding, hostCaps.lastCap);
-  plan.capabilities = quintet;
-  if (dropped !== 0n && !cfg.quiet) plan.capabilityWarning = CAPABILITIES_NOT_IN_BOUNDING_SET;
+  const startBounding = userns ? capabilitiesUpTo(hostCaps.lastCap) : hostCaps.bounding;
+  if (cfg.oci?.capabilities) plan.capabilities = ociCapabilityQuintet(cfg.oci.capabilities, caps, plan.uid ?? 0, startBounding, hostCaps.lastCap);
+  else {
+    const { quintet, dropped } = capabilityQuintet(caps, plan.uid ?? 0, startBounding, hostCaps.lastCap);
+    plan.capabilities = quintet;
+    if (dropped !== 0n && !cfg.quiet) plan.capabilityWarning = CAPABILITIES_NOT_IN_BOUNDING_SET;
+  }
   // setup_keyring(): a session keyring of its own, so the caller's session keys do not leak in
   plan.sessionKeyring = true;
   // setup_seccomp() with arg_caps_retain (the capability-gated groups), then seccomp_suppress_sync()

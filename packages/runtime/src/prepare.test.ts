@@ -2,7 +2,10 @@ import { describe, expect, it } from 'vitest';
 import type { Settings } from '@nspawn/settings';
 import type { Tree } from './host.js';
 import type { SettingsFs } from '@nspawn/settings';
-import { applySettingsFile, determineNames, type PrepareEnv, prepareContainer } from './prepare.js';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { applySettingsFile, determineNames, findMachineImage, type PrepareEnv, prepareContainer } from './prepare.js';
 import { ContainerError } from './errors.js';
 
 const tree = (dirs: string[] = ['/usr'], files: Record<string, string> = {}): Tree => ({
@@ -95,9 +98,49 @@ describe('prepareContainer', () => {
     expect(() => prep({ directory: '/', volatile: 'overlay' }, env({ exists: () => true }))).toThrow(/root directory is not supported/);
   });
   it('features not built yet fail clearly instead of being ignored', () => {
-    expect(() => prep({ directory: '/m/box', image: '/m/box.raw', volatile: 'yes' })).toThrow(new ContainerError('--volatile= with --image= is not supported yet by this nspawn build.'));
-    expect(() => prep({ image: '/m/box.raw', pivotRoot: { newRoot: '/x' } })).toThrow(/--pivot-root= with --image= is not supported yet/);
     expect(() => prep({ directory: '/m/box' }, env(), ['--root-hash'])).toThrow(/--root-hash is not supported yet/);
+  });
+  it('-i with -U, --volatile= and --pivot-root= as systemd 252 takes them (the image is read at setup)', () => {
+    const e = env({ exists: (p) => p === '/m/box.raw' });
+    const v = prep({ image: '/m/box.raw', volatile: 'state', privateUsers: { mode: 'pick' } }, e).config;
+    // every volatile mode implies --read-only; -U is pick with ownership auto
+    expect(v).toMatchObject({ directory: '/run/nspawn/image-root', volatile: 'state', readOnly: true, image: { path: '/m/box.raw' } });
+    expect(v.userns).toMatchObject({ pick: true });
+    const p = prep({ image: '/m/box.raw', pivotRoot: { newRoot: '/srv/os', oldRoot: '/oldroot' }, ephemeral: true, privateUsers: { mode: 'pick' } }, e).config;
+    expect(p).toMatchObject({ pivotRoot: { newRoot: '/srv/os', oldRoot: '/oldroot' }, ephemeral: true, readOnly: false });
+  });
+  it('-M NAME finds NAME.raw as image_find() does: -i on it, read-only when the file has no write bits (not with -x)', () => {
+    const found = { path: '/var/lib/machines/box.raw', raw: true, readOnly: true };
+    expect(determineNames({ machineName: 'box' }, '/', () => 'h', () => found)).toEqual({ directory: '/run/nspawn/image-root', machineName: 'box', image: found });
+    expect(determineNames({ machineName: 'box' }, '/', () => 'h', () => ({ path: '/etc/machines/box', raw: false, readOnly: false }))).toEqual({
+      directory: '/etc/machines/box',
+      machineName: 'box',
+    });
+    // none: /var/lib/machines/NAME as before (its absence is said when it is resolved); --template never looks
+    expect(determineNames({ machineName: 'box' }, '/', () => 'h', () => undefined)).toEqual({ directory: '/var/lib/machines/box', machineName: 'box' });
+    expect(determineNames({ machineName: 'box', template: '/t' }, '/', () => 'h', () => found)).toEqual({ directory: '/var/lib/machines/box', machineName: 'box' });
+  });
+  it('findMachineImage(): per directory in the search path NAME first, then NAME.raw (a regular file), first directory wins', () => {
+    const base = mkdtempSync(join(tmpdir(), 'nspawn-find-'));
+    try {
+      const [a, b] = [join(base, 'a'), join(base, 'b')];
+      mkdirSync(a);
+      mkdirSync(b);
+      writeFileSync(join(b, 'img.raw'), '');
+      mkdirSync(join(b, 'tree'));
+      writeFileSync(join(a, 'tree.raw'), '');
+      writeFileSync(join(a, 'file'), ''); // neither a directory nor NAME.raw: skipped
+      mkdirSync(join(a, 'dir.raw')); // NAME.raw that is no regular file: skipped
+      expect(findMachineImage('img', [a, b])).toEqual({ path: join(b, 'img.raw'), raw: true, readOnly: false });
+      expect(findMachineImage('tree', [a, b])).toEqual({ path: join(a, 'tree.raw'), raw: true, readOnly: false });
+      expect(findMachineImage('file', [a, b])).toBeUndefined();
+      expect(findMachineImage('dir', [a, b])).toBeUndefined();
+      chmodSync(join(b, 'img.raw'), 0o444);
+      expect(findMachineImage('img', [a, b])?.readOnly).toBe(true);
+      expect(findMachineImage('none', [a, b])).toBeUndefined();
+    } finally {
+      rmSync(base, { recursive: true, force: true });
+    }
   });
   it('a bind mount\'s bad option fails the start with 252\'s words (it reads them when it mounts), before its source is looked at', () => {
     const bind = (options: string) => ({ type: 'bind' as const, source: '/nope', destination: '/mnt', readOnly: false, recursive: true, options });
@@ -231,6 +274,22 @@ describe('determineNames and the settings file', () => {
     expect(r.settings.environment).toEqual(['A=1']);
     expect(r.settings.customMounts).toBeUndefined();
     expect(r.messages).toEqual(['Ignoring TemporaryFileSystem=, Bind= and BindReadOnly= settings, file /m/box.nspawn is not trusted.']);
+  });
+  it('--oci-bundle=: the bundle instead of any .nspawn file, and its refusal as one line', () => {
+    const files = fs({
+      '/b/config.json': JSON.stringify({ ociVersion: '1.0.0', root: { path: 'box' }, hostname: 'oci', process: { args: ['/bin/true'], user: { uid: 5, gid: 6 } } }),
+      '/run/systemd/nspawn/box.nspawn': '[Exec]\nHostname=file\n',
+      '/bad/config.json': '{"ociVersion":"1.0.0","foo":1}',
+    });
+    const r = applySettingsFile({ settings: { ociBundle: '/b' }, set: new Set() }, files);
+    expect(r.settings).toMatchObject({ directory: '/b/box', hostname: 'oci', parameters: ['/bin/true'], oci: { bundle: '/b', uid: 5, gid: 6 } });
+    expect(r.path).toBe('/b/config.json');
+    expect(() => applySettingsFile({ settings: { ociBundle: '/bad' }, set: new Set() }, files)).toThrow("/bad/config.json:1:29: foo: Unexpected OCI element 'foo' of type 'unsigned'.");
+    // the bundle's user and capabilities reach the config
+    const e = env({ exists: (p) => p === '/b/box' });
+    const p = prepareContainer(r.settings, e);
+    expect(p.config).toMatchObject({ directory: '/b/box', machineName: 'box', oci: { uid: 5, gid: 6 } });
+    expect(p.config.user).toBeUndefined();
   });
   it('--settings=no reads nothing; diagnostics name file and line', () => {
     const files = fs({ '/m/box.nspawn': '[Exec]\nNope=1\n' });

@@ -3,12 +3,14 @@
  * the OS-tree check, console and kill-signal defaults, --user resolution), and a clear error for every
  * setting whose feature this build does not have yet.
  */
-import { existsSync, lstatSync } from 'node:fs';
+import { existsSync, lstatSync, statSync } from 'node:fs';
 import { basename, join as pathJoin } from 'node:path';
 import {
   bindMountOptionsError,
   formatDiagnostic,
+  loadOciBundle,
   loadSettings,
+  mergeOciBundle,
   mergeSettings,
   parseBoolean,
   type SettingKey,
@@ -28,6 +30,7 @@ import { containerCapabilities, verifyAmbientCapabilities } from './caps.js';
 import type { NetworkConfig } from './network-config.js';
 import { ContainerError } from './errors.js';
 import { type CredentialReader, loadCredentials } from './credentials.js';
+import { ociRunOf } from './oci-bundle.js';
 
 /** os.hostname(), node:os loaded on use (a start that names its machine never needs it) */
 const osHostname = (): string => process.getBuiltinModule('node:os').hostname();
@@ -87,9 +90,6 @@ function unsupportedFeatures(s: Settings): string[] {
     if (cond) out.push(what);
   };
   add(s.privateUsersOwnership === 'foreign' && s.privateUsers && s.privateUsers.mode !== 'no', '--private-users-ownership=foreign');
-  add(s.image && s.volatile && s.volatile !== 'no', '--volatile= with --image=');
-  add(s.image && s.privateUsers && s.privateUsers.mode !== 'no', '--private-users= with --image=');
-  add(s.image && s.pivotRoot, '--pivot-root= with --image=');
   return out;
 }
 
@@ -168,21 +168,54 @@ export interface Prepared {
   notifyReady: boolean;
 }
 
+/** image_search_path[IMAGE_MACHINE] of systemd 252 (src/shared/discover-image.c), in its order */
+export const MACHINE_IMAGE_SEARCH_PATH = ['/etc/machines', '/run/machines', '/var/lib/machines', '/var/lib/container', '/usr/local/lib/machines', '/usr/lib/machines'];
+
+/** A machine's image as image_find() finds it: a directory (or block device) NAME, else a regular file NAME.raw. */
+export interface MachineImage {
+  path: string;
+  raw: boolean;
+  /** image_make()'s read_only: a raw image without write permission bits, or below /usr */
+  readOnly: boolean;
+}
+
+/** image_find(IMAGE_MACHINE, NAME): the first NAME or NAME.raw in MACHINE_IMAGE_SEARCH_PATH (symlinks followed). */
+export function findMachineImage(name: string, search: readonly string[] = MACHINE_IMAGE_SEARCH_PATH): MachineImage | undefined {
+  for (const dir of search) {
+    const plain = statSync(pathJoin(dir, name), { throwIfNoEntry: false });
+    if (plain) {
+      if (plain.isDirectory() || plain.isBlockDevice()) return { path: pathJoin(dir, name), raw: false, readOnly: false };
+      continue;
+    }
+    const raw = statSync(pathJoin(dir, `${name}.raw`), { throwIfNoEntry: false });
+    if (raw?.isFile()) return { path: pathJoin(dir, `${name}.raw`), raw: true, readOnly: (raw.mode & 0o222) === 0 || dir.startsWith('/usr/') };
+  }
+  return undefined;
+}
+
 /**
- * determine_names(): the directory (-D, else /var/lib/machines/NAME for -M, else the working directory) and
- * the machine name (-M, else the directory's name cleaned up as a host name). The name is the one the
- * settings file is looked up by.
+ * determine_names(): the directory (-D; else for -M the machine's image as systemd 252's image_find() finds it, a
+ * directory or NAME.raw, and /var/lib/machines/NAME when there is none or with --template; else the working
+ * directory) and the machine name (-M, else the directory's or image's name cleaned up as a host name). The name is
+ * the one the settings file is looked up by. IMAGE: the disk image -M found (NAME.raw), when it found one.
  */
 export function determineNames(
   s: Settings,
   cwd: string = process.cwd(),
   hostname: () => string = osHostname,
-): { directory: string; machineName: string } {
+  find: (name: string) => MachineImage | undefined = findMachineImage,
+): { directory: string; machineName: string; image?: MachineImage } {
   let directory = s.directory;
+  let found: MachineImage | undefined;
+  if (directory === undefined && s.image === undefined && s.machineName !== undefined) {
+    // --template makes /var/lib/machines/NAME instead of looking for it
+    found = s.template === undefined ? find(s.machineName) : undefined;
+    directory = found && !found.raw ? found.path : `/var/lib/machines/${s.machineName}`;
+  }
   // -i: the image's file systems are mounted on an empty directory in the container's namespace only
-  if (s.image !== undefined) directory = IMAGE_ROOT_DIRECTORY;
-  if (directory === undefined && s.machineName !== undefined) directory = `/var/lib/machines/${s.machineName}`;
+  if (s.image !== undefined || found?.raw) directory = IMAGE_ROOT_DIRECTORY;
   if (directory === undefined) directory = cwd;
+  const image = found?.raw ? { image: found } : {};
   let machineName = s.machineName;
   if (machineName === undefined) {
     // an image's name without its .raw suffix
@@ -190,7 +223,7 @@ export function determineNames(
     machineName = hostnameCleanup(fromImage ?? (directory === '/' ? hostname() : basename(directory)));
     if (!hostnameIsValid(machineName)) throw new ContainerError('Failed to determine machine name automatically, please use -M.');
   }
-  return { directory, machineName };
+  return { directory, machineName, ...image };
 }
 
 /** What loading the .nspawn file said: warnings and diagnostics for stderr, in systemd's order. */
@@ -207,10 +240,16 @@ export interface SettingsLoad {
  * would refuse to start because of the file.
  */
 export function applySettingsFile(cl: { settings: Settings; set: ReadonlySet<SettingKey> }, fs?: SettingsFs): SettingsLoad {
+  // load_oci_bundle(): a bundle's config.json instead of any .nspawn file (trusted; refusals are OciBundleErrors)
+  if (cl.settings.ociBundle !== undefined) {
+    const bundle = loadOciBundle(cl.settings.ociBundle, fs);
+    const merged = mergeOciBundle(cl, bundle);
+    return { settings: merged.settings, messages: merged.warnings, path: bundle.path };
+  }
   const mode = cl.settings.settingsMode ?? 'yes';
   if (mode === 'no') return { settings: cl.settings, messages: [] };
-  const { directory, machineName } = determineNames(cl.settings);
-  const loaded = loadSettings({ machineName, imagePath: cl.settings.image ?? directory, mode, set: cl.set, ...(fs ? { fs } : {}) });
+  const { directory, machineName, image } = determineNames(cl.settings);
+  const loaded = loadSettings({ machineName, imagePath: cl.settings.image ?? image?.path ?? directory, mode, set: cl.set, ...(fs ? { fs } : {}) });
   const messages = loaded.diagnostics.map(formatDiagnostic);
   if (loaded.fatal) throw new ContainerError(messages.at(-1) ?? `Failed to load settings file of ${machineName}.`);
   if (loaded.path === undefined) return { settings: cl.settings, messages };
@@ -243,7 +282,9 @@ export function prepareContainer(s: Settings, env: PrepareEnv, unsupported: read
   if (s.template !== undefined && s.ephemeral) throw new ContainerError('--ephemeral and --template= may not be combined.');
   // --template fills a missing directory at setup (src/storage.ts): until then the template stands for the tree
   // an image (-i) is opened by the assembly at setup: its tree is checked there (verifyImageTree())
-  const image = s.image;
+  // -M NAME found NAME.raw: run it as -i does (and read-only when the image is, unless -x)
+  const image = s.image ?? names.image?.path;
+  const foundReadOnly = names.image?.readOnly === true && !s.ephemeral;
   const fromTemplate = image === undefined && s.template !== undefined && !env.exists(directory);
   if (fromTemplate && !env.exists(s.template!)) throw new ContainerError(`Failed to resolve path ${s.template}: No such file or directory`);
   if (image !== undefined) {
@@ -305,7 +346,7 @@ export function prepareContainer(s: Settings, env: PrepareEnv, unsupported: read
     parameters: s.parameters ?? [],
     environment: s.environment ?? [],
     // parse_argv(): every volatile mode mounts what the tree holds read-only
-    readOnly: s.readOnly === true || volatileMode !== undefined,
+    readOnly: s.readOnly === true || volatileMode !== undefined || foundReadOnly,
     customMounts: s.customMounts ?? [],
     console: consoleMode,
     privateNetwork: s.privateNetwork === true,
@@ -348,6 +389,8 @@ export function prepareContainer(s: Settings, env: PrepareEnv, unsupported: read
   // verify_arguments(): duplicates dropped (strv_uniq())
   if (s.bindUser?.length) config.bindUser = [...new Set(s.bindUser)];
   if (seccompDisabled(env.environ.SYSTEMD_SECCOMP)) config.seccomp = false;
+  const oci = ociRunOf(s.oci, consoleMode);
+  if (oci) config.oci = oci;
   const deviceCgroup = parseDevicePolicyEnv(env.environ.NSPAWN_DEVICE_POLICY);
   if (deviceCgroup !== undefined) config.deviceCgroup = deviceCgroup;
   const network = networkConfig(s, env.environ);

@@ -54,12 +54,14 @@ const full: HelperPlan = basePlan({
   imageSteps: [
     { op: 'tmpfs', source: 'nspawn-image-ephemeral', target: '', fstype: 'tmpfs', data: 'mode=0755', flags: 4, mode: 0, mkdir: false },
     { op: 'mkdir', source: '', target: 'lower', fstype: '', data: '', flags: 0, mode: 0o755, mkdir: true },
-    { op: 'mount', source: '/dev/loop7', target: 'lower/root', fstype: 'ext4', data: 'discard,norecovery', flags: 5, mode: 0, mkdir: true },
+    { op: 'mount', source: '/dev/loop7', target: 'lower/root', fstype: 'ext4', data: 'discard,norecovery', flags: 5, mode: 0, mkdir: true, idmap: true },
     { op: 'overlay', source: '', target: 'root', fstype: 'overlay', data: 'lowerdir=lower/root,upperdir=upper/root,workdir=work/root', flags: 4, mode: 0, mkdir: false },
     { op: 'move', source: 'root', target: '', fstype: '', data: '', flags: 0, mode: 0, mkdir: false },
+    { op: 'barrier', source: '', target: '', fstype: '', data: '', flags: 0, mode: 0, mkdir: false },
   ],
   cgnsLate: true,
   pivotRoot: { newRoot: '/sysroot', oldRoot: '/oldroot' },
+  consoleSize: { width: 132, height: 43 },
   net: {
     steps: [
       { kind: 'up', ifname: 'host0' },
@@ -115,6 +117,8 @@ describe('a plan through the helper\'s own decoder', () => {
     for (const bad of [{ target: '/etc' }, { target: 'usr/../../etc' }, { op: 'move' as const, source: '../x' }, { op: 'frob' as never }, { fstype: '' }])
       expect(() => decoded(encodePlan(basePlan({ imageSteps: [{ ...step, ...bad }] }))), JSON.stringify(bad)).toThrow(/image/);
     expect(decoded(encodePlan(basePlan({ imageSteps: [step] })))).toMatchObject({ imageSteps: [{ op: 'mount', target: '' }] });
+    // only a file system's mount can be idmapped
+    expect(() => decoded(encodePlan(basePlan({ imageSteps: [{ ...step, op: 'tmpfs', idmap: true }] })))).toThrow(/only a mount can be idmapped/);
   });
   it('an empty group list is one (setgroups() with none), no list leaves the groups alone', () => {
     expect(decoded(encodePlan(basePlan({ groups: [] })))).toMatchObject({ groups: [] });
@@ -194,6 +198,7 @@ const planArb: fc.Arbitrary<HelperPlan> = fc
       ociFds: fc.record({ consoleSocket: fc.integer({ min: -1, max: 0xffff }), pass: fc.array(fc.nat(0xffff), { maxLength: 8 }) }, { requiredKeys: ['pass'] }),
       blobs: fc.array(fc.uint8Array({ maxLength: 64 }), { maxLength: 4 }),
       cgnsLate: fc.boolean(),
+      consoleSize: fc.record({ width: fc.integer({ min: 1, max: 0xffff }), height: fc.integer({ min: 1, max: 0xffff }) }),
       pivotRoot: fc.record({ newRoot: abs, oldRoot: abs }, { requiredKeys: ['newRoot'] }),
       env: strs(60),
       argv: strs(200),
@@ -248,7 +253,7 @@ describe('property: whatever the values, the decoder sees exactly the plan that 
   it('random exec-in requests', () => {
     const req: fc.Arbitrary<ExecInRequest> = fc.oneof(
       fc.record(
-        { leader: fc.integer({ min: 2, max: 0x7fffffff }), command: fc.array(str, { minLength: 1, maxLength: 50 }), env: strs(30), uid: id, gid: id, groups: fc.array(id, { maxLength: 8 }), cwd: str, cgroups: strs(8), pty: fc.boolean(), consoleSocketFd: fc.nat(0xffff) },
+        { leader: fc.integer({ min: 2, max: 0x7fffffff }), command: fc.array(str, { minLength: 1, maxLength: 50 }), env: strs(30), uid: id, gid: id, groups: fc.array(id, { maxLength: 8 }), cwd: str, cgroups: strs(8), pty: fc.boolean(), consoleSocketFd: fc.nat(0xffff), passFds: fc.array(fc.nat(0xffff), { maxLength: 6 }) },
         { requiredKeys: ['leader', 'command'] },
       ),
       fc.record({ leader: fc.integer({ min: 2, max: 0x7fffffff }), bind: fc.record({ source: abs, destination: abs, readOnly: fc.boolean(), mkdir: fc.boolean() }) }),

@@ -131,6 +131,11 @@ export interface HelperPlan {
   /** --pivot-root=NEW[:OLD]: setup_pivot_root() before the volatile mode and the ops (native/pivot.c) */
   pivotRoot?: { newRoot: string; oldRoot?: string };
   env: string[];
+  /**
+   * The console's size (an OCI bundle's process.consoleSize): the pty gets it instead of the caller's terminal's, and
+   * keeps it when that terminal is resized (pty_forward_set_width_height())
+   */
+  consoleSize?: { width: number; height: number };
   /** empty means: try `fallback` shells */
   argv: string[];
   /** execvpe() with the container's PATH when argv[0] has no slash */
@@ -301,7 +306,8 @@ export interface HandoffPlan {
  * (relative to the root); move: the mount at SOURCE (relative) moved onto TARGET.
  */
 export interface ImageMountStep {
-  op: 'mount' | 'tmpfs' | 'mkdir' | 'overlay' | 'move';
+  /** barrier: the root (and /usr) are in place; --pivot-root= and --volatile= apply here, before the steps after it */
+  op: 'mount' | 'tmpfs' | 'mkdir' | 'overlay' | 'move' | 'barrier';
   source: string;
   target: string;
   fstype: string;
@@ -311,6 +317,11 @@ export interface ImageMountStep {
   mode: number;
   /** make a missing target (mode 0755) first */
   mkdir: boolean;
+  /**
+   * mount: an idmapped mount, on-disk 0..range-1 seen as the container's range (plan.usermap), made by the outer
+   * helper with the host's privileges (-U with ownership map: systemd's DISSECT_IMAGE_MOUNT_IDMAPPED)
+   */
+  idmap?: boolean;
 }
 
 export type NetStep =
@@ -338,11 +349,11 @@ const P = {
   NETROUTE: 30, NETNS: 31, SEARCH: 32, ENV: 33, STUBENV: 34, ARGV: 35, FALLBACK: 36, FALLBACKARGS: 37, FINALNL: 38, SURVIVE: 39,
   STDOUT: 40, SDNOTIFY: 41, LOCK: 42, LOCKFD: 43, RMSUBVOL: 44, RMMOUNT: 45, RMTREE: 46, CGMKDIR: 47, CGWRITE: 48, CGCHOWN: 49,
   HANDOFF: 50, HOMSGS: 51, HOSIGNAMES: 52, HORM: 53, HOKILL: 54, HOSLICE: 55, HOMARKER: 56, HOREEXEC: 57, NSJOIN: 58,
-  VOLATILE: 59, BLOB: 60, BINDMAP: 61, IMAGE: 62, HOLDFD: 63, PIVOTROOT: 64, OCIFDS: 65, LATESYNC: 66, CGNSLATE: 67,
+  VOLATILE: 59, BLOB: 60, BINDMAP: 61, IMAGE: 62, HOLDFD: 63, PIVOTROOT: 64, OCIFDS: 65, LATESYNC: 66, CGNSLATE: 67, WINSIZE: 68,
 } as const;
 
 /** Record ids of an exec-in request (native/wire.h X_*). */
-const X = { END: 0, LEADER: 1, COMMAND: 2, ENV: 3, UID: 4, GID: 5, GROUPS: 6, CWD: 7, CGROUPS: 8, PTY: 9, BIND: 10, CONSOLESOCK: 11 } as const;
+const X = { END: 0, LEADER: 1, COMMAND: 2, ENV: 3, UID: 4, GID: 5, GROUPS: 6, CWD: 7, CGROUPS: 8, PTY: 9, BIND: 10, CONSOLESOCK: 11, PASSFDS: 12 } as const;
 
 /** Record ids of a move-back request (native/wire.h M_*). */
 const M = { END: 0, IFNAMES: 1 } as const;
@@ -486,6 +497,7 @@ export function encodePlan(p: HelperPlan): Buffer {
   w.r(P.CLONE).u(p.cloneFlags, 'clone flags').e();
   if (p.sync) w.r(P.SYNC).e();
   if (p.cgnsLate) w.r(P.CGNSLATE).e();
+  if (p.consoleSize) w.r(P.WINSIZE).u(p.consoleSize.width, 'console width').u(p.consoleSize.height, 'console height').e();
   if (p.usermap) w.r(P.USERMAP).u(p.usermap.shift, 'usermap').u(p.usermap.range, 'usermap').e();
   if (p.idmap) w.r(P.IDMAP).u(p.idmap.shift, 'idmap').u(p.idmap.range, 'idmap').e();
   if (p.hostname !== undefined) w.r(P.HOSTNAME).s(p.hostname).e();
@@ -530,7 +542,7 @@ export function encodePlan(p: HelperPlan): Buffer {
   if (p.lateSync) w.r(P.LATESYNC).b1(p.leaveAfterStart).e();
   if (p.ociFds) w.r(P.OCIFDS).i(p.ociFds.consoleSocket ?? -1, 'console socket fd').U(p.ociFds.pass, 'fd').e();
   for (const m of p.imageSteps ?? [])
-    w.r(P.IMAGE).s(m.op).s(m.source).s(m.target).s(m.fstype).s(m.data).u(m.flags, 'image mount flags').u(m.mode, 'mode').b1(m.mkdir).e();
+    w.r(P.IMAGE).s(m.op).s(m.source).s(m.target).s(m.fstype).s(m.data).u(m.flags, 'image mount flags').u(m.mode, 'mode').b1(m.mkdir).b1(m.idmap === true).e();
   if (p.pivotRoot) w.r(P.PIVOTROOT).s(p.pivotRoot.newRoot).s(p.pivotRoot.oldRoot ?? '').e();
   for (const st of p.net?.steps ?? []) {
     if (st.kind === 'up') w.r(P.NETUP).s(st.ifname).e();
@@ -590,6 +602,8 @@ export interface ExecInRequest {
   pty?: boolean;
   /** with pty: the helper's fd of a connected AF_UNIX socket the pty's master is sent to (OCI exec --console-socket) instead of being relayed */
   consoleSocketFd?: number;
+  /** the helper's fds that become the command's 3, 4, ... in this order (OCI exec --preserve-fds); every other fd of the helper stays out */
+  passFds?: number[];
   bind?: { source: string; destination: string; readOnly?: boolean; mkdir?: boolean };
 }
 
@@ -606,6 +620,7 @@ export function encodeExecIn(r: ExecInRequest): Buffer {
   if (r.cgroups !== undefined) w.r(X.CGROUPS).S(r.cgroups).e();
   if (r.pty) w.r(X.PTY).e();
   if (r.consoleSocketFd !== undefined) w.r(X.CONSOLESOCK).u(r.consoleSocketFd, 'console socket fd').e();
+  if (r.passFds !== undefined && r.passFds.length > 0) w.r(X.PASSFDS).U(r.passFds, 'fd').e();
   if (r.bind) w.r(X.BIND).s(r.bind.source).s(r.bind.destination).b1(r.bind.readOnly).b1(r.bind.mkdir).e();
   return w.done();
 }

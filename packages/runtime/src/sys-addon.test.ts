@@ -31,7 +31,7 @@ describe('the sys addon (nspawn-sys.node)', () => {
     try {
       writeFileSync(join(dir, 'bad.node'), 'not an ELF file');
       expect(loadSysAddon([join(dir, 'missing.node'), join(dir, 'bad.node')])).toBeUndefined();
-      expect(Object.keys(loadSysAddon([join(dir, 'bad.node'), built]) ?? {}).sort()).toEqual(['execve', 'keepOnExec', 'memfd', 'ofdLockExclusive', 'ofdLockWait']);
+      expect(Object.keys(loadSysAddon([join(dir, 'bad.node'), built]) ?? {}).sort()).toEqual(['execve', 'image', 'keepOnExec', 'memfd', 'ofdLockExclusive', 'ofdLockWait']);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -79,6 +79,36 @@ closeSync(a);
 console.log(addon.ofdLockExclusive(b));
 try { addon.ofdLockExclusive(12345); } catch (e) { console.log(e.code); }`);
       expect(r.stdout, r.stderr).toBe('true false true\ntrue\nEBADF\n');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("the image calls: shared and exclusive OFD locks, ioctl by pointer and by value, flock, a detached mount (errors name the step)", () => {
+    expect(process.getuid?.(), 'needs root: /dev/loop-control and fsmount').toBe(0);
+    const dir = mkdtempSync('/tmp/nspawn-test-addon-');
+    try {
+      const file = join(dir, 'lock');
+      const r = node(`import { openSync, closeSync, readdirSync, statSync } from 'node:fs';
+const im = addon.image;
+const a = openSync(${JSON.stringify(file)}, 'w+');
+const b = openSync(${JSON.stringify(file)}, 'r+');
+const c = openSync(${JSON.stringify(file)}, 'r+');
+console.log(im.ofdLock(a, true), im.ofdLock(b, true), im.ofdLock(c, false));
+closeSync(a); closeSync(b);
+console.log(im.ofdLock(c, false));
+// BLKGETSIZE64 of a file: ENOTTY; FIONREAD (by pointer) of a file; LOOP_CTL_GET_FREE (by value): a number
+try { im.ioctl(c, 0x80081272, Buffer.alloc(8)); } catch (e) { console.log(e.code); }
+const n = Buffer.alloc(4); console.log(im.ioctl(c, 0x541b, n), n.readInt32LE(0));
+const ctl = openSync('/dev/loop-control', 'r');
+console.log(im.ioctl(ctl, 0x4c82, 0) >= 0);
+im.flock(ctl, 2); im.flock(ctl, 8);
+try { im.flock(12345, 2); } catch (e) { console.log(e.code); }
+const m = im.fsmount('tmpfs', [['size', '1m'], ['mode', '0710']], 1);
+console.log((statSync('/proc/self/fd/' + m).mode & 0o7777).toString(8), readdirSync('/proc/self/fd/' + m).length);
+closeSync(m);
+for (const [t, o] of [['nspawn-nofs', []], ['tmpfs', [['nspawn-bogus', null]]]]) try { im.fsmount(t, o, 0); } catch (e) { console.log(e.code, e.message); }`);
+      expect(r.stdout, r.stderr).toBe('true true false\ntrue\nENOTTY\n0 0\ntrue\nEBADF\n710 0\nENODEV fsopen: ENODEV\nEINVAL option nspawn-bogus: EINVAL\n');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -25,6 +25,26 @@ export interface SysAddon {
   keepOnExec(fd: number): void;
   /** a memfd named NAME holding DATA, sealed, read from its start and not close-on-exec: its descriptor */
   memfd(name: string, data: Uint8Array): number;
+  /**
+   * The calls of an image start (@nspawn/image's ImageSys and LockSys, through @nspawn/assembly): absent from an
+   * addon built before them. A failure throws an Error whose `code` is the errno name.
+   */
+  image?: ImageCalls;
+}
+
+/** What `nspawn -i` asks the kernel for, without koffi (native/sys-addon.c). */
+export interface ImageCalls {
+  /** ioctl(fd, req, arg): a Buffer by pointer (read and written in place), a number by value; the result */
+  ioctl(fd: number, req: number, arg: Buffer | number): number;
+  /** flock(fd, op) */
+  flock(fd: number, op: number): void;
+  /** an OFD lock (shared or exclusive), without waiting: true, or false when another holds it */
+  ofdLock(fd: number, shared: boolean): boolean;
+  /**
+   * a detached mount (fsopen, fsconfig of OPTIONS, create, fsmount with the MOUNT_ATTR_* ATTRS), close-on-exec: its
+   * descriptor; OPTIONS [key, value] pairs, a null value a flag. The error's message names the step that failed.
+   */
+  fsmount(fstype: string, options: ReadonlyArray<readonly [string, string | null]>, attrs: number): number;
 }
 
 /** Where the addon may be: nativeCandidates('nspawn-sys', '.node') (beside a bundle, else this package's native/). */
@@ -32,9 +52,12 @@ export const sysAddonCandidates = (dir?: string): string[] => nativeCandidates('
 
 interface Raw {
   execve?: (file: string, argv: string[], envp: string[], blocked?: readonly number[]) => never;
-  ofdLock?: (fd: number, wait?: number) => boolean;
+  ofdLock?: (fd: number, wait?: number, shared?: number) => boolean;
   keepOnExec?: (fd: number) => void;
   memfd?: (name: string, data: Uint8Array) => number;
+  ioctl?: (fd: number, req: number, arg: Buffer | number) => number;
+  flock?: (fd: number, op: number) => void;
+  fsmount?: (fstype: string, options: Array<string | null>, attrs: number) => number;
 }
 
 /** The first of CANDIDATES that loads and has all its calls; undefined when none does. */
@@ -44,7 +67,7 @@ export function loadSysAddon(candidates: readonly string[] = sysAddonCandidates(
     try {
       const m: { exports: Raw } = { exports: {} };
       process.dlopen(m, file);
-      const { execve, ofdLock, keepOnExec, memfd } = m.exports;
+      const { execve, ofdLock, keepOnExec, memfd, ioctl, flock, fsmount } = m.exports;
       if (typeof execve !== 'function' || typeof ofdLock !== 'function' || typeof keepOnExec !== 'function' || typeof memfd !== 'function') continue;
       return {
         execve: (f, args, env, blocked = []) => execve(f, args, Object.entries(env).flatMap(([k, v]) => (v === undefined ? [] : [`${k}=${v}`])), blocked),
@@ -52,6 +75,16 @@ export function loadSysAddon(candidates: readonly string[] = sysAddonCandidates(
         ofdLockWait: (fd) => void ofdLock(fd, 1),
         keepOnExec,
         memfd,
+        ...(ioctl && flock && fsmount
+          ? {
+              image: {
+                ioctl,
+                flock,
+                ofdLock: (fd: number, shared: boolean) => ofdLock(fd, 0, shared ? 1 : 0),
+                fsmount: (fstype: string, options: ReadonlyArray<readonly [string, string | null]>, attrs: number) => fsmount(fstype, options.flat(), attrs),
+              },
+            }
+          : {}),
       };
     } catch {
       // the next one

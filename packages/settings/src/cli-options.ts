@@ -415,7 +415,7 @@ export const OPTIONS: readonly OptionDef[] = [
   { long: 'timezone', arg: 'required', apply: (st, v) => put(st, 'timezone', wrap('timezone', v!, parseTimezoneMode), 'timezone') },
   { long: 'console', arg: 'required', apply: (st, v) => put(st, 'consoleMode', wrap('console', v!, parseConsoleMode), 'console-mode') },
   { long: 'pipe', short: 'P', arg: 'none', apply: (st) => put(st, 'consoleMode', 'pipe', 'console-mode') },
-  unsupported('oci-bundle', 'required'),
+  { long: 'oci-bundle', arg: 'required', apply: (st, v) => put(st, 'ociBundle', resolve(st.cwd, v!)) },
   { long: 'no-pager', arg: 'none', apply: () => {} },
   {
     long: 'set-credential',

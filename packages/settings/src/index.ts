@@ -33,3 +33,7 @@ export { bindMountOptionsError } from './mounts.js';
 export type { InterfaceKind } from './net-values.js';
 export { HOST_NAME_MAX, NAME_MAX, filenameIsValid, hostnameIsValid, imageNameIsValid, machineNameIsValid } from './names.js';
 export type { HostnameFlags } from './names.js';
+export { OciBundleError, loadOciBundle, mergeOciBundle, ociExcludedMount, ociSysctlKeyValid, parseOciBundle } from './oci-bundle.js';
+export type { OciBundle } from './oci-bundle.js';
+export { JsonSyntaxError, parseJsonLocated } from './json-located.js';
+export type { JsonNode, JsonType } from './json-located.js';

@@ -64,7 +64,17 @@ export type CustomMount =
       destination: string;
       readOnly: boolean;
     }
-  | { type: 'inaccessible'; destination: string };
+  | {
+      type: 'inaccessible';
+      destination: string;
+      /** a missing destination is skipped, not an error (an OCI bundle's linux.maskedPaths) */
+      graceful?: boolean;
+    }
+  /**
+   * A file system of TYPE mounted from SOURCE with OPTIONS as its data (mount(2) with no flags): an OCI bundle's
+   * mounts of a type other than "bind" (systemd's CUSTOM_MOUNT_ARBITRARY; no .nspawn key or option makes one)
+   */
+  | { type: 'arbitrary'; source?: string; destination: string; fstype: string; options?: string };
 
 export type BindIdmapping = 'noidmap' | 'idmap' | 'rootidmap' | 'owneridmap';
 
@@ -174,6 +184,72 @@ export interface Settings {
   properties?: string[];
   settingsMode?: SettingsMode;
   useCgns?: boolean;
+  /** --oci-bundle=PATH (absolute): the bundle whose config.json is read instead of a .nspawn file */
+  ociBundle?: string;
+  /** what only an OCI bundle's config.json sets (systemd's Settings fields without a .nspawn key or option) */
+  oci?: OciSettings;
+}
+
+/** A capability set of an OCI bundle: canonical names ("CAP_CHOWN"); undefined: the set was not given. */
+export interface OciCapabilities {
+  bounding?: string[];
+  effective?: string[];
+  inheritable?: string[];
+  permitted?: string[];
+  ambient?: string[];
+}
+
+/** An extra device node of an OCI bundle (linux.devices): mknod(PATH, MODE, makedev(MAJOR, MINOR)), then chown. */
+export interface OciDeviceNode {
+  path: string;
+  /** file type and permission bits (type, then fileMode's permission bits: default 0644) */
+  mode: number;
+  major?: number;
+  minor?: number;
+  uid?: number;
+  gid?: number;
+}
+
+/** linux.seccomp of an OCI bundle, checked against systemd 252's tables (actions, architectures, operators). */
+export interface OciSeccomp {
+  defaultAction: string;
+  architectures: string[];
+  syscalls: Array<{ names: string[]; action: string; args: Array<{ index: number; value: bigint; valueTwo: bigint; op: string }> }>;
+}
+
+/** One OCI hook (systemd 252 reads them and runs none). */
+export interface OciHook {
+  path: string;
+  args?: string[];
+  env?: string[];
+  timeout?: number;
+}
+
+/** The parts of an OCI bundle's config.json that have no .nspawn counterpart. */
+export interface OciSettings {
+  /** the bundle directory */
+  bundle: string;
+  /** process.user */
+  uid?: number;
+  gid?: number;
+  supplementaryGids?: number[];
+  /** process.capabilities (the "full capabilities" quintet) */
+  capabilities?: OciCapabilities;
+  /** process.consoleSize */
+  consoleSize?: { width: number; height: number };
+  /** linux.namespaces: which of ipc, pid, uts the container gets (systemd's clone_ns_flags) */
+  namespaces?: Array<'ipc' | 'pid' | 'uts'>;
+  /** linux.sysctl, in order */
+  sysctl?: Array<[key: string, value: string]>;
+  seccomp?: OciSeccomp;
+  /** linux.devices (the implicit ones, /dev/null and friends, left out) */
+  devices?: OciDeviceNode[];
+  hooks?: { prestart: OciHook[]; poststart: OciHook[]; poststop: OciHook[] };
+  /**
+   * linux.resources as the unit properties systemd would give the machine's scope ("MemoryMax=1048576",
+   * "DeviceAllow=char-1:3 rwm", ...): used only where a scope is made (not under --keep-unit --register=no)
+   */
+  properties?: string[];
 }
 
 export type SettingsMode = 'yes' | 'no' | 'trusted' | 'override';

@@ -4,7 +4,7 @@
 import { decodeUtf8 } from './c-util.js';
 import { parseConfText } from './conf-parser.js';
 import type { CustomMount, Diagnostic, Rlimit, Settings } from './model.js';
-import { RLIMIT_NAMES } from './model.js';
+import { RLIMIT_NAMES, SettingsError } from './model.js';
 import { type KeyContext, NSPAWN_SECTIONS, finishSettings, lookupKey } from './nspawn-keys.js';
 import { formatCpuSet } from './grammar.js';
 import { formatRlimitValue } from './rlimits.js';
@@ -129,6 +129,9 @@ function formatMount(m: CustomMount): [string, string] {
       return ['Inaccessible', m.destination];
     case 'overlay':
       return [m.readOnly ? 'OverlayReadOnly' : 'Overlay', [...m.lowers, m.upper, m.destination].map(escColon).join(':')];
+    case 'arbitrary':
+      // only an OCI bundle makes one; no key writes it
+      throw new SettingsError(`A mount of type ${m.fstype} on ${m.destination} (from an OCI bundle) has no .nspawn key.`);
   }
 }
 

@@ -116,6 +116,8 @@ export function isCloseOnExec(fd: number): boolean {
 export interface LockSys {
   /** an exclusive OFD lock on FD: true, or false when another holds it; throws on any other error */
   ofdLockExclusive(fd: number): boolean;
+  /** an OFD lock on FD, shared or exclusive, without waiting (optional: without it a shared lock goes through koffi) */
+  ofdLock?(fd: number, shared: boolean): boolean;
   /** clears FD_CLOEXEC on FD */
   keepOnExec(fd: number): void;
 }
@@ -128,7 +130,7 @@ export interface LockFileOptions extends LockOptions {
   unlinkOnRelease?: boolean;
   /** file mode when it is created; default 0600 */
   mode?: number;
-  /** takes an exclusive lock without waiting, in place of lockFd() (the method then is the caller's) */
+  /** takes an exclusive lock (and a shared one, with its ofdLock()) without waiting, in place of lockFd() (the method then is the caller's) */
   sys?: LockSys;
 }
 
@@ -153,6 +155,7 @@ export interface LockFile {
 export function makeLockFile(path: string, opts: LockFileOptions = {}): LockFile | undefined {
   const exclusive = opts.shared !== true;
   const take = (fd: number, ex: boolean, wait: boolean): boolean => {
+    if (opts.sys?.ofdLock && !wait) return opts.sys.ofdLock(fd, !ex);
     if (opts.sys && ex && !wait) return opts.sys.ofdLockExclusive(fd);
     return lockFd(fd, { shared: !ex, wait, method: opts.method ?? 'auto' });
   };

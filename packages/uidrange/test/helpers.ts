@@ -1,14 +1,14 @@
 /** Root test helpers: busybox trees, ownership listings, systemd-nspawn as the oracle. */
 import { execaSync } from 'execa';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { basename, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { mkdtempSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { busyboxTree, REPO, removeTestDir, requireRoot as kitRequireRoot } from '@nspawn/test-kit';
 
-export const REPO = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
+export { REPO };
 export const NSPAWN = join(REPO, 'apps/cli/dist/nspawn.cjs');
 
 export function requireRoot(): void {
-  if (process.getuid?.() !== 0) throw new Error('root integration tests must run as root');
+  kitRequireRoot('they make user namespaces and shift trees');
 }
 
 export function tempDir(prefix = 'ut-'): string {
@@ -17,24 +17,13 @@ export function tempDir(prefix = 'ut-'): string {
 
 /** a busybox tree at DIR/NAME */
 export function makeTree(parent: string, name = basename(parent)): string {
-  const root = join(parent, name);
-  execaSync(join(REPO, 'scripts/make-busybox-tree.sh'), [root], { stdio: ['ignore', 'ignore', 'inherit'] });
-  return root;
+  return busyboxTree(join(parent, name));
 }
 
-export function mountsUnder(path: string): string[] {
-  return readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .map((l) => l.split(' ')[4] ?? '')
-    .filter((mp) => mp === path || mp.startsWith(`${path}/`));
-}
+export { mountsUnder } from '@nspawn/test-kit';
 
 /** removes a temp dir made by a test, refusing when something is still mounted below it */
-export function removeTemp(dir: string): void {
-  const left = mountsUnder(dir);
-  if (left.length > 0) throw new Error(`mounts left under ${dir}: ${left.join(', ')}`);
-  rmSync(dir, { recursive: true, force: true });
-}
+export const removeTemp = removeTestDir;
 
 /** every inode: path, owner and group relative to BASE, mode; sorted (for comparing trees shifted to other bases) */
 export function ownership(root: string, base = 0): string {

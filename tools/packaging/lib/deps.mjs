@@ -59,7 +59,8 @@ export function dependencyReport(dir) {
 
 /**
  * The packages a built bundle (DIR/dist/*.cjs, an app's esbuild output) still loads at run time: the bare
- * specifiers of its require(), import() and require.resolve() calls, Node built-ins left out. Everything else of
+ * specifiers of its require(), import() and require.resolve() calls, Node built-ins left out, and `nspawn-shared:`
+ * ones (a part of nspawn's start taking a module from nspawn's own bundle: apps/cli/bin/load.cjs). Everything else of
  * ours is inside the bundle.
  */
 export function bundleExternals(dir) {
@@ -68,6 +69,7 @@ export function bundleExternals(dir) {
   for (const f of readdirSync(dist).filter((f) => f.endsWith('.cjs'))) {
     const text = readFileSync(join(dist, f), 'utf8');
     for (const m of text.matchAll(/\b(?:require\d*|import|\.resolve)\(\s*["']([^"'\n]+)["']\s*\)/g)) {
+      if (m[1].startsWith('nspawn-shared:')) continue;
       const name = packageOf(m[1]);
       if (name && !out.has(name)) out.set(name, f);
     }

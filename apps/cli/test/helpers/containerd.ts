@@ -13,6 +13,7 @@ import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmodSync, closeSync, existsSync, openSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { mountsUnder as kitMountsUnder } from '@nspawn/test-kit';
 import { REPO } from './containers.js';
 
 export const NSPAWN_OCI_BIN = join(REPO, 'apps/cli/bin/nspawn-oci');
@@ -185,13 +186,9 @@ function shimsOf(address: string): number[] {
   return out;
 }
 
-/** Mount points at or under DIR, deepest first. */
+/** Mount points at or under DIR, deepest first (for unmounting in that order). */
 export function mountsUnder(dir: string): string[] {
-  return readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .map((l) => l.split(' ')[4] ?? '')
-    .filter((m) => m === dir || m.startsWith(`${dir}/`))
-    .sort((a, b) => b.length - a.length);
+  return kitMountsUnder(dir).sort((a, b) => b.length - a.length);
 }
 
 function listShimSockets(): Set<string> {

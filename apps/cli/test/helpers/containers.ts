@@ -7,6 +7,7 @@ import { execa, execaSync } from 'execa';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { mountsUnder } from '@nspawn/test-kit';
 
 export const REPO = resolve(fileURLToPath(new URL('../../../..', import.meta.url)));
 export const NSPAWN_BIN = join(REPO, 'apps/cli/bin/nspawn');
@@ -73,14 +74,8 @@ export async function runTool(tool: Tool, args: string[], opts: { timeoutMs?: nu
 export const runSystemdNspawn = (args: string[], opts?: { timeoutMs?: number }) => runTool('systemd-nspawn', args, opts);
 export const runNspawn = (args: string[], opts?: { timeoutMs?: number }) => runTool('nspawn', args, opts);
 
-/** Mount points of this process's mount namespace (the host's) at or below PATH. */
-export function mountsUnder(path: string, mountinfo = readFileSync('/proc/self/mountinfo', 'utf8')): string[] {
-  const unescape = (s: string) => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
-  return mountinfo
-    .split('\n')
-    .map((l) => unescape(l.split(' ')[4] ?? ''))
-    .filter((mp) => mp === path || mp.startsWith(`${path}/`));
-}
+/** Mount points at or below PATH (the host's), in mountinfo's order: @nspawn/test-kit's. */
+export { mountsUnder, treeListing } from '@nspawn/test-kit';
 
 /**
  * Removes DIR recursively, but never through a mount: mounts left under it are detached first (deepest first) and

@@ -284,13 +284,13 @@ export async function startWeb(ctx: WebContext): Promise<WebServer> {
     return value;
   }
 
-  /** Machines: the running ones, then the images nspawnd could start (a machine name, not hidden, not raw). */
+  /** Machines: the running ones, then the images nspawnd could start (a machine name, not hidden; raw ones with -i). */
   async function machinesList() {
     const [run, imgs] = await Promise.all([runningWithMetadata(), images()]);
     const names = new Set(run.map((m) => m.name));
     const rows: Array<ReturnType<typeof describe> | Record<string, unknown>> = run.map(describe);
     for (const i of imgs)
-      if (!names.has(i.name) && machineNameIsValid(i.name) && i.type !== 'raw')
+      if (!names.has(i.name) && machineNameIsValid(i.name))
         rows.push({ name: i.name, state: 'off', os: osName(i.OSRelease), addresses: [], since: null, leader: null, service: null, managed: false, sample: null });
     rows.sort((a, b) => ((a.name as string) < (b.name as string) ? -1 : 1));
     return { machines: rows, now: Date.now() };

@@ -55,6 +55,12 @@ export const mov64K = (dst: number, imm: number) => insn(EBPF.ALU64 | EBPF.MOV |
 /** if (dst OP imm) goto +off */
 export const jmpK = (op: number, dst: number, imm: number, off: number) => insn(EBPF.JMP | op | EBPF.K, dst, 0, off, imm);
 export const exit = () => insn(EBPF.JMP | EBPF.EXIT, 0, 0, 0, 0);
+/** 32-bit dst = imm (runc's devicefilter: asm.Mov.Imm32) */
+export const mov32K = (dst: number, imm: number) => insn(EBPF.ALU | EBPF.MOV | EBPF.K, dst, 0, 0, imm);
+/** 32-bit dst = src */
+export const mov32X = (dst: number, src: number) => insn(EBPF.ALU | EBPF.MOV | EBPF.X, dst, src, 0, 0);
+/** if (dst OP src) goto +off */
+export const jmpX = (op: number, dst: number, src: number, off: number) => insn(EBPF.JMP | op | EBPF.X, dst, src, off, 0);
 
 export function encodeProgram(prog: readonly BpfInsn[]): Uint8Array {
   const out = new Uint8Array(prog.length * 8);
@@ -127,6 +133,15 @@ export function runDeviceProgram(bytes: Uint8Array, req: DeviceRequest): number 
       case EBPF.ALU64 | EBPF.MOV | EBPF.K:
         reg[i.dst] = sext(i.imm) & M64;
         break;
+      case EBPF.ALU | EBPF.MOV | EBPF.K:
+        reg[i.dst] = BigInt(i.imm) & M32;
+        break;
+      case EBPF.ALU | EBPF.MOV | EBPF.X: {
+        const v = get(i.src, pc);
+        if (v === CTX) throw new Error(`insn ${pc}: 32-bit move of the context pointer`);
+        reg[i.dst] = v & M32;
+        break;
+      }
       case EBPF.JMP | EBPF.JA:
         pc += i.off;
         break;
@@ -135,6 +150,9 @@ export function runDeviceProgram(bytes: Uint8Array, req: DeviceRequest): number 
         break;
       case EBPF.JMP | EBPF.JNE | EBPF.K:
         if (get(i.dst, pc) !== sext(i.imm)) pc += i.off;
+        break;
+      case EBPF.JMP | EBPF.JNE | EBPF.X:
+        if (get(i.dst, pc) !== get(i.src, pc)) pc += i.off;
         break;
       case EBPF.JMP | EBPF.JSET | EBPF.K:
         if ((get(i.dst, pc) & sext(i.imm)) !== 0n) pc += i.off;

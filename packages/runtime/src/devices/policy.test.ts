@@ -1,6 +1,6 @@
 import type { CustomMount } from '@nspawn/settings';
 import { describe, expect, it } from 'vitest';
-import { decodeProgram, DEVCG_ACC, DEVCG_DEV, EBPF, encodeProgram, runDeviceProgram } from './ebpf.js';
+import { alu32K, decodeProgram, DEVCG_ACC, DEVCG_DEV, EBPF, encodeProgram, exit, jmpX, ldxW, mov32K, mov32X, runDeviceProgram } from './ebpf.js';
 import {
   CLOSED_POLICY_NODES,
   type DeviceFacts,
@@ -177,5 +177,28 @@ describe('the BPF_PROG_TYPE_CGROUP_DEVICE program', () => {
   it('refuses bad access strings', () => {
     expect(() => deviceCgroupProgram([{ type: 'c', major: 1, minor: 3, access: 'x' }])).toThrow(/rwm/);
     expect(() => deviceCgroupProgram([{ type: 'c', major: 1, minor: 3, access: '' }])).toThrow(/access/);
+  });
+});
+
+describe('runDeviceProgram: the 32-bit moves and the register compare (runc\'s devicefilter uses them)', () => {
+  it('r1 = r3; r1 &= READ; if r1 != r3 goto deny: allows a read only', () => {
+    const prog = encodeProgram([
+      ldxW(3, 1, 0),
+      alu32K(EBPF.RSH, 3, 16),
+      mov32X(1, 3),
+      alu32K(EBPF.AND, 1, DEVCG_ACC.READ),
+      jmpX(EBPF.JNE, 1, 3, 2),
+      mov32K(0, 1),
+      exit(),
+      mov32K(0, 0),
+      exit(),
+    ]);
+    expect(runDeviceProgram(prog, { type: DEVCG_DEV.CHAR, access: DEVCG_ACC.READ, major: 1, minor: 3 })).toBe(1);
+    expect(runDeviceProgram(prog, { type: DEVCG_DEV.CHAR, access: DEVCG_ACC.READ | DEVCG_ACC.WRITE, major: 1, minor: 3 })).toBe(0);
+    expect(decodeProgram(prog)[2]).toEqual({ code: EBPF.ALU | EBPF.MOV | EBPF.X, dst: 1, src: 3, off: 0, imm: 0 });
+  });
+
+  it('refuses a 32-bit move of the context pointer, as the verifier would', () => {
+    expect(() => runDeviceProgram(encodeProgram([mov32X(2, 1), mov32K(0, 0), exit()]), { type: 1, access: 1, major: 0, minor: 0 })).toThrow(/context pointer/);
   });
 });

@@ -88,7 +88,7 @@ export function canonicalPlan(p: HelperPlan): unknown {
     ...opt(
       'imageSteps',
       p.imageSteps?.length
-        ? p.imageSteps.map((s) => ({ op: s.op, source: s.source, target: s.target, fstype: s.fstype, data: s.data, flags: n(s.flags), mode: n(s.mode), mkdir: s.mkdir }))
+        ? p.imageSteps.map((s) => ({ op: s.op, source: s.source, target: s.target, fstype: s.fstype, data: s.data, flags: n(s.flags), mode: n(s.mode), mkdir: s.mkdir, ...(s.idmap ? { idmap: true } : {}) }))
         : undefined,
     ),
     ...opt('pivotRoot', p.pivotRoot && (p.pivotRoot.oldRoot ? { newRoot: p.pivotRoot.newRoot, oldRoot: p.pivotRoot.oldRoot } : { newRoot: p.pivotRoot.newRoot })),
@@ -109,6 +109,7 @@ export function canonicalPlan(p: HelperPlan): unknown {
     fallback: p.fallback,
     fallbackArgs: p.fallbackArgs ?? [],
     finalNewline: p.finalNewline === true,
+    ...opt('consoleSize', p.consoleSize && { width: String(p.consoleSize.width), height: String(p.consoleSize.height) }),
     survive: p.survive === true,
     ...opt('stdoutPath', p.stdoutPath),
     ...opt('notify', p.notify && { notifyReady: p.notify.notifyReady, restartExits: p.notify.restartExits }),
@@ -156,6 +157,7 @@ export function canonicalExecIn(r: ExecInRequest): unknown {
     cgroups: r.cgroups ?? [],
     pty: r.pty === true,
     ...opt('consoleSocketFd', r.consoleSocketFd === undefined ? undefined : n(r.consoleSocketFd)),
+    ...opt('passFds', r.passFds?.length ? r.passFds.map(n) : undefined),
     ...opt('bind', r.bind && { source: r.bind.source, destination: r.bind.destination, readOnly: r.bind.readOnly === true, mkdir: r.bind.mkdir === true }),
   };
 }
