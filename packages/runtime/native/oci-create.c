@@ -107,6 +107,13 @@ static void exec_monitor(Call *c, int report, int nfds, char **av) {
 }
 
 int verb_create(Call *c) {
+        /*
+         * A terminal (--console-socket) is the Node command's create for now: under containerd's shim (ctr run -t)
+         * the shim never went on to `start` after this create (it waits for its console master), while the Node
+         * create of the same call works; the cause is not found yet (oci-containerd.test.ts "ctr run -t")
+         */
+        if (opt(c, "console-socket"))
+                return run_node(c);
         const char *preserve = opt(c, "preserve-fds");
         if (preserve) {
                 for (const char *p = preserve; *p; p++)
