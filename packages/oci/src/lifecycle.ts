@@ -348,7 +348,8 @@ export async function startContainer(root: string, id: string): Promise<void> {
     c.on('error', (e) => rej(new StateError(`cannot start container ${id}: ${e.message}`)));
     c.on('close', () => (got.startsWith('ok') ? res() : rej(new StateError(`cannot start container ${id}: its monitor did not answer`))));
   });
-  await runHooks('poststart', hooksOf(r, 'poststart'), { ...ociState(root, r), status: 'running' });
+  // (the process may have ended already, a /bin/true: the hooks get its PID all the same, as runc's)
+  await runHooks('poststart', hooksOf(r, 'poststart'), { ...ociState(root, r), status: 'running', pid: r.pid });
 }
 
 /** Sends WORD to a created container's monitor and waits for its answer. */
