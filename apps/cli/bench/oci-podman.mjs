@@ -11,6 +11,9 @@ import { report } from '../../../scripts/bench-report.mjs';
 
 const REPO = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
 const RUNS = Number(process.env.BENCH_PODMAN_RUNS ?? 10);
+// BENCH_PODMAN_TRACE=1: the wrapper logs every call podman and conmon make of the runtime (verb, duration), and the
+// bench prints each verb's median per runtime after the table
+const TRACE = process.env.BENCH_PODMAN_TRACE === '1';
 const WARMUP = 2;
 const IMAGE = 'localhost/nspawn-oci-bench:1';
 const CGROUP_PARENT = `/nspawn-oci-podman-bench-${process.pid}`;
@@ -50,7 +53,13 @@ try {
   execFileSync('tar', ['-C', join(dir, 'tree'), '-cf', join(dir, 'tree.tar'), '.']);
   for (const [name, path] of Object.entries(runtimes)) {
     mkdirSync(join(dir, name, 'state'), { recursive: true });
-    writeFileSync(join(dir, name, 'runtime'), `#!/bin/sh\nexec '${path}' --root '${join(dir, name, 'state')}' "$@"\n`);
+    const run = `'${path}' --root '${join(dir, name, 'state')}' "$@"`;
+    writeFileSync(
+      join(dir, name, 'runtime'),
+      TRACE
+        ? `#!/bin/sh\nt0=$(date +%s%N)\n${run}\nrc=$?\necho "$t0 $(date +%s%N) $rc $*" >> '${join(dir, name, 'trace.log')}'\nexit $rc\n`
+        : `#!/bin/sh\nexec ${run}\n`,
+    );
     chmodSync(join(dir, name, 'runtime'), 0o755);
     const r = podman(name, ['import', join(dir, 'tree.tar'), IMAGE]);
     if (r.status !== 0) throw new Error(`bench: podman import failed: ${r.stderr}`);
@@ -68,6 +77,7 @@ try {
   const st = report(`podman run --rm IMAGE /bin/true (busybox image, podman ${podmanVersion()}), ${RUNS} runs each, interleaved (ms)`, times, { digits: 0 });
   const ratio = st['nspawn-oci'].median / st.runc.median;
   console.log(`nspawn-oci / runc (median): ${ratio.toFixed(2)}  (goal <= 1: ${ratio <= 1 ? 'met' : 'NOT met'})`);
+  if (TRACE) traceReport();
 } catch (e) {
   failed = true;
   console.error(e.message);
@@ -91,9 +101,40 @@ try {
   }
   // vfs storage: plain directories, no mounts; refuse to delete across one all the same
   if (readFileSync('/proc/self/mountinfo', 'utf8').includes(` ${dir}/`)) console.error(`bench: mounts left under ${dir}; not removed`);
-  else rmSync(dir, { recursive: true, force: true });
+  else if (process.env.BENCH_PODMAN_KEEP !== "1") rmSync(dir, { recursive: true, force: true });
+  else console.error(`bench: kept ${dir}`);
 }
 if (failed) process.exit(1);
+
+/** the wrapper's log: per runtime, each verb's calls per run and median duration (ms), the warm-up left out */
+function traceReport() {
+  const verbs = new Set();
+  const per = {};
+  for (const name of Object.keys(runtimes)) {
+    const calls = readFileSync(join(dir, name, 'trace.log'), 'utf8').trim().split('\n').map((l) => {
+      const [t0, t1, rc, ...argv] = l.split(' ');
+      // the verb: the first word after the global options (--log FILE, --log-format F, --root DIR ...)
+      let i = 0;
+      while (i < argv.length && argv[i].startsWith('--')) i += argv[i].includes('=') || argv[i] === '--systemd-cgroup' ? 1 : 2;
+      return { t0: Number(t0), ms: (Number(t1) - Number(t0)) / 1e6, rc, verb: argv[i] ?? '?' };
+    });
+    const creates = calls.map((c, i) => (c.verb === 'create' ? i : -1)).filter((i) => i >= 0);
+    const kept = calls.slice(creates[WARMUP] ?? 0);
+    per[name] = {};
+    for (const c of kept) {
+      verbs.add(c.verb);
+      (per[name][c.verb] ??= []).push(c.ms);
+    }
+  }
+  console.log('runtime calls per run and median ms (BENCH_PODMAN_TRACE)');
+  for (const v of verbs) {
+    const cells = Object.keys(runtimes).map((name) => {
+      const xs = [...(per[name][v] ?? [])].sort((a, b) => a - b);
+      return `${name} ${(xs.length / RUNS).toFixed(1)}x ${xs.length ? xs[Math.floor(xs.length / 2)].toFixed(0) : '-'} ms`;
+    });
+    console.log(`  ${v.padEnd(10)} ${cells.join('   ')}`);
+  }
+}
 
 function podmanVersion() {
   return spawnSync('podman', ['--version'], { encoding: 'utf8' }).stdout.trim().replace(/^podman version /, '');

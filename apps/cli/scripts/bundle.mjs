@@ -249,7 +249,11 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   if (existsSync(join(runtimeDir, 'native/build/nspawn-sys.node'))) helpers.push([join(runtimeDir, 'native/build/nspawn-sys.node'), 'nspawn-sys.node']);
   const prebuilt = join(runtimeDir, 'native/prebuilt');
   if (existsSync(prebuilt))
-    for (const f of readdirSync(prebuilt).filter((f) => f.startsWith('nspawn-helper-') || f.startsWith('nspawn-sys-'))) helpers.push([join(prebuilt, f), f]);
+    for (const f of readdirSync(prebuilt).filter((f) => f.startsWith('nspawn-helper-') || f.startsWith('nspawn-sys-') || f.startsWith('nspawn-oci-front-'))) helpers.push([join(prebuilt, f), f]);
+  // nspawn-oci's native front end (bin/nspawn-oci runs dist/nspawn-oci-front-linux-ARCH): this machine's build, named
+  // for its architecture, when no prebuilt one was made for it
+  const front = join(runtimeDir, 'native/build/nspawn-oci-front');
+  if (existsSync(front) && !helpers.some(([, to]) => to === `nspawn-oci-front-linux-${process.arch}`)) helpers.push([front, `nspawn-oci-front-linux-${process.arch}`]);
   // copied beside and renamed over: a helper that running containers execute cannot be written to (ETXTBSY)
   for (const [from, to] of helpers) {
     copyFileSync(from, join(here, 'dist', `${to}.tmp`));

@@ -108,6 +108,9 @@ async function main(argv: string[]): Promise<number> {
         const { fds, ...rest } = o;
         const end = await monitorContainer({ ...rest, fds: Array.from({ length: fds ?? 0 }, (_, i) => 4 + i), log: quiet ? () => {} : log }, 3);
         if (end.kind === 'failed') log('error', end.message);
+        // the code cache (bin/load.cjs) of the monitor's path, the one every create waits for: saved once after it
+        // ran (a cache written at the exit of another verb holds little of it)
+        else (globalThis as Record<symbol, (() => void) | undefined>)[Symbol.for('nspawn.saveCodeCache')]?.();
         // nothing of the monitor may keep the process (and so the container's stdio) alive
         process.exit(0);
       }

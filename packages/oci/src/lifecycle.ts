@@ -14,7 +14,7 @@ import { join, resolve } from 'node:path';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { type ContainerEnd, type HelperPlan, runPlan } from '@nspawn/runtime';
 import { runHooks } from './hooks.js';
-import { loadSpec, type Spec, SpecError } from './spec.js';
+import { HOOK_NAMES, loadSpec, type HookName, type Spec, SpecError } from './spec.js';
 import {
   alive, checkId, containerDir, listIds, loadRecord, makeContainerDir, ociState, type OciState, procStat, type Record_,
   removeContainerDir, saveRecord, socketAddress, startSocket, StateError, statusOf, writeAtomic,
@@ -87,9 +87,22 @@ function prepare(opts: { root: string; id: string; bundle: string; consoleSocket
   // a terminal: the helper makes it in the container's devpts; its master goes to the console socket, or (run in
   // the foreground) the helper forwards it to ours
   const console = !terminal ? 'pipe' : opts.consoleSocket ? 'passive' : 'interactive';
-  // the plan is made now so that a config the engine cannot express fails before anything exists
-  translateSpec(spec, { rootfs, sync: true, console });
-  return { spec, bundle, rootfs, plan: (sync) => translateSpec(spec, { rootfs, sync, console }) };
+  // the plan is made now so that a config the engine cannot express fails before anything exists (once: the
+  // monitor runs this one)
+  const first = translateSpec(spec, { rootfs, sync: true, console });
+  let used = false;
+  return {
+    spec,
+    bundle,
+    rootfs,
+    plan: (sync) => {
+      if (sync && !used) {
+        used = true;
+        return first;
+      }
+      return translateSpec(spec, { rootfs, sync, console });
+    },
+  };
 }
 
 /** Connects to the --console-socket (the caller listens on it: conmon, containerd's shim). */
@@ -237,11 +250,18 @@ export async function monitorContainer(
   };
   if (spec.annotations) record.annotations = spec.annotations;
   record.cgroups = cgroups.made;
+  record.hooks = HOOK_NAMES.filter((k) => (spec.hooks?.[k]?.length ?? 0) > 0);
+  // `start` is answered once the payload has been executed (the helper's "ready": its sync socket closed with the
+  // exec), or once the helper has ended without it (a failed exec: its error is the container's end), as runc's
+  // start returns once its init has been let go past the exec fifo: a signal sent right after start reaches the
+  // payload, not a process that is still becoming it
+  let executed: () => void = () => {};
+  const execution = new Promise<void>((res) => (executed = res));
   const stateNow = (status: string): OciState => ({ ociVersion: spec.ociVersion, id: opts.id, status: status as OciState['status'], pid: record.pid, bundle, ...(spec.annotations ? { annotations: spec.annotations } : {}) });
   const ending = runPlan(plan, {
     killSignal: 0,
     ...(extraFds.length ? { extraFds } : {}),
-    hooks: { log: (l) => opts.log('warning', l), forwardSignals: !!opts.foreground },
+    hooks: { log: (l) => opts.log('warning', l), forwardSignals: !!opts.foreground, onReady: () => executed() },
     attach: async (pid) => {
       record.pid = pid;
       record.startTime = procStat(pid)?.startTime ?? '';
@@ -286,7 +306,8 @@ export async function monitorContainer(
             } catch {
               // gone already
             }
-            c.end('ok\n');
+            if (w === 'start') void execution.then(() => c.end('ok\n'));
+            else c.end('ok\n');
             res(w);
           });
         });
@@ -298,6 +319,7 @@ export async function monitorContainer(
   // the helper has its copies (runPlan() spawned it): ours would keep pipes and sockets open for the container's life
   closePassed();
   const end = await ending;
+  executed();
   if (server?.listening) server.close();
   try {
     unlinkSync(sock);
@@ -326,8 +348,8 @@ export async function startContainer(root: string, id: string): Promise<void> {
     c.on('error', (e) => rej(new StateError(`cannot start container ${id}: ${e.message}`)));
     c.on('close', () => (got.startsWith('ok') ? res() : rej(new StateError(`cannot start container ${id}: its monitor did not answer`))));
   });
-  const spec = loadSpecQuiet(r.bundle);
-  await runHooks('poststart', spec?.hooks?.poststart, { ...ociState(root, r), status: 'running' });
+  // (the process may have ended already, a /bin/true: the hooks get its PID all the same, as runc's)
+  await runHooks('poststart', hooksOf(r, 'poststart'), { ...ociState(root, r), status: 'running', pid: r.pid });
 }
 
 /** Sends WORD to a created container's monitor and waits for its answer. */
@@ -340,6 +362,12 @@ function tellMonitor(root: string, id: string, word: string): Promise<boolean> {
     c.on('error', () => res(false));
     c.on('close', () => res(got.startsWith('ok')));
   });
+}
+
+/** The config's hooks of KIND, from the bundle; none when the record says the config had none at create. */
+function hooksOf(r: Record_, kind: HookName) {
+  if (r.hooks && !r.hooks.includes(kind)) return undefined;
+  return loadSpecQuiet(r.bundle)?.hooks?.[kind];
 }
 
 function loadSpecQuiet(bundle: string): Spec | undefined {
@@ -444,9 +472,8 @@ export async function deleteContainer(root: string, id: string, force: boolean, 
   }
   // the monitor leaves once the helper has: wait for it, so that nothing of the container outlives the delete
   await waitGone({ pid: r.monitor, startTime: procStat(r.monitor)?.startTime ?? '' }, 5000);
-  const spec = loadSpecQuiet(r.bundle);
   try {
-    await runHooks('poststop', spec?.hooks?.poststop, { ...ociState(root, r), status: 'stopped' });
+    await runHooks('poststop', hooksOf(r, 'poststop'), { ...ociState(root, r), status: 'stopped' });
   } catch (e) {
     log('warning', (e as Error).message);
   }

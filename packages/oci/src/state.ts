@@ -1,7 +1,11 @@
 /**
  * The state directory: ROOT/ID/state.json (written atomically: a temporary file renamed into place), the
- * exec.fifo of a created container, and the status, computed as runc does: stopped when the process is gone,
- * created while the fifo waits for `start`, else running.
+ * start.sock of a created container, and the status, computed as runc does: stopped when the process is gone,
+ * created while the socket waits for `start`, paused when a cgroup is frozen, else running.
+ *
+ * One format for two readers: nspawn-oci's native front end (@nspawn/runtime native/oci-state.c) reads the same
+ * files the same way for state, start, kill and delete; README "The state directory" documents it, and
+ * apps/cli/test/oci-front.test.ts holds the two to the same answers.
  */
 import { existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync, lstatSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
@@ -24,6 +28,12 @@ export interface Record_ {
   monitor: number;
   /** the container's cgroup directories, removed by delete */
   cgroups?: string[];
+  /**
+   * the kinds of hooks the config had at create (runc keeps the config of the create: a later edit of config.json
+   * changes nothing); nspawn-oci's native front end leaves a start with poststart hooks and a delete with poststop
+   * hooks to the Node command, and so does it with a record that lacks this field (an older build's)
+   */
+  hooks?: string[];
 }
 
 export interface OciState {

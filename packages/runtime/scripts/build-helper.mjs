@@ -27,10 +27,17 @@ const nativeDir = join(pkg, 'native');
 const src = join(nativeDir, 'nspawn-helper.c');
 /** The sys addon's units (the rest of native/*.c is the helper's). */
 const ADDON_UNITS = ['sys-addon.c', 'ofd-lock.c'];
-/** The helper's units: every native/*.c but the addon's own (ofd-lock.c is shared). */
+/** nspawn-oci's native front end (nspawn-oci-front): native/oci-*.c, a program of its own (see oci-front.h). */
+const isFrontUnit = (f) => f.startsWith('oci-') && f.endsWith('.c');
+const frontUnits = () =>
+  readdirSync(nativeDir)
+    .filter(isFrontUnit)
+    .sort()
+    .map((f) => join(nativeDir, f));
+/** The helper's units: every native/*.c but the addon's own (ofd-lock.c is shared) and the front end's. */
 const helperUnits = () =>
   readdirSync(nativeDir)
-    .filter((f) => f.endsWith('.c') && f !== 'sys-addon.c')
+    .filter((f) => f.endsWith('.c') && f !== 'sys-addon.c' && !isFrontUnit(f))
     .sort()
     .map((f) => join(nativeDir, f));
 const out = join(nativeDir, 'build', 'nspawn-helper');
@@ -51,6 +58,8 @@ const COMPILERS = Object.fromEntries(
 );
 
 export const prebuiltPath = (a) => join(prebuiltDir, `nspawn-helper-linux-${a}`);
+const frontOut = join(nativeDir, 'build', 'nspawn-oci-front');
+export const prebuiltFrontPath = (a) => join(prebuiltDir, `nspawn-oci-front-linux-${a}`);
 
 // The sys addon (native/sys-addon.c, nspawn-sys.node): optional, the runtime falls back to process.execve() and koffi
 // without it
@@ -77,10 +86,13 @@ const hashFile = join(prebuiltDir, 'sources.sha256');
 const prebuiltFresh = () => existsSync(hashFile) && readFileSync(hashFile, 'utf8').trim() === sourceHash();
 
 let lastCompilerError = '';
-/** Compiles the helper into `file` with `cc` (+ args); static first. Returns false when the compiler fails. */
-function compile(cc, args, file, { staticOnly = false } = {}) {
+/**
+ * Compiles the helper (or with units: frontUnits(), the OCI front end) into `file` with `cc` (+ args); static first.
+ * Returns false when the compiler fails.
+ */
+function compile(cc, args, file, { staticOnly = false, units = helperUnits() } = {}) {
   mkdirSync(dirname(file), { recursive: true });
-  const common = [...args, '-O2', '-Wall', '-Wextra', '-Wno-unused-parameter', '-o', `${file}.tmp`, ...helperUnits()];
+  const common = [...args, '-O2', '-Wall', '-Wextra', '-Wno-unused-parameter', '-o', `${file}.tmp`, ...units];
   const tries = staticOnly ? [['-static', ...common]] : [['-static', ...common], common];
   for (const t of tries) {
     try {
@@ -155,6 +167,11 @@ if (buildMode) {
     }
   }
   if (!upToDate(addonOut) && !compileAddon(process.env.CC || 'cc', [], addonOut)) say('building the sys addon failed');
+  if (!upToDate(frontOut) && !compile(process.env.CC || 'cc', [], frontOut, { units: frontUnits() })) {
+    say(`building nspawn-oci's front end failed`);
+    if (lastCompilerError) console.error(lastCompilerError.split('\n').slice(0, 40).join('\n'));
+    process.exit(1);
+  }
   const fresh = prebuiltFresh();
   for (const [a, compilers] of Object.entries(COMPILERS)) {
     const file = prebuiltPath(a);
@@ -164,6 +181,11 @@ if (buildMode) {
         rmSync(file, { force: true });
         say(`no static ${a} compiler here (arm64 on Debian: clang libc6-dev-arm64-cross); ${a} not prebuilt`);
       }
+    }
+    const front = prebuiltFrontPath(a);
+    if (!(fresh && upToDate(front)) && !compilers.some(([cc, args]) => compile(cc, args, front, { staticOnly: true, units: frontUnits() }))) {
+      rmSync(front, { force: true });
+      say(`no static ${a} compiler here; nspawn-oci's front end for ${a} not prebuilt (nspawn-oci runs all in Node there)`);
     }
     const addon = prebuiltAddonPath(a);
     if (fresh && upToDate(addon)) continue;
@@ -177,8 +199,27 @@ if (buildMode) {
   process.exit(0);
 }
 
+/** native/build/nspawn-oci-front: the prebuilt one when it runs here, else compiled; else none (nspawn-oci: all in Node). */
+function installFront() {
+  const runs = (f) => spawnSync(f, [], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 5000 }).status === 2;
+  if (upToDate(frontOut) && runs(frontOut)) return;
+  const pre = prebuiltFrontPath(arch);
+  if (existsSync(pre) && prebuiltFresh()) {
+    mkdirSync(dirname(frontOut), { recursive: true });
+    copyFileSync(pre, `${frontOut}.tmp`);
+    chmodSync(`${frontOut}.tmp`, 0o755);
+    renameSync(`${frontOut}.tmp`, frontOut);
+    if (runs(frontOut)) return;
+  }
+  if (!compile(process.env.CC || 'cc', [], frontOut, { units: frontUnits() })) {
+    rmSync(frontOut, { force: true });
+    say(`no nspawn-oci front end for this machine (no C compiler?): nspawn-oci runs every call in Node, slower`);
+  }
+}
+
 // install
 installAddon();
+installFront();
 if (upToDate(out) && runsHere(out)) process.exit(0);
 const pre = prebuiltPath(arch);
 // (a prebuilt helper built from other sources is stale: a checkout whose C changed since the last build)

@@ -3,7 +3,7 @@
 // pages and its shell completions, and runs a real container. It is the one published package with an nspawnd
 // bin (the daemon's package has none: a global install of both would clash).
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, symlinkSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -91,6 +91,19 @@ describe('the global package', () => {
     const r = await run(join(prefix, 'bin', c), ['--version'], { env });
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/\d+\.\d+\.\d+/);
+  });
+
+  it('nspawn-oci from the prefix runs its native front end (found through the bin\'s symlink, executable after npm), no Node for state', async () => {
+    if (!commands().includes('nspawn-oci')) throw new Error('no nspawn-oci in this workspace');
+    const arch = process.arch === 'arm64' ? 'arm64' : 'x64';
+    expect(tarballFiles(tgz)).toEqual(expect.arrayContaining(['bin/nspawn-oci-node', 'dist/nspawn-oci-front-linux-x64', 'dist/nspawn-oci-front-linux-arm64']));
+    // a PATH with uname (the bin asks it the architecture) and readlink, and no node: what answers is the front end
+    const path = join(work, 'oci-nonode');
+    mkdirSync(path, { recursive: true });
+    for (const t of ['uname', 'readlink']) if (!existsSync(join(path, t))) symlinkSync(`/usr/bin/${t}`, join(path, t));
+    const r = await run(join(prefix, 'bin/nspawn-oci'), ['--root', join(work, 'oci-state'), 'state', 'nosuch'], { env: { PATH: path } });
+    expect(r).toEqual({ status: 1, stdout: '', stderr: 'container does not exist: nosuch\n' });
+    expect(existsSync(join(prefix, `lib/node_modules/@nspawn/cli/dist/nspawn-oci-front-linux-${arch}`))).toBe(true);
   });
 
   it('installs the man pages where man finds them', async () => {

@@ -33,7 +33,7 @@ export function argvLoggingRuntime(dir: string, log: string): string {
   const file = join(dir, 'nspawn-oci-logged');
   writeFileSync(
     file,
-    `#!/bin/sh\nprintf '%s\\n' "$*" >> '${log}'\nexec '${process.execPath}' '${NSPAWN_OCI_BIN}' "$@"\n`,
+    `#!/bin/sh\nprintf '%s\\n' "$*" >> '${log}'\nexec '${NSPAWN_OCI_BIN}' "$@"\n`,
   );
   chmodSync(file, 0o755);
   return file;
@@ -268,7 +268,7 @@ export async function startContainerd(dir: string, cri?: CriOptions): Promise<Co
         for (const id of readdirSync(nsRoot)) {
           if (!existsSync(join(nsRoot, id, 'state.json'))) continue;
           errors.push(`container ${id} was left in ${nsRoot}; deleted`);
-          await execa(process.execPath, [NSPAWN_OCI_BIN, '--root', nsRoot, 'delete', '--force', id], { reject: false, timeout: 30000 });
+          await execa(NSPAWN_OCI_BIN, ['--root', nsRoot, 'delete', '--force', id], { reject: false, timeout: 30000 });
         }
       }
     }
