@@ -137,7 +137,15 @@ describe('nspawn on a systemd host registers with machined as systemd-nspawn 252
     await host.run(['machinectl', 'poweroff', 'mh-pw']);
     await host.run(['machinectl', 'poweroff', 'mh-pwref']);
     expect(await within(20_000, ours.exited)).toBe(0);
-    expect(await within(20_000, ref.exited)).toBe(0);
+    // 252 registers the new leader before its stub init has installed its handlers: a SIGRTMIN+4 that comes in that
+    // window is dropped (PID 1 of a namespace ignores a signal it has no handler for), and a second poweroff is
+    // needed now and then (seen in full runs). Ours one poweroff above must do; the reference gets up to 5.
+    let refExit = await within(4_000, ref.exited);
+    for (let i = 0; i < 4 && refExit === 'timeout'; i++) {
+      await host.exec(['machinectl', 'poweroff', 'mh-pwref']);
+      refExit = await within(4_000, ref.exited);
+    }
+    expect(refExit).toBe(0);
     expect(await machines()).toBe('');
   });
 
