@@ -196,7 +196,14 @@ describe('nspawn on a systemd host registers with machined as systemd-nspawn 252
         throw new Error(`${e.message}\n${(await host.exec(['journalctl', '-u', unit, '--no-pager'])).stdout}`);
       });
       expect(p.Unit).toBe(unit);
-      expect(await host.run(['cat', `/proc/${p.Leader}/cgroup`])).toMatch(/^0::\/system\.slice\/mh-keep\.service\/payload$/m);
+      // machined knows the machine before the leader is moved into payload/ (252 too: register_machine(), then
+      // create_subcgroup()): a few polls
+      let cg = '';
+      for (let i = 0; i < 50 && !/^0::\/system\.slice\/mh-keep\.service\/payload$/m.test(cg); i++) {
+        if (i > 0) await sleep(100);
+        cg = await host.run(['cat', `/proc/${p.Leader}/cgroup`]);
+      }
+      expect(cg).toMatch(/^0::\/system\.slice\/mh-keep\.service\/payload$/m);
       const main = (await host.run(['systemctl', 'show', '-p', 'MainPID', '--value', unit])).trim();
       expect(await host.run(['cat', `/proc/${main}/cgroup`])).toMatch(/^0::\/system\.slice\/mh-keep\.service\/supervisor$/m);
       // the unit's own cgroup holds no process
