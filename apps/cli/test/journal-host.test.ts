@@ -12,52 +12,38 @@
  * or its journald cannot write there), nspawn@.service from `nspawnctl install-units` against 252's
  * systemd-nspawn@.service, and -x (no link at all). One host for the whole file; every machine ends after each test.
  */
-import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { addDebianTree, bootSystemdHost, INNER_TREE, REPO, type SystemdHost } from '@nspawn/systemd-host';
+import { inHost, sleep, type Started, within } from './helpers/in-host.js';
 
 const NSPAWN = join(REPO, 'apps/cli/bin/nspawn');
 const NSPAWNCTL = join(REPO, 'apps/cli/bin/nspawnctl');
 const ENV = { NSPAWN_NETWORK_AUTO: '0', NSPAWN_CODE_CACHE: '0' };
 let host: SystemdHost;
-const started: ChildProcess[] = [];
+const h = inHost(() => host);
+const { machines } = h;
 const units: string[] = [];
 
 beforeAll(async () => {
   host = await bootSystemdHost({ name: 'mh-journal', log: (l) => console.log(l) });
 });
 afterAll(async () => {
-  for (const p of started) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+  h.killStarted();
   await host?.shutdown();
 });
 // a failed test must not leave its machines to the next one
 afterEach(async () => {
   if (!host) return;
   for (const u of units.splice(0)) await host.exec(['systemctl', 'kill', '--signal=SIGKILL', u]);
-  for (const name of (await machines()).split('\n').filter(Boolean).map((l) => l.split(/\s+/)[0]!))
-    await host.exec(['machinectl', 'kill', '--kill-whom=all', '--signal=SIGKILL', name]);
-  for (let i = 0; i < 200 && (await machines()); i++) await sleep(50);
-  for (const p of started.splice(0)) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+  await h.endAll(200);
 });
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const machines = async () => (await host.run(['machinectl', 'list', '--no-pager', '--no-legend'])).trim();
-const within = async <T>(ms: number, p: Promise<T>) => Promise.race([p, sleep(ms).then(() => 'timeout' as const)]);
 const newId = () => randomBytes(16).toString('hex');
 
 /** a start inside the host, as a process of its systemd (a transient scope), with its output and end */
-function start(argv: string[], env?: Record<string, string>) {
-  const proc = host.spawn(argv, { scope: true, ...(env ? { env } : {}) });
-  started.push(proc);
-  let out = '';
-  proc.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
-  proc.stderr!.setEncoding('utf8').on('data', (d: string) => (out += d));
-  const exited = new Promise<number | null>((r) => (proc.exitCode !== null || proc.signalCode !== null ? r(proc.exitCode) : proc.on('close', (c) => r(c))));
-  return { proc, exited, output: () => out };
-}
-type Started = ReturnType<typeof start>;
+const start = (argv: string[], env?: Record<string, string>): Started => h.start(argv, env ? { env } : {});
 
 /** polls F (every 200 ms, at most MS) until it gives something truthy; the last value */
 async function until<T>(f: () => Promise<T>, ms = 60_000): Promise<T> {

@@ -7,15 +7,16 @@
  * scope of systemd's; --keep-unit uses the caller's unit; --slice=/--property= reach the scope; refusals leave nothing
  * registered or made. Every machine is killed after each test, the host shut down after the file.
  */
-import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { bootSystemdHost, INNER_TREE, REPO, type SystemdHost } from '@nspawn/systemd-host';
+import { inHost, sleep, within } from './helpers/in-host.js';
 
 const NSPAWN = join(REPO, 'apps/cli/bin/nspawn');
 const REF_TREE = `${INNER_TREE}-ref`;
 let host: SystemdHost;
-const started: ChildProcess[] = [];
+const h = inHost(() => host);
+const { machines, start } = h;
 
 beforeAll(async () => {
   host = await bootSystemdHost({ name: 'mh-nspawn', log: (l) => console.log(l) });
@@ -23,20 +24,14 @@ beforeAll(async () => {
   await host.run(['cp', '-a', INNER_TREE, REF_TREE]);
 });
 afterAll(async () => {
-  for (const p of started) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+  h.killStarted();
   await host?.shutdown();
 });
 // a failed test must not leave its machine to the next one
 afterEach(async () => {
-  if (!host) return;
-  for (const name of (await machines()).split('\n').filter(Boolean).map((l) => l.split(/\s+/)[0]!))
-    await host.exec(['machinectl', 'kill', '--kill-whom=all', '--signal=SIGKILL', name]);
-  for (let i = 0; i < 100 && (await machines()); i++) await sleep(50);
-  for (const p of started.splice(0)) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+  if (host) await h.endAll(100);
 });
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const machines = async () => (await host.run(['machinectl', 'list', '--no-pager', '--no-legend'])).trim();
 const show = async (name: string) =>
   Object.fromEntries(
     (await host.exec(['machinectl', 'show', name])).stdout
@@ -47,15 +42,6 @@ const show = async (name: string) =>
   ) as Record<string, string>;
 
 /** a start inside the host, as a process of its systemd (a transient scope), with its output and end */
-function start(argv: string[], opts: { scope?: boolean; env?: Record<string, string> } = {}) {
-  const proc = host.spawn(argv, { scope: opts.scope ?? true, ...(opts.env ? { env: opts.env } : {}) });
-  started.push(proc);
-  let out = '';
-  proc.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
-  proc.stderr!.setEncoding('utf8').on('data', (d: string) => (out += d));
-  const exited = new Promise<number | null>((r) => (proc.exitCode !== null || proc.signalCode !== null ? r(proc.exitCode) : proc.on('close', (c) => r(c))));
-  return { proc, exited, output: () => out };
-}
 const nspawn = (args: string[], opts: { scope?: boolean } = {}) =>
   start(['node', NSPAWN, ...args], { ...opts, env: { NSPAWN_NETWORK_AUTO: '0', NSPAWN_CODE_CACHE: '0' } });
 
@@ -69,7 +55,6 @@ async function running(name: string, out: () => string, whileTrue: (p: Record<st
   expect(p.State, out()).toBe('running');
   return p;
 }
-const within = async <T>(ms: number, p: Promise<T>) => Promise.race([p, sleep(ms).then(() => 'timeout' as const)]);
 
 const PAYLOAD = 'ip link set host0 up; ip addr add 10.250.0.2/24 dev host0; cat /proc/self/cgroup; exec sleep 300';
 
