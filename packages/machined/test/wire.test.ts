@@ -63,10 +63,20 @@ beforeAll(async () => {
   });
 });
 
-afterAll(() => {
+afterAll(async () => {
   service?.disconnect();
-  if (daemon?.pid && daemon.exitCode === null) process.kill(daemon.pid, 'SIGTERM');
-  if (dir) rmSync(dir, { recursive: true, force: true });
+  // the daemon removes its socket as it ends: its directory goes only after its end, or the two race (a run once
+  // left the directory with bus.conf in it)
+  if (daemon?.pid && daemon.exitCode === null && daemon.signalCode === null) {
+    const ended = new Promise((r) => daemon.once('exit', r));
+    process.kill(daemon.pid, 'SIGTERM');
+    await Promise.race([ended, new Promise((r) => setTimeout(r, 5000))]);
+    if (daemon.exitCode === null && daemon.signalCode === null) {
+      process.kill(daemon.pid, 'SIGKILL');
+      await ended;
+    }
+  }
+  if (dir) rmSync(dir, { recursive: true, force: true, maxRetries: 5 });
 });
 
 describe('over a real bus daemon', () => {
