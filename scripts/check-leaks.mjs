@@ -37,14 +37,24 @@ async function tool(cmd, args, { optional = false } = {}) {
 
 const ls = (dir, re) => (existsSync(dir) ? readdirSync(dir).filter((f) => re.test(f)).map((f) => `${dir}/${f}`) : []);
 
-/** machine.slice/machine-*.scope under every cgroup mount (cgroup2 and each v1 hierarchy) */
-function machineScopes(mountinfo) {
-  const mounts = mountinfo
+/** every cgroup mount (cgroup2 and each v1 hierarchy) */
+const cgroupMounts = (mountinfo) =>
+  mountinfo
     .map((l) => l.split(' '))
     .filter((f) => ['cgroup', 'cgroup2'].includes(f[f.indexOf('-') + 1]))
     .map((f) => f[4]);
-  return mounts.flatMap((m) => ls(`${m}/machine.slice`, /^machine-.*\.scope$/));
-}
+
+/** machine.slice/machine-*.scope under every cgroup mount */
+const machineScopes = (mountinfo) => cgroupMounts(mountinfo).flatMap((m) => ls(`${m}/machine.slice`, /^machine-.*\.scope$/));
+
+/**
+ * The cgroups at the top of every hierarchy: a slice, a reference's payload/ and supervisor/ (systemd-nspawn
+ * --keep-unit makes them in its caller's cgroup), an OCI runtime's cgroupsPath, a test's own cgroup
+ */
+const topCgroups = (mountinfo) =>
+  cgroupMounts(mountinfo)
+    .filter((m) => m.startsWith('/sys/fs/cgroup'))
+    .flatMap((m) => (existsSync(m) ? readdirSync(m, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => `${m}/${d.name}`) : []));
 
 export async function snapshot() {
   const [links, netns, loops, nft, ps, bpf] = await Promise.all([
@@ -72,6 +82,7 @@ export async function snapshot() {
     processes: ps.split('\n').filter((l) => /nspawn-helper/.test(l) && !/^\s*\d+\s+Z/.test(l)).map((l) => l.trim()),
     // (the mark says an nspawn made machine.slice: it goes when the last machine leaves it)
     cgroups: [...machineScopes(mountinfo), ...ls('/run/nspawn', /^machine\.slice$/)],
+    topCgroups: topCgroups(mountinfo),
     bpf: (bpf ?? '').split('\n').filter((l) => /\bname nspawn_devices\b/.test(l)).map((l) => l.replace(/^(\d+): .*/, 'prog $1 nspawn_devices')),
   };
 }
