@@ -3,7 +3,8 @@
  * machined, nss-mymachines), as root, side by side with systemd-nspawn 252 in the same host (issue 18 item 1):
  * machined registers our container (machinectl list/status/show), its scope is systemd's (machine-NAME.scope,
  * delegated, PID 1 in payload/ and its cgroup namespace rooted there), systemd-cgls -M and getent hosts (mymachines)
- * see it; machinectl terminate/poweroff/reboot; a kill -9 of nspawn leaves nothing registered; --register=no makes a
+ * see it; from machined's first record of the machine on, its leader is in the container's root (252's order: pivot,
+ * then register); machinectl terminate/poweroff/reboot; a kill -9 of nspawn leaves nothing registered; --register=no makes a
  * scope of systemd's; --keep-unit uses the caller's unit; --slice=/--property= reach the scope; refusals leave nothing
  * registered or made. Every machine is killed after each test, the host shut down after the file.
  */
