@@ -194,7 +194,7 @@ void child_main(Plan *p) {
         close(tree);
         if (p->loopback)
                 loopback_up();
-        /* host0 is ours once Node has attached (at the rooted gate, after the pivot) */
+        /* host0 is here once Node has attached: after the sync point above, or at a rooted gate (rooted_gate()) */
         if (!rooted)
                 net_configure(p);
 
