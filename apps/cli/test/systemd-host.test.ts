@@ -3,7 +3,8 @@
  * machined, nss-mymachines), as root, side by side with systemd-nspawn 252 in the same host (issue 18 item 1):
  * machined registers our container (machinectl list/status/show), its scope is systemd's (machine-NAME.scope,
  * delegated, PID 1 in payload/ and its cgroup namespace rooted there), systemd-cgls -M and getent hosts (mymachines)
- * see it; machinectl terminate/poweroff/reboot; a kill -9 of nspawn leaves nothing registered; --register=no makes a
+ * see it; from machined's first record of the machine on, its leader is in the container's root (252's order: pivot,
+ * then register); machinectl terminate/poweroff/reboot; a kill -9 of nspawn leaves nothing registered; --register=no makes a
  * scope of systemd's; --keep-unit uses the caller's unit; --slice=/--property= reach the scope; refusals leave nothing
  * registered or made. Every machine is killed after each test, the host shut down after the file.
  */
@@ -199,6 +200,72 @@ describe('nspawn on a systemd host registers with machined as systemd-nspawn 252
       await host.exec(['systemctl', 'stop', unit]);
       await host.exec(['systemctl', 'reset-failed', unit]);
     }
+  });
+});
+
+/**
+ * Waits (a busy loop of shell builtins, at most 30 s) for machined's record of machine $1 (/run/systemd/machines/NAME:
+ * machine_save() writes it, renamed into place, when machined starts knowing the machine, before its reply to the
+ * registration); then says, for the LEADER it names, whether /proc/LEADER/root has $2 (a file only the host has)
+ * and $3 (one only the container's tree has): machined's root-directory methods (machinectl shell, copy-to, bind,
+ * journalctl -M) open that root from then on.
+ */
+const WATCH_ROOT = [
+  'f=/run/systemd/machines/$1; end=$((SECONDS + 30)); echo watching',
+  'while [ ! -e "$f" ]; do [ $SECONDS -lt $end ] || { echo timeout; exit 2; }; done',
+  'while IFS== read -r k v; do [ "$k" = LEADER ] && L=$v; done < "$f"',
+  'h=0; c=0; [ -e "/proc/$L/root$2" ] && h=1; [ -e "/proc/$L/root$3" ] && c=1',
+  'echo "leader=$L host=$h container=$c"',
+].join('\n');
+
+describe('machined never sees our leader in the host\'s root (252: pivot, then register)', () => {
+  const HOST_ONLY = '/mh-root-host-only';
+  const TREE_ONLY = '/mh-root-tree-only';
+  afterEach(async () => {
+    await host.exec(['rm', '-f', HOST_ONLY, `${INNER_TREE}${TREE_ONLY}`]);
+  });
+  it('from machined\'s first record of the machine on, /proc/LEADER/root is the container\'s: plain, -n, -U, --keep-unit', async () => {
+    await host.run(['touch', HOST_ONLY, `${INNER_TREE}${TREE_ONLY}`]);
+    // every start's verdict, compared at the end: a failure shows all of them
+    const seen: string[] = [];
+    const want: string[] = [];
+    for (const variant of [[], ['-n'], ['-U'], ['--keep-unit']]) {
+      for (let round = 0; round < 2; round++) {
+        const name = 'mh-rootreg';
+        const watch = host.spawn(['bash', '-c', WATCH_ROOT, 'watch', name, HOST_ONLY, TREE_ONLY]);
+        let said = '';
+        watch.stdout!.setEncoding('utf8').on('data', (d: string) => (said += d));
+        const done = new Promise<void>((r) => watch.on('close', () => r()));
+        for (let i = 0; i < 200 && !said.includes('watching'); i++) await sleep(10);
+        expect(said).toContain('watching');
+        const unit = 'mh-rootreg.service';
+        const args = ['-q', ...variant, '-D', INNER_TREE, '-M', name, 'sleep', '300'];
+        const ours = variant[0] === '--keep-unit'
+          ? undefined
+          : nspawn(args);
+        try {
+          if (!ours) {
+            const run = await host.exec(['systemd-run', '--unit', unit, '-p', 'Delegate=yes', '--setenv=NSPAWN_CODE_CACHE=0', 'node', NSPAWN, ...args]);
+            expect(run.code, run.stderr).toBe(0);
+          }
+          expect(await within(30_000, done), ours?.output()).not.toBe('timeout');
+          const start = `${variant.join(' ') || 'plain'} #${round}`;
+          const verdict = /^leader=\d+ (host=\d container=\d)$/m.exec(said);
+          seen.push(`${start}: ${verdict ? verdict[1] : said}`);
+          want.push(`${start}: host=0 container=1`);
+          // and it runs as before
+          await running(name, () => `${start}: ${ours?.output() ?? ''}`);
+        } finally {
+          if (!ours) {
+            await host.exec(['systemctl', 'stop', unit]);
+            await host.exec(['systemctl', 'reset-failed', unit]);
+          }
+          if (watch.exitCode === null) watch.kill('SIGKILL');
+          await h.endAll(100);
+        }
+      }
+    }
+    expect(seen).toEqual(want);
   });
 });
 

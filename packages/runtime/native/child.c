@@ -46,6 +46,38 @@ static void loopback_up(void) {
         close(s);
 }
 
+/* the plan's addresses and routes for host0 (netcfg.c) */
+static void net_configure(const Plan *p) {
+        char nerr[512];
+        char nmsg[600];
+        if (netcfg_apply(&p->net, nerr, sizeof nerr) < 0) {
+                snprintf(nmsg, sizeof nmsg, "Failed to configure the container's network: %s", nerr);
+                child_error(nmsg);
+                _exit(1);
+        }
+}
+
+/* plan_rooted_gate(): in the container's root now, "rooted" to the outer helper, which reports our PID to Node only
+ * now; Node registers us (machined, systemd's scope, payload/ below it, network links) and says "go". Then, as
+ * systemd-nspawn 252's inner child at "Wait until we are cgroup-ified": the cgroup namespace, rooted where we are
+ * now, and the cgroup file systems at their final paths. */
+static void rooted_gate(const Plan *p) {
+        char c;
+        if (write(child_sync_fd, "R", 1) != 1 || read(child_sync_fd, &c, 1) != 1)
+                _exit(1); /* the outer side went away */
+        if ((p->clone_flags & CLONE_NEWCGROUP) && unshare(CLONE_NEWCGROUP) < 0)
+                child_die_errno("Failed to unshare cgroup namespace");
+        net_configure(p);
+        int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (root < 0)
+                child_die_errno("opening /");
+        mount_set_root(root);
+        for (size_t i = p->cg_from; i < p->cg_to; i++)
+                run_op(&p->ops[i]);
+        mount_set_root(-1);
+        close(root);
+}
+
 void exec_payload(const Plan *p) {
         char **envp = (char **) p->env;
         if (p->n_argv > 0) {
@@ -109,13 +141,13 @@ void child_main(Plan *p) {
          * on, mapped or not, and the namespace belongs to that user namespace either way. */
         if (p->cgroup.unshare_cgns && unshare(CLONE_NEWCGROUP) < 0)
                 child_die_errno("Failed to unshare cgroup namespace");
-        if ((p->sync && !p->late_sync) || p->usermap) {
+        /* (a rooted gate waits after the pivot instead: rooted_gate()) */
+        int rooted = plan_rooted_gate(p);
+        if ((p->sync && !p->late_sync && !rooted) || p->usermap) {
                 if (read(child_sync_fd, &c, 1) != 1)
                         _exit(1); /* the outer side went away */
         }
-        /* cgns_late (a systemd host): systemd's scope and our payload/ below it exist only now, with us in it; as
-         * systemd-nspawn 252's inner child, the namespace is made here, rooted there */
-        if (p->cgns_late && (p->clone_flags & CLONE_NEWCGROUP) && unshare(CLONE_NEWCGROUP) < 0)
+        if (p->cgns_late && !rooted && (p->clone_flags & CLONE_NEWCGROUP) && unshare(CLONE_NEWCGROUP) < 0)
                 child_die_errno("Failed to unshare cgroup namespace");
         if (p->clone_flags & CLONE_NEWUSER) {
                 if (syscall(SYS_setresgid, 0, 0, 0) < 0 || syscall(SYS_setresuid, 0, 0, 0) < 0)
@@ -162,19 +194,16 @@ void child_main(Plan *p) {
         close(tree);
         if (p->loopback)
                 loopback_up();
-        {
-                char nerr[512];
-                char nmsg[600];
-                if (netcfg_apply(&p->net, nerr, sizeof nerr) < 0) {
-                        snprintf(nmsg, sizeof nmsg, "Failed to configure the container's network: %s", nerr);
-                        child_error(nmsg);
-                        _exit(1);
-                }
-        }
+        /* host0 is here once Node has attached: after the sync point above, or at a rooted gate (rooted_gate()) */
+        if (!rooted)
+                net_configure(p);
 
         int master = -1;
         char console[64] = "";
         for (size_t i = 0; i < p->n_ops; i++) {
+                /* at a rooted gate the cgroup file systems wait for the namespace, made after it */
+                if (rooted && i >= p->cg_from && i < p->cg_to)
+                        continue;
                 if (p->ops[i].kind == OP_CONSOLE) {
                         master = console_allocate(console, sizeof console);
                         continue;
@@ -194,6 +223,8 @@ void child_main(Plan *p) {
         if (chdir("/") < 0)
                 child_die_errno("chdir(/)");
         close(root_fd);
+        if (rooted)
+                rooted_gate(p);
 
         if (p->hostname && sethostname(p->hostname, strlen(p->hostname)) < 0)
                 child_die_errno("sethostname(%s)", p->hostname);

@@ -4,7 +4,9 @@
  *     "notify READY=1", "notify STATUS=TEXT", last "exit N" or "signal N" (src/protocol.ts parseHelperLine()); in a
  *     hand-over acted on in place (handoff.c). One message is one line: a newline inside a value becomes a space.
  *   - container child -> outer helper, datagrams on the sync socket: "E" TEXT (an error, the child then exits),
- *     "W" TEXT (a warning), and descriptors tagged "P" (the console's pty master) and "N" (the notify socket).
+ *     "W" TEXT (a warning), "G" (set up, waiting for start: OCI create's late sync), "R" (in the container's root,
+ *     waiting for "go": a systemd host's registration, plan_rooted_gate()), and descriptors tagged "P" (the
+ *     console's pty master) and "N" (the notify socket). The outer helper reports "pid N" after "G" or "R" there.
  */
 #pragma once
 #include <stddef.h>

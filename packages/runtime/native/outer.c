@@ -267,7 +267,9 @@ int outer_main(int handoff_fd) {
         for (size_t i = 0; i < plan.n_pass_fds; i++)
                 close(plan.pass_fds[i]);
         int late = plan.sync && plan.late_sync;
-        if (!late)
+        /* the child's own message Node hears its PID with: 'G' set up (OCI create), 'R' in its root (a systemd host) */
+        char gate = late ? 'G' : plan_rooted_gate(&plan) ? 'R' : 0;
+        if (!gate)
                 ctl_printf("pid %d\n", pid);
 
         if (plan.usermap) {
@@ -287,19 +289,19 @@ int outer_main(int handoff_fd) {
                         waitpid(pid, NULL, 0);
                         return 1;
                 }
-                if ((!plan.sync || late) && write(sync_sock, "g", 1) != 1) {
+                if ((!plan.sync || gate) && write(sync_sock, "g", 1) != 1) {
                         /* the child died already; its status is reported below */
                 }
         }
 
         int early_master = -1, early_notify = -1;
-        if (late) {
+        if (gate) {
                 /* the child sets itself up to its gate (child_main()); its console and messages meanwhile */
                 for (;;) {
                         char buf[4096];
                         int fd = -1;
                         int n = recv_msg(sync_sock, buf, sizeof buf, &fd);
-                        if (n > 0 && buf[0] == 'G')
+                        if (n > 0 && buf[0] == gate)
                                 break;
                         if (n <= 0) {
                                 kill(pid, SIGKILL);

@@ -120,6 +120,8 @@ static int plan_record(void *ctx, unsigned id, const WireValue *v, char *err, si
                 break;
         case P_CGNSLATE:
                 p->cgns_late = 1;
+                p->cg_from = (size_t) v[0].u;
+                p->cg_to = (size_t) v[1].u;
                 break;
         case P_WINSIZE:
                 FITS(v[0].u, 0xffff, "console width");
@@ -435,7 +437,14 @@ static int check_exec_size(const Plan *p, char *err, size_t errsz) {
 int plan_decode_only;
 
 int plan_decode(const WireMessage *m, char *err, size_t errsz) {
-        return wire_decode(&wire_plan_schema, m, plan_record, &plan, err, errsz);
+        if (wire_decode(&wire_plan_schema, m, plan_record, &plan, err, errsz) < 0)
+                return -1;
+        /* the ops run after the pivot (cgnslate) are some of those given */
+        if (plan.cgns_late && (plan.cg_from > plan.cg_to || plan.cg_to > plan.n_ops)) {
+                snprintf(err, errsz, "invalid plan: cgnslate: ops %zu..%zu of %zu", plan.cg_from, plan.cg_to, plan.n_ops);
+                return -1;
+        }
+        return 0;
 }
 
 int plan_read(int fd, int until_eof, char *err, size_t errsz) {

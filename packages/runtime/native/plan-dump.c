@@ -236,8 +236,14 @@ static void dump_plan(const Plan *p) {
         kstr("root", p->root);
         knum("cloneFlags", p->clone_flags);
         kbool("sync", p->sync);
-        if (p->cgns_late)
+        if (p->cgns_late) {
                 kbool("cgnsLate", 1);
+                key("cgroupMounts");
+                open_('{');
+                knum("from", p->cg_from);
+                knum("to", p->cg_to);
+                close_('}');
+        }
         for (int idmap = 0; idmap < 2; idmap++)
                 if (idmap ? p->idmap : p->usermap) {
                         key(idmap ? "idmap" : "usermap");

@@ -84,6 +84,7 @@ typedef struct {
         size_t n_pass_fds;
         int oci_fds;            /* the ocifds record was given: fds from 3 + n_pass_fds on are closed at exec */
         int cgns_late;          /* PID 1 unshares its cgroup namespace after "go" (systemd put it in payload/ meanwhile) */
+        size_t cg_from, cg_to;  /* with cgns_late: ops[cg_from..cg_to) (the cgroup file systems) run after "go" */
         const char *hostname;   /* NULL: leave it */
         Op *ops;
         size_t n_ops, cap_ops;
@@ -146,6 +147,14 @@ typedef struct {
         const char *pivot_new;     /* --pivot-root=NEW[:OLD] (NULL: none), native/pivot.c */
         const char *pivot_old;     /* OLD, NULL when the old root goes away */
 } Plan;
+
+/* cgns_late with sync (a systemd host): PID 1 sets its tree up but for the cgroup file systems, pivots into it, says
+ * "rooted" ('R') and waits there; the outer helper only then reports its PID, Node registers it (machined, the scope,
+ * payload/) and says "go"; PID 1 then makes its cgroup namespace and mounts them. As systemd-nspawn 252, whose inner
+ * child is cloned in the container's root and registered after: whoever learns the PID sees the container's root. */
+static inline int plan_rooted_gate(const Plan *p) {
+        return p->cgns_late && p->sync && !p->late_sync;
+}
 
 /* the one plan of this process */
 extern Plan plan;

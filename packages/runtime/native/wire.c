@@ -81,7 +81,7 @@ static const WireRecord plan_records[P_COUNT] = {
         [P_BINDMAP] = { "bindmap", "uuuu", R },
         [P_IMAGE] = { "image", "sssssuubb", R },
         [P_HOLDFD] = { "holdfd", "u", R },
-        [P_CGNSLATE] = { "cgnslate", "", 0 },
+        [P_CGNSLATE] = { "cgnslate", "uu", 0 },
         [P_WINSIZE] = { "winsize", "uu", 0 },
         [P_PIVOTROOT] = { "pivotroot", "ss", 0 },
 };

@@ -57,7 +57,9 @@ export interface ContainerExtension {
   plan?(run: ContainerRun, plan: HelperPlan): void;
   /**
    * each boot: the container's PID 1 (host PID) exists and, when plan.sync, waits until every attach() is done
-   * (uid maps, network links); a throw aborts the start
+   * (uid maps, network links); a throw aborts the start. When an extension provides the cgroup (a systemd host:
+   * plan.cgnsLate) PID 1 waits in the container's root already, its mounts made but the cgroup file systems, so that
+   * what registers it (machined) never sees the host's root as the machine's
    */
   attach?(run: ContainerRun, pid: number): void | AttachResult | Promise<void | AttachResult>;
   /** each boot, after it ended or failed to start (also when attach() threw or never ran) */

@@ -557,7 +557,10 @@ export function planContainer(cfg: ContainerConfig, host: HostFacts, tree: Tree,
     ops.push({ kind: 'remount', target: '/sys', mountFlags: MS.BIND | api | ro });
   }
 
+  // (on a systemd host mounted last, after the pivot and the registration: HelperPlan.cgnsLate)
+  const cgFrom = ops.length;
   ops.push(...cgroupOps(host, tree, cfg.startMode === 'pid2'));
+  const cgroupOpsRange = { from: cgFrom, to: ops.length };
 
   // setup_boot_id(): a fresh boot id, bound over the kernel's
   const bootId = rnd.hex128();
@@ -611,6 +614,7 @@ export function planContainer(cfg: ContainerConfig, host: HostFacts, tree: Tree,
     ops,
     console: cfg.console,
     rlimits: buildRlimits(cfg, host),
+    cgroupMounts: cgroupOpsRange,
     asPid2: cfg.startMode === 'pid2',
     loopback: netns,
     ...(cfg.volatile ? { volatileMode: cfg.volatile } : {}),

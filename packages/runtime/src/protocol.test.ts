@@ -60,6 +60,7 @@ const full: HelperPlan = basePlan({
     { op: 'barrier', source: '', target: '', fstype: '', data: '', flags: 0, mode: 0, mkdir: false },
   ],
   cgnsLate: true,
+  cgroupMounts: { from: 1, to: 2 },
   pivotRoot: { newRoot: '/sysroot', oldRoot: '/oldroot' },
   consoleSize: { width: 132, height: 43 },
   net: {
@@ -119,6 +120,13 @@ describe('a plan through the helper\'s own decoder', () => {
     expect(decoded(encodePlan(basePlan({ imageSteps: [step] })))).toMatchObject({ imageSteps: [{ op: 'mount', target: '' }] });
     // only a file system's mount can be idmapped
     expect(() => decoded(encodePlan(basePlan({ imageSteps: [{ ...step, op: 'tmpfs', idmap: true }] })))).toThrow(/only a mount can be idmapped/);
+  });
+  it('refuses cgroup ops (run after the pivot on a systemd host) that are not among the ops', () => {
+    const two = basePlan({ ops: [{ kind: 'mkdir', target: '/a' }, { kind: 'mkdir', target: '/b' }], cgnsLate: true });
+    expect(decoded(encodePlan({ ...two, cgroupMounts: { from: 0, to: 2 } }))).toMatchObject({ cgroupMounts: { from: '0', to: '2' } });
+    expect(decoded(encodePlan(two))).toMatchObject({ cgroupMounts: { from: '2', to: '2' } });
+    for (const bad of [{ from: 0, to: 3 }, { from: 2, to: 1 }])
+      expect(() => decoded(encodePlan({ ...two, cgroupMounts: bad })), JSON.stringify(bad)).toThrow(/invalid plan: cgnslate: ops/);
   });
   it('an empty group list is one (setgroups() with none), no list leaves the groups alone', () => {
     expect(decoded(encodePlan(basePlan({ groups: [] })))).toMatchObject({ groups: [] });

@@ -94,10 +94,17 @@ export interface HelperPlan {
   /** wait for "go" from Node after the clone (uid maps, network links) */
   sync: boolean;
   /**
-   * with sync, on a systemd host: PID 1 is cloned where the helper is, without its cgroup namespace, and makes that
-   * namespace only after "go" (systemd's scope and our payload/ below it exist then, with PID 1 in it: src/boot.ts)
+   * with sync, on a systemd host: PID 1 is cloned where the helper is, without its cgroup namespace; it runs its ops
+   * but `cgroupMounts`, pivots into the container's root and only then is reported ("pid N"), so that attach() (the
+   * registration: machined, systemd's scope, payload/) never sees it in the host's root; after "go" it makes that
+   * namespace (rooted at payload/, where it is then) and runs `cgroupMounts`, as systemd-nspawn 252's inner child does
    */
   cgnsLate?: boolean;
+  /**
+   * where in `ops` the cgroup file systems are (`from` up to, not including, `to`): with cgnsLate they are mounted
+   * after "go", in the container's cgroup namespace (planContainer() sets it; none when absent)
+   */
+  cgroupMounts?: { from: number; to: number };
   /** the helper writes `0 shift range` to the container's uid_map and gid_map before it lets it go */
   usermap?: { shift: number; range: number };
   /** the root as an idmapped mount (on-disk 0..range-1 seen as shift..): private users with ownership "map" */
@@ -502,7 +509,10 @@ export function encodePlan(p: HelperPlan): Buffer {
   w.r(P.ROOT).s(p.root).e();
   w.r(P.CLONE).u(p.cloneFlags, 'clone flags').e();
   if (p.sync) w.r(P.SYNC).e();
-  if (p.cgnsLate) w.r(P.CGNSLATE).e();
+  if (p.cgnsLate) {
+    const cg = p.cgroupMounts ?? { from: p.ops.length, to: p.ops.length };
+    w.r(P.CGNSLATE).u(cg.from, 'cgroupMounts').u(cg.to, 'cgroupMounts').e();
+  }
   if (p.consoleSize) w.r(P.WINSIZE).u(p.consoleSize.width, 'console width').u(p.consoleSize.height, 'console height').e();
   if (p.usermap) w.r(P.USERMAP).u(p.usermap.shift, 'usermap').u(p.usermap.range, 'usermap').e();
   if (p.idmap) w.r(P.IDMAP).u(p.idmap.shift, 'idmap').u(p.idmap.range, 'idmap').e();
