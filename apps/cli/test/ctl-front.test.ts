@@ -228,6 +228,17 @@ describe('nspawnctl front end: who answers', () => {
     expect(other.err).toMatch(/^nspawnctl: cannot run node \(.*nspawnctl-node\): No such file or directory\n$/);
   });
 
+  it('the prebuilt front end of the other architecture answers the same (emulated: qemu-user-static, from scripts/setup.sh --test)', () => {
+    const otherArch = process.arch === 'arm64' ? 'x64' : 'arm64';
+    const qemu = otherArch === 'arm64' ? 'qemu-aarch64-static' : 'qemu-x86_64-static';
+    const other = join(REPO, 'apps/cli/dist', `nspawnctl-front-linux-${otherArch}`);
+    expect(existsSync(other), `${other} is missing: the build prebuilds it (arm64 on Debian: clang libc6-dev-arm64-cross)`).toBe(true);
+    const probe = spawnSync(qemu, ['--version'], { encoding: 'utf8' });
+    expect(probe.error, `${qemu} is missing: apt-get install qemu-user-static`).toBeUndefined();
+    for (const args of [['list'], ['-o', 'json'], ['--no-legend', 'list', '-o', 'json-pretty'], ['terminate', 'dm-cf-nope'], ['start', 'bad_name'], ['kill']])
+      expect(run([qemu, other, NODE_CTL, ...args]), args.join(' ')).toEqual(node(args));
+  });
+
   it('bin/nspawnctl without a front end for this machine runs the Node command (a symlink to it too)', () => {
     // a copy of the package without dist/nspawnctl-front-linux-*
     const pkg = join(base!.dir, 'pkg');
