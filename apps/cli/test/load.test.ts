@@ -112,7 +112,7 @@ describe('the code cache', () => {
     await new Promise<void>((r) => server.listen(join(runtime, 'io.systemd.Machine'), () => r()));
     try {
       const ctl = async (args: string[]) =>
-        (await execa(process.execPath, [bin('nspawnctl'), ...args], { env: { NSPAWN_CODE_CACHE: cache, NSPAWND_RUNTIME_DIR: runtime }, reject: false })).exitCode;
+        (await execa(process.execPath, [bin('nspawnctl-node'), ...args], { env: { NSPAWN_CODE_CACHE: cache, NSPAWND_RUNTIME_DIR: runtime }, reject: false })).exitCode;
       expect(await ctl(['--help'])).toBe(0);
       const [f] = files(cache);
       expect(readFileSync(join(cache, f!))[0]).toBe(0); // made at exit
@@ -128,10 +128,10 @@ describe('the code cache', () => {
 
   it('one refused by V8 (another Node, a damaged file) is made again', () => {
     const cache = join(dir, 'c3');
-    run('nspawnctl', ['--help'], cache);
+    run('nspawnctl-node', ['--help'], cache);
     const [f] = files(cache);
     writeFileSync(join(cache, f!), Buffer.concat([Buffer.of(1), Buffer.alloc(4096, 0x55)]), { mode: 0o600 });
-    expect(run('nspawnctl', ['--help'], cache).status).toBe(0);
+    expect(run('nspawnctl-node', ['--help'], cache).status).toBe(0);
     const made = readFileSync(join(cache, f!));
     expect(made[0]).toBe(0);
     expect(made.subarray(1).equals(Buffer.alloc(4096, 0x55))).toBe(false);

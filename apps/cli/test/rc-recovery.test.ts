@@ -36,7 +36,7 @@ beforeAll(() => {
 });
 afterAll(() => {
   // whatever a failed test left of its killed runs (their records name it all) goes before the directory does
-  if (work) execaSync(process.execPath, [NSPAWNCTL, 'clean'], { stdio: 'ignore', env: ctlEnv(), extendEnv: false, reject: false });
+  if (work) execaSync(NSPAWNCTL, ['clean'], { stdio: 'ignore', env: ctlEnv(), extendEnv: false, reject: false });
   const left = work?.remove() ?? [];
   expect(left, 'mounts left under the test directory').toEqual([]);
 });
@@ -216,7 +216,7 @@ const plainStart = async () => {
   rmSync(other.parent, { recursive: true });
 };
 const clean = () => {
-  const r = execaSync(process.execPath, [NSPAWNCTL, 'clean'], { env: ctlEnv(), extendEnv: false, reject: false, stripFinalNewline: false });
+  const r = execaSync(NSPAWNCTL, ['clean'], { env: ctlEnv(), extendEnv: false, reject: false, stripFinalNewline: false });
   expect(r.exitCode, r.stderr).toBe(0);
   return r.stdout;
 };

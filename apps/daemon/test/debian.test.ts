@@ -50,7 +50,7 @@ describe('Debian through nspawnd', () => {
   });
 
   it('login: a getty on a new pty of the container, then a root shell', async () => {
-    const c = spawn(process.execPath, [NSPAWNCTL, 'login', NAME], { env: d.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const c = spawn(NSPAWNCTL, ['login', NAME], { env: d.env, stdio: ['pipe', 'pipe', 'pipe'] });
     let out = '';
     c.stdout.on('data', (x: Buffer) => (out += x.toString()));
     await waitFor(() => /login: $/m.test(out), 20000);

@@ -85,7 +85,7 @@ export class TestDaemon {
   }
 
   ctl(args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv; timeout?: number } = {}): CtlResult {
-    const r = execaSync(process.execPath, [NSPAWNCTL, ...args], {
+    const r = execaSync(NSPAWNCTL, [...args], {
       env: { ...this.env, ...opts.env },
       extendEnv: false,
       input: opts.input ?? '',
@@ -98,7 +98,7 @@ export class TestDaemon {
 
   /** Like ctl() but asynchronous (for a daemon in the same event loop... or long runs). */
   async ctlAsync(args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv; timeout?: number } = {}): Promise<CtlResult> {
-    const r = await execa(process.execPath, [NSPAWNCTL, ...args], {
+    const r = await execa(NSPAWNCTL, [...args], {
       env: { ...this.env, ...opts.env },
       extendEnv: false,
       input: opts.input ?? '',

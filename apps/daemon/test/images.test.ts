@@ -187,7 +187,7 @@ describe('pull-tar', () => {
   it('shows a progress bar on a terminal', async () => {
     const data = readFileSync(join(d.base, 'good.tar.gz'));
     serve('tty', 'dm-tty.tar.gz', data);
-    const c = await execa('script', ['-qfec', `"${process.execPath}" "${NSPAWNCTL}" pull-tar ${base}/tty/dm-tty.tar.gz`, '/dev/null'], {
+    const c = await execa('script', ['-qfec', `"${NSPAWNCTL}" pull-tar ${base}/tty/dm-tty.tar.gz`, '/dev/null'], {
       env: d.env,
       extendEnv: false,
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -108,8 +108,8 @@ describe('machines nspawnd runs', () => {
     expect(r.stdout).toBe('from stdin\ndm-a\n');
     expect(r.stderr).toBe('to-err\n');
     // a real pipeline, nspawnctl in the middle
-    const piped = await execa('/bin/sh', ['-c', `printf 'abc\\n' | "$NODE" "$CTL" shell root@dm-a tr a-z A-Z | tr -d '\\n'; echo " rc=$?"`], {
-      env: { ...d.env, NODE: process.execPath, CTL: NSPAWNCTL },
+    const piped = await execa('/bin/sh', ['-c', `printf 'abc\\n' | "$CTL" shell root@dm-a tr a-z A-Z | tr -d '\\n'; echo " rc=$?"`], {
+      env: { ...d.env, CTL: NSPAWNCTL },
       extendEnv: false,
       reject: false,
       stripFinalNewline: false,
@@ -192,7 +192,7 @@ describe('machines nspawnd runs', () => {
     expect(readFileSync(join(d.base, 'log/dm-c.log.1'), 'utf8')).toContain('console-filler-line-');
     expect(d.ctl(['logs', 'dm-nope']).stderr).toContain("No console log of machine 'dm-nope'");
     // -f follows: a line written later arrives
-    const follow = execa(process.execPath, [NSPAWNCTL, 'logs', 'dm-c', '-f'], { env: d.env, extendEnv: false, buffer: false, reject: false });
+    const follow = execa(NSPAWNCTL, ['logs', 'dm-c', '-f'], { env: d.env, extendEnv: false, buffer: false, reject: false });
     let got = '';
     follow.stdout.on('data', (x: Buffer) => (got += x.toString()));
     await new Promise((r) => setTimeout(r, 400));

@@ -31,7 +31,7 @@ afterAll(async () => {
 
 /** nspawnctl as UID/GID 65534 (nobody), without supplementary groups and without a code cache of its own */
 function asNobody(args: string[]): { status: number | undefined; stdout: string; stderr: string } {
-  const r = execaSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, NSPAWNCTL, ...args], {
+  const r = execaSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', NSPAWNCTL, ...args], {
     env: { ...d.env, NSPAWN_CODE_CACHE: '0', HOME: '/nonexistent' },
     extendEnv: false,
     reject: false,
@@ -148,7 +148,7 @@ describe('.host', () => {
   });
 
   it('login without a name: a getty on a new pty of the host; ^] three times ends it', async () => {
-    const c = spawn(process.execPath, [NSPAWNCTL, 'login'], { env: d.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const c = spawn(NSPAWNCTL, ['login'], { env: d.env, stdio: ['pipe', 'pipe', 'pipe'] });
     let out = '';
     c.stdout.on('data', (x: Buffer) => (out += x.toString()));
     c.stderr.on('data', (x: Buffer) => (out += x.toString()));

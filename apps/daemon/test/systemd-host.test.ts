@@ -26,7 +26,7 @@ const ENV = {
 };
 
 const ctl = (args: string[], opts: { asNobody?: boolean } = {}) =>
-  host.exec([...(opts.asNobody ? ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'] : []), 'node', NSPAWNCTL, ...args], { env: ENV });
+  host.exec([...(opts.asNobody ? ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'] : []), NSPAWNCTL, ...args], { env: ENV });
 /** the rows of a `list --no-legend`, blanks squeezed */
 const rows = (text: string) =>
   text

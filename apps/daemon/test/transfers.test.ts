@@ -131,7 +131,7 @@ describe('raw transfers through nspawnd', () => {
   });
 
   it('C-c leaves the transfer running in nspawnd (as machinectl); an import from a stalled stdin is cancelled and leaves nothing', async () => {
-    const pull = execa(process.execPath, [NSPAWNCTL, 'pull-raw', '--verify=no', `${base}/stall/dm-stall.raw`, 'dm-bg'], { env: d.env, extendEnv: false, reject: false, stdin: 'ignore' });
+    const pull = execa(NSPAWNCTL, ['pull-raw', '--verify=no', `${base}/stall/dm-stall.raw`, 'dm-bg'], { env: d.env, extendEnv: false, reject: false, stdin: 'ignore' });
     let err = '';
     pull.stderr!.on('data', (c: Buffer) => (err += c.toString()));
     await waitFor(() => /Enqueued transfer job (\d+)/.test(err) && store().some((n) => n.startsWith('.#import-dm-bg-')), 20000, 100);
@@ -150,7 +150,7 @@ describe('raw transfers through nspawnd', () => {
     expect(store().filter((n) => n.startsWith('.#import-dm-bg-'))).toEqual(hidden);
     expect(d.ctl(['cancel-transfer', id]).status).toBe(0);
     // import-raw - from a pipe that gives 1 MiB and then nothing
-    const imp = execa(process.execPath, [NSPAWNCTL, 'import-raw', '-', 'dm-pipe'], { env: d.env, extendEnv: false, reject: false, stdin: 'pipe' });
+    const imp = execa(NSPAWNCTL, ['import-raw', '-', 'dm-pipe'], { env: d.env, extendEnv: false, reject: false, stdin: 'pipe' });
     imp.stdin!.write(Buffer.alloc(1024 * 1024, 2));
     let iid = '';
     await waitFor(() => {
@@ -193,7 +193,7 @@ describe('raw transfers through nspawnd', () => {
     r = await d.ctlAsync(['export-raw', 'dm-file', join(work, 'out.raw.zst')]);
     expect(r.status, r.stderr).toBe(0);
     expect(sha(execFileSync('zstd', ['-dc', join(work, 'out.raw.zst')], { maxBuffer: 1 << 26 }))).toBe(sha(IMG));
-    const gz = execFileSync('sh', ['-c', `"${process.execPath}" "$0" export-raw --format=gzip dm-file | gzip -dc | sha256sum`, join(import.meta.dirname, '../../cli/bin/nspawnctl')], { env: d.env, maxBuffer: 1 << 26 })
+    const gz = execFileSync('sh', ['-c', `"$0" export-raw --format=gzip dm-file | gzip -dc | sha256sum`, join(import.meta.dirname, '../../cli/bin/nspawnctl')], { env: d.env, maxBuffer: 1 << 26 })
       .toString()
       .split(' ')[0];
     expect(gz).toBe(sha(IMG));
@@ -206,7 +206,7 @@ describe('raw transfers through nspawnd', () => {
 
   it('pull-raw shows a progress bar on a terminal', async () => {
     files.set('/tty/dm-tty.raw', IMG);
-    const c = await execa('script', ['-qfec', `"${process.execPath}" "${NSPAWNCTL}" pull-raw --verify=no ${base}/tty/dm-tty.raw`, '/dev/null'], {
+    const c = await execa('script', ['-qfec', `"${NSPAWNCTL}" pull-raw --verify=no ${base}/tty/dm-tty.raw`, '/dev/null'], {
       env: d.env,
       extendEnv: false,
       stdio: ['ignore', 'pipe', 'pipe'],

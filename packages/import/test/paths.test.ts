@@ -81,7 +81,7 @@ describe('nspawnctl copy-from a hostile container', () => {
   let machines: string;
   // asynchronous (execa): a start or a copy takes seconds, and a synchronous wait blocks the vitest worker
   const ctl = async (args: string[]) => {
-    const r = await execa(process.execPath, [NSPAWNCTL, ...args], { env, extendEnv: false, input: '', timeout: 60000, reject: false, stripFinalNewline: false });
+    const r = await execa(NSPAWNCTL, [...args], { env, extendEnv: false, input: '', timeout: 60000, reject: false, stripFinalNewline: false });
     return { status: r.exitCode ?? null, stdout: String(r.stdout), stderr: String(r.stderr) };
   };
   beforeAll(async () => {

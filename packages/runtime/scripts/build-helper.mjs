@@ -14,13 +14,14 @@
 //                                             compiler is missing is skipped with a note.
 //   --force                                   rebuild even when up to date
 //
-// Static when the C library allows it (faster exec, no loader; and a prebuilt helper must run on any
-// distribution), dynamic otherwise. NSPAWN_HELPER_ARCH overrides the architecture (tests, odd hosts).
+// The compilers and how they are called: scripts/cc.mjs (static when the C library allows it, dynamic otherwise).
+// NSPAWN_HELPER_ARCH overrides the architecture (tests, odd hosts).
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { copyFileSync, chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { COMPILERS, compile as compileC, lastCompilerError } from './cc.mjs';
 
 const pkg = join(dirname(fileURLToPath(import.meta.url)), '..');
 const nativeDir = join(pkg, 'native');
@@ -46,16 +47,6 @@ const force = process.argv.includes('--force');
 const buildMode = process.argv.includes('--build');
 const arch = process.env.NSPAWN_HELPER_ARCH || process.arch;
 const say = (m) => console.error(`@nspawn/runtime: ${m}`);
-
-/** Cross compilers per architecture: [command, leading arguments], tried in order. */
-const CROSS = {
-  x64: [['x86_64-linux-gnu-gcc', []], ['clang', ['--target=x86_64-linux-gnu']]],
-  arm64: [['aarch64-linux-gnu-gcc', []], ['clang', ['--target=aarch64-linux-gnu']]],
-};
-// the machine's own compiler first for its own architecture
-const COMPILERS = Object.fromEntries(
-  Object.entries(CROSS).map(([a, list]) => [a, a === process.arch ? [[process.env.CC || 'cc', []], ...list] : list]),
-);
 
 export const prebuiltPath = (a) => join(prebuiltDir, `nspawn-helper-linux-${a}`);
 const frontOut = join(nativeDir, 'build', 'nspawn-oci-front');
@@ -85,26 +76,8 @@ function sourceHash() {
 const hashFile = join(prebuiltDir, 'sources.sha256');
 const prebuiltFresh = () => existsSync(hashFile) && readFileSync(hashFile, 'utf8').trim() === sourceHash();
 
-let lastCompilerError = '';
-/**
- * Compiles the helper (or with units: frontUnits(), the OCI front end) into `file` with `cc` (+ args); static first.
- * Returns false when the compiler fails.
- */
-function compile(cc, args, file, { staticOnly = false, units = helperUnits() } = {}) {
-  mkdirSync(dirname(file), { recursive: true });
-  const common = [...args, '-O2', '-Wall', '-Wextra', '-Wno-unused-parameter', '-o', `${file}.tmp`, ...units];
-  const tries = staticOnly ? [['-static', ...common]] : [['-static', ...common], common];
-  for (const t of tries) {
-    try {
-      execFileSync(cc, t, { stdio: ['ignore', 'ignore', 'pipe'] });
-      renameSync(`${file}.tmp`, file);
-      return true;
-    } catch (e) {
-      lastCompilerError = String(e.stderr ?? e.message ?? '').trim(); /* next */
-    }
-  }
-  return false;
-}
+/** Compiles the helper (or with units: frontUnits(), the OCI front end) into `file` with `cc` (+ args); static first. */
+const compile = (cc, args, file, { staticOnly = false, units = helperUnits() } = {}) => compileC(cc, args, file, { staticOnly, units });
 
 /** Compiles the sys addon into `file` with `cc` (+ args), a shared object. Returns false when the compiler fails. */
 function compileAddon(cc, args, file) {

@@ -106,6 +106,19 @@ describe('the global package', () => {
     expect(existsSync(join(prefix, `lib/node_modules/@nspawn/cli/dist/nspawn-oci-front-linux-${arch}`))).toBe(true);
   });
 
+  it('nspawnctl from the prefix runs its native front end (through the bin\'s symlink, executable after npm), no Node for what it serves', async () => {
+    if (!commands().includes('nspawnctl')) throw new Error('no nspawnctl in this workspace');
+    const arch = process.arch === 'arm64' ? 'arm64' : 'x64';
+    expect(tarballFiles(tgz)).toEqual(expect.arrayContaining(['bin/nspawnctl-node', 'bin/front.sh', 'dist/nspawnctl-front-linux-x64', 'dist/nspawnctl-front-linux-arm64']));
+    // a PATH with uname, readlink and chmod and no node: what answers is the front end (as root: the verb's check)
+    const path = join(work, 'ctl-nonode');
+    mkdirSync(path, { recursive: true });
+    for (const t of ['uname', 'readlink', 'chmod']) if (!existsSync(join(path, t))) symlinkSync(`/usr/bin/${t}`, join(path, t));
+    const r = await run(join(prefix, 'bin/nspawnctl'), ['terminate'], { env: { PATH: path } });
+    expect(r).toEqual({ status: 1, stdout: '', stderr: 'terminate needs a machine name.\n' });
+    expect(existsSync(join(prefix, `lib/node_modules/@nspawn/cli/dist/nspawnctl-front-linux-${arch}`))).toBe(true);
+  });
+
   it('installs the man pages where man finds them', async () => {
     for (const [sec, page] of [['1', 'nspawn'], ['1', 'nspawnctl'], ['8', 'nspawnd'], ['5', 'nspawn.settings']] as const) {
       const file = join(prefix, 'share/man', `man${sec}`, `${page}.${sec}`);
