@@ -3,7 +3,8 @@
 // namespaces, mounts, loop devices, nftables tables, temp dirs (/tmp and /var/tmp: nspawn-* and every package's
 // test prefix, TEST_PREFIXES below, as CONTRIBUTING.md lists them), ephemeral snapshots and image locks beside
 // /var/lib/machines' images, lock files, network state files, helper processes, machine scopes
-// (machine.slice/machine-*.scope in any cgroup hierarchy) and device programs (BPF programs named nspawn_devices;
+// (machine.slice/machine-*.scope in any cgroup hierarchy), the cgroups the tests run the reference in (nspawn-ref-* at
+// a hierarchy's top: @nspawn/test-kit's referenceCommand()) and device programs (BPF programs named nspawn_devices;
 // listed with bpftool when it is installed, otherwise they are covered by the scopes: a program attached to a
 // removed cgroup goes with it).
 //   node scripts/check-leaks.mjs --save F       record the state before the tests
@@ -37,13 +38,13 @@ async function tool(cmd, args, { optional = false } = {}) {
 
 const ls = (dir, re) => (existsSync(dir) ? readdirSync(dir).filter((f) => re.test(f)).map((f) => `${dir}/${f}`) : []);
 
-/** machine.slice/machine-*.scope under every cgroup mount (cgroup2 and each v1 hierarchy) */
-function machineScopes(mountinfo) {
+/** machine.slice/machine-*.scope under every cgroup mount (cgroup2 and each v1 hierarchy), and the reference's cgroups at their tops */
+function testCgroups(mountinfo) {
   const mounts = mountinfo
     .map((l) => l.split(' '))
     .filter((f) => ['cgroup', 'cgroup2'].includes(f[f.indexOf('-') + 1]))
     .map((f) => f[4]);
-  return mounts.flatMap((m) => ls(`${m}/machine.slice`, /^machine-.*\.scope$/));
+  return mounts.flatMap((m) => [...ls(`${m}/machine.slice`, /^machine-.*\.scope$/), ...ls(m, /^nspawn-ref-/)]);
 }
 
 export async function snapshot() {
@@ -71,7 +72,7 @@ export async function snapshot() {
     // this VM's PID 1 reaps late)
     processes: ps.split('\n').filter((l) => /nspawn-helper/.test(l) && !/^\s*\d+\s+Z/.test(l)).map((l) => l.trim()),
     // (the mark says an nspawn made machine.slice: it goes when the last machine leaves it)
-    cgroups: [...machineScopes(mountinfo), ...ls('/run/nspawn', /^machine\.slice$/)],
+    cgroups: [...testCgroups(mountinfo), ...ls('/run/nspawn', /^machine\.slice$/)],
     bpf: (bpf ?? '').split('\n').filter((l) => /\bname nspawn_devices\b/.test(l)).map((l) => l.replace(/^(\d+): .*/, 'prog $1 nspawn_devices')),
   };
 }

@@ -1,7 +1,7 @@
 // The repository's own test and build machinery (scripts/): turbo's cache key has the machine's C toolchains,
 // turbo passes the CA and proxy variables through to the tasks, the summary fails a run on a skip the machine does not
 // prove and on a missing report, and the leak check sees every test prefix and fails loudly without its tools.
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa, execaSync } from 'execa';
@@ -187,6 +187,21 @@ describe('the leak check (scripts/check-leaks.mjs)', () => {
       for (const m of made) expect(r.stderr).toContain(m);
     } finally {
       for (const m of made) rmSync(m, { recursive: true, force: true });
+    }
+  });
+  it("names a cgroup the tests ran the reference in (nspawn-ref-*: @nspawn/test-kit) that is left", async () => {
+    const baseline = join(work, 'baseline-cg.json');
+    expect((await leaks(['--save', baseline])).exitCode).toBe(0);
+    const unified = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')).find((f) => f[f.indexOf('-') + 1] === 'cgroup2')?.[4];
+    expect(unified, 'a cgroup2 mount').toBeDefined();
+    const cg = `${unified}/nspawn-ref-pk${process.pid}`;
+    mkdirSync(cg);
+    try {
+      const r = await leaks(['--against', baseline]);
+      expect(r.exitCode).toBe(1);
+      expect(r.stderr).toContain(cg);
+    } finally {
+      rmdirSync(cg);
     }
   });
   it('fails (exit 2) when a tool it needs is missing, naming it, instead of reading nothing', async () => {
