@@ -1,4 +1,4 @@
 import { defineConfig } from 'vitest/config';
 export default defineConfig({ test: {
-    reporters: ['default', ['json', { outputFile: 'vitest-report.json' }]], include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
+    reporters: ['default', ['json', { outputFile: 'vitest-report.json' }]], setupFiles: ['@nspawn/test-kit/reference-cgroup-setup'], include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
     testTimeout: 60000, hookTimeout: 60000 } });

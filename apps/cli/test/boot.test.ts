@@ -15,7 +15,7 @@ import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmdir
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { COMMON_FLAGS, makeTempDir, mountsUnder, NSPAWN_BIN, REPO, requireRootAndSystemdNspawn, SYSTEMD_NSPAWN } from './helpers/containers.js';
+import { COMMON_FLAGS, makeTempDir, mountsUnder, NSPAWN_BIN, REPO, requireRootAndSystemdNspawn, toolCommand } from './helpers/containers.js';
 import { PtySession } from './helpers/pty.js';
 import { readMachineStats } from '@nspawn/runtime';
 
@@ -32,8 +32,8 @@ const sessions: PtySession[] = [];
 const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 /** nspawn or systemd-nspawn with ARGS on a fresh pty */
 function onPty(tool: 'nspawn' | 'systemd-nspawn', args: string[], env?: NodeJS.ProcessEnv): PtySession {
-  const cmd = tool === 'nspawn' ? [process.execPath, NSPAWN_BIN] : [SYSTEMD_NSPAWN];
-  const s = new PtySession([...cmd, ...args].map(q).join(' '), env ? { env } : {});
+  const [file, pre] = toolCommand(tool);
+  const s = new PtySession([file, ...pre, ...args].map(q).join(' '), env ? { env } : {});
   sessions.push(s);
   return s;
 }

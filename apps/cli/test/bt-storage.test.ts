@@ -9,7 +9,7 @@ import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSy
 import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSubvolume, globalLockPath, imageStatus, isSubvolume, removeImage, removeTree, renameImage } from '@nspawn/btrfs';
-import { COMMON_FLAGS, NSPAWN_BIN, requireRootAndSystemdNspawn, runTool, SYSTEMD_NSPAWN, type Tool, TOOL_ENV, TOOLS } from './helpers/containers.js';
+import { COMMON_FLAGS, NSPAWN_BIN, requireRootAndSystemdNspawn, runTool, type Tool, TOOL_ENV, toolCommand, TOOLS } from './helpers/containers.js';
 import { makeBusyboxTree } from './helpers/busybox-tree.js';
 // the btrfs package's own file system fixture (loop-device btrfs and ext4, made and destroyed by the tests)
 import { type Fs, makeFs } from '../../../packages/btrfs/test/fixture.js';
@@ -50,7 +50,7 @@ function busybox(dir: string, subvolume: boolean): string {
 
 /** starts TOOL in the background; resolves with the child once PATH exists */
 async function startUntil(tool: Tool, args: string[], path: string): Promise<ChildProcess> {
-  const [cmd, pre] = tool === 'systemd-nspawn' ? [SYSTEMD_NSPAWN, []] : [process.execPath, [NSPAWN_BIN]];
+  const [cmd, pre] = toolCommand(tool);
   const child = spawn(cmd, [...pre, ...COMMON_FLAGS, ...args], { stdio: ['ignore', 'ignore', 'pipe'], env: TOOL_ENV });
   let err = '';
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()));

@@ -13,7 +13,7 @@ import { chownSync, copyFileSync, mkdirSync, readFileSync, writeFileSync } from 
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeBusyboxTree } from './helpers/busybox-tree.js';
-import { COMMON_FLAGS, makeTempDir, NSPAWN_BIN, requireRootAndSystemdNspawn, SYSTEMD_NSPAWN, type Tool, TOOL_ENV, TOOLS } from './helpers/containers.js';
+import { COMMON_FLAGS, makeTempDir, requireRootAndSystemdNspawn, type Tool, TOOL_ENV, toolCommand, TOOLS } from './helpers/containers.js';
 
 const PROBE = [
   'cd /run/host/userdb && for f in *; do echo "$f $(stat -c "%a %u %g %F" "$f") $(readlink "$f")"; done',
@@ -67,7 +67,7 @@ interface Seen {
 
 /** TOOL with ARGS in a mount namespace of its own where the host's user databases are the test's copies. */
 async function run(tool: Tool, args: string[], dir = tree): Promise<Seen> {
-  const cmd = tool === 'systemd-nspawn' ? [SYSTEMD_NSPAWN] : [process.execPath, NSPAWN_BIN];
+  const cmd = toolCommand(tool).flat();
   const r = await execa(
     'unshare',
     [

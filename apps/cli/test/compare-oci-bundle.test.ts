@@ -10,7 +10,7 @@
 import { cpSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeTempDir, mountsUnder, NSPAWN_BIN, requireRootAndSystemdNspawn, runTool, SYSTEMD_NSPAWN, type Tool, TOOL_ENV, TOOLS } from './helpers/containers.js';
+import { makeTempDir, mountsUnder, requireRootAndSystemdNspawn, runTool, type Tool, TOOL_ENV, toolCommand, TOOLS } from './helpers/containers.js';
 import { makeBusyboxTree } from './helpers/busybox-tree.js';
 import { PtySession } from './helpers/pty.js';
 
@@ -217,7 +217,7 @@ describe('--oci-bundle= as systemd-nspawn 252', () => {
       // either tool: such a run is tried again (at most three times); a wrong size is never retried
       for (let attempt = 1; attempt <= 3; attempt++) {
         const b = makeBundle(tool, bundle({}, { args: ['/bin/sh', '-c', 'echo "size: $(stty size 2>&1)"'], consoleSize: { height: 30, width: 100 } }), ++runNo);
-        const bin = tool === 'systemd-nspawn' ? SYSTEMD_NSPAWN : `${process.execPath} ${NSPAWN_BIN}`;
+        const bin = toolCommand(tool).flat().map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
         const pty = new PtySession(`stty rows 50 cols 160; ${bin} -q --register=no --keep-unit --oci-bundle=${b}`, { env: TOOL_ENV });
         sizes[tool] = (await pty.expect(/size: (.*)\n/, `${tool}'s stty size`, 30000))[1]!;
         expect(await pty.wait(`${tool} to end`, 30000)).toBe(0);

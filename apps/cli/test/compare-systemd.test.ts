@@ -15,13 +15,13 @@ import {
   COMMON_FLAGS,
   makeTempDir,
   mountsUnder,
-  NSPAWN_BIN,
   removeDir,
   requireRootAndSystemdNspawn,
+  referenceCgroupPath,
   runTool,
-  SYSTEMD_NSPAWN,
   type Tool,
   TOOL_ENV,
+  toolCommand,
   type ToolRun,
 } from './helpers/containers.js';
 import { diffSections, formatDiffs, normalizeSections, parseProbeOutput, type SectionDiff, type Sections, snapshotDir } from './helpers/probe-compare.js';
@@ -499,20 +499,23 @@ function findProcess(argv: string[]): number | undefined {
 }
 
 /**
- * Where TOOL puts the container, seen from the host: the cgroups of its PID 1 while it runs (paths below the test's
- * own cgroup in that hierarchy start with "<caller>", unless that is the root), and the machine's scope if it is left afterwards
- * (systemd-nspawn's payload/ and supervisor/ stay too, but earlier runs made them already: they are not counted).
+ * Where TOOL puts the container, seen from the host: the cgroups of its PID 1 while it runs (paths below its
+ * caller's cgroup in that hierarchy start with "<caller>", unless that is the root), and the machine's scope if it is
+ * left afterwards. systemd-nspawn's caller is the reference cgroup in the unified and name=systemd hierarchies
+ * (toolCommand(): its payload/ and supervisor/, which 252 leaves, go with that cgroup after the file), the test's own
+ * cgroup elsewhere.
  */
 async function hostCgroupView(tool: Tool, runDir: string): Promise<Sections> {
   const tree = makeBusyboxTree(join(runDir, TREE));
   // a command line no other process has: busybox sleep takes fractions
   const argv = ['/bin/sleep', `1.${process.pid}${Math.floor(Math.random() * 1e6)}`];
-  const [cmd, pre] = tool === 'systemd-nspawn' ? [SYSTEMD_NSPAWN, []] : [process.execPath, [NSPAWN_BIN]];
+  const [cmd, pre] = toolCommand(tool);
   const child = spawn(cmd, [...pre, ...COMMON_FLAGS, '-q', '-D', tree, ...argv], { env: TOOL_ENV, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
   const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
   const caller = readProcCgroup('self');
+  if (tool === 'systemd-nspawn') for (const k of ['(unified)', 'name=systemd']) if (caller.has(k)) caller.set(k, referenceCgroupPath());
   const rel = (key: string, path: string) => {
     const c = caller.get(key) ?? '/';
     if (c === '/') return path;

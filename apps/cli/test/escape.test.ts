@@ -24,12 +24,11 @@ import {
   COMMON_FLAGS,
   makeTempDir,
   mountsUnder,
-  NSPAWN_BIN,
   REPO,
   requireRootAndSystemdNspawn,
-  SYSTEMD_NSPAWN,
   type Tool,
   TOOL_ENV,
+  toolCommand,
   TOOLS,
 } from './helpers/containers.js';
 import { ESCAPE_RESULT, type EscapeHost, hostState, type HostState, setUpEscapeHost } from './helpers/escape-host.js';
@@ -265,7 +264,7 @@ async function runProbe(tool: Tool, variant: Variant, probeArgs: string[]): Prom
   // a device node the image brings along: the host's kernel log
   await execa('mknod', [join(tree, 'escape-node'), 'c', '1', '11']);
   const report = join(runDir, 'keyring-report');
-  const [cmd, pre] = tool === 'systemd-nspawn' ? [SYSTEMD_NSPAWN, []] : [process.execPath, [NSPAWN_BIN]];
+  const [cmd, pre] = toolCommand(tool);
   const argv = ['--host-wrap', report, '--', cmd, ...pre, ...COMMON_FLAGS, '-q', '-D', tree, ...variant.args, '/escape-probe', ...probeArgs];
   // stdin empty (as input ''), the host file on fd 9 (execa passes a descriptor number as node does; its types
   // allow one only for fds 0-2)

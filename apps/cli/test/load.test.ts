@@ -3,24 +3,17 @@
  * from a directory and a file of this user that nobody else can write, made again when V8 refuses it.
  */
 import { execa, execaSync } from 'execa';
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeBusyboxTree } from './helpers/busybox-tree.js';
+import { describe, expect, it } from 'vitest';
+import { busyboxTreeForFile } from './helpers/busybox-tree.js';
 
 const bin = (name: string) => fileURLToPath(new URL(`../bin/${name}`, import.meta.url));
 const { cacheDir } = (await import(fileURLToPath(new URL('../bin/load.cjs', import.meta.url)))) as {
   cacheDir: (env: NodeJS.ProcessEnv) => string | undefined;
 };
-let dir = '';
-let tree = '';
-beforeAll(() => {
-  dir = mkdtempSync('/tmp/nspawn-test-load-');
-  tree = join(dir, 'box');
-  makeBusyboxTree(tree);
-});
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const box = busyboxTreeForFile('nspawn-test-load-');
 
 function run(name: string, args: string[], cache: string, env: NodeJS.ProcessEnv = {}) {
   const r = execaSync(process.execPath, [bin(name), ...args], { env: { NSPAWN_CODE_CACHE: cache, ...env }, reject: false, stripFinalNewline: false });
@@ -30,7 +23,7 @@ const files = (d: string) => readdirSync(d).filter((n) => !n.endsWith('.tmp'));
 
 describe('the code cache', () => {
   it('is written at exit when there was none, and used (not written again) by the next run', () => {
-    const cache = join(dir, 'c1');
+    const cache = join(box.dir, 'c1');
     expect(run('nspawn', ['--version'], cache).status).toBe(0);
     const [f] = files(cache);
     expect(f).toMatch(new RegExp(`^nspawn@${process.version}-${process.arch}@[0-9a-f]{8}-\\d+-\\d+-\\d+$`));
@@ -45,9 +38,9 @@ describe('the code cache', () => {
 
   it('the start path saves it before the hand-over, replacing one made at exit, and keeps it', () => {
     expect(process.getuid?.(), 'needs root: it starts a container').toBe(0);
-    const cache = join(dir, 'c2');
+    const cache = join(box.dir, 'c2');
     run('nspawn', ['--version'], cache);
-    const start = ['-q', '-D', tree, '-M', 'ld-cache', '/bin/true'];
+    const start = ['-q', '-D', box.tree, '-M', 'ld-cache', '/bin/true'];
     expect(run('nspawn', start, cache).status).toBe(0);
     const [f] = files(cache);
     const saved = readFileSync(join(cache, f!));
@@ -58,9 +51,9 @@ describe('the code cache', () => {
   });
 
   it('the parts a start loads lazily (dist/nspawn-*.cjs) have caches of their own, made and then used the same way', () => {
-    const cache = join(dir, 'c-parts');
+    const cache = join(box.dir, 'c-parts');
     // --property= on a host without systemd: its part, and @nspawn/machined's parser (refused: nothing is made)
-    const start = ['-q', '-D', tree, '-M', 'ld-parts', '--property=Bogus=1', '/bin/true'];
+    const start = ['-q', '-D', box.tree, '-M', 'ld-parts', '--property=Bogus=1', '/bin/true'];
     const first = run('nspawn', start, cache);
     expect(first.stderr).toContain('Bogus=1');
     const made = files(cache).sort();
@@ -73,15 +66,10 @@ describe('the code cache', () => {
 
   it("a start that loads a part for the first time saves the command's cache again (a saved one may lack that path)", () => {
     expect(process.getuid?.(), 'needs root: it starts containers').toBe(0);
-    const image = join(dir, 'box.raw');
-    writeFileSync(image, '');
-    truncateSync(image, 34 << 20);
-    const rootType = process.arch === 'arm64' ? 'B921B045-1DF0-41C3-AF44-4C6F280D3FAE' : '4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709';
-    execaSync('sfdisk', ['-q', image], { input: `label: gpt\nstart=2048, size=65536, type=${rootType}\n` });
-    execaSync('mkfs.ext4', ['-q', '-F', '-b', '4096', '-E', 'offset=1048576', '-d', tree, image, '32M']);
-    const cache = join(dir, 'c-path');
+    const image = box.rawImage();
+    const cache = join(box.dir, 'c-path');
     const ino = () => Object.fromEntries(files(cache).map((f) => [f.split('@')[0], [statSync(join(cache, f)).ino, readFileSync(join(cache, f))[0]]]));
-    const plain = ['-q', '-D', tree, '-M', 'ld-path', '/bin/true'];
+    const plain = ['-q', '-D', box.tree, '-M', 'ld-path', '/bin/true'];
     const fromImage = ['-q', '-i', image, '-M', 'ld-path', '/bin/true'];
     expect(run('nspawn', plain, cache).status).toBe(0);
     const first = ino();
@@ -97,8 +85,8 @@ describe('the code cache', () => {
   });
 
   it('nspawnctl saves it after a list that worked, replacing one made at exit (--help), and keeps it', async () => {
-    const cache = join(dir, 'c-ctl');
-    const runtime = join(dir, 'ctl-run');
+    const cache = join(box.dir, 'c-ctl');
+    const runtime = join(box.dir, 'ctl-run');
     mkdirSync(runtime);
     // a stand-in nspawnd: List answers "no machine" (an empty list, exit status 0)
     const { createVarlinkServer, VarlinkError } = await import('@nspawn/runtime');
@@ -127,7 +115,7 @@ describe('the code cache', () => {
   });
 
   it('one refused by V8 (another Node, a damaged file) is made again', () => {
-    const cache = join(dir, 'c3');
+    const cache = join(box.dir, 'c3');
     run('nspawnctl-node', ['--help'], cache);
     const [f] = files(cache);
     writeFileSync(join(cache, f!), Buffer.concat([Buffer.of(1), Buffer.alloc(4096, 0x55)]), { mode: 0o600 });
@@ -138,13 +126,13 @@ describe('the code cache', () => {
   });
 
   it('is neither read nor written where others may write', () => {
-    const cache = join(dir, 'c4');
+    const cache = join(box.dir, 'c4');
     mkdirSync(cache);
     chmodSync(cache, 0o777);
     expect(run('nspawn', ['--version'], cache).status).toBe(0);
     expect(files(cache)).toEqual([]);
     // a file others may write, in a good directory, is not used: it is made again
-    const good = join(dir, 'c5');
+    const good = join(box.dir, 'c5');
     run('nspawn', ['--version'], good);
     const [f] = files(good);
     writeFileSync(join(good, f!), Buffer.concat([Buffer.of(1), Buffer.alloc(64)]));
@@ -154,7 +142,7 @@ describe('the code cache', () => {
   });
 
   it('$NSPAWN_CODE_CACHE=0 turns it off; its default place is per user, never /tmp', () => {
-    const cache = join(dir, 'c6');
+    const cache = join(box.dir, 'c6');
     expect(run('nspawn', ['--version'], '0', { HOME: cache }).status).toBe(0);
     expect(() => readdirSync(cache)).toThrow();
     expect(cacheDir({ NSPAWN_CODE_CACHE: '0' })).toBeUndefined();
@@ -163,7 +151,7 @@ describe('the code cache', () => {
   });
 
   it('a cache of an earlier build of the command at the same path is removed when a new one is made', () => {
-    const cache = join(dir, 'c7');
+    const cache = join(box.dir, 'c7');
     run('nspawn', ['--version'], cache);
     const [mine] = files(cache);
     const place = mine!.split('@')[2]!.split('-')[0];

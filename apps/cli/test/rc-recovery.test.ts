@@ -15,7 +15,7 @@ import { basename, join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { globalLockPath } from '@nspawn/btrfs';
 import { machineHierarchies, machineScope, probeHost, sysAddon } from '@nspawn/runtime';
-import { COMMON_FLAGS, makeTempDir, mountsUnder, NSPAWN_BIN, REPO, requireRootAndSystemdNspawn, runTool, SYSTEMD_NSPAWN, TOOL_ENV } from './helpers/containers.js';
+import { COMMON_FLAGS, makeTempDir, mountsUnder, NSPAWN_BIN, REPO, requireRootAndSystemdNspawn, runTool, TOOL_ENV, toolCommand } from './helpers/containers.js';
 import { makeBusyboxTree } from './helpers/busybox-tree.js';
 // systemd's net_shorten_ifname(), to check both tools' names against (@nspawn/net is not a dependency of the CLI's tests)
 import { shortenIfname } from '../../../packages/net/src/naming.js';
@@ -315,7 +315,8 @@ describe('what a live container holds is never collected', () => {
     const theirs = tree('rc-sdlive');
     const payload = 'cat /proc/self/uid_map; echo READY; while [ ! -e /rc-stop ]; do sleep 0.05; done';
     const live = nspawn(['-n', '-U', '-x', '-D', ours.root, '-M', 'rc-live', 'sh', '-c', payload]);
-    const sd = start(SYSTEMD_NSPAWN, [...COMMON_FLAGS, '-q', '--console=pipe', '-U', '-x', '-D', theirs.root, '-M', 'rc-sdlive', 'sh', '-c', payload]);
+    const [sdFile, sdPre] = toolCommand('systemd-nspawn');
+    const sd = start(sdFile, [...sdPre, ...COMMON_FLAGS, '-q', '--console=pipe', '-U', '-x', '-D', theirs.root, '-M', 'rc-sdlive', 'sh', '-c', payload]);
     await waitFor(() => live.out().includes('READY'), 'our container');
     await waitFor(() => sd.out().includes('READY'), "systemd-nspawn's container");
     const base = (out: string) => /^\s*0\s+(\d+)\s+65536$/m.exec(out)![1]!;
@@ -406,7 +407,8 @@ describe('differences from systemd-nspawn 252, fixed (side by side)', () => {
     for (const tool of ['systemd-nspawn', 'nspawn'] as const) {
       const t = tree(`rc-noroot-${tool === 'nspawn' ? 'n' : 's'}`);
       rmSync(join(t.root, 'root'), { recursive: true });
-      const r = await execa(tool === 'nspawn' ? process.execPath : SYSTEMD_NSPAWN, [...(tool === 'nspawn' ? [NSPAWN_BIN] : []), ...COMMON_FLAGS, '-q', '--console=pipe', '-D', t.root], {
+      const [file, pre] = toolCommand(tool);
+      const r = await execa(file, [...pre, ...COMMON_FLAGS, '-q', '--console=pipe', '-D', t.root], {
         input: 'echo "home=$HOME pwd=$(pwd)"; exit 3\n',
         env: TOOL_ENV,
         extendEnv: false,
@@ -457,8 +459,8 @@ describe('differences from systemd-nspawn 252, fixed (side by side)', () => {
     /** the host side's name and altnames while TOOL's container runs */
     const observe = async (tool: 'systemd-nspawn' | 'nspawn', args: string[], prefix: string) => {
       const t = tree('rc-alt'); // (the same name under both: a -x name starts with it)
-      const cmd = tool === 'nspawn' ? [process.execPath, NSPAWN_BIN] : [SYSTEMD_NSPAWN];
-      const r = start(cmd[0]!, [...cmd.slice(1), ...COMMON_FLAGS, '-q', '--console=pipe', ...args, '-D', t.root, 'sh', '-c', 'hostname; while [ ! -e /rc-stop ]; do sleep 0.05; done']);
+      const [file, pre] = toolCommand(tool);
+      const r = start(file, [...pre, ...COMMON_FLAGS, '-q', '--console=pipe', ...args, '-D', t.root, 'sh', '-c', 'hostname; while [ ! -e /rc-stop ]; do sleep 0.05; done']);
       const name = (await waitFor(() => /^(\S+)\n/.exec(r.out()) ?? undefined, `${tool}'s container`))[1]!;
       const full = `${prefix}${name}`;
       const line = await waitFor(() => execaSync('ip', ['-o', 'link', 'show']).stdout.split('\n').find((l) => l.includes(`altname ${full}`)), `${tool}'s altname ${full}`);

@@ -5,21 +5,14 @@
  * Checked at the moment nspawn hands over to the helper.
  */
 import { execaSync } from 'execa';
-import { mkdtempSync, readdirSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeBusyboxTree } from './helpers/busybox-tree.js';
+import { describe, expect, it } from 'vitest';
+import { busyboxTreeForFile } from './helpers/busybox-tree.js';
 
 const loader = fileURLToPath(new URL('../bin/load.cjs', import.meta.url));
-let dir = '';
-let tree = '';
-beforeAll(() => {
-  dir = mkdtempSync('/tmp/nspawn-test-startup-');
-  tree = join(dir, 'box');
-  makeBusyboxTree(tree);
-});
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const box = busyboxTreeForFile('nspawn-test-startup-');
 
 /**
  * Starts nspawn with ARGS through bin/nspawn's loader, as a user does, up to its exec of the helper: the runtime's
@@ -27,7 +20,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
  * whatever it set up) and exits.
  */
 function probeStart(args: string[], atExit = false) {
-  const probe = join(dir, 'probe.cjs');
+  const probe = join(box.dir, 'probe.cjs');
   writeFileSync(
     probe,
     `const addons = [];
@@ -50,7 +43,7 @@ const sysAddon = fileURLToPath(new URL(`../dist/nspawn-sys-linux-${process.arch}
 
 describe('start-up', () => {
   it('a plain start loads neither tty, net, child_process, the streams nor a feature library before the hand-over', () => {
-    const p = probeStart(['-q', '-D', tree, '-M', 'st-probe', '/bin/true']);
+    const p = probeStart(['-q', '-D', box.tree, '-M', 'st-probe', '/bin/true']);
     expect(p.costly).toEqual([]);
     // the exec goes through the runtime's addon beside the bundle (not process.execve(): Node's worker machinery)
     expect(p.addons).toEqual([sysAddon]);
@@ -60,7 +53,7 @@ describe('start-up', () => {
 
   it('--property= on a host without systemd loads its part (and @nspawn/machined\'s parser), not through require()', () => {
     // (a property it refuses: the start ends at the check, before anything is made)
-    const p = probeStart(['-q', '-D', tree, '-M', 'st-probe-p', '--property=Bogus=50', '/bin/true'], true);
+    const p = probeStart(['-q', '-D', box.tree, '-M', 'st-probe-p', '--property=Bogus=50', '/bin/true'], true);
     expect(p.costly).toEqual(['NativeModule os']); // (MemoryMax=N% of the RAM)
     expect(p.bundles).toEqual(['nspawn', 'nspawn-scope', 'nspawn-machined']);
     // run by bin/load.cjs (each with a code cache of its own), not by Node's require()
@@ -68,12 +61,7 @@ describe('start-up', () => {
   });
 
   it('-i loads its part (its glue and what it uses of @nspawn/image: no zlib, crypto, child_process or koffi), and leaves no loop device after a failure', () => {
-    const image = join(dir, 'box.raw');
-    writeFileSync(image, '');
-    truncateSync(image, 34 << 20);
-    const rootType = process.arch === 'arm64' ? 'B921B045-1DF0-41C3-AF44-4C6F280D3FAE' : '4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709';
-    execaSync('sfdisk', ['-q', image], { input: `label: gpt\nstart=2048, size=65536, type=${rootType}\n` });
-    execaSync('mkfs.ext4', ['-q', '-F', '-b', '4096', '-E', 'offset=1048576', '-d', tree, image, '32M']);
+    const image = box.rawImage();
     const p = probeStart(['-q', '-i', image, '-M', 'st-probe-i', '/bin/true']);
     expect(p.costly).toEqual([]);
     // the loop devices, the image lock and the view through the runtime's addon (@nspawn/assembly's src/image-sys.ts)
@@ -84,7 +72,7 @@ describe('start-up', () => {
   });
 
   it('-U picks and locks its range without koffi (the runtime\'s addon takes the OFD lock), and leaves no lock after a failure', () => {
-    const p = probeStart(['-q', '-U', '-D', tree, '-M', 'st-probe-u', '/bin/true']);
+    const p = probeStart(['-q', '-U', '-D', box.tree, '-M', 'st-probe-u', '/bin/true']);
     expect(p.costly).toEqual([]);
     expect(p.addons).toEqual([sysAddon]);
     expect(p.files.filter((f) => /nspawn-net|koffi|netlink/.test(f))).toEqual([]);

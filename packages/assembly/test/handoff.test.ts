@@ -4,10 +4,22 @@
  */
 import { spawn } from 'node:child_process';
 import { execa } from 'execa';
-import { existsSync, fstatSync, openSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ContainerError, handoffContainer, machineScope, NSPAWN_SLICE_MARKER, nodePrepareEnv, nodeTree, prepareContainer, runContainer } from '@nspawn/runtime';
+import {
+  cgroupLayoutFromMountinfo,
+  ContainerError,
+  handoffContainer,
+  machineHierarchies,
+  machineScope,
+  NSPAWN_SLICE_MARKER,
+  nodePrepareEnv,
+  nodeTree,
+  prepareContainer,
+  runContainer,
+  slicePathLevels,
+} from '@nspawn/runtime';
 import { storageExtension } from '../src/storage.js';
 import { makeTree, mountsUnder, requireRoot, REPO } from './helpers.js';
 import { decoded } from '../../runtime/src/test/decode.js';
@@ -114,6 +126,80 @@ describe('hand-over', () => {
     expect(r.exitCode).toBe(1);
     expect(r.stderr).toMatch(/no\/such\/program/);
     expect(existsSync(scopeDir(name))).toBe(false);
+  });
+});
+
+describe('a slice gone between the plan and the helper (ho-)', () => {
+  // --slice= of this test's own (its path: ho.slice/ho-race.slice), in every hierarchy the machine's cgroup is made in
+  const SLICE = 'ho-race.slice';
+  const mounts = () => machineHierarchies(cgroupLayoutFromMountinfo(readFileSync('/proc/self/mountinfo', 'utf8'))).map((h) => h.mount);
+  const levels = slicePathLevels('ho.slice/ho-race.slice');
+  const slices = () => mounts().flatMap((m) => levels.map((l) => join(m, l)));
+  /** the slices made by the test (removed again after it, innermost first, whatever is left of them) */
+  const makeSlices = () => {
+    const made = slices();
+    cleanups.push(() => {
+      for (const d of [...made].reverse()) if (existsSync(d)) rmdirSync(d);
+    });
+    for (const d of made) mkdirSync(d);
+    return made;
+  };
+  /** nspawn with --slice=SLICE handed over, the slice's directories removed just before the exec (after the plan) */
+  const start = (dir: string, name: string, root: string, cmd: string) => {
+    const file = join(dir, 'slice-race.mjs');
+    writeFileSync(
+      file,
+      `import { rmdirSync } from 'node:fs';
+import * as rt from ${JSON.stringify(join(REPO, 'packages/runtime/dist/index.js'))};
+import * as assembly from ${JSON.stringify(join(REPO, 'packages/assembly/dist/index.js'))};
+const p = await assembly.prepareStart(${JSON.stringify({ directory: root, machineName: name, slice: SLICE, consoleMode: 'pipe', parameters: ['/bin/sh', '-c', cmd] })});
+const real = rt.nodeHandoffProcess();
+const proc = { ...real, execve(file, args, env) {
+  for (const d of ${JSON.stringify([...slices()].reverse())}) rmdirSync(d);
+  console.error('slices removed');
+  return real.execve(file, args, env);
+} };
+await rt.handoffContainer(p, { extensions: assembly.defaultExtensions(), proc });
+console.error('not handed over');
+process.exit(99);
+`,
+    );
+    return execa(process.execPath, [file], { input: '', reject: false });
+  };
+  const scopes = (name: string) => mounts().map((m) => join(m, machineScope(name, 'ho.slice/ho-race.slice').path));
+
+  it('the helper makes the slice again for its scope and removes it after the end', async () => {
+    const t = makeTree('ho-race-');
+    cleanups.push(t.cleanup);
+    makeSlices();
+    const r = await start(t.dir, 'ho-race', t.root, 'echo in; exit 4');
+    expect(r.stderr).toContain('slices removed');
+    expect(r.stderr).not.toContain('not handed over');
+    expect(r.stdout).toBe('in');
+    expect(r.exitCode).toBe(4);
+    expect(slices().filter((d) => existsSync(d))).toEqual([]);
+  });
+
+  it('only an empty slice goes: a cgroup someone else made in it meanwhile stays, and the slice with it', async () => {
+    const t = makeTree('ho-race-');
+    cleanups.push(t.cleanup);
+    const made = makeSlices();
+    const inner = made.filter((d) => d.endsWith('/ho-race.slice'));
+    const others = inner.map((d) => join(d, 'ho-other'));
+    cleanups.push(() => {
+      for (const d of others) if (existsSync(d)) rmdirSync(d);
+    });
+    const run = start(t.dir, 'ho-race2', t.root, 'while [ ! -e /go ]; do sleep 0.05; done');
+    const deadline = Date.now() + 20000;
+    while (!scopes('ho-race2').every((d) => existsSync(d)) && Date.now() < deadline) await new Promise((res) => setTimeout(res, 20));
+    expect(scopes('ho-race2').filter((d) => !existsSync(d))).toEqual([]);
+    for (const d of others) mkdirSync(d);
+    writeFileSync(join(t.root, 'go'), '');
+    const r = await run;
+    expect(r.stderr).toContain('slices removed');
+    expect(r.exitCode).toBe(0);
+    expect(scopes('ho-race2').filter((d) => existsSync(d))).toEqual([]);
+    expect([...others, ...made].filter((d) => !existsSync(d))).toEqual([]);
   });
 });
 

@@ -6,42 +6,15 @@
  * every way out (exit, SIGTERM, kill -9 of nspawn, handed over or supervised) leaves no loop device, mount, held
  * range lock or snapshot.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pickRange } from '@nspawn/uidrange';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ImageFixture, NATIVE } from './image-fixture.js';
-import { NSPAWN_BIN, requireRoot } from './helpers.js';
+import { ImageFixture, NATIVE, nspawn, type Result } from './image-fixture.js';
+import { requireRoot } from './helpers.js';
 
 requireRoot();
-
-interface Result {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  out: string;
-  err: string;
-}
-
-/** nspawn ARGS (quiet, unregistered, console pipe); ON_START gets its PID and output once the payload printed READY */
-function nspawn(args: string[], onStart?: (pid: number, out: string) => void, env: NodeJS.ProcessEnv = process.env): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [NSPAWN_BIN, '-q', '--register=no', '--console=pipe', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
-      if (onStart && out.includes('READY')) {
-        const f = onStart;
-        onStart = undefined;
-        f(child.pid!, out);
-      }
-    });
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code, signal) => resolve({ code, signal, out, err }));
-  });
-}
 
 const sh = (script: string) => ['/bin/sh', '-c', script];
 
@@ -93,11 +66,7 @@ beforeAll(() => {
 });
 
 afterAll(async () => {
-  const left = await fx.noLoopsLeft(2000);
-  const mounts = fx.mounts();
-  fx.cleanup();
-  expect(left).toEqual([]);
-  expect(mounts).toEqual([]);
+  expect(await fx.finish()).toEqual({ loops: [], mounts: [] });
 });
 
 /** a fresh copy of TREE and an image made of another copy (so that writes by one run never reach the other) */

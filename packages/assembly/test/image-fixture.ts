@@ -4,13 +4,41 @@
  * them). rewriteGpt() makes hostile tables (headers that lie with matching CRCs, overlapping entries). Loop devices
  * are looked up by backing file under the directory, never anyone else's.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { globalLockPath, isImageLocked } from '@nspawn/btrfs';
-import { REPO } from './helpers.js';
+import { NSPAWN_BIN, REPO } from './helpers.js';
+
+/** What an nspawn run ended with. */
+export interface Result {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  out: string;
+  err: string;
+}
+
+/** nspawn ARGS (quiet, unregistered, console pipe), its exit and output; ON_START gets its PID and output once the payload printed READY */
+export function nspawn(args: string[], onStart?: (pid: number, out: string) => void, env: NodeJS.ProcessEnv = process.env): Promise<Result> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [NSPAWN_BIN, '-q', '--register=no', '--console=pipe', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (onStart && out.includes('READY')) {
+        const f = onStart;
+        onStart = undefined;
+        f(child.pid!, out);
+      }
+    });
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code, signal) => resolve({ code, signal, out, err }));
+  });
+}
 
 export const TYPES = {
   rootX86_64: '4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709',
@@ -160,6 +188,14 @@ export class ImageFixture {
     return readFileSync('/proc/self/mountinfo', 'utf8')
       .split('\n')
       .filter((l) => l.includes(this.dir));
+  }
+
+  /** cleanup() after the tests, with what the runs left (loop devices within TIMEOUTMS, mounts) for them to check: none */
+  async finish(timeoutMs = 2000): Promise<{ loops: string[]; mounts: string[] }> {
+    const loops = await this.noLoopsLeft(timeoutMs);
+    const mounts = this.mounts();
+    this.cleanup();
+    return { loops, mounts };
   }
 
   cleanup(): void {

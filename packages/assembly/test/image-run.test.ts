@@ -4,41 +4,13 @@
  * writability) must be the same. Every way out (exit, failure, SIGTERM, kill -9 of nspawn) leaves no loop device
  * (`losetup -l`), no mount and no lock; the hostile images are refused in one line, also leaving no loop device.
  */
-import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ImageFixture, NATIVE, TYPES } from './image-fixture.js';
-import { NSPAWN_BIN, requireRoot } from './helpers.js';
+import { ImageFixture, NATIVE, nspawn, type Result, TYPES } from './image-fixture.js';
+import { requireRoot } from './helpers.js';
 
 requireRoot();
-
-interface Result {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  out: string;
-  err: string;
-}
-
-/** nspawn ARGS (quiet, unregistered, console pipe), its exit and output; ON_START gets the process once it runs */
-function nspawn(args: string[], onStart?: (pid: number) => void, env: NodeJS.ProcessEnv = process.env): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [NSPAWN_BIN, '-q', '--register=no', '--console=pipe', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
-      if (onStart && out.includes('READY')) {
-        const f = onStart;
-        onStart = undefined;
-        f(child.pid!);
-      }
-    });
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code, signal) => resolve({ code, signal, out, err }));
-  });
-}
 
 /** what a container sees: its mount points with their read-only state, os-release, whether / is writable */
 const PROBE = [
@@ -66,11 +38,7 @@ beforeAll(() => {
 });
 
 afterAll(async () => {
-  const left = await fx.noLoopsLeft(2000);
-  const mounts = fx.mounts();
-  fx.cleanup();
-  expect(left).toEqual([]);
-  expect(mounts).toEqual([]);
+  expect(await fx.finish()).toEqual({ loops: [], mounts: [] });
 });
 
 describe('nspawn -i compared with -D on the same tree', () => {

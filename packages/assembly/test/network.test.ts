@@ -11,7 +11,7 @@ import { lookup } from 'node:dns/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { generateMac } from '@nspawn/net';
-import { makeTree, NSPAWN_BIN, requireRoot } from './helpers.js';
+import { makeTree, NSPAWN_BIN, referenceCommand, requireRoot, SYSTEMD_NSPAWN } from './helpers.js';
 
 beforeAll(requireRoot);
 
@@ -347,7 +347,6 @@ describe('safety', () => {
   });
 });
 
-const SYSTEMD_NSPAWN = '/usr/bin/systemd-nspawn';
 describe.skipIf(!existsSync(SYSTEMD_NSPAWN))('side by side with systemd-nspawn', () => {
   /** the host side's name, altnames and MAC, and host0's MAC, while the container runs */
   async function observe(tool: 'systemd-nspawn' | 'nspawn', name: string) {
@@ -356,7 +355,7 @@ describe.skipIf(!existsSync(SYSTEMD_NSPAWN))('side by side with systemd-nspawn',
     let r: Running;
     if (tool === 'nspawn') r = nspawn(args);
     else {
-      const child = spawn(SYSTEMD_NSPAWN, ['--register=no', '--keep-unit', '-q', '-D', tree.root, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(...referenceCommand(['--register=no', '--keep-unit', '-q', '-D', tree.root, ...args]), { stdio: ['ignore', 'pipe', 'pipe'] });
       let out = '';
       let err = '';
       child.stdout.on('data', (d) => (out += d));
@@ -389,7 +388,7 @@ describe.skipIf(!existsSync(SYSTEMD_NSPAWN))('side by side with systemd-nspawn',
         expect(await r.done).toBe(0);
         return r.out();
       }
-      const r = spawnSync(SYSTEMD_NSPAWN, ['--register=no', '--keep-unit', '-q', '--console=pipe', '-D', tree.root, ...args], { encoding: 'utf8' });
+      const r = spawnSync(...referenceCommand(['--register=no', '--keep-unit', '-q', '--console=pipe', '-D', tree.root, ...args]), { encoding: 'utf8' });
       expect(r.status, r.stderr).toBe(0);
       return r.stdout;
     };
@@ -403,7 +402,7 @@ describe.skipIf(!existsSync(SYSTEMD_NSPAWN))('side by side with systemd-nspawn',
 
   it('shares a zone with systemd-nspawn: our address leaves its bridge with our last container, the bridge stays', async () => {
     const s = stopFile('sdz');
-    const sd = spawn(SYSTEMD_NSPAWN, ['--register=no', '--keep-unit', '-q', '--console=pipe', '-D', tree.root, '-M', 'nt-sdz', '--network-zone=nt-zs', 'sh', '-c', waitStop(s.inside)], { stdio: 'ignore', env: { ...process.env, ...NO_LOCK } });
+    const sd = spawn(...referenceCommand(['--register=no', '--keep-unit', '-q', '--console=pipe', '-D', tree.root, '-M', 'nt-sdz', '--network-zone=nt-zs', 'sh', '-c', waitStop(s.inside)]), { stdio: 'ignore', env: { ...process.env, ...NO_LOCK } });
     const sdDone = new Promise((r) => sd.on('exit', r));
     cleanups.push(async () => {
       if (sd.exitCode === null) {

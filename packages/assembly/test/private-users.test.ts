@@ -8,7 +8,7 @@ import { chownSync, existsSync, mkdirSync, readFileSync, readlinkSync, rmSync, s
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LOCK_DIR, machineCandidate, tryLockFile } from '@nspawn/uidrange';
-import { makeTree, NSPAWN_BIN, requireRoot } from './helpers.js';
+import { makeTree, NSPAWN_BIN, referenceCommand, requireRoot } from './helpers.js';
 
 requireRoot();
 
@@ -19,12 +19,12 @@ interface Ran {
 }
 const base = ['-q', '--register=no', '--keep-unit'];
 // asynchronous (execa): a container run takes a while (-U chowns the tree), and a synchronous wait blocks the worker
-async function run(cmd: string, args: string[]): Promise<Ran> {
-  const r = await execa(cmd, [...base, ...args], { stdin: 'ignore', reject: false, stripFinalNewline: false });
+async function run([cmd, pre]: [string, string[]], args: string[]): Promise<Ran> {
+  const r = await execa(cmd, [...pre, ...base, ...args], { stdin: 'ignore', reject: false, stripFinalNewline: false });
   return { status: r.exitCode ?? 1, out: String(r.stdout), err: String(r.stderr) };
 }
-const ours = (args: string[]) => run(NSPAWN_BIN, args);
-const theirs = (args: string[]) => run('systemd-nspawn', args);
+const ours = (args: string[]) => run([NSPAWN_BIN, []], args);
+const theirs = (args: string[]) => run(referenceCommand(), args);
 function mapOf(out: string): [number, number, number] {
   const f = out.trim().split('\n')[0]!.trim().split(/\s+/).map(Number);
   return [f[0]!, f[1]!, f[2]!];
@@ -326,7 +326,7 @@ describe('concurrency', () => {
       const t = tree('ext4', `mix-${i}`);
       chownSync(t, owner, owner);
       const args = [...base, '-U', '--private-users-ownership=off', `--bind-ro=${gate}:/home`, '-D', t, '-M', `ut-mix-${i % 5}`, 'sh', '-c', waitAtGate];
-      cmds.push(i % 2 === 0 ? [NSPAWN_BIN, args] : ['systemd-nspawn', args]);
+      cmds.push(i % 2 === 0 ? [NSPAWN_BIN, args] : referenceCommand(args));
     }
     const bases = await startAll(cmds, gate);
     expect(new Set(bases).size).toBe(10);

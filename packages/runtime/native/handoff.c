@@ -142,6 +142,18 @@ static int ho_ours(const char *dir) {
         return plan.cgops.n == 0 || cgops_made(&plan.cgops, dir);
 }
 
+/* The slices this helper's cgroup ops made (native/cgroup-ops.c: one that was there when nspawn planned, gone by the
+ * time the ops ran, made again; the plan's removeSlices does not know it), innermost first: rmdir, so only an empty
+ * one goes, as MachineCgroup.remove() does with the slices it made. */
+static void ho_remove_made_slices(void) {
+        const CgOpsPlan *c = &plan.cgops;
+        for (size_t i = c->n_made; i-- > 0;) {
+                size_t n = strlen(c->made[i]);
+                if (n >= 6 && !strcmp(c->made[i] + n - 6, ".slice"))
+                        (void) rmdir(c->made[i]);
+        }
+}
+
 /* MachineCgroup.remove(): what is left in the scope is killed (only there), the scope goes in every hierarchy, then
  * machine.slice where an nspawn made it and it is empty. */
 static void ho_remove_cgroups(void) {
@@ -175,6 +187,7 @@ static void ho_remove_cgroups(void) {
         for (size_t i = 0; i < h->slices.n; i++)
                 if (rmdir(h->slices.v[i]) < 0 && errno != ENOENT)
                         slices_left = 1;
+        ho_remove_made_slices();
         if (h->marker && h->slices.n > 0 && !slices_left)
                 (void) unlink(h->marker);
 }

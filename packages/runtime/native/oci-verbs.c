@@ -40,14 +40,26 @@ static const char *need_id(Call *c) {
         return c->args[0];
 }
 
-int verb_state(Call *c) {
+/* The record of container ID in R, and its status; NULL after saying why not (oci_load()'s error) */
+static const char *load_status(Call *c, const char *id, Record *r) {
+        if (oci_load(c->root, id, r) < 0) {
+                fail(c, "%s", oci_error);
+                return NULL;
+        }
+        return oci_status(c->root, r);
+}
+
+/* The command's container (its ID argument, need_id()): its record in R, and its status; NULL after saying why not */
+static const char *load_call(Call *c, Record *r) {
         const char *id = need_id(c);
+        return id ? load_status(c, id, r) : NULL;
+}
+
+int verb_state(Call *c) {
         Record r;
-        if (!id)
+        const char *status = load_call(c, &r);
+        if (!status)
                 return 1;
-        if (oci_load(c->root, id, &r) < 0)
-                return fail(c, "%s", oci_error);
-        const char *status = oci_status(c->root, &r);
         /* JSON.stringify(ociState(), null, 2) */
         Buf b = { 0 };
         buf_puts(&b, "{\n  \"ociVersion\": ");
@@ -67,13 +79,11 @@ int verb_state(Call *c) {
 }
 
 int verb_start(Call *c) {
-        const char *id = need_id(c);
         Record r;
-        if (!id)
+        const char *status = load_call(c, &r);
+        if (!status)
                 return 1;
-        if (oci_load(c->root, id, &r) < 0)
-                return fail(c, "%s", oci_error);
-        const char *status = oci_status(c->root, &r);
+        const char *id = c->args[0];
         if (strcmp(status, "created")) {
                 if (!strcmp(status, "stopped"))
                         return fail(c, "cannot start a container that has stopped");
@@ -178,13 +188,10 @@ int verb_kill(Call *c) {
         int sig = parse_signal(s);
         if (!sig)
                 return fail(c, "unknown signal \"%s\"", s);
-        const char *id = need_id(c);
         Record r;
-        if (!id)
+        const char *status = load_call(c, &r);
+        if (!status)
                 return 1;
-        if (oci_load(c->root, id, &r) < 0)
-                return fail(c, "%s", oci_error);
-        const char *status = oci_status(c->root, &r);
         if (flag(c, "all")) {
                 kill_all(c->root, &r, sig);
                 return 0;
@@ -246,9 +253,9 @@ int verb_delete(Call *c) {
                 oci_remove_dir(c->root, id);
                 return 0;
         }
-        if (oci_load(c->root, id, &r) < 0)
-                return fail(c, "%s", oci_error);
-        const char *status = oci_status(c->root, &r);
+        const char *status = load_status(c, id, &r);
+        if (!status)
+                return 1;
         if ((!strcmp(status, "running") || !strcmp(status, "paused")) && !force)
                 return fail(c, "cannot delete container %s that is not stopped: %s", id, status);
         /* poststop hooks (or a record that does not say): Node runs them */

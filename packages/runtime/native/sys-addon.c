@@ -91,19 +91,59 @@ static char **c_strings(napi_env env, napi_value a) {
         return out;
 }
 
-/* Throws errno E: its name as the code, strerror() as the message. */
-static void throw_errno(napi_env env, int e) {
+/* Throws errno E: its name as the code, strerror() as the message; NULL, for the function to return. */
+static napi_value throw_errno(napi_env env, int e) {
         napi_throw_error(env, strerrorname_np(e) ? strerrorname_np(e) : "EIO", strerror(e));
+        return NULL;
+}
+
+/* Throws EINVAL with the function's USAGE; NULL, for it to return. */
+static napi_value usage_error(napi_env env, const char *usage) {
+        napi_throw_error(env, "EINVAL", usage);
+        return NULL;
+}
+
+/* The call's arguments into ARGS (N slots; those not given are undefined): how many were given, or -1 after
+ * usage_error() when fewer than MIN. */
+static int call_args(napi_env env, napi_callback_info info, napi_value *args, size_t n, size_t min, const char *usage) {
+        size_t argc = n;
+        if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != 0 || argc < min) {
+                usage_error(env, usage);
+                return -1;
+        }
+        return (int) argc;
+}
+
+/* call_args() of a call whose first argument is a descriptor, which goes into FD; -1 (usage_error()) when it is not one. */
+static int fd_call_args(napi_env env, napi_callback_info info, napi_value *args, size_t n, size_t min, int32_t *fd, const char *usage) {
+        int argc = call_args(env, info, args, n, min < 1 ? 1 : min, usage);
+        if (argc < 0)
+                return -1;
+        if (napi_get_value_int32(env, args[0], fd) != 0 || *fd < 0) {
+                usage_error(env, usage);
+                return -1;
+        }
+        return argc;
+}
+
+/* A number, or undefined, for a function to return. */
+static napi_value int_result(napi_env env, int32_t v) {
+        napi_value out;
+        napi_create_int32(env, v, &out);
+        return out;
+}
+static napi_value undefined_result(napi_env env) {
+        napi_value out;
+        napi_get_undefined(env, &out);
+        return out;
 }
 
 /* execve(file, argv, envp[, blocked]): returns only by throwing, with strerror(errno) as the message and the errno name as code. */
 static napi_value js_execve(napi_env env, napi_callback_info info) {
-        size_t argc = 4;
         napi_value args[4];
-        if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != 0 || argc < 3) {
-                napi_throw_error(env, "EINVAL", "execve(file, argv, envp[, blocked]) takes three or four arguments");
+        int argc = call_args(env, info, args, 4, 3, "execve(file, argv, envp[, blocked]) takes three or four arguments");
+        if (argc < 0)
                 return NULL;
-        }
         /* blocked: signal numbers blocked from before the exec on (the mask goes with it): the program gets them once
          * it is ready for them, not in the moment between the exec and its first instructions, when their default
          * action (SIGTERM: the end) would be taken */
@@ -120,10 +160,8 @@ static napi_value js_execve(napi_env env, napi_callback_info info) {
         char *file = c_string(env, args[0]);
         char **argv = c_strings(env, args[1]);
         char **envp = c_strings(env, args[2]);
-        if (!file || !argv || !envp) {
-                napi_throw_error(env, "EINVAL", "execve(): file must be a string, argv and envp arrays of strings");
-                return NULL;
-        }
+        if (!file || !argv || !envp)
+                return usage_error(env, "execve(): file must be a string, argv and envp arrays of strings");
         /* Node opens its standard streams close-on-exec: the program after it gets them as they are */
         int saved[3];
         for (int fd = 0; fd < 3; fd++) {
@@ -138,32 +176,24 @@ static napi_value js_execve(napi_env env, napi_callback_info info) {
         for (int fd = 0; fd < 3; fd++)
                 if (saved[fd] >= 0)
                         (void) fcntl(fd, F_SETFD, saved[fd]);
-        throw_errno(env, e);
-        return NULL;
+        return throw_errno(env, e);
 }
 
 /* The descriptor of the single argument; -1 (an exception thrown) when it is not an integer. */
 static int fd_arg(napi_env env, napi_callback_info info) {
-        size_t argc = 1;
         napi_value arg;
         int32_t fd = -1;
-        if (napi_get_cb_info(env, info, &argc, &arg, NULL, NULL) != 0 || argc < 1 || napi_get_value_int32(env, arg, &fd) != 0 || fd < 0) {
-                napi_throw_error(env, "EINVAL", "a file descriptor is expected");
-                return -1;
-        }
-        return fd;
+        return fd_call_args(env, info, &arg, 1, 1, &fd, "a file descriptor is expected") < 0 ? -1 : fd;
 }
 
 /* ofdLock(fd[, wait[, shared]]): true when the lock (exclusive, or shared with SHARED) is taken, false when another
  * holds it (without WAIT); throws on any other error. */
 static napi_value js_ofd_lock(napi_env env, napi_callback_info info) {
-        size_t argc = 3;
         napi_value args[3];
         int32_t fd = -1, wait = 0, shared = 0;
-        if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != 0 || argc < 1 || napi_get_value_int32(env, args[0], &fd) != 0 || fd < 0) {
-                napi_throw_error(env, "EINVAL", "a file descriptor is expected");
+        int argc = fd_call_args(env, info, args, 3, 1, &fd, "a file descriptor is expected");
+        if (argc < 0)
                 return NULL;
-        }
         if (argc > 1)
                 (void) napi_get_value_int32(env, args[1], &wait);
         if (argc > 2)
@@ -174,67 +204,51 @@ static napi_value js_ofd_lock(napi_env env, napi_callback_info info) {
                 napi_get_boolean(env, r == 0, &out);
                 return out;
         }
-        throw_errno(env, errno);
-        return NULL;
+        return throw_errno(env, errno);
 }
 
-/* throws the errno E with code its name and message "WHAT: NAME" */
-static void throw_errno_at(napi_env env, int e, const char *what) {
+/* throws the errno E with code its name and message "WHAT: NAME"; NULL, for the function to return */
+static napi_value throw_errno_at(napi_env env, int e, const char *what) {
         const char *name = strerrorname_np(e) ? strerrorname_np(e) : "EIO";
         char msg[256];
         snprintf(msg, sizeof msg, "%s: %s", what, name);
         napi_throw_error(env, name, msg);
+        return NULL;
 }
 
 /* ioctl(fd, req, arg): ARG a Buffer (passed by pointer, read and written in place) or a number (by value); the
  * result (>= 0). Throws with the errno name as code. */
 static napi_value js_ioctl(napi_env env, napi_callback_info info) {
-        size_t argc = 3;
+        static const char usage[] = "ioctl(fd, req, arg) takes a descriptor, a request and a Buffer or a number";
         napi_value args[3];
         int32_t fd = -1;
         int64_t req = 0, val = 0;
         void *buf = NULL;
         size_t len = 0;
-        if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != 0 || argc < 3 || napi_get_value_int32(env, args[0], &fd) != 0 || fd < 0 ||
-            napi_get_value_int64(env, args[1], &req) != 0) {
-                napi_throw_error(env, "EINVAL", "ioctl(fd, req, arg) takes a descriptor, a request and a Buffer or a number");
+        if (fd_call_args(env, info, args, 3, 3, &fd, usage) < 0)
                 return NULL;
-        }
+        if (napi_get_value_int64(env, args[1], &req) != 0)
+                return usage_error(env, usage);
         int r;
         if (napi_get_buffer_info(env, args[2], &buf, &len) == 0)
                 r = ioctl(fd, (unsigned long) req, buf);
         else if (napi_get_value_int64(env, args[2], &val) == 0)
                 r = ioctl(fd, (unsigned long) req, (unsigned long) val);
-        else {
-                napi_throw_error(env, "EINVAL", "ioctl(): the argument is neither a Buffer nor a number");
-                return NULL;
-        }
-        if (r < 0) {
-                throw_errno(env, errno);
-                return NULL;
-        }
-        napi_value out;
-        napi_create_int32(env, r, &out);
-        return out;
+        else
+                return usage_error(env, "ioctl(): the argument is neither a Buffer nor a number");
+        return r < 0 ? throw_errno(env, errno) : int_result(env, r);
 }
 
 /* flock(fd, op). Throws with the errno name as code. */
 static napi_value js_flock(napi_env env, napi_callback_info info) {
-        size_t argc = 2;
+        static const char usage[] = "flock(fd, op) takes a descriptor and an operation";
         napi_value args[2];
         int32_t fd = -1, op = 0;
-        if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != 0 || argc < 2 || napi_get_value_int32(env, args[0], &fd) != 0 || fd < 0 ||
-            napi_get_value_int32(env, args[1], &op) != 0) {
-                napi_throw_error(env, "EINVAL", "flock(fd, op) takes a descriptor and an operation");
+        if (fd_call_args(env, info, args, 2, 2, &fd, usage) < 0)
                 return NULL;
-        }
-        if (flock(fd, op) < 0) {
-                throw_errno(env, errno);
-                return NULL;
-        }
-        napi_value out;
-        napi_get_undefined(env, &out);
-        return out;
+        if (napi_get_value_int32(env, args[1], &op) != 0)
+                return usage_error(env, usage);
+        return flock(fd, op) < 0 ? throw_errno(env, errno) : undefined_result(env);
 }
 
 /* fsmount(fstype, options, attrs): a detached mount of a new (or shared) superblock of FSTYPE, close-on-exec:
@@ -242,26 +256,21 @@ static napi_value js_flock(napi_env env, napi_callback_info info) {
  * fsmount() with the MOUNT_ATTR_* ATTRS; its descriptor. Throws with the errno name as code and the step ("fsopen",
  * "option KEY", "create", "fsmount") in the message. */
 static napi_value js_fsmount(napi_env env, napi_callback_info info) {
-        size_t argc = 3;
+        static const char usage[] = "fsmount(fstype, [key, value...], attrs) takes a type, pairs of options and attributes";
         napi_value args[3];
         int32_t attrs = 0;
         uint32_t n = 0;
-        if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != 0 || argc < 3 || napi_get_array_length(env, args[1], &n) != 0 || (n & 1) ||
-            napi_get_value_int32(env, args[2], &attrs) != 0) {
-                napi_throw_error(env, "EINVAL", "fsmount(fstype, [key, value...], attrs) takes a type, pairs of options and attributes");
+        if (call_args(env, info, args, 3, 3, usage) < 0)
                 return NULL;
-        }
+        if (napi_get_array_length(env, args[1], &n) != 0 || (n & 1) || napi_get_value_int32(env, args[2], &attrs) != 0)
+                return usage_error(env, usage);
         char *fstype = c_string(env, args[0]);
-        if (!fstype) {
-                napi_throw_error(env, "EINVAL", "fsmount(): the file system type is not a string");
-                return NULL;
-        }
+        if (!fstype)
+                return usage_error(env, "fsmount(): the file system type is not a string");
         int fs = (int) syscall(SYS_fsopen, fstype, FSOPEN_CLOEXEC);
         free(fstype);
-        if (fs < 0) {
-                throw_errno_at(env, errno, "fsopen");
-                return NULL;
-        }
+        if (fs < 0)
+                return throw_errno_at(env, errno, "fsopen");
         for (uint32_t i = 0; i < n; i += 2) {
                 napi_value k, v;
                 char *key = NULL, *value = NULL;
@@ -272,8 +281,7 @@ static napi_value js_fsmount(napi_env env, napi_callback_info info) {
                 if (!key) {
                         free(value);
                         close(fs);
-                        napi_throw_error(env, "EINVAL", "fsmount(): an option's key is not a string");
-                        return NULL;
+                        return usage_error(env, "fsmount(): an option's key is not a string");
                 }
                 int r = (int) syscall(SYS_fsconfig, fs, value ? FSCONFIG_SET_STRING : FSCONFIG_SET_FLAG, key, value, 0);
                 int e = errno;
@@ -283,8 +291,7 @@ static napi_value js_fsmount(napi_env env, napi_callback_info info) {
                         free(key);
                         free(value);
                         close(fs);
-                        throw_errno_at(env, e, what);
-                        return NULL;
+                        return throw_errno_at(env, e, what);
                 }
                 free(key);
                 free(value);
@@ -292,19 +299,12 @@ static napi_value js_fsmount(napi_env env, napi_callback_info info) {
         if (syscall(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0) {
                 int e = errno;
                 close(fs);
-                throw_errno_at(env, e, "create");
-                return NULL;
+                return throw_errno_at(env, e, "create");
         }
         int m = (int) syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC, (unsigned int) attrs);
         int e = errno;
         close(fs);
-        if (m < 0) {
-                throw_errno_at(env, e, "fsmount");
-                return NULL;
-        }
-        napi_value out;
-        napi_create_int32(env, m, &out);
-        return out;
+        return m < 0 ? throw_errno_at(env, e, "fsmount") : int_result(env, m);
 }
 
 /* keepOnExec(fd): clears FD_CLOEXEC. */
@@ -313,37 +313,31 @@ static napi_value js_keep_on_exec(napi_env env, napi_callback_info info) {
         if (fd < 0)
                 return NULL;
         int fl = fcntl(fd, F_GETFD);
-        if (fl < 0 || fcntl(fd, F_SETFD, fl & ~FD_CLOEXEC) < 0) {
-                throw_errno(env, errno);
-                return NULL;
-        }
-        napi_value out;
-        napi_get_undefined(env, &out);
-        return out;
+        if (fl < 0 || fcntl(fd, F_SETFD, fl & ~FD_CLOEXEC) < 0)
+                return throw_errno(env, errno);
+        return undefined_result(env);
 }
 
 /* memfd(name, bytes): a memfd with BYTES (a Buffer or Uint8Array), sealed, at offset 0, inherited by an exec; its
  * descriptor. Throws on failure. */
 static napi_value js_memfd(napi_env env, napi_callback_info info) {
-        size_t argc = 2;
+        static const char usage[] = "memfd(name, bytes) takes a name and a Buffer";
         napi_value args[2];
         void *data = NULL;
         size_t len = 0;
         int type = 0;
         char *name = NULL;
-        if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != 0 || argc < 2 || !(name = c_string(env, args[0])) ||
-            (napi_get_buffer_info(env, args[1], &data, &len) != 0 &&
-             napi_get_typedarray_info(env, args[1], &type, &len, &data, NULL, NULL) != 0)) {
-                free(name);
-                napi_throw_error(env, "EINVAL", "memfd(name, bytes) takes a name and a Buffer");
+        if (call_args(env, info, args, 2, 2, usage) < 0)
                 return NULL;
+        if (!(name = c_string(env, args[0])) ||
+            (napi_get_buffer_info(env, args[1], &data, &len) != 0 && napi_get_typedarray_info(env, args[1], &type, &len, &data, NULL, NULL) != 0)) {
+                free(name);
+                return usage_error(env, usage);
         }
         int fd = memfd_create(name, MFD_ALLOW_SEALING);
         free(name);
-        if (fd < 0) {
-                throw_errno(env, errno);
-                return NULL;
-        }
+        if (fd < 0)
+                return throw_errno(env, errno);
         for (size_t off = 0; off < len;) {
                 ssize_t n = write(fd, (const char *) data + off, len - off);
                 if (n < 0 && errno == EINTR)
@@ -351,8 +345,7 @@ static napi_value js_memfd(napi_env env, napi_callback_info info) {
                 if (n <= 0) {
                         int e = n < 0 ? errno : EIO;
                         close(fd);
-                        throw_errno(env, e);
-                        return NULL;
+                        return throw_errno(env, e);
                 }
                 off += (size_t) n;
         }
@@ -360,12 +353,9 @@ static napi_value js_memfd(napi_env env, napi_callback_info info) {
         if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0 || lseek(fd, 0, SEEK_SET) != 0) {
                 int e = errno;
                 close(fd);
-                throw_errno(env, e);
-                return NULL;
+                return throw_errno(env, e);
         }
-        napi_value out;
-        napi_create_int32(env, fd, &out);
-        return out;
+        return int_result(env, fd);
 }
 
 napi_value napi_register_module_v1(napi_env env, napi_value exports);

@@ -37,6 +37,30 @@ describe('the sys addon (nspawn-sys.node)', () => {
     }
   });
 
+  it('each call refuses bad arguments with EINVAL and its usage (native/sys-addon.c call_args())', () => {
+    const r = node(`import { createRequire } from 'node:module';
+const raw = createRequire(import.meta.url)(${JSON.stringify(built)});
+const calls = [
+  ['execve', []], ['execve', [1, 2, 3]], ['keepOnExec', [-1]], ['ofdLock', ['x']], ['ioctl', [0, 1]], ['ioctl', [0, 'x', 0]], ['ioctl', [0, 1, 's']],
+  ['flock', [0, 'x']], ['fsmount', ['tmpfs', [1], 0]], ['fsmount', [1, [], 0]], ['memfd', ['n', 5]],
+];
+for (const [f, a] of calls) try { raw[f](...a); console.log(f, 'no error'); } catch (e) { console.log(f, e.code, e.message); }`);
+    expect(r.stdout.split('\n'), r.stderr).toEqual([
+      'execve EINVAL execve(file, argv, envp[, blocked]) takes three or four arguments',
+      'execve EINVAL execve(): file must be a string, argv and envp arrays of strings',
+      'keepOnExec EINVAL a file descriptor is expected',
+      'ofdLock EINVAL a file descriptor is expected',
+      'ioctl EINVAL ioctl(fd, req, arg) takes a descriptor, a request and a Buffer or a number',
+      'ioctl EINVAL ioctl(fd, req, arg) takes a descriptor, a request and a Buffer or a number',
+      'ioctl EINVAL ioctl(): the argument is neither a Buffer nor a number',
+      'flock EINVAL flock(fd, op) takes a descriptor and an operation',
+      'fsmount EINVAL fsmount(fstype, [key, value...], attrs) takes a type, pairs of options and attributes',
+      'fsmount EINVAL fsmount(): the file system type is not a string',
+      'memfd EINVAL memfd(name, bytes) takes a name and a Buffer',
+      '',
+    ]);
+  });
+
   it('memfd holds the bytes from its start, sealed, and goes with an exec (the hand-over\'s plan)', () => {
     const r = node(`const fd = addon.memfd('nspawn-plan', Buffer.from('plan\\nbytes'));
 addon.execve('/bin/bash', ['bash', '--norc', '-c', 'cat <&' + fd + '; echo; readlink /proc/self/fd/' + fd + '; { printf x >&' + fd + '; } 2>/dev/null && echo written || echo refused'], { PATH: '/usr/bin:/bin' });`);

@@ -28,7 +28,7 @@ import {
   type SockFilter,
   X32_SYSCALL_BIT,
 } from '../src/index.js';
-import { makeTree, NSPAWN_BIN, requireRoot } from './helpers.js';
+import { makeTree, NSPAWN_BIN, referenceCommand, requireRoot, SYSTEMD_NSPAWN } from './helpers.js';
 // @ts-expect-error: a plain .mjs of the repository's scripts, without types
 import { kernelRunsI386 } from '../../../scripts/kernel-facts.mjs';
 
@@ -39,7 +39,6 @@ import { kernelRunsI386 } from '../../../scripts/kernel-facts.mjs';
  */
 const I386: boolean = (kernelRunsI386() as { ok: boolean }).ok;
 
-const SYSTEMD_NSPAWN = '/usr/bin/systemd-nspawn';
 const FIXTURES = fileURLToPath(new URL('./fixtures/', import.meta.url));
 const ENV: NodeJS.ProcessEnv = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', TERM: 'dumb' };
 type Tool = 'systemd-nspawn' | 'nspawn';
@@ -71,7 +70,7 @@ afterAll(() => tree?.cleanup());
 
 function argv(tool: Tool, args: string[], command: string[]): [string, string[]] {
   const common = ['--register=no', '--keep-unit', '-q', '-D', tree!.root, ...args, ...command];
-  return tool === 'systemd-nspawn' ? [SYSTEMD_NSPAWN, common] : [process.execPath, [NSPAWN_BIN, ...common]];
+  return tool === 'systemd-nspawn' ? referenceCommand(common) : [process.execPath, [NSPAWN_BIN, ...common]];
 }
 
 /** Lines systemd-nspawn prints on this host that have nothing to do with seccomp. */

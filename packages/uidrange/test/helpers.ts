@@ -2,7 +2,7 @@
 import { execaSync } from 'execa';
 import { mkdtempSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { busyboxTree, REPO, removeTestDir, requireRoot as kitRequireRoot } from '@nspawn/test-kit';
+import { busyboxTree, referenceCommand, REPO, removeTestDir, requireRoot as kitRequireRoot } from '@nspawn/test-kit';
 
 export { REPO };
 export const NSPAWN = join(REPO, 'apps/cli/dist/nspawn.cjs');
@@ -20,7 +20,7 @@ export function makeTree(parent: string, name = basename(parent)): string {
   return busyboxTree(join(parent, name));
 }
 
-export { mountsUnder } from '@nspawn/test-kit';
+export { mountsUnder, referenceCommand } from '@nspawn/test-kit';
 
 /** removes a temp dir made by a test, refusing when something is still mounted below it */
 export const removeTemp = removeTestDir;
@@ -56,7 +56,7 @@ export interface Ran {
 }
 
 export function systemdNspawn(args: string[]): Ran {
-  const r = execaSync('systemd-nspawn', ['-q', '--register=no', '--keep-unit', ...args], { stdio: ['ignore', 'pipe', 'pipe'], reject: false, stripFinalNewline: false });
+  const r = execaSync(...referenceCommand(['-q', '--register=no', '--keep-unit', ...args]), { stdio: ['ignore', 'pipe', 'pipe'], reject: false, stripFinalNewline: false });
   return { status: r.exitCode ?? 1, out: r.stdout, err: r.stderr };
 }
 

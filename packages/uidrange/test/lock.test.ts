@@ -3,7 +3,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LOCK_DIR, machineCandidate, pickRange, tryLockFile } from '../src/index.js';
-import { makeTree, parseMap, removeTemp, requireRoot, systemdNspawn, tempDir } from './helpers.js';
+import { makeTree, parseMap, referenceCommand, removeTemp, requireRoot, systemdNspawn, tempDir } from './helpers.js';
 
 requireRoot();
 let dir: string;
@@ -97,7 +97,7 @@ describe('range locks (open-file-description locks, as systemd-nspawn)', () => {
   it("we do not get a range systemd-nspawn holds", async () => {
     const name = 'ut-lk-theirs';
     const want = machineCandidate(name);
-    const child = spawn('systemd-nspawn', ['-q', '--register=no', '--keep-unit', '-U', '-D', tree, '-M', name, 'sleep', '30'], { stdio: 'ignore' });
+    const child = spawn(...referenceCommand(['-q', '--register=no', '--keep-unit', '-U', '-D', tree, '-M', name, 'sleep', '30']), { stdio: 'ignore' });
     try {
       // wait until it holds the lock (its uid_map is written after the lock is taken)
       const lockPath = join(LOCK_DIR, String(want));

@@ -1,7 +1,7 @@
 // The repository's own test and build machinery (scripts/): turbo's cache key has the machine's C toolchains,
 // turbo passes the CA and proxy variables through to the tasks, the summary fails a run on a skip the machine does not
 // prove and on a missing report, and the leak check sees every test prefix and fails loudly without its tools.
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa, execaSync } from 'execa';
@@ -189,10 +189,12 @@ describe('the leak check (scripts/check-leaks.mjs)', () => {
       for (const m of made) rmSync(m, { recursive: true, force: true });
     }
   });
-  it('names a cgroup made since the baseline at the top of a hierarchy (a slice, a reference\'s payload/)', async () => {
+  it("names a cgroup made since the baseline at the top of a hierarchy (a reference's nspawn-ref-* of @nspawn/test-kit, a slice, payload/)", async () => {
     const baseline = join(work, 'baseline-cg.json');
     expect((await leaks(['--save', baseline])).exitCode).toBe(0);
-    const cg = `${existsSync('/sys/fs/cgroup/unified') ? '/sys/fs/cgroup/unified' : '/sys/fs/cgroup'}/pk-leak-${process.pid}`;
+    const unified = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')).find((f) => f[f.indexOf('-') + 1] === 'cgroup2')?.[4];
+    expect(unified, 'a cgroup2 mount').toBeDefined();
+    const cg = `${unified}/nspawn-ref-pk${process.pid}`;
     mkdirSync(cg);
     try {
       const r = await leaks(['--against', baseline]);

@@ -15,8 +15,9 @@
 // spawn() hands its ChildProcess to the caller.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { execa } from 'execa';
+import { keepUnitHierarchies, removeCgroupTree } from '@nspawn/test-kit';
 import { randomBytes } from 'node:crypto';
-import { existsSync, lstatSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, rmdirSync, closeSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, closeSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -128,29 +129,6 @@ export async function addDebianTree(host: Pick<SystemdHost, 'dir'>, name: string
   return inside;
 }
 
-/** The cgroup hierarchies systemd-nspawn --keep-unit works in: cgroup2 (unified) and name=systemd. */
-function ownCgroupRoots(): string[] {
-  const roots: string[] = [];
-  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
-    const f = line.split(' ');
-    const sep = f.indexOf('-');
-    if (sep < 0) continue;
-    const type = f[sep + 1];
-    const opts = f[sep + 3] ?? '';
-    const mp = f[4] ?? '';
-    if (!mp.startsWith('/sys/fs/cgroup')) continue;
-    if (type === 'cgroup2' || (type === 'cgroup' && opts.split(',').includes('name=systemd'))) roots.push(mp);
-  }
-  return roots;
-}
-
-/** rmdir of a cgroup and everything below it, deepest first; cgroupfs has no files to delete and no symlinks. */
-function removeCgroupTree(path: string): void {
-  if (!existsSync(path)) return;
-  for (const e of readdirSync(path, { withFileTypes: true })) if (e.isDirectory()) removeCgroupTree(join(path, e.name));
-  rmdirSync(path);
-}
-
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const alive = (pid: number) => existsSync(`/proc/${pid}`) && !/^State:\s+Z/m.test(safeRead(`/proc/${pid}/status`));
 function safeRead(p: string): string {
@@ -207,7 +185,7 @@ export async function bootSystemdHost(opts: BootOptions = {}): Promise<SystemdHo
   const dir = join(parent, `${name}.${randomBytes(4).toString('hex')}`);
   const checkout = opts.checkout ?? REPO;
   const timeoutMs = opts.timeoutMs ?? 120_000;
-  const cgroups = ownCgroupRoots().map((root) => join(root, name));
+  const cgroups = keepUnitHierarchies().map((root) => join(root, name));
   const children = new Set<ChildProcess>();
   let nspawn: ChildProcess | undefined;
   let leader = 0;

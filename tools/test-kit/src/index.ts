@@ -90,3 +90,5 @@ export function treeListing(dir: string): string[] {
   walk('');
   return out;
 }
+
+export { keepUnitHierarchies, referenceCgroupPath, referenceCommand, removeCgroupTree, removeReferenceCgroup, SYSTEMD_NSPAWN } from './reference-cgroup.js';

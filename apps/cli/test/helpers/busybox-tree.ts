@@ -4,9 +4,10 @@
  * and the probe script at /probe.sh. Enough for systemd-nspawn and nspawn to accept the directory as an OS tree.
  */
 import { execaSync } from 'execa';
-import { appendFileSync, chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll } from 'vitest';
 
 /** The probe script every comparison runs (POSIX sh for busybox). */
 export const PROBE_SCRIPT = fileURLToPath(new URL('../fixtures/probe.sh', import.meta.url));
@@ -49,6 +50,38 @@ export function makeBusyboxTree(dir: string, opts: BusyboxTreeOptions = {}): str
     chmodSync(join(dir, PROBE_IN_TREE), 0o755);
   }
   return dir;
+}
+
+/**
+ * A busybox tree for the test file that calls this (at its top): DIR, a temp dir /tmp/PREFIXxxxxxx, with the tree
+ * at DIR/box, made before the file's tests and removed after them (the paths are there once its beforeAll ran).
+ * rawImage() makes DIR/box.raw: a GPT disk image whose root partition (this architecture's type) is an ext4 copy of
+ * the tree.
+ */
+export function busyboxTreeForFile(prefix: string): { readonly dir: string; readonly tree: string; rawImage(): string } {
+  let dir = '';
+  beforeAll(() => {
+    dir = mkdtempSync(join('/tmp', prefix));
+    makeBusyboxTree(join(dir, 'box'));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  return {
+    get dir() {
+      return dir;
+    },
+    get tree() {
+      return join(dir, 'box');
+    },
+    rawImage() {
+      const image = join(dir, 'box.raw');
+      writeFileSync(image, '');
+      truncateSync(image, 34 << 20);
+      const rootType = process.arch === 'arm64' ? 'B921B045-1DF0-41C3-AF44-4C6F280D3FAE' : '4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709';
+      execaSync('sfdisk', ['-q', image], { input: `label: gpt\nstart=2048, size=65536, type=${rootType}\n` });
+      execaSync('mkfs.ext4', ['-q', '-F', '-b', '4096', '-E', 'offset=1048576', '-d', join(dir, 'box'), image, '32M']);
+      return image;
+    },
+  };
 }
 
 /**

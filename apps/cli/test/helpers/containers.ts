@@ -7,11 +7,11 @@ import { execa, execaSync } from 'execa';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { mountsUnder } from '@nspawn/test-kit';
+import { mountsUnder, referenceCommand, SYSTEMD_NSPAWN } from '@nspawn/test-kit';
 
 export const REPO = resolve(fileURLToPath(new URL('../../../..', import.meta.url)));
 export const NSPAWN_BIN = join(REPO, 'apps/cli/bin/nspawn');
-export const SYSTEMD_NSPAWN = '/usr/bin/systemd-nspawn';
+export { referenceCgroupPath, SYSTEMD_NSPAWN } from '@nspawn/test-kit';
 
 /** Flags both tools get in front of everything else: no machined, no scope unit. */
 export const COMMON_FLAGS = ['--register=no', '--keep-unit'];
@@ -27,6 +27,15 @@ export function requireRootAndSystemdNspawn(): void {
 
 export type Tool = 'systemd-nspawn' | 'nspawn';
 export const TOOLS: readonly Tool[] = ['systemd-nspawn', 'nspawn'];
+
+/**
+ * The command and first arguments that run TOOL (the rest follow): systemd-nspawn in the test file's reference
+ * cgroup (@nspawn/test-kit's referenceCommand(): 252's payload/ and supervisor/ go there, not below the runner's
+ * cgroup, and are removed after the file), nspawn through node.
+ */
+export function toolCommand(tool: Tool): [string, string[]] {
+  return tool === 'systemd-nspawn' ? referenceCommand() : [process.execPath, [NSPAWN_BIN]];
+}
 
 export interface ToolRun {
   tool: Tool;
@@ -44,7 +53,7 @@ export const TOOL_ENV: NodeJS.ProcessEnv = { PATH: '/usr/local/sbin:/usr/local/b
 
 /** Runs one tool with ARGS (after COMMON_FLAGS) and waits for it; stdin is empty, stdout/stderr are captured. */
 export async function runTool(tool: Tool, args: string[], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<ToolRun> {
-  const [cmd, pre] = tool === 'systemd-nspawn' ? [SYSTEMD_NSPAWN, []] : [process.execPath, [NSPAWN_BIN]];
+  const [cmd, pre] = toolCommand(tool);
   const argv = [...pre, ...COMMON_FLAGS, ...args];
   const t0 = performance.now();
   const timeout = opts.timeoutMs ?? 20000;
