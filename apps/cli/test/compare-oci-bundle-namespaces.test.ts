@@ -8,11 +8,13 @@
  *
  * Needs root and /usr/bin/systemd-nspawn; it fails, never skips, without them.
  */
+import { execa } from 'execa';
 import { cpSync, existsSync, readFileSync, readlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { OciBundleRuns } from './helpers/oci-bundle.js';
+import { COMMON_FLAGS, NSPAWN_BIN, SYSTEMD_NSPAWN, TOOL_ENV, TOOLS } from './helpers/containers.js';
+import { OciBundleRuns, stderrLines } from './helpers/oci-bundle.js';
 
 const ROOT = 'nt-ocins-root';
 const runs = new OciBundleRuns(ROOT, 'nt-ocins-');
@@ -135,6 +137,33 @@ describe('--oci-bundle= without a PID, IPC or UTS namespace, as systemd-nspawn 2
         const seen = await runs.run('systemd-nspawn', config(['pid', 'uts'], {}, ['/bin/sh', '-c', 'exit 6']), ['--register=yes']);
         expect(seen).toMatchObject({ status: 1, stderr: expect.arrayContaining(['Failed to open system bus: No such file or directory']) });
       }
+    });
+  });
+
+  it('the audit login UID: reset with a PID namespace of its own, the caller\'s kept without (reset_audit_loginuid())', async () => {
+    // each tool started by a shell that first sets its own login UID (root may, unless audit made it immutable)
+    const seen = {} as Record<string, string>;
+    for (const own of [['pid', 'ipc', 'uts'], ['ipc', 'uts']] as Own[][])
+      for (const tool of TOOLS) {
+        const bundle = runs.makeBundle(tool, config(own, {}, ['/bin/sh', '-c', 'echo "loginuid: $(cat /proc/self/loginuid)"']));
+        const [cmd, pre] = tool === 'systemd-nspawn' ? [SYSTEMD_NSPAWN, []] : [process.execPath, [NSPAWN_BIN]];
+        const r = await execa('/bin/sh', ['-c', 'echo 4242 > /proc/self/loginuid && exec "$@"', 'sh', cmd, ...pre, ...COMMON_FLAGS, '-q', `--oci-bundle=${bundle}`], {
+          env: TOOL_ENV,
+          extendEnv: false,
+          input: '',
+          reject: false,
+          timeout: 20000,
+        });
+        expect(runs.leftovers(bundle), `${tool} left something behind`).toEqual([]);
+        expect(stderrLines(String(r.stderr))).toEqual([]);
+        expect(r.exitCode).toBe(0);
+        seen[`${own.includes('pid') ? 'own' : 'host'} PID namespace, ${tool}`] = r.stdout.trim();
+      }
+    expect(seen).toEqual({
+      'own PID namespace, systemd-nspawn': 'loginuid: 4294967295',
+      'own PID namespace, nspawn': 'loginuid: 4294967295',
+      'host PID namespace, systemd-nspawn': 'loginuid: 4242',
+      'host PID namespace, nspawn': 'loginuid: 4242',
     });
   });
 

@@ -121,6 +121,9 @@ static int plan_record(void *ctx, unsigned id, const WireValue *v, char *err, si
         case P_CGNSLATE:
                 p->cgns_late = 1;
                 break;
+        case P_LOGINUID:
+                p->reset_loginuid = 1;
+                break;
         case P_WINSIZE:
                 FITS(v[0].u, 0xffff, "console width");
                 FITS(v[1].u, 0xffff, "console height");

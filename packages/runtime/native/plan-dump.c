@@ -238,6 +238,8 @@ static void dump_plan(const Plan *p) {
         kbool("sync", p->sync);
         if (p->cgns_late)
                 kbool("cgnsLate", 1);
+        if (p->reset_loginuid)
+                kbool("resetLoginuid", 1);
         for (int idmap = 0; idmap < 2; idmap++)
                 if (idmap ? p->idmap : p->usermap) {
                         key(idmap ? "idmap" : "usermap");

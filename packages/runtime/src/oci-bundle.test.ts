@@ -151,14 +151,17 @@ describe('a bundle without its own PID, IPC or UTS namespace (oci_namespaces(), 
     expect(ociSharedNamespaces(oci(ns('network', 'cgroup')))).toEqual(['ipc', 'pid', 'uts']);
   });
 
-  it('clones only the namespaces the bundle has; no hostname without a UTS namespace', () => {
+  it('clones only the namespaces the bundle has; no hostname without a UTS namespace, no loginuid reset without a PID one', () => {
     const flags = (shared?: ('ipc' | 'pid' | 'uts')[]) => plan(shared ? { sharedNamespaces: shared } : {});
     const all = flags();
     expect(all.cloneFlags & (CLONE.NEWPID | CLONE.NEWUTS | CLONE.NEWIPC | CLONE.NEWNS)).toBe(CLONE.NEWPID | CLONE.NEWUTS | CLONE.NEWIPC | CLONE.NEWNS);
     expect(all.hostname).toBeDefined();
+    expect(all.resetLoginuid).toBe(true);
     const noPid = flags(['pid']);
     expect(noPid.cloneFlags).toBe(all.cloneFlags & ~CLONE.NEWPID);
     expect(noPid.hostname).toBe(all.hostname);
+    // reset_audit_loginuid(): only with a PID namespace of its own
+    expect(noPid.resetLoginuid).toBeUndefined();
     const noUts = flags(['uts']);
     expect(noUts.cloneFlags).toBe(all.cloneFlags & ~CLONE.NEWUTS);
     expect(noUts.hostname).toBeUndefined();

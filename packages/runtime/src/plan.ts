@@ -620,6 +620,8 @@ export function planContainer(cfg: ContainerConfig, host: HostFacts, tree: Tree,
     root: cfg.directory,
     cloneFlags,
     sync: false,
+    // reset_audit_loginuid(): only with a PID namespace of its own
+    ...(shared.has('pid') ? {} : { resetLoginuid: true }),
     // setup_hostname(): only in a UTS namespace of its own
     ...(shared.has('uts') ? {} : { hostname: cfg.hostname }),
     ops,

@@ -17,6 +17,10 @@ export interface Seen {
   stderr: string[];
 }
 
+/** a tool's stderr as lines, without the empty ones and 252's noise on this host (its warnings about the tree) */
+export const stderrLines = (stderr: string): string[] =>
+  stderr.split('\n').filter((l) => l !== '' && !l.startsWith('Attempted to remove disk file system') && !l.startsWith('Short read while reading cgroup mode'));
+
 export class OciBundleRuns {
   /** the temp dir everything is made in */
   dir = '';
@@ -74,10 +78,7 @@ export class OciBundleRuns {
     return {
       status: r.status,
       lines: r.stdout.replace(/\r\n/g, '\n').split('\n').filter((l) => l !== '').map(generic),
-      stderr: r.stderr
-        .split('\n')
-        .filter((l) => l !== '' && !l.startsWith('Attempted to remove disk file system') && !l.startsWith('Short read while reading cgroup mode'))
-        .map((l) => generic(l).replace(/ \([A-Z]+\)$/, '')),
+      stderr: stderrLines(r.stderr).map((l) => generic(l).replace(/ \([A-Z]+\)$/, '')),
     };
   }
 

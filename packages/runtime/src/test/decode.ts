@@ -37,6 +37,7 @@ export function canonicalPlan(p: HelperPlan): unknown {
     cloneFlags: n(p.cloneFlags),
     sync: p.sync,
     ...opt('cgnsLate', p.cgnsLate || undefined),
+    ...opt('resetLoginuid', p.resetLoginuid || undefined),
     ...opt('usermap', p.usermap && { shift: n(p.usermap.shift), range: n(p.usermap.range) }),
     ...opt('idmap', p.idmap && { shift: n(p.idmap.shift), range: n(p.idmap.range) }),
     ...opt('hostname', p.hostname),
