@@ -4,21 +4,36 @@
  * namespace instead, gets no hostname without a UTS namespace of its own (setup_hostname()), is not registered and
  * refuses -b and -a without a PID or UTS namespace (verify_arguments()). Each missing alone and all together: what
  * the container sees (its PID, the host's processes, /proc/self/ns/* against the host's, the hostname), the exit
- * status, the host's hostname before and after, the refusals, and that nothing is left behind.
+ * status, the host's hostname before and after, the refusals, and that nothing is left behind; also the audit login
+ * UID (reset only with a PID namespace of its own) and linux.sysctl (never applied by 252, so never checked per
+ * namespace either).
  *
  * Needs root and /usr/bin/systemd-nspawn; it fails, never skips, without them.
  */
 import { execa } from 'execa';
-import { cpSync, existsSync, readFileSync, readlinkSync } from 'node:fs';
+import { cpSync, existsSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { COMMON_FLAGS, NSPAWN_BIN, SYSTEMD_NSPAWN, TOOL_ENV, TOOLS } from './helpers/containers.js';
 import { OciBundleRuns, stderrLines } from './helpers/oci-bundle.js';
 
+/** the host's hostname, from the kernel (os.hostname() is uname()'s) */
+const hostHostname = () => readFileSync('/proc/sys/kernel/hostname', 'utf8').trim();
+
 const ROOT = 'nt-ocins-root';
 const runs = new OciBundleRuns(ROOT, 'nt-ocins-');
-beforeAll(() => runs.start());
+/** the host's hostname when the file started: a run that changed it (a regression) gets it put back, and fails */
+let initialHostname = '';
+beforeAll(() => {
+  initialHostname = hostHostname();
+  runs.start();
+});
+afterEach(() => {
+  const now = hostHostname();
+  if (now !== initialHostname) writeFileSync('/proc/sys/kernel/hostname', initialHostname);
+  expect(now, "the host's hostname was changed by a run (put back)").toBe(initialHostname);
+});
 afterAll(() => {
   expect(runs.finish()).toEqual([]);
 });
@@ -27,8 +42,6 @@ type Own = 'pid' | 'ipc' | 'uts';
 const KINDS = ['pid', 'ipc', 'uts', 'mnt', 'net', 'cgroup'] as const;
 /** the host's namespaces (this test runs in them) */
 const hostNs = Object.fromEntries(KINDS.map((k) => [k, readlinkSync(`/proc/self/ns/${k}`)]));
-/** the host's hostname, from the kernel (os.hostname() is uname()'s) */
-const hostHostname = () => readFileSync('/proc/sys/kernel/hostname', 'utf8').trim();
 
 /** what the container sees, in lines that do not depend on the host's PIDs or namespace numbers */
 const PROBE = [
@@ -91,6 +104,19 @@ describe('--oci-bundle= without a PID, IPC or UTS namespace, as systemd-nspawn 2
     expect(hostHostname()).toBe(before);
     expect(seen.nspawn).toEqual(seen['systemd-nspawn']);
     expect(seen.nspawn.lines).toContain(`hostname: ${before}`);
+  });
+
+  it('linux.sysctl is not applied whatever the namespaces (252 never takes it: patch_sysctl() has nothing to check)', async () => {
+    // keys patch_sysctl() would refuse without those namespaces, and one it never allows; a write could not reach
+    // the host anyway (/proc/sys is read-only in the container when it would run)
+    const sysctl = { 'kernel.hostname': 'sysctl-host', 'kernel.msgmax': '1234', 'vm.swappiness': '11' };
+    const host = () => ['kernel/hostname', 'kernel/msgmax', 'vm/swappiness'].map((k) => readFileSync(`/proc/sys/${k}`, 'utf8'));
+    const before = host();
+    const seen = await runs.both({ ...config([]), linux: { ...config([]).linux, sysctl } });
+    expect(host()).toEqual(before);
+    expect(seen.nspawn).toEqual(seen['systemd-nspawn']);
+    expect(seen.nspawn).toMatchObject({ status: 5, stderr: [] });
+    expect(seen.nspawn.lines).toContain(`hostname: ${before[0]!.trim()}`);
   });
 
   it('--settings=no keeps the bundle\'s namespaces out: all three of its own, as 252', async () => {
