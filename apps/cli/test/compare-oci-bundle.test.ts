@@ -7,11 +7,11 @@
  *
  * Needs root and /usr/bin/systemd-nspawn; it fails, never skips, without them.
  */
-import { cpSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeTempDir, mountsUnder, requireRootAndSystemdNspawn, runTool, type Tool, TOOL_ENV, toolCommand, TOOLS } from './helpers/containers.js';
-import { makeBusyboxTree } from './helpers/busybox-tree.js';
+import { runTool, type Tool, TOOL_ENV, toolCommand, TOOLS } from './helpers/containers.js';
+import { OciBundleRuns, type Seen } from './helpers/oci-bundle.js';
 import { PtySession } from './helpers/pty.js';
 
 /** root.path's name: the machine's name under both tools (unique to this test) */
@@ -36,68 +36,16 @@ const PROBE = [
   'echo "links: $(ls /sys/class/net | tr "\\n" " ")"',
 ].join('\n');
 
-let tmp: { dir: string; remove: () => string[] };
-let template: string;
+const runs = new OciBundleRuns(ROOT, 'nt-ocib-');
 beforeAll(() => {
-  requireRootAndSystemdNspawn();
-  tmp = makeTempDir('nt-ocib-');
-  template = makeBusyboxTree(join(tmp.dir, 'template'), { probe: false });
-  writeFileSync(join(template, 'usr/marker'), 'in the tree\n');
-  writeFileSync(join(template, 'etc/group'), 'root:x:0:\ntty:x:5:\nusers:x:100:\n');
-  mkdirSync(join(template, 'mnt/ro'), { recursive: true });
+  runs.start();
+  writeFileSync(join(runs.template, 'usr/marker'), 'in the tree\n');
+  writeFileSync(join(runs.template, 'etc/group'), 'root:x:0:\ntty:x:5:\nusers:x:100:\n');
+  mkdirSync(join(runs.template, 'mnt/ro'), { recursive: true });
 });
 afterAll(() => {
-  expect(tmp.remove()).toEqual([]);
+  expect(runs.finish()).toEqual([]);
 });
-
-interface Seen {
-  status: number | null;
-  lines: string[];
-  stderr: string[];
-}
-
-/** A copy of the rootfs with CONFIG (an object, or the file's text) beside it: the bundle's directory. */
-function makeBundle(tool: Tool, config: object | string, n: number): string {
-  const bundle = join(tmp.dir, `run${n}-${tool}`);
-  cpSync(template, join(bundle, ROOT), { recursive: true, verbatimSymlinks: true });
-  mkdirSync(join(bundle, 'hostdir'));
-  writeFileSync(join(bundle, 'hostdir/file'), 'from the host\n');
-  writeFileSync(join(bundle, 'config.json'), typeof config === 'string' ? config : JSON.stringify(config, null, 2));
-  return bundle;
-}
-
-/** what a start leaves on the host: mounts under the bundle, nspawn's run record, a cgroup of the machine */
-function leftovers(bundle: string): string[] {
-  const out = mountsUnder(bundle).map((m) => `mount ${m}`);
-  if (existsSync(`/run/nspawn/runs/${ROOT}.lock`)) out.push('run record');
-  for (const h of readdirSync('/sys/fs/cgroup')) {
-    const slice = join('/sys/fs/cgroup', h, 'machine.slice');
-    if (existsSync(slice)) for (const d of readdirSync(slice)) if (d.includes(ROOT)) out.push(`cgroup ${slice}/${d}`);
-  }
-  return out;
-}
-
-let runNo = 0;
-async function run(tool: Tool, config: object | string, args: string[] = []): Promise<Seen> {
-  const bundle = makeBundle(tool, config, ++runNo);
-  const r = await runTool(tool, ['-q', `--oci-bundle=${bundle}`, ...args], { env: TOOL_ENV });
-  expect(leftovers(bundle), `${tool} left something behind`).toEqual([]);
-  const generic = (s: string) => s.split(bundle).join('BUNDLE');
-  return {
-    status: r.status,
-    lines: r.stdout.replace(/\r\n/g, '\n').split('\n').filter((l) => l !== '').map(generic),
-    stderr: r.stderr
-      .split('\n')
-      .filter((l) => l !== '' && !l.startsWith('Attempted to remove disk file system') && !l.startsWith('Short read while reading cgroup mode'))
-      .map((l) => generic(l).replace(/ \([A-Z]+\)$/, '')),
-  };
-}
-
-async function both(config: object | string, args: string[] = []): Promise<Record<Tool, Seen>> {
-  const seen = {} as Record<Tool, Seen>;
-  for (const tool of TOOLS) seen[tool] = await run(tool, config, args);
-  return seen;
-}
 
 const bundle = (o: Record<string, unknown> = {}, process: Record<string, unknown> = {}, linux: Record<string, unknown> = {}) => ({
   ociVersion: '1.0.0',
@@ -124,7 +72,7 @@ describe('--oci-bundle= as systemd-nspawn 252', () => {
         noNewPrivileges: true,
       },
     );
-    const seen = await both(config);
+    const seen = await runs.both(config);
     expect(seen.nspawn.stderr, 'nspawn stderr').toEqual(seen['systemd-nspawn'].stderr);
     expect(seen.nspawn.lines).toEqual(seen['systemd-nspawn'].lines);
     expect(seen.nspawn.status).toBe(7);
@@ -149,7 +97,7 @@ describe('--oci-bundle= as systemd-nspawn 252', () => {
   });
 
   it('root without a user, capabilities or terminal: HOME and USER, the default capabilities', async () => {
-    const seen = await both(bundle({}, { env: ['A=1'] }));
+    const seen = await runs.both(bundle({}, { env: ['A=1'] }));
     expect(seen.nspawn).toEqual(seen['systemd-nspawn']);
     expect(seen.nspawn.status).toBe(0);
     expect(seen.nspawn.lines).toEqual(expect.arrayContaining(['id: uid=0(root) gid=0(root)', 'env: HOME=/root', 'env: USER=root', `hostname: ${ROOT}`]));
@@ -175,7 +123,7 @@ describe('--oci-bundle= as systemd-nspawn 252', () => {
         ],
       },
     );
-    const seen = await both(config);
+    const seen = await runs.both(config);
     expect(seen.nspawn).toEqual(seen['systemd-nspawn']);
     expect(seen.nspawn.lines).toEqual(
       expect.arrayContaining(['read /data/file: from the host', 'read /usr/marker: in the tree', "write /usr: /bin/sh: can't create /usr/x: Read-only file system"]),
@@ -187,7 +135,7 @@ describe('--oci-bundle= as systemd-nspawn 252', () => {
 
   it('maskedPaths: a known difference on a host without /run/systemd/inaccessible (252 masks nothing there)', async () => {
     const hostHasInaccessibleNodes = existsSync('/run/systemd/inaccessible/reg');
-    const seen = await both(bundle({}, { args: ['/bin/sh', '-c', 'cat /usr/marker; echo rc=$?; ls /nonexistent 2>&1; true'] }, { maskedPaths: ['/usr/marker', '/nonexistent'] }));
+    const seen = await runs.both(bundle({}, { args: ['/bin/sh', '-c', 'cat /usr/marker; echo rc=$?; ls /nonexistent 2>&1; true'] }, { maskedPaths: ['/usr/marker', '/nonexistent'] }));
     expect(seen.nspawn.status).toBe(0);
     expect(seen['systemd-nspawn'].status).toBe(0);
     // both skip a path that does not exist
@@ -201,7 +149,7 @@ describe('--oci-bundle= as systemd-nspawn 252', () => {
     const config = bundle({}, { args: ['/bin/sh', '-c', 'cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max'] }, {
       resources: { pids: { limit: 100 }, memory: { limit: 104857600 } },
     });
-    const seen = await both(config);
+    const seen = await runs.both(config);
     // 252 keeps the properties in a bus message made on the system bus: without one it fails, silently
     if (!hostHasSystemBus) expect(seen['systemd-nspawn']).toMatchObject({ status: 1, lines: [], stderr: [] });
     else expect(seen['systemd-nspawn'].status).toBe(0);
@@ -216,12 +164,12 @@ describe('--oci-bundle= as systemd-nspawn 252', () => {
       // under heavy load the payload's stty sometimes finds its terminal not ready yet ("stty: standard input"), under
       // either tool: such a run is tried again (at most three times); a wrong size is never retried
       for (let attempt = 1; attempt <= 3; attempt++) {
-        const b = makeBundle(tool, bundle({}, { args: ['/bin/sh', '-c', 'echo "size: $(stty size 2>&1)"'], consoleSize: { height: 30, width: 100 } }), ++runNo);
+        const b = runs.makeBundle(tool, bundle({}, { args: ['/bin/sh', '-c', 'echo "size: $(stty size 2>&1)"'], consoleSize: { height: 30, width: 100 } }));
         const bin = toolCommand(tool).flat().map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
         const pty = new PtySession(`stty rows 50 cols 160; ${bin} -q --register=no --keep-unit --oci-bundle=${b}`, { env: TOOL_ENV });
         sizes[tool] = (await pty.expect(/size: (.*)\n/, `${tool}'s stty size`, 30000))[1]!;
         expect(await pty.wait(`${tool} to end`, 30000)).toBe(0);
-        expect(leftovers(b)).toEqual([]);
+        expect(runs.leftovers(b)).toEqual([]);
         if (!sizes[tool].startsWith('stty:')) break;
       }
     }
@@ -235,23 +183,23 @@ describe('--oci-bundle= as systemd-nspawn 252', () => {
       uidMappings: map,
       gidMappings: map,
     });
-    const seen = await both(config);
+    const seen = await runs.both(config);
     expect(seen.nspawn.lines).toEqual(seen['systemd-nspawn'].lines);
     expect(seen.nspawn.status).toBe(0);
     expect(seen.nspawn.lines).toEqual(expect.arrayContaining(['uid_map: 0 1879048192 65536', 'links: lo ']));
   });
 
   it('the command line wins: -D over root.path, the command over process.args, --hostname, -u', async () => {
-    const other = join(tmp.dir, 'other-tree');
-    cpSync(template, other, { recursive: true, verbatimSymlinks: true });
+    const other = join(runs.dir, 'other-tree');
+    cpSync(runs.template, other, { recursive: true, verbatimSymlinks: true });
     writeFileSync(join(other, 'usr/marker'), 'the -D tree\n');
     try {
       const config = bundle({ hostname: 'oci-host' }, { user: { uid: 1000, gid: 100 }, args: ['/bin/false'] });
-      const seen = await both(config, ['-D', other, '--hostname=cli-host', '-u', 'root', '/bin/sh', '-c', PROBE]);
+      const seen = await runs.both(config, ['-D', other, '--hostname=cli-host', '-u', 'root', '/bin/sh', '-c', PROBE]);
       expect(seen.nspawn).toEqual(seen['systemd-nspawn']);
       expect(seen.nspawn.lines).toEqual(expect.arrayContaining(['read /usr/marker: the -D tree', 'hostname: cli-host', 'id: uid=0(root) gid=0(root)']));
     } finally {
-      expect(leftovers(other)).toEqual([]);
+      expect(runs.leftovers(other)).toEqual([]);
     }
   });
 
@@ -269,7 +217,7 @@ describe('--oci-bundle= as systemd-nspawn 252', () => {
     ];
     for (const [what, config] of refused)
       it(what, async () => {
-        const seen = await both(config);
+        const seen = await runs.both(config);
         expect(seen['systemd-nspawn'].status).toBe(1);
         expect(seen.nspawn.status).toBe(1);
         // 252 logs these only at debug level; we say what and where in one line
@@ -284,8 +232,8 @@ describe('--oci-bundle= as systemd-nspawn 252', () => {
     it('a missing config.json', async () => {
       const seen = {} as Record<Tool, Seen>;
       for (const tool of TOOLS) {
-        const r = await runTool(tool, ['-q', `--oci-bundle=${join(tmp.dir, 'no-such-bundle')}`], { env: TOOL_ENV });
-        seen[tool] = { status: r.status, lines: [], stderr: r.stderr.split('\n').filter((l) => l !== '').map((l) => l.split(tmp.dir).join('TMP')) };
+        const r = await runTool(tool, ['-q', `--oci-bundle=${join(runs.dir, 'no-such-bundle')}`], { env: TOOL_ENV });
+        seen[tool] = { status: r.status, lines: [], stderr: r.stderr.split('\n').filter((l) => l !== '').map((l) => l.split(runs.dir).join('TMP')) };
       }
       expect(seen.nspawn).toEqual(seen['systemd-nspawn']);
       expect(seen.nspawn.stderr).toEqual(["Failed to parse 'TMP/no-such-bundle/config.json': No such file or directory"]);
@@ -296,7 +244,7 @@ describe('--oci-bundle= as systemd-nspawn 252', () => {
         bundle({ mounts: [{ destination: '/data', source: 'hostdir', options: ['rbind', 'ro'] }] }),
         bundle({}, { user: { uid: 1000, gid: 1000 }, capabilities: { effective: ['CAP_KILL'] } }),
       ]) {
-        const seen = await both(config);
+        const seen = await runs.both(config);
         expect(seen.nspawn.status).toBe(1);
         expect(seen['systemd-nspawn'].status).toBe(1);
         expect(seen.nspawn.stderr[0]).toBe(seen['systemd-nspawn'].stderr[0]);

@@ -49,6 +49,44 @@ static void release_locks(void) {
 }
 
 /* A start that failed before the container ran: handed over, the scope Node made goes and the error is said. */
+/*
+ * reset_audit_loginuid() of systemd-nspawn 252, for a container with a PID namespace of its own: the audit login UID
+ * set to unset before the clone, so that the container's processes inherit none of the caller's session. (The
+ * helper's own changes with it, as that of systemd-nspawn's outer child does; it cannot be done in the child, which
+ * may be in a user namespace already.) No file: nothing to do. A refused write is a warning (252 also waits 5s).
+ */
+static int reset_loginuid(char *err, size_t size) {
+        static const char unset[] = "4294967295";
+        char buf[32];
+        int fd = open("/proc/self/loginuid", O_RDONLY | O_CLOEXEC);
+        if (fd < 0 && errno == ENOENT)
+                return 0;
+        ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof buf - 1);
+        int saved = errno;
+        if (fd >= 0)
+                close(fd);
+        if (n < 0) {
+                snprintf(err, size, "Failed to read /proc/self/loginuid: %s", strerror(saved));
+                return -1;
+        }
+        buf[n] = 0;
+        buf[strcspn(buf, "\n")] = 0;
+        if (!strcmp(buf, unset))
+                return 0;
+        fd = open("/proc/self/loginuid", O_WRONLY | O_CLOEXEC);
+        n = fd < 0 ? -1 : write(fd, unset, sizeof unset - 1);
+        saved = errno;
+        if (fd >= 0)
+                close(fd);
+        if (n != (ssize_t) sizeof unset - 1)
+                ctl_printf("warning Failed to reset audit login UID. This probably means that your kernel is too old and you have "
+                           "audit enabled. Note that the auditing subsystem is known to be incompatible with containers on old "
+                           "kernels. Please make sure to upgrade your kernel or to off auditing with 'audit=0' on the kernel "
+                           "command line before using systemd-nspawn. (%s)\n",
+                           strerror(n < 0 ? saved : EIO));
+        return 0;
+}
+
 static int early_exit(void) {
         if (handoff_on)
                 ho_early_exit();
@@ -218,6 +256,11 @@ int outer_main(int handoff_fd) {
                 return early_exit();
         }
         if (netcfg_join_netns(&plan.net, err, sizeof err) < 0) {
+                ctl_printf("error %s\n", err);
+                ctl_printf("exit 1\n");
+                return early_exit();
+        }
+        if (plan.reset_loginuid && reset_loginuid(err, sizeof err) < 0) {
                 ctl_printf("error %s\n", err);
                 ctl_printf("exit 1\n");
                 return early_exit();

@@ -123,6 +123,9 @@ static int plan_record(void *ctx, unsigned id, const WireValue *v, char *err, si
                 p->cg_from = (size_t) v[0].u;
                 p->cg_to = (size_t) v[1].u;
                 break;
+        case P_LOGINUID:
+                p->reset_loginuid = 1;
+                break;
         case P_WINSIZE:
                 FITS(v[0].u, 0xffff, "console width");
                 FITS(v[1].u, 0xffff, "console height");

@@ -244,6 +244,8 @@ static void dump_plan(const Plan *p) {
                 knum("to", p->cg_to);
                 close_('}');
         }
+        if (p->reset_loginuid)
+                kbool("resetLoginuid", 1);
         for (int idmap = 0; idmap < 2; idmap++)
                 if (idmap ? p->idmap : p->usermap) {
                         key(idmap ? "idmap" : "usermap");

@@ -83,6 +83,7 @@ typedef struct {
         int *pass_fds;          /* our fds that become 3, 4, ... of the payload (OCI --preserve-fds, LISTEN_FDS) */
         size_t n_pass_fds;
         int oci_fds;            /* the ocifds record was given: fds from 3 + n_pass_fds on are closed at exec */
+        int reset_loginuid;     /* unset the helper's audit login UID before the clone (reset_audit_loginuid()) */
         int cgns_late;          /* PID 1 unshares its cgroup namespace after "go" (systemd put it in payload/ meanwhile) */
         size_t cg_from, cg_to;  /* with cgns_late: ops[cg_from..cg_to) (the cgroup file systems) run after "go" */
         const char *hostname;   /* NULL: leave it */

@@ -2,7 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { parseOciBundle } from '@nspawn/settings';
 import type { HostFacts, Tree } from './host.js';
 import { type ContainerConfig, planContainer } from './plan.js';
-import { applyOciSeccomp, ociCapabilityQuintet, ociDeviceOps, ociDeviceRules, ociRunOf } from './oci-bundle.js';
+import { applyOciSeccomp, ociCapabilityQuintet, ociDeviceOps, ociDeviceRules, ociRunOf, ociSharedNamespaces } from './oci-bundle.js';
+import { type PrepareEnv, prepareContainer } from './prepare.js';
+import { CLONE } from './protocol.js';
 import type { HelperPlan } from './protocol.js';
 import { AUDIT_ARCH, decodeFilter, runFilter, SECCOMP_RET } from './seccomp/bpf.js';
 import { baseConfig } from './test/fixtures.js';
@@ -40,12 +42,6 @@ describe('ociRunOf()', () => {
     const run = ociRunOf(oci({ process: { user: { uid: 7, gid: 8, additionalGids: [9] }, capabilities: { bounding: ['CAP_KILL'], ambient: [] } }, linux: { devices: [{ type: 'p', path: '/dev/p' }] } }), 'pipe');
     expect(run).toEqual({ uid: 7, gid: 8, groups: [9], capabilities: { bounding: KILL, ambient: 0n }, devices: [{ path: '/dev/p', mode: 0o010644 }] });
     expect(ociRunOf(undefined, 'pipe')).toBeUndefined();
-  });
-
-  it('refuses what the engine cannot do yet, naming it', () => {
-    expect(() => ociRunOf(oci({ linux: { namespaces: [{ type: 'mount' }, { type: 'uts' }] } }), 'pipe')).toThrow(
-      'An OCI bundle without the ipc, pid namespaces (linux.namespaces) is not supported yet by this nspawn build.',
-    );
   });
 
   it('takes linux.seccomp: 252\'s filter in place of nspawn\'s, with no_new_privs; libseccomp\'s refusals fail the start', () => {
@@ -131,5 +127,60 @@ describe('the plan of a bundle', () => {
     ]);
     expect(p.ops.filter((o) => o.target === '/etc/shadow').map((o) => [o.kind, o.flags])).toEqual([['mount', 8], ['remount', 8]]);
     expect(p.ops.some((o) => o.target === '/nonexistent')).toBe(false);
+  });
+});
+
+describe('a bundle without its own PID, IPC or UTS namespace (oci_namespaces(), arg_clone_ns_flags)', () => {
+  const ns = (...types: string[]) => ({ linux: { namespaces: ['mount', ...types].map((type) => ({ type })) } });
+  const env: PrepareEnv = {
+    stdinIsTTY: false,
+    stdoutIsTTY: false,
+    tree: () => ({ ...tree, root: '/m/box' }),
+    exists: (p) => p === '/m/box',
+    environ: {},
+    hostname: () => 'host',
+  };
+  const prep = (o: Record<string, unknown>, startMode?: 'pid1' | 'pid2' | 'boot') =>
+    prepareContainer({ directory: '/m/box', oci: oci(o), ...(startMode ? { startMode } : {}) }, env);
+
+  it('shares the namespaces the bundle lacks, and only those', () => {
+    expect(ociSharedNamespaces(oci(ns('pid', 'ipc', 'uts')))).toBeUndefined();
+    expect(ociSharedNamespaces(oci({}))).toBeUndefined();
+    expect(ociSharedNamespaces(undefined)).toBeUndefined();
+    expect(ociSharedNamespaces(oci(ns('pid', 'uts')))).toEqual(['ipc']);
+    expect(ociSharedNamespaces(oci(ns('network', 'cgroup')))).toEqual(['ipc', 'pid', 'uts']);
+  });
+
+  it('clones only the namespaces the bundle has; no hostname without a UTS namespace, no loginuid reset without a PID one', () => {
+    const flags = (shared?: ('ipc' | 'pid' | 'uts')[]) => plan(shared ? { sharedNamespaces: shared } : {});
+    const all = flags();
+    expect(all.cloneFlags & (CLONE.NEWPID | CLONE.NEWUTS | CLONE.NEWIPC | CLONE.NEWNS)).toBe(CLONE.NEWPID | CLONE.NEWUTS | CLONE.NEWIPC | CLONE.NEWNS);
+    expect(all.hostname).toBeDefined();
+    expect(all.resetLoginuid).toBe(true);
+    const noPid = flags(['pid']);
+    expect(noPid.cloneFlags).toBe(all.cloneFlags & ~CLONE.NEWPID);
+    expect(noPid.hostname).toBe(all.hostname);
+    // reset_audit_loginuid(): only with a PID namespace of its own
+    expect(noPid.resetLoginuid).toBeUndefined();
+    const noUts = flags(['uts']);
+    expect(noUts.cloneFlags).toBe(all.cloneFlags & ~CLONE.NEWUTS);
+    expect(noUts.hostname).toBeUndefined();
+    expect(flags(['ipc', 'pid', 'uts']).cloneFlags).toBe(CLONE.NEWNS | (all.cloneFlags & ~(CLONE.NEWPID | CLONE.NEWUTS | CLONE.NEWIPC)));
+  });
+
+  it('without a PID or UTS namespace: not registered, and -b/-a refused as 252 refuses them', () => {
+    const seen = (o: Record<string, unknown>) => {
+      const c = prep(o).config;
+      return { register: c.register, sharedNamespaces: c.sharedNamespaces };
+    };
+    expect(seen(ns('pid', 'ipc', 'uts'))).toEqual({ register: undefined, sharedNamespaces: undefined });
+    expect(seen(ns('pid', 'uts'))).toEqual({ register: undefined, sharedNamespaces: ['ipc'] });
+    expect(seen(ns('ipc', 'uts'))).toEqual({ register: false, sharedNamespaces: ['pid'] });
+    expect(seen(ns('ipc', 'pid'))).toEqual({ register: false, sharedNamespaces: ['uts'] });
+    for (const mode of ['boot', 'pid2'] as const) {
+      expect(() => prep(ns('ipc', 'uts'), mode)).toThrow('--boot cannot be used without namespacing.');
+      expect(() => prep(ns('ipc', 'pid'), mode)).toThrow('--boot cannot be used without namespacing.');
+      expect(() => prep(ns('pid', 'uts'), mode)).not.toThrow('namespacing');
+    }
   });
 });

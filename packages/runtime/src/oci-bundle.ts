@@ -2,13 +2,15 @@
  * --oci-bundle=: what systemd-nspawn 252 does with the parts of a bundle's config.json that have no .nspawn
  * counterpart (Settings.oci, read by @nspawn/settings): the process's numeric user and groups (change_uid_gid_raw()),
  * the capability quintet (drop_capabilities()), the extra device nodes (make_extra_nodes()). What the engine does not
- * do yet is refused before anything is made.
+ * do yet is refused before anything is made. The namespaces it lacks are shared with the host
+ * (ociSharedNamespaces(), ContainerConfig.sharedNamespaces).
  */
 import type { OciDeviceNode, OciSeccomp, OciSettings } from '@nspawn/settings';
 import { capabilityMaskOf, type CapabilityQuintet, capabilitiesUpTo, type ContainerCapabilities } from './caps.js';
 import { ContainerError } from './errors.js';
 import { nspawnOciSeccompBytes, OciSeccompError } from './seccomp/oci-nspawn.js';
 import type { DeviceRule } from './devices/policy.js';
+import type { SharedNamespace } from './plan.js';
 import type { HelperConsole, HelperPlan, Op } from './protocol.js';
 
 /** The OCI parts a run uses (ContainerConfig.oci). */
@@ -30,16 +32,20 @@ export interface OciRun {
 const notYet = (what: string) => new ContainerError(`${what} is not supported yet by this nspawn build.`);
 
 /**
- * The run's OCI parts from the merged settings' `oci`, or undefined. Throws a ContainerError for what the engine
- * cannot do yet: a container without a PID, IPC or UTS namespace of its own.
+ * The host's namespaces a container of the bundle shares (ContainerConfig.sharedNamespaces): those of IPC, PID and
+ * UTS its linux.namespaces lacks (oci_namespaces() keeps the others in clone_ns_flags). Undefined without a bundle,
+ * or when --settings= or the command line kept the bundle's namespaces out of the merge.
  */
+export function ociSharedNamespaces(oci: OciSettings | undefined): SharedNamespace[] | undefined {
+  if (!oci?.namespaces) return undefined;
+  const shared = (['ipc', 'pid', 'uts'] as const).filter((n) => !oci.namespaces!.includes(n));
+  return shared.length ? shared : undefined;
+}
+
+/** The run's OCI parts from the merged settings' `oci`, or undefined. */
 export function ociRunOf(oci: OciSettings | undefined, console: HelperConsole): OciRun | undefined {
   if (!oci) return undefined;
   const run: OciRun = {};
-  if (oci.namespaces && oci.namespaces.length < 3) {
-    const missing = (['ipc', 'pid', 'uts'] as const).filter((n) => !oci.namespaces!.includes(n));
-    throw notYet(`An OCI bundle without the ${missing.join(', ')} namespace${missing.length > 1 ? 's' : ''} (linux.namespaces)`);
-  }
   if (oci.seccomp) run.seccomp = structuredClone(oci.seccomp);
   if (oci.uid !== undefined) run.uid = oci.uid;
   if (oci.gid !== undefined) run.gid = oci.gid;

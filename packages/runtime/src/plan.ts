@@ -31,6 +31,8 @@ import {
 } from './caps.js';
 
 export type StartMode = 'pid1' | 'pid2' | 'boot';
+/** a namespace systemd-nspawn 252 can leave the container sharing with the host (arg_clone_ns_flags) */
+export type SharedNamespace = 'ipc' | 'pid' | 'uts';
 
 export interface ContainerConfig {
   /** absolute path of the container's root directory */
@@ -47,7 +49,13 @@ export interface ContainerConfig {
    * --slice=, --property=, and the kill signal (KillSignal= of the scope)
    */
   unit?: { keepUnit: boolean; killSignal: number; slice?: string; properties?: string[] };
+  /** the hostname set in the container's UTS namespace (none is set when it shares the host's) */
   hostname: string;
+  /**
+   * The host's IPC, PID or UTS namespace the container shares instead of getting one of its own (systemd's
+   * arg_clone_ns_flags without them; an OCI bundle's linux.namespaces lacking them). Unset: none.
+   */
+  sharedNamespaces?: SharedNamespace[];
   /** dashed UUID */
   uuid: string;
   startMode: StartMode;
@@ -449,7 +457,12 @@ export function planContainer(cfg: ContainerConfig, host: HostFacts, tree: Tree,
   const netns = cfg.privateNetwork;
   const apiRo = (cfg.apiVfsWritable ?? 'no') !== 'yes';
   const apiNetRw = netns || cfg.apiVfsWritable === 'network';
-  let cloneFlags = CLONE.NEWNS | CLONE.NEWPID | CLONE.NEWUTS | CLONE.NEWIPC;
+  // arg_clone_ns_flags: IPC, PID and UTS namespaces of its own unless the config shares the host's
+  const shared = new Set(cfg.sharedNamespaces ?? []);
+  let cloneFlags = CLONE.NEWNS;
+  if (!shared.has('pid')) cloneFlags |= CLONE.NEWPID;
+  if (!shared.has('uts')) cloneFlags |= CLONE.NEWUTS;
+  if (!shared.has('ipc')) cloneFlags |= CLONE.NEWIPC;
   if (netns) cloneFlags |= CLONE.NEWNET;
   if (userns) cloneFlags |= CLONE.NEWUSER;
   if (cfg.useCgns) cloneFlags |= CLONE.NEWCGROUP;
@@ -610,7 +623,10 @@ export function planContainer(cfg: ContainerConfig, host: HostFacts, tree: Tree,
     root: cfg.directory,
     cloneFlags,
     sync: false,
-    hostname: cfg.hostname,
+    // reset_audit_loginuid(): only with a PID namespace of its own
+    ...(shared.has('pid') ? {} : { resetLoginuid: true }),
+    // setup_hostname(): only in a UTS namespace of its own
+    ...(shared.has('uts') ? {} : { hostname: cfg.hostname }),
     ops,
     console: cfg.console,
     rlimits: buildRlimits(cfg, host),

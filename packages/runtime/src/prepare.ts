@@ -30,7 +30,7 @@ import { containerCapabilities, verifyAmbientCapabilities } from './caps.js';
 import type { NetworkConfig } from './network-config.js';
 import { ContainerError } from './errors.js';
 import { type CredentialReader, loadCredentials } from './credentials.js';
-import { ociRunOf } from './oci-bundle.js';
+import { ociRunOf, ociSharedNamespaces } from './oci-bundle.js';
 
 /** os.hostname(), node:os loaded on use (a start that names its machine never needs it) */
 const osHostname = (): string => process.getBuiltinModule('node:os').hostname();
@@ -266,6 +266,11 @@ export function prepareContainer(s: Settings, env: PrepareEnv, unsupported: read
   if (notYet.length > 0) throw new ContainerError(`${notYet[0]} is not supported yet by this nspawn build.`);
   // parse_argv(): --load-credential='s file or socket is read before anything else is looked at
   const credentials = s.credentials?.length ? loadCredentials(s.credentials, env.credentials) : [];
+  // verify_arguments(): without a PID or UTS namespace of its own (a bundle's linux.namespaces), the machine is not
+  // registered, and only a command may run as its PID 1 (-b and -a are refused)
+  const sharedNamespaces = ociSharedNamespaces(s.oci);
+  const noNamespacing = sharedNamespaces?.includes('pid') === true || sharedNamespaces?.includes('uts') === true;
+  if (noNamespacing && (s.startMode ?? 'pid1') !== 'pid1') throw new ContainerError('--boot cannot be used without namespacing.');
   // verify_arguments()
   const capabilities = containerCapabilities(s, commandLine);
   const ambientError = verifyAmbientCapabilities(capabilities, s.startMode ?? 'pid1');
@@ -361,7 +366,8 @@ export function prepareContainer(s: Settings, env: PrepareEnv, unsupported: read
     capabilities,
   };
   if (quiet) config.quiet = true;
-  if (s.register === false) config.register = false;
+  if (s.register === false || noNamespacing) config.register = false;
+  if (sharedNamespaces) config.sharedNamespaces = sharedNamespaces;
   const killSignal = s.killSignal ?? (startMode === 'boot' ? SIGRTMIN + 3 : 0);
   config.unit = { keepUnit: s.keepUnit === true, killSignal };
   if (s.slice !== undefined) config.unit.slice = s.slice;

@@ -61,6 +61,7 @@ const full: HelperPlan = basePlan({
   ],
   cgnsLate: true,
   cgroupMounts: { from: 1, to: 2 },
+  resetLoginuid: true,
   pivotRoot: { newRoot: '/sysroot', oldRoot: '/oldroot' },
   consoleSize: { width: 132, height: 43 },
   net: {
@@ -207,6 +208,7 @@ const planArb: fc.Arbitrary<HelperPlan> = fc
       ociFds: fc.record({ consoleSocket: fc.integer({ min: -1, max: 0xffff }), pass: fc.array(fc.nat(0xffff), { maxLength: 8 }) }, { requiredKeys: ['pass'] }),
       blobs: fc.array(fc.uint8Array({ maxLength: 64 }), { maxLength: 4 }),
       cgnsLate: fc.boolean(),
+      resetLoginuid: fc.boolean(),
       consoleSize: fc.record({ width: fc.integer({ min: 1, max: 0xffff }), height: fc.integer({ min: 1, max: 0xffff }) }),
       pivotRoot: fc.record({ newRoot: abs, oldRoot: abs }, { requiredKeys: ['newRoot'] }),
       env: strs(60),

@@ -105,6 +105,11 @@ export interface HelperPlan {
    * after "go", in the container's cgroup namespace (planContainer() sets it; none when absent)
    */
   cgroupMounts?: { from: number; to: number };
+  /**
+   * reset_audit_loginuid(): the helper sets its audit login UID to unset (4294967295) before the clone, so that the
+   * container's processes inherit none (systemd-nspawn does it for a container with a PID namespace of its own)
+   */
+  resetLoginuid?: boolean;
   /** the helper writes `0 shift range` to the container's uid_map and gid_map before it lets it go */
   usermap?: { shift: number; range: number };
   /** the root as an idmapped mount (on-disk 0..range-1 seen as shift..): private users with ownership "map" */
@@ -362,7 +367,7 @@ const P = {
   NETROUTE: 30, NETNS: 31, SEARCH: 32, ENV: 33, STUBENV: 34, ARGV: 35, FALLBACK: 36, FALLBACKARGS: 37, FINALNL: 38, SURVIVE: 39,
   STDOUT: 40, SDNOTIFY: 41, LOCK: 42, LOCKFD: 43, RMSUBVOL: 44, RMMOUNT: 45, RMTREE: 46, CGMKDIR: 47, CGWRITE: 48, CGCHOWN: 49,
   HANDOFF: 50, HOMSGS: 51, HOSIGNAMES: 52, HORM: 53, HOKILL: 54, HOSLICE: 55, HOMARKER: 56, HOREEXEC: 57, NSJOIN: 58,
-  VOLATILE: 59, BLOB: 60, BINDMAP: 61, IMAGE: 62, HOLDFD: 63, PIVOTROOT: 64, OCIFDS: 65, LATESYNC: 66, CGNSLATE: 67, WINSIZE: 68, SECCOMPOCI: 69,
+  VOLATILE: 59, BLOB: 60, BINDMAP: 61, IMAGE: 62, HOLDFD: 63, PIVOTROOT: 64, OCIFDS: 65, LATESYNC: 66, CGNSLATE: 67, WINSIZE: 68, SECCOMPOCI: 69, LOGINUID: 70,
 } as const;
 
 /** Record ids of an exec-in request (native/wire.h X_*). */
@@ -513,6 +518,7 @@ export function encodePlan(p: HelperPlan): Buffer {
     const cg = p.cgroupMounts ?? { from: p.ops.length, to: p.ops.length };
     w.r(P.CGNSLATE).u(cg.from, 'cgroupMounts').u(cg.to, 'cgroupMounts').e();
   }
+  if (p.resetLoginuid) w.r(P.LOGINUID).e();
   if (p.consoleSize) w.r(P.WINSIZE).u(p.consoleSize.width, 'console width').u(p.consoleSize.height, 'console height').e();
   if (p.usermap) w.r(P.USERMAP).u(p.usermap.shift, 'usermap').u(p.usermap.range, 'usermap').e();
   if (p.idmap) w.r(P.IDMAP).u(p.idmap.shift, 'idmap').u(p.idmap.range, 'idmap').e();

@@ -38,6 +38,7 @@ export function canonicalPlan(p: HelperPlan): unknown {
     sync: p.sync,
     ...opt('cgnsLate', p.cgnsLate || undefined),
     ...opt('cgroupMounts', p.cgnsLate ? { from: n(p.cgroupMounts?.from ?? p.ops.length), to: n(p.cgroupMounts?.to ?? p.ops.length) } : undefined),
+    ...opt('resetLoginuid', p.resetLoginuid || undefined),
     ...opt('usermap', p.usermap && { shift: n(p.usermap.shift), range: n(p.usermap.range) }),
     ...opt('idmap', p.idmap && { shift: n(p.idmap.shift), range: n(p.idmap.range) }),
     ...opt('hostname', p.hostname),
