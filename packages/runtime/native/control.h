@@ -3,6 +3,8 @@
  *   - outer helper -> Node, lines on fd 3: "pid N", "ready", "error TEXT", "warning TEXT", "escape kill|poweroff|reboot",
  *     "notify READY=1", "notify STATUS=TEXT", last "exit N" or "signal N" (src/protocol.ts parseHelperLine()); in a
  *     hand-over acted on in place (handoff.c). One message is one line: a newline inside a value becomes a space.
+ *     With --console=passive's master held, "held" follows the end: Node answers "drain" (the console's rest to our
+ *     stdout, after Node's message about the end) or "drop" (a reboot it follows).
  *   - container child -> outer helper, datagrams on the sync socket: "E" TEXT (an error, the child then exits),
  *     "W" TEXT (a warning), "G" (set up, waiting for start: OCI create's late sync), "R" (in the container's root,
  *     waiting for "go": a systemd host's registration, plan_rooted_gate()), and descriptors tagged "P" (the

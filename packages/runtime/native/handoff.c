@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "plan.h"
+#include "ptyfwd.h"
 
 int handoff_on;
 
@@ -192,8 +193,16 @@ static void ho_remove_cgroups(void) {
                 (void) unlink(h->marker);
 }
 
+/* The end of the run: --console=passive's rest of the console (REST, -1 if none) after the last message, as
+ * systemd-nspawn 252 copies it in main() after run_container() said how the container ended. */
+static void __attribute__((noreturn)) ho_exit(int code, int rest) {
+        if (rest >= 0)
+                (void) ptyfwd_copy(rest, STDOUT_FILENO, NULL);
+        _exit(code);
+}
+
 /* The end of a handed-over run: never returns. */
-void ho_finish(int status) {
+void ho_finish(int status, int rest) {
         const HandoffPlan *h = &plan.handoff;
         ho_remove_cgroups();
         ephemeral_remove(&plan.ephemeral);
@@ -202,7 +211,7 @@ void ho_finish(int status) {
         locks_release(&plan.locks);
         if (ho.have_error) {
                 say(ho.error);
-                _exit(1);
+                ho_exit(1, rest);
         }
         char v[64];
         if (WIFEXITED(status)) {
@@ -211,19 +220,19 @@ void ho_finish(int status) {
                         snprintf(v, sizeof v, "%d", code);
                         ho_say_with(code == 0 ? h->msg_ok : h->msg_fail, v);
                 }
-                _exit(code == 133 ? 1 : code);
+                ho_exit(code == 133 ? 1 : code, rest);
         }
         int sig = WIFSIGNALED(status) ? WTERMSIG(status) : SIGKILL;
         if (sig == SIGINT) {
                 if (!h->quiet)
                         say(h->msg_shutdown);
-                _exit(0);
+                ho_exit(0, rest);
         }
         if (sig == SIGHUP) {
                 if (!h->quiet)
                         say(h->msg_reboot);
                 if (h->keep_unit)
-                        _exit(133);
+                        ho_exit(133, rest);
                 if (h->n_reexec > 0) {
                         sigset_t none;
                         sigemptyset(&none);
@@ -237,7 +246,7 @@ void ho_finish(int status) {
         }
         ho_signal_name(sig, v, sizeof v);
         ho_say_with(h->msg_signal, v);
-        _exit(1);
+        ho_exit(1, rest);
 }
 
 /* A start that failed before the container ran: the scope Node made goes, and -x's, and the error is said. */

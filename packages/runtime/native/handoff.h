@@ -41,5 +41,8 @@ void ho_signal(int signo, pid_t pid);
 /* A start that failed before the container ran: the scope goes, -x's leftovers go, the error is said. */
 void ho_early_exit(void);
 
-/* The end of a handed-over run, the container's wait STATUS: never returns. */
-void ho_finish(int status) __attribute__((noreturn));
+/*
+ * The end of a handed-over run, the container's wait STATUS: never returns. REST (-1: none) is --console=passive's
+ * pty master: what it still holds goes to our stdout after the last message (not when the run starts again).
+ */
+void ho_finish(int status, int rest) __attribute__((noreturn));

@@ -121,6 +121,25 @@ static int read_plan(int handoff_fd) {
         return 2;
 }
 
+/* One line from Node on the control socket into LINE (NUL-terminated, cut at SZ - 1); -1 at its end. */
+static int ctl_read_line(char *line, size_t sz) {
+        size_t n = 0;
+        for (;;) {
+                char c;
+                ssize_t k = read(CTL_FD, &c, 1);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k <= 0)
+                        return -1;
+                if (c == '\n')
+                        break;
+                if (n + 1 < sz)
+                        line[n++] = c;
+        }
+        line[n] = 0;
+        return 0;
+}
+
 /* The console's master when the plan has a console socket (OCI --console-socket): sent there with SCM_RIGHTS
  * and runc's message (the name), no copy kept. Returns the master to forward, -1 when sent, -2 on failure. */
 static int take_master(int fd) {
@@ -373,21 +392,11 @@ int outer_main(int handoff_fd) {
 
         if (plan.sync) {
                 char line[64];
-                size_t n = 0;
-                for (;;) {
-                        char c;
-                        ssize_t k = read(CTL_FD, &c, 1);
-                        if (k <= 0) {
-                                kill(pid, SIGKILL);
-                                waitpid(pid, NULL, 0);
-                                return 1;
-                        }
-                        if (c == '\n')
-                                break;
-                        if (n + 1 < sizeof line)
-                                line[n++] = c;
+                if (ctl_read_line(line, sizeof line) < 0) {
+                        kill(pid, SIGKILL);
+                        waitpid(pid, NULL, 0);
+                        return 1;
                 }
-                line[n] = 0;
                 if (strcmp(line, "go") != 0) {
                         kill(pid, SIGKILL);
                         waitpid(pid, NULL, 0);
@@ -556,11 +565,21 @@ int outer_main(int handoff_fd) {
                         notify_ours(&plan, "STOPPING=1\nSTATUS=Restarting...");
         } else
                 notify_ours(&plan, "STOPPING=1\nSTATUS=Terminating...");
+        /* --console=passive: nothing was read from the console; what it holds goes to our stdout at the very end,
+         * after nspawn's message about the end (systemd-nspawn 252: copy_bytes(master, STDOUT_FILENO) in main()) */
+        int rest = plan.console == CONSOLE_PASSIVE ? master : -1;
         if (handoff_on)
-                ho_finish(status);
+                ho_finish(status, rest);
         if (WIFEXITED(status))
                 ctl_printf("exit %d\n", WEXITSTATUS(status));
         else if (WIFSIGNALED(status))
                 ctl_printf("signal %d\n", WTERMSIG(status));
+        if (rest >= 0) {
+                /* Node says the end first, then "drain" (or "drop": a reboot it follows, whose console 252 leaves) */
+                char line[64];
+                ctl_printf("held\n");
+                if (ctl_read_line(line, sizeof line) == 0 && strcmp(line, "drain") == 0)
+                        (void) ptyfwd_copy(rest, STDOUT_FILENO, NULL);
+        }
         return 0;
 }

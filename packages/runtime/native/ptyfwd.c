@@ -21,14 +21,7 @@ int ptyfwd_watch(int master) {
         return ep;
 }
 
-/*
- * After the watch EP polled readable: takes its event and copies everything the (non-blocking) MASTER has to OUT.
- * *LAST gets the last byte copied. Returns 1 when the master is hung up (EIO: no slave open), else 0.
- */
-int ptyfwd_drain(int ep, int master, int out, int *last) {
-        struct epoll_event ev;
-        while (epoll_wait(ep, &ev, 1, 0) > 0) {
-        }
+int ptyfwd_copy(int master, int out, int *last) {
         char buf[16384];
         for (;;) {
                 ssize_t n = read(master, buf, sizeof buf);
@@ -42,4 +35,15 @@ int ptyfwd_drain(int ep, int master, int out, int *last) {
                         continue;
                 return n < 0 && errno == EIO;
         }
+}
+
+/*
+ * After the watch EP polled readable: takes its event and copies everything the (non-blocking) MASTER has to OUT.
+ * *LAST gets the last byte copied. Returns 1 when the master is hung up (EIO: no slave open), else 0.
+ */
+int ptyfwd_drain(int ep, int master, int out, int *last) {
+        struct epoll_event ev;
+        while (epoll_wait(ep, &ev, 1, 0) > 0) {
+        }
+        return ptyfwd_copy(master, out, last);
 }

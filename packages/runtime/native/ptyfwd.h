@@ -13,6 +13,14 @@
 int ptyfwd_watch(int master);
 
 /*
+ * Copies everything the (non-blocking) MASTER has now to OUT, up to EAGAIN or, once no slave is open, EIO (what the
+ * container wrote before its end stays readable until then). *LAST (when not NULL) gets the last byte copied.
+ * Returns 1 when the master is hung up, else 0. --console=passive's rest at the end, as systemd-nspawn 252's
+ * copy_bytes(master, STDOUT_FILENO) in main().
+ */
+int ptyfwd_copy(int master, int out, int *last);
+
+/*
  * After the watch EP polled readable: takes its event and copies everything the (non-blocking) MASTER has to OUT.
  * *LAST (when not NULL) gets the last byte copied. Returns 1 when the master is hung up (EIO: no slave open), else 0.
  */

@@ -394,6 +394,7 @@ describe('parseHelperLine', () => {
     expect(parseHelperLine('notify STATUS=Startup finished.')).toEqual({ type: 'notify', message: 'STATUS=Startup finished.' });
     expect(parseHelperLine('exit 3')).toEqual({ type: 'exit', code: 3 });
     expect(parseHelperLine('signal 9')).toEqual({ type: 'signal', signal: 9 });
+    expect(parseHelperLine('held')).toEqual({ type: 'held' });
     expect(parseHelperLine('escape nonsense')).toBeUndefined();
     expect(parseHelperLine('bogus')).toBeUndefined();
   });

@@ -663,6 +663,11 @@ export type HelperEvent =
   /** a message of the container's init on /run/host/notify: one line per tag nspawn handles (READY=1, STATUS=...) */
   | { type: 'notify'; message: string }
   | { type: 'exit'; code: number }
+  /**
+   * after the end: the helper holds --console=passive's pty master and waits for "drain" (what the console still
+   * holds goes to its stdout) or "drop" on the control socket
+   */
+  | { type: 'held' }
   /** the helper left the running container to its reaper (plan.leaveAfterStart) */
   | { type: 'left' }
   | { type: 'signal'; signal: number };
@@ -690,6 +695,8 @@ export function parseHelperLine(line: string): HelperEvent | undefined {
       return { type: 'signal', signal: Number(rest) };
     case 'left':
       return { type: 'left' };
+    case 'held':
+      return { type: 'held' };
     default:
       return undefined;
   }

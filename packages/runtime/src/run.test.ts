@@ -2,7 +2,7 @@
  * runPlan()'s side of the helper protocol, with a stand-in helper (a shell script that writes events on fd 3):
  * when the container counts as ready, with and without --notify-ready, and what reaches the hooks. No root needed.
  */
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -12,10 +12,10 @@ import { basePlan } from './test/fixtures.js';
 const dir = mkdtempSync(join(tmpdir(), 'nspawn-run-test-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-/** A helper that reads its plan ("LENGTH\n" and the body), reports LINES on its control socket and exits. */
-function fakeHelper(lines: string[]): string {
+/** A helper that reads its plan ("LENGTH\n" and the body), reports LINES on its control socket, runs AFTER, exits. */
+function fakeHelper(lines: string[], after = ''): string {
   const path = join(dir, `helper-${Math.random().toString(36).slice(2)}`);
-  writeFileSync(path, `#!/bin/sh\nread -r len <&3\nhead -c "$len" <&3 >/dev/null\nprintf '%s\\n' ${lines.map((l) => `'${l}'`).join(' ')} >&3\n`);
+  writeFileSync(path, `#!/bin/sh\nread -r len <&3\nhead -c "$len" <&3 >/dev/null\nprintf '%s\\n' ${lines.map((l) => `'${l}'`).join(' ')} >&3\n${after}`);
   chmodSync(path, 0o755);
   return path;
 }
@@ -55,5 +55,46 @@ describe('runPlan: readiness', () => {
     const { end, seen } = await run(['pid 7', 'ready', 'exit 0'], true);
     expect(end).toEqual({ kind: 'exited', code: 0 });
     expect(seen).toEqual(['start 7']);
+  });
+});
+
+describe('runPlan: --console=passive\'s rest', () => {
+  /** The helper reports LINES then "held" and notes Node's answer; onHeld returns DRAIN. */
+  async function held(lines: string[], drain?: boolean) {
+    const answer = join(dir, `answer-${Math.random().toString(36).slice(2)}`);
+    const seen: string[] = [];
+    const end = await runPlan(plan, {
+      killSignal: 0,
+      helper: fakeHelper([...lines, 'held'], `read -r a <&3\necho "$a" > ${answer}\n`),
+      stdio: ['ignore', 'ignore', 'ignore'],
+      hooks: { log: (l) => seen.push(`log ${l}`) },
+      ...(drain === undefined
+        ? {}
+        : {
+            onHeld: (e) => {
+              seen.push(`held ${JSON.stringify(e)}`);
+              return drain;
+            },
+          }),
+    });
+    // (the line read has the rest of the binary plan the stand-in did not read in front of it)
+    return { end, seen, answer: /(drain|drop)\n$/.exec(readFileSync(answer, 'utf8'))?.[1] };
+  }
+  it('asks onHeld with the end once the helper holds it, and answers drain or drop', async () => {
+    expect(await held(['pid 7', 'ready', 'exit 3'], true)).toEqual({
+      end: { kind: 'exited', code: 3 },
+      seen: ['held {"kind":"exited","code":3}'],
+      answer: 'drain',
+    });
+    expect(await held(['pid 7', 'ready', 'signal 1'], false)).toEqual({
+      end: { kind: 'signaled', signal: 1 },
+      seen: ['held {"kind":"signaled","signal":1}'],
+      answer: 'drop',
+    });
+  });
+  it('an error from the helper is the end onHeld gets; without onHeld the rest is drained', async () => {
+    const { seen } = await held(['pid 7', 'error execv(/x) failed', 'exit 1'], true);
+    expect(seen).toEqual(['held {"kind":"failed","message":"execv(/x) failed"}']);
+    expect((await held(['pid 7', 'exit 0'])).answer).toBe('drain');
   });
 });

@@ -66,6 +66,11 @@ export function runPlan(
     child?: ChildProcess;
     /** --notify-ready=yes: hooks.onReady() waits for READY=1 from the container's init */
     notifyReady?: boolean;
+    /**
+     * --console=passive: called with the container's end once the helper holds the console's rest; what it says
+     * about the end comes before that rest on stdout, which goes out when it returns true (the default)
+     */
+    onHeld?: (end: ContainerEnd) => boolean;
   },
 ): Promise<ContainerEnd> {
   const hooks = opts.hooks ?? defaultHooks;
@@ -77,6 +82,8 @@ export function runPlan(
     let error: string | undefined;
     let buf = '';
     let halting = false;
+    /** how the container ended, as far as the helper said (undefined: it did not yet) */
+    const ended = (): ContainerEnd | undefined => (error !== undefined ? { kind: 'failed', message: error } : end);
     // on_orderly_shutdown(): the first SIGINT/SIGTERM sends --kill-signal (if there is one), the next SIGKILL
     const onSignal = () => {
       if (pid <= 0) return;
@@ -155,6 +162,11 @@ export function runPlan(
         case 'left':
           end = { kind: 'left', pid };
           break;
+        case 'held': {
+          const now = ended();
+          ctl.write(!now || (opts.onHeld?.(now) ?? true) ? 'drain\n' : 'drop\n');
+          break;
+        }
         case 'ready':
           if (!opts.notifyReady) ready();
           break;
@@ -185,9 +197,7 @@ export function runPlan(
     child.on('close', (code, sig) => {
       for (const s of signals) process.off(s, onSignal);
       process.off('SIGHUP', onHangup);
-      if (error !== undefined) resolvePromise({ kind: 'failed', message: error });
-      else if (end) resolvePromise(end);
-      else resolvePromise({ kind: 'failed', message: `nspawn-helper ended without a status (${sig ?? `exit ${code}`})` });
+      resolvePromise(ended() ?? { kind: 'failed', message: `nspawn-helper ended without a status (${sig ?? `exit ${code}`})` });
     });
   });
 }
@@ -230,6 +240,7 @@ async function bootLoop(
     let cleanup = () => {};
     let machine: MachineCgroup | undefined;
     let ran = false;
+    let outcome: number | 'again' | undefined;
     try {
       const boot = planBoot(p, run, extensions, host, hooks);
       cleanup = boot.cleanup;
@@ -249,6 +260,8 @@ async function bootLoop(
       }
       ran = true;
       end = await runPlan(plan, {
+        // 252 says how the container ended before its console's rest; a reboot it follows drops that rest
+        onHeld: (e) => (outcome = conclude(e)) !== 'again',
         killSignal: p.killSignal,
         attach: async (pid) => {
           let given: AttachResult | undefined;
@@ -291,10 +304,16 @@ async function bootLoop(
         }
       }
     }
+    outcome ??= conclude(end);
+    if (outcome !== 'again') return outcome;
+  }
+
+  /** Says how a boot ended (wait_for_container()'s messages) and gives nspawn's exit status, or 'again': reboot. */
+  function conclude(end: ContainerEnd): number | 'again' {
     const say = (l: string) => {
       if (!p.quiet) hooks.log(l);
     };
-    const msg = endMessages(cfg.machineName);
+    const msg = endMessages(p.config.machineName);
     switch (end.kind) {
       case 'failed':
         hooks.log(end.message);
@@ -313,8 +332,7 @@ async function bootLoop(
         }
         if (end.signal === 1) {
           say(msg.reboot);
-          if (p.keepUnit) return EXIT_FORCE_RESTART;
-          continue;
+          return p.keepUnit ? EXIT_FORCE_RESTART : 'again';
         }
         hooks.log(msg.signal.replace('{}', signalName(end.signal)));
         return 1;
