@@ -51,6 +51,10 @@ export interface ToolRun {
 /** The environment both tools run with: fixed, so the container's environment does not depend on the caller's. */
 export const TOOL_ENV: NodeJS.ProcessEnv = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', TERM: 'xterm-256color' };
 
+/** systemd-nspawn 252's stderr lines that are not about the container (its own bugs on this machine). */
+export const isSystemdNoise = (line: string): boolean =>
+  line.startsWith('Attempted to remove disk file system') || line.startsWith('Short read while reading cgroup mode');
+
 /** Runs one tool with ARGS (after COMMON_FLAGS) and waits for it; stdin is empty, stdout/stderr are captured. */
 export async function runTool(tool: Tool, args: string[], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<ToolRun> {
   const [cmd, pre] = toolCommand(tool);
