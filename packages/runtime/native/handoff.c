@@ -25,6 +25,7 @@ static struct {
         char error[4200];
         int have_error;
         int left; /* a cgroup could not be removed: the run's record stays (locks_keep_records()) */
+        int hung_up; /* SIGHUP came: systemd-nspawn 252 dies of it, before its end copies the passive console */
 } ho;
 
 /* TEMPLATE with its "{}" replaced by VALUE. */
@@ -73,7 +74,7 @@ void ho_signal(int signo, pid_t pid) {
         if (pid <= 0)
                 return;
         if (signo == SIGHUP) {
-                ho.halting = 1;
+                ho.halting = ho.hung_up = 1;
                 (void) kill(pid, SIGKILL);
                 return;
         }
@@ -194,9 +195,9 @@ static void ho_remove_cgroups(void) {
 }
 
 /* The end of the run: --console=passive's rest of the console (REST, -1 if none) after the last message, as
- * systemd-nspawn 252 copies it in main() after run_container() said how the container ended. */
+ * systemd-nspawn 252 copies it in main() after run_container() said how the container ended (not after a SIGHUP). */
 static void __attribute__((noreturn)) ho_exit(int code, int rest) {
-        if (rest >= 0)
+        if (rest >= 0 && !ho.hung_up)
                 (void) ptyfwd_copy(rest, STDOUT_FILENO, NULL);
         _exit(code);
 }

@@ -163,8 +163,9 @@ export function runPlan(
           end = { kind: 'left', pid };
           break;
         case 'held': {
+          // (after a SIGHUP nothing: systemd-nspawn 252 dies of it before its end copies the rest)
           const now = ended();
-          ctl.write(!now || (opts.onHeld?.(now) ?? true) ? 'drain\n' : 'drop\n');
+          ctl.write(!hungUp && (!now || (opts.onHeld?.(now) ?? true)) ? 'drain\n' : 'drop\n');
           break;
         }
         case 'ready':
