@@ -540,7 +540,8 @@ export function planContainer(cfg: ContainerConfig, host: HostFacts, tree: Tree,
       );
     }
   }
-  ops.push({ kind: 'mount', source: 'mqueue', target: '/dev/mqueue', fstype: 'mqueue', mountFlags: api, flags: OpFlag.MKDIR });
+  // mount_all(): not MOUNT_FATAL (a user namespace sharing the host's IPC namespace may not mount its mqueue: EPERM)
+  ops.push({ kind: 'mount', source: 'mqueue', target: '/dev/mqueue', fstype: 'mqueue', mountFlags: api, flags: OpFlag.MKDIR | OpFlag.OPTIONAL });
   // outer_child(): the same as $container and $container_uuid, readable for the whole payload
   ops.push(
     { kind: 'write', target: '/run/host/container-manager', data: 'systemd-nspawn\n', mode: 0o644, flags: OpFlag.OPTIONAL },
