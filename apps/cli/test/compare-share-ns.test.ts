@@ -140,6 +140,34 @@ describe('$SYSTEMD_NSPAWN_SHARE_* and --share-system, as systemd-nspawn 252', ()
     });
   });
 
+  describe('with -U', () => {
+    /** 252's noise with -U in the test's reference cgroup on a hybrid host: its compat cgroup is not there */
+    const withoutCompatNoise = (stderr: string[]) => stderr.filter((l) => !/^Failed to attach \d+ to compat systemd cgroup /.test(l));
+
+    it('the host\'s IPC namespace: runs under both (/dev/mqueue, which it may not mount, is not fatal)', async () => {
+      const probe = 'echo "pid: $$"; [ -d /dev/mqueue ] && echo "mqueue dir"; grep -c " /dev/mqueue " /proc/self/mountinfo; exit 7';
+      const seen = await runs.bothDirectory(['-U', '/bin/sh', '-c', probe], { SYSTEMD_NSPAWN_SHARE_NS_IPC: '1' });
+      expect({ ...seen['systemd-nspawn'], stderr: withoutCompatNoise(seen['systemd-nspawn'].stderr) }).toEqual(seen.nspawn);
+      expect(seen.nspawn).toEqual({ status: 7, lines: ['pid: 1', 'mqueue dir', '0'], stderr: [] });
+      // with its own IPC namespace the mqueue is mounted
+      const own = await runs.bothDirectory(['-U', '/bin/sh', '-c', probe]);
+      expect({ ...own['systemd-nspawn'], stderr: withoutCompatNoise(own['systemd-nspawn'].stderr) }).toEqual(own.nspawn);
+      expect(own.nspawn).toEqual({ status: 7, lines: ['pid: 1', 'mqueue dir', '1'], stderr: [] });
+    });
+
+    it('a known difference: the host\'s PID namespace fails under both on /proc, in other words', async () => {
+      // a user namespace may not mount the proc of a PID namespace it does not own (EPERM): 252 words it as its
+      // mount_verbose() does and adds "Child died too early.", nspawn's helper says which mount() failed
+      const seen = await runs.bothDirectory(['-U', '/bin/sh', '-c', 'exit 7'], { SYSTEMD_NSPAWN_SHARE_NS_PID: '1' });
+      expect(seen['systemd-nspawn']).toEqual({
+        status: 1,
+        lines: [],
+        stderr: ['Failed to mount proc (type proc) on /proc (MS_NOSUID|MS_NODEV|MS_NOEXEC ""): Operation not permitted', 'Child died too early.'],
+      });
+      expect(seen.nspawn).toEqual({ status: 1, lines: [], stderr: ['mount(proc proc on /proc): Operation not permitted'] });
+    });
+  });
+
   describe('against an OCI bundle\'s linux.namespaces (read after the variables, as a .nspawn file is)', () => {
     const bundle = (own: readonly Own[]) => ({
       ociVersion: '1.0.0',
