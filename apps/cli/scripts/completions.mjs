@@ -82,6 +82,11 @@ export const NSPAWNCTL_OPTIONS = [
   ['root', '', undefined, 'Install the units under this directory (install-units)'],
 ];
 
+/** what an option --help does not list (as 252's does not) is described as, for the completions */
+const UNLISTED_DESCRIPTIONS = {
+  'share-system': "Share the host's IPC, PID and UTS namespaces (deprecated)",
+};
+
 /** Options as completion data: { long, short, arg, desc, meta, values } from the parser, --help and --X=help. */
 export function nspawnOptions() {
   const helpLines = new Map();
@@ -118,7 +123,7 @@ export function nspawnOptions() {
       if (values === undefined && h.meta === 'BOOLEAN') values = 'yes no';
       if (values === undefined && /PATH/.test(h.meta ?? '')) values = 'FILES';
     }
-    return { long: o.long, short: o.short, arg: o.arg, desc: h.desc ?? '', meta: h.meta ?? 'VALUE', values };
+    return { long: o.long, short: o.short, arg: o.arg, desc: h.desc ?? UNLISTED_DESCRIPTIONS[o.long] ?? '', meta: h.meta ?? 'VALUE', values };
   });
 }
 

@@ -79,6 +79,12 @@ export function toRoff(md, { name, section, date = '', source = `nspawn ${pkg.ve
   return `${out.join('\n')}\n`;
 }
 
+/** what nspawn(1) says of an option --help does not list (default: "See systemd-nspawn(1).") */
+const UNLISTED_NOTES = {
+  'share-system':
+    "Deprecated: the host's IPC, PID and UTS namespaces are shared, as with `SYSTEMD_NSPAWN_SHARE_SYSTEM=1` (see ENVIRONMENT), after systemd-nspawn 252's warning \"Please do not use --share-system anymore, use $SYSTEMD_NSPAWN_SHARE_* instead.\" Unlike the variables it does not keep an `--oci-bundle=`'s `linux.namespaces` out.",
+};
+
 /** nspawn(1)'s OPTIONS: --help's groups as definition lists, then what the parser accepts beyond them. */
 export async function nspawnOptionsMarkdown() {
   const { HELP } = await import(pathToFileURL(join(here, 'src/help.ts')).href);
@@ -111,8 +117,8 @@ export async function nspawnOptionsMarkdown() {
   const accepted = others.filter((o) => !o.refused);
   const refused = others.filter((o) => o.refused);
   if (accepted.length) {
-    md.push('## Accepted for compatibility', '', 'systemd-nspawn options that nspawn parses and checks like systemd-nspawn, with nothing to do on this host:', '');
-    for (const o of accepted) md.push(term(o), ': See systemd-nspawn(1).', '');
+    md.push('## Accepted for compatibility', '', 'systemd-nspawn options that neither its --help nor nspawn\'s lists, accepted as systemd-nspawn 252 accepts them:', '');
+    for (const o of accepted) md.push(term(o), `: ${UNLISTED_NOTES[o.long] ?? 'See systemd-nspawn(1).'}`, '');
   }
   if (refused.length) {
     md.push(

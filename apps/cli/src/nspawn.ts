@@ -12,7 +12,8 @@ import { HELP, VERSION } from './help.js';
 const say = (fd: number, text: string) => void writeSync(fd, text);
 
 async function main(argv: string[]): Promise<number> {
-  const cl = parseCommandLine(argv);
+  // systemd-nspawn's warnings while it parses (--share-system's) are printed at once, before any later error
+  const cl = parseCommandLine(argv, { warn: (w) => say(2, `${w}\n`) });
   if (cl.listing) {
     say(1, cl.listing.map((l) => `${l}\n`).join(''));
     return 0;

@@ -19,7 +19,7 @@ function groups(text: string): Map<string, string[]> {
   return out;
 }
 
-const HIDDEN_BY_SYSTEMD = ['private-users-chown'];
+const HIDDEN_BY_SYSTEMD = ['private-users-chown', 'share-system'];
 const theirs = execaSync('systemd-nspawn', ['--help'], { env: { SYSTEMD_COLORS: '0', PAGER: 'cat' }, reject: false, stripFinalNewline: false });
 
 describe('nspawn --help', () => {

@@ -84,6 +84,11 @@ describe('mount table (systemd-nspawn 252 mount_all order and flags)', () => {
     expect(idx('/run')).toBeLessThan(idx('/proc'));
     expect(idx('/proc')).toBeLessThan(idx('/proc/sys'));
   });
+  it('/dev/mqueue is not fatal (mount_all() has no MOUNT_FATAL for it), /proc is', () => {
+    const ops = plan().ops;
+    expect(find(ops, 'mount', '/dev/mqueue')!.flags! & OpFlag.OPTIONAL).toBe(OpFlag.OPTIONAL);
+    expect((find(ops, 'mount', '/proc')!.flags ?? 0) & OpFlag.OPTIONAL).toBe(0);
+  });
   it('/proc is nosuid,nodev,noexec; /proc/sys is bound and made read-only', () => {
     const ops = plan().ops;
     expect(find(ops, 'mount', '/proc')?.mountFlags).toBe(MS.NOSUID | MS.NODEV | MS.NOEXEC);

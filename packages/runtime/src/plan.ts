@@ -5,7 +5,7 @@
  * 252's outer_child()/inner_child() and mount_all() (src/nspawn/nspawn.c, nspawn-mount.c, nspawn-cgroup.c).
  */
 import type { NetworkConfig } from './network-config.js';
-import type { CustomMount, LinkJournal, ResolvConfMode, Rlimit, RlimitName, TimezoneMode } from '@nspawn/settings';
+import type { CustomMount, LinkJournal, ResolvConfMode, Rlimit, RlimitName, SharedNamespace, TimezoneMode } from '@nspawn/settings';
 import { RLIMIT_NUMBERS } from '@nspawn/settings';
 import { dirname } from 'node:path';
 import type { CgroupHierarchy, HostFacts, Tree } from './host.js';
@@ -31,8 +31,8 @@ import {
 } from './caps.js';
 
 export type StartMode = 'pid1' | 'pid2' | 'boot';
-/** a namespace systemd-nspawn 252 can leave the container sharing with the host (arg_clone_ns_flags) */
-export type SharedNamespace = 'ipc' | 'pid' | 'uts';
+/** a namespace systemd-nspawn 252 can leave the container sharing with the host (@nspawn/settings' type) */
+export type { SharedNamespace };
 
 export interface ContainerConfig {
   /** absolute path of the container's root directory */
@@ -540,7 +540,8 @@ export function planContainer(cfg: ContainerConfig, host: HostFacts, tree: Tree,
       );
     }
   }
-  ops.push({ kind: 'mount', source: 'mqueue', target: '/dev/mqueue', fstype: 'mqueue', mountFlags: api, flags: OpFlag.MKDIR });
+  // mount_all(): not MOUNT_FATAL (a user namespace sharing the host's IPC namespace may not mount its mqueue: EPERM)
+  ops.push({ kind: 'mount', source: 'mqueue', target: '/dev/mqueue', fstype: 'mqueue', mountFlags: api, flags: OpFlag.MKDIR | OpFlag.OPTIONAL });
   // outer_child(): the same as $container and $container_uuid, readable for the whole payload
   ops.push(
     { kind: 'write', target: '/run/host/container-manager', data: 'systemd-nspawn\n', mode: 0o644, flags: OpFlag.OPTIONAL },

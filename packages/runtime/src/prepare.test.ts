@@ -255,6 +255,26 @@ describe('prepareContainer', () => {
     expect(prep({ directory: '/m/box', privateUsers: { mode: 'no' }, privateUsersOwnership: 'chown' }).config.userns).toBeUndefined();
     expect(() => prep({ directory: '/m/box', privateUsers: { mode: 'pick' }, privateUsersOwnership: 'foreign' })).toThrow('--private-users-ownership=foreign is not supported yet');
   });
+  it('--share-system and $SYSTEMD_NSPAWN_SHARE_* (Settings.sharedNamespaces): shared, unregistered and -b refused without PID or UTS', () => {
+    const seen = (sharedNamespaces: Settings['sharedNamespaces'], register?: boolean) => {
+      const c = prep({ directory: '/m/box', ...(sharedNamespaces ? { sharedNamespaces } : {}), ...(register !== undefined ? { register } : {}) }).config;
+      return { register: c.register, sharedNamespaces: c.sharedNamespaces };
+    };
+    expect(seen(undefined)).toEqual({ register: undefined, sharedNamespaces: undefined });
+    expect(seen([])).toEqual({ register: undefined, sharedNamespaces: undefined });
+    expect(seen(['ipc'])).toEqual({ register: undefined, sharedNamespaces: ['ipc'] });
+    expect(seen(['pid'], true)).toEqual({ register: false, sharedNamespaces: ['pid'] });
+    expect(seen(['uts'])).toEqual({ register: false, sharedNamespaces: ['uts'] });
+    expect(seen(['ipc', 'pid', 'uts'])).toEqual({ register: false, sharedNamespaces: ['ipc', 'pid', 'uts'] });
+    for (const startMode of ['boot', 'pid2'] as const) {
+      for (const shared of [['pid'], ['uts'], ['ipc', 'pid', 'uts']] as const)
+        expect(() => prep({ directory: '/m/box', startMode, sharedNamespaces: [...shared] })).toThrow('--boot cannot be used without namespacing.');
+      expect(() => prep({ directory: '/m/box', startMode, sharedNamespaces: ['ipc'] })).not.toThrow('namespacing');
+    }
+    // a bundle's linux.namespaces, once merged, are what counts
+    const c = prep({ directory: '/m/box', sharedNamespaces: ['pid'], oci: { bundle: '/b', namespaces: ['ipc', 'pid'] } }).config;
+    expect(c.sharedNamespaces).toEqual(['uts']);
+  });
 });
 
 describe('determineNames and the settings file', () => {

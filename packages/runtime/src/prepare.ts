@@ -16,6 +16,7 @@ import {
   type SettingKey,
   type Settings,
   type SettingsFs,
+  type SharedNamespace,
   hostnameCleanup,
   hostnameIsValid,
   id128ToUuid,
@@ -266,9 +267,9 @@ export function prepareContainer(s: Settings, env: PrepareEnv, unsupported: read
   if (notYet.length > 0) throw new ContainerError(`${notYet[0]} is not supported yet by this nspawn build.`);
   // parse_argv(): --load-credential='s file or socket is read before anything else is looked at
   const credentials = s.credentials?.length ? loadCredentials(s.credentials, env.credentials) : [];
-  // verify_arguments(): without a PID or UTS namespace of its own (a bundle's linux.namespaces), the machine is not
-  // registered, and only a command may run as its PID 1 (-b and -a are refused)
-  const sharedNamespaces = ociSharedNamespaces(s.oci);
+  // verify_arguments(): without a PID or UTS namespace of its own (--share-system, $SYSTEMD_NSPAWN_SHARE_*, a bundle's
+  // linux.namespaces), the machine is not registered, and only a command may run as its PID 1 (-b and -a are refused)
+  const sharedNamespaces = sharedNamespacesOf(s);
   const noNamespacing = sharedNamespaces?.includes('pid') === true || sharedNamespaces?.includes('uts') === true;
   if (noNamespacing && (s.startMode ?? 'pid1') !== 'pid1') throw new ContainerError('--boot cannot be used without namespacing.');
   // verify_arguments()
@@ -421,6 +422,15 @@ export function prepareContainer(s: Settings, env: PrepareEnv, unsupported: read
     keepUnit: s.keepUnit === true,
     notifyReady: s.notifyReady === true,
   };
+}
+
+/**
+ * arg_clone_ns_flags: the namespaces a bundle's linux.namespaces lacks when the merge took them (ociSharedNamespaces()),
+ * else those --share-system and $SYSTEMD_NSPAWN_SHARE_* shared (Settings.sharedNamespaces). Undefined: none.
+ */
+function sharedNamespacesOf(s: Settings): SharedNamespace[] | undefined {
+  if (s.oci?.namespaces) return ociSharedNamespaces(s.oci);
+  return s.sharedNamespaces?.length ? [...s.sharedNamespaces] : undefined;
 }
 
 /** The network options (src/network.ts); $NSPAWN_NETWORK_AUTO=0 leaves addresses to the container, like systemd-nspawn. */

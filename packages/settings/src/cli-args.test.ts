@@ -127,6 +127,44 @@ describe('parseCommandLine', () => {
   it('options of features other hosts have are accepted but recorded as unsupported', () => {
     expect(parse('--slice=x', '-Z', 'ctx').unsupported).toEqual(['--selinux-context']);
   });
+  describe('--share-system and $SYSTEMD_NSPAWN_SHARE_* (parse_environment() after the options)', () => {
+    const withEnv = (environ: Record<string, string>, ...argv: string[]) => {
+      const warned: string[] = [];
+      const cl = parseCommandLine(argv, { cwd: '/work', environ, warn: (w) => warned.push(w) });
+      return { shared: cl.settings.sharedNamespaces, keyed: cl.set.has('clone-ns-flags'), warnings: cl.warnings, warned, unsupported: cl.unsupported };
+    };
+    const WARNING = 'Please do not use --share-system anymore, use $SYSTEMD_NSPAWN_SHARE_* instead.';
+
+    it('--share-system shares all three, warns at once, and does not keep a bundle\'s namespaces out', () => {
+      expect(withEnv({}, '--share-system')).toEqual({ shared: ['ipc', 'pid', 'uts'], keyed: false, warnings: [WARNING], warned: [WARNING], unsupported: [] });
+      expect(withEnv({}, '-D', '/x')).toEqual({ shared: undefined, keyed: false, warnings: [], warned: [], unsupported: [] });
+      // the warning is told before a later option's error
+      const warned: string[] = [];
+      expect(() => parseCommandLine(['--share-system', '--kill-signal=NOPE'], { environ: {}, warn: (w) => warned.push(w) })).toThrow(SettingsError);
+      expect(warned).toEqual([WARNING]);
+    });
+
+    it('each variable shares (true) or unshares (false) its namespace, in 252\'s order, and keys clone-ns-flags', () => {
+      expect(withEnv({ SYSTEMD_NSPAWN_SHARE_NS_PID: '1' }).shared).toEqual(['pid']);
+      expect(withEnv({ SYSTEMD_NSPAWN_SHARE_NS_UTS: 'yes', SYSTEMD_NSPAWN_SHARE_NS_IPC: 'On' }).shared).toEqual(['ipc', 'uts']);
+      expect(withEnv({ SYSTEMD_NSPAWN_SHARE_SYSTEM: 'TRUE' }).shared).toEqual(['ipc', 'pid', 'uts']);
+      // SHARE_SYSTEM is read last: it wins over the single ones
+      expect(withEnv({ SYSTEMD_NSPAWN_SHARE_NS_PID: '1', SYSTEMD_NSPAWN_SHARE_SYSTEM: 'no' })).toMatchObject({ shared: undefined, keyed: true });
+      expect(withEnv({ SYSTEMD_NSPAWN_SHARE_NS_PID: '0', SYSTEMD_NSPAWN_SHARE_SYSTEM: 'y' }).shared).toEqual(['ipc', 'pid', 'uts']);
+      // after the options: a false one takes back what --share-system shared
+      expect(withEnv({ SYSTEMD_NSPAWN_SHARE_NS_PID: 'f' }, '--share-system')).toMatchObject({ shared: ['ipc', 'uts'], keyed: true, warnings: [WARNING] });
+      expect(withEnv({ SYSTEMD_NSPAWN_SHARE_NS_IPC: 'off' })).toMatchObject({ shared: undefined, keyed: true });
+    });
+
+    it('a value that is not a boolean is refused naming the variable (an empty one too); --help comes first', () => {
+      for (const [name, v] of [['SYSTEMD_NSPAWN_SHARE_NS_IPC', 'maybe'], ['SYSTEMD_NSPAWN_SHARE_NS_PID', ''], ['SYSTEMD_NSPAWN_SHARE_NS_UTS', ' 1'], ['SYSTEMD_NSPAWN_SHARE_SYSTEM', '2']] as const)
+        expect(() => withEnv({ [name]: v }, '-D', '/x')).toThrow(`Failed to parse $${name}: Invalid argument`);
+      expect(() => withEnv({ SYSTEMD_NSPAWN_SHARE_NS_IPC: 'maybe', SYSTEMD_NSPAWN_SHARE_NS_PID: 'x' })).toThrow('$SYSTEMD_NSPAWN_SHARE_NS_IPC');
+      expect(parseCommandLine(['--help'], { environ: { SYSTEMD_NSPAWN_SHARE_NS_IPC: 'maybe' } }).help).toBe(true);
+      // an option's own error comes before the environment's
+      expect(() => parseCommandLine(['--kill-signal=NOPE'], { environ: { SYSTEMD_NSPAWN_SHARE_NS_IPC: 'maybe' } })).toThrow('Cannot parse signal: NOPE');
+    });
+  });
   it('-S/--slice= and --property= are kept as given (the assembly mangles and lays them out)', () => {
     const cl = parse('-S', 'foo/bar', '--property=MemoryMax=1M', '--property=TasksMax=4');
     expect(cl.settings.slice).toBe('foo/bar');

@@ -8,7 +8,8 @@ import { CAPABILITIES } from './capabilities.js';
 import { type CommandLine, OPTIONS, type OptionDef, type ParseState } from './cli-options.js';
 import { getopt, getoptTable } from './getopt.js';
 import { RESOLV_CONF_MODES, TIMEZONE_MODES, VOLATILE_MODES } from './grammar.js';
-import { RLIMIT_NAMES, SettingsError } from './model.js';
+import { RLIMIT_NAMES, type SharedNamespace, SettingsError } from './model.js';
+import { parseBoolean } from './values.js';
 import { SIGRTMAX, SIGRTMIN, signalName } from './signals.js';
 
 export type { CommandLine } from './cli-options.js';
@@ -56,9 +57,16 @@ export const REFUSED_OPTIONS: readonly string[] = OPTIONS.filter((o) => o.refuse
  * `--help` and `--version` end the parsing there, as `--OPTION=help` does. Throws SettingsError naming the option
  * and the value on bad input (OptionError, a SettingsError, for what getopt itself refuses).
  */
-export function parseCommandLine(argv: readonly string[], env: { cwd?: string; environ?: NodeJS.ProcessEnv } = {}): CommandLine {
-  const cl: CommandLine = { settings: {}, set: new Set(), help: false, version: false, unsupported: [] };
-  const st: ParseState = { cl, cwd: env.cwd ?? process.cwd(), environ: env.environ ?? process.env, sawU: false };
+export function parseCommandLine(
+  argv: readonly string[],
+  env: { cwd?: string; environ?: NodeJS.ProcessEnv; warn?: (message: string) => void } = {},
+): CommandLine {
+  const cl: CommandLine = { settings: {}, set: new Set(), help: false, version: false, unsupported: [], warnings: [] };
+  const warn = (message: string) => {
+    cl.warnings.push(message);
+    env.warn?.(message);
+  };
+  const st: ParseState = { cl, cwd: env.cwd ?? process.cwd(), environ: env.environ ?? process.env, sawU: false, warn };
   const it = getopt(argv, TABLE, 'require-order');
   for (;;) {
     const n = it.next();
@@ -87,8 +95,43 @@ export function parseCommandLine(argv: readonly string[], env: { cwd?: string; e
   return cl;
 }
 
-/** The checks of parse_argv() after the options loop. */
+/**
+ * parse_environment()'s namespace variables, in its order: each one set is a boolean (parse_boolean(): "1", "yes",
+ * "y", "true", "t", "on" or their opposites, any case) that shares (true) or unshares (false) its namespaces, and
+ * keeps an OCI bundle's linux.namespaces out ('clone-ns-flags'); a later one wins over an earlier one.
+ */
+const SHARE_NS_ENVIRONMENT: ReadonlyArray<readonly [string, readonly SharedNamespace[]]> = [
+  ['SYSTEMD_NSPAWN_SHARE_NS_IPC', ['ipc']],
+  ['SYSTEMD_NSPAWN_SHARE_NS_PID', ['pid']],
+  ['SYSTEMD_NSPAWN_SHARE_NS_UTS', ['uts']],
+  ['SYSTEMD_NSPAWN_SHARE_SYSTEM', ['ipc', 'pid', 'uts']],
+];
+
+/** parse_share_ns_env() for each variable, after the options (and --share-system) were read */
+function parseShareNsEnvironment(st: ParseState) {
+  const s = st.cl.settings;
+  for (const [name, namespaces] of SHARE_NS_ENVIRONMENT) {
+    const v = st.environ[name];
+    if (v === undefined) continue;
+    let share: boolean;
+    try {
+      share = parseBoolean(v);
+    } catch {
+      throw new SettingsError(`Failed to parse $${name}: Invalid argument`, `$${name}`, v);
+    }
+    const shared = new Set(s.sharedNamespaces);
+    for (const n of namespaces) if (share) shared.add(n);
+    else shared.delete(n);
+    const ordered = (['ipc', 'pid', 'uts'] as const).filter((n) => shared.has(n));
+    if (ordered.length) s.sharedNamespaces = ordered;
+    else delete s.sharedNamespaces;
+    st.cl.set.add('clone-ns-flags');
+  }
+}
+
+/** The checks of parse_argv() after the options loop (its environment first), and some of verify_arguments(). */
 function finish(st: ParseState) {
+  parseShareNsEnvironment(st);
   const s = st.cl.settings;
   if (st.sawU && s.privateUsersOwnership === undefined) s.privateUsersOwnership = 'auto';
   if (s.directory && s.image) throw new SettingsError('Please specify either --directory= or --image=, the combination of both is not supported.', '--image');

@@ -38,6 +38,8 @@ export interface CommandLine {
   version: boolean;
   /** options that were accepted but whose feature this build does not implement; the runtime refuses them */
   unsupported: string[];
+  /** the warnings systemd-nspawn logs while it parses (--share-system's), in order */
+  warnings: string[];
   /** `--OPTION=help`: the accepted values, to print (one a line) instead of running */
   listing?: string[];
 }
@@ -49,6 +51,8 @@ export interface ParseState {
   readonly environ: Readonly<Record<string, string | undefined>>;
   /** -U was given (it implies --private-users-ownership=auto unless that is given too) */
   sawU: boolean;
+  /** a warning systemd-nspawn logs at once: added to CommandLine.warnings, and told to the caller's callback */
+  warn(message: string): void;
 }
 
 export interface OptionDef {
@@ -281,7 +285,16 @@ export const OPTIONS: readonly OptionDef[] = [
   unsupported('selinux-context', 'required', 'Z'),
   unsupported('selinux-apifs-context', 'required', 'L'),
   { long: 'quiet', short: 'q', arg: 'none', apply: (st) => put(st, 'quiet', true) },
-  unsupported('share-system', 'none'),
+  {
+    // not documented by 252, kept for compatibility: the three namespaces shared, without recording
+    // 'clone-ns-flags' (an OCI bundle's linux.namespaces still replace it, as 252's arg_clone_ns_flags = 0 does)
+    long: 'share-system',
+    arg: 'none',
+    apply: (st) => {
+      st.warn('Please do not use --share-system anymore, use $SYSTEMD_NSPAWN_SHARE_* instead.');
+      st.cl.settings.sharedNamespaces = ['ipc', 'pid', 'uts'];
+    },
+  },
   { long: 'register', arg: 'required', apply: (st, v) => put(st, 'register', bool('register', v!)) },
   { long: 'keep-unit', arg: 'none', apply: (st) => put(st, 'keepUnit', true) },
   networkList('network-interface', 'networkInterfaces'),

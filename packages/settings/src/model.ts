@@ -5,6 +5,8 @@
  */
 
 export type StartMode = 'pid1' | 'pid2' | 'boot';
+/** a namespace systemd-nspawn 252 can leave the container sharing with the host (arg_clone_ns_flags) */
+export type SharedNamespace = 'ipc' | 'pid' | 'uts';
 export type ConsoleMode = 'interactive' | 'read-only' | 'passive' | 'pipe' | 'autopipe';
 export type ResolvConfMode =
   | 'off'
@@ -184,6 +186,14 @@ export interface Settings {
   properties?: string[];
   settingsMode?: SettingsMode;
   useCgns?: boolean;
+  /**
+   * The host's IPC, PID and UTS namespaces the container shares instead of getting one of its own (systemd's
+   * arg_clone_ns_flags without them), in that order: all three with --share-system; each as
+   * $SYSTEMD_NSPAWN_SHARE_NS_IPC, _PID, _UTS and then $SYSTEMD_NSPAWN_SHARE_SYSTEM say (parseCommandLine() reads
+   * them, and a variable that is set records 'clone-ns-flags'). An OCI bundle's linux.namespaces replaces it unless
+   * that key keeps them out (mergeOciBundle()). No .nspawn key sets it.
+   */
+  sharedNamespaces?: SharedNamespace[];
   /** --oci-bundle=PATH (absolute): the bundle whose config.json is read instead of a .nspawn file */
   ociBundle?: string;
   /** what only an OCI bundle's config.json sets (systemd's Settings fields without a .nspawn key or option) */
@@ -238,7 +248,7 @@ export interface OciSettings {
   /** process.consoleSize */
   consoleSize?: { width: number; height: number };
   /** linux.namespaces: which of ipc, pid, uts the container gets (systemd's clone_ns_flags) */
-  namespaces?: Array<'ipc' | 'pid' | 'uts'>;
+  namespaces?: SharedNamespace[];
   /** linux.sysctl, in order */
   sysctl?: Array<[key: string, value: string]>;
   seccomp?: OciSeccomp;

@@ -349,6 +349,26 @@ describe('mergeOciBundle()', () => {
   });
 });
 
+describe('mergeOciBundle(): the namespaces against --share-system and $SYSTEMD_NSPAWN_SHARE_*', () => {
+  const lacking = read({ root: { path: 'rootfs' }, linux: { namespaces: [{ type: 'mount' }, { type: 'ipc' }] } });
+  const none = read({ root: { path: 'rootfs' } });
+  const merged = (b: typeof none, argv: string[], environ: Record<string, string> = {}) => {
+    const s = mergeOciBundle(parseCommandLine(['--oci-bundle=/b', ...argv], { environ, warn: () => {} }), b).settings;
+    return { shared: s.sharedNamespaces, namespaces: s.oci?.namespaces };
+  };
+  it('the bundle\'s linux.namespaces replace --share-system\'s (252 does not key it)', () => {
+    expect(merged(lacking, ['--share-system'])).toEqual({ shared: undefined, namespaces: ['ipc'] });
+    // a bundle without linux.namespaces leaves --share-system's in place
+    expect(merged(none, ['--share-system'])).toEqual({ shared: ['ipc', 'pid', 'uts'], namespaces: undefined });
+  });
+  it('a variable keeps them out (even one that shares nothing), unless --settings=override', () => {
+    expect(merged(lacking, [], { SYSTEMD_NSPAWN_SHARE_NS_UTS: '1' })).toEqual({ shared: ['uts'], namespaces: undefined });
+    expect(merged(lacking, [], { SYSTEMD_NSPAWN_SHARE_NS_UTS: '0' })).toEqual({ shared: undefined, namespaces: undefined });
+    expect(merged(lacking, ['--settings=override'], { SYSTEMD_NSPAWN_SHARE_NS_UTS: '1' })).toEqual({ shared: undefined, namespaces: ['ipc'] });
+    expect(merged(lacking, ['--settings=no', '--share-system'])).toEqual({ shared: ['ipc', 'pid', 'uts'], namespaces: undefined });
+  });
+});
+
 describe('parseJsonLocated()', () => {
   it('keeps positions, key order, duplicates and the kind of each number', () => {
     const v = parseJsonLocated('{\n "b": -1, "a": 18446744073709551615, "a": 1e3, "c": 18446744073709551616}');

@@ -659,7 +659,11 @@ export function mergeOciBundle(cli: MergeCommandLine, bundle: OciBundle): MergeR
   if (!masked('syscall-filter') && fileOci.seccomp) oci.seccomp = structuredClone(fileOci.seccomp);
   if (!masked('slice') && slice !== undefined) out.slice = slice;
   if (!masked('use-cgns') && useCgns !== undefined) out.useCgns = useCgns;
-  if (!masked('clone-ns-flags') && fileOci.namespaces) oci.namespaces = [...fileOci.namespaces];
+  if (!masked('clone-ns-flags') && fileOci.namespaces) {
+    // the bundle's namespaces replace --share-system's (252 sets arg_clone_ns_flags from them)
+    oci.namespaces = [...fileOci.namespaces];
+    delete out.sharedNamespaces;
+  }
   if (!masked('console-mode') && consoleMode !== undefined) out.consoleMode = consoleMode;
   // the scope's properties: after --property='s, as systemd appends its OCI message to the command line's
   if (fileOci.properties) {

@@ -4,7 +4,7 @@
  * and checks that no mount is left behind in the host.
  */
 import { execa, execaSync } from 'execa';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { mountsUnder, referenceCommand, SYSTEMD_NSPAWN } from '@nspawn/test-kit';
@@ -105,4 +105,18 @@ export function removeDir(dir: string): string[] {
 export function makeTempDir(prefix: string, base = '/var/tmp'): { dir: string; remove: () => string[] } {
   const dir = mkdtempSync(join(base, prefix));
   return { dir, remove: () => removeDir(dir) };
+}
+
+/**
+ * What a start of machine MACHINE on DIR (a tree, or a bundle holding one) leaves on the host: mounts under DIR,
+ * nspawn's run record, a cgroup of the machine in machine.slice of any hierarchy. Expected after a run: none.
+ */
+export function startLeftovers(dir: string, machine: string): string[] {
+  const out = mountsUnder(dir).map((m) => `mount ${m}`);
+  if (existsSync(`/run/nspawn/runs/${machine}.lock`)) out.push('run record');
+  for (const h of readdirSync('/sys/fs/cgroup')) {
+    const slice = join('/sys/fs/cgroup', h, 'machine.slice');
+    if (existsSync(slice)) for (const d of readdirSync(slice)) if (d.includes(machine)) out.push(`cgroup ${slice}/${d}`);
+  }
+  return out;
 }
