@@ -1,5 +1,7 @@
 /**
- * Mount propagation of nspawn-oci's containers side by side with runc: a bind mount with "rprivate", "rslave" or
+ * The container's mounts side by side with runc. The cgroup mount on a host with v1 hierarchies: a tmpfs with a
+ * bind of the container's own directory of each hierarchy, the same names, flags and contents (not the host's
+ * whole cgroup2 tree, which nspawn-oci once mounted there). Mount propagation: a bind mount with "rprivate", "rslave" or
  * "rshared" and linux.rootfsPropagation. What the container sees in its mountinfo (the propagation tags: none,
  * master:N, shared:N) must be runc's, (a propagation change is mount(2) without MS_REMOUNT: the helper once remounted the
  * superblock of the bind's source instead, which left the bind a slave and cost a flush of that file system's
@@ -23,9 +25,13 @@ let spec: Record<string, any> = {};
 let n = 0;
 let shared = false;
 
-/** runs the bundle with RUNTIME in the foreground: the lines the container printed about /data and / */
-function runWith(runtime: keyof typeof RUNTIMES, edit: (s: Record<string, any>) => void): string[] {
+/** the propagation of /data and of / (the tags without their group numbers, which differ from run to run) */
+const PROPAGATION = ['sh', '-c', 'awk \'$5 == "/data" || $5 == "/" { t = ""; for (i = 7; $i != "-"; i++) { sub(/:[0-9]+$/, "", $i); t = t " " $i } print $5 ":" t }\' /proc/self/mountinfo'];
+
+/** runs the bundle with RUNTIME in the foreground: the lines the container printed */
+function runWith(runtime: keyof typeof RUNTIMES, edit: (s: Record<string, any>) => void, args = PROPAGATION): string[] {
   const s = structuredClone(spec);
+  s.process.args = args;
   edit(s);
   writeFileSync(join(bundle, 'config.json'), JSON.stringify(s, null, 2));
   const state = join(base!.dir, `state-${runtime}`);
@@ -36,9 +42,9 @@ function runWith(runtime: keyof typeof RUNTIMES, edit: (s: Record<string, any>) 
 }
 
 /** both runtimes, the same bundle: the same view */
-function same(edit: (s: Record<string, any>) => void): string[] {
-  const a = runWith('runc', edit);
-  const b = runWith('nspawn-oci', edit);
+function same(edit: (s: Record<string, any>) => void, args = PROPAGATION): string[] {
+  const a = runWith('runc', edit, args);
+  const b = runWith('nspawn-oci', edit, args);
   expect(b).toEqual(a);
   return b;
 }
@@ -62,8 +68,6 @@ beforeAll(async () => {
   await execa(RUNTIMES['nspawn-oci'], ['spec', '-b', bundle], { env: ENV });
   spec = JSON.parse(readFileSync(join(bundle, 'config.json'), 'utf8'));
   spec.process.terminal = false;
-  // the propagation of /data and of / (the tags without their group numbers, which differ from run to run)
-  spec.process.args = ['sh', '-c', 'awk \'$5 == "/data" || $5 == "/" { t = ""; for (i = 7; $i != "-"; i++) { sub(/:[0-9]+$/, "", $i); t = t " " $i } print $5 ":" t }\' /proc/self/mountinfo'];
 });
 
 afterAll(() => {
@@ -71,6 +75,25 @@ afterAll(() => {
   if (shared) spawnSync('umount', [join(base.dir, 'hostdir')]);
   expect(mountsUnder(base.dir)).toEqual([]);
   expect(base.remove()).toEqual([]);
+});
+
+describe('nspawn-oci: the cgroup mount as runc', () => {
+  it("a host with v1 hierarchies: a tmpfs with the container's own directories, read-only as asked", () => {
+    const v1 = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => / - cgroup /.test(l));
+    expect(v1.length, 'this host has cgroup v1 hierarchies (the layout under test)').toBeGreaterThan(0);
+    const cgroupMount = (opts: string[]) => (s: Record<string, any>) => {
+      s.mounts = s.mounts.filter((m: { type?: string }) => m.type !== 'cgroup');
+      s.mounts.push({ destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: opts });
+      s.linux.cgroupsPath = `/nt-ocimounts-${n + 1}`;
+    };
+    // mount point, its options, the fs type, and what is in it (a v1 hierarchy's own files: tasks...)
+    // (and the propagation tags without their numbers: a bind of a shared host hierarchy stays its slave)
+    const probe = ['sh', '-c', 'awk \'$5 ~ "^/sys/fs/cgroup" { t = ""; for (i = 7; $i != "-"; i++) { sub(/:[0-9]+$/, "", $i); t = t " " $i } print $5, $6, $(i + 1) t }\' /proc/self/mountinfo | sort; ls /sys/fs/cgroup; ls /sys/fs/cgroup/pids | grep -c tasks'];
+    const ro = same(cgroupMount(['rprivate', 'nosuid', 'noexec', 'nodev', 'relatime', 'ro']), probe);
+    expect(ro).toContain('/sys/fs/cgroup/pids ro,nosuid,nodev,noexec,relatime cgroup');
+    expect(ro).not.toContain(expect.stringMatching(/cgroup2/));
+    expect(same(cgroupMount(['nosuid', 'noexec', 'nodev']), probe)).toContain('/sys/fs/cgroup/pids rw,nosuid,nodev,noexec,relatime cgroup');
+  });
 });
 
 describe('nspawn-oci: mount propagation as runc', () => {
