@@ -5,7 +5,8 @@
  * "rshared" and linux.rootfsPropagation. What the container sees in its mountinfo (the propagation tags: none,
  * master:N, shared:N) must be runc's, (a propagation change is mount(2) without MS_REMOUNT: the helper once remounted the
  * superblock of the bind's source instead, which left the bind a slave and cost a flush of that file system's
- * dcache and an RCU grace period at every start).
+ * dcache and an RCU grace period at every start). One difference, asserted: nspawn-oci's host binds keep the
+ * mount IDs of their copies made before the clone, so they come first in mountinfo (plan.bindCopiesFirst).
  *
  * Root and runc (scripts/setup.sh --test); fails, never skips, without them. A busybox bundle in a temp directory,
  * run in the foreground by each runtime; nothing is left.
@@ -26,7 +27,7 @@ let n = 0;
 let shared = false;
 
 /** the propagation of /data and of / (the tags without their group numbers, which differ from run to run) */
-const PROPAGATION = ['sh', '-c', 'awk \'$5 == "/data" || $5 == "/" { t = ""; for (i = 7; $i != "-"; i++) { sub(/:[0-9]+$/, "", $i); t = t " " $i } print $5 ":" t }\' /proc/self/mountinfo'];
+const PROPAGATION = ['sh', '-c', 'awk \'$5 == "/data" || $5 == "/" { t = ""; for (i = 7; $i != "-"; i++) { sub(/:[0-9]+$/, "", $i); t = t " " $i } print $5 ":" t }\' /proc/self/mountinfo | sort'];
 
 /** runs the bundle with RUNTIME in the foreground: the lines the container printed */
 function runWith(runtime: keyof typeof RUNTIMES, edit: (s: Record<string, any>) => void, args = PROPAGATION): string[] {
@@ -101,6 +102,12 @@ describe('nspawn-oci: mount propagation as runc', () => {
     expect(same(bindWith(['rprivate']))).toContain('/data:');
     expect(same(bindWith(['rslave']))).toContain('/data: master');
     expect(same(bindWith(['rshared']))).toContain('/data: shared master');
+  });
+
+  it('a difference: the host binds come first in mountinfo (their copies are made before the clone and kept)', () => {
+    const order = ['sh', '-c', 'awk \'$5 == "/data" || $5 == "/" { print $5 }\' /proc/self/mountinfo'];
+    expect(runWith('runc', bindWith(['rprivate']), order)).toEqual(['/', '/data']);
+    expect(runWith('nspawn-oci', bindWith(['rprivate']), order)).toEqual(['/data', '/']);
   });
 
   it('linux.rootfsPropagation', () => {

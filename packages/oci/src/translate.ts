@@ -265,6 +265,9 @@ export function translateSpec(spec: Spec, opts: TranslateOptions): HelperPlan {
     searchPath: !proc.args[0]!.includes('/'),
     fallback: [],
     stubEnv: [],
+    // the host binds (the config's, the cgroup view's) keep their copies' mount IDs: listed first in mountinfo,
+    // where runc's come in the config's order, but without an RCU grace period each on the start path
+    bindCopiesFirst: true,
   };
   if (spec.hostname !== undefined && spec.hostname !== '') {
     if (!(cloneFlags & CLONE.NEWUTS) && !nsJoin.some((j) => j.type === CLONE.NEWUTS)) throw new SpecError('hostname: needs a uts namespace of its own');

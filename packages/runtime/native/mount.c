@@ -227,7 +227,8 @@ void run_op(const Op *o) {
                 } else if (o->tree_fd >= 0) {
                         if (syscall(SYS_move_mount, o->tree_fd, "", tfd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
                                 FAIL("mount(%s on %s)", o->src, o->target);
-                        renew_attached_tree(o->target, (o->mflags & MS_REC) != 0);
+                        if (!plan.bind_copies_first)
+                                renew_attached_tree(o->target, (o->mflags & MS_REC) != 0);
                 } else {
                         if (mount(src, fdpath, *o->fstype ? o->fstype : NULL, o->mflags, *o->data ? o->data : NULL) < 0)
                                 FAIL("mount(%s%s%s on %s)", *o->fstype ? o->fstype : "", src && *o->fstype ? " " : "",

@@ -77,6 +77,7 @@ static const WireRecord plan_records[P_COUNT] = {
         [P_OCIFDS] = { "ocifds", "iU", 0 },
         [P_LATESYNC] = { "latesync", "b", 0 },
         [P_SECCOMPOCI] = { "seccompoci", "ub", 0 },
+        [P_BINDCOPIES] = { "bindcopies", "", 0 },
         [P_BLOB] = { "blob", "x", R },
         [P_BINDMAP] = { "bindmap", "uuuu", R },
         [P_IMAGE] = { "image", "sssssuubb", R },
