@@ -5,7 +5,7 @@
  * there (runc's cgroupfs driver); none: `nspawn-oci/ID` under the runtime's own cgroup.
  */
 import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
-import { isAbsolute, join, normalize } from 'node:path';
+import { basename, isAbsolute, join, normalize } from 'node:path';
 import type { HelperPlan } from '@nspawn/runtime';
 import { deviceFilterProgram } from './devicefilter.js';
 import { SpecError } from './spec.js';
@@ -115,6 +115,8 @@ export interface ContainerCgroups {
   /** the directories made (deepest last), to remove at delete */
   made: string[];
   plan: NonNullable<HelperPlan['cgroup']>;
+  /** the container's directory in each v1 hierarchy, named as the hierarchy's mount point (useCgroupViews()) */
+  views: Array<{ name: string; dir: string }>;
   /** with no v1 devices controller: the device policy as a BPF program for the container's cgroup2 directory */
   deviceProgram?: NonNullable<HelperPlan['deviceProgram']>;
 }
@@ -126,6 +128,7 @@ export function makeCgroups(id: string, cgroupsPath: string | undefined, resourc
   const made: string[] = [];
   const plan: ContainerCgroups['plan'] = { v1: [] };
   const dirs = new Map<string, string>();
+  const views: ContainerCgroups['views'] = [];
   let deviceProgram: ContainerCgroups['deviceProgram'];
   try {
     for (const h of hierarchies()) {
@@ -149,6 +152,7 @@ export function makeCgroups(id: string, cgroupsPath: string | undefined, resourc
           }
         }
         plan.v1.push({ scope: join(dir, 'tasks'), home: join(home, 'tasks') });
+        views.push({ name: basename(h.mount), dir });
         for (const c of h.controllers) dirs.set(c, dir);
       }
     }
@@ -179,7 +183,7 @@ export function makeCgroups(id: string, cgroupsPath: string | undefined, resourc
     removeCgroups(made);
     throw e;
   }
-  return { made, plan, ...(deviceProgram ? { deviceProgram } : {}) };
+  return { made, plan, views, ...(deviceProgram ? { deviceProgram } : {}) };
 }
 
 /** Removes the directories MADE (deepest first); a busy one stays. */

@@ -19,7 +19,7 @@ import {
   alive, checkId, containerDir, listIds, loadRecord, makeContainerDir, ociState, type OciState, procStat, type Record_,
   removeContainerDir, saveRecord, socketAddress, startSocket, StateError, statusOf, writeAtomic,
 } from './state.js';
-import { resolveRootfs, translateSpec } from './translate.js';
+import { resolveRootfs, translateSpec, useCgroupViews } from './translate.js';
 import { makeCgroups, removeCgroups } from './cgroups.js';
 import { containerPids } from './control.js';
 
@@ -242,6 +242,7 @@ export async function monitorContainer(
     return { kind: 'failed', message: (e as Error).message };
   }
   plan.cgroup = cgroups.plan;
+  useCgroupViews(plan, cgroups.views);
   if (cgroups.deviceProgram) plan.deviceProgram = cgroups.deviceProgram;
   let server: Server | undefined;
   const sock = startSocket(opts.root, opts.id);

@@ -103,6 +103,42 @@ export interface TranslateOptions {
   console: HelperPlan['console'];
 }
 
+const ANY_PROPAGATION = MS.PRIVATE | MS.SHARED | MS.SLAVE | (1 << 17);
+
+/** the config's cgroup mounts in each plan (its ops), for useCgroupViews() */
+const CGROUP_MOUNTS = new WeakMap<HelperPlan, Op[]>();
+
+/**
+ * The container's view of its cgroups on a host with v1 hierarchies, as runc's (libcontainer mountCgroupV1): a
+ * tmpfs at each of the config's cgroup mounts (mode 755, nosuid, nodev, noexec) with a bind of the container's own
+ * directory of each hierarchy (named as the host's mount point: cpu, memory, systemd...) with the mount's flags
+ * (read-only when it is; the tmpfs stays writable, as runc 1.1's), and a link for each controller of a co-mounted one (cpu,cpuacct). Replaces the plan's cgroup2 mounts, which
+ * would show the host's whole unified hierarchy (and cost an RCU grace period in the kernel at each mount). VIEWS
+ * empty (a unified host): nothing changes.
+ */
+export function useCgroupViews(plan: HelperPlan, views: ReadonlyArray<{ name: string; dir: string }>): void {
+  const mounts = CGROUP_MOUNTS.get(plan);
+  if (!mounts || views.length === 0) return;
+  for (const m of mounts) {
+    const at = plan.ops.indexOf(m);
+    if (at < 0) continue;
+    // the mount's propagation changes (right after it) go to the tmpfs before the binds, as runc's: a bind of a
+    // shared host hierarchy stays its slave
+    let n = 1;
+    while (plan.ops[at + n]?.kind === 'remount' && plan.ops[at + n]!.target === m.target && (plan.ops[at + n]!.mountFlags ?? 0) & ANY_PROPAGATION) n++;
+    const propagation = plan.ops.slice(at + 1, at + n);
+    const base = MS.NOSUID | MS.NODEV | MS.NOEXEC;
+    const ops: Op[] = [{ kind: 'mount', source: 'tmpfs', target: m.target, fstype: 'tmpfs', mountFlags: base, data: 'mode=755', flags: OpFlag.MKDIR }, ...propagation];
+    for (const v of views) {
+      const target = join(m.target, v.name);
+      ops.push({ kind: 'mount', source: v.dir, target, mountFlags: MS.BIND | MS.REC, flags: OpFlag.MKDIR });
+      ops.push({ kind: 'remount', target, mountFlags: MS.BIND | MS.REC | ((m.mountFlags ?? 0) & ~MS.REC) });
+      for (const c of v.name.includes(',') ? v.name.split(',') : []) ops.push({ kind: 'symlink', source: v.name, target: join(m.target, c) });
+    }
+    plan.ops.splice(at, n, ...ops);
+  }
+}
+
 /** Builds the helper plan of SPEC. Throws a SpecError for what the engine cannot do. */
 export function translateSpec(spec: Spec, opts: TranslateOptions): HelperPlan {
   const proc = spec.process;
@@ -126,6 +162,7 @@ export function translateSpec(spec: Spec, opts: TranslateOptions): HelperPlan {
   const userns = (cloneFlags & CLONE.NEWUSER) !== 0;
 
   const ops: Op[] = [];
+  const cgroupMounts: Op[] = [];
   const mounts = spec.mounts ?? [];
   const targets = new Set(mounts.map((m) => m.destination));
   for (const m of mounts) {
@@ -140,9 +177,11 @@ export function translateSpec(spec: Spec, opts: TranslateOptions): HelperPlan {
       const rest = o.flags & ~(MS.BIND | MS.REC);
       if (rest) ops.push({ kind: 'remount', target: m.destination, mountFlags: MS.BIND | rest });
     } else if (type === 'cgroup') {
-      // the container's view of the cgroup hierarchy: cgroup2 on a unified host, else read-only binds are beyond
-      // this step: a tmpfs keeps the mount point usable
-      ops.push({ kind: 'mount', source: 'cgroup2', target: m.destination, fstype: 'cgroup2', mountFlags: o.flags & ~MS.REC, flags: OpFlag.MKDIR | OpFlag.OPTIONAL });
+      // the container's view of the cgroup hierarchy: cgroup2 on a unified host; on a host with v1 hierarchies the
+      // container's own directories instead, once they exist (cgroups.ts useCgroupViews())
+      const op: Op = { kind: 'mount', source: 'cgroup2', target: m.destination, fstype: 'cgroup2', mountFlags: o.flags & ~MS.REC, flags: OpFlag.MKDIR | OpFlag.OPTIONAL };
+      ops.push(op);
+      cgroupMounts.push(op);
     } else {
       ops.push({ kind: 'mount', source: m.source ?? type, target: m.destination, fstype: type, mountFlags: o.flags, data: o.data.join(','), flags: OpFlag.MKDIR });
     }
@@ -226,6 +265,9 @@ export function translateSpec(spec: Spec, opts: TranslateOptions): HelperPlan {
     searchPath: !proc.args[0]!.includes('/'),
     fallback: [],
     stubEnv: [],
+    // the host binds (the config's, the cgroup view's) keep their copies' mount IDs: listed first in mountinfo,
+    // where runc's come in the config's order, but without an RCU grace period each on the start path
+    bindCopiesFirst: true,
   };
   if (spec.hostname !== undefined && spec.hostname !== '') {
     if (!(cloneFlags & CLONE.NEWUTS) && !nsJoin.some((j) => j.type === CLONE.NEWUTS)) throw new SpecError('hostname: needs a uts namespace of its own');
@@ -247,6 +289,7 @@ export function translateSpec(spec: Spec, opts: TranslateOptions): HelperPlan {
     plan.seccomp = seccomp.bytes;
     plan.seccompOci = { flags: seccomp.flags, late: proc.noNewPrivileges === true };
   }
+  if (cgroupMounts.length) CGROUP_MOUNTS.set(plan, cgroupMounts);
   if (proc.oomScoreAdj !== undefined) plan.oomScoreAdjust = proc.oomScoreAdj;
   const c = proc.capabilities;
   if (c) {

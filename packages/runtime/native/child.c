@@ -200,12 +200,19 @@ void child_main(Plan *p) {
 
         int master = -1;
         char console[64] = "";
+        /* the propagation of "/" (OCI's rootfsPropagation) is set once the tree is the root, as runc does: a shared
+         * tree could not be pivoted into */
+        unsigned long root_propagation = 0;
         for (size_t i = 0; i < p->n_ops; i++) {
                 /* at a rooted gate the cgroup file systems wait for the namespace, made after it */
                 if (rooted && i >= p->cg_from && i < p->cg_to)
                         continue;
                 if (p->ops[i].kind == OP_CONSOLE) {
                         master = console_allocate(console, sizeof console);
+                        continue;
+                }
+                if (p->ops[i].kind == OP_REMOUNT && (p->ops[i].mflags & PROPAGATION_FLAGS) && !strcmp(p->ops[i].target, "/")) {
+                        root_propagation = p->ops[i].mflags & (PROPAGATION_FLAGS | MS_REC);
                         continue;
                 }
                 run_op(&p->ops[i]);
@@ -223,6 +230,8 @@ void child_main(Plan *p) {
         if (chdir("/") < 0)
                 child_die_errno("chdir(/)");
         close(root_fd);
+        if (root_propagation && mount(NULL, "/", NULL, root_propagation, NULL) < 0)
+                child_die_errno("changing the propagation of /");
         if (rooted)
                 rooted_gate(p);
 

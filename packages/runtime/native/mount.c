@@ -215,13 +215,20 @@ void run_op(const Op *o) {
                         if (syscall(SYS_mount_setattr, tfd, "", AT_EMPTY_PATH | ((o->flags & OPF_RECURSIVE) ? AT_RECURSIVE : 0),
                                     &attr, sizeof attr) < 0)
                                 FAIL("mount_setattr(%s)", o->target);
+                } else if (o->kind == OP_REMOUNT && (o->mflags & PROPAGATION_FLAGS)) {
+                        /* a propagation change (OCI's "rprivate", rootfsPropagation): mount(2) without MS_REMOUNT,
+                         * which would instead reconfigure the superblock below the mount point (the host's file
+                         * system for a bind) and leave the propagation as it was */
+                        if (mount(NULL, fdpath, NULL, o->mflags & (PROPAGATION_FLAGS | MS_REC), NULL) < 0)
+                                FAIL("changing the propagation of %s", o->target);
                 } else if (o->kind == OP_REMOUNT) {
                         if (mount(NULL, fdpath, NULL, MS_REMOUNT | o->mflags, *o->data ? o->data : NULL) < 0)
                                 FAIL("remount(%s)", o->target);
                 } else if (o->tree_fd >= 0) {
                         if (syscall(SYS_move_mount, o->tree_fd, "", tfd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
                                 FAIL("mount(%s on %s)", o->src, o->target);
-                        renew_attached_tree(o->target, (o->mflags & MS_REC) != 0);
+                        if (!plan.bind_copies_first)
+                                renew_attached_tree(o->target, (o->mflags & MS_REC) != 0);
                 } else {
                         if (mount(src, fdpath, *o->fstype ? o->fstype : NULL, o->mflags, *o->data ? o->data : NULL) < 0)
                                 FAIL("mount(%s%s%s on %s)", *o->fstype ? o->fstype : "", src && *o->fstype ? " " : "",

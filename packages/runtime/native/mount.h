@@ -21,6 +21,9 @@ int open_in_root(const char *path, int oflags);
 int parent_dir_fd(const char *path, const char **base);
 
 /* one operation (OP_CONSOLE is the caller's); a failure that is not optional ends the child with its error */
+/* the flags of a propagation change (a remount op with one of them is mount(2) without MS_REMOUNT) */
+#define PROPAGATION_FLAGS (MS_SHARED | MS_PRIVATE | MS_SLAVE | MS_UNBINDABLE)
+
 void run_op(const Op *o);
 
 /* Outer helper, before the clone: each host bind source (and host node for mknod) as a detached mount. On failure

@@ -79,8 +79,12 @@ static int mkdir_p(const char *dir, mode_t mode) {
         return mkdir(b, mode) < 0 && errno != EEXIST ? -1 : 0;
 }
 
-/* the monitor, in the child: descriptors in place, a session of its own, Node's signal state; never returns */
-static void exec_monitor(Call *c, int report, int nfds, char **av) {
+/*
+ * the monitor, in the child: descriptors in place, a session of its own, Node's signal state; never returns. With a
+ * terminal (CONSOLE) its stdio is /dev/null, not create's: the container's is the pty, and containerd's shim reads
+ * create's output to its end before it takes the console's master (a monitor holding it kept the shim waiting)
+ */
+static void exec_monitor(Call *c, int report, int nfds, char **av, int console) {
         /* our 3..3+N-1 become its 4..4+N-1 (highest first: each target is free or already moved); the report pipe 3 */
         int hi = fcntl(report, F_DUPFD_CLOEXEC, 4 + nfds);
         for (int i = nfds - 1; i >= 0; i--)
@@ -90,6 +94,12 @@ static void exec_monitor(Call *c, int report, int nfds, char **av) {
                 _exit(127);
         /* nothing else of ours reaches it (what Node's spawn() gives: the listed descriptors only) */
         syscall(SYS_close_range, 4 + nfds, ~0U, 0);
+        if (console) {
+                int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+                for (int fd = 0; fd < 3; fd++)
+                        if (null < 0 || dup2(null, fd) < 0)
+                                _exit(127);
+        }
         setsid();
         sigset_t all;
         sigemptyset(&all);
@@ -107,13 +117,6 @@ static void exec_monitor(Call *c, int report, int nfds, char **av) {
 }
 
 int verb_create(Call *c) {
-        /*
-         * A terminal (--console-socket) is the Node command's create for now: under containerd's shim (ctr run -t)
-         * the shim never went on to `start` after this create (it waits for its console master), while the Node
-         * create of the same call works; the cause is not found yet (oci-containerd.test.ts "ctr run -t")
-         */
-        if (opt(c, "console-socket"))
-                return run_node(c);
         const char *preserve = opt(c, "preserve-fds");
         if (preserve) {
                 for (const char *p = preserve; *p; p++)
@@ -190,7 +193,7 @@ int verb_create(Call *c) {
         }
         if (child == 0) {
                 close(p[0]);
-                exec_monitor(c, p[1], nfds, av);
+                exec_monitor(c, p[1], nfds, av, console != NULL);
         }
         close(p[1]);
         /* the report: read to its end (the monitor closes the pipe once it has said its word) */

@@ -106,6 +106,9 @@ static int plan_record(void *ctx, unsigned id, const WireValue *v, char *err, si
                 p->late_sync = 1;
                 p->leave = v[0].b;
                 break;
+        case P_BINDCOPIES:
+                p->bind_copies_first = 1;
+                break;
         case P_OCIFDS:
                 if (v[0].i < -1 || v[0].i > 0xffff)
                         BAD("console socket fd %lld", (long long) v[0].i);

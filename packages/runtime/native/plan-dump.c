@@ -349,6 +349,8 @@ static void dump_plan(const Plan *p) {
                 kbool("lateSync", 1);
                 kbool("leaveAfterStart", p->leave);
         }
+        if (p->bind_copies_first)
+                kbool("bindCopiesFirst", 1);
         if (p->oci_fds) {
                 key("ociFds");
                 open_('{');

@@ -79,6 +79,7 @@ typedef struct {
         int sync;               /* wait for "go" from Node after the clone */
         int late_sync;          /* with sync: the child waits after its setup, just before seccomp and exec (OCI create) */
         int leave;              /* with late_sync: once the payload runs, we leave it to our reaper (OCI create) */
+        int bind_copies_first;  /* host binds keep their copies' (earlier) mount IDs: no renewal, no grace period each */
         int console_socket;     /* -1, or a connected AF_UNIX socket: the console's master goes there (SCM_RIGHTS) */
         int *pass_fds;          /* our fds that become 3, 4, ... of the payload (OCI --preserve-fds, LISTEN_FDS) */
         size_t n_pass_fds;

@@ -78,6 +78,7 @@ static const WireRecord plan_records[P_COUNT] = {
         [P_LATESYNC] = { "latesync", "b", 0 },
         [P_SECCOMPOCI] = { "seccompoci", "ub", 0 },
         [P_LOGINUID] = { "loginuid", "", 0 },
+        [P_BINDCOPIES] = { "bindcopies", "", 0 },
         [P_BLOB] = { "blob", "x", R },
         [P_BINDMAP] = { "bindmap", "uuuu", R },
         [P_IMAGE] = { "image", "sssssuubb", R },

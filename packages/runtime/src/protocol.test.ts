@@ -44,6 +44,7 @@ const full: HelperPlan = basePlan({
   volatileMode: 'overlay',
   lateSync: true,
   leaveAfterStart: true,
+  bindCopiesFirst: true,
   ociFds: { consoleSocket: 7, pass: [4, 5, 6] },
   blobs: [new Uint8Array([0, 1, 0xff]), new Uint8Array()],
   bindMaps: [
@@ -205,6 +206,7 @@ const planArb: fc.Arbitrary<HelperPlan> = fc
       lateSync: fc.boolean(),
       seccompOci: fc.record({ flags: fc.nat(7), late: fc.boolean() }),
       leaveAfterStart: fc.boolean(),
+      bindCopiesFirst: fc.boolean(),
       ociFds: fc.record({ consoleSocket: fc.integer({ min: -1, max: 0xffff }), pass: fc.array(fc.nat(0xffff), { maxLength: 8 }) }, { requiredKeys: ['pass'] }),
       blobs: fc.array(fc.uint8Array({ maxLength: 64 }), { maxLength: 4 }),
       cgnsLate: fc.boolean(),

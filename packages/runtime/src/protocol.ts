@@ -284,6 +284,13 @@ export interface HelperPlan {
    */
   leaveAfterStart?: boolean;
   /**
+   * Host bind mounts keep the mount IDs of their copies, made before the clone (native/mount.c
+   * detach_host_sources()), so they come first in the container's /proc/self/mountinfo. Without it each is replaced
+   * by a copy of itself once attached, so that the mount table keeps the order of the ops (as systemd-nspawn's and
+   * runc's), which costs an RCU grace period per bind (its detach) on the container's start path.
+   */
+  bindCopiesFirst?: boolean;
+  /**
    * Descriptors the helper was started with (spawnHelper()'s extraFds: 4, 5, ...): CONSOLESOCKET, a connected
    * AF_UNIX socket the console's master is sent to (SCM_RIGHTS, as runc's --console-socket; the helper keeps no copy),
    * and PASS, which become 3, 4, ... of the payload (OCI --preserve-fds, LISTEN_FDS). With this record every other
@@ -367,7 +374,7 @@ const P = {
   NETROUTE: 30, NETNS: 31, SEARCH: 32, ENV: 33, STUBENV: 34, ARGV: 35, FALLBACK: 36, FALLBACKARGS: 37, FINALNL: 38, SURVIVE: 39,
   STDOUT: 40, SDNOTIFY: 41, LOCK: 42, LOCKFD: 43, RMSUBVOL: 44, RMMOUNT: 45, RMTREE: 46, CGMKDIR: 47, CGWRITE: 48, CGCHOWN: 49,
   HANDOFF: 50, HOMSGS: 51, HOSIGNAMES: 52, HORM: 53, HOKILL: 54, HOSLICE: 55, HOMARKER: 56, HOREEXEC: 57, NSJOIN: 58,
-  VOLATILE: 59, BLOB: 60, BINDMAP: 61, IMAGE: 62, HOLDFD: 63, PIVOTROOT: 64, OCIFDS: 65, LATESYNC: 66, CGNSLATE: 67, WINSIZE: 68, SECCOMPOCI: 69, LOGINUID: 70,
+  VOLATILE: 59, BLOB: 60, BINDMAP: 61, IMAGE: 62, HOLDFD: 63, PIVOTROOT: 64, OCIFDS: 65, LATESYNC: 66, CGNSLATE: 67, WINSIZE: 68, SECCOMPOCI: 69, LOGINUID: 70, BINDCOPIES: 71,
 } as const;
 
 /** Record ids of an exec-in request (native/wire.h X_*). */
@@ -563,6 +570,7 @@ export function encodePlan(p: HelperPlan): Buffer {
   for (const b of p.blobs ?? []) w.r(P.BLOB).x(b).e();
   for (const m of p.bindMaps ?? []) w.r(P.BINDMAP).u(m.uid, 'uid').u(m.hostUid, 'uid').u(m.gid, 'gid').u(m.hostGid, 'gid').e();
   if (p.lateSync) w.r(P.LATESYNC).b1(p.leaveAfterStart).e();
+  if (p.bindCopiesFirst) w.r(P.BINDCOPIES).e();
   if (p.ociFds) w.r(P.OCIFDS).i(p.ociFds.consoleSocket ?? -1, 'console socket fd').U(p.ociFds.pass, 'fd').e();
   for (const m of p.imageSteps ?? [])
     w.r(P.IMAGE).s(m.op).s(m.source).s(m.target).s(m.fstype).s(m.data).u(m.flags, 'image mount flags').u(m.mode, 'mode').b1(m.mkdir).b1(m.idmap === true).e();

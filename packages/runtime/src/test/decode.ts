@@ -84,6 +84,7 @@ export function canonicalPlan(p: HelperPlan): unknown {
     ...opt('volatileMode', p.volatileMode),
     ...opt('lateSync', p.lateSync ? true : undefined),
     ...opt('leaveAfterStart', p.lateSync ? p.leaveAfterStart === true : undefined),
+    ...opt('bindCopiesFirst', p.bindCopiesFirst ? true : undefined),
     ...opt('ociFds', p.ociFds && { consoleSocket: String(p.ociFds.consoleSocket ?? -1), pass: p.ociFds.pass.map(n) }),
     bindMaps: (p.bindMaps ?? []).map((m) => ({ uid: n(m.uid), hostUid: n(m.hostUid), gid: n(m.gid), hostGid: n(m.hostGid) })),
     blobs: (p.blobs ?? []).map(hex),
