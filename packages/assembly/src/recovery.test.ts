@@ -283,6 +283,27 @@ describe('collecting other runs', () => {
     expect(records()).toEqual([]);
   });
 
+  it('after another collector that died at work on the gone run (its NAME.collect left), takes over from it at once', async () => {
+    leftBehind('gone', { net: true });
+    const sys = sysAddon();
+    const collector = tryLockFile(join(o.dir!, 'gone.collect'), sys)!;
+    const lock = tryLockFile(runRecordPath('gone', o), sys)!;
+    let waits = 0;
+    const got = await collectRuns(orphanRuns(undefined, o), {
+      ...o,
+      waitLock: (fd) => {
+        waits++;
+        // kill -9: its descriptors close, its files stay; the lock we waited for on NAME.collect's file is ours
+        closeSync(lock.fd!);
+        closeSync(collector.fd!);
+        expect(sys!.ofdLockExclusive(fd)).toBe(true);
+      },
+    });
+    expect(waits).toBe(1);
+    expect(got).toEqual([{ machine: 'gone', removed: ['network'], left: [] }]);
+    expect(records()).toEqual([]);
+  });
+
   it('collectLeftovers() (nspawnctl clean): also empty scopes no run has, and free range locks; never a populated scope without a record', async () => {
     const cg = memCgroups();
     for (const n of ['stale', 'busy', 'live']) cg.dirs.add(`/sys/fs/cgroup/machine.slice/machine-${n}.scope`);
