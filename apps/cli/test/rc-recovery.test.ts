@@ -386,10 +386,10 @@ const collectors: Record<string, () => { c: Started; said: () => Promise<string>
 describe('kill -9, then what collects the leftovers', () => {
   // kill -9 while it runs, and the window that follows on a machine where others start containers: another collector
   // (another start, nspawnctl clean, nspawnd) at work on the gone run, its NAME.collect and record held (as while it
-  // waits for the container to leave its scope), that then keeps the record (the scope was not empty in time): the
-  // collector that came meanwhile waits for that one, and then collects all of it itself
+  // waits for the container to leave its scope), killed there in turn (both files stay): the collector that came
+  // meanwhile waits for that one, takes over from it, and collects all of it
   Object.entries(collectors).forEach(([how, collector], i) =>
-    it(`nspawn -n -U -x killed while it runs, another collector at work on it: ${how} waits for that one, then collects all of it`, async () => {
+    it(`nspawn -n -U -x killed while it runs, another collector killed at work on it: ${how} waits for that one, then collects all of it`, async () => {
       const k = await killAt(['-n', '-U', '-x'], 'running', named(`rc-nux${i}`), true);
       expect(k.subnet, 'the killed run had masquerading').toBeDefined();
       expect(k.uidLocks.length, 'the killed run had a range').toBeGreaterThan(0);
@@ -409,10 +409,12 @@ describe('kill -9, then what collects the leftovers', () => {
       await waitFor(() => lockWaiters(collectPath).some((p) => inTree(p, c.child.pid!)) || c.child.exitCode !== null, `${how} to wait for ${collectPath}`);
       expect(c.child.exitCode, `${how} returned while another collector was at work on ${k.name}: ${c.err()}`).toBeNull();
       expect(existsSync(join(RUNS, `${k.name}.lock`))).toBe(true);
-      // whether it waits alone (another start on the machine may wait too: then that one may collect it, and say so)
+      // whether it waits alone (another start on the machine may wait too: then that one may collect it, and say so;
+      // alone, it takes NAME.collect over as it is let go of)
       const alone = lockWaiters(collectPath).every((p) => inTree(p, c.child.pid!));
+      // kill -9 of the other: its locks go, its files stay (the record first: a collector takes NAME.collect first)
       k.held!.record.release();
-      other.release(true);
+      other.release();
       const out = await said();
       if (alone && how === 'nspawnctl clean') expect(out).toContain(`left behind by machine '${k.name}'`);
       if (alone && how === "nspawnd's start") expect(out).toMatch(new RegExp(`removed what machine ${k.name} left behind: scope, snapshot`));
