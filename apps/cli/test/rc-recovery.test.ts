@@ -2,7 +2,11 @@
  * Recovery after kill -9 (issue 16 §3), as root on the real kernel: `nspawn -n -U -x` (and plain, -n, -U, -x runs, and
  * handed-over runs, where kill -9 hits the helper that replaced nspawn) killed at different moments; then a plain start
  * (no -n), `nspawnctl clean` or nspawnd's start collects everything the run left, each item checked: no snapshot, no
- * lock file, no mount, no nft rule, ip_forward as before, no network record, no range lock, no scope, no run record.
+ * lock file, no mount, no nft rule, ip_forward as before, no network record, no range lock, no scope, no run record;
+ * and one that comes while another collector is at work on the run waits for that one. The machine may be shared
+ * (other checkouts' tests start containers, and so collect gone runs, meanwhile): what a check needs unchanged is held
+ * from the kill on (the run's NAME.collect and record, its range locks, the network's state lock), ip_forward is
+ * read under the state lock, and the killed runs' names carry this run's tag.
  * An immediate restart of the same machine works; a live container's resources (ours, and systemd-nspawn's) are never
  * collected. Then `-x` without `-M` (systemd 252's random names, 20 runs of one tree at once) and the differences from
  * 252 fixed with it, side by side: a tree without /root, `--cpu-affinity=`, zone names, long veth names' altnames.
@@ -10,7 +14,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { execa, execaSync } from 'execa';
-import { closeSync, constants, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs';
+import { closeSync, constants, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, unlinkSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { globalLockPath } from '@nspawn/btrfs';
@@ -50,6 +54,13 @@ afterEach(async () => {
       console.error(e);
     }
 });
+
+/**
+ * the killed runs' machine names end with this run's own tag: two runs of this file at once (two checkouts on one
+ * machine) must not take each other's machines for their own
+ */
+const TAG = process.pid.toString(36);
+const named = (n: string) => `${n}-${TAG}`;
 
 let trees = 0;
 /** a busybox tree of its own, in a directory of its own (its snapshots and lock files go beside it) */
@@ -93,6 +104,94 @@ function freeLocks(dir: string, names: readonly string[]): string[] {
   });
 }
 
+const addon = () => {
+  const sys = sysAddon();
+  if (!sys) throw new Error('the runtime addon (nspawn-sys.node) is missing: pnpm build');
+  return sys;
+};
+interface Held {
+  /** lets go; UNLINK: as its holder would (release_lock_file()), else the file stays (a record kept for a collector) */
+  release(unlink?: boolean): void;
+}
+/**
+ * Takes PATH's exclusive OFD lock as nspawn's collectors and the network's state lock take it (the file made if need
+ * be), waiting for it (WAIT) or not (then undefined when someone holds it). Let go of by the test's cleanup at the latest.
+ */
+function takeLock(path: string, wait: boolean): Held | undefined {
+  const fd = openSync(path, constants.O_CREAT | constants.O_RDWR | constants.O_NOFOLLOW, 0o600);
+  try {
+    if (wait) addon().ofdLockWait(fd);
+    else if (!addon().ofdLockExclusive(fd)) {
+      closeSync(fd);
+      return undefined;
+    }
+  } catch (e) {
+    closeSync(fd);
+    throw e;
+  }
+  let held = true;
+  const h: Held = {
+    release(unlink = false) {
+      if (!held) return;
+      held = false;
+      if (unlink)
+        try {
+          unlinkSync(path);
+        } catch {
+          // gone
+        }
+      closeSync(fd);
+    },
+  };
+  cleanups.push(() => h.release());
+  return h;
+}
+const NET_LOCK = join(NET, '.lock');
+/** ip_forward as the host has it of its own: what nspawn saved before it turned it on, else what it is (read under the state lock) */
+const hostForward = () => (existsSync(join(NET, 'ip_forward.orig')) ? readFileSync(join(NET, 'ip_forward.orig'), 'utf8') : readFileSync(FORWARD, 'utf8')).trim();
+function underNetLock<T>(f: () => T): T {
+  mkdirSync(NET, { recursive: true });
+  const l = takeLock(NET_LOCK, true)!;
+  try {
+    return f();
+  } finally {
+    l.release();
+  }
+}
+
+const FCNTL: Partial<Record<NodeJS.Architecture, number>> = { x64: 72, arm64: 25 };
+/**
+ * The processes that wait for PATH's lock: a task of theirs sleeps in fcntl(F_OFD_SETLKW) on a descriptor of PATH
+ * (/proc/PID/task/TID/syscall: the number and arguments of the call a blocked task is in).
+ */
+function lockWaiters(path: string): number[] {
+  const nr = FCNTL[process.arch];
+  if (nr === undefined) throw new Error(`fcntl's number on ${process.arch}: add it to FCNTL`);
+  const out: number[] = [];
+  for (const p of ls('/proc').filter((d) => /^\d+$/.test(d)))
+    for (const t of ls(`/proc/${p}/task`))
+      try {
+        const [call, fd, cmd] = readFileSync(`/proc/${p}/task/${t}/syscall`, 'utf8').split(' ');
+        // F_OFD_SETLKW is 38
+        if (Number(call) === nr && Number(cmd) === 38 && readlinkSync(`/proc/${p}/fd/${Number(fd)}`) === path) out.push(Number(p));
+      } catch {
+        // gone, running, or not a descriptor of PATH
+      }
+  return out;
+}
+/** whether PID is ROOT or one of its descendants */
+function inTree(pid: number, root: number): boolean {
+  for (let p = pid; p > 1; ) {
+    if (p === root) return true;
+    try {
+      p = Number(/^PPid:\s*(\d+)$/m.exec(readFileSync(`/proc/${p}/status`, 'utf8'))?.[1] ?? 0);
+    } catch {
+      return false;
+    }
+  }
+  return false;
+}
+
 interface Started {
   child: ChildProcess;
   out: () => string;
@@ -129,15 +228,17 @@ interface Killed {
   /** --overlay='s scratch directories, as its run record named them */
   scratch: string[];
   forwardBefore: string;
+  /** with HOLD: what the test holds after the kill so that no other collector on the machine touches the run */
+  held?: { record: Held; rangeLocks: Held[]; net: Held };
 }
 
 /**
  * Starts `nspawn FLAGS -D TREE -M NAME` with a payload that says READY and sleeps, and kills it with SIGKILL at MOMENT:
  * once its run record exists, its snapshot, its network record, or once the payload runs.
  */
-async function killAt(flags: string[], moment: Moment, name: string): Promise<Killed> {
+async function killAt(flags: string[], moment: Moment, name: string, hold = false): Promise<Killed> {
   const t = tree();
-  const forwardBefore = readFileSync(FORWARD, 'utf8').trim();
+  const forwardBefore = underNetLock(hostForward);
   const uidBefore = ls(UID_LOCKS);
   const r = nspawn([...flags, '-D', t.root, '-M', name, 'sh', '-c', 'echo READY; exec sleep 600']);
   const pid = r.child.pid!;
@@ -176,9 +277,28 @@ async function killAt(flags: string[], moment: Moment, name: string): Promise<Ki
   } catch {
     // not written yet
   }
+  // HOLD: the machine is shared (another start, nspawnctl clean or nspawnd collects whatever run is gone): before the
+  // kill, the run's NAME.collect and the network's state lock; after it, the run's record (its lock free: its owner is
+  // gone), and its range locks (free too): every collector leaves it alone then, until held.record is let go of
+  const collectLock = hold ? takeLock(join(RUNS, `${name}.collect`), true) : undefined;
+  const net = hold ? (mkdirSync(NET, { recursive: true }), takeLock(NET_LOCK, true)) : undefined;
   r.child.kill('SIGKILL');
   await r.done;
-  return { name, t, flags, handedOver, ...(subnet ? { subnet } : {}), uidLocks: ls(UID_LOCKS).filter((n) => !uidBefore.includes(n)), scratch, forwardBefore };
+  const uidLocks = ls(UID_LOCKS).filter((n) => !uidBefore.includes(n));
+  let held: Killed['held'];
+  if (hold) {
+    const record = takeLock(join(RUNS, `${name}.lock`), false);
+    expect(record, 'the killed run\'s record, free').toBeDefined();
+    held = { record: record!, rangeLocks: uidLocks.flatMap((n) => takeLock(join(UID_LOCKS, n), false) ?? []), net: net! };
+    collectLock!.release(true); // (another collector that waited for it finds the record held now: it skips it)
+  }
+  return { name, t, flags, handedOver, ...(subnet ? { subnet } : {}), uidLocks, scratch, forwardBefore, ...(held ? { held } : {}) };
+}
+/** lets go of what killAt(..., hold) held, the record kept for the next collector */
+function letGo(k: Killed): void {
+  k.held?.record.release();
+  for (const l of k.held?.rangeLocks ?? []) l.release();
+  k.held?.net.release();
 }
 
 /** everything the killed run made is gone, each item by itself */
@@ -192,17 +312,14 @@ function expectAllCollected(k: Killed): void {
   expect(global !== undefined && existsSync(global), `${what}: the tree's global image lock`).toBe(false);
   expect(ls(NET).filter((f) => f.startsWith(`${k.name}.`)), `${what}: network record`).toEqual([]);
   if (k.subnet) expect(nftTable(), `${what}: nft rules for ${k.subnet}`).not.toContain(k.subnet);
-  // ip_forward: back to what it was; unless another container (another test's) needs it meanwhile: then it stays on,
-  // and the value nspawn found before it turned it on is kept in the state (never '1')
-  const liveNet = ls(NET).filter((f) => f.endsWith('.json'));
-  const saved = join(NET, 'ip_forward.orig');
-  if (liveNet.length === 0) {
-    expect(readFileSync(FORWARD, 'utf8').trim(), `${what}: ip_forward`).toBe(k.forwardBefore);
-    expect(existsSync(saved), `${what}: the saved ip_forward`).toBe(false);
-  } else {
-    expect(readFileSync(FORWARD, 'utf8').trim(), `${what}: ip_forward while ${liveNet.join(', ')} run`).toBe('1');
-    if (existsSync(saved)) expect(readFileSync(saved, 'utf8').trim(), `${what}: the saved ip_forward`).not.toBe('1');
-  }
+  // ip_forward, under the state lock (other containers on the machine start and stop meanwhile): the host's own value
+  // as before, and turned on by nspawn (the value it found saved beside) only while some container's record is there
+  const seen = underNetLock(() => ({ records: ls(NET).filter((f) => f.endsWith('.json')), saved: existsSync(join(NET, 'ip_forward.orig')), host: hostForward(), now: readFileSync(FORWARD, 'utf8').trim() }));
+  expect(seen.host, `${what}: the host's own ip_forward`).toBe(k.forwardBefore);
+  if (seen.records.length === 0) {
+    expect(seen.saved, `${what}: the saved ip_forward`).toBe(false);
+    expect(seen.now, `${what}: ip_forward`).toBe(k.forwardBefore);
+  } else if (!seen.saved) expect(seen.now, `${what}: ip_forward while ${seen.records.join(', ')} run (not turned on by nspawn)`).toBe(k.forwardBefore);
   expect(k.scratch.filter((d) => existsSync(d)), `${what}: --overlay scratch directories`).toEqual([]);
   // a range lock that appeared during the run and is still there belongs to a live container (it holds it)
   expect(freeLocks(UID_LOCKS, k.uidLocks.filter((n) => existsSync(join(UID_LOCKS, n)))), `${what}: range locks nobody holds`).toEqual([]);
@@ -211,7 +328,7 @@ function expectAllCollected(k: Killed): void {
 const ctlEnv = () => ({ ...TOOL_ENV, NSPAWND_RUNTIME_DIR: join(work.dir, 'run'), NSPAWND_MACHINES_DIR: join(work.dir, 'machines') });
 const plainStart = async () => {
   const other = tree('rc-other');
-  const r = await runTool('nspawn', ['-q', '--console=pipe', '-D', other.root, '-M', `rc-other${trees}`, '/bin/true']);
+  const r = await runTool('nspawn', ['-q', '--console=pipe', '-D', other.root, '-M', named(`rc-other${trees}`), '/bin/true']);
   expect(r.status, r.stderr).toBe(0);
   rmSync(other.parent, { recursive: true });
 };
@@ -227,24 +344,80 @@ async function nspawndStart(): Promise<string> {
   await d.done;
   return d.err();
 }
-const collectors = { 'a plain start': plainStart, 'nspawnctl clean': clean, "nspawnd's start": nspawndStart } as const;
+/**
+ * the collectors, started: each runs until it has collected (then SAID gives what it said, once it is done): a plain
+ * start of another machine, `nspawnctl clean`, nspawnd (until it listens)
+ */
+const collectors: Record<string, () => { c: Started; said: () => Promise<string> }> = {
+  'a plain start': () => {
+    const c = nspawn(['-D', tree('rc-other').root, '-M', named(`rc-other${trees}`), '/bin/true']);
+    return {
+      c,
+      said: async () => {
+        expect(await c.done, c.err()).toBe(0);
+        return c.err();
+      },
+    };
+  },
+  'nspawnctl clean': () => {
+    const c = start(NSPAWNCTL, ['clean'], ctlEnv());
+    return {
+      c,
+      said: async () => {
+        expect(await c.done, c.err()).toBe(0);
+        return c.out();
+      },
+    };
+  },
+  "nspawnd's start": () => {
+    const c = start(process.execPath, [NSPAWND], { ...ctlEnv(), NSPAWND_CONFIG_DIR: join(work.dir, 'etc'), NSPAWND_LOG_DIR: join(work.dir, 'log') });
+    return {
+      c,
+      said: async () => {
+        await waitFor(() => c.err().includes('listening on') || c.child.exitCode !== null, 'nspawnd');
+        c.child.kill('SIGTERM');
+        await c.done;
+        return c.err();
+      },
+    };
+  },
+};
 
 describe('kill -9, then what collects the leftovers', () => {
-  Object.entries(collectors).forEach(([how, collect], i) =>
-    it(`nspawn -n -U -x killed while it runs: ${how} collects all of it`, async () => {
-      const k = await killAt(['-n', '-U', '-x'], 'running', `rc-nux${i}`);
+  // kill -9 while it runs, and the window that follows on a machine where others start containers: another collector
+  // (another start, nspawnctl clean, nspawnd) at work on the gone run, its NAME.collect and record held (as while it
+  // waits for the container to leave its scope), killed there in turn (both files stay): the collector that came
+  // meanwhile waits for that one, takes over from it, and collects all of it
+  Object.entries(collectors).forEach(([how, collector], i) =>
+    it(`nspawn -n -U -x killed while it runs, another collector killed at work on it: ${how} waits for that one, then collects all of it`, async () => {
+      const k = await killAt(['-n', '-U', '-x'], 'running', named(`rc-nux${i}`), true);
       expect(k.subnet, 'the killed run had masquerading').toBeDefined();
       expect(k.uidLocks.length, 'the killed run had a range').toBeGreaterThan(0);
-      // what it left before the collection, item by item
+      // what it left before the collection, item by item (held: no other collector on the machine takes it meanwhile)
       expect(existsSync(join(RUNS, `${k.name}.lock`))).toBe(true);
       expect(ls(k.t.parent).some((n) => n.startsWith('.#machine.'))).toBe(true);
       expect(mountsUnder(k.t.parent).length).toBeGreaterThan(0);
       expect(nftTable()).toContain(k.subnet);
       expect(readFileSync(FORWARD, 'utf8').trim()).toBe('1');
-      expect(freeLocks(UID_LOCKS, k.uidLocks).length).toBeGreaterThan(0);
-      const said = await collect();
-      if (how === 'nspawnctl clean') expect(said).toContain(`left behind by machine '${k.name}'`);
-      if (how === "nspawnd's start") expect(said).toMatch(new RegExp(`removed what machine ${k.name} left behind: scope, snapshot`));
+      expect(k.held!.rangeLocks.length, 'its range locks, free').toBeGreaterThan(0);
+      // the other collector: NAME.collect (and the record, held already)
+      const collectPath = join(RUNS, `${k.name}.collect`);
+      const other = takeLock(collectPath, true)!;
+      for (const l of k.held!.rangeLocks) l.release();
+      k.held!.net.release();
+      const { c, said } = collector();
+      await waitFor(() => lockWaiters(collectPath).some((p) => inTree(p, c.child.pid!)) || c.child.exitCode !== null, `${how} to wait for ${collectPath}`);
+      expect(c.child.exitCode, `${how} returned while another collector was at work on ${k.name}: ${c.err()}`).toBeNull();
+      expect(existsSync(join(RUNS, `${k.name}.lock`))).toBe(true);
+      // whether it waits alone (another start on the machine may wait too: then that one may collect it, and say so;
+      // alone, it takes NAME.collect over as it is let go of)
+      const alone = lockWaiters(collectPath).every((p) => inTree(p, c.child.pid!));
+      // kill -9 of the other: its locks go, its files stay (the record first: a collector takes NAME.collect first)
+      k.held!.record.release();
+      other.release();
+      const out = await said();
+      if (alone && how === 'nspawnctl clean') expect(out).toContain(`left behind by machine '${k.name}'`);
+      if (alone && how === "nspawnd's start") expect(out).toMatch(new RegExp(`removed what machine ${k.name} left behind: scope, snapshot`));
       expectAllCollected(k);
     }),
   );
@@ -262,7 +435,7 @@ describe('kill -9, then what collects the leftovers', () => {
   ];
   matrix.forEach(([flags, moment], i) =>
     it(`nspawn ${flags.join(' ') || '(plain)'} killed at its ${moment}: a plain start collects all of it`, async () => {
-      const k = await killAt(flags, moment, `rc-m${i}`);
+      const k = await killAt(flags, moment, named(`rc-m${i}`));
       // runs without networking (or --overlay scratch) are handed over: the kill hit the helper in nspawn's place
       if (moment === 'running') expect(k.handedOver, 'handed over to the helper').toBe(!flags.includes('-n') && !flags.some((f) => f.startsWith('--overlay')));
       if (flags.some((f) => f.startsWith('--overlay'))) expect(k.scratch.length, 'its scratch directory, recorded').toBe(1);
@@ -273,8 +446,8 @@ describe('kill -9, then what collects the leftovers', () => {
 
   it('an immediate restart of the same machine after kill -9 works (no "already running?"), and leaves nothing', async () => {
     for (const flags of [['-n', '-U', '-x'], ['-x']]) {
-      const k = await killAt(flags, 'running', 'rc-again');
-      const r = await runTool('nspawn', ['-q', '--console=pipe', ...flags, '-D', k.t.root, '-M', 'rc-again', 'sh', '-c', 'echo again']);
+      const k = await killAt(flags, 'running', named('rc-again'));
+      const r = await runTool('nspawn', ['-q', '--console=pipe', ...flags, '-D', k.t.root, '-M', k.name, 'sh', '-c', 'echo again']);
       expect(r.status, r.stderr).toBe(0);
       expect(r.stdout).toBe('again\n');
       expectAllCollected(k);
@@ -286,7 +459,7 @@ describe('a run that could not remove everything keeps its record', () => {
   for (const handoff of ['1', '0'])
     it(`${handoff === '1' ? 'handed over (the helper)' : 'not handed over (Node)'}: a foreign mount in the snapshot stops its removal; once it is gone, the next start collects it`, async () => {
       const t = tree();
-      const name = `rc-stuck${handoff}`;
+      const name = named(`rc-stuck${handoff}`);
       const r = nspawn(['-x', '-D', t.root, '-M', name, 'sh', '-c', 'echo READY; while [ ! -e /rc-stop ]; do sleep 0.05; done'], { ...TOOL_ENV, NSPAWN_HANDOFF: handoff });
       await waitFor(() => r.out().includes('READY') || r.child.exitCode !== null, 'the payload');
       const snapshot = join(t.parent, ls(t.parent).find((n) => n.startsWith('.#machine.') && !n.endsWith('.lck'))!);
@@ -343,7 +516,7 @@ describe('what a live container holds is never collected', () => {
     expect(before).toMatchObject({ record: true, snapshot: true, net: true, nft: true, forward: '1', sdSnapshot: true, rangeLocks: 2, freeRangeLocks: [] });
     expect(before.scope).toBe(hierarchies().length);
     // a gone run to collect meanwhile, so that the collectors do work next to the live ones
-    const k = await killAt(['-U', '-x'], 'running', 'rc-victim');
+    const k = await killAt(['-U', '-x'], 'running', named('rc-victim'));
     await plainStart();
     clean();
     await nspawndStart();

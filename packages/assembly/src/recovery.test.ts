@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -232,6 +232,76 @@ describe('collecting other runs', () => {
     expect(await collectRuns([live.path], o)).toEqual([]);
     expect(records()).toEqual(['live.lock']);
     live.release();
+  });
+
+  it('waits for another collector at work on a gone run (it holds NAME.collect) instead of skipping it: when it returns, the run is collected', async () => {
+    leftBehind('gone', { userns: true, net: true });
+    const sys = sysAddon();
+    // another collector (another start, nspawnctl clean, nspawnd) at work: NAME.collect, then NAME's lock
+    const collector = tryLockFile(join(o.dir!, 'gone.collect'), sys)!;
+    const lock = tryLockFile(runRecordPath('gone', o), sys)!;
+    const paths = orphanRuns(undefined, o);
+    expect(paths).toEqual([runRecordPath('gone', o)]);
+    let waitedFor = '';
+    const got = await collectRuns(paths, {
+      ...o,
+      waitLock: () => {
+        waitedFor = records().join(' ');
+        // the other one is done: it collected all of it (the record goes, then NAME.collect)
+        lock.release();
+        collector.release();
+      },
+    });
+    expect(waitedFor).toBe('gone.collect gone.lock');
+    // it was the other's to report; nothing is left, and nothing was done twice
+    expect(got).toEqual([]);
+    expect(records()).toEqual([]);
+    expect(netCollected).toBe(0);
+  });
+
+  it('after another collector that had to leave the gone run (its record kept), collects it itself and says so', async () => {
+    const cg = memCgroups();
+    cg.dirs.add('/sys/fs/cgroup/machine.slice/machine-gone.scope');
+    leftBehind('gone', { net: true });
+    const sys = sysAddon();
+    const collector = tryLockFile(join(o.dir!, 'gone.collect'), sys)!;
+    const lock = tryLockFile(runRecordPath('gone', o), sys)!;
+    let waits = 0;
+    const got = await collectRuns(orphanRuns(undefined, o), {
+      ...o,
+      layout: UNIFIED,
+      cgroupFs: cg.fs,
+      waitLock: () => {
+        waits++;
+        // the other one gave up (its scope still had processes then): the record stays, unlocked
+        closeSync(lock.fd!);
+        collector.release();
+      },
+    });
+    expect(waits).toBe(1);
+    expect(got).toEqual([{ machine: 'gone', removed: ['scope', 'network'], left: [] }]);
+    expect(records()).toEqual([]);
+  });
+
+  it('after another collector that died at work on the gone run (its NAME.collect left), takes over from it at once', async () => {
+    leftBehind('gone', { net: true });
+    const sys = sysAddon();
+    const collector = tryLockFile(join(o.dir!, 'gone.collect'), sys)!;
+    const lock = tryLockFile(runRecordPath('gone', o), sys)!;
+    let waits = 0;
+    const got = await collectRuns(orphanRuns(undefined, o), {
+      ...o,
+      waitLock: (fd) => {
+        waits++;
+        // kill -9: its descriptors close, its files stay; the lock we waited for on NAME.collect's file is ours
+        closeSync(lock.fd!);
+        closeSync(collector.fd!);
+        expect(sys!.ofdLockExclusive(fd)).toBe(true);
+      },
+    });
+    expect(waits).toBe(1);
+    expect(got).toEqual([{ machine: 'gone', removed: ['network'], left: [] }]);
+    expect(records()).toEqual([]);
   });
 
   it('collectLeftovers() (nspawnctl clean): also empty scopes no run has, and free range locks; never a populated scope without a record', async () => {

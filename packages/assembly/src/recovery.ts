@@ -18,7 +18,9 @@
  *   its lock. So the collection costs next to nothing unless something was left.
  * - A collector takes `NAME.collect` before it takes NAME's lock, and lets it go last: a start of NAME that finds the
  *   lock held but NAME.collect free knows the holder is a live run (and refuses); with NAME.collect held, it waits for
- *   the collector and tries again. Collectors skip a NAME.collect that is held.
+ *   the collector and tries again. A collector that finds NAME.collect held waits for the other one too, and looks
+ *   again: when a start, `nspawnctl clean` or nspawnd's start is done collecting, every run it found gone is collected
+ *   or kept with the reason (never still half-way in another process's hands).
  * - nspawnd's containers outlive it (the helper's `survive`): their record names the helper as the survivor, and a
  *   record whose survivor still runs is never collected.
  * - Collecting a run: wait until its scope has no process left (its container dies with its supervisor), remove the
@@ -98,27 +100,46 @@ function waitLockDefault(fd: number): void {
   if (r.status !== 0) throw new Error(`Failed to take a lock: ${r.stderr?.toString().trim() || r.error?.message || `exit ${r.status}`}`);
 }
 
-/** waits until whoever holds PATH (a collector) lets go of it */
-function waitFor(path: string, o: RecoveryOptions): void {
+/**
+ * Waits until whoever holds the lock file PATH (a collector) lets go of it, and returns the lock, ours then, when the
+ * file is still there (its holder died holding it); undefined when the file is gone (its holder removed it: done).
+ */
+function waitTake(path: string, o: RecoveryOptions): RangeLock | undefined {
   let fd: number;
   try {
     fd = openSync(path, fsc.O_RDWR | fsc.O_NOFOLLOW | fsc.O_NOCTTY);
   } catch {
-    return; // gone: done
+    return undefined; // gone: done
   }
   try {
     (o.waitLock ?? waitLockDefault)(fd);
-    // ours now: release it as its holder would (release_lock_file())
-    if (fstatSync(fd).nlink > 0)
+  } catch (e) {
+    closeSync(fd);
+    throw e;
+  }
+  if (fstatSync(fd).nlink === 0) {
+    closeSync(fd);
+    return undefined;
+  }
+  let held = true;
+  return {
+    path,
+    fd,
+    // release_lock_file()
+    release() {
+      if (!held) return;
+      held = false;
       try {
         unlinkSync(path);
       } catch {
         // gone
       }
-  } finally {
-    closeSync(fd);
-  }
+      closeSync(fd);
+    },
+  };
 }
+/** waits until whoever holds PATH (a collector) lets go of it */
+const waitFor = (path: string, o: RecoveryOptions): void => waitTake(path, o)?.release();
 
 function parseRecord(text: string): Partial<RunRecord> | undefined {
   if (text.trim() === '') return undefined;
@@ -304,12 +325,22 @@ export async function collectRuns(paths: readonly string[], o: RecoveryOptions =
 async function collectRunAt(path: string, o: RecoveryOptions, ifEmpty?: (machine: string) => Promise<CollectedRun | undefined>): Promise<CollectedRun | undefined> {
   const base = path.slice(path.lastIndexOf('/') + 1, -'.lock'.length);
   let collector: RangeLock | undefined;
-  try {
-    collector = tryLock(collectPath(path), o);
-  } catch {
-    return undefined;
+  for (let attempt = 0; !collector; attempt++) {
+    try {
+      collector = tryLock(collectPath(path), o);
+    } catch {
+      return undefined;
+    }
+    if (collector) break;
+    // another collector at work on it (another start, nspawnctl clean, nspawnd), or a start of that machine checking who
+    // holds its lock: wait for it to finish and look again. Skipping it would let this collection end while the gone
+    // run's leftovers are still there; once the other is done, the record is gone (all of it collected) or kept (then
+    // we try too, and say what stays). One that died at work leaves NAME.collect: then the lock we waited for is ours.
+    // (We hold no NAME.collect while we wait, and a holder never waits for one: no cycle.)
+    if (attempt >= 3) return undefined;
+    collector = waitTake(collectPath(path), o);
+    if (!collector && !ifEmpty && !existsSync(path)) return undefined; // collected by the other
   }
-  if (!collector) return undefined; // another collector, or a start of that machine checking who holds it
   try {
     const lock = tryLock(path, o);
     if (!lock) return undefined; // a live run
