@@ -5,12 +5,11 @@
  * do yet is refused before anything is made. The namespaces it lacks are shared with the host
  * (ociSharedNamespaces(), ContainerConfig.sharedNamespaces).
  */
-import type { OciDeviceNode, OciSeccomp, OciSettings } from '@nspawn/settings';
+import type { OciDeviceNode, OciSeccomp, OciSettings, SharedNamespace } from '@nspawn/settings';
 import { capabilityMaskOf, type CapabilityQuintet, capabilitiesUpTo, type ContainerCapabilities } from './caps.js';
 import { ContainerError } from './errors.js';
 import { nspawnOciSeccompBytes, OciSeccompError } from './seccomp/oci-nspawn.js';
 import type { DeviceRule } from './devices/policy.js';
-import type { SharedNamespace } from './plan.js';
 import type { HelperConsole, HelperPlan, Op } from './protocol.js';
 
 /** The OCI parts a run uses (ContainerConfig.oci). */

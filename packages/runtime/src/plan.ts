@@ -6,10 +6,9 @@
  */
 import type { NetworkConfig } from './network-config.js';
 import type { CustomMount, LinkJournal, ResolvConfMode, Rlimit, RlimitName, SharedNamespace, TimezoneMode } from '@nspawn/settings';
-import { RLIMIT_NUMBERS } from '@nspawn/settings';
 import { dirname } from 'node:path';
 import type { CgroupHierarchy, HostFacts, Tree } from './host.js';
-import { CLONE, type HelperConsole, type HelperPlan, type HelperRlimit, MOUNT_ATTR, MS, type Op, OpFlag } from './protocol.js';
+import { CLONE, type HelperConsole, type HelperPlan, MOUNT_ATTR, MS, type Op, OpFlag } from './protocol.js';
 import type { ContainerImage } from './image-tree.js';
 import type { ResolvedUser } from './users.js';
 import { nspawnSeccompBytes } from './seccomp/filter.js';
@@ -20,7 +19,9 @@ import { containerHostEnv, hostOsReleaseEnvPairs, mergeEnv } from './environment
 import { applyOciSeccomp, applyOciUser, ociCapabilityQuintet, ociDeviceOps, type OciRun } from './oci-bundle.js';
 
 export { containerHostEnv, mergeEnv } from './environment.js';
+export { buildRlimits } from './rlimits.js';
 import { rootDirectory } from './root-dir.js';
+import { buildRlimits } from './rlimits.js';
 import type { CgroupAttribute, CgroupSlice } from './cgroup-settings.js';
 import {
   CAPABILITIES_NOT_IN_BOUNDING_SET,
@@ -185,39 +186,6 @@ export function buildEnvironment(cfg: ContainerConfig, host: HostFacts): string[
   // init sets its own locale (from /etc/locale.conf): only a plain command gets ours
   if (cfg.startMode !== 'boot') base.push('LANG=C.UTF-8');
   return mergeEnv(base, containerHostEnv(hostOsReleaseEnvPairs(host)), cfg.environment);
-}
-
-/** The default rlimits systemd-nspawn gives the payload (initialize_rlimits), with the user's on top. */
-export function buildRlimits(cfg: ContainerConfig, host: HostFacts): HelperRlimit[] {
-  const INF = 'infinity' as const;
-  const defaults: Partial<Record<RlimitName, [bigint | 'infinity', bigint | 'infinity']>> = {
-    AS: [INF, INF],
-    CORE: [0n, INF],
-    CPU: [INF, INF],
-    DATA: [INF, INF],
-    FSIZE: [INF, INF],
-    LOCKS: [INF, INF],
-    MEMLOCK: [8388608n, 8388608n],
-    MSGQUEUE: [819200n, 819200n],
-    NICE: [0n, 0n],
-    NOFILE: [1024n, BigInt(Math.min(host.nrOpen, 512 * 1024))],
-    RSS: [INF, INF],
-    RTPRIO: [0n, 0n],
-    RTTIME: [INF, INF],
-    STACK: [8388608n, INF],
-  };
-  const conv = (x: string): bigint | 'infinity' => (x === 'infinity' ? INF : BigInt(x));
-  if (host.pid1Limits.NPROC) defaults.NPROC = [conv(host.pid1Limits.NPROC[0]), conv(host.pid1Limits.NPROC[1])];
-  if (host.pid1Limits.SIGPENDING)
-    defaults.SIGPENDING = [conv(host.pid1Limits.SIGPENDING[0]), conv(host.pid1Limits.SIGPENDING[1])];
-  const out: HelperRlimit[] = [];
-  for (const [name, num] of Object.entries(RLIMIT_NUMBERS) as [RlimitName, number][]) {
-    const user = cfg.rlimits[name];
-    const d = defaults[name];
-    if (user) out.push({ resource: num, soft: user.soft, hard: user.hard });
-    else if (d) out.push({ resource: num, soft: d[0], hard: d[1] });
-  }
-  return out;
 }
 
 const roFlags = MS.BIND | MS.REMOUNT | MS.RDONLY | MS.NOSUID | MS.NOEXEC | MS.NODEV;
