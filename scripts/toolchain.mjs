@@ -17,8 +17,9 @@ import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 
 /**
- * The compilers build-helper.mjs tries, [command, arguments]: keep in step with its CROSS and COMPILERS
- * (tools/packaging/test/toolchain.test.ts checks that every one it names is here).
+ * The compilers the native programs are built with, [command, arguments]: keep in step with CROSS and COMPILERS of
+ * packages/runtime/scripts/cc.mjs
+ * (tools/packaging/test/scripts.test.ts checks that every one it names is here).
  */
 export function probedCompilers(env = process.env) {
   return [

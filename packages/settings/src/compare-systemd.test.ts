@@ -9,6 +9,7 @@
  * tree (scripts/make-busybox-tree.sh, Debian's busybox-static) in /var/tmp/st-cmp-*, removed afterwards.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
+import { referenceCommand } from '@nspawn/test-kit';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -181,7 +182,8 @@ interface Run {
 }
 
 function runNspawn(dir: string, machine: string, path: string): Run {
-  const r = spawnSync(NSPAWN, ['--register=no', '--keep-unit', '-q', '-D', dir, '-M', machine, '/bin/true'], {
+  // (in a cgroup of the test's own: 252 --keep-unit makes payload/ and supervisor/ in its caller's cgroup)
+  const r = spawnSync(...referenceCommand(['--register=no', '--keep-unit', '-q', '-D', dir, '-M', machine, '/bin/true']), {
     encoding: 'utf8',
     timeout: 60_000,
     stdio: ['ignore', 'pipe', 'pipe'],
