@@ -20,3 +20,21 @@ export function report(title, times, { digits = 2, goal } = {}) {
   }
   return st;
 }
+
+/**
+ * For a benchmark that runs systemd-nspawn 252 --keep-unit, which splits its caller's cgroup into payload/ and
+ * supervisor/ and leaves them: the benchmark moves into a cgroup of its own (@nspawn/test-kit's reference cgroup),
+ * and back out at its exit, removing it. Needs root.
+ */
+export async function inReferenceCgroup() {
+  const { enterReferenceCgroup } = await import('../tools/test-kit/src/reference-cgroup.ts');
+  const leave = enterReferenceCgroup();
+  process.on('exit', () => {
+    try {
+      leave();
+    } catch (e) {
+      console.error(`bench: the reference cgroup stays: ${e.message}`);
+      process.exitCode = 1;
+    }
+  });
+}

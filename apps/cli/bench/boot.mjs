@@ -8,7 +8,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { report } from '../../../scripts/bench-report.mjs';
+import { inReferenceCgroup, report } from '../../../scripts/bench-report.mjs';
 
 const REPO = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
 const RUNS = Number(process.env.BENCH_BOOT_RUNS ?? 5);
@@ -19,6 +19,8 @@ if (process.getuid() !== 0) {
   console.error('bench: must run as root');
   process.exit(1);
 }
+// (systemd-nspawn --keep-unit splits its caller's cgroup: the bench runs in one of its own)
+await inReferenceCgroup();
 
 /**
  * A datagram socket at PATH that reports each message with the time it arrived: test/fixtures/notify-listener.c,

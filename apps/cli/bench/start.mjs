@@ -6,7 +6,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, openSync, closeSync, rmSync, writeFileSync, cpSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { report } from '../../../scripts/bench-report.mjs';
+import { inReferenceCgroup, report } from '../../../scripts/bench-report.mjs';
 
 const REPO = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
 const RUNS = Number(process.env.BENCH_RUNS ?? 40);
@@ -16,6 +16,8 @@ if (process.getuid() !== 0) {
   console.error('bench: must run as root');
   process.exit(1);
 }
+// (systemd-nspawn --keep-unit splits its caller's cgroup: the bench runs in one of its own)
+await inReferenceCgroup();
 const runtime = await import(join(REPO, 'packages/runtime/dist/index.js'));
 const dir = mkdtempSync('/var/tmp/nspawn-bench-');
 try {

@@ -15,7 +15,7 @@ import { cpSync, existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { COMMON_FLAGS, NSPAWN_BIN, SYSTEMD_NSPAWN, TOOL_ENV, TOOLS } from './helpers/containers.js';
+import { COMMON_FLAGS, TOOL_ENV, toolCommand, TOOLS } from './helpers/containers.js';
 import { expectedProbeLines, guardHostHostname, hostHostname, namespaceProbe, type Own, withoutMounts } from './helpers/namespace-probe.js';
 import { OciBundleRuns, stderrLines } from './helpers/oci-bundle.js';
 
@@ -136,7 +136,8 @@ describe('--oci-bundle= without a PID, IPC or UTS namespace, as systemd-nspawn 2
     for (const own of [['pid', 'ipc', 'uts'], ['ipc', 'uts']] as Own[][])
       for (const tool of TOOLS) {
         const bundle = runs.makeBundle(tool, config(own, {}, ['/bin/sh', '-c', 'echo "loginuid: $(cat /proc/self/loginuid)"']));
-        const [cmd, pre] = tool === 'systemd-nspawn' ? [SYSTEMD_NSPAWN, []] : [process.execPath, [NSPAWN_BIN]];
+        // (the reference in its own cgroup: toolCommand())
+        const [cmd, pre] = toolCommand(tool);
         const r = await execa('/bin/sh', ['-c', 'echo 4242 > /proc/self/loginuid && exec "$@"', 'sh', cmd, ...pre, ...COMMON_FLAGS, '-q', `--oci-bundle=${bundle}`], {
           env: TOOL_ENV,
           extendEnv: false,

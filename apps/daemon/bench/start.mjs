@@ -8,7 +8,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { report } from '../../../scripts/bench-report.mjs';
+import { inReferenceCgroup, report } from '../../../scripts/bench-report.mjs';
 import { REPO, scratchDaemon } from './scratch.mjs';
 const RUNS = Number(process.env.BENCH_RUNS ?? 40);
 const WARMUP = 5;
@@ -16,6 +16,8 @@ if (process.getuid() !== 0) {
   console.error('bench: must run as root');
   process.exit(1);
 }
+// (systemd-nspawn --keep-unit splits its caller's cgroup: the bench runs in one of its own)
+await inReferenceCgroup();
 const { varlinkCall } = await import(join(REPO, 'packages/runtime/dist/index.js'));
 const d = scratchDaemon('dm-bench-');
 const tree = join(d.machines, 'dm-bench');

@@ -6,7 +6,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { report } from '../../../scripts/bench-report.mjs';
+import { inReferenceCgroup, report } from '../../../scripts/bench-report.mjs';
 
 const REPO = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
 const RUNS = Number(process.env.BENCH_RUNS ?? 10);
@@ -15,6 +15,8 @@ if (process.getuid() !== 0) {
   console.error('bench: must run as root');
   process.exit(1);
 }
+// (systemd-nspawn --keep-unit splits its caller's cgroup: the bench runs in one of its own)
+await inReferenceCgroup();
 const btrfs = await import(join(REPO, 'packages/btrfs/dist/index.js'));
 const nspawn = join(REPO, 'apps/cli/bin/nspawn');
 const base = mkdtempSync('/var/tmp/bt-bench-');

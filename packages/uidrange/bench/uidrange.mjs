@@ -9,7 +9,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { report } from '../../../scripts/bench-report.mjs';
+import { inReferenceCgroup, report } from '../../../scripts/bench-report.mjs';
 
 const REPO = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
 const RUNS = Number(process.env.BENCH_RUNS ?? 30);
@@ -19,6 +19,8 @@ if (process.getuid() !== 0) {
   console.error('bench: must run as root');
   process.exit(1);
 }
+// (systemd-nspawn --keep-unit splits its caller's cgroup: the bench runs in one of its own)
+await inReferenceCgroup();
 if (!existsSync('/usr/bin/systemd-nspawn')) {
   console.error('bench: systemd-nspawn is needed as the reference (apt-get install systemd-container)');
   process.exit(1);

@@ -91,4 +91,4 @@ export function treeListing(dir: string): string[] {
   return out;
 }
 
-export { keepUnitHierarchies, referenceCgroupPath, referenceCommand, removeCgroupTree, removeReferenceCgroup, SYSTEMD_NSPAWN } from './reference-cgroup.js';
+export { enterReferenceCgroup, keepUnitHierarchies, referenceCgroupPath, referenceCommand, removeCgroupTree, removeReferenceCgroup, SYSTEMD_NSPAWN } from './reference-cgroup.js';

@@ -7,7 +7,7 @@
  * first use and removed after the file's tests (removeReferenceCgroup(), registered by ./reference-cgroup-setup.ts,
  * the vitest setup file of each package whose tests run the reference).
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 
@@ -84,4 +84,29 @@ export async function removeReferenceCgroup(timeoutMs = 5000): Promise<void> {
       await new Promise((r) => setTimeout(r, 50));
     }
   }
+}
+
+/**
+ * For a program that runs the reference many times (the benchmarks): this process moves into the reference cgroup,
+ * so that what it starts, the reference included, starts there without a shell in front of each run. Returns what
+ * undoes it: the process goes back to the cgroups it came from and the reference cgroup is removed (synchronous, for
+ * an exit handler; throws when something still runs in it).
+ */
+export function enterReferenceCgroup(): () => void {
+  const own = readFileSync('/proc/self/cgroup', 'utf8').split('\n');
+  const from = (root: string) => {
+    const unified = !readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => l.split(' ')[4] === root && / - cgroup /.test(l));
+    const line = own.find((l) => (unified ? l.startsWith('0::') : /^\d+:name=systemd:/.test(l)));
+    if (!line) throw new Error(`this process has no cgroup in ${root}`);
+    return join(root, line.slice(line.indexOf(':', line.indexOf(':') + 1) + 1));
+  };
+  const roots = keepUnitHierarchies();
+  const back = roots.map(from);
+  const { dirs } = referenceCgroup();
+  for (const d of dirs) writeFileSync(join(d, 'cgroup.procs'), String(process.pid));
+  return () => {
+    for (const b of back) writeFileSync(join(b, 'cgroup.procs'), String(process.pid));
+    for (const d of dirs) removeCgroupTree(d);
+    current = undefined;
+  };
 }
