@@ -51,7 +51,14 @@ afterAll(async () => {
 });
 
 const call = (method: string, params: Record<string, unknown>) => varlinkCall(d.socket, method, params, { timeoutMs: 10000 });
-const alive = (pid: number) => existsSync(`/proc/${pid}`) && !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'));
+/** a process that ended between the two reads is not alive (its /proc entry can go at any moment) */
+const alive = (pid: number) => {
+  try {
+    return !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  } catch {
+    return false;
+  }
+};
 const startTime = (pid: number) => readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[19];
 
 function track(c: ChildProcess): ChildProcess {
