@@ -4,7 +4,8 @@
  * yardstick in the same run: nspawn-oci passes at least as many of its tests as runc, and every test either runtime
  * fails is in packages/oci README's table of failures with its reason.
  *
- * run.sh is found beside the checkout (REPO/../shared/oci-runtime-tools/run.sh) or at $OCI_RUNTIME_TOOLS; it builds
+ * run.sh is found at $OCI_RUNTIME_TOOLS, beside the checkout (REPO/../shared/oci-runtime-tools/run.sh) or in
+ * /work/shared; it builds
  * the suite once into /var/tmp/oci-runtime-tools and keeps it for the next run. The suite's tests put containers in
  * cgroups of their own at the top of the hierarchies (/cgrouptest, testdir/...), which runc leaves: those that appear
  * during this test go after it (rmdir only, empty ones). Needs root, golang-go and runc (scripts/setup.sh --test);
@@ -17,7 +18,11 @@ import { removeCgroupTree } from '@nspawn/test-kit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mountsUnder, REPO } from './helpers/containers.js';
 
-const RUN_SH = process.env.OCI_RUNTIME_TOOLS ?? resolve(REPO, '../shared/oci-runtime-tools/run.sh');
+/** $OCI_RUNTIME_TOOLS, else the workplace's shared directory beside the checkout, else at /work/shared */
+const RUN_SH =
+  process.env.OCI_RUNTIME_TOOLS ??
+  [resolve(REPO, '../shared/oci-runtime-tools/run.sh'), '/work/shared/oci-runtime-tools/run.sh'].find((p) => existsSync(p)) ??
+  resolve(REPO, '../shared/oci-runtime-tools/run.sh');
 const NSPAWN_OCI = join(REPO, 'apps/cli/bin/nspawn-oci');
 const RUNC = '/usr/sbin/runc';
 
