@@ -22,6 +22,7 @@
  */
 #define _GNU_SOURCE
 #include "oci-json.h"
+#include "oci-socket.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -162,26 +163,6 @@ typedef struct {
         char msg[600];
         int nul; /* a string holds a NUL (which C strings cannot): list lets Node show it */
 } Reply;
-
-/* a connection to SOCKET; -1 (errno) when none */
-static int connect_to(const char *socket_path) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        if (strlen(socket_path) >= sizeof sa.sun_path) {
-                errno = ENAMETOOLONG;
-                return -1;
-        }
-        strcpy(sa.sun_path, socket_path);
-        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-                return -1;
-        if (connect(fd, (struct sockaddr *) &sa, sizeof sa) < 0) {
-                int e = errno;
-                close(fd);
-                errno = e;
-                return -1;
-        }
-        return fd;
-}
 
 /* JavaScript's truthiness of V (a reply's `continues`) */
 static int truthy(const JVal *v) {
@@ -466,7 +447,7 @@ static int make_row(const JVal *m, Row *r) {
 }
 
 static int verb_list(const char *socket_path, const Opts *o) {
-        int fd = connect_to(socket_path);
+        int fd = unix_connect(socket_path);
         if (fd < 0)
                 return run_node();
         Reply rep;
@@ -560,7 +541,7 @@ static int verb_list(const char *socket_path, const Opts *o) {
  * FIRST: nothing was done yet (no answer at the socket: the Node command's turn).
  */
 static int act(const char *socket_path, const char *method, const char *name, const char *params, int first, int *handed) {
-        int fd = connect_to(socket_path);
+        int fd = unix_connect(socket_path);
         if (fd < 0) {
                 if (first) {
                         *handed = 1;

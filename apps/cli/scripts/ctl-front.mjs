@@ -13,8 +13,8 @@ import { COMPILERS, compile, lastCompilerError } from '@nspawn/runtime/scripts/c
 
 const here = join(dirname(fileURLToPath(import.meta.url)), '..');
 const runtimeNative = join(dirname(createRequire(import.meta.url).resolve('@nspawn/runtime/package.json')), 'native');
-const units = [join(here, 'native/ctl-front.c'), join(runtimeNative, 'oci-json.c')];
-const sources = [...units, join(runtimeNative, 'oci-json.h'), fileURLToPath(import.meta.url)];
+const units = [join(here, 'native/ctl-front.c'), join(runtimeNative, 'oci-json.c'), join(runtimeNative, 'oci-socket.c')];
+const sources = [...units, join(runtimeNative, 'oci-json.h'), join(runtimeNative, 'oci-socket.h'), fileURLToPath(import.meta.url)];
 const say = (m) => console.error(`@nspawn/cli: ${m}`);
 const force = process.argv.includes('--force');
 

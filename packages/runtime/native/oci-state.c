@@ -1,6 +1,7 @@
 /* nspawn-oci's front end: the state under --root (see oci-state.h). */
 #define _GNU_SOURCE
 #include "oci-state.h"
+#include "oci-socket.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -220,22 +221,9 @@ const char *oci_socket_address(const char *path) {
 }
 
 int oci_tell(const char *path, const char *word, char *answer, size_t size) {
-        const char *addr = oci_socket_address(path);
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        if (strlen(addr) >= sizeof sa.sun_path) {
-                errno = ENAMETOOLONG;
-                return -1;
-        }
-        strcpy(sa.sun_path, addr);
-        int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        int s = unix_connect(oci_socket_address(path));
         if (s < 0)
                 return -1;
-        if (connect(s, (struct sockaddr *) &sa, sizeof sa) < 0) {
-                int e = errno;
-                close(s);
-                errno = e;
-                return -1;
-        }
         char line[64];
         snprintf(line, sizeof line, "%s\n", word);
         if (write(s, line, strlen(line)) < 0) {
