@@ -78,6 +78,12 @@ const sync = <T>(x: T | Promise<T>): T => {
   return x;
 };
 
+/** another collector (another start, nspawnctl clean, nspawnd) at work on NAME: it holds NAME.collect, then NAME's lock */
+function anotherCollectorAtWork(name: string) {
+  const sys = sysAddon();
+  return { sys, collector: tryLockFile(join(o.dir!, `${name}.collect`), sys)!, lock: tryLockFile(runRecordPath(name, o), sys)! };
+}
+
 describe('the run record', () => {
   it('is taken before anything else, says what the run makes, and goes at the end', () => {
     const held = sync(beginRun('box', { directory: '/srv/box' }, o));
@@ -156,10 +162,7 @@ describe('the run record', () => {
 
   it('waits for a collector of the name (it holds NAME.collect) instead of taking it for a live run', () => {
     leftBehind('box');
-    const sys = sysAddon();
-    // a collector at work: NAME.collect, then NAME's lock
-    const collector = tryLockFile(join(o.dir!, 'box.collect'), sys)!;
-    const lock = tryLockFile(runRecordPath('box', o), sys)!;
+    const { collector, lock } = anotherCollectorAtWork('box');
     let waitedFor = '';
     const held = sync(
       beginRun('box', {}, {
@@ -236,10 +239,7 @@ describe('collecting other runs', () => {
 
   it('waits for another collector at work on a gone run (it holds NAME.collect) instead of skipping it: when it returns, the run is collected', async () => {
     leftBehind('gone', { userns: true, net: true });
-    const sys = sysAddon();
-    // another collector (another start, nspawnctl clean, nspawnd) at work: NAME.collect, then NAME's lock
-    const collector = tryLockFile(join(o.dir!, 'gone.collect'), sys)!;
-    const lock = tryLockFile(runRecordPath('gone', o), sys)!;
+    const { collector, lock } = anotherCollectorAtWork('gone');
     const paths = orphanRuns(undefined, o);
     expect(paths).toEqual([runRecordPath('gone', o)]);
     let waitedFor = '';
@@ -263,9 +263,7 @@ describe('collecting other runs', () => {
     const cg = memCgroups();
     cg.dirs.add('/sys/fs/cgroup/machine.slice/machine-gone.scope');
     leftBehind('gone', { net: true });
-    const sys = sysAddon();
-    const collector = tryLockFile(join(o.dir!, 'gone.collect'), sys)!;
-    const lock = tryLockFile(runRecordPath('gone', o), sys)!;
+    const { collector, lock } = anotherCollectorAtWork('gone');
     let waits = 0;
     const got = await collectRuns(orphanRuns(undefined, o), {
       ...o,
@@ -285,9 +283,7 @@ describe('collecting other runs', () => {
 
   it('after another collector that died at work on the gone run (its NAME.collect left), takes over from it at once', async () => {
     leftBehind('gone', { net: true });
-    const sys = sysAddon();
-    const collector = tryLockFile(join(o.dir!, 'gone.collect'), sys)!;
-    const lock = tryLockFile(runRecordPath('gone', o), sys)!;
+    const { sys, collector, lock } = anotherCollectorAtWork('gone');
     let waits = 0;
     const got = await collectRuns(orphanRuns(undefined, o), {
       ...o,
