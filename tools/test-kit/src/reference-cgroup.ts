@@ -94,14 +94,14 @@ export async function removeReferenceCgroup(timeoutMs = 5000): Promise<void> {
  */
 export function enterReferenceCgroup(): () => void {
   const own = readFileSync('/proc/self/cgroup', 'utf8').split('\n');
+  const mountinfo = readFileSync('/proc/self/mountinfo', 'utf8');
   const from = (root: string) => {
-    const unified = !readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => l.split(' ')[4] === root && / - cgroup /.test(l));
+    const unified = !mountinfo.split('\n').some((l) => l.split(' ')[4] === root && / - cgroup /.test(l));
     const line = own.find((l) => (unified ? l.startsWith('0::') : /^\d+:name=systemd:/.test(l)));
     if (!line) throw new Error(`this process has no cgroup in ${root}`);
     return join(root, line.slice(line.indexOf(':', line.indexOf(':') + 1) + 1));
   };
-  const roots = keepUnitHierarchies();
-  const back = roots.map(from);
+  const back = keepUnitHierarchies(mountinfo).map(from);
   const { dirs } = referenceCgroup();
   for (const d of dirs) writeFileSync(join(d, 'cgroup.procs'), String(process.pid));
   return () => {
