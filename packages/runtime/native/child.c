@@ -58,14 +58,14 @@ static void net_configure(const Plan *p) {
 }
 
 /* plan_rooted_gate(): in the container's root now, "rooted" to the outer helper, which reports our PID to Node only
- * now; Node registers us (machined, systemd's scope, payload/ below it, network links) and says "go". Then, as
- * systemd-nspawn 252's inner child at "Wait until we are cgroup-ified": the cgroup namespace, rooted where we are
- * now, and the cgroup file systems at their final paths. */
+ * now; Node registers us (nspawnd or machined; on a systemd host systemd's scope, payload/ below it; network links)
+ * and says "go". Then, with cgns_late, as systemd-nspawn 252's inner child at "Wait until we are cgroup-ified": the
+ * cgroup namespace, rooted where we are now, and the cgroup file systems at their final paths. */
 static void rooted_gate(const Plan *p) {
         char c;
         if (write(child_sync_fd, "R", 1) != 1 || read(child_sync_fd, &c, 1) != 1)
                 _exit(1); /* the outer side went away */
-        if ((p->clone_flags & CLONE_NEWCGROUP) && unshare(CLONE_NEWCGROUP) < 0)
+        if (p->cgns_late && (p->clone_flags & CLONE_NEWCGROUP) && unshare(CLONE_NEWCGROUP) < 0)
                 child_die_errno("Failed to unshare cgroup namespace");
         net_configure(p);
         int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);

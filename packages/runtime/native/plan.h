@@ -150,12 +150,14 @@ typedef struct {
         const char *pivot_old;     /* OLD, NULL when the old root goes away */
 } Plan;
 
-/* cgns_late with sync (a systemd host): PID 1 sets its tree up but for the cgroup file systems, pivots into it, says
- * "rooted" ('R') and waits there; the outer helper only then reports its PID, Node registers it (machined, the scope,
- * payload/) and says "go"; PID 1 then makes its cgroup namespace and mounts them. As systemd-nspawn 252, whose inner
- * child is cloned in the container's root and registered after: whoever learns the PID sees the container's root. */
+/* sync (Node attaches before the payload runs), but for OCI create's late sync: PID 1 sets its tree up, pivots into
+ * it, says "rooted" ('R') and waits there; the outer helper only then reports its PID, Node attaches (registration
+ * with nspawnd or machined, network links; on a systemd host the scope and payload/) and says "go". With cgns_late (a
+ * systemd host) PID 1 then makes its cgroup namespace and mounts the cgroup file systems, kept back until then. As
+ * systemd-nspawn 252, whose inner child is cloned in the container's root and registered after: whoever learns the
+ * PID sees the container's root (its os-release), never the host's. */
 static inline int plan_rooted_gate(const Plan *p) {
-        return p->cgns_late && p->sync && !p->late_sync;
+        return p->sync && !p->late_sync;
 }
 
 /* the one plan of this process */

@@ -3,7 +3,7 @@
  */
 import { existsSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { nodePrepareEnv, nodeTree, prepareContainer, runContainer, type RunHooks } from '../src/index.js';
+import { nodePrepareEnv, nodeTree, prepareContainer, runContainer, type ContainerExtension, type RunHooks } from '../src/index.js';
 import type { Settings } from '@nspawn/settings';
 import { captureFiles, makeTree, mountsUnder, requireRoot } from './helpers.js';
 
@@ -14,14 +14,14 @@ afterEach(() => {
   while (cleanups.length) cleanups.pop()!();
 });
 
-async function run(settings: Settings, hooks?: Partial<RunHooks>) {
+async function run(settings: Settings, hooks?: Partial<RunHooks>, extensions: ContainerExtension[] = []) {
   const t = makeTree();
   cleanups.push(t.cleanup);
   const cap = captureFiles(t.dir);
   cleanups.push(cap.close);
   const log: string[] = [];
   const prepared = prepareContainer({ consoleMode: 'pipe', ...settings, directory: t.root }, nodePrepareEnv(nodeTree));
-  const code = await runContainer(prepared, { log: (l) => log.push(l), ...hooks }, undefined, cap.stdio);
+  const code = await runContainer(prepared, { log: (l) => log.push(l), ...hooks }, undefined, cap.stdio, extensions);
   return { code, ...cap.read(), log, tree: t };
 }
 const sh = (script: string): Settings => ({ parameters: ['/bin/sh', '-c', script] });
@@ -80,6 +80,36 @@ describe('running a command', () => {
     expect(cap.read().out.split('\n')).toEqual(['uid=1000(al) gid=100(users) groups=10(wheel)', '/home/al al', '/', '']);
     expect(existsSync(`${t.root}/home/al`)).toBe(true);
   });
+});
+
+describe('whoever attaches to PID 1 (a registration) sees the container', () => {
+  // nspawnd registers a machine from attach() and reads its os-release through /proc/PID/root: as with
+  // systemd-nspawn 252 (whose inner child is cloned in the container's root), PID 1 is in its root by then
+  for (const [what, extra] of [
+    ['plain', {}],
+    ['--private-users=BASE:COUNT', { privateUsers: { mode: 'fixed', shift: 1879048192, range: 65536 }, resolvConf: 'off', timezone: 'off', linkJournal: 'no' }],
+    ['--private-network', { privateNetwork: true }],
+  ] as Array<[string, Partial<Settings>]>) {
+    it(`${what}: attach() reads the tree's os-release through /proc/PID/root, and PID 1 has not run the payload yet`, async () => {
+      const seen: Array<{ os: string; ran: boolean }> = [];
+      const probe: ContainerExtension = {
+        name: 'probe',
+        plan: (_run, plan) => {
+          plan.sync = true;
+        },
+        attach: (_run, pid) => {
+          seen.push({
+            os: readFileSync(`/proc/${pid}/root/etc/os-release`, 'utf8').match(/^ID=(.*)$/m)?.[1] ?? '',
+            ran: readFileSync(`/proc/${pid}/cmdline`, 'utf8').startsWith('/bin/sh'),
+          });
+        },
+      };
+      const r = await run({ ...sh('echo ran'), ...extra }, undefined, [probe]);
+      expect(r.code, r.err).toBe(0);
+      expect(r.out).toBe('ran\n');
+      expect(seen).toEqual([{ os: 'busybox', ran: false }]);
+    });
+  }
 });
 
 describe('mounts stay inside', () => {
