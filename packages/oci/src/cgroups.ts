@@ -18,9 +18,10 @@ interface Hierarchy {
   own: string;
 }
 
-function hierarchies(): Hierarchy[] {
+/** the cgroup hierarchies, with the cgroup of OF in each (default: ours) */
+function hierarchies(of: number | 'self' = 'self'): Hierarchy[] {
   const own = new Map<string, string>();
-  for (const line of readFileSync('/proc/self/cgroup', 'utf8').split('\n')) {
+  for (const line of readFileSync(`/proc/${of}/cgroup`, 'utf8').split('\n')) {
     const m = /^\d+:([^:]*):(.*)$/.exec(line);
     if (m) own.set(m[1]!, m[2]!);
   }
@@ -121,8 +122,12 @@ export interface ContainerCgroups {
   deviceProgram?: NonNullable<HelperPlan['deviceProgram']>;
 }
 
-/** Makes the container's cgroups and writes RESOURCES; throws a SpecError naming what failed (after undoing). */
-export function makeCgroups(id: string, cgroupsPath: string | undefined, resources: Resources | undefined, nodes: readonly DeviceNode[] = []): ContainerCgroups {
+/**
+ * Makes the container's cgroups and writes RESOURCES; throws a SpecError naming what failed (after undoing). A
+ * relative cgroupsPath is taken from the cgroup of RUNTIMEPID (the process of the runtime's call: the warm monitor's
+ * caller), default ours.
+ */
+export function makeCgroups(id: string, cgroupsPath: string | undefined, resources: Resources | undefined, nodes: readonly DeviceNode[] = [], runtimePid?: number): ContainerCgroups {
   const rel = cgroupsPath ?? `nspawn-oci/${id}`;
   if (rel.includes(':')) throw new SpecError(`linux.cgroupsPath ${rel}: the systemd form (slice:prefix:name) needs --systemd-cgroup`);
   const made: string[] = [];
@@ -131,7 +136,7 @@ export function makeCgroups(id: string, cgroupsPath: string | undefined, resourc
   const views: ContainerCgroups['views'] = [];
   let deviceProgram: ContainerCgroups['deviceProgram'];
   try {
-    for (const h of hierarchies()) {
+    for (const h of hierarchies(runtimePid ?? 'self')) {
       const dir = normalize(isAbsolute(rel) ? join(h.mount, rel) : join(h.mount, h.own, rel));
       if (!dir.startsWith(`${h.mount}/`)) throw new SpecError(`linux.cgroupsPath ${rel}: leads out of ${h.mount}`);
       // every level made here is ours to remove

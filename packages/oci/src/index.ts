@@ -9,3 +9,4 @@ export * from './control.js';
 export * from './cgroups.js';
 export * from './devicefilter.js';
 export * from './seccomp.js';
+export * from './monitor-server.js';

@@ -176,19 +176,28 @@ export async function monitorContainer(
     listenFds?: number;
     /** --no-new-keyring: the container stays in the caller's session keyring */
     noNewKeyring?: boolean;
+    /**
+     * a helper the caller started (the warm monitor, monitor-server.ts): its control socket, its PID (the record's
+     * monitor: delete waits for it), its cgroup's owner, and what it got from 4 on (FDS descriptors, then the
+     * console socket's connection when there is one); nothing is spawned or connected here then
+     */
+    remote?: { child: ChildProcess; pid: number; fds: number; console: boolean };
   },
-  reportFd?: number,
+  reportTo?: number | ((line: string) => void),
 ): Promise<ContainerEnd> {
   const report = (s: string) => {
-    if (reportFd === undefined) return;
-    try {
-      writeSync(reportFd, `${s}\n`);
-      closeSync(reportFd);
-    } catch {
-      // create has gone
-    }
-    reportFd = undefined;
+    if (reportTo === undefined) return;
+    if (typeof reportTo === 'function') reportTo(s);
+    else
+      try {
+        writeSync(reportTo, `${s}\n`);
+        closeSync(reportTo);
+      } catch {
+        // create has gone
+      }
+    reportTo = undefined;
   };
+  const remote = opts.remote;
   let prep;
   try {
     prep = prepare(opts);
@@ -205,6 +214,9 @@ export async function monitorContainer(
   // created for a caller that waits for it (conmon, containerd's shim: subreapers): the helper leaves it to them
   // once it runs, as runc's create does
   if (!opts.foreground) plan.leaveAfterStart = true;
+  // the helper's parent is create's front end, which ends after "created": its monitor is at the other end of its
+  // control socket (the helper ends when that closes)
+  if (remote) plan.survive = true;
   const fds = opts.fds ?? [];
   if (opts.listenFds) plan.env = [...plan.env, `LISTEN_FDS=${opts.listenFds}`, 'LISTEN_PID=1'];
   let consoleSock: Socket | undefined;
@@ -222,7 +234,7 @@ export async function monitorContainer(
     fds.length = 0;
     consoleSock?.destroy();
   };
-  if (opts.consoleSocket) {
+  if (opts.consoleSocket && !remote) {
     try {
       consoleSock = await connectConsole(opts.consoleSocket);
     } catch (e) {
@@ -232,10 +244,12 @@ export async function monitorContainer(
     }
   }
   const extraFds = [...fds, ...(consoleSock ? [consoleSock] : [])];
-  if (extraFds.length) plan.ociFds = { pass: fds.map((_, i) => 4 + i), ...(consoleSock ? { consoleSocket: 4 + fds.length } : {}) };
+  const passed = remote ? remote.fds : fds.length;
+  const consoleAt = remote ? remote.console : consoleSock !== undefined;
+  if (passed || consoleAt) plan.ociFds = { pass: Array.from({ length: passed }, (_, i) => 4 + i), ...(consoleAt ? { consoleSocket: 4 + passed } : {}) };
   let cgroups;
   try {
-    cgroups = makeCgroups(opts.id, spec.linux?.cgroupsPath, spec.linux?.resources as Parameters<typeof makeCgroups>[2], spec.linux?.devices ?? []);
+    cgroups = makeCgroups(opts.id, spec.linux?.cgroupsPath, spec.linux?.resources as Parameters<typeof makeCgroups>[2], spec.linux?.devices ?? [], remote?.pid);
   } catch (e) {
     closePassed();
     report(`error ${(e as Error).message}`);
@@ -247,7 +261,7 @@ export async function monitorContainer(
   let server: Server | undefined;
   const sock = startSocket(opts.root, opts.id);
   const record: Record_ = {
-    ociVersion: spec.ociVersion, id: opts.id, pid: 0, startTime: '', bundle, rootfs, created: new Date().toISOString(), monitor: process.pid,
+    ociVersion: spec.ociVersion, id: opts.id, pid: 0, startTime: '', bundle, rootfs, created: new Date().toISOString(), monitor: remote?.pid ?? process.pid,
   };
   if (spec.annotations) record.annotations = spec.annotations;
   record.cgroups = cgroups.made;
@@ -261,7 +275,7 @@ export async function monitorContainer(
   const stateNow = (status: string): OciState => ({ ociVersion: spec.ociVersion, id: opts.id, status: status as OciState['status'], pid: record.pid, bundle, ...(spec.annotations ? { annotations: spec.annotations } : {}) });
   const ending = runPlan(plan, {
     killSignal: 0,
-    ...(extraFds.length ? { extraFds } : {}),
+    ...(remote ? { child: remote.child } : extraFds.length ? { extraFds } : {}),
     hooks: { log: (l) => opts.log('warning', l), forwardSignals: !!opts.foreground, onReady: () => executed() },
     attach: async (pid) => {
       record.pid = pid;
@@ -327,7 +341,11 @@ export async function monitorContainer(
   } catch {
     // not there
   }
-  if (end.kind === 'failed') report(`error ${end.message}`);
+  // told to create when it still waits (it says it), else logged: once either way
+  if (end.kind === 'failed') {
+    if (reportTo !== undefined) report(`error ${end.message}`);
+    else opts.log('error', end.message);
+  }
   // a failed start leaves nothing behind; run (foreground) is its own delete
   if (end.kind === 'failed' || opts.foreground) removeCgroups(cgroups.made);
   if (opts.foreground && end.kind !== 'failed') {
@@ -486,7 +504,7 @@ export async function deleteContainer(root: string, id: string, force: boolean, 
 export function openLog(file: string | undefined, format: 'text' | 'json'): CreateOptions['log'] {
   const fd = file ? openSync(file, 'a') : undefined;
   return (level, msg) => {
-    const line = format === 'json' ? JSON.stringify({ level, msg, time: new Date().toISOString() }) : `${new Date().toISOString()} ${level}: ${msg}`;
+    const line = logLine(format, level, msg);
     try {
       if (fd !== undefined) writeSync(fd, `${line}\n`);
       else if (level !== 'info') writeSync(2, `${msg}\n`);
@@ -496,3 +514,6 @@ export function openLog(file: string | undefined, format: 'text' | 'json'): Crea
   };
 }
 
+/** One line of the log (without its newline), as openLog() writes it. */
+export const logLine = (format: 'text' | 'json', level: string, msg: string): string =>
+  format === 'json' ? JSON.stringify({ level, msg, time: new Date().toISOString() }) : `${new Date().toISOString()} ${level}: ${msg}`;
