@@ -9,6 +9,7 @@
 #define _GNU_SOURCE
 #include "oci-front.h"
 #include "oci-state.h"
+#include "oci-warm.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -180,41 +181,46 @@ int verb_create(Call *c) {
         av[k++] = "__monitor";
         av[k++] = j.p;
         av[k] = NULL;
-        int p[2];
-        if (pipe2(p, O_CLOEXEC) < 0) {
-                oci_remove_dir(c->root, id);
-                return fail(c, "%s", node_error(errno, "pipe", NULL));
-        }
-        pid_t child = fork();
-        if (child < 0) {
-                int e = errno;
-                oci_remove_dir(c->root, id);
-                return fail(c, "%s", node_error(e, "spawn", NULL));
-        }
-        if (child == 0) {
-                close(p[0]);
-                exec_monitor(c, p[1], nfds, av, console != NULL);
-        }
-        close(p[1]);
-        /* the report: read to its end (the monitor closes the pipe once it has said its word) */
+        /* the warm monitor (oci-warm.c), else a monitor of its own */
         Buf rep = { 0 };
-        buf_add(&rep, "", 0);
-        char tmp[1024];
-        for (;;) {
-                ssize_t n = read(p[0], tmp, sizeof tmp);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n <= 0)
-                        break;
-                buf_add(&rep, tmp, (size_t) n);
+        int warm = warm_create(c, j.p, nfds, console, &rep);
+        pid_t child = -1;
+        if (warm < 0) {
+                int p[2];
+                if (pipe2(p, O_CLOEXEC) < 0) {
+                        oci_remove_dir(c->root, id);
+                        return fail(c, "%s", node_error(errno, "pipe", NULL));
+                }
+                child = fork();
+                if (child < 0) {
+                        int e = errno;
+                        oci_remove_dir(c->root, id);
+                        return fail(c, "%s", node_error(e, "spawn", NULL));
+                }
+                if (child == 0) {
+                        close(p[0]);
+                        exec_monitor(c, p[1], nfds, av, console != NULL);
+                }
+                close(p[1]);
+                /* the report: read to its end (the monitor closes the pipe once it has said its word) */
+                buf_add(&rep, "", 0);
+                char tmp[1024];
+                for (;;) {
+                        ssize_t n = read(p[0], tmp, sizeof tmp);
+                        if (n < 0 && errno == EINTR)
+                                continue;
+                        if (n <= 0)
+                                break;
+                        buf_add(&rep, tmp, (size_t) n);
+                }
+                close(p[0]);
         }
-        close(p[0]);
         char *nl = strchr(rep.p, '\n');
         if (nl)
                 *nl = 0;
         if (strncmp(rep.p, "created ", 8)) {
                 /* the monitor has ended or is ending: nothing of the container is left but the directory */
-                while (waitpid(child, NULL, 0) < 0 && errno == EINTR)
+                while (child > 0 && waitpid(child, NULL, 0) < 0 && errno == EINTR)
                         ;
                 oci_remove_dir(c->root, id);
                 if (!strncmp(rep.p, "error ", 6))

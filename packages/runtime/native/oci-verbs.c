@@ -6,6 +6,7 @@
 #define _GNU_SOURCE
 #include "oci-front.h"
 #include "oci-state.h"
+#include "oci-warm.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -98,6 +99,9 @@ int verb_start(Call *c) {
                 return fail(c, "cannot start container %s: connect %s %s", id, err_name(errno), oci_socket_address(sock));
         if (strncmp(answer, "ok", 2))
                 return fail(c, "cannot start container %s: its monitor did not answer", id);
+        /* the next create's monitor, when there is none yet (started here, not by create: create's caller, conmon,
+         * waits for every process it is the subreaper of before it runs its exit command) */
+        warm_start(c);
         return 0;
 }
 
