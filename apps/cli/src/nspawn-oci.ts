@@ -3,11 +3,13 @@
  * engine of @nspawn/runtime. Thin: parse the command line, call the library, print one line on failure.
  */
 import { writeFileSync, existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import {
   containerState, createContainer, defaultSpec, deleteContainer, DEFAULT_ROOT, features, killContainer, listContainers,
   monitorContainer, openLog, parseSignal, startContainer, type MonitorCommand, type MonitorArgs, execContainer, loadProcessFile, containerPids, pauseContainer, resumeContainer,
-  listenFdsOf, checkPreserved,
+  listenFdsOf, checkPreserved, serveMonitors,
 } from '@nspawn/oci';
+import { helperPath } from '@nspawn/runtime';
 import { fatal } from './fatal.js';
 
 const VERSION = '0.1.0';
@@ -106,12 +108,21 @@ async function main(argv: string[]): Promise<number> {
         // its errors reach create through fd 3; its stderr is the container's, so it logs only to --log
         const quiet = one(p.global, 'log') === undefined;
         const { fds, ...rest } = o;
+        // (a failure is create's to say, or, once create has gone, the log's: monitorContainer() says it once)
         const end = await monitorContainer({ ...rest, fds: Array.from({ length: fds ?? 0 }, (_, i) => 4 + i), log: quiet ? () => {} : log }, 3);
-        if (end.kind === 'failed') log('error', end.message);
         // the code cache (bin/load.cjs) of the monitor's path, the one every create waits for: saved once after it
         // ran (a cache written at the exit of another verb holds little of it)
-        else (globalThis as Record<symbol, (() => void) | undefined>)[Symbol.for('nspawn.saveCodeCache')]?.();
+        if (end.kind !== 'failed') (globalThis as Record<symbol, (() => void) | undefined>)[Symbol.for('nspawn.saveCodeCache')]?.();
         // nothing of the monitor may keep the process (and so the container's stdio) alive
+        process.exit(0);
+      }
+      case '__monitor-server': {
+        // the warm monitor (started by the native front end, which hands it its creates): until idle for
+        // $NSPAWN_OCI_MONITOR_IDLE seconds (default 30), or its socket is gone
+        const idle = Number(process.env.NSPAWN_OCI_MONITOR_IDLE ?? 30);
+        const entry = process.argv[1]!;
+        const bundleFile = join(dirname(entry), '../dist/nspawn-oci.cjs');
+        await serveMonitors({ root, idleMs: (Number.isFinite(idle) && idle > 0 ? idle : 30) * 1000, build: [existsSync(bundleFile) ? bundleFile : entry, helperPath()], helper: helperPath() });
         process.exit(0);
       }
       case 'create':

@@ -11,13 +11,11 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeTempDir, REPO } from './helpers/containers.js';
+import { busyboxBundle, NSPAWN_OCI, OCI_ENV as ENV, type BusyboxBundle } from './helpers/oci-runtime.js';
 
-const NSPAWN_OCI = join(REPO, 'apps/cli/bin/nspawn-oci');
 const RUNC = '/usr/sbin/runc';
 const RECEIVER_SOURCE = fileURLToPath(new URL('./fixtures/console-receiver.c', import.meta.url));
-const ENV = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' };
-let base: ReturnType<typeof makeTempDir> | undefined;
+let base: BusyboxBundle['base'] | undefined;
 let bundle = '';
 let receiver = '';
 
@@ -30,16 +28,8 @@ interface Runtime {
 const runtimes: Runtime[] = [];
 
 beforeAll(async () => {
-  if (process.getuid?.() !== 0) throw new Error('oci-exec-fds: needs root');
   if (!existsSync(RUNC)) throw new Error(`${RUNC} is missing: install Debian's runc (scripts/setup.sh --test)`);
-  base = makeTempDir('cr-ociexec-');
-  bundle = join(base.dir, 'bundle');
-  await execa(join(REPO, 'scripts/make-busybox-tree.sh'), [join(bundle, 'rootfs')], { stdout: 'ignore' });
-  await execa(NSPAWN_OCI, ['spec', '-b', bundle], { env: ENV });
-  const spec = JSON.parse(readFileSync(join(bundle, 'config.json'), 'utf8'));
-  spec.process.terminal = false;
-  spec.process.args = ['sleep', '1000'];
-  writeFileSync(join(bundle, 'config.json'), JSON.stringify(spec, null, 2));
+  ({ base, bundle } = await busyboxBundle('cr-ociexec-', ['sleep', '1000']));
   receiver = join(base.dir, 'console-receiver');
   execFileSync('gcc', ['-O1', '-o', receiver, RECEIVER_SOURCE]);
   writeFileSync(join(base.dir, 'four'), 'file-on-four\n');

@@ -4,26 +4,18 @@
  * runtime's state under it too; every test leaves no state entry.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeTempDir, REPO } from './helpers/containers.js';
+import { busyboxBundle, NSPAWN_OCI, OCI_ENV as ENV, type BusyboxBundle } from './helpers/oci-runtime.js';
 
-const NSPAWN_OCI = join(REPO, 'apps/cli/bin/nspawn-oci');
-const ENV = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' };
-let base: ReturnType<typeof makeTempDir> | undefined;
+let base: BusyboxBundle['base'] | undefined;
 let bundle = '';
 let state = '';
 
 beforeAll(async () => {
-  if (process.getuid?.() !== 0) throw new Error('oci-fds: needs root');
-  base = makeTempDir('oci-fds-');
-  bundle = join(base.dir, 'bundle');
-  state = join(base.dir, 'state');
-  mkdirSync(state);
-  await execa(join(REPO, 'scripts/make-busybox-tree.sh'), [join(bundle, 'rootfs')], { stdout: 'ignore' });
-  await execa(NSPAWN_OCI, ['spec', '-b', bundle], { env: ENV });
+  ({ base, bundle, state } = await busyboxBundle('oci-fds-'));
   writeFileSync(join(base.dir, 'three'), 'file-on-three\n');
   writeFileSync(join(base.dir, 'four'), 'file-on-four\n');
 });

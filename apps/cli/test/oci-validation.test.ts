@@ -15,6 +15,7 @@ import { execa } from 'execa';
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { removeCgroupTree } from '@nspawn/test-kit';
+import { DEFAULT_ROOT, stopMonitor } from '@nspawn/oci';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mountsUnder, REPO } from './helpers/containers.js';
 
@@ -71,6 +72,8 @@ beforeAll(() => {
 });
 
 afterAll(async () => {
+  // the warm monitor of the suite's root (nspawn-oci's default: the suite passes no --root)
+  await stopMonitor(DEFAULT_ROOT);
   // what the suite's tests left in /tmp: their mounts first (linux_ns_itype runs runc in the host's mount namespace,
   // and its container's /proc, /dev and /sys stay mounted on the bundle), deepest first, then the directories
   for (const d of suiteTemp().filter((t) => !tempBefore.includes(t))) {
