@@ -196,7 +196,7 @@ function listen(server: Server, path: string): Promise<boolean> {
 }
 
 /**
- * Serves creates on ROOT/@monitor/sock until it is idle for idleMs or its socket goes; resolves then (the caller
+ * Serves creates on monitorSocket(ROOT) until it is idle for idleMs or its socket goes; resolves then (the caller
  * exits). Resolves at once when another server answers there, or when it cannot leave the caller's cgroups.
  */
 export async function serveMonitors(o: MonitorServerOptions): Promise<void> {
