@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { createConnection } from 'node:net';
 import { execa } from 'execa';
-import { monitorSocket, stopMonitor } from '@nspawn/oci';
+import { MONITOR_DIR, monitorSocket, stopMonitor } from '@nspawn/oci';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { busyboxBundle, NSPAWN_OCI, OCI_ENV as ENV, type BusyboxBundle } from './helpers/oci-runtime.js';
 
@@ -187,5 +187,14 @@ describe('the warm monitor', () => {
     rmSync(other, { recursive: true });
     await until(() => !existsSync(`/proc/${pid}`), 3000);
     expect(existsSync(sock)).toBe(false);
+    // its socket removed: it ends, and leaves no empty directory of sockets behind
+    expect(await oci(state, ['create', '-b', bundle, 'w9'])).toBe(0);
+    expect(await oci(state, ['start', 'w9'])).toBe(0);
+    const last = await until(() => monitorPid(state));
+    await until(() => existsSync(monitorSocket(state)));
+    expect(await oci(state, ['delete', '-f', 'w9'])).toBe(0);
+    rmSync(monitorSocket(state));
+    await until(() => !existsSync(`/proc/${last}`), 3000);
+    expect(existsSync(MONITOR_DIR) ? readdirSync(MONITOR_DIR) : ['(none)'], 'what is left in MONITOR_DIR').not.toEqual([]);
   });
 });

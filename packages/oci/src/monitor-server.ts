@@ -230,10 +230,14 @@ export async function serveMonitors(o: MonitorServerOptions): Promise<void> {
       server.close();
       try {
         if (statSync(path).ino === ino) unlinkSync(path);
+      } catch {
+        // gone, or another server's now
+      }
+      try {
         // (the last one out: another's socket keeps it)
         rmdirSync(MONITOR_DIR);
       } catch {
-        // gone, or another server's now
+        // another server's socket is in it
       }
     }
     if (inflight === 0) finished();
