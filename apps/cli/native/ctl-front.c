@@ -57,25 +57,12 @@ static int run_node(void) {
         return 1;
 }
 
-static void write_all(int fd, const char *p, size_t n) {
-        while (n > 0) {
-                ssize_t w = write(fd, p, n);
-                if (w < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return;
-                }
-                p += w;
-                n -= (size_t) w;
-        }
-}
-
 /* the Node command's CtlError: MSG and a newline on stderr, exit status 1 */
 static int fail(const char *msg) {
         Buf b = { 0 };
         buf_puts(&b, msg);
         buf_puts(&b, "\n");
-        write_all(2, b.p, b.n);
+        (void) fd_write_all(2, b.p, b.n);
         return 1;
 }
 
@@ -530,7 +517,7 @@ static int verb_list(const char *socket_path, const Opts *o) {
                 if (o->legend)
                         buf_printf(&b, "%s%zu machines listed.\n", nrows > 0 ? "\n" : "", nrows);
         }
-        write_all(1, b.p, b.n);
+        (void) fd_write_all(1, b.p, b.n);
         return 0;
 }
 

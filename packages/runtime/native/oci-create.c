@@ -8,6 +8,7 @@
  */
 #define _GNU_SOURCE
 #include "oci-front.h"
+#include "oci-socket.h"
 #include "oci-state.h"
 #include "oci-warm.h"
 
@@ -80,34 +81,42 @@ static int mkdir_p(const char *dir, mode_t mode) {
         return mkdir(b, mode) < 0 && errno != EEXIST ? -1 : 0;
 }
 
-/*
- * the monitor, in the child: descriptors in place, a session of its own, Node's signal state; never returns. With a
- * terminal (CONSOLE) its stdio is /dev/null, not create's: the container's is the pty, and containerd's shim reads
- * create's output to its end before it takes the console's master (a monitor holding it kept the shim waiting)
- */
-static void exec_monitor(Call *c, int report, int nfds, char **av, int console) {
-        /* our 3..3+N-1 become its 4..4+N-1 (highest first: each target is free or already moved); the report pipe 3 */
-        int hi = fcntl(report, F_DUPFD_CLOEXEC, 4 + nfds);
+void child_descriptors(int fd3, int nfds, int extra, int quiet) {
+        /* FD3 and EXTRA above every target first; then our 3.. up by one, highest first (each target is free or
+         * already moved) */
+        int top = 5 + nfds;
+        int hi3 = fd3 >= 0 ? fcntl(fd3, F_DUPFD_CLOEXEC, top) : -1;
+        int hix = extra >= 0 ? fcntl(extra, F_DUPFD_CLOEXEC, top) : -1;
+        if ((fd3 >= 0 && hi3 < 0) || (extra >= 0 && hix < 0))
+                _exit(127);
         for (int i = nfds - 1; i >= 0; i--)
                 if (dup2(3 + i, 4 + i) < 0)
                         _exit(127);
-        if (hi < 0 || dup2(hi, 3) < 0)
+        if ((hi3 >= 0 && dup2(hi3, 3) < 0) || (hix >= 0 && dup2(hix, 4 + nfds) < 0))
                 _exit(127);
-        /* nothing else of ours reaches it (what Node's spawn() gives: the listed descriptors only) */
-        syscall(SYS_close_range, 4 + nfds, ~0U, 0);
-        if (console) {
+        syscall(SYS_close_range, hi3 < 0 ? 3 : 4 + nfds + (hix >= 0 ? 1 : 0), ~0U, 0);
+        if (quiet) {
                 int null = open("/dev/null", O_RDWR | O_CLOEXEC);
                 for (int fd = 0; fd < 3; fd++)
                         if (null < 0 || dup2(null, fd) < 0)
                                 _exit(127);
         }
         setsid();
-        sigset_t all;
-        sigemptyset(&all);
-        sigprocmask(SIG_SETMASK, &all, NULL);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
         for (int s = 1; s < 65; s++)
                 if (s != SIGKILL && s != SIGSTOP)
                         signal(s, SIG_DFL);
+}
+
+/*
+ * the monitor, in the child: the report pipe at 3, the passed descriptors from 4; never returns. With a terminal
+ * (CONSOLE) its stdio is /dev/null, not create's: the container's is the pty, and containerd's shim reads create's
+ * output to its end before it takes the console's master (a monitor holding it kept the shim waiting)
+ */
+static void exec_monitor(Call *c, int report, int nfds, char **av, int console) {
+        child_descriptors(report, nfds, -1, console);
         execvp("node", av);
         char msg[512];
         int n = snprintf(msg, sizeof msg, "error cannot run node (%s): %s\n", c->entry, strerror(errno));
@@ -203,16 +212,7 @@ int verb_create(Call *c) {
                 }
                 close(p[1]);
                 /* the report: read to its end (the monitor closes the pipe once it has said its word) */
-                buf_add(&rep, "", 0);
-                char tmp[1024];
-                for (;;) {
-                        ssize_t n = read(p[0], tmp, sizeof tmp);
-                        if (n < 0 && errno == EINTR)
-                                continue;
-                        if (n <= 0)
-                                break;
-                        buf_add(&rep, tmp, (size_t) n);
-                }
+                buf_read_all(&rep, p[0]);
                 close(p[0]);
         }
         char *nl = strchr(rep.p, '\n');

@@ -44,6 +44,13 @@ const char *err_name(int e);
 /* Node's message of a failed call: "ENOENT: no such file or directory, SYSCALL 'PATH'" (no PATH: without it) */
 const char *node_error(int e, const char *syscall, const char *path);
 
+/*
+ * In a child about to exec, what Node's spawn() gives it (oci-create.c): FD3 at 3 (none when < 0), our 3..3+NFDS-1
+ * at 4..4+NFDS-1, EXTRA (when >= 0) right after them, nothing else of ours; stdio /dev/null when QUIET (else ours);
+ * a session of its own; no signal blocked or handled. _exit(127) when it cannot.
+ */
+void child_descriptors(int fd3, int nfds, int extra, int quiet);
+
 /* the verbs served here; each returns the exit status (or run_node()'s) */
 int verb_state(Call *c);
 int verb_start(Call *c);

@@ -25,3 +25,30 @@ int unix_connect(const char *path) {
         }
         return fd;
 }
+
+int fd_write_all(int fd, const void *p, size_t n) {
+        const char *s = p;
+        while (n > 0) {
+                ssize_t w = write(fd, s, n);
+                if (w < 0 && errno == EINTR)
+                        continue;
+                if (w <= 0)
+                        return -1;
+                s += w;
+                n -= (size_t) w;
+        }
+        return 0;
+}
+
+void buf_read_all(Buf *b, int fd) {
+        buf_add(b, "", 0);
+        char tmp[8192];
+        for (;;) {
+                ssize_t n = read(fd, tmp, sizeof tmp);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0)
+                        return;
+                buf_add(b, tmp, (size_t) n);
+        }
+}

@@ -64,18 +64,8 @@ static char *read_file(const char *path) {
         if (fd < 0)
                 return NULL;
         Buf b = { 0 };
-        char tmp[8192];
-        for (;;) {
-                ssize_t n = read(fd, tmp, sizeof tmp);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n <= 0)
-                        break;
-                buf_add(&b, tmp, (size_t) n);
-        }
+        buf_read_all(&b, fd);
         close(fd);
-        if (!b.p)
-                buf_add(&b, "", 0);
         return b.p;
 }
 

@@ -5,6 +5,7 @@
  */
 #define _GNU_SOURCE
 #include "oci-front.h"
+#include "oci-socket.h"
 #include "oci-state.h"
 #include "oci-warm.h"
 
@@ -18,19 +19,6 @@
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
-
-static int out(const char *s, size_t n) {
-        while (n > 0) {
-                ssize_t k = write(1, s, n);
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k <= 0)
-                        return -1;
-                s += k;
-                n -= (size_t) k;
-        }
-        return 0;
-}
 
 /* the command's ID argument, or NULL after saying "VERB: a container id is required" */
 static const char *need_id(Call *c) {
@@ -76,7 +64,7 @@ int verb_state(Call *c) {
                 json_write(&b, r.annotations, 2, 1);
         }
         buf_puts(&b, "\n}\n");
-        return out(b.p, b.n) < 0 ? 1 : 0;
+        return fd_write_all(1, b.p, b.n) < 0 ? 1 : 0;
 }
 
 int verb_start(Call *c) {

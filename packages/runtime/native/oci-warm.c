@@ -56,50 +56,10 @@ static int helper_path(char *out, size_t size) {
         return access(out, X_OK) == 0;
 }
 
-static int write_all(int fd, const char *p, size_t n) {
-        while (n > 0) {
-                ssize_t w = write(fd, p, n);
-                if (w < 0 && errno == EINTR)
-                        continue;
-                if (w <= 0)
-                        return -1;
-                p += w;
-                n -= (size_t) w;
-        }
-        return 0;
-}
-
-static void reset_signals(void) {
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        for (int s = 1; s < 65; s++)
-                if (s != SIGKILL && s != SIGSTOP)
-                        signal(s, SIG_DFL);
-}
-
 /* the helper, in the child, as the engine spawns it: fd 3 its control socket, our 3.. (NFDS) its 4.., then the
  * console's connection; stdio ours, or /dev/null with a terminal (the container's is the pty); never returns */
 static void exec_helper(const char *helper, int ctl, int nfds, int cons) {
-        int top = 5 + nfds;
-        int hctl = fcntl(ctl, F_DUPFD_CLOEXEC, top);
-        int hcons = cons >= 0 ? fcntl(cons, F_DUPFD_CLOEXEC, top) : -1;
-        if (hctl < 0 || (cons >= 0 && hcons < 0))
-                _exit(127);
-        for (int i = nfds - 1; i >= 0; i--)
-                if (dup2(3 + i, 4 + i) < 0)
-                        _exit(127);
-        if (dup2(hctl, 3) < 0 || (hcons >= 0 && dup2(hcons, 4 + nfds) < 0))
-                _exit(127);
-        syscall(SYS_close_range, 4 + nfds + (hcons >= 0 ? 1 : 0), ~0U, 0);
-        if (cons >= 0) {
-                int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-                for (int fd = 0; fd < 3; fd++)
-                        if (null < 0 || dup2(null, fd) < 0)
-                                _exit(127);
-        }
-        setsid();
-        reset_signals();
+        child_descriptors(ctl, nfds, cons, cons >= 0);
         char *av[] = { "nspawn-helper", NULL };
         execv(helper, av);
         _exit(127);
@@ -145,7 +105,7 @@ int warm_create(Call *c, const char *args_json, int nfds, const char *console, B
         char token[64], line[96];
         snprintf(token, sizeof token, "%d-%lld", (int) getpid(), (long long) ts.tv_sec * 1000000000LL + ts.tv_nsec);
         snprintf(line, sizeof line, "ctl %s\n", token);
-        if (write_all(a, line, strlen(line)) < 0) {
+        if (fd_write_all(a, line, strlen(line)) < 0) {
                 close(a);
                 close(b);
                 if (cons >= 0)
@@ -192,18 +152,10 @@ int warm_create(Call *c, const char *args_json, int nfds, const char *console, B
         buf_puts(&req, "}}\n");
         /* the answer: "ok" (or "retry"), then the monitor's word; it ends the connection after that word */
         Buf got = { 0 };
-        buf_add(&got, "", 0);
-        if (write_all(b, req.p, req.n) == 0) {
-                char tmp[1024];
-                for (;;) {
-                        ssize_t n = read(b, tmp, sizeof tmp);
-                        if (n < 0 && errno == EINTR)
-                                continue;
-                        if (n <= 0)
-                                break;
-                        buf_add(&got, tmp, (size_t) n);
-                }
-        }
+        if (fd_write_all(b, req.p, req.n) == 0)
+                buf_read_all(&got, b);
+        else
+                buf_add(&got, "", 0);
         close(b);
         free(req.p);
         if (strncmp(got.p, "ok\n", 3)) {
@@ -237,13 +189,7 @@ void warm_start(Call *c) {
         if (pid != 0)
                 return;
         /* nothing of the caller's: not its stdio (conmon waits for its pipes to close), not its descriptors */
-        int null = open("/dev/null", O_RDWR);
-        for (int fd = 0; fd < 3; fd++)
-                if (null < 0 || dup2(null, fd) < 0)
-                        _exit(127);
-        syscall(SYS_close_range, 3, ~0U, 0);
-        setsid();
-        reset_signals();
+        child_descriptors(-1, 0, -1, 1);
         unsetenv("LISTEN_FDS");
         unsetenv("LISTEN_PID");
         unsetenv("LISTEN_FDNAMES");
