@@ -122,7 +122,8 @@ async function main(argv: string[]): Promise<number> {
         const idle = Number(process.env.NSPAWN_OCI_MONITOR_IDLE ?? 30);
         const entry = process.argv[1]!;
         const bundleFile = join(dirname(entry), '../dist/nspawn-oci.cjs');
-        await serveMonitors({ root, idleMs: (Number.isFinite(idle) && idle > 0 ? idle : 30) * 1000, build: [existsSync(bundleFile) ? bundleFile : entry, helperPath()], helper: helperPath() });
+        const helper = helperPath();
+        await serveMonitors({ root, idleMs: (Number.isFinite(idle) && idle > 0 ? idle : 30) * 1000, build: [existsSync(bundleFile) ? bundleFile : entry, helper], helper });
         process.exit(0);
       }
       case 'create':
