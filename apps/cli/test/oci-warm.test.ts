@@ -4,7 +4,7 @@
  * cold way; errors read as a monitor of its own gives them; it ends with its root, when idle, on stopMonitor(); a
  * created container dies with it. Root: busybox bundles and the runtime's state under a temp directory.
  */
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { createConnection } from 'node:net';
@@ -120,6 +120,12 @@ describe('the warm monitor', () => {
 
   it('a failed create says what a monitor of its own says, and leaves nothing', async () => {
     await until(() => monitorPid(state));
+    // a PATH without node: uname only (bin/nspawn-oci may ask it the architecture)
+    const noNode = join(base!.dir, 'nonode');
+    if (!existsSync(noNode)) {
+      mkdirSync(noNode);
+      symlinkSync('/usr/bin/uname', join(noNode, 'uname'));
+    }
     const bad = join(base!.dir, 'bad');
     mkdirSync(join(bad, 'rootfs'), { recursive: true });
     for (const [what, config] of [
@@ -128,7 +134,9 @@ describe('the warm monitor', () => {
     ]) {
       writeFileSync(join(bad, 'config.json'), config!);
       const said: string[] = [];
-      for (const env of [{}, { NSPAWN_OCI_MONITOR_IDLE: '0' }] as Array<Record<string, string>>) {
+      // warm with no node on the PATH (a cold create could not start its monitor: the answer is the warm monitor's),
+      // then cold
+      for (const env of [{ PATH: noNode }, { NSPAWN_OCI_MONITOR_IDLE: '0' }] as Array<Record<string, string>>) {
         const out = join(base!.dir, `bad-${said.length}`);
         expect(await oci(state, ['create', '-b', bad, 'w4'], env, out), what).toBe(1);
         said.push(readFileSync(out, 'utf8'));
