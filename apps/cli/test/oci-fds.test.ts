@@ -15,7 +15,7 @@ let bundle = '';
 let state = '';
 
 beforeAll(async () => {
-  ({ base, bundle, state } = await busyboxBundle('oci-fds-'));
+  ({ base, bundle, state } = await busyboxBundle('nspawn-oci-fds-'));
   writeFileSync(join(base.dir, 'three'), 'file-on-three\n');
   writeFileSync(join(base.dir, 'four'), 'file-on-four\n');
 });

@@ -69,7 +69,7 @@ beforeAll(async () => {
   for (const bin of ['podman', 'conmon', 'runc', 'script'])
     if ((await execa('sh', ['-c', `command -v ${bin}`], { reject: false })).exitCode !== 0)
       throw new Error(`oci-podman: ${bin} is missing (scripts/setup.sh --test installs it)`);
-  base = makeTempDir('oci-podman-');
+  base = makeTempDir('nspawn-oci-podman-');
   const d = base.dir;
   // containers.conf of our own: cgroupfs, events to a file (no journald), nothing of the host's engine settings
   writeFileSync(join(d, 'containers.conf'), '[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n');

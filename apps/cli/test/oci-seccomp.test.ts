@@ -27,7 +27,7 @@ beforeAll(async () => {
   if (process.getuid?.() !== 0) throw new Error('oci-seccomp: needs root');
   if (!existsSync('/usr/sbin/runc')) throw new Error('oci-seccomp: runc is missing (scripts/setup.sh --test installs it)');
   if (!existsSync(PODMAN_PROFILE)) throw new Error(`oci-seccomp: ${PODMAN_PROFILE} is missing (apt-get install golang-github-containers-common)`);
-  base = makeTempDir('oci-seccomp-');
+  base = makeTempDir('nspawn-oci-seccomp-');
   bundle = join(base.dir, 'bundle');
   for (const d of ['state-runc', 'state-oci']) mkdirSync(join(base.dir, d));
   await execa(join(REPO, 'scripts/make-busybox-tree.sh'), [join(bundle, 'rootfs')], { stdout: 'ignore' });

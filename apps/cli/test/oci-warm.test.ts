@@ -18,7 +18,7 @@ let bundle = '';
 let state = '';
 
 beforeAll(async () => {
-  ({ base, bundle, state } = await busyboxBundle('oci-warm-', ['sh', '-c', 'echo "ran $$ $(cat /proc/1/comm)"']));
+  ({ base, bundle, state } = await busyboxBundle('nspawn-oci-warm-', ['sh', '-c', 'echo "ran $$ $(cat /proc/1/comm)"']));
 }, 60_000);
 
 afterAll(async () => {
